@@ -1,0 +1,1 @@
+//! LDAP to Active Directory.

@@ -1,0 +1,269 @@
+//! The sealed envelope: a password encrypted by the cloud to exactly one agent's HPKE public
+//! key (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305).
+//!
+//! The request id, tenant id, agent id, key id, issue time and deadline travel in clear but
+//! are bound as associated data: changing any of them makes the envelope fail to open.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hpke::aead::ChaCha20Poly1305;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+type KemT = X25519HkdfSha256;
+const INFO: &[u8] = b"passthru/v1/validate";
+
+/// Why an envelope could not be made or opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SealError {
+    /// A key's bytes are not a valid X25519 key.
+    #[error("the key is not a valid X25519 key")]
+    BadKey,
+    /// The envelope's base64 or length is wrong.
+    #[error("the envelope is malformed")]
+    Malformed,
+    /// Authentication failed: wrong key, or the envelope or its header was altered.
+    #[error("the envelope did not open (wrong key or altered envelope)")]
+    OpenFailed,
+    /// The decrypted payload is not a validation payload.
+    #[error("the decrypted payload is not a validation payload")]
+    BadPayload,
+}
+
+/// A sealed validation request, as sent to one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedRequest {
+    pub request_id: Uuid,
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    /// [`key_id`] of the public key the envelope is sealed to.
+    pub key_id: String,
+    /// Cloud clock at sealing, Unix milliseconds.
+    pub issued_at_ms: u64,
+    /// After this instant (Unix milliseconds) the agent must refuse the request.
+    pub expires_at_ms: u64,
+    /// HPKE encapsulated key, base64.
+    pub enc: String,
+    /// HPKE ciphertext of the JSON [`ValidationPayload`], base64.
+    pub ciphertext: String,
+}
+
+impl SealedRequest {
+    fn aad(&self) -> Vec<u8> {
+        format!(
+            "passthru/v1|{}|{}|{}|{}|{}|{}",
+            self.request_id,
+            self.tenant_id,
+            self.agent_id,
+            self.key_id,
+            self.issued_at_ms,
+            self.expires_at_ms
+        )
+        .into_bytes()
+    }
+}
+
+/// What is inside an envelope. The password is zeroized when the value is dropped and never
+/// printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ValidationPayload {
+    /// The name the user typed (a UPN).
+    pub username: String,
+    /// The password, as typed.
+    pub password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ValidationPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidationPayload")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Short identifier of a public key: the first 16 bytes of its SHA-256, hex.
+pub fn key_id(public_key: &[u8]) -> String {
+    let digest = Sha256::digest(public_key);
+    hex::encode(&digest[..16])
+}
+
+/// The header fields of a request, before sealing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub request_id: Uuid,
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+/// Seals `payload` to the agent public key `public_key` (32 bytes).
+pub fn seal(
+    public_key: &[u8],
+    header: RequestHeader,
+    payload: &ValidationPayload,
+) -> Result<SealedRequest, SealError> {
+    let pk = <KemT as Kem>::PublicKey::from_bytes(public_key).map_err(|_| SealError::BadKey)?;
+    let mut sealed = SealedRequest {
+        request_id: header.request_id,
+        tenant_id: header.tenant_id,
+        agent_id: header.agent_id,
+        key_id: key_id(public_key),
+        issued_at_ms: header.issued_at_ms,
+        expires_at_ms: header.expires_at_ms,
+        enc: String::new(),
+        ciphertext: String::new(),
+    };
+    let plaintext =
+        Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
+    let aad = sealed.aad();
+    let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
+        &OpModeS::Base,
+        &pk,
+        INFO,
+        &plaintext,
+        &aad,
+        &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
+    )
+    .map_err(|_| SealError::BadKey)?;
+    sealed.enc = B64.encode(enc.to_bytes());
+    sealed.ciphertext = B64.encode(ct);
+    Ok(sealed)
+}
+
+/// An agent's HPKE key pair. The private half is zeroized on drop.
+pub struct AgentKeyPair {
+    private: Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+}
+
+impl std::fmt::Debug for AgentKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentKeyPair")
+            .field("key_id", &self.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentKeyPair {
+    /// A fresh key pair from the operating system's random source.
+    pub fn generate() -> AgentKeyPair {
+        let (sk, pk) = KemT::gen_keypair(&mut hpke_rand::UnwrapErr(hpke_rand::OsRng));
+        AgentKeyPair {
+            private: Zeroizing::new(sk.to_bytes().to_vec()),
+            public: pk.to_bytes().to_vec(),
+        }
+    }
+
+    /// Loads a private key (32 bytes) and derives its public half.
+    pub fn from_private_bytes(bytes: &[u8]) -> Result<AgentKeyPair, SealError> {
+        let sk = <KemT as Kem>::PrivateKey::from_bytes(bytes).map_err(|_| SealError::BadKey)?;
+        let pk = KemT::sk_to_pk(&sk);
+        Ok(AgentKeyPair {
+            private: Zeroizing::new(sk.to_bytes().to_vec()),
+            public: pk.to_bytes().to_vec(),
+        })
+    }
+
+    /// The private key bytes (to store in the agent's state dir).
+    pub fn private_bytes(&self) -> &[u8] {
+        &self.private
+    }
+
+    /// The public key bytes (sent to the cloud at registration).
+    pub fn public_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    /// [`key_id`] of the public key.
+    pub fn key_id(&self) -> String {
+        key_id(&self.public)
+    }
+
+    /// Opens an envelope sealed to this key. Callers check `key_id` first to tell "not my
+    /// key" (80011) from "altered or undecryptable" (80010).
+    pub fn open(&self, sealed: &SealedRequest) -> Result<ValidationPayload, SealError> {
+        let sk =
+            <KemT as Kem>::PrivateKey::from_bytes(&self.private).map_err(|_| SealError::BadKey)?;
+        let enc_bytes = B64
+            .decode(sealed.enc.as_bytes())
+            .map_err(|_| SealError::Malformed)?;
+        let enc = <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes)
+            .map_err(|_| SealError::Malformed)?;
+        let ct = B64
+            .decode(sealed.ciphertext.as_bytes())
+            .map_err(|_| SealError::Malformed)?;
+        let plaintext = Zeroizing::new(
+            hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, KemT>(
+                &OpModeR::Base,
+                &sk,
+                &enc,
+                INFO,
+                &ct,
+                &sealed.aad(),
+            )
+            .map_err(|_| SealError::OpenFailed)?,
+        );
+        serde_json::from_slice(&plaintext).map_err(|_| SealError::BadPayload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> RequestHeader {
+        RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            agent_id: Uuid::new_v4(),
+            issued_at_ms: 1_000,
+            expires_at_ms: 11_000,
+        }
+    }
+
+    fn payload() -> ValidationPayload {
+        ValidationPayload {
+            username: "alice@corp.example.test".into(),
+            password: Zeroizing::new("Pässw0rd*()\\\"'".into()),
+        }
+    }
+
+    #[test]
+    fn round_trip() -> Result<(), SealError> {
+        let keys = AgentKeyPair::generate();
+        let sealed = seal(keys.public_bytes(), header(), &payload())?;
+        assert_eq!(sealed.key_id, keys.key_id());
+        assert!(!sealed.ciphertext.contains("Pässw0rd"));
+        assert_eq!(keys.open(&sealed)?, payload());
+        let reloaded = AgentKeyPair::from_private_bytes(keys.private_bytes())?;
+        assert_eq!(reloaded.public_bytes(), keys.public_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn altered_header_or_wrong_key_fails() -> Result<(), SealError> {
+        let keys = AgentKeyPair::generate();
+        let sealed = seal(keys.public_bytes(), header(), &payload())?;
+        let mut later = sealed.clone();
+        later.expires_at_ms += 1;
+        assert_eq!(keys.open(&later), Err(SealError::OpenFailed));
+        let mut other_agent = sealed.clone();
+        other_agent.agent_id = Uuid::new_v4();
+        assert_eq!(keys.open(&other_agent), Err(SealError::OpenFailed));
+        let stranger = AgentKeyPair::generate();
+        assert_eq!(stranger.open(&sealed), Err(SealError::OpenFailed));
+        let mut garbage = sealed;
+        garbage.enc = "!!".into();
+        assert_eq!(keys.open(&garbage), Err(SealError::Malformed));
+        assert!(format!("{:?}", payload()).contains("redacted"));
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Messages on the agent's one outbound connection (a WebSocket over mutually authenticated
+//! TLS, path `/{tenant_id}/agent/v1/connect`). Each message is one JSON text frame.
+//! Liveness uses WebSocket ping/pong frames in both directions.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codes::{Aadsts, Win32};
+use crate::seal::SealedRequest;
+
+/// Version of this protocol; the cloud refuses agents that speak another major version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Path an agent dials, relative to the cloud URL.
+pub fn connect_path(tenant_id: Uuid) -> String {
+    format!("/{tenant_id}/agent/v1/connect")
+}
+
+/// Cloud -> agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloudToAgent {
+    /// First message after the upgrade: who the cloud thinks the agent is, and its clock.
+    Welcome {
+        agent_id: Uuid,
+        tenant_id: Uuid,
+        /// The cloud's clock, Unix milliseconds (the agent compares it with its own).
+        server_time_ms: u64,
+        /// How often each side pings the other, seconds.
+        heartbeat_seconds: u64,
+    },
+    /// Validate a password (the envelope is sealed to this agent's HPKE key).
+    Validate(SealedRequest),
+    /// Stop taking work; the cloud is shutting down or has revoked the agent.
+    Goodbye { reason: String },
+}
+
+/// Agent -> cloud.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentToCloud {
+    /// First message from the agent.
+    Hello {
+        protocol: u32,
+        version: String,
+        host: String,
+        /// UPN suffixes of the forests this agent serves (lower case).
+        upn_suffixes: Vec<String>,
+        /// The agent's clock, Unix milliseconds.
+        agent_time_ms: u64,
+    },
+    /// The answer to a [`CloudToAgent::Validate`].
+    Result {
+        request_id: Uuid,
+        outcome: Outcome,
+        /// Time spent in the agent, microseconds (for latency reports).
+        agent_micros: u64,
+    },
+    /// The agent is draining: send it no new work.
+    Draining,
+}
+
+/// What an agent learned about a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The directory accepted the password.
+    Success(DirectoryUser),
+    /// The directory refused it; the Win32 code says why. A wrong password is an outcome.
+    Denied { win32: Win32 },
+    /// The agent could not get an answer from the directory, or refused the request.
+    Error { error: AgentError },
+}
+
+/// The on-premises identity of a user who signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    /// objectGUID, as a UUID in AD's mixed-endian display form.
+    pub object_guid: Uuid,
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub sam_account_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+}
+
+/// Why an agent could not validate a request. Each variant maps to one AADSTS code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentError {
+    /// No domain controller of the user's forest answered (80001).
+    DirectoryUnreachable,
+    /// Domain controllers answered too slowly (80002).
+    DirectoryTimeout,
+    /// The directory answered with something other than a bind result (80007).
+    DirectoryError,
+    /// The user's UPN suffix matches no forest of this agent (80004).
+    NotRoutable,
+    /// The envelope did not open with this agent's key (80010).
+    DecryptFailed,
+    /// The envelope was sealed to a key this agent does not hold (80011).
+    NoKey,
+    /// The cloud's and the agent's clocks differ beyond tolerance (80013).
+    ClockSkew,
+    /// The request's deadline had passed when it arrived (80002).
+    Expired,
+    /// The request id was seen before: a replay (80010: treated as a bad envelope).
+    Replayed,
+}
+
+impl AgentError {
+    /// The AADSTS code a client receives.
+    pub fn aadsts(self) -> Aadsts {
+        match self {
+            AgentError::DirectoryUnreachable => Aadsts::AgentUnavailable,
+            AgentError::DirectoryTimeout | AgentError::Expired => Aadsts::AgentTimeout,
+            AgentError::DirectoryError => Aadsts::DirectoryCommunication,
+            AgentError::NotRoutable => Aadsts::InvalidUsernameForAgent,
+            AgentError::DecryptFailed | AgentError::Replayed => Aadsts::AgentDecryptFailed,
+            AgentError::NoKey => Aadsts::AgentNoKey,
+            AgentError::ClockSkew => Aadsts::ClockSkew,
+        }
+    }
+
+    /// Short text for logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AgentError::DirectoryUnreachable => "no domain controller of the forest answered",
+            AgentError::DirectoryTimeout => "domain controllers answered too slowly",
+            AgentError::DirectoryError => "the directory returned an unexpected error",
+            AgentError::NotRoutable => "the user's UPN suffix matches no configured forest",
+            AgentError::DecryptFailed => "the request could not be decrypted",
+            AgentError::NoKey => "the request was sealed to a key this agent does not hold",
+            AgentError::ClockSkew => "the agent's clock differs from the cloud's beyond tolerance",
+            AgentError::Expired => "the request had expired when it arrived",
+            AgentError::Replayed => "the request id was already seen (replay)",
+        }
+    }
+
+    /// The value written as `Reason` in the agent's trace log.
+    pub fn trace_reason(self) -> String {
+        format!("{}", self.aadsts().code())
+    }
+}
+
+impl Outcome {
+    /// The AADSTS code for a failed outcome; `None` for success.
+    pub fn aadsts(&self) -> Option<Aadsts> {
+        match self {
+            Outcome::Success(_) => None,
+            Outcome::Denied { win32 } => Some(win32.aadsts()),
+            Outcome::Error { error } => Some(error.aadsts()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_json_shape() {
+        let o = Outcome::Denied {
+            win32: Win32::AccountLockedOut,
+        };
+        let j = serde_json::to_string(&o).unwrap_or_default();
+        assert_eq!(j, r#"{"kind":"denied","win32":1909}"#);
+        let back: Outcome = serde_json::from_str(&j).unwrap_or(Outcome::Error {
+            error: AgentError::DirectoryError,
+        });
+        assert_eq!(back, o);
+        assert_eq!(back.aadsts(), Some(Aadsts::AccountLocked));
+    }
+
+    #[test]
+    fn unknown_message_is_an_error_not_a_panic() {
+        assert!(serde_json::from_str::<CloudToAgent>(r#"{"type":"nope"}"#).is_err());
+        assert!(serde_json::from_str::<AgentToCloud>("not json").is_err());
+    }
+}
