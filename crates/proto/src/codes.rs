@@ -93,13 +93,19 @@ impl Win32 {
     pub fn message(self) -> &'static str {
         match self {
             Win32::LogonFailure => "The user name or password is incorrect.",
-            Win32::InvalidLogonHours => "Your account has time restrictions that keep you from signing in right now.",
+            Win32::InvalidLogonHours => {
+                "Your account has time restrictions that keep you from signing in right now."
+            }
             Win32::InvalidWorkstation => "This user isn't allowed to sign in to this computer.",
             Win32::PasswordExpired => "The password for this account has expired.",
-            Win32::AccountDisabled => "This user can't sign in because this account is currently disabled.",
+            Win32::AccountDisabled => {
+                "This user can't sign in because this account is currently disabled."
+            }
             Win32::AccountExpired => "The user's account has expired.",
             Win32::PasswordMustChange => "The user's password must be changed before signing in.",
-            Win32::AccountLockedOut => "The referenced account is currently locked out and may not be logged on to.",
+            Win32::AccountLockedOut => {
+                "The referenced account is currently locked out and may not be logged on to."
+            }
         }
     }
 
@@ -301,7 +307,10 @@ mod tests {
     #[test]
     fn reads_sub_code_from_diagnostic() {
         let m = "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 773, v1db1";
-        assert_eq!(Win32::from_ad_diagnostic(m), Some(Win32::PasswordMustChange));
+        assert_eq!(
+            Win32::from_ad_diagnostic(m),
+            Some(Win32::PasswordMustChange)
+        );
         assert_eq!(
             Win32::from_ad_diagnostic("... data 52e, v1db1"),
             Some(Win32::LogonFailure)

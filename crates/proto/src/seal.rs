@@ -121,8 +121,7 @@ pub fn seal(
         enc: String::new(),
         ciphertext: String::new(),
     };
-    let plaintext =
-        Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
+    let plaintext = Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
     let aad = sealed.aad();
     let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
         &OpModeS::Base,
@@ -195,8 +194,8 @@ impl AgentKeyPair {
         let enc_bytes = B64
             .decode(sealed.enc.as_bytes())
             .map_err(|_| SealError::Malformed)?;
-        let enc = <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes)
-            .map_err(|_| SealError::Malformed)?;
+        let enc =
+            <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes).map_err(|_| SealError::Malformed)?;
         let ct = B64
             .decode(sealed.ciphertext.as_bytes())
             .map_err(|_| SealError::Malformed)?;

@@ -1,0 +1,263 @@
+//! `passthru-cloud admin`: a thin client of the admin API. It signs the administrator in
+//! through the STS (password grant of the first-party admin client) and never opens the data
+//! dir.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use passthru_client::CloudClient;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+/// Arguments of `passthru-cloud admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The cloud's URL, e.g. https://127.0.0.1:443
+    #[arg(long)]
+    url: String,
+    /// Tenant name or id.
+    #[arg(long)]
+    tenant: String,
+    /// CA certificate to trust for the cloud's TLS (DIR/tls/ca.pem).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Domains of the tenant.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+    /// Applications.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Pass-through authentication (tenant-wide).
+    Pta {
+        #[command(subcommand)]
+        command: PtaCommand,
+    },
+    /// Authentication agents.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// The sign-in log.
+    Signins {
+        #[command(subcommand)]
+        command: SigninsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// Add a managed domain (its users sign in by pass-through authentication).
+    Add { name: String },
+    /// List the tenant's domains.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Register an application; prints only its client id.
+    Add {
+        name: String,
+        /// A public client (no secret: desktop, mobile, CLI).
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a cloud-only user (password from PASSTHRU_USER_PASSWORD, else prompted).
+    Add { upn: String },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum PtaCommand {
+    /// Enable pass-through authentication (needs an active agent).
+    Enable,
+    /// Disable pass-through authentication.
+    Disable,
+    /// Show whether it is enabled and how many agents are active.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// List registered agents with their status.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum SigninsCommand {
+    /// The latest sign-ins.
+    List,
+}
+
+fn user_password() -> anyhow::Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("PASSTHRU_USER_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    let p = rpassword::prompt_password("New user's password: ")
+        .map_err(|e| anyhow::anyhow!("cannot prompt for the password ({e}): set PASSTHRU_USER_PASSWORD"))?;
+    Ok(Zeroizing::new(p))
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn format_time(unix: Option<i64>) -> String {
+    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "never".into())
+}
+
+/// Runs one admin command.
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let client = CloudClient::new(&args.url, args.ca_file.as_deref())?;
+    let (upn, password) = passthru_client::admin_credentials_from_env_or_prompt()?;
+    let token = client.admin_token(&args.tenant, &upn, &password).await?;
+    drop(password);
+    let t = &args.tenant;
+    match args.command {
+        AdminCommand::Domain { command: DomainCommand::Add { name } } => {
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/domains"), &token, &json!({ "name": name }))
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("Added managed domain {}", s(&v, "name"));
+            }
+        }
+        AdminCommand::Domain { command: DomainCommand::List } => {
+            let v: Value = client.get_json(&format!("/{t}/admin/domains"), &token).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                for d in v["domains"].as_array().into_iter().flatten() {
+                    println!("{}\t{}", s(d, "name"), s(d, "kind"));
+                }
+            }
+        }
+        AdminCommand::App { command: AppCommand::Add { name, public } } => {
+            if !public {
+                anyhow::bail!("only public client apps can be added so far: pass --public");
+            }
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/apps"), &token, &json!({ "name": name, "public": true }))
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("{}", s(&v, "client_id"));
+            }
+        }
+        AdminCommand::User { command: UserCommand::Add { upn } } => {
+            let pw = user_password()?;
+            let body = json!({ "upn": upn, "password": pw.as_str() });
+            let v: Value = client.post_json(&format!("/{t}/admin/users"), &token, &body).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("Added cloud-only user {} ({})", s(&v, "upn"), s(&v, "id"));
+            }
+        }
+        AdminCommand::User { command: UserCommand::List } => {
+            let v: Value = client.get_json(&format!("/{t}/admin/users"), &token).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                for u in v["users"].as_array().into_iter().flatten() {
+                    println!("{}\t{}\t{}\t{}", s(u, "upn"), s(u, "source"), s(u, "role"), s(u, "id"));
+                }
+            }
+        }
+        AdminCommand::Pta { command } => {
+            let v: Value = match command {
+                PtaCommand::Status => client.get_json(&format!("/{t}/admin/pta"), &token).await?,
+                PtaCommand::Enable | PtaCommand::Disable => {
+                    let enabled = matches!(command, PtaCommand::Enable);
+                    client
+                        .post_json(&format!("/{t}/admin/pta"), &token, &json!({ "enabled": enabled }))
+                        .await?
+                }
+            };
+            if args.json {
+                print_json(&v);
+            } else {
+                let on = v["enabled"].as_bool().unwrap_or(false);
+                println!(
+                    "Pass-through authentication: {} ({} active agent(s))",
+                    if on { "enabled" } else { "disabled" },
+                    v["active_agents"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+        AdminCommand::Agents { command: AgentsCommand::List } => {
+            let v: Value = client.get_json(&format!("/{t}/admin/agents"), &token).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN");
+                for a in v["agents"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        s(a, "id"),
+                        s(a, "host"),
+                        s(a, "version"),
+                        s(a, "status"),
+                        format_time(a["last_seen"].as_i64())
+                    );
+                }
+            }
+        }
+        AdminCommand::Signins { command: SigninsCommand::List } => {
+            let v: Value = client.get_json(&format!("/{t}/admin/signins"), &token).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                for e in v["signins"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
+                        format_time(e["time_ms"].as_i64().map(|m| m / 1000)),
+                        s(e, "username"),
+                        s(e, "result"),
+                        s(e, "aadsts"),
+                        s(e, "win32"),
+                        s(e, "agent_id"),
+                        s(e, "latency_ms"),
+                        s(e, "correlation_id")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

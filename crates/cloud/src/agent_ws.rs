@@ -1,0 +1,207 @@
+//! The agent endpoint: `GET /{tenant_id}/agent/v1/connect`, a WebSocket over the same TLS
+//! port, accepted only with a client certificate issued by the private agent CA to an agent
+//! of that very tenant that is not revoked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::gateway::{AgentConn, Reply};
+use crate::oauth_error::ApiError;
+use crate::server::ClientInfo;
+use crate::state::{unix_ms, unix_now, Shared};
+use crate::store::AgentRecord;
+
+/// How long an agent has to say Hello after the upgrade.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /{tenant_id}/agent/v1/connect`
+pub async fn connect(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Extension(client): Extension<ClientInfo>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let forbidden = |d: &str| ApiError::new(StatusCode::FORBIDDEN, "access_denied", d);
+    let Some(fp) = client.peer_cert_fingerprint.as_deref() else {
+        return Err(forbidden(
+            "The agent endpoint needs a client certificate issued at agent registration.",
+        ));
+    };
+    let Some(agent) = state.store.agent_by_fingerprint(fp).await? else {
+        return Err(forbidden(
+            "This certificate belongs to no registered agent. Register the agent again.",
+        ));
+    };
+    let tenant_ok = Uuid::parse_str(&tenant).ok() == Some(agent.tenant_id);
+    if !tenant_ok {
+        tracing::warn!(agent = %agent.id, path_tenant = %tenant, "an agent certificate was presented for another tenant; refused");
+        return Err(forbidden(
+            "This agent's certificate was issued for another tenant.",
+        ));
+    }
+    if agent.revoked {
+        return Err(forbidden("This agent has been revoked. Register it again."));
+    }
+    if agent.cert_expires_at < unix_now() {
+        return Err(forbidden(
+            "This agent's certificate has expired. Register it again.",
+        ));
+    }
+    let ip = client.addr.ip().to_string();
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            serve(state, agent, ip, socket).await;
+        }))
+}
+
+fn text(msg: &CloudToAgent) -> Option<Message> {
+    serde_json::to_string(msg)
+        .ok()
+        .map(|s| Message::Text(s.into()))
+}
+
+async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSocket) {
+    let welcome = CloudToAgent::Welcome {
+        agent_id: agent.id,
+        tenant_id: agent.tenant_id,
+        server_time_ms: unix_ms().max(0) as u64,
+        heartbeat_seconds: state.heartbeat.as_secs().max(1),
+    };
+    let Some(w) = text(&welcome) else { return };
+    if socket.send(w).await.is_err() {
+        return;
+    }
+    // Wait for Hello.
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if let Message::Text(t) = msg {
+                return serde_json::from_str::<AgentToCloud>(t.as_str()).ok();
+            }
+        }
+        None
+    })
+    .await;
+    let Ok(Some(AgentToCloud::Hello {
+        protocol,
+        version,
+        host,
+        upn_suffixes,
+        agent_time_ms,
+    })) = hello
+    else {
+        tracing::warn!(agent = %agent.id, "the agent did not say hello; closing");
+        return;
+    };
+    if protocol != PROTOCOL_VERSION {
+        let bye = CloudToAgent::Goodbye {
+            reason: format!("protocol {protocol} is not supported; upgrade the agent"),
+        };
+        if let Some(m) = text(&bye) {
+            let _ = socket.send(m).await;
+        }
+        return;
+    }
+    let skew_ms = agent_time_ms as i64 - unix_ms();
+    if skew_ms.abs() > 60_000 {
+        tracing::warn!(agent = %agent.id, skew_ms, "the agent's clock differs from the cloud's; synchronise the agent server's time");
+    }
+    let host: String = host.chars().take(255).collect();
+    let upn_suffixes: Vec<String> = upn_suffixes
+        .into_iter()
+        .take(1000)
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if let Err(e) = state
+        .store
+        .agent_seen(agent.id, &host, &version, &ip, unix_now())
+        .await
+    {
+        tracing::error!(error = %e, "could not record the agent's connection");
+    }
+    let (tx, mut rx) = mpsc::channel::<CloudToAgent>(1024);
+    let conn = Arc::new(AgentConn::new(
+        agent.id,
+        agent.tenant_id,
+        host.clone(),
+        version.clone(),
+        upn_suffixes,
+        agent.hpke_public_key.clone(),
+        tx,
+    ));
+    state.gateway.register(conn.clone());
+    tracing::info!(agent = %agent.id, tenant = %agent.tenant_id, %host, %version, %ip, "agent connected");
+
+    let (mut sink, mut stream) = socket.split();
+    let mut shutdown = state.shutdown.clone();
+    let mut ticker = tokio::time::interval(state.heartbeat);
+    ticker.tick().await;
+    let mut last_heard = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(out) = out else { break "gateway closed" };
+                let Some(m) = text(&out) else { continue };
+                if sink.send(m).await.is_err() { break "send failed" }
+            }
+            incoming = stream.next() => {
+                let Some(Ok(msg)) = incoming else { break "connection closed by the agent" };
+                last_heard = Instant::now();
+                match msg {
+                    Message::Text(t) => match serde_json::from_str::<AgentToCloud>(t.as_str()) {
+                        Ok(AgentToCloud::Result { request_id, outcome, agent_micros }) => {
+                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros };
+                            if !state.gateway.complete(&conn, request_id, reply) {
+                                tracing::info!(agent = %conn.agent_id, request = %request_id, "late or unknown answer dropped (AADSTS80014)");
+                            }
+                        }
+                        Ok(AgentToCloud::Draining) => {
+                            tracing::info!(agent = %conn.agent_id, "agent is draining");
+                            conn.set_draining();
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(agent = %conn.agent_id, error = %e, "malformed message from agent ignored"),
+                    },
+                    Message::Close(_) => break "agent closed the connection",
+                    _ => {}
+                }
+            }
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > state.heartbeat * 2 {
+                    break "no heartbeat for two intervals";
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
+                let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+            }
+            _ = shutdown.changed() => {
+                if let Some(m) = text(&CloudToAgent::Goodbye { reason: "the cloud is shutting down".into() }) {
+                    let _ = sink.send(m).await;
+                }
+                let _ = sink.send(Message::Close(None)).await;
+                break "cloud shutting down";
+            }
+        }
+    };
+    state.gateway.unregister(&conn);
+    let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+    tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
+}
+
+/// Whether the agent counts as active (connected now).
+pub fn is_active(state: &Shared, tenant_id: Uuid, agent_id: Uuid) -> bool {
+    state
+        .gateway
+        .connected(tenant_id)
+        .iter()
+        .any(|c| c.agent_id == agent_id)
+}

@@ -1,0 +1,302 @@
+//! The agent gateway and dispatcher: the registry of connected agents (one WebSocket each,
+//! opened by the agent), and `validate`, which seals a password to one agent of the tenant,
+//! sends it, and waits for the answer until the deadline. When an agent's connection drops
+//! with a request in flight, the request is sealed again to another agent while the deadline
+//! allows.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use passthru_proto::seal::{self, RequestHeader, ValidationPayload};
+use passthru_proto::wire::{CloudToAgent, Outcome};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Why a request got no outcome from any agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// No agent of the tenant is connected (AADSTS80001).
+    #[error("no authentication agent is connected for this tenant")]
+    NoAgent,
+    /// No answer before the deadline (AADSTS80002).
+    #[error("the authentication agent did not answer before the deadline")]
+    Timeout,
+}
+
+/// An answer from an agent.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub agent_id: Uuid,
+    pub agent_host: String,
+    pub agent_micros: u64,
+}
+
+/// One connected agent.
+#[derive(Debug)]
+pub struct AgentConn {
+    pub agent_id: Uuid,
+    pub tenant_id: Uuid,
+    pub conn_id: Uuid,
+    pub host: String,
+    pub version: String,
+    pub upn_suffixes: Vec<String>,
+    hpke_public_key: Vec<u8>,
+    tx: mpsc::Sender<CloudToAgent>,
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+    draining: AtomicBool,
+}
+
+impl AgentConn {
+    /// A new connection record; `tx` feeds the connection's writer.
+    pub fn new(
+        agent_id: Uuid,
+        tenant_id: Uuid,
+        host: String,
+        version: String,
+        upn_suffixes: Vec<String>,
+        hpke_public_key: Vec<u8>,
+        tx: mpsc::Sender<CloudToAgent>,
+    ) -> AgentConn {
+        AgentConn {
+            agent_id,
+            tenant_id,
+            conn_id: Uuid::new_v4(),
+            host,
+            version,
+            upn_suffixes,
+            hpke_public_key,
+            tx,
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the agent as draining: it gets no new work.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    fn serves(&self, suffix: &str) -> bool {
+        self.upn_suffixes
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(suffix))
+    }
+}
+
+struct Pending {
+    agent_id: Uuid,
+    conn_id: Uuid,
+    tx: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: HashMap<Uuid, Vec<Arc<AgentConn>>>,
+    pending: HashMap<Uuid, Pending>,
+}
+
+/// The registry of connected agents and requests in flight.
+#[derive(Default)]
+pub struct Gateway {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of a connected agent, for `agents list` and PTA checks.
+#[derive(Debug, Clone)]
+pub struct ConnectedAgent {
+    pub agent_id: Uuid,
+    pub host: String,
+    pub version: String,
+    pub upn_suffixes: Vec<String>,
+    pub in_flight: usize,
+    pub served: u64,
+    pub draining: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Gateway {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps inconsistent in a way that
+        // matters (each operation is a single insert or remove), so recover the guard.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a connection. A previous connection of the same agent stays until it ends.
+    pub fn register(&self, conn: Arc<AgentConn>) {
+        self.lock()
+            .agents
+            .entry(conn.tenant_id)
+            .or_default()
+            .push(conn);
+    }
+
+    /// Removes a connection, and fails its requests in flight so they go to another agent.
+    pub fn unregister(&self, conn: &AgentConn) {
+        let mut inner = self.lock();
+        if let Some(list) = inner.agents.get_mut(&conn.tenant_id) {
+            list.retain(|c| c.conn_id != conn.conn_id);
+        }
+        inner.pending.retain(|_, p| p.conn_id != conn.conn_id);
+    }
+
+    /// How many agent connections are open, across tenants.
+    pub fn total_connected(&self) -> usize {
+        self.lock().agents.values().map(Vec::len).sum()
+    }
+
+    /// The connected agents of a tenant.
+    pub fn connected(&self, tenant_id: Uuid) -> Vec<ConnectedAgent> {
+        let inner = self.lock();
+        inner
+            .agents
+            .get(&tenant_id)
+            .map(|list| {
+                list.iter()
+                    .map(|c| ConnectedAgent {
+                        agent_id: c.agent_id,
+                        host: c.host.clone(),
+                        version: c.version.clone(),
+                        upn_suffixes: c.upn_suffixes.clone(),
+                        in_flight: c.in_flight.load(Ordering::Relaxed),
+                        served: c.served.load(Ordering::Relaxed),
+                        draining: c.draining.load(Ordering::Relaxed),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Delivers an agent's answer. Answers for unknown requests (late, or for another
+    /// connection) are dropped and reported as `false`.
+    pub fn complete(&self, conn: &AgentConn, request_id: Uuid, reply: Reply) -> bool {
+        let pending = {
+            let mut inner = self.lock();
+            match inner.pending.get(&request_id) {
+                Some(p) if p.conn_id == conn.conn_id && p.agent_id == conn.agent_id => {
+                    inner.pending.remove(&request_id)
+                }
+                _ => None,
+            }
+        };
+        match pending {
+            Some(p) => p.tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Picks the least busy agent of the tenant that serves the user's UPN suffix (or, when
+    /// none announces it, any agent: it will answer "not routable"), skipping `tried`.
+    fn pick(&self, tenant_id: Uuid, suffix: &str, tried: &[Uuid]) -> Option<Arc<AgentConn>> {
+        let inner = self.lock();
+        let list = inner.agents.get(&tenant_id)?;
+        let usable = || {
+            list.iter()
+                .filter(|c| !c.draining.load(Ordering::Relaxed) && !tried.contains(&c.conn_id))
+        };
+        let least = |it: &mut dyn Iterator<Item = &Arc<AgentConn>>| {
+            it.min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
+                .cloned()
+        };
+        least(&mut usable().filter(|c| c.serves(suffix))).or_else(|| least(&mut usable()))
+    }
+
+    /// Validates a password through one agent of the tenant, within `timeout`.
+    pub async fn validate(
+        &self,
+        tenant_id: Uuid,
+        payload: &ValidationPayload,
+        timeout: Duration,
+    ) -> Result<Reply, DispatchError> {
+        let deadline = Instant::now() + timeout;
+        let suffix = payload
+            .username
+            .rsplit_once('@')
+            .map(|(_, s)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut tried: Vec<Uuid> = Vec::new();
+        loop {
+            let Some(agent) = self.pick(tenant_id, &suffix, &tried) else {
+                // None connected, or every one we tried went away mid-request.
+                return Err(DispatchError::NoAgent);
+            };
+            tried.push(agent.conn_id);
+            let issued = now_ms();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let header = RequestHeader {
+                request_id: Uuid::new_v4(),
+                tenant_id,
+                agent_id: agent.agent_id,
+                issued_at_ms: issued,
+                expires_at_ms: issued + remaining.as_millis() as u64,
+            };
+            let Ok(sealed) = seal::seal(&agent.hpke_public_key, header, payload) else {
+                // A stored key that does not parse: this agent cannot be used.
+                tracing::error!(agent = %agent.agent_id, "the agent's stored HPKE key is invalid; re-register the agent");
+                continue;
+            };
+            let (tx, rx) = oneshot::channel();
+            self.lock().pending.insert(
+                header.request_id,
+                Pending {
+                    agent_id: agent.agent_id,
+                    conn_id: agent.conn_id,
+                    tx,
+                },
+            );
+            agent.in_flight.fetch_add(1, Ordering::Relaxed);
+            let sent = agent.tx.try_send(CloudToAgent::Validate(sealed)).is_ok();
+            let step = if sent {
+                match tokio::time::timeout_at(deadline.into(), rx).await {
+                    Ok(Ok(reply)) => Step::Answered(reply),
+                    Ok(Err(_)) => Step::Lost,
+                    Err(_) => Step::Timeout,
+                }
+            } else {
+                Step::Lost
+            };
+            agent.in_flight.fetch_sub(1, Ordering::Relaxed);
+            match step {
+                Step::Answered(reply) => {
+                    agent.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok(reply);
+                }
+                Step::Lost => {
+                    self.lock().pending.remove(&header.request_id);
+                    tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
+                        "the agent's connection ended before it answered; trying another agent");
+                    if Instant::now() >= deadline {
+                        return Err(DispatchError::Timeout);
+                    }
+                }
+                Step::Timeout => {
+                    self.lock().pending.remove(&header.request_id);
+                    return Err(DispatchError::Timeout);
+                }
+            }
+        }
+    }
+}
+
+enum Step {
+    Answered(Reply),
+    Lost,
+    Timeout,
+}

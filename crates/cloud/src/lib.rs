@@ -1,0 +1,16 @@
+//! The Passthru cloud identity service: the STS (OpenID Connect, Microsoft identity platform
+//! v2.0 paths), the agent gateway and dispatcher, the admin API, and their store.
+
+pub mod admin_api;
+pub mod agent_ws;
+pub mod gateway;
+pub mod init;
+pub mod oauth_error;
+pub mod passwords;
+pub mod pki;
+pub mod server;
+pub mod signin;
+pub mod state;
+pub mod store;
+pub mod sts;
+pub mod tokens;

@@ -1,0 +1,246 @@
+//! `passthru-cloud serve`: one HTTPS port for browsers, apps, administration and agents.
+//! TLS asks every client for a certificate but does not require one; the agent endpoint
+//! refuses connections without a certificate from the private agent CA.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::gateway::Gateway;
+use crate::pki::{fingerprint, AgentCa, PkiPaths};
+use crate::state::{AppState, Shared};
+use crate::store::Store;
+use crate::tokens::Signer;
+use crate::{admin_api, agent_ws, sts};
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    /// SHA-256 of the client certificate, when one was presented and verified.
+    pub peer_cert_fingerprint: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The data dir is missing pieces.
+    #[error("{0}")]
+    DataDir(String),
+    /// TLS files are unusable.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}. Is another server using the port, or does it need root?")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: String,
+    pub heartbeat: Duration,
+}
+
+/// Builds the HTTP routes.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(sts::discovery),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(sts::keys))
+        .route("/{tenant}/oauth2/v2.0/token", post(sts::token))
+        .route("/common/userrealm/{username}", get(sts::user_realm))
+        .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
+        .route(
+            "/{tenant}/admin/agents/register",
+            post(admin_api::register_agent),
+        )
+        .route("/{tenant}/admin/agents", get(admin_api::list_agents))
+        .route(
+            "/{tenant}/admin/domains",
+            get(admin_api::list_domains).post(admin_api::add_domain),
+        )
+        .route("/{tenant}/admin/apps", post(admin_api::add_app))
+        .route(
+            "/{tenant}/admin/users",
+            get(admin_api::list_users).post(admin_api::add_user),
+        )
+        .route(
+            "/{tenant}/admin/pta",
+            get(admin_api::get_pta).post(admin_api::set_pta),
+        )
+        .route("/{tenant}/admin/signins", get(admin_api::list_sign_ins))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
+    let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(paths.server_cert())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.server_cert().display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_file(paths.server_key())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.server_key().display())))?;
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(paths.agent_ca_cert())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.agent_ca_cert().display())))?
+    {
+        roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| tls(&e))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError> {
+    let db = data_dir.join("passthru.db");
+    if !db.exists() {
+        return Err(ServeError::DataDir(format!(
+            "{} has no store: run `passthru-cloud init --data-dir {} --tenant NAME --admin UPN` first",
+            data_dir.display(),
+            data_dir.display()
+        )));
+    }
+    let paths = PkiPaths::new(data_dir);
+    let tls = tls_config(&paths)?;
+    let store = Store::open(&db, false).await?;
+    let signer = Signer::load(&store.signing_keys().await?)
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state: Shared = Arc::new(AppState {
+        store: store.clone(),
+        signer,
+        gateway: Gateway::default(),
+        agent_ca,
+        heartbeat: opts.heartbeat,
+        shutdown: shutdown_rx,
+    });
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: opts.listen.clone(),
+        source,
+    })?;
+    println!("Passthru cloud listening on https://{local}");
+    tracing::info!(%local, "listening");
+    let app = router(state.clone());
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let mut stop = Box::pin(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let peer = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| fingerprint(c));
+                    let svc = app.layer(Extension(ClientInfo { addr, peer_cert_fingerprint: peer }));
+                    let conn = ConnBuilder::new(TokioExecutor::new());
+                    if let Err(e) = conn
+                        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc))
+                        .await
+                    {
+                        tracing::debug!(%addr, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    tracing::info!("shutting down: closing agent connections");
+    let _ = shutdown_tx.send(true);
+    // Give agent connections a moment to send their goodbyes.
+    for _ in 0..20 {
+        if state.gateway.total_connected() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
+    println!("Passthru cloud stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

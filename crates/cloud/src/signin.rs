@@ -1,0 +1,232 @@
+//! Checking a user's password: the one decision every sign-in path (password grant today, the
+//! sign-in page later) goes through. Cloud-only users are checked against their argon2id
+//! hash; users of a managed domain are checked by pass-through authentication. Every attempt
+//! writes one sign-in log entry, never the password.
+
+use std::time::{Duration, Instant};
+
+use passthru_proto::seal::ValidationPayload;
+use passthru_proto::wire::{DirectoryUser, Outcome};
+use passthru_proto::{Aadsts, Win32};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::gateway::DispatchError;
+use crate::oauth_error::OAuthError;
+use crate::state::{unix_ms, unix_now, AppState};
+use crate::store::{DomainKind, SignIn, Tenant, User};
+
+/// Who is signing in, and from where.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    pub tenant: &'a Tenant,
+    pub username: &'a str,
+    pub client_id: Option<&'a str>,
+    pub client_ip: Option<String>,
+    pub correlation_id: Uuid,
+}
+
+/// What the log records about how the password was checked.
+#[derive(Debug, Default)]
+struct Trail {
+    win32: Option<Win32>,
+    agent_id: Option<Uuid>,
+    latency_ms: Option<i64>,
+}
+
+/// The stable object id of an on-premises user: derived from the tenant and objectGUID.
+pub fn onprem_object_id(tenant_id: Uuid, object_guid: Uuid) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(b"passthru/oid");
+    h.update(tenant_id.as_bytes());
+    h.update(object_guid.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    Uuid::new_v8(b)
+}
+
+/// Checks `password` for the attempt's user; on success returns the user record.
+pub async fn check_password(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    password: Zeroizing<String>,
+) -> Result<User, OAuthError> {
+    let started = Instant::now();
+    let mut trail = Trail::default();
+    let result = decide(state, attempt, password, &mut trail).await;
+    let entry = SignIn {
+        time_ms: unix_ms(),
+        username: attempt.username.to_string(),
+        client_id: attempt.client_id.map(str::to_string),
+        result: if result.is_ok() {
+            "success".into()
+        } else {
+            "failure".into()
+        },
+        aadsts: result.as_ref().err().map(|e| e.code.code()),
+        win32: trail.win32.map(Win32::code),
+        agent_id: trail.agent_id,
+        latency_ms: trail
+            .latency_ms
+            .or(Some(started.elapsed().as_millis() as i64)),
+        correlation_id: attempt.correlation_id.to_string(),
+        client_ip: attempt.client_ip.clone(),
+    };
+    if let Err(e) = state.store.log_sign_in(attempt.tenant.id, &entry).await {
+        tracing::error!(error = %e, "could not write the sign-in log");
+    }
+    match &result {
+        Ok(u) => {
+            tracing::info!(tenant = %attempt.tenant.name, user = %u.upn, correlation = %attempt.correlation_id, "sign-in succeeded")
+        }
+        Err(e) => tracing::info!(tenant = %attempt.tenant.name, user = %attempt.username,
+            code = e.code.code(), win32 = ?trail.win32.map(Win32::code), correlation = %attempt.correlation_id, "sign-in failed"),
+    }
+    result
+}
+
+async fn decide(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    password: Zeroizing<String>,
+    trail: &mut Trail,
+) -> Result<User, OAuthError> {
+    let fail = |code: Aadsts| OAuthError::new(code, attempt.correlation_id);
+    let tenant = attempt.tenant;
+    let username = attempt.username.trim();
+    if username.is_empty() {
+        return Err(
+            fail(Aadsts::MissingParameter).with_detail("The 'username' parameter is missing.")
+        );
+    }
+    if password.is_empty() {
+        return Err(fail(Aadsts::InvalidCredentials));
+    }
+    let existing = state
+        .store
+        .user_by_upn(tenant.id, username)
+        .await
+        .map_err(|e| server_error(e, attempt))?;
+    // Cloud-only users sign in with their cloud password, whatever the PTA setting.
+    if let Some(user) = &existing {
+        if let Some(hash) = &user.password_hash {
+            return if crate::passwords::verify(password, hash.clone()).await {
+                let _ = state.store.touch_sign_in(user.id, unix_now()).await;
+                Ok(user.clone())
+            } else {
+                Err(fail(Aadsts::InvalidCredentials))
+            };
+        }
+    }
+    let Some((_, domain_name)) = username.rsplit_once('@') else {
+        return Err(fail(Aadsts::UserNotFound));
+    };
+    let domain = state
+        .store
+        .domain(domain_name)
+        .await
+        .map_err(|e| server_error(e, attempt))?;
+    let domain = match domain {
+        Some(d) if d.tenant_id == tenant.id => d,
+        _ => return Err(fail(Aadsts::UserNotFound)),
+    };
+    match domain.kind {
+        DomainKind::Cloud => Err(fail(Aadsts::UserNotFound)),
+        DomainKind::Federated => Err(fail(Aadsts::NoPasswordInCloud)
+            .with_detail("This domain is federated: sign in at its identity provider.")),
+        DomainKind::Managed if !tenant.pta_enabled => Err(fail(Aadsts::NoPasswordInCloud)),
+        DomainKind::Managed => pass_through(state, attempt, username, password, trail).await,
+    }
+}
+
+async fn pass_through(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    username: &str,
+    password: Zeroizing<String>,
+    trail: &mut Trail,
+) -> Result<User, OAuthError> {
+    let fail = |code: Aadsts| OAuthError::new(code, attempt.correlation_id);
+    let payload = ValidationPayload {
+        username: username.to_string(),
+        password,
+    };
+    let timeout = Duration::from_millis(attempt.tenant.request_timeout_ms.max(100));
+    let started = Instant::now();
+    let reply = state
+        .gateway
+        .validate(attempt.tenant.id, &payload, timeout)
+        .await;
+    drop(payload); // zeroizes the password
+    trail.latency_ms = Some(started.elapsed().as_millis() as i64);
+    let reply = match reply {
+        Ok(r) => r,
+        Err(DispatchError::NoAgent) => {
+            tracing::warn!(tenant = %attempt.tenant.name, "pass-through: no authentication agent is connected");
+            return Err(fail(Aadsts::AgentUnavailable));
+        }
+        Err(DispatchError::Timeout) => return Err(fail(Aadsts::AgentTimeout)),
+    };
+    trail.agent_id = Some(reply.agent_id);
+    match reply.outcome {
+        Outcome::Success(dir_user) => record_user(state, attempt, &dir_user).await,
+        Outcome::Denied { win32 } => {
+            trail.win32 = Some(win32);
+            if win32 == Win32::InvalidWorkstation {
+                tracing::warn!(user = %username, agent_host = %reply.agent_host,
+                    "AD refused the sign-in with 1329 (workstation restriction): add the agent's host '{}' to the user's 'Log On To' list (userWorkstations) in Active Directory, or clear the restriction",
+                    reply.agent_host);
+            }
+            Err(fail(win32.aadsts()))
+        }
+        Outcome::Error { error } => {
+            tracing::warn!(user = %username, agent = %reply.agent_id, reason = error.describe(), "pass-through failed");
+            Err(fail(error.aadsts()))
+        }
+        #[allow(unreachable_patterns)]
+        _ => Err(fail(Aadsts::ServerError)),
+    }
+}
+
+async fn record_user(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    dir_user: &DirectoryUser,
+) -> Result<User, OAuthError> {
+    let oid = onprem_object_id(attempt.tenant.id, dir_user.object_guid);
+    state
+        .store
+        .upsert_onprem_user(
+            attempt.tenant.id,
+            oid,
+            &dir_user.object_guid.to_string(),
+            &dir_user.user_principal_name,
+            dir_user.display_name.as_deref(),
+            dir_user.mail.as_deref(),
+            unix_now(),
+        )
+        .await
+        .map_err(|e| server_error(e, attempt))
+}
+
+fn server_error(e: impl std::fmt::Display, attempt: &Attempt<'_>) -> OAuthError {
+    tracing::error!(error = %e, correlation = %attempt.correlation_id, "sign-in failed on a server error");
+    OAuthError::new(Aadsts::ServerError, attempt.correlation_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_id_is_stable_and_tenant_scoped() {
+        let t1 = Uuid::new_v4();
+        let t2 = Uuid::new_v4();
+        let g = Uuid::new_v4();
+        assert_eq!(onprem_object_id(t1, g), onprem_object_id(t1, g));
+        assert_ne!(onprem_object_id(t1, g), onprem_object_id(t2, g));
+        assert_ne!(onprem_object_id(t1, g), g);
+    }
+}

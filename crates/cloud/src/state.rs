@@ -1,0 +1,37 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+use crate::pki::AgentCa;
+use crate::store::Store;
+use crate::tokens::Signer;
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub signer: Signer,
+    pub gateway: Gateway,
+    pub agent_ca: AgentCa,
+    /// How often each side of an agent connection pings the other.
+    pub heartbeat: Duration,
+    /// Flips to `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Handlers' view of the state.
+pub type Shared = Arc<AppState>;
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

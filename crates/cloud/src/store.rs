@@ -1,0 +1,795 @@
+//! The cloud store (SQLite in the data dir). It holds tenants, domains, users, apps, agents,
+//! signing keys, refresh tokens and the sign-in log, and never a password: cloud-only users
+//! have an argon2id hash, everyone else has none.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or answered with an error (disk full, corrupt, locked).
+    #[error("the store failed: {0}. Check the data dir's disk space and permissions.")]
+    Db(#[from] sqlx::Error),
+    /// A name that must be unique is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A row the caller named does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    pta_enabled INTEGER NOT NULL DEFAULT 0,
+    request_timeout_ms INTEGER NOT NULL DEFAULT 10000,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domains (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    kind TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    upn TEXT NOT NULL COLLATE NOCASE,
+    display_name TEXT,
+    mail TEXT,
+    password_hash TEXT,
+    source TEXT NOT NULL,
+    immutable_id TEXT,
+    role TEXT NOT NULL DEFAULT 'none',
+    created_at INTEGER NOT NULL,
+    last_sign_in INTEGER,
+    UNIQUE (tenant_id, upn)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_anchor ON users (tenant_id, immutable_id) WHERE immutable_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS apps (
+    client_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    public INTEGER NOT NULL,
+    redirect_uris TEXT NOT NULL DEFAULT '[]',
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    cert_fingerprint TEXT NOT NULL UNIQUE,
+    cert_expires_at INTEGER NOT NULL,
+    hpke_public_key BLOB NOT NULL,
+    host TEXT NOT NULL,
+    version TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    last_seen INTEGER,
+    source_ip TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_pem TEXT NOT NULL,
+    public_raw BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signins (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    client_id TEXT,
+    result TEXT NOT NULL,
+    aadsts INTEGER,
+    win32 INTEGER,
+    agent_id TEXT,
+    latency_ms INTEGER,
+    correlation_id TEXT NOT NULL,
+    client_ip TEXT
+);
+CREATE INDEX IF NOT EXISTS signins_by_time ON signins (tenant_id, time_ms);
+"#;
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub pta_enabled: bool,
+    pub request_timeout_ms: u64,
+}
+
+/// How a domain's users sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainKind {
+    /// The tenant's initial domain: cloud-only users with cloud passwords.
+    Cloud,
+    /// On-premises users, checked by pass-through authentication.
+    Managed,
+    /// Users sign in at the domain's own identity provider.
+    Federated,
+}
+
+impl DomainKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DomainKind::Cloud => "cloud",
+            DomainKind::Managed => "managed",
+            DomainKind::Federated => "federated",
+        }
+    }
+    fn parse(s: &str) -> DomainKind {
+        match s {
+            "managed" => DomainKind::Managed,
+            "federated" => DomainKind::Federated,
+            _ => DomainKind::Cloud,
+        }
+    }
+}
+
+/// A verified domain of a tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Domain {
+    pub name: String,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub kind: DomainKind,
+}
+
+/// A user as the cloud knows it (never with a password; `password_hash` only for cloud-only
+/// users, and never serialized).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub upn: String,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// `cloud` or `onprem`.
+    pub source: String,
+    pub immutable_id: Option<String>,
+    pub role: String,
+}
+
+/// A registered application.
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    pub client_id: String,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub public: bool,
+}
+
+/// A registered authentication agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRecord {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    #[serde(skip)]
+    pub cert_fingerprint: String,
+    pub cert_expires_at: i64,
+    #[serde(skip)]
+    pub hpke_public_key: Vec<u8>,
+    pub host: String,
+    pub version: String,
+    pub registered_at: i64,
+    pub last_seen: Option<i64>,
+    pub source_ip: Option<String>,
+    pub revoked: bool,
+}
+
+/// A token signing key.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub private_pem: String,
+    pub public_raw: Vec<u8>,
+}
+
+/// One line of the sign-in log.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignIn {
+    pub time_ms: i64,
+    pub username: String,
+    pub client_id: Option<String>,
+    pub result: String,
+    pub aadsts: Option<u32>,
+    pub win32: Option<u32>,
+    pub agent_id: Option<Uuid>,
+    pub latency_ms: Option<i64>,
+    pub correlation_id: String,
+    pub client_ip: Option<String>,
+}
+
+/// A refresh token's row (the token itself is stored only as its SHA-256).
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// The store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+}
+
+fn conflict(e: sqlx::Error, what: String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Db(e),
+    }
+}
+
+impl Store {
+    /// Opens (creating if asked) the SQLite store at `path` and applies the schema.
+    pub async fn open(path: &Path, create: bool) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Closes the pool (flushes the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- tenants
+
+    pub async fn create_tenant(&self, id: Uuid, name: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict(e, format!("tenant {name}")))?;
+        Ok(())
+    }
+
+    fn tenant_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tenant> {
+        Ok(Tenant {
+            id: uuid_col(row, "id")?,
+            name: row.try_get("name")?,
+            pta_enabled: row.try_get::<i64, _>("pta_enabled")? != 0,
+            request_timeout_ms: row.try_get::<i64, _>("request_timeout_ms")?.max(0) as u64,
+        })
+    }
+
+    /// Finds a tenant by its name or its id.
+    pub async fn tenant(&self, name_or_id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE name = ? OR id = ?")
+            .bind(name_or_id)
+            .bind(name_or_id.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::tenant_row).transpose()
+    }
+
+    pub async fn set_pta(&self, tenant_id: Uuid, enabled: bool) -> Result<()> {
+        sqlx::query("UPDATE tenants SET pta_enabled = ? WHERE id = ?")
+            .bind(enabled as i64)
+            .bind(tenant_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- domains
+
+    pub async fn add_domain(
+        &self,
+        tenant_id: Uuid,
+        name: &str,
+        kind: DomainKind,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at) VALUES (?, ?, ?, ?)")
+            .bind(name.to_ascii_lowercase())
+            .bind(tenant_id.to_string())
+            .bind(kind.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict(e, format!("domain {name}")))?;
+        Ok(())
+    }
+
+    fn domain_row(row: &sqlx::sqlite::SqliteRow) -> Result<Domain> {
+        Ok(Domain {
+            name: row.try_get("name")?,
+            tenant_id: uuid_col(row, "tenant_id")?,
+            kind: DomainKind::parse(&row.try_get::<String, _>("kind")?),
+        })
+    }
+
+    /// A domain by name, in any tenant (domain names are unique across the service).
+    pub async fn domain(&self, name: &str) -> Result<Option<Domain>> {
+        let row = sqlx::query("SELECT * FROM domains WHERE name = ?")
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::domain_row).transpose()
+    }
+
+    pub async fn domains(&self, tenant_id: Uuid) -> Result<Vec<Domain>> {
+        let rows = sqlx::query("SELECT * FROM domains WHERE tenant_id = ? ORDER BY name")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::domain_row).collect()
+    }
+
+    // ---- users
+
+    fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+        Ok(User {
+            id: uuid_col(row, "id")?,
+            tenant_id: uuid_col(row, "tenant_id")?,
+            upn: row.try_get("upn")?,
+            display_name: row.try_get("display_name")?,
+            mail: row.try_get("mail")?,
+            password_hash: row.try_get("password_hash")?,
+            source: row.try_get("source")?,
+            immutable_id: row.try_get("immutable_id")?,
+            role: row.try_get("role")?,
+        })
+    }
+
+    /// Adds a cloud-only user with an argon2id hash.
+    pub async fn add_cloud_user(
+        &self,
+        tenant_id: Uuid,
+        upn: &str,
+        password_hash: &str,
+        role: &str,
+        now: i64,
+    ) -> Result<Uuid> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, upn, display_name, password_hash, source, role, created_at)
+             VALUES (?, ?, ?, ?, ?, 'cloud', ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(upn)
+        .bind(upn.split('@').next().unwrap_or(upn))
+        .bind(password_hash)
+        .bind(role)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("user {upn}")))?;
+        Ok(id)
+    }
+
+    pub async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")
+            .bind(tenant_id.to_string())
+            .bind(upn)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_row).transpose()
+    }
+
+    pub async fn user_by_id(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_row).transpose()
+    }
+
+    /// Creates or refreshes the record of an on-premises user after a successful pass-through
+    /// sign-in. The record is keyed by the source anchor, so the `oid` is stable.
+    pub async fn upsert_onprem_user(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        immutable_id: &str,
+        upn: &str,
+        display_name: Option<&str>,
+        mail: Option<&str>,
+        now: i64,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        // A different object may hold this UPN (renamed or recreated in AD): release it.
+        sqlx::query(
+            "UPDATE users SET upn = upn || '#released-' || id
+             WHERE tenant_id = ? AND upn = ? AND source = 'onprem' AND immutable_id <> ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(upn)
+        .bind(immutable_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, upn, display_name, mail, source, immutable_id, created_at, last_sign_in)
+             VALUES (?, ?, ?, ?, ?, 'onprem', ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET upn = excluded.upn, display_name = excluded.display_name,
+                 mail = excluded.mail, last_sign_in = excluded.last_sign_in",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(upn)
+        .bind(display_name)
+        .bind(mail)
+        .bind(immutable_id)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, format!("user {upn}")))?;
+        tx.commit().await?;
+        self.user_by_id(tenant_id, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {upn}")))
+    }
+
+    pub async fn touch_sign_in(&self, user_id: Uuid, now: i64) -> Result<()> {
+        sqlx::query("UPDATE users SET last_sign_in = ? WHERE id = ?")
+            .bind(now)
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn users(&self, tenant_id: Uuid) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = ? ORDER BY upn")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::user_row).collect()
+    }
+
+    // ---- apps
+
+    pub async fn add_app(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        name: &str,
+        public: bool,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO apps (client_id, tenant_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(client_id)
+            .bind(tenant_id.to_string())
+            .bind(name)
+            .bind(public as i64)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict(e, format!("app {name}")))?;
+        Ok(())
+    }
+
+    pub async fn app(&self, tenant_id: Uuid, client_id: &str) -> Result<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE tenant_id = ? AND client_id = ?")
+            .bind(tenant_id.to_string())
+            .bind(client_id.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(App {
+                client_id: row.try_get("client_id")?,
+                tenant_id: uuid_col(&row, "tenant_id")?,
+                name: row.try_get("name")?,
+                public: row.try_get::<i64, _>("public")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- agents
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_agent(
+        &self,
+        id: Uuid,
+        tenant_id: Uuid,
+        cert_fingerprint: &str,
+        cert_expires_at: i64,
+        hpke_public_key: &[u8],
+        host: &str,
+        version: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (id, tenant_id, cert_fingerprint, cert_expires_at, hpke_public_key, host, version, registered_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(cert_fingerprint)
+        .bind(cert_expires_at)
+        .bind(hpke_public_key)
+        .bind(host)
+        .bind(version)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("agent {id}")))?;
+        Ok(())
+    }
+
+    fn agent_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord> {
+        Ok(AgentRecord {
+            id: uuid_col(row, "id")?,
+            tenant_id: uuid_col(row, "tenant_id")?,
+            cert_fingerprint: row.try_get("cert_fingerprint")?,
+            cert_expires_at: row.try_get("cert_expires_at")?,
+            hpke_public_key: row.try_get("hpke_public_key")?,
+            host: row.try_get("host")?,
+            version: row.try_get("version")?,
+            registered_at: row.try_get("registered_at")?,
+            last_seen: row.try_get("last_seen")?,
+            source_ip: row.try_get("source_ip")?,
+            revoked: row.try_get::<i64, _>("revoked")? != 0,
+        })
+    }
+
+    pub async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>> {
+        let row = sqlx::query("SELECT * FROM agents WHERE cert_fingerprint = ?")
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::agent_row).transpose()
+    }
+
+    pub async fn agents(&self, tenant_id: Uuid) -> Result<Vec<AgentRecord>> {
+        let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = ? ORDER BY registered_at")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::agent_row).collect()
+    }
+
+    pub async fn agent_seen(
+        &self,
+        id: Uuid,
+        host: &str,
+        version: &str,
+        source_ip: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE agents SET last_seen = ?, host = ?, version = ?, source_ip = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(host)
+        .bind(version)
+        .bind(source_ip)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<()> {
+        sqlx::query("UPDATE agents SET last_seen = ? WHERE id = ?")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- signing keys
+
+    pub async fn add_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_pem, public_raw, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(&key.private_pem)
+            .bind(&key.public_raw)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// All signing keys, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    kid: row.try_get("kid")?,
+                    private_pem: row.try_get("private_pem")?,
+                    public_raw: row.try_get("public_raw")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- refresh tokens
+
+    pub async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(rec.tenant_id.to_string())
+        .bind(rec.user_id.to_string())
+        .bind(&rec.client_id)
+        .bind(&rec.scope)
+        .bind(rec.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes and returns a refresh token (each token is used once).
+    pub async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>> {
+        let row = sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = ? RETURNING *")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(RefreshRecord {
+                tenant_id: uuid_col(&row, "tenant_id")?,
+                user_id: uuid_col(&row, "user_id")?,
+                client_id: row.try_get("client_id")?,
+                scope: row.try_get("scope")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- sign-in log
+
+    pub async fn log_sign_in(&self, tenant_id: Uuid, s: &SignIn) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO signins (tenant_id, time_ms, username, client_id, result, aadsts, win32, agent_id, latency_ms, correlation_id, client_ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant_id.to_string())
+        .bind(s.time_ms)
+        .bind(&s.username)
+        .bind(&s.client_id)
+        .bind(&s.result)
+        .bind(s.aadsts.map(i64::from))
+        .bind(s.win32.map(i64::from))
+        .bind(s.agent_id.map(|a| a.to_string()))
+        .bind(s.latency_ms)
+        .bind(&s.correlation_id)
+        .bind(&s.client_ip)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sign_ins(&self, tenant_id: Uuid, limit: i64) -> Result<Vec<SignIn>> {
+        let rows =
+            sqlx::query("SELECT * FROM signins WHERE tenant_id = ? ORDER BY id DESC LIMIT ?")
+                .bind(tenant_id.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let agent: Option<String> = row.try_get("agent_id")?;
+                Ok(SignIn {
+                    time_ms: row.try_get("time_ms")?,
+                    username: row.try_get("username")?,
+                    client_id: row.try_get("client_id")?,
+                    result: row.try_get("result")?,
+                    aadsts: row.try_get::<Option<i64>, _>("aadsts")?.map(|v| v as u32),
+                    win32: row.try_get::<Option<i64>, _>("win32")?.map(|v| v as u32),
+                    agent_id: agent.and_then(|a| Uuid::parse_str(&a).ok()),
+                    latency_ms: row.try_get("latency_ms")?,
+                    correlation_id: row.try_get("correlation_id")?,
+                    client_ip: row.try_get("client_ip")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tenant_domain_user_round_trip() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let store = Store::open(&dir.join("t.db"), true).await?;
+        let tid = Uuid::new_v4();
+        store.create_tenant(tid, "contoso", 1).await?;
+        assert!(matches!(
+            store.create_tenant(Uuid::new_v4(), "CONTOSO", 1).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let t = store
+            .tenant("Contoso")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+        assert_eq!(t.id, tid);
+        assert!(store.tenant(&tid.to_string()).await?.is_some());
+        store
+            .add_domain(tid, "Corp.Example.Test", DomainKind::Managed, 1)
+            .await?;
+        let d = store
+            .domain("corp.example.test")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no domain"))?;
+        assert_eq!(d.kind, DomainKind::Managed);
+        let oid = Uuid::new_v4();
+        let u = store
+            .upsert_onprem_user(
+                tid,
+                oid,
+                "guid-1",
+                "a@corp.example.test",
+                Some("A"),
+                None,
+                5,
+            )
+            .await?;
+        assert_eq!(u.id, oid);
+        let again = store
+            .upsert_onprem_user(
+                tid,
+                oid,
+                "guid-1",
+                "a@corp.example.test",
+                Some("A2"),
+                None,
+                6,
+            )
+            .await?;
+        assert_eq!(again.display_name.as_deref(), Some("A2"));
+        store.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
