@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
 use crate::store::{DomainKind, Tenant, User};
-use crate::sts::base_url;
+use crate::sts::BaseUrl;
 
 /// Roles a user can hold.
 pub const GLOBAL_ADMIN: &str = "GlobalAdministrator";
@@ -80,6 +80,7 @@ pub async fn authorize(
 pub async fn register_agent(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
     Json(req): Json<RegisterAgentRequest>,
 ) -> Result<Json<RegisterAgentResponse>, ApiError> {
@@ -123,7 +124,7 @@ pub async fn register_agent(
         tenant_id: t.id,
         tenant_name: t.name,
         certificate_pem: issued.pem,
-        agent_endpoint: base_url(&headers),
+        agent_endpoint: base,
     }))
 }
 
@@ -280,9 +281,11 @@ pub async fn add_user(
     }
     match state.store.domain(domain).await? {
         Some(d) if d.tenant_id == t.id => {}
-        _ => return Err(ApiError::bad_request(format!(
+        _ => {
+            return Err(ApiError::bad_request(format!(
             "'{domain}' is not a domain of this tenant: add it with `domain add {domain}` first."
-        ))),
+        )))
+        }
     }
     if body.password.chars().count() < 8 {
         return Err(ApiError::bad_request(

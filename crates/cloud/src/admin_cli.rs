@@ -115,8 +115,9 @@ fn user_password() -> anyhow::Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("PASSTHRU_USER_PASSWORD") {
         return Ok(Zeroizing::new(p));
     }
-    let p = rpassword::prompt_password("New user's password: ")
-        .map_err(|e| anyhow::anyhow!("cannot prompt for the password ({e}): set PASSTHRU_USER_PASSWORD"))?;
+    let p = rpassword::prompt_password("New user's password: ").map_err(|e| {
+        anyhow::anyhow!("cannot prompt for the password ({e}): set PASSTHRU_USER_PASSWORD")
+    })?;
     Ok(Zeroizing::new(p))
 }
 
@@ -134,7 +135,10 @@ fn print_json(v: &Value) {
 
 fn format_time(unix: Option<i64>) -> String {
     unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "never".into())
 }
 
@@ -146,9 +150,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     drop(password);
     let t = &args.tenant;
     match args.command {
-        AdminCommand::Domain { command: DomainCommand::Add { name } } => {
+        AdminCommand::Domain {
+            command: DomainCommand::Add { name },
+        } => {
             let v: Value = client
-                .post_json(&format!("/{t}/admin/domains"), &token, &json!({ "name": name }))
+                .post_json(
+                    &format!("/{t}/admin/domains"),
+                    &token,
+                    &json!({ "name": name }),
+                )
                 .await?;
             if args.json {
                 print_json(&v);
@@ -156,8 +166,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 println!("Added managed domain {}", s(&v, "name"));
             }
         }
-        AdminCommand::Domain { command: DomainCommand::List } => {
-            let v: Value = client.get_json(&format!("/{t}/admin/domains"), &token).await?;
+        AdminCommand::Domain {
+            command: DomainCommand::List,
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/domains"), &token)
+                .await?;
             if args.json {
                 print_json(&v);
             } else {
@@ -166,12 +180,18 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        AdminCommand::App { command: AppCommand::Add { name, public } } => {
+        AdminCommand::App {
+            command: AppCommand::Add { name, public },
+        } => {
             if !public {
                 anyhow::bail!("only public client apps can be added so far: pass --public");
             }
             let v: Value = client
-                .post_json(&format!("/{t}/admin/apps"), &token, &json!({ "name": name, "public": true }))
+                .post_json(
+                    &format!("/{t}/admin/apps"),
+                    &token,
+                    &json!({ "name": name, "public": true }),
+                )
                 .await?;
             if args.json {
                 print_json(&v);
@@ -179,23 +199,37 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 println!("{}", s(&v, "client_id"));
             }
         }
-        AdminCommand::User { command: UserCommand::Add { upn } } => {
+        AdminCommand::User {
+            command: UserCommand::Add { upn },
+        } => {
             let pw = user_password()?;
             let body = json!({ "upn": upn, "password": pw.as_str() });
-            let v: Value = client.post_json(&format!("/{t}/admin/users"), &token, &body).await?;
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/users"), &token, &body)
+                .await?;
             if args.json {
                 print_json(&v);
             } else {
                 println!("Added cloud-only user {} ({})", s(&v, "upn"), s(&v, "id"));
             }
         }
-        AdminCommand::User { command: UserCommand::List } => {
-            let v: Value = client.get_json(&format!("/{t}/admin/users"), &token).await?;
+        AdminCommand::User {
+            command: UserCommand::List,
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/users"), &token)
+                .await?;
             if args.json {
                 print_json(&v);
             } else {
                 for u in v["users"].as_array().into_iter().flatten() {
-                    println!("{}\t{}\t{}\t{}", s(u, "upn"), s(u, "source"), s(u, "role"), s(u, "id"));
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        s(u, "upn"),
+                        s(u, "source"),
+                        s(u, "role"),
+                        s(u, "id")
+                    );
                 }
             }
         }
@@ -205,7 +239,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 PtaCommand::Enable | PtaCommand::Disable => {
                     let enabled = matches!(command, PtaCommand::Enable);
                     client
-                        .post_json(&format!("/{t}/admin/pta"), &token, &json!({ "enabled": enabled }))
+                        .post_json(
+                            &format!("/{t}/admin/pta"),
+                            &token,
+                            &json!({ "enabled": enabled }),
+                        )
                         .await?
                 }
             };
@@ -220,8 +258,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        AdminCommand::Agents { command: AgentsCommand::List } => {
-            let v: Value = client.get_json(&format!("/{t}/admin/agents"), &token).await?;
+        AdminCommand::Agents {
+            command: AgentsCommand::List,
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/agents"), &token)
+                .await?;
             if args.json {
                 print_json(&v);
             } else {
@@ -238,8 +280,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        AdminCommand::Signins { command: SigninsCommand::List } => {
-            let v: Value = client.get_json(&format!("/{t}/admin/signins"), &token).await?;
+        AdminCommand::Signins {
+            command: SigninsCommand::List,
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/signins"), &token)
+                .await?;
             if args.json {
                 print_json(&v);
             } else {

@@ -2,6 +2,7 @@
 //! v2.0 paths), the agent gateway and dispatcher, the admin API, and their store.
 
 pub mod admin_api;
+pub mod admin_cli;
 pub mod agent_ws;
 pub mod gateway;
 pub mod init;

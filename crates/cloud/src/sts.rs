@@ -26,18 +26,37 @@ use crate::tokens::TOKEN_LIFETIME_SECS;
 /// Lifetime of refresh tokens, seconds (90 days, as Azure's default).
 const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 3600;
 
-/// The base URL clients used to reach us (`https://host[:port]`).
-pub fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .unwrap_or("localhost");
-    format!("https://{host}")
+/// The base URL clients used to reach us (`https://host[:port]`), from the HTTP/2 authority
+/// or the HTTP/1 Host header. Anything that is not a plain host[:port] falls back to
+/// `localhost`, so a forged header cannot inject text into issued URLs.
+#[derive(Debug, Clone)]
+pub struct BaseUrl(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let from_uri = parts.uri.authority().map(|a| a.as_str().to_string());
+        let from_header = parts
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let host = from_uri
+            .or(from_header)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    })
+            })
+            .unwrap_or_else(|| "localhost".into());
+        Ok(BaseUrl(format!("https://{host}")))
+    }
 }
 
 /// `iss` of every token of a tenant.
@@ -69,10 +88,10 @@ async fn load_tenant(state: &Shared, name: &str, corr: Uuid) -> Result<Tenant, O
 pub async fn discovery(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let t = load_tenant(&state, &tenant, correlation_id(&headers)).await?;
-    let base = base_url(&headers);
     let tid = t.id;
     let doc = json!({
         "issuer": issuer(&base, &t),
@@ -147,6 +166,7 @@ pub async fn token(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     Extension(client): Extension<ClientInfo>,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -200,7 +220,6 @@ pub async fn token(
         .clone()
         .unwrap_or_else(|| "openid profile".into());
     let want_client_info = form.client_info.as_deref() == Some("1");
-    let base = base_url(&headers);
     match grant {
         "password" => {
             let username = form

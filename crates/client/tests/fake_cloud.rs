@@ -1,0 +1,262 @@
+//! `CloudClient` against a small fake cloud on 127.0.0.1 (TLS with a throwaway CA).
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use passthru_client::{ClientError, CloudClient};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// A throwaway directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> std::io::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "passthru-client-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct FakeCloud {
+    url: String,
+    ca_pem: String,
+}
+
+type Handler = fn(&str, &str, &str, &str) -> (u16, String);
+
+/// Serves `handler(method, path, authorization, body)` over TLS on 127.0.0.1.
+async fn fake_cloud(handler: Handler) -> Result<FakeCloud, Box<dyn Error>> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let server_key = KeyPair::generate()?;
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?
+        .signed_by(&server_key, &ca)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(vec![server_cert.der().clone()], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let length: usize = header("content-length").parse().unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+                let mut first = head.lines().next().unwrap_or_default().split(' ');
+                let method = first.next().unwrap_or_default();
+                let path = first.next().unwrap_or_default();
+                let (status, answer) = handler(method, path, &header("authorization"), &body);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    Ok(FakeCloud {
+        url: format!("https://{addr}"),
+        ca_pem: ca.pem(),
+    })
+}
+
+fn handler(method: &str, path: &str, authorization: &str, body: &str) -> (u16, String) {
+    match (method, path) {
+        ("POST", "/contoso/oauth2/v2.0/token") => {
+            let form: Vec<(String, String)> = url_pairs(body);
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or_default()
+            };
+            let ok = get("grant_type") == "password"
+                && get("client_id") == passthru_proto::admin::ADMIN_CLIENT_ID
+                && get("scope") == passthru_proto::admin::ADMIN_SCOPE
+                && get("username") == "admin@contoso.example"
+                && get("password") == "Right p@ss&=";
+            if ok {
+                (200, r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#.into())
+            } else {
+                (400, r#"{"error":"invalid_grant","error_description":"AADSTS50126: Error validating credentials due to invalid username or password. Trace ID: t Correlation ID: c Timestamp: 2026-01-01 00:00:00Z","error_codes":[50126],"timestamp":"2026-01-01 00:00:00Z","trace_id":"t","correlation_id":"c"}"#.into())
+            }
+        }
+        ("GET", "/contoso/admin/agents") if authorization == "Bearer tok-1" => {
+            (200, r#"{"agents":[]}"#.into())
+        }
+        ("POST", "/contoso/admin/agents/register") => (
+            403,
+            r#"{"error":"access_denied","error_description":"'bob@contoso.example' is not allowed to do this: it needs the role GlobalAdministrator or HybridIdentityAdministrator."}"#.into(),
+        ),
+        ("DELETE", "/contoso/admin/things/1") => (204, String::new()),
+        _ => (404, r#"{"error":"not_found","error_description":"no such route"}"#.into()),
+    }
+}
+
+fn url_pairs(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((decode(k), decode(v)))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test]
+async fn sign_in_and_api_calls() -> TestResult {
+    let cloud = fake_cloud(handler).await?;
+    let dir = TempDir::new("ok")?;
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &cloud.ca_pem)?;
+    let client = CloudClient::new(&format!("{}/", cloud.url), Some(&ca))?;
+    assert_eq!(client.base_url(), cloud.url);
+
+    let token = client
+        .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
+        .await?;
+    assert_eq!(token, "tok-1");
+
+    let wrong = client
+        .admin_token("contoso", "admin@contoso.example", "wrong")
+        .await;
+    assert!(
+        matches!(wrong, Err(ClientError::Rejected { code: 50126, ref description }) if description.starts_with("AADSTS50126:")),
+        "{wrong:?}"
+    );
+
+    let agents: serde_json::Value = client.get_json("/contoso/admin/agents", &token).await?;
+    assert!(agents["agents"].is_array());
+
+    let denied: Result<serde_json::Value, _> = client
+        .post_json(
+            "/contoso/admin/agents/register",
+            &token,
+            &serde_json::json!({}),
+        )
+        .await;
+    assert!(
+        matches!(denied, Err(ClientError::Api { status: 403, ref description, .. }) if description.contains("needs the role")),
+        "{denied:?}"
+    );
+    assert_eq!(
+        client.delete("/contoso/admin/things/1", &token).await?,
+        serde_json::Value::Null
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_told_apart_from_unreachable() -> TestResult {
+    let cloud = fake_cloud(handler).await?;
+    // Trust another CA than the one that issued the server's certificate.
+    let other = fake_cloud(handler).await?;
+    let dir = TempDir::new("untrusted")?;
+    let ca = dir.0.join("other-ca.pem");
+    std::fs::write(&ca, &other.ca_pem)?;
+    let client = CloudClient::new(&cloud.url, Some(&ca))?;
+    let err = client.admin_token("contoso", "a@b", "x").await;
+    assert!(
+        matches!(err, Err(ClientError::UntrustedCertificate { .. })),
+        "{err:?}"
+    );
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("certificate is not trusted") && text.contains("--ca-file"));
+
+    // A port where nothing listens.
+    let spare = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = spare.local_addr()?;
+    drop(spare);
+    let client = CloudClient::new(&format!("https://{addr}"), Some(&ca))?;
+    let err = client.get_json::<serde_json::Value>("/x", "t").await;
+    assert!(matches!(err, Err(ClientError::Unreachable { .. })), "{err:?}");
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("cannot reach the cloud"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_ca_file_is_a_clear_error() -> TestResult {
+    let dir = TempDir::new("badca")?;
+    let missing = dir.0.join("missing.pem");
+    let err = CloudClient::new("https://127.0.0.1:1", Some(&missing)).err();
+    assert!(matches!(err, Some(ClientError::Io { .. })), "{err:?}");
+    let empty = dir.0.join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n")?;
+    let err = CloudClient::new("https://127.0.0.1:1", Some(&empty)).err();
+    assert!(matches!(err, Some(ClientError::Config(_))), "{err:?}");
+    Ok(())
+}
