@@ -1,1 +1,524 @@
-//! LDAP to Active Directory.
+//! LDAP to Active Directory: the agent asks [`Directory::validate`] whether a password is
+//! right, and gets a [`Verdict`] (accepted, with the user's on-premises identity, or denied,
+//! with the Win32 code the domain controller gave) or a [`DirectoryError`] when no domain
+//! controller could answer.
+//!
+//! - Routing: a UPN goes to the forest whose UPN suffix matches the part after '@'
+//!   (case-insensitive, the longest matching suffix wins; a suffix also matches its
+//!   subdomains).
+//! - Validation: a simple bind over LDAPS with the UPN as bind DN (the DC's certificate is
+//!   verified against the forest's CA file); a refused bind (LDAP result 49) is denied with
+//!   the Win32 code of AD's `data` sub-code; an accepted one is followed, on the same
+//!   connection, by a search for the user's objectGUID, UPN, sAMAccountName, displayName and
+//!   mail.
+//! - Failover: domain controllers are tried in order; one that cannot be reached, fails TLS
+//!   or times out is skipped. The verdict of a DC that answered is final.
+//! - Connection reuse: up to 8 idle LDAPS connections per DC are kept and re-bound for each
+//!   validation; a connection that errored is dropped.
+//!
+//! Passwords are never logged, escaped or kept: they go into the bind request and nowhere
+//! else.
+
+mod dc;
+mod entry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use passthru_proto::wire::DirectoryUser;
+use passthru_proto::{AgentError, Win32};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+use url::Url;
+
+use crate::dc::{DcFailure, DomainController};
+
+/// One forest the agent serves (the agent reads these from its TOML configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForestConfig {
+    /// A name for logs (usually the forest's DNS name).
+    pub name: String,
+    /// UPN suffixes routed to this forest (`corp.example.test`).
+    pub upn_suffixes: Vec<String>,
+    /// Domain controllers, tried in this order: `ldaps://host[:port]` URLs.
+    pub domain_controllers: Vec<Url>,
+    /// PEM file with the CA certificate(s) that verify the domain controllers.
+    pub ca_file: PathBuf,
+}
+
+/// Timeouts of the directory's network calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect plus TLS handshake with one domain controller (default 3 s).
+    pub connect: Duration,
+    /// Each LDAP operation: the bind, each search (default 5 s).
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            operation: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the directory said about a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password is right; the user's on-premises identity.
+    Accepted(DirectoryUser),
+    /// The directory refused the password; the Win32 code says why.
+    Denied(Win32),
+}
+
+/// Why the directory could not give a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// No domain controller of the forest could be reached (connection refused, TLS failure,
+    /// connection lost, DC busy), and at least one did not merely time out.
+    #[error("no domain controller of forest {forest} could be reached: {detail}")]
+    Unreachable {
+        /// The forest's name.
+        forest: String,
+        /// What happened with each domain controller.
+        detail: String,
+    },
+    /// Every domain controller of the forest timed out.
+    #[error("every domain controller of forest {forest} timed out: {detail}")]
+    Timeout {
+        /// The forest's name.
+        forest: String,
+        /// What happened with each domain controller.
+        detail: String,
+    },
+    /// The UPN's suffix matches no configured forest.
+    #[error("no configured forest serves the UPN suffix {suffix:?}")]
+    NotRoutable {
+        /// The part of the UPN after '@' (empty when there is no '@').
+        suffix: String,
+    },
+    /// A domain controller answered with something other than a verdict (an unknown bind
+    /// sub-code, an unexpected LDAP result, an accepted bind without a readable user).
+    #[error("unexpected answer from the directory: {0}")]
+    Unexpected(String),
+    /// The configuration is invalid (a missing or unreadable CA file, a DC URL that is not
+    /// `ldaps://`, a forest without suffixes or DCs, a suffix served by two forests).
+    #[error("invalid directory configuration: {0}")]
+    Config(String),
+}
+
+impl DirectoryError {
+    /// The error the agent reports to the cloud.
+    pub fn agent_error(&self) -> AgentError {
+        match self {
+            DirectoryError::Unreachable { .. } => AgentError::DirectoryUnreachable,
+            DirectoryError::Timeout { .. } => AgentError::DirectoryTimeout,
+            DirectoryError::NotRoutable { .. } => AgentError::NotRoutable,
+            DirectoryError::Unexpected(_) | DirectoryError::Config(_) => AgentError::DirectoryError,
+        }
+    }
+}
+
+/// One configured forest: its suffixes, its domain controllers (each with its connection
+/// pool) and the TLS configuration that trusts its CA.
+#[derive(Debug)]
+pub struct Forest {
+    name: String,
+    upn_suffixes: Vec<String>,
+    ca_file: PathBuf,
+    dcs: Vec<DomainController>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Forest {
+    /// The forest's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its UPN suffixes, normalised (lower case, no leading '@' or '.').
+    pub fn upn_suffixes(&self) -> &[String] {
+        &self.upn_suffixes
+    }
+
+    /// Its domain controllers, in the order they are tried.
+    pub fn domain_controllers(&self) -> Vec<&Url> {
+        self.dcs.iter().map(DomainController::url).collect()
+    }
+
+    /// The CA file its domain controllers are verified against.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// Idle pooled connections, over all its domain controllers.
+    pub fn idle_connections(&self) -> usize {
+        self.dcs.iter().map(DomainController::idle).sum()
+    }
+
+    async fn validate(
+        &self,
+        upn: &str,
+        password: &str,
+        timeouts: &Timeouts,
+    ) -> Result<Verdict, DirectoryError> {
+        let mut failures = Vec::new();
+        let mut all_timed_out = true;
+        for dc in &self.dcs {
+            match dc.validate(upn, password, &self.tls, timeouts).await {
+                Ok(verdict) => return Ok(verdict),
+                Err(DcFailure::Final(e)) => return Err(e),
+                Err(DcFailure::Down { timed_out, detail }) => {
+                    tracing::warn!(forest = %self.name, dc = %dc.url(), "domain controller skipped: {detail}");
+                    all_timed_out &= timed_out;
+                    failures.push(format!("{}: {detail}", dc.url()));
+                }
+            }
+        }
+        let detail = failures.join("; ");
+        let forest = self.name.clone();
+        if all_timed_out {
+            Err(DirectoryError::Timeout { forest, detail })
+        } else {
+            Err(DirectoryError::Unreachable { forest, detail })
+        }
+    }
+}
+
+/// The forests of an agent, and the way to validate passwords against them.
+#[derive(Debug)]
+pub struct Directory {
+    forests: Vec<Forest>,
+    timeouts: Timeouts,
+}
+
+/// Lower case, without a leading '@' or surrounding dots and blanks.
+fn normalize_suffix(s: &str) -> String {
+    s.trim()
+        .trim_start_matches('@')
+        .trim_matches('.')
+        .to_lowercase()
+}
+
+/// Whether `domain` (normalised) is `suffix` or a subdomain of it.
+fn suffix_matches(domain: &str, suffix: &str) -> bool {
+    domain == suffix
+        || domain
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// A rustls client configuration (ring) trusting only the certificates in `ca_file`.
+fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DirectoryError::Config(format!("CA file {}: {e}", ca_file.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate in it"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DirectoryError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Directory {
+    /// A directory for `forests` with the default [`Timeouts`].
+    pub fn new(forests: Vec<ForestConfig>) -> Result<Directory, DirectoryError> {
+        Directory::with_timeouts(forests, Timeouts::default())
+    }
+
+    /// A directory for `forests`: loads each CA file and checks the configuration.
+    pub fn with_timeouts(
+        forests: Vec<ForestConfig>,
+        timeouts: Timeouts,
+    ) -> Result<Directory, DirectoryError> {
+        let mut built: Vec<Forest> = Vec::with_capacity(forests.len());
+        for config in forests {
+            let name = config.name.trim().to_string();
+            let mut upn_suffixes = Vec::new();
+            for s in &config.upn_suffixes {
+                let n = normalize_suffix(s);
+                if n.is_empty() || n.contains('@') || n.chars().any(char::is_whitespace) {
+                    return Err(DirectoryError::Config(format!(
+                        "forest {name}: invalid UPN suffix {s:?}"
+                    )));
+                }
+                let taken =
+                    built.iter().any(|f| f.upn_suffixes.contains(&n)) || upn_suffixes.contains(&n);
+                if taken {
+                    return Err(DirectoryError::Config(format!(
+                        "UPN suffix {n} is listed twice"
+                    )));
+                }
+                upn_suffixes.push(n);
+            }
+            if upn_suffixes.is_empty() {
+                return Err(DirectoryError::Config(format!(
+                    "forest {name} has no UPN suffix"
+                )));
+            }
+            if config.domain_controllers.is_empty() {
+                return Err(DirectoryError::Config(format!(
+                    "forest {name} has no domain controller"
+                )));
+            }
+            let mut dcs = Vec::new();
+            for url in config.domain_controllers {
+                if url.scheme() != "ldaps" || url.host_str().is_none_or(str::is_empty) {
+                    return Err(DirectoryError::Config(format!(
+                        "forest {name}: domain controller {url} is not an ldaps://host URL \
+                         (simple binds need TLS)"
+                    )));
+                }
+                dcs.push(DomainController::new(url));
+            }
+            let tls = tls_config(&config.ca_file)?;
+            built.push(Forest {
+                name,
+                upn_suffixes,
+                ca_file: config.ca_file,
+                dcs,
+                tls,
+            });
+        }
+        Ok(Directory {
+            forests: built,
+            timeouts,
+        })
+    }
+
+    /// The configured forests.
+    pub fn forests(&self) -> &[Forest] {
+        &self.forests
+    }
+
+    /// The timeouts in use.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The forest serving `upn`: the part after the last '@' is compared with each UPN suffix,
+    /// case-insensitively; a suffix matches itself and its subdomains; the longest wins.
+    pub fn route(&self, upn: &str) -> Option<&Forest> {
+        let (_, domain) = upn.rsplit_once('@')?;
+        let domain = normalize_suffix(domain);
+        if domain.is_empty() {
+            return None;
+        }
+        let mut best: Option<(&Forest, usize)> = None;
+        for forest in &self.forests {
+            for suffix in &forest.upn_suffixes {
+                let longer = best.is_none_or(|(_, len)| suffix.len() > len);
+                if longer && suffix_matches(&domain, suffix) {
+                    best = Some((forest, suffix.len()));
+                }
+            }
+        }
+        best.map(|(forest, _)| forest)
+    }
+
+    /// Checks `password` for `upn` with the user's forest.
+    ///
+    /// An empty password (which AD would take as an unauthenticated bind and accept) and a
+    /// UPN with nothing before '@' are denied with 1326 without asking the directory.
+    pub async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, DirectoryError> {
+        let forest = self.route(upn).ok_or_else(|| DirectoryError::NotRoutable {
+            suffix: upn
+                .rsplit_once('@')
+                .map(|(_, s)| s.to_string())
+                .unwrap_or_default(),
+        })?;
+        let local = upn.rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
+        if password.is_empty() || local.trim().is_empty() {
+            return Ok(Verdict::Denied(Win32::LogonFailure));
+        }
+        forest.validate(upn, password, &self.timeouts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_file(label: &str) -> anyhow::Result<PathBuf> {
+        let dir = std::env::temp_dir().join(format!(
+            "passthru-directory-unit-{}-{label}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("ca.pem");
+        passthru_testkit::tls::write_unrelated_ca(&path)?;
+        Ok(path)
+    }
+
+    fn forest(name: &str, suffixes: &[&str], ca: &Path) -> anyhow::Result<ForestConfig> {
+        Ok(ForestConfig {
+            name: name.into(),
+            upn_suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
+            domain_controllers: vec![Url::parse("ldaps://127.0.0.1:1")?],
+            ca_file: ca.to_path_buf(),
+        })
+    }
+
+    fn routed<'a>(d: &'a Directory, upn: &str) -> Option<&'a str> {
+        d.route(upn).map(Forest::name)
+    }
+
+    #[test]
+    fn routes_by_suffix_case_insensitively_longest_first() -> anyhow::Result<()> {
+        let ca = ca_file("route")?;
+        let d = Directory::new(vec![
+            forest("example", &["example.test"], &ca)?,
+            forest("corp", &["@Corp.Example.Test", "corp.example"], &ca)?,
+            forest("fabrikam", &["fabrikam.example.test."], &ca)?,
+        ])?;
+        assert_eq!(routed(&d, "alice@corp.example.test"), Some("corp"));
+        assert_eq!(routed(&d, "ALICE@CORP.EXAMPLE.TEST"), Some("corp"));
+        assert_eq!(routed(&d, "bob@corp.example"), Some("corp"));
+        assert_eq!(routed(&d, "bob@fabrikam.example.test"), Some("fabrikam"));
+        // A subdomain goes to the longest suffix that contains it.
+        assert_eq!(routed(&d, "c@eu.corp.example.test"), Some("corp"));
+        assert_eq!(routed(&d, "d@other.example.test"), Some("example"));
+        assert_eq!(routed(&d, "e@example.test"), Some("example"));
+        // The last '@' separates the suffix.
+        assert_eq!(routed(&d, "we@ird@corp.example.test"), Some("corp"));
+        // Label boundaries count: "xcorp.example.test" is not under "corp.example.test".
+        assert_eq!(routed(&d, "f@xexample.test"), None);
+        assert_eq!(routed(&d, "no-at-sign"), None);
+        assert_eq!(routed(&d, "g@"), None);
+        assert_eq!(routed(&d, "h@elsewhere.test"), None);
+        assert_eq!(
+            d.forests()[1].upn_suffixes(),
+            ["corp.example.test", "corp.example"]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unroutable_and_empty_inputs_never_reach_a_dc() -> anyhow::Result<()> {
+        let ca = ca_file("inputs")?;
+        let d = Directory::new(vec![forest("corp", &["corp.example.test"], &ca)?])?;
+        let err = d.validate("x@elsewhere.test", "pw").await;
+        assert_eq!(
+            err,
+            Err(DirectoryError::NotRoutable {
+                suffix: "elsewhere.test".into()
+            })
+        );
+        assert!(matches!(
+            d.validate("nobody", "pw").await,
+            Err(DirectoryError::NotRoutable { .. })
+        ));
+        // The only DC is dead (port 1): a verdict proves no connection was tried.
+        assert_eq!(
+            d.validate("x@corp.example.test", "").await,
+            Ok(Verdict::Denied(Win32::LogonFailure))
+        );
+        assert_eq!(
+            d.validate("@corp.example.test", "pw").await,
+            Ok(Verdict::Denied(Win32::LogonFailure))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn configuration_errors_are_clear() -> anyhow::Result<()> {
+        let ca = ca_file("config")?;
+        let missing = PathBuf::from("/nonexistent/passthru/ca.pem");
+        let err = Directory::new(vec![forest("corp", &["corp.test"], &missing)?]).err();
+        let Some(DirectoryError::Config(msg)) = err else {
+            anyhow::bail!("expected a config error, got {err:?}");
+        };
+        assert!(msg.contains("/nonexistent/passthru/ca.pem"), "{msg}");
+
+        let empty = ca.with_file_name("empty.pem");
+        std::fs::write(&empty, "not a certificate\n")?;
+        let err = Directory::new(vec![forest("corp", &["corp.test"], &empty)?]).err();
+        assert!(
+            matches!(&err, Some(DirectoryError::Config(m)) if m.contains("empty.pem")),
+            "{err:?}"
+        );
+
+        let mut plain = forest("corp", &["corp.test"], &ca)?;
+        plain.domain_controllers = vec![Url::parse("ldap://127.0.0.1:389")?];
+        let err = Directory::new(vec![plain]).err();
+        assert!(
+            matches!(&err, Some(DirectoryError::Config(m)) if m.contains("ldaps")),
+            "{err:?}"
+        );
+
+        let mut none = forest("corp", &["corp.test"], &ca)?;
+        none.domain_controllers.clear();
+        assert!(matches!(
+            Directory::new(vec![none]),
+            Err(DirectoryError::Config(_))
+        ));
+        assert!(matches!(
+            Directory::new(vec![forest("corp", &[], &ca)?]),
+            Err(DirectoryError::Config(_))
+        ));
+        assert!(matches!(
+            Directory::new(vec![
+                forest("a", &["corp.test"], &ca)?,
+                forest("b", &["CORP.test"], &ca)?
+            ]),
+            Err(DirectoryError::Config(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn validate_is_send_and_directory_is_shareable() -> anyhow::Result<()> {
+        fn send<T: Send>(_: &T) {}
+        fn shared<T: Send + Sync>() {}
+        shared::<Directory>();
+        let d = Directory::new(Vec::new())?;
+        let fut = d.validate("a@b.test", "pw");
+        send(&fut);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_map_to_agent_errors() {
+        let f = || "f".to_string();
+        let cases = [
+            (
+                DirectoryError::Unreachable {
+                    forest: f(),
+                    detail: f(),
+                },
+                AgentError::DirectoryUnreachable,
+            ),
+            (
+                DirectoryError::Timeout {
+                    forest: f(),
+                    detail: f(),
+                },
+                AgentError::DirectoryTimeout,
+            ),
+            (
+                DirectoryError::NotRoutable { suffix: f() },
+                AgentError::NotRoutable,
+            ),
+            (DirectoryError::Unexpected(f()), AgentError::DirectoryError),
+            (DirectoryError::Config(f()), AgentError::DirectoryError),
+        ];
+        for (e, a) in cases {
+            assert_eq!(e.agent_error(), a, "{e}");
+        }
+        assert_eq!(Timeouts::default().connect, Duration::from_secs(3));
+        assert_eq!(Timeouts::default().operation, Duration::from_secs(5));
+    }
+}

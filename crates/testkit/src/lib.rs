@@ -1,1 +1,20 @@
 //! Test bed.
+//!
+//! - [`forest`]: throwaway Samba AD forests (provision, start, stop) on loopback addresses;
+//! - [`users`]: test users in every account state, created over LDAPS;
+//! - [`bed`]: the test bed as tests see it (`testbed.json`, `PASSTHRU_TESTBED`);
+//! - [`procs`]: the cloud and agents as real processes;
+//! - [`http`]: an HTTPS client for tests;
+//! - [`scan`]: the password scan.
+
+pub mod bed;
+pub mod forest;
+pub mod http;
+pub mod procs;
+pub mod scan;
+pub mod tls;
+pub mod users;
+
+pub use bed::{secret, BedForest, Testbed};
+pub use forest::{Forest, ForestSpec};
+pub use users::{AccountState, TestUser};

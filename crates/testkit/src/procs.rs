@@ -1,0 +1,454 @@
+//! The cloud and agents as real processes, for integration tests, benchmarks and the demo.
+//! Every process is a child owned by its handle and killed when the handle drops.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use serde_json::Value;
+
+/// Directory holding the built `passthru-cloud`, `passthru-agent` and `passthru-testbed`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PASSTHRU_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // A test binary lives in target/<profile>/deps; the binaries in target/<profile>.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of one of the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Root under which tests put their cloud data dirs and agent state dirs, so that the
+/// password scan can read them afterwards.
+pub fn runs_root() -> PathBuf {
+    match std::env::var_os("PASSTHRU_TEST_ROOT") {
+        Some(r) => PathBuf::from(r).join("runs"),
+        None => std::env::temp_dir().join("passthru-runs"),
+    }
+}
+
+/// A fresh random password for a cloud account, recorded in `$PASSTHRU_TEST_ROOT/secrets.txt`
+/// (outside the scanned tree) so that the final scan looks for it too.
+pub fn recorded_secret(prefix: &str) -> String {
+    let s = crate::bed::secret(prefix);
+    if let Some(root) = std::env::var_os("PASSTHRU_TEST_ROOT") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(root).join("secrets.txt"))
+        {
+            let _ = writeln!(f, "{s}");
+        }
+    }
+    s
+}
+
+/// A fresh directory for one test.
+pub fn fresh_dir(label: &str) -> anyhow::Result<PathBuf> {
+    let dir = runs_root().join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Kills a child (if still running) and reaps it.
+fn stop_child(child: &mut Child, signal: i32) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A running `passthru-cloud serve`.
+#[derive(Debug)]
+pub struct Cloud {
+    pub data_dir: PathBuf,
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    pub tenant: String,
+    pub admin_upn: String,
+    pub admin_password: String,
+    pub listen: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Cloud {
+    /// Initialises a data dir (tenant + admin) in `dir` and serves it on `listen`
+    /// (`127.0.0.1:0` picks a free port).
+    pub fn start(
+        dir: &Path,
+        tenant: &str,
+        admin_upn: &str,
+        admin_password: &str,
+        listen: &str,
+    ) -> anyhow::Result<Cloud> {
+        let data_dir = dir.join("cloud");
+        let out = Command::new(bin("passthru-cloud"))
+            .args(["init", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--tenant", tenant, "--admin", admin_upn])
+            .env("PASSTHRU_ADMIN_PASSWORD", admin_password)
+            .output()
+            .context("running passthru-cloud init")?;
+        if !out.status.success() {
+            bail!(
+                "passthru-cloud init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut cloud = Cloud {
+            data_dir,
+            url: String::new(),
+            tenant: tenant.to_string(),
+            admin_upn: admin_upn.to_string(),
+            admin_password: admin_password.to_string(),
+            listen: listen.to_string(),
+            child: None,
+            log: dir.join("cloud.log"),
+        };
+        cloud.serve()?;
+        Ok(cloud)
+    }
+
+    /// Starts (or restarts) `serve` on the same data dir. After the first start the port is
+    /// kept, so agents find the cloud again.
+    pub fn serve(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut child = Command::new(bin("passthru-cloud"))
+            .args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting passthru-cloud serve")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Passthru cloud listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| anyhow!("the cloud did not start; see {}", self.log.display()))?;
+        if let Some(port) = url.rsplit(':').next() {
+            self.listen = format!("127.0.0.1:{port}");
+        }
+        self.url = url;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops the server with SIGTERM (as Ctrl-C would).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c, 15);
+        }
+    }
+
+    /// The deployment CA file clients trust.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir.join("tls/ca.pem")
+    }
+
+    /// Runs `passthru-cloud admin ... ARGS` for `tenant` as its admin.
+    pub fn admin_as(
+        &self,
+        tenant: &str,
+        upn: &str,
+        password: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Output> {
+        Command::new(bin("passthru-cloud"))
+            .args(["admin", "--url", &self.url, "--tenant", tenant, "--ca-file"])
+            .arg(self.ca_file())
+            .args(args)
+            .env("PASSTHRU_ADMIN_UPN", upn)
+            .env("PASSTHRU_ADMIN_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .context("running passthru-cloud admin")
+    }
+
+    /// Runs an admin command as the tenant's Global Administrator and insists on success.
+    pub fn admin(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.admin_as(&self.tenant, &self.admin_upn, &self.admin_password, args)?;
+        if !out.status.success() {
+            bail!(
+                "`passthru-cloud admin {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// Adds a tenant to this cloud's data dir (`passthru-cloud tenant add`).
+    pub fn add_tenant(
+        &self,
+        tenant: &str,
+        admin_upn: &str,
+        admin_password: &str,
+    ) -> anyhow::Result<()> {
+        let out = Command::new(bin("passthru-cloud"))
+            .args(["tenant", "add", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--tenant", tenant, "--admin", admin_upn])
+            .env("PASSTHRU_ADMIN_PASSWORD", admin_password)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "tenant add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until `n` agents of `tenant` show as active.
+    pub fn wait_active_agents(&self, n: usize, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.admin(&["--json", "agents", "list"])?;
+            let v: Value = serde_json::from_str(&out)?;
+            let active = v["agents"]
+                .as_array()
+                .map(|a| a.iter().filter(|x| x["status"] == "active").count())
+                .unwrap_or(0);
+            if active >= n {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("only {active} of {n} agents became active: {v}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Process id of the server, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One forest entry of an agent config file.
+#[derive(Debug, Clone)]
+pub struct ForestEntry {
+    pub name: String,
+    pub upn_suffixes: Vec<String>,
+    pub domain_controllers: Vec<String>,
+    pub ca_file: PathBuf,
+}
+
+/// Writes an agent config file.
+pub fn write_agent_config(path: &Path, forests: &[ForestEntry]) -> anyhow::Result<()> {
+    let mut s = String::new();
+    for f in forests {
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|x| format!("{x:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s.push_str(&format!(
+            "[[forest]]\nname = {:?}\nupn_suffixes = [{}]\ndomain_controllers = [{}]\nca_file = {:?}\n\n",
+            f.name,
+            list(&f.upn_suffixes),
+            list(&f.domain_controllers),
+            f.ca_file.display().to_string()
+        ));
+    }
+    std::fs::write(path, s)?;
+    Ok(())
+}
+
+/// A registered agent, and its process when running.
+#[derive(Debug)]
+pub struct Agent {
+    pub state_dir: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// `passthru-agent register` against `cloud` for `tenant` (as that tenant's admin).
+    pub fn register(
+        cloud: &Cloud,
+        dir: &Path,
+        tenant: &str,
+        upn: &str,
+        password: &str,
+        forests: &[ForestEntry],
+    ) -> anyhow::Result<Agent> {
+        let state_dir = dir.join(format!("agent-{}", uuid::Uuid::new_v4().simple()));
+        let out = Command::new(bin("passthru-agent"))
+            .args([
+                "register",
+                "--cloud",
+                &cloud.url,
+                "--tenant",
+                tenant,
+                "--ca-file",
+            ])
+            .arg(cloud.ca_file())
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .env("PASSTHRU_ADMIN_UPN", upn)
+            .env("PASSTHRU_ADMIN_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "passthru-agent register failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let config = state_dir.with_extension("toml");
+        write_agent_config(&config, forests)?;
+        let log = state_dir.with_extension("log");
+        Ok(Agent {
+            state_dir,
+            config,
+            child: None,
+            log,
+        })
+    }
+
+    /// Starts `passthru-agent run`.
+    pub fn run(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(bin("passthru-agent"))
+            .args(["run", "--state-dir"])
+            .arg(&self.state_dir)
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops the agent with a signal (15 = SIGTERM, 9 = SIGKILL).
+    pub fn stop_with(&mut self, signal: i32) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c, signal);
+        }
+    }
+
+    /// Process id, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The agent's trace log (failed validations).
+    pub fn trace(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("trace.log")).unwrap_or_default()
+    }
+
+    /// The agent's console log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The agent id from its state dir.
+    pub fn id(&self) -> anyhow::Result<String> {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.state_dir.join("agent.json"))?)?;
+        v["agent_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("agent.json has no agent_id"))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop_with(15);
+    }
+}
+
+/// Socket inodes a process holds in LISTEN state (TCP, IPv4 and IPv6). Empty means the
+/// process accepts no connections.
+pub fn listening_sockets(pid: u32) -> anyhow::Result<Vec<u64>> {
+    let mut inodes = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let Ok(target) = std::fs::read_link(entry?.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+            if let Ok(n) = n.parse::<u64>() {
+                inodes.push(n);
+            }
+        }
+    }
+    let mut listening = Vec::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 {
+                continue;
+            }
+            // TCP state 0A = LISTEN; any bound UDP socket (07) also receives unsolicited traffic.
+            let listening_state = if table.starts_with("tcp") {
+                cols[3] == "0A"
+            } else {
+                cols[3] == "07"
+            };
+            if let Ok(inode) = cols[9].parse::<u64>() {
+                if listening_state && inodes.contains(&inode) {
+                    listening.push(inode);
+                }
+            }
+        }
+    }
+    Ok(listening)
+}

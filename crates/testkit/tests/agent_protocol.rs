@@ -1,0 +1,224 @@
+//! The real `passthru-agent` process against a scripted cloud endpoint: the test registers the
+//! agent with the real cloud, stops the cloud, and serves the agent endpoint itself on the same
+//! port with the cloud's own certificate and agent CA. It then sends crafted sealed requests:
+//! a valid one, the same one again (replay), an expired one, an altered one, one sealed to
+//! another key, and one from a skewed clock. Each must get its own refusal; the AD checks run
+//! against the real Samba forest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_proto::seal::{self, AgentKeyPair, RequestHeader, ValidationPayload};
+use passthru_proto::wire::{AgentError, AgentToCloud, CloudToAgent, Outcome};
+use passthru_testkit::bed;
+use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn tls_acceptor(data_dir: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(data_dir.join("tls/server.pem"))?
+            .collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(data_dir.join("tls/server-key.pem"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(data_dir.join("agent-ca/ca.pem"))? {
+        roots.add(c?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let dir = fresh_dir("protocol")?;
+    let admin_pw = recorded_secret("Adm1n");
+    let mut cloud = Cloud::start(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        "127.0.0.1:0",
+    )?;
+    let forest = ForestEntry {
+        name: corp.dns_name.clone(),
+        upn_suffixes: vec![corp.upn_suffix.clone()],
+        domain_controllers: vec![corp.ldaps_url.clone()],
+        ca_file: corp.ca_file.clone(),
+    };
+    let mut agent = Agent::register(
+        &cloud,
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        &[forest],
+    )?;
+    let reg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        agent.state_dir.join("agent.json"),
+    )?)?;
+    let agent_id: Uuid = reg["agent_id"].as_str().unwrap_or_default().parse()?;
+    let tenant_id: Uuid = reg["tenant_id"].as_str().unwrap_or_default().parse()?;
+    let keys = AgentKeyPair::from_private_bytes(&std::fs::read(agent.state_dir.join("hpke-key"))?)?;
+    let listen = cloud.listen.clone();
+    cloud.stop();
+
+    // Serve the agent endpoint ourselves, then start the agent.
+    let acceptor = tls_acceptor(&cloud.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    agent.run()?;
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await??;
+    let tls = acceptor.accept(tcp).await?;
+    let mut ws = tokio_tungstenite::accept_async(tls).await?;
+    let welcome = CloudToAgent::Welcome {
+        agent_id,
+        tenant_id,
+        server_time_ms: now_ms(),
+        heartbeat_seconds: 30,
+    };
+    ws.send(Message::Text(serde_json::to_string(&welcome)?.into()))
+        .await?;
+
+    // Collects the next Result (skipping Hello and pings).
+    async fn next_outcome<S>(ws: &mut S) -> anyhow::Result<(Uuid, Outcome)>
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the agent closed the connection"))??;
+            if let Message::Text(t) = msg {
+                if let AgentToCloud::Result {
+                    request_id,
+                    outcome,
+                    ..
+                } = serde_json::from_str(t.as_str())?
+                {
+                    return Ok((request_id, outcome));
+                }
+            }
+        }
+    }
+
+    let good = corp.user("good")?;
+    let payload = ValidationPayload {
+        username: good.upn.clone(),
+        password: Zeroizing::new(good.password.clone()),
+    };
+    let header = |issued: u64, expires: u64| RequestHeader {
+        request_id: Uuid::new_v4(),
+        tenant_id,
+        agent_id,
+        issued_at_ms: issued,
+        expires_at_ms: expires,
+    };
+    let send = |sealed: passthru_proto::SealedRequest| {
+        let m = serde_json::to_string(&CloudToAgent::Validate(sealed)).unwrap_or_default();
+        Message::Text(m.into())
+    };
+
+    // 1. A valid request: the DC accepts the password.
+    let now = now_ms();
+    let valid = seal::seal(keys.public_bytes(), header(now, now + 10_000), &payload)?;
+    ws.send(send(valid.clone())).await?;
+    let (id, outcome) = next_outcome(&mut ws).await?;
+    assert_eq!(id, valid.request_id);
+    assert!(
+        matches!(outcome, Outcome::Success(ref u) if u.user_principal_name.eq_ignore_ascii_case(&good.upn)),
+        "{outcome:?}"
+    );
+
+    // 2. The same envelope again: a replay.
+    ws.send(send(valid.clone())).await?;
+    let (id, outcome) = next_outcome(&mut ws).await?;
+    assert_eq!(id, valid.request_id);
+    assert_eq!(
+        outcome,
+        Outcome::Error {
+            error: AgentError::Replayed
+        }
+    );
+
+    // 3. Expired before it arrived.
+    let now = now_ms();
+    let expired = seal::seal(
+        keys.public_bytes(),
+        header(now - 20_000, now - 10_000),
+        &payload,
+    )?;
+    ws.send(send(expired)).await?;
+    assert_eq!(
+        next_outcome(&mut ws).await?.1,
+        Outcome::Error {
+            error: AgentError::Expired
+        }
+    );
+
+    // 4. Altered in transit (the deadline moved): it no longer opens.
+    let now = now_ms();
+    let mut altered = seal::seal(keys.public_bytes(), header(now, now + 10_000), &payload)?;
+    altered.expires_at_ms += 5_000;
+    ws.send(send(altered)).await?;
+    assert_eq!(
+        next_outcome(&mut ws).await?.1,
+        Outcome::Error {
+            error: AgentError::DecryptFailed
+        }
+    );
+
+    // 5. Sealed to a key this agent does not hold.
+    let stranger = AgentKeyPair::generate();
+    let foreign = seal::seal(stranger.public_bytes(), header(now, now + 10_000), &payload)?;
+    ws.send(send(foreign)).await?;
+    assert_eq!(
+        next_outcome(&mut ws).await?.1,
+        Outcome::Error {
+            error: AgentError::NoKey
+        }
+    );
+
+    // 6. The sender's clock is an hour behind.
+    let now = now_ms();
+    let skewed = seal::seal(
+        keys.public_bytes(),
+        header(now - 3_600_000, now + 10_000),
+        &payload,
+    )?;
+    ws.send(send(skewed)).await?;
+    assert_eq!(
+        next_outcome(&mut ws).await?.1,
+        Outcome::Error {
+            error: AgentError::ClockSkew
+        }
+    );
+
+    // Every refusal left a trace line; the successful one did not.
+    let trace = agent.trace();
+    assert_eq!(trace.lines().count(), 5, "{trace}");
+    assert!(!trace.contains(&good.password));
+    let _ = ws.close(None).await;
+    agent.stop_with(15);
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! MSAL for Python, unchanged, against the cloud on 127.0.0.1:443 (MSAL asks
+//! `https://HOST/common/userrealm/...` on 443 whatever the authority's port).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use passthru_testkit::bed;
+use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use serde_json::{json, Value};
+
+#[test]
+fn msal_python_signs_in_and_gets_aadsts_codes() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let dir = fresh_dir("msal")?;
+    let admin_pw = recorded_secret("Adm1n");
+    let cloud = Cloud::start(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        "127.0.0.1:443",
+    )?;
+    cloud.admin(&["domain", "add", &corp.upn_suffix])?;
+    let client_id = cloud
+        .admin(&["app", "add", "MSAL app", "--public"])?
+        .trim()
+        .to_string();
+    let forest = ForestEntry {
+        name: corp.dns_name.clone(),
+        upn_suffixes: vec![corp.upn_suffix.clone()],
+        domain_controllers: vec![corp.ldaps_url.clone()],
+        ca_file: corp.ca_file.clone(),
+    };
+    let mut agent = Agent::register(
+        &cloud,
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        &[forest],
+    )?;
+    agent.run()?;
+    cloud.wait_active_agents(1, Duration::from_secs(30))?;
+    cloud.admin(&["pta", "enable"])?;
+
+    let good = corp.user("good")?;
+    let unicode = corp.user("unicode")?;
+    let spare = corp.user("spare3")?;
+    let cases = [
+        (good.upn.clone(), good.password.clone(), None),
+        (unicode.upn.clone(), unicode.password.clone(), None),
+        (
+            spare.upn.clone(),
+            "Wrong-Passw0rd!".to_string(),
+            Some(50126),
+        ),
+        (
+            corp.user("locked")?.upn.clone(),
+            corp.user("locked")?.password.clone(),
+            Some(50053),
+        ),
+        (
+            corp.user("disabled")?.upn.clone(),
+            corp.user("disabled")?.password.clone(),
+            Some(50057),
+        ),
+        (
+            corp.user("mustchange")?.upn.clone(),
+            corp.user("mustchange")?.password.clone(),
+            Some(50144),
+        ),
+        (
+            corp.user("hours")?.upn.clone(),
+            corp.user("hours")?.password.clone(),
+            Some(80012),
+        ),
+        ("admin@contoso.example".to_string(), admin_pw.clone(), None),
+    ];
+    let spec = json!({
+        "authority": format!("{}/contoso", cloud.url),
+        "ca_file": cloud.ca_file(),
+        "client_id": client_id,
+        "cases": cases.iter().map(|(u, p, _)| json!({"username": u, "password": p})).collect::<Vec<_>>(),
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/msal_client.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdin"))?
+        .write_all(spec.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "MSAL script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let results = v["results"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("no results: {v}"))?;
+    assert_eq!(results.len(), cases.len());
+    for ((user, _, want), got) in cases.iter().zip(results) {
+        match want {
+            None => {
+                assert_eq!(got["ok"], true, "{user}: {got}");
+                assert_eq!(
+                    got["claims"]["preferred_username"]
+                        .as_str()
+                        .map(str::to_ascii_lowercase),
+                    Some(user.to_ascii_lowercase()),
+                    "{got}"
+                );
+                assert_eq!(got["claims"]["ver"], "2.0");
+                assert_eq!(got["has_refresh_token"], true);
+            }
+            Some(code) => {
+                assert_eq!(got["ok"], false, "{user}: {got}");
+                assert_eq!(got["error_codes"], json!([code]), "{user}: {got}");
+                assert!(
+                    got["error_description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with(&format!("AADSTS{code}: ")),
+                    "{got}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
