@@ -1,1 +1,109 @@
-fn main() {}
+//! `passthru-agent`: register, run, helpmsg, status.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use passthru_agent::cli::{Cli, Command};
+use passthru_agent::directory_validator::DirectoryValidator;
+use passthru_agent::register::{register, RegisterOptions};
+use passthru_agent::run::{run, RunOptions};
+use passthru_agent::state_dir::StateDir;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(default: &str) {
+    let filter =
+        EnvFilter::try_from_env("PASSTHRU_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Helpmsg(args) => match passthru_agent::helpmsg::helpmsg(&args.code) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Status(args) => {
+            let state = StateDir::new(&args.state_dir);
+            match passthru_agent::status::status(&state, time::OffsetDateTime::now_utc()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Register(args) => {
+            init_logging("warn");
+            let options = RegisterOptions {
+                cloud: args.cloud,
+                tenant: args.tenant,
+                ca_file: args.ca_file,
+                state_dir: args.state_dir,
+                force: args.force,
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(register(&options)) {
+                Ok(reg) => {
+                    println!("{}", reg.agent_id);
+                    eprintln!(
+                        "Registered agent {} for tenant {} ({}). State saved in {}.\n\
+                         Start it with: passthru-agent run --state-dir {} --config CONFIG.toml",
+                        reg.agent_id,
+                        reg.tenant_name,
+                        reg.tenant_id,
+                        options.state_dir.display(),
+                        options.state_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Run(args) => {
+            init_logging("info");
+            let options = RunOptions {
+                state_dir: args.state_dir,
+                config: args.config,
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let result = rt.block_on(run(&options, DirectoryValidator::new));
+            // Validations still running after the drain time-out must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+    }
+}

@@ -188,18 +188,17 @@ impl CloudClient {
     /// Sends a request and reads the whole answer.
     async fn exchange(
         &self,
-        url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, String), ClientError> {
         let response = request
             .send()
             .await
-            .map_err(|e| ClientError::from_transport(url, &e))?;
+            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
         let status = response.status().as_u16();
         let body = response
             .text()
             .await
-            .map_err(|e| ClientError::from_transport(url, &e))?;
+            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
         Ok((status, body))
     }
 
@@ -230,7 +229,7 @@ impl CloudClient {
             .header("accept", "application/json")
             .body(form.as_bytes().to_vec());
         drop(form);
-        let (status, body) = self.exchange(&url, request).await?;
+        let (status, body) = self.exchange(request).await?;
         token_result(status, &body)
     }
 
@@ -243,7 +242,7 @@ impl CloudClient {
     ) -> Result<T, ClientError> {
         let url = self.url(path);
         let request = self.http.get(&url).bearer_auth(token);
-        let (status, body) = self.exchange(&url, request).await?;
+        let (status, body) = self.exchange(request).await?;
         api_result(status, &body)
     }
 
@@ -256,7 +255,7 @@ impl CloudClient {
     ) -> Result<T, ClientError> {
         let url = self.url(path);
         let request = self.http.post(&url).bearer_auth(token).json(body);
-        let (status, body) = self.exchange(&url, request).await?;
+        let (status, body) = self.exchange(request).await?;
         api_result(status, &body)
     }
 
@@ -265,7 +264,7 @@ impl CloudClient {
     pub async fn delete(&self, path: &str, token: &str) -> Result<serde_json::Value, ClientError> {
         let url = self.url(path);
         let request = self.http.delete(&url).bearer_auth(token);
-        let (status, body) = self.exchange(&url, request).await?;
+        let (status, body) = self.exchange(request).await?;
         api_result(status, &body)
     }
 }
@@ -308,7 +307,8 @@ mod tests {
                 if description.starts_with("AADSTS50126: ")
         ));
         // No error_codes: the code is read from the description.
-        let body = r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant not found."}"#;
+        let body =
+            r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant not found."}"#;
         assert!(matches!(
             token_result(400, body),
             Err(ClientError::Rejected { code: 90002, .. })

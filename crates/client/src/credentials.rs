@@ -44,8 +44,7 @@ fn from_env(name: &str) -> Option<String> {
 /// The administrator's UPN and password: `PASSTHRU_ADMIN_UPN` and `PASSTHRU_ADMIN_PASSWORD`,
 /// else asked on the terminal (the password without echo). Without a terminal and without
 /// those variables, an error that names the variables to set.
-pub fn admin_credentials_from_env_or_prompt() -> Result<(String, Zeroizing<String>), ClientError>
-{
+pub fn admin_credentials_from_env_or_prompt() -> Result<(String, Zeroizing<String>), ClientError> {
     let upn = from_env(ADMIN_UPN_ENV);
     let password = from_env(ADMIN_PASSWORD_ENV).map(Zeroizing::new);
     let terminal = std::io::stdin().is_terminal();
@@ -137,7 +136,9 @@ mod tests {
             false,
             &mut p,
         );
-        assert!(matches!(got, Ok((ref u, ref pw)) if u == "admin@contoso.example" && pw.as_str() == "pw"));
+        assert!(
+            matches!(got, Ok((ref u, ref pw)) if u == "admin@contoso.example" && pw.as_str() == "pw")
+        );
         assert!(p.asked.is_empty());
     }
 
@@ -167,7 +168,9 @@ mod tests {
             asked: vec![],
         };
         let got = resolve(None, None, true, &mut p);
-        assert!(matches!(got, Ok((ref u, ref pw)) if u == "admin@contoso.example" && pw.as_str() == "secret"));
+        assert!(
+            matches!(got, Ok((ref u, ref pw)) if u == "admin@contoso.example" && pw.as_str() == "secret")
+        );
         assert_eq!(p.asked.len(), 2);
         assert!(p.asked[1].contains("admin@contoso.example"));
         assert!(!p.asked.iter().any(|a| a.contains("secret")));

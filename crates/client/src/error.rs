@@ -87,7 +87,11 @@ impl ClientError {
         let detail = if err.is_timeout() {
             "no answer in time".to_string()
         } else {
-            chain_text(err)
+            // The top level only repeats the URL; its causes say what happened.
+            match StdError::source(err) {
+                Some(cause) => chain_text(cause),
+                None => chain_text(err),
+            }
         };
         ClientError::Unreachable {
             url: url.to_string(),
@@ -118,7 +122,7 @@ pub fn untrusted_certificate_reason(err: &(dyn StdError + 'static)) -> Option<St
         }
         let text = e.to_string();
         if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
-            return Some(text);
+            return Some(reason_from_text(&text));
         }
         current = e.source();
     }
@@ -141,6 +145,21 @@ fn trust_reason(err: &rustls::Error) -> Option<String> {
             other => format!("invalid certificate: {other:?}"),
         }),
         _ => None,
+    }
+}
+
+/// A plain reason from rustls' text when the typed error is out of reach (hyper wraps it).
+fn reason_from_text(text: &str) -> String {
+    if text.contains("UnknownIssuer") {
+        "it was issued by a CA that is not trusted here".to_string()
+    } else if text.contains("NotValidForName") {
+        "it does not name the host in the URL".to_string()
+    } else if text.contains("Expired") {
+        "it has expired".to_string()
+    } else if text.contains("NotValidYet") {
+        "it is not valid yet (check this computer's clock)".to_string()
+    } else {
+        text.to_string()
     }
 }
 

@@ -49,8 +49,8 @@ async fn fake_cloud(handler: Handler) -> Result<FakeCloud, Box<dyn Error>> {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
     let server_key = KeyPair::generate()?;
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?
-        .signed_by(&server_key, &ca)?;
+    let server_cert =
+        CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&server_key, &ca)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -242,7 +242,10 @@ async fn untrusted_certificate_is_told_apart_from_unreachable() -> TestResult {
     drop(spare);
     let client = CloudClient::new(&format!("https://{addr}"), Some(&ca))?;
     let err = client.get_json::<serde_json::Value>("/x", "t").await;
-    assert!(matches!(err, Err(ClientError::Unreachable { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(ClientError::Unreachable { .. })),
+        "{err:?}"
+    );
     let text = err.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(text.contains("cannot reach the cloud"), "{text}");
     Ok(())

@@ -1,0 +1,231 @@
+//! The checks a sealed request passes before the agent asks the directory: deadline, replay,
+//! clock skew, addressee and key, then opening the envelope. Pure but for the replay cache;
+//! the time is a parameter.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use passthru_proto::{AgentError, AgentKeyPair, SealedRequest, ValidationPayload};
+use uuid::Uuid;
+
+use crate::replay::ReplayCache;
+
+/// Who this agent is: requests must be addressed to it and sealed to its key.
+#[derive(Debug)]
+pub struct Identity {
+    /// The agent's tenant.
+    pub tenant_id: Uuid,
+    /// The agent's id.
+    pub agent_id: Uuid,
+    /// The agent's HPKE key pair.
+    pub keys: AgentKeyPair,
+}
+
+/// Admits or refuses sealed requests.
+#[derive(Debug)]
+pub struct Admission {
+    identity: Identity,
+    key_id: String,
+    skew_tolerance_ms: u64,
+    replay: Mutex<ReplayCache>,
+}
+
+impl Admission {
+    /// Checks requests for `identity`, accepting an issue time up to `skew_tolerance` away
+    /// from the agent's clock, remembering up to `replay_capacity` request ids.
+    pub fn new(identity: Identity, skew_tolerance: Duration, replay_capacity: usize) -> Admission {
+        let key_id = identity.keys.key_id();
+        Admission {
+            identity,
+            key_id,
+            skew_tolerance_ms: u64::try_from(skew_tolerance.as_millis()).unwrap_or(u64::MAX),
+            replay: Mutex::new(ReplayCache::new(replay_capacity)),
+        }
+    }
+
+    /// This agent's tenant and agent ids.
+    pub fn identity(&self) -> (Uuid, Uuid) {
+        (self.identity.tenant_id, self.identity.agent_id)
+    }
+
+    fn replay(&self) -> std::sync::MutexGuard<'_, ReplayCache> {
+        // Each operation on the cache leaves it consistent, so a poisoned lock is usable.
+        self.replay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs every check on `request` at `now_ms` and opens it. The request id is remembered
+    /// only once the envelope has opened, so unauthenticated junk cannot fill the cache.
+    pub fn admit(
+        &self,
+        request: &SealedRequest,
+        now_ms: u64,
+    ) -> Result<ValidationPayload, AgentError> {
+        if now_ms > request.expires_at_ms {
+            return Err(AgentError::Expired);
+        }
+        if self.replay().contains(request.request_id, now_ms) {
+            return Err(AgentError::Replayed);
+        }
+        if now_ms.abs_diff(request.issued_at_ms) > self.skew_tolerance_ms {
+            return Err(AgentError::ClockSkew);
+        }
+        if request.tenant_id != self.identity.tenant_id
+            || request.agent_id != self.identity.agent_id
+        {
+            return Err(AgentError::NoKey);
+        }
+        if request.key_id != self.key_id {
+            return Err(AgentError::NoKey);
+        }
+        let payload = self
+            .identity
+            .keys
+            .open(request)
+            .map_err(|_| AgentError::DecryptFailed)?;
+        if !self
+            .replay()
+            .insert(request.request_id, request.expires_at_ms, now_ms)
+        {
+            // The same id was admitted concurrently.
+            return Err(AgentError::Replayed);
+        }
+        Ok(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passthru_proto::seal::{seal, RequestHeader};
+    use zeroize::Zeroizing;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn setup() -> (Admission, Vec<u8>, Uuid, Uuid) {
+        let keys = AgentKeyPair::generate();
+        let public = keys.public_bytes().to_vec();
+        let tenant_id = Uuid::new_v4();
+        let agent_id = Uuid::new_v4();
+        let admission = Admission::new(
+            Identity {
+                tenant_id,
+                agent_id,
+                keys,
+            },
+            Duration::from_secs(300),
+            100,
+        );
+        (admission, public, tenant_id, agent_id)
+    }
+
+    fn request(
+        public: &[u8],
+        tenant_id: Uuid,
+        agent_id: Uuid,
+        issued: u64,
+        expires: u64,
+    ) -> Option<SealedRequest> {
+        let header = RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id,
+            agent_id,
+            issued_at_ms: issued,
+            expires_at_ms: expires,
+        };
+        let payload = ValidationPayload {
+            username: "alice@corp.example.test".into(),
+            password: Zeroizing::new("S3cret!".into()),
+        };
+        seal(public, header, &payload).ok()
+    }
+
+    type R = Result<(), &'static str>;
+
+    #[test]
+    fn admits_a_fresh_request_once() -> R {
+        let (adm, public, t, a) = setup();
+        let req = request(&public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        let payload = adm.admit(&req, NOW + 5);
+        assert_eq!(
+            payload.as_ref().map(|p| p.username.as_str()),
+            Ok("alice@corp.example.test")
+        );
+        assert_eq!(
+            payload.map(|p| p.password.to_string()),
+            Ok("S3cret!".into())
+        );
+        assert_eq!(adm.admit(&req, NOW + 6).err(), Some(AgentError::Replayed));
+        Ok(())
+    }
+
+    #[test]
+    fn expiry_is_checked_first_and_at_the_boundary() -> R {
+        let (adm, public, t, a) = setup();
+        let req = request(&public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert_eq!(
+            adm.admit(&req, NOW + 10_001).err(),
+            Some(AgentError::Expired)
+        );
+        // At the deadline itself it is still valid.
+        assert!(adm.admit(&req, NOW + 10_000).is_ok());
+        // A replay after the deadline says expired, not replayed.
+        assert_eq!(
+            adm.admit(&req, NOW + 20_000).err(),
+            Some(AgentError::Expired)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn clock_skew_both_ways() -> R {
+        let (adm, public, t, a) = setup();
+        let tolerance = 300_000;
+        // Issued "in the future" by more than the tolerance: the agent's clock is behind.
+        let ahead =
+            request(&public, t, a, NOW + tolerance + 1, NOW + tolerance + 60_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&ahead, NOW).err(), Some(AgentError::ClockSkew));
+        // Issued long ago with a long deadline: the agent's clock is ahead.
+        let behind = request(&public, t, a, NOW - tolerance - 1, NOW + 60_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&behind, NOW).err(), Some(AgentError::ClockSkew));
+        // Exactly at the tolerance.
+        let edge =
+            request(&public, t, a, NOW + tolerance, NOW + tolerance + 60_000).ok_or("seal")?;
+        assert!(adm.admit(&edge, NOW).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_addressee_or_key_is_no_key() -> R {
+        let (adm, public, t, a) = setup();
+        let other_tenant = request(&public, Uuid::new_v4(), a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&other_tenant, NOW).err(), Some(AgentError::NoKey));
+        let other_agent = request(&public, t, Uuid::new_v4(), NOW, NOW + 10_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&other_agent, NOW).err(), Some(AgentError::NoKey));
+        let stranger = AgentKeyPair::generate();
+        let wrong_key = request(stranger.public_bytes(), t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&wrong_key, NOW).err(), Some(AgentError::NoKey));
+        Ok(())
+    }
+
+    #[test]
+    fn tampering_is_decrypt_failed_and_not_remembered() -> R {
+        let (adm, public, t, a) = setup();
+        let genuine = request(&public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        let mut header_changed = genuine.clone();
+        header_changed.expires_at_ms += 1; // bound as associated data
+        assert_eq!(
+            adm.admit(&header_changed, NOW).err(),
+            Some(AgentError::DecryptFailed)
+        );
+        let mut garbage = genuine.clone();
+        garbage.ciphertext = "AAAA".into();
+        assert_eq!(
+            adm.admit(&garbage, NOW).err(),
+            Some(AgentError::DecryptFailed)
+        );
+        // Neither forgery burnt the request id: the genuine request still passes, once.
+        assert!(adm.admit(&genuine, NOW).is_ok());
+        assert_eq!(adm.admit(&genuine, NOW).err(), Some(AgentError::Replayed));
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The command line (a contract: scripts and the docs use exactly these).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `passthru-agent`: the on-premises pass-through authentication agent.
+#[derive(Debug, Parser)]
+#[command(
+    name = "passthru-agent",
+    version,
+    about = "Passthru authentication agent: validates passwords against Active Directory for the cloud, over one outbound connection"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register this agent with the cloud (once; as a Global or Hybrid Identity Administrator,
+    /// from PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD or prompted).
+    Register(RegisterArgs),
+    /// Run the agent until SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Explain a code from the trace log and what to do about it.
+    Helpmsg(HelpmsgArgs),
+    /// Show this agent's registration and certificate expiry.
+    Status(StatusArgs),
+}
+
+/// `register` arguments.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The cloud's URL, e.g. https://login.contoso.example
+    #[arg(long)]
+    pub cloud: String,
+    /// Tenant name or id.
+    #[arg(long)]
+    pub tenant: String,
+    /// CA certificate to trust for the cloud's TLS (the cloud's DIR/tls/ca.pem); copied into
+    /// the state dir.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Where to keep the agent's registration and keys (created 0700).
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Replace an existing registration in the state dir.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The configuration file ([[forest]] tables).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// `helpmsg` arguments.
+#[derive(Debug, Args)]
+pub struct HelpmsgArgs {
+    /// A Win32 code (e.g. 1909) or an agent error code (e.g. 80013) from the trace log.
+    pub code: String,
+}
+
+/// `status` arguments.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_command_lines_parse() {
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--cloud",
+            "https://127.0.0.1:8443",
+            "--tenant",
+            "contoso",
+            "--ca-file",
+            "ca.pem",
+            "--state-dir",
+            "/var/lib/a",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Register(RegisterArgs { ref tenant, force: false, ca_file: Some(_), .. }) }) if tenant == "contoso"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--cloud",
+            "https://x",
+            "--tenant",
+            "t",
+            "--state-dir",
+            "/s",
+            "--force",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Register(RegisterArgs {
+                    force: true,
+                    ca_file: None,
+                    ..
+                })
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "run",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/etc/a.toml",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Run(_)
+            })
+        ));
+        let cli = Cli::try_parse_from(["passthru-agent", "helpmsg", "1909"]);
+        assert!(
+            matches!(cli, Ok(Cli { command: Command::Helpmsg(HelpmsgArgs { ref code }) }) if code == "1909")
+        );
+        let cli = Cli::try_parse_from(["passthru-agent", "status", "--state-dir", "/s"]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Status(_)
+            })
+        ));
+        assert!(Cli::try_parse_from(["passthru-agent", "run", "--state-dir", "/s"]).is_err());
+    }
+}

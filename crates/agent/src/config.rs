@@ -1,0 +1,788 @@
+//! The agent's configuration file (`--config`): one `[[forest]]` table per Active Directory
+//! forest and an optional `[agent]` table. The TOML is checked by hand so that every mistake
+//! is reported at once, each with the file and the key path (`forest[1].ca_file`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+use toml::{Table, Value};
+use url::Url;
+
+/// How many validations run at once when `[agent] max_concurrency` is not set.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// Largest accepted `max_concurrency`.
+pub const MAX_MAX_CONCURRENCY: i64 = 10_000;
+/// Clock difference to the cloud accepted when `[agent] clock_skew_tolerance_seconds` is not
+/// set.
+pub const DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 300;
+/// Largest accepted `clock_skew_tolerance_seconds` (one day).
+pub const MAX_CLOCK_SKEW_TOLERANCE_SECONDS: i64 = 86_400;
+
+const TOP_KEYS: &[&str] = &["forest", "agent"];
+const FOREST_KEYS: &[&str] = &["name", "upn_suffixes", "domain_controllers", "ca_file"];
+const AGENT_KEYS: &[&str] = &["max_concurrency", "clock_skew_tolerance_seconds"];
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The forests this agent serves, in file order.
+    pub forests: Vec<ForestSettings>,
+    /// How many validations may run at once.
+    pub max_concurrency: usize,
+    /// Largest accepted difference between a request's issue time and the agent's clock.
+    pub clock_skew_tolerance: Duration,
+}
+
+/// One `[[forest]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForestSettings {
+    /// The forest's DNS name.
+    pub name: String,
+    /// UPN suffixes routed to this forest, lower case.
+    pub upn_suffixes: Vec<String>,
+    /// `ldaps://` URLs of domain controllers, tried in order.
+    pub domain_controllers: Vec<Url>,
+    /// CA certificate(s) that issued the domain controllers' certificates (absolute path).
+    pub ca_file: PathBuf,
+}
+
+/// One mistake in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, such as `forest[1].ca_file` (empty for the file as a whole).
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the configuration file: {source}")]
+    Read {
+        /// The file, as given.
+        file: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{file}: not valid TOML: {message}")]
+    Syntax {
+        /// The file, as given.
+        file: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// The file is TOML, but some settings are wrong; every problem is listed.
+    #[error("{}", ProblemList { file, problems })]
+    Invalid {
+        /// The file, as given.
+        file: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+struct ProblemList<'a> {
+    file: &'a str,
+    problems: &'a [Problem],
+}
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{} in the configuration:",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in self.problems {
+            if p.path.is_empty() {
+                write!(f, "\n{}: {}", self.file, p.message)?;
+            } else {
+                write!(f, "\n{}: {}: {}", self.file, p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AgentConfig {
+    /// Reads and checks a configuration file. Relative `ca_file` paths are taken relative to
+    /// the directory of the configuration file.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        AgentConfig::parse(&text, &file, &base)
+    }
+
+    /// Checks configuration text; `file` names it in messages and `base_dir` anchors relative
+    /// paths.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<AgentConfig, ConfigError> {
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                file: file.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        let mut checker = Checker {
+            problems: Vec::new(),
+            base_dir: base_dir.to_path_buf(),
+        };
+        let config = checker.config(&table);
+        match config {
+            Some(config) if checker.problems.is_empty() => Ok(config),
+            _ => Err(ConfigError::Invalid {
+                file: file.to_string(),
+                problems: checker.problems,
+            }),
+        }
+    }
+
+    /// Every forest's UPN suffixes, lower case, without repeats (for the cloud's routing).
+    pub fn upn_suffixes(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for suffix in self.forests.iter().flat_map(|f| f.upn_suffixes.iter()) {
+            if !all.contains(suffix) {
+                all.push(suffix.clone());
+            }
+        }
+        all
+    }
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+    base_dir: PathBuf,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+impl Checker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_keys(&mut self, table: &Table, prefix: &str, known: &[&str]) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                self.problem(
+                    format!("{prefix}{key}"),
+                    format!("unknown key (expected one of: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn config(&mut self, table: &Table) -> Option<AgentConfig> {
+        self.unknown_keys(table, "", TOP_KEYS);
+        let (max_concurrency, clock_skew_tolerance) = match table.get("agent") {
+            None => (
+                Some(DEFAULT_MAX_CONCURRENCY),
+                Some(Duration::from_secs(DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS)),
+            ),
+            Some(Value::Table(agent)) => self.agent(agent),
+            Some(other) => {
+                self.problem(
+                    "agent",
+                    format!("must be a table ([agent]), not {}", type_name(other)),
+                );
+                (None, None)
+            }
+        };
+        let forests = match table.get("forest") {
+            None => {
+                self.problem(
+                    "forest",
+                    "no forest configured: add a [[forest]] table (name, upn_suffixes, \
+                     domain_controllers, ca_file) for each Active Directory forest",
+                );
+                None
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                self.problem(
+                    "forest",
+                    "no forest configured: add a [[forest]] table for each Active Directory forest",
+                );
+                None
+            }
+            Some(Value::Array(items)) => self.forests(items),
+            Some(Value::Table(_)) => {
+                self.problem(
+                    "forest",
+                    "must be an array of tables: write [[forest]], not [forest]",
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "forest",
+                    format!(
+                        "must be an array of tables ([[forest]]), not {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        };
+        Some(AgentConfig {
+            forests: forests?,
+            max_concurrency: max_concurrency?,
+            clock_skew_tolerance: clock_skew_tolerance?,
+        })
+    }
+
+    fn agent(&mut self, agent: &Table) -> (Option<usize>, Option<Duration>) {
+        self.unknown_keys(agent, "agent.", AGENT_KEYS);
+        let max_concurrency = match agent.get("max_concurrency") {
+            None => Some(DEFAULT_MAX_CONCURRENCY),
+            Some(Value::Integer(n)) if (1..=MAX_MAX_CONCURRENCY).contains(n) => {
+                usize::try_from(*n).ok()
+            }
+            Some(Value::Integer(_)) => {
+                self.problem(
+                    "agent.max_concurrency",
+                    format!("must be between 1 and {MAX_MAX_CONCURRENCY}"),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "agent.max_concurrency",
+                    format!("must be an integer, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        let tolerance = match agent.get("clock_skew_tolerance_seconds") {
+            None => Some(Duration::from_secs(DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS)),
+            Some(Value::Integer(n)) if (1..=MAX_CLOCK_SKEW_TOLERANCE_SECONDS).contains(n) => {
+                u64::try_from(*n).ok().map(Duration::from_secs)
+            }
+            Some(Value::Integer(_)) => {
+                self.problem(
+                    "agent.clock_skew_tolerance_seconds",
+                    format!("must be between 1 and {MAX_CLOCK_SKEW_TOLERANCE_SECONDS}"),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "agent.clock_skew_tolerance_seconds",
+                    format!("must be an integer, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        (max_concurrency, tolerance)
+    }
+
+    fn forests(&mut self, items: &[Value]) -> Option<Vec<ForestSettings>> {
+        let mut forests = Vec::new();
+        let mut all_ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let prefix = format!("forest[{i}]");
+            let Value::Table(t) = item else {
+                self.problem(prefix, format!("must be a table, not {}", type_name(item)));
+                all_ok = false;
+                continue;
+            };
+            match self.forest(t, &prefix) {
+                Some(f) => forests.push((i, f)),
+                None => all_ok = false,
+            }
+        }
+        // Names and suffixes must each belong to one forest only.
+        for (n, (i, forest)) in forests.iter().enumerate() {
+            for (j, earlier) in forests.iter().take(n) {
+                if earlier.name.eq_ignore_ascii_case(&forest.name) {
+                    self.problem(
+                        format!("forest[{i}].name"),
+                        format!("'{}' is also the name of forest[{j}]", forest.name),
+                    );
+                    all_ok = false;
+                }
+                for suffix in &forest.upn_suffixes {
+                    if earlier.upn_suffixes.contains(suffix) {
+                        self.problem(
+                            format!("forest[{i}].upn_suffixes"),
+                            format!(
+                                "'{suffix}' is also a suffix of forest[{j}]: a suffix must \
+                                 route to one forest"
+                            ),
+                        );
+                        all_ok = false;
+                    }
+                }
+            }
+        }
+        all_ok.then(|| forests.into_iter().map(|(_, f)| f).collect())
+    }
+
+    fn forest(&mut self, t: &Table, prefix: &str) -> Option<ForestSettings> {
+        self.unknown_keys(t, &format!("{prefix}."), FOREST_KEYS);
+        let name = self.string(
+            t,
+            prefix,
+            "name",
+            "the forest's DNS name, e.g. name = \"corp.example.com\"",
+        );
+        let name = name.and_then(|n| {
+            if n.trim().is_empty() {
+                self.problem(format!("{prefix}.name"), "must not be empty");
+                None
+            } else {
+                Some(n.trim().to_string())
+            }
+        });
+        let upn_suffixes = self.upn_suffixes(t, prefix);
+        let domain_controllers = self.domain_controllers(t, prefix);
+        let ca_file = self.ca_file(t, prefix);
+        Some(ForestSettings {
+            name: name?,
+            upn_suffixes: upn_suffixes?,
+            domain_controllers: domain_controllers?,
+            ca_file: ca_file?,
+        })
+    }
+
+    fn string(&mut self, t: &Table, prefix: &str, key: &str, what: &str) -> Option<String> {
+        match t.get(key) {
+            None => {
+                self.problem(format!("{prefix}.{key}"), format!("missing key: {what}"));
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(
+                    format!("{prefix}.{key}"),
+                    format!("must be a string, not {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A non-empty array of strings: its string elements with their key paths, and whether
+    /// every element was a string (the others are reported with their index).
+    fn string_array<'a>(
+        &mut self,
+        t: &'a Table,
+        prefix: &str,
+        key: &str,
+        what: &str,
+    ) -> Option<(Vec<(String, &'a str)>, bool)> {
+        let path = format!("{prefix}.{key}");
+        match t.get(key) {
+            None => {
+                self.problem(path, format!("missing key: {what}"));
+                None
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                self.problem(path, format!("must not be empty: {what}"));
+                None
+            }
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push((format!("{path}[{i}]"), s.as_str())),
+                        other => {
+                            self.problem(
+                                format!("{path}[{i}]"),
+                                format!("must be a string, not {}", type_name(other)),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                Some((out, ok))
+            }
+            Some(other) => {
+                self.problem(
+                    path,
+                    format!("must be an array of strings, not {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn upn_suffixes(&mut self, t: &Table, prefix: &str) -> Option<Vec<String>> {
+        let (items, mut ok) = self.string_array(
+            t,
+            prefix,
+            "upn_suffixes",
+            "the UPN suffixes of this forest's users, e.g. upn_suffixes = [\"corp.example.com\"]",
+        )?;
+        let mut out: Vec<String> = Vec::new();
+        for (path, raw) in items {
+            let suffix = raw.trim().to_ascii_lowercase();
+            if let Some(stripped) = suffix.strip_prefix('@') {
+                self.problem(
+                    path,
+                    format!("write the suffix without '@': \"{stripped}\""),
+                );
+                ok = false;
+            } else if !is_dns_name(&suffix) {
+                self.problem(
+                    path,
+                    format!("'{raw}' is not a DNS name (the part of a UPN after '@')"),
+                );
+                ok = false;
+            } else if out.contains(&suffix) {
+                self.problem(path, format!("'{suffix}' is listed twice"));
+                ok = false;
+            } else {
+                out.push(suffix);
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn domain_controllers(&mut self, t: &Table, prefix: &str) -> Option<Vec<Url>> {
+        let (items, mut ok) = self.string_array(
+            t,
+            prefix,
+            "domain_controllers",
+            "ldaps:// URLs of the forest's domain controllers, e.g. \
+             domain_controllers = [\"ldaps://dc1.corp.example.com:636\"]",
+        )?;
+        let mut out = Vec::new();
+        for (path, raw) in items {
+            match Url::parse(raw.trim()) {
+                Err(e) => {
+                    self.problem(
+                        path,
+                        format!("'{raw}' is not a URL ({e}); expected ldaps://HOST[:PORT]"),
+                    );
+                    ok = false;
+                }
+                Ok(url) if url.scheme().eq_ignore_ascii_case("ldap") => {
+                    self.problem(
+                        path,
+                        format!(
+                            "'{raw}' uses plain ldap://, which is refused: Active Directory \
+                             refuses simple binds without TLS and the password would cross the \
+                             network in clear; use ldaps://HOST:636"
+                        ),
+                    );
+                    ok = false;
+                }
+                Ok(url) if url.scheme() != "ldaps" => {
+                    self.problem(
+                        path,
+                        format!("'{raw}' must be an ldaps:// URL, not {}://", url.scheme()),
+                    );
+                    ok = false;
+                }
+                Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+                    self.problem(
+                        path,
+                        format!("'{raw}' has no host; expected ldaps://HOST[:PORT]"),
+                    );
+                    ok = false;
+                }
+                Ok(url)
+                    if !(url.path().is_empty() || url.path() == "/")
+                        || url.query().is_some()
+                        || url.fragment().is_some()
+                        || !url.username().is_empty() =>
+                {
+                    self.problem(
+                        path,
+                        format!("'{raw}' must be a plain ldaps://HOST[:PORT] URL (no DN, user, query or fragment)"),
+                    );
+                    ok = false;
+                }
+                Ok(url) => out.push(url),
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn ca_file(&mut self, t: &Table, prefix: &str) -> Option<PathBuf> {
+        let raw = self.string(
+            t,
+            prefix,
+            "ca_file",
+            "the PEM file of the CA that issued the domain controllers' certificates",
+        )?;
+        let path_key = format!("{prefix}.ca_file");
+        if raw.trim().is_empty() {
+            self.problem(path_key, "must not be empty");
+            return None;
+        }
+        let path = self.base_dir.join(raw.trim());
+        let shown = path.display();
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.problem(path_key, format!("file {shown} does not exist"));
+                None
+            }
+            Err(e) => {
+                self.problem(path_key, format!("cannot use {shown}: {e}"));
+                None
+            }
+            Ok(meta) if !meta.is_file() => {
+                self.problem(path_key, format!("{shown} is not a file"));
+                None
+            }
+            Ok(_) => match std::fs::read(&path) {
+                Err(e) => {
+                    self.problem(path_key, format!("cannot read {shown}: {e}"));
+                    None
+                }
+                Ok(bytes) => {
+                    let certs: Result<Vec<CertificateDer<'static>>, _> =
+                        CertificateDer::pem_slice_iter(&bytes).collect();
+                    match certs {
+                        Ok(c) if !c.is_empty() => Some(path),
+                        _ => {
+                            self.problem(
+                                path_key,
+                                format!(
+                                    "{shown} holds no PEM certificate (expected \
+                                     -----BEGIN CERTIFICATE----- blocks)"
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TempDir;
+
+    const CERT: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQk3p\n-----END CERTIFICATE-----\n";
+
+    fn problems(result: Result<AgentConfig, ConfigError>) -> Vec<Problem> {
+        match result {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            _ => Vec::new(),
+        }
+    }
+
+    fn has(problems: &[Problem], path: &str, needle: &str) -> bool {
+        problems
+            .iter()
+            .any(|p| p.path == path && p.message.contains(needle))
+    }
+
+    #[test]
+    fn a_good_file_with_defaults() -> std::io::Result<()> {
+        let dir = TempDir::new("config-good")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        let text = r#"
+            [[forest]]
+            name = "corp.example.test"
+            upn_suffixes = ["Corp.Example.Test", "example.test"]
+            domain_controllers = ["ldaps://dc1.corp.example.test:636", "ldaps://127.0.0.1"]
+            ca_file = "dc-ca.pem"
+
+            [[forest]]
+            name = "fabrikam.test"
+            upn_suffixes = ["fabrikam.test"]
+            domain_controllers = ["ldaps://127.0.0.2:636"]
+            ca_file = "dc-ca.pem"
+        "#;
+        let config = AgentConfig::parse(text, "agent.toml", dir.path());
+        assert!(config.is_ok(), "{config:?}");
+        let Ok(config) = config else { return Ok(()) };
+        assert_eq!(config.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(config.clock_skew_tolerance, Duration::from_secs(300));
+        assert_eq!(config.forests.len(), 2);
+        assert_eq!(config.forests[0].ca_file, dir.path().join("dc-ca.pem"));
+        assert_eq!(
+            config.upn_suffixes(),
+            vec!["corp.example.test", "example.test", "fabrikam.test"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key_path() -> std::io::Result<()> {
+        let dir = TempDir::new("config-bad")?;
+        std::fs::write(dir.path().join("ok.pem"), CERT)?;
+        std::fs::write(dir.path().join("not-pem.pem"), "hello")?;
+        let text = r#"
+            colour = "blue"
+
+            [agent]
+            max_concurrency = 0
+            clock_skew_tolerance_seconds = "five"
+            verbose = true
+
+            [[forest]]
+            name = "corp.example.test"
+            upn_suffixes = ["@corp.example.test", 7]
+            domain_controllers = ["ldap://dc1.corp.example.test", "not a url", "https://x"]
+            ca_file = "/x/y.pem"
+            extra = 1
+
+            [[forest]]
+            upn_suffixes = []
+            domain_controllers = "ldaps://dc"
+            ca_file = "not-pem.pem"
+
+            [[forest]]
+            name = "ok.test"
+            upn_suffixes = ["ok.test"]
+            domain_controllers = ["ldaps://dc.ok.test"]
+            ca_file = "ok.pem"
+        "#;
+        let result = AgentConfig::parse(text, "agent.toml", dir.path());
+        let text_form = result
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let p = problems(result);
+        assert!(has(&p, "colour", "unknown key"), "{p:#?}");
+        assert!(has(&p, "agent.max_concurrency", "between 1"), "{p:#?}");
+        assert!(has(
+            &p,
+            "agent.clock_skew_tolerance_seconds",
+            "must be an integer, not a string"
+        ));
+        assert!(has(&p, "agent.verbose", "unknown key"));
+        assert!(has(&p, "forest[0].upn_suffixes[0]", "without '@'"));
+        assert!(has(
+            &p,
+            "forest[0].upn_suffixes[1]",
+            "must be a string, not an integer"
+        ));
+        assert!(has(
+            &p,
+            "forest[0].domain_controllers[0]",
+            "plain ldap://, which is refused"
+        ));
+        assert!(has(&p, "forest[0].domain_controllers[1]", "is not a URL"));
+        assert!(has(
+            &p,
+            "forest[0].domain_controllers[2]",
+            "must be an ldaps:// URL"
+        ));
+        assert!(has(&p, "forest[0].ca_file", "file /x/y.pem does not exist"));
+        assert!(has(&p, "forest[0].extra", "unknown key"));
+        assert!(has(&p, "forest[1].name", "missing key"));
+        assert!(has(&p, "forest[1].upn_suffixes", "must not be empty"));
+        assert!(has(
+            &p,
+            "forest[1].domain_controllers",
+            "must be an array of strings, not a string"
+        ));
+        assert!(has(&p, "forest[1].ca_file", "holds no PEM certificate"));
+        assert_eq!(p.len(), 15, "{p:#?}");
+        assert!(text_form.starts_with("agent.toml: 15 problems in the configuration:"));
+        assert!(text_form.contains("\nagent.toml: forest[0].ca_file: file /x/y.pem does not exist"));
+        Ok(())
+    }
+
+    #[test]
+    fn no_forest_and_wrong_shapes() {
+        let base = Path::new("/");
+        let p = problems(AgentConfig::parse("", "a.toml", base));
+        assert!(has(&p, "forest", "no forest configured"), "{p:?}");
+        let p = problems(AgentConfig::parse("forest = []", "a.toml", base));
+        assert!(has(&p, "forest", "no forest configured"), "{p:?}");
+        let p = problems(AgentConfig::parse("[forest]\nname = \"x\"", "a.toml", base));
+        assert!(has(&p, "forest", "write [[forest]]"), "{p:?}");
+        let p = problems(AgentConfig::parse(
+            "agent = 3\nforest = [1]",
+            "a.toml",
+            base,
+        ));
+        assert!(has(&p, "agent", "must be a table"), "{p:?}");
+        assert!(
+            has(&p, "forest[0]", "must be a table, not an integer"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn duplicates_across_forests() -> std::io::Result<()> {
+        let dir = TempDir::new("config-dup")?;
+        std::fs::write(dir.path().join("ca.pem"), CERT)?;
+        let text = r#"
+            [[forest]]
+            name = "a.test"
+            upn_suffixes = ["a.test", "shared.test"]
+            domain_controllers = ["ldaps://dc.a.test"]
+            ca_file = "ca.pem"
+            [[forest]]
+            name = "A.test"
+            upn_suffixes = ["Shared.test"]
+            domain_controllers = ["ldaps://dc.b.test"]
+            ca_file = "ca.pem"
+        "#;
+        let p = problems(AgentConfig::parse(text, "a.toml", dir.path()));
+        assert!(
+            has(&p, "forest[1].name", "also the name of forest[0]"),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "forest[1].upn_suffixes",
+                "'shared.test' is also a suffix of forest[0]"
+            ),
+            "{p:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = AgentConfig::parse("[[forest]\n", "agent.toml", Path::new("/"));
+        assert!(matches!(err, Err(ConfigError::Syntax { ref file, .. }) if file == "agent.toml"));
+        let err = AgentConfig::load(Path::new("/nonexistent/agent.toml"));
+        assert!(matches!(err, Err(ConfigError::Read { .. })));
+    }
+}

@@ -1,0 +1,47 @@
+//! The real [`Validator`]: `passthru_directory` (LDAPS binds to the forests' domain
+//! controllers).
+
+use passthru_directory::{Directory, DirectoryError, ForestConfig};
+use passthru_proto::AgentError;
+
+use crate::config::AgentConfig;
+use crate::validator::{Validator, Verdict};
+
+/// Validates passwords against the configured forests.
+#[derive(Debug)]
+pub struct DirectoryValidator {
+    directory: Directory,
+}
+
+impl DirectoryValidator {
+    /// Sets up the directory for the configuration's forests.
+    pub fn new(config: &AgentConfig) -> Result<DirectoryValidator, DirectoryError> {
+        let forests = config
+            .forests
+            .iter()
+            .map(|f| ForestConfig {
+                name: f.name.clone(),
+                upn_suffixes: f.upn_suffixes.clone(),
+                domain_controllers: f.domain_controllers.clone(),
+                ca_file: f.ca_file.clone(),
+            })
+            .collect();
+        Ok(DirectoryValidator {
+            directory: Directory::new(forests)?,
+        })
+    }
+}
+
+impl Validator for DirectoryValidator {
+    async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, AgentError> {
+        match self.directory.validate(upn, password).await {
+            Ok(passthru_directory::Verdict::Accepted(user)) => Ok(Verdict::Accepted(user)),
+            Ok(passthru_directory::Verdict::Denied(win32)) => Ok(Verdict::Denied(win32)),
+            Err(e) => {
+                let error = e.agent_error();
+                tracing::warn!(error = %e, code = error.aadsts().code(), "the directory gave no answer");
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The Passthru authentication agent: registers with the cloud, then keeps one outbound,
+//! mutually authenticated WebSocket to it, opens each HPKE-sealed password, checks it against
+//! Active Directory over LDAPS, and answers with the outcome. It never listens on a port.
+//!
+//! Modules, in the order a request meets them: [`connect`] and [`session`] (the link),
+//! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
+//! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
+//! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`backoff`], [`helpmsg`],
+//! [`status`].
+
+pub mod admission;
+pub mod backoff;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod connect;
+pub mod directory_validator;
+pub mod helpmsg;
+pub mod host;
+pub mod link_error;
+pub mod lock;
+pub mod register;
+pub mod replay;
+pub mod run;
+pub mod session;
+pub mod state_dir;
+pub mod status;
+pub mod tls_config;
+pub mod trace_log;
+pub mod validation;
+pub mod validator;
+
+#[cfg(test)]
+mod test_support;

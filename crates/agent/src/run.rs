@@ -1,0 +1,199 @@
+//! `passthru-agent run`: lock the state dir, check the configuration, load the registration,
+//! then keep one outbound connection to the cloud, reconnecting with backoff, until SIGTERM or
+//! SIGINT drains it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+use crate::admission::{Admission, Identity};
+use crate::backoff::{random_unit, Backoff, STABLE_AFTER};
+use crate::config::{AgentConfig, ConfigError};
+use crate::connect::{connect, Endpoint};
+use crate::link_error::LinkError;
+use crate::lock::{self, LockError};
+use crate::replay;
+use crate::session::{serve, AgentContext, HelloInfo, SessionEnd};
+use crate::state_dir::{StateDir, StateError, TRACE_LOG_FILE};
+use crate::tls_config::{self, TlsConfigError};
+use crate::trace_log::TraceLog;
+use crate::validator::Validator;
+
+/// What `run` was given.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The state dir written by `register`.
+    pub state_dir: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Another agent holds the state dir.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The configuration file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state dir is missing or damaged.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// The recorded endpoint is unusable.
+    #[error(transparent)]
+    Endpoint(#[from] LinkError),
+    /// The directory could not be set up from the configuration.
+    #[error("{file}: cannot set up the directory connections: {detail}")]
+    Directory {
+        /// The configuration file.
+        file: String,
+        /// What the directory said.
+        detail: String,
+    },
+    /// The trace log could not be opened.
+    #[error("cannot open the trace log {path}: {source}")]
+    TraceLog {
+        /// The trace log.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot listen for SIGTERM/SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Runs the agent until a signal drains it, validating with what `build_validator` makes
+/// from the configuration (the real one is
+/// [`crate::directory_validator::DirectoryValidator::new`]).
+pub async fn run<V, E, F>(options: &RunOptions, build_validator: F) -> Result<(), RunError>
+where
+    V: Validator,
+    E: std::fmt::Display,
+    F: FnOnce(&AgentConfig) -> Result<V, E>,
+{
+    let state = StateDir::new(&options.state_dir);
+    if !state.path().is_dir() {
+        return Err(StateError::NotRegistered {
+            dir: state.path().display().to_string(),
+        }
+        .into());
+    }
+    let _lock = lock::acquire(state.path())?;
+    let config = AgentConfig::load(&options.config)?;
+    let agent = state.load()?;
+    for path in state.loose_permissions() {
+        tracing::warn!(path = %path.display(), "readable by other users: the state dir should be 0700 and its files 0600");
+    }
+    let tls = tls_config::client_config(&agent)?;
+    let registration = agent.registration.clone();
+    let endpoint = Endpoint::new(&registration.agent_endpoint, registration.tenant_id)?;
+    let validator = build_validator(&config).map_err(|e| RunError::Directory {
+        file: options.config.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let trace_path = state.file(TRACE_LOG_FILE);
+    let trace = TraceLog::open(&trace_path).map_err(|source| RunError::TraceLog {
+        path: trace_path.display().to_string(),
+        source,
+    })?;
+    let ctx = Arc::new(AgentContext {
+        admission: Admission::new(
+            Identity {
+                tenant_id: registration.tenant_id,
+                agent_id: registration.agent_id,
+                keys: agent.hpke,
+            },
+            config.clock_skew_tolerance,
+            replay::DEFAULT_CAPACITY,
+        ),
+        validator,
+        limit: Arc::new(Semaphore::new(config.max_concurrency)),
+        trace,
+        hello: HelloInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            host: crate::host::host_name(),
+            upn_suffixes: config.upn_suffixes(),
+        },
+        skew_tolerance: config.clock_skew_tolerance,
+    });
+    let shutdown = shutdown_on_signals()?;
+    tracing::info!(
+        agent = %registration.agent_id,
+        tenant = %registration.tenant_name,
+        forests = config.forests.len(),
+        endpoint = %endpoint.authority(),
+        "passthru-agent starting"
+    );
+    stay_connected(ctx, &endpoint, tls, shutdown).await;
+    tracing::info!("passthru-agent stopped");
+    Ok(())
+}
+
+/// A receiver that turns `true` on the first SIGTERM or SIGINT.
+fn shutdown_on_signals() -> Result<watch::Receiver<bool>, RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received: stopping");
+        let _ = tx.send(true);
+        // Keep the sender (and so the receivers' state) alive until the process ends.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}
+
+/// Connects, serves, and reconnects with exponential backoff and full jitter until
+/// `shutdown` turns `true`. Returns once drained (or at once when not connected).
+pub async fn stay_connected<V: Validator>(
+    ctx: Arc<AgentContext<V>>,
+    endpoint: &Endpoint,
+    tls: Arc<ClientConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        tracing::debug!(endpoint = %endpoint.authority(), "connecting to the cloud");
+        let dialed = tokio::select! {
+            dialed = connect(endpoint, Arc::clone(&tls)) => dialed,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match dialed {
+            Err(e) => tracing::warn!(error = %e, "cannot connect to the cloud"),
+            Ok(socket) => {
+                match serve(Arc::clone(&ctx), endpoint, socket, shutdown.clone()).await {
+                    Ok(SessionEnd::Drained) => return,
+                    Err(e) => tracing::warn!(error = %e, "disconnected from the cloud"),
+                }
+                if started.elapsed() > STABLE_AFTER {
+                    backoff.reset();
+                }
+            }
+        }
+        let delay = backoff.next_delay(random_unit());
+        tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}

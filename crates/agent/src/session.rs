@@ -1,0 +1,369 @@
+//! One connection's life: wait for `Welcome`, say `Hello`, then validate each `Validate`
+//! concurrently (bounded by a semaphore), answering through one writer task; ping every
+//! heartbeat and give up after two silent intervals; on shutdown, say `Draining`, finish the
+//! validations in flight (bounded wait), and close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
+use passthru_proto::{Outcome, SealedRequest};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::admission::Admission;
+use crate::clock;
+use crate::connect::{classify_ws_error, AgentSocket, Endpoint};
+use crate::link_error::LinkError;
+use crate::trace_log::TraceLog;
+use crate::validation::validate_request;
+use crate::validator::Validator;
+
+/// How long the cloud has to send `Welcome` after the upgrade.
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one frame may take to send.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a drain waits for validations in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Heartbeat when the cloud's `Welcome` says 0.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+/// Frames waiting for the writer.
+const OUTBOX: usize = 1024;
+
+/// What the agent announces in `Hello`.
+#[derive(Debug, Clone)]
+pub struct HelloInfo {
+    /// The agent's version.
+    pub version: String,
+    /// The agent's host name.
+    pub host: String,
+    /// Every forest's UPN suffixes, lower case.
+    pub upn_suffixes: Vec<String>,
+}
+
+/// What every connection of the process shares.
+#[derive(Debug)]
+pub struct AgentContext<V> {
+    /// Request checks and the replay cache (shared across reconnects).
+    pub admission: Admission,
+    /// The directory.
+    pub validator: V,
+    /// Bounds validations running at once.
+    pub limit: Arc<Semaphore>,
+    /// Where failures are traced.
+    pub trace: TraceLog,
+    /// What to say in `Hello`.
+    pub hello: HelloInfo,
+    /// Clock difference to the cloud worth a warning at connect.
+    pub skew_tolerance: Duration,
+}
+
+/// How a session ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// Shutdown was asked: the agent drained and closed the connection.
+    Drained,
+}
+
+type Sink = SplitSink<AgentSocket, Message>;
+type Stream = SplitStream<AgentSocket>;
+
+fn text(message: &AgentToCloud) -> Option<Message> {
+    serde_json::to_string(message).ok().map(Message::text)
+}
+
+/// Reads frames until a cloud message arrives.
+async fn next_message(stream: &mut Stream, endpoint: &Endpoint) -> Result<CloudToAgent, LinkError> {
+    loop {
+        match stream.next().await {
+            None => {
+                return Err(LinkError::Closed {
+                    detail: "the cloud closed the connection".into(),
+                })
+            }
+            Some(Err(e)) => return Err(classify_ws_error(endpoint, e)),
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(t.as_str()).map_err(|e| LinkError::Protocol {
+                    detail: format!("unreadable message from the cloud: {e}"),
+                })
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(LinkError::Closed {
+                    detail: close_detail(frame.as_ref()),
+                })
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+fn close_detail(frame: Option<&CloseFrame>) -> String {
+    match frame {
+        Some(f) if !f.reason.is_empty() => format!("the cloud closed the connection: {}", f.reason),
+        _ => "the cloud closed the connection".to_string(),
+    }
+}
+
+/// Sends frames from the outbox, each with a time-out; ends after sending a Close frame.
+fn spawn_writer(
+    mut sink: Sink,
+    mut outbox: mpsc::Receiver<Message>,
+) -> JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        while let Some(message) = outbox.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("sending failed: {e}")),
+                Err(_) => return Err("sending timed out".to_string()),
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+        Ok(())
+    })
+}
+
+fn outcome_kind(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Success(_) => "success".to_string(),
+        Outcome::Denied { win32 } => format!("denied {win32}"),
+        Outcome::Error { error } => format!("error {}", error.describe()),
+        _ => "other".to_string(),
+    }
+}
+
+/// Validates one request in its own task and queues the answer.
+fn spawn_validation<V: Validator>(
+    tasks: &mut JoinSet<()>,
+    ctx: &Arc<AgentContext<V>>,
+    outbox: &mpsc::Sender<Message>,
+    request: SealedRequest,
+) {
+    let ctx = Arc::clone(ctx);
+    let outbox = outbox.clone();
+    let received = Instant::now();
+    tasks.spawn(async move {
+        let Ok(_permit) = Arc::clone(&ctx.limit).acquire_owned().await else {
+            return;
+        };
+        let outcome =
+            validate_request(&ctx.admission, &ctx.validator, &request, clock::now_ms()).await;
+        if let Err(e) = ctx.trace.record(clock::now_utc(), request.request_id, &outcome) {
+            tracing::error!(error = %e, "cannot write the trace log");
+        }
+        let agent_micros = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(request = %request.request_id, result = %outcome_kind(&outcome), agent_micros, "validated");
+        let answer = AgentToCloud::Result {
+            request_id: request.request_id,
+            outcome,
+            agent_micros,
+        };
+        if let Some(message) = text(&answer) {
+            // If the connection is gone the cloud has already given the request to another
+            // agent; nothing to do.
+            let _ = outbox.send(message).await;
+        }
+    });
+}
+
+/// Serves one connection until it fails (`Err`) or a shutdown drains it (`Ok`).
+pub async fn serve<V: Validator>(
+    ctx: Arc<AgentContext<V>>,
+    endpoint: &Endpoint,
+    socket: AgentSocket,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SessionEnd, LinkError> {
+    let (mut sink, mut stream) = socket.split();
+
+    let welcome = tokio::time::timeout(WELCOME_TIMEOUT, next_message(&mut stream, endpoint))
+        .await
+        .map_err(|_| LinkError::Timeout {
+            endpoint: endpoint.authority(),
+            stage: "waiting for the cloud's welcome",
+        })??;
+    let heartbeat = match welcome {
+        CloudToAgent::Welcome {
+            agent_id,
+            tenant_id,
+            server_time_ms,
+            heartbeat_seconds,
+        } => {
+            let (our_tenant, our_agent) = ctx.admission.identity();
+            if agent_id != our_agent || tenant_id != our_tenant {
+                return Err(LinkError::NotUs {
+                    cloud_agent: agent_id,
+                    cloud_tenant: tenant_id,
+                    our_agent,
+                    our_tenant,
+                });
+            }
+            let skew_ms = clock::now_ms().abs_diff(server_time_ms);
+            if u128::from(skew_ms) > ctx.skew_tolerance.as_millis() {
+                tracing::warn!(
+                    skew_ms,
+                    tolerance_s = ctx.skew_tolerance.as_secs(),
+                    "this computer's clock differs from the cloud's beyond the tolerance: \
+                     requests will fail with AADSTS80013 until the time is synchronised (NTP)"
+                );
+            }
+            if heartbeat_seconds == 0 {
+                DEFAULT_HEARTBEAT
+            } else {
+                Duration::from_secs(heartbeat_seconds.min(3600))
+            }
+        }
+        CloudToAgent::Goodbye { reason } => return Err(LinkError::Goodbye { reason }),
+        _ => {
+            return Err(LinkError::Protocol {
+                detail: "the cloud did not start with a welcome".into(),
+            })
+        }
+    };
+
+    let hello = AgentToCloud::Hello {
+        protocol: PROTOCOL_VERSION,
+        version: ctx.hello.version.clone(),
+        host: ctx.hello.host.clone(),
+        upn_suffixes: ctx.hello.upn_suffixes.clone(),
+        agent_time_ms: clock::now_ms(),
+    };
+    let hello = text(&hello).ok_or_else(|| LinkError::Protocol {
+        detail: "cannot encode hello".into(),
+    })?;
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(hello)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(classify_ws_error(endpoint, e)),
+        Err(_) => {
+            return Err(LinkError::Timeout {
+                endpoint: endpoint.authority(),
+                stage: "sending hello",
+            })
+        }
+    }
+    tracing::info!(endpoint = %endpoint.authority(), heartbeat_s = heartbeat.as_secs(), "connected to the cloud");
+
+    let (outbox, outbox_rx) = mpsc::channel::<Message>(OUTBOX);
+    let mut writer = spawn_writer(sink, outbox_rx);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+
+    let ended: Result<(), LinkError> = loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let message = match frame {
+                    None => break Err(LinkError::Closed { detail: "the cloud closed the connection".into() }),
+                    Some(Err(e)) => break Err(classify_ws_error(endpoint, e)),
+                    Some(Ok(m)) => m,
+                };
+                last_heard = Instant::now();
+                match message {
+                    Message::Text(t) => match serde_json::from_str::<CloudToAgent>(t.as_str()) {
+                        Ok(CloudToAgent::Validate(request)) => {
+                            spawn_validation(&mut tasks, &ctx, &outbox, request);
+                        }
+                        Ok(CloudToAgent::Goodbye { reason }) => break Err(LinkError::Goodbye { reason }),
+                        Ok(_) => tracing::debug!("unexpected message from the cloud ignored"),
+                        Err(e) => tracing::warn!(error = %e, "unreadable message from the cloud ignored"),
+                    },
+                    Message::Close(frame) => break Err(LinkError::Closed { detail: close_detail(frame.as_ref()) }),
+                    _ => {}
+                }
+            }
+            _ = ticker.tick() => {
+                let silent = last_heard.elapsed();
+                if silent >= heartbeat * 2 {
+                    break Err(LinkError::Silent { seconds: silent.as_secs() });
+                }
+                // A full outbox means the writer is stuck; its own time-out will end the link.
+                let _ = outbox.try_send(Message::Ping(Default::default()));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            written = &mut writer => {
+                let detail = match written {
+                    Ok(Err(e)) => e,
+                    _ => "the writer stopped".to_string(),
+                };
+                break Err(LinkError::Closed { detail });
+            }
+            _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
+        }
+    };
+
+    match ended {
+        Err(e) => {
+            // Let validations in flight finish on their own (their answers are dropped), so a
+            // directory bind is never cut in the middle.
+            tasks.detach_all();
+            writer.abort();
+            Err(e)
+        }
+        Ok(()) => {
+            drain(&ctx, endpoint, &mut stream, &mut tasks, outbox, writer).await;
+            Ok(SessionEnd::Drained)
+        }
+    }
+}
+
+/// Says `Draining`, waits (at most [`DRAIN_TIMEOUT`]) for validations in flight, and closes.
+async fn drain<V: Validator>(
+    ctx: &Arc<AgentContext<V>>,
+    endpoint: &Endpoint,
+    stream: &mut Stream,
+    tasks: &mut JoinSet<()>,
+    outbox: mpsc::Sender<Message>,
+    writer: JoinHandle<Result<(), String>>,
+) {
+    tracing::info!(
+        in_flight = tasks.len(),
+        "draining: no new work; finishing validations in flight"
+    );
+    if let Some(m) = text(&AgentToCloud::Draining) {
+        let _ = outbox.send(m).await;
+    }
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(in_flight = tasks.len(), "validations still running after the drain time-out; closing anyway");
+                break;
+            }
+            Some(_) = tasks.join_next() => {}
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(t))) => {
+                    // Sent before the cloud saw `Draining`: answer it rather than let it time out.
+                    if let Ok(CloudToAgent::Validate(request)) = serde_json::from_str::<CloudToAgent>(t.as_str()) {
+                        spawn_validation(tasks, ctx, &outbox, request);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    tracing::info!(endpoint = %endpoint.authority(), "the cloud closed the connection while draining");
+                    break;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+    tasks.detach_all();
+    let close = Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "the agent is stopping".into(),
+    }));
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, outbox.send(close)).await;
+    drop(outbox);
+    if tokio::time::timeout(WRITE_TIMEOUT, writer).await.is_err() {
+        tracing::warn!("the connection did not close in time");
+    }
+    tracing::info!("drained and disconnected");
+}

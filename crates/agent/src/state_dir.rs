@@ -1,0 +1,357 @@
+//! The agent's state dir: its registration (`agent.json`), TLS client certificate and key,
+//! HPKE private key, the cloud's CA, the trace log and the lock file. The directory is mode
+//! 0700 and every file 0600; files are replaced atomically (temporary file, then rename).
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use passthru_proto::AgentKeyPair;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// The registration record.
+pub const REGISTRATION_FILE: &str = "agent.json";
+/// The TLS client certificate issued by the cloud (PEM).
+pub const CLIENT_CERT_FILE: &str = "client-cert.pem";
+/// The TLS client private key (PKCS#8 PEM).
+pub const CLIENT_KEY_FILE: &str = "client-key.pem";
+/// The HPKE private key (raw 32 bytes).
+pub const HPKE_KEY_FILE: &str = "hpke-key";
+/// The CA to trust for the cloud's TLS certificate (copy of `register --ca-file`).
+pub const CLOUD_CA_FILE: &str = "cloud-ca.pem";
+/// One line per failed validation.
+pub const TRACE_LOG_FILE: &str = "trace.log";
+/// Held by the running agent.
+pub const LOCK_FILE: &str = "agent.lock";
+
+/// Mode of the state dir.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in it.
+pub const FILE_MODE: u32 = 0o600;
+
+/// What `register` learned from the cloud (`agent.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// This agent's id.
+    pub agent_id: Uuid,
+    /// Its tenant's id.
+    pub tenant_id: Uuid,
+    /// Its tenant's name.
+    pub tenant_name: String,
+    /// The cloud URL given to `register`.
+    pub cloud_url: String,
+    /// Base URL the agent dials (`https://host[:port]`).
+    pub agent_endpoint: String,
+    /// When the agent was registered (RFC 3339).
+    pub registered_at: String,
+}
+
+/// Everything `run` needs from the state dir.
+pub struct AgentState {
+    /// The registration record.
+    pub registration: Registration,
+    /// The client certificate (and any chain after it).
+    pub client_cert_chain: Vec<CertificateDer<'static>>,
+    /// The client certificate's private key.
+    pub client_key: PrivateKeyDer<'static>,
+    /// The HPKE key pair requests are sealed to.
+    pub hpke: AgentKeyPair,
+    /// The cloud CA file, when `register` was given one.
+    pub cloud_ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentState")
+            .field("registration", &self.registration)
+            .field("hpke", &self.hpke)
+            .field("cloud_ca", &self.cloud_ca)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the state dir cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// There is no registration in the directory.
+    #[error(
+        "{dir} holds no agent registration: register the agent first with \
+         `passthru-agent register --cloud URL --tenant NAME --ca-file CA.pem --state-dir {dir}`"
+    )]
+    NotRegistered {
+        /// The state dir.
+        dir: String,
+    },
+    /// A file or the directory could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is there but its content is not usable.
+    #[error("{path} is damaged ({detail}): register the agent again with `passthru-agent register ... --force`")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+/// A state dir (nothing is touched until a method is called).
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.display().to_string();
+    move |source| StateError::Io { what, path, source }
+}
+
+impl StateDir {
+    /// The state dir at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// A file of the directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Creates the directory (and its parents) with mode 0700, or tightens an existing one
+    /// to 0700.
+    pub fn create(&self) -> Result<(), StateError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.root)
+            .map_err(io_err("cannot create the state dir", &self.root))?;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(io_err("cannot set the mode of the state dir", &self.root))
+    }
+
+    /// Writes `bytes` to `name` atomically with mode 0600: a temporary file in the same
+    /// directory, flushed to disk, then renamed over the old file.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let target = self.file(name);
+        let temp = self.file(&format!(".{name}.tmp-{}", Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&temp)
+                .map_err(io_err("cannot create", &temp))?;
+            file.write_all(bytes)
+                .map_err(io_err("cannot write", &temp))?;
+            file.sync_all().map_err(io_err("cannot flush", &temp))?;
+            drop(file);
+            std::fs::rename(&temp, &target).map_err(io_err("cannot replace", &target))?;
+            // Make the rename itself durable.
+            File::open(&self.root)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("cannot flush the state dir", &self.root))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Removes `name` if it exists.
+    pub fn remove_file(&self, name: &str) -> Result<(), StateError> {
+        let path = self.file(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err("cannot remove", &path)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a registration record exists.
+    pub fn is_registered(&self) -> bool {
+        self.file(REGISTRATION_FILE).exists()
+    }
+
+    /// Reads the registration record.
+    pub fn registration(&self) -> Result<Registration, StateError> {
+        let path = self.file(REGISTRATION_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::NotRegistered {
+                    dir: self.root.display().to_string(),
+                })
+            }
+            other => other.map_err(io_err("cannot read", &path))?,
+        };
+        serde_json::from_str(&text).map_err(|e| StateError::Damaged {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Writes the registration record (last step of `register`).
+    pub fn write_registration(&self, registration: &Registration) -> Result<(), StateError> {
+        let mut json =
+            serde_json::to_vec_pretty(registration).map_err(|e| StateError::Damaged {
+                path: self.file(REGISTRATION_FILE).display().to_string(),
+                detail: e.to_string(),
+            })?;
+        json.push(b'\n');
+        self.write_file(REGISTRATION_FILE, &json)
+    }
+
+    /// Files or the directory itself readable by others than the owner (to warn about).
+    pub fn loose_permissions(&self) -> Vec<PathBuf> {
+        let mut loose = Vec::new();
+        let mut check = |path: PathBuf| {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    loose.push(path);
+                }
+            }
+        };
+        check(self.root.clone());
+        for name in [
+            REGISTRATION_FILE,
+            CLIENT_CERT_FILE,
+            CLIENT_KEY_FILE,
+            HPKE_KEY_FILE,
+            CLOUD_CA_FILE,
+            TRACE_LOG_FILE,
+            LOCK_FILE,
+        ] {
+            check(self.file(name));
+        }
+        loose
+    }
+
+    /// Loads everything `run` needs.
+    pub fn load(&self) -> Result<AgentState, StateError> {
+        let registration = self.registration()?;
+        let damaged = |path: &Path, detail: String| StateError::Damaged {
+            path: path.display().to_string(),
+            detail,
+        };
+
+        let cert_path = self.file(CLIENT_CERT_FILE);
+        let cert_pem = std::fs::read(&cert_path).map_err(io_err("cannot read", &cert_path))?;
+        let client_cert_chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| damaged(&cert_path, e.to_string()))?;
+        if client_cert_chain.is_empty() {
+            return Err(damaged(&cert_path, "no certificate in it".into()));
+        }
+
+        let key_path = self.file(CLIENT_KEY_FILE);
+        let key_pem =
+            Zeroizing::new(std::fs::read(&key_path).map_err(io_err("cannot read", &key_path))?);
+        let client_key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| damaged(&key_path, e.to_string()))?;
+
+        let hpke_path = self.file(HPKE_KEY_FILE);
+        let hpke_bytes =
+            Zeroizing::new(std::fs::read(&hpke_path).map_err(io_err("cannot read", &hpke_path))?);
+        let hpke = AgentKeyPair::from_private_bytes(&hpke_bytes)
+            .map_err(|e| damaged(&hpke_path, e.to_string()))?;
+
+        let ca_path = self.file(CLOUD_CA_FILE);
+        let cloud_ca = ca_path.exists().then_some(ca_path);
+        Ok(AgentState {
+            registration,
+            client_cert_chain,
+            client_key,
+            hpke,
+            cloud_ca,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TempDir;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn directory_is_0700_and_files_0600() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = TempDir::new("state-perms")?;
+        let dir = StateDir::new(tmp.path().join("a/b/state"));
+        dir.create()?;
+        assert_eq!(mode(dir.path()), 0o700);
+        dir.write_file(HPKE_KEY_FILE, &[7u8; 32])?;
+        assert_eq!(mode(&dir.file(HPKE_KEY_FILE)), 0o600);
+        // Replacing keeps 0600 and leaves no temporary file behind.
+        dir.write_file(HPKE_KEY_FILE, &[8u8; 32])?;
+        assert_eq!(std::fs::read(dir.file(HPKE_KEY_FILE))?, vec![8u8; 32]);
+        assert_eq!(mode(&dir.file(HPKE_KEY_FILE)), 0o600);
+        let names: Vec<String> = std::fs::read_dir(dir.path())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec![HPKE_KEY_FILE.to_string()]);
+        assert!(dir.loose_permissions().is_empty());
+
+        // An existing, too open directory is tightened.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        assert_eq!(dir.loose_permissions(), vec![dir.path().to_path_buf()]);
+        dir.create()?;
+        assert_eq!(mode(dir.path()), 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn registration_round_trip_and_clear_errors() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = TempDir::new("state-reg")?;
+        let dir = StateDir::new(tmp.path());
+        assert!(matches!(
+            dir.registration(),
+            Err(StateError::NotRegistered { .. })
+        ));
+        let reg = Registration {
+            agent_id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            tenant_name: "contoso".into(),
+            cloud_url: "https://127.0.0.1:8443".into(),
+            agent_endpoint: "https://127.0.0.1:8443".into(),
+            registered_at: "2026-01-01T00:00:00Z".into(),
+        };
+        dir.write_registration(&reg)?;
+        assert!(dir.is_registered());
+        assert_eq!(dir.registration()?, reg);
+        assert_eq!(mode(&dir.file(REGISTRATION_FILE)), 0o600);
+        dir.write_file(REGISTRATION_FILE, b"{not json")?;
+        let err = dir
+            .registration()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("damaged") && err.contains("--force"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! One validation, from a sealed request to an [`Outcome`]: admission checks, the empty
+//! password rule, then the directory. The decrypted payload is dropped (and its password
+//! zeroized) as soon as the directory has answered.
+
+use passthru_proto::{Outcome, SealedRequest, Win32};
+
+use crate::admission::Admission;
+use crate::validator::{Validator, Verdict};
+
+/// Validates `request` received at `now_ms`.
+pub async fn validate_request<V: Validator + ?Sized>(
+    admission: &Admission,
+    validator: &V,
+    request: &SealedRequest,
+    now_ms: u64,
+) -> Outcome {
+    let payload = match admission.admit(request, now_ms) {
+        Ok(payload) => payload,
+        Err(error) => return Outcome::Error { error },
+    };
+    if payload.password.is_empty() {
+        // An empty password would be an anonymous bind, which "succeeds": never ask.
+        drop(payload);
+        return Outcome::Denied {
+            win32: Win32::LogonFailure,
+        };
+    }
+    let verdict = validator
+        .validate(&payload.username, &payload.password)
+        .await;
+    drop(payload);
+    match verdict {
+        Ok(Verdict::Accepted(user)) => Outcome::Success(user),
+        Ok(Verdict::Denied(win32)) => Outcome::Denied { win32 },
+        Err(error) => Outcome::Error { error },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use passthru_proto::seal::{seal, RequestHeader};
+    use passthru_proto::wire::DirectoryUser;
+    use passthru_proto::{AgentError, AgentKeyPair, ValidationPayload};
+    use uuid::Uuid;
+    use zeroize::Zeroizing;
+
+    use crate::admission::Identity;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    /// Accepts "right" for alice, denies everything else, counts calls.
+    struct Fake {
+        calls: AtomicUsize,
+    }
+
+    impl Validator for Fake {
+        async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, AgentError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match (upn, password) {
+                ("alice@corp.example.test", "right") => Ok(Verdict::Accepted(DirectoryUser {
+                    object_guid: Uuid::nil(),
+                    user_principal_name: upn.into(),
+                    sam_account_name: Some("alice".into()),
+                    display_name: None,
+                    mail: None,
+                })),
+                ("down@corp.example.test", _) => Err(AgentError::DirectoryUnreachable),
+                _ => Ok(Verdict::Denied(Win32::LogonFailure)),
+            }
+        }
+    }
+
+    fn sealed(
+        keys: &AgentKeyPair,
+        ids: (Uuid, Uuid),
+        user: &str,
+        pw: &str,
+    ) -> Option<SealedRequest> {
+        let header = RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id: ids.0,
+            agent_id: ids.1,
+            issued_at_ms: NOW,
+            expires_at_ms: NOW + 10_000,
+        };
+        let payload = ValidationPayload {
+            username: user.into(),
+            password: Zeroizing::new(pw.into()),
+        };
+        seal(keys.public_bytes(), header, &payload).ok()
+    }
+
+    #[tokio::test]
+    async fn outcomes() -> Result<(), &'static str> {
+        let keys = AgentKeyPair::generate();
+        let public = AgentKeyPair::from_private_bytes(keys.private_bytes()).map_err(|_| "key")?;
+        let ids = (Uuid::new_v4(), Uuid::new_v4());
+        let adm = Admission::new(
+            Identity {
+                tenant_id: ids.0,
+                agent_id: ids.1,
+                keys,
+            },
+            Duration::from_secs(300),
+            100,
+        );
+        let fake = Fake {
+            calls: AtomicUsize::new(0),
+        };
+
+        let ok = sealed(&public, ids, "alice@corp.example.test", "right").ok_or("seal")?;
+        let out = validate_request(&adm, &fake, &ok, NOW).await;
+        assert!(
+            matches!(out, Outcome::Success(ref u) if u.user_principal_name == "alice@corp.example.test")
+        );
+
+        let wrong = sealed(&public, ids, "alice@corp.example.test", "wrong").ok_or("seal")?;
+        let out = validate_request(&adm, &fake, &wrong, NOW).await;
+        assert_eq!(
+            out,
+            Outcome::Denied {
+                win32: Win32::LogonFailure
+            }
+        );
+
+        let down = sealed(&public, ids, "down@corp.example.test", "x").ok_or("seal")?;
+        let out = validate_request(&adm, &fake, &down, NOW).await;
+        assert_eq!(
+            out,
+            Outcome::Error {
+                error: AgentError::DirectoryUnreachable
+            }
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+
+        // An empty password is denied without asking the directory.
+        let empty = sealed(&public, ids, "alice@corp.example.test", "").ok_or("seal")?;
+        let out = validate_request(&adm, &fake, &empty, NOW).await;
+        assert_eq!(
+            out,
+            Outcome::Denied {
+                win32: Win32::LogonFailure
+            }
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+
+        // A refused request never reaches the directory either.
+        let out = validate_request(&adm, &fake, &ok, NOW).await;
+        assert_eq!(
+            out,
+            Outcome::Error {
+                error: AgentError::Replayed
+            }
+        );
+        let late = sealed(&public, ids, "alice@corp.example.test", "right").ok_or("seal")?;
+        let out = validate_request(&adm, &fake, &late, NOW + 10_001).await;
+        assert_eq!(
+            out,
+            Outcome::Error {
+                error: AgentError::Expired
+            }
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! The seam between the agent and the directory: [`Validator`] checks one user's password.
+//! The real implementation is [`crate::directory_validator::DirectoryValidator`]; tests use
+//! fakes.
+
+use std::future::Future;
+
+use passthru_proto::wire::DirectoryUser;
+use passthru_proto::{AgentError, Win32};
+
+/// What the directory said about a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The password is right; the user's on-premises identity.
+    Accepted(DirectoryUser),
+    /// The directory refused the bind, with the Win32 reason.
+    Denied(Win32),
+}
+
+/// Checks a password against the directory.
+pub trait Validator: Send + Sync + 'static {
+    /// Checks `password` for the user `upn`. `Err` means no answer could be had (directory
+    /// unreachable or too slow, UPN routed to no forest, unexpected directory error).
+    fn validate(
+        &self,
+        upn: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<Verdict, AgentError>> + Send;
+}

@@ -1,0 +1,448 @@
+//! The agent's connection loop against a fake cloud on 127.0.0.1: mutual TLS, Welcome/Hello,
+//! sealed requests answered (success, denial, replay, expiry), a reconnect after the cloud
+//! drops the link, and the drain on shutdown.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_agent::admission::{Admission, Identity};
+use passthru_agent::connect::Endpoint;
+use passthru_agent::run::stay_connected;
+use passthru_agent::session::{AgentContext, HelloInfo};
+use passthru_agent::state_dir::{AgentState, Registration};
+use passthru_agent::tls_config;
+use passthru_agent::trace_log::TraceLog;
+use passthru_agent::validator::{Validator, Verdict};
+use passthru_proto::seal::{seal, RequestHeader};
+use passthru_proto::wire::{AgentToCloud, CloudToAgent, DirectoryUser, PROTOCOL_VERSION};
+use passthru_proto::{AgentError, AgentKeyPair, Outcome, ValidationPayload, Win32};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("passthru-agent-it-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Accepts "right" for alice; everything else is a wrong password.
+struct FakeDirectory;
+
+impl Validator for FakeDirectory {
+    async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, AgentError> {
+        if upn == "alice@corp.example.test" && password == "right" {
+            Ok(Verdict::Accepted(DirectoryUser {
+                object_guid: Uuid::nil(),
+                user_principal_name: upn.to_string(),
+                sam_account_name: Some("alice".into()),
+                display_name: None,
+                mail: None,
+            }))
+        } else {
+            Ok(Verdict::Denied(Win32::LogonFailure))
+        }
+    }
+}
+
+/// What the fake cloud saw on one connection.
+#[derive(Debug)]
+enum Seen {
+    Path(String),
+    FromAgent(AgentToCloud),
+    Closed,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Pki {
+    server: rustls::ServerConfig,
+    server_ca_pem: String,
+    client_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    client_key: PrivateKeyDer<'static>,
+}
+
+fn pki() -> Result<Pki, Box<dyn Error>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca = |name: &str| -> Result<CertifiedIssuer<'static, KeyPair>, rcgen::Error> {
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        CertifiedIssuer::self_signed(p, KeyPair::generate()?)
+    };
+    let server_ca = ca("deployment CA")?;
+    let agent_ca = ca("agent CA")?;
+    let server_key = KeyPair::generate()?;
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?
+        .signed_by(&server_key, &server_ca)?;
+    let client_key = KeyPair::generate()?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new())?;
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &agent_ca)?;
+
+    let mut agent_roots = rustls::RootCertStore::empty();
+    agent_roots.add(agent_ca.der().clone())?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(agent_roots),
+        provider.clone(),
+    )
+    .build()?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Pki {
+        server,
+        server_ca_pem: server_ca.pem(),
+        client_chain: vec![client_cert.der().clone()],
+        client_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(client_key.serialize_der())),
+    })
+}
+
+/// A fake cloud: each connection gets Welcome, then the frames the test sends on `to_agent`;
+/// everything the agent sends comes back on the returned receiver.
+async fn fake_cloud(
+    server: rustls::ServerConfig,
+    agent_id: Uuid,
+    tenant_id: Uuid,
+) -> Result<
+    (
+        std::net::SocketAddr,
+        mpsc::UnboundedReceiver<(usize, Seen)>,
+        mpsc::UnboundedSender<(usize, Option<CloudToAgent>)>,
+    ),
+    Box<dyn Error>,
+> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<(usize, Option<CloudToAgent>)>();
+    tokio::spawn(async move {
+        let mut conn = 0usize;
+        while let Ok((tcp, _)) = listener.accept().await {
+            conn += 1;
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let seen = seen_tx.clone();
+            #[allow(clippy::result_large_err)] // the signature is tungstenite's
+            let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                            resp| {
+                let _ = seen.send((conn, Seen::Path(req.uri().path().to_string())));
+                Ok(resp)
+            };
+            let Ok(ws) = tokio_tungstenite::accept_hdr_async(tls, callback).await else {
+                continue;
+            };
+            let (mut sink, mut stream) = ws.split();
+            let welcome = CloudToAgent::Welcome {
+                agent_id,
+                tenant_id,
+                server_time_ms: now_ms(),
+                heartbeat_seconds: 1,
+            };
+            let Ok(w) = serde_json::to_string(&welcome) else {
+                return;
+            };
+            if sink.send(Message::text(w)).await.is_err() {
+                continue;
+            }
+            // Serve this connection until the test says to drop it (None) or it closes.
+            loop {
+                tokio::select! {
+                    cmd = cmd_rx.recv() => match cmd {
+                        Some((c, Some(msg))) if c == conn => {
+                            let Ok(text) = serde_json::to_string(&msg) else { break };
+                            if sink.send(Message::text(text)).await.is_err() { break }
+                        }
+                        Some((c, None)) if c == conn => break,
+                        Some(_) => {}
+                        None => return,
+                    },
+                    frame = stream.next() => match frame {
+                        Some(Ok(Message::Text(t))) => {
+                            if let Ok(m) = serde_json::from_str::<AgentToCloud>(t.as_str()) {
+                                let _ = seen_tx.send((conn, Seen::FromAgent(m)));
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                            let _ = seen_tx.send((conn, Seen::Closed));
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        }
+    });
+    Ok((addr, seen_rx, cmd_tx))
+}
+
+async fn next_seen(
+    rx: &mut mpsc::UnboundedReceiver<(usize, Seen)>,
+) -> Result<(usize, Seen), Box<dyn Error>> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await?
+        .ok_or_else(|| "the fake cloud stopped".into())
+}
+
+fn sealed(
+    public: &[u8],
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    password: &str,
+    expires_in_ms: i64,
+) -> Result<passthru_proto::SealedRequest, Box<dyn Error>> {
+    let now = now_ms();
+    let header = RequestHeader {
+        request_id: Uuid::new_v4(),
+        tenant_id,
+        agent_id,
+        issued_at_ms: now,
+        expires_at_ms: now.saturating_add_signed(expires_in_ms),
+    };
+    let payload = ValidationPayload {
+        username: "alice@corp.example.test".into(),
+        password: Zeroizing::new(password.into()),
+    };
+    Ok(seal(public, header, &payload)?)
+}
+
+#[tokio::test]
+async fn validates_reconnects_and_drains() -> TestResult {
+    let tmp = TempDir::new()?;
+    let pki = pki()?;
+    let agent_id = Uuid::new_v4();
+    let tenant_id = Uuid::new_v4();
+    let (addr, mut seen, cloud) = fake_cloud(pki.server, agent_id, tenant_id).await?;
+
+    let ca_path = tmp.0.join("cloud-ca.pem");
+    std::fs::write(&ca_path, &pki.server_ca_pem)?;
+    let hpke = AgentKeyPair::generate();
+    let public = hpke.public_bytes().to_vec();
+    let state = AgentState {
+        registration: Registration {
+            agent_id,
+            tenant_id,
+            tenant_name: "contoso".into(),
+            cloud_url: format!("https://{addr}"),
+            agent_endpoint: format!("https://{addr}"),
+            registered_at: "2026-01-01T00:00:00Z".into(),
+        },
+        client_cert_chain: pki.client_chain,
+        client_key: pki.client_key,
+        hpke,
+        cloud_ca: Some(ca_path),
+    };
+    let tls = tls_config::client_config(&state)?;
+    let endpoint = Endpoint::new(&state.registration.agent_endpoint, tenant_id)?;
+    let trace_path = tmp.0.join("trace.log");
+    let ctx = Arc::new(AgentContext {
+        admission: Admission::new(
+            Identity {
+                tenant_id,
+                agent_id,
+                keys: state.hpke,
+            },
+            Duration::from_secs(300),
+            1000,
+        ),
+        validator: FakeDirectory,
+        limit: Arc::new(Semaphore::new(4)),
+        trace: TraceLog::open(&trace_path)?,
+        hello: HelloInfo {
+            version: "9.9.9".into(),
+            host: "agent-host".into(),
+            upn_suffixes: vec!["corp.example.test".into()],
+        },
+        skew_tolerance: Duration::from_secs(300),
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let agent = tokio::spawn(async move { stay_connected(ctx, &endpoint, tls, shutdown).await });
+
+    // First connection: the path, then Hello.
+    let (c, path) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(path, Seen::Path(ref p) if *p == format!("/{tenant_id}/agent/v1/connect")),
+        "{path:?}"
+    );
+    let (_, hello) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(hello, Seen::FromAgent(AgentToCloud::Hello { protocol: PROTOCOL_VERSION, ref upn_suffixes, .. }) if upn_suffixes == &vec!["corp.example.test".to_string()]),
+        "{hello:?}"
+    );
+
+    // Right password, wrong password, replay, expired.
+    let ok = sealed(&public, tenant_id, agent_id, "right", 10_000)?;
+    cloud.send((c, Some(CloudToAgent::Validate(ok.clone()))))?;
+    let (_, answer) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(answer, Seen::FromAgent(AgentToCloud::Result { request_id, outcome: Outcome::Success(_), .. }) if request_id == ok.request_id),
+        "{answer:?}"
+    );
+    let wrong = sealed(&public, tenant_id, agent_id, "wrong", 10_000)?;
+    cloud.send((c, Some(CloudToAgent::Validate(wrong.clone()))))?;
+    let (_, answer) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(
+            answer,
+            Seen::FromAgent(AgentToCloud::Result {
+                outcome: Outcome::Denied {
+                    win32: Win32::LogonFailure
+                },
+                ..
+            })
+        ),
+        "{answer:?}"
+    );
+    cloud.send((c, Some(CloudToAgent::Validate(ok.clone()))))?;
+    let (_, answer) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(
+            answer,
+            Seen::FromAgent(AgentToCloud::Result {
+                outcome: Outcome::Error {
+                    error: AgentError::Replayed
+                },
+                ..
+            })
+        ),
+        "{answer:?}"
+    );
+    let expired = sealed(&public, tenant_id, agent_id, "right", -1)?;
+    cloud.send((c, Some(CloudToAgent::Validate(expired.clone()))))?;
+    let (_, answer) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(
+            answer,
+            Seen::FromAgent(AgentToCloud::Result {
+                outcome: Outcome::Error {
+                    error: AgentError::Expired
+                },
+                ..
+            })
+        ),
+        "{answer:?}"
+    );
+
+    // The cloud drops the connection: the agent comes back on its own.
+    cloud.send((c, None))?;
+    let (c2, path) = loop {
+        let (c2, s) = next_seen(&mut seen).await?;
+        if let Seen::Path(_) = s {
+            break (c2, s);
+        }
+    };
+    assert!(c2 > c, "{path:?}");
+    let (_, hello) = next_seen(&mut seen).await?;
+    assert!(matches!(hello, Seen::FromAgent(AgentToCloud::Hello { .. })));
+    // The replay cache survives the reconnect.
+    cloud.send((c2, Some(CloudToAgent::Validate(ok.clone()))))?;
+    let (_, answer) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(
+            answer,
+            Seen::FromAgent(AgentToCloud::Result {
+                outcome: Outcome::Error {
+                    error: AgentError::Replayed
+                },
+                ..
+            })
+        ),
+        "{answer:?}"
+    );
+
+    // Shutdown: Draining, then the connection closes and the loop returns.
+    stop.send(true)?;
+    let (_, draining) = next_seen(&mut seen).await?;
+    assert!(
+        matches!(draining, Seen::FromAgent(AgentToCloud::Draining)),
+        "{draining:?}"
+    );
+    let (_, closed) = next_seen(&mut seen).await?;
+    assert!(matches!(closed, Seen::Closed), "{closed:?}");
+    tokio::time::timeout(Duration::from_secs(15), agent).await??;
+
+    // Four failures were traced, with their codes, and no password or user name.
+    let trace = std::fs::read_to_string(&trace_path)?;
+    let lines: Vec<&str> = trace.lines().collect();
+    assert_eq!(lines.len(), 4, "{trace}");
+    assert!(lines[0].ends_with(&format!(
+        "RequestId: '{}'. Reason: '1326'.",
+        wrong.request_id
+    )));
+    assert!(lines[1].ends_with(&format!("RequestId: '{}'. Reason: '80010'.", ok.request_id)));
+    assert!(lines[2].ends_with(&format!(
+        "RequestId: '{}'. Reason: '80002'.",
+        expired.request_id
+    )));
+    assert!(!trace.contains("right") && !trace.contains("wrong") && !trace.contains("alice"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cloud_certificate_from_another_ca_is_refused_with_a_clear_error() -> TestResult {
+    let tmp = TempDir::new()?;
+    let cloud_pki = pki()?;
+    let other = pki()?;
+    let (addr, _seen, _cloud) =
+        fake_cloud(cloud_pki.server, Uuid::new_v4(), Uuid::new_v4()).await?;
+    let ca_path = tmp.0.join("cloud-ca.pem");
+    std::fs::write(&ca_path, &other.server_ca_pem)?;
+    let state = AgentState {
+        registration: Registration {
+            agent_id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            tenant_name: "contoso".into(),
+            cloud_url: format!("https://{addr}"),
+            agent_endpoint: format!("https://{addr}"),
+            registered_at: String::new(),
+        },
+        client_cert_chain: cloud_pki.client_chain,
+        client_key: cloud_pki.client_key,
+        hpke: AgentKeyPair::generate(),
+        cloud_ca: Some(ca_path),
+    };
+    let tls = tls_config::client_config(&state)?;
+    let endpoint = Endpoint::new(&state.registration.agent_endpoint, Uuid::new_v4())?;
+    let err = passthru_agent::connect::connect(&endpoint, tls).await.err();
+    assert!(
+        matches!(
+            err,
+            Some(passthru_agent::link_error::LinkError::UntrustedCertificate { .. })
+        ),
+        "{err:?}"
+    );
+    Ok(())
+}
