@@ -25,10 +25,7 @@ fn needles(password: &str) -> Vec<(&'static str, Vec<u8>)> {
         b64.pop();
     }
     let b64url = URL_SAFE_NO_PAD.encode(password.as_bytes());
-    let mut out = vec![
-        ("utf-8", password.as_bytes().to_vec()),
-        ("utf-16le", utf16),
-    ];
+    let mut out = vec![("utf-8", password.as_bytes().to_vec()), ("utf-16le", utf16)];
     if b64url != b64 {
         out.push(("base64url", b64url.into_bytes()));
     }
