@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
@@ -197,7 +197,15 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         .and_then(|c| c.first())
                         .map(|c| fingerprint(c));
                     let svc = app.layer(Extension(ClientInfo { addr, peer_cert_fingerprint: peer }));
-                    let conn = ConnBuilder::new(TokioExecutor::new());
+                    let mut conn = ConnBuilder::new(TokioExecutor::new());
+                    // A client that never finishes its request headers is dropped.
+                    conn.http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30));
+                    conn.http2()
+                        .timer(TokioTimer::new())
+                        .keep_alive_interval(Duration::from_secs(30))
+                        .keep_alive_timeout(Duration::from_secs(20));
                     if let Err(e) = conn
                         .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc))
                         .await

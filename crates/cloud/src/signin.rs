@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::gateway::DispatchError;
 use crate::oauth_error::OAuthError;
 use crate::state::{unix_ms, unix_now, AppState};
-use crate::store::{DomainKind, SignIn, Tenant, User};
+use crate::store::{DomainKind, OnpremUser, SignIn, Tenant, User};
 
 /// Who is signing in, and from where.
 #[derive(Debug, Clone)]
@@ -196,17 +196,18 @@ async fn record_user(
     dir_user: &DirectoryUser,
 ) -> Result<User, OAuthError> {
     let oid = onprem_object_id(attempt.tenant.id, dir_user.object_guid);
+    let anchor = dir_user.object_guid.to_string();
+    let record = OnpremUser {
+        tenant_id: attempt.tenant.id,
+        id: oid,
+        immutable_id: &anchor,
+        upn: &dir_user.user_principal_name,
+        display_name: dir_user.display_name.as_deref(),
+        mail: dir_user.mail.as_deref(),
+    };
     state
         .store
-        .upsert_onprem_user(
-            attempt.tenant.id,
-            oid,
-            &dir_user.object_guid.to_string(),
-            &dir_user.user_principal_name,
-            dir_user.display_name.as_deref(),
-            dir_user.mail.as_deref(),
-            unix_now(),
-        )
+        .upsert_onprem_user(&record, unix_now())
         .await
         .map_err(|e| server_error(e, attempt))
 }

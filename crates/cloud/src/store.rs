@@ -174,6 +174,19 @@ pub struct User {
     pub role: String,
 }
 
+/// What a successful pass-through sign-in tells the cloud about an on-premises user.
+#[derive(Debug, Clone, Copy)]
+pub struct OnpremUser<'a> {
+    pub tenant_id: Uuid,
+    /// The cloud object id (derived from the anchor).
+    pub id: Uuid,
+    /// The source anchor (objectGUID).
+    pub immutable_id: &'a str,
+    pub upn: &'a str,
+    pub display_name: Option<&'a str>,
+    pub mail: Option<&'a str>,
+}
+
 /// A registered application.
 #[derive(Debug, Clone, Serialize)]
 pub struct App {
@@ -426,16 +439,15 @@ impl Store {
 
     /// Creates or refreshes the record of an on-premises user after a successful pass-through
     /// sign-in. The record is keyed by the source anchor, so the `oid` is stable.
-    pub async fn upsert_onprem_user(
-        &self,
-        tenant_id: Uuid,
-        id: Uuid,
-        immutable_id: &str,
-        upn: &str,
-        display_name: Option<&str>,
-        mail: Option<&str>,
-        now: i64,
-    ) -> Result<User> {
+    pub async fn upsert_onprem_user(&self, u: &OnpremUser<'_>, now: i64) -> Result<User> {
+        let OnpremUser {
+            tenant_id,
+            id,
+            immutable_id,
+            upn,
+            display_name,
+            mail,
+        } = *u;
         let mut tx = self.pool.begin().await?;
         // A different object may hold this UPN (renamed or recreated in AD): release it.
         sqlx::query(
@@ -764,29 +776,18 @@ mod tests {
             .ok_or_else(|| anyhow::anyhow!("no domain"))?;
         assert_eq!(d.kind, DomainKind::Managed);
         let oid = Uuid::new_v4();
-        let u = store
-            .upsert_onprem_user(
-                tid,
-                oid,
-                "guid-1",
-                "a@corp.example.test",
-                Some("A"),
-                None,
-                5,
-            )
-            .await?;
+        let mut rec = OnpremUser {
+            tenant_id: tid,
+            id: oid,
+            immutable_id: "guid-1",
+            upn: "a@corp.example.test",
+            display_name: Some("A"),
+            mail: None,
+        };
+        let u = store.upsert_onprem_user(&rec, 5).await?;
         assert_eq!(u.id, oid);
-        let again = store
-            .upsert_onprem_user(
-                tid,
-                oid,
-                "guid-1",
-                "a@corp.example.test",
-                Some("A2"),
-                None,
-                6,
-            )
-            .await?;
+        rec.display_name = Some("A2");
+        let again = store.upsert_onprem_user(&rec, 6).await?;
         assert_eq!(again.display_name.as_deref(), Some("A2"));
         store.close().await;
         std::fs::remove_dir_all(&dir)?;

@@ -76,7 +76,7 @@ async fn load_tenant(state: &Shared, name: &str, corr: Uuid) -> Result<Tenant, O
     match state.store.tenant(name).await {
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(OAuthError::new(Aadsts::TenantNotFound, corr)
-            .with_detail(&format!("Tenant '{name}' not found."))),
+            .with_detail(format!("Tenant '{name}' not found."))),
         Err(e) => {
             tracing::error!(error = %e, "store failure");
             Err(OAuthError::new(Aadsts::ServerError, corr))
@@ -181,7 +181,7 @@ pub async fn token(
     drop(raw);
     let tenant = load_tenant(&state, &tenant, corr).await?;
     let missing = |name: &str| {
-        OAuthError::new(Aadsts::MissingParameter, corr).with_detail(&format!(
+        OAuthError::new(Aadsts::MissingParameter, corr).with_detail(format!(
             "The request body must contain the following parameter: '{name}'."
         ))
     };
@@ -203,7 +203,7 @@ pub async fn token(
             }
             Ok(None) => {
                 return Err(
-                    OAuthError::new(Aadsts::UnknownClient, corr).with_detail(&format!(
+                    OAuthError::new(Aadsts::UnknownClient, corr).with_detail(format!(
                         "Application '{client_id}' was not found in tenant '{}'.",
                         tenant.name
                     )),
@@ -287,7 +287,7 @@ pub async fn token(
             .await
         }
         other => Err(OAuthError::new(Aadsts::UnsupportedGrantType, corr)
-            .with_detail(&format!("The grant type '{other}' is not supported."))),
+            .with_detail(format!("The grant type '{other}' is not supported."))),
     }
 }
 
