@@ -72,12 +72,23 @@ enum DomainCommand {
 
 #[derive(Debug, Subcommand)]
 enum AppCommand {
-    /// Register an application; prints only its client id.
+    /// Register an application. Prints its client id (and, for a confidential app, its
+    /// secret on a second line: it is shown only this once).
     Add {
         name: String,
-        /// A public client (no secret: desktop, mobile, CLI).
-        #[arg(long)]
+        /// A public client (no secret: desktop, mobile, CLI, single-page apps).
+        #[arg(
+            long,
+            conflicts_with = "confidential",
+            required_unless_present = "confidential"
+        )]
         public: bool,
+        /// A confidential client (a web app or service that can keep a secret).
+        #[arg(long)]
+        confidential: bool,
+        /// Where sign-in answers may be sent (exact match; repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
     },
 }
 
@@ -181,22 +192,26 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::App {
-            command: AppCommand::Add { name, public },
+            command:
+                AppCommand::Add {
+                    name,
+                    public,
+                    confidential,
+                    redirect_uris,
+                },
         } => {
-            if !public {
-                anyhow::bail!("only public client apps can be added so far: pass --public");
-            }
+            let body = json!({ "name": name, "public": public, "confidential": confidential, "redirect_uris": redirect_uris });
             let v: Value = client
-                .post_json(
-                    &format!("/{t}/admin/apps"),
-                    &token,
-                    &json!({ "name": name, "public": true }),
-                )
+                .post_json(&format!("/{t}/admin/apps"), &token, &body)
                 .await?;
             if args.json {
                 print_json(&v);
             } else {
                 println!("{}", s(&v, "client_id"));
+                if let Some(secret) = v["client_secret"].as_str() {
+                    println!("{secret}");
+                    eprintln!("Store the client secret (second line) now: it is not shown again.");
+                }
             }
         }
         AdminCommand::User {

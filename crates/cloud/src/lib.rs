@@ -4,9 +4,12 @@
 pub mod admin_api;
 pub mod admin_cli;
 pub mod agent_ws;
+pub mod authorize;
 pub mod gateway;
 pub mod init;
+pub mod issue;
 pub mod oauth_error;
+pub mod pages;
 pub mod passwords;
 pub mod pki;
 pub mod server;
@@ -14,4 +17,5 @@ pub mod signin;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod token;
 pub mod tokens;

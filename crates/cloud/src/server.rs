@@ -25,7 +25,7 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, agent_ws, sts};
+use crate::{admin_api, agent_ws, authorize, sts, token};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -71,8 +71,19 @@ pub fn router(state: Shared) -> Router {
             get(sts::discovery),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(sts::keys))
-        .route("/{tenant}/oauth2/v2.0/token", post(sts::token))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
         .route("/common/userrealm/{username}", get(sts::user_realm))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route("/{tenant}/login", post(authorize::login_username))
+        .route("/{tenant}/login/password", post(authorize::login_password))
+        .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
+        .route(
+            "/{tenant}/openid/userinfo",
+            get(authorize::userinfo).post(authorize::userinfo),
+        )
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
         .route(
             "/{tenant}/admin/agents/register",

@@ -204,6 +204,22 @@ pub enum Aadsts {
     InvalidScope,
     /// 7000112: the application is disabled or not allowed this grant.
     UnauthorizedClient,
+    /// 70008: the authorization code or refresh token expired, was used, or was revoked.
+    ExpiredOrUsedGrant,
+    /// 70000: the grant does not belong to this client or request.
+    InvalidGrant,
+    /// 501481: the PKCE code verifier does not match the challenge.
+    PkceMismatch,
+    /// 9002325: PKCE (S256) is required for this client.
+    PkceRequired,
+    /// 7000215: the client secret is wrong.
+    InvalidClientSecret,
+    /// 7000218: a confidential client did not authenticate.
+    ClientAuthMissing,
+    /// 50011: the redirect URI is not registered for the application.
+    RedirectUriMismatch,
+    /// 50058: prompt=none, but no one is signed in.
+    LoginRequired,
 }
 
 impl Aadsts {
@@ -232,6 +248,14 @@ impl Aadsts {
             Aadsts::ServerError => 7000218,
             Aadsts::InvalidScope => 70011,
             Aadsts::UnauthorizedClient => 7000112,
+            Aadsts::ExpiredOrUsedGrant => 70008,
+            Aadsts::InvalidGrant => 70000,
+            Aadsts::PkceMismatch => 501481,
+            Aadsts::PkceRequired => 9002325,
+            Aadsts::InvalidClientSecret => 7000215,
+            Aadsts::ClientAuthMissing => 7000218,
+            Aadsts::RedirectUriMismatch => 50011,
+            Aadsts::LoginRequired => 50058,
         }
     }
 
@@ -239,6 +263,9 @@ impl Aadsts {
     pub fn oauth_error(self) -> &'static str {
         match self {
             Aadsts::UnknownClient => "unauthorized_client",
+            Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => "invalid_client",
+            Aadsts::LoginRequired => "login_required",
+            Aadsts::PkceRequired | Aadsts::RedirectUriMismatch => "invalid_request",
             Aadsts::UnauthorizedClient => "unauthorized_client",
             Aadsts::UnsupportedGrantType => "unsupported_grant_type",
             Aadsts::InvalidScope => "invalid_scope",
@@ -281,6 +308,14 @@ impl Aadsts {
             Aadsts::ServerError => "The server encountered an unexpected error. Retry the request.",
             Aadsts::InvalidScope => "The provided value for the input parameter 'scope' is not valid.",
             Aadsts::UnauthorizedClient => "The application is not allowed to use this grant.",
+            Aadsts::ExpiredOrUsedGrant => "The provided authorization code or refresh token has expired, has already been used, or was revoked. Sign in again.",
+            Aadsts::InvalidGrant => "The provided grant was issued to another client or for another redirect URI.",
+            Aadsts::PkceMismatch => "The code_verifier does not match the code_challenge supplied in the authorization request.",
+            Aadsts::PkceRequired => "Proof Key for Code Exchange (S256) is required for this application.",
+            Aadsts::InvalidClientSecret => "Invalid client secret provided.",
+            Aadsts::ClientAuthMissing => "The request body must contain client_secret (or use HTTP Basic authentication) for a confidential client.",
+            Aadsts::RedirectUriMismatch => "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
+            Aadsts::LoginRequired => "The user is not signed in and prompt=none forbids a sign-in page.",
         }
     }
 
@@ -288,7 +323,7 @@ impl Aadsts {
     pub fn http_status(self) -> u16 {
         match self {
             Aadsts::ServerError => 500,
-            Aadsts::TenantNotFound => 400,
+            Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => 401,
             _ => 400,
         }
     }

@@ -11,6 +11,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
+pub mod oidc;
+
+pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,6 +67,7 @@ CREATE TABLE IF NOT EXISTS apps (
     name TEXT NOT NULL,
     public INTEGER NOT NULL,
     redirect_uris TEXT NOT NULL DEFAULT '[]',
+    secret_hash TEXT,
     created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS agents (
@@ -90,6 +95,35 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     user_id TEXT NOT NULL,
     client_id TEXT NOT NULL,
     scope TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    family TEXT NOT NULL DEFAULT '',
+    used INTEGER NOT NULL DEFAULT 0,
+    auth_time INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family);
+CREATE TABLE IF NOT EXISTS auth_codes (
+    code_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    nonce TEXT,
+    code_challenge TEXT,
+    auth_time INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    auth_time INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS authz_requests (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    data TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS signins (
@@ -195,6 +229,10 @@ pub struct App {
     pub tenant_id: Uuid,
     pub name: String,
     pub public: bool,
+    pub redirect_uris: Vec<String>,
+    /// argon2id hash of a confidential app's secret (never serialized).
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
 }
 
 /// A registered authentication agent.
@@ -240,13 +278,18 @@ pub struct SignIn {
 }
 
 /// A refresh token's row (the token itself is stored only as its SHA-256).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshRecord {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub client_id: String,
     pub scope: String,
     pub expires_at: i64,
+    /// Every token rotated from the same sign-in shares a family; reuse of a rotated token
+    /// revokes the whole family.
+    pub family: String,
+    /// When the user last entered credentials (OIDC `auth_time`).
+    pub auth_time: i64,
 }
 
 /// The store. Cheap to clone.
@@ -255,7 +298,7 @@ pub struct Store {
     pool: SqlitePool,
 }
 
-fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
+pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
 }
@@ -501,19 +544,19 @@ impl Store {
 
     // ---- apps
 
-    pub async fn add_app(
-        &self,
-        tenant_id: Uuid,
-        client_id: &str,
-        name: &str,
-        public: bool,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO apps (client_id, tenant_id, name, public, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(client_id)
-            .bind(tenant_id.to_string())
+    pub async fn add_app(&self, app: &App, now: i64) -> Result<()> {
+        let name = &app.name;
+        let uris = serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+            .bind(&app.client_id)
+            .bind(app.tenant_id.to_string())
             .bind(name)
-            .bind(public as i64)
+            .bind(app.public as i64)
+            .bind(uris)
+            .bind(&app.secret_hash)
             .bind(now)
             .execute(&self.pool)
             .await
@@ -528,11 +571,14 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
+            let uris: String = row.try_get("redirect_uris")?;
             Ok(App {
                 client_id: row.try_get("client_id")?,
                 tenant_id: uuid_col(&row, "tenant_id")?,
                 name: row.try_get("name")?,
                 public: row.try_get::<i64, _>("public")? != 0,
+                redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+                secret_hash: row.try_get("secret_hash")?,
             })
         })
         .transpose()
@@ -659,41 +705,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    // ---- refresh tokens
-
-    pub async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(rec.tenant_id.to_string())
-        .bind(rec.user_id.to_string())
-        .bind(&rec.client_id)
-        .bind(&rec.scope)
-        .bind(rec.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Removes and returns a refresh token (each token is used once).
-    pub async fn take_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>> {
-        let row = sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = ? RETURNING *")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(RefreshRecord {
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                user_id: uuid_col(&row, "user_id")?,
-                client_id: row.try_get("client_id")?,
-                scope: row.try_get("scope")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
     }
 
     // ---- sign-in log

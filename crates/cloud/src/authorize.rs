@@ -1,0 +1,579 @@
+//! The browser flow: `/{tenant}/oauth2/v2.0/authorize` (response_type=code, PKCE S256,
+//! state, nonce, prompt, login_hint, max_age, response_mode query|form_post), the sign-in
+//! pages (username first, then home realm discovery, then password), the single sign-on
+//! session cookie, logout and userinfo.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
+use passthru_proto::Aadsts;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::issue::{hash_secret, random_token};
+use crate::pages::{error_page, form_post, info_page, password_page, username_page};
+use crate::server::ClientInfo;
+use crate::signin::{check_password, Attempt};
+use crate::state::{unix_now, Shared};
+use crate::store::{AuthCode, AuthzRequest, DomainKind, SessionRecord, Tenant};
+use crate::sts::{correlation_id, issuer, BaseUrl};
+
+/// How long a sign-in may take from `/authorize` to the password, seconds.
+const REQUEST_LIFETIME: i64 = 900;
+/// Authorization codes live this long, seconds.
+const CODE_LIFETIME: i64 = 120;
+/// Browser sessions last this long, seconds (8 hours).
+const SESSION_LIFETIME: i64 = 8 * 3600;
+/// The session cookie's name.
+const COOKIE: &str = "passthru_session";
+
+/// Parameters of an authorization request.
+#[derive(Debug, Deserialize, Default)]
+pub struct AuthorizeParams {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    response_type: Option<String>,
+    response_mode: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    login_hint: Option<String>,
+    max_age: Option<String>,
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The tenant's live session of this browser, if any.
+async fn current_session(
+    state: &Shared,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Option<SessionRecord> {
+    let id = cookie_value(headers, COOKIE)?;
+    let s = state
+        .store
+        .session(&hash_secret(&id), unix_now())
+        .await
+        .ok()??;
+    (s.tenant_id == tenant.id).then_some(s)
+}
+
+fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
+    let v = format!("{COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}");
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("passthru_session=; Max-Age=0"))
+}
+
+/// Sends the result to the app (query string or form_post).
+fn respond_to_app(req: &AuthzRequest, mut fields: Vec<(&str, String)>) -> Response {
+    if let Some(s) = &req.state {
+        fields.push(("state", s.clone()));
+    }
+    if req.response_mode == "form_post" {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return form_post(&req.redirect_uri, &pairs);
+    }
+    match url::Url::parse(&req.redirect_uri) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in &fields {
+                    q.append_pair(k, v);
+                }
+            }
+            Redirect::to(u.as_str()).into_response()
+        }
+        Err(_) => error_page(
+            Aadsts::RedirectUriMismatch,
+            Uuid::new_v4(),
+            "The redirect URI is not valid.",
+        ),
+    }
+}
+
+fn app_error(req: &AuthzRequest, error: &str, code: Aadsts, corr: Uuid) -> Response {
+    respond_to_app(
+        req,
+        vec![
+            ("error", error.to_string()),
+            (
+                "error_description",
+                format!(
+                    "AADSTS{}: {} Correlation ID: {corr}",
+                    code.code(),
+                    code.description()
+                ),
+            ),
+            ("error_codes", code.code().to_string()),
+            ("correlation_id", corr.to_string()),
+        ],
+    )
+}
+
+/// Issues a code for the signed-in user and sends it to the app.
+async fn finish(
+    state: &Shared,
+    req: &AuthzRequest,
+    user_id: Uuid,
+    auth_time: i64,
+    corr: Uuid,
+) -> Response {
+    let code = random_token();
+    let c = AuthCode {
+        tenant_id: req.tenant_id,
+        client_id: req.client_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        user_id,
+        scope: req.scope.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        auth_time,
+        expires_at: unix_now() + CODE_LIFETIME,
+    };
+    if let Err(e) = state.store.add_code(&hash_secret(&code), &c).await {
+        tracing::error!(error = %e, "cannot store an authorization code");
+        return app_error(req, "server_error", Aadsts::ServerError, corr);
+    }
+    let _ = state.store.delete_authz(&req.id).await;
+    respond_to_app(req, vec![("code", code)])
+}
+
+/// `GET|POST /{tenant}/oauth2/v2.0/authorize`
+pub async fn authorize(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let parsed = if method == Method::POST {
+        serde_urlencoded::from_bytes::<AuthorizeParams>(&body)
+    } else {
+        serde_urlencoded::from_str::<AuthorizeParams>(query.as_deref().unwrap_or(""))
+    };
+    let Ok(p) = parsed else {
+        return error_page(
+            Aadsts::InvalidRequest,
+            corr,
+            "The sign-in request is malformed.",
+        );
+    };
+    let t = match state.store.tenant(&tenant).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return error_page(
+                Aadsts::TenantNotFound,
+                corr,
+                &format!("Tenant '{tenant}' was not found."),
+            )
+        }
+        Err(_) => return error_page(Aadsts::ServerError, corr, "The service failed; try again."),
+    };
+    // Until the redirect URI is known to be registered, errors stay on our pages.
+    let Some(client_id) = p.client_id.as_deref().map(str::to_ascii_lowercase) else {
+        return error_page(
+            Aadsts::MissingParameter,
+            corr,
+            "The request must contain client_id.",
+        );
+    };
+    let app = match state.store.app(t.id, &client_id).await {
+        Ok(Some(a)) => a,
+        _ => {
+            return error_page(
+                Aadsts::UnknownClient,
+                corr,
+                &format!("Application '{client_id}' was not found in this organization."),
+            )
+        }
+    };
+    let redirect_uri = match (&p.redirect_uri, app.redirect_uris.as_slice()) {
+        (Some(r), uris) if uris.iter().any(|u| u == r) => r.clone(),
+        (None, [only]) => only.clone(),
+        (Some(r), _) => {
+            return error_page(
+                Aadsts::RedirectUriMismatch,
+                corr,
+                &format!("'{r}' is not a registered redirect URI of this application."),
+            )
+        }
+        (None, _) => {
+            return error_page(
+                Aadsts::MissingParameter,
+                corr,
+                "The request must contain redirect_uri.",
+            )
+        }
+    };
+    let response_mode = match p.response_mode.as_deref() {
+        None | Some("query") => "query",
+        Some("form_post") => "form_post",
+        Some(_) => {
+            return error_page(
+                Aadsts::InvalidRequest,
+                corr,
+                "response_mode must be query or form_post.",
+            )
+        }
+    };
+    let mut req = AuthzRequest {
+        id: random_token(),
+        tenant_id: t.id,
+        client_id: client_id.clone(),
+        redirect_uri,
+        scope: p.scope.clone().unwrap_or_else(|| "openid".into()),
+        state: p.state.clone(),
+        nonce: p.nonce.clone(),
+        code_challenge: None,
+        response_mode: response_mode.into(),
+        prompt: p.prompt.clone(),
+        max_age: None,
+        login_hint: p.login_hint.clone(),
+        csrf: random_token(),
+        username: None,
+    };
+    // From here on, errors go back to the (registered) redirect URI.
+    if p.response_type.as_deref() != Some("code") {
+        return app_error(
+            &req,
+            "unsupported_response_type",
+            Aadsts::InvalidRequest,
+            corr,
+        );
+    }
+    match (
+        p.code_challenge.as_deref(),
+        p.code_challenge_method.as_deref(),
+    ) {
+        (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => {
+            req.code_challenge = Some(c.to_string())
+        }
+        (Some(_), _) => return app_error(&req, "invalid_request", Aadsts::PkceRequired, corr),
+        (None, _) if app.public => {
+            return app_error(&req, "invalid_request", Aadsts::PkceRequired, corr)
+        }
+        (None, _) => {}
+    }
+    match p.max_age.as_deref().map(str::parse::<i64>) {
+        None => {}
+        Some(Ok(n)) if n >= 0 => req.max_age = Some(n),
+        Some(_) => return app_error(&req, "invalid_request", Aadsts::InvalidRequest, corr),
+    }
+    if !matches!(
+        req.prompt.as_deref(),
+        None | Some("login" | "none" | "select_account" | "consent")
+    ) {
+        return app_error(&req, "invalid_request", Aadsts::InvalidRequest, corr);
+    }
+    // Single sign-on.
+    let session = current_session(&state, &t, &headers).await;
+    let fresh_enough =
+        |s: &SessionRecord| req.max_age.is_none_or(|m| unix_now() - s.auth_time <= m);
+    let reuse = !matches!(req.prompt.as_deref(), Some("login" | "select_account"));
+    if let Some(s) = session.filter(|s| reuse && fresh_enough(s)) {
+        return finish(&state, &req, s.user_id, s.auth_time, corr).await;
+    }
+    if req.prompt.as_deref() == Some("none") {
+        return app_error(&req, "login_required", Aadsts::LoginRequired, corr);
+    }
+    if let Err(e) = state
+        .store
+        .put_authz(&req, unix_now() + REQUEST_LIFETIME)
+        .await
+    {
+        tracing::error!(error = %e, "cannot store an authorization request");
+        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    }
+    username_page(
+        &t.name,
+        &req.id,
+        &req.csrf,
+        req.login_hint.as_deref().unwrap_or(""),
+        None,
+    )
+}
+
+/// Loads the pending request of a form and checks its CSRF token.
+async fn pending(state: &Shared, t: &Tenant, req: &str, csrf: &str) -> Option<AuthzRequest> {
+    let r = state.store.authz(t.id, req, unix_now()).await.ok()??;
+    let ok = r.csrf.len() == csrf.len()
+        && r.csrf
+            .bytes()
+            .zip(csrf.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    ok.then_some(r)
+}
+
+async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tenant, Response> {
+    match state.store.tenant(tenant).await {
+        Ok(Some(t)) => Ok(t),
+        _ => Err(error_page(
+            Aadsts::TenantNotFound,
+            corr,
+            "This organization was not found.",
+        )),
+    }
+}
+
+fn expired(corr: Uuid) -> Response {
+    let mut r = error_page(
+        Aadsts::InvalidRequest,
+        corr,
+        "This sign-in page has expired or the form was not ours (missing or wrong CSRF token). Go back to the application and sign in again.",
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+/// The username form.
+#[derive(Debug, Deserialize)]
+pub struct UsernameForm {
+    req: String,
+    csrf: String,
+    username: String,
+}
+
+/// `POST /{tenant}/login`: home realm discovery for the typed name.
+pub async fn login_username(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<UsernameForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let t = match tenant_or_page(&state, &tenant, corr).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(mut req) = pending(&state, &t, &f.req, &f.csrf).await else {
+        return expired(corr);
+    };
+    let username = f.username.trim().to_string();
+    let domain = username
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    let known_user = matches!(state.store.user_by_upn(t.id, &username).await, Ok(Some(_)));
+    let kind = match state.store.domain(&domain).await {
+        Ok(Some(d)) if d.tenant_id == t.id => Some(d.kind),
+        _ => None,
+    };
+    match (known_user, kind) {
+        (true, _) | (false, Some(DomainKind::Managed)) => {}
+        (false, Some(DomainKind::Federated)) => {
+            return username_page(
+                &t.name,
+                &req.id,
+                &req.csrf,
+                &username,
+                Some((Aadsts::NoPasswordInCloud, corr)),
+            );
+        }
+        _ => {
+            return username_page(
+                &t.name,
+                &req.id,
+                &req.csrf,
+                &username,
+                Some((Aadsts::UserNotFound, corr)),
+            )
+        }
+    }
+    req.username = Some(username.clone());
+    if state
+        .store
+        .put_authz(&req, unix_now() + REQUEST_LIFETIME)
+        .await
+        .is_err()
+    {
+        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    }
+    password_page(&t.name, &req.id, &req.csrf, &username, None)
+}
+
+/// The password form. The password is zeroized when the form is dropped.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    req: String,
+    csrf: String,
+    password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordForm")
+            .field("req", &self.req)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/login/password`: checks the password, starts the session, answers the app.
+pub async fn login_password(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<PasswordForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let t = match tenant_or_page(&state, &tenant, corr).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(req) = pending(&state, &t, &f.req, &f.csrf).await else {
+        return expired(corr);
+    };
+    let Some(username) = req.username.clone() else {
+        return expired(corr);
+    };
+    let attempt = Attempt {
+        tenant: &t,
+        username: &username,
+        client_id: Some(&req.client_id),
+        client_ip: Some(client.addr.ip().to_string()),
+        correlation_id: corr,
+    };
+    let user = match check_password(&state, &attempt, f.password).await {
+        Ok(u) => u,
+        Err(e) => {
+            return password_page(&t.name, &req.id, &req.csrf, &username, Some((e.code, corr)))
+        }
+    };
+    let now = unix_now();
+    let sid = random_token();
+    let rec = SessionRecord {
+        tenant_id: t.id,
+        user_id: user.id,
+        auth_time: now,
+        expires_at: now + SESSION_LIFETIME,
+    };
+    if state
+        .store
+        .add_session(&hash_secret(&sid), &rec)
+        .await
+        .is_err()
+    {
+        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    }
+    let mut r = finish(&state, &req, user.id, now, corr).await;
+    r.headers_mut()
+        .append("set-cookie", session_cookie(&sid, SESSION_LIFETIME));
+    r
+}
+
+/// Parameters of a logout.
+#[derive(Debug, Deserialize)]
+pub struct LogoutParams {
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /{tenant}/oauth2/v2.0/logout`: ends the browser session; goes back to the app only
+/// when `post_logout_redirect_uri` is registered for one of the tenant's apps.
+pub async fn logout(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Query(p): Query<LogoutParams>,
+    headers: HeaderMap,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let t = match tenant_or_page(&state, &tenant, corr).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(id) = cookie_value(&headers, COOKIE) {
+        let _ = state.store.delete_session(&hash_secret(&id)).await;
+    }
+    let registered = match &p.post_logout_redirect_uri {
+        Some(uri) => state
+            .store
+            .redirect_uri_registered(t.id, uri)
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    let mut r = match (&p.post_logout_redirect_uri, registered) {
+        (Some(uri), true) => {
+            let mut u = match url::Url::parse(uri) {
+                Ok(u) => u,
+                Err(_) => {
+                    return info_page("You signed out", "You have signed out of your account.")
+                }
+            };
+            if let Some(s) = &p.state {
+                u.query_pairs_mut().append_pair("state", s);
+            }
+            Redirect::to(u.as_str()).into_response()
+        }
+        _ => info_page(
+            "You signed out",
+            "You have signed out of your account. It's a good idea to close all browser windows.",
+        ),
+    };
+    r.headers_mut().append("set-cookie", session_cookie("", 0));
+    r
+}
+
+/// `GET|POST /{tenant}/openid/userinfo`: the signed-in user's claims for a bearer token.
+pub async fn userinfo(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+) -> Response {
+    let unauthorized = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer error=\"invalid_token\"")],
+            Json(json!({"error": "invalid_token", "error_description": "A valid access token is required."})),
+        )
+            .into_response()
+    };
+    let Some(token) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return unauthorized();
+    };
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return unauthorized();
+    };
+    let Ok(claims) = state.signer.verify_user_token(token, &issuer(&base, &t)) else {
+        return unauthorized();
+    };
+    if claims.tid != t.id {
+        return unauthorized();
+    }
+    let Ok(Some(user)) = state.store.user_by_id(t.id, claims.oid).await else {
+        return unauthorized();
+    };
+    let mut body = json!({
+        "sub": claims.sub, "oid": user.id, "tid": t.id,
+        "name": user.display_name.clone().unwrap_or_else(|| user.upn.clone()),
+        "preferred_username": user.upn,
+    });
+    if let Some(mail) = &user.mail {
+        body["email"] = json!(mail);
+    }
+    ([("cache-control", "no-store")], Json(body)).into_response()
+}

@@ -1,0 +1,186 @@
+//! Minting tokens: ID token, access token, rotating refresh token and MSAL's `client_info`.
+//! ES256 throughout (see docs/architecture.md for why).
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use passthru_proto::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
+use passthru_proto::Aadsts;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::oauth_error::OAuthError;
+use crate::state::{unix_now, Shared};
+use crate::store::{RefreshRecord, Tenant, User};
+use crate::sts::issuer;
+use crate::tokens::TOKEN_LIFETIME_SECS;
+
+/// Lifetime of refresh tokens, seconds (90 days, as Azure's default).
+pub const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+
+/// Scopes that are about the user's identity rather than a resource.
+pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// SHA-256 of a bearer secret (code, refresh token, session id, client secret), hex.
+pub fn hash_secret(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// 32 random bytes, base64url: codes, refresh tokens, session ids, client secrets.
+pub fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+    B64URL.encode(raw)
+}
+
+fn pairwise_sub(oid: Uuid, client_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(oid.as_bytes());
+    h.update(client_id.as_bytes());
+    B64URL.encode(&h.finalize()[..24])
+}
+
+/// What a successful grant is about.
+#[derive(Debug, Clone)]
+pub struct Grant<'a> {
+    pub base: &'a str,
+    pub tenant: &'a Tenant,
+    pub user: &'a User,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    /// When the user last entered credentials.
+    pub auth_time: i64,
+    pub want_client_info: bool,
+    /// The refresh token family to continue (rotation), or a new one.
+    pub family: Option<String>,
+    pub correlation_id: Uuid,
+}
+
+/// The token response for a user grant.
+pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAuthError> {
+    let scopes: Vec<&str> = g.scope.split_whitespace().collect();
+    let now = unix_now();
+    let exp = now + TOKEN_LIFETIME_SECS;
+    let iss = issuer(g.base, g.tenant);
+    let user = g.user;
+    let sub = pairwise_sub(user.id, g.client_id);
+    let name = user
+        .display_name
+        .clone()
+        .unwrap_or_else(|| user.upn.clone());
+    let admin = scopes.contains(&ADMIN_SCOPE);
+    let resource_scopes: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| !OIDC_SCOPES.contains(s))
+        .collect();
+    let aud = if admin {
+        ADMIN_AUDIENCE.to_string()
+    } else {
+        g.client_id.to_string()
+    };
+    let server_error = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "token issuance failed");
+        OAuthError::new(Aadsts::ServerError, g.correlation_id)
+    };
+    let access = state
+        .signer
+        .sign(&json!({
+            "iss": iss, "aud": aud, "sub": sub, "oid": user.id, "tid": g.tenant.id,
+            "exp": exp, "iat": now, "nbf": now, "azp": g.client_id,
+            "scp": resource_scopes.join(" "), "preferred_username": user.upn,
+            "name": name, "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
+        }))
+        .map_err(|e| server_error(&e))?;
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": if resource_scopes.is_empty() { scopes.join(" ") } else { resource_scopes.join(" ") },
+        "expires_in": TOKEN_LIFETIME_SECS,
+        "ext_expires_in": TOKEN_LIFETIME_SECS,
+        "access_token": access,
+    });
+    if scopes.contains(&"openid") {
+        let mut claims = json!({
+            "iss": iss, "aud": g.client_id, "sub": sub, "oid": user.id, "tid": g.tenant.id,
+            "exp": exp, "iat": now, "nbf": now, "auth_time": g.auth_time,
+            "preferred_username": user.upn, "name": name, "ver": "2.0",
+        });
+        if let Some(obj) = claims.as_object_mut() {
+            if let Some(n) = g.nonce {
+                obj.insert("nonce".into(), Value::String(n.to_string()));
+            }
+            if let (true, Some(mail)) = (scopes.contains(&"email"), &user.mail) {
+                obj.insert("email".into(), Value::String(mail.clone()));
+            }
+        }
+        let id_token = state.signer.sign(&claims).map_err(|e| server_error(&e))?;
+        body["id_token"] = Value::String(id_token);
+    }
+    if scopes.contains(&"offline_access") {
+        let rt = random_token();
+        let rec = RefreshRecord {
+            tenant_id: g.tenant.id,
+            user_id: user.id,
+            client_id: g.client_id.to_string(),
+            scope: g.scope.to_string(),
+            expires_at: now + REFRESH_LIFETIME_SECS,
+            family: g
+                .family
+                .clone()
+                .unwrap_or_else(|| Uuid::new_v4().to_string()),
+            auth_time: g.auth_time,
+        };
+        state
+            .store
+            .add_refresh_token(&hash_secret(&rt), &rec)
+            .await
+            .map_err(|e| server_error(&e))?;
+        body["refresh_token"] = Value::String(rt);
+    }
+    if g.want_client_info {
+        let ci = json!({ "uid": user.id, "utid": g.tenant.id });
+        body["client_info"] = Value::String(B64URL.encode(ci.to_string()));
+    }
+    Ok(no_store(Json(body)))
+}
+
+/// The token response of the client credentials grant (the app acts as itself).
+pub fn app_token(
+    state: &Shared,
+    base: &str,
+    tenant: &Tenant,
+    client_id: &str,
+    audience: &str,
+    corr: Uuid,
+) -> Result<Response, OAuthError> {
+    let now = unix_now();
+    let exp = now + TOKEN_LIFETIME_SECS;
+    let access = state
+        .signer
+        .sign(&json!({
+            "iss": issuer(base, tenant), "aud": audience, "sub": client_id, "oid": client_id,
+            "tid": tenant.id, "azp": client_id, "idtyp": "app", "exp": exp, "iat": now, "nbf": now,
+            "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
+        }))
+        .map_err(|e| {
+            tracing::error!(error = %e, "token issuance failed");
+            OAuthError::new(Aadsts::ServerError, corr)
+        })?;
+    Ok(no_store(Json(json!({
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME_SECS,
+        "ext_expires_in": TOKEN_LIFETIME_SECS,
+        "access_token": access,
+    }))))
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    (
+        [("cache-control", "no-store"), ("pragma", "no-cache")],
+        body,
+    )
+        .into_response()
+}

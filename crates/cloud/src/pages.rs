@@ -1,0 +1,234 @@
+//! Server-rendered sign-in pages: plain HTML forms that work without JavaScript, labelled
+//! fields, a CSRF token in every form, and strict security headers. No page ever contains a
+//! password.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use passthru_proto::Aadsts;
+use uuid::Uuid;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A sentence a person understands for each code a sign-in can end with. It never says more
+/// about whether an account exists than the code itself does.
+pub fn user_message(code: Aadsts) -> &'static str {
+    match code {
+        Aadsts::InvalidCredentials => "Your account or password is incorrect. If you don't remember your password, reset it now or ask your administrator.",
+        Aadsts::UserNotFound => "We couldn't find an account with that username. Check the name, or try another account.",
+        Aadsts::AccountLocked => "Your account is locked because of too many sign-in attempts with a wrong password. Try again later, or contact your administrator.",
+        Aadsts::AccountDisabled => "Your account has been disabled or has expired. Contact your administrator.",
+        Aadsts::PasswordChangeRequired => "Your password has expired or must be changed before you can sign in. Change it the way your organization recommends, then try again.",
+        Aadsts::NoPasswordInCloud => "This organization doesn't let you sign in with a password here yet. Contact your administrator.",
+        Aadsts::LogonHours => "You can't sign in at this time of day. Your organization limits the hours your account can be used.",
+        Aadsts::DirectoryCommunication => "Your organization's directory refused this sign-in. Contact your administrator (they may need to allow sign-in from the authentication agent's computer).",
+        Aadsts::AgentUnavailable => "We can't reach your organization's directory right now. Try again in a few minutes; if it keeps happening, contact your administrator.",
+        Aadsts::AgentTimeout => "Your organization's directory took too long to answer. Try again in a moment.",
+        Aadsts::InvalidUsernameForAgent => "Your organization can't check this username. Make sure you typed your full work account name.",
+        Aadsts::AgentDecryptFailed | Aadsts::AgentNoKey | Aadsts::ClockSkew => "Something went wrong while checking your password with your organization. Try again; if it keeps happening, contact your administrator.",
+        Aadsts::RedirectUriMismatch => "The application asked to send you to an address it hasn't registered. Contact the application's owner.",
+        Aadsts::UnknownClient => "The application you are signing in to isn't known to this organization. Contact the application's owner.",
+        Aadsts::TenantNotFound => "This organization doesn't exist here. Check the address you used.",
+        _ => "Something went wrong while signing you in. Try again.",
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f2f2f2;margin:0}\
+main{max-width:440px;margin:8vh auto;background:#fff;padding:32px 40px;box-shadow:0 2px 6px rgba(0,0,0,.2)}\
+h1{font-size:1.5rem;font-weight:600;margin:0 0 16px}label{display:block;margin:12px 0 4px}\
+input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:8px;font-size:1rem;border:1px solid #666}\
+button{margin-top:20px;padding:8px 24px;font-size:1rem;background:#0067b8;color:#fff;border:0;cursor:pointer}\
+button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
+.error{color:#a80000;border-left:4px solid #a80000;padding-left:8px}.meta{color:#555;font-size:.8rem;word-break:break-all}\
+.who{color:#333;margin-bottom:8px}";
+
+/// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
+fn style_hash() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
+}
+
+/// A complete page with the security headers. `form_action` names where forms may post
+/// (`'self'`, or the app's redirect URI origin for the form_post answer).
+pub fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        esc(title)
+    );
+    let csp = format!(
+        "default-src 'none'; style-src 'sha256-{}'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        style_hash()
+    );
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert("content-security-policy", v);
+    }
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("pragma", HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
+    match error {
+        Some((code, corr)) => format!(
+            "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\
+<p class=\"meta\">Error code: AADSTS{}<br>Correlation ID: {corr}</p>",
+            esc(user_message(code)),
+            code.code()
+        ),
+        None => String::new(),
+    }
+}
+
+/// The first page: the user's name.
+pub fn username_page(
+    tenant: &str,
+    req: &str,
+    csrf: &str,
+    hint: &str,
+    error: Option<(Aadsts, Uuid)>,
+) -> Response {
+    let body = format!(
+        "<h1>Sign in</h1>{}<form method=\"post\" action=\"/{t}/login\">\
+<input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"username\">Email or username</label>\
+<input type=\"email\" id=\"username\" name=\"username\" value=\"{h}\" autocomplete=\"username\" required autofocus>\
+<button type=\"submit\" id=\"next\">Next</button></form>",
+        error_block(error),
+        t = esc(tenant),
+        r = esc(req),
+        c = esc(csrf),
+        h = esc(hint),
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    page(status, "Sign in", &body, "'self'")
+}
+
+/// The second page: the password for a known name.
+pub fn password_page(
+    tenant: &str,
+    req: &str,
+    csrf: &str,
+    username: &str,
+    error: Option<(Aadsts, Uuid)>,
+) -> Response {
+    let body = format!(
+        "<h1>Enter password</h1><p class=\"who\" id=\"who\">{u}</p>{}<form method=\"post\" action=\"/{t}/login/password\">\
+<input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"password\">Password</label>\
+<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\
+<button type=\"submit\" id=\"signin\">Sign in</button></form>",
+        error_block(error),
+        u = esc(username),
+        t = esc(tenant),
+        r = esc(req),
+        c = esc(csrf),
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    page(status, "Enter password", &body, "'self'")
+}
+
+/// A page for an error that cannot be sent back to the application.
+pub fn error_page(code: Aadsts, corr: Uuid, detail: &str) -> Response {
+    let body = format!(
+        "<h1>Sorry, but we're having trouble signing you in.</h1>{}<p class=\"meta\">{}</p>",
+        error_block(Some((code, corr))),
+        esc(detail)
+    );
+    page(StatusCode::BAD_REQUEST, "Sign-in error", &body, "'none'")
+}
+
+/// The `response_mode=form_post` answer: a form posting the result to the app (a button, so
+/// it works without JavaScript).
+pub fn form_post(redirect_uri: &str, fields: &[(&str, &str)]) -> Response {
+    let inputs: String = fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Signed in</h1><form method=\"post\" action=\"{}\">{inputs}\
+<button type=\"submit\" id=\"continue\">Continue to the application</button></form>",
+        esc(redirect_uri)
+    );
+    let origin = url::Url::parse(redirect_uri)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "'none'".into());
+    page(StatusCode::OK, "Signed in", &body, &origin)
+}
+
+/// A plain information page (signed out, and the like).
+pub fn info_page(title: &str, text: &str) -> Response {
+    let body = format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text));
+    page(StatusCode::OK, title, &body, "'none'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn every_core_code_has_its_own_sentence() {
+        let codes = [
+            Aadsts::InvalidCredentials,
+            Aadsts::AccountLocked,
+            Aadsts::AccountDisabled,
+            Aadsts::PasswordChangeRequired,
+            Aadsts::LogonHours,
+            Aadsts::DirectoryCommunication,
+            Aadsts::AgentUnavailable,
+            Aadsts::AgentTimeout,
+            Aadsts::InvalidUsernameForAgent,
+            Aadsts::NoPasswordInCloud,
+            Aadsts::UserNotFound,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for c in codes {
+            assert!(seen.insert(user_message(c)), "{c} shares its sentence");
+        }
+    }
+}

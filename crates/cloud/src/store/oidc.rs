@@ -1,0 +1,349 @@
+//! Store rows of the OpenID Connect flows: pending authorization requests, authorization
+//! codes, browser sessions and refresh tokens. Every secret (code, session id, refresh token)
+//! is stored only as its SHA-256; every row expires.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{uuid_col, RefreshRecord, Result, Store};
+
+/// An authorization request between `/authorize` and the end of the sign-in pages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthzRequest {
+    /// Random id carried by the sign-in pages' forms.
+    pub id: String,
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// `query` or `form_post`.
+    pub response_mode: String,
+    pub prompt: Option<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// CSRF token every form of this request must echo.
+    pub csrf: String,
+    /// The name the user typed on the first page.
+    pub username: Option<String>,
+}
+
+/// An issued authorization code (stored as its hash; used once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub user_id: Uuid,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// A browser session (single sign-on across apps until logout or expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// A live token, now marked used: issue its successor in the same family.
+    Fresh(RefreshRecord),
+    /// A token that was already rotated: its whole family has been revoked.
+    Reused,
+    /// No such token (or expired and purged).
+    Unknown,
+}
+
+impl Store {
+    // ---- authorization requests
+
+    pub async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()> {
+        let data = serde_json::to_string(r).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query("INSERT OR REPLACE INTO authz_requests (id, tenant_id, data, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&r.id)
+            .bind(r.tenant_id.to_string())
+            .bind(data)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A live authorization request of `tenant_id`.
+    pub async fn authz(&self, tenant_id: Uuid, id: &str, now: i64) -> Result<Option<AuthzRequest>> {
+        let row = sqlx::query(
+            "SELECT data FROM authz_requests WHERE id = ? AND tenant_id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(tenant_id.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>("data"))
+            .transpose()?
+            .and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    pub async fn delete_authz(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM authz_requests WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether any app of the tenant registered `uri` (for post-logout redirects).
+    pub async fn redirect_uri_registered(&self, tenant_id: Uuid, uri: &str) -> Result<bool> {
+        let rows = sqlx::query("SELECT redirect_uris FROM apps WHERE tenant_id = ?")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().any(|r| {
+            r.try_get::<String, _>("redirect_uris")
+                .ok()
+                .and_then(|j| serde_json::from_str::<Vec<String>>(&j).ok())
+                .is_some_and(|uris| uris.iter().any(|u| u == uri))
+        }))
+    }
+
+    // ---- authorization codes
+
+    pub async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, tenant_id, client_id, redirect_uri, user_id, scope, nonce, code_challenge, auth_time, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(c.tenant_id.to_string())
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(c.user_id.to_string())
+        .bind(&c.scope)
+        .bind(&c.nonce)
+        .bind(&c.code_challenge)
+        .bind(c.auth_time)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes and returns a code: a code works once, whatever happens next.
+    pub async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
+        let row = sqlx::query("DELETE FROM auth_codes WHERE code_hash = ? RETURNING *")
+            .bind(code_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AuthCode {
+                tenant_id: uuid_col(&row, "tenant_id")?,
+                client_id: row.try_get("client_id")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                user_id: uuid_col(&row, "user_id")?,
+                scope: row.try_get("scope")?,
+                nonce: row.try_get("nonce")?,
+                code_challenge: row.try_get("code_challenge")?,
+                auth_time: row.try_get("auth_time")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- sessions
+
+    pub async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, tenant_id, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id_hash)
+            .bind(s.tenant_id.to_string())
+            .bind(s.user_id.to_string())
+            .bind(s.auth_time)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?")
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(SessionRecord {
+                tenant_id: uuid_col(&row, "tenant_id")?,
+                user_id: uuid_col(&row, "user_id")?,
+                auth_time: row.try_get("auth_time")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- refresh tokens
+
+    pub async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at, family, auth_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(rec.tenant_id.to_string())
+        .bind(rec.user_id.to_string())
+        .bind(&rec.client_id)
+        .bind(&rec.scope)
+        .bind(rec.expires_at)
+        .bind(&rec.family)
+        .bind(rec.auth_time)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Presents a refresh token: a live one is marked used (rotation); one already used
+    /// revokes its whole family (a stolen token and its successors die together).
+    pub async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let rec = RefreshRecord {
+            tenant_id: uuid_col(&row, "tenant_id")?,
+            user_id: uuid_col(&row, "user_id")?,
+            client_id: row.try_get("client_id")?,
+            scope: row.try_get("scope")?,
+            expires_at: row.try_get("expires_at")?,
+            family: row.try_get("family")?,
+            auth_time: row.try_get("auth_time")?,
+        };
+        let used = row.try_get::<i64, _>("used")? != 0;
+        if used {
+            sqlx::query("DELETE FROM refresh_tokens WHERE family = ?")
+                .bind(&rec.family)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RefreshUse::Reused);
+        }
+        if rec.expires_at <= now {
+            sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = ?")
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(RefreshUse::Unknown);
+        }
+        sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RefreshUse::Fresh(rec))
+    }
+
+    /// Removes expired codes, sessions, requests and refresh tokens.
+    pub async fn purge_expired(&self, now: i64) -> Result<()> {
+        for table in ["auth_codes", "sessions", "authz_requests", "refresh_tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> anyhow::Result<(Store, std::path::PathBuf)> {
+        let dir = std::env::temp_dir().join(format!("passthru-oidc-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        Ok((Store::open(&dir.join("t.db"), true).await?, dir))
+    }
+
+    #[tokio::test]
+    async fn refresh_rotation_and_reuse_revokes_family() -> anyhow::Result<()> {
+        let (s, dir) = store().await?;
+        let rec = RefreshRecord {
+            tenant_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            client_id: "c".into(),
+            scope: "openid".into(),
+            expires_at: 100,
+            family: "f1".into(),
+            auth_time: 1,
+        };
+        s.add_refresh_token("t1", &rec).await?;
+        assert_eq!(
+            s.use_refresh_token("t1", 10).await?,
+            RefreshUse::Fresh(rec.clone())
+        );
+        s.add_refresh_token("t2", &rec).await?;
+        // t1 again: reuse, the family (t2 included) is gone.
+        assert_eq!(s.use_refresh_token("t1", 11).await?, RefreshUse::Reused);
+        assert_eq!(s.use_refresh_token("t2", 12).await?, RefreshUse::Unknown);
+        // Expired.
+        s.add_refresh_token(
+            "t3",
+            &RefreshRecord {
+                family: "f2".into(),
+                ..rec
+            },
+        )
+        .await?;
+        assert_eq!(s.use_refresh_token("t3", 1000).await?, RefreshUse::Unknown);
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn codes_work_once() -> anyhow::Result<()> {
+        let (s, dir) = store().await?;
+        let c = AuthCode {
+            tenant_id: Uuid::new_v4(),
+            client_id: "c".into(),
+            redirect_uri: "https://app/cb".into(),
+            user_id: Uuid::new_v4(),
+            scope: "openid".into(),
+            nonce: Some("n".into()),
+            code_challenge: Some("x".into()),
+            auth_time: 5,
+            expires_at: 100,
+        };
+        s.add_code("h", &c).await?;
+        assert_eq!(s.take_code("h").await?, Some(c));
+        assert_eq!(s.take_code("h").await?, None);
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! `POST /{tenant}/oauth2/v2.0/token`: the password, authorization code (+ PKCE), refresh
+//! token (rotation with reuse detection) and client credentials grants, with client
+//! authentication (`client_secret` in the form or HTTP Basic) for confidential apps.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine as _;
+use passthru_proto::admin::ADMIN_CLIENT_ID;
+use passthru_proto::Aadsts;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::issue::{app_token, hash_secret, user_tokens, Grant};
+use crate::oauth_error::OAuthError;
+use crate::server::ClientInfo;
+use crate::signin::{check_password, Attempt};
+use crate::state::{unix_now, Shared};
+use crate::store::oidc::RefreshUse;
+use crate::store::Tenant;
+use crate::sts::{correlation_id, load_tenant, BaseUrl};
+
+/// The token request form. Secrets are zeroized when the form is dropped.
+#[derive(Deserialize, Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Zeroizing<String>>,
+    username: Option<String>,
+    password: Option<Zeroizing<String>>,
+    scope: Option<String>,
+    refresh_token: Option<Zeroizing<String>>,
+    code: Option<Zeroizing<String>>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<Zeroizing<String>>,
+    client_info: Option<String>,
+}
+
+/// A client that proved who it is (or a public client, which has nothing to prove).
+struct Client {
+    id: String,
+    confidential: bool,
+}
+
+fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
+    let v = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let raw = Zeroizing::new(B64.decode(v.trim()).ok()?);
+    let text = std::str::from_utf8(&raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), Zeroizing::new(secret.to_string())))
+}
+
+/// Compares two equal-purpose byte strings without an early exit.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate_client(
+    state: &Shared,
+    tenant: &Tenant,
+    form: &TokenForm,
+    headers: &HeaderMap,
+    corr: Uuid,
+) -> Result<Client, OAuthError> {
+    let basic = basic_auth(headers);
+    let client_id = form
+        .client_id
+        .clone()
+        .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
+        .ok_or_else(|| missing("client_id", corr))?
+        .to_ascii_lowercase();
+    if client_id == ADMIN_CLIENT_ID {
+        return Ok(Client {
+            id: client_id,
+            confidential: false,
+        });
+    }
+    let app = match state.store.app(tenant.id, &client_id).await {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            return Err(
+                OAuthError::new(Aadsts::UnknownClient, corr).with_detail(format!(
+                    "Application '{client_id}' was not found in tenant '{}'.",
+                    tenant.name
+                )),
+            )
+        }
+        Err(e) => return Err(server_error(e, corr)),
+    };
+    if app.public {
+        return Ok(Client {
+            id: client_id,
+            confidential: false,
+        });
+    }
+    let secret = form
+        .client_secret
+        .clone()
+        .or_else(|| basic.map(|(_, s)| s))
+        .ok_or_else(|| OAuthError::new(Aadsts::ClientAuthMissing, corr))?;
+    let ok = app
+        .secret_hash
+        .as_deref()
+        .is_some_and(|h| same(hash_secret(&secret).as_bytes(), h.as_bytes()));
+    if !ok {
+        return Err(OAuthError::new(Aadsts::InvalidClientSecret, corr));
+    }
+    Ok(Client {
+        id: client_id,
+        confidential: true,
+    })
+}
+
+fn missing(name: &str, corr: Uuid) -> OAuthError {
+    OAuthError::new(Aadsts::MissingParameter, corr).with_detail(format!(
+        "The request body must contain the following parameter: '{name}'."
+    ))
+}
+
+fn server_error(e: impl std::fmt::Display, corr: Uuid) -> OAuthError {
+    tracing::error!(error = %e, "token endpoint failure");
+    OAuthError::new(Aadsts::ServerError, corr)
+}
+
+/// PKCE S256: BASE64URL(SHA256(verifier)) == challenge.
+pub fn pkce_s256(verifier: &str) -> String {
+    B64URL.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`
+pub async fn token(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Extension(client_info): Extension<ClientInfo>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let corr = correlation_id(&headers);
+    // Parse from a copy we can wipe; the form's secrets are zeroized on drop.
+    let raw = Zeroizing::new(body.to_vec());
+    drop(body);
+    let form: TokenForm = serde_urlencoded::from_bytes(&raw).map_err(|_| {
+        OAuthError::new(Aadsts::InvalidRequest, corr)
+            .with_detail("The request body is not a valid form.")
+    })?;
+    drop(raw);
+    let tenant = load_tenant(&state, &tenant, corr).await?;
+    let grant = form
+        .grant_type
+        .clone()
+        .ok_or_else(|| missing("grant_type", corr))?;
+    let client = authenticate_client(&state, &tenant, &form, &headers, corr).await?;
+    let want_client_info = form.client_info.as_deref() == Some("1");
+    match grant.as_str() {
+        "password" => {
+            let username = form
+                .username
+                .as_deref()
+                .ok_or_else(|| missing("username", corr))?;
+            let password = form
+                .password
+                .clone()
+                .ok_or_else(|| missing("password", corr))?;
+            let scope = form
+                .scope
+                .clone()
+                .unwrap_or_else(|| "openid profile".into());
+            let attempt = Attempt {
+                tenant: &tenant,
+                username,
+                client_id: Some(&client.id),
+                client_ip: Some(client_info.addr.ip().to_string()),
+                correlation_id: corr,
+            };
+            let user = check_password(&state, &attempt, password).await?;
+            let g = Grant {
+                base: &base,
+                tenant: &tenant,
+                user: &user,
+                client_id: &client.id,
+                scope: &scope,
+                nonce: None,
+                auth_time: unix_now(),
+                want_client_info,
+                family: None,
+                correlation_id: corr,
+            };
+            user_tokens(&state, &g).await
+        }
+        "authorization_code" => {
+            let code = form.code.as_deref().ok_or_else(|| missing("code", corr))?;
+            let redirect_uri = form
+                .redirect_uri
+                .as_deref()
+                .ok_or_else(|| missing("redirect_uri", corr))?;
+            let used = || OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr);
+            let c = state
+                .store
+                .take_code(&hash_secret(code))
+                .await
+                .map_err(|e| server_error(e, corr))?
+                .ok_or_else(used)?;
+            if c.expires_at < unix_now() {
+                return Err(used());
+            }
+            if c.tenant_id != tenant.id
+                || c.client_id != client.id
+                || c.redirect_uri != redirect_uri
+            {
+                return Err(OAuthError::new(Aadsts::InvalidGrant, corr));
+            }
+            match (&c.code_challenge, form.code_verifier.as_deref()) {
+                (Some(challenge), Some(verifier)) => {
+                    if !same(pkce_s256(verifier).as_bytes(), challenge.as_bytes()) {
+                        return Err(OAuthError::new(Aadsts::PkceMismatch, corr));
+                    }
+                }
+                (Some(_), None) => return Err(missing("code_verifier", corr)),
+                (None, _) if !client.confidential => {
+                    return Err(OAuthError::new(Aadsts::PkceRequired, corr))
+                }
+                (None, _) => {}
+            }
+            let user = state
+                .store
+                .user_by_id(tenant.id, c.user_id)
+                .await
+                .map_err(|e| server_error(e, corr))?
+                .ok_or_else(used)?;
+            let g = Grant {
+                base: &base,
+                tenant: &tenant,
+                user: &user,
+                client_id: &client.id,
+                scope: &c.scope,
+                nonce: c.nonce.as_deref(),
+                auth_time: c.auth_time,
+                want_client_info,
+                family: None,
+                correlation_id: corr,
+            };
+            user_tokens(&state, &g).await
+        }
+        "refresh_token" => {
+            let rt = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| missing("refresh_token", corr))?;
+            let invalid = || OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr);
+            let rec = match state
+                .store
+                .use_refresh_token(&hash_secret(rt), unix_now())
+                .await
+                .map_err(|e| server_error(e, corr))?
+            {
+                RefreshUse::Fresh(rec) => rec,
+                RefreshUse::Reused => {
+                    tracing::warn!(tenant = %tenant.name, client = %client.id, correlation = %corr,
+                        "a rotated refresh token was presented again: its whole family is revoked");
+                    return Err(invalid().with_detail("The refresh token was already used; every token of this sign-in has been revoked."));
+                }
+                RefreshUse::Unknown => return Err(invalid()),
+            };
+            if rec.tenant_id != tenant.id || rec.client_id != client.id {
+                return Err(OAuthError::new(Aadsts::InvalidGrant, corr));
+            }
+            // A refresh may narrow the scopes, never widen them.
+            let scope = match form.scope.as_deref() {
+                Some(asked) => {
+                    let granted: Vec<&str> = rec.scope.split_whitespace().collect();
+                    if asked.split_whitespace().all(|s| granted.contains(&s)) {
+                        asked.to_string()
+                    } else {
+                        return Err(OAuthError::new(Aadsts::InvalidScope, corr)
+                            .with_detail("A refresh cannot add scopes that were not granted."));
+                    }
+                }
+                None => rec.scope.clone(),
+            };
+            let user = state
+                .store
+                .user_by_id(tenant.id, rec.user_id)
+                .await
+                .map_err(|e| server_error(e, corr))?
+                .ok_or_else(invalid)?;
+            let g = Grant {
+                base: &base,
+                tenant: &tenant,
+                user: &user,
+                client_id: &client.id,
+                scope: &scope,
+                nonce: None,
+                auth_time: rec.auth_time,
+                want_client_info,
+                family: Some(rec.family.clone()),
+                correlation_id: corr,
+            };
+            user_tokens(&state, &g).await
+        }
+        "client_credentials" => {
+            if !client.confidential {
+                return Err(
+                    OAuthError::new(Aadsts::ClientAuthMissing, corr).with_detail(
+                        "Only confidential applications can use the client credentials grant.",
+                    ),
+                );
+            }
+            let scope = form
+                .scope
+                .as_deref()
+                .ok_or_else(|| missing("scope", corr))?;
+            let audience = scope
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.strip_suffix("/.default"))
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    OAuthError::new(Aadsts::InvalidScope, corr)
+                        .with_detail("The client credentials grant takes one scope of the form RESOURCE/.default.")
+                })?;
+            app_token(&state, &base, &tenant, &client.id, audience, corr)
+        }
+        other => Err(OAuthError::new(Aadsts::UnsupportedGrantType, corr)
+            .with_detail(format!("The grant type '{other}' is not supported."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc7636_example() {
+        // RFC 7636, appendix B.
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn basic_auth_parses_and_rejects() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            "Basic YXBwOnNlY3JldA=="
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        let (id, secret) = basic_auth(&h).unwrap_or_default();
+        assert_eq!((id.as_str(), secret.as_str()), ("app", "secret"));
+        h.insert(
+            "authorization",
+            "Basic !!!".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert!(basic_auth(&h).is_none());
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"ab"));
+    }
+}

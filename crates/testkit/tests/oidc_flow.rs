@@ -1,0 +1,600 @@
+//! The OpenID Connect code flow over real HTTPS, form by form (the browser test drives the
+//! same pages in Chromium): PKCE, state and nonce, single sign-on, prompt, CSRF, redirect URI
+//! rules, code replay, refresh rotation with reuse detection, client credentials, userinfo
+//! and logout. Pass-through sign-ins go through a real agent and the Samba forest.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use passthru_testkit::bed;
+use passthru_testkit::http::verify_with_jwks;
+use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// A browser-like client: no automatic redirects, cookies kept by hand.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn hidden(&self, name: &str) -> String {
+        let key = format!("name=\"{name}\" value=\"");
+        self.body
+            .split(&key)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn query(&self) -> HashMap<String, String> {
+        url::Url::parse(&self.location())
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Browser {
+    fn new(cloud: &Cloud) -> anyhow::Result<Browser> {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject as _;
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(cloud.ca_file())? {
+            roots.add(c?)?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Browser {
+            http,
+            base: cloud.url.clone(),
+            cookie: None,
+        })
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> anyhow::Result<Page> {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        for c in headers.get_all(SET_COOKIE) {
+            let c = c.to_str()?;
+            let kv = c.split(';').next().unwrap_or_default();
+            self.cookie = if kv.ends_with('=') {
+                None
+            } else {
+                Some(kv.to_string())
+            };
+        }
+        Ok(Page {
+            status,
+            headers,
+            body: r.text().await?,
+        })
+    }
+
+    async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Page> {
+        let mut req = self.http.get(format!("{}{path_and_query}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await?;
+        self.finish(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<Page> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await?;
+        self.finish(r).await
+    }
+}
+
+fn pkce() -> (String, String) {
+    use sha2::Digest as _;
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = B64URL.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn authorize_url(
+    client_id: &str,
+    challenge: &str,
+    state: &str,
+    nonce: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "/contoso/oauth2/v2.0/authorize?client_id={client_id}&response_type=code&redirect_uri={}&scope=openid%20profile%20offline_access&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256{extra}",
+        urlencode(REDIRECT)
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Username page, then password page; returns the final answer.
+async fn sign_in(
+    b: &mut Browser,
+    first: &Page,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<Page> {
+    let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+    let pw_page = b
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", username)],
+        )
+        .await?;
+    assert_eq!(pw_page.status, 200, "{}", pw_page.body);
+    assert!(pw_page.body.contains("type=\"password\""));
+    b.post(
+        "/contoso/login/password",
+        &[("req", &req), ("csrf", &csrf), ("password", password)],
+    )
+    .await
+}
+
+async fn redeem(
+    http: &reqwest::Client,
+    base: &str,
+    form: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value)> {
+    let r = http
+        .post(format!("{base}/contoso/oauth2/v2.0/token"))
+        .form(form)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+fn code_of(v: &Value) -> Option<u64> {
+    v["error_codes"][0].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let dir = fresh_dir("oidc")?;
+    let admin_pw = recorded_secret("Adm1n");
+    let cloud = Cloud::start(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        "127.0.0.1:0",
+    )?;
+    cloud.admin(&["domain", "add", &corp.upn_suffix])?;
+    let client_id = cloud
+        .admin(&["app", "add", "Web", "--public", "--redirect-uri", REDIRECT])?
+        .trim()
+        .to_string();
+    let other_client = cloud
+        .admin(&[
+            "app",
+            "add",
+            "Other",
+            "--public",
+            "--redirect-uri",
+            REDIRECT,
+        ])?
+        .trim()
+        .to_string();
+    let forest = ForestEntry {
+        name: corp.dns_name.clone(),
+        upn_suffixes: vec![corp.upn_suffix.clone()],
+        domain_controllers: vec![corp.ldaps_url.clone()],
+        ca_file: corp.ca_file.clone(),
+    };
+    let mut agent = Agent::register(
+        &cloud,
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        &[forest],
+    )?;
+    agent.run()?;
+    cloud.wait_active_agents(1, Duration::from_secs(30))?;
+    cloud.admin(&["pta", "enable"])?;
+    let good = corp.user("good")?;
+    let mut b = Browser::new(&cloud)?;
+
+    // An unregistered redirect URI: an error page, never a redirect.
+    let bad = b
+        .get(&format!(
+            "/contoso/oauth2/v2.0/authorize?client_id={client_id}&response_type=code&redirect_uri={}&code_challenge=x&code_challenge_method=S256",
+            urlencode("https://evil.example/cb")
+        ))
+        .await?;
+    assert_eq!(bad.status, 400);
+    assert!(bad.location().is_empty());
+    assert!(bad.body.contains("AADSTS50011"), "{}", bad.body);
+    // A public client without PKCE: the error goes to the registered redirect URI.
+    let no_pkce = b
+        .get(&format!("/contoso/oauth2/v2.0/authorize?client_id={client_id}&response_type=code&redirect_uri={}&state=s1", urlencode(REDIRECT)))
+        .await?;
+    assert_eq!(
+        no_pkce.query().get("error").map(String::as_str),
+        Some("invalid_request")
+    );
+    assert_eq!(no_pkce.query().get("state").map(String::as_str), Some("s1"));
+    // prompt=none with nobody signed in.
+    let (_, ch) = pkce();
+    let none = b
+        .get(&authorize_url(&client_id, &ch, "s2", "n2", "&prompt=none"))
+        .await?;
+    assert_eq!(
+        none.query().get("error").map(String::as_str),
+        Some("login_required")
+    );
+
+    // The pages: security headers, CSRF enforced, no password echoed.
+    let (verifier, challenge) = pkce();
+    let first = b
+        .get(&authorize_url(
+            &client_id, &challenge, "state-1", "nonce-1", "",
+        ))
+        .await?;
+    assert_eq!(first.status, 200);
+    let csp = first
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(
+        first
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert!(first.body.contains("<label for=\"username\">"));
+    let forged = b
+        .post(
+            "/contoso/login",
+            &[
+                ("req", &first.hidden("req")),
+                ("csrf", "forged"),
+                ("username", &good.upn),
+            ],
+        )
+        .await?;
+    assert_eq!(forged.status, 403);
+    // A wrong password shows the sentence, the code and the correlation id, and no password.
+    let spare = corp.user("spare6")?;
+    let wrong = sign_in(&mut b, &first, &spare.upn, "Wrong-Passw0rd!").await?;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("AADSTS50126") && wrong.body.contains("Correlation ID"),
+        "{}",
+        wrong.body
+    );
+    assert!(!wrong.body.contains("Wrong-Passw0rd!"));
+    // A locked account says so.
+    let locked = corp.user("locked")?;
+    let l = sign_in(&mut b, &first, &locked.upn, &locked.password).await?;
+    assert!(
+        l.body.contains("AADSTS50053") && l.body.contains("locked"),
+        "{}",
+        l.body
+    );
+
+    // The good user: a code comes back to the app with the state.
+    let done = sign_in(&mut b, &first, &good.upn, &good.password).await?;
+    assert!(
+        matches!(done.status, 302 | 303),
+        "{} {}",
+        done.status,
+        done.body
+    );
+    let q = done.query();
+    assert!(done.location().starts_with(REDIRECT));
+    assert_eq!(q.get("state").map(String::as_str), Some("state-1"));
+    let code = q.get("code").cloned().unwrap_or_default();
+    assert!(b.cookie.is_some(), "a session cookie is set");
+    let cookie_header = done
+        .headers
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie_header.contains(attr), "{cookie_header}");
+    }
+
+    // PKCE mismatch, then the right verifier; then the code again (replay).
+    let http = b.http.clone();
+    let base = cloud.url.clone();
+    let (st, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            (
+                "code_verifier",
+                "wrong-verifier-wrong-verifier-wrong-verifier-00",
+            ),
+        ],
+    )
+    .await?;
+    assert_eq!((st, code_of(&v)), (400, Some(501481)), "{v}");
+    // The failed attempt consumed the code: codes are single-use whatever happens.
+    let (_, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await?;
+    assert_eq!(code_of(&v), Some(70008), "{v}");
+
+    // SSO: the session gives a new code at once.
+    let (verifier, challenge) = pkce();
+    let sso = b
+        .get(&authorize_url(
+            &client_id, &challenge, "state-2", "nonce-2", "",
+        ))
+        .await?;
+    let code = sso.query().get("code").cloned().unwrap_or_default();
+    assert!(
+        !code.is_empty(),
+        "SSO should answer at once: {} {}",
+        sso.status,
+        sso.body
+    );
+    // Used by another client: refused.
+    let (_, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &other_client),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await?;
+    assert_eq!(code_of(&v), Some(70000), "{v}");
+
+    let (verifier, challenge) = pkce();
+    let sso = b
+        .get(&authorize_url(
+            &client_id, &challenge, "state-3", "nonce-3", "",
+        ))
+        .await?;
+    let code = sso.query().get("code").cloned().unwrap_or_default();
+    let (st, tokens) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await?;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = verify_with_jwks(
+        &http,
+        &base,
+        "contoso",
+        tokens["id_token"].as_str().unwrap_or_default(),
+        &client_id,
+    )
+    .await?;
+    assert_eq!(claims["nonce"], "nonce-3");
+    assert!(claims["auth_time"].is_i64());
+    assert_eq!(
+        claims["preferred_username"]
+            .as_str()
+            .map(str::to_ascii_lowercase),
+        Some(good.upn.to_ascii_lowercase())
+    );
+
+    // prompt=login ignores the session.
+    let (_, challenge) = pkce();
+    let again = b
+        .get(&authorize_url(
+            &client_id,
+            &challenge,
+            "s4",
+            "n4",
+            "&prompt=login",
+        ))
+        .await?;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("id=\"username\""));
+
+    // userinfo.
+    let ui: Value = http
+        .get(format!("{base}/contoso/openid/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(ui["sub"], claims["sub"]);
+    let denied = http
+        .get(format!("{base}/contoso/openid/userinfo"))
+        .bearer_auth("garbage")
+        .send()
+        .await?;
+    assert_eq!(denied.status().as_u16(), 401);
+
+    // Refresh rotation; reuse of a rotated token revokes the family.
+    let rt1 = tokens["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (st, t2) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", &rt1),
+        ],
+    )
+    .await?;
+    assert_eq!(st, 200, "{t2}");
+    let rt2 = t2["refresh_token"].as_str().unwrap_or_default().to_string();
+    assert_ne!(rt1, rt2);
+    let (_, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", &rt1),
+        ],
+    )
+    .await?;
+    assert_eq!(code_of(&v), Some(70008), "{v}");
+    let (_, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", &rt2),
+        ],
+    )
+    .await?;
+    assert_eq!(code_of(&v), Some(70008), "the whole family is revoked: {v}");
+
+    // Client credentials for a confidential app; a wrong secret is refused.
+    let out = cloud.admin(&["app", "add", "Daemon", "--confidential"])?;
+    let mut lines = out.lines();
+    let (daemon, secret) = (
+        lines.next().unwrap_or_default().to_string(),
+        lines.next().unwrap_or_default().to_string(),
+    );
+    let (st, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &daemon),
+            ("client_secret", &secret),
+            ("scope", "api://inventory/.default"),
+        ],
+    )
+    .await?;
+    assert_eq!(st, 200, "{v}");
+    let app_claims = verify_with_jwks(
+        &http,
+        &base,
+        "contoso",
+        v["access_token"].as_str().unwrap_or_default(),
+        "api://inventory",
+    )
+    .await?;
+    assert_eq!(app_claims["idtyp"], "app");
+    let (st, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &daemon),
+            ("client_secret", "nope"),
+            ("scope", "api://inventory/.default"),
+        ],
+    )
+    .await?;
+    assert_eq!((st, code_of(&v)), (401, Some(7000215)), "{v}");
+    let (_, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("scope", "api://inventory/.default"),
+        ],
+    )
+    .await?;
+    assert_eq!(
+        code_of(&v),
+        Some(7000218),
+        "a public client cannot use client credentials: {v}"
+    );
+
+    // Logout: back to a registered URI only; the session is gone.
+    let out = b
+        .get(&format!(
+            "/contoso/oauth2/v2.0/logout?post_logout_redirect_uri={}&state=bye",
+            urlencode(REDIRECT)
+        ))
+        .await?;
+    assert!(
+        out.location().starts_with(REDIRECT) && out.location().contains("state=bye"),
+        "{}",
+        out.location()
+    );
+    let (_, challenge) = pkce();
+    let after = b
+        .get(&authorize_url(
+            &client_id,
+            &challenge,
+            "s5",
+            "n5",
+            "&prompt=none",
+        ))
+        .await?;
+    assert_eq!(
+        after.query().get("error").map(String::as_str),
+        Some("login_required")
+    );
+    let open = b
+        .get(&format!(
+            "/contoso/oauth2/v2.0/logout?post_logout_redirect_uri={}",
+            urlencode("https://evil.example/")
+        ))
+        .await?;
+    assert!(open.location().is_empty(), "no open redirect on logout");
+    assert_eq!(open.status, 200);
+    Ok(())
+}
