@@ -55,6 +55,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Token signing keys (deployment-wide).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The sign-in log.
     Signins {
         #[command(subcommand)]
@@ -113,6 +118,14 @@ enum PtaCommand {
 #[derive(Debug, Subcommand)]
 enum AgentsCommand {
     /// List registered agents with their status.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key; older keys stay published until their tokens expire.
+    Rotate,
+    /// The current and published key ids.
     List,
 }
 
@@ -292,6 +305,24 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         s(a, "status"),
                         format_time(a["last_seen"].as_i64())
                     );
+                }
+            }
+        }
+        AdminCommand::Keys { command } => {
+            let v: Value = match command {
+                KeysCommand::Rotate => {
+                    client
+                        .post_json(&format!("/{t}/admin/keys/rotate"), &token, &json!({}))
+                        .await?
+                }
+                KeysCommand::List => client.get_json(&format!("/{t}/admin/keys"), &token).await?,
+            };
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("current: {}", s(&v, "current"));
+                for k in v["published"].as_array().into_iter().flatten() {
+                    println!("published: {}", k.as_str().unwrap_or_default());
                 }
             }
         }

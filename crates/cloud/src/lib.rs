@@ -3,6 +3,7 @@
 
 pub mod admin_api;
 pub mod admin_cli;
+pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
 pub mod gateway;

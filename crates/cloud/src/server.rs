@@ -25,7 +25,7 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, agent_ws, authorize, sts, token};
+use crate::{admin_api, admin_keys, agent_ws, authorize, sts, token};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -104,6 +104,8 @@ pub fn router(state: Shared) -> Router {
             get(admin_api::get_pta).post(admin_api::set_pta),
         )
         .route("/{tenant}/admin/signins", get(admin_api::list_sign_ins))
+        .route("/{tenant}/admin/keys", get(admin_keys::list))
+        .route("/{tenant}/admin/keys/rotate", post(admin_keys::rotate))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -151,8 +153,12 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     let paths = PkiPaths::new(data_dir);
     let tls = tls_config(&paths)?;
     let store = Store::open(&db, false).await?;
-    let signer = Signer::load(&store.signing_keys().await?)
-        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let signer = Signer::load(
+        &store
+            .signing_keys_published(crate::state::unix_now(), crate::tokens::KEY_KEEP_SECS)
+            .await?,
+    )
+    .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state: Shared = Arc::new(AppState {

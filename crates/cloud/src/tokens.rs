@@ -29,6 +29,10 @@ pub enum TokenError {
 /// Lifetime of access and ID tokens, seconds.
 pub const TOKEN_LIFETIME_SECS: i64 = 3600;
 
+/// How long a retired signing key stays in the JWKS: until every token it signed has
+/// expired, plus clock leeway.
+pub const KEY_KEEP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
+
 /// Makes a new P-256 signing key.
 pub fn generate_signing_key() -> Result<SigningKeyRecord, TokenError> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
@@ -52,12 +56,14 @@ struct LoadedKey {
 
 /// The signing keys in use: the newest signs, all verify and are published.
 pub struct Signer {
-    keys: Vec<LoadedKey>,
+    /// Newest first. Swapped whole on rotation, so readers never see a half-updated set.
+    keys: std::sync::RwLock<std::sync::Arc<Vec<LoadedKey>>>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        let keys = self.snapshot();
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
         f.debug_struct("Signer").field("kids", &kids).finish()
     }
 }
@@ -98,6 +104,29 @@ pub struct AccessClaims {
 impl Signer {
     /// Loads the keys (newest first, as the store returns them).
     pub fn load(records: &[SigningKeyRecord]) -> Result<Signer, TokenError> {
+        Ok(Signer {
+            keys: std::sync::RwLock::new(std::sync::Arc::new(Self::parse(records)?)),
+        })
+    }
+
+    /// Replaces the key set (after a rotation).
+    pub fn reload(&self, records: &[SigningKeyRecord]) -> Result<(), TokenError> {
+        let fresh = std::sync::Arc::new(Self::parse(records)?);
+        match self.keys.write() {
+            Ok(mut g) => *g = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> std::sync::Arc<Vec<LoadedKey>> {
+        match self.keys.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn parse(records: &[SigningKeyRecord]) -> Result<Vec<LoadedKey>, TokenError> {
         let mut keys = Vec::new();
         for r in records {
             if r.public_raw.len() != 65 {
@@ -119,12 +148,13 @@ impl Signer {
         if keys.is_empty() {
             return Err(TokenError::NoKey);
         }
-        Ok(Signer { keys })
+        Ok(keys)
     }
 
     /// Signs claims with the newest key.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        let key = self.keys.first().ok_or(TokenError::NoKey)?;
+        let keys = self.snapshot();
+        let key = keys.first().ok_or(TokenError::NoKey)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
@@ -132,7 +162,7 @@ impl Signer {
 
     /// The public keys, as a JWKS `keys` array.
     pub fn jwks(&self) -> Vec<Jwk> {
-        self.keys
+        self.snapshot()
             .iter()
             .map(|k| Jwk {
                 kty: "EC".into(),
@@ -149,8 +179,8 @@ impl Signer {
     /// Verifies an access token's signature, lifetime and audience.
     pub fn verify_access(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
-        let key = self
-            .keys
+        let keys = self.snapshot();
+        let key = keys
             .iter()
             .find(|k| Some(&k.kid) == header.kid.as_ref())
             .ok_or_else(|| TokenError::Key("the token was signed by an unknown key".into()))?;
@@ -167,8 +197,8 @@ impl Signer {
     /// Verifies a user token of ours (signature, lifetime, issuer), whatever its audience.
     pub fn verify_user_token(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
-        let key = self
-            .keys
+        let keys = self.snapshot();
+        let key = keys
             .iter()
             .find(|k| Some(&k.kid) == header.kid.as_ref())
             .ok_or_else(|| TokenError::Key("the token was signed by an unknown key".into()))?;

@@ -598,3 +598,72 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
     assert_eq!(open.status, 200);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
+    let dir = fresh_dir("keys")?;
+    let admin_pw = recorded_secret("Adm1n");
+    let cloud = Cloud::start(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        "127.0.0.1:0",
+    )?;
+    let client_id = cloud
+        .admin(&["app", "add", "CLI", "--public"])?
+        .trim()
+        .to_string();
+    let http = passthru_testkit::http::client(&cloud.ca_file())?;
+    let grant = |pw: String| {
+        let (http, url, client_id) = (http.clone(), cloud.url.clone(), client_id.clone());
+        async move {
+            passthru_testkit::http::password_grant(
+                &http,
+                &url,
+                "contoso",
+                &client_id,
+                "admin@contoso.example",
+                &pw,
+                "openid",
+            )
+            .await
+        }
+    };
+    let before = grant(admin_pw.clone()).await?;
+    let old_token = before.body["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let old_kid = jsonwebtoken::decode_header(&old_token)?.kid;
+
+    let out = cloud.admin(&["--json", "keys", "rotate"])?;
+    let v: Value = serde_json::from_str(&out)?;
+    assert_eq!(v["published"].as_array().map(Vec::len), Some(2), "{v}");
+
+    // The earlier token still verifies; new tokens carry the new key id.
+    verify_with_jwks(&http, &cloud.url, "contoso", &old_token, &client_id).await?;
+    let after = grant(admin_pw.clone()).await?;
+    let new_token = after.body["id_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let new_kid = jsonwebtoken::decode_header(&new_token)?.kid;
+    assert_ne!(old_kid, new_kid);
+    assert_eq!(v["current"].as_str(), new_kid.as_deref());
+    verify_with_jwks(&http, &cloud.url, "contoso", &new_token, &client_id).await?;
+
+    // The rotation survives a restart.
+    let mut cloud = cloud;
+    cloud.stop();
+    cloud.serve()?;
+    let jwks: Value = http
+        .get(format!("{}/contoso/discovery/v2.0/keys", cloud.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    assert_eq!(jwks["keys"][0]["kid"].as_str(), new_kid.as_deref());
+    Ok(())
+}

@@ -87,7 +87,8 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     kid TEXT PRIMARY KEY,
     private_pem TEXT NOT NULL,
     public_raw BLOB NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
@@ -691,11 +692,38 @@ impl Store {
         Ok(())
     }
 
-    /// All signing keys, newest first.
-    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
-            .fetch_all(&self.pool)
+    /// Makes `key` the signing key; the previous ones stay published (for verifying the
+    /// tokens they signed) until `retired_at` + token lifetime.
+    pub async fn rotate_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, private_pem, public_raw, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(&key.private_pem)
+            .bind(&key.public_raw)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The signing keys still published (the current one and those retired less than
+    /// `keep_secs` ago), newest first.
+    pub async fn signing_keys_published(
+        &self,
+        now: i64,
+        keep_secs: i64,
+    ) -> Result<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY retired_at IS NOT NULL, created_at DESC, kid",
+        )
+        .bind(now - keep_secs)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(SigningKeyRecord {
