@@ -134,6 +134,9 @@ async fn finish(
     auth_time: i64,
     corr: Uuid,
 ) -> Response {
+    if let Some(user_code) = &req.device_user_code {
+        return crate::device::approve(state, req, user_code, user_id, auth_time, corr).await;
+    }
     let code = random_token();
     let c = AuthCode {
         tenant_id: req.tenant_id,
@@ -249,6 +252,7 @@ pub async fn authorize(
         login_hint: p.login_hint.clone(),
         csrf: random_token(),
         username: None,
+        device_user_code: None,
     };
     // From here on, errors go back to the (registered) redirect URI.
     if p.response_type.as_deref() != Some("code") {

@@ -6,6 +6,7 @@ pub mod admin_cli;
 pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
+pub mod device;
 pub mod gateway;
 pub mod init;
 pub mod issue;

@@ -25,7 +25,7 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, admin_keys, agent_ws, authorize, sts, token};
+use crate::{admin_api, admin_keys, agent_ws, authorize, device, sts, token};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -80,6 +80,14 @@ pub fn router(state: Shared) -> Router {
         .route("/{tenant}/login", post(authorize::login_username))
         .route("/{tenant}/login/password", post(authorize::login_password))
         .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device::device_code),
+        )
+        .route(
+            "/{tenant}/devicelogin",
+            get(device::code_entry).post(device::code_submit),
+        )
         .route(
             "/{tenant}/openid/userinfo",
             get(authorize::userinfo).post(authorize::userinfo),

@@ -38,6 +38,7 @@ struct TokenForm {
     code: Option<Zeroizing<String>>,
     redirect_uri: Option<String>,
     code_verifier: Option<Zeroizing<String>>,
+    device_code: Option<Zeroizing<String>>,
     client_info: Option<String>,
 }
 
@@ -329,6 +330,22 @@ pub async fn token(
                         .with_detail("The client credentials grant takes one scope of the form RESOURCE/.default.")
                 })?;
             app_token(&state, &base, &tenant, &client.id, audience, corr)
+        }
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            let device_code = form
+                .device_code
+                .as_deref()
+                .ok_or_else(|| missing("device_code", corr))?;
+            crate::device::redeem(
+                &state,
+                &base,
+                &tenant,
+                &client.id,
+                device_code,
+                want_client_info,
+                corr,
+            )
+            .await
         }
         other => Err(OAuthError::new(Aadsts::UnsupportedGrantType, corr)
             .with_detail(format!("The grant type '{other}' is not supported."))),

@@ -220,6 +220,12 @@ pub enum Aadsts {
     RedirectUriMismatch,
     /// 50058: prompt=none, but no one is signed in.
     LoginRequired,
+    /// 70016: the user has not yet approved the device code (keep polling).
+    AuthorizationPending,
+    /// 70016 with `slow_down`: the device polls faster than the interval.
+    SlowDown,
+    /// 70019: the device code expired before the user approved it.
+    DeviceCodeExpired,
 }
 
 impl Aadsts {
@@ -256,6 +262,8 @@ impl Aadsts {
             Aadsts::ClientAuthMissing => 7000218,
             Aadsts::RedirectUriMismatch => 50011,
             Aadsts::LoginRequired => 50058,
+            Aadsts::AuthorizationPending | Aadsts::SlowDown => 70016,
+            Aadsts::DeviceCodeExpired => 70019,
         }
     }
 
@@ -265,6 +273,9 @@ impl Aadsts {
             Aadsts::UnknownClient => "unauthorized_client",
             Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => "invalid_client",
             Aadsts::LoginRequired => "login_required",
+            Aadsts::AuthorizationPending => "authorization_pending",
+            Aadsts::SlowDown => "slow_down",
+            Aadsts::DeviceCodeExpired => "expired_token",
             Aadsts::PkceRequired | Aadsts::RedirectUriMismatch => "invalid_request",
             Aadsts::UnauthorizedClient => "unauthorized_client",
             Aadsts::UnsupportedGrantType => "unsupported_grant_type",
@@ -316,6 +327,9 @@ impl Aadsts {
             Aadsts::ClientAuthMissing => "The request body must contain client_secret (or use HTTP Basic authentication) for a confidential client.",
             Aadsts::RedirectUriMismatch => "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
             Aadsts::LoginRequired => "The user is not signed in and prompt=none forbids a sign-in page.",
+            Aadsts::AuthorizationPending => "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            Aadsts::SlowDown => "The device is polling too fast. Wait the interval between polls.",
+            Aadsts::DeviceCodeExpired => "The device code has expired. Start the sign-in again.",
         }
     }
 

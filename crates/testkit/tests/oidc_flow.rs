@@ -667,3 +667,110 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
     assert_eq!(jwks["keys"][0]["kid"].as_str(), new_kid.as_deref());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
+    let dir = fresh_dir("device")?;
+    let admin_pw = recorded_secret("Adm1n");
+    let cloud = Cloud::start(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &admin_pw,
+        "127.0.0.1:0",
+    )?;
+    let client_id = cloud
+        .admin(&["app", "add", "TV app", "--public"])?
+        .trim()
+        .to_string();
+    let mut b = Browser::new(&cloud)?;
+    let http = b.http.clone();
+    let base = cloud.url.clone();
+
+    let start: Value = http
+        .post(format!("{base}/contoso/oauth2/v2.0/devicecode"))
+        .form(&[
+            ("client_id", client_id.as_str()),
+            ("scope", "openid profile offline_access"),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let device_code = start["device_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let user_code = start["user_code"].as_str().unwrap_or_default().to_string();
+    assert_eq!(user_code.len(), 9, "{start}");
+    assert!(start["verification_uri"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("/contoso/devicelogin"));
+    assert!(start["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&user_code));
+    let poll = |http: reqwest::Client| {
+        let (base, client_id, device_code) = (base.clone(), client_id.clone(), device_code.clone());
+        async move {
+            redeem(
+                &http,
+                &base,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", &client_id),
+                    ("device_code", &device_code),
+                ],
+            )
+            .await
+        }
+    };
+    let (_, v) = poll(http.clone()).await?;
+    assert_eq!(v["error"], "authorization_pending", "{v}");
+    let (_, v) = poll(http.clone()).await?;
+    assert_eq!(v["error"], "slow_down", "{v}");
+
+    // A wrong code is refused; the right one (typed in lower case, without the dash) leads
+    // to the sign-in pages.
+    let entry = b.get("/contoso/devicelogin").await?;
+    assert!(entry.body.contains("id=\"user_code\""));
+    let wrong = b
+        .post("/contoso/devicelogin", &[("user_code", "BBBB-BBBB")])
+        .await?;
+    assert_eq!(wrong.status, 400);
+    let typed = user_code.replace('-', "").to_lowercase();
+    let first = b
+        .post("/contoso/devicelogin", &[("user_code", &typed)])
+        .await?;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let done = sign_in(&mut b, &first, "admin@contoso.example", &admin_pw).await?;
+    assert!(
+        done.body.contains("You have signed in to TV app"),
+        "{}",
+        done.body
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (st, tokens) = poll(http.clone()).await?;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = verify_with_jwks(
+        &http,
+        &base,
+        "contoso",
+        tokens["id_token"].as_str().unwrap_or_default(),
+        &client_id,
+    )
+    .await?;
+    assert_eq!(claims["preferred_username"], "admin@contoso.example");
+    assert!(tokens["refresh_token"].is_string());
+    // Tokens are issued once.
+    let (_, v) = poll(http.clone()).await?;
+    assert_eq!(code_of(&v), Some(70008), "{v}");
+    // The used code cannot be entered again.
+    let reused = b
+        .post("/contoso/devicelogin", &[("user_code", &user_code)])
+        .await?;
+    assert_eq!(reused.status, 400);
+    Ok(())
+}

@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
+pub mod device;
 pub mod oidc;
 
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
@@ -304,7 +305,7 @@ pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid>
     Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
 }
 
-fn conflict(e: sqlx::Error, what: String) -> StoreError {
+pub(crate) fn conflict(e: sqlx::Error, what: String) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
         _ => StoreError::Db(e),
@@ -326,6 +327,7 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(device::SCHEMA).execute(&pool).await?;
         Ok(Store { pool })
     }
 

@@ -30,6 +30,9 @@ pub struct AuthzRequest {
     pub csrf: String,
     /// The name the user typed on the first page.
     pub username: Option<String>,
+    /// Set when this sign-in approves a device code (RFC 8628) instead of answering an app.
+    #[serde(default)]
+    pub device_user_code: Option<String>,
 }
 
 /// An issued authorization code (stored as its hash; used once).

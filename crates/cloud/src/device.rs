@@ -1,0 +1,343 @@
+//! The device authorization grant (RFC 8628): `POST /{tenant}/oauth2/v2.0/devicecode` gives a
+//! device a code to show; the user enters it at `/{tenant}/devicelogin`, signs in through the
+//! usual pages, and the device's polling of the token endpoint then gets the tokens (once).
+//! The device flow always asks for the password (no silent SSO) so that a code phished from a
+//! victim cannot be approved without the victim noticing.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use passthru_proto::Aadsts;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::issue::{hash_secret, random_token, user_tokens, Grant};
+use crate::oauth_error::OAuthError;
+use crate::pages::{error_page, esc, info_page, page, username_page};
+use crate::state::{unix_now, Shared};
+use crate::store::device::DeviceCode;
+use crate::store::{AuthzRequest, Tenant};
+use crate::sts::{correlation_id, load_tenant, BaseUrl};
+
+/// How long a device code lives, seconds.
+const DEVICE_LIFETIME: i64 = 900;
+/// Seconds a device must wait between polls.
+const INTERVAL: i64 = 5;
+/// Letters of user codes: no vowels (no words), no look-alikes.
+const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+fn user_code() -> String {
+    let mut raw = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+    let letters: String = raw
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    format!("{}-{}", &letters[..4], &letters[4..])
+}
+
+/// Normalises what a person typed: upper case, dash optional.
+fn normalise(typed: &str) -> String {
+    let letters: String = typed
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if letters.len() == 8 {
+        format!("{}-{}", &letters[..4], &letters[4..])
+    } else {
+        letters
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceForm {
+    client_id: Option<String>,
+    scope: Option<String>,
+}
+
+/// `POST /{tenant}/oauth2/v2.0/devicecode`
+pub async fn device_code(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let corr = correlation_id(&headers);
+    let form: DeviceForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| OAuthError::new(Aadsts::InvalidRequest, corr))?;
+    let t = load_tenant(&state, &tenant, corr).await?;
+    let client_id = form
+        .client_id
+        .map(|c| c.to_ascii_lowercase())
+        .ok_or_else(|| {
+            OAuthError::new(Aadsts::MissingParameter, corr).with_detail("client_id is required.")
+        })?;
+    match state.store.app(t.id, &client_id).await {
+        Ok(Some(app)) if app.public => {}
+        Ok(Some(_)) => {
+            return Err(OAuthError::new(Aadsts::UnauthorizedClient, corr)
+                .with_detail("The device code flow is for public client applications."))
+        }
+        Ok(None) => return Err(OAuthError::new(Aadsts::UnknownClient, corr)),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return Err(OAuthError::new(Aadsts::ServerError, corr));
+        }
+    }
+    let device = random_token();
+    let now = unix_now();
+    let mut d = DeviceCode {
+        tenant_id: t.id,
+        client_id,
+        scope: form.scope.unwrap_or_else(|| "openid profile".into()),
+        user_code: user_code(),
+        expires_at: now + DEVICE_LIFETIME,
+        interval_secs: INTERVAL,
+        last_poll: 0,
+        approved: None,
+    };
+    // A clash of user codes is rare; try again a few times.
+    let mut stored = false;
+    for _ in 0..5 {
+        if state
+            .store
+            .add_device_code(&hash_secret(&device), &d)
+            .await
+            .is_ok()
+        {
+            stored = true;
+            break;
+        }
+        d.user_code = user_code();
+    }
+    if !stored {
+        return Err(OAuthError::new(Aadsts::ServerError, corr));
+    }
+    let uri = format!("{base}/{}/devicelogin", t.name);
+    Ok((
+        [("cache-control", "no-store")],
+        Json(json!({
+            "device_code": device,
+            "user_code": d.user_code,
+            "verification_uri": uri,
+            "expires_in": DEVICE_LIFETIME,
+            "interval": INTERVAL,
+            "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {} to authenticate.", d.user_code),
+        })),
+    )
+        .into_response())
+}
+
+fn code_page(tenant: &str, error: Option<&str>) -> Response {
+    let err = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{err}\
+<form method=\"post\" action=\"/{t}/devicelogin\"><label for=\"user_code\">Code</label>\
+<input type=\"text\" id=\"user_code\" name=\"user_code\" autocomplete=\"off\" required autofocus>\
+<button type=\"submit\" id=\"next\">Next</button></form>",
+        t = esc(tenant)
+    );
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page(status, "Enter code", &body, "'self'")
+}
+
+/// `GET /{tenant}/devicelogin`
+pub async fn code_entry(State(state): State<Shared>, Path(tenant): Path<String>) -> Response {
+    match state.store.tenant(&tenant).await {
+        Ok(Some(t)) => code_page(&t.name, None),
+        _ => error_page(
+            Aadsts::TenantNotFound,
+            Uuid::new_v4(),
+            "This organization was not found.",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    user_code: String,
+}
+
+impl std::fmt::Debug for CodeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/devicelogin`: a valid code starts the sign-in pages for that device.
+pub async fn code_submit(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    axum::Form(f): axum::Form<CodeForm>,
+) -> Response {
+    let corr = Uuid::new_v4();
+    let t: Tenant = match state.store.tenant(&tenant).await {
+        Ok(Some(t)) => t,
+        _ => {
+            return error_page(
+                Aadsts::TenantNotFound,
+                corr,
+                "This organization was not found.",
+            )
+        }
+    };
+    let code = normalise(&f.user_code);
+    let Ok(Some(d)) = state
+        .store
+        .pending_device_by_user_code(t.id, &code, unix_now())
+        .await
+    else {
+        return code_page(
+            &t.name,
+            Some("That code didn't work. Check the code and try again."),
+        );
+    };
+    let req = AuthzRequest {
+        id: random_token(),
+        tenant_id: t.id,
+        client_id: d.client_id.clone(),
+        redirect_uri: String::new(),
+        scope: d.scope.clone(),
+        state: None,
+        nonce: None,
+        code_challenge: None,
+        response_mode: "query".into(),
+        prompt: Some("login".into()),
+        max_age: None,
+        login_hint: None,
+        csrf: random_token(),
+        username: None,
+        device_user_code: Some(code),
+    };
+    if state.store.put_authz(&req, d.expires_at).await.is_err() {
+        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    }
+    username_page(&t.name, &req.id, &req.csrf, "", None)
+}
+
+/// Called when the sign-in pages finish for a device: records the approval.
+pub async fn approve(
+    state: &Shared,
+    req: &AuthzRequest,
+    user_code: &str,
+    user_id: Uuid,
+    auth_time: i64,
+    corr: Uuid,
+) -> Response {
+    let _ = state.store.delete_authz(&req.id).await;
+    match state
+        .store
+        .approve_device(req.tenant_id, user_code, user_id, auth_time)
+        .await
+    {
+        Ok(true) => {
+            let app = state
+                .store
+                .app(req.tenant_id, &req.client_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|a| a.name)
+                .unwrap_or_else(|| "the application".into());
+            info_page(
+                "You're signed in",
+                &format!(
+                    "You have signed in to {app} on your device. You may now close this window."
+                ),
+            )
+        }
+        _ => error_page(
+            Aadsts::DeviceCodeExpired,
+            corr,
+            "The code expired or was already used. Start again on your device.",
+        ),
+    }
+}
+
+/// The device's poll at the token endpoint.
+pub async fn redeem(
+    state: &Shared,
+    base: &str,
+    tenant: &Tenant,
+    client_id: &str,
+    device_code: &str,
+    want_client_info: bool,
+    corr: Uuid,
+) -> Result<Response, OAuthError> {
+    let now = unix_now();
+    let d = state
+        .store
+        .poll_device(&hash_secret(device_code), now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "store failure");
+            OAuthError::new(Aadsts::ServerError, corr)
+        })?
+        .ok_or_else(|| OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr))?;
+    if d.tenant_id != tenant.id || d.client_id != client_id {
+        return Err(OAuthError::new(Aadsts::InvalidGrant, corr));
+    }
+    let Some((user_id, auth_time)) = d.approved else {
+        if d.expires_at <= now {
+            return Err(OAuthError::new(Aadsts::DeviceCodeExpired, corr));
+        }
+        if d.last_poll > 0 && now - d.last_poll < d.interval_secs {
+            return Err(OAuthError::new(Aadsts::SlowDown, corr));
+        }
+        return Err(OAuthError::new(Aadsts::AuthorizationPending, corr));
+    };
+    let user = state
+        .store
+        .user_by_id(tenant.id, user_id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr))?;
+    let g = Grant {
+        base,
+        tenant,
+        user: &user,
+        client_id,
+        scope: &d.scope,
+        nonce: None,
+        auth_time,
+        want_client_info,
+        family: None,
+        correlation_id: corr,
+    };
+    user_tokens(state, &g).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_readable_and_normalised() {
+        let c = user_code();
+        assert_eq!(c.len(), 9);
+        assert_eq!(&c[4..5], "-");
+        assert!(c
+            .chars()
+            .filter(|c| *c != '-')
+            .all(|c| ALPHABET.contains(&(c as u8))));
+        assert_eq!(normalise(" bcdf ghjk "), "BCDF-GHJK");
+        assert_eq!(normalise(&c.to_lowercase()), c);
+    }
+}

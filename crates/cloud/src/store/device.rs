@@ -1,0 +1,138 @@
+//! Device authorization grant rows (RFC 8628): the device code is stored as its hash, the
+//! user code in clear (it is short-lived and only useful with a sign-in).
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{uuid_col, Result, Store};
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS device_codes (
+    device_hash TEXT PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    interval_secs INTEGER NOT NULL,
+    last_poll INTEGER NOT NULL DEFAULT 0,
+    user_id TEXT,
+    auth_time INTEGER
+);";
+
+/// A pending or approved device authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCode {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub scope: String,
+    pub user_code: String,
+    pub expires_at: i64,
+    pub interval_secs: i64,
+    pub last_poll: i64,
+    /// Set once a user signed in and approved.
+    pub approved: Option<(Uuid, i64)>,
+}
+
+fn row_to_device(row: &sqlx::sqlite::SqliteRow) -> Result<DeviceCode> {
+    let user: Option<String> = row.try_get("user_id")?;
+    let auth_time: Option<i64> = row.try_get("auth_time")?;
+    Ok(DeviceCode {
+        tenant_id: uuid_col(row, "tenant_id")?,
+        client_id: row.try_get("client_id")?,
+        scope: row.try_get("scope")?,
+        user_code: row.try_get("user_code")?,
+        expires_at: row.try_get("expires_at")?,
+        interval_secs: row.try_get("interval_secs")?,
+        last_poll: row.try_get("last_poll")?,
+        approved: match (user.and_then(|u| Uuid::parse_str(&u).ok()), auth_time) {
+            (Some(u), Some(t)) => Some((u, t)),
+            _ => None,
+        },
+    })
+}
+
+impl Store {
+    pub async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_codes (device_hash, user_code, tenant_id, client_id, scope, expires_at, interval_secs)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(device_hash)
+        .bind(&d.user_code)
+        .bind(d.tenant_id.to_string())
+        .bind(&d.client_id)
+        .bind(&d.scope)
+        .bind(d.expires_at)
+        .bind(d.interval_secs)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| super::conflict(e, "user code".into()))?;
+        Ok(())
+    }
+
+    /// A live, not yet approved device authorization by its user code.
+    pub async fn pending_device_by_user_code(
+        &self,
+        tenant_id: Uuid,
+        user_code: &str,
+        now: i64,
+    ) -> Result<Option<DeviceCode>> {
+        let row = sqlx::query(
+            "SELECT * FROM device_codes WHERE user_code = ? AND tenant_id = ? AND expires_at > ? AND user_id IS NULL",
+        )
+        .bind(user_code)
+        .bind(tenant_id.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_device).transpose()
+    }
+
+    /// Records the user who approved a pending device authorization.
+    pub async fn approve_device(
+        &self,
+        tenant_id: Uuid,
+        user_code: &str,
+        user_id: Uuid,
+        auth_time: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE device_codes SET user_id = ?, auth_time = ? WHERE user_code = ? AND tenant_id = ? AND user_id IS NULL",
+        )
+        .bind(user_id.to_string())
+        .bind(auth_time)
+        .bind(user_code)
+        .bind(tenant_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A poll by the device: returns the row (with the previous poll time) and records this
+    /// poll; an approved row is removed, so its tokens are issued once.
+    pub async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM device_codes WHERE device_hash = ?")
+            .bind(device_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(d) = row.as_ref().map(row_to_device).transpose()? else {
+            return Ok(None);
+        };
+        if d.approved.is_some() || d.expires_at <= now {
+            sqlx::query("DELETE FROM device_codes WHERE device_hash = ?")
+                .bind(device_hash)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE device_codes SET last_poll = ? WHERE device_hash = ?")
+                .bind(now)
+                .bind(device_hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(d))
+    }
+}
