@@ -198,7 +198,7 @@ pub enum Aadsts {
     LogonHours,
     /// 80013: the agent's clock differs too much from the cloud's.
     ClockSkew,
-    /// 7000218: the server failed unexpectedly.
+    /// 50000: the server failed unexpectedly.
     ServerError,
     /// 70011: an invalid scope was requested.
     InvalidScope,
@@ -251,7 +251,7 @@ impl Aadsts {
             Aadsts::AgentNoKey => 80011,
             Aadsts::LogonHours => 80012,
             Aadsts::ClockSkew => 80013,
-            Aadsts::ServerError => 7000218,
+            Aadsts::ServerError => 50000,
             Aadsts::InvalidScope => 70011,
             Aadsts::UnauthorizedClient => 7000112,
             Aadsts::ExpiredOrUsedGrant => 70008,

@@ -112,7 +112,7 @@ impl Store {
     /// A poll by the device: returns the row (with the previous poll time) and records this
     /// poll; an approved row is removed, so its tokens are issued once.
     pub async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT * FROM device_codes WHERE device_hash = ?")
             .bind(device_hash)
             .fetch_optional(&mut *tx)

@@ -12,6 +12,7 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 pub mod device;
+pub mod federation;
 pub mod oidc;
 
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
@@ -327,8 +328,16 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(federation::SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(device::SCHEMA).execute(&pool).await?;
         Ok(Store { pool })
+    }
+
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so
+    /// concurrent read-then-write transactions wait (busy timeout) instead of failing with a
+    /// stale snapshot.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Closes the pool (flushes the WAL).
@@ -494,11 +503,13 @@ impl Store {
             display_name,
             mail,
         } = *u;
-        let mut tx = self.pool.begin().await?;
-        // A different object may hold this UPN (renamed or recreated in AD): release it.
+        let mut tx = self.write_tx().await?;
+        // A different object may hold this UPN (renamed or recreated in AD, or a user of the
+        // domain when it was federated): release it.
         sqlx::query(
             "UPDATE users SET upn = upn || '#released-' || id
-             WHERE tenant_id = ? AND upn = ? AND source = 'onprem' AND immutable_id <> ?",
+             WHERE tenant_id = ? AND upn = ?
+               AND ((source = 'onprem' AND immutable_id <> ?) OR source = 'federated')",
         )
         .bind(tenant_id.to_string())
         .bind(upn)
@@ -697,7 +708,7 @@ impl Store {
     /// Makes `key` the signing key; the previous ones stay published (for verifying the
     /// tokens they signed) until `retired_at` + token lifetime.
     pub async fn rotate_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)

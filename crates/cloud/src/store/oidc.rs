@@ -228,7 +228,7 @@ impl Store {
     /// Presents a refresh token: a live one is marked used (rotation); one already used
     /// revokes its whole family (a stolen token and its successors die together).
     pub async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
             .bind(token_hash)
             .fetch_optional(&mut *tx)
