@@ -1,5 +1,6 @@
 //! An HTTPS client for tests that trusts only the cloud's deployment CA, and the requests tests
-//! make with it (the password grant, the JWKS) plus ID token verification.
+//! make with it (the password grant, the JWKS) plus ID token verification. [`SignInClient`]
+//! bundles the client, the cloud's URL and an app's client id for tests that sign in often.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,9 @@ use anyhow::{anyhow, Context as _};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
+
+/// The scope [`SignInClient::password`] asks for.
+pub const DEFAULT_SCOPE: &str = "openid profile offline_access";
 
 /// A reqwest client trusting exactly `ca_file`.
 pub fn client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
@@ -103,4 +107,71 @@ pub async fn verify_with_jwks(
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[audience]);
     Ok(jsonwebtoken::decode::<Value>(jwt, &dk, &v)?.claims)
+}
+
+/// Signs in to one cloud as one app: the password grant and ID token verification without
+/// repeating the client, the URL and the client id at every call.
+#[derive(Debug, Clone)]
+pub struct SignInClient {
+    pub http: reqwest::Client,
+    /// `https://HOST:PORT` of the cloud.
+    pub url: String,
+    /// The app's client id.
+    pub client_id: String,
+}
+
+impl SignInClient {
+    /// A sign-in client for the app `client_id` of the cloud at `url`, whose deployment CA is
+    /// `ca_file`.
+    pub fn new(ca_file: &Path, url: &str, client_id: &str) -> anyhow::Result<SignInClient> {
+        Ok(SignInClient {
+            http: client(ca_file)?,
+            url: url.to_string(),
+            client_id: client_id.to_string(),
+        })
+    }
+
+    /// The password grant in `tenant` with [`DEFAULT_SCOPE`].
+    pub async fn password(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<TokenAnswer> {
+        self.password_with_scope(tenant, username, password, DEFAULT_SCOPE)
+            .await
+    }
+
+    /// The password grant in `tenant` asking for `scope`.
+    pub async fn password_with_scope(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> anyhow::Result<TokenAnswer> {
+        password_grant(
+            &self.http,
+            &self.url,
+            tenant,
+            &self.client_id,
+            username,
+            password,
+            scope,
+        )
+        .await
+    }
+
+    /// Verifies the ID token of `answer` against the JWKS of `tenant`, with this app as the
+    /// audience, and returns its claims. An answer without an ID token is an error.
+    pub async fn verify_id_token(
+        &self,
+        tenant: &str,
+        answer: &TokenAnswer,
+    ) -> anyhow::Result<Value> {
+        let id_token = answer.body["id_token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the answer has no id_token: {}", answer.body))?;
+        verify_with_jwks(&self.http, &self.url, tenant, id_token, &self.client_id).await
+    }
 }

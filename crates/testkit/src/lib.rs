@@ -4,10 +4,12 @@
 //! - [`users`]: test users in every account state, created over LDAPS;
 //! - [`bed`]: the test bed as tests see it (`testbed.json`, `PASSTHRU_TESTBED`);
 //! - [`procs`]: the cloud and agents as real processes;
-//! - [`http`]: an HTTPS client for tests;
+//! - [`fixture`]: a tenant with a managed domain, an app, an agent and PTA on, step by step;
+//! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`scan`]: the password scan.
 
 pub mod bed;
+pub mod fixture;
 pub mod forest;
 pub mod http;
 pub mod procs;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use serde_json::Value;
 
+use crate::bed::BedForest;
+
 /// Directory holding the built `passthru-cloud`, `passthru-agent` and `passthru-testbed`.
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("PASSTHRU_BIN_DIR") {
@@ -80,6 +82,15 @@ fn stop_child(child: &mut Child, signal: i32) {
     }
 }
 
+/// The standard output of a command that must have succeeded; an error `WHAT failed: STDERR`
+/// otherwise.
+pub(crate) fn stdout_of_success(what: &str, out: &Output) -> anyhow::Result<String> {
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
 /// A running `passthru-cloud serve`.
 #[derive(Debug)]
 pub struct Cloud {
@@ -90,6 +101,8 @@ pub struct Cloud {
     pub admin_upn: String,
     pub admin_password: String,
     pub listen: String,
+    /// Extra environment variables of the `serve` process (kept across restarts).
+    serve_env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -104,6 +117,19 @@ impl Cloud {
         admin_password: &str,
         listen: &str,
     ) -> anyhow::Result<Cloud> {
+        Cloud::start_with_env(dir, tenant, admin_upn, admin_password, listen, &[])
+    }
+
+    /// Like [`Cloud::start`], with extra environment variables for the `serve` process
+    /// (e.g. `PASSTHRU_FEDERATION_CA_FILE`), kept across restarts.
+    pub fn start_with_env(
+        dir: &Path,
+        tenant: &str,
+        admin_upn: &str,
+        admin_password: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Cloud> {
         let data_dir = dir.join("cloud");
         let out = Command::new(bin("passthru-cloud"))
             .args(["init", "--data-dir"])
@@ -112,12 +138,7 @@ impl Cloud {
             .env("PASSTHRU_ADMIN_PASSWORD", admin_password)
             .output()
             .context("running passthru-cloud init")?;
-        if !out.status.success() {
-            bail!(
-                "passthru-cloud init failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        stdout_of_success("passthru-cloud init", &out)?;
         let mut cloud = Cloud {
             data_dir,
             url: String::new(),
@@ -125,6 +146,10 @@ impl Cloud {
             admin_upn: admin_upn.to_string(),
             admin_password: admin_password.to_string(),
             listen: listen.to_string(),
+            serve_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             log: dir.join("cloud.log"),
         };
@@ -143,6 +168,7 @@ impl Cloud {
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -179,6 +205,18 @@ impl Cloud {
         self.data_dir.join("tls/ca.pem")
     }
 
+    /// `passthru-cloud admin ... ARGS` for `tenant` as `upn`, ready to run.
+    fn admin_command(&self, tenant: &str, upn: &str, password: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("passthru-cloud"));
+        c.args(["admin", "--url", &self.url, "--tenant", tenant, "--ca-file"])
+            .arg(self.ca_file())
+            .args(args)
+            .env("PASSTHRU_ADMIN_UPN", upn)
+            .env("PASSTHRU_ADMIN_PASSWORD", password)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Runs `passthru-cloud admin ... ARGS` for `tenant` as its admin.
     pub fn admin_as(
         &self,
@@ -187,28 +225,42 @@ impl Cloud {
         password: &str,
         args: &[&str],
     ) -> anyhow::Result<Output> {
-        Command::new(bin("passthru-cloud"))
-            .args(["admin", "--url", &self.url, "--tenant", tenant, "--ca-file"])
-            .arg(self.ca_file())
-            .args(args)
-            .env("PASSTHRU_ADMIN_UPN", upn)
-            .env("PASSTHRU_ADMIN_PASSWORD", password)
-            .stdin(Stdio::null())
+        self.admin_command(tenant, upn, password, args)
             .output()
             .context("running passthru-cloud admin")
     }
 
+    /// Like [`Cloud::admin_as`], but insists on success and returns the standard output.
+    pub fn admin_as_ok(
+        &self,
+        tenant: &str,
+        upn: &str,
+        password: &str,
+        args: &[&str],
+    ) -> anyhow::Result<String> {
+        let out = self.admin_as(tenant, upn, password, args)?;
+        stdout_of_success(&format!("`passthru-cloud admin {}`", args.join(" ")), &out)
+    }
+
     /// Runs an admin command as the tenant's Global Administrator and insists on success.
     pub fn admin(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.admin_as(&self.tenant, &self.admin_upn, &self.admin_password, args)?;
-        if !out.status.success() {
-            bail!(
-                "`passthru-cloud admin {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        self.admin_as_ok(&self.tenant, &self.admin_upn, &self.admin_password, args)
+    }
+
+    /// Adds the cloud-only user `upn` with `password` to the tenant, as its Global
+    /// Administrator (`admin user add`), and insists on success.
+    pub fn add_user(&self, upn: &str, password: &str) -> anyhow::Result<()> {
+        let out = self
+            .admin_command(
+                &self.tenant,
+                &self.admin_upn,
+                &self.admin_password,
+                &["user", "add", upn],
+            )
+            .env("PASSTHRU_USER_PASSWORD", password)
+            .output()
+            .context("running passthru-cloud admin user add")?;
+        stdout_of_success(&format!("`passthru-cloud admin user add {upn}`"), &out).map(drop)
     }
 
     /// Adds a tenant to this cloud's data dir (`passthru-cloud tenant add`).
@@ -224,12 +276,7 @@ impl Cloud {
             .args(["--tenant", tenant, "--admin", admin_upn])
             .env("PASSTHRU_ADMIN_PASSWORD", admin_password)
             .output()?;
-        if !out.status.success() {
-            bail!(
-                "tenant add failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        stdout_of_success("tenant add", &out)?;
         Ok(())
     }
 
@@ -277,6 +324,23 @@ pub struct ForestEntry {
     pub upn_suffixes: Vec<String>,
     pub domain_controllers: Vec<String>,
     pub ca_file: PathBuf,
+}
+
+impl ForestEntry {
+    /// The entry for a test bed forest, served by the domain controllers `dcs` (LDAPS URLs).
+    pub fn from_bed(forest: &BedForest, dcs: Vec<String>) -> ForestEntry {
+        ForestEntry {
+            name: forest.dns_name.clone(),
+            upn_suffixes: vec![forest.upn_suffix.clone()],
+            domain_controllers: dcs,
+            ca_file: forest.ca_file.clone(),
+        }
+    }
+
+    /// The entry for a test bed forest, served by its own domain controller.
+    pub fn for_forest(forest: &BedForest) -> ForestEntry {
+        ForestEntry::from_bed(forest, vec![forest.ldaps_url.clone()])
+    }
 }
 
 /// Writes an agent config file.
@@ -337,12 +401,7 @@ impl Agent {
             .env("PASSTHRU_ADMIN_PASSWORD", password)
             .stdin(Stdio::null())
             .output()?;
-        if !out.status.success() {
-            bail!(
-                "passthru-agent register failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        stdout_of_success("passthru-agent register", &out)?;
         let config = state_dir.with_extension("toml");
         write_agent_config(&config, forests)?;
         let log = state_dir.with_extension("log");

@@ -541,11 +541,5 @@ pub fn backdate_password(conf: &Path, dns: &[String], days: u32) -> anyhow::Resu
         .stdin(Stdio::null())
         .output()
         .context("running python3 with Samba's bindings")?;
-    if !out.status.success() {
-        bail!(
-            "setting pwdLastSet failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    crate::procs::stdout_of_success("setting pwdLastSet", &out).map(drop)
 }

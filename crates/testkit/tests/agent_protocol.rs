@@ -11,11 +11,13 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use passthru_proto::seal::{self, AgentKeyPair, RequestHeader, ValidationPayload};
 use passthru_proto::wire::{AgentError, AgentToCloud, CloudToAgent, Outcome};
+use passthru_proto::SealedRequest;
 use passthru_testkit::bed;
-use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use passthru_testkit::fixture::{AgentStage, PtaSetup};
+use passthru_testkit::procs::fresh_dir;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -51,40 +53,24 @@ fn tls_acceptor(data_dir: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsA
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow::Result<()> {
     let corp = bed::corp()?;
-    let dir = fresh_dir("protocol")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let mut cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
-    let forest = ForestEntry {
-        name: corp.dns_name.clone(),
-        upn_suffixes: vec![corp.upn_suffix.clone()],
-        domain_controllers: vec![corp.ldaps_url.clone()],
-        ca_file: corp.ca_file.clone(),
-    };
-    let mut agent = Agent::register(
-        &cloud,
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        &[forest],
-    )?;
+    let mut t = PtaSetup::new(&fresh_dir("protocol")?, &corp)
+        .without_domain()
+        .without_app()
+        .agent(AgentStage::Registered)
+        .pta(false)
+        .start()?;
+    let mut agent = t.take_agent()?;
     let reg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         agent.state_dir.join("agent.json"),
     )?)?;
     let agent_id: Uuid = reg["agent_id"].as_str().unwrap_or_default().parse()?;
     let tenant_id: Uuid = reg["tenant_id"].as_str().unwrap_or_default().parse()?;
     let keys = AgentKeyPair::from_private_bytes(&std::fs::read(agent.state_dir.join("hpke-key"))?)?;
-    let listen = cloud.listen.clone();
-    cloud.stop();
+    let listen = t.cloud.listen.clone();
+    t.cloud.stop();
 
     // Serve the agent endpoint ourselves, then start the agent.
-    let acceptor = tls_acceptor(&cloud.data_dir)?;
+    let acceptor = tls_acceptor(&t.cloud.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     agent.run()?;
     let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await??;
@@ -99,12 +85,15 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
     ws.send(Message::Text(serde_json::to_string(&welcome)?.into()))
         .await?;
 
-    // Collects the next Result (skipping Hello and pings).
-    async fn next_outcome<S>(ws: &mut S) -> anyhow::Result<(Uuid, Outcome)>
+    // Sends a sealed request and collects the next Result (skipping Hello and pings).
+    async fn exchange<S>(ws: &mut S, sealed: SealedRequest) -> anyhow::Result<(Uuid, Outcome)>
     where
-        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        S: futures_util::Sink<Message, Error = WsError>
+            + futures_util::Stream<Item = Result<Message, WsError>>
             + Unpin,
     {
+        let m = serde_json::to_string(&CloudToAgent::Validate(sealed))?;
+        ws.send(Message::Text(m.into())).await?;
         loop {
             let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
                 .await?
@@ -134,16 +123,12 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
         issued_at_ms: issued,
         expires_at_ms: expires,
     };
-    let send = |sealed: passthru_proto::SealedRequest| {
-        let m = serde_json::to_string(&CloudToAgent::Validate(sealed)).unwrap_or_default();
-        Message::Text(m.into())
-    };
+    let refused = |error: AgentError| Outcome::Error { error };
 
     // 1. A valid request: the DC accepts the password.
     let now = now_ms();
     let valid = seal::seal(keys.public_bytes(), header(now, now + 10_000), &payload)?;
-    ws.send(send(valid.clone())).await?;
-    let (id, outcome) = next_outcome(&mut ws).await?;
+    let (id, outcome) = exchange(&mut ws, valid.clone()).await?;
     assert_eq!(id, valid.request_id);
     assert!(
         matches!(outcome, Outcome::Success(ref u) if u.user_principal_name.eq_ignore_ascii_case(&good.upn)),
@@ -151,15 +136,9 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
     );
 
     // 2. The same envelope again: a replay.
-    ws.send(send(valid.clone())).await?;
-    let (id, outcome) = next_outcome(&mut ws).await?;
+    let (id, outcome) = exchange(&mut ws, valid.clone()).await?;
     assert_eq!(id, valid.request_id);
-    assert_eq!(
-        outcome,
-        Outcome::Error {
-            error: AgentError::Replayed
-        }
-    );
+    assert_eq!(outcome, refused(AgentError::Replayed));
 
     // 3. Expired before it arrived.
     let now = now_ms();
@@ -168,35 +147,26 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
         header(now - 20_000, now - 10_000),
         &payload,
     )?;
-    ws.send(send(expired)).await?;
     assert_eq!(
-        next_outcome(&mut ws).await?.1,
-        Outcome::Error {
-            error: AgentError::Expired
-        }
+        exchange(&mut ws, expired).await?.1,
+        refused(AgentError::Expired)
     );
 
     // 4. Altered in transit (the deadline moved): it no longer opens.
     let now = now_ms();
     let mut altered = seal::seal(keys.public_bytes(), header(now, now + 10_000), &payload)?;
     altered.expires_at_ms += 5_000;
-    ws.send(send(altered)).await?;
     assert_eq!(
-        next_outcome(&mut ws).await?.1,
-        Outcome::Error {
-            error: AgentError::DecryptFailed
-        }
+        exchange(&mut ws, altered).await?.1,
+        refused(AgentError::DecryptFailed)
     );
 
     // 5. Sealed to a key this agent does not hold.
     let stranger = AgentKeyPair::generate();
     let foreign = seal::seal(stranger.public_bytes(), header(now, now + 10_000), &payload)?;
-    ws.send(send(foreign)).await?;
     assert_eq!(
-        next_outcome(&mut ws).await?.1,
-        Outcome::Error {
-            error: AgentError::NoKey
-        }
+        exchange(&mut ws, foreign).await?.1,
+        refused(AgentError::NoKey)
     );
 
     // 6. The sender's clock is an hour behind.
@@ -206,12 +176,9 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
         header(now - 3_600_000, now + 10_000),
         &payload,
     )?;
-    ws.send(send(skewed)).await?;
     assert_eq!(
-        next_outcome(&mut ws).await?.1,
-        Outcome::Error {
-            error: AgentError::ClockSkew
-        }
+        exchange(&mut ws, skewed).await?.1,
+        refused(AgentError::ClockSkew)
     );
 
     // Every refusal left a trace line; the successful one did not.

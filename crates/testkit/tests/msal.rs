@@ -3,50 +3,30 @@
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use passthru_testkit::bed;
-use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use passthru_testkit::fixture::PtaSetup;
+use passthru_testkit::procs::fresh_dir;
 use serde_json::{json, Value};
 
 #[test]
 fn msal_python_signs_in_and_gets_aadsts_codes() -> anyhow::Result<()> {
     let corp = bed::corp()?;
-    let dir = fresh_dir("msal")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:443",
-    )?;
-    cloud.admin(&["domain", "add", &corp.upn_suffix])?;
-    let client_id = cloud
-        .admin(&["app", "add", "MSAL app", "--public"])?
-        .trim()
-        .to_string();
-    let forest = ForestEntry {
-        name: corp.dns_name.clone(),
-        upn_suffixes: vec![corp.upn_suffix.clone()],
-        domain_controllers: vec![corp.ldaps_url.clone()],
-        ca_file: corp.ca_file.clone(),
-    };
-    let mut agent = Agent::register(
-        &cloud,
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        &[forest],
-    )?;
-    agent.run()?;
-    cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    cloud.admin(&["pta", "enable"])?;
+    let t = PtaSetup::new(&fresh_dir("msal")?, &corp)
+        .listen("127.0.0.1:443")
+        .app("MSAL app")
+        .start()?;
+    let cloud = &t.cloud;
+    let client_id = t.client_id()?;
 
     let good = corp.user("good")?;
     let unicode = corp.user("unicode")?;
     let spare = corp.user("spare3")?;
+    // An AD user whose own password is refused with `code`.
+    let refused = |name: &str, code: u64| -> anyhow::Result<(String, String, Option<u64>)> {
+        let u = corp.user(name)?;
+        Ok((u.upn.clone(), u.password.clone(), Some(code)))
+    };
     let cases = [
         (good.upn.clone(), good.password.clone(), None),
         (unicode.upn.clone(), unicode.password.clone(), None),
@@ -55,27 +35,11 @@ fn msal_python_signs_in_and_gets_aadsts_codes() -> anyhow::Result<()> {
             "Wrong-Passw0rd!".to_string(),
             Some(50126),
         ),
-        (
-            corp.user("locked")?.upn.clone(),
-            corp.user("locked")?.password.clone(),
-            Some(50053),
-        ),
-        (
-            corp.user("disabled")?.upn.clone(),
-            corp.user("disabled")?.password.clone(),
-            Some(50057),
-        ),
-        (
-            corp.user("mustchange")?.upn.clone(),
-            corp.user("mustchange")?.password.clone(),
-            Some(50144),
-        ),
-        (
-            corp.user("hours")?.upn.clone(),
-            corp.user("hours")?.password.clone(),
-            Some(80012),
-        ),
-        ("admin@contoso.example".to_string(), admin_pw.clone(), None),
+        refused("locked", 50053)?,
+        refused("disabled", 50057)?,
+        refused("mustchange", 50144)?,
+        refused("hours", 80012)?,
+        (cloud.admin_upn.clone(), cloud.admin_password.clone(), None),
     ];
     let spec = json!({
         "authority": format!("{}/contoso", cloud.url),

@@ -4,85 +4,44 @@
 use std::time::{Duration, Instant};
 
 use passthru_testkit::bed::{self, BedForest};
+use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
+use passthru_testkit::http::SignInClient;
+use passthru_testkit::procs::{fresh_dir, listening_sockets, recorded_secret, Agent, ForestEntry};
 
-use passthru_testkit::http::{self, password_grant, verify_with_jwks};
-use passthru_testkit::procs::{
-    fresh_dir, listening_sockets, recorded_secret, Agent, Cloud, ForestEntry,
-};
-
-const SCOPE: &str = "openid profile offline_access";
-
-fn entry(f: &BedForest, dcs: Vec<String>) -> ForestEntry {
-    ForestEntry {
-        name: f.dns_name.clone(),
-        upn_suffixes: vec![f.upn_suffix.clone()],
-        domain_controllers: dcs,
-        ca_file: f.ca_file.clone(),
-    }
-}
-
-/// A cloud with one tenant, a managed domain for `forest`, a public app and one running agent;
-/// PTA left off.
-struct Setup {
-    cloud: Cloud,
-    client_id: String,
-    http: reqwest::Client,
-    dir: std::path::PathBuf,
-}
-
-fn setup(label: &str, forest: &BedForest) -> anyhow::Result<Setup> {
-    let dir = fresh_dir(label)?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
-    cloud.admin(&["domain", "add", &forest.upn_suffix])?;
-    let client_id = cloud
-        .admin(&["app", "add", "Test app", "--public"])?
-        .trim()
-        .to_string();
+/// A cloud with one tenant, a managed domain for `forest` and a public app; no agent, PTA
+/// left off. With a sign-in client for the app.
+fn setup(label: &str, forest: &BedForest) -> anyhow::Result<(PtaTenant, SignInClient)> {
+    let t = PtaSetup::new(&fresh_dir(label)?, forest)
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
+    let client_id = t.client_id()?;
     assert_eq!(
         client_id.len(),
         36,
         "app add prints only the client id: {client_id:?}"
     );
-    let http = http::client(&cloud.ca_file())?;
-    Ok(Setup {
-        cloud,
-        client_id,
-        http,
-        dir,
-    })
+    let client = t.sign_in()?;
+    Ok((t, client))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
     let corp = bed::corp()?;
-    let s = setup("states", &corp)?;
+    let (t, client) = setup("states", &corp)?;
     let good = corp.user("good")?;
 
     // PTA off: a managed-domain user has no password in the cloud.
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &good.upn,
-        &good.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
     assert_eq!(r.code(), Some(50056), "{:?}", r.body);
 
     // Enabling needs an active agent.
-    let out = s.cloud.admin_as(
+    let out = t.cloud.admin_as(
         "contoso",
-        &s.cloud.admin_upn,
-        &s.cloud.admin_password,
+        &t.cloud.admin_upn,
+        &t.cloud.admin_password,
         &["pta", "enable"],
     )?;
     assert!(!out.status.success());
@@ -94,16 +53,7 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
         "{err}"
     );
 
-    let mut agent = Agent::register(
-        &s.cloud,
-        &s.dir,
-        "contoso",
-        &s.cloud.admin_upn,
-        &s.cloud.admin_password,
-        &[entry(&corp, vec![corp.ldaps_url.clone()])],
-    )?;
-    agent.run()?;
-    s.cloud.wait_active_agents(1, Duration::from_secs(30))?;
+    let agent = t.start_agent(&[ForestEntry::for_forest(&corp)])?;
     let pid = agent
         .pid()
         .ok_or_else(|| anyhow::anyhow!("agent not running"))?;
@@ -111,8 +61,8 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
         listening_sockets(pid)?.is_empty(),
         "the agent must own no listening socket"
     );
-    s.cloud.admin(&["pta", "enable"])?;
-    let status = s.cloud.admin(&["pta", "status"])?;
+    t.enable_pta()?;
+    let status = t.cloud.admin(&["pta", "status"])?;
     assert!(status.contains("enabled"), "{status}");
 
     // Every account state of the test bed.
@@ -121,16 +71,7 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
         let Some(win32) = u.state.expected().map(|w| w.code()) else {
             continue;
         };
-        let r = password_grant(
-            &s.http,
-            &s.cloud.url,
-            "contoso",
-            &s.client_id,
-            &u.upn,
-            &u.password,
-            SCOPE,
-        )
-        .await?;
+        let r = client.password("contoso", &u.upn, &u.password).await?;
         let want = passthru_proto::Win32::from_code(win32)
             .map(|w| u64::from(w.aadsts().code()))
             .ok_or_else(|| anyhow::anyhow!("unknown code {win32}"))?;
@@ -170,20 +111,9 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
         .iter()
         .filter(|u| u.state.expected().is_none() && !u.sam.starts_with("spare"))
     {
-        let r = password_grant(
-            &s.http,
-            &s.cloud.url,
-            "contoso",
-            &s.client_id,
-            &u.upn,
-            &u.password,
-            SCOPE,
-        )
-        .await?;
+        let r = client.password("contoso", &u.upn, &u.password).await?;
         assert!(r.ok(), "user {} should sign in: {:?}", u.upn, r.body);
-        let id_token = r.body["id_token"].as_str().unwrap_or_default();
-        let claims =
-            verify_with_jwks(&s.http, &s.cloud.url, "contoso", id_token, &s.client_id).await?;
+        let claims = client.verify_id_token("contoso", &r).await?;
         for c in [
             "iss",
             "sub",
@@ -207,24 +137,8 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
         );
         assert!(r.body["refresh_token"].is_string());
         assert!(r.body["client_info"].is_string());
-        let again = password_grant(
-            &s.http,
-            &s.cloud.url,
-            "contoso",
-            &s.client_id,
-            &u.upn,
-            &u.password,
-            SCOPE,
-        )
-        .await?;
-        let claims2 = verify_with_jwks(
-            &s.http,
-            &s.cloud.url,
-            "contoso",
-            again.body["id_token"].as_str().unwrap_or_default(),
-            &s.client_id,
-        )
-        .await?;
+        let again = client.password("contoso", &u.upn, &u.password).await?;
+        let claims2 = client.verify_id_token("contoso", &again).await?;
         assert_eq!(
             claims["oid"], claims2["oid"],
             "oid must be stable across sign-ins"
@@ -237,97 +151,39 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
 
     // A wrong password (on a spare user, so no one else gets locked out) and an unknown user.
     let spare = corp.user("spare1")?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &spare.upn,
-        "Wrong-Passw0rd!",
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &spare.upn, "Wrong-Passw0rd!")
+        .await?;
     assert_eq!(r.code(), Some(50126));
     let ghost = format!(
         "nobody-{}@{}",
         uuid::Uuid::new_v4().simple(),
         corp.upn_suffix
     );
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &ghost,
-        "Whatever-1",
-        SCOPE,
-    )
-    .await?;
+    let r = client.password("contoso", &ghost, "Whatever-1").await?;
     assert_eq!(r.code(), Some(50126));
     // Empty password: refused before any bind.
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &spare.upn,
-        "",
-        SCOPE,
-    )
-    .await?;
+    let r = client.password("contoso", &spare.upn, "").await?;
     assert_eq!(r.code(), Some(50126));
 
     // A managed domain no agent serves: not routable (80004).
-    s.cloud
+    t.cloud
         .admin(&["domain", "add", "elsewhere.example.test"])?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        "x@elsewhere.example.test",
-        "Whatever-1",
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", "x@elsewhere.example.test", "Whatever-1")
+        .await?;
     assert_eq!(r.code(), Some(80004), "{:?}", r.body);
 
     // Cloud-only users sign in with their cloud password while PTA is on.
     let cloud_pw = recorded_secret("Cl0ud");
-    let out = std::process::Command::new(passthru_testkit::procs::bin("passthru-cloud"))
-        .args([
-            "admin",
-            "--url",
-            &s.cloud.url,
-            "--tenant",
-            "contoso",
-            "--ca-file",
-        ])
-        .arg(s.cloud.ca_file())
-        .args(["user", "add", "helpdesk@contoso.example"])
-        .env("PASSTHRU_ADMIN_UPN", &s.cloud.admin_upn)
-        .env("PASSTHRU_ADMIN_PASSWORD", &s.cloud.admin_password)
-        .env("PASSTHRU_USER_PASSWORD", &cloud_pw)
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        "helpdesk@contoso.example",
-        &cloud_pw,
-        SCOPE,
-    )
-    .await?;
+    t.cloud.add_user("helpdesk@contoso.example", &cloud_pw)?;
+    let r = client
+        .password("contoso", "helpdesk@contoso.example", &cloud_pw)
+        .await?;
     assert!(r.ok(), "{:?}", r.body);
 
     // The sign-in log has the Win32 code and the agent of a pass-through failure.
-    let log = s.cloud.admin(&["--json", "signins", "list"])?;
+    let log = t.cloud.admin(&["--json", "signins", "list"])?;
     let v: serde_json::Value = serde_json::from_str(&log)?;
     let agent_id = agent.id()?;
     assert!(v["signins"]
@@ -337,7 +193,7 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
             && e["agent_id"] == agent_id.as_str())));
     // The 1329 case tells the admin what to do.
     assert!(
-        s.cloud.log().contains("'Log On To'"),
+        t.cloud.log().contains("'Log On To'"),
         "the cloud log should explain 1329"
     );
     Ok(())
@@ -347,47 +203,31 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
 async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
     let corp = bed::corp()?;
     let fab = bed::fabrikam()?;
-    let s = setup("tenants", &corp)?;
+    let (t, client) = setup("tenants", &corp)?;
     let beta_pw = recorded_secret("B3ta");
-    s.cloud.add_tenant("beta", "admin@beta.example", &beta_pw)?;
-    let beta_admin = |args: &[&str]| -> anyhow::Result<String> {
-        let out = s
-            .cloud
-            .admin_as("beta", "admin@beta.example", &beta_pw, args)?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    t.cloud.add_tenant("beta", "admin@beta.example", &beta_pw)?;
+    let beta_admin = |args: &[&str]| {
+        t.cloud
+            .admin_as_ok("beta", "admin@beta.example", &beta_pw, args)
     };
     beta_admin(&["domain", "add", &fab.upn_suffix])?;
     let beta_client = beta_admin(&["app", "add", "Beta app", "--public"])?
         .trim()
         .to_string();
 
-    let mut a = Agent::register(
-        &s.cloud,
-        &s.dir,
-        "contoso",
-        &s.cloud.admin_upn,
-        &s.cloud.admin_password,
-        &[entry(&corp, vec![corp.ldaps_url.clone()])],
-    )?;
-    a.run()?;
+    let mut a = t.start_agent(&[ForestEntry::for_forest(&corp)])?;
     let mut b = Agent::register(
-        &s.cloud,
-        &s.dir,
+        &t.cloud,
+        &t.dir,
         "beta",
         "admin@beta.example",
         &beta_pw,
-        &[entry(&fab, vec![fab.ldaps_url.clone()])],
+        &[ForestEntry::for_forest(&fab)],
     )?;
     b.run()?;
-    s.cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    s.cloud.admin(&["pta", "enable"])?;
+    t.enable_pta()?;
     // Beta's admin cannot act on contoso.
-    let out = s.cloud.admin_as(
+    let out = t.cloud.admin_as(
         "contoso",
         "admin@beta.example",
         &beta_pw,
@@ -397,42 +237,21 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
 
     let good = corp.user("good")?;
     for _ in 0..5 {
-        let r = password_grant(
-            &s.http,
-            &s.cloud.url,
-            "contoso",
-            &s.client_id,
-            &good.upn,
-            &good.password,
-            SCOPE,
-        )
-        .await?;
+        let r = client
+            .password("contoso", &good.upn, &good.password)
+            .await?;
         assert!(r.ok(), "{:?}", r.body);
     }
     let bad = corp.user("spare2")?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &bad.upn,
-        "Wrong-Passw0rd!",
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &bad.upn, "Wrong-Passw0rd!")
+        .await?;
     assert_eq!(r.code(), Some(50126));
     // A FABRIKAM user is unknown to contoso.
     let fgood = fab.user("good")?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &fgood.upn,
-        &fgood.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &fgood.upn, &fgood.password)
+        .await?;
     assert_eq!(r.code(), Some(50034));
     // Beta's agent got nothing: its served counter is zero and its trace is empty.
     let list: serde_json::Value =
@@ -440,22 +259,13 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
     assert_eq!(list["agents"][0]["requests_served"], 0, "{list}");
     assert!(b.trace().is_empty());
     let alist: serde_json::Value =
-        serde_json::from_str(&s.cloud.admin(&["--json", "agents", "list"])?)?;
+        serde_json::from_str(&t.cloud.admin(&["--json", "agents", "list"])?)?;
     assert!(
         alist["agents"][0]["requests_served"].as_u64().unwrap_or(0) >= 6,
         "{alist}"
     );
     // Contoso's client id is unknown in beta.
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "beta",
-        &s.client_id,
-        &fgood.upn,
-        &fgood.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client.password("beta", &fgood.upn, &fgood.password).await?;
     assert_eq!(r.code(), Some(700016));
     let _ = beta_client;
 
@@ -473,7 +283,7 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
     std::fs::write(&agent_json, serde_json::to_vec(&v)?)?;
     a.run()?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !s
+    while !t
         .cloud
         .log()
         .contains("an agent certificate was presented for another tenant")
@@ -481,7 +291,7 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
         assert!(
             Instant::now() < deadline,
             "the cloud did not refuse the cross-tenant certificate:\n{}",
-            s.cloud.log()
+            t.cloud.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -494,46 +304,26 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn dc_failover_and_agent_outage() -> anyhow::Result<()> {
     let corp = bed::corp()?;
-    let s = setup("failover", &corp)?;
+    let (t, client) = setup("failover", &corp)?;
     // First DC dead (nothing listens on port 1), second alive: success.
     let dead = "ldaps://127.0.0.1:1".to_string();
-    let mut agent = Agent::register(
-        &s.cloud,
-        &s.dir,
-        "contoso",
-        &s.cloud.admin_upn,
-        &s.cloud.admin_password,
-        &[entry(&corp, vec![dead.clone(), corp.ldaps_url.clone()])],
-    )?;
-    agent.run()?;
-    s.cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    s.cloud.admin(&["pta", "enable"])?;
+    let mut agent = t.start_agent(&[ForestEntry::from_bed(
+        &corp,
+        vec![dead.clone(), corp.ldaps_url.clone()],
+    )])?;
+    t.enable_pta()?;
     let good = corp.user("good")?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &good.upn,
-        &good.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
     assert!(r.ok(), "{:?}", r.body);
 
     // Agent stopped: 80001, well within the 10 s deadline.
     agent.stop_with(9);
     let started = Instant::now();
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &good.upn,
-        &good.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
     let code = r.code();
     // The cloud may not have noticed the kill yet: then the request waits for the deadline
     // (80002) or goes nowhere (80001). Either way no hang past the deadline.
@@ -542,40 +332,20 @@ async fn dc_failover_and_agent_outage() -> anyhow::Result<()> {
     // Once the connection is gone, 80001 at once.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let started = Instant::now();
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &good.upn,
-        &good.password,
-        SCOPE,
-    )
-    .await?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
     assert_eq!(r.code(), Some(80001), "{:?}", r.body);
     assert!(started.elapsed() < Duration::from_secs(2));
 
     // An agent whose DCs are all unreachable: 80001.
-    let mut blind = Agent::register(
-        &s.cloud,
-        &s.dir,
-        "contoso",
-        &s.cloud.admin_upn,
-        &s.cloud.admin_password,
-        &[entry(&corp, vec![dead, "ldaps://127.0.0.1:2".into()])],
-    )?;
-    blind.run()?;
-    s.cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    let r = password_grant(
-        &s.http,
-        &s.cloud.url,
-        "contoso",
-        &s.client_id,
-        &good.upn,
-        &good.password,
-        SCOPE,
-    )
-    .await?;
+    let blind = t.start_agent(&[ForestEntry::from_bed(
+        &corp,
+        vec![dead, "ldaps://127.0.0.1:2".into()],
+    )])?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
     assert_eq!(r.code(), Some(80001), "{:?}", r.body);
     assert!(
         blind.trace().contains("Reason: '80001'."),

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use passthru_testkit::http::{self, password_grant};
+use passthru_testkit::http::SignInClient;
 use serde_json::Value;
 
 fn alive(pid: u64) -> bool {
@@ -78,17 +78,14 @@ async fn quickstart_comes_up_signs_in_and_cleans_up() -> anyhow::Result<()> {
     );
 
     let s = |k: &str| demo[k].as_str().unwrap_or_default().to_string();
-    let http = http::client(std::path::Path::new(&s("ca_file")))?;
-    let r = password_grant(
-        &http,
+    let client = SignInClient::new(
+        std::path::Path::new(&s("ca_file")),
         &s("url"),
-        "contoso",
         &s("client_id"),
-        &s("username"),
-        &s("password"),
-        "openid",
-    )
-    .await?;
+    )?;
+    let r = client
+        .password_with_scope("contoso", &s("username"), &s("password"), "openid")
+        .await?;
     assert!(r.ok(), "sign-in against the demo failed: {:?}", r.body);
 
     // Ctrl-C.

@@ -5,7 +5,8 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output, Stdio};
 
-use passthru_testkit::procs::{bin, fresh_dir, recorded_secret, Cloud};
+use passthru_testkit::fixture::contoso_cloud;
+use passthru_testkit::procs::{bin, fresh_dir, recorded_secret};
 
 fn register(
     url: &str,
@@ -40,14 +41,8 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
     let dir = fresh_dir("register")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
+    let cloud = contoso_cloud(&dir)?;
+    let (admin, admin_pw) = (cloud.admin_upn.as_str(), cloud.admin_password.as_str());
     let ca = cloud.ca_file();
 
     // Wrong admin password.
@@ -55,7 +50,7 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
         &cloud.url,
         Some(&ca),
         &dir.join("a1"),
-        "admin@contoso.example",
+        admin,
         "Not-the-Passw0rd",
     )?;
     assert!(!o.status.success());
@@ -64,22 +59,7 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
 
     // A user who is not an administrator.
     let user_pw = recorded_secret("Us3r");
-    let out = Command::new(bin("passthru-cloud"))
-        .args([
-            "admin",
-            "--url",
-            &cloud.url,
-            "--tenant",
-            "contoso",
-            "--ca-file",
-        ])
-        .arg(&ca)
-        .args(["user", "add", "plain@contoso.example"])
-        .env("PASSTHRU_ADMIN_UPN", "admin@contoso.example")
-        .env("PASSTHRU_ADMIN_PASSWORD", &admin_pw)
-        .env("PASSTHRU_USER_PASSWORD", &user_pw)
-        .output()?;
-    assert!(out.status.success(), "{}", stderr(&out));
+    cloud.add_user("plain@contoso.example", &user_pw)?;
     let o = register(
         &cloud.url,
         Some(&ca),
@@ -91,13 +71,7 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
     assert!(stderr(&o).contains("role"), "{}", stderr(&o));
 
     // Untrusted server certificate (no --ca-file: the system roots do not know our CA).
-    let o = register(
-        &cloud.url,
-        None,
-        &dir.join("a3"),
-        "admin@contoso.example",
-        &admin_pw,
-    )?;
+    let o = register(&cloud.url, None, &dir.join("a3"), admin, admin_pw)?;
     assert!(!o.status.success());
     assert!(
         stderr(&o).to_lowercase().contains("trusted"),
@@ -110,8 +84,8 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
         "https://127.0.0.1:1",
         Some(&ca),
         &dir.join("a4"),
-        "admin@contoso.example",
-        &admin_pw,
+        admin,
+        admin_pw,
     )?;
     assert!(!o.status.success());
     assert!(
@@ -122,13 +96,7 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
 
     // Success: the id on stdout, a private state dir.
     let state = dir.join("a5");
-    let o = register(
-        &cloud.url,
-        Some(&ca),
-        &state,
-        "admin@contoso.example",
-        &admin_pw,
-    )?;
+    let o = register(&cloud.url, Some(&ca), &state, admin, admin_pw)?;
     assert!(o.status.success(), "{}", stderr(&o));
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert_eq!(id.len(), 36, "{id}");

@@ -10,25 +10,26 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
+use passthru_testkit::bed::BedForest;
+use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
 use passthru_testkit::forest::{Forest, ForestSpec};
-use passthru_testkit::procs::{Agent, Cloud, ForestEntry};
+use passthru_testkit::procs::ForestEntry;
 use passthru_testkit::users::{standard_users, Admin, TestUser};
 
 struct Demo {
     dir: PathBuf,
     forest: Option<Forest>,
-    cloud: Option<Cloud>,
-    agent: Option<Agent>,
+    /// The cloud and the agent.
+    tenant: Option<PtaTenant>,
 }
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        // Agent first, then the cloud, then the DC: each by its own pid.
-        drop(self.agent.take());
-        drop(self.cloud.take());
+        // Agent first, then the cloud (the order of `PtaTenant`'s fields), then the DC: each
+        // by its own pid.
+        drop(self.tenant.take());
         if let Some(mut f) = self.forest.take() {
             f.stop();
         }
@@ -51,8 +52,7 @@ async fn run() -> anyhow::Result<()> {
     let mut demo = Demo {
         dir: dir.clone(),
         forest: None,
-        cloud: None,
-        agent: None,
+        tenant: None,
     };
 
     say("demo: provisioning a throwaway Active Directory forest (Samba AD DC), about 15 s ...");
@@ -73,37 +73,23 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     admin.create_users(&users, lockout).await?;
     admin.close().await;
-    let ldaps = forest.ldaps_url();
-    let dc_ca = forest.ca_file();
+    let bed = BedForest::describe("corp", &forest, users.clone());
     demo.forest = Some(forest);
 
     say("demo: initialising the cloud and starting it ...");
     let admin_pw = passthru_testkit::bed::secret("Adm1n");
-    let cloud = Cloud::start(&dir, "contoso", "admin@contoso.example", &admin_pw, &listen)?;
-    cloud.admin(&["domain", "add", &suffix])?;
-    let client_id = cloud
-        .admin(&["app", "add", "Demo app", "--public"])?
-        .trim()
-        .to_string();
+    let mut tenant = PtaSetup::new(&dir, &bed)
+        .listen(&listen)
+        .admin_password(&admin_pw)
+        .app("Demo app")
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
 
     say("demo: registering and starting an authentication agent ...");
-    let entry = ForestEntry {
-        name: suffix.clone(),
-        upn_suffixes: vec![suffix.clone()],
-        domain_controllers: vec![ldaps],
-        ca_file: dc_ca,
-    };
-    let mut agent = Agent::register(
-        &cloud,
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        &[entry],
-    )?;
-    agent.run()?;
-    cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    cloud.admin(&["pta", "enable"])?;
+    let agent = tenant.start_agent(&[ForestEntry::for_forest(&bed)])?;
+    tenant.enable_pta()?;
+    let (cloud, client_id) = (&tenant.cloud, tenant.client_id()?);
 
     let good = users
         .iter()
@@ -164,8 +150,8 @@ async fn run() -> anyhow::Result<()> {
         })
     ));
     say("Press Ctrl-C to stop and clean up.");
-    demo.cloud = Some(cloud);
-    demo.agent = Some(agent);
+    tenant.agent = Some(agent);
+    demo.tenant = Some(tenant);
 
     wait_for_stop().await;
     say("demo: stopping the agent, the cloud and the domain controller ...");

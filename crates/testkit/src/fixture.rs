@@ -1,0 +1,216 @@
+//! The setup the end-to-end tests and the demo share: a cloud serving tenant `contoso`, the
+//! managed domain of a forest, a public app, a registered and running agent for that forest,
+//! and pass-through authentication on. [`PtaSetup`] can stop short of any of the later steps,
+//! so that a test takes them itself, in its own order, with its own checks in between
+//! ([`PtaTenant::start_agent`], [`PtaTenant::enable_pta`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+
+use crate::bed::BedForest;
+use crate::http::SignInClient;
+use crate::procs::{recorded_secret, Agent, Cloud, ForestEntry};
+
+/// The tenant the fixture creates.
+pub const TENANT: &str = "contoso";
+/// Its Global Administrator.
+pub const ADMIN_UPN: &str = "admin@contoso.example";
+/// Where the cloud listens unless told otherwise: a free port on 127.0.0.1.
+pub const ANY_PORT: &str = "127.0.0.1:0";
+/// How long [`PtaTenant::start_agent`] waits for the agent to show as active.
+pub const AGENT_ACTIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A cloud serving [`TENANT`] on [`ANY_PORT`], its data in `dir`, the admin's password a fresh
+/// [`recorded_secret`]; nothing else set up.
+pub fn contoso_cloud(dir: &Path) -> anyhow::Result<Cloud> {
+    Cloud::start(dir, TENANT, ADMIN_UPN, &recorded_secret("Adm1n"), ANY_PORT)
+}
+
+/// How far [`PtaSetup`] takes the agent for the forest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStage {
+    /// No agent.
+    None,
+    /// Registered (its state dir and config written) but not running.
+    Registered,
+    /// Registered, running, and active in the cloud.
+    Running,
+}
+
+/// What to set up; by default everything (domain, app "Test app", running agent, PTA on),
+/// with the cloud on [`ANY_PORT`] and a recorded admin password.
+#[derive(Debug, Clone)]
+pub struct PtaSetup<'a> {
+    dir: PathBuf,
+    forest: &'a BedForest,
+    listen: String,
+    admin_password: Option<String>,
+    domain: bool,
+    app: Option<String>,
+    agent: AgentStage,
+    pta: bool,
+}
+
+impl<'a> PtaSetup<'a> {
+    /// Everything for `forest`, the cloud's data and the agent's state in `dir`.
+    pub fn new(dir: &Path, forest: &'a BedForest) -> PtaSetup<'a> {
+        PtaSetup {
+            dir: dir.to_path_buf(),
+            forest,
+            listen: ANY_PORT.to_string(),
+            admin_password: None,
+            domain: true,
+            app: Some("Test app".to_string()),
+            agent: AgentStage::Running,
+            pta: true,
+        }
+    }
+
+    /// The cloud listens on `listen` (e.g. `127.0.0.1:443`).
+    pub fn listen(mut self, listen: &str) -> Self {
+        self.listen = listen.to_string();
+        self
+    }
+
+    /// The admin's password is `password` instead of a fresh recorded one.
+    pub fn admin_password(mut self, password: &str) -> Self {
+        self.admin_password = Some(password.to_string());
+        self
+    }
+
+    /// The public app is called `name`.
+    pub fn app(mut self, name: &str) -> Self {
+        self.app = Some(name.to_string());
+        self
+    }
+
+    /// No app (then [`PtaTenant::client_id`] is an error).
+    pub fn without_app(mut self) -> Self {
+        self.app = None;
+        self
+    }
+
+    /// The forest's UPN suffix is not added as a managed domain.
+    pub fn without_domain(mut self) -> Self {
+        self.domain = false;
+        self
+    }
+
+    /// How far to take the agent.
+    pub fn agent(mut self, stage: AgentStage) -> Self {
+        self.agent = stage;
+        self
+    }
+
+    /// Whether to enable pass-through authentication (it needs [`AgentStage::Running`]).
+    pub fn pta(mut self, on: bool) -> Self {
+        self.pta = on;
+        self
+    }
+
+    /// Starts the cloud and takes the steps asked for, in order: domain, app, agent, PTA.
+    pub fn start(self) -> anyhow::Result<PtaTenant> {
+        if self.pta && self.agent != AgentStage::Running {
+            bail!("pass-through authentication needs a running agent");
+        }
+        let admin_password = self
+            .admin_password
+            .unwrap_or_else(|| recorded_secret("Adm1n"));
+        let cloud = Cloud::start(&self.dir, TENANT, ADMIN_UPN, &admin_password, &self.listen)?;
+        let mut tenant = PtaTenant {
+            agent: None,
+            cloud,
+            client_id: None,
+            dir: self.dir,
+        };
+        if self.domain {
+            tenant
+                .cloud
+                .admin(&["domain", "add", &self.forest.upn_suffix])?;
+        }
+        if let Some(app) = &self.app {
+            tenant.client_id = Some(tenant.add_public_app(app)?);
+        }
+        let forests = [ForestEntry::for_forest(self.forest)];
+        tenant.agent = match self.agent {
+            AgentStage::None => None,
+            AgentStage::Registered => Some(tenant.register_agent(&forests)?),
+            AgentStage::Running => Some(tenant.start_agent(&forests)?),
+        };
+        if self.pta {
+            tenant.enable_pta()?;
+        }
+        Ok(tenant)
+    }
+}
+
+/// A cloud serving [`TENANT`] and what [`PtaSetup`] set up in it. The fields drop in order:
+/// the agent stops before the cloud.
+#[derive(Debug)]
+pub struct PtaTenant {
+    /// The agent [`PtaSetup`] registered, if any.
+    pub agent: Option<Agent>,
+    pub cloud: Cloud,
+    /// The public app's client id, if an app was added.
+    pub client_id: Option<String>,
+    /// Where the cloud's data and the agents' state live.
+    pub dir: PathBuf,
+}
+
+impl PtaTenant {
+    /// The public app's client id.
+    pub fn client_id(&self) -> anyhow::Result<&str> {
+        self.client_id
+            .as_deref()
+            .ok_or_else(|| anyhow!("the fixture added no app"))
+    }
+
+    /// A sign-in client for the public app.
+    pub fn sign_in(&self) -> anyhow::Result<SignInClient> {
+        SignInClient::new(&self.cloud.ca_file(), &self.cloud.url, self.client_id()?)
+    }
+
+    /// Takes the agent out, for a test that drives it itself.
+    pub fn take_agent(&mut self) -> anyhow::Result<Agent> {
+        self.agent
+            .take()
+            .ok_or_else(|| anyhow!("the fixture registered no agent"))
+    }
+
+    /// Adds a public app called `name` and returns its client id (what `app add` prints).
+    pub fn add_public_app(&self, name: &str) -> anyhow::Result<String> {
+        Ok(self
+            .cloud
+            .admin(&["app", "add", name, "--public"])?
+            .trim()
+            .to_string())
+    }
+
+    /// Registers an agent for `forests` as the tenant's admin, state in [`PtaTenant::dir`].
+    pub fn register_agent(&self, forests: &[ForestEntry]) -> anyhow::Result<Agent> {
+        Agent::register(
+            &self.cloud,
+            &self.dir,
+            &self.cloud.tenant,
+            &self.cloud.admin_upn,
+            &self.cloud.admin_password,
+            forests,
+        )
+    }
+
+    /// Registers and runs an agent for `forests`, and waits until the tenant has an active
+    /// agent.
+    pub fn start_agent(&self, forests: &[ForestEntry]) -> anyhow::Result<Agent> {
+        let mut agent = self.register_agent(forests)?;
+        agent.run()?;
+        self.cloud.wait_active_agents(1, AGENT_ACTIVE_TIMEOUT)?;
+        Ok(agent)
+    }
+
+    /// `pta enable`, which must succeed.
+    pub fn enable_pta(&self) -> anyhow::Result<()> {
+        self.cloud.admin(&["pta", "enable"]).map(drop)
+    }
+}
