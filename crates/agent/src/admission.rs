@@ -60,14 +60,16 @@ impl Admission {
         request: &SealedRequest,
         now_ms: u64,
     ) -> Result<ValidationPayload, AgentError> {
+        // Skew first: a clock far off would otherwise make every request look expired
+        // (reported as a directory time-out) instead of naming the real cause.
+        if now_ms.abs_diff(request.issued_at_ms) > self.skew_tolerance_ms {
+            return Err(AgentError::ClockSkew);
+        }
         if now_ms > request.expires_at_ms {
             return Err(AgentError::Expired);
         }
         if self.replay().contains(request.request_id, now_ms) {
             return Err(AgentError::Replayed);
-        }
-        if now_ms.abs_diff(request.issued_at_ms) > self.skew_tolerance_ms {
-            return Err(AgentError::ClockSkew);
         }
         if request.tenant_id != self.identity.tenant_id
             || request.agent_id != self.identity.agent_id

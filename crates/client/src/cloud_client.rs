@@ -161,7 +161,9 @@ impl CloudClient {
     pub fn new(base_url: &str, ca_file: Option<&Path>) -> Result<CloudClient, ClientError> {
         let base = normalize_base(base_url)?;
         let tls = tls::client_config(ca_file)?;
+        // No redirects: a 307/308 would re-send the password form elsewhere.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(tls)
             .https_only(true)
             .connect_timeout(CONNECT_TIMEOUT)

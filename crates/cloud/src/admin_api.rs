@@ -50,6 +50,11 @@ pub async fn authorize(
         .tenant(tenant)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Tenant '{tenant}' not found.")))?;
+    if claims.azp != passthru_proto::admin::ADMIN_CLIENT_ID {
+        return Err(unauthorized(
+            "This access token was not issued to the Passthru administration client.",
+        ));
+    }
     if claims.tid != t.id {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -147,7 +152,12 @@ pub async fn list_agents(
                 "id": a.id,
                 "host": a.host,
                 "version": a.version,
-                "status": if live.is_some() && !a.revoked { "active" } else { "inactive" },
+                "status": match live {
+                    _ if a.revoked => "revoked",
+                    Some(c) if c.draining => "draining",
+                    Some(_) => "active",
+                    None => "inactive",
+                },
                 "last_seen": a.last_seen,
                 "source_ip": a.source_ip,
                 "cert_expires_at": a.cert_expires_at,
@@ -161,9 +171,55 @@ pub async fn list_agents(
     Ok(Json(json!({ "agents": agents })))
 }
 
+/// The warning of removing the last active agent while PTA is on (the seed's wording).
+pub const LAST_AGENT: &str =
+    "Users will not be able to sign in unless you have other authentication agents installed.";
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeBody {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /{tenant}/admin/agents/{id}/revoke`: the agent's certificate is refused at once and
+/// its connections are closed. Revoking the last active agent while PTA is on needs `force`.
+pub async fn revoke_agent(
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    Json(body): Json<RevokeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, &[GLOBAL_ADMIN]).await?;
+    let others_active = state
+        .gateway
+        .connected(t.id)
+        .iter()
+        .any(|c| c.agent_id != id && !c.draining);
+    if t.pta_enabled && !others_active && !body.force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_agent",
+            format!("{LAST_AGENT} Install and start another agent first, or repeat with --force."),
+        ));
+    }
+    if !state.store.revoke_agent(t.id, id).await? {
+        return Err(ApiError::not_found(format!(
+            "No agent {id} in this tenant."
+        )));
+    }
+    let closed = state.gateway.disconnect(t.id, id);
+    tracing::warn!(tenant = %t.name, agent = %id, by = %admin.upn, closed, "agent revoked");
+    Ok(Json(
+        json!({ "id": id, "revoked": true, "connections_closed": closed }),
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct DomainBody {
     name: String,
+    /// Present for a federated domain: its identity provider (see `federation`).
+    #[serde(default)]
+    federated: Option<crate::federation::FederatedBody>,
 }
 
 fn valid_domain(name: &str) -> bool {
@@ -179,7 +235,8 @@ fn valid_domain(name: &str) -> bool {
         })
 }
 
-/// `POST /{tenant}/admin/domains`: adds a managed domain.
+/// `POST /{tenant}/admin/domains`: adds a managed domain, or a federated one when the body
+/// has `federated: {issuer, client_id, client_secret}`.
 pub async fn add_domain(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -192,6 +249,9 @@ pub async fn add_domain(
         return Err(ApiError::bad_request(format!(
             "'{name}' is not a valid DNS domain name."
         )));
+    }
+    if let Some(f) = body.federated {
+        return crate::federation::add_federated_domain(&state, &t, &name, f).await;
     }
     state
         .store

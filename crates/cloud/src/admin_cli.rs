@@ -69,8 +69,28 @@ enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 enum DomainCommand {
-    /// Add a managed domain (its users sign in by pass-through authentication).
-    Add { name: String },
+    /// Add a managed domain (its users sign in by pass-through authentication), or with
+    /// --federated a federated one (its users sign in at its OpenID Connect identity provider).
+    Add {
+        name: String,
+        /// Issuer URL of the domain's OpenID Connect identity provider: makes it federated.
+        #[arg(long, value_name = "ISSUER_URL", requires_all = ["client_id", "client_secret_file"])]
+        federated: Option<String>,
+        /// This service's client id at the identity provider.
+        #[arg(long, value_name = "ID", requires = "federated")]
+        client_id: Option<String>,
+        /// File holding this service's client secret at the identity provider.
+        #[arg(long, value_name = "FILE", requires = "federated")]
+        client_secret_file: Option<PathBuf>,
+    },
+    /// Convert a federated domain to managed: its users sign in by pass-through
+    /// authentication from their next sign-in on.
+    Convert {
+        name: String,
+        /// Make the domain managed.
+        #[arg(long, required = true)]
+        managed: bool,
+    },
     /// List the tenant's domains.
     List,
 }
@@ -119,6 +139,13 @@ enum PtaCommand {
 enum AgentsCommand {
     /// List registered agents with their status.
     List,
+    /// Revoke an agent: its certificate is refused at once and its connection closed.
+    Revoke {
+        id: String,
+        /// Revoke even the last active agent while pass-through authentication is on.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,19 +202,62 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let t = &args.tenant;
     match args.command {
         AdminCommand::Domain {
-            command: DomainCommand::Add { name },
+            command:
+                DomainCommand::Add {
+                    name,
+                    federated,
+                    client_id,
+                    client_secret_file,
+                },
         } => {
+            let body = crate::federation::domain_add_body(
+                &name,
+                federated.as_deref(),
+                client_id.as_deref(),
+                client_secret_file.as_deref(),
+            )?;
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/domains"), &token, &body)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else if v["kind"] == "federated" {
+                println!(
+                    "Added federated domain {} (identity provider {})",
+                    s(&v, "name"),
+                    s(&v, "issuer")
+                );
+            } else {
+                println!("Added managed domain {}", s(&v, "name"));
+            }
+        }
+        AdminCommand::Domain {
+            command: DomainCommand::Convert { name, managed: _ },
+        } => {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+            {
+                anyhow::bail!("'{name}' is not a DNS domain name");
+            }
             let v: Value = client
                 .post_json(
-                    &format!("/{t}/admin/domains"),
+                    &format!("/{t}/admin/domains/{name}/convert"),
                     &token,
-                    &json!({ "name": name }),
+                    &json!({ "to": "managed" }),
                 )
                 .await?;
             if args.json {
                 print_json(&v);
             } else {
-                println!("Added managed domain {}", s(&v, "name"));
+                println!(
+                    "Converted {} to a managed domain: its users sign in by pass-through authentication from their next sign-in on.",
+                    s(&v, "name")
+                );
+                if v["pta_enabled"] == false {
+                    eprintln!("Pass-through authentication is disabled: enable it (`pta enable`) so that they can sign in.");
+                }
             }
         }
         AdminCommand::Domain {
@@ -283,6 +353,25 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     "Pass-through authentication: {} ({} active agent(s))",
                     if on { "enabled" } else { "disabled" },
                     v["active_agents"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+        AdminCommand::Agents {
+            command: AgentsCommand::Revoke { id, force },
+        } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/agents/{id}/revoke"),
+                    &token,
+                    &json!({ "force": force }),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "Revoked agent {id} ({} connection(s) closed)",
+                    s(&v, "connections_closed")
                 );
             }
         }

@@ -112,8 +112,8 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         }
         return;
     }
-    let skew_ms = agent_time_ms as i64 - unix_ms();
-    if skew_ms.abs() > 60_000 {
+    let skew_ms = agent_time_ms.abs_diff(unix_ms().max(0) as u64);
+    if skew_ms > 60_000 {
         tracing::warn!(agent = %agent.id, skew_ms, "the agent's clock differs from the cloud's; synchronise the agent server's time");
     }
     let host: String = host.chars().take(255).collect();
@@ -182,6 +182,13 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 }
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
                 let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+            }
+            _ = conn.revoked.notified() => {
+                if let Some(m) = text(&CloudToAgent::Goodbye { reason: "this agent has been revoked by an administrator".into() }) {
+                    let _ = sink.send(m).await;
+                }
+                let _ = sink.send(Message::Close(None)).await;
+                break "revoked by an administrator";
             }
             _ = shutdown.changed() => {
                 if let Some(m) = text(&CloudToAgent::Goodbye { reason: "the cloud is shutting down".into() }) {

@@ -48,7 +48,7 @@ pub struct AuthorizeParams {
     max_age: Option<String>,
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all("cookie")
         .iter()
@@ -360,6 +360,7 @@ pub struct UsernameForm {
 pub async fn login_username(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
     axum::Form(f): axum::Form<UsernameForm>,
 ) -> Response {
@@ -382,16 +383,12 @@ pub async fn login_username(
         _ => None,
     };
     match (known_user, kind) {
-        (true, _) | (false, Some(DomainKind::Managed)) => {}
-        (false, Some(DomainKind::Federated)) => {
-            return username_page(
-                &t.name,
-                &req.id,
-                &req.csrf,
-                &username,
-                Some((Aadsts::NoPasswordInCloud, corr)),
-            );
+        // A federated domain's users (known or not yet) sign in at its identity provider.
+        (_, Some(DomainKind::Federated)) => {
+            req.username = Some(username.clone());
+            return crate::federation::start(&state, &t, &req, &domain, &base, corr).await;
         }
+        (true, _) | (false, Some(DomainKind::Managed)) => {}
         _ => {
             return username_page(
                 &t.name,
@@ -462,11 +459,23 @@ pub async fn login_password(
             return password_page(&t.name, &req.id, &req.csrf, &username, Some((e.code, corr)))
         }
     };
+    complete_sign_in(&state, &t, &req, user.id, corr).await
+}
+
+/// Finishes a sign-in where the user just proved who they are (password, or a federated
+/// domain's identity provider): starts the browser session and sends a code to the app.
+pub(crate) async fn complete_sign_in(
+    state: &Shared,
+    t: &Tenant,
+    req: &AuthzRequest,
+    user_id: Uuid,
+    corr: Uuid,
+) -> Response {
     let now = unix_now();
     let sid = random_token();
     let rec = SessionRecord {
         tenant_id: t.id,
-        user_id: user.id,
+        user_id,
         auth_time: now,
         expires_at: now + SESSION_LIFETIME,
     };
@@ -478,7 +487,7 @@ pub async fn login_password(
     {
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }
-    let mut r = finish(&state, &req, user.id, now, corr).await;
+    let mut r = finish(state, req, user_id, now, corr).await;
     r.headers_mut()
         .append("set-cookie", session_cookie(&sid, SESSION_LIFETIME));
     r

@@ -49,6 +49,8 @@ pub struct AgentConn {
     in_flight: AtomicUsize,
     served: AtomicU64,
     draining: AtomicBool,
+    /// Fires when the agent is revoked: its connection handler closes the socket.
+    pub revoked: tokio::sync::Notify,
 }
 
 impl AgentConn {
@@ -74,6 +76,7 @@ impl AgentConn {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            revoked: tokio::sync::Notify::new(),
         }
     }
 
@@ -155,6 +158,20 @@ impl Gateway {
             list.retain(|c| c.conn_id != conn.conn_id);
         }
         inner.pending.retain(|_, p| p.conn_id != conn.conn_id);
+    }
+
+    /// Closes every connection of `agent_id` (after a revocation) and stops routing to it.
+    pub fn disconnect(&self, tenant_id: Uuid, agent_id: Uuid) -> usize {
+        let inner = self.lock();
+        let mut n = 0;
+        for c in inner.agents.get(&tenant_id).into_iter().flatten() {
+            if c.agent_id == agent_id {
+                c.set_draining();
+                c.revoked.notify_one();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// How many agent connections are open, across tenants.
@@ -262,6 +279,11 @@ impl Gateway {
                 },
             );
             agent.in_flight.fetch_add(1, Ordering::Relaxed);
+            let guard = InFlight {
+                gateway: self,
+                agent: agent.clone(),
+                request_id: header.request_id,
+            };
             let sent = agent.tx.try_send(CloudToAgent::Validate(sealed)).is_ok();
             let step = if sent {
                 match tokio::time::timeout_at(deadline.into(), rx).await {
@@ -272,14 +294,13 @@ impl Gateway {
             } else {
                 Step::Lost
             };
-            agent.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
             match step {
                 Step::Answered(reply) => {
                     agent.served.fetch_add(1, Ordering::Relaxed);
                     return Ok(reply);
                 }
                 Step::Lost => {
-                    self.lock().pending.remove(&header.request_id);
                     tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
                         "the agent's connection ended before it answered; trying another agent");
                     if Instant::now() >= deadline {
@@ -287,11 +308,25 @@ impl Gateway {
                     }
                 }
                 Step::Timeout => {
-                    self.lock().pending.remove(&header.request_id);
                     return Err(DispatchError::Timeout);
                 }
             }
         }
+    }
+}
+
+/// Undoes a dispatch's bookkeeping however the wait ends, including when the caller's
+/// future is dropped (a client that disconnects mid-sign-in).
+struct InFlight<'a> {
+    gateway: &'a Gateway,
+    agent: Arc<AgentConn>,
+    request_id: Uuid,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.agent.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.gateway.lock().pending.remove(&self.request_id);
     }
 }
 

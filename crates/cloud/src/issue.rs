@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use passthru_proto::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
+use passthru_proto::admin::{ADMIN_AUDIENCE, ADMIN_CLIENT_ID, ADMIN_SCOPE};
 use passthru_proto::Aadsts;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -72,6 +72,13 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
         .clone()
         .unwrap_or_else(|| user.upn.clone());
     let admin = scopes.contains(&ADMIN_SCOPE);
+    if admin && g.client_id != ADMIN_CLIENT_ID {
+        return Err(
+            OAuthError::new(Aadsts::InvalidScope, g.correlation_id).with_detail(
+                "Only the Passthru administration client may ask for the admin API scope.",
+            ),
+        );
+    }
     let resource_scopes: Vec<&str> = scopes
         .iter()
         .copied()

@@ -19,11 +19,28 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// At most this many argon2 computations at once (each takes ~19 MiB and a core): a flood
+/// of password attempts queues instead of exhausting memory.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static SEM: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SEM.get_or_init(|| {
+        tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
+    })
+}
+
 /// Hashes a password with argon2id and a random salt.
 pub async fn hash(password: Zeroizing<String>) -> Result<String, PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -40,6 +57,9 @@ pub async fn verify(password: Zeroizing<String>, stored: String) -> bool {
     if password.is_empty() {
         return false;
     }
+    let Ok(_permit) = permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
             .map(|h| {

@@ -25,7 +25,7 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, admin_keys, agent_ws, authorize, device, sts, token};
+use crate::{admin_api, admin_keys, agent_ws, authorize, device, federation, sts, token};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -79,6 +79,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/{tenant}/login", post(authorize::login_username))
         .route("/{tenant}/login/password", post(authorize::login_password))
+        .route("/{tenant}/federation/callback", get(federation::callback))
         .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
@@ -99,8 +100,16 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/{tenant}/admin/agents", get(admin_api::list_agents))
         .route(
+            "/{tenant}/admin/agents/{id}/revoke",
+            post(admin_api::revoke_agent),
+        )
+        .route(
             "/{tenant}/admin/domains",
             get(admin_api::list_domains).post(admin_api::add_domain),
+        )
+        .route(
+            "/{tenant}/admin/domains/{name}/convert",
+            post(federation::convert_domain),
         )
         .route("/{tenant}/admin/apps", post(admin_api::add_app))
         .route(
@@ -160,6 +169,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     let paths = PkiPaths::new(data_dir);
     let tls = tls_config(&paths)?;
+    crate::federation::init_http_client().map_err(|e| ServeError::Tls(e.to_string()))?;
     let store = Store::open(&db, false).await?;
     let signer = Signer::load(
         &store
@@ -187,6 +197,24 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         addr: opts.listen.clone(),
         source,
     })?;
+    // Expired codes, sessions, pending sign-ins and refresh tokens are removed every minute.
+    {
+        let store = store.clone();
+        let mut stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = store.purge_expired(crate::state::unix_now()).await {
+                            tracing::warn!(error = %e, "purging expired rows failed");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
     println!("Passthru cloud listening on https://{local}");
     tracing::info!(%local, "listening");
     let app = router(state.clone());

@@ -195,6 +195,25 @@ async fn record_user(
     attempt: &Attempt<'_>,
     dir_user: &DirectoryUser,
 ) -> Result<User, OAuthError> {
+    // The UPN comes from the directory: accept it only in a managed domain of this tenant,
+    // so an on-premises account cannot claim a name the tenant keeps elsewhere.
+    let returned_domain = dir_user
+        .user_principal_name
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    let managed_here = matches!(
+        state.store.domain(&returned_domain).await,
+        Ok(Some(d)) if d.tenant_id == attempt.tenant.id && d.kind == DomainKind::Managed
+    );
+    if !managed_here {
+        tracing::warn!(typed = %attempt.username, returned = %dir_user.user_principal_name,
+            "the directory returned a UPN outside this tenant's managed domains; sign-in refused");
+        return Err(OAuthError::new(
+            Aadsts::UserNotFound,
+            attempt.correlation_id,
+        ));
+    }
     let oid = onprem_object_id(attempt.tenant.id, dir_user.object_guid);
     let anchor = dir_user.object_guid.to_string();
     let record = OnpremUser {

@@ -329,7 +329,18 @@ pub async fn token(
                     OAuthError::new(Aadsts::InvalidScope, corr)
                         .with_detail("The client credentials grant takes one scope of the form RESOURCE/.default.")
                 })?;
-            app_token(&state, &base, &tenant, &client.id, audience, corr)
+            // Tokens only for a resource the tenant knows: one of its registered apps.
+            let resource = audience.to_ascii_lowercase();
+            match state.store.app(tenant.id, &resource).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(OAuthError::new(Aadsts::InvalidScope, corr).with_detail(format!(
+                        "'{audience}' is not an application of this tenant: ask for CLIENT_ID/.default of a registered app."
+                    )))
+                }
+                Err(e) => return Err(server_error(e, corr)),
+            }
+            app_token(&state, &base, &tenant, &client.id, &resource, corr)
         }
         "urn:ietf:params:oauth:grant-type:device_code" => {
             let device_code = form

@@ -513,7 +513,30 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
         lines.next().unwrap_or_default().to_string(),
         lines.next().unwrap_or_default().to_string(),
     );
+    // The resource is another registered app of the tenant (the web app).
+    let resource_scope = format!("{client_id}/.default");
     let (st, v) = redeem(
+        &http,
+        &base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &daemon),
+            ("client_secret", &secret),
+            ("scope", &resource_scope),
+        ],
+    )
+    .await?;
+    assert_eq!(st, 200, "{v}");
+    let app_claims = verify_with_jwks(
+        &http,
+        &base,
+        "contoso",
+        v["access_token"].as_str().unwrap_or_default(),
+        &client_id,
+    )
+    .await?;
+    // A resource the tenant does not know is refused.
+    let (_, unknown) = redeem(
         &http,
         &base,
         &[
@@ -524,15 +547,7 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    assert_eq!(st, 200, "{v}");
-    let app_claims = verify_with_jwks(
-        &http,
-        &base,
-        "contoso",
-        v["access_token"].as_str().unwrap_or_default(),
-        "api://inventory",
-    )
-    .await?;
+    assert_eq!(code_of(&unknown), Some(70011), "{unknown}");
     assert_eq!(app_claims["idtyp"], "app");
     let (st, v) = redeem(
         &http,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use passthru_testkit::bed::{self, BedForest};
-use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
+use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant, ADMIN_UPN, TENANT};
 use passthru_testkit::http::SignInClient;
 use passthru_testkit::procs::{fresh_dir, listening_sockets, recorded_secret, Agent, ForestEntry};
 
@@ -361,5 +361,45 @@ async fn dc_failover_and_agent_outage() -> anyhow::Result<()> {
         .arg(&blind.config)
         .output()?;
     assert!(!second.status.success());
+
+    // Revocation: refused for the last active agent while PTA is on (with the seed's
+    // warning), done with --force; the connection closes at once and the certificate is
+    // refused from then on.
+    let blind_id = blind.id()?;
+    let out = t.cloud.admin_as(
+        TENANT,
+        ADMIN_UPN,
+        &t.cloud.admin_password,
+        &["agents", "revoke", &blind_id],
+    )?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Users will not be able to sign in unless you have other authentication agents installed."),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.cloud.admin(&["agents", "revoke", &blind_id, "--force"])?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
+    assert_eq!(
+        r.code(),
+        Some(80001),
+        "a revoked agent gets no work: {:?}",
+        r.body
+    );
+    let list = t.cloud.admin(&["agents", "list"])?;
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&blind_id) && l.contains("revoked")),
+        "{list}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.cloud.log().contains("This agent has been revoked")
+        && !t.cloud.log().contains("revoked by an administrator")
+    {
+        assert!(Instant::now() < deadline, "{}", t.cloud.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }

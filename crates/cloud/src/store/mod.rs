@@ -683,6 +683,17 @@ impl Store {
         Ok(())
     }
 
+    /// Marks an agent revoked: its certificate is refused from now on. Returns whether the
+    /// agent exists in the tenant.
+    pub async fn revoke_agent(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
+        let r = sqlx::query("UPDATE agents SET revoked = 1 WHERE id = ? AND tenant_id = ?")
+            .bind(id.to_string())
+            .bind(tenant_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<()> {
         sqlx::query("UPDATE agents SET last_seen = ? WHERE id = ?")
             .bind(now)

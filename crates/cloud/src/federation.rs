@@ -1,0 +1,1129 @@
+//! Federated domains: users of a federated domain sign in at the domain's own OpenID Connect
+//! identity provider. The username page sends the browser there (code flow with PKCE, state
+//! and nonce), `GET /{tenant}/federation/callback` redeems the code at the provider's token
+//! endpoint and checks the ID token (signature against the provider's JWKS, issuer, audience,
+//! nonce, lifetime), and the sign-in then finishes like a password sign-in: session cookie and
+//! an authorization code for the app.
+//!
+//! The admin side: `POST /{tenant}/admin/domains` with `federated: {issuer, client_id,
+//! client_secret}` adds a federated domain, `POST /{tenant}/admin/domains/{name}/convert` with
+//! `{"to": "managed"}` makes it managed (its users sign in by pass-through authentication at
+//! their next sign-in).
+//!
+//! Calls to the identity provider trust the system's roots plus the certificates of the file
+//! named by `PASSTHRU_FEDERATION_CA_FILE` (read when the server starts), time out after 10 s,
+//! follow no redirects and read at most 256 KiB. Nothing here logs or shows the client
+//! secret, a code, or a token.
+
+use std::path::Path as FsPath;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use passthru_proto::Aadsts;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::admin_api::{authorize as admin_authorize, GLOBAL_ADMIN};
+use crate::authorize::{complete_sign_in, cookie_value};
+use crate::issue::{hash_secret, random_token};
+use crate::oauth_error::ApiError;
+use crate::pages::error_page;
+use crate::server::ClientInfo;
+use crate::state::{unix_ms, unix_now, Shared};
+use crate::store::federation::{Conversion, FederatedUser, FederationConfig, FederationState};
+use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
+use crate::sts::correlation_id;
+
+/// Environment variable naming an extra CA file to trust for identity providers.
+pub const CA_FILE_ENV: &str = "PASSTHRU_FEDERATION_CA_FILE";
+/// Every call to an identity provider ends within this time.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a round trip to the identity provider may take, seconds.
+const ROUND_TRIP_LIFETIME: i64 = 900;
+/// The largest answer read from an identity provider.
+const MAX_BODY: usize = 256 * 1024;
+/// The cookie binding a round trip to the browser that started it.
+const BROWSER_COOKIE: &str = "passthru_federation";
+/// Clock leeway for the ID token's `exp`/`nbf`, seconds.
+const LEEWAY_SECS: u64 = 60;
+/// What we ask the identity provider for.
+const UPSTREAM_SCOPE: &str = "openid profile email";
+
+/// Why talking to an identity provider failed. Messages never contain a secret or a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FederationError {
+    /// Our own settings are unusable (CA file).
+    #[error("federation setup: {0}")]
+    Config(String),
+    /// The provider could not be reached or answered with an error status.
+    #[error("identity provider request failed: {0}")]
+    Http(String),
+    /// The discovery document is unusable.
+    #[error("identity provider discovery: {0}")]
+    Discovery(String),
+    /// The token endpoint refused the code.
+    #[error("identity provider token endpoint: {0}")]
+    TokenEndpoint(String),
+    /// The ID token failed a check.
+    #[error("ID token rejected: {0}")]
+    IdToken(String),
+}
+
+static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+
+/// Builds the HTTPS client for identity providers: system roots plus the certificates of
+/// `$PASSTHRU_FEDERATION_CA_FILE`, 10 s timeouts, no redirects.
+pub fn build_http_client() -> Result<reqwest::Client, FederationError> {
+    let mut roots = passthru_client::tls::root_store(None).unwrap_or_else(|_| {
+        tracing::debug!("no system CA certificates found for federation");
+        rustls::RootCertStore::empty()
+    });
+    if let Some(path) = std::env::var_os(CA_FILE_ENV).filter(|p| !p.is_empty()) {
+        let path = FsPath::new(&path);
+        let certs = passthru_client::tls::read_pem_certificates(path)
+            .map_err(|e| FederationError::Config(format!("{CA_FILE_ENV}: {e}")))?;
+        for c in certs {
+            roots.add(c).map_err(|e| {
+                FederationError::Config(format!(
+                    "{CA_FILE_ENV}: {} holds an unusable CA certificate: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(FederationError::Config(format!(
+            "no CA certificates to trust for identity providers: install the system's CA \
+             certificates or set {CA_FILE_ENV} to a PEM file"
+        )));
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(passthru_client::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| FederationError::Config(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("passthru-cloud/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| FederationError::Config(format!("HTTP client setup failed: {e}")))
+}
+
+/// Builds the identity provider client now (at `serve`), so a bad CA file stops the start.
+/// Without system roots and without a CA file this only warns: federation then fails at
+/// sign-in with a clear message.
+pub fn init_http_client() -> Result<(), FederationError> {
+    match build_http_client() {
+        Ok(c) => {
+            let _ = HTTP.set(c);
+            Ok(())
+        }
+        Err(e @ FederationError::Config(_)) if std::env::var_os(CA_FILE_ENV).is_none() => {
+            tracing::warn!(error = %e, "federated domains cannot sign in until this is fixed");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn http() -> Result<&'static reqwest::Client, FederationError> {
+    if let Some(c) = HTTP.get() {
+        return Ok(c);
+    }
+    let c = build_http_client()?;
+    Ok(HTTP.get_or_init(|| c))
+}
+
+/// Reads at most [`MAX_BODY`] bytes of an answer (zeroized when dropped: it may hold tokens).
+async fn read_body(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, FederationError> {
+    let mut out = Zeroizing::new(Vec::new());
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FederationError::Http(describe_reqwest(&e)))?
+    {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(FederationError::Http(format!(
+                "the answer is larger than {MAX_BODY} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A reqwest error without the URL's query (which could hold a code).
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    let url = e
+        .url()
+        .map(|u| format!("{}://{}{}", u.scheme(), u.authority(), u.path()))
+        .unwrap_or_default();
+    if detail.is_empty() {
+        format!("{url}: {what}")
+    } else {
+        format!("{url}: {what} ({detail})")
+    }
+}
+
+async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, FederationError> {
+    let resp = http()?
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| FederationError::Http(describe_reqwest(&e)))?;
+    let status = resp.status();
+    let body = read_body(resp).await?;
+    if !status.is_success() {
+        return Err(FederationError::Http(format!(
+            "{url} answered HTTP {status}"
+        )));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| FederationError::Http(format!("{url} did not answer JSON as expected: {e}")))
+}
+
+/// What we use of an identity provider's discovery document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+}
+
+/// The discovery document URL of an issuer.
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// Checks a discovery document against the issuer it was fetched for.
+pub fn check_discovery(d: &Discovery, issuer: &str) -> Result<(), FederationError> {
+    if d.issuer != issuer {
+        return Err(FederationError::Discovery(format!(
+            "the discovery document names the issuer '{}', not the configured '{issuer}': \
+             configure the domain with exactly the provider's issuer",
+            d.issuer
+        )));
+    }
+    for (name, url) in [
+        ("authorization_endpoint", &d.authorization_endpoint),
+        ("token_endpoint", &d.token_endpoint),
+        ("jwks_uri", &d.jwks_uri),
+    ] {
+        let ok = url::Url::parse(url)
+            .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()));
+        if !ok {
+            return Err(FederationError::Discovery(format!(
+                "{name} '{url}' is not an https URL"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fetches and checks the discovery document of `issuer`.
+pub async fn discover(issuer: &str) -> Result<Discovery, FederationError> {
+    let d: Discovery = get_json(&discovery_url(issuer)).await?;
+    check_discovery(&d, issuer)?;
+    Ok(d)
+}
+
+/// Checks an issuer URL an administrator gives: absolute https, a host, no query, fragment
+/// or user info. Returns it trimmed (it must then equal the provider's `iss` exactly).
+pub fn valid_issuer(issuer: &str) -> Result<String, String> {
+    let issuer = issuer.trim();
+    let u = url::Url::parse(issuer)
+        .map_err(|e| format!("the issuer '{issuer}' is not an absolute URL: {e}"))?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "the issuer '{issuer}' must be an https URL (identity providers are only reached over HTTPS)"
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("the issuer '{issuer}' has no host"));
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(format!(
+            "the issuer '{issuer}' must not have a query, a fragment or user info"
+        ));
+    }
+    Ok(issuer.to_string())
+}
+
+/// PKCE S256 challenge of a verifier.
+fn pkce_challenge(verifier: &str) -> String {
+    B64URL.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Compares two strings without an early exit.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The claims of an upstream ID token we use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub upn: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+}
+
+impl IdClaims {
+    /// The user's principal name: `preferred_username`, else `upn`.
+    pub fn principal_name(&self) -> Option<&str> {
+        self.preferred_username
+            .as_deref()
+            .or(self.upn.as_deref())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Verifies an upstream ID token: ES256 or RS256, signed by a key of `jwks` (a JWKS
+/// document), issued by `issuer` for `client_id`, unexpired, with our `nonce`.
+pub fn verify_id_token(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+) -> Result<IdClaims, FederationError> {
+    let bad = |m: String| FederationError::IdToken(m);
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| bad(format!("not a signed JWT ({e})")))?;
+    let alg = header.alg;
+    if !matches!(alg, Algorithm::ES256 | Algorithm::RS256) {
+        return Err(bad(format!(
+            "signed with {alg:?}; only ES256 and RS256 are accepted"
+        )));
+    }
+    // Each key on its own: one key this library does not know must not hide the others.
+    let keys: Vec<Jwk> = jwks["keys"]
+        .as_array()
+        .ok_or_else(|| bad("the provider's JWKS has no keys".into()))?
+        .iter()
+        .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+        .filter(|k| match (&header.kid, &k.common.key_id) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .filter(|k| {
+            !matches!(
+                k.common.public_key_use,
+                Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+            )
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(bad(format!(
+            "no key of the provider's JWKS matches the token's kid {:?}",
+            header.kid
+        )));
+    }
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[client_id]);
+    v.leeway = LEEWAY_SECS;
+    v.validate_nbf = true;
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let mut last = String::from("no usable key");
+    for key in &keys {
+        let dk = match DecodingKey::from_jwk(key) {
+            Ok(dk) => dk,
+            Err(e) => {
+                last = format!("unusable key ({e})");
+                continue;
+            }
+        };
+        match jsonwebtoken::decode::<IdClaims>(token, &dk, &v) {
+            Ok(data) => {
+                let c = data.claims;
+                if c.sub.is_empty() || c.sub.len() > 255 {
+                    return Err(bad("the sub claim is empty or too long".into()));
+                }
+                if !c.nonce.as_deref().is_some_and(|n| same(n, nonce)) {
+                    return Err(bad("the nonce is missing or not ours".into()));
+                }
+                if c.azp.as_deref().is_some_and(|a| a != client_id) {
+                    return Err(bad("the token was issued to another party (azp)".into()));
+                }
+                return Ok(c);
+            }
+            Err(e) => {
+                use jsonwebtoken::errors::ErrorKind;
+                last = match e.kind() {
+                    ErrorKind::InvalidIssuer => format!("the issuer is not '{issuer}'"),
+                    ErrorKind::InvalidAudience => {
+                        format!("the audience is not our client id '{client_id}'")
+                    }
+                    ErrorKind::ExpiredSignature => "the token has expired".into(),
+                    ErrorKind::ImmatureSignature => "the token is not valid yet".into(),
+                    ErrorKind::InvalidSignature => "the signature does not verify".into(),
+                    ErrorKind::MissingRequiredClaim(c) => format!("the claim '{c}' is missing"),
+                    other => format!("{other:?}"),
+                };
+                // Only a signature failure can be another key's business.
+                if !matches!(
+                    e.kind(),
+                    ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    Err(bad(last))
+}
+
+/// The token endpoint's error answer (only what may be shown and logged).
+#[derive(Deserialize)]
+struct UpstreamError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+/// The token endpoint's success answer: only the ID token is kept.
+#[derive(Deserialize)]
+struct UpstreamTokens {
+    id_token: Option<Zeroizing<String>>,
+}
+
+/// Keeps an identity provider's error code printable and short.
+fn tame(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect()
+}
+
+/// Redeems the provider's code at its token endpoint (client_secret_post, PKCE); returns
+/// the ID token.
+async fn redeem(
+    st: &FederationState,
+    cfg: &FederationConfig,
+    code: &str,
+) -> Result<Zeroizing<String>, FederationError> {
+    let form: [(&str, &str); 6] = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &st.redirect_uri),
+        ("client_id", &cfg.client_id),
+        ("client_secret", cfg.client_secret.as_str()),
+        ("code_verifier", &st.code_verifier),
+    ];
+    let body =
+        Zeroizing::new(serde_urlencoded::to_string(form).map_err(|e| {
+            FederationError::TokenEndpoint(format!("cannot encode the request: {e}"))
+        })?);
+    let resp = http()?
+        .post(&st.token_endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(body.as_bytes().to_vec())
+        .send()
+        .await
+        .map_err(|e| FederationError::Http(describe_reqwest(&e)))?;
+    drop(body);
+    let status = resp.status();
+    let raw = read_body(resp).await?;
+    if !status.is_success() {
+        let e: UpstreamError = serde_json::from_slice(&raw).unwrap_or(UpstreamError {
+            error: String::new(),
+            error_codes: Vec::new(),
+        });
+        let codes: Vec<String> = e.error_codes.iter().map(u64::to_string).collect();
+        return Err(FederationError::TokenEndpoint(format!(
+            "HTTP {status}, error '{}'{}",
+            tame(&e.error),
+            if codes.is_empty() {
+                String::new()
+            } else {
+                format!(", codes {}", codes.join(","))
+            }
+        )));
+    }
+    let t: UpstreamTokens = serde_json::from_slice(&raw).map_err(|e| {
+        FederationError::TokenEndpoint(format!("the answer is not a token response ({e})"))
+    })?;
+    t.id_token
+        .ok_or_else(|| FederationError::TokenEndpoint("the answer has no id_token".into()))
+}
+
+/// The browser-binding cookie (for the callback path only).
+fn browser_cookie(tenant: &str, value: &str, max_age: i64) -> HeaderValue {
+    let v = format!(
+        "{BROWSER_COOKIE}={value}; Path=/{tenant}/federation/callback; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    );
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("passthru_federation=; Max-Age=0"))
+}
+
+fn failure_page(code: Aadsts, corr: Uuid, detail: &str, status: StatusCode) -> Response {
+    let mut r = error_page(code, corr, detail);
+    *r.status_mut() = status;
+    r
+}
+
+const UNREACHABLE: &str = "We couldn't complete the sign-in with your organization's identity provider. Try again; if it keeps happening, contact your administrator.";
+
+/// Starts a federated sign-in from the username page: stores the round trip and sends the
+/// browser to the domain's identity provider. `req` carries the typed username.
+pub(crate) async fn start(
+    state: &Shared,
+    t: &Tenant,
+    req: &AuthzRequest,
+    domain: &str,
+    base: &str,
+    corr: Uuid,
+) -> Response {
+    let username = req.username.clone().unwrap_or_default();
+    let cfg = match state.store.federation(domain).await {
+        Ok(Some(c)) if c.tenant_id == t.id => c,
+        Ok(_) => {
+            tracing::warn!(tenant = %t.name, %domain, "federated domain without identity provider settings");
+            return error_page(
+                Aadsts::NoPasswordInCloud,
+                corr,
+                "This domain signs in at its own identity provider, which isn't configured. Contact your administrator.",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        }
+    };
+    let d = match discover(&cfg.issuer).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(tenant = %t.name, %domain, issuer = %cfg.issuer, error = %e, correlation = %corr,
+                "federated sign-in could not start");
+            return error_page(Aadsts::ServerError, corr, UNREACHABLE);
+        }
+    };
+    let now = unix_now();
+    let up_state = random_token();
+    let nonce = random_token();
+    let verifier = random_token();
+    let browser = random_token();
+    let redirect_uri = format!("{base}/{}/federation/callback", t.name);
+    let round_trip = FederationState {
+        authz_id: req.id.clone(),
+        domain: cfg.domain.clone(),
+        issuer: cfg.issuer.clone(),
+        nonce: nonce.clone(),
+        code_verifier: verifier.clone(),
+        browser_hash: hash_secret(&browser),
+        redirect_uri: redirect_uri.clone(),
+        token_endpoint: d.token_endpoint.clone(),
+        jwks_uri: d.jwks_uri.clone(),
+        username: username.clone(),
+    };
+    let stored = async {
+        state
+            .store
+            .put_authz(req, now + ROUND_TRIP_LIFETIME)
+            .await?;
+        state
+            .store
+            .put_federation_state(
+                &hash_secret(&up_state),
+                t.id,
+                &round_trip,
+                now + ROUND_TRIP_LIFETIME,
+                now,
+            )
+            .await
+    };
+    if let Err(e) = stored.await {
+        tracing::error!(error = %e, "cannot store a federated sign-in");
+        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    }
+    let mut url = match url::Url::parse(&d.authorization_endpoint) {
+        Ok(u) => u,
+        Err(_) => return error_page(Aadsts::ServerError, corr, UNREACHABLE),
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", &cfg.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("scope", UPSTREAM_SCOPE)
+            .append_pair("state", &up_state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &pkce_challenge(&verifier))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("login_hint", &username);
+        if req.prompt.as_deref() == Some("login") {
+            q.append_pair("prompt", "login");
+        }
+    }
+    tracing::info!(tenant = %t.name, %domain, issuer = %cfg.issuer, user = %username, correlation = %corr,
+        "federated sign-in: sending the browser to the identity provider");
+    let mut r = Redirect::to(url.as_str()).into_response();
+    r.headers_mut().append(
+        "set-cookie",
+        browser_cookie(&t.name, &browser, ROUND_TRIP_LIFETIME),
+    );
+    r
+}
+
+/// Parameters of the identity provider's answer.
+#[derive(Deserialize, Default)]
+struct CallbackParams {
+    code: Option<Zeroizing<String>>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Writes the sign-in log entry of a federated sign-in.
+#[allow(clippy::too_many_arguments)]
+async fn log_sign_in(
+    state: &Shared,
+    t: &Tenant,
+    username: &str,
+    client_id: Option<&str>,
+    failure: Option<Aadsts>,
+    corr: Uuid,
+    client: &ClientInfo,
+    started: Instant,
+) {
+    let entry = SignIn {
+        time_ms: unix_ms(),
+        username: username.to_string(),
+        client_id: client_id.map(str::to_string),
+        result: if failure.is_none() {
+            "success".into()
+        } else {
+            "failure".into()
+        },
+        aadsts: failure.map(Aadsts::code),
+        win32: None,
+        agent_id: None,
+        latency_ms: Some(started.elapsed().as_millis() as i64),
+        correlation_id: corr.to_string(),
+        client_ip: Some(client.addr.ip().to_string()),
+    };
+    if let Err(e) = state.store.log_sign_in(t.id, &entry).await {
+        tracing::error!(error = %e, "could not write the sign-in log");
+    }
+}
+
+/// `GET /{tenant}/federation/callback`: the identity provider's answer.
+pub async fn callback(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Extension(client): Extension<ClientInfo>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let started = Instant::now();
+    let t = match state.store.tenant(&tenant).await {
+        Ok(Some(t)) => t,
+        _ => {
+            return error_page(
+                Aadsts::TenantNotFound,
+                corr,
+                "This organization was not found.",
+            )
+        }
+    };
+    let p: CallbackParams =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let Some(up_state) = p
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+    else {
+        return refused(corr);
+    };
+    let st = match state
+        .store
+        .take_federation_state(&hash_secret(up_state), t.id, unix_now())
+        .await
+    {
+        Ok(Some(st)) => st,
+        Ok(None) => {
+            // Unknown, used or expired: the browser's binding cookie (of a round trip that may
+            // still be under way) is left alone.
+            tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback with an unknown, used or expired state");
+            return refused(corr);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        }
+    };
+    let mut r = finish_round_trip(&state, &t, &client, &p, st, &headers, corr, started).await;
+    // The round trip is over, whatever happened: its binding cookie has done its job.
+    r.headers_mut()
+        .append("set-cookie", browser_cookie(&t.name, "", 0));
+    r
+}
+
+fn refused(corr: Uuid) -> Response {
+    failure_page(
+        Aadsts::InvalidRequest,
+        corr,
+        "This sign-in has expired, was already completed, or didn't start in this browser. Go back to the application and sign in again.",
+        StatusCode::FORBIDDEN,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_round_trip(
+    state: &Shared,
+    t: &Tenant,
+    client: &ClientInfo,
+    p: &CallbackParams,
+    st: FederationState,
+    headers: &HeaderMap,
+    corr: Uuid,
+    started: Instant,
+) -> Response {
+    let refused = || refused(corr);
+    let bound = cookie_value(headers, BROWSER_COOKIE)
+        .is_some_and(|v| same(&hash_secret(&v), &st.browser_hash));
+    if !bound {
+        tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback from a browser that did not start the sign-in");
+        return refused();
+    }
+    let req = match state.store.authz(t.id, &st.authz_id, unix_now()).await {
+        Ok(Some(r)) => r,
+        _ => return refused(),
+    };
+    let fail = |code: Aadsts, detail: &str| {
+        let detail = detail.to_string();
+        let username = st.username.clone();
+        let client_id = req.client_id.clone();
+        async move {
+            log_sign_in(
+                state,
+                t,
+                &username,
+                Some(&client_id),
+                Some(code),
+                corr,
+                client,
+                started,
+            )
+            .await;
+            error_page(code, corr, &detail)
+        }
+    };
+    if let Some(err) = &p.error {
+        let err = tame(err);
+        tracing::info!(tenant = %t.name, domain = %st.domain, error = %err, correlation = %corr,
+            "the identity provider did not sign the user in");
+        return fail(
+            Aadsts::InvalidRequest,
+            &format!("Your organization's identity provider didn't sign you in (it answered '{err}'). Go back to the application and try again."),
+        )
+        .await;
+    }
+    let Some(code) = p.code.as_ref().filter(|c| !c.is_empty()) else {
+        return fail(
+            Aadsts::InvalidRequest,
+            "Your organization's identity provider answered without a code.",
+        )
+        .await;
+    };
+    let cfg = match state.store.federation(&st.domain).await {
+        Ok(Some(c)) if c.tenant_id == t.id && c.issuer == st.issuer => c,
+        Ok(_) => {
+            return fail(
+                Aadsts::InvalidRequest,
+                "Your domain's sign-in settings changed while you were signing in. Go back to the application and sign in again.",
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        }
+    };
+    let checked = async {
+        let id_token = redeem(&st, &cfg, code).await?;
+        let jwks: Value = get_json(&st.jwks_uri).await?;
+        verify_id_token(&id_token, &jwks, &cfg.issuer, &cfg.client_id, &st.nonce)
+    };
+    let claims = match checked.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(tenant = %t.name, domain = %st.domain, issuer = %cfg.issuer, error = %e,
+                correlation = %corr, "federated sign-in failed");
+            return fail(Aadsts::InvalidGrant, UNREACHABLE).await;
+        }
+    };
+    let suffix = format!("@{}", cfg.domain.to_ascii_lowercase());
+    let upn = claims.principal_name().unwrap_or_default().to_string();
+    let lower = upn.to_ascii_lowercase();
+    if !(lower.ends_with(&suffix)
+        && lower.len() > suffix.len()
+        && !lower[..lower.len() - suffix.len()].contains('@'))
+    {
+        tracing::warn!(tenant = %t.name, domain = %cfg.domain, upn = %upn, correlation = %corr,
+            "the identity provider signed in a user outside its domain");
+        return fail(
+            Aadsts::UserNotFound,
+            &format!(
+                "Your organization's identity provider signed you in as '{upn}', which isn't an account of {}. Sign in there with your {} account.",
+                cfg.domain, cfg.domain
+            ),
+        )
+        .await;
+    }
+    let user = match state
+        .store
+        .upsert_federated_user(
+            &FederatedUser {
+                tenant_id: t.id,
+                issuer: &cfg.issuer,
+                subject: &claims.sub,
+                upn: &upn,
+                display_name: claims.name.as_deref(),
+                mail: claims.email.as_deref(),
+            },
+            unix_now(),
+        )
+        .await
+    {
+        Ok(u) => u,
+        Err(StoreError::Conflict(_)) => {
+            return fail(
+                Aadsts::InvalidRequest,
+                &format!("An account named '{upn}' already exists in this organization and doesn't sign in at your identity provider. Contact your administrator."),
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        }
+    };
+    log_sign_in(
+        state,
+        t,
+        &user.upn,
+        Some(&req.client_id),
+        None,
+        corr,
+        client,
+        started,
+    )
+    .await;
+    tracing::info!(tenant = %t.name, user = %user.upn, issuer = %cfg.issuer, correlation = %corr, "federated sign-in succeeded");
+    complete_sign_in(state, t, &req, user.id, corr).await
+}
+
+// ---- admin API
+
+/// The `federated` part of `POST /{tenant}/admin/domains`.
+#[derive(Deserialize)]
+pub struct FederatedBody {
+    issuer: String,
+    client_id: String,
+    client_secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for FederatedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederatedBody")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds the federated domain `name` (already validated as a DNS name) to `t`.
+pub(crate) async fn add_federated_domain(
+    state: &Shared,
+    t: &Tenant,
+    name: &str,
+    body: FederatedBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let issuer = valid_issuer(&body.issuer).map_err(ApiError::bad_request)?;
+    let client_id = body.client_id.trim().to_string();
+    if client_id.is_empty()
+        || client_id.len() > 256
+        || client_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::bad_request(
+            "client_id must be 1 to 256 characters without spaces.",
+        ));
+    }
+    let secret = Zeroizing::new(body.client_secret.trim().to_string());
+    if secret.is_empty() || secret.len() > 1024 || secret.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "client_secret must be 1 to 1024 characters without control characters.",
+        ));
+    }
+    let cfg = FederationConfig {
+        domain: name.to_string(),
+        tenant_id: t.id,
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        client_secret: secret,
+    };
+    state.store.add_federated_domain(&cfg, unix_now()).await?;
+    tracing::info!(tenant = %t.name, domain = %name, %issuer, "federated domain added");
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "name": name, "kind": "federated", "issuer": issuer, "client_id": client_id }),
+        ),
+    ))
+}
+
+/// Body of `POST /{tenant}/admin/domains/{name}/convert`.
+#[derive(Debug, Deserialize)]
+pub struct ConvertBody {
+    to: String,
+}
+
+/// `POST /{tenant}/admin/domains/{name}/convert` with `{"to": "managed"}`: a federated domain
+/// becomes managed; its identity provider settings are deleted.
+pub async fn convert_domain(
+    State(state): State<Shared>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<ConvertBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = admin_authorize(&state, &tenant, &headers, &[GLOBAL_ADMIN]).await?;
+    if body.to != "managed" {
+        return Err(ApiError::bad_request(format!(
+            "A domain can be converted to \"managed\" only (not \"{}\").",
+            body.to
+        )));
+    }
+    let name = name.trim().to_ascii_lowercase();
+    match state.store.convert_to_managed(t.id, &name).await? {
+        Conversion::Converted => {
+            tracing::info!(tenant = %t.name, domain = %name, by = %admin.upn,
+                "federated domain converted to managed: its users sign in by pass-through authentication from now on");
+            Ok(Json(json!({
+                "name": name,
+                "kind": "managed",
+                "pta_enabled": t.pta_enabled,
+            })))
+        }
+        Conversion::AlreadyManaged => Err(ApiError::conflict(format!(
+            "{name} is already a managed domain."
+        ))),
+        Conversion::CloudDomain => Err(ApiError::bad_request(format!(
+            "{name} is the tenant's initial domain: its cloud-only users keep their cloud passwords."
+        ))),
+    }
+}
+
+// ---- admin CLI
+
+/// The body of `passthru-cloud admin domain add NAME [--federated ISSUER_URL --client-id ID
+/// --client-secret-file FILE]`. The secret is the file's content, trimmed; it never appears on
+/// a command line.
+pub fn domain_add_body(
+    name: &str,
+    issuer: Option<&str>,
+    client_id: Option<&str>,
+    secret_file: Option<&FsPath>,
+) -> anyhow::Result<Value> {
+    let (Some(issuer), Some(client_id), Some(file)) = (issuer, client_id, secret_file) else {
+        if issuer.is_some() || client_id.is_some() || secret_file.is_some() {
+            anyhow::bail!(
+                "a federated domain needs --federated ISSUER_URL, --client-id ID and --client-secret-file FILE together"
+            );
+        }
+        return Ok(json!({ "name": name }));
+    };
+    valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
+    let raw = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
+        anyhow::anyhow!("cannot read the client secret file {}: {e}", file.display())
+    })?);
+    let secret = raw.trim();
+    if secret.is_empty() {
+        anyhow::bail!("the client secret file {} is empty", file.display());
+    }
+    Ok(json!({
+        "name": name,
+        "federated": { "issuer": issuer, "client_id": client_id, "client_secret": secret },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+
+    const ISS: &str = "https://idp.example/tid/v2.0";
+    const AUD: &str = "our-client";
+
+    struct Key {
+        enc: EncodingKey,
+        jwk: Value,
+    }
+
+    fn key(kid: &str) -> anyhow::Result<Key> {
+        let kp = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let raw = kp.public_key_raw().to_vec();
+        anyhow::ensure!(raw.len() == 65);
+        Ok(Key {
+            enc: EncodingKey::from_ec_pem(kp.serialize_pem().as_bytes())?,
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                "x": B64URL.encode(&raw[1..33]), "y": B64URL.encode(&raw[33..65]),
+            }),
+        })
+    }
+
+    fn token(k: &Key, kid: &str, claims: Value) -> anyhow::Result<String> {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(kid.into());
+        Ok(jsonwebtoken::encode(&h, &claims, &k.enc)?)
+    }
+
+    fn claims(now: i64) -> Value {
+        json!({ "iss": ISS, "aud": AUD, "sub": "s1", "exp": now + 300, "iat": now, "nbf": now,
+            "nonce": "n1", "preferred_username": "alice@fab.example", "name": "Alice" })
+    }
+
+    #[test]
+    fn id_token_checks() -> anyhow::Result<()> {
+        let now = unix_now();
+        let k1 = key("k1")?;
+        let k2 = key("k2")?;
+        let jwks = json!({ "keys": [
+            {"kty": "OKP", "crv": "X25519", "x": "AAAA", "kid": "junk"},
+            k1.jwk.clone(),
+        ] });
+        let good = token(&k1, "k1", claims(now))?;
+        let c = verify_id_token(&good, &jwks, ISS, AUD, "n1")?;
+        assert_eq!(c.sub, "s1");
+        assert_eq!(c.principal_name(), Some("alice@fab.example"));
+
+        let reject = |tok: &str, nonce: &str, why: &str| {
+            let r = verify_id_token(tok, &jwks, ISS, AUD, nonce);
+            assert!(
+                matches!(&r, Err(FederationError::IdToken(m)) if m.contains(why)),
+                "{why}: {r:?}"
+            );
+        };
+        reject(&good, "n2", "nonce");
+        let mut c = claims(now);
+        c["iss"] = json!("https://evil.example/v2.0");
+        reject(&token(&k1, "k1", c)?, "n1", "issuer");
+        let mut c = claims(now);
+        c["aud"] = json!("someone-else");
+        reject(&token(&k1, "k1", c)?, "n1", "audience");
+        let mut c = claims(now);
+        c["exp"] = json!(now - 3600);
+        reject(&token(&k1, "k1", c)?, "n1", "expired");
+        let mut c = claims(now);
+        c.as_object_mut().map(|o| o.remove("nonce"));
+        reject(&token(&k1, "k1", c)?, "n1", "nonce");
+        // Signed by a key that is not in the JWKS, under a kid that is.
+        reject(&token(&k2, "k1", claims(now))?, "n1", "signature");
+        reject(&token(&k2, "k2", claims(now))?, "n1", "no key");
+        // Tampered payload.
+        let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+        let mut c = claims(now);
+        c["preferred_username"] = json!("mallory@fab.example");
+        parts[1] = B64URL.encode(c.to_string());
+        reject(&parts.join("."), "n1", "signature");
+        // Another algorithm (HS256 with the public key as secret).
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(now),
+            &EncodingKey::from_secret(b"x"),
+        )?;
+        reject(&hs, "n1", "only ES256 and RS256");
+        Ok(())
+    }
+
+    #[test]
+    fn issuer_and_discovery_rules() {
+        assert!(valid_issuer("https://login.example.com/tid/v2.0").is_ok());
+        assert!(valid_issuer("http://login.example.com/").is_err());
+        assert!(valid_issuer("https://login.example.com/?x=1").is_err());
+        assert!(valid_issuer("login.example.com").is_err());
+        assert_eq!(
+            discovery_url("https://a.example/t/v2.0/"),
+            "https://a.example/t/v2.0/.well-known/openid-configuration"
+        );
+        let d = Discovery {
+            issuer: ISS.into(),
+            authorization_endpoint: "https://idp.example/authorize".into(),
+            token_endpoint: "https://idp.example/token".into(),
+            jwks_uri: "https://idp.example/keys".into(),
+        };
+        assert!(check_discovery(&d, ISS).is_ok());
+        assert!(check_discovery(&d, "https://idp.example/other/v2.0").is_err());
+        let plain = Discovery {
+            token_endpoint: "http://idp.example/token".into(),
+            ..d
+        };
+        assert!(check_discovery(&plain, ISS).is_err());
+    }
+
+    #[test]
+    fn pkce_and_taming() {
+        // RFC 7636 appendix B.
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(tame("access_denied<script>"), "access_deniedscript");
+    }
+}
