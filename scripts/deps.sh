@@ -35,3 +35,35 @@ if [ "${PASSTHRU_NEED_MSAL:-0}" = 1 ] && ! python3 -c 'import msal' >/dev/null 2
   echo "deps: installing msal (pip)" >&2
   python3 -m pip install -q msal 2>/dev/null || python3 -m pip install -q --break-system-packages msal
 fi
+
+# The browser test (crates/testkit/tests/browser.rs): headless Chromium and its driver, and, for
+# the relying party, Selenium and Authlib (PKCE, the code exchange, ID-token checks against the JWKS).
+if [ "${PASSTHRU_NEED_BROWSER:-0}" = 1 ]; then
+  need_browser=()
+  [ -x /usr/bin/chromium ] || need_browser+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+  if [ ${#need_browser[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "deps: missing ${need_browser[*]}; run as root (or install them) first" >&2
+      exit 1
+    fi
+    echo "deps: installing ${need_browser[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+      "${need_browser[@]}" fonts-dejavu-core; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2; rm -f "$apt_log"; exit 1
+    fi
+    rm -f "$apt_log"
+  fi
+  need_pip=()
+  python3 -c 'import selenium' >/dev/null 2>&1 || need_pip+=(selenium)
+  python3 -c 'import authlib' >/dev/null 2>&1 || need_pip+=(authlib)
+  python3 -c 'import requests' >/dev/null 2>&1 || need_pip+=(requests)
+  python3 -c 'import cryptography' >/dev/null 2>&1 || need_pip+=(cryptography)
+  if [ ${#need_pip[@]} -gt 0 ]; then
+    echo "deps: installing ${need_pip[*]} (pip)" >&2
+    python3 -m pip install -q "${need_pip[@]}" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "${need_pip[@]}"
+  fi
+fi

@@ -408,7 +408,14 @@ pub async fn login_username(
     {
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }
-    password_page(&t.name, &req.id, &req.csrf, &username, None)
+    password_page(
+        &t.name,
+        &req.id,
+        &req.csrf,
+        &username,
+        &req.redirect_uri,
+        None,
+    )
 }
 
 /// The password form. The password is zeroized when the form is dropped.
@@ -456,7 +463,14 @@ pub async fn login_password(
     let user = match check_password(&state, &attempt, f.password).await {
         Ok(u) => u,
         Err(e) => {
-            return password_page(&t.name, &req.id, &req.csrf, &username, Some((e.code, corr)))
+            return password_page(
+                &t.name,
+                &req.id,
+                &req.csrf,
+                &username,
+                &req.redirect_uri,
+                Some((e.code, corr)),
+            )
         }
     };
     complete_sign_in(&state, &t, &req, user.id, corr).await

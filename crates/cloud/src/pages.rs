@@ -128,20 +128,27 @@ pub fn username_page(
     } else {
         StatusCode::OK
     };
-    page(status, "Sign in", &body, "'self'")
+    // A federated name is answered with a redirect to the domain's identity provider, which
+    // browsers check against form-action: allow https destinations (the page has no other
+    // form and every value on it is escaped).
+    page(status, "Sign in", &body, "'self' https:")
 }
 
-/// The second page: the password for a known name.
+/// The second page: the password for a known name. A hidden username field lets password
+/// managers and assistive tools know whose password this is. Its form's answer redirects to the app's
+/// `redirect_uri`, so `form-action` must allow that origin too (browsers check it on redirects).
 pub fn password_page(
     tenant: &str,
     req: &str,
     csrf: &str,
     username: &str,
+    redirect_uri: &str,
     error: Option<(Aadsts, Uuid)>,
 ) -> Response {
     let body = format!(
         "<h1>Enter password</h1><p class=\"who\" id=\"who\">{u}</p>{}<form method=\"post\" action=\"/{t}/login/password\">\
 <input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<input type=\"text\" name=\"username\" value=\"{u}\" autocomplete=\"username\" hidden readonly>\
 <label for=\"password\">Password</label>\
 <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\
 <button type=\"submit\" id=\"signin\">Sign in</button></form>",
@@ -156,7 +163,13 @@ pub fn password_page(
     } else {
         StatusCode::OK
     };
-    page(status, "Enter password", &body, "'self'")
+    let form_action = match url::Url::parse(redirect_uri) {
+        Ok(u) if u.origin().is_tuple() => format!("'self' {}", u.origin().ascii_serialization()),
+        // A native app's custom scheme (`msal...://auth`): allow the scheme.
+        Ok(u) => format!("'self' {}:", u.scheme()),
+        Err(_) => "'self'".to_string(),
+    };
+    page(status, "Enter password", &body, &form_action)
 }
 
 /// A page for an error that cannot be sent back to the application.
