@@ -133,7 +133,12 @@ pub async fn device_code(
         .into_response())
 }
 
+/// The code form's CSRF token travels twice: in a `SameSite=Strict` cookie and in the form;
+/// a cross-site form post carries no cookie and is refused.
+const CSRF_COOKIE: &str = "passthru_device_csrf";
+
 fn code_page(tenant: &str, error: Option<&str>) -> Response {
+    let csrf = random_token();
     let err = error
         .map(|e| {
             format!(
@@ -144,17 +149,25 @@ fn code_page(tenant: &str, error: Option<&str>) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{err}\
-<form method=\"post\" action=\"/{t}/devicelogin\"><label for=\"user_code\">Code</label>\
+<form method=\"post\" action=\"/{t}/devicelogin\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"user_code\">Code</label>\
 <input type=\"text\" id=\"user_code\" name=\"user_code\" autocomplete=\"off\" required autofocus>\
 <button type=\"submit\" id=\"next\">Next</button></form>",
-        t = esc(tenant)
+        t = esc(tenant),
+        c = esc(&csrf)
     );
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    page(status, "Enter code", &body, "'self'")
+    let mut r = page(status, "Enter code", &body, "'self'");
+    let cookie =
+        format!("{CSRF_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=900");
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+        r.headers_mut().append("set-cookie", v);
+    }
+    r
 }
 
 /// `GET /{tenant}/devicelogin`
@@ -172,6 +185,8 @@ pub async fn code_entry(State(state): State<Shared>, Path(tenant): Path<String>)
 #[derive(Deserialize)]
 pub struct CodeForm {
     user_code: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 impl std::fmt::Debug for CodeForm {
@@ -184,9 +199,26 @@ impl std::fmt::Debug for CodeForm {
 pub async fn code_submit(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     axum::Form(f): axum::Form<CodeForm>,
 ) -> Response {
     let corr = Uuid::new_v4();
+    let cookie = crate::authorize::cookie_value(&headers, CSRF_COOKIE).unwrap_or_default();
+    let same = cookie.len() == f.csrf.len()
+        && cookie
+            .bytes()
+            .zip(f.csrf.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if f.csrf.is_empty() || !same {
+        let mut r = error_page(
+            Aadsts::InvalidRequest,
+            corr,
+            "This form has expired or was not ours (missing or wrong CSRF token). Open the code page again.",
+        );
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
     let t: Tenant = match state.store.tenant(&tenant).await {
         Ok(Some(t)) => t,
         _ => {

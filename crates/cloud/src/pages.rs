@@ -56,10 +56,13 @@ button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
 .who{color:#333;margin-bottom:8px}";
 
 /// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
-fn style_hash() -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
+fn style_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
+    })
 }
 
 /// A complete page with the security headers. `form_action` names where forms may post

@@ -20,7 +20,9 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 struct Browser {
     http: reqwest::Client,
     base: String,
+    /// The `Cookie` header this browser sends (all cookies it holds), or None.
     cookie: Option<String>,
+    jar: std::collections::BTreeMap<String, String>,
 }
 
 struct Page {
@@ -75,6 +77,7 @@ impl Browser {
             http,
             base: cloud.url.clone(),
             cookie: None,
+            jar: Default::default(),
         })
     }
 
@@ -84,12 +87,21 @@ impl Browser {
         for c in headers.get_all(SET_COOKIE) {
             let c = c.to_str()?;
             let kv = c.split(';').next().unwrap_or_default();
-            self.cookie = if kv.ends_with('=') {
-                None
-            } else {
-                Some(kv.to_string())
-            };
+            if let Some((k, v)) = kv.split_once('=') {
+                if v.is_empty() {
+                    self.jar.remove(k);
+                } else {
+                    self.jar.insert(k.to_string(), v.to_string());
+                }
+            }
         }
+        self.cookie = (!self.jar.is_empty()).then(|| {
+            self.jar
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         Ok(Page {
             status,
             headers,
@@ -750,13 +762,25 @@ async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
     // to the sign-in pages.
     let entry = b.get("/contoso/devicelogin").await?;
     assert!(entry.body.contains("id=\"user_code\""));
+    // Without the form's CSRF token (a cross-site post): refused.
+    let forged = b
+        .post("/contoso/devicelogin", &[("user_code", user_code.as_str())])
+        .await?;
+    assert_eq!(forged.status, 403);
+    let entry = b.get("/contoso/devicelogin").await?;
     let wrong = b
-        .post("/contoso/devicelogin", &[("user_code", "BBBB-BBBB")])
+        .post(
+            "/contoso/devicelogin",
+            &[("user_code", "BBBB-BBBB"), ("csrf", &entry.hidden("csrf"))],
+        )
         .await?;
     assert_eq!(wrong.status, 400);
     let typed = user_code.replace('-', "").to_lowercase();
     let first = b
-        .post("/contoso/devicelogin", &[("user_code", &typed)])
+        .post(
+            "/contoso/devicelogin",
+            &[("user_code", &typed), ("csrf", &wrong.hidden("csrf"))],
+        )
         .await?;
     assert_eq!(first.status, 200, "{}", first.body);
     let done = sign_in(&mut b, &first, "admin@contoso.example", &admin_pw).await?;
@@ -783,8 +807,12 @@ async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
     let (_, v) = poll(http.clone()).await?;
     assert_eq!(code_of(&v), Some(70008), "{v}");
     // The used code cannot be entered again.
+    let entry = b.get("/contoso/devicelogin").await?;
     let reused = b
-        .post("/contoso/devicelogin", &[("user_code", &user_code)])
+        .post(
+            "/contoso/devicelogin",
+            &[("user_code", &user_code), ("csrf", &entry.hidden("csrf"))],
+        )
         .await?;
     assert_eq!(reused.status, 400);
     Ok(())

@@ -199,6 +199,7 @@ impl Store {
                     .bind(tenant_id.to_string())
                     .execute(&mut *tx)
                     .await?;
+                self.domains_cache.clear();
                 Conversion::Converted
             }
         };

@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
+mod cache;
 pub mod device;
 pub mod federation;
 pub mod oidc;
@@ -299,6 +300,9 @@ pub struct RefreshRecord {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    tenants: std::sync::Arc<cache::TtlCache<Tenant>>,
+    apps: std::sync::Arc<cache::TtlCache<App>>,
+    pub(crate) domains_cache: std::sync::Arc<cache::TtlCache<Domain>>,
 }
 
 pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
@@ -330,7 +334,12 @@ impl Store {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(federation::SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(device::SCHEMA).execute(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            tenants: std::sync::Arc::new(cache::TtlCache::new()),
+            apps: std::sync::Arc::new(cache::TtlCache::new()),
+            domains_cache: std::sync::Arc::new(cache::TtlCache::new()),
+        })
     }
 
     /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so
@@ -369,12 +378,20 @@ impl Store {
 
     /// Finds a tenant by its name or its id.
     pub async fn tenant(&self, name_or_id: &str) -> Result<Option<Tenant>> {
+        let key = name_or_id.to_ascii_lowercase();
+        if let Some(t) = self.tenants.get(&key) {
+            return Ok(Some(t));
+        }
         let row = sqlx::query("SELECT * FROM tenants WHERE name = ? OR id = ?")
             .bind(name_or_id)
-            .bind(name_or_id.to_ascii_lowercase())
+            .bind(&key)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Self::tenant_row).transpose()
+        let t = row.as_ref().map(Self::tenant_row).transpose()?;
+        if let Some(t) = &t {
+            self.tenants.put(key, t.clone());
+        }
+        Ok(t)
     }
 
     pub async fn set_pta(&self, tenant_id: Uuid, enabled: bool) -> Result<()> {
@@ -383,6 +400,7 @@ impl Store {
             .bind(tenant_id.to_string())
             .execute(&self.pool)
             .await?;
+        self.tenants.clear();
         Ok(())
     }
 
@@ -416,11 +434,19 @@ impl Store {
 
     /// A domain by name, in any tenant (domain names are unique across the service).
     pub async fn domain(&self, name: &str) -> Result<Option<Domain>> {
+        let key = name.to_ascii_lowercase();
+        if let Some(d) = self.domains_cache.get(&key) {
+            return Ok(Some(d));
+        }
         let row = sqlx::query("SELECT * FROM domains WHERE name = ?")
-            .bind(name.to_ascii_lowercase())
+            .bind(&key)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(Self::domain_row).transpose()
+        let d = row.as_ref().map(Self::domain_row).transpose()?;
+        if let Some(d) = &d {
+            self.domains_cache.put(key, d.clone());
+        }
+        Ok(d)
     }
 
     pub async fn domains(&self, tenant_id: Uuid) -> Result<Vec<Domain>> {
@@ -503,9 +529,34 @@ impl Store {
             display_name,
             mail,
         } = *u;
+        const UPSERT: &str = "INSERT INTO users (id, tenant_id, upn, display_name, mail, source, immutable_id, created_at, last_sign_in)
+             VALUES (?, ?, ?, ?, ?, 'onprem', ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET upn = excluded.upn, display_name = excluded.display_name,
+                 mail = excluded.mail, last_sign_in = excluded.last_sign_in
+             RETURNING *";
+        let bind = |q: sqlx::query::Query<
+            'static,
+            sqlx::Sqlite,
+            sqlx::sqlite::SqliteArguments<'static>,
+        >| {
+            q.bind(id.to_string())
+                .bind(tenant_id.to_string())
+                .bind(upn.to_string())
+                .bind(display_name.map(str::to_string))
+                .bind(mail.map(str::to_string))
+                .bind(immutable_id.to_string())
+                .bind(now)
+                .bind(now)
+        };
+        // The common case, one statement: the user signs in again under the same name.
+        match bind(sqlx::query(UPSERT)).fetch_one(&self.pool).await {
+            Ok(row) => return Self::user_row(&row),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Another object holds this UPN (renamed or recreated in AD, or a user of the domain
+        // when it was federated): release it, then record this one.
         let mut tx = self.write_tx().await?;
-        // A different object may hold this UPN (renamed or recreated in AD, or a user of the
-        // domain when it was federated): release it.
         sqlx::query(
             "UPDATE users SET upn = upn || '#released-' || id
              WHERE tenant_id = ? AND upn = ?
@@ -516,27 +567,12 @@ impl Store {
         .bind(immutable_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, upn, display_name, mail, source, immutable_id, created_at, last_sign_in)
-             VALUES (?, ?, ?, ?, ?, 'onprem', ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET upn = excluded.upn, display_name = excluded.display_name,
-                 mail = excluded.mail, last_sign_in = excluded.last_sign_in",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(upn)
-        .bind(display_name)
-        .bind(mail)
-        .bind(immutable_id)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict(e, format!("user {upn}")))?;
+        let row = bind(sqlx::query(UPSERT))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, format!("user {upn}")))?;
         tx.commit().await?;
-        self.user_by_id(tenant_id, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {upn}")))
+        Self::user_row(&row)
     }
 
     pub async fn touch_sign_in(&self, user_id: Uuid, now: i64) -> Result<()> {
@@ -579,11 +615,23 @@ impl Store {
     }
 
     pub async fn app(&self, tenant_id: Uuid, client_id: &str) -> Result<Option<App>> {
+        let key = format!("{tenant_id}/{}", client_id.to_ascii_lowercase());
+        if let Some(a) = self.apps.get(&key) {
+            return Ok(Some(a));
+        }
         let row = sqlx::query("SELECT * FROM apps WHERE tenant_id = ? AND client_id = ?")
             .bind(tenant_id.to_string())
             .bind(client_id.to_ascii_lowercase())
             .fetch_optional(&self.pool)
             .await?;
+        let app = self.app_row(row)?;
+        if let Some(a) = &app {
+            self.apps.put(key, a.clone());
+        }
+        Ok(app)
+    }
+
+    fn app_row(&self, row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<App>> {
         row.map(|row| {
             let uris: String = row.try_get("redirect_uris")?;
             Ok(App {

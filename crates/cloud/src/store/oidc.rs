@@ -228,11 +228,15 @@ impl Store {
     /// Presents a refresh token: a live one is marked used (rotation); one already used
     /// revokes its whole family (a stolen token and its successors die together).
     pub async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // One atomic statement marks the token used and tells how often it was presented:
+        // no transaction round trips on the hot path.
+        let row = sqlx::query(
+            "UPDATE refresh_tokens SET used = used + 1 WHERE token_hash = ?
+             RETURNING tenant_id, user_id, client_id, scope, expires_at, family, auth_time, used",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else {
             return Ok(RefreshUse::Unknown);
         };
@@ -245,28 +249,16 @@ impl Store {
             family: row.try_get("family")?,
             auth_time: row.try_get("auth_time")?,
         };
-        let used = row.try_get::<i64, _>("used")? != 0;
-        if used {
+        if row.try_get::<i64, _>("used")? > 1 {
             sqlx::query("DELETE FROM refresh_tokens WHERE family = ?")
                 .bind(&rec.family)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-            tx.commit().await?;
             return Ok(RefreshUse::Reused);
         }
         if rec.expires_at <= now {
-            sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = ?")
-                .bind(token_hash)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
             return Ok(RefreshUse::Unknown);
         }
-        sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(RefreshUse::Fresh(rec))
     }
 
