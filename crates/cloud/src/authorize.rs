@@ -318,13 +318,7 @@ pub async fn authorize(
 /// Loads the pending request of a form and checks its CSRF token.
 async fn pending(state: &Shared, t: &Tenant, req: &str, csrf: &str) -> Option<AuthzRequest> {
     let r = state.store.authz(t.id, req, unix_now()).await.ok()??;
-    let ok = r.csrf.len() == csrf.len()
-        && r.csrf
-            .bytes()
-            .zip(csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
-    ok.then_some(r)
+    crate::issue::secrets_equal(&r.csrf, csrf).then_some(r)
 }
 
 async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tenant, Response> {

@@ -204,13 +204,7 @@ pub async fn code_submit(
 ) -> Response {
     let corr = Uuid::new_v4();
     let cookie = crate::authorize::cookie_value(&headers, CSRF_COOKIE).unwrap_or_default();
-    let same = cookie.len() == f.csrf.len()
-        && cookie
-            .bytes()
-            .zip(f.csrf.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
-    if f.csrf.is_empty() || !same {
+    if f.csrf.is_empty() || !crate::issue::secrets_equal(&cookie, &f.csrf) {
         let mut r = error_page(
             Aadsts::InvalidRequest,
             corr,

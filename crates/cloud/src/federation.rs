@@ -37,6 +37,7 @@ use zeroize::Zeroizing;
 
 use crate::admin_api::{authorize as admin_authorize, GLOBAL_ADMIN};
 use crate::authorize::{complete_sign_in, cookie_value};
+use crate::issue::secrets_equal;
 use crate::issue::{hash_secret, random_token};
 use crate::oauth_error::ApiError;
 use crate::pages::error_page;
@@ -288,15 +289,6 @@ fn pkce_challenge(verifier: &str) -> String {
     B64URL.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// Compares two strings without an early exit.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// The claims of an upstream ID token we use.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdClaims {
@@ -389,7 +381,7 @@ pub fn verify_id_token(
                 if c.sub.is_empty() || c.sub.len() > 255 {
                     return Err(bad("the sub claim is empty or too long".into()));
                 }
-                if !c.nonce.as_deref().is_some_and(|n| same(n, nonce)) {
+                if !c.nonce.as_deref().is_some_and(|n| secrets_equal(n, nonce)) {
                     return Err(bad("the nonce is missing or not ours".into()));
                 }
                 if c.azp.as_deref().is_some_and(|a| a != client_id) {
@@ -733,7 +725,7 @@ async fn finish_round_trip(
 ) -> Response {
     let refused = || refused(corr);
     let bound = cookie_value(headers, BROWSER_COOKIE)
-        .is_some_and(|v| same(&hash_secret(&v), &st.browser_hash));
+        .is_some_and(|v| secrets_equal(hash_secret(&v), &st.browser_hash));
     if !bound {
         tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback from a browser that did not start the sign-in");
         return refused();

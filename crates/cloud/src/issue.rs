@@ -28,6 +28,12 @@ pub fn hash_secret(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Compares two secrets (tokens, hashes, CSRF values) in constant time.
+pub fn secrets_equal(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.as_ref().ct_eq(b.as_ref()).into()
+}
+
 /// 32 random bytes, base64url: codes, refresh tokens, session ids, client secrets.
 pub fn random_token() -> String {
     let mut raw = [0u8; 32];

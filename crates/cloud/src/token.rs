@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::issue::secrets_equal;
 use crate::issue::{app_token, hash_secret, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
 use crate::server::ClientInfo;
@@ -58,11 +59,6 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
     let text = std::str::from_utf8(&raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), Zeroizing::new(secret.to_string())))
-}
-
-/// Compares two equal-purpose byte strings without an early exit.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn authenticate_client(
@@ -111,7 +107,7 @@ async fn authenticate_client(
     let ok = app
         .secret_hash
         .as_deref()
-        .is_some_and(|h| same(hash_secret(&secret).as_bytes(), h.as_bytes()));
+        .is_some_and(|h| secrets_equal(hash_secret(&secret).as_bytes(), h.as_bytes()));
     if !ok {
         return Err(OAuthError::new(Aadsts::InvalidClientSecret, corr));
     }
@@ -222,7 +218,7 @@ pub async fn token(
             }
             match (&c.code_challenge, form.code_verifier.as_deref()) {
                 (Some(challenge), Some(verifier)) => {
-                    if !same(pkce_s256(verifier).as_bytes(), challenge.as_bytes()) {
+                    if !secrets_equal(pkce_s256(verifier).as_bytes(), challenge.as_bytes()) {
                         return Err(OAuthError::new(Aadsts::PkceMismatch, corr));
                     }
                 }
@@ -392,8 +388,8 @@ mod tests {
             "Basic !!!".parse().unwrap_or_else(|_| unreachable!()),
         );
         assert!(basic_auth(&h).is_none());
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"ab"));
+        assert!(secrets_equal(b"abc", b"abc"));
+        assert!(!secrets_equal(b"abc", b"abd"));
+        assert!(!secrets_equal(b"abc", b"ab"));
     }
 }
