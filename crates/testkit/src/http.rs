@@ -2,7 +2,7 @@
 //! make with it (the password grant, the JWKS) plus ID token verification. [`SignInClient`]
 //! bundles the client, the cloud's URL and an app's client id for tests that sign in often.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,21 +16,27 @@ pub const DEFAULT_SCOPE: &str = "openid profile offline_access";
 
 /// A reqwest client trusting exactly `ca_file`.
 pub fn client(ca_file: &Path) -> anyhow::Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca_file)
-        .with_context(|| format!("reading {}", ca_file.display()))?
-    {
-        roots.add(c?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .use_preconfigured_tls(tls_trusting(&[ca_file.to_path_buf()])?)
         .timeout(Duration::from_secs(30))
         .build()?)
+}
+
+/// A rustls client configuration trusting exactly the CAs in `ca_files`.
+pub fn tls_trusting(ca_files: &[PathBuf]) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca_file in ca_files {
+        for c in CertificateDer::pem_file_iter(ca_file)
+            .with_context(|| format!("reading {}", ca_file.display()))?
+        {
+            roots.add(c?)?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The answer of a token request: the JSON body and the HTTP status.

@@ -5,10 +5,12 @@
 //! - [`bed`]: the test bed as tests see it (`testbed.json`, `PASSTHRU_TESTBED`);
 //! - [`procs`]: the cloud and agents as real processes;
 //! - [`fixture`]: a tenant with a managed domain, an app, an agent and PTA on, step by step;
+//! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`scan`]: the password scan.
 
 pub mod bed;
+pub mod browser;
 pub mod fixture;
 pub mod forest;
 pub mod http;

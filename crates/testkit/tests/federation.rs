@@ -8,149 +8,15 @@
 //! known federated user (same object id), and the conversion of the domain to managed (the
 //! username page then leads to the password page). Cloud-only users: no Samba needed.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::time::Duration;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
+use passthru_testkit::browser::{FormBrowser, Page};
 use passthru_testkit::http::verify_with_jwks;
 use passthru_testkit::procs::{fresh_dir, recorded_secret, Cloud};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
 const APP_REDIRECT: &str = "http://127.0.0.1:9/callback";
 const ALICE: &str = "alice@fab.example";
-
-/// A browser-like client: no automatic redirects; cookies kept by hand, per origin (both
-/// clouds are on 127.0.0.1, on different ports, standing for two different hosts).
-struct Browser {
-    http: reqwest::Client,
-    jar: HashMap<String, BTreeMap<String, String>>,
-}
-
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn hidden(&self, name: &str) -> String {
-        let key = format!("name=\"{name}\" value=\"");
-        self.body
-            .split(&key)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn location(&self) -> String {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn query(&self) -> HashMap<String, String> {
-        url::Url::parse(&self.location())
-            .map(|u| u.query_pairs().into_owned().collect())
-            .unwrap_or_default()
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-fn origin(url: &str) -> String {
-    url::Url::parse(url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default()
-}
-
-impl Browser {
-    fn new(ca_files: &[PathBuf]) -> anyhow::Result<Browser> {
-        use rustls::pki_types::pem::PemObject as _;
-        let mut roots = rustls::RootCertStore::empty();
-        for f in ca_files {
-            for c in rustls::pki_types::CertificateDer::pem_file_iter(f)? {
-                roots.add(c?)?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Browser {
-            http,
-            jar: HashMap::new(),
-        })
-    }
-
-    fn cookie_header(&self, url: &str) -> Option<String> {
-        let cookies = self.jar.get(&origin(url))?;
-        (!cookies.is_empty()).then(|| {
-            cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    async fn finish(&mut self, url: &str, r: reqwest::Response) -> anyhow::Result<Page> {
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let jar = self.jar.entry(origin(url)).or_default();
-        for c in headers.get_all(SET_COOKIE) {
-            let c = c.to_str()?;
-            let kv = c.split(';').next().unwrap_or_default();
-            let Some((k, v)) = kv.split_once('=') else {
-                continue;
-            };
-            if v.is_empty() || c.contains("Max-Age=0") {
-                jar.remove(k.trim());
-            } else {
-                jar.insert(k.trim().to_string(), v.to_string());
-            }
-        }
-        Ok(Page {
-            status,
-            headers,
-            body: r.text().await?,
-        })
-    }
-
-    async fn get(&mut self, url: &str) -> anyhow::Result<Page> {
-        let mut req = self.http.get(url);
-        if let Some(c) = self.cookie_header(url) {
-            req = req.header("cookie", c);
-        }
-        let r = req.send().await?;
-        self.finish(url, r).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> anyhow::Result<Page> {
-        let mut req = self.http.post(url).form(form);
-        if let Some(c) = self.cookie_header(url) {
-            req = req.header("cookie", c);
-        }
-        let r = req.send().await?;
-        self.finish(url, r).await
-    }
-}
 
 fn pkce() -> (String, String) {
     use sha2::Digest as _;
@@ -176,7 +42,7 @@ fn authorize_url(base: &str, client_id: &str, challenge: &str, state: &str, nonc
 
 /// B's authorize then B's username page with `username`: returns that page's answer.
 async fn start_at_b(
-    br: &mut Browser,
+    br: &mut FormBrowser,
     b: &Cloud,
     web: &str,
     challenge: &str,
@@ -272,8 +138,8 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     std::fs::write(&secret_file, format!("{upstream_secret}\n"))?;
     let secret_path = secret_file.display().to_string();
 
-    let mut br = Browser::new(&[a.ca_file(), b.ca_file()])?;
-    let http = br.http.clone();
+    let mut br = FormBrowser::trusting(&[a.ca_file(), b.ca_file()], &b.url)?;
+    let http = br.http().clone();
     let discovery: Value = http
         .get(format!(
             "{}/fabrikam-idp/v2.0/.well-known/openid-configuration",
@@ -558,7 +424,7 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     let (_, challenge) = pkce();
     let to_idp = start_at_b(&mut br, &b, &web, &challenge, "s6", "n6", ALICE).await?;
     let up_state = to_idp.query().get("state").cloned().unwrap_or_default();
-    let mut other = Browser::new(&[a.ca_file(), b.ca_file()])?;
+    let mut other = FormBrowser::trusting(&[a.ca_file(), b.ca_file()], &b.url)?;
     let foreign = other
         .get(&format!(
             "{callback}?code=some-code&state={}",

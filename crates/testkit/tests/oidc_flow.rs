@@ -3,130 +3,18 @@
 //! rules, code replay, refresh rotation with reuse detection, client credentials, userinfo
 //! and logout. Pass-through sign-ins go through a real agent and the Samba forest.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use passthru_testkit::bed;
+use passthru_testkit::browser::{FormBrowser, Page};
 use passthru_testkit::http::verify_with_jwks;
 use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 use serde_json::Value;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-/// A browser-like client: no automatic redirects, cookies kept by hand.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    /// The `Cookie` header this browser sends (all cookies it holds), or None.
-    cookie: Option<String>,
-    jar: std::collections::BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn hidden(&self, name: &str) -> String {
-        let key = format!("name=\"{name}\" value=\"");
-        self.body
-            .split(&key)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn location(&self) -> String {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn query(&self) -> HashMap<String, String> {
-        url::Url::parse(&self.location())
-            .map(|u| u.query_pairs().into_owned().collect())
-            .unwrap_or_default()
-    }
-}
-
-impl Browser {
-    fn new(cloud: &Cloud) -> anyhow::Result<Browser> {
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::pem::PemObject as _;
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(cloud.ca_file())? {
-            roots.add(c?)?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Browser {
-            http,
-            base: cloud.url.clone(),
-            cookie: None,
-            jar: Default::default(),
-        })
-    }
-
-    async fn finish(&mut self, r: reqwest::Response) -> anyhow::Result<Page> {
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        for c in headers.get_all(SET_COOKIE) {
-            let c = c.to_str()?;
-            let kv = c.split(';').next().unwrap_or_default();
-            if let Some((k, v)) = kv.split_once('=') {
-                if v.is_empty() {
-                    self.jar.remove(k);
-                } else {
-                    self.jar.insert(k.to_string(), v.to_string());
-                }
-            }
-        }
-        self.cookie = (!self.jar.is_empty()).then(|| {
-            self.jar
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        Ok(Page {
-            status,
-            headers,
-            body: r.text().await?,
-        })
-    }
-
-    async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Page> {
-        let mut req = self.http.get(format!("{}{path_and_query}", self.base));
-        if let Some(c) = &self.cookie {
-            req = req.header("cookie", c);
-        }
-        let r = req.send().await?;
-        self.finish(r).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<Page> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).form(form);
-        if let Some(c) = &self.cookie {
-            req = req.header("cookie", c);
-        }
-        let r = req.send().await?;
-        self.finish(r).await
-    }
-}
 
 fn pkce() -> (String, String) {
     use sha2::Digest as _;
@@ -158,7 +46,7 @@ fn urlencode(s: &str) -> String {
 
 /// Username page, then password page; returns the final answer.
 async fn sign_in(
-    b: &mut Browser,
+    b: &mut FormBrowser,
     first: &Page,
     username: &str,
     password: &str,
@@ -242,7 +130,7 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
     cloud.wait_active_agents(1, Duration::from_secs(30))?;
     cloud.admin(&["pta", "enable"])?;
     let good = corp.user("good")?;
-    let mut b = Browser::new(&cloud)?;
+    let mut b = FormBrowser::new(&cloud.ca_file(), &cloud.url)?;
 
     // An unregistered redirect URI: an error page, never a redirect.
     let bad = b
@@ -337,7 +225,7 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
     assert!(done.location().starts_with(REDIRECT));
     assert_eq!(q.get("state").map(String::as_str), Some("state-1"));
     let code = q.get("code").cloned().unwrap_or_default();
-    assert!(b.cookie.is_some(), "a session cookie is set");
+    assert!(b.cookie_header("/").is_some(), "a session cookie is set");
     let cookie_header = done
         .headers
         .get(SET_COOKIE)
@@ -348,7 +236,7 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
     }
 
     // PKCE mismatch, then the right verifier; then the code again (replay).
-    let http = b.http.clone();
+    let http = b.http().clone();
     let base = cloud.url.clone();
     let (st, v) = redeem(
         &http,
@@ -710,8 +598,8 @@ async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
         .admin(&["app", "add", "TV app", "--public"])?
         .trim()
         .to_string();
-    let mut b = Browser::new(&cloud)?;
-    let http = b.http.clone();
+    let mut b = FormBrowser::new(&cloud.ca_file(), &cloud.url)?;
+    let http = b.http().clone();
     let base = cloud.url.clone();
 
     let start: Value = http

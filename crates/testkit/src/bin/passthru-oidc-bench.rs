@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
+use passthru_testkit::browser::{hidden, no_redirect_client};
 use passthru_testkit::procs::{fresh_dir, Agent, Cloud, ForestEntry};
 use serde_json::Value;
 use sha2::Digest as _;
@@ -67,15 +68,6 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     Ok(ticks / 100.0) // USER_HZ is 100 on Linux
-}
-
-fn hidden(body: &str, name: &str) -> String {
-    let key = format!("name=\"{name}\" value=\"");
-    body.split(&key)
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// One full browser sign-in; returns the refresh token.
@@ -223,25 +215,8 @@ async fn main() -> anyhow::Result<()> {
         .pid()
         .ok_or_else(|| anyhow!("the cloud is not running"))?;
     let good = corp.user("good")?.clone();
-    let http = {
-        // Trust only the cloud's CA; no automatic redirects: the code comes in Location.
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::pem::PemObject as _;
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(cloud.ca_file())? {
-            roots.add(c?)?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()?
-    };
+    // Trust only the cloud's CA; no automatic redirects: the code comes in Location.
+    let http = no_redirect_client(&cloud.ca_file())?;
     let base = cloud.url.clone();
 
     // Warm up (connections, page cache, the DC's caches).
