@@ -25,14 +25,22 @@ pub async fn validate_request<V: Validator + ?Sized>(
             win32: Win32::LogonFailure,
         };
     }
-    let verdict = validator
-        .validate(&payload.username, &payload.password)
-        .await;
+    // The directory work ends with the request's deadline: past it the cloud has answered
+    // the user already, and a slow DC must not hold a validation slot for longer.
+    let budget = std::time::Duration::from_millis(request.expires_at_ms.saturating_sub(now_ms));
+    let verdict = tokio::time::timeout(
+        budget,
+        validator.validate(&payload.username, &payload.password),
+    )
+    .await;
     drop(payload);
     match verdict {
-        Ok(Verdict::Accepted(user)) => Outcome::Success(user),
-        Ok(Verdict::Denied(win32)) => Outcome::Denied { win32 },
-        Err(error) => Outcome::Error { error },
+        Ok(Ok(Verdict::Accepted(user))) => Outcome::Success(user),
+        Ok(Ok(Verdict::Denied(win32))) => Outcome::Denied { win32 },
+        Ok(Err(error)) => Outcome::Error { error },
+        Err(_) => Outcome::Error {
+            error: passthru_proto::AgentError::DirectoryTimeout,
+        },
     }
 }
 
@@ -69,6 +77,10 @@ mod tests {
                     mail: None,
                 })),
                 ("down@corp.example.test", _) => Err(AgentError::DirectoryUnreachable),
+                ("slow@corp.example.test", _) => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(Verdict::Denied(Win32::LogonFailure))
+                }
                 _ => Ok(Verdict::Denied(Win32::LogonFailure)),
             }
         }
@@ -127,6 +139,19 @@ mod tests {
             }
         );
 
+        // A directory slower than the request's deadline: the validation ends at the
+        // deadline (here 10 s after NOW, checked at NOW + 9.9 s) with a time-out.
+        let slow = sealed(&public, ids, "slow@corp.example.test", "x").ok_or("seal")?;
+        let started = std::time::Instant::now();
+        let out = validate_request(&adm, &fake, &slow, NOW + 9_900).await;
+        assert_eq!(
+            out,
+            Outcome::Error {
+                error: AgentError::DirectoryTimeout
+            }
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+
         let down = sealed(&public, ids, "down@corp.example.test", "x").ok_or("seal")?;
         let out = validate_request(&adm, &fake, &down, NOW).await;
         assert_eq!(
@@ -135,7 +160,7 @@ mod tests {
                 error: AgentError::DirectoryUnreachable
             }
         );
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
 
         // An empty password is denied without asking the directory.
         let empty = sealed(&public, ids, "alice@corp.example.test", "").ok_or("seal")?;
@@ -146,7 +171,7 @@ mod tests {
                 win32: Win32::LogonFailure
             }
         );
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
 
         // A refused request never reaches the directory either.
         let out = validate_request(&adm, &fake, &ok, NOW).await;
@@ -164,7 +189,7 @@ mod tests {
                 error: AgentError::Expired
             }
         );
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
         Ok(())
     }
 }
