@@ -203,12 +203,3 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
     let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
     tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
 }
-
-/// Whether the agent counts as active (connected now).
-pub fn is_active(state: &Shared, tenant_id: Uuid, agent_id: Uuid) -> bool {
-    state
-        .gateway
-        .connected(tenant_id)
-        .iter()
-        .any(|c| c.agent_id == agent_id)
-}

@@ -49,6 +49,7 @@ pub struct PtaSetup<'a> {
     admin_password: Option<String>,
     domain: bool,
     app: Option<String>,
+    redirect_uris: Vec<String>,
     agent: AgentStage,
     pta: bool,
 }
@@ -63,6 +64,7 @@ impl<'a> PtaSetup<'a> {
             admin_password: None,
             domain: true,
             app: Some("Test app".to_string()),
+            redirect_uris: Vec::new(),
             agent: AgentStage::Running,
             pta: true,
         }
@@ -83,6 +85,12 @@ impl<'a> PtaSetup<'a> {
     /// The public app is called `name`.
     pub fn app(mut self, name: &str) -> Self {
         self.app = Some(name.to_string());
+        self
+    }
+
+    /// Registers `uri` as a redirect URI of the public app (repeatable).
+    pub fn redirect_uri(mut self, uri: &str) -> Self {
+        self.redirect_uris.push(uri.to_string());
         self
     }
 
@@ -131,7 +139,7 @@ impl<'a> PtaSetup<'a> {
                 .admin(&["domain", "add", &self.forest.upn_suffix])?;
         }
         if let Some(app) = &self.app {
-            tenant.client_id = Some(tenant.add_public_app(app)?);
+            tenant.client_id = Some(tenant.add_public_app_with(app, &self.redirect_uris)?);
         }
         let forests = [ForestEntry::for_forest(self.forest)];
         tenant.agent = match self.agent {
@@ -181,11 +189,20 @@ impl PtaTenant {
 
     /// Adds a public app called `name` and returns its client id (what `app add` prints).
     pub fn add_public_app(&self, name: &str) -> anyhow::Result<String> {
-        Ok(self
-            .cloud
-            .admin(&["app", "add", name, "--public"])?
-            .trim()
-            .to_string())
+        self.add_public_app_with(name, &[])
+    }
+
+    /// Adds a public app with redirect URIs and returns its client id.
+    pub fn add_public_app_with(
+        &self,
+        name: &str,
+        redirect_uris: &[String],
+    ) -> anyhow::Result<String> {
+        let mut args = vec!["app", "add", name, "--public"];
+        for uri in redirect_uris {
+            args.extend(["--redirect-uri", uri.as_str()]);
+        }
+        Ok(self.cloud.admin(&args)?.trim().to_string())
     }
 
     /// Registers an agent for `forests` as the tenant's admin, state in [`PtaTenant::dir`].

@@ -9,8 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use passthru_testkit::bed;
 use passthru_testkit::browser::{FormBrowser, Page};
+use passthru_testkit::fixture::{contoso_cloud, PtaSetup};
 use passthru_testkit::http::verify_with_jwks;
-use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, Cloud, ForestEntry};
+use passthru_testkit::procs::fresh_dir;
 use reqwest::header::SET_COOKIE;
 use serde_json::Value;
 
@@ -87,48 +88,13 @@ fn code_of(v: &Value) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
     let corp = bed::corp()?;
-    let dir = fresh_dir("oidc")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
-    cloud.admin(&["domain", "add", &corp.upn_suffix])?;
-    let client_id = cloud
-        .admin(&["app", "add", "Web", "--public", "--redirect-uri", REDIRECT])?
-        .trim()
-        .to_string();
-    let other_client = cloud
-        .admin(&[
-            "app",
-            "add",
-            "Other",
-            "--public",
-            "--redirect-uri",
-            REDIRECT,
-        ])?
-        .trim()
-        .to_string();
-    let forest = ForestEntry {
-        name: corp.dns_name.clone(),
-        upn_suffixes: vec![corp.upn_suffix.clone()],
-        domain_controllers: vec![corp.ldaps_url.clone()],
-        ca_file: corp.ca_file.clone(),
-    };
-    let mut agent = Agent::register(
-        &cloud,
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        &[forest],
-    )?;
-    agent.run()?;
-    cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    cloud.admin(&["pta", "enable"])?;
+    let t = PtaSetup::new(&fresh_dir("oidc")?, &corp)
+        .app("Web")
+        .redirect_uri(REDIRECT)
+        .start()?;
+    let cloud = &t.cloud;
+    let client_id = t.client_id()?.to_string();
+    let other_client = t.add_public_app_with("Other", &[REDIRECT.to_string()])?;
     let good = corp.user("good")?;
     let mut b = FormBrowser::new(&cloud.ca_file(), &cloud.url)?;
 
@@ -516,15 +482,8 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
-    let dir = fresh_dir("keys")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
+    let cloud = contoso_cloud(&fresh_dir("keys")?)?;
+    let admin_pw = cloud.admin_password.clone();
     let client_id = cloud
         .admin(&["app", "add", "CLI", "--public"])?
         .trim()
@@ -585,15 +544,8 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
-    let dir = fresh_dir("device")?;
-    let admin_pw = recorded_secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
+    let cloud = contoso_cloud(&fresh_dir("device")?)?;
+    let admin_pw = cloud.admin_password.clone();
     let client_id = cloud
         .admin(&["app", "add", "TV app", "--public"])?
         .trim()

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
 use passthru_testkit::browser::{hidden, no_redirect_client};
-use passthru_testkit::procs::{fresh_dir, Agent, Cloud, ForestEntry};
+use passthru_testkit::fixture::PtaSetup;
+use passthru_testkit::procs::fresh_dir;
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -174,43 +175,12 @@ async fn main() -> anyhow::Result<()> {
     let o = parse_opts()?;
     let corp = passthru_testkit::bed::corp().context("starting the Samba forest")?;
     let dir = fresh_dir("bench-oidc")?;
-    let admin_pw = passthru_testkit::bed::secret("Adm1n");
-    let cloud = Cloud::start(
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        "127.0.0.1:0",
-    )?;
-    cloud.admin(&["domain", "add", &corp.upn_suffix])?;
-    let client_id = cloud
-        .admin(&[
-            "app",
-            "add",
-            "Bench",
-            "--public",
-            "--redirect-uri",
-            REDIRECT,
-        ])?
-        .trim()
-        .to_string();
-    let forest = ForestEntry {
-        name: corp.dns_name.clone(),
-        upn_suffixes: vec![corp.upn_suffix.clone()],
-        domain_controllers: vec![corp.ldaps_url.clone()],
-        ca_file: corp.ca_file.clone(),
-    };
-    let mut agent = Agent::register(
-        &cloud,
-        &dir,
-        "contoso",
-        "admin@contoso.example",
-        &admin_pw,
-        &[forest],
-    )?;
-    agent.run()?;
-    cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    cloud.admin(&["pta", "enable"])?;
+    let t = PtaSetup::new(&dir, &corp)
+        .app("Bench")
+        .redirect_uri(REDIRECT)
+        .start()?;
+    let cloud = &t.cloud;
+    let client_id = t.client_id()?.to_string();
     let pid = cloud
         .pid()
         .ok_or_else(|| anyhow!("the cloud is not running"))?;
@@ -300,8 +270,7 @@ async fn main() -> anyhow::Result<()> {
         rate / 2000.0,
         (cpu_seconds(pid)? - cpu1) * 1000.0 / n.max(1.0)
     );
-    drop(agent);
-    drop(cloud);
+    drop(t);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
