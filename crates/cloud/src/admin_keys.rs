@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::admin_api::{authorize, GLOBAL_ADMIN};
+use crate::admin_api::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
 use crate::tokens::{generate_signing_key, KEY_KEEP_SECS};
@@ -18,7 +18,7 @@ pub async fn rotate(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = authorize(&state, &tenant, &headers, &[GLOBAL_ADMIN]).await?;
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_KEYS).await?;
     let key = generate_signing_key().map_err(ApiError::internal)?;
     let now = unix_now();
     state.store.rotate_signing_key(&key, now).await?;
@@ -42,7 +42,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &tenant, &headers, &[GLOBAL_ADMIN]).await?;
+    authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
     let jwks = state.signer.jwks();
     Ok(Json(json!({
         "current": jwks.first().map(|k| k.kid.clone()),

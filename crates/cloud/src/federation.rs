@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::admin_api::{authorize as admin_authorize, GLOBAL_ADMIN};
+use crate::admin_api::{authorize as admin_authorize, ops};
 use crate::authorize::{complete_sign_in, cookie_value};
 use crate::issue::secrets_equal;
 use crate::issue::{hash_secret, random_token};
@@ -933,7 +933,7 @@ pub async fn convert_domain(
     headers: HeaderMap,
     Json(body): Json<ConvertBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = admin_authorize(&state, &tenant, &headers, &[GLOBAL_ADMIN]).await?;
+    let (t, admin) = admin_authorize(&state, &tenant, &headers, ops::CONVERT_DOMAIN).await?;
     if body.to != "managed" {
         return Err(ApiError::bad_request(format!(
             "A domain can be converted to \"managed\" only (not \"{}\").",

@@ -40,7 +40,7 @@ pub async fn create_tenant(
     if admin_password.chars().count() < 8 {
         anyhow::bail!("the admin password must have at least 8 characters");
     }
-    if store.domain(domain).await?.is_some() {
+    if store.domain_any(domain).await?.is_some() {
         anyhow::bail!(
             "domain '{domain}' already belongs to a tenant: use another admin UPN domain"
         );
@@ -49,7 +49,9 @@ pub async fn create_tenant(
     let id = Uuid::new_v4();
     let now = unix_now();
     store.create_tenant(id, tenant, now).await?;
-    store.add_domain(id, domain, DomainKind::Cloud, now).await?;
+    store
+        .add_domain(id, domain, DomainKind::Cloud, None, now)
+        .await?;
     store
         .add_cloud_user(id, admin_upn, &hash, GLOBAL_ADMIN, now)
         .await?;

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod passwords;
 pub mod pki;
 pub mod server;
+pub mod settings;
 pub mod signin;
 pub mod state;
 pub mod store;

@@ -25,7 +25,7 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, admin_keys, agent_ws, authorize, device, federation, sts, token};
+use crate::{admin_api, agent_ws, authorize, device, federation, sts, token};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -94,35 +94,7 @@ pub fn router(state: Shared) -> Router {
             get(authorize::userinfo).post(authorize::userinfo),
         )
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
-        .route(
-            "/{tenant}/admin/agents/register",
-            post(admin_api::register_agent),
-        )
-        .route("/{tenant}/admin/agents", get(admin_api::list_agents))
-        .route(
-            "/{tenant}/admin/agents/{id}/revoke",
-            post(admin_api::revoke_agent),
-        )
-        .route(
-            "/{tenant}/admin/domains",
-            get(admin_api::list_domains).post(admin_api::add_domain),
-        )
-        .route(
-            "/{tenant}/admin/domains/{name}/convert",
-            post(federation::convert_domain),
-        )
-        .route("/{tenant}/admin/apps", post(admin_api::add_app))
-        .route(
-            "/{tenant}/admin/users",
-            get(admin_api::list_users).post(admin_api::add_user),
-        )
-        .route(
-            "/{tenant}/admin/pta",
-            get(admin_api::get_pta).post(admin_api::set_pta),
-        )
-        .route("/{tenant}/admin/signins", get(admin_api::list_sign_ins))
-        .route("/{tenant}/admin/keys", get(admin_keys::list))
-        .route("/{tenant}/admin/keys/rotate", post(admin_keys::rotate))
+        .nest("/{tenant}/admin", admin_api::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -153,7 +153,7 @@ async fn pass_through(
         username: username.to_string(),
         password,
     };
-    let timeout = Duration::from_millis(attempt.tenant.request_timeout_ms.max(100));
+    let timeout = Duration::from_millis(attempt.tenant.settings.request_deadline_ms.max(100));
     let started = Instant::now();
     let reply = state
         .gateway

@@ -11,9 +11,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
+pub mod admin;
 mod cache;
 pub mod device;
 pub mod federation;
+mod migrate;
 pub mod oidc;
 
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
@@ -153,7 +155,7 @@ pub struct Tenant {
     pub id: Uuid,
     pub name: String,
     pub pta_enabled: bool,
-    pub request_timeout_ms: u64,
+    pub settings: crate::settings::Settings,
 }
 
 /// How a domain's users sign in.
@@ -185,13 +187,18 @@ impl DomainKind {
     }
 }
 
-/// A verified domain of a tenant.
+/// A domain of a tenant. Only a verified domain takes part in sign-in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Domain {
     pub name: String,
     #[serde(skip)]
     pub tenant_id: Uuid,
     pub kind: DomainKind,
+    /// Whether the tenant proved control of the domain (DNS TXT record).
+    pub verified: bool,
+    /// The value of the TXT record that proves control.
+    #[serde(skip)]
+    pub verification_code: Option<String>,
 }
 
 /// A user as the cloud knows it (never with a password; `password_hash` only for cloud-only
@@ -210,6 +217,11 @@ pub struct User {
     pub source: String,
     pub immutable_id: Option<String>,
     pub role: String,
+    /// False when an administrator blocked the user's sign-in in the cloud.
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub last_sign_in: Option<i64>,
 }
 
 /// What a successful pass-through sign-in tells the cloud about an on-premises user.
@@ -331,9 +343,9 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        sqlx::raw_sql(federation::SCHEMA).execute(&pool).await?;
-        sqlx::raw_sql(device::SCHEMA).execute(&pool).await?;
+        migrate::run(&pool)
+            .await
+            .map_err(|e| StoreError::Db(e.into()))?;
         Ok(Store {
             pool,
             tenants: std::sync::Arc::new(cache::TtlCache::new()),
@@ -372,8 +384,52 @@ impl Store {
             id: uuid_col(row, "id")?,
             name: row.try_get("name")?,
             pta_enabled: row.try_get::<i64, _>("pta_enabled")? != 0,
-            request_timeout_ms: row.try_get::<i64, _>("request_timeout_ms")?.max(0) as u64,
+            settings: crate::settings::Settings::default(),
         })
+    }
+
+    async fn load_settings(&self, t: &mut Tenant) -> Result<()> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM tenant_settings WHERE tenant_id = ?")
+                .bind(t.id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut skipped = Vec::new();
+        t.settings = crate::settings::Settings::from_pairs(
+            rows.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &mut skipped,
+        );
+        for e in skipped {
+            tracing::warn!(tenant = %t.name, "stored setting ignored, default used: {e}");
+        }
+        Ok(())
+    }
+
+    /// Stores a tenant's settings (only those that differ from the defaults are kept).
+    pub async fn save_settings(
+        &self,
+        tenant_id: Uuid,
+        settings: &crate::settings::Settings,
+    ) -> Result<()> {
+        let defaults = crate::settings::Settings::default().pairs();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM tenant_settings WHERE tenant_id = ?")
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for ((k, v), (_, d)) in settings.pairs().into_iter().zip(defaults) {
+            if v != d {
+                sqlx::query("INSERT INTO tenant_settings (tenant_id, key, value) VALUES (?, ?, ?)")
+                    .bind(tenant_id.to_string())
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.tenants.clear();
+        Ok(())
     }
 
     /// Finds a tenant by its name or its id.
@@ -387,8 +443,9 @@ impl Store {
             .bind(&key)
             .fetch_optional(&self.pool)
             .await?;
-        let t = row.as_ref().map(Self::tenant_row).transpose()?;
-        if let Some(t) = &t {
+        let mut t = row.as_ref().map(Self::tenant_row).transpose()?;
+        if let Some(t) = &mut t {
+            self.load_settings(t).await?;
             self.tenants.put(key, t.clone());
         }
         Ok(t)
@@ -406,39 +463,47 @@ impl Store {
 
     // ---- domains
 
+    /// Adds a domain: verified (the tenant's initial domain, or one the operator vouches for
+    /// with data-dir access) or waiting for the proof `verification_code`.
     pub async fn add_domain(
         &self,
         tenant_id: Uuid,
         name: &str,
         kind: DomainKind,
+        verification_code: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at, verified, verification_code) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(name.to_ascii_lowercase())
             .bind(tenant_id.to_string())
             .bind(kind.as_str())
             .bind(now)
+            .bind(verification_code.is_none() as i64)
+            .bind(verification_code)
             .execute(&self.pool)
             .await
             .map_err(|e| conflict(e, format!("domain {name}")))?;
         Ok(())
     }
 
-    fn domain_row(row: &sqlx::sqlite::SqliteRow) -> Result<Domain> {
+    pub(crate) fn domain_row(row: &sqlx::sqlite::SqliteRow) -> Result<Domain> {
         Ok(Domain {
             name: row.try_get("name")?,
             tenant_id: uuid_col(row, "tenant_id")?,
             kind: DomainKind::parse(&row.try_get::<String, _>("kind")?),
+            verified: row.try_get::<i64, _>("verified")? != 0,
+            verification_code: row.try_get("verification_code")?,
         })
     }
 
-    /// A domain by name, in any tenant (domain names are unique across the service).
+    /// A verified domain by name, in any tenant (domain names are unique across the
+    /// service). Sign-in looks domains up here, so an unverified one does not exist for it.
     pub async fn domain(&self, name: &str) -> Result<Option<Domain>> {
         let key = name.to_ascii_lowercase();
         if let Some(d) = self.domains_cache.get(&key) {
             return Ok(Some(d));
         }
-        let row = sqlx::query("SELECT * FROM domains WHERE name = ?")
+        let row = sqlx::query("SELECT * FROM domains WHERE name = ? AND verified = 1")
             .bind(&key)
             .fetch_optional(&self.pool)
             .await?;
@@ -459,7 +524,7 @@ impl Store {
 
     // ---- users
 
-    fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    pub(crate) fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
         Ok(User {
             id: uuid_col(row, "id")?,
             tenant_id: uuid_col(row, "tenant_id")?,
@@ -470,6 +535,10 @@ impl Store {
             source: row.try_get("source")?,
             immutable_id: row.try_get("immutable_id")?,
             role: row.try_get("role")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            last_sign_in: row.try_get("last_sign_in")?,
         })
     }
 
@@ -631,7 +700,7 @@ impl Store {
         Ok(app)
     }
 
-    fn app_row(&self, row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<App>> {
+    pub(crate) fn app_row(&self, row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<App>> {
         row.map(|row| {
             let uris: String = row.try_get("redirect_uris")?;
             Ok(App {
@@ -837,8 +906,12 @@ impl Store {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
+        rows.iter().map(Self::sign_in_row).collect()
+    }
+
+    pub(crate) fn sign_in_row(row: &sqlx::sqlite::SqliteRow) -> Result<SignIn> {
+        {
+            {
                 let agent: Option<String> = row.try_get("agent_id")?;
                 Ok(SignIn {
                     time_ms: row.try_get("time_ms")?,
@@ -852,8 +925,8 @@ impl Store {
                     correlation_id: row.try_get("correlation_id")?,
                     client_ip: row.try_get("client_ip")?,
                 })
-            })
-            .collect()
+            }
+        }
     }
 }
 
@@ -879,7 +952,7 @@ mod tests {
         assert_eq!(t.id, tid);
         assert!(store.tenant(&tid.to_string()).await?.is_some());
         store
-            .add_domain(tid, "Corp.Example.Test", DomainKind::Managed, 1)
+            .add_domain(tid, "Corp.Example.Test", DomainKind::Managed, None, 1)
             .await?;
         let d = store
             .domain("corp.example.test")

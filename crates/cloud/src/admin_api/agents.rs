@@ -1,0 +1,149 @@
+//! Agents: registration, the list with health and statistics, revocation.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{authorize, ops};
+use crate::oauth_error::ApiError;
+use crate::state::{unix_now, Shared};
+use crate::sts::BaseUrl;
+
+/// `POST /{tenant}/admin/agents/register`
+pub async fn register(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    Json(req): Json<RegisterAgentRequest>,
+) -> Result<Json<RegisterAgentResponse>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::REGISTER_AGENT).await?;
+    let hpke = B64
+        .decode(req.hpke_public_key.as_bytes())
+        .ok()
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| {
+            ApiError::bad_request("hpke_public_key must be 32 bytes of X25519 public key, base64.")
+        })?;
+    if req.host.is_empty() || req.host.len() > 255 {
+        return Err(ApiError::bad_request("host must be 1 to 255 characters."));
+    }
+    let agent_id = Uuid::new_v4();
+    let issued = state
+        .agent_ca
+        .issue(
+            &req.csr_pem,
+            agent_id,
+            t.id,
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    state
+        .store
+        .add_agent(
+            agent_id,
+            t.id,
+            &issued.fingerprint,
+            issued.not_after,
+            &hpke,
+            &req.host,
+            &req.version,
+            unix_now(),
+        )
+        .await?;
+    tracing::info!(tenant = %t.name, agent = %agent_id, host = %req.host, by = %admin.upn, "agent registered");
+    Ok(Json(RegisterAgentResponse {
+        agent_id,
+        tenant_id: t.id,
+        tenant_name: t.name,
+        certificate_pem: issued.pem,
+        agent_endpoint: base,
+    }))
+}
+
+/// `GET /{tenant}/admin/agents`
+pub async fn list(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_AGENTS).await?;
+    let connected = state.gateway.connected(t.id);
+    let agents: Vec<Value> = state
+        .store
+        .agents(t.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let live = connected.iter().find(|c| c.agent_id == a.id);
+            json!({
+                "id": a.id,
+                "host": a.host,
+                "version": a.version,
+                "status": match live {
+                    _ if a.revoked => "revoked",
+                    Some(c) if c.draining => "draining",
+                    Some(_) => "active",
+                    None => "inactive",
+                },
+                "last_seen": a.last_seen,
+                "source_ip": a.source_ip,
+                "cert_expires_at": a.cert_expires_at,
+                "forests": live.map(|c| c.upn_suffixes.clone()).unwrap_or_default(),
+                "in_flight": live.map(|c| c.in_flight).unwrap_or(0),
+                "requests_served": live.map(|c| c.served).unwrap_or(0),
+                "revoked": a.revoked,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
+
+/// The warning of removing the last active agent while PTA is on (the seed's wording).
+pub const LAST_AGENT: &str =
+    "Users will not be able to sign in unless you have other authentication agents installed.";
+
+#[derive(Debug, Deserialize)]
+pub struct RevokeBody {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /{tenant}/admin/agents/{id}/revoke`: the agent's certificate is refused at once and
+/// its connections are closed. Revoking the last active agent while PTA is on needs `force`.
+pub async fn revoke(
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    Json(body): Json<RevokeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::REVOKE_AGENT).await?;
+    let others_active = state
+        .gateway
+        .connected(t.id)
+        .iter()
+        .any(|c| c.agent_id != id && !c.draining);
+    if t.pta_enabled && !others_active && !body.force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_agent",
+            format!("{LAST_AGENT} Install and start another agent first, or repeat with --force."),
+        ));
+    }
+    if !state.store.revoke_agent(t.id, id).await? {
+        return Err(ApiError::not_found(format!(
+            "No agent {id} in this tenant."
+        )));
+    }
+    let closed = state.gateway.disconnect(t.id, id);
+    tracing::warn!(tenant = %t.name, agent = %id, by = %admin.upn, closed, "agent revoked");
+    Ok(Json(
+        json!({ "id": id, "revoked": true, "connections_closed": closed }),
+    ))
+}

@@ -1,0 +1,121 @@
+//! The admin API under `/{tenant}/admin/`, authenticated with access tokens from our own STS
+//! (audience `passthru-admin`, issued to the administration client). The caller's role is
+//! read from the store on every request, so a role change takes effect at once. Which roles
+//! may call what is in [`ops`], the one table the router, the checks and the OpenAPI
+//! document share.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::Router;
+use passthru_proto::admin::ADMIN_AUDIENCE;
+
+use crate::oauth_error::ApiError;
+use crate::state::Shared;
+use crate::store::{Tenant, User};
+
+pub mod agents;
+pub mod apps;
+pub mod domains;
+pub mod openapi;
+pub mod ops;
+pub mod pta;
+pub mod settings;
+pub mod signins;
+pub mod users;
+
+pub use agents::LAST_AGENT;
+pub use ops::{Operation, GLOBAL_ADMIN, HYBRID_ADMIN};
+pub use pta::NO_CONNECTORS;
+
+/// Checks the bearer token and that the caller's role may perform `op` in `tenant`.
+pub async fn authorize(
+    state: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    op: &Operation,
+) -> Result<(Tenant, User), ApiError> {
+    let unauthorized = |d: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", d);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("An access token is required (Authorization: Bearer ...)."))?;
+    let claims = state
+        .signer
+        .verify_access(token, ADMIN_AUDIENCE)
+        .map_err(|_| unauthorized("The access token is invalid or expired. Sign in again."))?;
+    let t = state
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Tenant '{tenant}' not found.")))?;
+    if claims.azp != passthru_proto::admin::ADMIN_CLIENT_ID {
+        return Err(unauthorized(
+            "This access token was not issued to the Passthru administration client.",
+        ));
+    }
+    if claims.tid != t.id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "The access token was issued for another tenant.",
+        ));
+    }
+    let user = state
+        .store
+        .user_by_id(t.id, claims.oid)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| unauthorized("The signed-in user no longer exists or is blocked."))?;
+    if !op.roles.contains(&user.role.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            format!(
+                "'{}' is not allowed to {}: it needs the role {}.",
+                user.upn,
+                op.id,
+                op.roles.join(" or ")
+            ),
+        ));
+    }
+    Ok((t, user))
+}
+
+/// The admin routes, nested under `/{tenant}/admin` by the server.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/users", get(users::list).post(users::add))
+        .route("/users/{upn}", get(users::show).delete(users::remove))
+        .route("/users/{upn}/password", post(users::set_password))
+        .route("/users/{upn}/disable", post(users::disable))
+        .route("/users/{upn}/enable", post(users::enable))
+        .route("/users/{upn}/role", put(users::set_role))
+        .route("/domains", get(domains::list).post(domains::add))
+        .route(
+            "/domains/{name}",
+            get(domains::show).delete(domains::remove),
+        )
+        .route("/domains/{name}/verify", post(domains::verify))
+        .route(
+            "/domains/{name}/convert",
+            post(crate::federation::convert_domain),
+        )
+        .route("/apps", get(apps::list).post(apps::add))
+        .route("/apps/{client_id}", get(apps::show).delete(apps::remove))
+        .route(
+            "/apps/{client_id}/redirect-uris",
+            put(apps::set_redirect_uris),
+        )
+        .route("/apps/{client_id}/secret", post(apps::rotate_secret))
+        .route("/pta", get(pta::get).post(pta::set))
+        .route("/settings", get(settings::get))
+        .route("/settings/{key}", put(settings::set))
+        .route("/agents/register", post(agents::register))
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}/revoke", post(agents::revoke))
+        .route("/signins", get(signins::list))
+        .route("/keys", get(crate::admin_keys::list))
+        .route("/keys/rotate", post(crate::admin_keys::rotate))
+}

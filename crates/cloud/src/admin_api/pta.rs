@@ -1,0 +1,75 @@
+//! Pass-through authentication on and off.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{authorize, ops};
+use crate::oauth_error::ApiError;
+use crate::state::Shared;
+use crate::store::Tenant;
+
+/// The message of `pta enable` with no active agent (the seed's wording, then what to do).
+pub const NO_CONNECTORS: &str = "The enabling of the feature failed because there were no connectors available. \
+You need at least one active authentication agent: register one with `passthru-agent register`, start it with `passthru-agent run`, \
+check that `passthru-cloud admin agents list` shows it active, then enable again.";
+
+/// PTA's state with agent counts: registered (not revoked), active (connected and taking
+/// work), draining, and inactive (registered but not connected).
+pub async fn pta_status(state: &Shared, t: &Tenant) -> Result<Value, ApiError> {
+    let connected = state.gateway.connected(t.id);
+    let registered = state
+        .store
+        .agents(t.id)
+        .await?
+        .iter()
+        .filter(|a| !a.revoked)
+        .count();
+    let active = connected.iter().filter(|c| !c.draining).count();
+    let draining = connected.len() - active;
+    Ok(json!({
+        "enabled": t.pta_enabled,
+        "active_agents": active,
+        "draining_agents": draining,
+        "registered_agents": registered,
+        "inactive_agents": registered.saturating_sub(connected.len()),
+    }))
+}
+
+/// `GET /{tenant}/admin/pta`
+pub async fn get(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::GET_PTA).await?;
+    Ok(Json(pta_status(&state, &t).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PtaBody {
+    enabled: bool,
+}
+
+/// `POST /{tenant}/admin/pta`: enables (needs an active agent) or disables PTA.
+pub async fn set(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<PtaBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (mut t, admin) = authorize(&state, &tenant, &headers, ops::SET_PTA).await?;
+    if body.enabled && !state.gateway.connected(t.id).iter().any(|c| !c.draining) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_connectors",
+            NO_CONNECTORS,
+        ));
+    }
+    state.store.set_pta(t.id, body.enabled).await?;
+    t.pta_enabled = body.enabled;
+    tracing::info!(tenant = %t.name, enabled = body.enabled, by = %admin.upn, "pass-through authentication setting changed");
+    Ok(Json(pta_status(&state, &t).await?))
+}

@@ -1,0 +1,253 @@
+//! Tenant settings: one typed struct, one table of keys (name, range, default, help), and
+//! one parser, so the API, the CLI and the portal validate a value the same way and say the
+//! same thing when it is wrong.
+
+use serde::Serialize;
+
+/// Which attribute users type as their sign-in name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SignInAttribute {
+    /// The on-premises userPrincipalName (the default).
+    #[serde(rename = "userPrincipalName")]
+    UserPrincipalName,
+    /// The mail attribute (alternate login ID).
+    #[serde(rename = "mail")]
+    Mail,
+}
+
+impl SignInAttribute {
+    /// The setting's value as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInAttribute::UserPrincipalName => "userPrincipalName",
+            SignInAttribute::Mail => "mail",
+        }
+    }
+}
+
+/// A tenant's settings, with their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// How long the cloud waits for an agent's answer before AADSTS80002.
+    pub request_deadline_ms: u64,
+    /// Failed sign-ins before the cloud locks a user (smart lockout).
+    pub lockout_threshold: u32,
+    /// How long the first cloud lockout lasts.
+    pub lockout_duration_seconds: u64,
+    /// Whether managed-domain users must have been synced to sign in.
+    pub sync_required: bool,
+    /// What users type as their sign-in name.
+    pub sign_in_attribute: SignInAttribute,
+    /// Whether password changes and resets are written back to AD.
+    pub writeback: bool,
+    /// How long the sign-in log keeps a line.
+    pub signin_retention_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            request_deadline_ms: 10_000,
+            lockout_threshold: 10,
+            lockout_duration_seconds: 60,
+            sync_required: false,
+            sign_in_attribute: SignInAttribute::UserPrincipalName,
+            writeback: false,
+            signin_retention_days: 30,
+        }
+    }
+}
+
+/// One settable key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// The key as typed in `settings set KEY VALUE`.
+    pub name: &'static str,
+    /// What it does and what it accepts.
+    pub help: &'static str,
+}
+
+/// Every key, in the order they are listed.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "request_deadline_ms",
+        help: "milliseconds the cloud waits for an agent's answer before AADSTS80002 (1000 to 60000, default 10000)",
+    },
+    Key {
+        name: "lockout_threshold",
+        help: "failed sign-ins before smart lockout locks the user in the cloud (1 to 100, default 10)",
+    },
+    Key {
+        name: "lockout_duration_seconds",
+        help: "seconds the first smart lockout lasts; repeats last longer (10 to 86400, default 60)",
+    },
+    Key {
+        name: "sync_required",
+        help: "true: managed-domain users must have been synced to sign in (true or false, default false)",
+    },
+    Key {
+        name: "sign_in_attribute",
+        help: "what users type to sign in: userPrincipalName or mail (default userPrincipalName)",
+    },
+    Key {
+        name: "writeback",
+        help: "true: password changes and resets made in the cloud are written back to AD (true or false, default false)",
+    },
+    Key {
+        name: "signin_retention_days",
+        help: "days the sign-in log keeps a line (1 to 365, default 30)",
+    },
+];
+
+/// Why a setting was refused. The text is shown to the administrator as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingError {
+    /// The key is not one of [`KEYS`].
+    #[error("'{0}' is not a setting. Settings: {1}.")]
+    UnknownKey(String, String),
+    /// The value does not parse or is out of range.
+    #[error("'{value}' is not a valid value for {key}: it takes {help}.")]
+    BadValue {
+        key: &'static str,
+        value: String,
+        help: &'static str,
+    },
+}
+
+fn int<T: std::str::FromStr + PartialOrd>(
+    key: &Key,
+    value: &str,
+    lo: T,
+    hi: T,
+) -> Result<T, SettingError> {
+    value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|v| *v >= lo && *v <= hi)
+        .ok_or_else(|| bad(key, value))
+}
+
+fn boolean(key: &Key, value: &str) -> Result<bool, SettingError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(bad(key, value)),
+    }
+}
+
+fn bad(key: &Key, value: &str) -> SettingError {
+    SettingError::BadValue {
+        key: key.name,
+        value: value.chars().take(64).collect(),
+        help: key.help,
+    }
+}
+
+fn key(name: &str) -> Result<&'static Key, SettingError> {
+    KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+        SettingError::UnknownKey(
+            name.chars().take(64).collect(),
+            KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+        )
+    })
+}
+
+impl Settings {
+    /// Sets `name` to `value` (as typed), or says why not; `self` is unchanged on error.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), SettingError> {
+        let k = key(name)?;
+        match k.name {
+            "request_deadline_ms" => self.request_deadline_ms = int(k, value, 1_000, 60_000)?,
+            "lockout_threshold" => self.lockout_threshold = int(k, value, 1, 100)?,
+            "lockout_duration_seconds" => {
+                self.lockout_duration_seconds = int(k, value, 10, 86_400)?
+            }
+            "sync_required" => self.sync_required = boolean(k, value)?,
+            "sign_in_attribute" => {
+                self.sign_in_attribute = match value.trim() {
+                    v if v.eq_ignore_ascii_case("userPrincipalName") || v == "upn" => {
+                        SignInAttribute::UserPrincipalName
+                    }
+                    v if v.eq_ignore_ascii_case("mail") => SignInAttribute::Mail,
+                    _ => return Err(bad(k, value)),
+                }
+            }
+            "writeback" => self.writeback = boolean(k, value)?,
+            "signin_retention_days" => self.signin_retention_days = int(k, value, 1, 365)?,
+            _ => return Err(bad(k, value)),
+        }
+        Ok(())
+    }
+
+    /// The value of `name` as stored and shown.
+    pub fn get(&self, name: &str) -> Result<String, SettingError> {
+        let k = key(name)?;
+        Ok(match k.name {
+            "request_deadline_ms" => self.request_deadline_ms.to_string(),
+            "lockout_threshold" => self.lockout_threshold.to_string(),
+            "lockout_duration_seconds" => self.lockout_duration_seconds.to_string(),
+            "sync_required" => self.sync_required.to_string(),
+            "sign_in_attribute" => self.sign_in_attribute.as_str().to_string(),
+            "writeback" => self.writeback.to_string(),
+            "signin_retention_days" => self.signin_retention_days.to_string(),
+            _ => return Err(bad(k, "")),
+        })
+    }
+
+    /// Every key with its value, in [`KEYS`] order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        KEYS.iter()
+            .filter_map(|k| self.get(k.name).ok().map(|v| (k.name, v)))
+            .collect()
+    }
+
+    /// Builds settings from stored pairs; a stored value that no longer validates keeps its
+    /// default (and is reported by the caller through `skipped`).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        skipped: &mut Vec<SettingError>,
+    ) -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in pairs {
+            if let Err(e) = s.set(k, v) {
+                skipped.push(e);
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips() {
+        let d = Settings::default();
+        for (k, v) in d.pairs() {
+            let mut s = Settings::default();
+            assert!(s.set(k, &v).is_ok(), "{k}");
+            assert_eq!(s, d, "{k}");
+        }
+        assert_eq!(d.pairs().len(), KEYS.len());
+    }
+
+    #[test]
+    fn values_are_validated() {
+        let mut s = Settings::default();
+        assert!(s.set("lockout_threshold", "0").is_err());
+        assert!(s.set("lockout_threshold", "ten").is_err());
+        assert!(s.set("request_deadline_ms", "999").is_err());
+        assert!(s.set("writeback", "maybe").is_err());
+        assert!(s.set("sign_in_attribute", "sAMAccountName").is_err());
+        assert_eq!(s, Settings::default(), "a refused value changes nothing");
+        let e = s.set("lockout", "3").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("lockout_threshold")));
+        s.set("sign_in_attribute", "MAIL").ok();
+        assert_eq!(s.sign_in_attribute, SignInAttribute::Mail);
+        s.set("lockout_threshold", " 3 ").ok();
+        assert_eq!(s.lockout_threshold, 3);
+    }
+}

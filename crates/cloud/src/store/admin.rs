@@ -1,0 +1,490 @@
+//! Store rows the tenant administrator manages: users (paging, flags, roles, deletion),
+//! domains (proof of control, removal), apps (redirect URIs, secrets, deletion) and the
+//! sign-in log (filters, retention).
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{conflict, App, Domain, Result, SignIn, Store, StoreError, User};
+
+/// A page of users and the token of the next page, if any.
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Pass back as `after` for the next page (the last UPN of this one).
+    pub next: Option<String>,
+}
+
+/// Filters of the sign-in log.
+#[derive(Debug, Default, Clone)]
+pub struct SignInFilter {
+    /// Sign-in name, exact (case-insensitive).
+    pub user: Option<String>,
+    /// `success` or `failure`, or an AADSTS code.
+    pub result: Option<String>,
+    /// Only lines at or after this time (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Only lines before this time (Unix ms).
+    pub until_ms: Option<i64>,
+    /// At most this many lines.
+    pub limit: i64,
+}
+
+fn like_pattern(search: &str) -> String {
+    let mut p = String::from("%");
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl Store {
+    // ---- users
+
+    /// Users in UPN order after `after`, `top` at a time, optionally those whose UPN,
+    /// display name or mail contains `search` (case-insensitive).
+    pub async fn users_page(
+        &self,
+        tenant_id: Uuid,
+        search: Option<&str>,
+        after: Option<&str>,
+        top: i64,
+    ) -> Result<UserPage> {
+        let pattern = search.map(like_pattern);
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = ?
+               AND (? IS NULL OR upn > ?)
+               AND (? IS NULL OR upn LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\' OR mail LIKE ? ESCAPE '\\')
+             ORDER BY upn LIMIT ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(after)
+        .bind(after)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(top + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut users = rows
+            .iter()
+            .map(Store::user_row)
+            .collect::<Result<Vec<_>>>()?;
+        let next = if users.len() as i64 > top {
+            users.truncate(top.max(0) as usize);
+            users.last().map(|u| u.upn.clone())
+        } else {
+            None
+        };
+        Ok(UserPage { users, next })
+    }
+
+    /// Replaces a cloud-only user's password hash.
+    pub async fn set_password_hash(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND source = 'cloud'",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(tenant_id.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a user's sessions and refresh tokens (on a password change, a block, a delete).
+    async fn end_sessions(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<()> {
+        for table in ["sessions", "refresh_tokens", "auth_codes"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = ? AND user_id = ?"
+            ))
+            .bind(tenant_id.to_string())
+            .bind(user_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Signs a user out everywhere: sessions, refresh tokens and unredeemed codes end.
+    pub async fn sign_out_everywhere(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        Self::end_sessions(&mut tx, tenant_id, user_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Blocks (and signs out everywhere) or unblocks a user.
+    pub async fn set_user_enabled(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        enabled: bool,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE users SET enabled = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+            .bind(enabled as i64)
+            .bind(now)
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if !enabled {
+            Self::end_sessions(&mut tx, tenant_id, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a user a role (`none` for no role).
+    pub async fn set_user_role(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        role: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+            .bind(role)
+            .bind(now)
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many enabled users hold `role` in the tenant.
+    pub async fn count_role(&self, tenant_id: Uuid, role: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = ? AND enabled = 1",
+        )
+        .bind(tenant_id.to_string())
+        .bind(role)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Deletes a user with their sessions, refresh tokens and codes.
+    pub async fn delete_user(&self, tenant_id: Uuid, id: Uuid) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        Self::end_sessions(&mut tx, tenant_id, id).await?;
+        sqlx::query("DELETE FROM device_codes WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM users WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("user {id}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- domains
+
+    /// A domain by name whether verified or not.
+    pub async fn domain_any(&self, name: &str) -> Result<Option<Domain>> {
+        let row = sqlx::query("SELECT * FROM domains WHERE name = ?")
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Store::domain_row).transpose()
+    }
+
+    /// Marks a domain verified.
+    pub async fn set_domain_verified(&self, tenant_id: Uuid, name: &str) -> Result<()> {
+        sqlx::query("UPDATE domains SET verified = 1 WHERE tenant_id = ? AND name = ?")
+            .bind(tenant_id.to_string())
+            .bind(name.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        self.domains_cache.clear();
+        Ok(())
+    }
+
+    /// How many users have a UPN in `name`.
+    pub async fn domain_user_count(&self, tenant_id: Uuid, name: &str) -> Result<i64> {
+        let pattern = format!("%@{}", name.replace(['%', '_', '\\'], ""));
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE tenant_id = ? AND upn LIKE ? AND upn NOT LIKE '%#released-%'",
+        )
+        .bind(tenant_id.to_string())
+        .bind(pattern)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Removes a domain (and its federation settings). The caller checks it is unused.
+    pub async fn remove_domain(&self, tenant_id: Uuid, name: &str) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM federation WHERE domain = ? AND tenant_id = ?")
+            .bind(&name)
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM domains WHERE name = ? AND tenant_id = ?")
+            .bind(&name)
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("domain {name}")));
+        }
+        tx.commit().await?;
+        self.domains_cache.clear();
+        Ok(())
+    }
+
+    /// Removes claims on domains that were never verified within `max_age_secs`, so an
+    /// abandoned claim does not keep the name from its real owner.
+    pub async fn purge_unverified_domains(&self, now: i64, max_age_secs: i64) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM federation WHERE domain IN (SELECT name FROM domains WHERE verified = 0 AND created_at < ?)",
+        )
+        .bind(now - max_age_secs)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query("DELETE FROM domains WHERE verified = 0 AND created_at < ?")
+            .bind(now - max_age_secs)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- apps
+
+    /// The tenant's apps by name.
+    pub async fn apps(&self, tenant_id: Uuid) -> Result<Vec<App>> {
+        let rows = sqlx::query("SELECT * FROM apps WHERE tenant_id = ? ORDER BY name, client_id")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .filter_map(|r| self.app_row(Some(r)).transpose())
+            .collect()
+    }
+
+    /// Replaces an app's redirect URIs.
+    pub async fn set_app_redirect_uris(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        uris: &[String],
+    ) -> Result<()> {
+        let json = serde_json::to_string(uris)
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        sqlx::query("UPDATE apps SET redirect_uris = ? WHERE tenant_id = ? AND client_id = ?")
+            .bind(json)
+            .bind(tenant_id.to_string())
+            .bind(client_id.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        self.apps.clear();
+        Ok(())
+    }
+
+    /// Replaces a confidential app's secret hash; the old secret stops working at once.
+    pub async fn set_app_secret_hash(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        hash: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE apps SET secret_hash = ? WHERE tenant_id = ? AND client_id = ? AND public = 0",
+        )
+        .bind(hash)
+        .bind(tenant_id.to_string())
+        .bind(client_id.to_ascii_lowercase())
+        .execute(&self.pool)
+        .await?;
+        self.apps.clear();
+        Ok(())
+    }
+
+    /// Deletes an app with its refresh tokens, codes and pending device codes.
+    pub async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()> {
+        let client_id = client_id.to_ascii_lowercase();
+        let mut tx = self.write_tx().await?;
+        for table in ["refresh_tokens", "auth_codes", "device_codes"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = ? AND client_id = ?"
+            ))
+            .bind(tenant_id.to_string())
+            .bind(&client_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let r = sqlx::query("DELETE FROM apps WHERE tenant_id = ? AND client_id = ?")
+            .bind(tenant_id.to_string())
+            .bind(&client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, format!("app {client_id}")))?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("app {client_id}")));
+        }
+        tx.commit().await?;
+        self.apps.clear();
+        Ok(())
+    }
+
+    // ---- sign-in log
+
+    /// Sign-in log lines matching `f`, newest first.
+    pub async fn sign_ins_filtered(
+        &self,
+        tenant_id: Uuid,
+        f: &SignInFilter,
+    ) -> Result<Vec<SignIn>> {
+        let (result, aadsts) = match f.result.as_deref() {
+            Some(r) => match r.parse::<i64>() {
+                Ok(code) => (None, Some(code)),
+                Err(_) => (Some(r.to_ascii_lowercase()), None),
+            },
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT * FROM signins WHERE tenant_id = ?
+               AND (? IS NULL OR username = ? COLLATE NOCASE)
+               AND (? IS NULL OR result = ?)
+               AND (? IS NULL OR aadsts = ?)
+               AND (? IS NULL OR time_ms >= ?)
+               AND (? IS NULL OR time_ms < ?)
+             ORDER BY time_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(&f.user)
+        .bind(&f.user)
+        .bind(&result)
+        .bind(&result)
+        .bind(aadsts)
+        .bind(aadsts)
+        .bind(f.since_ms)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(f.until_ms)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::sign_in_row).collect()
+    }
+
+    /// Deletes each tenant's sign-in log lines older than its retention setting. Returns
+    /// how many lines went.
+    pub async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {
+        let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut gone = 0;
+        for id in tenants {
+            let Some(t) = self.tenant(&id).await? else {
+                continue;
+            };
+            let keep_ms = i64::from(t.settings.signin_retention_days) * 86_400_000;
+            let r = sqlx::query("DELETE FROM signins WHERE tenant_id = ? AND time_ms < ?")
+                .bind(&id)
+                .bind(now_ms - keep_ms)
+                .execute(&self.pool)
+                .await?;
+            gone += r.rows_affected();
+        }
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DomainKind;
+
+    async fn store() -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
+        let dir = std::env::temp_dir().join(format!("passthru-admin-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let s = Store::open(&dir.join("t.db"), true).await?;
+        let tid = Uuid::new_v4();
+        s.create_tenant(tid, "contoso", 1).await?;
+        s.add_domain(tid, "contoso.example", DomainKind::Cloud, None, 1)
+            .await?;
+        Ok((s, dir, tid))
+    }
+
+    #[tokio::test]
+    async fn users_page_and_search() -> anyhow::Result<()> {
+        let (s, dir, tid) = store().await?;
+        for i in 0..7 {
+            s.add_cloud_user(tid, &format!("u{i}@contoso.example"), "h", "none", 1)
+                .await?;
+        }
+        s.add_cloud_user(tid, "50%_off@contoso.example", "h", "none", 1)
+            .await?;
+        let p1 = s.users_page(tid, None, None, 3).await?;
+        assert_eq!(p1.users.len(), 3);
+        let p2 = s.users_page(tid, None, p1.next.as_deref(), 3).await?;
+        let p3 = s.users_page(tid, None, p2.next.as_deref(), 3).await?;
+        assert_eq!(p3.users.len(), 2);
+        assert!(p3.next.is_none());
+        let mut all: Vec<String> = [p1, p2, p3]
+            .into_iter()
+            .flat_map(|p| p.users.into_iter().map(|u| u.upn))
+            .collect();
+        all.dedup();
+        assert_eq!(all.len(), 8, "every user once");
+        // LIKE wildcards in the search are literal.
+        let hits = s.users_page(tid, Some("%_"), None, 50).await?;
+        assert_eq!(hits.users.len(), 1);
+        assert_eq!(hits.users[0].upn, "50%_off@contoso.example");
+        assert_eq!(s.domain_user_count(tid, "contoso.example").await?, 8);
+        s.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unverified_domains_do_not_sign_in_and_expire() -> anyhow::Result<()> {
+        let (s, dir, tid) = store().await?;
+        s.add_domain(tid, "corp.example", DomainKind::Managed, Some("code"), 100)
+            .await?;
+        assert!(s.domain("corp.example").await?.is_none());
+        assert!(s.domain_any("corp.example").await?.is_some());
+        assert_eq!(s.purge_unverified_domains(150, 100).await?, 0);
+        s.set_domain_verified(tid, "corp.example").await?;
+        assert!(s.domain("corp.example").await?.is_some());
+        s.add_domain(tid, "stale.example", DomainKind::Managed, Some("c"), 100)
+            .await?;
+        assert_eq!(s.purge_unverified_domains(1000, 100).await?, 1);
+        assert!(s.domain_any("stale.example").await?.is_none());
+        s.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
