@@ -261,6 +261,31 @@ impl CloudClient {
         api_result(status, &body)
     }
 
+    /// `PUT {base}{path}` with a bearer token and a JSON body; the JSON answer as `T`.
+    pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let request = self.http.put(&url).bearer_auth(token).json(body);
+        let (status, body) = self.exchange(request).await?;
+        api_result(status, &body)
+    }
+
+    /// `GET {base}{path}` with a bearer token; the answer as text (CSV exports). An error
+    /// answer is still read as the API's JSON error.
+    pub async fn get_text(&self, path: &str, token: &str) -> Result<String, ClientError> {
+        let url = self.url(path);
+        let request = self.http.get(&url).bearer_auth(token);
+        let (status, body) = self.exchange(request).await?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        api_result::<serde_json::Value>(status, &body).map(|_| String::new())
+    }
+
     /// `DELETE {base}{path}` with a bearer token; the JSON answer (`Null` when the body is
     /// empty).
     pub async fn delete(&self, path: &str, token: &str) -> Result<serde_json::Value, ClientError> {

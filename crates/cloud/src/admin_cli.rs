@@ -65,6 +65,19 @@ enum AdminCommand {
         #[command(subcommand)]
         command: SigninsCommand,
     },
+    /// Tenant settings.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Show every setting (or one) with its value and what it accepts.
+    Get { key: Option<String> },
+    /// Set one setting; the value is checked and refused with the reason.
+    Set { key: String, value: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +106,12 @@ enum DomainCommand {
     },
     /// List the tenant's domains.
     List,
+    /// Show a domain, with the DNS TXT record that proves control of it.
+    Show { name: String },
+    /// Look the domain's TXT record up now and mark the domain verified when it is there.
+    Verify { name: String },
+    /// Remove a domain (refused while users have UPNs in it).
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,14 +134,58 @@ enum AppCommand {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
     },
+    /// List applications.
+    List,
+    /// Show one application.
+    Show { client_id: String },
+    /// Replace an application's redirect URIs (give none to remove them all).
+    SetRedirectUris {
+        client_id: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// Give a confidential application a new secret (printed once); the old one stops working.
+    RotateSecret { client_id: String },
+    /// Delete an application and every token issued to it.
+    Delete { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Add a cloud-only user (password from PASSTHRU_USER_PASSWORD, else prompted).
-    Add { upn: String },
-    /// List users.
-    List,
+    Add {
+        upn: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users, a page at a time.
+    List {
+        /// Only users whose UPN, name or mail contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// Users per page (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        top: u32,
+        /// Continue after the page that printed this token.
+        #[arg(long)]
+        skiptoken: Option<String>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one user.
+    Show { upn: String },
+    /// Set a cloud-only user's password (from PASSTHRU_USER_PASSWORD, else prompted); their
+    /// sessions end.
+    SetPassword { upn: String },
+    /// Block a user's sign-in in the cloud; their sessions and refresh tokens end.
+    Disable { upn: String },
+    /// Let a blocked user sign in again.
+    Enable { upn: String },
+    /// Delete a cloud-only user.
+    Delete { upn: String },
+    /// Give a user a role: GlobalAdministrator, HybridIdentityAdministrator or none.
+    Role { upn: String, role: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,8 +221,133 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum SigninsCommand {
-    /// The latest sign-ins.
-    List,
+    /// The sign-in log, newest first.
+    List {
+        /// Only this sign-in name.
+        #[arg(long)]
+        user: Option<String>,
+        /// success, failure, or an AADSTS code such as 50126.
+        #[arg(long)]
+        result: Option<String>,
+        /// From this time on: RFC 3339, a date, or an age such as 30m, 2h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many lines (1 to 10000).
+        #[arg(long, default_value_t = 500)]
+        top: u32,
+        /// Print CSV (for a spreadsheet) instead of text.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+}
+
+/// One path segment, percent-encoded.
+fn seg(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            q.append_pair(k, v);
+        }
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        q
+    } else {
+        format!("?{q}")
+    }
+}
+
+fn print_user(u: &Value) {
+    for key in [
+        "upn",
+        "id",
+        "display_name",
+        "mail",
+        "source",
+        "immutable_id",
+        "role",
+        "enabled",
+    ] {
+        println!("{key:<14}{}", s(u, key));
+    }
+    for key in ["created_at", "updated_at", "last_sign_in"] {
+        println!("{key:<14}{}", format_time(u[key].as_i64()));
+    }
+}
+
+fn print_domain(d: &Value) {
+    println!(
+        "{}\t{}\t{}",
+        s(d, "name"),
+        s(d, "kind"),
+        if d["verified"] == true {
+            "verified"
+        } else {
+            "unverified"
+        }
+    );
+    if d["verified"] == false {
+        let v = &d["verification"];
+        println!(
+            "  Publish: {} TXT \"{}\" (TTL {})",
+            s(v, "name"),
+            s(v, "value"),
+            s(v, "ttl")
+        );
+        println!("  {}", s(v, "next"));
+    }
+}
+
+fn print_app(a: &Value) {
+    println!(
+        "{}\t{}\t{}",
+        s(a, "client_id"),
+        if a["public"] == true {
+            "public"
+        } else {
+            "confidential"
+        },
+        s(a, "name")
+    );
+    for u in a["redirect_uris"].as_array().into_iter().flatten() {
+        println!("  redirect {}", u.as_str().unwrap_or_default());
+    }
+}
+
+async fn set_blocked(
+    client: &CloudClient,
+    t: &str,
+    token: &str,
+    upn: &str,
+    blocked: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let action = if blocked { "disable" } else { "enable" };
+    let v: Value = client
+        .post_json(
+            &format!("/{t}/admin/users/{}/{action}", seg(upn)),
+            token,
+            &json!({}),
+        )
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else if v["enabled"] == false {
+        println!(
+            "{} is blocked: sign-in refused, sessions ended.",
+            s(&v, "upn")
+        );
+    } else {
+        println!("{} may sign in again.", s(&v, "upn"));
+    }
+    Ok(())
 }
 
 fn user_password() -> anyhow::Result<Zeroizing<String>> {
@@ -230,6 +418,50 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             } else {
                 println!("Added managed domain {}", s(&v, "name"));
             }
+            if !args.json && v["verified"] == false {
+                print_domain(&v);
+            }
+        }
+        AdminCommand::Domain {
+            command: DomainCommand::Show { name },
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/domains/{}", seg(&name)), &token)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print_domain(&v);
+                println!("  users: {}", s(&v, "users"));
+            }
+        }
+        AdminCommand::Domain {
+            command: DomainCommand::Verify { name },
+        } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/domains/{}/verify", seg(&name)),
+                    &token,
+                    &json!({}),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("{} is verified: its users can sign in.", s(&v, "name"));
+            }
+        }
+        AdminCommand::Domain {
+            command: DomainCommand::Remove { name },
+        } => {
+            let v = client
+                .delete(&format!("/{t}/admin/domains/{}", seg(&name)), &token)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("Removed domain {}", s(&v, "name"));
+            }
         }
         AdminCommand::Domain {
             command: DomainCommand::Convert { name, managed: _ },
@@ -270,7 +502,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 for d in v["domains"].as_array().into_iter().flatten() {
-                    println!("{}\t{}", s(d, "name"), s(d, "kind"));
+                    print_domain(d);
                 }
             }
         }
@@ -297,11 +529,84 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        AdminCommand::App {
+            command: AppCommand::List,
+        } => {
+            let v: Value = client.get_json(&format!("/{t}/admin/apps"), &token).await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                for a in v["apps"].as_array().into_iter().flatten() {
+                    print_app(a);
+                }
+            }
+        }
+        AdminCommand::App {
+            command: AppCommand::Show { client_id },
+        } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), &token)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print_app(&v);
+            }
+        }
+        AdminCommand::App {
+            command:
+                AppCommand::SetRedirectUris {
+                    client_id,
+                    redirect_uris,
+                },
+        } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/apps/{}/redirect-uris", seg(&client_id)),
+                    &token,
+                    &json!({ "redirect_uris": redirect_uris }),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                print_app(&v);
+            }
+        }
+        AdminCommand::App {
+            command: AppCommand::RotateSecret { client_id },
+        } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/apps/{}/secret", seg(&client_id)),
+                    &token,
+                    &json!({}),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("{}", s(&v, "client_secret"));
+                eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
+            }
+        }
+        AdminCommand::App {
+            command: AppCommand::Delete { client_id },
+        } => {
+            let v = client
+                .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), &token)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("Deleted app {}", s(&v, "client_id"));
+            }
+        }
         AdminCommand::User {
-            command: UserCommand::Add { upn },
+            command: UserCommand::Add { upn, display_name },
         } => {
             let pw = user_password()?;
-            let body = json!({ "upn": upn, "password": pw.as_str() });
+            let body = json!({ "upn": upn, "password": pw.as_str(), "display_name": display_name });
             let v: Value = client
                 .post_json(&format!("/{t}/admin/users"), &token, &body)
                 .await?;
@@ -312,22 +617,158 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::User {
-            command: UserCommand::List,
+            command:
+                UserCommand::List {
+                    search,
+                    top,
+                    mut skiptoken,
+                    all,
+                },
+        } => {
+            let mut pages = Vec::new();
+            loop {
+                let path = format!(
+                    "/{t}/admin/users{}",
+                    query(&[
+                        ("search", search.clone()),
+                        ("top", Some(top.to_string())),
+                        ("skiptoken", skiptoken.clone()),
+                    ])
+                );
+                let v: Value = client.get_json(&path, &token).await?;
+                skiptoken = v["next_skiptoken"].as_str().map(str::to_string);
+                if !args.json {
+                    for u in v["users"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            s(u, "upn"),
+                            s(u, "source"),
+                            s(u, "role"),
+                            if u["enabled"] == false {
+                                "blocked"
+                            } else {
+                                "enabled"
+                            },
+                            s(u, "id")
+                        );
+                    }
+                }
+                pages.push(v);
+                if !all || skiptoken.is_none() {
+                    break;
+                }
+            }
+            if args.json {
+                let users: Vec<Value> = pages
+                    .iter()
+                    .flat_map(|p| p["users"].as_array().cloned().unwrap_or_default())
+                    .collect();
+                print_json(&json!({ "users": users, "next_skiptoken": skiptoken }));
+            } else if let Some(next) = skiptoken {
+                eprintln!("More users: repeat with --skiptoken {next} (or --all).");
+            }
+        }
+        AdminCommand::User {
+            command: UserCommand::Show { upn },
         } => {
             let v: Value = client
-                .get_json(&format!("/{t}/admin/users"), &token)
+                .get_json(&format!("/{t}/admin/users/{}", seg(&upn)), &token)
                 .await?;
             if args.json {
                 print_json(&v);
             } else {
-                for u in v["users"].as_array().into_iter().flatten() {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        s(u, "upn"),
-                        s(u, "source"),
-                        s(u, "role"),
-                        s(u, "id")
-                    );
+                print_user(&v);
+            }
+        }
+        AdminCommand::User {
+            command: UserCommand::SetPassword { upn },
+        } => {
+            let pw = user_password()?;
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/users/{}/password", seg(&upn)),
+                    &token,
+                    &json!({ "password": pw.as_str() }),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "Password set for {}; their sessions were ended.",
+                    s(&v, "upn")
+                );
+            }
+        }
+        AdminCommand::User {
+            command: UserCommand::Disable { upn },
+        } => set_blocked(&client, t, &token, &upn, true, args.json).await?,
+        AdminCommand::User {
+            command: UserCommand::Enable { upn },
+        } => set_blocked(&client, t, &token, &upn, false, args.json).await?,
+        AdminCommand::User {
+            command: UserCommand::Delete { upn },
+        } => {
+            let v = client
+                .delete(&format!("/{t}/admin/users/{}", seg(&upn)), &token)
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("Deleted {}", s(&v, "upn"));
+            }
+        }
+        AdminCommand::User {
+            command: UserCommand::Role { upn, role },
+        } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/users/{}/role", seg(&upn)),
+                    &token,
+                    &json!({ "role": role }),
+                )
+                .await?;
+            if args.json {
+                print_json(&v);
+            } else {
+                println!("{} now has the role {}", s(&v, "upn"), s(&v, "role"));
+            }
+        }
+        AdminCommand::Settings { command } => {
+            let (v, only): (Value, Option<String>) = match command {
+                SettingsCommand::Get { key } => (
+                    client
+                        .get_json(&format!("/{t}/admin/settings"), &token)
+                        .await?,
+                    key,
+                ),
+                SettingsCommand::Set { key, value } => (
+                    client
+                        .put_json(
+                            &format!("/{t}/admin/settings/{}", seg(&key)),
+                            &token,
+                            &json!({ "value": value }),
+                        )
+                        .await?,
+                    Some(key),
+                ),
+            };
+            let list: Vec<&Value> = v["settings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| only.as_deref().is_none_or(|k| e["key"] == k))
+                .collect();
+            if let Some(k) = &only {
+                if list.is_empty() {
+                    anyhow::bail!("'{k}' is not a setting: `settings get` lists them");
+                }
+            }
+            if args.json {
+                print_json(&json!({ "settings": list }));
+            } else {
+                for e in list {
+                    println!("{:<26}{:<20}{}", s(e, "key"), s(e, "value"), s(e, "help"));
                 }
             }
         }
@@ -416,10 +857,35 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Signins {
-            command: SigninsCommand::List,
+            command:
+                SigninsCommand::List {
+                    user,
+                    result,
+                    since,
+                    until,
+                    top,
+                    csv,
+                },
         } => {
+            let q = |format: &str| {
+                query(&[
+                    ("user", user.clone()),
+                    ("result", result.clone()),
+                    ("since", since.clone()),
+                    ("until", until.clone()),
+                    ("top", Some(top.to_string())),
+                    ("format", Some(format.to_string())),
+                ])
+            };
+            if csv {
+                let text = client
+                    .get_text(&format!("/{t}/admin/signins{}", q("csv")), &token)
+                    .await?;
+                print!("{text}");
+                return Ok(());
+            }
             let v: Value = client
-                .get_json(&format!("/{t}/admin/signins"), &token)
+                .get_json(&format!("/{t}/admin/signins{}", q("json")), &token)
                 .await?;
             if args.json {
                 print_json(&v);

@@ -909,14 +909,17 @@ pub(crate) async fn add_federated_domain(
         client_id: client_id.clone(),
         client_secret: secret,
     };
-    state.store.add_federated_domain(&cfg, unix_now()).await?;
+    let code = crate::admin_api::domains::new_code();
+    state
+        .store
+        .add_federated_domain(&cfg, &code, unix_now())
+        .await?;
     tracing::info!(tenant = %t.name, domain = %name, %issuer, "federated domain added");
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "name": name, "kind": "federated", "issuer": issuer, "client_id": client_id }),
-        ),
-    ))
+    let mut answer = crate::admin_api::domains::proof_json(name, &code);
+    answer["kind"] = json!("federated");
+    answer["issuer"] = json!(issuer);
+    answer["client_id"] = json!(client_id);
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Body of `POST /{tenant}/admin/domains/{name}/convert`.

@@ -72,6 +72,10 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
     let exp = now + TOKEN_LIFETIME_SECS;
     let iss = issuer(g.base, g.tenant);
     let user = g.user;
+    if !user.enabled {
+        return Err(OAuthError::new(Aadsts::AccountDisabled, g.correlation_id)
+            .with_detail("An administrator blocked this account's sign-in in the cloud."));
+    }
     let sub = pairwise_sub(user.id, g.client_id);
     let name = user
         .display_name

@@ -48,6 +48,10 @@ enum Command {
         /// Seconds between heartbeats on agent connections.
         #[arg(long, default_value_t = 10)]
         heartbeat_seconds: u64,
+        /// DNS server (IP:PORT) asked for domain verification TXT records; default: the
+        /// system's resolv.conf.
+        #[arg(long)]
+        dns_server: Option<std::net::SocketAddr>,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -136,11 +140,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             listen,
             heartbeat_seconds,
+            dns_server,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
                 listen,
                 heartbeat: Duration::from_secs(heartbeat_seconds.clamp(1, 300)),
+                dns_server,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

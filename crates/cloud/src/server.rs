@@ -61,6 +61,27 @@ pub enum ServeError {
 pub struct ServeOptions {
     pub listen: String,
     pub heartbeat: Duration,
+    /// The DNS server asked for domain verification records (else the system's).
+    pub dns_server: Option<std::net::SocketAddr>,
+}
+
+/// Unverified domain claims are dropped after this long.
+pub const UNVERIFIED_DOMAIN_SECS: i64 = 7 * 86_400;
+
+/// Sign-in log lines past each tenant's retention and domain claims never verified.
+pub async fn purge_admin_rows(store: &Store, now_ms: i64) -> Result<(), crate::store::StoreError> {
+    let lines = store.purge_sign_ins(now_ms).await?;
+    let domains = store
+        .purge_unverified_domains(now_ms / 1000, UNVERIFIED_DOMAIN_SECS)
+        .await?;
+    if lines + domains > 0 {
+        tracing::info!(
+            lines,
+            domains,
+            "sign-in log lines past retention and stale domain claims removed"
+        );
+    }
+    Ok(())
 }
 
 /// Builds the HTTP routes.
@@ -150,6 +171,8 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     )
     .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state: Shared = Arc::new(AppState {
         store: store.clone(),
@@ -158,6 +181,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         agent_ca,
         heartbeat: opts.heartbeat,
         shutdown: shutdown_rx,
+        domain_proof,
     });
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -180,6 +204,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                     _ = tick.tick() => {
                         if let Err(e) = store.purge_expired(crate::state::unix_now()).await {
                             tracing::warn!(error = %e, "purging expired rows failed");
+                        }
+                        if let Err(e) = purge_admin_rows(&store, crate::state::unix_ms()).await {
+                            tracing::warn!(error = %e, "purging old sign-in log lines or stale domain claims failed");
                         }
                     }
                     _ = stop.changed() => break,

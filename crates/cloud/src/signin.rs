@@ -109,6 +109,12 @@ async fn decide(
         .user_by_upn(tenant.id, username)
         .await
         .map_err(|e| server_error(e, attempt))?;
+    // A user an administrator blocked is refused here, before any password check or agent
+    // round trip.
+    if existing.as_ref().is_some_and(|u| !u.enabled) {
+        return Err(fail(Aadsts::AccountDisabled)
+            .with_detail("An administrator blocked this account's sign-in in the cloud."));
+    }
     // Cloud-only users sign in with their cloud password, whatever the PTA setting.
     if let Some(user) = &existing {
         if let Some(hash) = &user.password_hash {

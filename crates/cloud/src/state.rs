@@ -21,6 +21,8 @@ pub struct AppState {
     pub heartbeat: Duration,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Looks up domains' proof-of-control TXT records.
+    pub domain_proof: crate::domain_proof::DomainProof,
 }
 
 /// Handlers' view of the state.

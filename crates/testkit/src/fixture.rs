@@ -134,9 +134,7 @@ impl<'a> PtaSetup<'a> {
             dir: self.dir,
         };
         if self.domain {
-            tenant
-                .cloud
-                .admin(&["domain", "add", &self.forest.upn_suffix])?;
+            tenant.cloud.add_domain(&[&self.forest.upn_suffix])?;
         }
         if let Some(app) = &self.app {
             tenant.client_id = Some(tenant.add_public_app_with(app, &self.redirect_uris)?);

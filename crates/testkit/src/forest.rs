@@ -450,7 +450,12 @@ fn installed() -> bool {
 }
 
 /// Installs Samba AD DC with apt-get when `samba` or `samba-tool` is missing.
+/// One install at a time: forests are provisioned in parallel, and two apt-get runs
+/// would fight over dpkg's lock.
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn ensure_samba_installed() -> anyhow::Result<()> {
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     if installed() {
         return Ok(());
     }
@@ -462,6 +467,7 @@ pub fn ensure_samba_installed() -> anyhow::Result<()> {
                 "-o",
                 "Acquire::Retries=2",
             ])
+            .args(["-o", "DPkg::Lock::Timeout=300"])
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())

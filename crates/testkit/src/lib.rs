@@ -11,6 +11,7 @@
 
 pub mod bed;
 pub mod browser;
+pub mod dns;
 pub mod fixture;
 pub mod forest;
 pub mod http;

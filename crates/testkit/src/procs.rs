@@ -103,6 +103,8 @@ pub struct Cloud {
     pub listen: String,
     /// Extra environment variables of the `serve` process (kept across restarts).
     serve_env: Vec<(String, String)>,
+    /// The DNS zone `domain verify` looks records up in (`serve --dns-server`).
+    pub dns: crate::dns::DnsZone,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -150,6 +152,7 @@ impl Cloud {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            dns: crate::dns::DnsZone::new(dir)?,
             child: None,
             log: dir.join("cloud.log"),
         };
@@ -168,6 +171,8 @@ impl Cloud {
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
+            .arg("--dns-server")
+            .arg(self.dns.addr().to_string())
             .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -240,6 +245,35 @@ impl Cloud {
     ) -> anyhow::Result<String> {
         let out = self.admin_as(tenant, upn, password, args)?;
         stdout_of_success(&format!("`passthru-cloud admin {}`", args.join(" ")), &out)
+    }
+
+    /// Adds a domain (`domain add ARGS...`, managed or `--federated ...`) as the tenant's
+    /// Global Administrator, publishes the TXT record the cloud asks for in the test DNS
+    /// zone, and verifies the domain. Returns the answer of `domain add --json`.
+    pub fn add_domain(&self, args: &[&str]) -> anyhow::Result<Value> {
+        self.add_domain_as(&self.tenant, &self.admin_upn, &self.admin_password, args)
+    }
+
+    /// [`Cloud::add_domain`] in `tenant` as `upn`.
+    pub fn add_domain_as(
+        &self,
+        tenant: &str,
+        upn: &str,
+        password: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Value> {
+        let mut full = vec!["--json", "domain", "add"];
+        full.extend_from_slice(args);
+        let added: Value = serde_json::from_str(&self.admin_as_ok(tenant, upn, password, &full)?)
+            .context("`domain add --json` printed no JSON")?;
+        let name = added["name"].as_str().unwrap_or_default().to_string();
+        let record = &added["verification"];
+        let (Some(rname), Some(value)) = (record["name"].as_str(), record["value"].as_str()) else {
+            bail!("`domain add` asked for no TXT record: {added}");
+        };
+        self.dns.publish_txt(rname, value)?;
+        self.admin_as_ok(tenant, upn, password, &["domain", "verify", &name])?;
+        Ok(added)
     }
 
     /// Runs an admin command as the tenant's Global Administrator and insists on success.

@@ -167,8 +167,7 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
     assert_eq!(r.code(), Some(50126));
 
     // A managed domain no agent serves: not routable (80004).
-    t.cloud
-        .admin(&["domain", "add", "elsewhere.example.test"])?;
+    t.cloud.add_domain(&["elsewhere.example.test"])?;
     let r = client
         .password("contoso", "x@elsewhere.example.test", "Whatever-1")
         .await?;
@@ -210,7 +209,8 @@ async fn tenants_never_see_each_others_requests() -> anyhow::Result<()> {
         t.cloud
             .admin_as_ok("beta", "admin@beta.example", &beta_pw, args)
     };
-    beta_admin(&["domain", "add", &fab.upn_suffix])?;
+    t.cloud
+        .add_domain_as("beta", "admin@beta.example", &beta_pw, &[&fab.upn_suffix])?;
     let beta_client = beta_admin(&["app", "add", "Beta app", "--public"])?
         .trim()
         .to_string();

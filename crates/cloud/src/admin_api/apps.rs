@@ -11,7 +11,7 @@ use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
 use uuid::Uuid;
 
-use crate::store::App;
+use crate::store::{App, Tenant};
 
 #[derive(Debug, Deserialize)]
 pub struct AppBody {
@@ -61,12 +61,7 @@ pub async fn add(
             "Say whether the app is --public or --confidential (one of them).",
         ));
     }
-    if body.redirect_uris.len() > 50 {
-        return Err(ApiError::bad_request("At most 50 redirect URIs."));
-    }
-    for uri in &body.redirect_uris {
-        valid_redirect_uri(uri).map_err(ApiError::bad_request)?;
-    }
+    check_uris(&body.redirect_uris)?;
     let client_id = Uuid::new_v4().to_string();
     let secret = body.confidential.then(crate::issue::random_token);
     let app = App {
@@ -85,72 +80,121 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// Not yet built.
+fn app_json(a: &App) -> Value {
+    json!({
+        "client_id": a.client_id,
+        "name": a.name,
+        "public": a.public,
+        "confidential": !a.public,
+        "redirect_uris": a.redirect_uris,
+    })
+}
+
+async fn find(state: &Shared, t: &Tenant, client_id: &str) -> Result<App, ApiError> {
+    state
+        .store
+        .app(t.id, client_id.trim())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "No app with client id '{}' in this tenant: `app list` shows them.",
+                client_id.trim().chars().take(64).collect::<String>()
+            ))
+        })
+}
+
+fn check_uris(uris: &[String]) -> Result<(), ApiError> {
+    if uris.len() > 50 {
+        return Err(ApiError::bad_request("At most 50 redirect URIs."));
+    }
+    for uri in uris {
+        valid_redirect_uri(uri).map_err(ApiError::bad_request)?;
+    }
+    Ok(())
+}
+
+/// `GET /{tenant}/admin/apps`
 pub async fn list(
-    State(_state): State<Shared>,
+    State(state): State<Shared>,
     Path(tenant): Path<String>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_APPS).await?;
+    let apps = state.store.apps(t.id).await?;
+    Ok(Json(
+        json!({ "apps": apps.iter().map(app_json).collect::<Vec<_>>() }),
     ))
 }
 
-/// Not yet built.
+/// `GET /{tenant}/admin/apps/{client_id}`
 pub async fn show(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_APP).await?;
+    Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
 }
 
-/// Not yet built.
+#[derive(Debug, Deserialize)]
+pub struct UrisBody {
+    redirect_uris: Vec<String>,
+}
+
+/// `PUT /{tenant}/admin/apps/{client_id}/redirect-uris`
 pub async fn set_redirect_uris(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<UrisBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_REDIRECT_URIS).await?;
+    let app = find(&state, &t, &client_id).await?;
+    check_uris(&body.redirect_uris)?;
+    state
+        .store
+        .set_app_redirect_uris(t.id, &app.client_id, &body.redirect_uris)
+        .await?;
+    tracing::info!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "redirect URIs replaced");
+    Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
 }
 
-/// Not yet built.
+/// `POST /{tenant}/admin/apps/{client_id}/secret`: a new secret, in this answer only; the
+/// old one stops working at once.
 pub async fn rotate_secret(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_APP_SECRET).await?;
+    let app = find(&state, &t, &client_id).await?;
+    if app.public {
+        return Err(ApiError::conflict(format!(
+            "'{}' is a public client: it has no secret (it proves itself with PKCE).",
+            app.name
+        )));
+    }
+    let secret = crate::issue::random_token();
+    state
+        .store
+        .set_app_secret_hash(t.id, &app.client_id, &crate::issue::hash_secret(&secret))
+        .await?;
+    tracing::warn!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "client secret rotated");
+    let mut v = app_json(&app);
+    v["client_secret"] = Value::String(secret);
+    Ok(Json(v))
 }
 
-/// Not yet built.
+/// `DELETE /{tenant}/admin/apps/{client_id}`: the app and every refresh token and code
+/// issued to it.
 pub async fn remove(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::DELETE_APP).await?;
+    let app = find(&state, &t, &client_id).await?;
+    state.store.delete_app(t.id, &app.client_id).await?;
+    tracing::warn!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "app deleted");
+    Ok(Json(json!({ "client_id": app.client_id, "deleted": true })))
 }

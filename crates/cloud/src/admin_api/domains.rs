@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{authorize, ops};
+use crate::domain_proof::Proof;
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
-use crate::store::DomainKind;
+use crate::store::{Domain, DomainKind, Tenant};
 
 #[derive(Debug, Deserialize)]
 pub struct DomainBody {
@@ -32,32 +33,80 @@ pub fn valid_domain(name: &str) -> bool {
         })
 }
 
+/// A new proof-of-control code (random, URL-safe).
+pub fn new_code() -> String {
+    crate::issue::random_token().chars().take(32).collect()
+}
+
+/// A domain waiting for its proof, with the record to publish.
+pub fn proof_json(name: &str, code: &str) -> Value {
+    json!({
+        "name": name,
+        "verified": false,
+        "verification": {
+            "type": "TXT",
+            "name": name,
+            "value": format!("{}{code}", crate::domain_proof::PREFIX),
+            "ttl": 3600,
+            "next": format!("Publish this TXT record in the DNS zone of {name}, then run `passthru-cloud admin domain verify {name}`. Until then the domain takes no part in sign-in; a claim never verified is dropped after 7 days."),
+        }
+    })
+}
+
+fn domain_json(d: &Domain) -> Value {
+    let mut v = match (&d.verification_code, d.verified) {
+        (Some(code), false) => proof_json(&d.name, code),
+        _ => json!({ "name": d.name, "verified": d.verified }),
+    };
+    v["kind"] = json!(d.kind);
+    v
+}
+
+async fn find(state: &Shared, t: &Tenant, name: &str) -> Result<Domain, ApiError> {
+    match state.store.domain_any(name.trim()).await? {
+        Some(d) if d.tenant_id == t.id => Ok(d),
+        _ => Err(ApiError::not_found(format!(
+            "'{}' is not a domain of this tenant: `domain list` shows them.",
+            name.trim()
+        ))),
+    }
+}
+
 /// `POST /{tenant}/admin/domains`: adds a managed domain, or a federated one when the body
-/// has `federated: {issuer, client_id, client_secret}`.
+/// has `federated: {issuer, client_id, client_secret}`. Either waits for its DNS proof.
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     Json(body): Json<DomainBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (t, _) = authorize(&state, &tenant, &headers, ops::ADD_DOMAIN).await?;
-    let name = body.name.trim().to_ascii_lowercase();
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_DOMAIN).await?;
+    let name = body.name.trim().trim_end_matches('.').to_ascii_lowercase();
     if !valid_domain(&name) {
         return Err(ApiError::bad_request(format!(
-            "'{name}' is not a valid DNS domain name."
+            "'{}' is not a valid DNS domain name.",
+            name.chars().take(256).collect::<String>()
         )));
+    }
+    if let Some(d) = state.store.domain_any(&name).await? {
+        return Err(ApiError::conflict(if d.tenant_id == t.id {
+            format!("'{name}' is already a domain of this tenant: `domain show {name}` shows its state.")
+        } else {
+            format!("'{name}' is claimed by another tenant. If it is yours, ask Passthru support; an unverified claim lapses after 7 days.")
+        }));
     }
     if let Some(f) = body.federated {
         return crate::federation::add_federated_domain(&state, &t, &name, f).await;
     }
+    let code = new_code();
     state
         .store
-        .add_domain(t.id, &name, DomainKind::Managed, None, unix_now())
+        .add_domain(t.id, &name, DomainKind::Managed, Some(&code), unix_now())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "name": name, "kind": "managed" })),
-    ))
+    tracing::info!(tenant = %t.name, domain = %name, by = %admin.upn, "domain added, waiting for its proof");
+    let mut answer = proof_json(&name, &code);
+    answer["kind"] = json!("managed");
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// `GET /{tenant}/admin/domains`
@@ -67,50 +116,95 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_DOMAINS).await?;
-    Ok(Json(json!({ "domains": state.store.domains(t.id).await? })))
+    let domains = state.store.domains(t.id).await?;
+    Ok(Json(json!({
+        "domains": domains.iter().map(domain_json).collect::<Vec<_>>()
+    })))
 }
 
-/// Not yet built.
+/// `GET /{tenant}/admin/domains/{name}`
 pub async fn show(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_DOMAIN).await?;
+    let d = find(&state, &t, &name).await?;
+    let mut v = domain_json(&d);
+    v["users"] = json!(state.store.domain_user_count(t.id, &d.name).await?);
+    Ok(Json(v))
 }
 
-/// Not yet built.
+/// `POST /{tenant}/admin/domains/{name}/verify`: looks the TXT record up now.
 pub async fn verify(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::VERIFY_DOMAIN).await?;
+    let d = find(&state, &t, &name).await?;
+    if d.verified {
+        return Ok(Json(domain_json(&d)));
+    }
+    let Some(code) = d.verification_code.as_deref() else {
+        return Err(ApiError::internal("the domain has no verification code"));
+    };
+    let proof =
+        state.domain_proof.check(&d.name, code).await.map_err(|e| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "dns_lookup_failed", e.to_string())
+        })?;
+    match proof {
+        Proof::Found => {
+            state.store.set_domain_verified(t.id, &d.name).await?;
+            tracing::info!(tenant = %t.name, domain = %d.name, by = %admin.upn, "domain verified");
+            let d = find(&state, &t, &name).await?;
+            Ok(Json(domain_json(&d)))
+        }
+        Proof::Missing(seen) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_verified",
+            format!(
+                "No TXT record \"{}{code}\" was found at {}{}. DNS changes can take a while to reach every server: publish the record, wait for its TTL, and run `domain verify {}` again.",
+                crate::domain_proof::PREFIX,
+                d.name,
+                if seen.is_empty() {
+                    " (it has no TXT records)".to_string()
+                } else {
+                    format!(" (its TXT records: {})", seen.join("; "))
+                },
+                d.name
+            ),
+        )),
+    }
 }
 
-/// Not yet built.
+/// `DELETE /{tenant}/admin/domains/{name}`: refused while users have UPNs in it, and for
+/// the tenant's initial domain.
 pub async fn remove(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::REMOVE_DOMAIN).await?;
+    let d = find(&state, &t, &name).await?;
+    if d.kind == DomainKind::Cloud {
+        return Err(ApiError::conflict(format!(
+            "'{}' is the tenant's initial domain and cannot be removed.",
+            d.name
+        )));
+    }
+    let users = state.store.domain_user_count(t.id, &d.name).await?;
+    if users > 0 {
+        return Err(ApiError::conflict(format!(
+            "'{}' is used by {users} user(s): delete them or change their UPNs first (`user list --search @{}`).",
+            d.name, d.name
+        )));
+    }
+    state.store.remove_domain(t.id, &d.name).await?;
+    tracing::warn!(tenant = %t.name, domain = %d.name, by = %admin.upn, "domain removed");
+    Ok(Json(json!({ "name": d.name, "removed": true })))
 }
+
 #[cfg(test)]
 mod tests {
     use super::valid_domain;

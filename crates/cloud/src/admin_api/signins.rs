@@ -1,23 +1,216 @@
-//! The sign-in log.
+//! The sign-in log: filters, JSON or CSV.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{authorize, ops};
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
+use crate::store::admin::SignInFilter;
+use crate::store::SignIn;
 
-/// `GET /{tenant}/admin/signins`
+#[derive(Debug, Deserialize)]
+pub struct SignInQuery {
+    user: Option<String>,
+    result: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    top: Option<i64>,
+    format: Option<String>,
+}
+
+/// Parses a time filter: RFC 3339 (`2026-11-29T10:00:00Z`), a date (`2026-11-29`), or a
+/// duration back from `now_ms` (`15m`, `2h`, `7d`). Returns Unix ms.
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
+    let bad = || {
+        format!(
+            "'{}' is not a time: use RFC 3339 (2026-11-29T10:00:00Z), a date (2026-11-29) or an age (30m, 2h, 7d).",
+            s.chars().take(64).collect::<String>()
+        )
+    };
+    if let Some((num, unit)) = s
+        .char_indices()
+        .last()
+        .map(|(i, c)| (&s[..i], c))
+        .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    {
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        let ms = match unit {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            _ => return Err(bad()),
+        };
+        return n.checked_mul(ms).map(|d| now_ms - d).ok_or_else(bad);
+    }
+    let rfc = time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &rfc) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    Err(bad())
+}
+
+/// The filter of a query, validated.
+pub fn filter(q: &SignInQuery, now_ms: i64) -> Result<SignInFilter, ApiError> {
+    let limit = q.top.unwrap_or(500);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("top must be 1 to 10000."));
+    }
+    let result = q.result.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if let Some(r) = result {
+        let ok = r.eq_ignore_ascii_case("success")
+            || r.eq_ignore_ascii_case("failure")
+            || r.parse::<u32>().is_ok();
+        if !ok {
+            return Err(ApiError::bad_request(
+                "result must be success, failure, or an AADSTS code such as 50126.",
+            ));
+        }
+    }
+    let time = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| parse_time(s, now_ms))
+            .transpose()
+            .map_err(ApiError::bad_request)
+    };
+    Ok(SignInFilter {
+        user: q
+            .user
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
+        result: result.map(str::to_string),
+        since_ms: time(&q.since)?,
+        until_ms: time(&q.until)?,
+        limit,
+    })
+}
+
+fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// One CSV cell (RFC 4180), with spreadsheet formulas neutralised.
+pub fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// The log as CSV, header first.
+pub fn to_csv(lines: &[SignIn]) -> String {
+    let mut out = String::from(
+        "time,user,app,result,aadsts,win32,agent_id,round_trip_ms,correlation_id,client_ip\r\n",
+    );
+    for s in lines {
+        let cells = [
+            iso(s.time_ms),
+            s.username.clone(),
+            s.client_id.clone().unwrap_or_default(),
+            s.result.clone(),
+            s.aadsts.map(|c| c.to_string()).unwrap_or_default(),
+            s.win32.map(|c| c.to_string()).unwrap_or_default(),
+            s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
+            s.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
+            s.correlation_id.clone(),
+            s.client_ip.clone().unwrap_or_default(),
+        ];
+        out.push_str(
+            &cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `GET /{tenant}/admin/signins?user=&result=&since=&until=&top=&format=json|csv`
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    Query(q): Query<SignInQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_SIGNINS).await?;
-    Ok(Json(
-        json!({ "signins": state.store.sign_ins(t.id, 500).await? }),
-    ))
+    let f = filter(&q, crate::state::unix_ms())?;
+    let lines = state.store.sign_ins_filtered(t.id, &f).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(json!({
+            "signins": lines.iter().map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["time"] = json!(iso(s.time_ms));
+                v
+            }).collect::<Vec<_>>(),
+            "retention_days": t.settings.signin_retention_days,
+        }))
+        .into_response()),
+        "csv" => Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"signins-{}.csv\"", t.name),
+                ),
+            ],
+            to_csv(&lines),
+        )
+            .into_response()),
+        _ => Err(ApiError::bad_request("format must be json or csv.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_time("30m", now), Ok(now - 1_800_000));
+        assert_eq!(parse_time("2026-11-29", now), Ok(1_795_910_400_000));
+        assert_eq!(
+            parse_time("2026-11-29T10:00:00Z", now),
+            Ok(1_795_946_400_000)
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("m", now).is_err());
+        assert!(parse_time("99999999999999999d", now).is_err());
+    }
+
+    #[test]
+    fn csv_quoting_and_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), r#""say ""hi""""#);
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_cell("-1+2"), "'-1+2");
+        assert_eq!(csv_cell("@x,y"), "\"'@x,y\"");
+    }
 }

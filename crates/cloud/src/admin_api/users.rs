@@ -1,20 +1,127 @@
-//! Users: list, show, add, password, block, role, delete.
+//! Users: list, show, add, password, block, role, delete. On-premises users (signed in
+//! through pass-through, or synced) are read-only here except for cloud-side flags: the
+//! role and the cloud sign-in block.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use super::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
-use zeroize::Zeroizing;
+use crate::store::{Tenant, User};
+
+/// Shortest cloud password accepted.
+const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A user as the API shows it.
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "upn": u.upn,
+        "display_name": u.display_name,
+        "mail": u.mail,
+        "source": u.source,
+        "immutable_id": u.immutable_id,
+        "role": u.role,
+        "enabled": u.enabled,
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+        "last_sign_in": u.last_sign_in,
+        "read_only": u.source != "cloud",
+    })
+}
+
+fn check_password(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "The password must have at least {MIN_PASSWORD_CHARS} characters."
+        )));
+    }
+    if p.len() > 256 {
+        return Err(ApiError::bad_request(
+            "The password must have at most 256 bytes.",
+        ));
+    }
+    Ok(())
+}
+
+async fn find(state: &Shared, t: &Tenant, upn: &str) -> Result<User, ApiError> {
+    state
+        .store
+        .user_by_upn(t.id, upn.trim())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "No user '{}' in this tenant: `user list --search` finds users.",
+                upn.trim()
+            ))
+        })
+}
+
+fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
+    if u.source == "cloud" {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "read_only_user",
+        format!(
+            "'{}' is an on-premises user ({}): {what} in Active Directory; the cloud keeps only its role and sign-in block.",
+            u.upn, u.source
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    search: Option<String>,
+    top: Option<i64>,
+    skiptoken: Option<String>,
+}
+
+/// `GET /{tenant}/admin/users?search=&top=&skiptoken=`
+pub async fn list(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_USERS).await?;
+    let top = q.top.unwrap_or(100);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request("top must be 1 to 1000."));
+    }
+    let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let page = state
+        .store
+        .users_page(t.id, search, q.skiptoken.as_deref(), top)
+        .await?;
+    Ok(Json(json!({
+        "users": page.users.iter().map(user_json).collect::<Vec<_>>(),
+        "next_skiptoken": page.next,
+    })))
+}
+
+/// `GET /{tenant}/admin/users/{upn}`
+pub async fn show(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_USER).await?;
+    Ok(Json(user_json(&find(&state, &t, &upn).await?)))
+}
 
 #[derive(Deserialize)]
 pub struct UserBody {
     upn: String,
     password: Zeroizing<String>,
+    #[serde(default)]
+    display_name: Option<String>,
 }
 
 impl std::fmt::Debug for UserBody {
@@ -25,34 +132,42 @@ impl std::fmt::Debug for UserBody {
     }
 }
 
-/// `POST /{tenant}/admin/users`: adds a cloud-only user.
+/// `POST /{tenant}/admin/users`: adds a cloud-only user in a verified domain of the tenant.
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     Json(body): Json<UserBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (t, _) = authorize(&state, &tenant, &headers, ops::ADD_USER).await?;
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_USER).await?;
     let upn = body.upn.trim().to_string();
     let Some((local, domain)) = upn.rsplit_once('@') else {
         return Err(ApiError::bad_request("The UPN must look like name@domain."));
     };
-    if local.is_empty() {
-        return Err(ApiError::bad_request("The UPN must look like name@domain."));
-    }
-    match state.store.domain(domain).await? {
-        Some(d) if d.tenant_id == t.id => {}
-        _ => {
-            return Err(ApiError::bad_request(format!(
-            "'{domain}' is not a domain of this tenant: add it with `domain add {domain}` first."
-        )))
-        }
-    }
-    if body.password.chars().count() < 8 {
+    if local.is_empty()
+        || local.len() > 113
+        || local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '#' | '"'))
+    {
         return Err(ApiError::bad_request(
-            "The password must have at least 8 characters.",
+            "The UPN must look like name@domain (no spaces, '#', '\"' or second '@'; at most 113 characters before '@').",
         ));
     }
+    match state.store.domain_any(domain).await? {
+        Some(d) if d.tenant_id == t.id && d.verified => {}
+        Some(d) if d.tenant_id == t.id => {
+            return Err(ApiError::bad_request(format!(
+                "'{domain}' is not verified yet: publish its TXT record and run `domain verify {domain}` first."
+            )))
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "'{domain}' is not a domain of this tenant: add it with `domain add {domain}` first."
+            )))
+        }
+    }
+    check_password(&body.password)?;
     let hash = crate::passwords::hash(body.password)
         .await
         .map_err(ApiError::internal)?;
@@ -60,102 +175,165 @@ pub async fn add(
         .store
         .add_cloud_user(t.id, &upn, &hash, "none", unix_now())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "upn": upn, "source": "cloud" })),
-    ))
+    if let Some(name) = body.display_name.as_deref().map(str::trim) {
+        if !name.is_empty() {
+            state
+                .store
+                .set_display_name(t.id, id, &name.chars().take(256).collect::<String>())
+                .await?;
+        }
+    }
+    tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, "cloud user added");
+    let user = find(&state, &t, &upn).await?;
+    Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
-/// `GET /{tenant}/admin/users`
-pub async fn list(
+#[derive(Deserialize)]
+pub struct PasswordBody {
+    password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PasswordBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordBody").finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/admin/users/{upn}/password`: a cloud-only user's new password; their
+/// sessions and refresh tokens end.
+pub async fn set_password(
     State(state): State<Shared>,
-    Path(tenant): Path<String>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<PasswordBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_PASSWORD).await?;
+    let user = find(&state, &t, &upn).await?;
+    cloud_only(&user, "change the password")?;
+    check_password(&body.password)?;
+    let hash = crate::passwords::hash(body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    state
+        .store
+        .set_password_hash(t.id, user.id, &hash, unix_now())
+        .await?;
+    state.store.sign_out_everywhere(t.id, user.id).await?;
+    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
+    Ok(Json(json!({ "upn": user.upn, "password_set": true })))
+}
+
+async fn set_enabled(
+    state: &Shared,
+    tenant: &str,
+    upn: &str,
+    headers: &HeaderMap,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let op = if enabled {
+        ops::ENABLE_USER
+    } else {
+        ops::DISABLE_USER
+    };
+    let (t, admin) = authorize(state, tenant, headers, op).await?;
+    let user = find(state, &t, upn).await?;
+    if !enabled && user.id == admin.id {
+        return Err(ApiError::conflict(
+            "You cannot block your own sign-in: ask another Global Administrator.",
+        ));
+    }
+    if !enabled && user.role == super::GLOBAL_ADMIN && user.enabled {
+        last_global_admin(state, &t, &user).await?;
+    }
+    state
+        .store
+        .set_user_enabled(t.id, user.id, enabled, unix_now())
+        .await?;
+    tracing::warn!(tenant = %t.name, user = %user.upn, enabled, by = %admin.upn, "user sign-in block changed");
+    let user = find(state, &t, upn).await?;
+    Ok(Json(user_json(&user)))
+}
+
+async fn last_global_admin(state: &Shared, t: &Tenant, user: &User) -> Result<(), ApiError> {
+    if state.store.count_role(t.id, super::GLOBAL_ADMIN).await? <= 1 {
+        return Err(ApiError::conflict(format!(
+            "'{}' is the tenant's last Global Administrator: give the role to someone else first.",
+            user.upn
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /{tenant}/admin/users/{upn}/disable`: blocks sign-in in the cloud (for an
+/// on-premises user too: a cloud-side flag) and ends sessions and refresh tokens.
+pub async fn disable(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_USERS).await?;
-    Ok(Json(json!({ "users": state.store.users(t.id).await? })))
+    set_enabled(&state, &tenant, &upn, &headers, false).await
 }
 
-/// Not yet built.
-pub async fn show(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
-}
-
-/// Not yet built.
-pub async fn set_password(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
-}
-
-/// Not yet built.
-pub async fn disable(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
-}
-
-/// Not yet built.
+/// `POST /{tenant}/admin/users/{upn}/enable`
 pub async fn enable(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    set_enabled(&state, &tenant, &upn, &headers, true).await
 }
 
-/// Not yet built.
+#[derive(Debug, Deserialize)]
+pub struct RoleBody {
+    role: String,
+}
+
+/// `PUT /{tenant}/admin/users/{upn}/role`
 pub async fn set_role(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<RoleBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_ROLE).await?;
+    let Some(role) = ops::ROLES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(body.role.trim()))
+    else {
+        return Err(ApiError::bad_request(format!(
+            "'{}' is not a role. Roles: {}.",
+            body.role.chars().take(64).collect::<String>(),
+            ops::ROLES.join(", ")
+        )));
+    };
+    let user = find(&state, &t, &upn).await?;
+    if user.role == super::GLOBAL_ADMIN && *role != super::GLOBAL_ADMIN {
+        last_global_admin(&state, &t, &user).await?;
+    }
+    state
+        .store
+        .set_user_role(t.id, user.id, role, unix_now())
+        .await?;
+    tracing::warn!(tenant = %t.name, user = %user.upn, role, by = %admin.upn, "role changed");
+    Ok(Json(user_json(&find(&state, &t, &upn).await?)))
 }
 
-/// Not yet built.
+/// `DELETE /{tenant}/admin/users/{upn}`: deletes a cloud-only user.
 pub async fn remove(
-    State(_state): State<Shared>,
-    Path((tenant, _key)): Path<(String, String)>,
-    _headers: HeaderMap,
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let _ = tenant;
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not yet",
-    ))
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::DELETE_USER).await?;
+    let user = find(&state, &t, &upn).await?;
+    cloud_only(&user, "delete the account")?;
+    if user.id == admin.id {
+        return Err(ApiError::conflict("You cannot delete yourself."));
+    }
+    if user.role == super::GLOBAL_ADMIN {
+        last_global_admin(&state, &t, &user).await?;
+    }
+    state.store.delete_user(t.id, user.id).await?;
+    tracing::warn!(tenant = %t.name, user = %user.upn, by = %admin.upn, "user deleted");
+    Ok(Json(json!({ "upn": user.upn, "deleted": true })))
 }

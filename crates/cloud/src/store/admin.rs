@@ -84,6 +84,19 @@ impl Store {
         Ok(UserPage { users, next })
     }
 
+    /// Sets a cloud-only user's display name.
+    pub async fn set_display_name(&self, tenant_id: Uuid, id: Uuid, name: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET display_name = ? WHERE tenant_id = ? AND id = ? AND source = 'cloud'",
+        )
+        .bind(name)
+        .bind(tenant_id.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Replaces a cloud-only user's password hash.
     pub async fn set_password_hash(
         &self,

@@ -126,14 +126,21 @@ pub fn federated_object_id(tenant_id: Uuid, issuer: &str, subject: &str) -> Uuid
 
 impl Store {
     /// Adds a federated domain with its identity provider settings (one transaction).
-    pub async fn add_federated_domain(&self, cfg: &FederationConfig, now: i64) -> Result<()> {
+    /// The domain waits for its proof of control (`verification_code`).
+    pub async fn add_federated_domain(
+        &self,
+        cfg: &FederationConfig,
+        verification_code: &str,
+        now: i64,
+    ) -> Result<()> {
         let name = cfg.domain.to_ascii_lowercase();
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at, verified, verification_code) VALUES (?, ?, ?, ?, 0, ?)")
             .bind(&name)
             .bind(cfg.tenant_id.to_string())
             .bind(DomainKind::Federated.as_str())
             .bind(now)
+            .bind(verification_code)
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, format!("domain {name}")))?;
@@ -334,11 +341,13 @@ mod tests {
     #[tokio::test]
     async fn federated_domain_round_trip_and_conversion() -> anyhow::Result<()> {
         let (s, dir, tid) = store().await?;
-        s.add_federated_domain(&cfg(tid), 1).await?;
+        s.add_federated_domain(&cfg(tid), "code", 1).await?;
         assert!(matches!(
-            s.add_federated_domain(&cfg(tid), 1).await,
+            s.add_federated_domain(&cfg(tid), "code", 1).await,
             Err(StoreError::Conflict(_))
         ));
+        assert!(s.domain("fab.example").await?.is_none(), "unverified");
+        s.set_domain_verified(tid, "fab.example").await?;
         let d = s
             .domain("fab.example")
             .await?
