@@ -40,13 +40,15 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl DnsZone {
-    /// Reserves a loopback address for the zone; the server starts with the first record.
+    /// Starts the zone's server, empty, on a free loopback port.
     pub fn new(dir: &Path) -> anyhow::Result<DnsZone> {
-        Ok(DnsZone {
+        let zone = DnsZone {
             addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
             log: dir.join("dnsmasq.log"),
             inner: Mutex::new(Served::default()),
-        })
+        };
+        zone.restart(None)?;
+        Ok(zone)
     }
 
     /// Where the zone answers (give it to `serve --dns-server`).
@@ -57,11 +59,17 @@ impl DnsZone {
     /// Publishes a TXT record `name` = `value` (and keeps the earlier ones), restarting the
     /// server with the new zone, and waits until it answers.
     pub fn publish_txt(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        self.restart(Some((name, value)))
+    }
+
+    fn restart(&self, add: Option<(&str, &str)>) -> anyhow::Result<()> {
         if !Path::new(DNSMASQ).exists() {
             bail!("{DNSMASQ} is missing: run scripts/deps.sh (it installs dnsmasq-base)");
         }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.records.push((name.to_string(), value.to_string()));
+        if let Some((name, value)) = add {
+            inner.records.push((name.to_string(), value.to_string()));
+        }
         if let Some(mut old) = inner.server.take() {
             let _ = old.kill();
             let _ = old.wait();
