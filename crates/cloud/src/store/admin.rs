@@ -483,6 +483,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sign_in_log_filters_and_retention() -> anyhow::Result<()> {
+        let (s, dir, tid) = store().await?;
+        let day = 86_400_000;
+        let now = 100 * day;
+        for (age_days, user, result, code) in [
+            (40, "old@contoso.example", "failure", Some(50126)),
+            (2, "a@contoso.example", "success", None),
+            (1, "a@contoso.example", "failure", Some(50053)),
+        ] {
+            s.log_sign_in(
+                tid,
+                &SignIn {
+                    time_ms: now - age_days * day,
+                    username: user.into(),
+                    client_id: None,
+                    result: result.into(),
+                    aadsts: code,
+                    win32: None,
+                    agent_id: None,
+                    latency_ms: None,
+                    correlation_id: "c".into(),
+                    client_ip: None,
+                },
+            )
+            .await?;
+        }
+        let f = |user: Option<&str>, result: Option<&str>, since: Option<i64>| SignInFilter {
+            user: user.map(str::to_string),
+            result: result.map(str::to_string),
+            since_ms: since,
+            until_ms: None,
+            limit: 100,
+        };
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(None, None, None)).await?.len(),
+            3
+        );
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(Some("A@contoso.example"), None, None))
+                .await?
+                .len(),
+            2
+        );
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(None, Some("failure"), None))
+                .await?
+                .len(),
+            2
+        );
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(None, Some("50053"), None))
+                .await?
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(None, None, Some(now - 3 * day)))
+                .await?
+                .len(),
+            2
+        );
+        // Default retention is 30 days: the 40-day-old line goes.
+        assert_eq!(s.purge_sign_ins(now).await?, 1);
+        let mut settings = crate::settings::Settings::default();
+        settings.signin_retention_days = 1;
+        s.save_settings(tid, &settings).await?;
+        assert_eq!(s.purge_sign_ins(now).await?, 1);
+        assert_eq!(
+            s.sign_ins_filtered(tid, &f(None, None, None)).await?.len(),
+            1
+        );
+        s.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn unverified_domains_do_not_sign_in_and_expire() -> anyhow::Result<()> {
         let (s, dir, tid) = store().await?;
         s.add_domain(tid, "corp.example", DomainKind::Managed, Some("code"), 100)

@@ -55,3 +55,54 @@ impl MigrationSource<'static> for Embedded {
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     Migrator::new(Embedded).await?.run(pool).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use crate::store::Store;
+
+    /// A store written by the release before migrations (the baseline tables only, with a
+    /// tenant whose deadline was changed) opens, gains the new columns and keeps its data.
+    #[tokio::test]
+    async fn a_store_from_before_migrations_is_brought_up_to_date() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-migrate-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("old.db");
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await?;
+            sqlx::raw_sql(super::super::SCHEMA).execute(&pool).await?;
+            sqlx::raw_sql(
+                "INSERT INTO tenants (id, name, request_timeout_ms, created_at)
+                 VALUES ('7d7c2f0e-1b7e-4c3a-9a55-0c1f7b9e2a10', 'old', 5000, 1);
+                 INSERT INTO domains (name, tenant_id, kind, created_at)
+                 VALUES ('old.example', '7d7c2f0e-1b7e-4c3a-9a55-0c1f7b9e2a10', 'managed', 1);",
+            )
+            .execute(&pool)
+            .await?;
+            pool.close().await;
+        }
+        let store = Store::open(&path, false).await?;
+        let t = store
+            .tenant("old")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("tenant lost"))?;
+        assert_eq!(t.settings.request_deadline_ms, 5000);
+        let d = store
+            .domain("old.example")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("an existing domain stays verified"))?;
+        assert!(d.verified);
+        store.close().await;
+        // Opening again applies nothing twice.
+        let again = Store::open(&path, false).await?;
+        assert!(again.tenant("old").await?.is_some());
+        again.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
