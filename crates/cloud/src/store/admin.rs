@@ -546,8 +546,10 @@ mod tests {
         );
         // Default retention is 30 days: the 40-day-old line goes.
         assert_eq!(s.purge_sign_ins(now).await?, 1);
-        let mut settings = crate::settings::Settings::default();
-        settings.signin_retention_days = 1;
+        let settings = crate::settings::Settings {
+            signin_retention_days: 1,
+            ..Default::default()
+        };
         s.save_settings(tid, &settings).await?;
         assert_eq!(s.purge_sign_ins(now).await?, 1);
         assert_eq!(
