@@ -115,7 +115,7 @@ pub fn router(state: Shared) -> Router {
             get(authorize::userinfo).post(authorize::userinfo),
         )
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
-        .nest("/{tenant}/admin", admin_api::routes())
+        .nest("/{tenant}/admin", admin_api::routes(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -190,6 +190,15 @@ async fn every_route_refuses_the_roles_it_must() -> anyhow::Result<()> {
         let (status, text) = call(Some(&plain)).await?;
         assert_eq!(status, 403, "{id} as a user with no role: {text}");
         assert!(text.contains("needs the role"), "{id}: {text}");
+        // The role is checked before the body is read: a malformed body changes nothing.
+        let bad = http
+            .request(method.parse().unwrap_or(reqwest::Method::GET), &url)
+            .bearer_auth(&plain)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await?;
+        assert_eq!(bad.status().as_u16(), 403, "{id} with a malformed body");
         let (status, text) = call(Some(&hybrid)).await?;
         if hybrid_may {
             assert!(

@@ -4,7 +4,10 @@
 //! may call what is in [`ops`], the one table the router, the checks and the OpenAPI
 //! document share.
 
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use passthru_proto::admin::ADMIN_AUDIENCE;
@@ -82,8 +85,36 @@ pub async fn authorize(
     Ok((t, user))
 }
 
+/// Checks the caller against the operation's roles before anything else of the request is
+/// read, so a caller who may not perform an operation learns nothing from how its body would
+/// have been judged. (Handlers check again and use the caller they get.)
+async fn guard(
+    State(state): State<Shared>,
+    matched: Option<MatchedPath>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = matched
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
+    let op = ops::ALL.iter().find(|o| {
+        o.method == request.method().as_str()
+            && path
+                .strip_suffix(o.path)
+                .is_some_and(|head| head.ends_with("/admin"))
+    });
+    if let (Some(op), Some(tenant)) = (op, params.get("tenant")) {
+        if let Err(e) = authorize(&state, tenant, request.headers(), op).await {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The admin routes, nested under `/{tenant}/admin` by the server.
-pub fn routes() -> Router<Shared> {
+pub fn routes(state: Shared) -> Router<Shared> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/users", get(users::list).post(users::add))
@@ -118,4 +149,5 @@ pub fn routes() -> Router<Shared> {
         .route("/signins", get(signins::list))
         .route("/keys", get(crate::admin_keys::list))
         .route("/keys/rotate", post(crate::admin_keys::rotate))
+        .route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
