@@ -790,10 +790,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 let on = v["enabled"].as_bool().unwrap_or(false);
+                let n = |k: &str| v[k].as_u64().unwrap_or(0);
                 println!(
-                    "Pass-through authentication: {} ({} active agent(s))",
+                    "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
                     if on { "enabled" } else { "disabled" },
-                    v["active_agents"].as_u64().unwrap_or(0)
+                    n("active_agents"),
+                    n("draining_agents"),
+                    n("inactive_agents"),
+                    n("registered_agents")
                 );
             }
         }

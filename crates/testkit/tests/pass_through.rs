@@ -63,7 +63,10 @@ async fn every_account_state_gives_its_code() -> anyhow::Result<()> {
     );
     t.enable_pta()?;
     let status = t.cloud.admin(&["pta", "status"])?;
-    assert!(status.contains("enabled"), "{status}");
+    assert!(
+        status.contains("enabled (1 active, 0 draining, 0 inactive of 1 registered"),
+        "{status}"
+    );
 
     // Every account state of the test bed.
     let mut checked = 0;
