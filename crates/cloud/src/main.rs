@@ -48,6 +48,10 @@ enum Command {
         /// Seconds between heartbeats on agent connections.
         #[arg(long, default_value_t = 10)]
         heartbeat_seconds: u64,
+        /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no authentication:
+        /// bind it to 127.0.0.1 or a private management network). Off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -136,11 +140,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             listen,
             heartbeat_seconds,
+            metrics_listen,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
                 listen,
                 heartbeat: Duration::from_secs(heartbeat_seconds.clamp(1, 300)),
+                metrics_listen,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

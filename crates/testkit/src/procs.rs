@@ -103,6 +103,8 @@ pub struct Cloud {
     pub listen: String,
     /// Extra environment variables of the `serve` process (kept across restarts).
     serve_env: Vec<(String, String)>,
+    /// Extra arguments of the `serve` process (kept across restarts).
+    serve_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -150,6 +152,7 @@ impl Cloud {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            serve_args: Vec::new(),
             child: None,
             log: dir.join("cloud.log"),
         };
@@ -168,6 +171,7 @@ impl Cloud {
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
+            .args(&self.serve_args)
             .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -191,6 +195,12 @@ impl Cloud {
         self.url = url;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Extra arguments for `serve` from the next [`Cloud::serve`] on (e.g.
+    /// `--metrics-listen 127.0.0.1:PORT`).
+    pub fn set_serve_args(&mut self, args: &[&str]) {
+        self.serve_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// Stops the server with SIGTERM (as Ctrl-C would).
