@@ -27,7 +27,7 @@ impl AgentStats {
         let mut r = self.lock();
         match outcome {
             Outcome::Success(_) => r.success += 1,
-            Outcome::Denied { win32 } => *r.denied.entry(win32.code()).or_default() += 1,
+            Outcome::Denied { win32 } => *r.denied.entry(win32.code().to_string()).or_default() += 1,
             Outcome::Error { error } => {
                 let name = match serde_json::to_value(error) {
                     Ok(serde_json::Value::String(s)) => s,
@@ -78,7 +78,7 @@ mod tests {
             None,
         );
         let r = s.report(3);
-        assert_eq!(r.denied.get(&1326), Some(&2));
+        assert_eq!(r.denied.get("1326"), Some(&2));
         assert_eq!(r.errors.get("directory_unreachable"), Some(&1));
         assert_eq!(r.directory_count, 2);
         assert!(r.directory_seconds_sum > 0.003);

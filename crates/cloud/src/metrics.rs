@@ -15,7 +15,7 @@
 //!
 //! `tenant` is the tenant id (a GUID: stable, unlike a name), `agent` the agent id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 
@@ -88,6 +88,9 @@ pub struct Metrics {
     /// The last report of each agent, to turn cumulative reports into increments (a report
     /// below the last one means the agent restarted: its counters began again at zero).
     last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
+    /// Tenants seen since the start (sign-ins, agents): their `agents_connected` reads 0
+    /// rather than vanishing when their last agent goes, so "no agent" can be alerted on.
+    tenants: Mutex<HashSet<Uuid>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -165,6 +168,7 @@ impl Default for Metrics {
             agent_directory_requests,
             agent_in_flight,
             last_reports: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -182,8 +186,16 @@ impl Metrics {
         self.last_reports.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn seen(&self, tenant_id: Uuid) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant_id);
+    }
+
     /// Counts one sign-in log entry: `aadsts` is `None` for a success.
     pub fn sign_in(&self, tenant_id: Uuid, result: &str, aadsts: Option<u32>) {
+        self.seen(tenant_id);
         self.signins
             .get_or_create(&SignInLabels {
                 tenant: tenant_id.to_string(),
@@ -204,6 +216,7 @@ impl Metrics {
 
     /// Takes an agent's cumulative report.
     pub fn agent_report(&self, tenant_id: Uuid, agent_id: Uuid, report: &AgentStatsReport) {
+        self.seen(tenant_id);
         let old = self
             .reports()
             .insert(agent_id, report.clone())
@@ -232,7 +245,7 @@ impl Metrics {
         for (code, n) in &report.denied {
             let d = delta(*n, old.denied.get(code).copied().unwrap_or(0));
             self.agent_validations
-                .get_or_create(&v("denied", code.to_string()))
+                .get_or_create(&v("denied", code.clone()))
                 .inc_by(d);
         }
         for (kind, n) in &report.errors {
@@ -274,9 +287,26 @@ impl Metrics {
 
     /// The metrics in OpenMetrics text, with the gateway's gauges read now.
     pub fn render(&self, gateway: &Gateway) -> String {
-        self.agents_connected.clear();
         self.in_flight.clear();
-        for (tenant_id, agents) in gateway.all_connected() {
+        let connected = gateway.all_connected();
+        for (tenant_id, _) in &connected {
+            self.seen(*tenant_id);
+        }
+        let tenants: Vec<Uuid> = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for tenant_id in tenants {
+            self.agents_connected
+                .get_or_create(&TenantLabels {
+                    tenant: tenant_id.to_string(),
+                })
+                .set(0);
+        }
+        for (tenant_id, agents) in connected {
             let tenant = tenant_id.to_string();
             self.agents_connected
                 .get_or_create(&TenantLabels {
@@ -316,13 +346,13 @@ mod tests {
             success: 1,
             ..Default::default()
         };
-        r.denied.insert(1326, 2);
+        r.denied.insert("1326".into(), 2);
         m.agent_report(tid, aid, &r);
-        r.denied.insert(1326, 5);
+        r.denied.insert("1326".into(), 5);
         m.agent_report(tid, aid, &r);
         // The agent restarted: its counters began again.
         let mut r2 = AgentStatsReport::default();
-        r2.denied.insert(1326, 1);
+        r2.denied.insert("1326".into(), 1);
         m.agent_report(tid, aid, &r2);
         let text = m.render(&Gateway::default());
         assert!(text.contains(&format!(
@@ -334,7 +364,9 @@ mod tests {
         assert!(text.contains(&format!(
             r#"passthru_agent_validations_total{{tenant="{tid}",agent="{aid}",outcome="denied",win32="1326"}} 6"#
         )), "{text}");
-        assert!(text.contains("# TYPE passthru_agents_connected gauge"), "{text}");
+        assert!(text.contains(&format!(
+            r#"passthru_agents_connected{{tenant="{tid}"}} 0"#
+        )), "a tenant without agents reads 0: {text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

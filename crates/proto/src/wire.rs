@@ -74,9 +74,10 @@ pub struct AgentStatsReport {
     /// Validations that ended in success.
     #[serde(default)]
     pub success: u64,
-    /// Validations the directory refused, by Win32 code.
+    /// Validations the directory refused, by Win32 code in decimal (`"1326"`). Text keys:
+    /// integer keys do not survive serde's buffering of internally tagged enums.
     #[serde(default)]
-    pub denied: BTreeMap<u32, u64>,
+    pub denied: BTreeMap<String, u64>,
     /// Validations that ended in an error, by [`AgentError`] name (`directory_unreachable`,
     /// `decrypt_failed`, ...). The `directory_*` ones are the domain controller errors.
     #[serde(default)]
@@ -220,7 +221,7 @@ mod tests {
             success: 2,
             ..Default::default()
         };
-        r.denied.insert(1326, 3);
+        r.denied.insert("1326".into(), 3);
         r.errors.insert("directory_timeout".into(), 1);
         let j = serde_json::to_string(&AgentToCloud::Stats(r.clone())).unwrap_or_default();
         assert!(j.contains(r#""type":"stats""#), "{j}");

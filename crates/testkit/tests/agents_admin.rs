@@ -168,7 +168,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
 
     // Metrics: sign-ins by result and AADSTS, the round-trip histogram, agents connected, and
     // the agent's own counters (they come with its next heartbeat).
-    let http = reqwest::Client::builder().build()?;
+    let http = https.clone();
     let deadline = Instant::now() + HEARTBEAT * 5;
     let m = loop {
         let m = metrics(&http, &metrics_addr).await?;
