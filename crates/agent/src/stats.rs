@@ -27,7 +27,9 @@ impl AgentStats {
         let mut r = self.lock();
         match outcome {
             Outcome::Success(_) => r.success += 1,
-            Outcome::Denied { win32 } => *r.denied.entry(win32.code().to_string()).or_default() += 1,
+            Outcome::Denied { win32 } => {
+                *r.denied.entry(win32.code().to_string()).or_default() += 1
+            }
             Outcome::Error { error } => {
                 let name = match serde_json::to_value(error) {
                     Ok(serde_json::Value::String(s)) => s,

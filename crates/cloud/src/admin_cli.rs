@@ -415,7 +415,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         forests.join(","),
                         format_time(a["cert_expires_at"].as_i64()),
                         a["requests_served"].as_u64().unwrap_or(0),
-                        if failures.is_empty() { "-".to_string() } else { failures.join(",") },
+                        if failures.is_empty() {
+                            "-".to_string()
+                        } else {
+                            failures.join(",")
+                        },
                         ms("p50"),
                         ms("p99"),
                     );

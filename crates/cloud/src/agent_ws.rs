@@ -218,7 +218,11 @@ pub async fn flush_stats(state: &Shared, agent_id: Uuid) {
     let Some(delta) = state.gateway.take_unflushed(agent_id) else {
         return;
     };
-    if let Err(e) = state.store.add_agent_stats(agent_id, &delta, unix_now()).await {
+    if let Err(e) = state
+        .store
+        .add_agent_stats(agent_id, &delta, unix_now())
+        .await
+    {
         tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics; will retry");
         state.gateway.restore_unflushed(agent_id, &delta);
     }

@@ -224,8 +224,14 @@ impl Metrics {
         // A report whose total went down comes from a restarted agent: count it all.
         let restarted = report.success < old.success
             || report.directory_count < old.directory_count
-            || report.denied.iter().any(|(k, v)| *v < old.denied.get(k).copied().unwrap_or(0))
-            || report.errors.iter().any(|(k, v)| *v < old.errors.get(k).copied().unwrap_or(0));
+            || report
+                .denied
+                .iter()
+                .any(|(k, v)| *v < old.denied.get(k).copied().unwrap_or(0))
+            || report
+                .errors
+                .iter()
+                .any(|(k, v)| *v < old.errors.get(k).copied().unwrap_or(0));
         let old = if restarted {
             AgentStatsReport::default()
         } else {
@@ -355,18 +361,25 @@ mod tests {
         r2.denied.insert("1326".into(), 1);
         m.agent_report(tid, aid, &r2);
         let text = m.render(&Gateway::default());
-        assert!(text.contains(&format!(
-            r#"passthru_signins_total{{tenant="{tid}",result="failure",aadsts="50126"}} 1"#
-        )), "{text}");
-        assert!(text.contains(&format!(
-            r#"passthru_pass_through_round_trip_seconds_count{{tenant="{tid}"}} 1"#
-        )), "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"passthru_signins_total{{tenant="{tid}",result="failure",aadsts="50126"}} 1"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                r#"passthru_pass_through_round_trip_seconds_count{{tenant="{tid}"}} 1"#
+            )),
+            "{text}"
+        );
         assert!(text.contains(&format!(
             r#"passthru_agent_validations_total{{tenant="{tid}",agent="{aid}",outcome="denied",win32="1326"}} 6"#
         )), "{text}");
-        assert!(text.contains(&format!(
-            r#"passthru_agents_connected{{tenant="{tid}"}} 0"#
-        )), "a tenant without agents reads 0: {text}");
+        assert!(
+            text.contains(&format!(r#"passthru_agents_connected{{tenant="{tid}"}} 0"#)),
+            "a tenant without agents reads 0: {text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

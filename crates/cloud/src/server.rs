@@ -71,12 +71,17 @@ pub fn metrics_router(state: Shared) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|axum::extract::State(state): axum::extract::State<Shared>| async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-                    state.metrics.render(&state.gateway),
-                )
-            }),
+            get(
+                |axum::extract::State(state): axum::extract::State<Shared>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            crate::metrics::CONTENT_TYPE,
+                        )],
+                        state.metrics.render(&state.gateway),
+                    )
+                },
+            ),
         )
         .with_state(state)
 }
@@ -219,10 +224,14 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         source,
     })?;
     let metrics_listener = match &opts.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
-            addr: addr.clone(),
-            source,
-        })?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
         None => None,
     };
     // Expired codes, sessions, pending sign-ins and refresh tokens are removed every minute,
@@ -331,7 +340,10 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for (agent_id, delta) in state.gateway.take_all_unflushed() {
-        if let Err(e) = store.add_agent_stats(agent_id, &delta, crate::state::unix_now()).await {
+        if let Err(e) = store
+            .add_agent_stats(agent_id, &delta, crate::state::unix_now())
+            .await
+        {
             tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics");
         }
     }

@@ -182,16 +182,13 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     };
     let signins_ok = m
         .lines()
-        .filter(|l| {
-            l.starts_with("passthru_signins_total{")
-                && l.contains(r#"result="success""#)
-        })
+        .filter(|l| l.starts_with("passthru_signins_total{") && l.contains(r#"result="success""#))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
     assert!(signins_ok >= 4.0, "{m}");
     assert!(
-        m.lines().any(|l| l.starts_with("passthru_signins_total{")
-            && l.contains(r#"aadsts="50126""#)),
+        m.lines()
+            .any(|l| l.starts_with("passthru_signins_total{") && l.contains(r#"aadsts="50126""#)),
         "{m}"
     );
     assert!(
@@ -222,7 +219,10 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
         m.contains("passthru_agent_directory_requests_total{"),
         "{m}"
     );
-    assert!(!m.contains("sync"), "no sync metrics: sync does not exist yet\n{m}");
+    assert!(
+        !m.contains("sync"),
+        "no sync metrics: sync does not exist yet\n{m}"
+    );
 
     // Revoking a connected agent: a second agent joins, serves, and is revoked (not the last
     // active one, so no --force). Its stream closes at once, it cannot reconnect, and the
@@ -309,7 +309,10 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
         "{a}"
     );
     assert!(a["failures"]["1909"].as_u64().unwrap_or(0) >= 1, "{a}");
-    assert!(a["round_trip_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0, "{a}");
+    assert!(
+        a["round_trip_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0,
+        "{a}"
+    );
     assert!(
         a["forests"].as_array().is_some_and(|f| !f.is_empty()),
         "the forests it last announced: {a}"

@@ -262,12 +262,11 @@ impl Store {
     pub async fn remove_inactive_agents(&self, now: i64, connected: &[Uuid]) -> Result<Vec<Uuid>> {
         let cutoff = now - AGENT_EXPIRY_SECS;
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
-            "SELECT id FROM agents WHERE COALESCE(last_seen, registered_at) <= ?",
-        )
-        .bind(cutoff)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows =
+            sqlx::query("SELECT id FROM agents WHERE COALESCE(last_seen, registered_at) <= ?")
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
         let mut removed = Vec::new();
         for r in rows {
             let id = uuid_col(&r, "id")?;
@@ -304,8 +303,17 @@ mod tests {
 
     async fn agent(s: &Store, tid: Uuid, registered: i64) -> anyhow::Result<Uuid> {
         let id = Uuid::new_v4();
-        s.add_agent(id, tid, &id.to_string(), i64::MAX, &[7; 32], "h", "1", registered)
-            .await?;
+        s.add_agent(
+            id,
+            tid,
+            &id.to_string(),
+            i64::MAX,
+            &[7; 32],
+            "h",
+            "1",
+            registered,
+        )
+        .await?;
         Ok(id)
     }
 
@@ -387,12 +395,17 @@ mod tests {
         assert_eq!(removed, want);
         let left: Vec<Uuid> = s.agents(tid).await?.into_iter().map(|a| a.id).collect();
         assert_eq!(left.len(), 3);
-        assert!(left.contains(&recent) && left.contains(&revoked_recent) && left.contains(&connected));
+        assert!(
+            left.contains(&recent) && left.contains(&revoked_recent) && left.contains(&connected)
+        );
         assert!(s.agent_stats(tid).await?.is_empty());
         // The removed agent's certificate now belongs to no agent: refused.
         assert!(s.agent_by_fingerprint(&stale.to_string()).await?.is_none());
         // Once it is no longer connected, the long-silent agent goes too.
-        assert!(s.remove_inactive_agents(now, &[]).await?.contains(&connected));
+        assert!(s
+            .remove_inactive_agents(now, &[])
+            .await?
+            .contains(&connected));
         assert!(s
             .remove_inactive_agents(now + day - 1, &[])
             .await?
