@@ -24,6 +24,7 @@ pub mod replay;
 pub mod run;
 pub mod session;
 pub mod state_dir;
+pub mod stats;
 pub mod status;
 pub mod tls_config;
 pub mod trace_log;

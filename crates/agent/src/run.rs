@@ -125,6 +125,7 @@ where
             upn_suffixes: config.upn_suffixes(),
         },
         skew_tolerance: config.clock_skew_tolerance,
+        stats: Default::default(),
     });
     let shutdown = shutdown_on_signals()?;
     tracing::info!(

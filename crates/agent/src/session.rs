@@ -21,6 +21,7 @@ use crate::admission::Admission;
 use crate::clock;
 use crate::connect::{classify_ws_error, AgentSocket, Endpoint};
 use crate::link_error::LinkError;
+use crate::stats::AgentStats;
 use crate::trace_log::TraceLog;
 use crate::validation::validate_request;
 use crate::validator::Validator;
@@ -62,6 +63,8 @@ pub struct AgentContext<V> {
     pub hello: HelloInfo,
     /// Clock difference to the cloud worth a warning at connect.
     pub skew_tolerance: Duration,
+    /// The agent's own counters, reported to the cloud every heartbeat.
+    pub stats: AgentStats,
 }
 
 /// How a session ended without an error.
@@ -142,6 +145,19 @@ fn outcome_kind(outcome: &Outcome) -> String {
     }
 }
 
+/// Whether the outcome came from the directory (rather than from the admission checks).
+fn asked_directory(outcome: &Outcome) -> bool {
+    use passthru_proto::AgentError as E;
+    match outcome {
+        Outcome::Success(_) | Outcome::Denied { .. } => true,
+        Outcome::Error { error } => matches!(
+            error,
+            E::DirectoryUnreachable | E::DirectoryTimeout | E::DirectoryError
+        ),
+        _ => false,
+    }
+}
+
 /// Validates one request in its own task and queues the answer.
 fn spawn_validation<V: Validator>(
     tasks: &mut JoinSet<()>,
@@ -156,8 +172,11 @@ fn spawn_validation<V: Validator>(
         let Ok(_permit) = Arc::clone(&ctx.limit).acquire_owned().await else {
             return;
         };
+        let started = Instant::now();
         let outcome =
             validate_request(&ctx.admission, &ctx.validator, &request, clock::now_ms()).await;
+        ctx.stats
+            .record(&outcome, asked_directory(&outcome).then(|| started.elapsed()));
         if let Err(e) = ctx.trace.record(clock::now_utc(), request.request_id, &outcome) {
             tracing::error!(error = %e, "cannot write the trace log");
         }
@@ -288,6 +307,10 @@ pub async fn serve<V: Validator>(
                 }
                 // A full outbox means the writer is stuck; its own time-out will end the link.
                 let _ = outbox.try_send(Message::Ping(Default::default()));
+                let in_flight = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
+                if let Some(m) = text(&AgentToCloud::Stats(ctx.stats.report(in_flight))) {
+                    let _ = outbox.try_send(m);
+                }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             written = &mut writer => {

@@ -192,8 +192,13 @@ async fn fake_cloud(
                     },
                     frame = stream.next() => match frame {
                         Some(Ok(Message::Text(t))) => {
-                            if let Ok(m) = serde_json::from_str::<AgentToCloud>(t.as_str()) {
-                                let _ = seen_tx.send((conn, Seen::FromAgent(m)));
+                            // Statistics come every heartbeat, between the answers: not checked here.
+                            match serde_json::from_str::<AgentToCloud>(t.as_str()) {
+                                Ok(AgentToCloud::Stats(_)) => {}
+                                Ok(m) => {
+                                    let _ = seen_tx.send((conn, Seen::FromAgent(m)));
+                                }
+                                Err(_) => {}
                             }
                         }
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
@@ -287,6 +292,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
             upn_suffixes: vec!["corp.example.test".into()],
         },
         skew_tolerance: Duration::from_secs(300),
+        stats: Default::default(),
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move { stay_connected(ctx, &endpoint, tls, shutdown).await });

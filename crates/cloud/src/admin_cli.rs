@@ -829,15 +829,44 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             if args.json {
                 print_json(&v);
             } else {
-                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN");
+                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS");
                 for a in v["agents"].as_array().into_iter().flatten() {
+                    let forests: Vec<&str> = a["forests"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let failures: Vec<String> = a["failures"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, n)| format!("{k}:{n}"))
+                        .collect();
+                    let ms = |q: &str| {
+                        a["round_trip_ms"][q]
+                            .as_f64()
+                            .map(|x| format!("{x:.1}"))
+                            .unwrap_or_else(|| "-".into())
+                    };
                     println!(
-                        "{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         s(a, "id"),
                         s(a, "host"),
                         s(a, "version"),
                         s(a, "status"),
-                        format_time(a["last_seen"].as_i64())
+                        format_time(a["last_seen"].as_i64()),
+                        s(a, "source_ip"),
+                        forests.join(","),
+                        format_time(a["cert_expires_at"].as_i64()),
+                        a["requests_served"].as_u64().unwrap_or(0),
+                        if failures.is_empty() {
+                            "-".to_string()
+                        } else {
+                            failures.join(",")
+                        },
+                        ms("p50"),
+                        ms("p99"),
                     );
                 }
             }

@@ -117,6 +117,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         tracing::warn!(agent = %agent.id, skew_ms, "the agent's clock differs from the cloud's; synchronise the agent server's time");
     }
     let host: String = host.chars().take(255).collect();
+    let version: String = version.chars().take(64).collect();
     let upn_suffixes: Vec<String> = upn_suffixes
         .into_iter()
         .take(1000)
@@ -124,7 +125,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         .collect();
     if let Err(e) = state
         .store
-        .agent_seen(agent.id, &host, &version, &ip, unix_now())
+        .agent_seen(agent.id, &host, &version, &ip, &upn_suffixes, unix_now())
         .await
     {
         tracing::error!(error = %e, "could not record the agent's connection");
@@ -157,6 +158,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
             incoming = stream.next() => {
                 let Some(Ok(msg)) = incoming else { break "connection closed by the agent" };
                 last_heard = Instant::now();
+                conn.heard();
                 match msg {
                     Message::Text(t) => match serde_json::from_str::<AgentToCloud>(t.as_str()) {
                         Ok(AgentToCloud::Result { request_id, outcome, agent_micros }) => {
@@ -168,6 +170,9 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                         Ok(AgentToCloud::Draining) => {
                             tracing::info!(agent = %conn.agent_id, "agent is draining");
                             conn.set_draining();
+                        }
+                        Ok(AgentToCloud::Stats(report)) => {
+                            state.metrics.agent_report(conn.tenant_id, conn.agent_id, &report);
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(agent = %conn.agent_id, error = %e, "malformed message from agent ignored"),
@@ -182,6 +187,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 }
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
                 let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+                flush_stats(&state, conn.agent_id).await;
             }
             _ = conn.revoked.notified() => {
                 if let Some(m) = text(&CloudToAgent::Goodbye { reason: "this agent has been revoked by an administrator".into() }) {
@@ -200,6 +206,24 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         }
     };
     state.gateway.unregister(&conn);
+    state.metrics.agent_gone(conn.tenant_id, conn.agent_id);
     let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+    flush_stats(&state, conn.agent_id).await;
     tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
+}
+
+/// Adds the agent's statistics gathered since the last flush to the store (kept in memory
+/// for the next flush if the store fails).
+pub async fn flush_stats(state: &Shared, agent_id: Uuid) {
+    let Some(delta) = state.gateway.take_unflushed(agent_id) else {
+        return;
+    };
+    if let Err(e) = state
+        .store
+        .add_agent_stats(agent_id, &delta, unix_now())
+        .await
+    {
+        tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics; will retry");
+        state.gateway.restore_unflushed(agent_id, &delta);
+    }
 }

@@ -648,6 +648,7 @@ async fn log_sign_in(
     if let Err(e) = state.store.log_sign_in(t.id, &entry).await {
         tracing::error!(error = %e, "could not write the sign-in log");
     }
+    state.metrics.sign_in(t.id, &entry.result, entry.aadsts);
 }
 
 /// `GET /{tenant}/federation/callback`: the identity provider's answer.

@@ -14,6 +14,9 @@ use passthru_proto::wire::{CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
+use crate::store::AgentTally;
+
 /// Why a request got no outcome from any agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,6 +52,8 @@ pub struct AgentConn {
     in_flight: AtomicUsize,
     served: AtomicU64,
     draining: AtomicBool,
+    /// When the agent was last heard from (any frame, pongs included), Unix ms.
+    last_heard_ms: AtomicU64,
     /// Fires when the agent is revoked: its connection handler closes the socket.
     pub revoked: tokio::sync::Notify,
 }
@@ -76,8 +81,14 @@ impl AgentConn {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            last_heard_ms: AtomicU64::new(now_ms()),
             revoked: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Notes that the agent was heard from just now.
+    pub fn heard(&self) {
+        self.last_heard_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// Marks the agent as draining: it gets no new work.
@@ -108,6 +119,10 @@ struct Inner {
 #[derive(Default)]
 pub struct Gateway {
     inner: Mutex<Inner>,
+    /// Statistics of answered requests per agent not yet added to the store.
+    tallies: Mutex<HashMap<Uuid, AgentTally>>,
+    /// Where round trips are recorded for Prometheus.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -126,6 +141,21 @@ pub struct ConnectedAgent {
     pub in_flight: usize,
     pub served: u64,
     pub draining: bool,
+    /// When the agent was last heard from, Unix ms.
+    pub last_heard_ms: u64,
+}
+
+fn snapshot(c: &AgentConn) -> ConnectedAgent {
+    ConnectedAgent {
+        agent_id: c.agent_id,
+        host: c.host.clone(),
+        version: c.version.clone(),
+        upn_suffixes: c.upn_suffixes.clone(),
+        in_flight: c.in_flight.load(Ordering::Relaxed),
+        served: c.served.load(Ordering::Relaxed),
+        draining: c.draining.load(Ordering::Relaxed),
+        last_heard_ms: c.last_heard_ms.load(Ordering::Relaxed),
+    }
 }
 
 fn now_ms() -> u64 {
@@ -185,20 +215,71 @@ impl Gateway {
         inner
             .agents
             .get(&tenant_id)
-            .map(|list| {
-                list.iter()
-                    .map(|c| ConnectedAgent {
-                        agent_id: c.agent_id,
-                        host: c.host.clone(),
-                        version: c.version.clone(),
-                        upn_suffixes: c.upn_suffixes.clone(),
-                        in_flight: c.in_flight.load(Ordering::Relaxed),
-                        served: c.served.load(Ordering::Relaxed),
-                        draining: c.draining.load(Ordering::Relaxed),
-                    })
-                    .collect()
-            })
+            .map(|list| list.iter().map(|c| snapshot(c)).collect())
             .unwrap_or_default()
+    }
+
+    /// The connected agents of every tenant.
+    pub fn all_connected(&self) -> Vec<(Uuid, Vec<ConnectedAgent>)> {
+        let inner = self.lock();
+        inner
+            .agents
+            .iter()
+            .map(|(t, list)| (*t, list.iter().map(|c| snapshot(c)).collect()))
+            .collect()
+    }
+
+    /// The ids of every connected agent, across tenants.
+    pub fn connected_ids(&self) -> Vec<Uuid> {
+        let inner = self.lock();
+        inner
+            .agents
+            .values()
+            .flatten()
+            .map(|c| c.agent_id)
+            .collect()
+    }
+
+    fn tallies(&self) -> MutexGuard<'_, HashMap<Uuid, AgentTally>> {
+        self.tallies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, tenant_id: Uuid, agent_id: Uuid, outcome: &Outcome, rtt: Duration) {
+        self.metrics.round_trip(tenant_id, rtt.as_secs_f64());
+        let mut tallies = self.tallies();
+        let t = tallies.entry(agent_id).or_default();
+        t.record_rtt(rtt.as_secs_f64() * 1000.0);
+        match outcome {
+            Outcome::Denied { win32 } => *t.failures.entry(win32.code()).or_default() += 1,
+            Outcome::Error { error } => {
+                let kind = match serde_json::to_value(error) {
+                    Ok(serde_json::Value::String(s)) => s,
+                    _ => "other".to_string(),
+                };
+                *t.errors.entry(kind).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// The statistics of `agent_id` not yet in the store.
+    pub fn unflushed(&self, agent_id: Uuid) -> Option<AgentTally> {
+        self.tallies().get(&agent_id).cloned()
+    }
+
+    /// Takes the statistics of `agent_id` not yet in the store (to add them to it).
+    pub fn take_unflushed(&self, agent_id: Uuid) -> Option<AgentTally> {
+        self.tallies().remove(&agent_id)
+    }
+
+    /// Takes the statistics of every agent not yet in the store.
+    pub fn take_all_unflushed(&self) -> Vec<(Uuid, AgentTally)> {
+        self.tallies().drain().collect()
+    }
+
+    /// Puts back statistics that could not be stored.
+    pub fn restore_unflushed(&self, agent_id: Uuid, tally: &AgentTally) {
+        self.tallies().entry(agent_id).or_default().merge(tally);
     }
 
     /// Delivers an agent's answer. Answers for unknown requests (late, or for another
@@ -284,6 +365,7 @@ impl Gateway {
                 agent: agent.clone(),
                 request_id: header.request_id,
             };
+            let sent_at = Instant::now();
             let sent = agent.tx.try_send(CloudToAgent::Validate(sealed)).is_ok();
             let step = if sent {
                 match tokio::time::timeout_at(deadline.into(), rx).await {
@@ -298,6 +380,7 @@ impl Gateway {
             match step {
                 Step::Answered(reply) => {
                     agent.served.fetch_add(1, Ordering::Relaxed);
+                    self.count(tenant_id, agent.agent_id, &reply.outcome, sent_at.elapsed());
                     return Ok(reply);
                 }
                 Step::Lost => {

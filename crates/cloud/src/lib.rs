@@ -12,6 +12,7 @@ pub mod federation;
 pub mod gateway;
 pub mod init;
 pub mod issue;
+pub mod metrics;
 pub mod oauth_error;
 pub mod pages;
 pub mod passwords;

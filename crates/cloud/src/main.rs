@@ -52,6 +52,10 @@ enum Command {
         /// system's resolv.conf.
         #[arg(long)]
         dns_server: Option<std::net::SocketAddr>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no authentication:
+        /// bind it to 127.0.0.1 or a private management network). Off by default.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -141,12 +145,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             heartbeat_seconds,
             dns_server,
+            metrics_listen,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
                 listen,
                 heartbeat: Duration::from_secs(heartbeat_seconds.clamp(1, 300)),
                 dns_server,
+                metrics_listen,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

@@ -63,6 +63,9 @@ pub struct ServeOptions {
     pub heartbeat: Duration,
     /// The DNS server asked for domain verification records (else the system's).
     pub dns_server: Option<std::net::SocketAddr>,
+    /// Where to serve `GET /metrics` (plain HTTP, for 127.0.0.1 or a private network);
+    /// `None`: nowhere.
+    pub metrics_listen: Option<String>,
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -82,6 +85,54 @@ pub async fn purge_admin_rows(store: &Store, now_ms: i64) -> Result<(), crate::s
         );
     }
     Ok(())
+}
+
+/// The management listener's routes: `GET /metrics` only.
+pub fn metrics_router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(state): axum::extract::State<Shared>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            crate::metrics::CONTENT_TYPE,
+                        )],
+                        state.metrics.render(&state.gateway),
+                    )
+                },
+            ),
+        )
+        .with_state(state)
+}
+
+/// Removes agents inactive for 10 days (`store::AGENT_EXPIRY_SECS`), never a connected one,
+/// after storing every agent's pending statistics.
+async fn remove_inactive_agents(state: &Shared) {
+    for (agent_id, delta) in state.gateway.take_all_unflushed() {
+        if let Err(e) = state
+            .store
+            .add_agent_stats(agent_id, &delta, crate::state::unix_now())
+            .await
+        {
+            tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics; will retry");
+            state.gateway.restore_unflushed(agent_id, &delta);
+        }
+    }
+    let connected = state.gateway.connected_ids();
+    match state
+        .store
+        .remove_inactive_agents(crate::state::unix_now(), &connected)
+        .await
+    {
+        Ok(removed) => {
+            for id in removed {
+                tracing::info!(agent = %id, "agent removed after 10 days without a connection");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "removing inactive agents failed"),
+    }
 }
 
 /// Builds the HTTP routes.
@@ -174,10 +225,13 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gateway = Gateway::default();
+    let metrics = gateway.metrics.clone();
     let state: Shared = Arc::new(AppState {
         store: store.clone(),
         signer,
-        gateway: Gateway::default(),
+        gateway,
+        metrics,
         agent_ca,
         heartbeat: opts.heartbeat,
         shutdown: shutdown_rx,
@@ -193,9 +247,22 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         addr: opts.listen.clone(),
         source,
     })?;
-    // Expired codes, sessions, pending sign-ins and refresh tokens are removed every minute.
+    let metrics_listener = match &opts.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    // Expired codes, sessions, pending sign-ins and refresh tokens are removed every minute,
+    // and so are agents inactive for 10 days (never a connected one).
     {
         let store = store.clone();
+        let purge_state = state.clone();
         let mut stop = state.shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -208,11 +275,32 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         if let Err(e) = purge_admin_rows(&store, crate::state::unix_ms()).await {
                             tracing::warn!(error = %e, "purging old sign-in log lines or stale domain claims failed");
                         }
+                        remove_inactive_agents(&purge_state).await;
                     }
                     _ = stop.changed() => break,
                 }
             }
         });
+    }
+    if let Some(listener) = metrics_listener {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let app = metrics_router(state.clone());
+        let mut stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+        println!("Passthru metrics on http://{addr}/metrics");
+        tracing::info!(%addr, "metrics listener");
     }
     println!("Passthru cloud listening on https://{local}");
     tracing::info!(%local, "listening");
@@ -277,6 +365,14 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (agent_id, delta) in state.gateway.take_all_unflushed() {
+        if let Err(e) = store
+            .add_agent_stats(agent_id, &delta, crate::state::unix_now())
+            .await
+        {
+            tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics");
+        }
     }
     store.close().await;
     println!("Passthru cloud stopped");

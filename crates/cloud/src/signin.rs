@@ -77,6 +77,9 @@ pub async fn check_password(
     if let Err(e) = state.store.log_sign_in(attempt.tenant.id, &entry).await {
         tracing::error!(error = %e, "could not write the sign-in log");
     }
+    state
+        .metrics
+        .sign_in(attempt.tenant.id, &entry.result, entry.aadsts);
     match &result {
         Ok(u) => {
             tracing::info!(tenant = %attempt.tenant.name, user = %u.upn, correlation = %attempt.correlation_id, "sign-in succeeded")

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::pki::AgentCa;
 use crate::store::Store;
 use crate::tokens::Signer;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub store: Store,
     pub signer: Signer,
     pub gateway: Gateway,
+    /// Prometheus metrics (the same as `gateway.metrics`).
+    pub metrics: Arc<Metrics>,
     pub agent_ca: AgentCa,
     /// How often each side of an agent connection pings the other.
     pub heartbeat: Duration,

@@ -2,6 +2,8 @@
 //! TLS, path `/{tenant_id}/agent/v1/connect`). Each message is one JSON text frame.
 //! Liveness uses WebSocket ping/pong frames in both directions.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -60,6 +62,35 @@ pub enum AgentToCloud {
     },
     /// The agent is draining: send it no new work.
     Draining,
+    /// The agent's own counters, cumulative since the agent process started, sent every
+    /// heartbeat (the agent listens on nothing, so its metrics travel on this stream).
+    Stats(AgentStatsReport),
+}
+
+/// An agent's own counters, cumulative since its process started (they restart from zero
+/// when the agent restarts, like any Prometheus counter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatsReport {
+    /// Validations that ended in success.
+    #[serde(default)]
+    pub success: u64,
+    /// Validations the directory refused, by Win32 code in decimal (`"1326"`). Text keys:
+    /// integer keys do not survive serde's buffering of internally tagged enums.
+    #[serde(default)]
+    pub denied: BTreeMap<String, u64>,
+    /// Validations that ended in an error, by [`AgentError`] name (`directory_unreachable`,
+    /// `decrypt_failed`, ...). The `directory_*` ones are the domain controller errors.
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Time spent asking the directory (LDAP bind and search), seconds, summed.
+    #[serde(default)]
+    pub directory_seconds_sum: f64,
+    /// How many directory round trips `directory_seconds_sum` covers.
+    #[serde(default)]
+    pub directory_count: u64,
+    /// Validations running in the agent when the report was made.
+    #[serde(default)]
+    pub in_flight: u64,
 }
 
 /// What an agent learned about a password.
@@ -182,5 +213,20 @@ mod tests {
     fn unknown_message_is_an_error_not_a_panic() {
         assert!(serde_json::from_str::<CloudToAgent>(r#"{"type":"nope"}"#).is_err());
         assert!(serde_json::from_str::<AgentToCloud>("not json").is_err());
+    }
+
+    #[test]
+    fn stats_round_trip() {
+        let mut r = AgentStatsReport {
+            success: 2,
+            ..Default::default()
+        };
+        r.denied.insert("1326".into(), 3);
+        r.errors.insert("directory_timeout".into(), 1);
+        let j = serde_json::to_string(&AgentToCloud::Stats(r.clone())).unwrap_or_default();
+        assert!(j.contains(r#""type":"stats""#), "{j}");
+        assert!(j.contains(r#""1326":3"#), "{j}");
+        let back = serde_json::from_str::<AgentToCloud>(&j);
+        assert!(matches!(back, Ok(AgentToCloud::Stats(b)) if b == r));
     }
 }

@@ -105,6 +105,8 @@ pub struct Cloud {
     serve_env: Vec<(String, String)>,
     /// The DNS zone `domain verify` looks records up in (`serve --dns-server`).
     pub dns: crate::dns::DnsZone,
+    /// Extra arguments of the `serve` process (kept across restarts).
+    serve_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -153,6 +155,7 @@ impl Cloud {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             dns: crate::dns::DnsZone::new(dir)?,
+            serve_args: Vec::new(),
             child: None,
             log: dir.join("cloud.log"),
         };
@@ -173,6 +176,7 @@ impl Cloud {
             .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
             .arg("--dns-server")
             .arg(self.dns.addr().to_string())
+            .args(&self.serve_args)
             .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -196,6 +200,12 @@ impl Cloud {
         self.url = url;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Extra arguments for `serve` from the next [`Cloud::serve`] on (e.g.
+    /// `--metrics-listen 127.0.0.1:PORT`).
+    pub fn set_serve_args(&mut self, args: &[&str]) {
+        self.serve_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// Stops the server with SIGTERM (as Ctrl-C would).

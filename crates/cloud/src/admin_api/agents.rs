@@ -67,7 +67,9 @@ pub async fn register(
     }))
 }
 
-/// `GET /{tenant}/admin/agents`
+/// `GET /{tenant}/admin/agents`: every agent with its status (`active`; `inactive` once
+/// nothing was heard from it for two heartbeat intervals; `draining`; `revoked`), what it
+/// announced, and its request statistics (stored totals plus what was not yet flushed).
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -75,6 +77,9 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_AGENTS).await?;
     let connected = state.gateway.connected(t.id);
+    let mut stored = state.store.agent_stats(t.id).await?;
+    let now_ms = u64::try_from(crate::state::unix_ms()).unwrap_or(0);
+    let silent_limit_ms = u64::try_from(state.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
     let agents: Vec<Value> = state
         .store
         .agents(t.id)
@@ -82,22 +87,38 @@ pub async fn list(
         .into_iter()
         .map(|a| {
             let live = connected.iter().find(|c| c.agent_id == a.id);
+            let mut stats = stored.remove(&a.id).unwrap_or_default();
+            if let Some(pending) = state.gateway.unflushed(a.id) {
+                stats.merge(&pending);
+            }
+            let status = match live {
+                _ if a.revoked => "revoked",
+                Some(c) if c.draining => "draining",
+                Some(c) if now_ms.saturating_sub(c.last_heard_ms) <= silent_limit_ms => "active",
+                _ => "inactive",
+            };
+            let failures: serde_json::Map<String, Value> = stats
+                .failures
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
             json!({
                 "id": a.id,
                 "host": a.host,
                 "version": a.version,
-                "status": match live {
-                    _ if a.revoked => "revoked",
-                    Some(c) if c.draining => "draining",
-                    Some(_) => "active",
-                    None => "inactive",
-                },
+                "status": status,
                 "last_seen": a.last_seen,
                 "source_ip": a.source_ip,
                 "cert_expires_at": a.cert_expires_at,
-                "forests": live.map(|c| c.upn_suffixes.clone()).unwrap_or_default(),
+                "forests": live.map(|c| c.upn_suffixes.clone()).unwrap_or(a.upn_suffixes),
                 "in_flight": live.map(|c| c.in_flight).unwrap_or(0),
-                "requests_served": live.map(|c| c.served).unwrap_or(0),
+                "requests_served": stats.served,
+                "failures": failures,
+                "errors": stats.errors,
+                "round_trip_ms": {
+                    "p50": stats.rtt_quantile_ms(0.5),
+                    "p99": stats.rtt_quantile_ms(0.99),
+                },
                 "revoked": a.revoked,
             })
         })

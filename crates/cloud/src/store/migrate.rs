@@ -12,11 +12,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::SqlitePool;
 
 /// The numbered migrations after the baseline.
-const FILES: &[(i64, &str, &str)] = &[(
-    2,
-    "tenant administration",
-    include_str!("../../migrations/0002_tenant_admin.sql"),
-)];
+const FILES: &[(i64, &str, &str)] = &[
+    (
+        2,
+        "tenant administration",
+        include_str!("../../migrations/0002_tenant_admin.sql"),
+    ),
+    (
+        3,
+        "agent statistics",
+        include_str!("../../migrations/0003_agent_stats.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;

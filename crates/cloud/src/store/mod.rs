@@ -12,12 +12,14 @@ use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 pub mod admin;
+pub mod agents;
 mod cache;
 pub mod device;
 pub mod federation;
 mod migrate;
 pub mod oidc;
 
+pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
 
 /// Why the store failed.
@@ -268,6 +270,8 @@ pub struct AgentRecord {
     pub last_seen: Option<i64>,
     pub source_ip: Option<String>,
     pub revoked: bool,
+    /// The UPN suffixes the agent announced when it last connected.
+    pub upn_suffixes: Vec<String>,
 }
 
 /// A token signing key.
@@ -713,111 +717,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    // ---- agents
-
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_agent(
-        &self,
-        id: Uuid,
-        tenant_id: Uuid,
-        cert_fingerprint: &str,
-        cert_expires_at: i64,
-        hpke_public_key: &[u8],
-        host: &str,
-        version: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO agents (id, tenant_id, cert_fingerprint, cert_expires_at, hpke_public_key, host, version, registered_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(cert_fingerprint)
-        .bind(cert_expires_at)
-        .bind(hpke_public_key)
-        .bind(host)
-        .bind(version)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, format!("agent {id}")))?;
-        Ok(())
-    }
-
-    fn agent_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord> {
-        Ok(AgentRecord {
-            id: uuid_col(row, "id")?,
-            tenant_id: uuid_col(row, "tenant_id")?,
-            cert_fingerprint: row.try_get("cert_fingerprint")?,
-            cert_expires_at: row.try_get("cert_expires_at")?,
-            hpke_public_key: row.try_get("hpke_public_key")?,
-            host: row.try_get("host")?,
-            version: row.try_get("version")?,
-            registered_at: row.try_get("registered_at")?,
-            last_seen: row.try_get("last_seen")?,
-            source_ip: row.try_get("source_ip")?,
-            revoked: row.try_get::<i64, _>("revoked")? != 0,
-        })
-    }
-
-    pub async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>> {
-        let row = sqlx::query("SELECT * FROM agents WHERE cert_fingerprint = ?")
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::agent_row).transpose()
-    }
-
-    pub async fn agents(&self, tenant_id: Uuid) -> Result<Vec<AgentRecord>> {
-        let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = ? ORDER BY registered_at")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::agent_row).collect()
-    }
-
-    pub async fn agent_seen(
-        &self,
-        id: Uuid,
-        host: &str,
-        version: &str,
-        source_ip: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE agents SET last_seen = ?, host = ?, version = ?, source_ip = ? WHERE id = ?",
-        )
-        .bind(now)
-        .bind(host)
-        .bind(version)
-        .bind(source_ip)
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Marks an agent revoked: its certificate is refused from now on. Returns whether the
-    /// agent exists in the tenant.
-    pub async fn revoke_agent(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
-        let r = sqlx::query("UPDATE agents SET revoked = 1 WHERE id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(tenant_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<()> {
-        sqlx::query("UPDATE agents SET last_seen = ? WHERE id = ?")
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     // ---- signing keys

@@ -1,0 +1,385 @@
+//! Prometheus metrics (OpenMetrics text, `prometheus-client`), served at `GET /metrics` on the
+//! separate management listener (`serve --metrics-listen ADDR`), never on the public port.
+//!
+//! - `passthru_signins_total{tenant,result,aadsts}`: every sign-in log entry.
+//! - `passthru_pass_through_round_trip_seconds{tenant}`: histogram of the cloud-measured round
+//!   trip of pass-through requests (cloud -> agent -> directory -> cloud).
+//! - `passthru_agents_connected{tenant}`, `passthru_agent_in_flight{tenant,agent}`: gauges read
+//!   from the gateway at scrape time.
+//! - Reported by the agents over their stream (`AgentToCloud::Stats`), labelled
+//!   `{tenant,agent}`: `passthru_agent_validations_total{outcome,win32}`,
+//!   `passthru_agent_errors_total{kind}` (the `directory_*` kinds are domain controller
+//!   errors), `passthru_agent_directory_seconds_total` and
+//!   `passthru_agent_directory_requests_total` (sum and count of directory round trips), and the
+//!   gauge `passthru_agent_reported_in_flight`.
+//!
+//! `tenant` is the tenant id (a GUID: stable, unlike a name), `agent` the agent id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
+
+use passthru_proto::wire::AgentStatsReport;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use uuid::Uuid;
+
+use crate::gateway::Gateway;
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignInLabels {
+    tenant: String,
+    result: String,
+    aadsts: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentLabels {
+    tenant: String,
+    agent: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ValidationLabels {
+    tenant: String,
+    agent: String,
+    outcome: String,
+    win32: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    tenant: String,
+    agent: String,
+    kind: String,
+}
+
+type RttFamily = Family<TenantLabels, Histogram, fn() -> Histogram>;
+
+fn rtt_histogram() -> Histogram {
+    // 1 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric of the cloud.
+pub struct Metrics {
+    registry: Registry,
+    signins: Family<SignInLabels, Counter>,
+    round_trip: RttFamily,
+    agents_connected: Family<TenantLabels, Gauge>,
+    in_flight: Family<AgentLabels, Gauge>,
+    agent_validations: Family<ValidationLabels, Counter>,
+    agent_errors: Family<ErrorLabels, Counter>,
+    agent_directory_seconds: Family<AgentLabels, Counter<f64, AtomicU64>>,
+    agent_directory_requests: Family<AgentLabels, Counter>,
+    agent_in_flight: Family<AgentLabels, Gauge>,
+    /// The last report of each agent, to turn cumulative reports into increments (a report
+    /// below the last one means the agent restarted: its counters began again at zero).
+    last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
+    /// Tenants seen since the start (sign-ins, agents): their `agents_connected` reads 0
+    /// rather than vanishing when their last agent goes, so "no agent" can be alerted on.
+    tenants: Mutex<HashSet<Uuid>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let signins = Family::<SignInLabels, Counter>::default();
+        registry.register(
+            "passthru_signins",
+            "Sign-ins by tenant, result and AADSTS code",
+            signins.clone(),
+        );
+        let round_trip: RttFamily = Family::new_with_constructor(rtt_histogram);
+        registry.register(
+            "passthru_pass_through_round_trip_seconds",
+            "Round trip of pass-through requests measured by the cloud, by tenant",
+            round_trip.clone(),
+        );
+        let agents_connected = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "passthru_agents_connected",
+            "Agent connections open, by tenant",
+            agents_connected.clone(),
+        );
+        let in_flight = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "passthru_agent_in_flight",
+            "Requests sent to the agent and not yet answered (cloud view)",
+            in_flight.clone(),
+        );
+        let agent_validations = Family::<ValidationLabels, Counter>::default();
+        registry.register(
+            "passthru_agent_validations",
+            "Validations by outcome and Win32 code, reported by the agent",
+            agent_validations.clone(),
+        );
+        let agent_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "passthru_agent_errors",
+            "Validations that ended in an error, by kind (directory_* are domain controller errors), reported by the agent",
+            agent_errors.clone(),
+        );
+        let agent_directory_seconds = Family::<AgentLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "passthru_agent_directory_seconds",
+            "Time the agent spent asking the directory (LDAPS), summed, reported by the agent",
+            agent_directory_seconds.clone(),
+        );
+        let agent_directory_requests = Family::<AgentLabels, Counter>::default();
+        registry.register(
+            "passthru_agent_directory_requests",
+            "Directory round trips, reported by the agent",
+            agent_directory_requests.clone(),
+        );
+        let agent_in_flight = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "passthru_agent_reported_in_flight",
+            "Validations running in the agent at its last report",
+            agent_in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            signins,
+            round_trip,
+            agents_connected,
+            in_flight,
+            agent_validations,
+            agent_errors,
+            agent_directory_seconds,
+            agent_directory_requests,
+            agent_in_flight,
+            last_reports: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+fn delta(new: u64, old: u64) -> u64 {
+    if new >= old {
+        new - old
+    } else {
+        new
+    }
+}
+
+impl Metrics {
+    fn reports(&self) -> MutexGuard<'_, HashMap<Uuid, AgentStatsReport>> {
+        self.last_reports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seen(&self, tenant_id: Uuid) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant_id);
+    }
+
+    /// Counts one sign-in log entry: `aadsts` is `None` for a success.
+    pub fn sign_in(&self, tenant_id: Uuid, result: &str, aadsts: Option<u32>) {
+        self.seen(tenant_id);
+        self.signins
+            .get_or_create(&SignInLabels {
+                tenant: tenant_id.to_string(),
+                result: result.to_string(),
+                aadsts: aadsts.map(|c| c.to_string()).unwrap_or_default(),
+            })
+            .inc();
+    }
+
+    /// Records the round trip of one answered pass-through request.
+    pub fn round_trip(&self, tenant_id: Uuid, seconds: f64) {
+        self.round_trip
+            .get_or_create(&TenantLabels {
+                tenant: tenant_id.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Takes an agent's cumulative report.
+    pub fn agent_report(&self, tenant_id: Uuid, agent_id: Uuid, report: &AgentStatsReport) {
+        self.seen(tenant_id);
+        let old = self
+            .reports()
+            .insert(agent_id, report.clone())
+            .unwrap_or_default();
+        // A report whose total went down comes from a restarted agent: count it all.
+        let restarted = report.success < old.success
+            || report.directory_count < old.directory_count
+            || report
+                .denied
+                .iter()
+                .any(|(k, v)| *v < old.denied.get(k).copied().unwrap_or(0))
+            || report
+                .errors
+                .iter()
+                .any(|(k, v)| *v < old.errors.get(k).copied().unwrap_or(0));
+        let old = if restarted {
+            AgentStatsReport::default()
+        } else {
+            old
+        };
+        let tenant = tenant_id.to_string();
+        let agent = agent_id.to_string();
+        let v = |outcome: &str, win32: String| ValidationLabels {
+            tenant: tenant.clone(),
+            agent: agent.clone(),
+            outcome: outcome.to_string(),
+            win32,
+        };
+        self.agent_validations
+            .get_or_create(&v("success", String::new()))
+            .inc_by(delta(report.success, old.success));
+        for (code, n) in &report.denied {
+            let d = delta(*n, old.denied.get(code).copied().unwrap_or(0));
+            self.agent_validations
+                .get_or_create(&v("denied", code.clone()))
+                .inc_by(d);
+        }
+        for (kind, n) in &report.errors {
+            let d = delta(*n, old.errors.get(kind).copied().unwrap_or(0));
+            self.agent_validations
+                .get_or_create(&v("error", String::new()))
+                .inc_by(d);
+            self.agent_errors
+                .get_or_create(&ErrorLabels {
+                    tenant: tenant.clone(),
+                    agent: agent.clone(),
+                    kind: kind.clone(),
+                })
+                .inc_by(d);
+        }
+        let a = AgentLabels {
+            tenant: tenant.clone(),
+            agent: agent.clone(),
+        };
+        let secs = report.directory_seconds_sum - old.directory_seconds_sum;
+        if secs > 0.0 {
+            self.agent_directory_seconds.get_or_create(&a).inc_by(secs);
+        }
+        self.agent_directory_requests
+            .get_or_create(&a)
+            .inc_by(delta(report.directory_count, old.directory_count));
+        self.agent_in_flight
+            .get_or_create(&a)
+            .set(i64::try_from(report.in_flight).unwrap_or(i64::MAX));
+    }
+
+    /// An agent's connection ended: its reported gauge goes (its counters stay).
+    pub fn agent_gone(&self, tenant_id: Uuid, agent_id: Uuid) {
+        self.agent_in_flight.remove(&AgentLabels {
+            tenant: tenant_id.to_string(),
+            agent: agent_id.to_string(),
+        });
+    }
+
+    /// The metrics in OpenMetrics text, with the gateway's gauges read now.
+    pub fn render(&self, gateway: &Gateway) -> String {
+        self.in_flight.clear();
+        let connected = gateway.all_connected();
+        for (tenant_id, _) in &connected {
+            self.seen(*tenant_id);
+        }
+        let tenants: Vec<Uuid> = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for tenant_id in tenants {
+            self.agents_connected
+                .get_or_create(&TenantLabels {
+                    tenant: tenant_id.to_string(),
+                })
+                .set(0);
+        }
+        for (tenant_id, agents) in connected {
+            let tenant = tenant_id.to_string();
+            self.agents_connected
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.clone(),
+                })
+                .set(i64::try_from(agents.len()).unwrap_or(i64::MAX));
+            for a in agents {
+                self.in_flight
+                    .get_or_create(&AgentLabels {
+                        tenant: tenant.clone(),
+                        agent: a.agent_id.to_string(),
+                    })
+                    .set(i64::try_from(a.in_flight).unwrap_or(i64::MAX));
+            }
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_agent_reports() {
+        let m = Metrics::default();
+        let tid = Uuid::new_v4();
+        let aid = Uuid::new_v4();
+        m.sign_in(tid, "failure", Some(50126));
+        m.sign_in(tid, "success", None);
+        m.round_trip(tid, 0.004);
+        let mut r = AgentStatsReport {
+            success: 1,
+            ..Default::default()
+        };
+        r.denied.insert("1326".into(), 2);
+        m.agent_report(tid, aid, &r);
+        r.denied.insert("1326".into(), 5);
+        m.agent_report(tid, aid, &r);
+        // The agent restarted: its counters began again.
+        let mut r2 = AgentStatsReport::default();
+        r2.denied.insert("1326".into(), 1);
+        m.agent_report(tid, aid, &r2);
+        let text = m.render(&Gateway::default());
+        assert!(
+            text.contains(&format!(
+                r#"passthru_signins_total{{tenant="{tid}",result="failure",aadsts="50126"}} 1"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                r#"passthru_pass_through_round_trip_seconds_count{{tenant="{tid}"}} 1"#
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            r#"passthru_agent_validations_total{{tenant="{tid}",agent="{aid}",outcome="denied",win32="1326"}} 6"#
+        )), "{text}");
+        assert!(
+            text.contains(&format!(r#"passthru_agents_connected{{tenant="{tid}"}} 0"#)),
+            "a tenant without agents reads 0: {text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
