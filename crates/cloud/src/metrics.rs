@@ -30,6 +30,8 @@ use uuid::Uuid;
 
 use crate::gateway::Gateway;
 
+/// Most distinct Win32 codes or error kinds one agent report may carry.
+const MAX_REPORT_KEYS: usize = 64;
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -214,8 +216,25 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Takes an agent's cumulative report.
+    /// Takes an agent's cumulative report. A report with label values that are not a Win32
+    /// code or an error name, or with more of them than any real agent has, is dropped: label
+    /// values become time series, and an agent must not be able to grow the cloud's memory.
     pub fn agent_report(&self, tenant_id: Uuid, agent_id: Uuid, report: &AgentStatsReport) {
+        let sane_keys = report.denied.len() <= MAX_REPORT_KEYS
+            && report.errors.len() <= MAX_REPORT_KEYS
+            && report
+                .denied
+                .keys()
+                .all(|k| k.len() <= 10 && k.parse::<u32>().is_ok())
+            && report.errors.keys().all(|k| {
+                !k.is_empty()
+                    && k.len() <= 40
+                    && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+        if !sane_keys || !report.directory_seconds_sum.is_finite() {
+            tracing::warn!(agent = %agent_id, "agent statistics report with implausible labels ignored");
+            return;
+        }
         self.seen(tenant_id);
         let old = self
             .reports()
@@ -339,6 +358,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn implausible_agent_reports_are_ignored() {
+        let m = Metrics::default();
+        let (tid, aid) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut r = AgentStatsReport::default();
+        r.denied.insert("not-a-code".into(), 1);
+        m.agent_report(tid, aid, &r);
+        let mut many = AgentStatsReport::default();
+        for i in 0..1000 {
+            many.errors
+                .insert(format!("kind_{}", "x".repeat(i % 30)), 1);
+            many.denied.insert(i.to_string(), 1);
+        }
+        m.agent_report(tid, aid, &many);
+        let gw = crate::gateway::Gateway::default();
+        let text = m.render(&gw);
+        assert!(!text.contains("not-a-code"), "{text}");
+        assert!(!text.contains("win32=\"999\""), "{text}");
+    }
 
     #[test]
     fn renders_counters_and_agent_reports() {
