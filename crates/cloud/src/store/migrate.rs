@@ -12,11 +12,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::SqlitePool;
 
 /// The numbered migrations after the baseline.
-const FILES: &[(i64, &str, &str)] = &[(
-    2,
-    "tenant administration",
-    include_str!("../../migrations/0002_tenant_admin.sql"),
-)];
+const FILES: &[(i64, &str, &str)] = &[
+    (
+        2,
+        "tenant administration",
+        include_str!("../../migrations/0002_tenant_admin.sql"),
+    ),
+    (
+        4,
+        "administration portal",
+        include_str!("../../migrations/0004_portal.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;

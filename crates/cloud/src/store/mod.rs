@@ -17,6 +17,7 @@ pub mod device;
 pub mod federation;
 mod migrate;
 pub mod oidc;
+pub mod portal;
 
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
 
