@@ -22,17 +22,22 @@ pub mod svg;
 /// only inside the cloud (the token endpoint does not know it).
 pub const PORTAL_CLIENT_ID: &str = "7c1d9e4a-2b6f-4f0e-8a35-d41c6e9b0f12";
 
-/// The portal's routes, nested under `/{tenant}/portal` by the server.
+/// The portal's routes (full paths under `/{tenant}/portal`, so that the dashboard answers
+/// both with and without the trailing slash), merged into the server's router.
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route("/", get(dashboard::page))
-        .route("/callback", get(auth::callback))
-        .route("/signout", post(auth::sign_out))
-        .route("/users", get(directory::users))
-        .route("/domains", get(directory::domains))
-        .route("/apps", get(directory::apps))
-        .route("/agents", get(directory::agents))
-        .route("/settings", get(settings::page).post(settings::save))
-        .route("/signins", get(signins::page))
-        .route("/signins.csv", get(signins::csv))
+        .route("/{tenant}/portal", get(dashboard::page))
+        .route("/{tenant}/portal/", get(dashboard::page))
+        .route("/{tenant}/portal/callback", get(auth::callback))
+        .route("/{tenant}/portal/signout", post(auth::sign_out))
+        .route("/{tenant}/portal/users", get(directory::users))
+        .route("/{tenant}/portal/domains", get(directory::domains))
+        .route("/{tenant}/portal/apps", get(directory::apps))
+        .route("/{tenant}/portal/agents", get(directory::agents))
+        .route(
+            "/{tenant}/portal/settings",
+            get(settings::page).post(settings::save),
+        )
+        .route("/{tenant}/portal/signins", get(signins::page))
+        .route("/{tenant}/portal/signins.csv", get(signins::csv))
 }
