@@ -203,7 +203,7 @@ pub async fn page(
         "latency",
         &["Sign-ins", "Count", "p50", "p90", "p99"],
         &[
-            latency_row("Pass-through (answered by an agent)", pta),
+            latency_row("Pass-through", pta),
             latency_row("All sign-ins", all),
         ],
         "",

@@ -25,7 +25,7 @@ main{max-width:1240px;margin:0 auto;padding:16px}h1{font-size:1.4rem;margin:4px 
 .scroll{overflow-x:auto;background:#fff;box-shadow:0 1px 3px rgba(0,0,0,.15)}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #edebe9;white-space:nowrap;vertical-align:top}\
 th{background:#faf9f8}td.wrap{white-space:normal;min-width:16em}\
-svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:11px;fill:#323130}\
+svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:15px;fill:#323130}#signins-chart{grid-column:1/-1}h2.section{margin:20px 0 8px}\
 .legend{list-style:none;padding:0;margin:8px 0 0;display:flex;flex-wrap:wrap;gap:4px 16px}.legend svg{vertical-align:middle;margin-right:4px}\
 .hrow{display:grid;grid-template-columns:minmax(0,1fr) 3em;gap:2px 8px;margin:0 0 10px}.hrow .hl{grid-column:1 / 3;font-size:.85rem}\
 .hrow svg{width:100%;height:12px;display:block}.hrow .hn{text-align:right;font-weight:600}\
