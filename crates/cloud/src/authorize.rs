@@ -163,6 +163,7 @@ pub async fn authorize(
     Path(tenant): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -199,6 +200,10 @@ pub async fn authorize(
         );
     };
     let app = match state.store.app(t.id, &client_id).await {
+        // The built-in portal client: exactly its own callback, always with PKCE.
+        _ if client_id == crate::portal::PORTAL_CLIENT_ID => {
+            crate::portal::auth::client_app(&t, &base)
+        }
         Ok(Some(a)) => a,
         _ => {
             return error_page(

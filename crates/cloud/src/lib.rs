@@ -17,6 +17,7 @@ pub mod oauth_error;
 pub mod pages;
 pub mod passwords;
 pub mod pki;
+pub mod portal;
 pub mod server;
 pub mod settings;
 pub mod signin;

@@ -167,6 +167,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
         .nest("/{tenant}/admin", admin_api::routes(state.clone()))
+        .merge(crate::portal::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -177,3 +177,15 @@ impl FormBrowser {
         self.finish(&url, r).await
     }
 }
+
+/// A screenshot: the PNG signature, an IHDR chunk and a plausible size for a rendered page
+/// (a single-colour image compresses to far less). Returns its width and height.
+pub fn check_png(path: &Path) -> anyhow::Result<(u32, u32)> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    if bytes.len() < 1000 || !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || &bytes[12..16] != b"IHDR" {
+        anyhow::bail!("{} is not a PNG ({} bytes)", path.display(), bytes.len());
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Ok((be(16), be(20)))
+}

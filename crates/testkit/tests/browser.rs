@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _};
 use passthru_testkit::bed;
+use passthru_testkit::browser::check_png;
 use passthru_testkit::fixture::PtaSetup;
 use passthru_testkit::procs::fresh_dir;
 use serde_json::{json, Value};
@@ -119,16 +120,6 @@ impl Drop for Rp {
             let _ = self.child.wait();
         }
     }
-}
-
-/// A PNG file: the signature, an IHDR chunk, and a plausible size for a rendered page.
-fn check_png(path: &Path) -> anyhow::Result<(u32, u32)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() < 1000 || !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || &bytes[12..16] != b"IHDR" {
-        bail!("{} is not a PNG ({} bytes)", path.display(), bytes.len());
-    }
-    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    Ok((be(16), be(20)))
 }
 
 /// What the error page of one case must show.

@@ -23,6 +23,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "agent statistics",
         include_str!("../../migrations/0003_agent_stats.sql"),
     ),
+    (
+        4,
+        "administration portal",
+        include_str!("../../migrations/0004_portal.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -18,6 +18,7 @@ pub mod device;
 pub mod federation;
 mod migrate;
 pub mod oidc;
+pub mod portal;
 
 pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};

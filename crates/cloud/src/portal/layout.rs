@@ -1,0 +1,231 @@
+//! The portal's page shell: navigation bar (tenant, signed-in UPN, sign-out), one style sheet
+//! allowed by its hash, strict security headers, and small formatting helpers. The layout is
+//! a flex/grid one that reads at 1280 px and at 390 px (tables scroll sideways in a wrapper).
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+pub use crate::pages::esc;
+
+use super::auth::Ctx;
+use crate::admin_api::ops;
+
+const STYLE: &str = "*{box-sizing:border-box}\
+body{font-family:system-ui,sans-serif;margin:0;background:#f3f2f1;color:#201f1e;font-size:15px}\
+header{background:#0f3b5f;color:#fff;display:flex;flex-wrap:wrap;align-items:center;gap:8px 16px;padding:10px 16px}\
+header .brand{font-weight:600;font-size:1.1rem}header .who{margin-left:auto;display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
+header form{margin:0}header button{background:#fff;color:#0f3b5f;border:0;padding:4px 12px;cursor:pointer;font-size:.9rem}\
+nav{display:flex;flex-wrap:wrap;gap:4px;padding:6px 12px;background:#fff;border-bottom:1px solid #d2d0ce}\
+nav a{color:#0f3b5f;text-decoration:none;padding:6px 10px;border-radius:4px}nav a.on{background:#deecf9;font-weight:600}\
+nav a:focus,button:focus,input:focus,select:focus,a:focus{outline:2px solid #000;outline-offset:2px}\
+main{max-width:1240px;margin:0 auto;padding:16px}h1{font-size:1.4rem;margin:4px 0 12px}h2{font-size:1.1rem;margin:0 0 8px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}\
+.card{background:#fff;padding:12px 16px;box-shadow:0 1px 3px rgba(0,0,0,.15);min-width:0}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}\
+.scroll{overflow-x:auto;background:#fff;box-shadow:0 1px 3px rgba(0,0,0,.15)}\
+table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #edebe9;white-space:nowrap;vertical-align:top}\
+th{background:#faf9f8}td.wrap{white-space:normal;min-width:16em}\
+svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:15px;fill:#323130}#signins-chart{grid-column:1/-1}h2.section{margin:20px 0 8px}\
+.legend{list-style:none;padding:0;margin:8px 0 0;display:flex;flex-wrap:wrap;gap:4px 16px}.legend svg{vertical-align:middle;margin-right:4px}\
+.hrow{display:grid;grid-template-columns:minmax(0,1fr) 3em;gap:2px 8px;margin:0 0 10px}.hrow .hl{grid-column:1 / 3;font-size:.85rem}\
+.hrow svg{width:100%;height:12px;display:block}.hrow .hn{text-align:right;font-weight:600}\
+.ok{color:#107c10}.bad{color:#a80000}.muted{color:#605e5c}.empty{color:#605e5c;font-style:italic}\
+.error{color:#a80000;border-left:4px solid #a80000;padding-left:8px}.notice{color:#107c10;border-left:4px solid #107c10;padding-left:8px}\
+form.filters,form.setting{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end;margin:0 0 12px}\
+label{display:flex;flex-direction:column;font-size:.85rem;gap:2px}input,select{padding:6px;font-size:.95rem;border:1px solid #8a8886;max-width:100%}\
+button.primary{background:#0067b8;color:#fff;border:0;padding:7px 16px;font-size:.95rem;cursor:pointer}\
+.pager{display:flex;gap:16px;margin:10px 0}dl.kv{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:6px 0}dl.kv dt{color:#605e5c}dl.kv dd{margin:0}\
+@media (max-width:600px){main{padding:8px}header .who{margin-left:0}h1{font-size:1.2rem}}";
+
+/// SHA-256 of the style sheet, for the CSP.
+fn style_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
+    })
+}
+
+/// Adds the security headers of every portal answer (`form_action` for the CSP).
+pub fn secure(r: &mut Response, form_action: &str) {
+    let csp = format!(
+        "default-src 'none'; style-src 'sha256-{}'; img-src data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        style_hash()
+    );
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert("content-security-policy", v);
+    }
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("pragma", HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+fn document(title: &str, head_extra: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head_extra}\
+<title>{} - Passthru portal</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        esc(title)
+    )
+}
+
+/// A page without the navigation (sign-in steps, errors before a session exists); with
+/// `refresh_to`, it moves on to that same-origin path by itself (no script).
+pub fn bare(status: StatusCode, title: &str, body: &str, refresh_to: Option<&str>) -> Response {
+    let head = refresh_to
+        .map(|to| {
+            format!(
+                "<meta http-equiv=\"refresh\" content=\"0;url={}\">",
+                esc(to)
+            )
+        })
+        .unwrap_or_default();
+    let html = document(title, &head, &format!("<main>{body}</main>"));
+    let mut r = (status, Html(html)).into_response();
+    secure(&mut r, "'self'");
+    r
+}
+
+/// A page with only a heading and a sentence.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    bare(
+        status,
+        title,
+        &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
+        None,
+    )
+}
+
+/// The navigation: every page, shown only to the roles that may open it.
+pub const NAV: &[(&str, &str, &[&str])] = &[
+    ("", "Dashboard", ops::LIST_SIGNINS.roles),
+    ("users", "Users", ops::LIST_USERS.roles),
+    ("domains", "Domains", ops::LIST_DOMAINS.roles),
+    ("apps", "Apps", ops::LIST_APPS.roles),
+    ("agents", "Agents", ops::LIST_AGENTS.roles),
+    ("settings", "Settings", ops::GET_SETTINGS.roles),
+    ("signins", "Sign-in log", ops::LIST_SIGNINS.roles),
+];
+
+/// A portal page for the signed-in user: header (tenant, UPN, sign-out), navigation, `body`.
+/// `active` is the page's path under the portal ("" for the dashboard).
+pub fn page(status: StatusCode, ctx: &Ctx, active: &str, title: &str, body: &str) -> Response {
+    let t = esc(&ctx.t.name);
+    let links: String = NAV
+        .iter()
+        .filter(|(_, _, roles)| ctx.may(roles))
+        .map(|(path, label, _)| {
+            format!(
+                "<a href=\"/{t}/portal/{path}\"{}>{label}</a>",
+                if *path == active {
+                    " class=\"on\" aria-current=\"page\""
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let body = format!(
+        "<header><span class=\"brand\">Passthru</span><span id=\"tenant\">{t}</span>\
+<span class=\"who\"><span id=\"upn\">{upn}</span><span class=\"muted\">{role}</span>\
+<form method=\"post\" action=\"/{t}/portal/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\" id=\"signout\">Sign out</button></form></span></header>\
+<nav aria-label=\"Portal\">{links}</nav><main>{body}</main>",
+        upn = esc(&ctx.user.upn),
+        role = esc(&ctx.user.role),
+        csrf = esc(&ctx.session.csrf),
+    );
+    let mut r = (status, Html(document(title, "", &body))).into_response();
+    secure(&mut r, "'self'");
+    r
+}
+
+/// A table in its horizontal scroller: `head` are the column titles, `rows` already escaped
+/// cells.
+pub fn table(id: &str, head: &[&str], rows: &[Vec<String>], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"empty\" id=\"{}\">{}</p>", esc(id), esc(empty));
+    }
+    let th: String = head
+        .iter()
+        .map(|h| format!("<th scope=\"col\">{}</th>", esc(h)))
+        .collect();
+    let trs: String = rows
+        .iter()
+        .map(|r| {
+            let tds: String = r.iter().map(|c| format!("<td>{c}</td>")).collect();
+            format!("<tr>{tds}</tr>")
+        })
+        .collect();
+    format!(
+        "<div class=\"scroll\"><table id=\"{}\"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>",
+        esc(id)
+    )
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn time_s(secs: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn time_ms(ms: i64) -> String {
+    time_s(ms.div_euclid(1000))
+}
+
+/// `HH:MM` (UTC) of a Unix minute.
+pub fn hh_mm(minute: i64) -> String {
+    let fmt = time::macros::format_description!("[hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(minute * 60)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// The sentence of an AADSTS code the sign-in log holds.
+pub fn aadsts_text(code: u32) -> String {
+    use passthru_proto::Aadsts as A;
+    let known = [
+        A::UserNotFound,
+        A::AccountLocked,
+        A::NoPasswordInCloud,
+        A::AccountDisabled,
+        A::InvalidCredentials,
+        A::PasswordChangeRequired,
+        A::AgentUnavailable,
+        A::AgentTimeout,
+        A::InvalidUsernameForAgent,
+        A::DirectoryCommunication,
+        A::AgentDecryptFailed,
+        A::AgentNoKey,
+        A::LogonHours,
+        A::ClockSkew,
+        A::ServerError,
+        A::UnknownClient,
+        A::InvalidScope,
+    ];
+    match known.iter().find(|a| a.code() == code) {
+        Some(a) => format!("AADSTS{code}: {}", a.description()),
+        None => format!("AADSTS{code}"),
+    }
+}
+
+/// A Win32 code with its meaning, when known.
+pub fn win32_text(code: u32) -> String {
+    match passthru_proto::codes::Win32::from_code(code) {
+        Some(w) => format!("Win32 {code}: {}", w.message()),
+        None => format!("Win32 {code}"),
+    }
+}

@@ -1,0 +1,43 @@
+//! The administration portal under `/{tenant}/portal/`: server-rendered pages without any
+//! JavaScript (dashboard, users, domains, apps, agents, settings, sign-in log), signed in
+//! through our own STS as the built-in portal client ([`PORTAL_CLIENT_ID`]). Every page reads
+//! the signed-in user from the store and checks their role against the same operation table
+//! as the admin API ([`crate::admin_api::ops`]).
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::Shared;
+
+pub mod auth;
+mod dashboard;
+mod directory;
+pub mod layout;
+mod settings;
+mod signins;
+pub mod svg;
+
+/// Client id of the built-in portal client. It has no row in `apps`: `/authorize` accepts it
+/// with exactly the redirect URI `{base}/{tenant}/portal/callback`, and its codes are redeemed
+/// only inside the cloud (the token endpoint does not know it).
+pub const PORTAL_CLIENT_ID: &str = "7c1d9e4a-2b6f-4f0e-8a35-d41c6e9b0f12";
+
+/// The portal's routes (full paths under `/{tenant}/portal`, so that the dashboard answers
+/// both with and without the trailing slash), merged into the server's router.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/{tenant}/portal", get(dashboard::page))
+        .route("/{tenant}/portal/", get(dashboard::page))
+        .route("/{tenant}/portal/callback", get(auth::callback))
+        .route("/{tenant}/portal/signout", post(auth::sign_out))
+        .route("/{tenant}/portal/users", get(directory::users))
+        .route("/{tenant}/portal/domains", get(directory::domains))
+        .route("/{tenant}/portal/apps", get(directory::apps))
+        .route("/{tenant}/portal/agents", get(directory::agents))
+        .route(
+            "/{tenant}/portal/settings",
+            get(settings::page).post(settings::save),
+        )
+        .route("/{tenant}/portal/signins", get(signins::page))
+        .route("/{tenant}/portal/signins.csv", get(signins::csv))
+}

@@ -1,0 +1,137 @@
+//! The settings page: every key with its value and help; a Global Administrator gets a form
+//! per key (CSRF token bound to the session), validated by [`Settings::set`].
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::auth::{server_error, signed_in, Ctx};
+use super::layout::{self, esc};
+use crate::admin_api::ops;
+use crate::issue::secrets_equal;
+use crate::settings::{Settings, KEYS};
+use crate::state::Shared;
+use crate::sts::BaseUrl;
+
+/// Query of the settings page.
+#[derive(Debug, Deserialize, Default)]
+pub struct SettingsQuery {
+    saved: Option<String>,
+}
+
+fn render(ctx: &Ctx, status: StatusCode, notice: &str, error: Option<(&str, &str)>) -> Response {
+    let editable = ctx.may(ops::SET_SETTING.roles);
+    let t = esc(&ctx.t.name);
+    let rows: Vec<Vec<String>> = KEYS
+        .iter()
+        .map(|k| {
+            let current = ctx.t.settings.get(k.name).unwrap_or_default();
+            let value = match error {
+                Some((key, typed)) if key == k.name => typed.to_string(),
+                _ => current.clone(),
+            };
+            let mut row = vec![
+                format!("<code>{}</code>", esc(k.name)),
+                format!("<span id=\"value-{}\">{}</span>", esc(k.name), esc(&current)),
+                format!("<span class=\"help\">{}</span>", esc(k.help)),
+            ];
+            if editable {
+                row.push(format!(
+                    "<form class=\"setting\" method=\"post\" action=\"/{t}/portal/settings\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"key\" value=\"{k}\">\
+<label>New value<input type=\"text\" name=\"value\" id=\"input-{k}\" value=\"{v}\" required></label>\
+<button type=\"submit\" class=\"primary\" id=\"save-{k}\">Save</button></form>",
+                    csrf = esc(&ctx.session.csrf),
+                    k = esc(k.name),
+                    v = esc(&value),
+                ));
+            }
+            row
+        })
+        .collect();
+    let mut head = vec!["Key", "Value", "What it does"];
+    if editable {
+        head.push("Change");
+    }
+    let body = format!(
+        "<h1>Settings</h1>{notice}{}{}",
+        if editable {
+            ""
+        } else {
+            "<p class=\"muted\">Only a Global Administrator can change settings.</p>"
+        },
+        layout::table("settings", &head, &rows, "")
+    );
+    layout::page(status, ctx, "settings", "Settings", &body)
+}
+
+/// `GET /{tenant}/portal/settings`
+pub async fn page(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    Query(q): Query<SettingsQuery>,
+) -> Response {
+    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::GET_SETTINGS.roles).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let notice = match q.saved.as_deref() {
+        Some(k) if KEYS.iter().any(|key| key.name == k) => format!(
+            "<p class=\"notice\" role=\"status\" id=\"notice\">Saved {}.</p>",
+            esc(k)
+        ),
+        _ => String::new(),
+    };
+    render(&ctx, StatusCode::OK, &notice, None)
+}
+
+/// The form of one setting.
+#[derive(Debug, Deserialize)]
+pub struct SettingForm {
+    csrf: String,
+    key: String,
+    value: String,
+}
+
+/// `POST /{tenant}/portal/settings`
+pub async fn save(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<SettingForm>,
+) -> Response {
+    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::SET_SETTING.roles).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !secrets_equal(&ctx.session.csrf, &f.csrf) {
+        return layout::message(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form was not ours or has expired (wrong CSRF token). Reload the page and try again.",
+        );
+    }
+    let mut settings: Settings = ctx.t.settings.clone();
+    if let Err(e) = settings.set(&f.key, &f.value) {
+        let error = format!(
+            "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+            esc(&e.to_string())
+        );
+        return render(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            &error,
+            Some((f.key.as_str(), f.value.as_str())),
+        );
+    }
+    if let Err(e) = state.store.save_settings(ctx.t.id, &settings).await {
+        return server_error(e);
+    }
+    tracing::info!(tenant = %ctx.t.name, by = %ctx.user.upn, key = %f.key, value = %settings.get(&f.key).unwrap_or_default(), "portal: setting changed");
+    let key = url::form_urlencoded::byte_serialize(f.key.as_bytes()).collect::<String>();
+    Redirect::to(&format!("/{}/portal/settings?saved={key}", ctx.t.name)).into_response()
+}

@@ -1,0 +1,271 @@
+//! The sign-in log with filters (user, result, since) and its CSV export.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::auth::{server_error, signed_in};
+use super::layout::{self, aadsts_text, esc, time_ms, win32_text};
+use crate::admin_api::ops;
+use crate::state::{unix_ms, Shared};
+use crate::store::admin::SignInFilter;
+use crate::store::SignIn;
+use crate::sts::BaseUrl;
+
+/// Lines shown on the page.
+const PAGE_LINES: i64 = 200;
+/// Lines in one CSV export.
+const CSV_LINES: i64 = 50_000;
+/// The choices of the `since` filter: value, label, milliseconds (0: everything).
+const SINCE: &[(&str, &str, i64)] = &[
+    ("1h", "Last hour", 3_600_000),
+    ("24h", "Last 24 hours", 86_400_000),
+    ("7d", "Last 7 days", 7 * 86_400_000),
+    ("30d", "Last 30 days", 30 * 86_400_000),
+    ("all", "Everything kept", 0),
+];
+
+/// The filters as typed.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct LogQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    since: String,
+}
+
+impl LogQuery {
+    fn since(&self) -> &'static (&'static str, &'static str, i64) {
+        SINCE
+            .iter()
+            .find(|(v, _, _)| *v == self.since)
+            .unwrap_or(&SINCE[1])
+    }
+
+    fn filter(&self, limit: i64) -> SignInFilter {
+        let opt = |s: &str| {
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_string())
+        };
+        let (_, _, ms) = self.since();
+        SignInFilter {
+            user: opt(&self.user),
+            result: opt(&self.result).map(|r| {
+                r.trim_start_matches("AADSTS")
+                    .trim_start_matches("aadsts")
+                    .to_string()
+            }),
+            since_ms: (*ms > 0).then(|| unix_ms() - ms),
+            until_ms: None,
+            limit,
+        }
+    }
+
+    fn query_string(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("user", self.user.trim())
+            .append_pair("result", self.result.trim())
+            .append_pair("since", self.since().0)
+            .finish()
+    }
+}
+
+/// `GET /{tenant}/portal/signins?user=&result=&since=`
+pub async fn page(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::LIST_SIGNINS.roles).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let lines = match state
+        .store
+        .sign_ins_filtered(ctx.t.id, &q.filter(PAGE_LINES))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return server_error(e),
+    };
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|s| {
+            vec![
+                time_ms(s.time_ms),
+                esc(&s.username),
+                if s.result == "success" {
+                    "<span class=\"ok\">success</span>".into()
+                } else {
+                    format!("<span class=\"bad\">{}</span>", esc(&s.result))
+                },
+                s.aadsts.map(|c| esc(&aadsts_text(c))).unwrap_or_default(),
+                s.win32.map(|c| esc(&win32_text(c))).unwrap_or_default(),
+                s.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default(),
+                esc(s.client_id.as_deref().unwrap_or("")),
+                s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
+                esc(s.client_ip.as_deref().unwrap_or("")),
+                esc(&s.correlation_id),
+            ]
+        })
+        .collect();
+    let t = esc(&ctx.t.name);
+    let options: String = SINCE
+        .iter()
+        .map(|(v, label, _)| {
+            format!(
+                "<option value=\"{v}\"{}>{label}</option>",
+                if *v == q.since().0 { " selected" } else { "" }
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Sign-in log</h1><form class=\"filters\" method=\"get\" action=\"/{t}/portal/signins\">\
+<label>User<input type=\"text\" name=\"user\" id=\"user\" value=\"{user}\" placeholder=\"user@domain\"></label>\
+<label>Result<input type=\"text\" name=\"result\" id=\"result\" value=\"{result}\" placeholder=\"success, failure or 50126\"></label>\
+<label>Since<select name=\"since\" id=\"since\">{options}</select></label>\
+<button type=\"submit\" class=\"primary\">Filter</button></form>\
+<p><a id=\"csv\" href=\"/{t}/portal/signins.csv?{qs}\">Download as CSV</a> <span class=\"muted\">({n} lines shown, newest first, at most {PAGE_LINES})</span></p>{}",
+        layout::table(
+            "signins",
+            &["Time", "User", "Result", "Error", "Win32", "Latency", "App", "Agent", "IP", "Correlation id"],
+            &rows,
+            "No sign-in matches these filters.",
+        ),
+        user = esc(q.user.trim()),
+        result = esc(q.result.trim()),
+        qs = esc(&q.query_string()),
+        n = lines.len(),
+    );
+    layout::page(StatusCode::OK, &ctx, "signins", "Sign-in log", &body)
+}
+
+/// One CSV cell: a cell starting with `=`, `+`, `-` or `@` gets a leading `'` (so that a
+/// spreadsheet does not run it as a formula), then RFC 4180 quoting when needed.
+pub fn csv_cell(value: &str) -> String {
+    let neutral = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if neutral.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
+    }
+}
+
+/// The CSV text of log lines (a header line, CRLF line ends).
+pub fn csv_text(lines: &[SignIn]) -> String {
+    let mut out = String::from(
+        "time,username,result,aadsts,win32,latency_ms,client_id,agent_id,client_ip,correlation_id\r\n",
+    );
+    for s in lines {
+        let cells = [
+            time_ms(s.time_ms),
+            s.username.clone(),
+            s.result.clone(),
+            s.aadsts.map(|c| c.to_string()).unwrap_or_default(),
+            s.win32.map(|c| c.to_string()).unwrap_or_default(),
+            s.latency_ms.map(|c| c.to_string()).unwrap_or_default(),
+            s.client_id.clone().unwrap_or_default(),
+            s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
+            s.client_ip.clone().unwrap_or_default(),
+            s.correlation_id.clone(),
+        ];
+        out.push_str(
+            &cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// `GET /{tenant}/portal/signins.csv?user=&result=&since=`
+pub async fn csv(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    BaseUrl(base): BaseUrl,
+    headers: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::LIST_SIGNINS.roles).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let lines = match state
+        .store
+        .sign_ins_filtered(ctx.t.id, &q.filter(CSV_LINES))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return server_error(e),
+    };
+    let mut r = (StatusCode::OK, csv_text(&lines)).into_response();
+    layout::secure(&mut r, "'none'");
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        "content-disposition",
+        HeaderValue::from_static("attachment; filename=\"signins.csv\""),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_neutralises_formulas() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("two\r\nlines"), "\"two\r\nlines\"");
+        assert_eq!(csv_cell("=1+1"), "'=1+1");
+        assert_eq!(csv_cell("+1"), "'+1");
+        assert_eq!(csv_cell("-2"), "'-2");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(
+            csv_cell("=HYPERLINK(\"x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\""
+        );
+        assert_eq!(csv_cell(""), "");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_one_line_per_sign_in() {
+        let s = SignIn {
+            time_ms: 0,
+            username: "=cmd|' /C calc'!A0".into(),
+            client_id: Some("app".into()),
+            result: "failure".into(),
+            aadsts: Some(50126),
+            win32: None,
+            agent_id: None,
+            latency_ms: Some(12),
+            correlation_id: "c".into(),
+            client_ip: Some("127.0.0.1".into()),
+        };
+        let text = csv_text(&[s]);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert!(lines[0].starts_with("time,username,result,aadsts"));
+        assert_eq!(
+            lines[1],
+            "1970-01-01 00:00:00 UTC,'=cmd|' /C calc'!A0,failure,50126,,12,app,,127.0.0.1,c"
+        );
+    }
+}

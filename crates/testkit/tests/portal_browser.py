@@ -1,0 +1,130 @@
+"""Drives the administration portal in headless Chromium (the Browser of browser_rp.py: the
+cloud's TLS key pinned with --ignore-certificate-errors-spki-list, no blanket bypass).
+
+Reads one JSON spec on stdin: {"portal": "https://HOST:PORT/TENANT/portal", "server_cert",
+"screenshot_dir", "chromedriver", "admin": {"username", "password"}, "none_user": {...},
+"setting": {"key", "bad", "good"}}. Signs in as the admin through the sign-in pages, visits
+every page at 1280 and at 390 px wide (screenshot + visible text), changes a setting through
+its form (a refused value first), signs out and visits the dashboard again, then signs in as
+a user without a role. Prints one JSON line with everything seen. Diagnostics go to stderr.
+"""
+import json
+import os
+import sys
+import tempfile
+import shutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_rp import Browser, log  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+PAGES = ["", "users", "domains", "apps", "agents", "settings", "signins"]
+WIDTHS = [1280, 390]
+
+
+def text(driver):
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def width(driver, w):
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": w, "height": 900, "deviceScaleFactor": 1, "mobile": w < 600},
+    )
+
+
+def sign_in(browser, portal, who):
+    d = browser.driver
+    d.get(portal + "/")
+    browser.wait(lambda x: x.find_elements(By.ID, "username"), "the username page")
+    d.find_element(By.ID, "username").send_keys(who["username"])
+    d.find_element(By.ID, "next").click()
+    browser.wait(lambda x: x.find_elements(By.ID, "password"), "the password page")
+    d.find_element(By.ID, "password").send_keys(who["password"])
+    d.find_element(By.ID, "signin").click()
+    browser.wait(
+        lambda x: x.find_elements(By.ID, "signout") and "/callback" not in x.current_url,
+        "a portal page",
+    )
+
+
+def shot(d, shots, name):
+    path = os.path.join(shots, name + ".png")
+    d.save_screenshot(path)
+    return path
+
+
+def main():
+    spec = json.loads(sys.stdin.readline())
+    shots = spec["screenshot_dir"]
+    os.makedirs(shots, exist_ok=True)
+    portal = spec["portal"]
+    profile = tempfile.mkdtemp(prefix="portal-profile-")
+    out = {"pages": [], "errors": []}
+    browser = Browser(spec, profile)
+    d = browser.driver
+    try:
+        browser.fresh_session()
+        sign_in(browser, portal, spec["admin"])
+        for w in WIDTHS:
+            width(d, w)
+            for p in PAGES:
+                d.get("%s/%s" % (portal, p))
+                browser.wait(lambda x: x.find_elements(By.TAG_NAME, "main"), "page " + p)
+                name = "%s-%d" % (p or "dashboard", w)
+                out["pages"].append({
+                    "page": p or "dashboard", "width": w, "title": d.title,
+                    "text": text(d), "screenshot": shot(d, shots, name),
+                    "scroll_width": d.execute_script("return document.documentElement.scrollWidth"),
+                })
+        width(d, 1280)
+        # A refused value, then a good one, through the settings form.
+        s = spec["setting"]
+        for value, label in [(s["bad"], "bad"), (s["good"], "good")]:
+            d.get(portal + "/settings")
+            field = d.find_element(By.ID, "input-" + s["key"])
+            field.clear()
+            field.send_keys(value)
+            d.find_element(By.ID, "save-" + s["key"]).click()
+            browser.wait(
+                lambda x: x.find_elements(By.ID, "error") or x.find_elements(By.ID, "notice"),
+                "the settings answer",
+            )
+            out["setting_" + label] = text(d)
+            shot(d, shots, "setting-" + label)
+        # The CSV link carries the filters.
+        d.get(portal + "/signins?result=failure&since=24h")
+        out["signins_failure"] = text(d)
+        out["csv_href"] = d.find_element(By.ID, "csv").get_attribute("href")
+        # Sign out, then the dashboard asks for the password again.
+        d.find_element(By.ID, "signout").click()
+        browser.wait(lambda x: "signed out" in x.title.lower(), "the signed-out page")
+        out["signed_out"] = text(d)
+        d.get(portal + "/")
+        browser.wait(lambda x: x.find_elements(By.ID, "username"), "the username page")
+        out["after_signout_url"] = d.current_url
+        out["after_signout"] = text(d)
+        shot(d, shots, "after-signout")
+        # A user without a role.
+        browser.fresh_session()
+        sign_in(browser, portal, spec["none_user"])
+        out["none_user"] = text(d)
+        out["none_user_title"] = d.title
+        shot(d, shots, "none-user")
+    except Exception as e:  # noqa: BLE001 (reported to the test)
+        import traceback
+        log(traceback.format_exc())
+        out["errors"].append("%s: %s at %s" % (type(e).__name__, e, d.current_url))
+        try:
+            out["errors"].append(text(d))
+            shot(d, shots, "exception")
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
