@@ -19,7 +19,7 @@ nav{display:flex;flex-wrap:wrap;gap:4px;padding:6px 12px;background:#fff;border-
 nav a{color:#0f3b5f;text-decoration:none;padding:6px 10px;border-radius:4px}nav a.on{background:#deecf9;font-weight:600}\
 nav a:focus,button:focus,input:focus,select:focus,a:focus{outline:2px solid #000;outline-offset:2px}\
 main{max-width:1240px;margin:0 auto;padding:16px}h1{font-size:1.4rem;margin:4px 0 12px}h2{font-size:1.1rem;margin:0 0 8px}\
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:16px}\
 .card{background:#fff;padding:12px 16px;box-shadow:0 1px 3px rgba(0,0,0,.15);min-width:0}\
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}\
 .scroll{overflow-x:auto;background:#fff;box-shadow:0 1px 3px rgba(0,0,0,.15)}\

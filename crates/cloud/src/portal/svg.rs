@@ -114,9 +114,14 @@ pub fn stacked_bars(
         }
         if let Some(label) = x_labels.get(i) {
             if label_every > 0 && (i % label_every == 0 || i + 1 == n) {
+                // The last label ends at the plot's edge rather than running past it.
+                let (lx, anchor) = if i + 1 == n {
+                    (x + bw, "end")
+                } else {
+                    (x + bw / 2.0, "middle")
+                };
                 out.push_str(&format!(
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                    x + bw / 2.0,
+                    "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
                     H - BOTTOM + 16.0,
                     esc(label)
                 ));
