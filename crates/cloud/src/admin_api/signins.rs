@@ -212,5 +212,30 @@ mod tests {
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_cell("-1+2"), "'-1+2");
         assert_eq!(csv_cell("@x,y"), "\"'@x,y\"");
+        assert_eq!(csv_cell("two\r\nlines"), "\"two\r\nlines\"");
+        assert_eq!(csv_cell(""), "");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_one_line_per_sign_in() {
+        let s = SignIn {
+            time_ms: 0,
+            username: "=cmd|' /C calc'!A0".into(),
+            client_id: Some("app".into()),
+            result: "failure".into(),
+            aadsts: Some(50126),
+            win32: None,
+            agent_id: None,
+            latency_ms: Some(12),
+            correlation_id: "c".into(),
+            client_ip: Some("127.0.0.1".into()),
+        };
+        let text = to_csv(&[s]);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert_eq!(
+            lines[1],
+            "1970-01-01T00:00:00Z,'=cmd|' /C calc'!A0,app,failure,50126,,,12,c,127.0.0.1"
+        );
     }
 }

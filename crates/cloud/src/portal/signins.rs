@@ -10,7 +10,6 @@ use super::layout::{self, aadsts_text, esc, time_ms, win32_text};
 use crate::admin_api::ops;
 use crate::state::{unix_ms, Shared};
 use crate::store::admin::SignInFilter;
-use crate::store::SignIn;
 use crate::sts::BaseUrl;
 
 /// Lines shown on the page.
@@ -145,51 +144,6 @@ pub async fn page(
     layout::page(StatusCode::OK, &ctx, "signins", "Sign-in log", &body)
 }
 
-/// One CSV cell: a cell starting with `=`, `+`, `-` or `@` gets a leading `'` (so that a
-/// spreadsheet does not run it as a formula), then RFC 4180 quoting when needed.
-pub fn csv_cell(value: &str) -> String {
-    let neutral = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if neutral.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
-    }
-}
-
-/// The CSV text of log lines (a header line, CRLF line ends).
-pub fn csv_text(lines: &[SignIn]) -> String {
-    let mut out = String::from(
-        "time,username,result,aadsts,win32,latency_ms,client_id,agent_id,client_ip,correlation_id\r\n",
-    );
-    for s in lines {
-        let cells = [
-            time_ms(s.time_ms),
-            s.username.clone(),
-            s.result.clone(),
-            s.aadsts.map(|c| c.to_string()).unwrap_or_default(),
-            s.win32.map(|c| c.to_string()).unwrap_or_default(),
-            s.latency_ms.map(|c| c.to_string()).unwrap_or_default(),
-            s.client_id.clone().unwrap_or_default(),
-            s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
-            s.client_ip.clone().unwrap_or_default(),
-            s.correlation_id.clone(),
-        ];
-        out.push_str(
-            &cells
-                .iter()
-                .map(|c| csv_cell(c))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push_str("\r\n");
-    }
-    out
-}
-
 /// `GET /{tenant}/portal/signins.csv?user=&result=&since=`
 pub async fn csv(
     State(state): State<Shared>,
@@ -210,7 +164,7 @@ pub async fn csv(
         Ok(l) => l,
         Err(e) => return server_error(e),
     };
-    let mut r = (StatusCode::OK, csv_text(&lines)).into_response();
+    let mut r = (StatusCode::OK, crate::admin_api::signins::to_csv(&lines)).into_response();
     layout::secure(&mut r, "'none'");
     let h = r.headers_mut();
     h.insert(
@@ -222,50 +176,4 @@ pub async fn csv(
         HeaderValue::from_static("attachment; filename=\"signins.csv\""),
     );
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_quotes_and_neutralises_formulas() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("two\r\nlines"), "\"two\r\nlines\"");
-        assert_eq!(csv_cell("=1+1"), "'=1+1");
-        assert_eq!(csv_cell("+1"), "'+1");
-        assert_eq!(csv_cell("-2"), "'-2");
-        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(
-            csv_cell("=HYPERLINK(\"x\",\"y\")"),
-            "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\""
-        );
-        assert_eq!(csv_cell(""), "");
-    }
-
-    #[test]
-    fn csv_has_a_header_and_one_line_per_sign_in() {
-        let s = SignIn {
-            time_ms: 0,
-            username: "=cmd|' /C calc'!A0".into(),
-            client_id: Some("app".into()),
-            result: "failure".into(),
-            aadsts: Some(50126),
-            win32: None,
-            agent_id: None,
-            latency_ms: Some(12),
-            correlation_id: "c".into(),
-            client_ip: Some("127.0.0.1".into()),
-        };
-        let text = csv_text(&[s]);
-        let lines: Vec<&str> = text.split("\r\n").collect();
-        assert_eq!(lines.len(), 3, "{text:?}");
-        assert!(lines[0].starts_with("time,username,result,aadsts"));
-        assert_eq!(
-            lines[1],
-            "1970-01-01 00:00:00 UTC,'=cmd|' /C calc'!A0,failure,50126,,12,app,,127.0.0.1,c"
-        );
-    }
 }
