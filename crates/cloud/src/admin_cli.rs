@@ -368,6 +368,15 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
+/// Prints `v` as JSON with `--json`, else as text.
+fn emit(json: bool, v: &Value, text: impl FnOnce(&Value)) {
+    if json {
+        print_json(v);
+    } else {
+        text(v);
+    }
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -428,12 +437,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains/{}", seg(&name)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                print_domain(&v);
-                println!("  users: {}", s(&v, "users"));
-            }
+            emit(args.json, &v, |v| {
+                print_domain(v);
+                println!("  users: {}", s(v, "users"));
+            });
         }
         AdminCommand::Domain {
             command: DomainCommand::Verify { name },
@@ -445,11 +452,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({}),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("{} is verified: its users can sign in.", s(&v, "name"));
-            }
+            emit(args.json, &v, |v| {
+                println!("{} is verified: its users can sign in.", s(v, "name"));
+            });
         }
         AdminCommand::Domain {
             command: DomainCommand::Remove { name },
@@ -457,11 +462,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v = client
                 .delete(&format!("/{t}/admin/domains/{}", seg(&name)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("Removed domain {}", s(&v, "name"));
-            }
+            emit(args.json, &v, |v| {
+                println!("Removed domain {}", s(v, "name"));
+            });
         }
         AdminCommand::Domain {
             command: DomainCommand::Convert { name, managed: _ },
@@ -480,17 +483,15 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({ "to": "managed" }),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 println!(
                     "Converted {} to a managed domain: its users sign in by pass-through authentication from their next sign-in on.",
-                    s(&v, "name")
+                    s(v, "name")
                 );
                 if v["pta_enabled"] == false {
                     eprintln!("Pass-through authentication is disabled: enable it (`pta enable`) so that they can sign in.");
                 }
-            }
+            });
         }
         AdminCommand::Domain {
             command: DomainCommand::List,
@@ -498,13 +499,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains"), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 for d in v["domains"].as_array().into_iter().flatten() {
                     print_domain(d);
                 }
-            }
+            });
         }
         AdminCommand::App {
             command:
@@ -519,27 +518,23 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .post_json(&format!("/{t}/admin/apps"), &token, &body)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("{}", s(&v, "client_id"));
+            emit(args.json, &v, |v| {
+                println!("{}", s(v, "client_id"));
                 if let Some(secret) = v["client_secret"].as_str() {
                     println!("{secret}");
                     eprintln!("Store the client secret (second line) now: it is not shown again.");
                 }
-            }
+            });
         }
         AdminCommand::App {
             command: AppCommand::List,
         } => {
             let v: Value = client.get_json(&format!("/{t}/admin/apps"), &token).await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 for a in v["apps"].as_array().into_iter().flatten() {
                     print_app(a);
                 }
-            }
+            });
         }
         AdminCommand::App {
             command: AppCommand::Show { client_id },
@@ -547,11 +542,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                print_app(&v);
-            }
+            emit(args.json, &v, |v| {
+                print_app(v);
+            });
         }
         AdminCommand::App {
             command:
@@ -567,11 +560,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({ "redirect_uris": redirect_uris }),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                print_app(&v);
-            }
+            emit(args.json, &v, |v| {
+                print_app(v);
+            });
         }
         AdminCommand::App {
             command: AppCommand::RotateSecret { client_id },
@@ -583,12 +574,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({}),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("{}", s(&v, "client_secret"));
+            emit(args.json, &v, |v| {
+                println!("{}", s(v, "client_secret"));
                 eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
-            }
+            });
         }
         AdminCommand::App {
             command: AppCommand::Delete { client_id },
@@ -596,11 +585,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v = client
                 .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("Deleted app {}", s(&v, "client_id"));
-            }
+            emit(args.json, &v, |v| {
+                println!("Deleted app {}", s(v, "client_id"));
+            });
         }
         AdminCommand::User {
             command: UserCommand::Add { upn, display_name },
@@ -610,11 +597,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .post_json(&format!("/{t}/admin/users"), &token, &body)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("Added cloud-only user {} ({})", s(&v, "upn"), s(&v, "id"));
-            }
+            emit(args.json, &v, |v| {
+                println!("Added cloud-only user {} ({})", s(v, "upn"), s(v, "id"));
+            });
         }
         AdminCommand::User {
             command:
@@ -674,11 +659,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/users/{}", seg(&upn)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                print_user(&v);
-            }
+            emit(args.json, &v, |v| {
+                print_user(v);
+            });
         }
         AdminCommand::User {
             command: UserCommand::SetPassword { upn },
@@ -691,14 +674,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({ "password": pw.as_str() }),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 println!(
                     "Password set for {}; their sessions were ended.",
-                    s(&v, "upn")
+                    s(v, "upn")
                 );
-            }
+            });
         }
         AdminCommand::User {
             command: UserCommand::Disable { upn },
@@ -712,11 +693,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v = client
                 .delete(&format!("/{t}/admin/users/{}", seg(&upn)), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("Deleted {}", s(&v, "upn"));
-            }
+            emit(args.json, &v, |v| {
+                println!("Deleted {}", s(v, "upn"));
+            });
         }
         AdminCommand::User {
             command: UserCommand::Role { upn, role },
@@ -728,11 +707,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({ "role": role }),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("{} now has the role {}", s(&v, "upn"), s(&v, "role"));
-            }
+            emit(args.json, &v, |v| {
+                println!("{} now has the role {}", s(v, "upn"), s(v, "role"));
+            });
         }
         AdminCommand::Settings { command } => {
             let (v, only): (Value, Option<String>) = match command {
@@ -786,9 +763,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         .await?
                 }
             };
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 let on = v["enabled"].as_bool().unwrap_or(false);
                 let n = |k: &str| v[k].as_u64().unwrap_or(0);
                 println!(
@@ -799,7 +774,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     n("inactive_agents"),
                     n("registered_agents")
                 );
-            }
+            });
         }
         AdminCommand::Agents {
             command: AgentsCommand::Revoke { id, force },
@@ -811,14 +786,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     &json!({ "force": force }),
                 )
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 println!(
                     "Revoked agent {id} ({} connection(s) closed)",
-                    s(&v, "connections_closed")
+                    s(v, "connections_closed")
                 );
-            }
+            });
         }
         AdminCommand::Agents {
             command: AgentsCommand::List,
@@ -826,9 +799,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/agents"), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS");
                 for a in v["agents"].as_array().into_iter().flatten() {
                     let forests: Vec<&str> = a["forests"]
@@ -869,7 +840,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         ms("p99"),
                     );
                 }
-            }
+            });
         }
         AdminCommand::Keys { command } => {
             let v: Value = match command {
@@ -880,14 +851,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
                 KeysCommand::List => client.get_json(&format!("/{t}/admin/keys"), &token).await?,
             };
-            if args.json {
-                print_json(&v);
-            } else {
-                println!("current: {}", s(&v, "current"));
+            emit(args.json, &v, |v| {
+                println!("current: {}", s(v, "current"));
                 for k in v["published"].as_array().into_iter().flatten() {
                     println!("published: {}", k.as_str().unwrap_or_default());
                 }
-            }
+            });
         }
         AdminCommand::Signins {
             command:
@@ -920,9 +889,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/signins{}", q("json")), &token)
                 .await?;
-            if args.json {
-                print_json(&v);
-            } else {
+            emit(args.json, &v, |v| {
                 for e in v["signins"].as_array().into_iter().flatten() {
                     println!(
                         "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
@@ -936,7 +903,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                         s(e, "correlation_id")
                     );
                 }
-            }
+            });
         }
     }
     Ok(())

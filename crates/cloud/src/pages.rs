@@ -58,11 +58,31 @@ button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
 /// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
 fn style_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
-    })
+    HASH.get_or_init(|| csp_hash(STYLE))
+}
+
+/// The CSP source hash (base64 SHA-256) of an inline style or script.
+pub fn csp_hash(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The headers every HTML answer of ours carries: the page's content security policy, no
+/// framing, no caching, no sniffing, no referrer.
+pub fn security_headers(r: &mut Response, csp: &str) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert("content-security-policy", v);
+    }
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    h.insert("pragma", HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
 }
 
 /// A complete page with the security headers. `form_action` names where forms may post
@@ -79,18 +99,7 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> R
         style_hash()
     );
     let mut r = (status, Html(html)).into_response();
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert("content-security-policy", v);
-    }
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("cache-control", HeaderValue::from_static("no-store"));
-    h.insert("pragma", HeaderValue::from_static("no-cache"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    security_headers(&mut r, &csp);
     r
 }
 

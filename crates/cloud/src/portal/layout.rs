@@ -2,7 +2,7 @@
 //! allowed by its hash, strict security headers, and small formatting helpers. The layout is
 //! a flex/grid one that reads at 1280 px and at 390 px (tables scroll sideways in a wrapper).
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 pub use crate::pages::esc;
@@ -40,11 +40,7 @@ button.primary{background:#0067b8;color:#fff;border:0;padding:7px 16px;font-size
 /// SHA-256 of the style sheet, for the CSP.
 fn style_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE.as_bytes()))
-    })
+    HASH.get_or_init(|| crate::pages::csp_hash(STYLE))
 }
 
 /// Adds the security headers of every portal answer (`form_action` for the CSP).
@@ -53,18 +49,7 @@ pub fn secure(r: &mut Response, form_action: &str) {
         "default-src 'none'; style-src 'sha256-{}'; img-src data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
         style_hash()
     );
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert("content-security-policy", v);
-    }
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("cache-control", HeaderValue::from_static("no-store"));
-    h.insert("pragma", HeaderValue::from_static("no-cache"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    crate::pages::security_headers(r, &csp);
 }
 
 fn document(title: &str, head_extra: &str, body: &str) -> String {
