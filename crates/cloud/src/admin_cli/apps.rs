@@ -1,0 +1,126 @@
+//! `admin app ...`
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::output::*;
+use super::Cx;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AppCommand {
+    /// Register an application. Prints its client id (and, for a confidential app, its
+    /// secret on a second line: it is shown only this once).
+    Add {
+        name: String,
+        /// A public client (no secret: desktop, mobile, CLI, single-page apps).
+        #[arg(
+            long,
+            conflicts_with = "confidential",
+            required_unless_present = "confidential"
+        )]
+        public: bool,
+        /// A confidential client (a web app or service that can keep a secret).
+        #[arg(long)]
+        confidential: bool,
+        /// Where sign-in answers may be sent (exact match; repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// List applications.
+    List,
+    /// Show one application.
+    Show { client_id: String },
+    /// Replace an application's redirect URIs (give none to remove them all).
+    SetRedirectUris {
+        client_id: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+    },
+    /// Give a confidential application a new secret (printed once); the old one stops working.
+    RotateSecret { client_id: String },
+    /// Delete an application and every token issued to it.
+    Delete { client_id: String },
+}
+
+/// Runs an app command.
+pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    match command {
+        AppCommand::Add {
+            name,
+            public,
+            confidential,
+            redirect_uris,
+        } => {
+            let body = json!({ "name": name, "public": public, "confidential": confidential, "redirect_uris": redirect_uris });
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/apps"), token, &body)
+                .await?;
+            emit(json, &v, |v| {
+                println!("{}", s(v, "client_id"));
+                if let Some(secret) = v["client_secret"].as_str() {
+                    println!("{secret}");
+                    eprintln!("Store the client secret (second line) now: it is not shown again.");
+                }
+            });
+        }
+        AppCommand::List => {
+            let v: Value = client.get_json(&format!("/{t}/admin/apps"), token).await?;
+            emit(json, &v, |v| {
+                for a in v["apps"].as_array().into_iter().flatten() {
+                    print_app(a);
+                }
+            });
+        }
+        AppCommand::Show { client_id } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
+                .await?;
+            emit(json, &v, |v| {
+                print_app(v);
+            });
+        }
+        AppCommand::SetRedirectUris {
+            client_id,
+            redirect_uris,
+        } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/apps/{}/redirect-uris", seg(&client_id)),
+                    token,
+                    &json!({ "redirect_uris": redirect_uris }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                print_app(v);
+            });
+        }
+        AppCommand::RotateSecret { client_id } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/apps/{}/secret", seg(&client_id)),
+                    token,
+                    &json!({}),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!("{}", s(v, "client_secret"));
+                eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
+            });
+        }
+        AppCommand::Delete { client_id } => {
+            let v = client
+                .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
+                .await?;
+            emit(json, &v, |v| {
+                println!("Deleted app {}", s(v, "client_id"));
+            });
+        }
+    }
+    Ok(())
+}

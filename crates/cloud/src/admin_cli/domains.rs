@@ -1,0 +1,150 @@
+//! `admin domain ...`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::output::*;
+use super::Cx;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum DomainCommand {
+    /// Add a managed domain (its users sign in by pass-through authentication), or with
+    /// --federated a federated one (its users sign in at its OpenID Connect identity provider).
+    Add {
+        name: String,
+        /// Issuer URL of the domain's OpenID Connect identity provider: makes it federated.
+        #[arg(long, value_name = "ISSUER_URL", requires_all = ["client_id", "client_secret_file"])]
+        federated: Option<String>,
+        /// This service's client id at the identity provider.
+        #[arg(long, value_name = "ID", requires = "federated")]
+        client_id: Option<String>,
+        /// File holding this service's client secret at the identity provider.
+        #[arg(long, value_name = "FILE", requires = "federated")]
+        client_secret_file: Option<PathBuf>,
+    },
+    /// Convert a federated domain to managed: its users sign in by pass-through
+    /// authentication from their next sign-in on.
+    Convert {
+        name: String,
+        /// Make the domain managed.
+        #[arg(long, required = true)]
+        managed: bool,
+    },
+    /// List the tenant's domains.
+    List,
+    /// Show a domain, with the DNS TXT record that proves control of it.
+    Show { name: String },
+    /// Look the domain's TXT record up now and mark the domain verified when it is there.
+    Verify { name: String },
+    /// Remove a domain (refused while users have UPNs in it).
+    Remove { name: String },
+}
+
+/// Runs a domain command.
+pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    match command {
+        DomainCommand::Add {
+            name,
+            federated,
+            client_id,
+            client_secret_file,
+        } => {
+            let body = crate::federation::domain_add_body(
+                &name,
+                federated.as_deref(),
+                client_id.as_deref(),
+                client_secret_file.as_deref(),
+            )?;
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/domains"), token, &body)
+                .await?;
+            if json {
+                print_json(&v);
+            } else if v["kind"] == "federated" {
+                println!(
+                    "Added federated domain {} (identity provider {})",
+                    s(&v, "name"),
+                    s(&v, "issuer")
+                );
+            } else {
+                println!("Added managed domain {}", s(&v, "name"));
+            }
+            if !json && v["verified"] == false {
+                print_domain(&v);
+            }
+        }
+        DomainCommand::Show { name } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/domains/{}", seg(&name)), token)
+                .await?;
+            emit(json, &v, |v| {
+                print_domain(v);
+                println!("  users: {}", s(v, "users"));
+            });
+        }
+        DomainCommand::Verify { name } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/domains/{}/verify", seg(&name)),
+                    token,
+                    &json!({}),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!("{} is verified: its users can sign in.", s(v, "name"));
+            });
+        }
+        DomainCommand::Remove { name } => {
+            let v = client
+                .delete(&format!("/{t}/admin/domains/{}", seg(&name)), token)
+                .await?;
+            emit(json, &v, |v| {
+                println!("Removed domain {}", s(v, "name"));
+            });
+        }
+        DomainCommand::Convert { name, managed: _ } => {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+            {
+                anyhow::bail!("'{name}' is not a DNS domain name");
+            }
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/domains/{name}/convert"),
+                    token,
+                    &json!({ "to": "managed" }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!(
+                    "Converted {} to a managed domain: its users sign in by pass-through authentication from their next sign-in on.",
+                    s(v, "name")
+                );
+                if v["pta_enabled"] == false {
+                    eprintln!("Pass-through authentication is disabled: enable it (`pta enable`) so that they can sign in.");
+                }
+            });
+        }
+        DomainCommand::List => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/domains"), token)
+                .await?;
+            emit(json, &v, |v| {
+                for d in v["domains"].as_array().into_iter().flatten() {
+                    print_domain(d);
+                }
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Tenant-wide commands: `pta`, `settings`, `keys`, `signins`.
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::output::*;
+use super::Cx;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PtaCommand {
+    /// Enable pass-through authentication (needs an active agent).
+    Enable,
+    /// Disable pass-through authentication.
+    Disable,
+    /// Show whether it is enabled and how many agents are active.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SettingsCommand {
+    /// Show every setting (or one) with its value and what it accepts.
+    Get { key: Option<String> },
+    /// Set one setting; the value is checked and refused with the reason.
+    Set { key: String, value: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum KeysCommand {
+    /// Add a new signing key; older keys stay published until their tokens expire.
+    Rotate,
+    /// The current and published key ids.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SigninsCommand {
+    /// The sign-in log, newest first.
+    List {
+        /// Only this sign-in name.
+        #[arg(long)]
+        user: Option<String>,
+        /// success, failure, or an AADSTS code such as 50126.
+        #[arg(long)]
+        result: Option<String>,
+        /// From this time on: RFC 3339, a date, or an age such as 30m, 2h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many lines (1 to 10000).
+        #[arg(long, default_value_t = 500)]
+        top: u32,
+        /// Print CSV (for a spreadsheet) instead of text.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+}
+
+/// Runs a pta command.
+pub(super) async fn pta(cx: &Cx<'_>, command: PtaCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    let v: Value = match command {
+        PtaCommand::Status => client.get_json(&format!("/{t}/admin/pta"), token).await?,
+        PtaCommand::Enable | PtaCommand::Disable => {
+            let enabled = matches!(command, PtaCommand::Enable);
+            client
+                .post_json(
+                    &format!("/{t}/admin/pta"),
+                    token,
+                    &json!({ "enabled": enabled }),
+                )
+                .await?
+        }
+    };
+    emit(json, &v, |v| {
+        let on = v["enabled"].as_bool().unwrap_or(false);
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        println!(
+                    "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
+                    if on { "enabled" } else { "disabled" },
+                    n("active_agents"),
+                    n("draining_agents"),
+                    n("inactive_agents"),
+                    n("registered_agents")
+                );
+    });
+
+    Ok(())
+}
+
+/// Runs a settings command.
+pub(super) async fn settings(cx: &Cx<'_>, command: SettingsCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    let (v, only): (Value, Option<String>) = match command {
+        SettingsCommand::Get { key } => (
+            client
+                .get_json(&format!("/{t}/admin/settings"), token)
+                .await?,
+            key,
+        ),
+        SettingsCommand::Set { key, value } => (
+            client
+                .put_json(
+                    &format!("/{t}/admin/settings/{}", seg(&key)),
+                    token,
+                    &json!({ "value": value }),
+                )
+                .await?,
+            Some(key),
+        ),
+    };
+    let list: Vec<&Value> = v["settings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| only.as_deref().is_none_or(|k| e["key"] == k))
+        .collect();
+    if let Some(k) = &only {
+        if list.is_empty() {
+            anyhow::bail!("'{k}' is not a setting: `settings get` lists them");
+        }
+    }
+    if json {
+        print_json(&json!({ "settings": list }));
+    } else {
+        for e in list {
+            println!("{:<26}{:<20}{}", s(e, "key"), s(e, "value"), s(e, "help"));
+        }
+    }
+
+    Ok(())
+}
+
+/// Runs a keys command.
+pub(super) async fn keys(cx: &Cx<'_>, command: KeysCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    let v: Value = match command {
+        KeysCommand::Rotate => {
+            client
+                .post_json(&format!("/{t}/admin/keys/rotate"), token, &json!({}))
+                .await?
+        }
+        KeysCommand::List => client.get_json(&format!("/{t}/admin/keys"), token).await?,
+    };
+    emit(json, &v, |v| {
+        println!("current: {}", s(v, "current"));
+        for k in v["published"].as_array().into_iter().flatten() {
+            println!("published: {}", k.as_str().unwrap_or_default());
+        }
+    });
+
+    Ok(())
+}
+
+/// Runs a signins command.
+pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    match command {
+        SigninsCommand::List {
+            user,
+            result,
+            since,
+            until,
+            top,
+            csv,
+        } => {
+            let q = |format: &str| {
+                query(&[
+                    ("user", user.clone()),
+                    ("result", result.clone()),
+                    ("since", since.clone()),
+                    ("until", until.clone()),
+                    ("top", Some(top.to_string())),
+                    ("format", Some(format.to_string())),
+                ])
+            };
+            if csv {
+                let text = client
+                    .get_text(&format!("/{t}/admin/signins{}", q("csv")), token)
+                    .await?;
+                print!("{text}");
+                return Ok(());
+            }
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/signins{}", q("json")), token)
+                .await?;
+            emit(json, &v, |v| {
+                for e in v["signins"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
+                        format_time(e["time_ms"].as_i64().map(|m| m / 1000)),
+                        s(e, "username"),
+                        s(e, "result"),
+                        s(e, "aadsts"),
+                        s(e, "win32"),
+                        s(e, "agent_id"),
+                        s(e, "latency_ms"),
+                        s(e, "correlation_id")
+                    );
+                }
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! `admin user ...`
+
+use clap::Subcommand;
+use passthru_client::CloudClient;
+use serde_json::{json, Value};
+
+use super::output::*;
+use super::Cx;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum UserCommand {
+    /// Add a cloud-only user (password from PASSTHRU_USER_PASSWORD, else prompted).
+    Add {
+        upn: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users, a page at a time.
+    List {
+        /// Only users whose UPN, name or mail contains this.
+        #[arg(long)]
+        search: Option<String>,
+        /// Users per page (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        top: u32,
+        /// Continue after the page that printed this token.
+        #[arg(long)]
+        skiptoken: Option<String>,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one user.
+    Show { upn: String },
+    /// Set a cloud-only user's password (from PASSTHRU_USER_PASSWORD, else prompted); their
+    /// sessions end.
+    SetPassword { upn: String },
+    /// Block a user's sign-in in the cloud; their sessions and refresh tokens end.
+    Disable { upn: String },
+    /// Let a blocked user sign in again.
+    Enable { upn: String },
+    /// Delete a cloud-only user.
+    Delete { upn: String },
+    /// Give a user a role: GlobalAdministrator, HybridIdentityAdministrator or none.
+    Role { upn: String, role: String },
+}
+
+/// Runs a user command.
+pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    match command {
+        UserCommand::Add { upn, display_name } => {
+            let pw = user_password()?;
+            let body = json!({ "upn": upn, "password": pw.as_str(), "display_name": display_name });
+            let v: Value = client
+                .post_json(&format!("/{t}/admin/users"), token, &body)
+                .await?;
+            emit(json, &v, |v| {
+                println!("Added cloud-only user {} ({})", s(v, "upn"), s(v, "id"));
+            });
+        }
+        UserCommand::List {
+            search,
+            top,
+            mut skiptoken,
+            all,
+        } => {
+            let mut pages = Vec::new();
+            loop {
+                let path = format!(
+                    "/{t}/admin/users{}",
+                    query(&[
+                        ("search", search.clone()),
+                        ("top", Some(top.to_string())),
+                        ("skiptoken", skiptoken.clone()),
+                    ])
+                );
+                let v: Value = client.get_json(&path, token).await?;
+                skiptoken = v["next_skiptoken"].as_str().map(str::to_string);
+                if !json {
+                    for u in v["users"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            s(u, "upn"),
+                            s(u, "source"),
+                            s(u, "role"),
+                            if u["enabled"] == false {
+                                "blocked"
+                            } else {
+                                "enabled"
+                            },
+                            s(u, "id")
+                        );
+                    }
+                }
+                pages.push(v);
+                if !all || skiptoken.is_none() {
+                    break;
+                }
+            }
+            if json {
+                let users: Vec<Value> = pages
+                    .iter()
+                    .flat_map(|p| p["users"].as_array().cloned().unwrap_or_default())
+                    .collect();
+                print_json(&json!({ "users": users, "next_skiptoken": skiptoken }));
+            } else if let Some(next) = skiptoken {
+                eprintln!("More users: repeat with --skiptoken {next} (or --all).");
+            }
+        }
+        UserCommand::Show { upn } => {
+            let v: Value = client
+                .get_json(&format!("/{t}/admin/users/{}", seg(&upn)), token)
+                .await?;
+            emit(json, &v, |v| {
+                print_user(v);
+            });
+        }
+        UserCommand::SetPassword { upn } => {
+            let pw = user_password()?;
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/users/{}/password", seg(&upn)),
+                    token,
+                    &json!({ "password": pw.as_str() }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!(
+                    "Password set for {}; their sessions were ended.",
+                    s(v, "upn")
+                );
+            });
+        }
+        UserCommand::Disable { upn } => set_blocked(client, t, token, &upn, true, json).await?,
+        UserCommand::Enable { upn } => set_blocked(client, t, token, &upn, false, json).await?,
+        UserCommand::Delete { upn } => {
+            let v = client
+                .delete(&format!("/{t}/admin/users/{}", seg(&upn)), token)
+                .await?;
+            emit(json, &v, |v| {
+                println!("Deleted {}", s(v, "upn"));
+            });
+        }
+        UserCommand::Role { upn, role } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/users/{}/role", seg(&upn)),
+                    token,
+                    &json!({ "role": role }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!("{} now has the role {}", s(v, "upn"), s(v, "role"));
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn set_blocked(
+    client: &CloudClient,
+    t: &str,
+    token: &str,
+    upn: &str,
+    blocked: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let action = if blocked { "disable" } else { "enable" };
+    let v: Value = client
+        .post_json(
+            &format!("/{t}/admin/users/{}/{action}", seg(upn)),
+            token,
+            &json!({}),
+        )
+        .await?;
+    if json_out {
+        print_json(&v);
+    } else if v["enabled"] == false {
+        println!(
+            "{} is blocked: sign-in refused, sessions ended.",
+            s(&v, "upn")
+        );
+    } else {
+        println!("{} may sign in again.", s(&v, "upn"));
+    }
+    Ok(())
+}
