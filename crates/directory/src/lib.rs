@@ -237,7 +237,9 @@ impl Forest {
         }
         let skipped = self.dcs.len() - failures.len();
         if skipped > 0 {
-            failures.push(format!("{skipped} other domain controller(s) down, skipped"));
+            failures.push(format!(
+                "{skipped} other domain controller(s) down, skipped"
+            ));
         }
         let detail = failures.join("; ");
         let forest = self.name.clone();
@@ -572,7 +574,10 @@ mod tests {
             Url::parse("ldaps://127.0.0.1:2")?,
         ];
         let d = Directory::new(vec![cfg])?;
-        assert!(d.health().iter().all(|h| h.up && h.consecutive_failures == 0));
+        assert!(d
+            .health()
+            .iter()
+            .all(|h| h.up && h.consecutive_failures == 0));
         let err = d.validate("x@corp.example.test", "pw").await;
         assert!(
             matches!(&err, Err(DirectoryError::Unreachable { .. })),
@@ -582,7 +587,10 @@ mod tests {
         assert_eq!(health.len(), 2);
         assert!(health.iter().all(|h| !h.up && h.consecutive_failures == 1));
         assert!(health.iter().all(|h| h.last_error.is_some()));
-        assert!(d.probing.load(Ordering::SeqCst), "the probe task was started");
+        assert!(
+            d.probing.load(Ordering::SeqCst),
+            "the probe task was started"
+        );
         // Every DC is down: they are still tried (and still refuse).
         let err = d.validate("x@corp.example.test", "pw").await;
         assert!(
@@ -591,7 +599,10 @@ mod tests {
         );
         assert!(d.health().iter().all(|h| h.consecutive_failures == 2));
         d.probe_down_dcs().await;
-        assert!(d.health().iter().all(|h| !h.up && h.consecutive_failures == 3));
+        assert!(d
+            .health()
+            .iter()
+            .all(|h| !h.up && h.consecutive_failures == 3));
         Ok(())
     }
 

@@ -32,14 +32,13 @@ impl Drop for OwnForest {
 
 impl OwnForest {
     fn provision() -> anyhow::Result<OwnForest> {
-        let root = std::env::temp_dir().join(format!(
-            "passthru-health-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("passthru-health-{}", uuid::Uuid::new_v4().simple()));
         let ip = bed::free_loopback_address()?;
         let mut own = OwnForest { forest: None, root };
         let spec = ForestSpec::new("HEALTH.EXAMPLE.TEST", "HEALTH", ip);
-        own.forest = Some(Forest::provision(&own.root.join("health"), spec).context("provisioning")?);
+        own.forest =
+            Some(Forest::provision(&own.root.join("health"), spec).context("provisioning")?);
         Ok(own)
     }
 
