@@ -14,9 +14,10 @@
 //! - Failover and health: each DC is Up or Down. A transport failure (connection refused,
 //!   TLS failure, timeout, connection lost) marks it Down at once; a refused bind or any
 //!   other LDAP answer does not. Validations try the Up DCs in configured order and skip the
-//!   Down ones, so a dead DC costs its timeout once, not on every sign-in; when every DC is
-//!   down they are all tried (fewest failures first), so a recovered one is found even
-//!   before its probe. The verdict of a DC that answered is final.
+//!   Down ones, so a dead DC costs its timeout once, not on every sign-in; only when every
+//!   Up DC failed (or none is up) are the Down ones tried too (fewest failures first), so a
+//!   forest never fails without trying and a recovered DC is found even before its probe.
+//!   The verdict of a DC that answered is final.
 //! - Background probes: a task per [`Directory`] (started by
 //!   [`Directory::start_health_checks`], or by the first DC that goes down) probes each Down
 //!   DC (TCP, TLS, anonymous rootDSE read, within the connect timeout) 500 ms after it went
@@ -200,16 +201,15 @@ impl Forest {
         self.dcs.iter().map(|dc| dc.health()).collect()
     }
 
-    /// The DCs to try, in order: the Up ones in configured order; when none is up, all of
-    /// them, fewest consecutive failures (then soonest probe) first.
+    /// The DCs to try, in order: the Up ones in configured order, then the Down ones, fewest
+    /// consecutive failures (then soonest probe) first. A Down DC is thus only tried when
+    /// every Up one failed for this validation, or none is up: the forest never fails
+    /// without trying, and a recovered DC is found even before its probe.
     fn candidates(&self) -> Vec<&Arc<DomainController>> {
-        let up: Vec<_> = self.dcs.iter().filter(|dc| dc.is_up()).collect();
-        if !up.is_empty() {
-            return up;
-        }
-        let mut all: Vec<_> = self.dcs.iter().collect();
-        all.sort_by_key(|dc| dc.down_rank());
-        all
+        let (mut order, mut down): (Vec<_>, Vec<_>) = self.dcs.iter().partition(|dc| dc.is_up());
+        down.sort_by_key(|dc| dc.down_rank());
+        order.extend(down);
+        order
     }
 
     async fn validate(
@@ -234,12 +234,6 @@ impl Forest {
                     failures.push(format!("{}: {detail}", dc.url()));
                 }
             }
-        }
-        let skipped = self.dcs.len() - failures.len();
-        if skipped > 0 {
-            failures.push(format!(
-                "{skipped} other domain controller(s) down, skipped"
-            ));
         }
         let detail = failures.join("; ");
         let forest = self.name.clone();
@@ -603,6 +597,36 @@ mod tests {
             .health()
             .iter()
             .all(|h| !h.up && h.consecutive_failures == 3));
+        Ok(())
+    }
+
+    #[test]
+    fn up_dcs_first_in_configured_order_then_down_ones_best_first() -> anyhow::Result<()> {
+        let ca = ca_file("order")?;
+        let mut cfg = forest("corp", &["corp.example.test"], &ca)?;
+        cfg.domain_controllers = (1..=4)
+            .map(|p| Url::parse(&format!("ldaps://dc{p}.corp.example.test")))
+            .collect::<Result<_, _>>()?;
+        let d = Directory::new(vec![cfg])?;
+        let f = &d.forests()[0];
+        let order = |f: &Forest| -> Vec<String> {
+            f.candidates()
+                .iter()
+                .filter_map(|dc| dc.url().host_str().map(|h| h[..3].to_string()))
+                .collect()
+        };
+        assert_eq!(order(f), ["dc1", "dc2", "dc3", "dc4"]);
+        // dc1 failed twice, dc3 once: the up ones first, then dc3 (fewer failures), dc1.
+        f.dcs[0].mark_down("refused");
+        f.dcs[0].mark_down("refused");
+        f.dcs[2].mark_down("refused");
+        assert_eq!(order(f), ["dc2", "dc4", "dc3", "dc1"]);
+        // A DC that answers again takes back its configured place.
+        f.dcs[0].mark_up();
+        assert_eq!(order(f), ["dc1", "dc2", "dc4", "dc3"]);
+        let h = d.health();
+        assert!(h[0].up && h[0].consecutive_failures == 0 && h[0].last_error.is_none());
+        assert!(!h[2].up && h[2].last_error.as_deref() == Some("refused"));
         Ok(())
     }
 
