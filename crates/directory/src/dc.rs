@@ -174,9 +174,17 @@ impl DomainController {
     /// of the rootDSE, within the connect timeout. Success marks it up and pools the
     /// connection; failure keeps it down (the next probe later).
     pub async fn probe(&self, tls: &Arc<rustls::ClientConfig>, timeouts: &Timeouts) {
+        /// Clears the flag however the probe ends (also when its future is dropped).
+        struct Probing<'a>(&'a AtomicBool);
+        impl Drop for Probing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
         if self.probing.swap(true, Ordering::SeqCst) {
             return;
         }
+        let _probing = Probing(&self.probing);
         let result = tokio::time::timeout(timeouts.connect, self.probe_once(tls, timeouts)).await;
         match result {
             Ok(Ok(ldap)) => {
@@ -189,7 +197,6 @@ impl DomainController {
                 timeouts.connect.as_millis()
             )),
         }
-        self.probing.store(false, Ordering::SeqCst);
     }
 
     async fn probe_once(
