@@ -1,7 +1,7 @@
 //! The real [`Validator`]: `passthru_directory` (LDAPS binds to the forests' domain
 //! controllers).
 
-use passthru_directory::{Directory, DirectoryError, ForestConfig};
+use passthru_directory::{DcHealth, Directory, DirectoryError, ForestConfig};
 use passthru_proto::AgentError;
 
 use crate::config::AgentConfig;
@@ -14,7 +14,9 @@ pub struct DirectoryValidator {
 }
 
 impl DirectoryValidator {
-    /// Sets up the directory for the configuration's forests.
+    /// Sets up the directory for the configuration's forests, and (inside a Tokio runtime,
+    /// as in `passthru-agent run`) starts the background probes of domain controllers that
+    /// go down.
     pub fn new(config: &AgentConfig) -> Result<DirectoryValidator, DirectoryError> {
         let forests = config
             .forests
@@ -26,9 +28,14 @@ impl DirectoryValidator {
                 ca_file: f.ca_file.clone(),
             })
             .collect();
-        Ok(DirectoryValidator {
-            directory: Directory::new(forests)?,
-        })
+        let directory = Directory::new(forests)?;
+        directory.start_health_checks();
+        Ok(DirectoryValidator { directory })
+    }
+
+    /// The health of each configured domain controller.
+    pub fn health(&self) -> Vec<DcHealth> {
+        self.directory.health()
     }
 }
 

@@ -1,13 +1,17 @@
-//! One domain controller: its pool of idle LDAPS connections and one validation on it.
+//! One domain controller: its health, its pool of idle LDAPS connections, one validation on
+//! it and one probe of it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchOptions};
 use passthru_proto::Win32;
 use url::Url;
 
 use crate::entry::{dns_name_of, equality_filter, Entry, USER_ATTRS};
-use crate::{DirectoryError, Timeouts, Verdict};
+use crate::health::{HealthState, ProbePolicy, Transition};
+use crate::{DcHealth, DirectoryError, Timeouts, Verdict};
 
 /// Idle connections kept per domain controller.
 const MAX_IDLE: usize = 8;
@@ -29,14 +33,22 @@ pub(crate) enum DcFailure {
         /// What happened (never holds the password).
         detail: String,
     },
+    /// It answered "busy" or "unavailable": skipped for this validation, but not marked down
+    /// (it answered).
+    Busy {
+        /// What it said.
+        detail: String,
+    },
     /// It answered, but not with a verdict: final, no other DC is asked.
     Final(DirectoryError),
 }
 
 /// A failure on one connection.
 enum ConnFailure {
-    /// The connection is unusable (I/O error, closed, timeout, DC busy).
+    /// The connection is unusable (I/O error, closed, timeout).
     Transport { timed_out: bool, detail: String },
+    /// The DC said it is busy or unavailable.
+    Busy(String),
     /// The DC answered with something other than a verdict.
     Answer(DirectoryError),
 }
@@ -53,26 +65,179 @@ fn transport(e: LdapError) -> ConnFailure {
     }
 }
 
-/// One domain controller and its idle connections.
+/// One domain controller, its health and its idle connections.
 #[derive(Debug)]
 pub(crate) struct DomainController {
+    /// The forest's name, for logs.
+    forest: String,
     url: Url,
     idle: Mutex<Vec<Ldap>>,
     /// The domain's DN (defaultNamingContext), read once.
     naming_context: Mutex<Option<String>>,
+    health: Mutex<HealthState>,
+    policy: ProbePolicy,
+    /// Whether a probe of it is under way.
+    probing: AtomicBool,
 }
 
 impl DomainController {
-    pub fn new(url: Url) -> DomainController {
+    pub fn new(forest: &str, url: Url, policy: ProbePolicy) -> DomainController {
         DomainController {
+            forest: forest.to_string(),
             url,
             idle: Mutex::new(Vec::new()),
             naming_context: Mutex::new(None),
+            health: Mutex::new(HealthState::new(Instant::now())),
+            policy,
+            probing: AtomicBool::new(false),
         }
     }
 
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    fn state(&self) -> MutexGuard<'_, HealthState> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether it is up, as last seen.
+    pub fn is_up(&self) -> bool {
+        self.state().is_up()
+    }
+
+    /// Its health as a report.
+    pub fn health(&self) -> DcHealth {
+        let h = self.state();
+        DcHealth {
+            forest: self.forest.clone(),
+            url: self.url.clone(),
+            up: h.is_up(),
+            since: h.since_wall(),
+            consecutive_failures: h.consecutive_failures(),
+            last_error: h.last_error().map(str::to_string),
+        }
+    }
+
+    /// The order of a Down DC among Down DCs: fewest consecutive failures first, then the
+    /// soonest probe.
+    pub fn down_rank(&self) -> (u32, Instant) {
+        let h = self.state();
+        (h.consecutive_failures(), h.next_probe())
+    }
+
+    /// Whether a probe of it is under way.
+    pub fn is_probing(&self) -> bool {
+        self.probing.load(Ordering::SeqCst)
+    }
+
+    /// Whether it is down and its probe is due at `now`.
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.state().probe_due(now)
+    }
+
+    /// It answered: Up (logged when it was down).
+    pub fn mark_up(&self) {
+        let t = self.state().record_success(Instant::now());
+        if let Some(Transition::CameBack { down_for }) = t {
+            tracing::info!(
+                forest = %self.forest,
+                dc = %self.url,
+                down_ms = down_for.as_millis() as u64,
+                "domain controller up again"
+            );
+        }
+    }
+
+    /// A transport failure: Down at once (logged when it was up), its pool emptied.
+    pub fn mark_down(&self, detail: &str) {
+        let (t, next) = {
+            let mut h = self.state();
+            let t = h.record_failure(Instant::now(), detail, &self.policy);
+            (t, h.next_probe())
+        };
+        self.clear();
+        if t == Some(Transition::WentDown) {
+            let probe_in = next.saturating_duration_since(Instant::now());
+            tracing::warn!(
+                forest = %self.forest,
+                dc = %self.url,
+                probe_in_ms = probe_in.as_millis() as u64,
+                "domain controller down, skipped until a background probe reaches it: {detail}"
+            );
+        } else {
+            tracing::debug!(forest = %self.forest, dc = %self.url, "domain controller still down: {detail}");
+        }
+    }
+
+    /// Probes it once unless a probe is already under way: TCP, TLS and an anonymous read
+    /// of the rootDSE, within the connect timeout. Success marks it up and pools the
+    /// connection; failure keeps it down (the next probe later).
+    pub async fn probe(&self, tls: &Arc<rustls::ClientConfig>, timeouts: &Timeouts) {
+        /// Clears the flag however the probe ends (also when its future is dropped).
+        struct Probing<'a>(&'a AtomicBool);
+        impl Drop for Probing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let _probing = Probing(&self.probing);
+        let result = tokio::time::timeout(timeouts.connect, self.probe_once(tls, timeouts)).await;
+        match result {
+            Ok(Ok(ldap)) => {
+                self.mark_up();
+                self.put_back(ldap);
+            }
+            Ok(Err(detail)) => self.mark_down(&detail),
+            Err(_) => self.mark_down(&format!(
+                "probe: no answer within {} ms",
+                timeouts.connect.as_millis()
+            )),
+        }
+    }
+
+    async fn probe_once(
+        &self,
+        tls: &Arc<rustls::ClientConfig>,
+        timeouts: &Timeouts,
+    ) -> Result<Ldap, String> {
+        let mut ldap = match self.connect(tls, timeouts).await {
+            Ok(l) => l,
+            Err(DcFailure::Down { detail, .. } | DcFailure::Busy { detail }) => return Err(detail),
+            Err(DcFailure::Final(e)) => return Err(e.to_string()),
+        };
+        let probe_timeouts = Timeouts {
+            connect: timeouts.connect,
+            operation: timeouts.connect,
+        };
+        match self
+            .search(
+                &mut ldap,
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["defaultNamingContext"],
+                &probe_timeouts,
+            )
+            .await
+        {
+            Ok(entries) => {
+                if let Some(nc) = entries.first().and_then(|e| e.text("defaultNamingContext")) {
+                    *self
+                        .naming_context
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(nc);
+                }
+                Ok(ldap)
+            }
+            Err(ConnFailure::Transport { detail, .. }) => Err(format!("probe: {detail}")),
+            Err(ConnFailure::Busy(detail)) => Err(format!("probe: {detail}")),
+            // It answered, with something odd: it is up.
+            Err(ConnFailure::Answer(_)) => Ok(ldap),
+        }
     }
 
     fn pool(&self) -> MutexGuard<'_, Vec<Ldap>> {
@@ -102,7 +267,7 @@ impl DomainController {
         }
     }
 
-    fn clear(&self) {
+    pub fn clear(&self) {
         self.pool().clear();
     }
 
@@ -135,7 +300,12 @@ impl DomainController {
         }
     }
 
-    /// Validates on a pooled connection when one is idle, else on a new one.
+    /// Validates on a pooled connection when one is idle, else on a new one, and keeps its
+    /// health: an answer marks it up, a transport failure down.
+    ///
+    /// A pooled connection that fails on reuse (not by a timeout) is dropped with the rest
+    /// of the pool (a restarted DC has killed them all) and the validation is retried once
+    /// on a new connection before the DC counts as down.
     pub async fn validate(
         &self,
         upn: &str,
@@ -143,27 +313,44 @@ impl DomainController {
         tls: &Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,
     ) -> Result<Verdict, DcFailure> {
-        while let Some(mut ldap) = self.take_idle() {
+        let result = self.validate_pooled(upn, password, tls, timeouts).await;
+        match &result {
+            Ok(_) | Err(DcFailure::Final(_)) | Err(DcFailure::Busy { .. }) => self.mark_up(),
+            Err(DcFailure::Down { detail, .. }) => self.mark_down(detail),
+        }
+        result
+    }
+
+    async fn validate_pooled(
+        &self,
+        upn: &str,
+        password: &str,
+        tls: &Arc<rustls::ClientConfig>,
+        timeouts: &Timeouts,
+    ) -> Result<Verdict, DcFailure> {
+        if let Some(mut ldap) = self.take_idle() {
             match self.validate_on(&mut ldap, upn, password, timeouts).await {
                 Ok(verdict) => {
                     self.put_back(ldap);
                     return Ok(verdict);
                 }
                 Err(ConnFailure::Answer(e)) => return Err(DcFailure::Final(e)),
+                Err(ConnFailure::Busy(detail)) => return Err(DcFailure::Busy { detail }),
                 Err(ConnFailure::Transport {
                     timed_out: true,
                     detail,
                 }) => {
                     // A DC that stopped answering: its other connections are no better.
-                    self.clear();
                     return Err(DcFailure::Down {
                         timed_out: true,
                         detail,
                     });
                 }
                 Err(ConnFailure::Transport { detail, .. }) => {
-                    // A stale connection (the DC restarted, an idle timeout): try another.
-                    tracing::debug!(dc = %self.url, "dropping a pooled connection: {detail}");
+                    // A stale connection (the DC restarted, an idle timeout): the others
+                    // are likely as stale; retry once on a new one.
+                    tracing::debug!(dc = %self.url, "dropping the pooled connections: {detail}");
+                    self.clear();
                 }
             }
         }
@@ -174,6 +361,7 @@ impl DomainController {
                 Ok(verdict)
             }
             Err(ConnFailure::Answer(e)) => Err(DcFailure::Final(e)),
+            Err(ConnFailure::Busy(detail)) => Err(DcFailure::Busy { detail }),
             Err(ConnFailure::Transport { timed_out, detail }) => {
                 Err(DcFailure::Down { timed_out, detail })
             }
@@ -205,10 +393,10 @@ impl DomainController {
                 }
             }
             RC_BUSY | RC_UNAVAILABLE => {
-                return Err(ConnFailure::Transport {
-                    timed_out: false,
-                    detail: format!("the DC is busy or unavailable ({}): {}", res.rc, res.text),
-                })
+                return Err(ConnFailure::Busy(format!(
+                    "the DC is busy or unavailable ({}): {}",
+                    res.rc, res.text
+                )))
             }
             rc => {
                 return Err(ConnFailure::Answer(DirectoryError::Unexpected(format!(

@@ -11,20 +11,35 @@
 //!   the Win32 code of AD's `data` sub-code; an accepted one is followed, on the same
 //!   connection, by a search for the user's objectGUID, UPN, sAMAccountName, displayName and
 //!   mail.
-//! - Failover: domain controllers are tried in order; one that cannot be reached, fails TLS
-//!   or times out is skipped. The verdict of a DC that answered is final.
+//! - Failover and health: each DC is Up or Down. A transport failure (connection refused,
+//!   TLS failure, timeout, connection lost) marks it Down at once; a refused bind or any
+//!   other LDAP answer does not. Validations try the Up DCs in configured order and skip the
+//!   Down ones, so a dead DC costs its timeout once, not on every sign-in; only when every
+//!   Up DC failed (or none is up) are the Down ones tried too (fewest failures first), so a
+//!   forest never fails without trying and a recovered DC is found even before its probe.
+//!   The verdict of a DC that answered is final.
+//! - Background probes: a task per [`Directory`] (started by
+//!   [`Directory::start_health_checks`], or by the first DC that goes down) probes each Down
+//!   DC (TCP, TLS, anonymous rootDSE read, within the connect timeout) 500 ms after it went
+//!   down, then with a doubling delay up to 30 s ([`ProbePolicy`]); a DC that answers is Up
+//!   again and its connection pooled. [`Directory::health`] reports each DC; transitions are
+//!   logged (warn when one goes down, info when it comes back).
 //! - Connection reuse: up to 8 idle LDAPS connections per DC are kept and re-bound for each
-//!   validation; a connection that errored is dropped.
+//!   validation. A pooled connection that fails on reuse is dropped with the rest of the
+//!   pool and the validation retried once on a new connection before the DC counts as down
+//!   (a DC restart costs no sign-in).
 //!
 //! Passwords are never logged, escaped or kept: they go into the bind request and nowhere
 //! else.
 
 mod dc;
 mod entry;
+mod health;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use passthru_proto::wire::DirectoryUser;
 use passthru_proto::{AgentError, Win32};
@@ -33,6 +48,27 @@ use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::dc::{DcFailure, DomainController};
+pub use crate::health::ProbePolicy;
+
+/// How often the background task looks for Down DCs whose probe is due.
+const PROBE_TICK: Duration = Duration::from_millis(100);
+
+/// The health of one domain controller, for status pages and statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcHealth {
+    /// The forest's name.
+    pub forest: String,
+    /// The DC's URL.
+    pub url: Url,
+    /// Whether it is used (false: skipped, and probed in the background).
+    pub up: bool,
+    /// Since when it is in this state (or since the directory was set up).
+    pub since: SystemTime,
+    /// Transport failures (validations and probes) since it last answered.
+    pub consecutive_failures: u32,
+    /// The last failure, while it is down.
+    pub last_error: Option<String>,
+}
 
 /// One forest the agent serves (the agent reads these from its TOML configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +166,7 @@ pub struct Forest {
     name: String,
     upn_suffixes: Vec<String>,
     ca_file: PathBuf,
-    dcs: Vec<DomainController>,
+    dcs: Vec<Arc<DomainController>>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -147,7 +183,7 @@ impl Forest {
 
     /// Its domain controllers, in the order they are tried.
     pub fn domain_controllers(&self) -> Vec<&Url> {
-        self.dcs.iter().map(DomainController::url).collect()
+        self.dcs.iter().map(|dc| dc.url()).collect()
     }
 
     /// The CA file its domain controllers are verified against.
@@ -157,7 +193,23 @@ impl Forest {
 
     /// Idle pooled connections, over all its domain controllers.
     pub fn idle_connections(&self) -> usize {
-        self.dcs.iter().map(DomainController::idle).sum()
+        self.dcs.iter().map(|dc| dc.idle()).sum()
+    }
+
+    /// The health of each of its domain controllers, in configured order.
+    pub fn health(&self) -> Vec<DcHealth> {
+        self.dcs.iter().map(|dc| dc.health()).collect()
+    }
+
+    /// The DCs to try, in order: the Up ones in configured order, then the Down ones, fewest
+    /// consecutive failures (then soonest probe) first. A Down DC is thus only tried when
+    /// every Up one failed for this validation, or none is up: the forest never fails
+    /// without trying, and a recovered DC is found even before its probe.
+    fn candidates(&self) -> Vec<&Arc<DomainController>> {
+        let (mut order, mut down): (Vec<_>, Vec<_>) = self.dcs.iter().partition(|dc| dc.is_up());
+        down.sort_by_key(|dc| dc.down_rank());
+        order.extend(down);
+        order
     }
 
     async fn validate(
@@ -168,13 +220,17 @@ impl Forest {
     ) -> Result<Verdict, DirectoryError> {
         let mut failures = Vec::new();
         let mut all_timed_out = true;
-        for dc in &self.dcs {
+        for dc in self.candidates() {
             match dc.validate(upn, password, &self.tls, timeouts).await {
                 Ok(verdict) => return Ok(verdict),
                 Err(DcFailure::Final(e)) => return Err(e),
                 Err(DcFailure::Down { timed_out, detail }) => {
-                    tracing::warn!(forest = %self.name, dc = %dc.url(), "domain controller skipped: {detail}");
                     all_timed_out &= timed_out;
+                    failures.push(format!("{}: {detail}", dc.url()));
+                }
+                Err(DcFailure::Busy { detail }) => {
+                    tracing::warn!(forest = %self.name, dc = %dc.url(), "domain controller skipped: {detail}");
+                    all_timed_out = false;
                     failures.push(format!("{}: {detail}", dc.url()));
                 }
             }
@@ -194,6 +250,8 @@ impl Forest {
 pub struct Directory {
     forests: Vec<Forest>,
     timeouts: Timeouts,
+    /// Whether the background probe task runs.
+    probing: AtomicBool,
 }
 
 /// Lower case, without a leading '@' or surrounding dots and blanks.
@@ -244,6 +302,15 @@ impl Directory {
         forests: Vec<ForestConfig>,
         timeouts: Timeouts,
     ) -> Result<Directory, DirectoryError> {
+        Directory::with_policy(forests, timeouts, ProbePolicy::default())
+    }
+
+    /// A directory for `forests`, with its timeouts and its schedule of probes of Down DCs.
+    pub fn with_policy(
+        forests: Vec<ForestConfig>,
+        timeouts: Timeouts,
+        policy: ProbePolicy,
+    ) -> Result<Directory, DirectoryError> {
         let mut built: Vec<Forest> = Vec::with_capacity(forests.len());
         for config in forests {
             let name = config.name.trim().to_string();
@@ -282,7 +349,7 @@ impl Directory {
                          (simple binds need TLS)"
                     )));
                 }
-                dcs.push(DomainController::new(url));
+                dcs.push(Arc::new(DomainController::new(&name, url, policy)));
             }
             let tls = tls_config(&config.ca_file)?;
             built.push(Forest {
@@ -296,7 +363,62 @@ impl Directory {
         Ok(Directory {
             forests: built,
             timeouts,
+            probing: AtomicBool::new(false),
         })
+    }
+
+    /// The health of every domain controller, forest by forest, in configured order.
+    pub fn health(&self) -> Vec<DcHealth> {
+        self.forests.iter().flat_map(Forest::health).collect()
+    }
+
+    /// Starts the background task that probes Down DCs (once; later calls do nothing). It
+    /// ends when the directory is dropped. Returns whether it runs: false outside a Tokio
+    /// runtime. [`Directory::validate`] starts it when a DC goes down.
+    pub fn start_health_checks(&self) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return true;
+        }
+        let dcs: Vec<(Weak<DomainController>, Arc<rustls::ClientConfig>)> = self
+            .forests
+            .iter()
+            .flat_map(|f| f.dcs.iter().map(|dc| (Arc::downgrade(dc), f.tls.clone())))
+            .collect();
+        let timeouts = self.timeouts;
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_TICK).await;
+                let now = Instant::now();
+                let mut alive = false;
+                for (dc, tls) in &dcs {
+                    let Some(dc) = dc.upgrade() else {
+                        continue;
+                    };
+                    alive = true;
+                    if dc.probe_due(now) && !dc.is_probing() {
+                        let tls = tls.clone();
+                        tokio::spawn(async move { dc.probe(&tls, &timeouts).await });
+                    }
+                }
+                if !alive {
+                    break;
+                }
+            }
+        });
+        true
+    }
+
+    /// Probes every Down DC now, whatever its schedule, one after the other (for tests, and
+    /// for an operator's "check now"); a DC already being probed is left to that probe.
+    pub async fn probe_down_dcs(&self) {
+        for forest in &self.forests {
+            for dc in forest.dcs.iter().filter(|dc| !dc.is_up()) {
+                dc.probe(&forest.tls, &self.timeouts).await;
+            }
+        }
     }
 
     /// The configured forests.
@@ -344,7 +466,11 @@ impl Directory {
         if password.is_empty() || local.trim().is_empty() {
             return Ok(Verdict::Denied(Win32::LogonFailure));
         }
-        forest.validate(upn, password, &self.timeouts).await
+        let result = forest.validate(upn, password, &self.timeouts).await;
+        if !self.probing.load(Ordering::Relaxed) && forest.dcs.iter().any(|dc| !dc.is_up()) {
+            self.start_health_checks();
+        }
+        result
     }
 }
 
@@ -430,6 +556,77 @@ mod tests {
             d.validate("@corp.example.test", "pw").await,
             Ok(Verdict::Denied(Win32::LogonFailure))
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_refusing_dc_is_marked_down_and_probed() -> anyhow::Result<()> {
+        let ca = ca_file("health")?;
+        let mut cfg = forest("corp", &["corp.example.test"], &ca)?;
+        cfg.domain_controllers = vec![
+            Url::parse("ldaps://127.0.0.1:1")?,
+            Url::parse("ldaps://127.0.0.1:2")?,
+        ];
+        let d = Directory::new(vec![cfg])?;
+        assert!(d
+            .health()
+            .iter()
+            .all(|h| h.up && h.consecutive_failures == 0));
+        let err = d.validate("x@corp.example.test", "pw").await;
+        assert!(
+            matches!(&err, Err(DirectoryError::Unreachable { .. })),
+            "{err:?}"
+        );
+        let health = d.health();
+        assert_eq!(health.len(), 2);
+        assert!(health.iter().all(|h| !h.up && h.consecutive_failures == 1));
+        assert!(health.iter().all(|h| h.last_error.is_some()));
+        assert!(
+            d.probing.load(Ordering::SeqCst),
+            "the probe task was started"
+        );
+        // Every DC is down: they are still tried (and still refuse).
+        let err = d.validate("x@corp.example.test", "pw").await;
+        assert!(
+            matches!(&err, Err(DirectoryError::Unreachable { .. })),
+            "{err:?}"
+        );
+        assert!(d.health().iter().all(|h| h.consecutive_failures == 2));
+        d.probe_down_dcs().await;
+        assert!(d
+            .health()
+            .iter()
+            .all(|h| !h.up && h.consecutive_failures == 3));
+        Ok(())
+    }
+
+    #[test]
+    fn up_dcs_first_in_configured_order_then_down_ones_best_first() -> anyhow::Result<()> {
+        let ca = ca_file("order")?;
+        let mut cfg = forest("corp", &["corp.example.test"], &ca)?;
+        cfg.domain_controllers = (1..=4)
+            .map(|p| Url::parse(&format!("ldaps://dc{p}.corp.example.test")))
+            .collect::<Result<_, _>>()?;
+        let d = Directory::new(vec![cfg])?;
+        let f = &d.forests()[0];
+        let order = |f: &Forest| -> Vec<String> {
+            f.candidates()
+                .iter()
+                .filter_map(|dc| dc.url().host_str().map(|h| h[..3].to_string()))
+                .collect()
+        };
+        assert_eq!(order(f), ["dc1", "dc2", "dc3", "dc4"]);
+        // dc1 failed twice, dc3 once: the up ones first, then dc3 (fewer failures), dc1.
+        f.dcs[0].mark_down("refused");
+        f.dcs[0].mark_down("refused");
+        f.dcs[2].mark_down("refused");
+        assert_eq!(order(f), ["dc2", "dc4", "dc3", "dc1"]);
+        // A DC that answers again takes back its configured place.
+        f.dcs[0].mark_up();
+        assert_eq!(order(f), ["dc1", "dc2", "dc4", "dc3"]);
+        let h = d.health();
+        assert!(h[0].up && h[0].consecutive_failures == 0 && h[0].last_error.is_none());
+        assert!(!h[2].up && h[2].last_error.as_deref() == Some("refused"));
         Ok(())
     }
 
