@@ -40,6 +40,23 @@ impl DirectoryValidator {
 }
 
 impl Validator for DirectoryValidator {
+    fn domain_controllers(&self) -> Vec<passthru_proto::wire::DcStatus> {
+        self.health()
+            .into_iter()
+            .map(|h| passthru_proto::wire::DcStatus {
+                forest: h.forest,
+                url: h.url.to_string(),
+                up: h.up,
+                since: h
+                    .since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    .unwrap_or(0),
+                consecutive_failures: h.consecutive_failures,
+            })
+            .collect()
+    }
+
     async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, AgentError> {
         match self.directory.validate(upn, password).await {
             Ok(passthru_directory::Verdict::Accepted(user)) => Ok(Verdict::Accepted(user)),

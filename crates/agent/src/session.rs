@@ -308,7 +308,9 @@ pub async fn serve<V: Validator>(
                 // A full outbox means the writer is stuck; its own time-out will end the link.
                 let _ = outbox.try_send(Message::Ping(Default::default()));
                 let in_flight = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
-                if let Some(m) = text(&AgentToCloud::Stats(ctx.stats.report(in_flight))) {
+                let mut report = ctx.stats.report(in_flight);
+                report.domain_controllers = ctx.validator.domain_controllers();
+                if let Some(m) = text(&AgentToCloud::Stats(report)) {
                     let _ = outbox.try_send(m);
                 }
             }

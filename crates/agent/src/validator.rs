@@ -26,4 +26,9 @@ pub trait Validator: Send + Sync + 'static {
         upn: &str,
         password: &str,
     ) -> impl Future<Output = Result<Verdict, AgentError>> + Send;
+
+    /// The health of the domain controllers behind this validator (none for a fake).
+    fn domain_controllers(&self) -> Vec<passthru_proto::wire::DcStatus> {
+        Vec::new()
+    }
 }

@@ -62,6 +62,14 @@ struct ValidationLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DcLabels {
+    tenant: String,
+    agent: String,
+    forest: String,
+    dc: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     tenant: String,
     agent: String,
@@ -87,6 +95,7 @@ pub struct Metrics {
     agent_directory_seconds: Family<AgentLabels, Counter<f64, AtomicU64>>,
     agent_directory_requests: Family<AgentLabels, Counter>,
     agent_in_flight: Family<AgentLabels, Gauge>,
+    dc_up: Family<DcLabels, Gauge>,
     /// The last report of each agent, to turn cumulative reports into increments (a report
     /// below the last one means the agent restarted: its counters began again at zero).
     last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
@@ -158,8 +167,15 @@ impl Default for Metrics {
             "Validations running in the agent at its last report",
             agent_in_flight.clone(),
         );
+        let dc_up = Family::<DcLabels, Gauge>::default();
+        registry.register(
+            "passthru_agent_domain_controller_up",
+            "1 while the agent uses the domain controller, 0 while it skips it and probes it in the background, reported by the agent",
+            dc_up.clone(),
+        );
         Metrics {
             registry,
+            dc_up,
             signins,
             round_trip,
             agents_connected,
@@ -172,6 +188,15 @@ impl Default for Metrics {
             last_reports: Mutex::new(HashMap::new()),
             tenants: Mutex::new(HashSet::new()),
         }
+    }
+}
+
+fn dc_labels(tenant: &str, agent: &str, dc: &passthru_proto::wire::DcStatus) -> DcLabels {
+    DcLabels {
+        tenant: tenant.to_string(),
+        agent: agent.to_string(),
+        forest: dc.forest.clone(),
+        dc: dc.url.clone(),
     }
 }
 
@@ -300,14 +325,37 @@ impl Metrics {
         self.agent_in_flight
             .get_or_create(&a)
             .set(i64::try_from(report.in_flight).unwrap_or(i64::MAX));
+        for gone in old.domain_controllers.iter().filter(|o| {
+            !report
+                .domain_controllers
+                .iter()
+                .any(|n| n.url == o.url && n.forest == o.forest)
+        }) {
+            self.dc_up.remove(&dc_labels(&tenant, &agent, gone));
+        }
+        for dc in &report.domain_controllers {
+            self.dc_up
+                .get_or_create(&dc_labels(&tenant, &agent, dc))
+                .set(i64::from(dc.up));
+        }
     }
 
-    /// An agent's connection ended: its reported gauge goes (its counters stay).
+    /// The domain controllers in the agent's last report (it is connected or was until
+    /// this process last heard from it).
+    pub fn domain_controllers(&self, agent_id: Uuid) -> Vec<passthru_proto::wire::DcStatus> {
+        self.reports()
+            .get(&agent_id)
+            .map(|r| r.domain_controllers.clone())
+            .unwrap_or_default()
+    }
+
+    /// An agent's connection ended: its reported gauges go (its counters stay).
     pub fn agent_gone(&self, tenant_id: Uuid, agent_id: Uuid) {
-        self.agent_in_flight.remove(&AgentLabels {
-            tenant: tenant_id.to_string(),
-            agent: agent_id.to_string(),
-        });
+        let (tenant, agent) = (tenant_id.to_string(), agent_id.to_string());
+        for dc in self.domain_controllers(agent_id) {
+            self.dc_up.remove(&dc_labels(&tenant, &agent, &dc));
+        }
+        self.agent_in_flight.remove(&AgentLabels { tenant, agent });
     }
 
     /// The metrics in OpenMetrics text, with the gateway's gauges read now.

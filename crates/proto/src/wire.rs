@@ -91,6 +91,25 @@ pub struct AgentStatsReport {
     /// Validations running in the agent when the report was made.
     #[serde(default)]
     pub in_flight: u64,
+    /// The health of each domain controller the agent uses.
+    #[serde(default)]
+    pub domain_controllers: Vec<DcStatus>,
+}
+
+/// One domain controller as an agent sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DcStatus {
+    /// The forest's name in the agent's configuration.
+    pub forest: String,
+    /// `ldaps://host:port`.
+    pub url: String,
+    /// Used (true), or skipped and probed in the background (false).
+    pub up: bool,
+    /// Since when it is in this state, Unix seconds.
+    pub since: i64,
+    /// Transport failures since it last answered.
+    #[serde(default)]
+    pub consecutive_failures: u32,
 }
 
 /// What an agent learned about a password.

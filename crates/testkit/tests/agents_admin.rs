@@ -219,6 +219,27 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
         m.contains("passthru_agent_directory_requests_total{"),
         "{m}"
     );
+    // The agent's domain controllers: up, in the metrics and in the agents list.
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("passthru_agent_domain_controller_up{")
+                && l.contains(&format!(r#"agent="{first_id}""#))
+                && l.ends_with(" 1")),
+        "{m}"
+    );
+    let a = agent(&t.cloud, &first_id)?;
+    let dcs = a["domain_controllers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !dcs.is_empty()
+            && dcs
+                .iter()
+                .all(|d| d["up"] == true
+                    && d["url"].as_str().is_some_and(|u| u.starts_with("ldaps://"))),
+        "{a}"
+    );
     assert!(
         !m.contains("sync"),
         "no sync metrics: sync does not exist yet\n{m}"

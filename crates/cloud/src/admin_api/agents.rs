@@ -120,6 +120,11 @@ pub async fn list(
                     "p99": stats.rtt_quantile_ms(0.99),
                 },
                 "revoked": a.revoked,
+                "domain_controllers": if live.is_some() {
+                    state.metrics.domain_controllers(a.id)
+                } else {
+                    Vec::new()
+                },
             })
         })
         .collect();

@@ -48,7 +48,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: AgentsCommand) -> anyhow::Result<(
                 .get_json(&format!("/{t}/admin/agents"), token)
                 .await?;
             emit(json, &v, |v| {
-                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS");
+                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS\tDCS UP");
                 for a in v["agents"].as_array().into_iter().flatten() {
                     let forests: Vec<&str> = a["forests"]
                         .as_array()
@@ -68,8 +68,13 @@ pub(super) async fn run(cx: &Cx<'_>, command: AgentsCommand) -> anyhow::Result<(
                             .map(|x| format!("{x:.1}"))
                             .unwrap_or_else(|| "-".into())
                     };
+                    let dcs = a["domain_controllers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let up = dcs.iter().filter(|d| d["up"] == true).count();
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         s(a, "id"),
                         s(a, "host"),
                         s(a, "version"),
@@ -86,7 +91,19 @@ pub(super) async fn run(cx: &Cx<'_>, command: AgentsCommand) -> anyhow::Result<(
                         },
                         ms("p50"),
                         ms("p99"),
+                        if dcs.is_empty() {
+                            "-".to_string()
+                        } else {
+                            format!("{up}/{}", dcs.len())
+                        },
                     );
+                    for d in dcs.iter().filter(|d| d["up"] == false) {
+                        println!(
+                            "  domain controller down: {} ({})",
+                            s(d, "url"),
+                            s(d, "forest")
+                        );
+                    }
                 }
             });
         }
