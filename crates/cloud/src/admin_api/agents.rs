@@ -76,13 +76,22 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_AGENTS).await?;
-    let connected = state.gateway.connected(t.id);
-    let mut stored = state.store.agent_stats(t.id).await?;
+    let agents = views(&state, t.id).await?;
+    Ok(Json(json!({ "agents": agents })))
+}
+
+/// Every agent of the tenant as `agents list` shows it (the portal shows the same).
+pub async fn views(
+    state: &Shared,
+    tenant_id: uuid::Uuid,
+) -> Result<Vec<Value>, crate::store::StoreError> {
+    let connected = state.gateway.connected(tenant_id);
+    let mut stored = state.store.agent_stats(tenant_id).await?;
     let now_ms = u64::try_from(crate::state::unix_ms()).unwrap_or(0);
     let silent_limit_ms = u64::try_from(state.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
     let agents: Vec<Value> = state
         .store
-        .agents(t.id)
+        .agents(tenant_id)
         .await?
         .into_iter()
         .map(|a| {
@@ -128,7 +137,7 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(Json(json!({ "agents": agents })))
+    Ok(agents)
 }
 
 /// The warning of removing the last active agent while PTA is on (the seed's wording).

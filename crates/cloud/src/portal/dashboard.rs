@@ -32,40 +32,53 @@ pub struct AgentView {
     pub id: String,
     pub host: String,
     pub version: String,
-    pub status: &'static str,
-    pub in_flight: usize,
+    pub status: String,
+    pub in_flight: u64,
     pub served: u64,
     pub last_seen: Option<i64>,
     pub source_ip: Option<String>,
     pub cert_expires_at: i64,
     pub forests: Vec<String>,
+    /// Domain controllers the agent reported, and those of them it skips (down).
+    pub dcs: usize,
+    pub dcs_down: Vec<String>,
 }
 
 /// The tenant's agents with their live state (as `GET /admin/agents` reports it).
 pub async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentView>, Response> {
-    let connected = state.gateway.connected(ctx.t.id);
-    let agents = state.store.agents(ctx.t.id).await.map_err(server_error)?;
-    Ok(agents
-        .into_iter()
-        .map(|a| {
-            let live = connected.iter().find(|c| c.agent_id == a.id);
-            AgentView {
-                id: a.id.to_string(),
-                host: a.host,
-                version: a.version,
-                status: match live {
-                    _ if a.revoked => "revoked",
-                    Some(c) if c.draining => "draining",
-                    Some(_) => "active",
-                    None => "inactive",
-                },
-                in_flight: live.map(|c| c.in_flight).unwrap_or(0),
-                served: live.map(|c| c.served).unwrap_or(0),
-                last_seen: a.last_seen,
-                source_ip: a.source_ip,
-                cert_expires_at: a.cert_expires_at,
-                forests: live.map(|c| c.upn_suffixes.clone()).unwrap_or_default(),
-            }
+    let views = crate::admin_api::agents::views(state, ctx.t.id)
+        .await
+        .map_err(server_error)?;
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Ok(views
+        .iter()
+        .map(|v| AgentView {
+            id: text(v, "id"),
+            host: text(v, "host"),
+            version: text(v, "version"),
+            status: text(v, "status"),
+            in_flight: v["in_flight"].as_u64().unwrap_or(0),
+            served: v["requests_served"].as_u64().unwrap_or(0),
+            last_seen: v["last_seen"].as_i64(),
+            source_ip: v["source_ip"].as_str().map(str::to_string),
+            cert_expires_at: v["cert_expires_at"].as_i64().unwrap_or(0),
+            forests: v["forests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect(),
+            dcs_down: v["domain_controllers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["up"] == false)
+                .filter_map(|d| d["url"].as_str().map(str::to_string))
+                .collect(),
+            dcs: v["domain_controllers"]
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or(0),
         })
         .collect())
 }
@@ -88,10 +101,15 @@ fn cards(agents: &[AgentView]) -> String {
             format!(
                 "<div class=\"card agent\"><h2>{host}</h2><p class=\"{cls}\"><strong>{status}</strong></p>\
 <dl class=\"kv\"><dt>Version</dt><dd>{version}</dd><dt>In flight</dt><dd>{in_flight}</dd>\
-<dt>Served</dt><dd>{served}</dd><dt>Last seen</dt><dd>{seen}</dd></dl></div>",
+<dt>Served</dt><dd>{served}</dd><dt>Domain controllers</dt><dd>{dcs}</dd><dt>Last seen</dt><dd>{seen}</dd></dl></div>",
                 host = esc(&a.host),
-                cls = status_class(a.status),
-                status = a.status,
+                cls = status_class(&a.status),
+                status = esc(&a.status),
+                dcs = if a.dcs == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{} of {} up", a.dcs - a.dcs_down.len(), a.dcs)
+                },
                 version = esc(&a.version),
                 in_flight = a.in_flight,
                 served = a.served,

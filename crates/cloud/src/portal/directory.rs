@@ -203,10 +203,22 @@ pub async fn agents(
             vec![
                 esc(&a.host),
                 esc(&a.version),
-                esc(a.status),
+                esc(&a.status),
                 a.in_flight.to_string(),
                 a.served.to_string(),
                 esc(&a.forests.join(", ")),
+                if a.dcs == 0 {
+                    "-".to_string()
+                } else if a.dcs_down.is_empty() {
+                    format!("{} up", a.dcs)
+                } else {
+                    format!(
+                        "{} of {} up; down: {}",
+                        a.dcs - a.dcs_down.len(),
+                        a.dcs,
+                        esc(&a.dcs_down.join(", "))
+                    )
+                },
                 a.last_seen.map(time_s).unwrap_or_else(|| "never".into()),
                 esc(a.source_ip.as_deref().unwrap_or("")),
                 time_s(a.cert_expires_at),
@@ -225,6 +237,7 @@ pub async fn agents(
                 "In flight",
                 "Served",
                 "Forests",
+                "Domain controllers",
                 "Last seen",
                 "Source IP",
                 "Certificate expires",
