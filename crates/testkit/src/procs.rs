@@ -332,7 +332,7 @@ impl Cloud {
             let v: Value = serde_json::from_str(&out)?;
             let active = v["agents"]
                 .as_array()
-                .map(|a| a.iter().filter(|x| x["status"] == "active").count())
+                .map(|a| a.iter().filter(|x| x["status"] == "Active").count())
                 .unwrap_or(0);
             if active >= n {
                 return Ok(v);

@@ -131,7 +131,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
 
     // agents list: every field.
     let a = agent(&t.cloud, &first_id)?;
-    assert_eq!(a["status"], "active", "{a}");
+    assert_eq!(a["status"], "Active", "{a}");
     assert_eq!(a["version"], env!("CARGO_PKG_VERSION"), "{a}");
     assert!(a["host"].as_str().is_some_and(|h| !h.is_empty()), "{a}");
     assert_eq!(a["source_ip"], "127.0.0.1", "{a}");
@@ -162,7 +162,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     let text = t.cloud.admin(&["agents", "list"])?;
     assert!(
         text.lines()
-            .any(|l| l.contains(&first_id) && l.contains("active") && l.contains("1326:")),
+            .any(|l| l.contains(&first_id) && l.contains("Active") && l.contains("1326:")),
         "{text}"
     );
 
@@ -253,7 +253,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
     t.cloud.admin(&["agents", "revoke", &second_id])?;
     let (revoked, _) = wait_agent(&t.cloud, &second_id, Duration::from_secs(5), |a| {
-        a["status"] == "revoked"
+        a["status"] == "Revoked"
     })?;
     assert_eq!(revoked["revoked"], true, "{revoked}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -279,7 +279,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
         assert!(r.ok(), "{:?}", r.body);
     }
     let after = agent(&t.cloud, &second_id)?;
-    assert_eq!(after["status"], "revoked", "{after}");
+    assert_eq!(after["status"], "Revoked", "{after}");
     assert_eq!(
         after["requests_served"].as_u64().unwrap_or(0),
         served_by_second,
@@ -302,7 +302,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
         .status()?;
     assert!(stopped.success());
     let waited = wait_agent(&t.cloud, &first_id, HEARTBEAT * 4, |a| {
-        a["status"] == "inactive"
+        a["status"] == "Inactive"
     });
     let _ = Command::new("kill")
         .args(["-CONT", &pid.to_string()])
@@ -324,7 +324,7 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     t.cloud.stop();
     t.cloud.serve()?;
     let a = agent(&t.cloud, &first_id)?;
-    assert_eq!(a["status"], "inactive", "{a}");
+    assert_eq!(a["status"], "Inactive", "{a}");
     assert!(
         a["requests_served"].as_u64().unwrap_or(0) >= served_before,
         "{a}"

@@ -406,7 +406,7 @@ fn chromium_signs_in_with_code_pkce_and_sees_each_aadsts_page() -> anyhow::Resul
         let v: Value = serde_json::from_str(&t.cloud.admin(&["--json", "agents", "list"])?)?;
         let active = v["agents"]
             .as_array()
-            .is_some_and(|a| a.iter().any(|x| x["status"] == "active"));
+            .is_some_and(|a| a.iter().any(|x| x["status"] == "Active"));
         if !active {
             break;
         }

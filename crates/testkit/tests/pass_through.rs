@@ -394,7 +394,7 @@ async fn dc_failover_and_agent_outage() -> anyhow::Result<()> {
     let list = t.cloud.admin(&["agents", "list"])?;
     assert!(
         list.lines()
-            .any(|l| l.contains(&blind_id) && l.contains("revoked")),
+            .any(|l| l.contains(&blind_id) && l.contains("Revoked")),
         "{list}"
     );
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -117,7 +117,7 @@ fn registration_succeeds_or_fails_clearly() -> anyhow::Result<()> {
     }
     // The cloud lists it (inactive until it runs).
     let list = cloud.admin(&["agents", "list"])?;
-    assert!(list.contains(&id) && list.contains("inactive"), "{list}");
+    assert!(list.contains(&id) && list.contains("Inactive"), "{list}");
 
     // helpmsg explains a code and what to do.
     let h = Command::new(bin("passthru-agent"))

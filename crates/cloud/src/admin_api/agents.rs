@@ -101,10 +101,10 @@ pub async fn views(
                 stats.merge(&pending);
             }
             let status = match live {
-                _ if a.revoked => "revoked",
-                Some(c) if c.draining => "draining",
-                Some(c) if now_ms.saturating_sub(c.last_heard_ms) <= silent_limit_ms => "active",
-                _ => "inactive",
+                _ if a.revoked => "Revoked",
+                Some(c) if c.draining => "Draining",
+                Some(c) if now_ms.saturating_sub(c.last_heard_ms) <= silent_limit_ms => "Active",
+                _ => "Inactive",
             };
             let failures: serde_json::Map<String, Value> = stats
                 .failures

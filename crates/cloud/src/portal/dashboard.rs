@@ -85,8 +85,8 @@ pub async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentView>, Re
 
 fn status_class(status: &str) -> &'static str {
     match status {
-        "active" => "ok",
-        "revoked" => "bad",
+        "Active" => "ok",
+        "Revoked" => "bad",
         _ => "muted",
     }
 }
