@@ -72,6 +72,24 @@ impl LogQuery {
     }
 }
 
+/// The signed-in reader of the log and the lines its filter selects, at most `limit`.
+async fn signed_in_lines(
+    state: &Shared,
+    tenant: &str,
+    base: &str,
+    headers: &HeaderMap,
+    q: &LogQuery,
+    limit: i64,
+) -> Result<(super::auth::Ctx, Vec<crate::store::SignIn>), Response> {
+    let ctx = signed_in(state, tenant, base, headers, ops::LIST_SIGNINS.roles).await?;
+    let lines = state
+        .store
+        .sign_ins_filtered(ctx.t.id, &q.filter(limit))
+        .await
+        .map_err(server_error)?;
+    Ok((ctx, lines))
+}
+
 /// `GET /{tenant}/portal/signins?user=&result=&since=`
 pub async fn page(
     State(state): State<Shared>,
@@ -80,17 +98,10 @@ pub async fn page(
     headers: HeaderMap,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::LIST_SIGNINS.roles).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let lines = match state
-        .store
-        .sign_ins_filtered(ctx.t.id, &q.filter(PAGE_LINES))
-        .await
+    let (ctx, lines) = match signed_in_lines(&state, &tenant, &base, &headers, &q, PAGE_LINES).await
     {
-        Ok(l) => l,
-        Err(e) => return server_error(e),
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let rows: Vec<Vec<String>> = lines
         .iter()
@@ -152,17 +163,9 @@ pub async fn csv(
     headers: HeaderMap,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let ctx = match signed_in(&state, &tenant, &base, &headers, ops::LIST_SIGNINS.roles).await {
-        Ok(c) => c,
+    let (_, lines) = match signed_in_lines(&state, &tenant, &base, &headers, &q, CSV_LINES).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let lines = match state
-        .store
-        .sign_ins_filtered(ctx.t.id, &q.filter(CSV_LINES))
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => return server_error(e),
     };
     let mut r = (StatusCode::OK, crate::admin_api::signins::to_csv(&lines)).into_response();
     layout::secure(&mut r, "'none'");
