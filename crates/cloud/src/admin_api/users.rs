@@ -218,7 +218,6 @@ pub async fn set_password(
         .store
         .set_password_hash(t.id, user.id, &hash, unix_now())
         .await?;
-    state.store.sign_out_everywhere(t.id, user.id).await?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
     Ok(Json(json!({ "upn": user.upn, "password_set": true })))
 }

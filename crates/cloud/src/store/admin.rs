@@ -97,7 +97,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a cloud-only user's password hash.
+    /// Replaces a cloud-only user's password hash and, in the same transaction, ends their
+    /// sessions, refresh tokens and unredeemed codes.
     pub async fn set_password_hash(
         &self,
         tenant_id: Uuid,
@@ -105,6 +106,7 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE users SET password_hash = ?, updated_at = ? WHERE tenant_id = ? AND id = ? AND source = 'cloud'",
         )
@@ -112,8 +114,10 @@ impl Store {
         .bind(now)
         .bind(tenant_id.to_string())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        Self::end_sessions(&mut tx, tenant_id, id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -132,14 +136,6 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(())
-    }
-
-    /// Signs a user out everywhere: sessions, refresh tokens and unredeemed codes end.
-    pub async fn sign_out_everywhere(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        Self::end_sessions(&mut tx, tenant_id, user_id).await?;
-        tx.commit().await?;
         Ok(())
     }
 
