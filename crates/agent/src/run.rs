@@ -123,6 +123,7 @@ where
             version: env!("CARGO_PKG_VERSION").to_string(),
             host: crate::host::host_name(),
             upn_suffixes: config.upn_suffixes(),
+            sync_forests: Vec::new(),
         },
         skew_tolerance: config.clock_skew_tolerance,
         stats: Default::default(),

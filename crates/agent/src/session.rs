@@ -46,6 +46,8 @@ pub struct HelloInfo {
     pub host: String,
     /// Every forest's UPN suffixes, lower case.
     pub upn_suffixes: Vec<String>,
+    /// The forests this agent can sync.
+    pub sync_forests: Vec<passthru_proto::sync::SyncForest>,
 }
 
 /// What every connection of the process shares.
@@ -255,6 +257,7 @@ pub async fn serve<V: Validator>(
         host: ctx.hello.host.clone(),
         upn_suffixes: ctx.hello.upn_suffixes.clone(),
         agent_time_ms: clock::now_ms(),
+        sync_forests: ctx.hello.sync_forests.clone(),
     };
     let hello = text(&hello).ok_or_else(|| LinkError::Protocol {
         detail: "cannot encode hello".into(),

@@ -115,6 +115,7 @@ mod tests {
             sam_account_name: None,
             display_name: None,
             mail: None,
+            consistency_guid: None,
         });
         assert_eq!(failure_reason(&ok), None);
     }
@@ -143,6 +144,7 @@ mod tests {
                 sam_account_name: None,
                 display_name: None,
                 mail: None,
+                consistency_guid: None,
             }),
         )?;
         log.record(

@@ -75,6 +75,7 @@ mod tests {
                     sam_account_name: Some("alice".into()),
                     display_name: None,
                     mail: None,
+                    consistency_guid: None,
                 })),
                 ("down@corp.example.test", _) => Err(AgentError::DirectoryUnreachable),
                 ("slow@corp.example.test", _) => {

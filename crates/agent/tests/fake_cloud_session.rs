@@ -59,6 +59,7 @@ impl Validator for FakeDirectory {
                 sam_account_name: Some("alice".into()),
                 display_name: None,
                 mail: None,
+                consistency_guid: None,
             }))
         } else {
             Ok(Verdict::Denied(Win32::LogonFailure))
@@ -290,6 +291,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
             version: "9.9.9".into(),
             host: "agent-host".into(),
             upn_suffixes: vec!["corp.example.test".into()],
+            sync_forests: Vec::new(),
         },
         skew_tolerance: Duration::from_secs(300),
         stats: Default::default(),

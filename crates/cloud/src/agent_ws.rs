@@ -98,6 +98,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         host,
         upn_suffixes,
         agent_time_ms,
+        ..
     })) = hello
     else {
         tracing::warn!(agent = %agent.id, "the agent did not say hello; closing");

@@ -75,6 +75,7 @@ impl Entry {
             sam_account_name: self.text("sAMAccountName"),
             display_name: self.text("displayName"),
             mail: self.text("mail"),
+            consistency_guid: None,
         })
     }
 }

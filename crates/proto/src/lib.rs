@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod codes;
 pub mod seal;
+pub mod sync;
 pub mod wire;
 
 pub use codes::{Aadsts, Win32};

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::codes::{Aadsts, Win32};
 use crate::seal::SealedRequest;
+use crate::sync::{SyncBatch, SyncDone, SyncFailed, SyncForest, SyncRun};
 
 /// Version of this protocol; the cloud refuses agents that speak another major version.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -36,6 +37,8 @@ pub enum CloudToAgent {
     Validate(SealedRequest),
     /// Stop taking work; the cloud is shutting down or has revoked the agent.
     Goodbye { reason: String },
+    /// Read a forest for directory sync (sent only to the forest's lease holder).
+    SyncRun(SyncRun),
 }
 
 /// Agent -> cloud.
@@ -52,6 +55,9 @@ pub enum AgentToCloud {
         upn_suffixes: Vec<String>,
         /// The agent's clock, Unix milliseconds.
         agent_time_ms: u64,
+        /// The forests this agent can sync (those with a service account).
+        #[serde(default)]
+        sync_forests: Vec<SyncForest>,
     },
     /// The answer to a [`CloudToAgent::Validate`].
     Result {
@@ -65,6 +71,12 @@ pub enum AgentToCloud {
     /// The agent's own counters, cumulative since the agent process started, sent every
     /// heartbeat (the agent listens on nothing, so its metrics travel on this stream).
     Stats(AgentStatsReport),
+    /// Objects read in a sync run.
+    SyncBatch(SyncBatch),
+    /// A sync run ended; all its batches were sent before.
+    SyncDone(SyncDone),
+    /// A sync run failed.
+    SyncFailed(SyncFailed),
 }
 
 /// An agent's own counters, cumulative since its process started (they restart from zero
@@ -137,6 +149,16 @@ pub struct DirectoryUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub mail: Option<String>,
+    /// ms-DS-ConsistencyGuid, when set: then the source anchor instead of objectGUID.
+    #[serde(default)]
+    pub consistency_guid: Option<Uuid>,
+}
+
+impl DirectoryUser {
+    /// The source anchor: ms-DS-ConsistencyGuid when set, else objectGUID.
+    pub fn anchor(&self) -> Uuid {
+        self.consistency_guid.unwrap_or(self.object_guid)
+    }
 }
 
 /// Why an agent could not validate a request. Each variant maps to one AADSTS code.
