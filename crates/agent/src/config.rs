@@ -22,7 +22,19 @@ pub const DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 300;
 pub const MAX_CLOCK_SKEW_TOLERANCE_SECONDS: i64 = 86_400;
 
 const TOP_KEYS: &[&str] = &["forest", "agent"];
-const FOREST_KEYS: &[&str] = &["name", "upn_suffixes", "domain_controllers", "ca_file"];
+const FOREST_KEYS: &[&str] = &[
+    "name",
+    "upn_suffixes",
+    "domain_controllers",
+    "ca_file",
+    "service_account",
+    "service_password_file",
+    "sync_interval_seconds",
+];
+/// How often a forest is synced when `sync_interval_seconds` is not set.
+pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
+/// Largest accepted `sync_interval_seconds` (one day).
+pub const MAX_SYNC_INTERVAL_SECONDS: i64 = 86_400;
 const AGENT_KEYS: &[&str] = &["max_concurrency", "clock_skew_tolerance_seconds"];
 
 /// A checked configuration.
@@ -47,6 +59,30 @@ pub struct ForestSettings {
     pub domain_controllers: Vec<Url>,
     /// CA certificate(s) that issued the domain controllers' certificates (absolute path).
     pub ca_file: PathBuf,
+    /// Directory sync, when the forest has a service account.
+    pub sync: Option<SyncSettings>,
+}
+
+/// A forest's directory sync settings (the password stays in its file until the agent
+/// starts; it is never in this struct).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// The read-only service account's UPN.
+    pub service_account: String,
+    /// The file holding its password (absolute path; owner-only permissions).
+    pub password_file: PathBuf,
+    /// How often the forest is read.
+    pub interval: Duration,
+}
+
+impl SyncSettings {
+    /// Reads the service account's password (trailing newlines removed).
+    pub fn read_password(&self) -> std::io::Result<zeroize::Zeroizing<String>> {
+        let raw = zeroize::Zeroizing::new(std::fs::read_to_string(&self.password_file)?);
+        Ok(zeroize::Zeroizing::new(
+            raw.trim_end_matches(['\r', '\n']).to_string(),
+        ))
+    }
 }
 
 /// One mistake in the file.
@@ -376,12 +412,141 @@ impl Checker {
         let upn_suffixes = self.upn_suffixes(t, prefix);
         let domain_controllers = self.domain_controllers(t, prefix);
         let ca_file = self.ca_file(t, prefix);
+        let sync = self.sync(t, prefix);
         Some(ForestSettings {
             name: name?,
             upn_suffixes: upn_suffixes?,
             domain_controllers: domain_controllers?,
             ca_file: ca_file?,
+            sync: sync?,
         })
+    }
+
+    /// `service_account`, `service_password_file` and `sync_interval_seconds`: all absent
+    /// (`Some(None)`: no sync), or a usable account (`Some(Some(..))`).
+    fn sync(&mut self, t: &Table, prefix: &str) -> Option<Option<SyncSettings>> {
+        let has = |k: &str| t.contains_key(k);
+        if !has("service_account") && !has("service_password_file") {
+            if has("sync_interval_seconds") {
+                self.problem(
+                    format!("{prefix}.sync_interval_seconds"),
+                    "set only with service_account and service_password_file (sync needs them)",
+                );
+                return None;
+            }
+            return Some(None);
+        }
+        let account = self.string(
+            t,
+            prefix,
+            "service_account",
+            "the UPN of the read-only account that reads the directory for sync",
+        );
+        let account = account.and_then(|a| {
+            let a = a.trim().to_string();
+            let ok = a
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && is_dns_name(d));
+            if ok {
+                Some(a)
+            } else {
+                self.problem(
+                    format!("{prefix}.service_account"),
+                    format!("'{a}' is not a UPN (user@domain)"),
+                );
+                None
+            }
+        });
+        let file = self.password_file(t, prefix);
+        let interval = match t.get("sync_interval_seconds") {
+            None => Some(Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECONDS)),
+            Some(Value::Integer(n)) if (1..=MAX_SYNC_INTERVAL_SECONDS).contains(n) => {
+                u64::try_from(*n).ok().map(Duration::from_secs)
+            }
+            Some(Value::Integer(_)) => {
+                self.problem(
+                    format!("{prefix}.sync_interval_seconds"),
+                    format!("must be between 1 and {MAX_SYNC_INTERVAL_SECONDS}"),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    format!("{prefix}.sync_interval_seconds"),
+                    format!("must be an integer, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        Some(Some(SyncSettings {
+            service_account: account?,
+            password_file: file?,
+            interval: interval?,
+        }))
+    }
+
+    /// The service account's password file: present, a regular file, readable, not empty,
+    /// and not readable or writable by group or others.
+    fn password_file(&mut self, t: &Table, prefix: &str) -> Option<PathBuf> {
+        let raw = self.string(
+            t,
+            prefix,
+            "service_password_file",
+            "the file holding the service account's password (mode 0600)",
+        )?;
+        let key = format!("{prefix}.service_password_file");
+        if raw.trim().is_empty() {
+            self.problem(key, "must not be empty");
+            return None;
+        }
+        let path = self.base_dir.join(raw.trim());
+        let shown = path.display().to_string();
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.problem(key, format!("file {shown} does not exist"));
+                return None;
+            }
+            Err(e) => {
+                self.problem(key, format!("cannot use {shown}: {e}"));
+                return None;
+            }
+        };
+        if !meta.is_file() {
+            self.problem(key, format!("{shown} is not a file"));
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                self.problem(
+                    key,
+                    format!(
+                        "{shown} is readable or writable by other users (mode {mode:o}): \
+                         run chmod 600 {shown}"
+                    ),
+                );
+                return None;
+            }
+        }
+        match std::fs::read_to_string(&path) {
+            Err(e) => {
+                self.problem(key, format!("cannot read {shown}: {e}"));
+                None
+            }
+            Ok(text) => {
+                let empty = text.trim_end_matches(['\r', '\n']).is_empty();
+                drop(zeroize::Zeroizing::new(text));
+                if empty {
+                    self.problem(key, format!("{shown} is empty: write the password in it"));
+                    None
+                } else {
+                    Some(path)
+                }
+            }
+        }
     }
 
     fn string(&mut self, t: &Table, prefix: &str, key: &str, what: &str) -> Option<String> {

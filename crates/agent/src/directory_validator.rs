@@ -1,16 +1,21 @@
 //! The real [`Validator`]: `passthru_directory` (LDAPS binds to the forests' domain
 //! controllers).
 
-use passthru_directory::{DcHealth, Directory, DirectoryError, ForestConfig};
+use passthru_directory::{DcHealth, Directory, DirectoryError, ForestConfig, SyncCredentials};
+use passthru_proto::sync::{SyncBatch, SyncDone, SyncForest, SyncRun};
 use passthru_proto::AgentError;
+use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
 use crate::validator::{Validator, Verdict};
 
-/// Validates passwords against the configured forests.
+/// Validates passwords against the configured forests, and syncs those with a service
+/// account.
 #[derive(Debug)]
 pub struct DirectoryValidator {
     directory: Directory,
+    /// Per forest name: the service account and how often the cloud should run sync.
+    sync: Vec<(String, SyncCredentials, std::time::Duration, Vec<String>)>,
 }
 
 impl DirectoryValidator {
@@ -30,7 +35,23 @@ impl DirectoryValidator {
             .collect();
         let directory = Directory::new(forests)?;
         directory.start_health_checks();
-        Ok(DirectoryValidator { directory })
+        let mut sync = Vec::new();
+        for f in &config.forests {
+            let Some(s) = &f.sync else { continue };
+            let password = s.read_password().map_err(|e| {
+                DirectoryError::Config(format!(
+                    "forest {}: cannot read the service account's password file {}: {e}",
+                    f.name,
+                    s.password_file.display()
+                ))
+            })?;
+            let creds = SyncCredentials {
+                account: s.service_account.clone(),
+                password,
+            };
+            sync.push((f.name.clone(), creds, s.interval, f.upn_suffixes.clone()));
+        }
+        Ok(DirectoryValidator { directory, sync })
     }
 
     /// The health of each configured domain controller.
@@ -40,6 +61,34 @@ impl DirectoryValidator {
 }
 
 impl Validator for DirectoryValidator {
+    fn sync_forests(&self) -> Vec<SyncForest> {
+        self.sync
+            .iter()
+            .map(|(forest, _, interval, suffixes)| SyncForest {
+                forest: forest.to_ascii_lowercase(),
+                interval_seconds: interval.as_secs().max(1),
+                upn_suffixes: suffixes.clone(),
+            })
+            .collect()
+    }
+
+    async fn sync(&self, run: SyncRun, out: mpsc::Sender<SyncBatch>) -> Result<SyncDone, String> {
+        let Some((name, creds, _, _)) = self
+            .sync
+            .iter()
+            .find(|(name, ..)| name.eq_ignore_ascii_case(&run.forest))
+        else {
+            return Err(format!(
+                "this agent has no service account for forest {}",
+                run.forest
+            ));
+        };
+        self.directory
+            .sync_run(name, creds, &run, &out)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     fn domain_controllers(&self) -> Vec<passthru_proto::wire::DcStatus> {
         self.health()
             .into_iter()

@@ -106,6 +106,10 @@ where
         path: trace_path.display().to_string(),
         source,
     })?;
+    let sync_forests = validator.sync_forests();
+    for f in &sync_forests {
+        tracing::info!(forest = %f.forest, interval_s = f.interval_seconds, "directory sync configured (the cloud picks one agent per forest)");
+    }
     let ctx = Arc::new(AgentContext {
         admission: Admission::new(
             Identity {
@@ -123,7 +127,7 @@ where
             version: env!("CARGO_PKG_VERSION").to_string(),
             host: crate::host::host_name(),
             upn_suffixes: config.upn_suffixes(),
-            sync_forests: Vec::new(),
+            sync_forests,
         },
         skew_tolerance: config.clock_skew_tolerance,
         stats: Default::default(),

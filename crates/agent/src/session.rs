@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_proto::sync::{SyncBatch, SyncFailed, SyncRun};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
 use passthru_proto::{Outcome, SealedRequest};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -197,6 +198,44 @@ fn spawn_validation<V: Validator>(
     });
 }
 
+/// Runs a sync the cloud asked for: its batches go out as they are read (awaiting room in
+/// the outbox), then its end.
+fn spawn_sync<V: Validator>(
+    syncs: &mut JoinSet<()>,
+    ctx: &Arc<AgentContext<V>>,
+    outbox: &mpsc::Sender<Message>,
+    run: SyncRun,
+) {
+    let ctx = Arc::clone(ctx);
+    let outbox = outbox.clone();
+    syncs.spawn(async move {
+        let run_id = run.run_id;
+        let forest = run.forest.clone();
+        let (batches, mut rx) = mpsc::channel::<SyncBatch>(2);
+        let forward = async {
+            while let Some(batch) = rx.recv().await {
+                let Some(m) = text(&AgentToCloud::SyncBatch(batch)) else {
+                    continue;
+                };
+                if outbox.send(m).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(ctx.validator.sync(run, batches), forward);
+        let end = match result {
+            Ok(done) => AgentToCloud::SyncDone(done),
+            Err(error) => {
+                tracing::warn!(%forest, %error, "sync run failed");
+                AgentToCloud::SyncFailed(SyncFailed { run_id, error })
+            }
+        };
+        if let Some(m) = text(&end) {
+            let _ = outbox.send(m).await;
+        }
+    });
+}
+
 /// Serves one connection until it fails (`Err`) or a shutdown drains it (`Ok`).
 pub async fn serve<V: Validator>(
     ctx: Arc<AgentContext<V>>,
@@ -277,6 +316,8 @@ pub async fn serve<V: Validator>(
     let (outbox, outbox_rx) = mpsc::channel::<Message>(OUTBOX);
     let mut writer = spawn_writer(sink, outbox_rx);
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Sync runs: aborted when the session ends (the cloud gives the lease to another agent).
+    let mut syncs: JoinSet<()> = JoinSet::new();
     let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -295,6 +336,7 @@ pub async fn serve<V: Validator>(
                         Ok(CloudToAgent::Validate(request)) => {
                             spawn_validation(&mut tasks, &ctx, &outbox, request);
                         }
+                        Ok(CloudToAgent::SyncRun(run)) => spawn_sync(&mut syncs, &ctx, &outbox, run),
                         Ok(CloudToAgent::Goodbye { reason }) => break Err(LinkError::Goodbye { reason }),
                         Ok(_) => tracing::debug!("unexpected message from the cloud ignored"),
                         Err(e) => tracing::warn!(error = %e, "unreadable message from the cloud ignored"),
@@ -318,6 +360,7 @@ pub async fn serve<V: Validator>(
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = syncs.join_next(), if !syncs.is_empty() => {}
             written = &mut writer => {
                 let detail = match written {
                     Ok(Err(e)) => e,

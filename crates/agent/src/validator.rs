@@ -4,8 +4,10 @@
 
 use std::future::Future;
 
+use passthru_proto::sync::{SyncBatch, SyncDone, SyncForest, SyncRun};
 use passthru_proto::wire::DirectoryUser;
 use passthru_proto::{AgentError, Win32};
+use tokio::sync::mpsc;
 
 /// What the directory said about a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,5 +32,26 @@ pub trait Validator: Send + Sync + 'static {
     /// The health of the domain controllers behind this validator (none for a fake).
     fn domain_controllers(&self) -> Vec<passthru_proto::wire::DcStatus> {
         Vec::new()
+    }
+
+    /// The forests this validator can sync (those with a service account).
+    fn sync_forests(&self) -> Vec<SyncForest> {
+        Vec::new()
+    }
+
+    /// Performs one sync run: sends its batches into `out` (dropped when the run ends) and
+    /// returns its end, or what went wrong, said for an administrator.
+    fn sync(
+        &self,
+        run: SyncRun,
+        out: mpsc::Sender<SyncBatch>,
+    ) -> impl Future<Output = Result<SyncDone, String>> + Send {
+        drop(out);
+        let forest = run.forest;
+        async move {
+            Err(format!(
+                "this agent has no service account for forest {forest}"
+            ))
+        }
     }
 }

@@ -15,11 +15,17 @@ use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::dirsync;
 use crate::gateway::{AgentConn, Reply};
 use crate::oauth_error::ApiError;
 use crate::server::ClientInfo;
 use crate::state::{unix_ms, unix_now, Shared};
 use crate::store::AgentRecord;
+use passthru_proto::sync::SyncForest;
+
+/// Largest message an agent may send: a sync batch of 500 objects, or a group with many
+/// members.
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
 /// How long an agent has to say Hello after the upgrade.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,7 +65,7 @@ pub async fn connect(
     }
     let ip = client.addr.ip().to_string();
     Ok(ws
-        .max_message_size(64 * 1024)
+        .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             serve(state, agent, ip, socket).await;
         }))
@@ -98,7 +104,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         host,
         upn_suffixes,
         agent_time_ms,
-        ..
+        sync_forests,
     })) = hello
     else {
         tracing::warn!(agent = %agent.id, "the agent did not say hello; closing");
@@ -131,16 +137,29 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
     {
         tracing::error!(error = %e, "could not record the agent's connection");
     }
+    let sync_forests: Vec<SyncForest> = sync_forests
+        .into_iter()
+        .filter(|f| !f.forest.trim().is_empty() && f.forest.len() <= 253)
+        .take(64)
+        .map(|f| SyncForest {
+            forest: f.forest.trim().to_ascii_lowercase(),
+            interval_seconds: f.interval_seconds.clamp(1, 86_400),
+            upn_suffixes: f.upn_suffixes.into_iter().take(100).collect(),
+        })
+        .collect();
     let (tx, mut rx) = mpsc::channel::<CloudToAgent>(1024);
-    let conn = Arc::new(AgentConn::new(
-        agent.id,
-        agent.tenant_id,
-        host.clone(),
-        version.clone(),
-        upn_suffixes,
-        agent.hpke_public_key.clone(),
-        tx,
-    ));
+    let conn = Arc::new(
+        AgentConn::new(
+            agent.id,
+            agent.tenant_id,
+            host.clone(),
+            version.clone(),
+            upn_suffixes,
+            agent.hpke_public_key.clone(),
+            tx,
+        )
+        .with_sync_forests(sync_forests),
+    );
     state.gateway.register(conn.clone());
     tracing::info!(agent = %agent.id, tenant = %agent.tenant_id, %host, %version, %ip, "agent connected");
 
@@ -175,6 +194,9 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                         Ok(AgentToCloud::Stats(report)) => {
                             state.metrics.agent_report(conn.tenant_id, conn.agent_id, &report);
                         }
+                        Ok(AgentToCloud::SyncBatch(batch)) => dirsync::on_batch(&state, &conn, batch).await,
+                        Ok(AgentToCloud::SyncDone(done)) => dirsync::on_done(&state, &conn, done).await,
+                        Ok(AgentToCloud::SyncFailed(failed)) => dirsync::on_failed(&state, &conn, failed).await,
                         Ok(_) => {}
                         Err(e) => tracing::warn!(agent = %conn.agent_id, error = %e, "malformed message from agent ignored"),
                     },

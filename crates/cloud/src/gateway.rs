@@ -47,6 +47,8 @@ pub struct AgentConn {
     pub host: String,
     pub version: String,
     pub upn_suffixes: Vec<String>,
+    /// The forests the agent can sync (it has their service accounts).
+    pub sync_forests: Vec<passthru_proto::sync::SyncForest>,
     hpke_public_key: Vec<u8>,
     tx: mpsc::Sender<CloudToAgent>,
     in_flight: AtomicUsize,
@@ -76,6 +78,7 @@ impl AgentConn {
             host,
             version,
             upn_suffixes,
+            sync_forests: Vec::new(),
             hpke_public_key,
             tx,
             in_flight: AtomicUsize::new(0),
@@ -91,15 +94,42 @@ impl AgentConn {
         self.last_heard_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// The agent's forests it can sync.
+    pub fn with_sync_forests(mut self, forests: Vec<passthru_proto::sync::SyncForest>) -> Self {
+        self.sync_forests = forests;
+        self
+    }
+
+    /// Queues a message to the agent; false when its connection is closing or saturated.
+    pub fn send(&self, message: CloudToAgent) -> bool {
+        self.tx.try_send(message).is_ok()
+    }
+
+    /// Whether the agent takes new work.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// When the agent was last heard from, Unix ms.
+    pub fn last_heard_ms(&self) -> u64 {
+        self.last_heard_ms.load(Ordering::Relaxed)
+    }
+
+    /// Validations in flight on this connection.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Marks the agent as draining: it gets no new work.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    fn serves(&self, suffix: &str) -> bool {
-        self.upn_suffixes
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(suffix))
+    /// Whether one of the agent's forests serves `domain`: the same rule as the agent's own
+    /// routing (a suffix matches itself and its subdomains), so the cloud never prefers an
+    /// agent that would answer "not routable".
+    fn serves(&self, domain: &str) -> bool {
+        self.upn_suffixes.iter().any(|s| suffix_matches(domain, s))
     }
 }
 
@@ -158,6 +188,15 @@ fn snapshot(c: &AgentConn) -> ConnectedAgent {
     }
 }
 
+/// Whether `domain` is `suffix` or a subdomain of it, ignoring case.
+pub fn suffix_matches(domain: &str, suffix: &str) -> bool {
+    let (domain, suffix) = (domain.to_ascii_lowercase(), suffix.to_ascii_lowercase());
+    domain == suffix
+        || domain
+            .strip_suffix(&suffix)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -202,6 +241,25 @@ impl Gateway {
             }
         }
         n
+    }
+
+    /// The open connections of a tenant.
+    pub fn connections(&self, tenant_id: Uuid) -> Vec<Arc<AgentConn>> {
+        self.lock()
+            .agents
+            .get(&tenant_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The tenants with at least one agent that can sync a forest.
+    pub fn tenants_with_sync(&self) -> Vec<Uuid> {
+        self.lock()
+            .agents
+            .iter()
+            .filter(|(_, list)| list.iter().any(|c| !c.sync_forests.is_empty()))
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     /// How many agent connections are open, across tenants.

@@ -65,6 +65,46 @@ pub struct Grant<'a> {
     pub correlation_id: Uuid,
 }
 
+/// Most group ids a token carries; beyond, it says `hasgroups` instead (as Azure does).
+const MAX_GROUPS_IN_TOKEN: i64 = 200;
+
+/// The user's groups for the token, when the app asked for them (`None`: no claim).
+async fn groups_claim(
+    state: &Shared,
+    g: &Grant<'_>,
+) -> Result<Option<Vec<Uuid>>, crate::store::StoreError> {
+    let Some(app) = state.store.app(g.tenant.id, g.client_id).await? else {
+        return Ok(None);
+    };
+    if !app.groups_claim {
+        return Ok(None);
+    }
+    let Some(sync) = &g.user.sync else {
+        return Ok(Some(Vec::new()));
+    };
+    let ids = state
+        .store
+        .user_group_ids(
+            g.tenant.id,
+            &sync.object_guid.to_string(),
+            MAX_GROUPS_IN_TOKEN + 1,
+        )
+        .await?;
+    Ok(Some(ids))
+}
+
+/// Adds `groups` (or `hasgroups` when there are too many) to a token's claims.
+fn add_groups(claims: &mut Value, groups: Option<&Vec<Uuid>>) {
+    let (Some(groups), Some(obj)) = (groups, claims.as_object_mut()) else {
+        return;
+    };
+    if groups.len() as i64 > MAX_GROUPS_IN_TOKEN {
+        obj.insert("hasgroups".into(), Value::Bool(true));
+    } else {
+        obj.insert("groups".into(), json!(groups));
+    }
+}
+
 /// The token response for a user grant.
 pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAuthError> {
     let scopes: Vec<&str> = g.scope.split_whitespace().collect();
@@ -103,14 +143,17 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
         tracing::error!(error = %e, "token issuance failed");
         OAuthError::new(Aadsts::ServerError, g.correlation_id)
     };
+    let groups = groups_claim(state, g).await.map_err(|e| server_error(&e))?;
+    let mut access_claims = json!({
+        "iss": iss, "aud": aud, "sub": sub, "oid": user.id, "tid": g.tenant.id,
+        "exp": exp, "iat": now, "nbf": now, "azp": g.client_id,
+        "scp": resource_scopes.join(" "), "preferred_username": user.upn,
+        "name": name, "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
+    });
+    add_groups(&mut access_claims, groups.as_ref());
     let access = state
         .signer
-        .sign(&json!({
-            "iss": iss, "aud": aud, "sub": sub, "oid": user.id, "tid": g.tenant.id,
-            "exp": exp, "iat": now, "nbf": now, "azp": g.client_id,
-            "scp": resource_scopes.join(" "), "preferred_username": user.upn,
-            "name": name, "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
-        }))
+        .sign(&access_claims)
         .map_err(|e| server_error(&e))?;
     let mut body = json!({
         "token_type": "Bearer",
@@ -133,6 +176,7 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
                 obj.insert("email".into(), Value::String(mail.clone()));
             }
         }
+        add_groups(&mut claims, groups.as_ref());
         let id_token = state.signer.sign(&claims).map_err(|e| server_error(&e))?;
         body["id_token"] = Value::String(id_token);
     }

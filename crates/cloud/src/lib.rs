@@ -7,6 +7,7 @@ pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
 pub mod device;
+pub mod dirsync;
 pub mod domain_proof;
 pub mod federation;
 pub mod gateway;

@@ -237,7 +237,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         heartbeat: opts.heartbeat,
         shutdown: shutdown_rx,
         domain_proof,
+        sync: Default::default(),
     });
+    crate::dirsync::spawn(state.clone());
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {

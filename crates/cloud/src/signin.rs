@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use passthru_proto::seal::ValidationPayload;
 use passthru_proto::wire::{DirectoryUser, Outcome};
 use passthru_proto::{Aadsts, Win32};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::gateway::DispatchError;
 use crate::oauth_error::OAuthError;
+use crate::settings::SignInAttribute;
 use crate::state::{unix_ms, unix_now, AppState};
 use crate::store::{DomainKind, OnpremUser, SignIn, Tenant, User};
 
@@ -35,17 +35,7 @@ struct Trail {
     latency_ms: Option<i64>,
 }
 
-/// The stable object id of an on-premises user: derived from the tenant and objectGUID.
-pub fn onprem_object_id(tenant_id: Uuid, object_guid: Uuid) -> Uuid {
-    let mut h = Sha256::new();
-    h.update(b"passthru/oid");
-    h.update(tenant_id.as_bytes());
-    h.update(object_guid.as_bytes());
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    Uuid::new_v8(b)
-}
+pub use crate::store::sync::onprem_object_id;
 
 /// Checks `password` for the attempt's user; on success returns the user record.
 pub async fn check_password(
@@ -107,11 +97,12 @@ async fn decide(
     if password.is_empty() {
         return Err(fail(Aadsts::InvalidCredentials));
     }
-    let existing = state
-        .store
-        .user_by_upn(tenant.id, username)
-        .await
-        .map_err(|e| server_error(e, attempt))?;
+    let existing = find_user(state, attempt, username).await?;
+    // With sign-in by mail, the user's on-premises UPN is what the agent binds with.
+    let username = existing
+        .as_ref()
+        .filter(|u| u.is_synced())
+        .map_or(username, |u| u.upn.as_str());
     // A user an administrator blocked is refused here, before any password check or agent
     // round trip.
     if existing.as_ref().is_some_and(|u| !u.enabled) {
@@ -146,7 +137,64 @@ async fn decide(
         DomainKind::Federated => Err(fail(Aadsts::NoPasswordInCloud)
             .with_detail("This domain is federated: sign in at its identity provider.")),
         DomainKind::Managed if !tenant.pta_enabled => Err(fail(Aadsts::NoPasswordInCloud)),
-        DomainKind::Managed => pass_through(state, attempt, username, password, trail).await,
+        DomainKind::Managed => {
+            synced_state(attempt, existing.as_ref())?;
+            pass_through(state, attempt, username, password, trail).await
+        }
+    }
+}
+
+/// The user record the typed name designates: with `sign_in_attribute = mail`, the synced
+/// user whose mail it is (when exactly one is); else (or when none is) the user with that
+/// UPN.
+async fn find_user(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    username: &str,
+) -> Result<Option<User>, OAuthError> {
+    let tenant = attempt.tenant;
+    if tenant.settings.sign_in_attribute == SignInAttribute::Mail {
+        let by_mail = state
+            .store
+            .synced_users_by_mail(tenant.id, username)
+            .await
+            .map_err(|e| server_error(e, attempt))?;
+        match by_mail.as_slice() {
+            [one] => return Ok(Some(one.clone())),
+            [] => {}
+            _ => {
+                tracing::warn!(tenant = %tenant.name, mail = %username, "several synced users have this mail address; sign-in by mail refused");
+                return Err(
+                    OAuthError::new(Aadsts::UserNotFound, attempt.correlation_id).with_detail(
+                        "Several users have this address: sign in with your user principal name.",
+                    ),
+                );
+            }
+        }
+    }
+    state
+        .store
+        .user_by_upn(tenant.id, username)
+        .await
+        .map_err(|e| server_error(e, attempt))
+}
+
+/// What directory sync says before any agent round trip: a user unknown to sync (once the
+/// tenant requires sync), disabled in AD, or whose account has expired, is refused here.
+fn synced_state(attempt: &Attempt<'_>, user: Option<&User>) -> Result<(), OAuthError> {
+    let fail = |code: Aadsts| OAuthError::new(code, attempt.correlation_id);
+    let sync = user.and_then(|u| u.sync.as_ref());
+    match sync {
+        None if attempt.tenant.settings.sync_required => Err(fail(Aadsts::UserNotFound)
+            .with_detail("This user is not synchronised from the on-premises directory.")),
+        None => Ok(()),
+        Some(s) if !s.enabled => Err(fail(Aadsts::AccountDisabled)
+            .with_detail("The account is disabled in the on-premises directory.")),
+        Some(s) if s.account_expires.is_some_and(|t| t <= unix_now()) => {
+            Err(fail(Aadsts::AccountDisabled)
+                .with_detail("The account has expired in the on-premises directory."))
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -223,8 +271,8 @@ async fn record_user(
             attempt.correlation_id,
         ));
     }
-    let oid = onprem_object_id(attempt.tenant.id, dir_user.object_guid);
-    let anchor = dir_user.object_guid.to_string();
+    let oid = onprem_object_id(attempt.tenant.id, dir_user.anchor());
+    let anchor = dir_user.anchor().to_string();
     let record = OnpremUser {
         tenant_id: attempt.tenant.id,
         id: oid,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Looks up domains' proof-of-control TXT records.
     pub domain_proof: crate::domain_proof::DomainProof,
+    /// Directory sync leases and runs.
+    pub sync: crate::dirsync::Coordinator,
 }
 
 /// Handlers' view of the state.

@@ -368,6 +368,8 @@ pub struct ForestEntry {
     pub upn_suffixes: Vec<String>,
     pub domain_controllers: Vec<String>,
     pub ca_file: PathBuf,
+    /// Directory sync: the service account, its password file, the interval in seconds.
+    pub sync: Option<(String, PathBuf, u64)>,
 }
 
 impl ForestEntry {
@@ -378,7 +380,19 @@ impl ForestEntry {
             upn_suffixes: vec![forest.upn_suffix.clone()],
             domain_controllers: dcs,
             ca_file: forest.ca_file.clone(),
+            sync: None,
         }
+    }
+
+    /// Syncs the forest with `account` (a UPN) whose password is in `password_file`, every
+    /// `interval_seconds`.
+    pub fn with_sync(mut self, account: &str, password_file: &Path, interval_seconds: u64) -> Self {
+        self.sync = Some((
+            account.to_string(),
+            password_file.to_path_buf(),
+            interval_seconds,
+        ));
+        self
     }
 
     /// The entry for a test bed forest, served by its own domain controller.
@@ -404,6 +418,14 @@ pub fn write_agent_config(path: &Path, forests: &[ForestEntry]) -> anyhow::Resul
             list(&f.domain_controllers),
             f.ca_file.display().to_string()
         ));
+        if let Some((account, file, interval)) = &f.sync {
+            // The table's keys continue: remove the blank line the entry ended with.
+            s.truncate(s.trim_end().len());
+            s.push_str(&format!(
+                "\nservice_account = {account:?}\nservice_password_file = {:?}\nsync_interval_seconds = {interval}\n\n",
+                file.display().to_string()
+            ));
+        }
     }
     std::fs::write(path, s)?;
     Ok(())

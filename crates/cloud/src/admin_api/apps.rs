@@ -71,6 +71,7 @@ pub async fn add(
         public: body.public,
         redirect_uris: body.redirect_uris.clone(),
         secret_hash: secret.as_deref().map(crate::issue::hash_secret),
+        groups_claim: false,
     };
     state.store.add_app(&app, unix_now()).await?;
     let mut answer = json!({ "client_id": client_id, "name": name, "public": body.public, "redirect_uris": body.redirect_uris });
@@ -87,6 +88,7 @@ fn app_json(a: &App) -> Value {
         "public": a.public,
         "confidential": !a.public,
         "redirect_uris": a.redirect_uris,
+        "groups_claim": a.groups_claim,
     })
 }
 
@@ -156,6 +158,28 @@ pub async fn set_redirect_uris(
         .set_app_redirect_uris(t.id, &app.client_id, &body.redirect_uris)
         .await?;
     tracing::info!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "redirect URIs replaced");
+    Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnabledBody {
+    enabled: bool,
+}
+
+/// `PUT /{tenant}/admin/apps/{client_id}/groups-claim`
+pub async fn set_groups_claim(
+    State(state): State<Shared>,
+    Path((tenant, client_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<EnabledBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_GROUPS_CLAIM).await?;
+    let app = find(&state, &t, &client_id).await?;
+    state
+        .store
+        .set_app_groups_claim(t.id, &app.client_id, body.enabled)
+        .await?;
+    tracing::info!(tenant = %t.name, app = %app.client_id, by = %admin.upn, enabled = body.enabled, "groups claim set");
     Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
 }
 

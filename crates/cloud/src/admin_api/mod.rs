@@ -19,6 +19,7 @@ use crate::store::{Tenant, User};
 pub mod agents;
 pub mod apps;
 pub mod domains;
+pub mod groups;
 pub mod openapi;
 pub mod ops;
 pub mod pta;
@@ -123,6 +124,13 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/users/{upn}/disable", post(users::disable))
         .route("/users/{upn}/enable", post(users::enable))
         .route("/users/{upn}/role", put(users::set_role))
+        .route("/groups", get(groups::list))
+        .route("/groups/{id}", get(groups::show))
+        .route("/sync", get(groups::status))
+        .route(
+            "/apps/{client_id}/groups-claim",
+            put(apps::set_groups_claim),
+        )
         .route("/domains", get(domains::list).post(domains::add))
         .route(
             "/domains/{name}",

@@ -120,6 +120,32 @@ op!(
 );
 
 op!(
+    LIST_GROUPS,
+    "listGroups",
+    "GET",
+    "/groups",
+    HYBRID,
+    "Lists groups synced from Active Directory, optionally those whose name contains `search`.",
+    query = &["search", "top", "skiptoken"]
+);
+op!(
+    SHOW_GROUP,
+    "showGroup",
+    "GET",
+    "/groups/{id}",
+    HYBRID,
+    "Shows a synced group (by object id or name) with its direct members."
+);
+op!(
+    GET_SYNC,
+    "getSync",
+    "GET",
+    "/sync",
+    HYBRID,
+    "Directory sync: each forest's syncing agent, last runs, object counts, conflicts and progress."
+);
+
+op!(
     LIST_DOMAINS,
     "listDomains",
     "GET",
@@ -204,6 +230,16 @@ op!(
     GA,
     "Replaces an application's redirect URIs.",
     body = r#"{"type":"object","required":["redirect_uris"],"properties":{"redirect_uris":{"type":"array","items":{"type":"string"}}}}"#
+);
+op!(
+    SET_APP_GROUPS_CLAIM,
+    "setAppGroupsClaim",
+    "PUT",
+    "/apps/{client_id}/groups-claim",
+    GA,
+    "Puts the user's synced groups (object ids, nested ones included) in the app's tokens, or stops.",
+    body =
+        r#"{"type":"object","required":["enabled"],"properties":{"enabled":{"type":"boolean"}}}"#
 );
 op!(
     ROTATE_APP_SECRET,
@@ -323,6 +359,9 @@ pub const ALL: &[&Operation] = &[
     ENABLE_USER,
     SET_USER_ROLE,
     DELETE_USER,
+    LIST_GROUPS,
+    SHOW_GROUP,
+    GET_SYNC,
     LIST_DOMAINS,
     ADD_DOMAIN,
     SHOW_DOMAIN,
@@ -333,6 +372,7 @@ pub const ALL: &[&Operation] = &[
     ADD_APP,
     SHOW_APP,
     SET_APP_REDIRECT_URIS,
+    SET_APP_GROUPS_CLAIM,
     ROTATE_APP_SECRET,
     DELETE_APP,
     GET_PTA,

@@ -32,6 +32,30 @@ pub fn user_json(u: &User) -> Value {
         "updated_at": u.updated_at,
         "last_sign_in": u.last_sign_in,
         "read_only": u.source != "cloud",
+        "synced": u.sync.as_ref().map(synced_json),
+    })
+}
+
+/// What directory sync last read for the user, with the time of its last change.
+fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
+    let when = |t: Option<i64>| {
+        t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    json!({
+        "forest": s.forest,
+        "object_guid": s.object_guid,
+        "distinguished_name": s.dn,
+        "sam_account_name": s.sam_account_name,
+        "given_name": s.given_name,
+        "surname": s.surname,
+        "account_enabled": s.enabled,
+        "account_expires": when(s.account_expires),
+        "when_changed": when(s.when_changed),
+        "last_change": when(Some(s.last_change)),
     })
 }
 
@@ -113,7 +137,12 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_USER).await?;
-    Ok(Json(user_json(&find(&state, &t, &upn).await?)))
+    let user = find(&state, &t, &upn).await?;
+    let mut v = user_json(&user);
+    if let Some(s) = &user.sync {
+        v["synced"]["groups"] = json!(state.store.user_direct_groups(t.id, s.object_guid).await?);
+    }
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,12 @@ pub(super) enum AppCommand {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
     },
+    /// Put the user's synced groups (object ids) in the app's tokens (`on`), or stop (`off`).
+    GroupsClaim {
+        client_id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Give a confidential application a new secret (printed once); the old one stops working.
     RotateSecret { client_id: String },
     /// Delete an application and every token issued to it.
@@ -94,6 +100,18 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                     &format!("/{t}/admin/apps/{}/redirect-uris", seg(&client_id)),
                     token,
                     &json!({ "redirect_uris": redirect_uris }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                print_app(v);
+            });
+        }
+        AppCommand::GroupsClaim { client_id, state } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/apps/{}/groups-claim", seg(&client_id)),
+                    token,
+                    &json!({ "enabled": state == "on" }),
                 )
                 .await?;
             emit(json, &v, |v| {

@@ -4,6 +4,7 @@
 
 mod agents;
 mod apps;
+mod directory;
 mod domains;
 mod output;
 mod tenant;
@@ -49,6 +50,16 @@ enum AdminCommand {
     User {
         #[command(subcommand)]
         command: users::UserCommand,
+    },
+    /// Groups synced from Active Directory (read-only).
+    Group {
+        #[command(subcommand)]
+        command: directory::GroupCommand,
+    },
+    /// Directory sync.
+    Sync {
+        #[command(subcommand)]
+        command: directory::SyncCommand,
     },
     /// Pass-through authentication (tenant-wide).
     Pta {
@@ -102,6 +113,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Domain { command } => domains::run(&cx, command).await,
         AdminCommand::App { command } => apps::run(&cx, command).await,
         AdminCommand::User { command } => users::run(&cx, command).await,
+        AdminCommand::Group { command } => directory::groups(&cx, command).await,
+        AdminCommand::Sync { command } => directory::sync(&cx, command).await,
         AdminCommand::Pta { command } => tenant::pta(&cx, command).await,
         AdminCommand::Agents { command } => agents::run(&cx, command).await,
         AdminCommand::Keys { command } => tenant::keys(&cx, command).await,

@@ -39,6 +39,27 @@ pub(super) fn print_user(u: &Value) {
     for key in ["created_at", "updated_at", "last_sign_in"] {
         println!("{key:<14}{}", format_time(u[key].as_i64()));
     }
+    let synced = &u["synced"];
+    if synced.is_object() {
+        println!("synced from Active Directory (read-only):");
+        for key in [
+            "forest",
+            "distinguished_name",
+            "sam_account_name",
+            "given_name",
+            "surname",
+            "account_enabled",
+            "account_expires",
+            "object_guid",
+            "when_changed",
+            "last_change",
+        ] {
+            println!("  {key:<20}{}", s(synced, key));
+        }
+        for g in synced["groups"].as_array().into_iter().flatten() {
+            println!("  {:<20}{}", "member of", g.as_str().unwrap_or_default());
+        }
+    }
 }
 
 pub(super) fn print_domain(d: &Value) {
@@ -77,6 +98,9 @@ pub(super) fn print_app(a: &Value) {
     );
     for u in a["redirect_uris"].as_array().into_iter().flatten() {
         println!("  redirect {}", u.as_str().unwrap_or_default());
+    }
+    if a["groups_claim"] == true {
+        println!("  tokens carry the groups claim");
     }
 }
 

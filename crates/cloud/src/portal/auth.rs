@@ -38,6 +38,7 @@ pub fn client_app(t: &Tenant, base: &str) -> App {
         public: true,
         redirect_uris: vec![callback_uri(t, base)],
         secret_hash: None,
+        groups_claim: false,
     }
 }
 

@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// Ends a user's sessions and refresh tokens (on a password change, a block, a delete).
-    async fn end_sessions(
+    pub(crate) async fn end_sessions(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -310,6 +310,23 @@ impl Store {
             .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
         sqlx::query("UPDATE apps SET redirect_uris = ? WHERE tenant_id = ? AND client_id = ?")
             .bind(json)
+            .bind(tenant_id.to_string())
+            .bind(client_id.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        self.apps.clear();
+        Ok(())
+    }
+
+    /// Turns the groups claim of an app's tokens on or off.
+    pub async fn set_app_groups_claim(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        on: bool,
+    ) -> Result<()> {
+        sqlx::query("UPDATE apps SET groups_claim = ? WHERE tenant_id = ? AND client_id = ?")
+            .bind(on)
             .bind(tenant_id.to_string())
             .bind(client_id.to_ascii_lowercase())
             .execute(&self.pool)

@@ -28,6 +28,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "administration portal",
         include_str!("../../migrations/0004_portal.sql"),
     ),
+    (
+        5,
+        "directory sync",
+        include_str!("../../migrations/0005_directory_sync.sql"),
+    ),
 ];
 
 #[derive(Debug)]

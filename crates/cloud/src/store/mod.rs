@@ -19,6 +19,7 @@ pub mod federation;
 mod migrate;
 pub mod oidc;
 pub mod portal;
+pub mod sync;
 
 pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
@@ -225,6 +226,15 @@ pub struct User {
     pub created_at: i64,
     pub updated_at: Option<i64>,
     pub last_sign_in: Option<i64>,
+    /// What directory sync last read for this user (`None`: never synced).
+    pub sync: Option<sync::SyncedAttributes>,
+}
+
+impl User {
+    /// Whether directory sync knows this user.
+    pub fn is_synced(&self) -> bool {
+        self.sync.is_some()
+    }
 }
 
 /// What a successful pass-through sign-in tells the cloud about an on-premises user.
@@ -252,6 +262,10 @@ pub struct App {
     /// argon2id hash of a confidential app's secret (never serialized).
     #[serde(skip)]
     pub secret_hash: Option<String>,
+    /// Whether its tokens carry the user's groups (object ids of synced groups, nested
+    /// membership included), like Azure's `groupMembershipClaims`.
+    #[serde(default)]
+    pub groups_claim: bool,
 }
 
 /// A registered authentication agent.
@@ -544,6 +558,9 @@ impl Store {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             last_sign_in: row.try_get("last_sign_in")?,
+            sync: row
+                .try_get::<Option<String>, _>("sync_attrs")?
+                .and_then(|j| serde_json::from_str(&j).ok()),
         })
     }
 
@@ -715,6 +732,7 @@ impl Store {
                 public: row.try_get::<i64, _>("public")? != 0,
                 redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
                 secret_hash: row.try_get("secret_hash")?,
+                groups_claim: row.try_get::<i64, _>("groups_claim")? != 0,
             })
         })
         .transpose()

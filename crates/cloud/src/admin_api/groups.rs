@@ -1,0 +1,98 @@
+//! Synced groups (read-only: they are changed in Active Directory) and the state of
+//! directory sync.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{authorize, ops};
+use crate::oauth_error::ApiError;
+use crate::state::Shared;
+
+#[derive(Debug, Deserialize)]
+pub struct GroupQuery {
+    search: Option<String>,
+    top: Option<i64>,
+    skiptoken: Option<String>,
+}
+
+/// `GET /{tenant}/admin/groups`
+pub async fn list(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<GroupQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_GROUPS).await?;
+    let top = q.top.unwrap_or(100).clamp(1, 1000);
+    let (groups, next) = state
+        .store
+        .groups_page(
+            t.id,
+            q.search.as_deref().filter(|s| !s.is_empty()),
+            q.skiptoken.as_deref(),
+            top,
+        )
+        .await?;
+    Ok(Json(json!({ "groups": groups, "next_skiptoken": next })))
+}
+
+/// `GET /{tenant}/admin/groups/{id}`: by object id or name, with direct members.
+pub async fn show(
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_GROUP).await?;
+    let (group, members) =
+        state.store.group(t.id, &id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("No synced group '{id}' in this tenant."))
+        })?;
+    let mut v = serde_json::to_value(&group).unwrap_or_default();
+    v["members"] = json!(members);
+    Ok(Json(v))
+}
+
+/// `GET /{tenant}/admin/sync`: every forest's lease holder, last runs, counts, conflicts and
+/// the run in progress.
+pub async fn status(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::GET_SYNC).await?;
+    Ok(Json(status_json(&state, t.id).await?))
+}
+
+/// The sync status of a tenant (shared with the portal).
+pub async fn status_json(state: &Shared, tenant_id: uuid::Uuid) -> Result<Value, ApiError> {
+    let forests = state.store.sync_forests(tenant_id).await?;
+    let counts = state.store.sync_counts(tenant_id).await?;
+    let progress = state.sync.progress(tenant_id);
+    let list: Vec<Value> = forests
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            let (users, groups) = counts
+                .iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case(&f.forest))
+                .map(|(_, u, g)| (*u, *g))
+                .unwrap_or((0, 0));
+            v["users"] = json!(users);
+            v["groups"] = json!(groups);
+            v["running"] = json!(progress
+                .iter()
+                .find(|p| p.forest.eq_ignore_ascii_case(&f.forest)));
+            v
+        })
+        .collect();
+    let settings = state
+        .store
+        .tenant(&tenant_id.to_string())
+        .await?
+        .map(|t| t.settings.sync_required)
+        .unwrap_or(false);
+    Ok(json!({ "sync_required": settings, "forests": list }))
+}

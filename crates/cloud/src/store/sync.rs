@@ -1,0 +1,779 @@
+//! Directory sync in the store: applying an agent's batches (users, groups, membership,
+//! deletions), ending a run (reconciliation, watermark), and each forest's sync state.
+//!
+//! Synced objects are keyed by objectGUID within the tenant; a user's cloud object id derives
+//! from its source anchor (ms-DS-ConsistencyGuid, else objectGUID), the same id a pass-through
+//! sign-in gives, so a user who signed in before the first sync keeps its id.
+
+use passthru_proto::sync::{SyncBatch, SyncDone, SyncGroup, SyncObject, SyncUser, Watermark};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{uuid_col, Result, Store};
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// A user's record as sync finds it: id, ad_enabled, sync_attrs, upn, display_name, mail.
+type Existing = (
+    String,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// The stable object id of an on-premises user or group: derived from the tenant and the
+/// source anchor.
+pub fn onprem_object_id(tenant_id: Uuid, anchor: Uuid) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(b"passthru/oid");
+    h.update(tenant_id.as_bytes());
+    h.update(anchor.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    Uuid::new_v8(b)
+}
+
+/// What sync last read for a user, as `user show` presents it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SyncedAttributes {
+    /// The forest it came from.
+    pub forest: String,
+    pub object_guid: Uuid,
+    pub dn: String,
+    pub sam_account_name: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    /// Enabled in AD (userAccountControl).
+    pub enabled: bool,
+    /// accountExpires, Unix seconds (None: never).
+    pub account_expires: Option<i64>,
+    /// whenChanged in AD, Unix seconds.
+    pub when_changed: Option<i64>,
+    /// When the cloud last recorded a change from sync, Unix seconds.
+    #[serde(default)]
+    pub last_change: i64,
+}
+
+/// A forest's sync state.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncForestState {
+    pub forest: String,
+    /// The agent holding the lease (the one that syncs), if any.
+    pub holder_agent_id: Option<Uuid>,
+    pub lease_since: Option<i64>,
+    #[serde(skip)]
+    pub watermark: Option<Watermark>,
+    pub interval_seconds: u64,
+    pub last_full_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_run_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// Objects read by the last successful run.
+    pub last_objects: Option<i64>,
+    /// Objects in the forest at the last full import.
+    pub full_total: Option<i64>,
+    /// Objects the last runs could not apply, and why (a UPN taken by a cloud user, ...).
+    pub conflicts: Vec<String>,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub users: u64,
+    pub groups: u64,
+    pub deleted: u64,
+    /// Objects not applied, and why.
+    pub conflicts: Vec<String>,
+}
+
+/// The UPN a synced user gets: its userPrincipalName, else the implicit one
+/// (sAMAccountName@the domain's DNS name, from the DN's DC= parts).
+pub fn effective_upn(u: &SyncUser) -> Option<String> {
+    if let Some(upn) = u.user_principal_name.as_deref().map(str::trim) {
+        if upn.contains('@') && !upn.starts_with('@') {
+            return Some(upn.to_string());
+        }
+    }
+    let sam = u.sam_account_name.as_deref()?.trim();
+    let domain: Vec<String> =
+        u.dn.split(',')
+            .filter_map(|rdn| {
+                let (k, v) = rdn.trim().split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("dc")
+                    .then(|| v.trim().to_lowercase())
+            })
+            .collect();
+    (!sam.is_empty() && !domain.is_empty()).then(|| format!("{sam}@{}", domain.join(".")))
+}
+
+impl Store {
+    /// Applies one batch of a run in one transaction.
+    pub async fn apply_sync_batch(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        batch: &SyncBatch,
+        now: i64,
+    ) -> Result<Applied> {
+        let mut tx = self.write_tx().await?;
+        let mut applied = Applied::default();
+        let run = batch.run_id.to_string();
+        for object in &batch.objects {
+            match object {
+                SyncObject::User(u) => {
+                    match upsert_user(&mut tx, tenant_id, forest, &run, u, now).await? {
+                        Ok(()) => applied.users += 1,
+                        Err(conflict) => applied.conflicts.push(conflict),
+                    }
+                }
+                SyncObject::Group(g) => {
+                    upsert_group(&mut tx, tenant_id, forest, &run, g, now).await?;
+                    applied.groups += 1;
+                }
+                SyncObject::Deleted { object_guid } => {
+                    applied.deleted += delete_object(&mut tx, tenant_id, *object_guid).await?;
+                }
+                _ => {}
+            }
+        }
+        for guid in &batch.present {
+            for table in ["users", "ad_groups"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET sync_run = ? WHERE tenant_id = ? AND object_guid = ?"
+                ))
+                .bind(&run)
+                .bind(tenant_id.to_string())
+                .bind(guid.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Ends a run: when it mentioned every object, removes the forest's objects it did not
+    /// mention; records the watermark. Returns how many objects were removed.
+    pub async fn finish_sync_run(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        done: &SyncDone,
+        conflicts: &[String],
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let mut removed = 0;
+        if done.complete {
+            let run = done.run_id.to_string();
+            let gone: Vec<String> = sqlx::query_scalar(
+                "SELECT object_guid FROM users WHERE tenant_id = ? AND sync_forest = ?
+                   AND (sync_run IS NULL OR sync_run <> ?)
+                 UNION ALL
+                 SELECT object_guid FROM ad_groups WHERE tenant_id = ? AND forest = ?
+                   AND (sync_run IS NULL OR sync_run <> ?)",
+            )
+            .bind(tenant_id.to_string())
+            .bind(forest)
+            .bind(&run)
+            .bind(tenant_id.to_string())
+            .bind(forest)
+            .bind(&run)
+            .fetch_all(&mut *tx)
+            .await?;
+            for guid in gone {
+                if let Ok(g) = Uuid::parse_str(&guid) {
+                    removed += delete_object(&mut tx, tenant_id, g).await?;
+                }
+            }
+        }
+        let watermark = serde_json::to_string(&done.watermark).unwrap_or_default();
+        let conflicts = serde_json::to_string(conflicts).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE sync_forests SET watermark = ?, last_success_at = ?, last_run_at = ?,
+                 last_error = NULL, last_objects = ?, conflicts = ?,
+                 last_full_at = CASE WHEN ? THEN ? ELSE last_full_at END,
+                 full_total = CASE WHEN ? THEN ? ELSE full_total END
+             WHERE tenant_id = ? AND forest = ?",
+        )
+        .bind(watermark)
+        .bind(now)
+        .bind(now)
+        .bind(i64::try_from(done.objects).unwrap_or(i64::MAX))
+        .bind(conflicts)
+        .bind(done.full)
+        .bind(now)
+        .bind(done.full)
+        .bind(i64::try_from(done.objects).unwrap_or(i64::MAX))
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Records a failed run (the watermark stays).
+    pub async fn sync_run_failed(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        error: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sync_forests SET last_error = ?, last_run_at = ? WHERE tenant_id = ? AND forest = ?",
+        )
+        .bind(error.chars().take(2000).collect::<String>())
+        .bind(now)
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates the forest's sync state if new, and records its interval.
+    pub async fn ensure_sync_forest(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        interval_seconds: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_forests (tenant_id, forest, interval_seconds) VALUES (?, ?, ?)
+             ON CONFLICT (tenant_id, forest) DO UPDATE SET interval_seconds = excluded.interval_seconds",
+        )
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .bind(i64::try_from(interval_seconds).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives the forest's lease to `agent` (or to nobody).
+    pub async fn set_sync_holder(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        agent: Option<Uuid>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sync_forests SET holder_agent_id = ?, lease_since = ? WHERE tenant_id = ? AND forest = ?",
+        )
+        .bind(agent.map(|a| a.to_string()))
+        .bind(agent.map(|_| now))
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every synced forest of a tenant.
+    pub async fn sync_forests(&self, tenant_id: Uuid) -> Result<Vec<SyncForestState>> {
+        let rows = sqlx::query("SELECT * FROM sync_forests WHERE tenant_id = ? ORDER BY forest")
+            .bind(tenant_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let holder: Option<String> = row.try_get("holder_agent_id")?;
+                let watermark: Option<String> = row.try_get("watermark")?;
+                let conflicts: String = row.try_get("conflicts")?;
+                Ok(SyncForestState {
+                    forest: row.try_get("forest")?,
+                    holder_agent_id: holder.and_then(|h| Uuid::parse_str(&h).ok()),
+                    lease_since: row.try_get("lease_since")?,
+                    watermark: watermark.and_then(|w| serde_json::from_str(&w).ok()),
+                    interval_seconds: u64::try_from(row.try_get::<i64, _>("interval_seconds")?)
+                        .unwrap_or(60),
+                    last_full_at: row.try_get("last_full_at")?,
+                    last_success_at: row.try_get("last_success_at")?,
+                    last_run_at: row.try_get("last_run_at")?,
+                    last_error: row.try_get("last_error")?,
+                    last_objects: row.try_get("last_objects")?,
+                    full_total: row.try_get("full_total")?,
+                    conflicts: serde_json::from_str(&conflicts).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The synced users whose mail is `mail` (for sign-in with the mail address).
+    pub async fn synced_users_by_mail(
+        &self,
+        tenant_id: Uuid,
+        mail: &str,
+    ) -> Result<Vec<super::User>> {
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = ? AND mail = ? COLLATE NOCASE
+               AND synced_at IS NOT NULL LIMIT 2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(mail)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::user_row).collect()
+    }
+
+    /// The object ids of the groups a user belongs to, directly or through nested groups
+    /// (at most `limit`).
+    pub async fn user_group_ids(
+        &self,
+        tenant_id: Uuid,
+        object_guid: &str,
+        limit: i64,
+    ) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE member_of(guid) AS (
+                 SELECT group_guid FROM group_members WHERE tenant_id = ?1 AND member_guid = ?2
+                 UNION
+                 SELECT gm.group_guid FROM group_members gm JOIN member_of m ON gm.member_guid = m.guid
+                 WHERE gm.tenant_id = ?1
+             )
+             SELECT g.id FROM ad_groups g JOIN member_of m ON g.object_guid = m.guid
+             WHERE g.tenant_id = ?1 ORDER BY g.id LIMIT ?3",
+        )
+        .bind(tenant_id.to_string())
+        .bind(object_guid)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| uuid_col(r, "id")).collect()
+    }
+}
+
+/// Inserts or updates a synced user; `Ok(Err(why))` when it cannot be applied.
+async fn upsert_user(
+    tx: &mut Tx,
+    tenant_id: Uuid,
+    forest: &str,
+    run: &str,
+    u: &SyncUser,
+    now: i64,
+) -> Result<std::result::Result<(), String>> {
+    let tenant = tenant_id.to_string();
+    let guid = u.object_guid.to_string();
+    let anchor = u.anchor().to_string();
+    let Some(upn) = effective_upn(u) else {
+        return Ok(Err(format!(
+            "{}: no userPrincipalName and no sAMAccountName",
+            u.dn
+        )));
+    };
+    // The record of this object: synced before (objectGUID), or created by a pass-through
+    // sign-in (anchor).
+    let existing: Option<Existing> = sqlx::query_as(
+        "SELECT id, ad_enabled, sync_attrs, upn, display_name, mail FROM users WHERE tenant_id = ? AND source = 'onprem'
+           AND (object_guid = ? OR (object_guid IS NULL AND immutable_id = ?)) LIMIT 1",
+    )
+    .bind(&tenant)
+    .bind(&guid)
+    .bind(&anchor)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let id = existing
+        .as_ref()
+        .map(|e| e.0.clone())
+        .unwrap_or_else(|| onprem_object_id(tenant_id, u.anchor()).to_string());
+    // Another record holding the UPN: a stale on-premises one is released; a cloud-only or
+    // federated user keeps it, and this object is reported.
+    let holder: Option<(String, String)> =
+        sqlx::query_as("SELECT id, source FROM users WHERE tenant_id = ? AND upn = ? AND id <> ?")
+            .bind(&tenant)
+            .bind(&upn)
+            .bind(&id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some((holder_id, source)) = holder {
+        if source != "onprem" {
+            return Ok(Err(format!(
+                "{}: the UPN {upn} belongs to a {source} user of the tenant; rename one of them",
+                u.dn
+            )));
+        }
+        sqlx::query("UPDATE users SET upn = upn || '#released-' || id WHERE id = ?")
+            .bind(&holder_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let attrs = SyncedAttributes {
+        forest: forest.to_string(),
+        object_guid: u.object_guid,
+        dn: u.dn.clone(),
+        sam_account_name: u.sam_account_name.clone(),
+        given_name: u.given_name.clone(),
+        surname: u.surname.clone(),
+        enabled: u.enabled,
+        account_expires: u.account_expires,
+        when_changed: u.when_changed,
+        last_change: now,
+    };
+    // Unchanged objects (a full import) keep their time of last change.
+    let unchanged = existing.as_ref().is_some_and(|e| {
+        e.3 == upn
+            && e.4 == u.display_name
+            && e.5 == u.mail
+            && e.2
+                .as_deref()
+                .and_then(|o| serde_json::from_str::<SyncedAttributes>(o).ok())
+                .is_some_and(|o| {
+                    SyncedAttributes {
+                        last_change: now,
+                        ..o
+                    } == attrs
+                })
+    });
+    let attrs_json = serde_json::to_string(&attrs).unwrap_or_default();
+    let newly_disabled = existing
+        .as_ref()
+        .is_some_and(|e| e.1 != Some(0) && !u.enabled);
+    match existing {
+        Some(_) => {
+            sqlx::query(
+                "UPDATE users SET upn = ?, display_name = ?, mail = ?, immutable_id = ?,
+                     object_guid = ?, sync_forest = ?, sync_run = ?, ad_enabled = ?,
+                     account_expires = ?, sync_attrs = CASE WHEN ? THEN sync_attrs ELSE ? END,
+                     synced_at = CASE WHEN ? AND synced_at IS NOT NULL THEN synced_at ELSE ? END,
+                     updated_at = CASE WHEN ? THEN updated_at ELSE ? END
+                 WHERE id = ?",
+            )
+            .bind(&upn)
+            .bind(&u.display_name)
+            .bind(&u.mail)
+            .bind(&anchor)
+            .bind(&guid)
+            .bind(forest)
+            .bind(run)
+            .bind(u.enabled)
+            .bind(u.account_expires)
+            .bind(unchanged)
+            .bind(&attrs_json)
+            .bind(unchanged)
+            .bind(now)
+            .bind(unchanged)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, upn, display_name, mail, source, immutable_id,
+                     created_at, updated_at, object_guid, sync_forest, sync_run, ad_enabled,
+                     account_expires, sync_attrs, synced_at)
+                 VALUES (?, ?, ?, ?, ?, 'onprem', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(&tenant)
+            .bind(&upn)
+            .bind(&u.display_name)
+            .bind(&u.mail)
+            .bind(&anchor)
+            .bind(now)
+            .bind(now)
+            .bind(&guid)
+            .bind(forest)
+            .bind(run)
+            .bind(u.enabled)
+            .bind(u.account_expires)
+            .bind(&attrs_json)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    if newly_disabled {
+        // Disabled in AD: its sessions and refresh tokens end, as when an administrator
+        // blocks it in the cloud.
+        if let Ok(uid) = Uuid::parse_str(&id) {
+            Store::end_sessions(tx, tenant_id, uid).await?;
+        }
+    }
+    Ok(Ok(()))
+}
+
+async fn upsert_group(
+    tx: &mut Tx,
+    tenant_id: Uuid,
+    forest: &str,
+    run: &str,
+    g: &SyncGroup,
+    now: i64,
+) -> Result<()> {
+    let tenant = tenant_id.to_string();
+    let guid = g.object_guid.to_string();
+    let id = onprem_object_id(tenant_id, g.anchor()).to_string();
+    sqlx::query(
+        "INSERT INTO ad_groups (id, tenant_id, immutable_id, object_guid, forest, name, display_name,
+             mail, dn, created_at, synced_at, sync_run)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, object_guid) DO UPDATE SET immutable_id = excluded.immutable_id,
+             forest = excluded.forest, name = excluded.name, display_name = excluded.display_name,
+             mail = excluded.mail, dn = excluded.dn, synced_at = excluded.synced_at,
+             sync_run = excluded.sync_run",
+    )
+    .bind(&id)
+    .bind(&tenant)
+    .bind(g.anchor().to_string())
+    .bind(&guid)
+    .bind(forest)
+    .bind(&g.sam_account_name)
+    .bind(&g.display_name)
+    .bind(&g.mail)
+    .bind(&g.dn)
+    .bind(now)
+    .bind(now)
+    .bind(run)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM group_members WHERE tenant_id = ? AND group_guid = ?")
+        .bind(&tenant)
+        .bind(&guid)
+        .execute(&mut **tx)
+        .await?;
+    for member in &g.members {
+        sqlx::query(
+            "INSERT OR IGNORE INTO group_members (tenant_id, group_guid, member_guid) VALUES (?, ?, ?)",
+        )
+        .bind(&tenant)
+        .bind(&guid)
+        .bind(member.to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes a synced user (with its sessions) or group (with its memberships).
+async fn delete_object(tx: &mut Tx, tenant_id: Uuid, object_guid: Uuid) -> Result<u64> {
+    let tenant = tenant_id.to_string();
+    let guid = object_guid.to_string();
+    let mut removed = 0;
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE tenant_id = ? AND object_guid = ? AND source = 'onprem'",
+    )
+    .bind(&tenant)
+    .bind(&guid)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in users {
+        if let Ok(uid) = Uuid::parse_str(&id) {
+            Store::end_sessions(tx, tenant_id, uid).await?;
+        }
+        for q in [
+            "DELETE FROM device_codes WHERE tenant_id = ? AND user_id = ?",
+            "DELETE FROM users WHERE tenant_id = ? AND id = ?",
+        ] {
+            sqlx::query(q)
+                .bind(&tenant)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        removed += 1;
+    }
+    let r = sqlx::query("DELETE FROM ad_groups WHERE tenant_id = ? AND object_guid = ?")
+        .bind(&tenant)
+        .bind(&guid)
+        .execute(&mut **tx)
+        .await?;
+    removed += r.rows_affected();
+    sqlx::query(
+        "DELETE FROM group_members WHERE tenant_id = ? AND (group_guid = ? OR member_guid = ?)",
+    )
+    .bind(&tenant)
+    .bind(&guid)
+    .bind(&guid)
+    .execute(&mut **tx)
+    .await?;
+    Ok(removed)
+}
+
+/// A synced group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The cloud object id (what the groups claim carries).
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub dn: String,
+    pub forest: String,
+    pub object_guid: Uuid,
+    pub immutable_id: String,
+    /// When sync last wrote it, Unix seconds.
+    pub synced_at: i64,
+}
+
+/// A member of a group, as the cloud knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// `user`, `group`, or `unknown` (an object sync does not cover, such as a computer).
+    pub kind: &'static str,
+    pub object_guid: Uuid,
+    /// The cloud object id, for users and groups.
+    pub id: Option<Uuid>,
+    /// UPN of a user, name of a group.
+    pub name: Option<String>,
+}
+
+fn group_row(row: &sqlx::sqlite::SqliteRow) -> Result<Group> {
+    Ok(Group {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        mail: row.try_get("mail")?,
+        dn: row.try_get("dn")?,
+        forest: row.try_get("forest")?,
+        object_guid: uuid_col(row, "object_guid")?,
+        immutable_id: row.try_get("immutable_id")?,
+        synced_at: row.try_get("synced_at")?,
+    })
+}
+
+impl Store {
+    /// Groups by name, optionally those whose name contains `search`, after `after`.
+    pub async fn groups_page(
+        &self,
+        tenant_id: Uuid,
+        search: Option<&str>,
+        after: Option<&str>,
+        top: i64,
+    ) -> Result<(Vec<Group>, Option<String>)> {
+        let pattern = search.map(|s| {
+            let escaped: String = s
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!("%{escaped}%")
+        });
+        let rows = sqlx::query(
+            "SELECT * FROM ad_groups WHERE tenant_id = ?
+               AND (? IS NULL OR (COALESCE(name, '') || '/' || id) > ?)
+               AND (? IS NULL OR name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')
+             ORDER BY COALESCE(name, '') || '/' || id LIMIT ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(after)
+        .bind(after)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(top + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut groups = rows.iter().map(group_row).collect::<Result<Vec<_>>>()?;
+        let next = if groups.len() as i64 > top {
+            groups.truncate(top.max(0) as usize);
+            groups
+                .last()
+                .map(|g| format!("{}/{}", g.name.clone().unwrap_or_default(), g.id))
+        } else {
+            None
+        };
+        Ok((groups, next))
+    }
+
+    /// A group by cloud object id or by name, with its direct members.
+    pub async fn group(
+        &self,
+        tenant_id: Uuid,
+        id_or_name: &str,
+    ) -> Result<Option<(Group, Vec<Member>)>> {
+        let row = sqlx::query(
+            "SELECT * FROM ad_groups WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)
+             ORDER BY id LIMIT 1",
+        )
+        .bind(tenant_id.to_string())
+        .bind(id_or_name.to_ascii_lowercase())
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let group = group_row(&row)?;
+        let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT m.member_guid, u.id, u.upn, g.id, g.name FROM group_members m
+                 LEFT JOIN users u ON u.tenant_id = m.tenant_id AND u.object_guid = m.member_guid
+                 LEFT JOIN ad_groups g ON g.tenant_id = m.tenant_id AND g.object_guid = m.member_guid
+                 WHERE m.tenant_id = ? AND m.group_guid = ? ORDER BY COALESCE(u.upn, g.name, m.member_guid)",
+            )
+            .bind(tenant_id.to_string())
+            .bind(group.object_guid.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let members = rows
+            .into_iter()
+            .filter_map(|(guid, uid, upn, gid, gname)| {
+                let object_guid = Uuid::parse_str(&guid).ok()?;
+                let parse = |s: Option<String>| s.and_then(|s| Uuid::parse_str(&s).ok());
+                Some(match (uid, gid) {
+                    (Some(uid), _) => Member {
+                        kind: "user",
+                        object_guid,
+                        id: parse(Some(uid)),
+                        name: upn,
+                    },
+                    (None, Some(gid)) => Member {
+                        kind: "group",
+                        object_guid,
+                        id: parse(Some(gid)),
+                        name: gname,
+                    },
+                    (None, None) => Member {
+                        kind: "unknown",
+                        object_guid,
+                        id: None,
+                        name: None,
+                    },
+                })
+            })
+            .collect();
+        Ok(Some((group, members)))
+    }
+
+    /// The names of the groups a user is a direct member of.
+    pub async fn user_direct_groups(
+        &self,
+        tenant_id: Uuid,
+        object_guid: Uuid,
+    ) -> Result<Vec<String>> {
+        let names: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT g.name FROM group_members m JOIN ad_groups g
+               ON g.tenant_id = m.tenant_id AND g.object_guid = m.group_guid
+             WHERE m.tenant_id = ? AND m.member_guid = ? ORDER BY g.name",
+        )
+        .bind(tenant_id.to_string())
+        .bind(object_guid.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names.into_iter().flatten().collect())
+    }
+
+    /// How many synced users and groups a tenant has, by forest.
+    pub async fn sync_counts(&self, tenant_id: Uuid) -> Result<Vec<(String, i64, i64)>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT f.forest,
+                (SELECT COUNT(*) FROM users u WHERE u.tenant_id = f.tenant_id AND u.sync_forest = f.forest),
+                (SELECT COUNT(*) FROM ad_groups g WHERE g.tenant_id = f.tenant_id AND g.forest = f.forest)
+             FROM sync_forests f WHERE f.tenant_id = ? ORDER BY f.forest",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
