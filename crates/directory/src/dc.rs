@@ -271,7 +271,7 @@ impl DomainController {
         self.pool().clear();
     }
 
-    async fn connect(
+    pub(crate) async fn connect(
         &self,
         tls: &Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,

@@ -9,8 +9,9 @@ use passthru_proto::wire::DirectoryUser;
 use uuid::Uuid;
 
 /// Attributes read for an accepted user.
-pub(crate) const USER_ATTRS: [&str; 5] = [
+pub(crate) const USER_ATTRS: [&str; 6] = [
     "objectGUID",
+    "mS-DS-ConsistencyGuid",
     "userPrincipalName",
     "sAMAccountName",
     "displayName",
@@ -75,7 +76,9 @@ impl Entry {
             sam_account_name: self.text("sAMAccountName"),
             display_name: self.text("displayName"),
             mail: self.text("mail"),
-            consistency_guid: None,
+            consistency_guid: self
+                .bytes("mS-DS-ConsistencyGuid")
+                .and_then(crate::values::guid_from_bytes),
         })
     }
 }
@@ -152,6 +155,7 @@ mod tests {
                         attr("objectGUID", &[&guid]),
                         attr("userPrincipalName", &[b"x@corp"]),
                         attr("mail", &["ü@corp".as_bytes()]),
+                        attr("ms-ds-consistencyGuid", &[&guid]),
                     ],
                 ),
             ],
@@ -166,6 +170,7 @@ mod tests {
         assert_eq!(u.user_principal_name, "x@corp");
         assert_eq!(u.mail.as_deref(), Some("ü@corp"));
         assert_eq!(u.sam_account_name, None);
+        assert_eq!(u.consistency_guid, Some(u.object_guid));
         Ok(())
     }
 

@@ -9,8 +9,8 @@
 //! - Validation: a simple bind over LDAPS with the UPN as bind DN (the DC's certificate is
 //!   verified against the forest's CA file); a refused bind (LDAP result 49) is denied with
 //!   the Win32 code of AD's `data` sub-code; an accepted one is followed, on the same
-//!   connection, by a search for the user's objectGUID, UPN, sAMAccountName, displayName and
-//!   mail.
+//!   connection, by a search for the user's objectGUID, ms-DS-ConsistencyGuid, UPN,
+//!   sAMAccountName, displayName and mail.
 //! - Failover and health: each DC is Up or Down. A transport failure (connection refused,
 //!   TLS failure, timeout, connection lost) marks it Down at once; a refused bind or any
 //!   other LDAP answer does not. Validations try the Up DCs in configured order and skip the
@@ -29,12 +29,18 @@
 //!   pool and the validation retried once on a new connection before the DC counts as down
 //!   (a DC restart costs no sign-in).
 //!
+//! - Directory sync: [`Directory::sync_run`] reads a forest's users and groups with its
+//!   service account (see [`sync`]).
+//!
 //! Passwords are never logged, escaped or kept: they go into the bind request and nowhere
 //! else.
 
 mod dc;
 mod entry;
 mod health;
+mod objects;
+pub mod sync;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +55,7 @@ use url::Url;
 
 use crate::dc::{DcFailure, DomainController};
 pub use crate::health::ProbePolicy;
+pub use crate::sync::SyncCredentials;
 
 /// How often the background task looks for Down DCs whose probe is due.
 const PROBE_TICK: Duration = Duration::from_millis(100);
@@ -145,6 +152,34 @@ pub enum DirectoryError {
     /// `ldaps://`, a forest without suffixes or DCs, a suffix served by two forests).
     #[error("invalid directory configuration: {0}")]
     Config(String),
+    /// The domain controller refused the bind of the forest's sync service account (wrong
+    /// password, account locked out, disabled, expired, ...).
+    #[error(
+        "forest {forest}: the domain controller refused the sync service account {account} \
+         ({}): check its password in the agent's configuration, and that the account is \
+         enabled, not locked out and its password not expired ({detail})",
+        win32.map_or("unknown reason".to_string(), |w| format!("{}: {}", w.code(), w.message()))
+    )]
+    ServiceAccount {
+        /// The forest's name.
+        forest: String,
+        /// The service account's name.
+        account: String,
+        /// Why, as AD's Win32 code, when the DC said.
+        win32: Option<Win32>,
+        /// The DC's diagnostic message.
+        detail: String,
+    },
+    /// The receiver of a sync run's batches went away (the connection to the cloud ended):
+    /// the run was stopped.
+    #[error(
+        "sync of forest {forest} abandoned: the connection to the cloud ended during the run; \
+         the cloud starts a new run once the agent is connected again"
+    )]
+    Abandoned {
+        /// The forest's name.
+        forest: String,
+    },
 }
 
 impl DirectoryError {
@@ -154,7 +189,10 @@ impl DirectoryError {
             DirectoryError::Unreachable { .. } => AgentError::DirectoryUnreachable,
             DirectoryError::Timeout { .. } => AgentError::DirectoryTimeout,
             DirectoryError::NotRoutable { .. } => AgentError::NotRoutable,
-            DirectoryError::Unexpected(_) | DirectoryError::Config(_) => AgentError::DirectoryError,
+            DirectoryError::Unexpected(_)
+            | DirectoryError::Config(_)
+            | DirectoryError::ServiceAccount { .. }
+            | DirectoryError::Abandoned { .. } => AgentError::DirectoryError,
         }
     }
 }
@@ -252,6 +290,8 @@ pub struct Directory {
     timeouts: Timeouts,
     /// Whether the background probe task runs.
     probing: AtomicBool,
+    /// Entries per page in sync runs.
+    sync_page_size: i32,
 }
 
 /// Lower case, without a leading '@' or surrounding dots and blanks.
@@ -364,6 +404,7 @@ impl Directory {
             forests: built,
             timeouts,
             probing: AtomicBool::new(false),
+            sync_page_size: sync::DEFAULT_PAGE_SIZE as i32,
         })
     }
 
@@ -711,6 +752,19 @@ mod tests {
             ),
             (DirectoryError::Unexpected(f()), AgentError::DirectoryError),
             (DirectoryError::Config(f()), AgentError::DirectoryError),
+            (
+                DirectoryError::ServiceAccount {
+                    forest: f(),
+                    account: f(),
+                    win32: Some(Win32::LogonFailure),
+                    detail: f(),
+                },
+                AgentError::DirectoryError,
+            ),
+            (
+                DirectoryError::Abandoned { forest: f() },
+                AgentError::DirectoryError,
+            ),
         ];
         for (e, a) in cases {
             assert_eq!(e.agent_error(), a, "{e}");
