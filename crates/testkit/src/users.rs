@@ -377,6 +377,61 @@ impl Admin {
         &mut self.ldap
     }
 
+    /// Adds an entry with text attributes (`objectClass` included), e.g. a group or an OU.
+    pub async fn add_entry(&mut self, dn: &str, attrs: &[(&str, &str)]) -> anyhow::Result<()> {
+        let attrs = attrs.iter().map(|(k, v)| attr(k, *v)).collect();
+        self.add(dn, attrs).await
+    }
+
+    /// Replaces text attributes of an entry.
+    pub async fn replace_attrs(&mut self, dn: &str, attrs: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mods = attrs.iter().map(|(k, v)| replace(k, *v)).collect();
+        self.modify(dn, mods).await
+    }
+
+    /// Adds (`true`) or removes a member DN of a group.
+    pub async fn set_member(
+        &mut self,
+        group_dn: &str,
+        member_dn: &str,
+        present: bool,
+    ) -> anyhow::Result<()> {
+        let values = HashSet::from([member_dn.as_bytes().to_vec()]);
+        let m = if present {
+            Mod::Add(b"member".to_vec(), values)
+        } else {
+            Mod::Delete(b"member".to_vec(), values)
+        };
+        self.modify(group_dn, vec![m]).await
+    }
+
+    /// Renames or moves an entry: new RDN (`CN=x`), and a new parent when moving.
+    pub async fn rename(
+        &mut self,
+        dn: &str,
+        new_rdn: &str,
+        new_parent: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.ldap
+            .with_timeout(OP_TIMEOUT)
+            .modifydn(dn, new_rdn, true, new_parent)
+            .await?
+            .success()
+            .with_context(|| format!("renaming {dn}"))?;
+        Ok(())
+    }
+
+    /// Deletes an entry.
+    pub async fn delete(&mut self, dn: &str) -> anyhow::Result<()> {
+        self.ldap
+            .with_timeout(OP_TIMEOUT)
+            .delete(dn)
+            .await?
+            .success()
+            .with_context(|| format!("deleting {dn}"))?;
+        Ok(())
+    }
+
     async fn add(&mut self, dn: &str, attrs: Attrs) -> anyhow::Result<()> {
         self.ldap
             .with_timeout(OP_TIMEOUT)
