@@ -54,7 +54,11 @@ pub async fn users(
             vec![
                 esc(&u.upn),
                 esc(u.display_name.as_deref().unwrap_or("")),
-                esc(&u.source),
+                if u.is_synced() {
+                    "onprem (synced)".to_string()
+                } else {
+                    esc(&u.source)
+                },
                 esc(&u.role),
                 if u.enabled {
                     "<span class=\"ok\">enabled</span>".into()

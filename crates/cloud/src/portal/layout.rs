@@ -95,6 +95,7 @@ pub const NAV: &[(&str, &str, &[&str])] = &[
     ("domains", "Domains", ops::LIST_DOMAINS.roles),
     ("apps", "Apps", ops::LIST_APPS.roles),
     ("agents", "Agents", ops::LIST_AGENTS.roles),
+    ("sync", "Sync", ops::GET_SYNC.roles),
     ("settings", "Settings", ops::GET_SETTINGS.roles),
     ("signins", "Sign-in log", ops::LIST_SIGNINS.roles),
 ];

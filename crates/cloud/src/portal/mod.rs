@@ -16,6 +16,7 @@ pub mod layout;
 mod settings;
 mod signins;
 pub mod svg;
+mod sync;
 
 /// Client id of the built-in portal client. It has no row in `apps`: `/authorize` accepts it
 /// with exactly the redirect URI `{base}/{tenant}/portal/callback`, and its codes are redeemed
@@ -34,6 +35,7 @@ pub fn routes() -> Router<Shared> {
         .route("/{tenant}/portal/domains", get(directory::domains))
         .route("/{tenant}/portal/apps", get(directory::apps))
         .route("/{tenant}/portal/agents", get(directory::agents))
+        .route("/{tenant}/portal/sync", get(sync::page))
         .route(
             "/{tenant}/portal/settings",
             get(settings::page).post(settings::save),

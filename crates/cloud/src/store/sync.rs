@@ -615,6 +615,15 @@ pub struct Group {
     pub synced_at: i64,
 }
 
+/// A membership row: member objectGUID, and the user (id, UPN) or group (id, name) it is.
+type MemberRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// A member of a group, as the cloud knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
@@ -704,7 +713,7 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let group = group_row(&row)?;
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>)> =
+        let rows: Vec<MemberRow> =
             sqlx::query_as(
                 "SELECT m.member_guid, u.id, u.upn, g.id, g.name FROM group_members m
                  LEFT JOIN users u ON u.tenant_id = m.tenant_id AND u.object_guid = m.member_guid
