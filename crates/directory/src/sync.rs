@@ -180,10 +180,13 @@ impl<'a> Pager<'a> {
             None => Vec::new(),
         };
         let mut controls = self.controls.clone();
-        controls.push(RawControl::from(PagedResults {
-            size: self.page_size,
-            cookie,
-        }));
+        // A base search reads one entry: no paging.
+        if self.scope != Scope::Base {
+            controls.push(RawControl::from(PagedResults {
+                size: self.page_size,
+                cookie,
+            }));
+        }
         let what = format!("search {} under {}", self.filter, self.base);
         let search = ldap
             .with_controls(controls)
