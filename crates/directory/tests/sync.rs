@@ -414,13 +414,33 @@ async fn full_import_then_incremental_runs() -> anyhow::Result<()> {
     let want_b: HashSet<Uuid> = [guid(&users, &fx.sam(5))?, guid(&users, &fx.sam(6))?].into();
     assert_eq!(gb.members.iter().copied().collect::<HashSet<_>>(), want_b);
 
+    // Validation reads ms-DS-ConsistencyGuid too.
+    match d.validate(&fx.users[2].upn, &fx.users[2].password).await? {
+        passthru_directory::Verdict::Accepted(u) => {
+            assert_eq!(u.object_guid, guid(&users, &fx.sam(2))?);
+            assert_eq!(
+                u.consistency_guid.map(|g| g.to_string()).as_deref(),
+                Some("00112233-4455-6677-8899-aabbccddeeff")
+            );
+        }
+        other => bail!("u2 was not accepted: {other:?}"),
+    }
+
     // An incremental run right away reads (almost) nothing of ours.
     let r2 = run(&f, Some(full.done.watermark.clone()));
     let quiet = sync(&d, &fx.svc, &r2).await?;
     quiet.check(&r2)?;
     assert!(!quiet.done.full);
     let quiet_users = quiet.users();
-    assert!((0..USERS).all(|i| !quiet_users.contains_key(&fx.sam(i))));
+    // u2's successful bind above updated its logon attributes (lastLogon, logonCount),
+    // which moves its uSNChanged on Samba: it is read again.
+    assert!((0..USERS)
+        .filter(|&i| i != 2)
+        .all(|i| !quiet_users.contains_key(&fx.sam(i))));
+    println!(
+        "after a sign-in the user is read again by the next incremental run: {}",
+        quiet_users.contains_key(&fx.sam(2))
+    );
 
     // Changes.
     let new_user = TestUser::new(
@@ -660,6 +680,23 @@ async fn refused_service_account_closed_receiver_and_unknown_forest() -> anyhow:
     assert!(matches!(&res, Err(DirectoryError::Config(_))), "{res:?}");
     // The DC was not marked down by any of this.
     assert!(d.health().iter().all(|h| h.up));
+
+    // A dead first DC: marked down, the run goes to the next one.
+    let config = ForestConfig {
+        name: f.dns_name.clone(),
+        upn_suffixes: vec![f.upn_suffix.clone()],
+        domain_controllers: vec![
+            Url::parse("ldaps://127.0.0.1:1")?,
+            Url::parse(&f.ldaps_url)?,
+        ],
+        ca_file: f.ca_file.clone(),
+    };
+    let two = Directory::new(vec![config])?;
+    let out = sync(&two, &good, &r).await?;
+    assert!(out.done.full && out.done.complete);
+    assert_eq!(Url::parse(&out.done.dc_url)?, Url::parse(&f.ldaps_url)?);
+    let health = two.health();
+    assert!(!health[0].up && health[1].up, "{health:?}");
     Ok(())
 }
 
