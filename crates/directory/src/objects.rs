@@ -1,7 +1,9 @@
 //! Directory entries as sync objects: what the sync search asks for and how a user or a
 //! group is built from an [`Entry`].
 
-use passthru_proto::sync::{SyncGroup, SyncObject, SyncUser};
+#[cfg(test)]
+use passthru_proto::sync::SyncObject;
+use passthru_proto::sync::{SyncGroup, SyncUser};
 use uuid::Uuid;
 
 use crate::entry::Entry;
@@ -21,7 +23,7 @@ pub(crate) fn scope_filter() -> String {
 }
 
 /// Attributes read for each user and group.
-pub(crate) const OBJECT_ATTRS: [&str; 15] = [
+pub(crate) const OBJECT_ATTRS: [&str; 14] = [
     "objectClass",
     "objectGUID",
     "mS-DS-ConsistencyGuid",
@@ -36,7 +38,6 @@ pub(crate) const OBJECT_ATTRS: [&str; 15] = [
     "uSNChanged",
     "whenChanged",
     "member",
-    "distinguishedName",
 ];
 
 /// userAccountControl ACCOUNTDISABLE.

@@ -180,10 +180,13 @@ impl<'a> Pager<'a> {
             None => Vec::new(),
         };
         let mut controls = self.controls.clone();
-        controls.push(RawControl::from(PagedResults {
-            size: self.page_size,
-            cookie,
-        }));
+        // A base search reads one entry: no paging.
+        if self.scope != Scope::Base {
+            controls.push(RawControl::from(PagedResults {
+                size: self.page_size,
+                cookie,
+            }));
+        }
         let what = format!("search {} under {}", self.filter, self.base);
         let search = ldap
             .with_controls(controls)
@@ -249,23 +252,21 @@ impl Progress<'_> {
             return;
         }
         self.logged = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = done as f64 / secs;
-        match estimated {
-            Some(total) if total > done && rate > 0.0 => {
-                let left = ((total - done) as f64 / rate).ceil() as u64;
-                tracing::info!(
-                    forest = %self.forest,
-                    "sync of {}: {done} objects read, {rate:.0}/s, about {left} s left",
-                    self.forest
-                );
-            }
-            _ => tracing::info!(
-                forest = %self.forest,
-                "sync of {}: {done} objects read, {rate:.0}/s",
-                self.forest
-            ),
+        let line = progress_line(self.forest, done, self.started.elapsed(), estimated);
+        tracing::info!(forest = %self.forest, "{line}");
+    }
+}
+
+/// "sync of corp.example.test: 8000 objects read, 4100/s, about 3 s left".
+fn progress_line(forest: &str, done: u64, elapsed: Duration, estimated: Option<u64>) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = done as f64 / secs;
+    match estimated {
+        Some(total) if total > done && rate >= 1.0 => {
+            let left = ((total - done) as f64 / rate).ceil() as u64;
+            format!("sync of {forest}: {done} objects read, {rate:.0}/s, about {left} s left")
         }
+        _ => format!("sync of {forest}: {done} objects read, {rate:.0}/s"),
     }
 }
 
@@ -766,5 +767,52 @@ impl Directory {
         } else {
             Err(DirectoryError::Unreachable { forest, detail })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        let f = "corp.example.test";
+        assert_eq!(
+            progress_line(f, 8000, Duration::from_secs(2), Some(20_000)),
+            "sync of corp.example.test: 8000 objects read, 4000/s, about 3 s left"
+        );
+        assert_eq!(
+            progress_line(f, 8000, Duration::from_secs(2), None),
+            "sync of corp.example.test: 8000 objects read, 4000/s"
+        );
+        // Past the estimate, or nothing read yet: no ETA.
+        assert_eq!(
+            progress_line(f, 9, Duration::from_secs(3), Some(5)),
+            "sync of corp.example.test: 9 objects read, 3/s"
+        );
+        assert_eq!(
+            progress_line(f, 0, Duration::ZERO, Some(5)),
+            "sync of corp.example.test: 0 objects read, 0/s"
+        );
+    }
+
+    #[test]
+    fn credentials_never_show_the_password() {
+        let c = SyncCredentials {
+            account: "svc@corp".into(),
+            password: Zeroizing::new("Secret-123".into()),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("svc@corp") && !shown.contains("Secret-123"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn extended_dn_control_asks_for_the_string_form() {
+        let c = extended_dn();
+        assert_eq!(c.ctype, OID_EXTENDED_DN);
+        assert_eq!(c.val.as_deref(), Some(&[0x30, 0x03, 0x02, 0x01, 0x01][..]));
     }
 }
