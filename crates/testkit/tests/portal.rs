@@ -162,6 +162,14 @@ async fn portal_in_chromium() -> anyhow::Result<()> {
         ("domains", &["contoso.example", "verified"]),
         ("apps", &["Apps"]),
         ("agents", &["No authentication agent is registered."]),
+        (
+            "sync",
+            &[
+                "Directory sync",
+                "No forest is synced",
+                "No group is synced.",
+            ],
+        ),
         ("settings", &KEYS),
         (
             "signins",

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_rp import Browser, log  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-PAGES = ["", "users", "domains", "apps", "agents", "settings", "signins"]
+PAGES = ["", "users", "domains", "apps", "agents", "sync", "settings", "signins"]
 WIDTHS = [1280, 390]
 
 
