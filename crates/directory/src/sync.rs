@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 use crate::dc::{DcFailure, DomainController};
 use crate::entry::Entry;
 use crate::objects::{self, Kind, OBJECT_ATTRS};
-use crate::values::{guid_from_bytes, paged_response, ranged_attr};
+use crate::values::{guid_from_bytes, paged_response};
 use crate::{Directory, DirectoryError, Forest, Timeouts};
 
 /// Entries per page of the paged searches, unless set otherwise
@@ -423,6 +423,10 @@ impl Run<'_> {
                             unreadable += self
                                 .rest_of_members(ldap, &entry, start, &mut members)
                                 .await?;
+                            // Members are unique; a DC that repeats values in its ranges
+                            // does not duplicate them.
+                            let mut unique = HashSet::new();
+                            members.retain(|m| unique.insert(*m));
                         }
                         if unreadable > 0 {
                             tracing::warn!(
@@ -476,7 +480,6 @@ impl Run<'_> {
                 )));
             };
             let (more, bad, next) = objects::members(entry);
-            let got_range = entry.attrs.keys().any(|k| ranged_attr(k).is_some());
             members.extend(more);
             unreadable += bad;
             match next {
@@ -487,8 +490,7 @@ impl Run<'_> {
                         group.dn
                     )))
                 }
-                None if got_range => return Ok(unreadable),
-                // The DC answered without a range: it has no more values.
+                // The last range (`member;range=N-*`), or an answer without ranges.
                 None => return Ok(unreadable),
             }
         }
