@@ -812,6 +812,74 @@ mod tests {
     }
 
     #[test]
+    fn sync_settings_and_their_mistakes() -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new("config-sync")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        let secret = dir.path().join("svc.pw");
+        std::fs::write(&secret, "s3cret\n")?;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+        let forest = |extra: &str| {
+            format!(
+                "[[forest]]\nname = \"corp.test\"\nupn_suffixes = [\"corp.test\"]\n\
+                 domain_controllers = [\"ldaps://127.0.0.1\"]\nca_file = \"dc-ca.pem\"\n{extra}"
+            )
+        };
+        let good = forest(
+            "service_account = \"svc-sync@corp.test\"\nservice_password_file = \"svc.pw\"\nsync_interval_seconds = 30\n",
+        );
+        let config = AgentConfig::parse(&good, "agent.toml", dir.path());
+        assert!(config.is_ok(), "{config:?}");
+        let Ok(config) = config else { return Ok(()) };
+        let sync = config.forests[0].sync.clone();
+        assert_eq!(
+            sync.as_ref()
+                .map(|s| (s.service_account.as_str(), s.interval)),
+            Some(("svc-sync@corp.test", Duration::from_secs(30)))
+        );
+        let password = sync.map(|s| s.read_password()).transpose()?;
+        assert_eq!(password.as_deref().map(String::as_str), Some("s3cret"));
+        // Defaults, and no sync without an account.
+        let plain = AgentConfig::parse(&forest(""), "agent.toml", dir.path());
+        assert!(
+            matches!(&plain, Ok(c) if c.forests[0].sync.is_none()),
+            "{plain:?}"
+        );
+
+        // A password file others can read, a missing one, a bad account, a bad interval.
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644))?;
+        let p = problems(AgentConfig::parse(&good, "agent.toml", dir.path()));
+        assert!(
+            has(&p, "forest[0].service_password_file", "chmod 600"),
+            "{p:?}"
+        );
+        let p = problems(AgentConfig::parse(
+            &forest("service_account = \"svc\"\nservice_password_file = \"none.pw\"\nsync_interval_seconds = 0\n"),
+            "agent.toml",
+            dir.path(),
+        ));
+        assert!(has(&p, "forest[0].service_account", "not a UPN"), "{p:?}");
+        assert!(
+            has(&p, "forest[0].service_password_file", "does not exist"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "forest[0].sync_interval_seconds", "between 1 and"),
+            "{p:?}"
+        );
+        let p = problems(AgentConfig::parse(
+            &forest("sync_interval_seconds = 10\n"),
+            "agent.toml",
+            dir.path(),
+        ));
+        assert!(
+            has(&p, "forest[0].sync_interval_seconds", "service_account"),
+            "{p:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_its_key_path() -> std::io::Result<()> {
         let dir = TempDir::new("config-bad")?;
         std::fs::write(dir.path().join("ok.pem"), CERT)?;

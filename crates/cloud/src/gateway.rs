@@ -476,3 +476,17 @@ enum Step {
     Lost,
     Timeout,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::suffix_matches;
+
+    #[test]
+    fn suffixes_match_themselves_and_subdomains_only() {
+        assert!(suffix_matches("corp.example.test", "corp.example.test"));
+        assert!(suffix_matches("EU.Corp.Example.Test", "corp.example.test"));
+        assert!(!suffix_matches("xcorp.example.test", "corp.example.test"));
+        assert!(!suffix_matches("example.test", "corp.example.test"));
+        assert!(!suffix_matches("", "corp.example.test"));
+    }
+}
