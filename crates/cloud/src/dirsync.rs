@@ -348,6 +348,10 @@ pub async fn on_batch(state: &Shared, conn: &AgentConn, batch: SyncBatch) {
     }
     match applied {
         Ok(a) => {
+            let m = &state.metrics;
+            m.sync_applied(conn.tenant_id, &forest, "user", a.users);
+            m.sync_applied(conn.tenant_id, &forest, "group", a.groups);
+            m.sync_applied(conn.tenant_id, &forest, "deleted", a.deleted);
             for c in a.conflicts {
                 tracing::warn!(tenant = %conn.tenant_id, %forest, "sync: object not applied: {c}");
                 if run.conflicts.len() < MAX_CONFLICTS {
@@ -411,6 +415,9 @@ pub async fn on_failed(state: &Shared, conn: &AgentConn, failed: SyncFailed) {
         return;
     };
     tracing::warn!(tenant = %conn.tenant_id, %forest, agent = %conn.agent_id, error = %failed.error, "sync run failed");
+    state
+        .metrics
+        .sync_run(conn.tenant_id, &forest, false, unix_now());
     if let Err(e) = state
         .store
         .sync_run_failed(conn.tenant_id, &forest, &failed.error, unix_now())

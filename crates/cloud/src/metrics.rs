@@ -76,6 +76,26 @@ struct ErrorLabels {
     kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    tenant: String,
+    forest: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncObjectLabels {
+    tenant: String,
+    forest: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncRunLabels {
+    tenant: String,
+    forest: String,
+    result: String,
+}
+
 type RttFamily = Family<TenantLabels, Histogram, fn() -> Histogram>;
 
 fn rtt_histogram() -> Histogram {
@@ -96,6 +116,9 @@ pub struct Metrics {
     agent_directory_requests: Family<AgentLabels, Counter>,
     agent_in_flight: Family<AgentLabels, Gauge>,
     dc_up: Family<DcLabels, Gauge>,
+    sync_objects: Family<SyncObjectLabels, Counter>,
+    sync_runs: Family<SyncRunLabels, Counter>,
+    sync_last_success: Family<SyncLabels, Gauge>,
     /// The last report of each agent, to turn cumulative reports into increments (a report
     /// below the last one means the agent restarted: its counters began again at zero).
     last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
@@ -173,9 +196,30 @@ impl Default for Metrics {
             "1 while the agent uses the domain controller, 0 while it skips it and probes it in the background, reported by the agent",
             dc_up.clone(),
         );
+        let sync_objects = Family::<SyncObjectLabels, Counter>::default();
+        registry.register(
+            "passthru_sync_objects",
+            "Objects directory sync wrote to the store, by forest and kind (user, group, deleted)",
+            sync_objects.clone(),
+        );
+        let sync_runs = Family::<SyncRunLabels, Counter>::default();
+        registry.register(
+            "passthru_sync_runs",
+            "Directory sync runs that ended, by forest and result (success, failure)",
+            sync_runs.clone(),
+        );
+        let sync_last_success = Family::<SyncLabels, Gauge>::default();
+        registry.register(
+            "passthru_sync_last_success_timestamp_seconds",
+            "When a forest's last sync run succeeded, Unix seconds (alert when it is older than a few intervals)",
+            sync_last_success.clone(),
+        );
         Metrics {
             registry,
             dc_up,
+            sync_objects,
+            sync_runs,
+            sync_last_success,
             signins,
             round_trip,
             agents_connected,
@@ -230,6 +274,39 @@ impl Metrics {
                 aadsts: aadsts.map(|c| c.to_string()).unwrap_or_default(),
             })
             .inc();
+    }
+
+    /// Counts objects a sync batch wrote.
+    pub fn sync_applied(&self, tenant_id: Uuid, forest: &str, kind: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.sync_objects
+            .get_or_create(&SyncObjectLabels {
+                tenant: tenant_id.to_string(),
+                forest: forest.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts a sync run's end; a success also sets the forest's last success time.
+    pub fn sync_run(&self, tenant_id: Uuid, forest: &str, success: bool, now: i64) {
+        self.sync_runs
+            .get_or_create(&SyncRunLabels {
+                tenant: tenant_id.to_string(),
+                forest: forest.to_string(),
+                result: if success { "success" } else { "failure" }.to_string(),
+            })
+            .inc();
+        if success {
+            self.sync_last_success
+                .get_or_create(&SyncLabels {
+                    tenant: tenant_id.to_string(),
+                    forest: forest.to_string(),
+                })
+                .set(now);
+        }
     }
 
     /// Records the round trip of one answered pass-through request.
@@ -425,6 +502,34 @@ mod tests {
         let text = m.render(&gw);
         assert!(!text.contains("not-a-code"), "{text}");
         assert!(!text.contains("win32=\"999\""), "{text}");
+    }
+
+    #[test]
+    fn renders_sync_series() {
+        let m = Metrics::default();
+        let tid = Uuid::new_v4();
+        m.sync_applied(tid, "corp.test", "user", 3);
+        m.sync_applied(tid, "corp.test", "group", 0);
+        m.sync_run(tid, "corp.test", true, 1_700_000_000);
+        m.sync_run(tid, "corp.test", false, 1_700_000_100);
+        let text = m.render(&Gateway::default());
+        for line in [
+            format!(
+                r#"passthru_sync_objects_total{{tenant="{tid}",forest="corp.test",kind="user"}} 3"#
+            ),
+            format!(
+                r#"passthru_sync_runs_total{{tenant="{tid}",forest="corp.test",result="failure"}} 1"#
+            ),
+            format!(
+                r#"passthru_sync_last_success_timestamp_seconds{{tenant="{tid}",forest="corp.test"}} 1700000000"#
+            ),
+        ] {
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(
+            !text.contains("kind=\"group\""),
+            "nothing written, no series: {text}"
+        );
     }
 
     #[test]
