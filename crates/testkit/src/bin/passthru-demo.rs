@@ -41,6 +41,9 @@ fn say(line: &str) {
     println!("{line}");
 }
 
+/// How often the demo's agent syncs the forest, seconds.
+const SYNC_INTERVAL: u64 = 30;
+
 async fn run() -> anyhow::Result<()> {
     let listen = std::env::var("PASSTHRU_DEMO_LISTEN").unwrap_or_else(|_| "127.0.0.1:443".into());
     let ip: Ipv4Addr = std::env::var("PASSTHRU_DEMO_IP")
@@ -72,7 +75,16 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     admin.create_users(&users, lockout).await?;
+    // A plain account for directory sync; its password stays in a 0600 file for the agent.
+    let svc = TestUser::new("svc-sync", &suffix, passthru_testkit::AccountState::Good);
+    admin.create_user(&svc).await?;
     admin.close().await;
+    let svc_file = dir.join("sync-password");
+    std::fs::write(&svc_file, format!("{}\n", svc.password))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&svc_file, std::fs::Permissions::from_mode(0o600))?;
+    }
     let bed = BedForest::describe("corp", &forest, users.clone());
     demo.forest = Some(forest);
 
@@ -87,7 +99,11 @@ async fn run() -> anyhow::Result<()> {
         .start()?;
 
     say("demo: registering and starting an authentication agent ...");
-    let agent = tenant.start_agent(&[ForestEntry::for_forest(&bed)])?;
+    let agent = tenant.start_agent(&[ForestEntry::for_forest(&bed).with_sync(
+        &svc.upn,
+        &svc_file,
+        SYNC_INTERVAL,
+    )])?;
     tenant.enable_pta()?;
     let (cloud, client_id) = (&tenant.cloud, tenant.client_id()?);
 
@@ -132,9 +148,13 @@ async fn run() -> anyhow::Result<()> {
     ));
     say("");
     say(&format!(
-        "Admin CLI: PASSTHRU_ADMIN_UPN=admin@contoso.example PASSTHRU_ADMIN_PASSWORD='{admin_pw}' {} admin --url {url} --tenant contoso --ca-file {} agents list",
+        "Admin CLI: PASSTHRU_ADMIN_UPN=admin@contoso.example PASSTHRU_ADMIN_PASSWORD='{admin_pw}' {} admin --url {url} --tenant contoso --ca-file {} agents list   (or: sync status, user list, group list)",
         passthru_testkit::procs::bin("passthru-cloud").display(),
         ca.display()
+    ));
+    say(&format!(
+        "Directory sync: the agent reads the forest every {SYNC_INTERVAL} s as {}; portal: {url}/contoso/portal/sync",
+        svc.upn
     ));
     say(&format!(
         "Agent trace log: {}",
