@@ -456,3 +456,52 @@ async fn turn_sync_required_on(state: &Shared, tenant_id: Uuid) {
         Err(e) => tracing::error!(error = %e, "could not turn sync_required on"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reports_rate_and_time_left() {
+        let c = Coordinator::default();
+        let tenant = Uuid::new_v4();
+        let agent = Uuid::new_v4();
+        let started = Instant::now() - Duration::from_secs(4);
+        c.slots().insert(
+            key(tenant, "Corp.Test"),
+            ForestSlot {
+                holder: Some(Holder {
+                    agent_id: agent,
+                    conn_id: Uuid::new_v4(),
+                }),
+                run: Some(Run {
+                    run_id: Uuid::new_v4(),
+                    conn_id: Uuid::new_v4(),
+                    full: true,
+                    started,
+                    started_unix: 1,
+                    last_message: started,
+                    done: 4000,
+                    estimated_total: Some(10_000),
+                    conflicts: Vec::new(),
+                }),
+                next_run: None,
+                interval: Duration::from_secs(60),
+            },
+        );
+        // Another tenant's run is not shown.
+        c.slots()
+            .insert(key(Uuid::new_v4(), "corp.test"), ForestSlot::default());
+        let p = c.progress(tenant);
+        assert_eq!(p.len(), 1);
+        let p = &p[0];
+        assert_eq!(
+            (p.forest.as_str(), p.agent_id, p.full),
+            ("corp.test", agent, true)
+        );
+        assert!((900.0..=1000.0).contains(&p.objects_per_second), "{p:?}");
+        // 6,000 objects left at about 1,000/s.
+        assert!(p.eta_seconds.is_some_and(|s| (6..=7).contains(&s)), "{p:?}");
+        assert!(c.progress(Uuid::new_v4()).is_empty());
+    }
+}

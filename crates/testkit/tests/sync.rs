@@ -409,6 +409,9 @@ async fn the_lease_moves_when_its_agent_goes_away() -> anyhow::Result<()> {
     let first = holder(&t)?;
     let (mut gone, mut other): (Agent, Agent) = if first == a.id()? { (a, b) } else { (b, a) };
     assert_eq!(first, gone.id()?);
+    // One agent syncs the forest at a time: the other has read nothing.
+    assert!(gone.log().contains("sync of "), "{}", gone.log());
+    assert!(!other.log().contains("sync of "), "{}", other.log());
 
     // The holder is stopped (SIGSTOP: connected but silent): the other agent takes over
     // within 2 intervals (plus the scheduler's tick and a run).
