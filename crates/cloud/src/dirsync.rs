@@ -151,14 +151,17 @@ pub fn spawn(state: Shared) {
             for tenant_id in state.gateway.tenants_with_sync() {
                 schedule(&state, tenant_id).await;
             }
+            release_orphans(&state).await;
         }
     });
 }
 
-/// Whether a holder's connection still qualifies for the lease.
-fn usable(conn: &AgentConn, interval: Duration, now_ms: u64) -> bool {
+/// Whether a holder's connection still qualifies for the lease: not draining, and heard from
+/// within 2 sync intervals (or 2 heartbeats, when those are longer: an idle agent is only
+/// heard at each heartbeat).
+fn usable(conn: &AgentConn, interval: Duration, heartbeat: Duration, now_ms: u64) -> bool {
     let silent_ms = now_ms.saturating_sub(conn.last_heard_ms());
-    !conn.is_draining() && u128::from(silent_ms) < interval.as_millis() * 2
+    !conn.is_draining() && u128::from(silent_ms) < interval.max(heartbeat).as_millis() * 2
 }
 
 /// Grants leases and starts due runs for one tenant.
@@ -188,7 +191,7 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
                 candidates
                     .iter()
                     .find(|c| c.conn_id == h.conn_id)
-                    .filter(|c| usable(c, interval, now_ms))
+                    .filter(|c| usable(c, interval, state.heartbeat, now_ms))
                     .cloned()
             });
             let stuck = slot
@@ -209,13 +212,13 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
                     let previous = slot.holder.as_ref().map(|h| h.conn_id);
                     let pick = candidates
                         .iter()
-                        .filter(|c| usable(c, interval, now_ms))
+                        .filter(|c| usable(c, interval, state.heartbeat, now_ms))
                         .filter(|c| Some(c.conn_id) != previous)
                         .min_by_key(|c| c.in_flight())
                         .or_else(|| {
                             candidates
                                 .iter()
-                                .filter(|c| usable(c, interval, now_ms))
+                                .filter(|c| usable(c, interval, state.heartbeat, now_ms))
                                 .min_by_key(|c| c.in_flight())
                         })
                         .cloned();
@@ -259,6 +262,41 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
         if let Some(conn) = start {
             start_run(state, tenant_id, &forest, &conn, interval).await;
         }
+    }
+}
+
+/// Leases whose holder is no longer connected, for forests no connected agent can take over:
+/// the holder is cleared (in the store too, so `sync status` says nobody syncs the forest).
+async fn release_orphans(state: &Shared) {
+    let connected: std::collections::HashSet<Uuid> = state
+        .gateway
+        .tenants_with_sync()
+        .into_iter()
+        .flat_map(|t| state.gateway.connections(t))
+        .map(|c| c.conn_id)
+        .collect();
+    let orphans: Vec<(Uuid, String)> = {
+        let mut slots = state.sync.slots();
+        slots
+            .iter_mut()
+            .filter(|(_, slot)| {
+                slot.holder
+                    .as_ref()
+                    .is_some_and(|h| !connected.contains(&h.conn_id))
+            })
+            .map(|((tenant, forest), slot)| {
+                slot.holder = None;
+                slot.run = None;
+                (*tenant, forest.clone())
+            })
+            .collect()
+    };
+    for (tenant, forest) in orphans {
+        tracing::warn!(%tenant, %forest, "no connected agent can sync this forest");
+        let _ = state
+            .store
+            .set_sync_holder(tenant, &forest, None, unix_now())
+            .await;
     }
 }
 

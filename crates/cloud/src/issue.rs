@@ -116,6 +116,14 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
         return Err(OAuthError::new(Aadsts::AccountDisabled, g.correlation_id)
             .with_detail("An administrator blocked this account's sign-in in the cloud."));
     }
+    if let Some(s) = &user.sync {
+        // A refresh token outliving an account that expired in AD (a disable ends the user's
+        // tokens when sync sees it).
+        if !s.enabled || s.account_expires.is_some_and(|t| t <= now) {
+            return Err(OAuthError::new(Aadsts::AccountDisabled, g.correlation_id)
+                .with_detail("The account is disabled or expired in the on-premises directory."));
+        }
+    }
     let sub = pairwise_sub(user.id, g.client_id);
     let name = user
         .display_name
