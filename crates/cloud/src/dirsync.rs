@@ -40,6 +40,8 @@ struct ForestSlot {
     /// When the next run is due (None: at once).
     next_run: Option<Instant>,
     interval: Duration,
+    /// An administrator asked for a full import at the next run.
+    full_requested: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +127,18 @@ impl Coordinator {
             .collect();
         out.sort_by(|a, b| a.forest.cmp(&b.forest));
         out
+    }
+
+    /// Asks for a run of `forest` as soon as the current one (if any) ends; `full` makes it a
+    /// full import. False when no agent has synced the forest in this cloud process yet.
+    pub fn request_run(&self, tenant_id: Uuid, forest: &str, full: bool) -> bool {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(&key(tenant_id, forest)) else {
+            return false;
+        };
+        slot.next_run = None;
+        slot.full_requested |= full;
+        true
     }
 
     /// The current run of `forest` if `conn` runs it as `run_id`.
@@ -323,10 +337,16 @@ async fn start_run(
             .await;
     }
     let watermark = stored.as_ref().and_then(|s| s.watermark.clone());
+    let full_requested = {
+        let slots = state.sync.slots();
+        slots
+            .get(&key(tenant_id, forest))
+            .is_some_and(|s| s.full_requested)
+    };
     let run = SyncRun {
         forest: forest.to_string(),
         run_id: Uuid::new_v4(),
-        full: watermark.is_none(),
+        full: watermark.is_none() || full_requested,
         watermark,
         previous_total: stored
             .as_ref()
@@ -346,6 +366,7 @@ async fn start_run(
         slot.next_run = Some(Instant::now() + interval);
         return;
     }
+    slot.full_requested = false;
     tracing::debug!(tenant = %tenant_id, forest, run = %run.run_id, full = run.full, "sync run started");
     let now = Instant::now();
     slot.run = Some(Run {
@@ -525,6 +546,7 @@ mod tests {
                 }),
                 next_run: None,
                 interval: Duration::from_secs(60),
+                full_requested: false,
             },
         );
         // Another tenant's run is not shown.

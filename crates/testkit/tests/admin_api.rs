@@ -26,6 +26,7 @@ const EXPECTED: &[(&str, bool)] = &[
     ("listGroups", true),
     ("showGroup", true),
     ("getSync", true),
+    ("runSync", true),
     ("listDomains", true),
     ("addDomain", true),
     ("showDomain", true),
@@ -80,6 +81,7 @@ fn concrete(path: &str) -> String {
         .replace("{client_id}", "00000000-0000-4000-8000-000000000000")
         .replace("{id}", "00000000-0000-4000-8000-000000000001")
         .replace("{key}", "lockout_threshold")
+        .replace("{forest}", "nothing.example")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -108,7 +108,8 @@ fn forest_state(t: &PtaTenant, forest: &BedForest) -> anyhow::Result<Value> {
 async fn synced_after(t: &PtaTenant, forest: &BedForest, after: i64) -> anyhow::Result<Value> {
     let (state, _) = wait_for(Duration::from_secs(60), || {
         let f = forest_state(t, forest)?;
-        Ok((f["last_success_at"].as_i64().unwrap_or(0) >= after).then_some(f))
+        let done = f["last_success_at"].as_i64().is_some_and(|t| t >= after);
+        Ok(done.then_some(f))
     })
     .await?;
     Ok(state)
@@ -354,6 +355,21 @@ async fn changes_in_ad_reach_the_cloud() -> anyhow::Result<()> {
         Ok(user_show(&t, &new_upn)?.is_none().then_some(()))
     })
     .await?;
+
+    // An administrator asks for a full import now.
+    let full_before = forest_state(&t, &corp)?["last_full_at"]
+        .as_i64()
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = t.cloud.admin(&["sync", "run", &corp.dns_name, "--full"])?;
+    assert!(out.contains("full import"), "{out}");
+    wait_for(Duration::from_secs(INTERVAL + 3), || {
+        let f = forest_state(&t, &corp)?;
+        Ok((f["last_full_at"].as_i64().unwrap_or(0) > full_before).then_some(()))
+    })
+    .await?;
+    let refused = t.cloud.admin(&["sync", "run", "nothing.example"]);
+    assert!(refused.is_err(), "{refused:?}");
 
     // Sign-in by mail: the mail resolves to the synced UPN the agent binds with.
     t.cloud

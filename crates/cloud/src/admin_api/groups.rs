@@ -66,6 +66,32 @@ pub async fn status(
     Ok(Json(status_json(&state, t.id).await?))
 }
 
+#[derive(Debug, Deserialize, Default)]
+pub struct RunBody {
+    #[serde(default)]
+    full: bool,
+}
+
+/// `POST /{tenant}/admin/sync/{forest}/run`: a run now (a full import with `full`).
+pub async fn run(
+    State(state): State<Shared>,
+    Path((tenant, forest)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Json<RunBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::RUN_SYNC).await?;
+    let full = body.map(|Json(b)| b.full).unwrap_or(false);
+    if !state.sync.request_run(t.id, &forest, full) {
+        return Err(ApiError::not_found(format!(
+            "No agent syncs forest '{forest}': give a connected agent a service account for it."
+        )));
+    }
+    tracing::info!(tenant = %t.name, %forest, full, by = %admin.upn, "sync run requested");
+    Ok(Json(
+        json!({ "forest": forest.to_ascii_lowercase(), "full": full, "requested": true }),
+    ))
+}
+
 /// The sync status of a tenant (shared with the portal).
 pub async fn status_json(state: &Shared, tenant_id: uuid::Uuid) -> Result<Value, ApiError> {
     let forests = state.store.sync_forests(tenant_id).await?;

@@ -127,6 +127,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))
         .route("/sync", get(groups::status))
+        .route("/sync/{forest}/run", post(groups::run))
         .route(
             "/apps/{client_id}/groups-claim",
             put(apps::set_groups_claim),

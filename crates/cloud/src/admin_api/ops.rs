@@ -144,6 +144,15 @@ op!(
     HYBRID,
     "Directory sync: each forest's syncing agent, last runs, object counts, conflicts and progress."
 );
+op!(
+    RUN_SYNC,
+    "runSync",
+    "POST",
+    "/sync/{forest}/run",
+    HYBRID,
+    "Runs a forest's sync now (after the run in progress, if any); `full` reads everything again.",
+    body = r#"{"type":"object","properties":{"full":{"type":"boolean"}}}"#
+);
 
 op!(
     LIST_DOMAINS,
@@ -362,6 +371,7 @@ pub const ALL: &[&Operation] = &[
     LIST_GROUPS,
     SHOW_GROUP,
     GET_SYNC,
+    RUN_SYNC,
     LIST_DOMAINS,
     ADD_DOMAIN,
     SHOW_DOMAIN,

@@ -28,6 +28,14 @@ pub(super) enum GroupCommand {
 pub(super) enum SyncCommand {
     /// Each forest: the agent that syncs it, last runs, counts, conflicts, progress.
     Status,
+    /// Run a forest's sync now (after the run in progress, if any).
+    Run {
+        /// The forest's name (as in `sync status`).
+        forest: String,
+        /// Read everything again (a full import) rather than the changes.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 /// Runs a group command.
@@ -108,6 +116,26 @@ pub(super) async fn sync(cx: &Cx<'_>, command: SyncCommand) -> anyhow::Result<()
         SyncCommand::Status => {
             let v: Value = client.get_json(&format!("/{t}/admin/sync"), token).await?;
             emit(json, &v, print_status);
+        }
+        SyncCommand::Run { forest, full } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/sync/{}/run", seg(&forest)),
+                    token,
+                    &serde_json::json!({ "full": full }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!(
+                    "{} of {} requested: it starts when the run in progress (if any) ends.",
+                    if v["full"] == true {
+                        "A full import"
+                    } else {
+                        "A run"
+                    },
+                    s(v, "forest")
+                );
+            });
         }
     }
     Ok(())
