@@ -11,27 +11,23 @@ use super::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 
-#[derive(Debug, Deserialize)]
-pub struct GroupQuery {
-    search: Option<String>,
-    top: Option<i64>,
-    skiptoken: Option<String>,
-}
-
 /// `GET /{tenant}/admin/groups`
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Query(q): Query<GroupQuery>,
+    Query(q): Query<super::users::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_GROUPS).await?;
-    let top = q.top.unwrap_or(100).clamp(1, 1000);
+    let top = q.top.unwrap_or(100);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request("top must be 1 to 1000."));
+    }
     let (groups, next) = state
         .store
         .groups_page(
             t.id,
-            q.search.as_deref().filter(|s| !s.is_empty()),
+            q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()),
             q.skiptoken.as_deref(),
             top,
         )

@@ -100,11 +100,12 @@ fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// A page of a list: a search text, a page size, and where the page starts.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    search: Option<String>,
-    top: Option<i64>,
-    skiptoken: Option<String>,
+    pub search: Option<String>,
+    pub top: Option<i64>,
+    pub skiptoken: Option<String>,
 }
 
 /// `GET /{tenant}/admin/users?search=&top=&skiptoken=`

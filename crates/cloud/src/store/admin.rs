@@ -30,7 +30,7 @@ pub struct SignInFilter {
     pub limit: i64,
 }
 
-fn like_pattern(search: &str) -> String {
+pub(crate) fn like_pattern(search: &str) -> String {
     let mut p = String::from("%");
     for c in search.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -454,14 +454,7 @@ mod tests {
     use crate::store::DomainKind;
 
     async fn store() -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
-        let dir = std::env::temp_dir().join(format!("passthru-admin-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        let s = Store::open(&dir.join("t.db"), true).await?;
-        let tid = Uuid::new_v4();
-        s.create_tenant(tid, "contoso", 1).await?;
-        s.add_domain(tid, "contoso.example", DomainKind::Cloud, None, 1)
-            .await?;
-        Ok((s, dir, tid))
+        crate::store::test_store("admin", "contoso.example", DomainKind::Cloud).await
     }
 
     #[tokio::test]

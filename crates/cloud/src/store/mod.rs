@@ -848,6 +848,23 @@ impl Store {
     }
 }
 
+/// A new store in a temporary directory with the tenant `contoso` and one domain, for unit
+/// tests: the store, its directory (remove it at the end) and the tenant id.
+#[cfg(test)]
+pub(crate) async fn test_store(
+    label: &str,
+    domain: &str,
+    kind: DomainKind,
+) -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
+    let dir = std::env::temp_dir().join(format!("passthru-{label}-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let s = Store::open(&dir.join("t.db"), true).await?;
+    let tid = Uuid::new_v4();
+    s.create_tenant(tid, "contoso", 1).await?;
+    s.add_domain(tid, domain, kind, None, 1).await?;
+    Ok((s, dir, tid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -659,16 +659,7 @@ impl Store {
         after: Option<&str>,
         top: i64,
     ) -> Result<(Vec<Group>, Option<String>)> {
-        let pattern = search.map(|s| {
-            let escaped: String = s
-                .chars()
-                .flat_map(|c| match c {
-                    '%' | '_' | '\\' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            format!("%{escaped}%")
-        });
+        let pattern = search.map(super::admin::like_pattern);
         let rows = sqlx::query(
             "SELECT * FROM ad_groups WHERE tenant_id = ?
                AND (? IS NULL OR (COALESCE(name, '') || '/' || id) > ?)
@@ -794,13 +785,8 @@ mod tests {
     use passthru_proto::sync::SyncBatch;
 
     async fn store() -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
-        let dir = std::env::temp_dir().join(format!("passthru-sync-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        let s = Store::open(&dir.join("t.db"), true).await?;
-        let tid = Uuid::new_v4();
-        s.create_tenant(tid, "contoso", 1).await?;
-        s.add_domain(tid, "corp.test", DomainKind::Managed, None, 1)
-            .await?;
+        let (s, dir, tid) =
+            crate::store::test_store("sync", "corp.test", DomainKind::Managed).await?;
         s.ensure_sync_forest(tid, "corp.test", 30).await?;
         Ok((s, dir, tid))
     }
