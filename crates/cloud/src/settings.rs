@@ -83,11 +83,11 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "sync_required",
-        help: "true: managed-domain users must have been synced to sign in (true or false, default false)",
+        help: "true: managed-domain users must have been synced to sign in (true or false, default false; turned on by the tenant's first successful directory sync)",
     },
     Key {
         name: "sign_in_attribute",
-        help: "what users type to sign in: userPrincipalName or mail (default userPrincipalName)",
+        help: "what users type to sign in: userPrincipalName or mail (a synced user's mail, resolved to their on-premises UPN; default userPrincipalName)",
     },
     Key {
         name: "writeback",
