@@ -55,7 +55,16 @@ impl ForestSpec {
 #[derive(Debug)]
 pub struct Forest {
     spec: ForestSpec,
-    dir: PathBuf,
+    dc: DcProcess,
+}
+
+/// One DC's directory and, while it runs, its `samba` process: what the first DC of a
+/// forest and a DC joined to it ([`crate::second_dc::SecondDc`]) have in common. Stopped
+/// on drop.
+#[derive(Debug)]
+pub(crate) struct DcProcess {
+    pub(crate) dir: PathBuf,
+    pub(crate) ip: Ipv4Addr,
     child: Option<Child>,
 }
 
@@ -71,24 +80,19 @@ impl Forest {
         let dir = std::fs::canonicalize(dir)?;
         ensure_port_free(spec.ip)?;
         ensure_loopback_address(spec.ip)?;
+        let ip = spec.ip;
         let mut forest = Forest {
             spec,
-            dir,
-            child: None,
+            dc: DcProcess::new(dir, ip),
         };
         forest.run_provision()?;
-        forest.edit_smb_conf()?;
-        crate::tls::write_dc_certs(
-            &forest.dir.join("private/tls"),
-            HOST,
-            &forest.dns_name(),
-            forest.spec.ip,
-        )?;
-        forest.spawn()?;
+        forest.dc.edit_smb_conf()?;
+        forest.dc.write_certs(HOST, &forest.dns_name())?;
+        forest.dc.spawn()?;
         // The policy is written to the database directly; doing it while the DC boots saves
         // a few seconds.
         let policy = forest.set_password_policy();
-        let ready = forest.wait_ready();
+        let ready = forest.dc.wait_ready();
         policy?;
         ready?;
         Ok(forest)
@@ -97,7 +101,7 @@ impl Forest {
     fn run_provision(&self) -> anyhow::Result<()> {
         let out = Command::new(samba_tool())
             .args(["domain", "provision"])
-            .arg(format!("--targetdir={}", self.dir.display()))
+            .arg(format!("--targetdir={}", self.dc.dir.display()))
             .arg(format!("--realm={}", self.spec.realm))
             .arg(format!("--domain={}", self.spec.netbios))
             .arg(format!("--host-name={HOST}"))
@@ -112,9 +116,184 @@ impl Forest {
         check(&out, "samba-tool domain provision")
     }
 
+    fn set_password_policy(&self) -> anyhow::Result<()> {
+        let out = Command::new(samba_tool())
+            .args(["domain", "passwordsettings", "set", "-s"])
+            .arg(self.conf())
+            .args([
+                "--min-pwd-age=0",
+                "--complexity=off",
+                "--history-length=0",
+                "--min-pwd-length=1",
+            ])
+            .arg(format!(
+                "--account-lockout-threshold={}",
+                self.spec.lockout_threshold
+            ))
+            // A locked account stays locked for a day; the bad-password count of everyone else
+            // resets a minute after their last wrong password, so repeated test runs against
+            // one test bed do not lock the spare users out.
+            .args([
+                "--account-lockout-duration=1440",
+                "--reset-account-lockout-after=1",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .context("running samba-tool domain passwordsettings set")?;
+        check(&out, "samba-tool domain passwordsettings set")
+    }
+
+    /// Starts the DC again after [`Forest::stop`] and waits for LDAPS. Does nothing when
+    /// it runs.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        self.dc.start()
+    }
+
+    /// Stops the DC: SIGTERM to its own pid (Samba takes its workers along), SIGKILL after
+    /// 15 s; then waits until nothing accepts connections on its LDAPS port.
+    pub fn stop(&mut self) {
+        self.dc.stop();
+    }
+
+    /// Whether the DC process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.dc.is_running()
+    }
+
+    /// Process id of the `samba` master process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.dc.pid()
+    }
+
+    /// Writes `DIR/krb5.conf`, which names this DC's address as the realm's KDC (no DNS
+    /// lookups), for `KRB5_CONFIG` of Kerberos clients such as `samba-tool domain join`.
+    /// Returns its path.
+    pub fn write_krb5_conf(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dc.dir.join("krb5.conf");
+        let realm = &self.spec.realm;
+        let dns = self.dns_name();
+        let ip = self.spec.ip;
+        let text = format!(
+            "[libdefaults]\n\tdefault_realm = {realm}\n\tdns_lookup_kdc = false\n\
+             \tdns_lookup_realm = false\n\n[realms]\n\t{realm} = {{\n\t\tkdc = {ip}\n\t}}\n\n\
+             [domain_realm]\n\t.{dns} = {realm}\n\t{dns} = {realm}\n"
+        );
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The spec the forest was provisioned with.
+    pub fn spec(&self) -> &ForestSpec {
+        &self.spec
+    }
+
+    /// Kerberos realm (`CORP.EXAMPLE.TEST`).
+    pub fn realm(&self) -> &str {
+        &self.spec.realm
+    }
+
+    /// DNS name of the domain, which is also the UPN suffix (`corp.example.test`).
+    pub fn dns_name(&self) -> String {
+        self.spec.realm.to_ascii_lowercase()
+    }
+
+    /// NetBIOS domain name (`CORP`).
+    pub fn netbios(&self) -> &str {
+        &self.spec.netbios
+    }
+
+    /// The DC's loopback address.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.spec.ip
+    }
+
+    /// `ldaps://IP:636`.
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://{}:636", self.spec.ip)
+    }
+
+    /// The CA file that verifies the DC's certificate (`DIR/private/tls/ca.pem`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dc.ca_file()
+    }
+
+    /// Distinguished name of the domain (`DC=corp,DC=example,DC=test`).
+    pub fn base_dn(&self) -> String {
+        base_dn(&self.dns_name())
+    }
+
+    /// The administrator's UPN (`Administrator@corp.example.test`).
+    pub fn admin_upn(&self) -> String {
+        format!("Administrator@{}", self.dns_name())
+    }
+
+    /// The administrator's password.
+    pub fn admin_password(&self) -> &str {
+        &self.spec.admin_password
+    }
+
+    /// The forest's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dc.dir
+    }
+
+    /// `DIR/etc/smb.conf`.
+    pub fn conf(&self) -> PathBuf {
+        self.dc.conf()
+    }
+
+    /// Where the DC's output goes (`DIR/samba.log`).
+    pub fn log_file(&self) -> PathBuf {
+        self.dc.log_file()
+    }
+
+    /// The last `lines` lines of the DC's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.dc.log_tail(lines)
+    }
+}
+
+impl DcProcess {
+    /// A DC in `dir` (canonical) bound to `ip`, not running.
+    pub(crate) fn new(dir: PathBuf, ip: Ipv4Addr) -> DcProcess {
+        DcProcess {
+            dir,
+            ip,
+            child: None,
+        }
+    }
+
+    /// `DIR/etc/smb.conf`.
+    pub(crate) fn conf(&self) -> PathBuf {
+        self.dir.join("etc/smb.conf")
+    }
+
+    /// `DIR/private/tls/ca.pem`.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.dir.join("private/tls/ca.pem")
+    }
+
+    /// `DIR/samba.log`.
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.dir.join("samba.log")
+    }
+
+    /// The last `lines` lines of the DC's log.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// A CA of its own and a certificate it signed for `host.dns_name`, `dns_name` and the
+    /// DC's address, in `DIR/private/tls` (Samba's own has no subjectAltName).
+    pub(crate) fn write_certs(&self, host: &str, dns_name: &str) -> anyhow::Result<()> {
+        crate::tls::write_dc_certs(&self.dir.join("private/tls"), host, dns_name, self.ip)
+    }
+
     /// `server services` without the file server and winbind (they collide between
     /// instances), and every runtime path inside the forest's directory.
-    fn edit_smb_conf(&self) -> anyhow::Result<()> {
+    pub(crate) fn edit_smb_conf(&self) -> anyhow::Result<()> {
         let path = self.conf();
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -156,34 +335,7 @@ impl Forest {
         Ok(())
     }
 
-    fn set_password_policy(&self) -> anyhow::Result<()> {
-        let out = Command::new(samba_tool())
-            .args(["domain", "passwordsettings", "set", "-s"])
-            .arg(self.conf())
-            .args([
-                "--min-pwd-age=0",
-                "--complexity=off",
-                "--history-length=0",
-                "--min-pwd-length=1",
-            ])
-            .arg(format!(
-                "--account-lockout-threshold={}",
-                self.spec.lockout_threshold
-            ))
-            // A locked account stays locked for a day; the bad-password count of everyone else
-            // resets a minute after their last wrong password, so repeated test runs against
-            // one test bed do not lock the spare users out.
-            .args([
-                "--account-lockout-duration=1440",
-                "--reset-account-lockout-after=1",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .context("running samba-tool domain passwordsettings set")?;
-        check(&out, "samba-tool domain passwordsettings set")
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -203,10 +355,10 @@ impl Forest {
     }
 
     /// Waits until LDAPS on the DC's address completes a verified TLS handshake.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> anyhow::Result<()> {
         let config = crate::tls::client_config(&self.ca_file())?;
-        let addr = SocketAddr::new(IpAddr::V4(self.spec.ip), 636);
-        let name = ServerName::IpAddress(IpAddr::V4(self.spec.ip).into());
+        let addr = SocketAddr::new(IpAddr::V4(self.ip), 636);
+        let name = ServerName::IpAddress(IpAddr::V4(self.ip).into());
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last = anyhow!("not tried");
         loop {
@@ -238,24 +390,24 @@ impl Forest {
         }
     }
 
-    /// Starts the DC again after [`Forest::stop`] and waits for LDAPS. Does nothing when
+    /// Starts the DC (again) and waits for LDAPS. Does nothing when
     /// it runs.
-    pub fn start(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn start(&mut self) -> anyhow::Result<()> {
         if let Some(child) = self.child.as_mut() {
             if child.try_wait()?.is_none() {
                 return Ok(());
             }
             self.child = None;
         }
-        ensure_port_free(self.spec.ip)?;
-        ensure_loopback_address(self.spec.ip)?;
+        ensure_port_free(self.ip)?;
+        ensure_loopback_address(self.ip)?;
         self.spawn()?;
         self.wait_ready()
     }
 
     /// Stops the DC: SIGTERM to its own pid (Samba takes its workers along), SIGKILL after
     /// 15 s; then waits until nothing accepts connections on its LDAPS port.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -281,7 +433,7 @@ impl Forest {
         }
         drop(child.stdin.take());
         // The workers holding the sockets may outlive the master by a moment.
-        let addr = SocketAddr::new(IpAddr::V4(self.spec.ip), 636);
+        let addr = SocketAddr::new(IpAddr::V4(self.ip), 636);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline
             && TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
@@ -291,89 +443,17 @@ impl Forest {
     }
 
     /// Whether the DC process is running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     /// Process id of the `samba` master process, while it runs.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
-    }
-
-    /// The spec the forest was provisioned with.
-    pub fn spec(&self) -> &ForestSpec {
-        &self.spec
-    }
-
-    /// Kerberos realm (`CORP.EXAMPLE.TEST`).
-    pub fn realm(&self) -> &str {
-        &self.spec.realm
-    }
-
-    /// DNS name of the domain, which is also the UPN suffix (`corp.example.test`).
-    pub fn dns_name(&self) -> String {
-        self.spec.realm.to_ascii_lowercase()
-    }
-
-    /// NetBIOS domain name (`CORP`).
-    pub fn netbios(&self) -> &str {
-        &self.spec.netbios
-    }
-
-    /// The DC's loopback address.
-    pub fn ip(&self) -> Ipv4Addr {
-        self.spec.ip
-    }
-
-    /// `ldaps://IP:636`.
-    pub fn ldaps_url(&self) -> String {
-        format!("ldaps://{}:636", self.spec.ip)
-    }
-
-    /// The CA file that verifies the DC's certificate (`DIR/private/tls/ca.pem`).
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir.join("private/tls/ca.pem")
-    }
-
-    /// Distinguished name of the domain (`DC=corp,DC=example,DC=test`).
-    pub fn base_dn(&self) -> String {
-        base_dn(&self.dns_name())
-    }
-
-    /// The administrator's UPN (`Administrator@corp.example.test`).
-    pub fn admin_upn(&self) -> String {
-        format!("Administrator@{}", self.dns_name())
-    }
-
-    /// The administrator's password.
-    pub fn admin_password(&self) -> &str {
-        &self.spec.admin_password
-    }
-
-    /// The forest's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// `DIR/etc/smb.conf`.
-    pub fn conf(&self) -> PathBuf {
-        self.dir.join("etc/smb.conf")
-    }
-
-    /// Where the DC's output goes (`DIR/samba.log`).
-    pub fn log_file(&self) -> PathBuf {
-        self.dir.join("samba.log")
-    }
-
-    /// The last `lines` lines of the DC's log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_file()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
-impl Drop for Forest {
+impl Drop for DcProcess {
     fn drop(&mut self) {
         self.stop();
     }
@@ -388,7 +468,7 @@ pub fn base_dn(dns_name: &str) -> String {
         .join(",")
 }
 
-fn check(out: &Output, what: &str) -> anyhow::Result<()> {
+pub(crate) fn check(out: &Output, what: &str) -> anyhow::Result<()> {
     if out.status.success() {
         return Ok(());
     }
@@ -428,7 +508,7 @@ fn samba_bin() -> &'static str {
     }
 }
 
-fn samba_tool() -> &'static str {
+pub(crate) fn samba_tool() -> &'static str {
     if Path::new("/usr/bin/samba-tool").exists() {
         "/usr/bin/samba-tool"
     } else {
@@ -497,7 +577,7 @@ pub fn ensure_samba_installed() -> anyhow::Result<()> {
 
 /// Fails when something already accepts connections on `ip:636` (another test bed?):
 /// waiting for our DC there would only time out.
-fn ensure_port_free(ip: Ipv4Addr) -> anyhow::Result<()> {
+pub(crate) fn ensure_port_free(ip: Ipv4Addr) -> anyhow::Result<()> {
     let addr = SocketAddr::new(IpAddr::V4(ip), 636);
     if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
         bail!("something already listens on {addr} (another test bed or a system Samba?)");

@@ -1,6 +1,7 @@
 //! Test bed.
 //!
 //! - [`forest`]: throwaway Samba AD forests (provision, start, stop) on loopback addresses;
+//! - [`second_dc`]: a second DC joined to a forest, for failover tests;
 //! - [`users`]: test users in every account state, created over LDAPS;
 //! - [`bed`]: the test bed as tests see it (`testbed.json`, `PASSTHRU_TESTBED`);
 //! - [`procs`]: the cloud and agents as real processes;
@@ -17,6 +18,7 @@ pub mod forest;
 pub mod http;
 pub mod procs;
 pub mod scan;
+pub mod second_dc;
 pub mod tls;
 pub mod users;
 
