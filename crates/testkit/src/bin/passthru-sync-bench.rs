@@ -94,7 +94,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -363,10 +363,7 @@ async fn main() -> anyhow::Result<()> {
     .context("provisioning the bench forest")?;
     let bed = BedForest::describe("bench", &forest, Vec::new());
     own.forest = Some(forest);
-    println!(
-        "forest: ready in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("forest: ready in {:.1} s", started.elapsed().as_secs_f64());
 
     // 1. Users and groups (setup, not measured).
     let started = Instant::now();
@@ -400,7 +397,9 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = t.register_agent(&[entry])?;
 
     // 3. The initial sync.
-    let want_users = o.users as i64 + 2; // + Administrator + the service account
+    // The bench's users (the service account is synced too; Administrator, a critical
+    // system object, is not).
+    let want_users = o.users as i64;
     let spawned = Instant::now();
     agent.run()?;
     let mut active_at = None;
@@ -466,7 +465,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(random_below(o.interval * 1000))).await;
         let i = random_below(o.users as u64) as usize;
         let upn = format!("bu{i:05}@{}", bed.upn_suffix);
-        let name = format!("Renamed {k} {}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let name = format!(
+            "Renamed {k} {}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
         let changed = Instant::now();
         admin
             .replace_attrs(&user_dn(i, &base), &[("displayName", &name)])
@@ -474,7 +476,9 @@ async fn main() -> anyhow::Result<()> {
         let limit = Duration::from_secs(o.interval * 4 + 30);
         loop {
             let u = api.get(&format!("users/{upn}")).await?;
-            if u.as_ref().is_some_and(|u| u["display_name"] == name.as_str()) {
+            if u.as_ref()
+                .is_some_and(|u| u["display_name"] == name.as_str())
+            {
                 break;
             }
             if changed.elapsed() > limit {
