@@ -371,10 +371,16 @@ async fn upsert_user(
         )));
     };
     // The record of this object: synced before (objectGUID), or created by a pass-through
-    // sign-in (anchor).
+    // sign-in (anchor). Two arms, each on its own index (users_by_object_guid,
+    // users_anchor): one `a OR b` condition made SQLite scan every user of the tenant, which
+    // made a full import quadratic in the number of users.
     let existing: Option<Existing> = sqlx::query_as(
-        "SELECT id, ad_enabled, sync_attrs, upn, display_name, mail FROM users WHERE tenant_id = ? AND source = 'onprem'
-           AND (object_guid = ? OR (object_guid IS NULL AND immutable_id = ?)) LIMIT 1",
+        "SELECT id, ad_enabled, sync_attrs, upn, display_name, mail FROM users
+           WHERE tenant_id = ?1 AND source = 'onprem' AND object_guid = ?2
+         UNION ALL
+         SELECT id, ad_enabled, sync_attrs, upn, display_name, mail FROM users
+           WHERE tenant_id = ?1 AND source = 'onprem' AND object_guid IS NULL AND immutable_id = ?3
+         LIMIT 1",
     )
     .bind(&tenant)
     .bind(&guid)
