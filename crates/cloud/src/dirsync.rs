@@ -42,6 +42,23 @@ struct ForestSlot {
     interval: Duration,
     /// An administrator asked for a full import at the next run.
     full_requested: bool,
+    /// When the last complete run (full, or reconciling) ended, and how long it took.
+    last_complete: Option<(Instant, Duration)>,
+}
+
+/// A reconciling run (every object's GUID listed, when the service account cannot read
+/// tombstones) costs about a full import: it is asked for when the last complete run ended at
+/// least an interval ago and at least this many times its own duration ago, so that listing
+/// takes at most about a tenth of the time and changes are never delayed behind it.
+const RECONCILE_SPACING: u32 = 10;
+
+impl ForestSlot {
+    /// Whether the next run should reconcile.
+    fn reconcile_due(&self) -> bool {
+        self.last_complete.is_none_or(|(ended, took)| {
+            ended.elapsed() >= self.interval.max(took * RECONCILE_SPACING)
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -337,11 +354,11 @@ async fn start_run(
             .await;
     }
     let watermark = stored.as_ref().and_then(|s| s.watermark.clone());
-    let full_requested = {
+    let (full_requested, reconcile) = {
         let slots = state.sync.slots();
         slots
             .get(&key(tenant_id, forest))
-            .is_some_and(|s| s.full_requested)
+            .map_or((false, true), |s| (s.full_requested, s.reconcile_due()))
     };
     let run = SyncRun {
         forest: forest.to_string(),
@@ -352,6 +369,7 @@ async fn start_run(
             .as_ref()
             .and_then(|s| s.full_total)
             .and_then(|t| u64::try_from(t).ok()),
+        reconcile,
     };
     let mut slots = state.sync.slots();
     let slot = slots.entry(key(tenant_id, forest)).or_default();
@@ -465,6 +483,18 @@ pub async fn on_done(state: &Shared, conn: &AgentConn, done: SyncDone) {
     if result.is_ok() && first {
         turn_sync_required_on(state, conn.tenant_id).await;
     }
+    if result.is_ok() && done.complete {
+        let mut slots = state.sync.slots();
+        if let Some(slot) = slots.get_mut(&key(conn.tenant_id, &forest)) {
+            let took = slot
+                .run
+                .as_ref()
+                .filter(|r| r.run_id == done.run_id)
+                .map(|r| r.started.elapsed())
+                .unwrap_or_default();
+            slot.last_complete = Some((Instant::now(), took));
+        }
+    }
     end_run(state, conn.tenant_id, &forest, done.run_id);
 }
 
@@ -547,6 +577,7 @@ mod tests {
                 next_run: None,
                 interval: Duration::from_secs(60),
                 full_requested: false,
+                last_complete: None,
             },
         );
         // Another tenant's run is not shown.
@@ -563,5 +594,31 @@ mod tests {
         // 6,000 objects left at about 1,000/s.
         assert!(p.eta_seconds.is_some_and(|s| (6..=7).contains(&s)), "{p:?}");
         assert!(c.progress(Uuid::new_v4()).is_empty());
+    }
+
+    #[test]
+    fn reconciling_runs_take_a_bounded_share_of_the_time() {
+        let mut slot = ForestSlot {
+            interval: Duration::from_secs(5),
+            ..Default::default()
+        };
+        assert!(slot.reconcile_due(), "nothing reconciled yet");
+        // A small forest: the listing is quick, every run after an interval reconciles.
+        slot.last_complete = Some((
+            Instant::now() - Duration::from_secs(5),
+            Duration::from_millis(50),
+        ));
+        assert!(slot.reconcile_due());
+        // A large one: 8 s of listing, so at most one reconciling run every 80 s.
+        slot.last_complete = Some((
+            Instant::now() - Duration::from_secs(30),
+            Duration::from_secs(8),
+        ));
+        assert!(!slot.reconcile_due());
+        slot.last_complete = Some((
+            Instant::now() - Duration::from_secs(81),
+            Duration::from_secs(8),
+        ));
+        assert!(slot.reconcile_due());
     }
 }

@@ -12,9 +12,9 @@
 //! - Incremental: users and groups with uSNChanged above the watermark, then deletions:
 //!   tombstones (show-deleted control) when the service account can read the Deleted
 //!   Objects container, which a plain account cannot (Samba then shows it no tombstones at
-//!   all, without an error); otherwise reconciliation: every in-scope objectGUID is sent in
-//!   [`SyncBatch::present`] and the run is `complete`, so the cloud deletes what was not
-//!   mentioned.
+//!   all, without an error); otherwise, when the run asks for it ([`SyncRun::reconcile`]),
+//!   reconciliation: every in-scope objectGUID is sent in [`SyncBatch::present`] and the run
+//!   is `complete`, so the cloud deletes what was not mentioned.
 //! - Group members are read as objectGUIDs with the extended-DN control; a DC that hands
 //!   out a large `member` in ranges (`member;range=0-1499`, Windows) is asked for the rest.
 //!
@@ -597,13 +597,20 @@ impl Run<'_> {
                         self.read_tombstones(ldap, &container, from).await?;
                         false
                     }
-                    None => {
+                    None if self.run.reconcile => {
                         tracing::debug!(
                             forest = %self.forest,
                             "tombstones are not visible to the service account: reconciling"
                         );
                         self.reconcile(ldap, base).await?;
                         true
+                    }
+                    None => {
+                        tracing::debug!(
+                            forest = %self.forest,
+                            "tombstones are not visible: deletions wait for a reconciling run"
+                        );
+                        false
                     }
                 }
             }

@@ -80,6 +80,7 @@ async fn sync(
         watermark,
         full: false,
         previous_total: None,
+        reconcile: true,
     };
     let (tx, mut rx) = mpsc::channel(4);
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });

@@ -39,6 +39,15 @@ pub struct SyncRun {
     /// The object count of the last full import, for progress estimates.
     #[serde(default)]
     pub previous_total: Option<u64>,
+    /// In an incremental run whose service account cannot read tombstones: list every
+    /// object's GUID so the cloud can remove the deleted ones. That listing costs about as
+    /// much as a full import, so the cloud asks for it at a bounded share of the time.
+    #[serde(default = "yes")]
+    pub reconcile: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Objects read in a run, in the order the directory gave them.
