@@ -505,7 +505,7 @@ async fn main() -> anyhow::Result<()> {
     let last = api.forest(&bed.dns_name).await?;
     if let Some(n) = last["last_objects"].as_i64() {
         println!(
-            "  (each incremental run reads every objectGUID for deletions: {} objects in the last run)",
+            "  (the last run read {} objects: incremental runs read the changes; a run that lists every objectGUID for deletions comes at most every 10 times its duration)",
             thousands(n as u64)
         );
     }
