@@ -270,6 +270,9 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
         }
         if let Some((holder, old)) = &grant {
             match old {
+                Some(old) if *old == holder.agent_id => {
+                    tracing::warn!(tenant = %tenant_id, %forest, agent = %old, "the sync run got no answer for 2 intervals and no other agent can take over: starting again")
+                }
                 Some(old) => {
                     tracing::warn!(tenant = %tenant_id, %forest, from = %old, to = %holder.agent_id, "sync lease moved to another agent")
                 }
