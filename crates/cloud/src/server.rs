@@ -275,6 +275,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         if let Err(e) = store.purge_expired(crate::state::unix_now()).await {
                             tracing::warn!(error = %e, "purging expired rows failed");
                         }
+                        if let Err(e) = store.purge_lockouts(crate::state::unix_now()).await {
+                            tracing::warn!(error = %e, "purging stale smart lockout counters failed");
+                        }
                         if let Err(e) = purge_admin_rows(&store, crate::state::unix_ms()).await {
                             tracing::warn!(error = %e, "purging old sign-in log lines or stale domain claims failed");
                         }

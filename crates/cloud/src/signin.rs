@@ -33,6 +33,9 @@ struct Trail {
     win32: Option<Win32>,
     agent_id: Option<Uuid>,
     latency_ms: Option<i64>,
+    /// The name smart lockout counts under (the resolved UPN), once the password was
+    /// checked.
+    lockout_key: Option<String>,
 }
 
 pub use crate::store::sync::onprem_object_id;
@@ -46,6 +49,7 @@ pub async fn check_password(
     let started = Instant::now();
     let mut trail = Trail::default();
     let result = decide(state, attempt, password, &mut trail).await;
+    smart_lockout(state, attempt, &trail, &result).await;
     let entry = SignIn {
         time_ms: unix_ms(),
         username: attempt.username.to_string(),
@@ -109,6 +113,19 @@ async fn decide(
         return Err(fail(Aadsts::AccountDisabled)
             .with_detail("An administrator blocked this account's sign-in in the cloud."));
     }
+    // Smart lockout: a locked name gets 50053 with no password check and no agent round
+    // trip, so an attacker cannot drive the on-premises account into AD's lockout.
+    let locked = state
+        .store
+        .locked_until(tenant.id, username, unix_now())
+        .await
+        .map_err(|e| server_error(e, attempt))?;
+    if locked.is_some() {
+        return Err(fail(Aadsts::AccountLocked).with_detail(
+            "The account is locked in the cloud after too many wrong passwords. Try again later.",
+        ));
+    }
+    trail.lockout_key = Some(username.to_string());
     // Cloud-only users sign in with their cloud password, whatever the PTA setting.
     if let Some(user) = &existing {
         if let Some(hash) = &user.password_hash {
@@ -141,6 +158,48 @@ async fn decide(
             synced_state(attempt, existing.as_ref())?;
             pass_through(state, attempt, username, password, trail).await
         }
+    }
+}
+
+/// Counts a wrong password toward smart lockout, or forgets the count after a success.
+async fn smart_lockout(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    trail: &Trail,
+    result: &Result<User, OAuthError>,
+) {
+    let Some(key) = trail.lockout_key.as_deref() else {
+        return;
+    };
+    let tenant = attempt.tenant;
+    let outcome = match result {
+        Ok(_) => state
+            .store
+            .clear_lockout(tenant.id, key)
+            .await
+            .map(|_| None),
+        Err(e) if e.code == Aadsts::InvalidCredentials => {
+            let s = &tenant.settings;
+            state
+                .store
+                .record_wrong_password(
+                    tenant.id,
+                    key,
+                    s.lockout_threshold,
+                    s.lockout_duration_seconds,
+                    unix_now(),
+                )
+                .await
+        }
+        Err(_) => Ok(None),
+    };
+    match outcome {
+        Ok(Some(locked)) => {
+            tracing::warn!(tenant = %tenant.name, user = %key, until = locked.until, lockouts = locked.lockouts,
+                "smart lockout: too many wrong passwords, the account is locked in the cloud")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "smart lockout counter not updated"),
     }
 }
 

@@ -21,6 +21,7 @@ const EXPECTED: &[(&str, bool)] = &[
     ("setUserPassword", false),
     ("disableUser", false),
     ("enableUser", false),
+    ("unlockUser", false),
     ("setUserRole", false),
     ("deleteUser", false),
     ("listGroups", true),

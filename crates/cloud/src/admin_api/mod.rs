@@ -123,6 +123,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/users/{upn}/password", post(users::set_password))
         .route("/users/{upn}/disable", post(users::disable))
         .route("/users/{upn}/enable", post(users::enable))
+        .route("/users/{upn}/unlock", post(users::unlock))
         .route("/users/{upn}/role", put(users::set_role))
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))

@@ -102,6 +102,14 @@ op!(
     "Lets a blocked user sign in again."
 );
 op!(
+    UNLOCK_USER,
+    "unlockUser",
+    "POST",
+    "/users/{upn}/unlock",
+    GA,
+    "Ends a smart lockout of the user name now and forgets its wrong passwords."
+);
+op!(
     SET_USER_ROLE,
     "setUserRole",
     "PUT",
@@ -366,6 +374,7 @@ pub const ALL: &[&Operation] = &[
     SET_USER_PASSWORD,
     DISABLE_USER,
     ENABLE_USER,
+    UNLOCK_USER,
     SET_USER_ROLE,
     DELETE_USER,
     LIST_GROUPS,

@@ -146,6 +146,20 @@ pub async fn show(
     Ok(Json(v))
 }
 
+/// `POST /{tenant}/admin/users/{upn}/unlock`: ends a smart lockout. The name need not be a
+/// user the cloud knows (a lock counts names as typed and resolved).
+pub async fn unlock(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::UNLOCK_USER).await?;
+    let upn = upn.trim().to_string();
+    let was = state.store.clear_lockout(t.id, &upn).await?;
+    tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, was_counted = was, "smart lockout cleared");
+    Ok(Json(json!({ "upn": upn, "unlocked": was })))
+}
+
 #[derive(Deserialize)]
 pub struct UserBody {
     upn: String,

@@ -39,6 +39,8 @@ pub(super) enum UserCommand {
     Disable { upn: String },
     /// Let a blocked user sign in again.
     Enable { upn: String },
+    /// End a smart lockout of the user now (and forget their wrong passwords).
+    Unlock { upn: String },
     /// Delete a cloud-only user.
     Delete { upn: String },
     /// Give a user a role: GlobalAdministrator, HybridIdentityAdministrator or none.
@@ -139,6 +141,25 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
         }
         UserCommand::Disable { upn } => set_blocked(client, t, token, &upn, true, json).await?,
         UserCommand::Enable { upn } => set_blocked(client, t, token, &upn, false, json).await?,
+        UserCommand::Unlock { upn } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/users/{}/unlock", seg(&upn)),
+                    token,
+                    &json!({}),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                if v["unlocked"] == true {
+                    println!("Unlocked {}: it may sign in again", s(v, "upn"));
+                } else {
+                    println!(
+                        "{} was not locked and had no wrong passwords counted",
+                        s(v, "upn")
+                    );
+                }
+            });
+        }
         UserCommand::Delete { upn } => {
             let v = client
                 .delete(&format!("/{t}/admin/users/{}", seg(&upn)), token)

@@ -33,6 +33,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "directory sync",
         include_str!("../../migrations/0005_directory_sync.sql"),
     ),
+    (
+        6,
+        "smart lockout",
+        include_str!("../../migrations/0006_smart_lockout.sql"),
+    ),
 ];
 
 #[derive(Debug)]

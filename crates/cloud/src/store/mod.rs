@@ -16,6 +16,7 @@ pub mod agents;
 mod cache;
 pub mod device;
 pub mod federation;
+pub mod lockout;
 mod migrate;
 pub mod oidc;
 pub mod portal;

@@ -1,0 +1,156 @@
+//! Smart lockout counters: wrong passwords per tenant and user name, and the lock they lead
+//! to. A lock lasts the tenant's `lockout_duration_seconds`, doubled for each lockout since
+//! the last successful sign-in (at most 64 times as long); failures older than
+//! [`FAILURE_WINDOW_SECS`] are forgotten.
+
+use uuid::Uuid;
+
+use super::{Result, Store};
+
+/// Wrong passwords older than this no longer count toward a lock, seconds.
+pub const FAILURE_WINDOW_SECS: i64 = 3600;
+/// A lock grows at most to this many times the tenant's duration.
+const MAX_GROWTH: i64 = 64;
+
+/// The lock a failure led to, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// Unix seconds.
+    pub until: i64,
+    /// Lockouts since the last successful sign-in, this one included.
+    pub lockouts: i64,
+}
+
+impl Store {
+    /// Until when `username` is locked, if it is now.
+    pub async fn locked_until(
+        &self,
+        tenant_id: Uuid,
+        username: &str,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let until: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT locked_until FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(until.flatten().filter(|t| *t > now))
+    }
+
+    /// Counts a wrong password; at `threshold` failures the name is locked.
+    pub async fn record_wrong_password(
+        &self,
+        tenant_id: Uuid,
+        username: &str,
+        threshold: u32,
+        duration_secs: u64,
+        now: i64,
+    ) -> Result<Option<Locked>> {
+        let mut tx = self.write_tx().await?;
+        let (failures, lockouts): (i64, i64) = sqlx::query_as(
+            "INSERT INTO sign_in_lockouts (tenant_id, username, failures, last_failure_at)
+             VALUES (?, ?, 1, ?)
+             ON CONFLICT (tenant_id, username) DO UPDATE SET
+                 failures = CASE WHEN last_failure_at < ? THEN 1 ELSE failures + 1 END,
+                 last_failure_at = excluded.last_failure_at
+             RETURNING failures, lockouts",
+        )
+        .bind(tenant_id.to_string())
+        .bind(username)
+        .bind(now)
+        .bind(now - FAILURE_WINDOW_SECS)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut locked = None;
+        if failures >= i64::from(threshold.max(1)) {
+            let growth = 1i64 << lockouts.clamp(0, 6);
+            let secs = i64::try_from(duration_secs).unwrap_or(i64::MAX / MAX_GROWTH);
+            let until = now.saturating_add(secs.saturating_mul(growth.min(MAX_GROWTH)));
+            sqlx::query(
+                "UPDATE sign_in_lockouts SET failures = 0, locked_until = ?, lockouts = lockouts + 1
+                 WHERE tenant_id = ? AND username = ?",
+            )
+            .bind(until)
+            .bind(tenant_id.to_string())
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+            locked = Some(Locked {
+                until,
+                lockouts: lockouts + 1,
+            });
+        }
+        tx.commit().await?;
+        Ok(locked)
+    }
+
+    /// Forgets `username`'s failures and locks (a successful sign-in, or an administrator's
+    /// unlock). Returns whether there was anything to forget.
+    pub async fn clear_lockout(&self, tenant_id: Uuid, username: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?")
+            .bind(tenant_id.to_string())
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Removes counters with no recent failure and no lock in force.
+    pub async fn purge_lockouts(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM sign_in_lockouts WHERE last_failure_at < ?
+               AND (locked_until IS NULL OR locked_until < ?)",
+        )
+        .bind(now - FAILURE_WINDOW_SECS)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{test_store, DomainKind};
+
+    #[tokio::test]
+    async fn failures_lock_and_locks_grow_until_a_success() -> anyhow::Result<()> {
+        let (s, dir, t) = test_store("lockout", "corp.test", DomainKind::Managed).await?;
+        let u = "a@corp.test";
+        assert_eq!(s.record_wrong_password(t, u, 3, 60, 100).await?, None);
+        assert_eq!(
+            s.record_wrong_password(t, "A@CORP.TEST", 3, 60, 101)
+                .await?,
+            None
+        );
+        let first = s.record_wrong_password(t, u, 3, 60, 102).await?;
+        assert_eq!(first.map(|l| (l.until, l.lockouts)), Some((162, 1)));
+        assert_eq!(s.locked_until(t, u, 150).await?, Some(162));
+        assert_eq!(s.locked_until(t, u, 162).await?, None, "over at its end");
+        // The next lock is twice as long.
+        for now in 200..202 {
+            s.record_wrong_password(t, u, 3, 60, now).await?;
+        }
+        let second = s.record_wrong_password(t, u, 3, 60, 202).await?;
+        assert_eq!(second.map(|l| (l.until, l.lockouts)), Some((322, 2)));
+        // Old failures are forgotten.
+        s.clear_lockout(t, u).await?;
+        s.record_wrong_password(t, u, 3, 60, 1000).await?;
+        s.record_wrong_password(t, u, 3, 60, 1001).await?;
+        let late = 1001 + super::FAILURE_WINDOW_SECS + 1;
+        assert_eq!(s.record_wrong_password(t, u, 3, 60, late).await?, None);
+        // A success (or an unlock) forgets everything; the purge drops stale rows.
+        assert!(s.clear_lockout(t, u).await?);
+        assert!(!s.clear_lockout(t, u).await?);
+        s.record_wrong_password(t, "b@corp.test", 3, 60, 10).await?;
+        assert_eq!(
+            s.purge_lockouts(10 + super::FAILURE_WINDOW_SECS + 1)
+                .await?,
+            1
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+}

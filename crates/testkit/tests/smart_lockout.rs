@@ -1,0 +1,109 @@
+//! Smart lockout in the cloud, against Samba through the real agent: the cloud locks a user
+//! name before Active Directory would, so an attacker's guesses never lock the on-premises
+//! account (the test bed's AD locks after 3 wrong passwords; the cloud here after 2).
+
+use std::time::Duration;
+
+use ldap3::{Scope, SearchEntry};
+use passthru_testkit::bed;
+use passthru_testkit::fixture::PtaSetup;
+use passthru_testkit::procs::{fresh_dir, recorded_secret};
+use passthru_testkit::{AccountState, TestUser};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cloud_locks_before_active_directory_does() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    assert!(
+        corp.lockout_threshold >= 3,
+        "the test needs AD to lock later than the cloud"
+    );
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let user = TestUser::with(
+        &format!("lock{tag}"),
+        &format!("lock{tag}"),
+        &corp.upn_suffix,
+        AccountState::Good,
+        recorded_secret("Pw"),
+        "Lock Test",
+    );
+    admin.create_user(&user).await?;
+    let t = PtaSetup::new(&fresh_dir("smart-lockout")?, &corp).start()?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_threshold", "2"])?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_duration_seconds", "600"])?;
+    let client = t.sign_in()?;
+
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = client
+            .password("contoso", &user.upn, &format!("Wrong-Passw0rd-{i}!"))
+            .await?;
+        codes.push(r.code());
+    }
+    let mut expected = vec![Some(50126), Some(50126)];
+    expected.extend(std::iter::repeat_n(Some(50053), 8));
+    assert_eq!(codes, expected);
+    // The right password is refused too while the lock lasts, with no agent round trip.
+    let r = client
+        .password("contoso", &user.upn, &user.password)
+        .await?;
+    assert_eq!(r.code(), Some(50053), "{:?}", r.body);
+    let log: Value = serde_json::from_str(&t.cloud.admin(&[
+        "--json", "signins", "list", "--user", &user.upn, "--result", "50053",
+    ])?)?;
+    let locked = log["signins"].as_array().cloned().unwrap_or_default();
+    assert_eq!(locked.len(), 9, "{log}");
+    assert!(locked.iter().all(|l| l["agent_id"].is_null()), "{log}");
+
+    // Active Directory saw only the two wrong passwords: the account is not locked there.
+    let (entries, _) = admin
+        .ldap()
+        .with_timeout(Duration::from_secs(10))
+        .search(
+            &user.dn(&corp.base_dn),
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["badPwdCount", "lockoutTime"],
+        )
+        .await?
+        .success()?;
+    let entry = entries
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct)
+        .ok_or_else(|| anyhow::anyhow!("user not found"))?;
+    let bad: u32 = entry
+        .attrs
+        .get("badPwdCount")
+        .and_then(|v| v.first())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(bad, 2, "{entry:?}");
+    assert!(bad < corp.lockout_threshold);
+    assert!(
+        corp.bind(&user.upn, &user.password).await.is_ok(),
+        "AD does not consider the account locked"
+    );
+
+    // An administrator ends the lock: the right password works again, and the counter is
+    // forgotten.
+    let out = t.cloud.admin(&["user", "unlock", &user.upn])?;
+    assert!(out.contains("Unlocked"), "{out}");
+    let r = client
+        .password("contoso", &user.upn, &user.password)
+        .await?;
+    assert!(r.ok(), "{:?}", r.body);
+    let r = client
+        .password("contoso", &user.upn, "Wrong-Passw0rd-again!")
+        .await?;
+    assert_eq!(
+        r.code(),
+        Some(50126),
+        "one failure after a success does not lock"
+    );
+    admin.delete(&user.dn(&corp.base_dn)).await?;
+    Ok(())
+}
