@@ -30,6 +30,7 @@ pub mod tls_config;
 pub mod trace_log;
 pub mod validation;
 pub mod validator;
+pub mod wrong_passwords;
 
 #[cfg(test)]
 mod test_support;

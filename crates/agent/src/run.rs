@@ -21,6 +21,7 @@ use crate::state_dir::{StateDir, StateError, TRACE_LOG_FILE};
 use crate::tls_config::{self, TlsConfigError};
 use crate::trace_log::TraceLog;
 use crate::validator::Validator;
+use crate::wrong_passwords::{self, WrongPasswords};
 
 /// What `run` was given.
 #[derive(Debug, Clone)]
@@ -67,6 +68,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The operating system's random generator failed (the wrong-password memory's key).
+    #[error("cannot make a random key: the operating system's random generator failed")]
+    Random,
     /// Signal handlers could not be installed.
     #[error("cannot listen for SIGTERM/SIGINT: {0}")]
     Signals(#[source] std::io::Error),
@@ -131,6 +135,8 @@ where
         },
         skew_tolerance: config.clock_skew_tolerance,
         stats: Default::default(),
+        wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
+            .map_err(|_| RunError::Random)?,
     });
     let shutdown = shutdown_on_signals()?;
     tracing::info!(

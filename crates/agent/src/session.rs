@@ -24,7 +24,7 @@ use crate::connect::{classify_ws_error, AgentSocket, Endpoint};
 use crate::link_error::LinkError;
 use crate::stats::AgentStats;
 use crate::trace_log::TraceLog;
-use crate::validation::validate_request;
+use crate::validation::{validate_remembering, Validated};
 use crate::validator::Validator;
 
 /// How long the cloud has to send `Welcome` after the upgrade.
@@ -68,6 +68,8 @@ pub struct AgentContext<V> {
     pub skew_tolerance: Duration,
     /// The agent's own counters, reported to the cloud every heartbeat.
     pub stats: AgentStats,
+    /// Recent wrong passwords, by user (keyed digests, in memory only).
+    pub wrong_passwords: crate::wrong_passwords::WrongPasswords,
 }
 
 /// How a session ended without an error.
@@ -176,8 +178,14 @@ fn spawn_validation<V: Validator>(
             return;
         };
         let started = Instant::now();
-        let outcome =
-            validate_request(&ctx.admission, &ctx.validator, &request, clock::now_ms()).await;
+        let Validated { outcome, repeated } = validate_remembering(
+            &ctx.admission,
+            &ctx.validator,
+            Some(&ctx.wrong_passwords),
+            &request,
+            clock::now_ms(),
+        )
+        .await;
         ctx.stats
             .record(&outcome, asked_directory(&outcome).then(|| started.elapsed()));
         if let Err(e) = ctx.trace.record(clock::now_utc(), request.request_id, &outcome) {
@@ -189,6 +197,7 @@ fn spawn_validation<V: Validator>(
             request_id: request.request_id,
             outcome,
             agent_micros,
+            repeated,
         };
         if let Some(message) = text(&answer) {
             // If the connection is gone the cloud has already given the request to another

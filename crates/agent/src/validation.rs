@@ -6,6 +6,7 @@ use passthru_proto::{Outcome, SealedRequest, Win32};
 
 use crate::admission::Admission;
 use crate::validator::{Validator, Verdict};
+use crate::wrong_passwords::WrongPasswords;
 
 /// Validates `request` received at `now_ms`.
 pub async fn validate_request<V: Validator + ?Sized>(
@@ -14,15 +15,51 @@ pub async fn validate_request<V: Validator + ?Sized>(
     request: &SealedRequest,
     now_ms: u64,
 ) -> Outcome {
+    validate_remembering(admission, validator, None, request, now_ms)
+        .await
+        .outcome
+}
+
+/// What a validation gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    pub outcome: Outcome,
+    /// The answer came from the memory of this user's recent wrong passwords: no bind.
+    pub repeated: bool,
+}
+
+/// Validates `request`, answering a wrong password the user recently tried from `memory`
+/// (1326, no bind) and keeping the memory up to date.
+pub async fn validate_remembering<V: Validator + ?Sized>(
+    admission: &Admission,
+    validator: &V,
+    memory: Option<&WrongPasswords>,
+    request: &SealedRequest,
+    now_ms: u64,
+) -> Validated {
+    let done = |outcome| Validated {
+        outcome,
+        repeated: false,
+    };
     let payload = match admission.admit(request, now_ms) {
         Ok(payload) => payload,
-        Err(error) => return Outcome::Error { error },
+        Err(error) => return done(Outcome::Error { error }),
     };
     if payload.password.is_empty() {
         // An empty password would be an anonymous bind, which "succeeds": never ask.
         drop(payload);
-        return Outcome::Denied {
+        return done(Outcome::Denied {
             win32: Win32::LogonFailure,
+        });
+    }
+    let now = std::time::Instant::now();
+    if memory.is_some_and(|m| m.seen(&payload.username, &payload.password, now)) {
+        drop(payload);
+        return Validated {
+            outcome: Outcome::Denied {
+                win32: Win32::LogonFailure,
+            },
+            repeated: true,
         };
     }
     // The directory work ends with the request's deadline: past it the cloud has answered
@@ -33,15 +70,24 @@ pub async fn validate_request<V: Validator + ?Sized>(
         validator.validate(&payload.username, &payload.password),
     )
     .await;
+    if let Some(m) = memory {
+        match &verdict {
+            Ok(Ok(Verdict::Denied(Win32::LogonFailure))) => {
+                m.remember(&payload.username, &payload.password, now)
+            }
+            Ok(Ok(Verdict::Accepted(_))) => m.forget(&payload.username),
+            _ => {}
+        }
+    }
     drop(payload);
-    match verdict {
+    done(match verdict {
         Ok(Ok(Verdict::Accepted(user))) => Outcome::Success(user),
         Ok(Ok(Verdict::Denied(win32))) => Outcome::Denied { win32 },
         Ok(Err(error)) => Outcome::Error { error },
         Err(_) => Outcome::Error {
             error: passthru_proto::AgentError::DirectoryTimeout,
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -105,6 +151,54 @@ mod tests {
             password: Zeroizing::new(pw.into()),
         };
         seal(keys.public_bytes(), header, &payload).ok()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_wrong_password_is_answered_without_a_bind() -> Result<(), &'static str> {
+        let keys = AgentKeyPair::generate();
+        let public = AgentKeyPair::from_private_bytes(keys.private_bytes()).map_err(|_| "key")?;
+        let ids = (Uuid::new_v4(), Uuid::new_v4());
+        let adm = Admission::new(
+            Identity {
+                tenant_id: ids.0,
+                agent_id: ids.1,
+                keys,
+            },
+            Duration::from_secs(300),
+            100,
+        );
+        let fake = Fake {
+            calls: AtomicUsize::new(0),
+        };
+        let memory = WrongPasswords::new(Duration::from_secs(60)).map_err(|_| "rng")?;
+        let alice = "alice@corp.example.test";
+        let run = |pw: &str| sealed(&public, ids, alice, pw).ok_or("seal");
+        let first = validate_remembering(&adm, &fake, Some(&memory), &run("typo")?, NOW).await;
+        assert!(!first.repeated);
+        assert_eq!(
+            first.outcome,
+            Outcome::Denied {
+                win32: Win32::LogonFailure
+            }
+        );
+        let again = validate_remembering(&adm, &fake, Some(&memory), &run("typo")?, NOW).await;
+        assert!(again.repeated);
+        assert_eq!(
+            again.outcome,
+            Outcome::Denied {
+                win32: Win32::LogonFailure
+            }
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "no second bind");
+        // Another wrong password binds; the right one succeeds and clears the memory.
+        let other = validate_remembering(&adm, &fake, Some(&memory), &run("other")?, NOW).await;
+        assert!(!other.repeated);
+        let ok = validate_remembering(&adm, &fake, Some(&memory), &run("right")?, NOW).await;
+        assert!(matches!(ok.outcome, Outcome::Success(_)));
+        let after = validate_remembering(&adm, &fake, Some(&memory), &run("typo")?, NOW).await;
+        assert!(!after.repeated, "a success forgets the wrong passwords");
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+        Ok(())
     }
 
     #[tokio::test]

@@ -295,6 +295,10 @@ async fn validates_reconnects_and_drains() -> TestResult {
         },
         skew_tolerance: Duration::from_secs(300),
         stats: Default::default(),
+        wrong_passwords: passthru_agent::wrong_passwords::WrongPasswords::new(
+            passthru_agent::wrong_passwords::WINDOW,
+        )
+        .map_err(|_| "no random key")?,
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move { stay_connected(ctx, &endpoint, tls, shutdown).await });

@@ -181,8 +181,8 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 conn.heard();
                 match msg {
                     Message::Text(t) => match serde_json::from_str::<AgentToCloud>(t.as_str()) {
-                        Ok(AgentToCloud::Result { request_id, outcome, agent_micros }) => {
-                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros };
+                        Ok(AgentToCloud::Result { request_id, outcome, agent_micros, repeated }) => {
+                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated };
                             if !state.gateway.complete(&conn, request_id, reply) {
                                 tracing::info!(agent = %conn.agent_id, request = %request_id, "late or unknown answer dropped (AADSTS80014)");
                             }

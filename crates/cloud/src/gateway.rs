@@ -36,6 +36,8 @@ pub struct Reply {
     pub agent_id: Uuid,
     pub agent_host: String,
     pub agent_micros: u64,
+    /// The agent answered a recently tried wrong password from memory (no bind).
+    pub repeated: bool,
 }
 
 /// One connected agent.

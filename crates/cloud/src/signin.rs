@@ -36,6 +36,8 @@ struct Trail {
     /// The name smart lockout counts under (the resolved UPN), once the password was
     /// checked.
     lockout_key: Option<String>,
+    /// The agent answered a wrong password the user had just tried (not counted again).
+    repeated: bool,
 }
 
 pub use crate::store::sync::onprem_object_id;
@@ -178,7 +180,7 @@ async fn smart_lockout(
             .clear_lockout(tenant.id, key)
             .await
             .map(|_| None),
-        Err(e) if e.code == Aadsts::InvalidCredentials => {
+        Err(e) if e.code == Aadsts::InvalidCredentials && !trail.repeated => {
             let s = &tenant.settings;
             state
                 .store
@@ -286,6 +288,7 @@ async fn pass_through(
         Err(DispatchError::Timeout) => return Err(fail(Aadsts::AgentTimeout)),
     };
     trail.agent_id = Some(reply.agent_id);
+    trail.repeated = reply.repeated;
     match reply.outcome {
         Outcome::Success(dir_user) => record_user(state, attempt, &dir_user).await,
         Outcome::Denied { win32 } => {

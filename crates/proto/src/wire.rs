@@ -65,6 +65,10 @@ pub enum AgentToCloud {
         outcome: Outcome,
         /// Time spent in the agent, microseconds (for latency reports).
         agent_micros: u64,
+        /// A wrong password the user tried recently, answered from the agent's memory without
+        /// a bind: the cloud's smart lockout does not count it again.
+        #[serde(default)]
+        repeated: bool,
     },
     /// The agent is draining: send it no new work.
     Draining,

@@ -107,3 +107,62 @@ async fn the_cloud_locks_before_active_directory_does() -> anyhow::Result<()> {
     admin.delete(&user.dn(&corp.base_dn)).await?;
     Ok(())
 }
+
+async fn bad_pwd_count(
+    admin: &mut passthru_testkit::users::Admin,
+    dn: &str,
+) -> anyhow::Result<u32> {
+    let (entries, _) = admin
+        .ldap()
+        .with_timeout(Duration::from_secs(10))
+        .search(dn, Scope::Base, "(objectClass=*)", vec!["badPwdCount"])
+        .await?
+        .success()?;
+    Ok(entries
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct)
+        .and_then(|e| e.attrs.get("badPwdCount")?.first()?.parse().ok())
+        .unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_wrong_password_again_is_counted_once() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let user = TestUser::with(
+        &format!("retry{tag}"),
+        &format!("retry{tag}"),
+        &corp.upn_suffix,
+        AccountState::Good,
+        recorded_secret("Pw"),
+        "Retry Test",
+    );
+    admin.create_user(&user).await?;
+    let dn = user.dn(&corp.base_dn);
+    let t = PtaSetup::new(&fresh_dir("wrong-password-memory")?, &corp).start()?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_threshold", "2"])?;
+    let client = t.sign_in()?;
+    // A phone retrying an old password four times: one mistake for AD and for the cloud.
+    for _ in 0..4 {
+        let r = client
+            .password("contoso", &user.upn, "Old-Passw0rd-1!")
+            .await?;
+        assert_eq!(r.code(), Some(50126), "{:?}", r.body);
+    }
+    assert_eq!(bad_pwd_count(&mut admin, &dn).await?, 1);
+    // A second, different mistake is counted: the cloud's threshold (2) is reached.
+    let r = client
+        .password("contoso", &user.upn, "Another-Passw0rd-2!")
+        .await?;
+    assert_eq!(r.code(), Some(50126), "{:?}", r.body);
+    assert_eq!(bad_pwd_count(&mut admin, &dn).await?, 2);
+    let r = client
+        .password("contoso", &user.upn, &user.password)
+        .await?;
+    assert_eq!(r.code(), Some(50053), "{:?}", r.body);
+    admin.delete(&dn).await?;
+    Ok(())
+}
