@@ -31,7 +31,8 @@ pub fn user_message(code: Aadsts) -> &'static str {
         Aadsts::UserNotFound => "We couldn't find an account with that username. Check the name, or try another account.",
         Aadsts::AccountLocked => "Your account is locked because of too many sign-in attempts with a wrong password. Try again later, or contact your administrator.",
         Aadsts::AccountDisabled => "Your account has been disabled or has expired. Contact your administrator.",
-        Aadsts::PasswordChangeRequired => "Your password has expired or must be changed before you can sign in. Change it the way your organization recommends, then try again.",
+        // The seed's words for a user who may not change the password here (no writeback).
+        Aadsts::PasswordChangeRequired => "Your organization doesn't allow you to update your password on this site. Please update it according to the method recommended by your organization, or ask your admin if you need help.",
         Aadsts::NoPasswordInCloud => "This organization doesn't let you sign in with a password here yet. Contact your administrator.",
         Aadsts::LogonHours => "You can't sign in at this time of day. Your organization limits the hours your account can be used.",
         Aadsts::DirectoryCommunication => "Your organization's directory refused this sign-in. Contact your administrator (they may need to allow sign-in from the authentication agent's computer).",

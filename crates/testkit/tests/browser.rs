@@ -490,6 +490,15 @@ fn chromium_signs_in_with_code_pkce_and_sees_each_aadsts_page() -> anyhow::Resul
         failures.join("\n\n")
     );
     ensure!(sentences.len() == 7, "{sentences:?}");
+    // An expired or must-change password, without writeback: the seed's message.
+    ensure!(
+        sentences
+            .get(&50144)
+            .is_some_and(|s| s.iter().all(|x| x.contains(
+                "Your organization doesn't allow you to update your password on this site."
+            ))),
+        "{sentences:?}"
+    );
     eprintln!(
         "browser test: {} sign-ins with Chromium {} in {:.1} s; screenshots in {}",
         cases.len(),
