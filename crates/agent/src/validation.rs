@@ -153,8 +153,11 @@ mod tests {
         seal(keys.public_bytes(), header, &payload).ok()
     }
 
-    #[tokio::test]
-    async fn a_repeated_wrong_password_is_answered_without_a_bind() -> Result<(), &'static str> {
+    type Setup = (Admission, AgentKeyPair, (Uuid, Uuid), Fake);
+
+    /// An admission for a fresh agent, the public half of its key (to seal to), its tenant
+    /// and agent ids, and a fake directory.
+    fn setup() -> Result<Setup, &'static str> {
         let keys = AgentKeyPair::generate();
         let public = AgentKeyPair::from_private_bytes(keys.private_bytes()).map_err(|_| "key")?;
         let ids = (Uuid::new_v4(), Uuid::new_v4());
@@ -170,6 +173,12 @@ mod tests {
         let fake = Fake {
             calls: AtomicUsize::new(0),
         };
+        Ok((adm, public, ids, fake))
+    }
+
+    #[tokio::test]
+    async fn a_repeated_wrong_password_is_answered_without_a_bind() -> Result<(), &'static str> {
+        let (adm, public, ids, fake) = setup()?;
         let memory = WrongPasswords::new(Duration::from_secs(60)).map_err(|_| "rng")?;
         let alice = "alice@corp.example.test";
         let run = |pw: &str| sealed(&public, ids, alice, pw).ok_or("seal");
@@ -203,21 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn outcomes() -> Result<(), &'static str> {
-        let keys = AgentKeyPair::generate();
-        let public = AgentKeyPair::from_private_bytes(keys.private_bytes()).map_err(|_| "key")?;
-        let ids = (Uuid::new_v4(), Uuid::new_v4());
-        let adm = Admission::new(
-            Identity {
-                tenant_id: ids.0,
-                agent_id: ids.1,
-                keys,
-            },
-            Duration::from_secs(300),
-            100,
-        );
-        let fake = Fake {
-            calls: AtomicUsize::new(0),
-        };
+        let (adm, public, ids, fake) = setup()?;
 
         let ok = sealed(&public, ids, "alice@corp.example.test", "right").ok_or("seal")?;
         let out = validate_request(&adm, &fake, &ok, NOW).await;
