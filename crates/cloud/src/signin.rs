@@ -36,6 +36,8 @@ struct Trail {
     /// The name smart lockout counts under (the resolved UPN), once the password was
     /// checked.
     lockout_key: Option<String>,
+    /// Wrong passwords of that name were on record when the check began.
+    lockout_counted: bool,
     /// The agent answered a wrong password the user had just tried (not counted again).
     repeated: bool,
 }
@@ -117,17 +119,18 @@ async fn decide(
     }
     // Smart lockout: a locked name gets 50053 with no password check and no agent round
     // trip, so an attacker cannot drive the on-premises account into AD's lockout.
-    let locked = state
+    let lockout = state
         .store
-        .locked_until(tenant.id, username, unix_now())
+        .lockout(tenant.id, username, unix_now())
         .await
         .map_err(|e| server_error(e, attempt))?;
-    if locked.is_some() {
+    if lockout.locked_until.is_some() {
         return Err(fail(Aadsts::AccountLocked).with_detail(
             "The account is locked in the cloud after too many wrong passwords. Try again later.",
         ));
     }
     trail.lockout_key = Some(username.to_string());
+    trail.lockout_counted = lockout.counted;
     // Cloud-only users sign in with their cloud password, whatever the PTA setting.
     if let Some(user) = &existing {
         if let Some(hash) = &user.password_hash {
@@ -175,6 +178,8 @@ async fn smart_lockout(
     };
     let tenant = attempt.tenant;
     let outcome = match result {
+        // Nothing to forget (the common case): no write on the sign-in path.
+        Ok(_) if !trail.lockout_counted => Ok(None),
         Ok(_) => state
             .store
             .clear_lockout(tenant.id, key)

@@ -21,14 +21,19 @@ pub struct Locked {
     pub lockouts: i64,
 }
 
+/// A user name's smart lockout state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Wrong passwords or a lock are on record (a success should forget them).
+    pub counted: bool,
+    /// Until when the name is locked, Unix seconds, if it is now.
+    pub locked_until: Option<i64>,
+}
+
 impl Store {
-    /// Until when `username` is locked, if it is now.
-    pub async fn locked_until(
-        &self,
-        tenant_id: Uuid,
-        username: &str,
-        now: i64,
-    ) -> Result<Option<i64>> {
+    /// `username`'s smart lockout state at `now`: one read, so that a sign-in of a name with
+    /// nothing counted (the common case) writes nothing after it succeeds.
+    pub async fn lockout(&self, tenant_id: Uuid, username: &str, now: i64) -> Result<Lockout> {
         let until: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT locked_until FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?",
         )
@@ -36,7 +41,10 @@ impl Store {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(until.flatten().filter(|t| *t > now))
+        Ok(Lockout {
+            counted: until.is_some(),
+            locked_until: until.flatten().filter(|t| *t > now),
+        })
     }
 
     /// Counts a wrong password; at `threshold` failures the name is locked.
@@ -127,8 +135,11 @@ mod tests {
         );
         let first = s.record_wrong_password(t, u, 3, 60, 102).await?;
         assert_eq!(first.map(|l| (l.until, l.lockouts)), Some((162, 1)));
-        assert_eq!(s.locked_until(t, u, 150).await?, Some(162));
-        assert_eq!(s.locked_until(t, u, 162).await?, None, "over at its end");
+        assert_eq!(s.lockout(t, u, 150).await?.locked_until, Some(162));
+        let over = s.lockout(t, u, 162).await?;
+        assert_eq!(over.locked_until, None, "over at its end");
+        assert!(over.counted);
+        assert!(!s.lockout(t, "nobody@corp.test", 150).await?.counted);
         // The next lock is twice as long.
         for now in 200..202 {
             s.record_wrong_password(t, u, 3, 60, now).await?;
