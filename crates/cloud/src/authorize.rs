@@ -472,7 +472,7 @@ pub async fn login_password(
             )
         }
     };
-    complete_sign_in(&state, &t, &req, user.id, corr).await
+    crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await
 }
 
 /// Finishes a sign-in where the user just proved who they are (password, or a federated

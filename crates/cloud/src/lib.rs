@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod init;
 pub mod issue;
 pub mod metrics;
+pub mod mfa;
 pub mod oauth_error;
 pub mod pages;
 pub mod passwords;

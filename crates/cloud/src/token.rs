@@ -180,6 +180,7 @@ pub async fn token(
                 correlation_id: corr,
             };
             let user = check_password(&state, &attempt, password).await?;
+            crate::mfa::password_grant_allowed(&state, &tenant, &user, corr).await?;
             let g = Grant {
                 base: &base,
                 tenant: &tenant,
