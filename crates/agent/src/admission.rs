@@ -137,6 +137,7 @@ mod tests {
         let payload = ValidationPayload {
             username: "alice@corp.example.test".into(),
             password: Zeroizing::new("S3cret!".into()),
+            operation: Default::default(),
         };
         seal(public, header, &payload).ok()
     }

@@ -1,9 +1,11 @@
 //! The real [`Validator`]: `passthru_directory` (LDAPS binds to the forests' domain
 //! controllers).
 
-use passthru_directory::{DcHealth, Directory, DirectoryError, ForestConfig, SyncCredentials};
+use passthru_directory::{
+    DcHealth, Directory, DirectoryError, ForestConfig, PasswordWrite, SyncCredentials, WriteVerdict,
+};
 use passthru_proto::sync::{SyncBatch, SyncDone, SyncForest, SyncRun};
-use passthru_proto::AgentError;
+use passthru_proto::{AgentError, PasswordOperation};
 use tokio::sync::mpsc;
 
 use crate::config::AgentConfig;
@@ -104,6 +106,53 @@ impl Validator for DirectoryValidator {
                 consecutive_failures: h.consecutive_failures,
             })
             .collect()
+    }
+
+    async fn write_password(
+        &self,
+        upn: &str,
+        old: &str,
+        operation: &PasswordOperation,
+    ) -> Result<Verdict, AgentError> {
+        let write = match operation {
+            PasswordOperation::Change { new_password } => PasswordWrite::Change {
+                old,
+                new: new_password,
+            },
+            PasswordOperation::Reset {
+                new_password,
+                must_change,
+            } => PasswordWrite::Reset {
+                new: new_password,
+                must_change: *must_change,
+            },
+            _ => return Err(AgentError::DirectoryError),
+        };
+        // Writeback uses the service account of the user's forest (the one sync uses).
+        let service = self.directory.route(upn).and_then(|forest| {
+            self.sync
+                .iter()
+                .find(|(name, ..)| name.eq_ignore_ascii_case(forest.name()))
+                .map(|(_, creds, ..)| creds)
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        match self
+            .directory
+            .write_password(upn, write, service, now)
+            .await
+        {
+            Ok(WriteVerdict::Written(user)) => Ok(Verdict::Accepted(user)),
+            Ok(WriteVerdict::Denied(win32)) => Ok(Verdict::Denied(win32)),
+            Ok(WriteVerdict::Refused(refusal)) => Ok(Verdict::Refused(refusal)),
+            Err(e) => {
+                let error = e.agent_error();
+                tracing::warn!(error = %e, operation = operation.name(), code = error.aadsts().code(), "password writeback failed");
+                Err(error)
+            }
+        }
     }
 
     async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, AgentError> {

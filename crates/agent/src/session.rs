@@ -146,6 +146,9 @@ fn outcome_kind(outcome: &Outcome) -> String {
         Outcome::Success(_) => "success".to_string(),
         Outcome::Denied { win32 } => format!("denied {win32}"),
         Outcome::Error { error } => format!("error {}", error.describe()),
+        Outcome::PolicyRefused { refusal } => {
+            format!("refused by the password policy ({refusal:?})")
+        }
         _ => "other".to_string(),
     }
 }
@@ -154,7 +157,7 @@ fn outcome_kind(outcome: &Outcome) -> String {
 fn asked_directory(outcome: &Outcome) -> bool {
     use passthru_proto::AgentError as E;
     match outcome {
-        Outcome::Success(_) | Outcome::Denied { .. } => true,
+        Outcome::Success(_) | Outcome::Denied { .. } | Outcome::PolicyRefused { .. } => true,
         Outcome::Error { error } => matches!(
             error,
             E::DirectoryUnreachable | E::DirectoryTimeout | E::DirectoryError

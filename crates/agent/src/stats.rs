@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use passthru_proto::wire::AgentStatsReport;
-use passthru_proto::Outcome;
+use passthru_proto::{Outcome, Win32};
 
 /// Counters shared by every connection of the process.
 #[derive(Debug, Default)]
@@ -29,6 +29,10 @@ impl AgentStats {
             Outcome::Success(_) => r.success += 1,
             Outcome::Denied { win32 } => {
                 *r.denied.entry(win32.code().to_string()).or_default() += 1
+            }
+            Outcome::PolicyRefused { .. } => {
+                let code = Win32::PasswordRestriction.code().to_string();
+                *r.denied.entry(code).or_default() += 1
             }
             Outcome::Error { error } => {
                 let name = match serde_json::to_value(error) {

@@ -2,7 +2,7 @@
 //! password rule, then the directory. The decrypted payload is dropped (and its password
 //! zeroized) as soon as the directory has answered.
 
-use passthru_proto::{Outcome, SealedRequest, Win32};
+use passthru_proto::{Outcome, PasswordOperation, SealedRequest, ValidationPayload, Win32};
 
 use crate::admission::Admission;
 use crate::validator::{Validator, Verdict};
@@ -45,6 +45,9 @@ pub async fn validate_remembering<V: Validator + ?Sized>(
         Ok(payload) => payload,
         Err(error) => return done(Outcome::Error { error }),
     };
+    if !payload.operation.is_validate() {
+        return done(write_password(validator, memory, payload, request, now_ms).await);
+    }
     if payload.password.is_empty() {
         // An empty password would be an anonymous bind, which "succeeds": never ask.
         drop(payload);
@@ -83,11 +86,58 @@ pub async fn validate_remembering<V: Validator + ?Sized>(
     done(match verdict {
         Ok(Ok(Verdict::Accepted(user))) => Outcome::Success(user),
         Ok(Ok(Verdict::Denied(win32))) => Outcome::Denied { win32 },
+        Ok(Ok(Verdict::Refused(refusal))) => Outcome::PolicyRefused { refusal },
         Ok(Err(error)) => Outcome::Error { error },
         Err(_) => Outcome::Error {
             error: passthru_proto::AgentError::DirectoryTimeout,
         },
     })
+}
+
+/// Password writeback: a change (the payload's password is the old one) or a reset.
+async fn write_password<V: Validator + ?Sized>(
+    validator: &V,
+    memory: Option<&WrongPasswords>,
+    payload: ValidationPayload,
+    request: &SealedRequest,
+    now_ms: u64,
+) -> Outcome {
+    if matches!(payload.operation, PasswordOperation::Change { .. }) && payload.password.is_empty()
+    {
+        return Outcome::Denied {
+            win32: Win32::LogonFailure,
+        };
+    }
+    let budget = std::time::Duration::from_millis(request.expires_at_ms.saturating_sub(now_ms));
+    let verdict = tokio::time::timeout(
+        budget,
+        validator.write_password(&payload.username, &payload.password, &payload.operation),
+    )
+    .await;
+    tracing::info!(user = %payload.username, operation = payload.operation.name(),
+        result = ?verdict.as_ref().map(|v| v.as_ref().map(verdict_name)), "password writeback");
+    if let (Some(m), Ok(Ok(Verdict::Accepted(_)))) = (memory, &verdict) {
+        // Passwords refused before the change say nothing about the new one.
+        m.forget(&payload.username);
+    }
+    drop(payload);
+    match verdict {
+        Ok(Ok(Verdict::Accepted(user))) => Outcome::Success(user),
+        Ok(Ok(Verdict::Denied(win32))) => Outcome::Denied { win32 },
+        Ok(Ok(Verdict::Refused(refusal))) => Outcome::PolicyRefused { refusal },
+        Ok(Err(error)) => Outcome::Error { error },
+        Err(_) => Outcome::Error {
+            error: passthru_proto::AgentError::DirectoryTimeout,
+        },
+    }
+}
+
+fn verdict_name(v: &Verdict) -> String {
+    match v {
+        Verdict::Accepted(_) => "written".into(),
+        Verdict::Denied(w) => format!("denied {}", w.code()),
+        Verdict::Refused(r) => format!("refused by policy ({r:?})"),
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +199,7 @@ mod tests {
         let payload = ValidationPayload {
             username: user.into(),
             password: Zeroizing::new(pw.into()),
+            operation: Default::default(),
         };
         seal(keys.public_bytes(), header, &payload).ok()
     }

@@ -17,6 +17,8 @@ pub enum Verdict {
     Accepted(DirectoryUser),
     /// The directory refused the bind, with the Win32 reason.
     Denied(Win32),
+    /// Password writeback: the password policy refused the new password.
+    Refused(passthru_proto::PasswordRefusal),
 }
 
 /// Checks a password against the directory.
@@ -28,6 +30,18 @@ pub trait Validator: Send + Sync + 'static {
         upn: &str,
         password: &str,
     ) -> impl Future<Output = Result<Verdict, AgentError>> + Send;
+
+    /// Password writeback: changes (`old` given) or resets (`old` empty) the password of
+    /// `upn`, as `operation` says. `Accepted` means the new password is set.
+    fn write_password(
+        &self,
+        upn: &str,
+        old: &str,
+        operation: &passthru_proto::PasswordOperation,
+    ) -> impl Future<Output = Result<Verdict, AgentError>> + Send {
+        let _ = (upn, old, operation);
+        async { Err(AgentError::WritebackNotPermitted) }
+    }
 
     /// The health of the domain controllers behind this validator (none for a fake).
     fn domain_controllers(&self) -> Vec<passthru_proto::wire::DcStatus> {

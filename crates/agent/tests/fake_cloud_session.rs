@@ -241,6 +241,7 @@ fn sealed(
     let payload = ValidationPayload {
         username: "alice@corp.example.test".into(),
         password: Zeroizing::new(password.into()),
+        operation: Default::default(),
     };
     Ok(seal(public, header, &payload)?)
 }

@@ -65,13 +65,24 @@ async fn current_session(
     tenant: &Tenant,
     headers: &HeaderMap,
 ) -> Option<SessionRecord> {
+    session_with_id(state, tenant, headers)
+        .await
+        .map(|(s, _)| s)
+}
+
+/// The tenant's live session of this browser and its id (from the cookie), if any.
+pub(crate) async fn session_with_id(
+    state: &Shared,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Option<(SessionRecord, String)> {
     let id = cookie_value(headers, COOKIE)?;
     let s = state
         .store
         .session(&hash_secret(&id), unix_now())
         .await
         .ok()??;
-    (s.tenant_id == tenant.id).then_some(s)
+    (s.tenant_id == tenant.id).then_some((s, id))
 }
 
 fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
@@ -321,6 +332,15 @@ pub async fn authorize(
 }
 
 /// Loads the pending request of a form and checks its CSRF token.
+pub(crate) async fn pending_request(
+    state: &Shared,
+    t: &Tenant,
+    req: &str,
+    csrf: &str,
+) -> Option<AuthzRequest> {
+    pending(state, t, req, csrf).await
+}
+
 async fn pending(state: &Shared, t: &Tenant, req: &str, csrf: &str) -> Option<AuthzRequest> {
     let r = state.store.authz(t.id, req, unix_now()).await.ok()??;
     crate::issue::secrets_equal(&r.csrf, csrf).then_some(r)
@@ -335,6 +355,11 @@ async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tena
             "This organization was not found.",
         )),
     }
+}
+
+/// The page for a form whose request expired or whose CSRF token is wrong.
+pub(crate) fn expired_page(corr: Uuid) -> Response {
+    expired(corr)
 }
 
 fn expired(corr: Uuid) -> Response {
@@ -461,6 +486,23 @@ pub async fn login_password(
     };
     let user = match check_password(&state, &attempt, f.password).await {
         Ok(u) => u,
+        Err(e) if e.code == Aadsts::PasswordChangeRequired => {
+            // AD said the password is right but expired or to be changed: with writeback,
+            // the user updates it here and the sign-in continues.
+            if let Some(page) =
+                crate::password_change::offer_after_sign_in(&state, &t, &req, &username).await
+            {
+                return page;
+            }
+            return password_page(
+                &t.name,
+                &req.id,
+                &req.csrf,
+                &username,
+                &req.redirect_uri,
+                Some((e.code, corr)),
+            );
+        }
         Err(e) => {
             return password_page(
                 &t.name,

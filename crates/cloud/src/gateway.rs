@@ -133,6 +133,14 @@ impl AgentConn {
     fn serves(&self, domain: &str) -> bool {
         self.upn_suffixes.iter().any(|s| suffix_matches(domain, s))
     }
+
+    /// Whether the agent has a service account for a forest serving `domain` (password
+    /// writeback needs one for resets and for users who cannot bind).
+    fn writes(&self, domain: &str) -> bool {
+        self.sync_forests
+            .iter()
+            .any(|f| f.upn_suffixes.iter().any(|s| suffix_matches(domain, s)))
+    }
 }
 
 struct Pending {
@@ -361,8 +369,15 @@ impl Gateway {
     }
 
     /// Picks the least busy agent of the tenant that serves the user's UPN suffix (or, when
-    /// none announces it, any agent: it will answer "not routable"), skipping `tried`.
-    fn pick(&self, tenant_id: Uuid, suffix: &str, tried: &[Uuid]) -> Option<Arc<AgentConn>> {
+    /// none announces it, any agent: it will answer "not routable"), skipping `tried`. For a
+    /// password write, agents with a service account for the forest come first.
+    fn pick(
+        &self,
+        tenant_id: Uuid,
+        suffix: &str,
+        write: bool,
+        tried: &[Uuid],
+    ) -> Option<Arc<AgentConn>> {
         let inner = self.lock();
         let list = inner.agents.get(&tenant_id)?;
         let usable = || {
@@ -373,7 +388,12 @@ impl Gateway {
             it.min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
                 .cloned()
         };
-        least(&mut usable().filter(|c| c.serves(suffix))).or_else(|| least(&mut usable()))
+        let writer = write
+            .then(|| least(&mut usable().filter(|c| c.writes(suffix))))
+            .flatten();
+        writer
+            .or_else(|| least(&mut usable().filter(|c| c.serves(suffix))))
+            .or_else(|| least(&mut usable()))
     }
 
     /// Validates a password through one agent of the tenant, within `timeout`.
@@ -391,7 +411,8 @@ impl Gateway {
             .unwrap_or_default();
         let mut tried: Vec<Uuid> = Vec::new();
         loop {
-            let Some(agent) = self.pick(tenant_id, &suffix, &tried) else {
+            let write = !payload.operation.is_validate();
+            let Some(agent) = self.pick(tenant_id, &suffix, write, &tried) else {
                 // None connected, or every one we tried went away mid-request.
                 return Err(DispatchError::NoAgent);
             };

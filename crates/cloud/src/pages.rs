@@ -176,13 +176,23 @@ pub fn password_page(
     } else {
         StatusCode::OK
     };
-    let form_action = match url::Url::parse(redirect_uri) {
+    page(
+        status,
+        "Enter password",
+        &body,
+        &app_form_action(redirect_uri),
+    )
+}
+
+/// The `form-action` of a page whose form's answer redirects to the app's `redirect_uri`
+/// (browsers check form-action on redirects too).
+pub fn app_form_action(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
         Ok(u) if u.origin().is_tuple() => format!("'self' {}", u.origin().ascii_serialization()),
         // A native app's custom scheme (`msal...://auth`): allow the scheme.
         Ok(u) => format!("'self' {}:", u.scheme()),
         Err(_) => "'self'".to_string(),
-    };
-    page(status, "Enter password", &body, &form_action)
+    }
 }
 
 /// A page for an error that cannot be sent back to the application.

@@ -25,7 +25,9 @@ use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
-use crate::{admin_api, agent_ws, authorize, device, federation, sts, token};
+use crate::{
+    admin_api, agent_ws, authorize, device, federation, password_change, password_reset, sts, token,
+};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -151,6 +153,26 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/{tenant}/login", post(authorize::login_username))
         .route("/{tenant}/login/password", post(authorize::login_password))
+        .route(
+            "/{tenant}/login/password/change",
+            post(password_change::during_sign_in),
+        )
+        .route(
+            "/{tenant}/password/change",
+            get(password_change::page_for_session).post(password_change::change_for_session),
+        )
+        .route(
+            "/{tenant}/password/reset",
+            get(password_reset::start_page).post(password_reset::start),
+        )
+        .route(
+            "/{tenant}/password/reset/verify",
+            post(password_reset::verify),
+        )
+        .route(
+            "/{tenant}/password/reset/new",
+            post(password_reset::set_new),
+        )
         .route("/{tenant}/federation/callback", get(federation::callback))
         .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
         .route(

@@ -275,6 +275,7 @@ async fn pass_through(
     let payload = ValidationPayload {
         username: username.to_string(),
         password,
+        operation: Default::default(),
     };
     let timeout = Duration::from_millis(attempt.tenant.settings.request_deadline_ms.max(100));
     let started = Instant::now();
@@ -314,7 +315,7 @@ async fn pass_through(
     }
 }
 
-async fn record_user(
+pub(crate) async fn record_user(
     state: &AppState,
     attempt: &Attempt<'_>,
     dir_user: &DirectoryUser,

@@ -31,6 +31,8 @@
 //!
 //! - Directory sync: [`Directory::sync_run`] reads a forest's users and groups with its
 //!   service account (see [`sync`]).
+//! - Password writeback: [`Directory::write_password`] changes or resets a password (see
+//!   [`writeback`]); a policy refusal names its rule ([`password_rules`]).
 //!
 //! Passwords are never logged, escaped or kept: they go into the bind request and nowhere
 //! else.
@@ -39,8 +41,10 @@ mod dc;
 mod entry;
 mod health;
 mod objects;
+pub mod password_rules;
 pub mod sync;
 mod values;
+pub mod writeback;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +60,7 @@ use url::Url;
 use crate::dc::{DcFailure, DomainController};
 pub use crate::health::ProbePolicy;
 pub use crate::sync::SyncCredentials;
+pub use crate::writeback::{PasswordWrite, WriteVerdict};
 
 /// How often the background task looks for Down DCs whose probe is due.
 const PROBE_TICK: Duration = Duration::from_millis(100);
@@ -180,6 +185,15 @@ pub enum DirectoryError {
         /// The forest's name.
         forest: String,
     },
+    /// Password writeback is not possible: the forest has no service account on this agent,
+    /// or the account lacks the right to change or reset the user's password.
+    #[error("forest {forest}: password writeback is not possible: {detail}")]
+    WritebackNotPermitted {
+        /// The forest's name.
+        forest: String,
+        /// What is missing, and what to do.
+        detail: String,
+    },
 }
 
 impl DirectoryError {
@@ -189,6 +203,7 @@ impl DirectoryError {
             DirectoryError::Unreachable { .. } => AgentError::DirectoryUnreachable,
             DirectoryError::Timeout { .. } => AgentError::DirectoryTimeout,
             DirectoryError::NotRoutable { .. } => AgentError::NotRoutable,
+            DirectoryError::WritebackNotPermitted { .. } => AgentError::WritebackNotPermitted,
             DirectoryError::Unexpected(_)
             | DirectoryError::Config(_)
             | DirectoryError::ServiceAccount { .. }

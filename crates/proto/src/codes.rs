@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "u32", into = "u32")]
 #[non_exhaustive]
 pub enum Win32 {
+    /// 1325: a new password does not meet the domain's length, complexity, age or history
+    /// rules (password writeback).
+    PasswordRestriction,
     /// 1326: the user name or password is incorrect (also: the user does not exist).
     LogonFailure,
     /// 1328: the account may not sign in at this time (logon hours).
@@ -32,7 +35,8 @@ pub enum Win32 {
 
 impl Win32 {
     /// Every code, in numeric order (for docs and `helpmsg`).
-    pub const ALL: [Win32; 8] = [
+    pub const ALL: [Win32; 9] = [
+        Win32::PasswordRestriction,
         Win32::LogonFailure,
         Win32::InvalidLogonHours,
         Win32::InvalidWorkstation,
@@ -46,6 +50,7 @@ impl Win32 {
     /// The numeric Win32 code.
     pub fn code(self) -> u32 {
         match self {
+            Win32::PasswordRestriction => 1325,
             Win32::LogonFailure => 1326,
             Win32::InvalidLogonHours => 1328,
             Win32::InvalidWorkstation => 1329,
@@ -65,6 +70,7 @@ impl Win32 {
     /// Reads the `data XXX` sub-code of an AD bind failure (hexadecimal, as AD prints it).
     pub fn from_ad_data(hex: &str) -> Option<Win32> {
         match hex.trim().to_ascii_lowercase().as_str() {
+            "52d" => Some(Win32::PasswordRestriction),
             "52e" => Some(Win32::LogonFailure),
             "525" => Some(Win32::LogonFailure), // user not found: not distinguished on purpose
             "530" => Some(Win32::InvalidLogonHours),
@@ -92,6 +98,7 @@ impl Win32 {
     /// The system message, as `net helpmsg` prints it.
     pub fn message(self) -> &'static str {
         match self {
+            Win32::PasswordRestriction => "Unable to update the password. The value provided for the new password does not meet the length, complexity, or history requirements of the domain.",
             Win32::LogonFailure => "The user name or password is incorrect.",
             Win32::InvalidLogonHours => {
                 "Your account has time restrictions that keep you from signing in right now."
@@ -112,6 +119,7 @@ impl Win32 {
     /// What an administrator should do about it.
     pub fn admin_action(self) -> &'static str {
         match self {
+            Win32::PasswordRestriction => "Password writeback: Active Directory refused the new password under the domain's password policy (or the user's fine-grained policy). The user was told which rule; nothing to fix unless the policy itself is wrong.",
             Win32::LogonFailure => "The user typed a wrong password or a name that does not exist in Active Directory. Nothing to fix on the agent; if it repeats for one user, check for an attack or a stale saved password.",
             Win32::InvalidLogonHours => "The user's 'Logon Hours' in Active Directory exclude this time. Widen them in Active Directory Users and Computers if the user should sign in now.",
             Win32::InvalidWorkstation => "The user's 'Log On To' list in Active Directory does not include the computer running the authentication agent. Add the agent's host name to the user's 'Log On To' list (userWorkstations), or clear the restriction.",
@@ -131,7 +139,9 @@ impl Win32 {
             Win32::AccountLockedOut => Aadsts::AccountLocked,
             Win32::PasswordExpired | Win32::PasswordMustChange => Aadsts::PasswordChangeRequired,
             Win32::InvalidLogonHours => Aadsts::LogonHours,
-            Win32::InvalidWorkstation => Aadsts::DirectoryCommunication,
+            Win32::InvalidWorkstation | Win32::PasswordRestriction => {
+                Aadsts::DirectoryCommunication
+            }
         }
     }
 }

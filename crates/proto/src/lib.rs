@@ -11,5 +11,5 @@ pub mod sync;
 pub mod wire;
 
 pub use codes::{Aadsts, Win32};
-pub use seal::{AgentKeyPair, SealError, SealedRequest, ValidationPayload};
-pub use wire::{AgentError, AgentToCloud, CloudToAgent, Outcome};
+pub use seal::{AgentKeyPair, PasswordOperation, SealError, SealedRequest, ValidationPayload};
+pub use wire::{AgentError, AgentToCloud, CloudToAgent, Outcome, PasswordRefusal};

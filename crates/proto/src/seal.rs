@@ -69,14 +69,76 @@ impl SealedRequest {
     }
 }
 
-/// What is inside an envelope. The password is zeroized when the value is dropped and never
-/// printed by `Debug`.
+/// What is inside an envelope. The passwords are zeroized when the value is dropped and
+/// never printed by `Debug`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ValidationPayload {
     /// The name the user typed (a UPN).
     pub username: String,
-    /// The password, as typed.
+    /// The password, as typed (for a change, the old one; empty for a reset).
     pub password: Zeroizing<String>,
+    /// What to do with it: check it (the default), or write a new password back to AD. It
+    /// travels inside the envelope, so nobody on the way can turn a check into a write.
+    #[serde(default, skip_serializing_if = "PasswordOperation::is_validate")]
+    pub operation: PasswordOperation,
+}
+
+impl ValidationPayload {
+    /// A payload that checks `password` for `username`.
+    pub fn validate(username: &str, password: Zeroizing<String>) -> ValidationPayload {
+        ValidationPayload {
+            username: username.to_string(),
+            password,
+            operation: PasswordOperation::Validate,
+        }
+    }
+}
+
+/// What the agent does with the payload's password (password writeback).
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PasswordOperation {
+    /// Check the password with a bind (a sign-in).
+    #[default]
+    Validate,
+    /// Change the password: the payload's password is the old one, which AD checks in the
+    /// same modify that sets the new one.
+    Change { new_password: Zeroizing<String> },
+    /// Reset the password (no old one) with the forest's service account; with
+    /// `must_change`, the user must change it at the next sign-in.
+    Reset {
+        new_password: Zeroizing<String>,
+        must_change: bool,
+    },
+}
+
+impl PasswordOperation {
+    /// Whether this is a plain check.
+    pub fn is_validate(&self) -> bool {
+        matches!(self, PasswordOperation::Validate)
+    }
+
+    /// A name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PasswordOperation::Validate => "validate",
+            PasswordOperation::Change { .. } => "change",
+            PasswordOperation::Reset { .. } => "reset",
+        }
+    }
+}
+
+impl std::fmt::Debug for PasswordOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordOperation::Reset { must_change, .. } => f
+                .debug_struct("Reset")
+                .field("must_change", must_change)
+                .finish_non_exhaustive(),
+            other => f.write_str(other.name()),
+        }
+    }
 }
 
 impl std::fmt::Debug for ValidationPayload {
@@ -84,6 +146,7 @@ impl std::fmt::Debug for ValidationPayload {
         f.debug_struct("ValidationPayload")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("operation", &self.operation)
             .finish()
     }
 }
@@ -229,10 +292,10 @@ mod tests {
     }
 
     fn payload() -> ValidationPayload {
-        ValidationPayload {
-            username: "alice@corp.example.test".into(),
-            password: Zeroizing::new("Pässw0rd*()\\\"'".into()),
-        }
+        ValidationPayload::validate(
+            "alice@corp.example.test",
+            Zeroizing::new("Pässw0rd*()\\\"'".into()),
+        )
     }
 
     #[test]
@@ -263,6 +326,30 @@ mod tests {
         garbage.enc = "!!".into();
         assert_eq!(keys.open(&garbage), Err(SealError::Malformed));
         assert!(format!("{:?}", payload()).contains("redacted"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_write_travels_inside_the_envelope() -> Result<(), SealError> {
+        let keys = AgentKeyPair::generate();
+        let mut p = payload();
+        p.operation = PasswordOperation::Reset {
+            new_password: Zeroizing::new("N3w-secret!".into()),
+            must_change: true,
+        };
+        let sealed = seal(keys.public_bytes(), header(), &p)?;
+        assert!(!sealed.ciphertext.contains("reset"));
+        assert_eq!(keys.open(&sealed)?, p);
+        let shown = format!("{p:?}");
+        assert!(
+            !shown.contains("N3w-secret!") && shown.contains("must_change: true"),
+            "{shown}"
+        );
+        // A payload without an operation (an older cloud) is a plain check.
+        let old: ValidationPayload =
+            serde_json::from_str(r#"{"username":"a@b.test","password":"x"}"#)
+                .map_err(|_| SealError::BadPayload)?;
+        assert!(old.operation.is_validate());
         Ok(())
     }
 }

@@ -139,6 +139,28 @@ pub enum Outcome {
     Denied { win32: Win32 },
     /// The agent could not get an answer from the directory, or refused the request.
     Error { error: AgentError },
+    /// Password writeback: AD refused the new password under its password policy (Win32
+    /// 1325); `refusal` says which rule, so the user is told what to do.
+    PolicyRefused { refusal: PasswordRefusal },
+}
+
+/// Which password rule AD applied when it refused a new password. AD itself says only
+/// "constraint violation, 0000052D"; the agent finds the rule from the policy in force for
+/// the user (domain policy or fine-grained policy) and, on Samba, from the DC's own text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PasswordRefusal {
+    /// Shorter than the minimum length.
+    TooShort { min_length: u32 },
+    /// Fails the complexity rule (3 of 4 character kinds, no account or full name parts).
+    NotComplex,
+    /// Changed too recently (minimum password age; a reset is not subject to it).
+    TooYoung { min_age_seconds: u64 },
+    /// One of the user's last `history_length` passwords.
+    InHistory { history_length: u32 },
+    /// Refused by a rule the agent could not name (a password filter, say).
+    Other,
 }
 
 /// The on-premises identity of a user who signed in.
@@ -188,6 +210,9 @@ pub enum AgentError {
     Expired,
     /// The request id was seen before: a replay (80010: treated as a bad envelope).
     Replayed,
+    /// Password writeback is not possible here: the forest has no service account on this
+    /// agent, or the account lacks the right to change or reset the user's password (80007).
+    WritebackNotPermitted,
 }
 
 impl AgentError {
@@ -196,7 +221,9 @@ impl AgentError {
         match self {
             AgentError::DirectoryUnreachable => Aadsts::AgentUnavailable,
             AgentError::DirectoryTimeout | AgentError::Expired => Aadsts::AgentTimeout,
-            AgentError::DirectoryError => Aadsts::DirectoryCommunication,
+            AgentError::DirectoryError | AgentError::WritebackNotPermitted => {
+                Aadsts::DirectoryCommunication
+            }
             AgentError::NotRoutable => Aadsts::InvalidUsernameForAgent,
             AgentError::DecryptFailed | AgentError::Replayed => Aadsts::AgentDecryptFailed,
             AgentError::NoKey => Aadsts::AgentNoKey,
@@ -216,6 +243,7 @@ impl AgentError {
             AgentError::ClockSkew => "the agent's clock differs from the cloud's beyond tolerance",
             AgentError::Expired => "the request had expired when it arrived",
             AgentError::Replayed => "the request id was already seen (replay)",
+            AgentError::WritebackNotPermitted => "password writeback is not possible: the forest has no service account on this agent, or the account lacks the right to change or reset passwords",
         }
     }
 
@@ -232,6 +260,7 @@ impl Outcome {
             Outcome::Success(_) => None,
             Outcome::Denied { win32 } => Some(win32.aadsts()),
             Outcome::Error { error } => Some(error.aadsts()),
+            Outcome::PolicyRefused { .. } => Some(Win32::PasswordRestriction.aadsts()),
         }
     }
 }

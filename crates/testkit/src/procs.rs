@@ -286,6 +286,19 @@ impl Cloud {
         Ok(added)
     }
 
+    /// Runs an admin command that reads a user's password from `PASSTHRU_USER_PASSWORD`
+    /// (`user reset-password`, `user set-password`), as the tenant's Global Administrator.
+    pub fn admin_with_user_password(
+        &self,
+        args: &[&str],
+        user_password: &str,
+    ) -> anyhow::Result<Output> {
+        self.admin_command(&self.tenant, &self.admin_upn, &self.admin_password, args)
+            .env("PASSTHRU_USER_PASSWORD", user_password)
+            .output()
+            .context("running passthru-cloud admin")
+    }
+
     /// Runs an admin command as the tenant's Global Administrator and insists on success.
     pub fn admin(&self, args: &[&str]) -> anyhow::Result<String> {
         self.admin_as_ok(&self.tenant, &self.admin_upn, &self.admin_password, args)

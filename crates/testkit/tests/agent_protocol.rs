@@ -115,6 +115,7 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
     let payload = ValidationPayload {
         username: good.upn.clone(),
         password: Zeroizing::new(good.password.clone()),
+        operation: Default::default(),
     };
     let header = |issued: u64, expires: u64| RequestHeader {
         request_id: Uuid::new_v4(),

@@ -110,6 +110,24 @@ op!(
     "Ends a smart lockout of the user name now and forgets its wrong passwords."
 );
 op!(
+    RESET_USER_PASSWORD,
+    "resetUserPassword",
+    "POST",
+    "/users/{upn}/reset-password",
+    GA,
+    "Resets a user's password: an on-premises user's in Active Directory through an agent (password writeback must be on), a cloud-only user's in the cloud. Sessions and refresh tokens end.",
+    body = r#"{"type":"object","required":["password"],"properties":{"password":{"type":"string","format":"password","writeOnly":true},"must_change":{"type":"boolean"}}}"#
+);
+op!(
+    SET_USER_WRITEBACK,
+    "setUserWriteback",
+    "PUT",
+    "/users/{upn}/writeback",
+    GA,
+    "Allows or forbids a user's self-service password writeback (change and reset on the cloud's pages).",
+    body = r#"{"type":"object","required":["allowed"],"properties":{"allowed":{"type":"boolean"}}}"#
+);
+op!(
     SET_USER_ROLE,
     "setUserRole",
     "PUT",
@@ -375,6 +393,8 @@ pub const ALL: &[&Operation] = &[
     DISABLE_USER,
     ENABLE_USER,
     UNLOCK_USER,
+    RESET_USER_PASSWORD,
+    SET_USER_WRITEBACK,
     SET_USER_ROLE,
     DELETE_USER,
     LIST_GROUPS,

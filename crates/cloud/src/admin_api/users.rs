@@ -13,6 +13,7 @@ use super::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
 use crate::store::{Tenant, User};
+use crate::writeback::{self, Actor, WritebackError};
 
 /// Shortest cloud password accepted.
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -33,6 +34,7 @@ pub fn user_json(u: &User) -> Value {
         "last_sign_in": u.last_sign_in,
         "read_only": u.source != "cloud",
         "synced": u.sync.as_ref().map(synced_json),
+        "writeback_allowed": u.writeback_allowed,
     })
 }
 
@@ -264,6 +266,118 @@ pub async fn set_password(
         .await?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
     Ok(Json(json!({ "upn": user.upn, "password_set": true })))
+}
+
+#[derive(Deserialize)]
+pub struct ResetBody {
+    password: Zeroizing<String>,
+    #[serde(default)]
+    must_change: bool,
+}
+
+impl std::fmt::Debug for ResetBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetBody")
+            .field("must_change", &self.must_change)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/admin/users/{upn}/reset-password`: an administrator's reset. An
+/// on-premises user's password is reset in AD by an agent (the tenant's `writeback` setting
+/// must be on); a cloud-only user's is set in the cloud. Sessions and refresh tokens end.
+pub async fn reset_password(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<ResetBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_PASSWORD).await?;
+    let corr = crate::sts::correlation_id(&headers);
+    let user = find(&state, &t, &upn).await?;
+    if body.password.is_empty() {
+        return Err(ApiError::bad_request("The new password is empty."));
+    }
+    if user.source == "cloud" {
+        if body.must_change {
+            return Err(ApiError::bad_request(
+                "--must-change applies to on-premises users (Active Directory enforces it); a cloud-only user's password is simply set.",
+            ));
+        }
+        check_password(&body.password)?;
+        let hash = crate::passwords::hash(body.password)
+            .await
+            .map_err(ApiError::internal)?;
+        state
+            .store
+            .set_password_hash(t.id, user.id, &hash, unix_now())
+            .await?;
+        tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "cloud password reset by an administrator");
+        return Ok(Json(
+            json!({ "upn": user.upn, "password_set": true, "written_to": "cloud" }),
+        ));
+    }
+    writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::Admin)
+        .await
+        .map_err(writeback_api_error)?;
+    let must_change = body.must_change;
+    writeback::reset(&state, &t, &user, body.password, must_change, corr)
+        .await
+        .map_err(writeback_api_error)?;
+    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, must_change, "password reset in Active Directory by an administrator");
+    Ok(Json(json!({
+        "upn": user.upn, "password_set": true, "written_to": "active_directory",
+        "must_change": must_change,
+    })))
+}
+
+/// A writeback failure as the admin API reports it.
+fn writeback_api_error(e: WritebackError) -> ApiError {
+    let (status, code) = match &e {
+        WritebackError::Disabled => (StatusCode::CONFLICT, "writeback_disabled"),
+        WritebackError::NotOnPremises | WritebackError::NotAllowed => {
+            (StatusCode::CONFLICT, "not_writable")
+        }
+        WritebackError::Policy(_) => (StatusCode::BAD_REQUEST, "password_policy"),
+        WritebackError::WrongPassword
+        | WritebackError::Denied(_)
+        | WritebackError::LockedInCloud => (StatusCode::CONFLICT, "refused_by_directory"),
+        WritebackError::NoAgent => (StatusCode::SERVICE_UNAVAILABLE, "no_agent"),
+        WritebackError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
+        WritebackError::Agent(_) => (StatusCode::BAD_GATEWAY, "agent_failed"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    };
+    let detail = match &e {
+        WritebackError::Policy(r) => crate::writeback::refusal_sentence(*r),
+        WritebackError::NoAgent => "No authentication agent is connected: the password was not reset. Start an agent (`passthru-agent run`) and try again.".to_string(),
+        WritebackError::Agent(a) => format!("The agent could not reset the password: {}. Check the agent's log; the forest's service_account needs the \"Reset Password\" right on the users.", a.describe()),
+        other => format!("{other}."),
+    };
+    ApiError::new(status, code, detail)
+}
+
+#[derive(Deserialize, Debug)]
+pub struct WritebackBody {
+    allowed: bool,
+}
+
+/// `PUT /{tenant}/admin/users/{upn}/writeback`: allows or forbids self-service writeback.
+pub async fn set_writeback(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<WritebackBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_WRITEBACK).await?;
+    let user = find(&state, &t, &upn).await?;
+    state
+        .store
+        .set_writeback_allowed(t.id, user.id, body.allowed, unix_now())
+        .await?;
+    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, allowed = body.allowed, "self-service password writeback set");
+    Ok(Json(
+        json!({ "upn": user.upn, "writeback_allowed": body.allowed }),
+    ))
 }
 
 async fn set_enabled(

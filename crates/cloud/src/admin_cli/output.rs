@@ -33,6 +33,7 @@ pub(super) fn print_user(u: &Value) {
         "immutable_id",
         "role",
         "enabled",
+        "writeback_allowed",
     ] {
         println!("{key:<14}{}", s(u, key));
     }

@@ -41,6 +41,22 @@ pub(super) enum UserCommand {
     Enable { upn: String },
     /// End a smart lockout of the user now (and forget their wrong passwords).
     Unlock { upn: String },
+    /// Reset a user's password (from PASSTHRU_USER_PASSWORD, else prompted): in Active
+    /// Directory through an agent for an on-premises user (password writeback must be on),
+    /// in the cloud for a cloud-only user. Their sessions end.
+    ResetPassword {
+        upn: String,
+        /// The user must change the password at the next sign-in (on-premises users).
+        #[arg(long)]
+        must_change: bool,
+    },
+    /// Allow (`on`) or forbid (`off`) the user's self-service password writeback: changing
+    /// an expired password while signing in, the change page, self-service reset.
+    Writeback {
+        upn: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Delete a cloud-only user.
     Delete { upn: String },
     /// Give a user a role: GlobalAdministrator, HybridIdentityAdministrator or none.
@@ -135,6 +151,52 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
             emit(json, &v, |v| {
                 println!(
                     "Password set for {}; their sessions were ended.",
+                    s(v, "upn")
+                );
+            });
+        }
+        UserCommand::ResetPassword { upn, must_change } => {
+            let pw = user_password()?;
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/users/{}/reset-password", seg(&upn)),
+                    token,
+                    &json!({ "password": pw.as_str(), "must_change": must_change }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                let place = if v["written_to"] == "cloud" {
+                    "in the cloud"
+                } else {
+                    "in Active Directory"
+                };
+                let then = if v["must_change"] == true {
+                    " They must change it at their next sign-in."
+                } else {
+                    ""
+                };
+                println!(
+                    "Password reset {place} for {}; their sessions were ended.{then}",
+                    s(v, "upn")
+                );
+            });
+        }
+        UserCommand::Writeback { upn, state } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/users/{}/writeback", seg(&upn)),
+                    token,
+                    &json!({ "allowed": state == "on" }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                println!(
+                    "Self-service password writeback {} for {}",
+                    if v["writeback_allowed"] == true {
+                        "allowed"
+                    } else {
+                        "not allowed"
+                    },
                     s(v, "upn")
                 );
             });

@@ -38,6 +38,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "smart lockout",
         include_str!("../../migrations/0006_smart_lockout.sql"),
     ),
+    (
+        7,
+        "password writeback",
+        include_str!("../../migrations/0007_writeback.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -21,6 +21,7 @@ mod migrate;
 pub mod oidc;
 pub mod portal;
 pub mod sync;
+pub mod writeback;
 
 pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
 pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
@@ -229,6 +230,9 @@ pub struct User {
     pub last_sign_in: Option<i64>,
     /// What directory sync last read for this user (`None`: never synced).
     pub sync: Option<sync::SyncedAttributes>,
+    /// Whether the user may change and reset their on-premises password here
+    /// (self-service password writeback).
+    pub writeback_allowed: bool,
 }
 
 impl User {
@@ -562,6 +566,7 @@ impl Store {
             sync: row
                 .try_get::<Option<String>, _>("sync_attrs")?
                 .and_then(|j| serde_json::from_str(&j).ok()),
+            writeback_allowed: row.try_get::<i64, _>("writeback_allowed")? != 0,
         })
     }
 

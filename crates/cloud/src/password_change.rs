@@ -1,0 +1,301 @@
+//! Changing an on-premises password from the cloud's pages (password writeback):
+//!
+//! - during sign-in, when AD answers 1330 (expired) or 1907 (must change) and writeback is
+//!   allowed for the user: the "Update your password" page, then the sign-in continues to
+//!   the application (second factor included);
+//! - at `/{tenant}/password/change`, for a user signed in with a browser session.
+//!
+//! Both ask for the current password again (it is never kept between requests) and send
+//! one sealed change to an agent.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::issue::{hash_secret, secrets_equal};
+use crate::pages::{esc, info_page, page};
+use crate::server::ClientInfo;
+use crate::state::Shared;
+use crate::store::{AuthzRequest, Tenant, User};
+use crate::sts::correlation_id;
+use crate::writeback::{self, Actor, WritebackError};
+
+/// The form of both change pages. Passwords are zeroized when it is dropped.
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    req: String,
+    csrf: String,
+    current: Zeroizing<String>,
+    new: Zeroizing<String>,
+    confirm: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ChangeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeForm")
+            .field("req", &self.req)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a change page posts, and what it says.
+struct Form<'a> {
+    action: String,
+    req: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    intro: &'a str,
+}
+
+fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response {
+    let error_html = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Update your password</h1><p class=\"who\" id=\"who\">{u}</p><p id=\"intro\">{intro}</p>{error_html}\
+<form method=\"post\" action=\"{a}\">\
+<input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<input type=\"text\" name=\"username\" value=\"{u}\" autocomplete=\"username\" hidden readonly>\
+<label for=\"current\">Current password</label>\
+<input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required autofocus>\
+<label for=\"new\">New password</label>\
+<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
+<label for=\"confirm\">Confirm password</label>\
+<input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
+<button type=\"submit\" id=\"change\">Update password</button></form>",
+        u = esc(f.username),
+        intro = esc(f.intro),
+        a = esc(&f.action),
+        r = esc(f.req),
+        c = esc(f.csrf),
+    );
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page(status, "Update your password", &body, form_action)
+}
+
+const EXPIRED_INTRO: &str = "You need to update your password because this is the first time you are signing in, or because your password has expired.";
+
+/// The sign-in page's answer to 1330/1907 when writeback is allowed for the user; `None`
+/// when it is not (the sign-in page then shows the seed's message).
+pub(crate) async fn offer_after_sign_in(
+    state: &Shared,
+    t: &Tenant,
+    req: &AuthzRequest,
+    username: &str,
+) -> Option<Response> {
+    let user = state.store.user_by_upn(t.id, username).await.ok()?;
+    let upn = user.as_ref().map_or(username, |u| u.upn.as_str());
+    writeback::allowed(state, t, upn, user.as_ref(), Actor::User)
+        .await
+        .ok()?;
+    Some(change_page(
+        &expired_form(t, req, upn),
+        None,
+        &crate::pages::app_form_action(&req.redirect_uri),
+    ))
+}
+
+fn expired_form<'a>(t: &Tenant, req: &'a AuthzRequest, upn: &'a str) -> Form<'a> {
+    Form {
+        action: format!("/{}/login/password/change", t.name),
+        req: &req.id,
+        csrf: &req.csrf,
+        username: upn,
+        intro: EXPIRED_INTRO,
+    }
+}
+
+/// Checks the two new passwords of a form before anything is sent.
+fn new_password_problem(f: &ChangeForm) -> Option<&'static str> {
+    if f.new.is_empty() {
+        Some("Enter a new password.")
+    } else if !secrets_equal(&f.new, &f.confirm) {
+        Some("The new passwords don't match. Type the same new password twice.")
+    } else if secrets_equal(&f.new, &f.current) {
+        Some("Your new password must be different from your current one.")
+    } else if f.current.is_empty() {
+        Some("Enter your current password.")
+    } else {
+        None
+    }
+}
+
+/// `POST /{tenant}/login/password/change`: the change during sign-in.
+pub async fn during_sign_in(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    Extension(_client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<ChangeForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let Some(req) = crate::authorize::pending_request(&state, &t, &f.req, &f.csrf).await else {
+        return crate::authorize::expired_page(corr);
+    };
+    let Some(username) = req.username.clone() else {
+        return crate::authorize::expired_page(corr);
+    };
+    let user = state
+        .store
+        .user_by_upn(t.id, &username)
+        .await
+        .ok()
+        .flatten();
+    let upn = user.as_ref().map_or(username.clone(), |u| u.upn.clone());
+    let form_action = crate::pages::app_form_action(&req.redirect_uri);
+    let form = expired_form(&t, &req, &upn);
+    if let Err(e) = writeback::allowed(&state, &t, &upn, user.as_ref(), Actor::User).await {
+        return change_page(&form, Some(&e.user_sentence()), &form_action);
+    }
+    if let Some(problem) = new_password_problem(&f) {
+        return change_page(&form, Some(problem), &form_action);
+    }
+    let ChangeForm { current, new, .. } = f;
+    match writeback::change(&state, &t, &upn, current, new, corr).await {
+        Ok(user) => crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await,
+        Err(e) => change_page(&form, Some(&e.user_sentence()), &form_action),
+    }
+}
+
+/// The signed-in user of a browser session, and the CSRF token bound to that session.
+async fn signed_in(state: &Shared, t: &Tenant, headers: &HeaderMap) -> Option<(User, String)> {
+    let (session, sid) = crate::authorize::session_with_id(state, t, headers).await?;
+    let user = state
+        .store
+        .user_by_id(t.id, session.user_id)
+        .await
+        .ok()
+        .flatten()?;
+    Some((user, hash_secret(&format!("csrf:password-change:{sid}"))))
+}
+
+fn not_signed_in(t: &Tenant) -> Response {
+    info_page(
+        "Sign in first",
+        &format!(
+            "Sign in to an application of {} first, then come back to this page to change your password.",
+            t.name
+        ),
+    )
+}
+
+fn session_form<'a>(t: &Tenant, csrf: &'a str, upn: &'a str) -> Form<'a> {
+    Form {
+        action: format!("/{}/password/change", t.name),
+        req: "",
+        csrf,
+        username: upn,
+        intro: "Choose a new password for your work account. It changes your password everywhere your organization uses it.",
+    }
+}
+
+/// `GET /{tenant}/password/change`: the change page for a signed-in user.
+pub async fn page_for_session(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let Some((user, csrf)) = signed_in(&state, &t, &headers).await else {
+        return not_signed_in(&t);
+    };
+    let form = session_form(&t, &csrf, &user.upn);
+    match writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {
+        Ok(()) => change_page(&form, None, "'self'"),
+        Err(WritebackError::NotOnPremises) if user.password_hash.is_some() => info_page(
+            "Change your password",
+            "Your account is a cloud account: ask your administrator to set a new password.",
+        ),
+        Err(e) => info_page("Change your password", &e.user_sentence()),
+    }
+}
+
+/// `POST /{tenant}/password/change`: a signed-in user's change.
+pub async fn change_for_session(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<ChangeForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let Some((user, csrf)) = signed_in(&state, &t, &headers).await else {
+        return not_signed_in(&t);
+    };
+    if !secrets_equal(&csrf, &f.csrf) {
+        return crate::authorize::expired_page(corr);
+    }
+    let form = session_form(&t, &csrf, &user.upn);
+    if let Err(e) = writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {
+        return change_page(&form, Some(&e.user_sentence()), "'self'");
+    }
+    if let Some(problem) = new_password_problem(&f) {
+        return change_page(&form, Some(problem), "'self'");
+    }
+    let ChangeForm { current, new, .. } = f;
+    match writeback::change(&state, &t, &user.upn, current, new, corr).await {
+        Ok(_) => info_page(
+            "Password changed",
+            "Your password was changed. Use your new password from now on, here and on your organization's network.",
+        ),
+        Err(e) => change_page(&form, Some(&e.user_sentence()), "'self'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(current: &str, new: &str, confirm: &str) -> ChangeForm {
+        ChangeForm {
+            req: String::new(),
+            csrf: String::new(),
+            current: Zeroizing::new(current.into()),
+            new: Zeroizing::new(new.into()),
+            confirm: Zeroizing::new(confirm.into()),
+        }
+    }
+
+    #[test]
+    fn new_passwords_are_checked_before_anything_is_sent() {
+        assert!(new_password_problem(&form("old", "", "")).is_some());
+        assert!(new_password_problem(&form("old", "a", "b")).is_some_and(|p| p.contains("match")));
+        assert!(new_password_problem(&form("same", "same", "same")).is_some());
+        assert!(new_password_problem(&form("", "new", "new")).is_some());
+        assert_eq!(new_password_problem(&form("old", "new", "new")), None);
+        assert!(!format!("{:?}", form("old", "secret-new", "secret-new")).contains("secret"));
+    }
+
+    #[test]
+    fn the_page_never_echoes_a_password() {
+        let f = Form {
+            action: "/t/login/password/change".into(),
+            req: "r",
+            csrf: "c",
+            username: "a@corp.example.test",
+            intro: EXPIRED_INTRO,
+        };
+        let r = change_page(&f, Some("<b>"), "'self'");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+}

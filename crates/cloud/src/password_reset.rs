@@ -1,0 +1,335 @@
+//! Self-service password reset (writeback), at `/{tenant}/password/reset`: the user names
+//! their account, proves their second factor (a code of their authenticator app, or a
+//! recovery code), then sets a new password, which an agent writes to AD as a reset (AD's
+//! lockout is cleared too). Only users allowed writeback who have a second factor can
+//! reset; five wrong codes end the flow.
+//!
+//! The flow lives in the store under the hash of a random id held in a cookie
+//! (`Secure; HttpOnly; SameSite=Strict`, path-scoped, 15 minutes); each form also carries
+//! the flow's CSRF token.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::authorize::cookie_value;
+use crate::issue::{hash_secret, random_token, secrets_equal};
+use crate::pages::{esc, info_page, page};
+use crate::state::{unix_now, Shared};
+use crate::store::writeback::ResetFlow;
+use crate::store::{Tenant, User};
+use crate::sts::correlation_id;
+use crate::writeback::{self, Actor};
+
+/// The flow's cookie.
+const COOKIE: &str = "passthru_reset";
+/// How long a reset may take, seconds.
+const FLOW_LIFETIME: i64 = 900;
+/// Wrong codes before the flow ends.
+const MAX_WRONG_CODES: u32 = 5;
+
+fn not_here() -> Response {
+    info_page(
+        "You can't reset your password here",
+        "Your account can't reset its password on this site: self-service password reset isn't turned on for it, or you haven't registered an authenticator app yet. Contact your administrator for help.",
+    )
+}
+
+fn form_page(t: &Tenant, title: &str, inner: &str, error: Option<&str>) -> Response {
+    let error_html = error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>{}</h1><p class=\"who\">{}</p>{error_html}{inner}",
+        esc(title),
+        esc(&t.name)
+    );
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page(status, title, &body, "'self'")
+}
+
+fn with_cookie(mut r: Response, t: &Tenant, value: &str, max_age: i64) -> Response {
+    let v = format!(
+        "{COOKIE}={value}; Path=/{}/password/reset; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+        t.name
+    );
+    if let Ok(h) = HeaderValue::from_str(&v) {
+        r.headers_mut().append("set-cookie", h);
+    }
+    r
+}
+
+/// `GET /{tenant}/password/reset`: the account name.
+pub async fn start_page(State(state): State<Shared>, Path(tenant): Path<String>) -> Response {
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    username_page(&t, None)
+}
+
+fn username_page(t: &Tenant, error: Option<&str>) -> Response {
+    let inner = format!(
+        "<p>Enter your work account to reset its password.</p>\
+<form method=\"post\" action=\"/{t}/password/reset\">\
+<label for=\"username\">Email or username</label>\
+<input type=\"email\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+<button type=\"submit\" id=\"next\">Next</button></form>",
+        t = esc(&t.name)
+    );
+    form_page(t, "Get back into your account", &inner, error)
+}
+
+fn code_page(t: &Tenant, csrf: &str, error: Option<&str>) -> Response {
+    let inner = format!(
+        "<p>Enter the code from your authenticator app, or one of your recovery codes.</p>\
+<form method=\"post\" action=\"/{t}/password/reset/verify\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"code\">Code</label>\
+<input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required autofocus>\
+<button type=\"submit\" id=\"verify\">Verify</button></form>",
+        t = esc(&t.name),
+        c = esc(csrf)
+    );
+    form_page(t, "Verify your identity", &inner, error)
+}
+
+fn new_password_page(t: &Tenant, csrf: &str, error: Option<&str>) -> Response {
+    let inner = format!(
+        "<form method=\"post\" action=\"/{t}/password/reset/new\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+<label for=\"new\">New password</label>\
+<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required autofocus>\
+<label for=\"confirm\">Confirm new password</label>\
+<input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
+<button type=\"submit\" id=\"reset\">Reset password</button></form>",
+        t = esc(&t.name),
+        c = esc(csrf)
+    );
+    form_page(t, "Choose a new password", &inner, error)
+}
+
+/// The username form.
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    username: String,
+}
+
+/// `POST /{tenant}/password/reset`: finds the account and asks for its second factor.
+pub async fn start(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    axum::Form(f): axum::Form<StartForm>,
+) -> Response {
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let username = f.username.trim();
+    if username.is_empty() {
+        return username_page(&t, Some("Enter your work account."));
+    }
+    let Ok(Some(user)) = state.store.user_by_upn(t.id, username).await else {
+        return not_here();
+    };
+    if writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User)
+        .await
+        .is_err()
+        || !user.enabled
+    {
+        return not_here();
+    }
+    match crate::mfa::has_second_factor(&state, &t, &user).await {
+        Ok(true) => {}
+        Ok(false) => return not_here(),
+        Err(e) => {
+            tracing::error!(error = %e, "self-service reset: cannot read the user's second factor");
+            return info_page("Something went wrong", "Try again in a moment.");
+        }
+    }
+    let id = random_token();
+    let flow = ResetFlow {
+        tenant_id: t.id,
+        user_id: user.id,
+        csrf: random_token(),
+        verified: false,
+        wrong_codes: 0,
+    };
+    if let Err(e) = state
+        .store
+        .start_reset_flow(&hash_secret(&id), &flow, unix_now() + FLOW_LIFETIME)
+        .await
+    {
+        tracing::error!(error = %e, "self-service reset: cannot store the flow");
+        return info_page("Something went wrong", "Try again in a moment.");
+    }
+    tracing::info!(tenant = %t.name, user = %user.upn, "self-service password reset started");
+    with_cookie(code_page(&t, &flow.csrf, None), &t, &id, FLOW_LIFETIME)
+}
+
+/// The flow of this browser, its id's hash and its user, when the CSRF token matches.
+async fn flow_of(
+    state: &Shared,
+    t: &Tenant,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Option<(ResetFlow, String, User)> {
+    let id = cookie_value(headers, COOKIE)?;
+    let id_hash = hash_secret(&id);
+    let flow = state
+        .store
+        .reset_flow(t.id, &id_hash, unix_now())
+        .await
+        .ok()??;
+    if !secrets_equal(&flow.csrf, csrf) {
+        return None;
+    }
+    let user = state.store.user_by_id(t.id, flow.user_id).await.ok()??;
+    Some((flow, id_hash, user))
+}
+
+fn flow_gone(t: &Tenant) -> Response {
+    let mut r = info_page(
+        "This page has expired",
+        &format!(
+            "Your password reset took too long or was started in another window. Start again at /{}/password/reset.",
+            t.name
+        ),
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+/// The code form.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for CodeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/password/reset/verify`: checks the second factor.
+pub async fn verify(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CodeForm>,
+) -> Response {
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let Some((flow, id_hash, user)) = flow_of(&state, &t, &headers, &f.csrf).await else {
+        return flow_gone(&t);
+    };
+    if flow.verified {
+        return new_password_page(&t, &flow.csrf, None);
+    }
+    let ok = match crate::mfa::verify_second_factor(&state, &t, &user, f.code.trim()).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::error!(error = %e, "self-service reset: cannot check the code");
+            return info_page("Something went wrong", "Try again in a moment.");
+        }
+    };
+    if let Err(e) = state.store.reset_flow_code(&id_hash, ok).await {
+        tracing::error!(error = %e, "self-service reset: cannot update the flow");
+        return info_page("Something went wrong", "Try again in a moment.");
+    }
+    if ok {
+        return new_password_page(&t, &flow.csrf, None);
+    }
+    tracing::warn!(tenant = %t.name, user = %user.upn, "self-service reset: wrong code");
+    if flow.wrong_codes + 1 >= MAX_WRONG_CODES {
+        let _ = state.store.end_reset_flow(&id_hash, unix_now()).await;
+        return with_cookie(
+            info_page(
+                "Too many wrong codes",
+                "You entered too many wrong codes, so this password reset was stopped. Wait a while and start again, or contact your administrator.",
+            ),
+            &t,
+            "",
+            0,
+        );
+    }
+    code_page(
+        &t,
+        &flow.csrf,
+        Some("That code didn't work. Check the code in your authenticator app and try again."),
+    )
+}
+
+/// The new-password form.
+#[derive(Deserialize)]
+pub struct NewForm {
+    csrf: String,
+    new: Zeroizing<String>,
+    confirm: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for NewForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewForm").finish_non_exhaustive()
+    }
+}
+
+/// `POST /{tenant}/password/reset/new`: the reset itself, once the second factor is proven.
+pub async fn set_new(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<NewForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let Ok(Some(t)) = state.store.tenant(&tenant).await else {
+        return info_page("Not found", "This organization was not found.");
+    };
+    let Some((flow, id_hash, user)) = flow_of(&state, &t, &headers, &f.csrf).await else {
+        return flow_gone(&t);
+    };
+    if !flow.verified {
+        return code_page(&t, &flow.csrf, None);
+    }
+    if f.new.is_empty() {
+        return new_password_page(&t, &flow.csrf, Some("Enter a new password."));
+    }
+    if !secrets_equal(&f.new, &f.confirm) {
+        return new_password_page(
+            &t,
+            &flow.csrf,
+            Some("The new passwords don't match. Type the same new password twice."),
+        );
+    }
+    if let Err(e) = writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {
+        return new_password_page(&t, &flow.csrf, Some(&e.user_sentence()));
+    }
+    let NewForm { new, .. } = f;
+    match writeback::reset(&state, &t, &user, new, false, corr).await {
+        Ok(_) => {
+            let _ = state.store.end_reset_flow(&id_hash, unix_now()).await;
+            with_cookie(
+                info_page(
+                    "Your password has been reset",
+                    "Your password has been reset. Sign in with your new password; your other sessions were signed out.",
+                ),
+                &t,
+                "",
+                0,
+            )
+        }
+        Err(e) => new_password_page(&t, &flow.csrf, Some(&e.user_sentence())),
+    }
+}

@@ -1,0 +1,190 @@
+//! Password writeback in the store: the per-user "writeback allowed" flag, what happens
+//! after a password was written (sessions end, the smart lockout counter is forgotten), and
+//! self-service reset flows. No password is stored, in any form.
+
+use uuid::Uuid;
+
+use super::{uuid_col, Result, Store};
+use sqlx::Row;
+
+/// A self-service reset under way: who is resetting, and whether they proved their second
+/// factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetFlow {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub csrf: String,
+    pub verified: bool,
+    pub wrong_codes: u32,
+}
+
+impl Store {
+    /// Allows or forbids a user's self-service password writeback. `false` when no such
+    /// user exists.
+    pub async fn set_writeback_allowed(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        allowed: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE users SET writeback_allowed = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(i64::from(allowed))
+        .bind(now)
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// After a reset: the user's sessions, refresh tokens and codes end, and smart lockout
+    /// forgets their wrong passwords (the new password is known to be right).
+    pub async fn password_was_reset(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        upn: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        Self::end_sessions(&mut tx, tenant_id, user_id).await?;
+        sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?")
+            .bind(tenant_id.to_string())
+            .bind(upn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a reset flow for a user; `id_hash` is the hash of the flow's id (the id itself
+    /// is only in the user's browser).
+    pub async fn start_reset_flow(
+        &self,
+        id_hash: &str,
+        flow: &ResetFlow,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO password_reset_flows (id_hash, tenant_id, user_id, csrf, verified, wrong_codes, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_hash)
+        .bind(flow.tenant_id.to_string())
+        .bind(flow.user_id.to_string())
+        .bind(&flow.csrf)
+        .bind(i64::from(flow.verified))
+        .bind(i64::from(flow.wrong_codes))
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live reset flow of the tenant.
+    pub async fn reset_flow(
+        &self,
+        tenant_id: Uuid,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<ResetFlow>> {
+        let row = sqlx::query(
+            "SELECT * FROM password_reset_flows WHERE id_hash = ? AND tenant_id = ? AND expires_at > ?",
+        )
+        .bind(id_hash)
+        .bind(tenant_id.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<ResetFlow> {
+            Ok(ResetFlow {
+                tenant_id: uuid_col(&r, "tenant_id")?,
+                user_id: uuid_col(&r, "user_id")?,
+                csrf: r.try_get("csrf")?,
+                verified: r.try_get::<i64, _>("verified")? != 0,
+                wrong_codes: u32::try_from(r.try_get::<i64, _>("wrong_codes")?).unwrap_or(u32::MAX),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records the outcome of a code check in a flow: verified, or one more wrong code.
+    pub async fn reset_flow_code(&self, id_hash: &str, verified: bool) -> Result<()> {
+        let sql = if verified {
+            "UPDATE password_reset_flows SET verified = 1 WHERE id_hash = ?"
+        } else {
+            "UPDATE password_reset_flows SET wrong_codes = wrong_codes + 1 WHERE id_hash = ?"
+        };
+        sqlx::query(sql).bind(id_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Ends a flow (done, or given up), and any expired ones.
+    pub async fn end_reset_flow(&self, id_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("DELETE FROM password_reset_flows WHERE id_hash = ? OR expires_at <= ?")
+            .bind(id_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{test_store, DomainKind, OnpremUser};
+
+    #[tokio::test]
+    async fn flag_and_flows() -> anyhow::Result<()> {
+        let (s, _dir, tid) =
+            test_store("writeback", "corp.example.test", DomainKind::Managed).await?;
+        let rec = OnpremUser {
+            tenant_id: tid,
+            id: Uuid::new_v4(),
+            immutable_id: "g",
+            upn: "a@corp.example.test",
+            display_name: None,
+            mail: None,
+        };
+        let u = s.upsert_onprem_user(&rec, 1).await?;
+        assert!(!u.writeback_allowed, "off by default");
+        assert!(s.set_writeback_allowed(tid, u.id, true, 2).await?);
+        let again = s.user_by_id(tid, u.id).await?;
+        assert!(again.is_some_and(|u| u.writeback_allowed));
+        assert!(
+            !s.set_writeback_allowed(tid, Uuid::new_v4(), true, 2)
+                .await?
+        );
+
+        let flow = ResetFlow {
+            tenant_id: tid,
+            user_id: u.id,
+            csrf: "c".into(),
+            verified: false,
+            wrong_codes: 0,
+        };
+        s.start_reset_flow("h1", &flow, 100).await?;
+        s.reset_flow_code("h1", false).await?;
+        let got = s.reset_flow(tid, "h1", 50).await?;
+        assert_eq!(
+            got.as_ref().map(|f| (f.verified, f.wrong_codes)),
+            Some((false, 1))
+        );
+        s.reset_flow_code("h1", true).await?;
+        assert!(s
+            .reset_flow(tid, "h1", 50)
+            .await?
+            .is_some_and(|f| f.verified));
+        assert!(s.reset_flow(tid, "h1", 100).await?.is_none(), "expired");
+        assert!(
+            s.reset_flow(Uuid::new_v4(), "h1", 50).await?.is_none(),
+            "other tenant"
+        );
+        s.end_reset_flow("h1", 50).await?;
+        assert!(s.reset_flow(tid, "h1", 50).await?.is_none());
+        Ok(())
+    }
+}

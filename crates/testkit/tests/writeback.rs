@@ -1,0 +1,506 @@
+//! Password writeback end to end against Samba: real `passthru-cloud` and `passthru-agent`
+//! processes, real TLS, the test bed's forest. A user changes an expired ("must change")
+//! password on the sign-in pages and lands in the app; a signed-in user changes theirs; an
+//! administrator resets one; each password rule's refusal comes back as its own sentence,
+//! never as AD's text; the new password works at once.
+//!
+//! The rules come from fine-grained password policies applied to the test users only, so
+//! the shared forest's domain policy is untouched.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use passthru_testkit::bed::{self, BedForest};
+use passthru_testkit::browser::{FormBrowser, Page};
+use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
+use passthru_testkit::procs::{fresh_dir, recorded_secret, ForestEntry};
+use passthru_testkit::users::Admin;
+use passthru_testkit::{AccountState, TestUser};
+use serde_json::Value;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// A day in AD's interval unit (negative 100-ns ticks).
+const ONE_DAY: &str = "-864000000000";
+
+/// A fine-grained password policy for `dn`: at least 10 characters, complexity, the last 3
+/// passwords remembered, and `min_age` as the minimum password age.
+async fn pso(
+    admin: &mut Admin,
+    forest: &BedForest,
+    name: &str,
+    min_age: &str,
+    applies_to: &[String],
+) -> anyhow::Result<String> {
+    let dn = format!(
+        "CN={name},CN=Password Settings Container,CN=System,{}",
+        forest.base_dn
+    );
+    let mut attrs = vec![
+        ("objectClass", "msDS-PasswordSettings"),
+        ("msDS-PasswordSettingsPrecedence", "10"),
+        ("msDS-PasswordReversibleEncryptionEnabled", "FALSE"),
+        ("msDS-PasswordHistoryLength", "3"),
+        ("msDS-PasswordComplexityEnabled", "TRUE"),
+        ("msDS-MinimumPasswordLength", "10"),
+        ("msDS-MinimumPasswordAge", min_age),
+        ("msDS-MaximumPasswordAge", "-36288000000000"),
+        ("msDS-LockoutThreshold", "0"),
+        ("msDS-LockoutObservationWindow", "-18000000000"),
+        ("msDS-LockoutDuration", "-18000000000"),
+    ];
+    for user in applies_to {
+        attrs.push(("msDS-PSOAppliesTo", user.as_str()));
+    }
+    admin.add_entry(&dn, &attrs).await?;
+    Ok(dn)
+}
+
+fn user(forest: &BedForest, prefix: &str, tag: &str, state: AccountState) -> TestUser {
+    let name = format!("{prefix}{tag}");
+    TestUser::with(
+        &name,
+        &name,
+        &forest.upn_suffix,
+        state,
+        recorded_secret("Wb-Pw"),
+        &format!("Writeback {prefix}"),
+    )
+}
+
+/// The forest's administrator as the agent's service account (it has the reset right), its
+/// password in a file outside the directories the password scan covers.
+fn admin_service_account(forest: &BedForest) -> anyhow::Result<(String, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("passthru-wb-svc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{}\n", forest.admin_password))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok((forest.admin_upn.clone(), file))
+}
+
+/// Waits until directory sync brought `upn` into the cloud.
+async fn wait_synced(t: &PtaTenant, upn: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let out = t.cloud.admin_as(
+            &t.cloud.tenant,
+            &t.cloud.admin_upn,
+            &t.cloud.admin_password,
+            &["--json", "user", "show", upn],
+        )?;
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout)?;
+            if v["synced"].is_object() {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("{upn} was not synced within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn authorize_url(client_id: &str) -> String {
+    let verifier_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    format!(
+        "/contoso/oauth2/v2.0/authorize?client_id={client_id}&response_type=code&redirect_uri={}&scope=openid&state=s&nonce=n&code_challenge={verifier_challenge}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    )
+}
+
+/// The username page, then the password page: the answer to the password.
+async fn sign_in(
+    b: &mut FormBrowser,
+    client_id: &str,
+    upn: &str,
+    password: &str,
+) -> anyhow::Result<(Page, String, String)> {
+    let first = b.get(&authorize_url(client_id)).await?;
+    let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+    let pw_page = b
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", upn)],
+        )
+        .await?;
+    if pw_page.status != 200 {
+        bail!("username page: {} {}", pw_page.status, pw_page.body);
+    }
+    let answer = b
+        .post(
+            "/contoso/login/password",
+            &[("req", &req), ("csrf", &csrf), ("password", password)],
+        )
+        .await?;
+    Ok((answer, req, csrf))
+}
+
+fn error_text(p: &Page) -> String {
+    let body = &p.body;
+    body.find("id=\"error\">")
+        .and_then(|i| {
+            let rest = &body[i + 11..];
+            rest.find("</p>").map(|j| rest[..j].replace("&#39;", "'"))
+        })
+        .unwrap_or_default()
+}
+
+/// A signed-in user's answer on the change page.
+async fn session_change(
+    b: &mut FormBrowser,
+    csrf: &str,
+    current: &str,
+    new: &str,
+) -> anyhow::Result<Page> {
+    b.post(
+        "/contoso/password/change",
+        &[
+            ("csrf", csrf),
+            ("current", current),
+            ("new", new),
+            ("confirm", new),
+        ],
+    )
+    .await
+}
+
+/// The user's answer on the change page during sign-in.
+async fn change_during_sign_in(
+    b: &mut FormBrowser,
+    req: &str,
+    csrf: &str,
+    current: &str,
+    new: &str,
+) -> anyhow::Result<Page> {
+    b.post(
+        "/contoso/login/password/change",
+        &[
+            ("req", req),
+            ("csrf", csrf),
+            ("current", current),
+            ("new", new),
+            ("confirm", new),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_reset_and_policy_sentences() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let must = user(&corp, "wbm", tag, AccountState::MustChange);
+    let strict = user(&corp, "wbs", tag, AccountState::Good);
+    let easy = user(&corp, "wbe", tag, AccountState::Good);
+    let reset = user(&corp, "wbr", tag, AccountState::Good);
+    let plain = user(&corp, "wbp", tag, AccountState::Good);
+    for u in [&must, &strict, &easy, &reset, &plain] {
+        admin.create_user(u).await?;
+    }
+    let strict_pso = pso(
+        &mut admin,
+        &corp,
+        &format!("wb-strict-{tag}"),
+        ONE_DAY,
+        &[strict.dn(&corp.base_dn)],
+    )
+    .await?;
+    let easy_pso = pso(
+        &mut admin,
+        &corp,
+        &format!("wb-easy-{tag}"),
+        "0",
+        &[
+            easy.dn(&corp.base_dn),
+            must.dn(&corp.base_dn),
+            reset.dn(&corp.base_dn),
+        ],
+    )
+    .await?;
+
+    let t = PtaSetup::new(&fresh_dir("writeback")?, &corp)
+        .app("Web")
+        .redirect_uri(REDIRECT)
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
+    let (svc, svc_file) = admin_service_account(&corp)?;
+    let _agent =
+        t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(&svc, &svc_file, 3600)])?;
+    t.enable_pta()?;
+    for u in [&must, &strict, &easy, &reset, &plain] {
+        wait_synced(&t, &u.upn).await?;
+    }
+    let client_id = t.client_id()?.to_string();
+    let mut b = FormBrowser::new(&t.cloud.ca_file(), &t.cloud.url)?;
+
+    // Writeback off: a must-change user gets the seed's message.
+    let (answer, _, _) = sign_in(&mut b, &client_id, &must.upn, &must.password).await?;
+    assert!(
+        answer
+            .body
+            .contains("allow you to update your password on this site"),
+        "{}",
+        answer.body
+    );
+    t.cloud.admin(&["settings", "set", "writeback", "true"])?;
+    // On for the tenant, but not for this user: still the message.
+    let (answer, _, _) = sign_in(&mut b, &client_id, &must.upn, &must.password).await?;
+    assert!(
+        answer
+            .body
+            .contains("allow you to update your password on this site"),
+        "{}",
+        answer.body
+    );
+    for u in [&must, &strict, &easy] {
+        let out = t.cloud.admin(&["user", "writeback", &u.upn, "on"])?;
+        assert!(out.contains("allowed"), "{out}");
+    }
+
+    // The must-change flow: the change page, then the sign-in continues to the app.
+    let (page, req, csrf) = sign_in(&mut b, &client_id, &must.upn, &must.password).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Update your password"), "{}", page.body);
+    assert!(!page.body.contains(&must.password));
+    let new_must = recorded_secret("Wb-New1!");
+    let wrong = change_during_sign_in(&mut b, &req, &csrf, "Not-the-Passw0rd!", &new_must).await?;
+    assert_eq!(
+        error_text(&wrong),
+        "Your current password is incorrect.",
+        "{}",
+        wrong.body
+    );
+    let done = change_during_sign_in(&mut b, &req, &csrf, &must.password, &new_must).await?;
+    let code = done.query().get("code").cloned();
+    assert!(
+        code.is_some(),
+        "the app gets a code: {} {}",
+        done.status,
+        done.body
+    );
+    assert!(
+        corp.bind(&must.upn, &new_must).await.is_ok(),
+        "AD took the new password"
+    );
+    assert!(corp.bind(&must.upn, &must.password).await.is_err());
+    let client = t.sign_in()?;
+    let r = client.password("contoso", &must.upn, &new_must).await?;
+    assert!(r.ok(), "the new password signs in at once: {:?}", r.body);
+
+    // Each rule's own sentence (the strict policy: 10 characters, complexity, history 3,
+    // one day minimum age), never AD's text.
+    let mut b2 = FormBrowser::new(&t.cloud.ca_file(), &t.cloud.url)?;
+    let (signed_in, _, _) = sign_in(&mut b2, &client_id, &strict.upn, &strict.password).await?;
+    assert!(signed_in.query().contains_key("code"), "{}", signed_in.body);
+    let change_page = b2.get("/contoso/password/change").await?;
+    assert_eq!(change_page.status, 200, "{}", change_page.body);
+    let session_csrf = change_page.hidden("csrf");
+    let short = session_change(&mut b2, &session_csrf, &strict.password, "Ab1!xyz").await?;
+    assert_eq!(
+        error_text(&short),
+        "Your new password is too short: your organization requires at least 10 characters.",
+        "{}",
+        short.body
+    );
+    let simple = session_change(
+        &mut b2,
+        &session_csrf,
+        &strict.password,
+        "allsmalllettersandnothingelse",
+    )
+    .await?;
+    assert!(
+        error_text(&simple).starts_with("Your new password isn't complex enough."),
+        "{}",
+        simple.body
+    );
+    let young = session_change(
+        &mut b2,
+        &session_csrf,
+        &strict.password,
+        &recorded_secret("Young"),
+    )
+    .await?;
+    assert!(
+        error_text(&young).starts_with("You changed your password too recently.")
+            && error_text(&young).contains("1 day(s)"),
+        "{}",
+        young.body
+    );
+    for p in [&short, &simple, &young] {
+        assert!(
+            !p.body.contains("0000052D") && !p.body.contains("onstraint"),
+            "{}",
+            p.body
+        );
+    }
+    assert!(
+        corp.bind(&strict.upn, &strict.password).await.is_ok(),
+        "nothing was changed"
+    );
+
+    // A change round trip, then the history rule (the easy policy has no minimum age).
+    let mut b3 = FormBrowser::new(&t.cloud.ca_file(), &t.cloud.url)?;
+    let (signed_in, _, _) = sign_in(&mut b3, &client_id, &easy.upn, &easy.password).await?;
+    assert!(signed_in.query().contains_key("code"), "{}", signed_in.body);
+    let csrf3 = b3.get("/contoso/password/change").await?.hidden("csrf");
+    let new_easy = recorded_secret("Wb-New2!");
+    let changed = b3
+        .post(
+            "/contoso/password/change",
+            &[
+                ("csrf", csrf3.as_str()),
+                ("current", easy.password.as_str()),
+                ("new", new_easy.as_str()),
+                ("confirm", new_easy.as_str()),
+            ],
+        )
+        .await?;
+    assert!(
+        changed.body.contains("Your password was changed"),
+        "{}",
+        changed.body
+    );
+    let r = client.password("contoso", &easy.upn, &new_easy).await?;
+    assert!(r.ok(), "{:?}", r.body);
+    let r = client
+        .password("contoso", &easy.upn, &easy.password)
+        .await?;
+    assert_eq!(r.code(), Some(50126), "the old password no longer works");
+    let back = b3
+        .post(
+            "/contoso/password/change",
+            &[
+                ("csrf", csrf3.as_str()),
+                ("current", new_easy.as_str()),
+                ("new", easy.password.as_str()),
+                ("confirm", easy.password.as_str()),
+            ],
+        )
+        .await?;
+    assert_eq!(
+        error_text(&back),
+        "You've used this password before. Choose one that isn't among your last 3 passwords.",
+        "{}",
+        back.body
+    );
+    // A forged form (no session CSRF) is refused.
+    let forged = b3
+        .post(
+            "/contoso/password/change",
+            &[
+                ("csrf", "x"),
+                ("current", "a"),
+                ("new", "b"),
+                ("confirm", "b"),
+            ],
+        )
+        .await?;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // An administrator's reset, with --must-change: the user must change it at sign-in.
+    let new_reset = recorded_secret("Wb-Reset3!");
+    let out = t.cloud.admin_with_user_password(
+        &["user", "reset-password", &reset.upn, "--must-change"],
+        &new_reset,
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("in Active Directory"), "{stdout}");
+    let bound = corp.bind(&reset.upn, &new_reset).await;
+    assert!(
+        matches!(&bound, Err((49, text)) if text.contains("data 773")),
+        "the reset password is right but must be changed (1907): {bound:?}"
+    );
+    let r = client.password("contoso", &reset.upn, &new_reset).await?;
+    assert_eq!(r.code(), Some(50144), "{:?}", r.body);
+    // Without --must-change the new password works at once.
+    let new_reset2 = recorded_secret("Wb-Reset4!");
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &reset.upn], &new_reset2)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = client.password("contoso", &reset.upn, &new_reset2).await?;
+    assert!(r.ok(), "{:?}", r.body);
+    // A reset the policy refuses: the sentence, not AD's text.
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &reset.upn], "short")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("at least 10 characters"), "{stderr}");
+    assert!(!stderr.contains("0000052D"), "{stderr}");
+
+    for dn in [strict_pso, easy_pso] {
+        admin.delete(&dn).await?;
+    }
+    for u in [&must, &strict, &easy, &reset, &plain] {
+        admin.delete(&u.dn(&corp.base_dn)).await?;
+    }
+    Ok(())
+}
+
+/// A service account without the reset right: the administrator is told what to grant,
+/// and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let svc = user(&corp, "wbsvc", tag, AccountState::Good);
+    let target = user(&corp, "wbt", tag, AccountState::Good);
+    admin.create_user(&svc).await?;
+    admin.create_user(&target).await?;
+    let dir = std::env::temp_dir().join(format!("passthru-wb-plain-{tag}"));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{}\n", svc.password))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let t = PtaSetup::new(&fresh_dir("writeback-plain")?, &corp)
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
+    let _agent =
+        t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(&svc.upn, &file, 3600)])?;
+    t.enable_pta()?;
+    wait_synced(&t, &target.upn).await?;
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &target.upn], "Any-Passw0rd-1!")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("writeback"), "off by default: {stderr}");
+    t.cloud.admin(&["settings", "set", "writeback", "true"])?;
+    let new = recorded_secret("Wb-Never!");
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &target.upn], &new)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("Reset Password"), "{stderr}");
+    assert!(corp.bind(&target.upn, &target.password).await.is_ok());
+    assert!(corp.bind(&target.upn, &new).await.is_err());
+    admin.delete(&svc.dn(&corp.base_dn)).await?;
+    admin.delete(&target.dn(&corp.base_dn)).await?;
+    Ok(())
+}
