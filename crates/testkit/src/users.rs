@@ -377,6 +377,45 @@ impl Admin {
         &mut self.ldap
     }
 
+    /// Adds a fine-grained password policy (a PSO under the domain's Password Settings
+    /// Container) applied to the users `applies_to` (DNs): 10 characters minimum,
+    /// complexity on, 3 passwords of history, a 42-day maximum age, no minimum age and no
+    /// lockout, each overridden by `settings` (`("msDS-LockoutThreshold", "5")`). Returns
+    /// its DN.
+    pub async fn add_password_policy(
+        &mut self,
+        name: &str,
+        settings: &[(&str, &str)],
+        applies_to: &[String],
+    ) -> anyhow::Result<String> {
+        let dn = format!(
+            "CN={name},CN=Password Settings Container,CN=System,{}",
+            self.base_dn
+        );
+        let mut attrs: Vec<(&str, &str)> = vec![
+            ("msDS-PasswordSettingsPrecedence", "10"),
+            ("msDS-PasswordReversibleEncryptionEnabled", "FALSE"),
+            ("msDS-PasswordHistoryLength", "3"),
+            ("msDS-PasswordComplexityEnabled", "TRUE"),
+            ("msDS-MinimumPasswordLength", "10"),
+            ("msDS-MinimumPasswordAge", "0"),
+            ("msDS-MaximumPasswordAge", "-36288000000000"),
+            ("msDS-LockoutThreshold", "0"),
+            ("msDS-LockoutObservationWindow", "-18000000000"),
+            ("msDS-LockoutDuration", "-18000000000"),
+        ];
+        for (k, v) in settings {
+            attrs.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            attrs.push((k, v));
+        }
+        attrs.push(("objectClass", "msDS-PasswordSettings"));
+        for user in applies_to {
+            attrs.push(("msDS-PSOAppliesTo", user.as_str()));
+        }
+        self.add_entry(&dn, &attrs).await?;
+        Ok(dn)
+    }
+
     /// Adds an entry with text attributes (`objectClass` included), e.g. a group or an OU.
     pub async fn add_entry(&mut self, dn: &str, attrs: &[(&str, &str)]) -> anyhow::Result<()> {
         let attrs = attrs.iter().map(|(k, v)| attr(k, *v)).collect();

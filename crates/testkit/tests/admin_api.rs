@@ -22,6 +22,8 @@ const EXPECTED: &[(&str, bool)] = &[
     ("disableUser", false),
     ("enableUser", false),
     ("unlockUser", false),
+    ("resetUserPassword", false),
+    ("setUserWriteback", false),
     ("setUserRole", false),
     ("deleteUser", false),
     ("listGroups", true),
@@ -58,6 +60,8 @@ fn body_for(op: &str, pw: &str) -> Option<Value> {
     Some(match op {
         "addUser" => json!({ "upn": "new@contoso.example", "password": pw }),
         "setUserPassword" => json!({ "password": pw }),
+        "resetUserPassword" => json!({ "password": pw, "must_change": false }),
+        "setUserWriteback" => json!({ "allowed": true }),
         "setUserRole" => json!({ "role": "none" }),
         "addDomain" => json!({ "name": "added.example" }),
         "convertDomain" => json!({ "to": "managed" }),

@@ -166,3 +166,56 @@ async fn the_same_wrong_password_again_is_counted_once() -> anyhow::Result<()> {
     admin.delete(&dn).await?;
     Ok(())
 }
+
+/// The case: AD locks this user after 5 wrong passwords (a fine-grained policy on
+/// the user), the cloud after 3. Ten wrong attempts lock the name in the cloud while AD's
+/// badPwdCount stays below 5, so the account still works on premises.
+#[tokio::test(flavor = "multi_thread")]
+async fn ad_threshold_five_cloud_threshold_three() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let user = TestUser::with(
+        &format!("five{tag}"),
+        &format!("five{tag}"),
+        &corp.upn_suffix,
+        AccountState::Good,
+        recorded_secret("Pw"),
+        "Five Test",
+    );
+    admin.create_user(&user).await?;
+    let dn = user.dn(&corp.base_dn);
+    let pso = admin
+        .add_password_policy(
+            &format!("lock5-{tag}"),
+            &[("msDS-LockoutThreshold", "5")],
+            std::slice::from_ref(&dn),
+        )
+        .await?;
+    let t = PtaSetup::new(&fresh_dir("smart-lockout-5")?, &corp).start()?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_threshold", "3"])?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_duration_seconds", "600"])?;
+    let client = t.sign_in()?;
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = client
+            .password("contoso", &user.upn, &format!("Wrong-Passw0rd-{i}!"))
+            .await?;
+        codes.push(r.code());
+    }
+    let mut expected = vec![Some(50126); 3];
+    expected.extend(std::iter::repeat_n(Some(50053), 7));
+    assert_eq!(codes, expected);
+    let bad = bad_pwd_count(&mut admin, &dn).await?;
+    assert_eq!(bad, 3, "AD saw only the cloud's first three");
+    assert!(bad < 5);
+    assert!(
+        corp.bind(&user.upn, &user.password).await.is_ok(),
+        "AD (threshold 5) has not locked the account"
+    );
+    admin.delete(&pso).await?;
+    admin.delete(&dn).await?;
+    Ok(())
+}

@@ -15,46 +15,12 @@ use passthru_testkit::bed::{self, BedForest};
 use passthru_testkit::browser::{FormBrowser, Page};
 use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, ForestEntry};
-use passthru_testkit::users::Admin;
 use passthru_testkit::{AccountState, TestUser};
 use serde_json::Value;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 /// A day in AD's interval unit (negative 100-ns ticks).
 const ONE_DAY: &str = "-864000000000";
-
-/// A fine-grained password policy for `dn`: at least 10 characters, complexity, the last 3
-/// passwords remembered, and `min_age` as the minimum password age.
-async fn pso(
-    admin: &mut Admin,
-    forest: &BedForest,
-    name: &str,
-    min_age: &str,
-    applies_to: &[String],
-) -> anyhow::Result<String> {
-    let dn = format!(
-        "CN={name},CN=Password Settings Container,CN=System,{}",
-        forest.base_dn
-    );
-    let mut attrs = vec![
-        ("objectClass", "msDS-PasswordSettings"),
-        ("msDS-PasswordSettingsPrecedence", "10"),
-        ("msDS-PasswordReversibleEncryptionEnabled", "FALSE"),
-        ("msDS-PasswordHistoryLength", "3"),
-        ("msDS-PasswordComplexityEnabled", "TRUE"),
-        ("msDS-MinimumPasswordLength", "10"),
-        ("msDS-MinimumPasswordAge", min_age),
-        ("msDS-MaximumPasswordAge", "-36288000000000"),
-        ("msDS-LockoutThreshold", "0"),
-        ("msDS-LockoutObservationWindow", "-18000000000"),
-        ("msDS-LockoutDuration", "-18000000000"),
-    ];
-    for user in applies_to {
-        attrs.push(("msDS-PSOAppliesTo", user.as_str()));
-    }
-    admin.add_entry(&dn, &attrs).await?;
-    Ok(dn)
-}
 
 fn user(forest: &BedForest, prefix: &str, tag: &str, state: AccountState) -> TestUser {
     let name = format!("{prefix}{tag}");
@@ -204,26 +170,26 @@ async fn change_reset_and_policy_sentences() -> anyhow::Result<()> {
     for u in [&must, &strict, &easy, &reset, &plain] {
         admin.create_user(u).await?;
     }
-    let strict_pso = pso(
-        &mut admin,
-        &corp,
-        &format!("wb-strict-{tag}"),
-        ONE_DAY,
-        &[strict.dn(&corp.base_dn)],
-    )
-    .await?;
-    let easy_pso = pso(
-        &mut admin,
-        &corp,
-        &format!("wb-easy-{tag}"),
-        "0",
-        &[
-            easy.dn(&corp.base_dn),
-            must.dn(&corp.base_dn),
-            reset.dn(&corp.base_dn),
-        ],
-    )
-    .await?;
+    // Fine-grained policies: 10 characters, complexity, 3 passwords of history; the strict
+    // one also has a minimum age of a day.
+    let strict_pso = admin
+        .add_password_policy(
+            &format!("wb-strict-{tag}"),
+            &[("msDS-MinimumPasswordAge", ONE_DAY)],
+            &[strict.dn(&corp.base_dn)],
+        )
+        .await?;
+    let easy_pso = admin
+        .add_password_policy(
+            &format!("wb-easy-{tag}"),
+            &[],
+            &[
+                easy.dn(&corp.base_dn),
+                must.dn(&corp.base_dn),
+                reset.dn(&corp.base_dn),
+            ],
+        )
+        .await?;
 
     let t = PtaSetup::new(&fresh_dir("writeback")?, &corp)
         .app("Web")
