@@ -349,6 +349,10 @@ pub async fn serve<V: Validator>(
                             spawn_validation(&mut tasks, &ctx, &outbox, request);
                         }
                         Ok(CloudToAgent::SyncRun(run)) => spawn_sync(&mut syncs, &ctx, &outbox, run),
+                        Ok(CloudToAgent::PasswordChanged { user }) => {
+                            tracing::debug!(user = %user, "password changed through the cloud: remembered wrong passwords forgotten");
+                            ctx.wrong_passwords.forget(&user);
+                        }
                         Ok(CloudToAgent::Goodbye { reason }) => break Err(LinkError::Goodbye { reason }),
                         Ok(_) => tracing::debug!("unexpected message from the cloud ignored"),
                         Err(e) => tracing::warn!(error = %e, "unreadable message from the cloud ignored"),

@@ -253,6 +253,15 @@ impl Gateway {
         n
     }
 
+    /// Sends `message` to every connected agent of the tenant, without waiting (an agent
+    /// whose queue is full misses it).
+    pub fn tell_all(&self, tenant_id: Uuid, message: &CloudToAgent) -> usize {
+        self.connections(tenant_id)
+            .iter()
+            .filter(|c| c.tx.try_send(message.clone()).is_ok())
+            .count()
+    }
+
     /// The open connections of a tenant.
     pub fn connections(&self, tenant_id: Uuid) -> Vec<Arc<AgentConn>> {
         self.lock()

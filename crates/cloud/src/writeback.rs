@@ -262,6 +262,15 @@ async fn send(
         #[allow(unreachable_patterns)]
         _ => Err(WritebackError::Agent(AgentError::DirectoryError)),
     };
+    if result.is_ok() {
+        // Every agent forgets the wrong passwords it remembers for the user: the new
+        // password must work at once, through any agent.
+        let told = state.gateway.tell_all(
+            tenant.id,
+            &passthru_proto::CloudToAgent::PasswordChanged { user: upn.clone() },
+        );
+        tracing::debug!(user = %upn, agents = told, "agents told to forget the user's remembered wrong passwords");
+    }
     match &result {
         Ok(_) => {
             tracing::info!(tenant = %tenant.name, user = %upn, operation, agent = %reply.agent_id, correlation = %corr, "password written back to Active Directory")

@@ -39,6 +39,10 @@ pub enum CloudToAgent {
     Goodbye { reason: String },
     /// Read a forest for directory sync (sent only to the forest's lease holder).
     SyncRun(SyncRun),
+    /// The user's password was just changed or reset through the cloud (by any agent):
+    /// forget the wrong passwords remembered for them, or the new password, if the user
+    /// had tried it before it was set, would be answered 1326 from memory.
+    PasswordChanged { user: String },
 }
 
 /// Agent -> cloud.

@@ -470,3 +470,81 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     admin.delete(&target.dn(&corp.base_dn)).await?;
     Ok(())
 }
+
+/// Two agents, each remembering a password the user tried before it was theirs: after the
+/// change through the cloud, that password signs in at once through either agent (the
+/// cloud tells every agent to forget the user's remembered wrong passwords).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let u = user(&corp, "wba", tag, AccountState::Good);
+    admin.create_user(&u).await?;
+    let t = PtaSetup::new(&fresh_dir("writeback-agents")?, &corp)
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
+    let (svc, svc_file) = admin_service_account(&corp)?;
+    let entry = [ForestEntry::for_forest(&corp).with_sync(&svc, &svc_file, 3600)];
+    let mut a = t.register_agent(&entry)?;
+    let mut b = t.register_agent(&entry)?;
+    a.run()?;
+    b.run()?;
+    t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
+    t.enable_pta()?;
+    wait_synced(&t, &u.upn).await?;
+    t.cloud.admin(&["settings", "set", "writeback", "true"])?;
+    let client = t.sign_in()?;
+    let next = recorded_secret("Wb-Next!");
+    // Tried before it was set, in pairs so that both agents see it (least-in-flight
+    // dispatch spreads concurrent requests): now remembered as wrong by both.
+    let mut agents_seen = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let (r1, r2) = tokio::join!(
+            client.password("contoso", &u.upn, &next),
+            client.password("contoso", &u.upn, &next)
+        );
+        assert_eq!(r1?.code(), Some(50126));
+        assert_eq!(r2?.code(), Some(50126));
+    }
+    let log: Value = serde_json::from_str(&t.cloud.admin(&[
+        "--json", "signins", "list", "--user", &u.upn, "--result", "50126",
+    ])?)?;
+    for l in log["signins"].as_array().cloned().unwrap_or_default() {
+        if let Some(agent) = l["agent_id"].as_str() {
+            agents_seen.insert(agent.to_string());
+        }
+    }
+    assert_eq!(agents_seen.len(), 2, "both agents saw the password: {log}");
+    // An administrator resets the password to it (through one agent).
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &u.upn], &next)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It signs in at once, through both agents.
+    let mut ok_agents = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let (r1, r2) = tokio::join!(
+            client.password("contoso", &u.upn, &next),
+            client.password("contoso", &u.upn, &next)
+        );
+        let (r1, r2) = (r1?, r2?);
+        assert!(r1.ok() && r2.ok(), "{:?} {:?}", r1.body, r2.body);
+    }
+    let log: Value = serde_json::from_str(&t.cloud.admin(&[
+        "--json", "signins", "list", "--user", &u.upn, "--result", "success",
+    ])?)?;
+    for l in log["signins"].as_array().cloned().unwrap_or_default() {
+        if let Some(agent) = l["agent_id"].as_str() {
+            ok_agents.insert(agent.to_string());
+        }
+    }
+    assert_eq!(ok_agents.len(), 2, "both agents accepted it: {log}");
+    admin.delete(&u.dn(&corp.base_dn)).await?;
+    Ok(())
+}
