@@ -12,14 +12,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use passthru_proto::Aadsts;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::{esc, info_page, page};
 use crate::server::ClientInfo;
-use crate::state::Shared;
-use crate::store::{AuthzRequest, Tenant, User};
+use crate::state::{unix_ms, Shared};
+use crate::store::{AuthzRequest, SignIn, Tenant, User};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor, WritebackError};
 
@@ -137,7 +138,7 @@ fn new_password_problem(f: &ChangeForm) -> Option<&'static str> {
 pub async fn during_sign_in(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
-    Extension(_client): Extension<ClientInfo>,
+    Extension(client): Extension<ClientInfo>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<ChangeForm>,
 ) -> Response {
@@ -167,7 +168,29 @@ pub async fn during_sign_in(
         return change_page(&form, Some(problem), &form_action);
     }
     let ChangeForm { current, new, .. } = f;
-    match writeback::change(&state, &t, &upn, current, new, corr).await {
+    let started = std::time::Instant::now();
+    let result = writeback::change(&state, &t, &upn, current, new, corr).await;
+    // The sign-in log's line for this sign-in: the password was right (AD said 1330/1907
+    // before) and is now changed.
+    let entry = SignIn {
+        time_ms: unix_ms(),
+        username: upn.clone(),
+        client_id: Some(req.client_id.clone()),
+        result: if result.is_ok() { "success" } else { "failure" }.into(),
+        aadsts: result
+            .as_ref()
+            .err()
+            .map(|_| Aadsts::PasswordChangeRequired.code()),
+        win32: None,
+        agent_id: None,
+        latency_ms: Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)),
+        correlation_id: corr.to_string(),
+        client_ip: Some(client.addr.ip().to_string()),
+    };
+    if let Err(e) = state.store.log_sign_in(t.id, &entry).await {
+        tracing::error!(error = %e, "could not write the sign-in log");
+    }
+    match result {
         Ok(user) => crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await,
         Err(e) => change_page(&form, Some(&e.user_sentence()), &form_action),
     }

@@ -252,6 +252,14 @@ async fn change_reset_and_policy_sentences() -> anyhow::Result<()> {
         done.status,
         done.body
     );
+    let log: Value = serde_json::from_str(&t.cloud.admin(&[
+        "--json", "signins", "list", "--user", &must.upn, "--result", "success",
+    ])?)?;
+    assert_eq!(
+        log["signins"].as_array().map(Vec::len),
+        Some(1),
+        "the sign-in is logged: {log}"
+    );
     assert!(
         corp.bind(&must.upn, &new_must).await.is_ok(),
         "AD took the new password"
