@@ -104,6 +104,27 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> R
     r
 }
 
+/// The `#error` paragraph of a form page that said something went wrong (empty without).
+pub fn alert(message: Option<&str>) -> String {
+    message
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                esc(e)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// 400 for a form page that shows an error, else 200.
+pub fn form_status(error: bool) -> StatusCode {
+    if error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
     match error {
         Some((code, corr)) => format!(

@@ -9,7 +9,7 @@
 //! one sealed change to an agent.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 use passthru_proto::Aadsts;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::issue::{hash_secret, secrets_equal};
-use crate::pages::{esc, info_page, page};
+use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::server::ClientInfo;
 use crate::state::{unix_ms, Shared};
 use crate::store::{AuthzRequest, SignIn, Tenant, User};
@@ -53,14 +53,7 @@ struct Form<'a> {
 }
 
 fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response {
-    let error_html = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
+    let error_html = alert(error);
     let body = format!(
         "<h1>Update your password</h1><p class=\"who\" id=\"who\">{u}</p><p id=\"intro\">{intro}</p>{error_html}\
 <form method=\"post\" action=\"{a}\">\
@@ -79,11 +72,7 @@ fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response
         r = esc(f.req),
         c = esc(f.csrf),
     );
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(error.is_some());
     page(status, "Update your password", &body, form_action)
 }
 
@@ -319,6 +308,6 @@ mod tests {
             intro: EXPIRED_INTRO,
         };
         let r = change_page(&f, Some("<b>"), "'self'");
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.status(), axum::http::StatusCode::BAD_REQUEST);
     }
 }

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::authorize::cookie_value;
 use crate::issue::{hash_secret, random_token, secrets_equal};
-use crate::pages::{esc, info_page, page};
+use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::state::{unix_now, Shared};
 use crate::store::writeback::ResetFlow;
 use crate::store::{Tenant, User};
@@ -38,24 +38,13 @@ fn not_here() -> Response {
 }
 
 fn form_page(t: &Tenant, title: &str, inner: &str, error: Option<&str>) -> Response {
-    let error_html = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
+    let error_html = alert(error);
     let body = format!(
         "<h1>{}</h1><p class=\"who\">{}</p>{error_html}{inner}",
         esc(title),
         esc(&t.name)
     );
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(error.is_some());
     page(status, title, &body, "'self'")
 }
 

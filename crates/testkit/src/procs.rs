@@ -56,6 +56,22 @@ pub fn recorded_secret(prefix: &str) -> String {
     s
 }
 
+/// Writes `secret` (a service account's password) to a fresh file with mode 0600, outside
+/// the directories the password scan covers (the file is the one place it may be), and
+/// returns its path.
+pub fn secret_file(secret: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("passthru-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{secret}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// A fresh directory for one test.
 pub fn fresh_dir(label: &str) -> anyhow::Result<PathBuf> {
     let dir = runs_root().join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));

@@ -11,6 +11,28 @@ use passthru_testkit::procs::{fresh_dir, recorded_secret};
 use passthru_testkit::{AccountState, TestUser};
 use serde_json::Value;
 
+/// The codes of ten different wrong passwords for `upn`, in order.
+async fn ten_wrong_passwords(
+    client: &passthru_testkit::http::SignInClient,
+    upn: &str,
+) -> anyhow::Result<Vec<Option<u64>>> {
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = client
+            .password("contoso", upn, &format!("Wrong-Passw0rd-{i}!"))
+            .await?;
+        codes.push(r.code());
+    }
+    Ok(codes)
+}
+
+/// 50126 `threshold` times, then 50053 (locked in the cloud), ten answers in all.
+fn locked_after(threshold: usize) -> Vec<Option<u64>> {
+    let mut expected = vec![Some(50126); threshold];
+    expected.extend(std::iter::repeat_n(Some(50053), 10 - threshold));
+    expected
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cloud_locks_before_active_directory_does() -> anyhow::Result<()> {
     let corp = bed::corp()?;
@@ -36,16 +58,10 @@ async fn the_cloud_locks_before_active_directory_does() -> anyhow::Result<()> {
         .admin(&["settings", "set", "lockout_duration_seconds", "600"])?;
     let client = t.sign_in()?;
 
-    let mut codes = Vec::new();
-    for i in 0..10 {
-        let r = client
-            .password("contoso", &user.upn, &format!("Wrong-Passw0rd-{i}!"))
-            .await?;
-        codes.push(r.code());
-    }
-    let mut expected = vec![Some(50126), Some(50126)];
-    expected.extend(std::iter::repeat_n(Some(50053), 8));
-    assert_eq!(codes, expected);
+    assert_eq!(
+        ten_wrong_passwords(&client, &user.upn).await?,
+        locked_after(2)
+    );
     // The right password is refused too while the lock lasts, with no agent round trip.
     let r = client
         .password("contoso", &user.upn, &user.password)
@@ -198,16 +214,10 @@ async fn ad_threshold_five_cloud_threshold_three() -> anyhow::Result<()> {
     t.cloud
         .admin(&["settings", "set", "lockout_duration_seconds", "600"])?;
     let client = t.sign_in()?;
-    let mut codes = Vec::new();
-    for i in 0..10 {
-        let r = client
-            .password("contoso", &user.upn, &format!("Wrong-Passw0rd-{i}!"))
-            .await?;
-        codes.push(r.code());
-    }
-    let mut expected = vec![Some(50126); 3];
-    expected.extend(std::iter::repeat_n(Some(50053), 7));
-    assert_eq!(codes, expected);
+    assert_eq!(
+        ten_wrong_passwords(&client, &user.upn).await?,
+        locked_after(3)
+    );
     let bad = bad_pwd_count(&mut admin, &dn).await?;
     assert_eq!(bad, 3, "AD saw only the cloud's first three");
     assert!(bad < 5);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use passthru_testkit::bed::{self, BedForest};
 use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
-use passthru_testkit::procs::{fresh_dir, recorded_secret, Agent, ForestEntry};
+use passthru_testkit::procs::{fresh_dir, recorded_secret, secret_file, Agent, ForestEntry};
 use passthru_testkit::users::Admin;
 use passthru_testkit::{AccountState, TestUser};
 use serde_json::Value;
@@ -35,16 +35,7 @@ async fn service_account(
         "Sync service",
     );
     admin.create_user(&user).await?;
-    let dir = std::env::temp_dir().join(format!("passthru-svc-{tag}"));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("password");
-    std::fs::write(&file, format!("{}\n", user.password))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok((user.upn, file))
+    Ok((user.upn, secret_file(&user.password)?))
 }
 
 /// Polls `check` until it gives a value, or fails after `timeout` with the last reason.

@@ -14,7 +14,7 @@ use anyhow::bail;
 use passthru_testkit::bed::{self, BedForest};
 use passthru_testkit::browser::{FormBrowser, Page};
 use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
-use passthru_testkit::procs::{fresh_dir, recorded_secret, ForestEntry};
+use passthru_testkit::procs::{fresh_dir, recorded_secret, secret_file, ForestEntry};
 use passthru_testkit::{AccountState, TestUser};
 use serde_json::Value;
 
@@ -37,16 +37,10 @@ fn user(forest: &BedForest, prefix: &str, tag: &str, state: AccountState) -> Tes
 /// The forest's administrator as the agent's service account (it has the reset right), its
 /// password in a file outside the directories the password scan covers.
 fn admin_service_account(forest: &BedForest) -> anyhow::Result<(String, PathBuf)> {
-    let dir = std::env::temp_dir().join(format!("passthru-wb-svc-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("password");
-    std::fs::write(&file, format!("{}\n", forest.admin_password))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok((forest.admin_upn.clone(), file))
+    Ok((
+        forest.admin_upn.clone(),
+        secret_file(&forest.admin_password)?,
+    ))
 }
 
 /// Waits until directory sync brought `upn` into the cloud.
@@ -441,15 +435,7 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     let target = user(&corp, "wbt", tag, AccountState::Good);
     admin.create_user(&svc).await?;
     admin.create_user(&target).await?;
-    let dir = std::env::temp_dir().join(format!("passthru-wb-plain-{tag}"));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("password");
-    std::fs::write(&file, format!("{}\n", svc.password))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-    }
+    let file = secret_file(&svc.password)?;
     let t = PtaSetup::new(&fresh_dir("writeback-plain")?, &corp)
         .agent(AgentStage::None)
         .pta(false)

@@ -256,14 +256,7 @@ pub async fn set_password(
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_PASSWORD).await?;
     let user = find(&state, &t, &upn).await?;
     cloud_only(&user, "change the password")?;
-    check_password(&body.password)?;
-    let hash = crate::passwords::hash(body.password)
-        .await
-        .map_err(ApiError::internal)?;
-    state
-        .store
-        .set_password_hash(t.id, user.id, &hash, unix_now())
-        .await?;
+    set_cloud_password(&state, &t, &user, body.password).await?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
     Ok(Json(json!({ "upn": user.upn, "password_set": true })))
 }
@@ -304,14 +297,7 @@ pub async fn reset_password(
                 "--must-change applies to on-premises users (Active Directory enforces it); a cloud-only user's password is simply set.",
             ));
         }
-        check_password(&body.password)?;
-        let hash = crate::passwords::hash(body.password)
-            .await
-            .map_err(ApiError::internal)?;
-        state
-            .store
-            .set_password_hash(t.id, user.id, &hash, unix_now())
-            .await?;
+        set_cloud_password(&state, &t, &user, body.password).await?;
         tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "cloud password reset by an administrator");
         return Ok(Json(
             json!({ "upn": user.upn, "password_set": true, "written_to": "cloud" }),
@@ -378,6 +364,24 @@ pub async fn set_writeback(
     Ok(Json(
         json!({ "upn": user.upn, "writeback_allowed": body.allowed }),
     ))
+}
+
+/// Checks and hashes a cloud-only user's new password, stores it and ends their sessions.
+async fn set_cloud_password(
+    state: &Shared,
+    t: &Tenant,
+    user: &User,
+    password: Zeroizing<String>,
+) -> Result<(), ApiError> {
+    check_password(&password)?;
+    let hash = crate::passwords::hash(password)
+        .await
+        .map_err(ApiError::internal)?;
+    state
+        .store
+        .set_password_hash(t.id, user.id, &hash, unix_now())
+        .await?;
+    Ok(())
 }
 
 async fn set_enabled(
