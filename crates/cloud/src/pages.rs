@@ -43,6 +43,8 @@ pub fn user_message(code: Aadsts) -> &'static str {
         Aadsts::RedirectUriMismatch => "The application asked to send you to an address it hasn't registered. Contact the application's owner.",
         Aadsts::UnknownClient => "The application you are signing in to isn't known to this organization. Contact the application's owner.",
         Aadsts::TenantNotFound => "This organization doesn't exist here. Check the address you used.",
+        Aadsts::StrongAuthFailed => "That code didn't work. Check the code in your authenticator app and try again (each code works once), or use one of your recovery codes.",
+        Aadsts::MfaRequired => "Your organization requires a second verification step that this application can't ask for. Sign in through your browser instead.",
         _ => "Something went wrong while signing you in. Try again.",
     }
 }
@@ -54,7 +56,9 @@ input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:bo
 button{margin-top:20px;padding:8px 24px;font-size:1rem;background:#0067b8;color:#fff;border:0;cursor:pointer}\
 button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
 .error{color:#a80000;border-left:4px solid #a80000;padding-left:8px}.meta{color:#555;font-size:.8rem;word-break:break-all}\
-.who{color:#333;margin-bottom:8px}";
+.who{color:#333;margin-bottom:8px}\
+.secret{font-family:monospace;font-size:1.05rem;word-break:break-all;background:#f2f2f2;padding:6px}\
+.codes{font-family:monospace;font-size:1.05rem;columns:2;padding-left:24px}.qr{display:block;width:220px;height:220px;margin:8px 0}";
 
 /// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
 fn style_hash() -> &'static str {
@@ -104,7 +108,9 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_action: &str) -> R
     r
 }
 
-fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
+/// The error paragraph of a form page: the sentence for the code, the code and the
+/// correlation id.
+pub fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
     match error {
         Some((code, corr)) => format!(
             "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\
@@ -176,13 +182,18 @@ pub fn password_page(
     } else {
         StatusCode::OK
     };
-    let form_action = match url::Url::parse(redirect_uri) {
+    page(status, "Enter password", &body, &redirect_form_action(redirect_uri))
+}
+
+/// The `form-action` of a page whose form may be answered with a redirect to the app's
+/// `redirect_uri` (browsers check form-action on redirects): ours and that origin.
+pub fn redirect_form_action(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
         Ok(u) if u.origin().is_tuple() => format!("'self' {}", u.origin().ascii_serialization()),
         // A native app's custom scheme (`msal...://auth`): allow the scheme.
         Ok(u) => format!("'self' {}:", u.scheme()),
         Err(_) => "'self'".to_string(),
-    };
-    page(status, "Enter password", &body, &form_action)
+    }
 }
 
 /// A page for an error that cannot be sent back to the application.
@@ -251,6 +262,8 @@ mod tests {
             Aadsts::InvalidUsernameForAgent,
             Aadsts::NoPasswordInCloud,
             Aadsts::UserNotFound,
+            Aadsts::StrongAuthFailed,
+            Aadsts::MfaRequired,
         ];
         let mut seen = std::collections::HashSet::new();
         for c in codes {

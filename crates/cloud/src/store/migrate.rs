@@ -38,6 +38,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "smart lockout",
         include_str!("../../migrations/0006_smart_lockout.sql"),
     ),
+    (
+        8,
+        "multi-factor authentication",
+        include_str!("../../migrations/0008_mfa.sql"),
+    ),
 ];
 
 #[derive(Debug)]
