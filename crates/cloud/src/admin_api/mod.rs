@@ -124,6 +124,8 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/users/{upn}/disable", post(users::disable))
         .route("/users/{upn}/enable", post(users::enable))
         .route("/users/{upn}/unlock", post(users::unlock))
+        .route("/users/{upn}/mfa", put(users::set_mfa))
+        .route("/users/{upn}/mfa/reset", post(users::reset_mfa))
         .route("/users/{upn}/role", put(users::set_role))
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))

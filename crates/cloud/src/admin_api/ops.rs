@@ -110,6 +110,23 @@ op!(
     "Ends a smart lockout of the user name now and forgets its wrong passwords."
 );
 op!(
+    SET_USER_MFA,
+    "setUserMfa",
+    "PUT",
+    "/users/{upn}/mfa",
+    GA,
+    "Sets a user's own multi-factor policy: default (the tenant's `mfa` setting), off, optional or required.",
+    body = r#"{"type":"object","required":["policy"],"properties":{"policy":{"type":"string","enum":["default","off","optional","required"]}}}"#
+);
+op!(
+    RESET_USER_MFA,
+    "resetUserMfa",
+    "POST",
+    "/users/{upn}/mfa/reset",
+    GA,
+    "Removes a user's authenticator app and recovery codes (they enrol again) and ends their sessions and refresh tokens."
+);
+op!(
     SET_USER_ROLE,
     "setUserRole",
     "PUT",
@@ -375,6 +392,8 @@ pub const ALL: &[&Operation] = &[
     DISABLE_USER,
     ENABLE_USER,
     UNLOCK_USER,
+    SET_USER_MFA,
+    RESET_USER_MFA,
     SET_USER_ROLE,
     DELETE_USER,
     LIST_GROUPS,
