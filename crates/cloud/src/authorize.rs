@@ -321,12 +321,21 @@ pub async fn authorize(
 }
 
 /// Loads the pending request of a form and checks its CSRF token.
-pub(crate) async fn pending(state: &Shared, t: &Tenant, req: &str, csrf: &str) -> Option<AuthzRequest> {
+pub(crate) async fn pending(
+    state: &Shared,
+    t: &Tenant,
+    req: &str,
+    csrf: &str,
+) -> Option<AuthzRequest> {
     let r = state.store.authz(t.id, req, unix_now()).await.ok()??;
     crate::issue::secrets_equal(&r.csrf, csrf).then_some(r)
 }
 
-pub(crate) async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tenant, Response> {
+pub(crate) async fn tenant_or_page(
+    state: &Shared,
+    tenant: &str,
+    corr: Uuid,
+) -> Result<Tenant, Response> {
     match state.store.tenant(tenant).await {
         Ok(Some(t)) => Ok(t),
         _ => Err(error_page(

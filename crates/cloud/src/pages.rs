@@ -182,7 +182,12 @@ pub fn password_page(
     } else {
         StatusCode::OK
     };
-    page(status, "Enter password", &body, &redirect_form_action(redirect_uri))
+    page(
+        status,
+        "Enter password",
+        &body,
+        &redirect_form_action(redirect_uri),
+    )
 }
 
 /// The `form-action` of a page whose form may be answered with a redirect to the app's

@@ -396,7 +396,10 @@ mod tests {
 
     #[test]
     fn mfa_codes_are_invalid_grant_400() {
-        for (c, n) in [(Aadsts::MfaRequired, 50076), (Aadsts::StrongAuthFailed, 500121)] {
+        for (c, n) in [
+            (Aadsts::MfaRequired, 50076),
+            (Aadsts::StrongAuthFailed, 500121),
+        ] {
             assert_eq!(c.code(), n);
             assert_eq!(c.oauth_error(), "invalid_grant");
             assert_eq!(c.http_status(), 400);

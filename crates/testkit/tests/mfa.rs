@@ -162,7 +162,11 @@ struct Authz {
 }
 
 fn authz(cloud: &Cloud, client_id: &str, redirect: &str) -> anyhow::Result<Authz> {
-    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
     let mut u = url::Url::parse(&format!("{}/contoso/oauth2/v2.0/authorize", cloud.url))?;
     u.query_pairs_mut()
@@ -261,7 +265,10 @@ fn read_enrolment(b: &mut Chromium) -> anyhow::Result<(Vec<u8>, String)> {
         uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={base32}")),
         "{uri}"
     );
-    ensure!(uri.contains("digits=6") && uri.contains("period=30"), "{uri}");
+    ensure!(
+        uri.contains("digits=6") && uri.contains("period=30"),
+        "{uri}"
+    );
     let html = b.page()?["html"].as_str().unwrap_or_default().to_string();
     ensure!(html.contains("<svg class=\"qr\""), "no QR code on the page");
     let secret = totp_rs::Secret::Encoded(base32.clone())
@@ -286,7 +293,10 @@ async fn form_password(
     ensure!(p.status == 200, "authorize: {} {}", p.status, p.body);
     let (req, csrf) = form_of(&p);
     let p = fb
-        .post("/contoso/login", &[("req", &req), ("csrf", &csrf), ("username", user)])
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", user)],
+        )
         .await?;
     ensure!(p.body.contains("id=\"password\""), "{}", p.body);
     fb.post(
@@ -368,11 +378,15 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     cloud.admin(&["user", "mfa", BOB, "off"])?;
     let shown: Value = serde_json::from_str(&cloud.admin(&["--json", "user", "show", ALICE])?)?;
     ensure!(
-        shown["mfa"] == json!({"policy": "required", "effective": "required", "enrolled": false, "recovery_codes_left": null, "locked_until": null}),
+        shown["mfa"]
+            == json!({"policy": "required", "effective": "required", "enrolled": false, "recovery_codes_left": null, "locked_until": null}),
         "{shown}"
     );
     let a = authz(&cloud, &client_id, &redirect)?;
-    ensure!(browser_password(&mut b, &a, ALICE, &pw)? == "secret", "enrolment page expected");
+    ensure!(
+        browser_password(&mut b, &a, ALICE, &pw)? == "secret",
+        "enrolment page expected"
+    );
     let (secret, base32) = read_enrolment(&mut b)?;
     b.shot("enrol")?;
     // A wrong first code is refused on the enrolment page, which shows the same key again.
@@ -380,7 +394,10 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     b.click("verify")?;
     ensure!(b.wait(&["error"])? == "error");
     ensure!(b.text("error")?.contains("That code didn't work"));
-    ensure!(read_enrolment(&mut b)?.1 == base32, "the same key until confirmed");
+    ensure!(
+        read_enrolment(&mut b)?.1 == base32,
+        "the same key until confirmed"
+    );
     let enrolled_step = step_now();
     b.type_in("code", &totp(&secret, enrolled_step))?;
     b.click("verify")?;
@@ -399,14 +416,20 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     // Signed out and back: the code page.
     sign_out(&mut b, &cloud)?;
     let a = authz(&cloud, &client_id, &redirect)?;
-    ensure!(browser_password(&mut b, &a, ALICE, &pw)? == "code", "code page expected");
+    ensure!(
+        browser_password(&mut b, &a, ALICE, &pw)? == "code",
+        "code page expected"
+    );
     b.shot("code")?;
     // A wrong code.
     b.type_in("code", &totp(&secret, step_now() - 10))?;
     b.click("verify")?;
     ensure!(b.wait(&["error"])? == "error");
     ensure!(b.text("error")?.contains("That code didn't work"));
-    ensure!(b.page()?["text"].as_str().unwrap_or_default().contains("AADSTS500121"));
+    ensure!(b.page()?["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("AADSTS500121"));
     b.shot("code-wrong")?;
     // The code of the step already used (still within the window, or not: refused either way).
     b.type_in("code", &totp(&secret, enrolled_step))?;
@@ -417,7 +440,10 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     let mut last_step = (enrolled_step + 1).max(step_now());
     b.type_in("code", &totp(&secret, last_step))?;
     b.click("verify")?;
-    ensure!(b.wait(&["rp", "error"])? == "rp", "the next step's code is accepted");
+    ensure!(
+        b.wait(&["rp", "error"])? == "rp",
+        "the next step's code is accepted"
+    );
     let cb = code_from_callback(&mut b)?;
     redeem(&cloud, &http, &client_id, &redirect, &a, &cb, ALICE).await?;
 
@@ -430,7 +456,10 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
         b.click("verify")?;
         let found = b.wait(&["rp", "error"])?;
         if expect_ok {
-            ensure!(found == "rp", "a recovery code is accepted (attempt {attempt})");
+            ensure!(
+                found == "rp",
+                "a recovery code is accepted (attempt {attempt})"
+            );
             let cb = code_from_callback(&mut b)?;
             redeem(&cloud, &http, &client_id, &redirect, &a, &cb, ALICE).await?;
         } else {
@@ -452,7 +481,10 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     let p = fb.get(&a.url).await?;
     let (req, csrf) = form_of(&p);
     let p = fb
-        .post("/contoso/login", &[("req", &req), ("csrf", &csrf), ("username", ALICE)])
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", ALICE)],
+        )
         .await?;
     ensure!(p.status == 200);
     let code = totp(&secret, step_now());
@@ -468,7 +500,13 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     ensure!(p.body.contains("id=\"code\""), "{}", p.body);
     let (req, csrf) = form_of(&p);
     for i in 0..5 {
-        let p = post_mfa(&mut fb, &req, &csrf, &format!("{:06}", (i * 7919) % 1_000_000)).await?;
+        let p = post_mfa(
+            &mut fb,
+            &req,
+            &csrf,
+            &format!("{:06}", (i * 7919) % 1_000_000),
+        )
+        .await?;
         ensure!(p.status == 401, "wrong code {i}: {}", p.status);
         if i == 4 {
             ensure!(p.body.contains("is locked until"), "{}", p.body);
@@ -476,20 +514,35 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     }
     last_step = (last_step + 1).max(step_now());
     let p = post_mfa(&mut fb, &req, &csrf, &totp(&secret, last_step)).await?;
-    ensure!(p.status == 401 && p.body.contains("is locked until"), "locked: {}", p.body);
+    ensure!(
+        p.status == 401 && p.body.contains("is locked until"),
+        "locked: {}",
+        p.body
+    );
     let shown: Value = serde_json::from_str(&cloud.admin(&["--json", "user", "show", ALICE])?)?;
     ensure!(shown["mfa"]["locked_until"].is_i64(), "{shown}");
     cloud.admin(&["user", "unlock", ALICE])?;
     let p = post_mfa(&mut fb, &req, &csrf, &totp(&secret, last_step)).await?;
-    ensure!(p.status == 303 || p.status == 302, "unlocked: {} {}", p.status, p.body);
+    ensure!(
+        p.status == 303 || p.status == 302,
+        "unlocked: {} {}",
+        p.status,
+        p.body
+    );
     ensure!(p.location().starts_with(&redirect), "{}", p.location());
 
     // 3. The password grant cannot ask for a code.
-    let r = password_grant(&http, &cloud.url, "contoso", &client_id, ALICE, &pw, "openid").await?;
+    let r = password_grant(
+        &http, &cloud.url, "contoso", &client_id, ALICE, &pw, "openid",
+    )
+    .await?;
     ensure!(r.status == 400 && r.code() == Some(50076), "{:?}", r.body);
     ensure!(r.body["error"] == "invalid_grant", "{:?}", r.body);
     let d = r.body["error_description"].as_str().unwrap_or_default();
-    ensure!(d.starts_with("AADSTS50076: ") && d.contains("multi-factor"), "{d}");
+    ensure!(
+        d.starts_with("AADSTS50076: ") && d.contains("multi-factor"),
+        "{d}"
+    );
     let r = password_grant(&http, &cloud.url, "contoso", &client_id, BOB, &pw, "openid").await?;
     ensure!(r.ok(), "MFA off: tokens: {:?}", r.body);
     let log = cloud.admin(&["--json", "signins", "list", "--user", ALICE])?;
@@ -503,24 +556,43 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     ensure!(out.contains("removed"), "{out}");
     let a = authz(&cloud, &client_id, &redirect)?;
     let p = form_password(&mut fb, &a, ALICE, &pw).await?;
-    ensure!(p.body.contains("id=\"secret\""), "enrolment again: {}", p.body);
+    ensure!(
+        p.body.contains("id=\"secret\""),
+        "enrolment again: {}",
+        p.body
+    );
     // The tenant's policy applies to users with the default policy; the admin keeps the CLI
     // (the password grant) with a policy of their own.
     cloud.admin(&["user", "mfa", ADMIN_UPN, "off"])?;
     cloud.admin(&["user", "mfa", ALICE, "default"])?;
     cloud.admin(&["settings", "set", "mfa", "required"])?;
-    let r = password_grant(&http, &cloud.url, "contoso", &client_id, DAVE, &pw, "openid").await?;
+    let r = password_grant(
+        &http, &cloud.url, "contoso", &client_id, DAVE, &pw, "openid",
+    )
+    .await?;
     ensure!(r.code() == Some(50076), "tenant required: {:?}", r.body);
     let a = authz(&cloud, &client_id, &redirect)?;
     let p = form_password(&mut fb, &a, ALICE, &pw).await?;
-    ensure!(p.body.contains("id=\"secret\""), "tenant required: {}", p.body);
+    ensure!(
+        p.body.contains("id=\"secret\""),
+        "tenant required: {}",
+        p.body
+    );
     // Off: no second factor.
     cloud.admin(&["settings", "set", "mfa", "off"])?;
     let a = authz(&cloud, &client_id, &redirect)?;
     let p = form_password(&mut fb, &a, ALICE, &pw).await?;
-    ensure!(p.status == 303 || p.status == 302, "mfa off: {} {}", p.status, p.body);
+    ensure!(
+        p.status == 303 || p.status == 302,
+        "mfa off: {} {}",
+        p.status,
+        p.body
+    );
     ensure!(p.location().starts_with(&redirect), "{}", p.location());
-    let r = password_grant(&http, &cloud.url, "contoso", &client_id, ALICE, &pw, "openid").await?;
+    let r = password_grant(
+        &http, &cloud.url, "contoso", &client_id, ALICE, &pw, "openid",
+    )
+    .await?;
     ensure!(r.ok(), "mfa off: tokens: {:?}", r.body);
     scan_store(&cloud, &[&secret, base32.as_bytes()])?;
     drop(b);

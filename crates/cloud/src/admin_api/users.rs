@@ -206,7 +206,9 @@ pub async fn set_mfa(
     let user = find(&state, &t, &upn).await?;
     state.store.set_mfa_policy(t.id, user.id, policy).await?;
     tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::mfa::policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
-    Ok(Json(json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? })))
+    Ok(Json(
+        json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? }),
+    ))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/mfa/reset`: removes the user's authenticator and

@@ -163,10 +163,7 @@ pub(crate) async fn after_password(
     // The request lives as long as the challenge; the challenge names the user whose
     // password was right (and only that user can finish this sign-in).
     let stored = async {
-        state
-            .store
-            .put_authz(req, now + CHALLENGE_LIFETIME)
-            .await?;
+        state.store.put_authz(req, now + CHALLENGE_LIFETIME).await?;
         state
             .store
             .put_mfa_challenge(&req.id, t.id, user.id, stage, now + CHALLENGE_LIFETIME)
@@ -184,7 +181,14 @@ pub(crate) async fn after_password(
         Err(e) => return server_error(e, corr),
     };
     tracing::info!(tenant = %t.name, user = %user.upn, correlation = %corr, "second factor required: enrolment started");
-    show_enrolment(t, user, &secret, &sign_in_form(t, req, "mfa/enrol"), None, corr)
+    show_enrolment(
+        t,
+        user,
+        &secret,
+        &sign_in_form(t, req, "mfa/enrol"),
+        None,
+        corr,
+    )
 }
 
 /// A form of the second-factor pages of a sign-in.
@@ -282,7 +286,16 @@ pub async fn code(
         }
     };
     let ip = Some(client.addr.ip().to_string());
-    verify::log(&state, &t, &user.upn, Some(&req.client_id), ip, Aadsts::StrongAuthFailed, corr).await;
+    verify::log(
+        &state,
+        &t,
+        &user.upn,
+        Some(&req.client_id),
+        ip,
+        Aadsts::StrongAuthFailed,
+        corr,
+    )
+    .await;
     ask_code(
         &t,
         &req,
@@ -314,9 +327,25 @@ pub async fn enrol(
         Ok(Some(codes)) => codes,
         Ok(None) => {
             let ip = Some(client.addr.ip().to_string());
-            verify::log(&state, &t, &user.upn, Some(&req.client_id), ip, Aadsts::StrongAuthFailed, corr).await;
+            verify::log(
+                &state,
+                &t,
+                &user.upn,
+                Some(&req.client_id),
+                ip,
+                Aadsts::StrongAuthFailed,
+                corr,
+            )
+            .await;
             let e = page_error(Aadsts::StrongAuthFailed, corr, None);
-            return show_enrolment(&t, &user, &secret, &sign_in_form(&t, &req, "mfa/enrol"), Some(&e), corr);
+            return show_enrolment(
+                &t,
+                &user,
+                &secret,
+                &sign_in_form(&t, &req, "mfa/enrol"),
+                Some(&e),
+                corr,
+            );
         }
         Err(e) => return server_error(e, corr),
     };
@@ -452,7 +481,13 @@ pub async fn setup(
     let id = crate::issue::random_token();
     if let Err(e) = state
         .store
-        .put_mfa_challenge(&id, t.id, user.id, Stage::Setup, unix_now() + CHALLENGE_LIFETIME)
+        .put_mfa_challenge(
+            &id,
+            t.id,
+            user.id,
+            Stage::Setup,
+            unix_now() + CHALLENGE_LIFETIME,
+        )
         .await
     {
         return server_error(e, corr);
@@ -493,7 +528,16 @@ pub async fn setup_confirm(
         }
         Ok(None) => {
             let ip = Some(client.addr.ip().to_string());
-            verify::log(&state, &t, &user.upn, None, ip, Aadsts::StrongAuthFailed, corr).await;
+            verify::log(
+                &state,
+                &t,
+                &user.upn,
+                None,
+                ip,
+                Aadsts::StrongAuthFailed,
+                corr,
+            )
+            .await;
             let e = page_error(Aadsts::StrongAuthFailed, corr, None);
             show_enrolment(&t, &user, &secret, &setup_form(&t, &f.id), Some(&e), corr)
         }

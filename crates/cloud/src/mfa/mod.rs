@@ -37,8 +37,14 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/{tenant}/login/mfa", post(flow::code))
         .route("/{tenant}/login/mfa/enrol", post(flow::enrol))
-        .route("/{tenant}/login/mfa/continue", post(flow::after_recovery_codes))
-        .route("/{tenant}/mfa/setup", get(flow::setup).post(flow::setup_confirm))
+        .route(
+            "/{tenant}/login/mfa/continue",
+            post(flow::after_recovery_codes),
+        )
+        .route(
+            "/{tenant}/mfa/setup",
+            get(flow::setup).post(flow::setup_confirm),
+        )
 }
 
 /// After a successful password check on the sign-in page: asks for (or enrols) the second
@@ -76,7 +82,10 @@ pub(crate) async fn password_grant_allowed(
 
 /// Whether the user has a second factor to prove (self-service reset requires one): a
 /// confirmed authenticator, whatever the policy.
-#[allow(dead_code, reason = "called by self-service password reset (writeback work)")]
+#[allow(
+    dead_code,
+    reason = "called by self-service password reset (writeback work)"
+)]
 pub(crate) async fn has_second_factor(
     state: &Shared,
     t: &Tenant,
@@ -87,7 +96,10 @@ pub(crate) async fn has_second_factor(
 
 /// Checks a code (TOTP or recovery code) of the user's second factor; a code is accepted
 /// once. Wrong codes count toward the second factor's lock.
-#[allow(dead_code, reason = "called by self-service password reset (writeback work)")]
+#[allow(
+    dead_code,
+    reason = "called by self-service password reset (writeback work)"
+)]
 pub(crate) async fn verify_second_factor(
     state: &Shared,
     t: &Tenant,

@@ -146,7 +146,8 @@ pub fn recovery_page(codes: &[Zeroizing<String>], next: Option<&Form>) -> Respon
             f.form_action.as_str(),
         ),
         None => (
-            "<p id=\"done\">Your authenticator app is set up. You can close this page.</p>".to_string(),
+            "<p id=\"done\">Your authenticator app is set up. You can close this page.</p>"
+                .to_string(),
             "'none'",
         ),
     };
@@ -155,5 +156,10 @@ pub fn recovery_page(codes: &[Zeroizing<String>], next: Option<&Form>) -> Respon
 <p>Your authenticator app is set up. If you lose your phone, each of these codes lets you sign in once instead of a code from the app. Keep them somewhere safe: they are shown only now.</p>\
 <ol class=\"codes\" id=\"recovery-codes\">{list}</ol>{next_html}"
     );
-    page(StatusCode::OK, "Save your recovery codes", &body, form_action)
+    page(
+        StatusCode::OK,
+        "Save your recovery codes",
+        &body,
+        form_action,
+    )
 }

@@ -107,7 +107,11 @@ mod tests {
         for (tenant, user, enrolled, eff, next, refused) in table {
             let e = effective(tenant, user);
             assert_eq!(e, eff, "{tenant:?} {user:?}");
-            assert_eq!(next_step(e, enrolled), next, "{tenant:?} {user:?} {enrolled}");
+            assert_eq!(
+                next_step(e, enrolled),
+                next,
+                "{tenant:?} {user:?} {enrolled}"
+            );
             assert_eq!(password_grant_refused(e, enrolled), refused);
         }
     }

@@ -34,7 +34,10 @@ mod tests {
     fn draws_a_square_code() {
         let s = super::svg("otpauth://totp/x:y?secret=ABCD", "QR code").unwrap_or_default();
         assert!(s.starts_with("<svg class=\"qr\""));
-        assert!(s.contains("viewBox=\"0 0 37 37\""), "version 3 (29 modules) + the quiet zone: {s}");
+        assert!(
+            s.contains("viewBox=\"0 0 37 37\""),
+            "version 3 (29 modules) + the quiet zone: {s}"
+        );
         assert!(s.contains("M4 4h1v1h-1z"), "the finder pattern's corner");
         assert!(!s.contains("style"));
     }

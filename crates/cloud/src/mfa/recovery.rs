@@ -71,6 +71,10 @@ mod tests {
             assert_ne!(hash(u, c), hash(Uuid::new_v4(), c), "bound to the user");
         }
         assert_eq!(normalize("123456"), None);
-        assert_eq!(normalize("ABCDE-FGHI0"), None, "0 and I are not in the alphabet");
+        assert_eq!(
+            normalize("ABCDE-FGHI0"),
+            None,
+            "0 and I are not in the alphabet"
+        );
     }
 }

@@ -149,9 +149,7 @@ mod tests {
         let b = SecretBox::from_key(&[7u8; 32]);
         let user = Uuid::new_v4();
         let sealed = b.seal(user, b"a secret of twenty b")?;
-        assert!(!sealed
-            .windows(b"a secret".len())
-            .any(|w| w == b"a secret"));
+        assert!(!sealed.windows(b"a secret".len()).any(|w| w == b"a secret"));
         assert_eq!(b.open(user, &sealed)?.as_slice(), b"a secret of twenty b");
         // Another user (associated data), another key, a flipped bit: refused.
         assert_eq!(b.open(Uuid::new_v4(), &sealed), Err(SealError::Open));

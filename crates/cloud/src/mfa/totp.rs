@@ -128,14 +128,23 @@ mod tests {
         let s = step_of(now);
         let code = |step| code_for_step(&secret, step).ok_or_else(|| anyhow::anyhow!("no code"));
         assert_eq!(matching_step(&secret, &code(s)?, now, None), Some(s));
-        assert_eq!(matching_step(&secret, &code(s - 1)?, now, None), Some(s - 1));
-        assert_eq!(matching_step(&secret, &code(s + 1)?, now, None), Some(s + 1));
+        assert_eq!(
+            matching_step(&secret, &code(s - 1)?, now, None),
+            Some(s - 1)
+        );
+        assert_eq!(
+            matching_step(&secret, &code(s + 1)?, now, None),
+            Some(s + 1)
+        );
         assert_eq!(matching_step(&secret, &code(s - 2)?, now, None), None);
         assert_eq!(matching_step(&secret, &code(s + 2)?, now, None), None);
         // A step already accepted (or an earlier one) is refused.
         assert_eq!(matching_step(&secret, &code(s)?, now, Some(s)), None);
         assert_eq!(matching_step(&secret, &code(s - 1)?, now, Some(s)), None);
-        assert_eq!(matching_step(&secret, &code(s + 1)?, now, Some(s)), Some(s + 1));
+        assert_eq!(
+            matching_step(&secret, &code(s + 1)?, now, Some(s)),
+            Some(s + 1)
+        );
         // Only six digits are codes.
         assert_eq!(matching_step(&secret, "12345", now, None), None);
         assert_eq!(matching_step(&secret, "12345a", now, None), None);

@@ -53,20 +53,27 @@ pub async fn check(
         }
     } else {
         match recovery::hash(user.id, &compact) {
-            Some(h) => state.store.use_recovery_code(t.id, user.id, &h, now).await?,
+            Some(h) => {
+                state
+                    .store
+                    .use_recovery_code(t.id, user.id, &h, now)
+                    .await?
+            }
             None => false,
         }
     };
     if accepted {
         return Ok(Verdict::Accepted);
     }
-    Ok(match state.store.record_mfa_failure(t.id, user.id, now).await? {
-        Some(until) => {
-            tracing::warn!(tenant = %t.name, user = %user.upn, until, "too many wrong second-factor codes: the user's second factor is locked");
-            Verdict::Locked(until)
-        }
-        None => Verdict::Wrong,
-    })
+    Ok(
+        match state.store.record_mfa_failure(t.id, user.id, now).await? {
+            Some(until) => {
+                tracing::warn!(tenant = %t.name, user = %user.upn, until, "too many wrong second-factor codes: the user's second factor is locked");
+                Verdict::Locked(until)
+            }
+            None => Verdict::Wrong,
+        },
+    )
 }
 
 /// Writes a sign-in log line for a second-factor failure (never the code).

@@ -186,7 +186,12 @@ impl Store {
 
     /// Accepts a TOTP code of time step `step` if no later or equal step was accepted
     /// before; a success forgets wrong codes. Returns whether it was accepted.
-    pub async fn accept_totp_step(&self, tenant_id: Uuid, user_id: Uuid, step: i64) -> Result<bool> {
+    pub async fn accept_totp_step(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        step: i64,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE user_mfa SET last_step = ?, failures = 0, locked_until = NULL, lockouts = 0
              WHERE tenant_id = ? AND user_id = ? AND enrolled_at IS NOT NULL
@@ -366,10 +371,11 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let stage: String = row.try_get("stage")?;
-        Ok(Stage::parse(&stage).map(|stage| {
-            super::uuid_col(&row, "user_id").map(|user_id| Challenge { user_id, stage })
-        })
-        .transpose()?)
+        Stage::parse(&stage)
+            .map(|stage| {
+                super::uuid_col(&row, "user_id").map(|user_id| Challenge { user_id, stage })
+            })
+            .transpose()
     }
 
     /// Moves a challenge from one stage to the next; false when it was not at `from`.
@@ -402,18 +408,29 @@ mod tests {
     #[tokio::test]
     async fn enrolment_steps_codes_and_locks() -> anyhow::Result<()> {
         let (s, dir, t) = test_store("mfa", "contoso.example", DomainKind::Cloud).await?;
-        let u = s.add_cloud_user(t, "a@contoso.example", "x", "none", 1).await?;
+        let u = s
+            .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
+            .await?;
         assert_eq!(s.mfa(t, u).await?, MfaRecord::default());
         s.set_mfa_policy(t, u, Some(Policy::Required)).await?;
         assert_eq!(s.mfa(t, u).await?.policy, Some(Policy::Required));
         // Not enrolled: no code is accepted.
         assert!(!s.accept_totp_step(t, u, 10).await?);
         assert!(s.start_mfa_enrolment(t, u, b"sealed-1").await?);
-        assert!(s.start_mfa_enrolment(t, u, b"sealed-2").await?, "a new start replaces");
+        assert!(
+            s.start_mfa_enrolment(t, u, b"sealed-2").await?,
+            "a new start replaces"
+        );
         let hashes: Vec<String> = (0..3).map(|i| format!("h{i}")).collect();
         assert!(s.confirm_mfa_enrolment(t, u, 100, &hashes, 5).await?);
-        assert!(!s.confirm_mfa_enrolment(t, u, 101, &hashes, 5).await?, "once");
-        assert!(!s.start_mfa_enrolment(t, u, b"sealed-3").await?, "enrolled: kept");
+        assert!(
+            !s.confirm_mfa_enrolment(t, u, 101, &hashes, 5).await?,
+            "once"
+        );
+        assert!(
+            !s.start_mfa_enrolment(t, u, b"sealed-3").await?,
+            "enrolled: kept"
+        );
         let r = s.mfa(t, u).await?;
         assert!(r.enrolled);
         assert_eq!(r.sealed_secret.as_deref(), Some(b"sealed-2".as_slice()));
@@ -428,7 +445,9 @@ mod tests {
         assert!(s.use_recovery_code(t, u, "h1", 6).await?);
         assert!(!s.use_recovery_code(t, u, "h1", 7).await?);
         assert!(!s.use_recovery_code(t, u, "nope", 7).await?);
-        let other = s.add_cloud_user(t, "b@contoso.example", "x", "none", 1).await?;
+        let other = s
+            .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
+            .await?;
         assert!(!s.use_recovery_code(t, other, "h2", 7).await?);
         assert_eq!(s.recovery_codes_left(u).await?, 2);
         // Wrong codes lock, and each lock is longer.
@@ -446,17 +465,32 @@ mod tests {
             s.record_mfa_failure(t, u, 2000).await?,
             Some(2000 + 2 * FIRST_LOCK_SECS)
         );
-        assert_eq!(s.mfa(t, u).await?.locked_until, Some(2000 + 2 * FIRST_LOCK_SECS));
+        assert_eq!(
+            s.mfa(t, u).await?.locked_until,
+            Some(2000 + 2 * FIRST_LOCK_SECS)
+        );
         assert!(s.clear_mfa_failures(t, u).await?);
         assert_eq!(s.mfa(t, u).await?.locked_until, None);
         // Challenges.
         s.put_mfa_challenge("req", t, u, Stage::Enrol, 50).await?;
         let c = s.mfa_challenge(t, "req", 10).await?;
-        assert_eq!(c, Some(Challenge { user_id: u, stage: Stage::Enrol }));
+        assert_eq!(
+            c,
+            Some(Challenge {
+                user_id: u,
+                stage: Stage::Enrol
+            })
+        );
         assert_eq!(s.mfa_challenge(t, "req", 50).await?, None, "expired");
         assert_eq!(s.mfa_challenge(Uuid::new_v4(), "req", 10).await?, None);
-        assert!(s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done).await?);
-        assert!(!s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done).await?);
+        assert!(
+            s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+                .await?
+        );
+        assert!(
+            !s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+                .await?
+        );
         // A reset removes the authenticator, its codes and challenges; the policy stays.
         assert!(s.reset_mfa(t, u).await?);
         let r = s.mfa(t, u).await?;
