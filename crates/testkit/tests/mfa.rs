@@ -51,6 +51,19 @@ fn step_now() -> i64 {
         / 30) as i64
 }
 
+/// A time step later than `last` (codes are accepted once per step) whose code the cloud
+/// accepts now (within one step of the current one); waits for the next step when needed.
+async fn usable_step(last: i64) -> i64 {
+    loop {
+        let now = step_now();
+        let candidate = (last + 1).max(now);
+        if candidate <= now + 1 {
+            return candidate;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 /// Chromium, one command at a time (see mfa_browser.py).
 struct Chromium {
     child: Child,
@@ -250,7 +263,8 @@ fn code_from_callback(b: &mut Chromium) -> anyhow::Result<String> {
 
 fn sign_out(b: &mut Chromium, cloud: &Cloud) -> anyhow::Result<()> {
     b.get(&format!("{}/contoso/oauth2/v2.0/logout", cloud.url))?;
-    b.cmd(json!({"op": "callback"})).map(drop).ok();
+    let text = b.page()?["text"].as_str().unwrap_or_default().to_string();
+    ensure!(text.contains("signed out"), "{text}");
     Ok(())
 }
 
@@ -389,6 +403,18 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     );
     let (secret, base32) = read_enrolment(&mut b)?;
     b.shot("enrol")?;
+    // The QR code, as a phone's camera sees it, says the otpauth URI with that key.
+    let qr = b.cmd(json!({"op": "shot", "name": "enrol-qr", "id": "qr"}))?;
+    let decoded = Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(qr["path"].as_str().unwrap_or_default())
+        .output()
+        .context("zbarimg (zbar-tools: PASSTHRU_NEED_BROWSER=1 bash scripts/deps.sh)")?;
+    let decoded = String::from_utf8_lossy(&decoded.stdout).trim().to_string();
+    ensure!(
+        decoded == b.text("otpauth")?,
+        "the QR code says {decoded:?}"
+    );
     // A wrong first code is refused on the enrolment page, which shows the same key again.
     b.type_in("code", &totp(&secret, step_now() - 10))?;
     b.click("verify")?;
@@ -437,7 +463,7 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     ensure!(b.wait(&["error"])? == "error");
     ensure!(b.text("error")?.contains("each code works once"));
     // The next step's code (within one step of now) signs in.
-    let mut last_step = (enrolled_step + 1).max(step_now());
+    let mut last_step = usable_step(enrolled_step).await;
     b.type_in("code", &totp(&secret, last_step))?;
     b.click("verify")?;
     ensure!(
@@ -512,7 +538,7 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
             ensure!(p.body.contains("is locked until"), "{}", p.body);
         }
     }
-    last_step = (last_step + 1).max(step_now());
+    last_step = usable_step(last_step).await;
     let p = post_mfa(&mut fb, &req, &csrf, &totp(&secret, last_step)).await?;
     ensure!(
         p.status == 401 && p.body.contains("is locked until"),
@@ -548,8 +574,49 @@ async fn totp_in_chromium() -> anyhow::Result<()> {
     let log = cloud.admin(&["--json", "signins", "list", "--user", ALICE])?;
     ensure!(log.contains("500121") && log.contains("50076"), "{log}");
 
+    // Policy optional (the tenant's default): a signed-in user enrols at /mfa/setup, and
+    // from then on is asked for a code, so the password grant refuses them.
+    let mut fresh = FormBrowser::new(&cloud.ca_file(), &cloud.url)?;
+    let p = fresh.get("/contoso/mfa/setup").await?;
+    ensure!(p.body.contains("Sign in first"), "no session: {}", p.body);
+    let a = authz(&cloud, &client_id, &redirect)?;
+    let p = form_password(&mut fresh, &a, DAVE, &pw).await?;
+    ensure!(
+        p.status == 303,
+        "optional, not enrolled: no code: {} {}",
+        p.status,
+        p.body
+    );
+    let p = fresh.get("/contoso/mfa/setup").await?;
+    let shown = p
+        .body
+        .split("id=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .ok_or_else(|| anyhow!("no key on the setup page: {}", p.body))?;
+    let dave_secret = totp_rs::Secret::Encoded(shown.replace(' ', ""))
+        .to_bytes()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let id = p.hidden("id");
+    let p = fresh
+        .post(
+            "/contoso/mfa/setup",
+            &[("id", &id), ("code", &totp(&dave_secret, step_now()))],
+        )
+        .await?;
+    ensure!(p.body.contains("id=\"recovery-codes\""), "{}", p.body);
+    let r = password_grant(
+        &http, &cloud.url, "contoso", &client_id, DAVE, &pw, "openid",
+    )
+    .await?;
+    ensure!(
+        r.code() == Some(50076),
+        "optional and enrolled: {:?}",
+        r.body
+    );
+
     // 5. The store holds no secret in clear.
-    scan_store(&cloud, &[&secret, base32.as_bytes()])?;
+    scan_store(&cloud, &[&secret, base32.as_bytes(), &dave_secret])?;
 
     // 4. A reset: the next sign-in enrols again.
     let out = cloud.admin(&["user", "mfa-reset", ALICE])?;

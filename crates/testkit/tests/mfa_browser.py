@@ -14,7 +14,7 @@ on stdin, it prints one answer line:
   {"op": "wait", "ids": [...]}               -> {"found": id}   (the first present)
   {"op": "texts", "css"}                     -> {"texts": [...]} (matching elements' text)
   {"op": "page"}                             -> {"url", "title", "text", "html"}
-  {"op": "shot", "name"}                     -> {"path"}
+  {"op": "shot", "name", "id": optional}     -> {"path"}  (the page, or one element)
   {"op": "callback"}                         -> {"url"}   (the next request to the RP, or null)
   {"op": "clear_cookies"}                    -> {}
 
@@ -74,7 +74,10 @@ def run(browser, callbacks, shots, cmd):
         }
     if op == "shot":
         path = os.path.join(shots, cmd["name"] + ".png")
-        d.save_screenshot(path)
+        if cmd.get("id"):
+            d.find_element(By.ID, cmd["id"]).screenshot(path)
+        else:
+            d.save_screenshot(path)
         return {"path": path}
     if op == "callback":
         return {"url": callbacks.get(timeout=10)}
