@@ -44,6 +44,8 @@ if [ "${PASSTHRU_NEED_BROWSER:-0}" = 1 ]; then
   need_browser=()
   [ -x /usr/bin/chromium ] || need_browser+=(chromium)
   [ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+  # The MFA test decodes the enrolment page's QR code from its screenshot.
+  [ -x /usr/bin/zbarimg ] || need_browser+=(zbar-tools)
   if [ ${#need_browser[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "deps: missing ${need_browser[*]}; run as root (or install them) first" >&2

@@ -23,7 +23,7 @@ use crate::store::{AuthCode, AuthzRequest, DomainKind, SessionRecord, Tenant};
 use crate::sts::{correlation_id, issuer, BaseUrl};
 
 /// How long a sign-in may take from `/authorize` to the password, seconds.
-const REQUEST_LIFETIME: i64 = 900;
+pub(crate) const REQUEST_LIFETIME: i64 = 900;
 /// Authorization codes live this long, seconds.
 const CODE_LIFETIME: i64 = 120;
 /// Browser sessions last this long, seconds (8 hours).
@@ -60,7 +60,7 @@ pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The tenant's live session of this browser, if any.
-async fn current_session(
+pub(crate) async fn current_session(
     state: &Shared,
     tenant: &Tenant,
     headers: &HeaderMap,
@@ -332,21 +332,21 @@ pub async fn authorize(
 }
 
 /// Loads the pending request of a form and checks its CSRF token.
-pub(crate) async fn pending_request(
+pub(crate) async fn pending(
     state: &Shared,
     t: &Tenant,
     req: &str,
     csrf: &str,
 ) -> Option<AuthzRequest> {
-    pending(state, t, req, csrf).await
-}
-
-async fn pending(state: &Shared, t: &Tenant, req: &str, csrf: &str) -> Option<AuthzRequest> {
     let r = state.store.authz(t.id, req, unix_now()).await.ok()??;
     crate::issue::secrets_equal(&r.csrf, csrf).then_some(r)
 }
 
-async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tenant, Response> {
+pub(crate) async fn tenant_or_page(
+    state: &Shared,
+    tenant: &str,
+    corr: Uuid,
+) -> Result<Tenant, Response> {
     match state.store.tenant(tenant).await {
         Ok(Some(t)) => Ok(t),
         _ => Err(error_page(
@@ -357,12 +357,7 @@ async fn tenant_or_page(state: &Shared, tenant: &str, corr: Uuid) -> Result<Tena
     }
 }
 
-/// The page for a form whose request expired or whose CSRF token is wrong.
-pub(crate) fn expired_page(corr: Uuid) -> Response {
-    expired(corr)
-}
-
-fn expired(corr: Uuid) -> Response {
+pub(crate) fn expired(corr: Uuid) -> Response {
     let mut r = error_page(
         Aadsts::InvalidRequest,
         corr,

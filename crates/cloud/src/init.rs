@@ -88,6 +88,8 @@ pub async fn init(
         hostnames,
         time::OffsetDateTime::now_utc(),
     )?;
+    // The key that seals users' TOTP secrets (0600, next to the other keys).
+    crate::mfa::SecretBox::load_or_create(data_dir)?;
     let store = Store::open(&data_dir.join("passthru.db"), true).await?;
     store
         .add_signing_key(&generate_signing_key()?, unix_now())

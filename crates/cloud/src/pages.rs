@@ -43,6 +43,8 @@ pub fn user_message(code: Aadsts) -> &'static str {
         Aadsts::RedirectUriMismatch => "The application asked to send you to an address it hasn't registered. Contact the application's owner.",
         Aadsts::UnknownClient => "The application you are signing in to isn't known to this organization. Contact the application's owner.",
         Aadsts::TenantNotFound => "This organization doesn't exist here. Check the address you used.",
+        Aadsts::StrongAuthFailed => "That code didn't work. Check the code in your authenticator app and try again (each code works once), or use one of your recovery codes.",
+        Aadsts::MfaRequired => "Your organization requires a second verification step that this application can't ask for. Sign in through your browser instead.",
         _ => "Something went wrong while signing you in. Try again.",
     }
 }
@@ -54,7 +56,9 @@ input[type=text],input[type=email],input[type=password]{width:100%;box-sizing:bo
 button{margin-top:20px;padding:8px 24px;font-size:1rem;background:#0067b8;color:#fff;border:0;cursor:pointer}\
 button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
 .error{color:#a80000;border-left:4px solid #a80000;padding-left:8px}.meta{color:#555;font-size:.8rem;word-break:break-all}\
-.who{color:#333;margin-bottom:8px}";
+.who{color:#333;margin-bottom:8px}\
+.secret{font-family:monospace;font-size:1.05rem;word-break:break-all;background:#f2f2f2;padding:6px}\
+.codes{font-family:monospace;font-size:1.05rem;columns:2;padding-left:24px}.qr{display:block;width:220px;height:220px;margin:8px 0}";
 
 /// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
 fn style_hash() -> &'static str {
@@ -125,7 +129,9 @@ pub fn form_status(error: bool) -> StatusCode {
     }
 }
 
-fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
+/// The error paragraph of a form page: the sentence for the code, the code and the
+/// correlation id.
+pub fn error_block(error: Option<(Aadsts, Uuid)>) -> String {
     match error {
         Some((code, corr)) => format!(
             "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\
@@ -201,13 +207,13 @@ pub fn password_page(
         status,
         "Enter password",
         &body,
-        &app_form_action(redirect_uri),
+        &redirect_form_action(redirect_uri),
     )
 }
 
-/// The `form-action` of a page whose form's answer redirects to the app's `redirect_uri`
-/// (browsers check form-action on redirects too).
-pub fn app_form_action(redirect_uri: &str) -> String {
+/// The `form-action` of a page whose form may be answered with a redirect to the app's
+/// `redirect_uri` (browsers check form-action on redirects): ours and that origin.
+pub fn redirect_form_action(redirect_uri: &str) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(u) if u.origin().is_tuple() => format!("'self' {}", u.origin().ascii_serialization()),
         // A native app's custom scheme (`msal...://auth`): allow the scheme.
@@ -282,6 +288,8 @@ mod tests {
             Aadsts::InvalidUsernameForAgent,
             Aadsts::NoPasswordInCloud,
             Aadsts::UserNotFound,
+            Aadsts::StrongAuthFailed,
+            Aadsts::MfaRequired,
         ];
         let mut seen = std::collections::HashSet::new();
         for c in codes {

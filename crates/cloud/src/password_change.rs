@@ -94,7 +94,7 @@ pub(crate) async fn offer_after_sign_in(
     Some(change_page(
         &expired_form(t, req, upn),
         None,
-        &crate::pages::app_form_action(&req.redirect_uri),
+        &crate::pages::redirect_form_action(&req.redirect_uri),
     ))
 }
 
@@ -135,11 +135,11 @@ pub async fn during_sign_in(
     let Ok(Some(t)) = state.store.tenant(&tenant).await else {
         return info_page("Not found", "This organization was not found.");
     };
-    let Some(req) = crate::authorize::pending_request(&state, &t, &f.req, &f.csrf).await else {
-        return crate::authorize::expired_page(corr);
+    let Some(req) = crate::authorize::pending(&state, &t, &f.req, &f.csrf).await else {
+        return crate::authorize::expired(corr);
     };
     let Some(username) = req.username.clone() else {
-        return crate::authorize::expired_page(corr);
+        return crate::authorize::expired(corr);
     };
     let user = state
         .store
@@ -148,7 +148,7 @@ pub async fn during_sign_in(
         .ok()
         .flatten();
     let upn = user.as_ref().map_or(username.clone(), |u| u.upn.clone());
-    let form_action = crate::pages::app_form_action(&req.redirect_uri);
+    let form_action = crate::pages::redirect_form_action(&req.redirect_uri);
     let form = expired_form(&t, &req, &upn);
     if let Err(e) = writeback::allowed(&state, &t, &upn, user.as_ref(), Actor::User).await {
         return change_page(&form, Some(&e.user_sentence()), &form_action);
@@ -255,7 +255,7 @@ pub async fn change_for_session(
         return not_signed_in(&t);
     };
     if !secrets_equal(&csrf, &f.csrf) {
-        return crate::authorize::expired_page(corr);
+        return crate::authorize::expired(corr);
     }
     let form = session_form(&t, &csrf, &user.upn);
     if let Err(e) = writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {

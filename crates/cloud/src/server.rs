@@ -190,6 +190,7 @@ pub fn router(state: Shared) -> Router {
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
         .nest("/{tenant}/admin", admin_api::routes(state.clone()))
         .merge(crate::portal::routes())
+        .merge(crate::mfa::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -247,6 +248,8 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let mfa_box = crate::mfa::SecretBox::load_or_create(data_dir)
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gateway = Gateway::default();
     let metrics = gateway.metrics.clone();
@@ -260,6 +263,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         shutdown: shutdown_rx,
         domain_proof,
         sync: Default::default(),
+        mfa_box,
     });
     crate::dirsync::spawn(state.clone());
     let listener = TcpListener::bind(&opts.listen)

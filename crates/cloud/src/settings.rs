@@ -42,6 +42,8 @@ pub struct Settings {
     pub writeback: bool,
     /// How long the sign-in log keeps a line.
     pub signin_retention_days: u32,
+    /// Who is asked for a second factor (a user's own policy takes precedence).
+    pub mfa: crate::mfa::policy::Policy,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             sign_in_attribute: SignInAttribute::UserPrincipalName,
             writeback: false,
             signin_retention_days: 30,
+            mfa: crate::mfa::policy::Policy::Optional,
         }
     }
 }
@@ -96,6 +99,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "signin_retention_days",
         help: "days the sign-in log keeps a line (1 to 365, default 30)",
+    },
+    Key {
+        name: "mfa",
+        help: "multi-factor authentication (TOTP): off, optional (users who enrolled are asked for a code; others may enrol at /TENANT/mfa/setup) or required (everyone; users enrol at their next sign-in); a user's own policy (`user mfa`) takes precedence (default optional)",
     },
 ];
 
@@ -176,6 +183,9 @@ impl Settings {
             }
             "writeback" => self.writeback = boolean(k, value)?,
             "signin_retention_days" => self.signin_retention_days = int(k, value, 1, 365)?,
+            "mfa" => {
+                self.mfa = crate::mfa::policy::Policy::parse(value).ok_or_else(|| bad(k, value))?
+            }
             _ => return Err(bad(k, value)),
         }
         Ok(())
@@ -192,6 +202,7 @@ impl Settings {
             "sign_in_attribute" => self.sign_in_attribute.as_str().to_string(),
             "writeback" => self.writeback.to_string(),
             "signin_retention_days" => self.signin_retention_days.to_string(),
+            "mfa" => self.mfa.as_str().to_string(),
             _ => return Err(bad(k, "")),
         })
     }
@@ -242,6 +253,7 @@ mod tests {
         assert!(s.set("request_deadline_ms", "999").is_err());
         assert!(s.set("writeback", "maybe").is_err());
         assert!(s.set("sign_in_attribute", "sAMAccountName").is_err());
+        assert!(s.set("mfa", "sometimes").is_err());
         assert_eq!(s, Settings::default(), "a refused value changes nothing");
         let e = s.set("lockout", "3").err().map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("lockout_threshold")));
@@ -249,5 +261,7 @@ mod tests {
         assert_eq!(s.sign_in_attribute, SignInAttribute::Mail);
         s.set("lockout_threshold", " 3 ").ok();
         assert_eq!(s.lockout_threshold, 3);
+        s.set("mfa", "Required").ok();
+        assert_eq!(s.mfa, crate::mfa::policy::Policy::Required);
     }
 }

@@ -28,6 +28,8 @@ pub struct AppState {
     pub domain_proof: crate::domain_proof::DomainProof,
     /// Directory sync leases and runs.
     pub sync: crate::dirsync::Coordinator,
+    /// Seals and opens users' TOTP secrets (the data dir's `mfa.key`).
+    pub mfa_box: crate::mfa::SecretBox,
 }
 
 /// Handlers' view of the state.

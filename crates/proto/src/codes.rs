@@ -181,6 +181,10 @@ pub enum Aadsts {
     InvalidCredentials,
     /// 50144: the password has expired or must be changed.
     PasswordChangeRequired,
+    /// 50076: the user must prove a second factor, which this grant (password) cannot ask for.
+    MfaRequired,
+    /// 500121: the second factor was wrong, already used, or is locked after wrong codes.
+    StrongAuthFailed,
     /// 700016: no application with this client id in the tenant.
     UnknownClient,
     /// 90002: no tenant with this name or id.
@@ -248,6 +252,8 @@ impl Aadsts {
             Aadsts::AccountDisabled => 50057,
             Aadsts::InvalidCredentials => 50126,
             Aadsts::PasswordChangeRequired => 50144,
+            Aadsts::MfaRequired => 50076,
+            Aadsts::StrongAuthFailed => 500121,
             Aadsts::UnknownClient => 700016,
             Aadsts::TenantNotFound => 90002,
             Aadsts::MissingParameter => 900144,
@@ -313,6 +319,8 @@ impl Aadsts {
             Aadsts::AccountDisabled => "The user account is disabled or has expired.",
             Aadsts::InvalidCredentials => "Error validating credentials due to invalid username or password.",
             Aadsts::PasswordChangeRequired => "The password has expired or must be changed before the user can sign in.",
+            Aadsts::MfaRequired => "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access this application.",
+            Aadsts::StrongAuthFailed => "Authentication failed during strong authentication request.",
             Aadsts::UnknownClient => "Application with the given client id was not found in the tenant.",
             Aadsts::TenantNotFound => "Tenant not found. Check the tenant name or id in the authority URL.",
             Aadsts::MissingParameter => "The request body must contain the required parameter.",
@@ -394,6 +402,21 @@ mod tests {
             let win = Win32::from_code(w).map(|w| w.aadsts().code());
             assert_eq!(win, Some(a), "win32 {w}");
         }
+    }
+
+    #[test]
+    fn mfa_codes_are_invalid_grant_400() {
+        for (c, n) in [
+            (Aadsts::MfaRequired, 50076),
+            (Aadsts::StrongAuthFailed, 500121),
+        ] {
+            assert_eq!(c.code(), n);
+            assert_eq!(c.oauth_error(), "invalid_grant");
+            assert_eq!(c.http_status(), 400);
+        }
+        assert!(Aadsts::MfaRequired
+            .description()
+            .contains("you must use multi-factor authentication"));
     }
 
     #[test]

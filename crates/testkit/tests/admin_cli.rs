@@ -357,6 +357,7 @@ async fn domains_apps_settings_and_the_sign_in_log() -> anyhow::Result<()> {
         "sign_in_attribute",
         "writeback",
         "signin_retention_days",
+        "mfa",
     ] {
         assert!(keys.contains(&k), "{k} in {keys:?}");
     }
@@ -375,6 +376,8 @@ async fn domains_apps_settings_and_the_sign_in_log() -> anyhow::Result<()> {
         "the known keys are named: {e}"
     );
     assert!(refused(&cloud, &["settings", "set", "writeback", "maybe"])?.contains("true or false"));
+    let e = refused(&cloud, &["settings", "set", "mfa", "sometimes"])?;
+    assert!(e.contains("off, optional"), "{e}");
     assert!(refused(&cloud, &["settings", "get", "nope"])?.contains("not a setting"));
     // The store restarts with what was set.
     let mut cloud = cloud;

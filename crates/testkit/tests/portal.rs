@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 const NONE_UPN: &str = "alice@contoso.example";
 /// Every key of the tenant settings (crates/cloud/src/settings.rs KEYS).
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "request_deadline_ms",
     "lockout_threshold",
     "lockout_duration_seconds",
@@ -30,6 +30,7 @@ const KEYS: [&str; 7] = [
     "sign_in_attribute",
     "writeback",
     "signin_retention_days",
+    "mfa",
 ];
 
 fn run_browser(spec: &Value, log: &Path) -> anyhow::Result<Value> {

@@ -126,6 +126,8 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/users/{upn}/unlock", post(users::unlock))
         .route("/users/{upn}/reset-password", post(users::reset_password))
         .route("/users/{upn}/writeback", put(users::set_writeback))
+        .route("/users/{upn}/mfa", put(users::set_mfa))
+        .route("/users/{upn}/mfa/reset", post(users::reset_mfa))
         .route("/users/{upn}/role", put(users::set_role))
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))

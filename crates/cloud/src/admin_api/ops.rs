@@ -128,6 +128,23 @@ op!(
     body = r#"{"type":"object","required":["allowed"],"properties":{"allowed":{"type":"boolean"}}}"#
 );
 op!(
+    SET_USER_MFA,
+    "setUserMfa",
+    "PUT",
+    "/users/{upn}/mfa",
+    GA,
+    "Sets a user's own multi-factor policy: default (the tenant's `mfa` setting), off, optional or required.",
+    body = r#"{"type":"object","required":["policy"],"properties":{"policy":{"type":"string","enum":["default","off","optional","required"]}}}"#
+);
+op!(
+    RESET_USER_MFA,
+    "resetUserMfa",
+    "POST",
+    "/users/{upn}/mfa/reset",
+    GA,
+    "Removes a user's authenticator app and recovery codes (they enrol again) and ends their sessions and refresh tokens."
+);
+op!(
     SET_USER_ROLE,
     "setUserRole",
     "PUT",
@@ -395,6 +412,8 @@ pub const ALL: &[&Operation] = &[
     UNLOCK_USER,
     RESET_USER_PASSWORD,
     SET_USER_WRITEBACK,
+    SET_USER_MFA,
+    RESET_USER_MFA,
     SET_USER_ROLE,
     DELETE_USER,
     LIST_GROUPS,

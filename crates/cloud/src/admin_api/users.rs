@@ -133,6 +133,25 @@ pub async fn list(
     })))
 }
 
+/// The user's multi-factor state: their own policy, the one that applies, whether they
+/// enrolled an authenticator, recovery codes left, and a lock after wrong codes.
+async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiError> {
+    use crate::mfa::policy::{effective, user_policy_str};
+    let rec = state.store.mfa(t.id, u.id).await?;
+    let left = if rec.enrolled {
+        Some(state.store.recovery_codes_left(u.id).await?)
+    } else {
+        None
+    };
+    Ok(json!({
+        "policy": user_policy_str(rec.policy),
+        "effective": effective(t.settings.mfa, rec.policy).as_str(),
+        "enrolled": rec.enrolled,
+        "recovery_codes_left": left,
+        "locked_until": rec.locked_until.filter(|u| *u > unix_now()),
+    }))
+}
+
 /// `GET /{tenant}/admin/users/{upn}`
 pub async fn show(
     State(state): State<Shared>,
@@ -142,6 +161,7 @@ pub async fn show(
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_USER).await?;
     let user = find(&state, &t, &upn).await?;
     let mut v = user_json(&user);
+    v["mfa"] = mfa_json(&state, &t, &user).await?;
     if let Some(s) = &user.sync {
         v["synced"]["groups"] = json!(state.store.user_direct_groups(t.id, s.object_guid).await?);
     }
@@ -157,9 +177,58 @@ pub async fn unlock(
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::UNLOCK_USER).await?;
     let upn = upn.trim().to_string();
-    let was = state.store.clear_lockout(t.id, &upn).await?;
+    let mut was = state.store.clear_lockout(t.id, &upn).await?;
+    // The second factor's lock after wrong codes ends too.
+    if let Some(u) = state.store.user_by_upn(t.id, &upn).await? {
+        was |= state.store.clear_mfa_failures(t.id, u.id).await?;
+    }
     tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, was_counted = was, "smart lockout cleared");
     Ok(Json(json!({ "upn": upn, "unlocked": was })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MfaPolicyBody {
+    policy: String,
+}
+
+/// `PUT /{tenant}/admin/users/{upn}/mfa`: the user's own multi-factor policy.
+pub async fn set_mfa(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<MfaPolicyBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_MFA).await?;
+    let Some(policy) = crate::mfa::policy::parse_user_policy(&body.policy) else {
+        return Err(ApiError::bad_request(format!(
+            "'{}' is not an MFA policy: use default (the tenant's `mfa` setting), off, optional or required.",
+            body.policy.chars().take(64).collect::<String>()
+        )));
+    };
+    let user = find(&state, &t, &upn).await?;
+    state.store.set_mfa_policy(t.id, user.id, policy).await?;
+    tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::mfa::policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
+    Ok(Json(
+        json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? }),
+    ))
+}
+
+/// `POST /{tenant}/admin/users/{upn}/mfa/reset`: removes the user's authenticator and
+/// recovery codes, and ends their sessions and refresh tokens.
+pub async fn reset_mfa(
+    State(state): State<Shared>,
+    Path((tenant, upn)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_MFA).await?;
+    let user = find(&state, &t, &upn).await?;
+    let had = state.store.reset_mfa(t.id, user.id).await?;
+    tracing::warn!(tenant = %t.name, user = %user.upn, had_authenticator = had, by = %admin.upn, "user MFA reset; sessions ended");
+    Ok(Json(json!({
+        "upn": user.upn,
+        "reset": had,
+        "mfa": mfa_json(&state, &t, &user).await?,
+    })))
 }
 
 #[derive(Deserialize)]

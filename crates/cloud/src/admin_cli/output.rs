@@ -40,6 +40,26 @@ pub(super) fn print_user(u: &Value) {
     for key in ["created_at", "updated_at", "last_sign_in"] {
         println!("{key:<14}{}", format_time(u[key].as_i64()));
     }
+    let mfa = &u["mfa"];
+    if mfa.is_object() {
+        println!(
+            "{:<14}policy {}, effective {}, {}",
+            "mfa",
+            s(mfa, "policy"),
+            s(mfa, "effective"),
+            if mfa["enrolled"] == true {
+                format!(
+                    "enrolled ({} recovery codes left)",
+                    s(mfa, "recovery_codes_left")
+                )
+            } else {
+                "not enrolled".to_string()
+            }
+        );
+        if let Some(until) = mfa["locked_until"].as_i64() {
+            println!("{:<14}{}", "mfa locked", format_time(Some(until)));
+        }
+    }
     let synced = &u["synced"];
     if synced.is_object() {
         println!("synced from Active Directory (read-only):");

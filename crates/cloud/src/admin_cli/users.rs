@@ -61,6 +61,12 @@ pub(super) enum UserCommand {
     Delete { upn: String },
     /// Give a user a role: GlobalAdministrator, HybridIdentityAdministrator or none.
     Role { upn: String, role: String },
+    /// Set a user's own multi-factor policy: default (the tenant's `mfa` setting), off,
+    /// optional or required.
+    Mfa { upn: String, policy: String },
+    /// Remove a user's authenticator app and recovery codes (they enrol again); their
+    /// sessions end.
+    MfaReset { upn: String },
 }
 
 /// Runs a user command.
@@ -228,6 +234,44 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .await?;
             emit(json, &v, |v| {
                 println!("Deleted {}", s(v, "upn"));
+            });
+        }
+        UserCommand::Mfa { upn, policy } => {
+            let v: Value = client
+                .put_json(
+                    &format!("/{t}/admin/users/{}/mfa", seg(&upn)),
+                    token,
+                    &json!({ "policy": policy }),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                let m = &v["mfa"];
+                println!(
+                    "{}: MFA policy {} (effective: {}, enrolled: {})",
+                    s(v, "upn"),
+                    s(m, "policy"),
+                    s(m, "effective"),
+                    s(m, "enrolled")
+                );
+            });
+        }
+        UserCommand::MfaReset { upn } => {
+            let v: Value = client
+                .post_json(
+                    &format!("/{t}/admin/users/{}/mfa/reset", seg(&upn)),
+                    token,
+                    &json!({}),
+                )
+                .await?;
+            emit(json, &v, |v| {
+                if v["reset"] == true {
+                    println!(
+                        "{}: authenticator and recovery codes removed, sessions ended; they enrol again when MFA applies to them.",
+                        s(v, "upn")
+                    );
+                } else {
+                    println!("{} had no authenticator; sessions ended.", s(v, "upn"));
+                }
             });
         }
         UserCommand::Role { upn, role } => {

@@ -43,6 +43,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "password writeback",
         include_str!("../../migrations/0007_writeback.sql"),
     ),
+    (
+        8,
+        "multi-factor authentication",
+        include_str!("../../migrations/0008_mfa.sql"),
+    ),
 ];
 
 #[derive(Debug)]

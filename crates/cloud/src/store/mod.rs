@@ -17,6 +17,7 @@ mod cache;
 pub mod device;
 pub mod federation;
 pub mod lockout;
+pub mod mfa;
 mod migrate;
 pub mod oidc;
 pub mod portal;

@@ -264,7 +264,13 @@ impl Store {
 
     /// Removes expired codes, sessions, requests and refresh tokens.
     pub async fn purge_expired(&self, now: i64) -> Result<()> {
-        for table in ["auth_codes", "sessions", "authz_requests", "refresh_tokens"] {
+        for table in [
+            "auth_codes",
+            "sessions",
+            "authz_requests",
+            "refresh_tokens",
+            "mfa_challenges",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
                 .bind(now)
                 .execute(&self.pool)

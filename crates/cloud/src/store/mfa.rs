@@ -1,0 +1,512 @@
+//! Multi-factor authentication rows: each user's policy override, sealed TOTP secret, last
+//! accepted time step and wrong-code lock (`user_mfa`); recovery codes as hashes
+//! (`mfa_recovery_codes`); sign-ins waiting for their second factor (`mfa_challenges`).
+//! Every "accepted once" rule is a conditional UPDATE, so two cloud instances cannot both
+//! accept the same code.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{Result, Store};
+use crate::mfa::policy::{parse_user_policy, user_policy_str, UserPolicy};
+
+/// Wrong codes that lock the second factor.
+pub const FAILURES_PER_LOCK: i64 = 5;
+/// The first lock, seconds; each further lock (until a success) lasts twice as long.
+pub const FIRST_LOCK_SECS: i64 = 15 * 60;
+/// The longest lock, seconds.
+pub const MAX_LOCK_SECS: i64 = 24 * 3600;
+
+/// A user's MFA row (all defaults when they have none).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MfaRecord {
+    /// The user's own policy (`None`: the tenant's).
+    pub policy: UserPolicy,
+    /// Nonce and sealed TOTP secret, if an enrolment was started or confirmed.
+    pub sealed_secret: Option<Vec<u8>>,
+    /// Whether the enrolment was confirmed with a code.
+    pub enrolled: bool,
+    /// The last accepted time step.
+    pub last_step: Option<i64>,
+    /// Until when wrong codes lock the second factor, if they do.
+    pub locked_until: Option<i64>,
+}
+
+impl std::fmt::Debug for MfaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRecord")
+            .field("policy", &self.policy)
+            .field("enrolled", &self.enrolled)
+            .field("last_step", &self.last_step)
+            .field("locked_until", &self.locked_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a second-factor challenge stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The password was right; a code is asked for.
+    Code,
+    /// The password was right; an authenticator is being enrolled.
+    Enrol,
+    /// Enrolment confirmed; the recovery codes were shown and the sign-in may finish.
+    Done,
+    /// A signed-in user enrols from `/mfa/setup`.
+    Setup,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Code => "code",
+            Stage::Enrol => "enrol",
+            Stage::Done => "done",
+            Stage::Setup => "setup",
+        }
+    }
+    fn parse(s: &str) -> Option<Stage> {
+        Some(match s {
+            "code" => Stage::Code,
+            "enrol" => Stage::Enrol,
+            "done" => Stage::Done,
+            "setup" => Stage::Setup,
+            _ => return None,
+        })
+    }
+}
+
+/// A live challenge: whose password was checked, and what is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    pub user_id: Uuid,
+    pub stage: Stage,
+}
+
+impl Store {
+    /// The user's MFA row.
+    pub async fn mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<MfaRecord> {
+        let row = sqlx::query("SELECT * FROM user_mfa WHERE tenant_id = ? AND user_id = ?")
+            .bind(tenant_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(MfaRecord::default());
+        };
+        let policy: String = row.try_get("policy")?;
+        Ok(MfaRecord {
+            policy: parse_user_policy(&policy).unwrap_or(None),
+            sealed_secret: row.try_get("secret")?,
+            enrolled: row.try_get::<Option<i64>, _>("enrolled_at")?.is_some(),
+            last_step: row.try_get("last_step")?,
+            locked_until: row.try_get("locked_until")?,
+        })
+    }
+
+    /// Sets the user's own policy (`None`: follow the tenant's).
+    pub async fn set_mfa_policy(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        policy: UserPolicy,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_mfa (user_id, tenant_id, policy) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET policy = excluded.policy",
+        )
+        .bind(user_id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(user_policy_str(policy))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts an enrolment with a new sealed secret, replacing one that was not confirmed.
+    /// Returns false (and changes nothing) when the user is already enrolled.
+    pub async fn start_mfa_enrolment(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        sealed: &[u8],
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO user_mfa (user_id, tenant_id, secret) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, last_step = NULL
+             WHERE user_mfa.enrolled_at IS NULL",
+        )
+        .bind(user_id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Confirms a started enrolment with the step of the code the user typed, and replaces
+    /// the recovery codes with `code_hashes`. Returns false when there was no enrolment to
+    /// confirm (already confirmed, or reset meanwhile).
+    pub async fn confirm_mfa_enrolment(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        step: i64,
+        code_hashes: &[String],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let r = sqlx::query(
+            "UPDATE user_mfa SET enrolled_at = ?, last_step = ?, failures = 0, locked_until = NULL, lockouts = 0
+             WHERE tenant_id = ? AND user_id = ? AND enrolled_at IS NULL AND secret IS NOT NULL",
+        )
+        .bind(now)
+        .bind(step)
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = ?")
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for h in code_hashes {
+            sqlx::query("INSERT INTO mfa_recovery_codes (user_id, code_hash) VALUES (?, ?)")
+                .bind(user_id.to_string())
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Accepts a TOTP code of time step `step` if no later or equal step was accepted
+    /// before; a success forgets wrong codes. Returns whether it was accepted.
+    pub async fn accept_totp_step(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        step: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE user_mfa SET last_step = ?, failures = 0, locked_until = NULL, lockouts = 0
+             WHERE tenant_id = ? AND user_id = ? AND enrolled_at IS NOT NULL
+               AND (last_step IS NULL OR last_step < ?)",
+        )
+        .bind(step)
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Uses up an unused recovery code of an enrolled user; a success forgets wrong codes.
+    /// Returns whether it was accepted.
+    pub async fn use_recovery_code(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let r = sqlx::query(
+            "UPDATE mfa_recovery_codes SET used_at = ?
+             WHERE user_id = ? AND code_hash = ? AND used_at IS NULL
+               AND EXISTS (SELECT 1 FROM user_mfa WHERE user_mfa.user_id = mfa_recovery_codes.user_id
+                           AND user_mfa.tenant_id = ? AND user_mfa.enrolled_at IS NOT NULL)",
+        )
+        .bind(now)
+        .bind(user_id.to_string())
+        .bind(code_hash)
+        .bind(tenant_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let ok = r.rows_affected() == 1;
+        if ok {
+            sqlx::query(
+                "UPDATE user_mfa SET failures = 0, locked_until = NULL, lockouts = 0 WHERE user_id = ?",
+            )
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ok)
+    }
+
+    /// Recovery codes not used yet.
+    pub async fn recovery_codes_left(&self, user_id: Uuid) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = ? AND used_at IS NULL",
+        )
+        .bind(user_id.to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Counts a wrong code. At [`FAILURES_PER_LOCK`] the second factor locks for
+    /// [`FIRST_LOCK_SECS`], doubling with each lock until a success (at most
+    /// [`MAX_LOCK_SECS`]). Returns the end of the lock it led to, if any.
+    pub async fn record_mfa_failure(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.write_tx().await?;
+        let (failures, lockouts): (i64, i64) = sqlx::query_as(
+            "INSERT INTO user_mfa (user_id, tenant_id, failures) VALUES (?, ?, 1)
+             ON CONFLICT (user_id) DO UPDATE SET failures = failures + 1
+             RETURNING failures, lockouts",
+        )
+        .bind(user_id.to_string())
+        .bind(tenant_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut locked = None;
+        if failures >= FAILURES_PER_LOCK {
+            let secs = FIRST_LOCK_SECS
+                .saturating_mul(1i64 << lockouts.clamp(0, 16))
+                .min(MAX_LOCK_SECS);
+            let until = now.saturating_add(secs);
+            sqlx::query(
+                "UPDATE user_mfa SET failures = 0, locked_until = ?, lockouts = lockouts + 1
+                 WHERE user_id = ?",
+            )
+            .bind(until)
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            locked = Some(until);
+        }
+        tx.commit().await?;
+        Ok(locked)
+    }
+
+    /// Ends a second-factor lock and forgets wrong codes (an administrator's unlock).
+    pub async fn clear_mfa_failures(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE user_mfa SET failures = 0, locked_until = NULL, lockouts = 0
+             WHERE tenant_id = ? AND user_id = ? AND (failures > 0 OR locked_until IS NOT NULL)",
+        )
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Removes the user's authenticator, recovery codes and pending challenges, and ends
+    /// their sessions and refresh tokens. The policy override stays. Returns whether there
+    /// was an enrolment (started or confirmed).
+    pub async fn reset_mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let r = sqlx::query(
+            "UPDATE user_mfa SET secret = NULL, enrolled_at = NULL, last_step = NULL,
+                 failures = 0, locked_until = NULL, lockouts = 0
+             WHERE tenant_id = ? AND user_id = ? AND secret IS NOT NULL",
+        )
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        for table in ["mfa_recovery_codes", "mfa_challenges"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = ?"))
+                .bind(user_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::end_sessions(&mut tx, tenant_id, user_id).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // ---- challenges
+
+    /// Records that `user_id` passed the password step of request `id` (or, for
+    /// [`Stage::Setup`], is enrolling from a session), until `expires_at`.
+    pub async fn put_mfa_challenge(
+        &self,
+        id: &str,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        stage: Stage,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO mfa_challenges (id, tenant_id, user_id, stage, expires_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(tenant_id.to_string())
+        .bind(user_id.to_string())
+        .bind(stage.as_str())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live challenge of the tenant.
+    pub async fn mfa_challenge(
+        &self,
+        tenant_id: Uuid,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Challenge>> {
+        let row = sqlx::query(
+            "SELECT user_id, stage FROM mfa_challenges WHERE id = ? AND tenant_id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(tenant_id.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stage: String = row.try_get("stage")?;
+        Stage::parse(&stage)
+            .map(|stage| {
+                super::uuid_col(&row, "user_id").map(|user_id| Challenge { user_id, stage })
+            })
+            .transpose()
+    }
+
+    /// Moves a challenge from one stage to the next; false when it was not at `from`.
+    pub async fn advance_mfa_challenge(&self, id: &str, from: Stage, to: Stage) -> Result<bool> {
+        let r = sqlx::query("UPDATE mfa_challenges SET stage = ? WHERE id = ? AND stage = ?")
+            .bind(to.as_str())
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes a challenge; returns whether it was there (so it is used once).
+    pub async fn take_mfa_challenge(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM mfa_challenges WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mfa::policy::Policy;
+    use crate::store::{test_store, DomainKind};
+
+    #[tokio::test]
+    async fn enrolment_steps_codes_and_locks() -> anyhow::Result<()> {
+        let (s, dir, t) = test_store("mfa", "contoso.example", DomainKind::Cloud).await?;
+        let u = s
+            .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
+            .await?;
+        assert_eq!(s.mfa(t, u).await?, MfaRecord::default());
+        s.set_mfa_policy(t, u, Some(Policy::Required)).await?;
+        assert_eq!(s.mfa(t, u).await?.policy, Some(Policy::Required));
+        // Not enrolled: no code is accepted.
+        assert!(!s.accept_totp_step(t, u, 10).await?);
+        assert!(s.start_mfa_enrolment(t, u, b"sealed-1").await?);
+        assert!(
+            s.start_mfa_enrolment(t, u, b"sealed-2").await?,
+            "a new start replaces"
+        );
+        let hashes: Vec<String> = (0..3).map(|i| format!("h{i}")).collect();
+        assert!(s.confirm_mfa_enrolment(t, u, 100, &hashes, 5).await?);
+        assert!(
+            !s.confirm_mfa_enrolment(t, u, 101, &hashes, 5).await?,
+            "once"
+        );
+        assert!(
+            !s.start_mfa_enrolment(t, u, b"sealed-3").await?,
+            "enrolled: kept"
+        );
+        let r = s.mfa(t, u).await?;
+        assert!(r.enrolled);
+        assert_eq!(r.sealed_secret.as_deref(), Some(b"sealed-2".as_slice()));
+        assert_eq!(r.last_step, Some(100));
+        // Steps: only later ones, each once.
+        assert!(!s.accept_totp_step(t, u, 100).await?);
+        assert!(!s.accept_totp_step(t, u, 99).await?);
+        assert!(s.accept_totp_step(t, u, 101).await?);
+        assert!(!s.accept_totp_step(t, u, 101).await?);
+        // Recovery codes: each once, and only this user's.
+        assert_eq!(s.recovery_codes_left(u).await?, 3);
+        assert!(s.use_recovery_code(t, u, "h1", 6).await?);
+        assert!(!s.use_recovery_code(t, u, "h1", 7).await?);
+        assert!(!s.use_recovery_code(t, u, "nope", 7).await?);
+        let other = s
+            .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
+            .await?;
+        assert!(!s.use_recovery_code(t, other, "h2", 7).await?);
+        assert_eq!(s.recovery_codes_left(u).await?, 2);
+        // Wrong codes lock, and each lock is longer.
+        for _ in 1..FAILURES_PER_LOCK {
+            assert_eq!(s.record_mfa_failure(t, u, 1000).await?, None);
+        }
+        assert_eq!(
+            s.record_mfa_failure(t, u, 1000).await?,
+            Some(1000 + FIRST_LOCK_SECS)
+        );
+        for _ in 1..FAILURES_PER_LOCK {
+            s.record_mfa_failure(t, u, 2000).await?;
+        }
+        assert_eq!(
+            s.record_mfa_failure(t, u, 2000).await?,
+            Some(2000 + 2 * FIRST_LOCK_SECS)
+        );
+        assert_eq!(
+            s.mfa(t, u).await?.locked_until,
+            Some(2000 + 2 * FIRST_LOCK_SECS)
+        );
+        assert!(s.clear_mfa_failures(t, u).await?);
+        assert_eq!(s.mfa(t, u).await?.locked_until, None);
+        // Challenges.
+        s.put_mfa_challenge("req", t, u, Stage::Enrol, 50).await?;
+        let c = s.mfa_challenge(t, "req", 10).await?;
+        assert_eq!(
+            c,
+            Some(Challenge {
+                user_id: u,
+                stage: Stage::Enrol
+            })
+        );
+        assert_eq!(s.mfa_challenge(t, "req", 50).await?, None, "expired");
+        assert_eq!(s.mfa_challenge(Uuid::new_v4(), "req", 10).await?, None);
+        assert!(
+            s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+                .await?
+        );
+        assert!(
+            !s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+                .await?
+        );
+        // A reset removes the authenticator, its codes and challenges; the policy stays.
+        assert!(s.reset_mfa(t, u).await?);
+        let r = s.mfa(t, u).await?;
+        assert!(!r.enrolled && r.sealed_secret.is_none());
+        assert_eq!(r.policy, Some(Policy::Required));
+        assert_eq!(s.recovery_codes_left(u).await?, 0);
+        assert!(!s.take_mfa_challenge("req").await?);
+        // Deleting the user deletes the rows.
+        s.start_mfa_enrolment(t, other, b"sealed-b").await?;
+        s.delete_user(t, other).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_mfa WHERE user_id = ?")
+            .bind(other.to_string())
+            .fetch_one(&s.pool)
+            .await?;
+        assert_eq!(n, 0);
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+}
