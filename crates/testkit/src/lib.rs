@@ -7,11 +7,13 @@
 //! - [`procs`]: the cloud and agents as real processes;
 //! - [`fixture`]: a tenant with a managed domain, an app, an agent and PTA on, step by step;
 //! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
+//! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`scan`]: the password scan.
 
 pub mod bed;
 pub mod browser;
+pub mod chromium;
 pub mod dns;
 pub mod fixture;
 pub mod forest;

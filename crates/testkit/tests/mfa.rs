@@ -19,183 +19,22 @@
 //! Needs /usr/bin/chromium, /usr/bin/chromedriver, selenium and authlib
 //! (`PASSTHRU_NEED_BROWSER=1 bash scripts/deps.sh`). No AD test bed is needed.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 
-use anyhow::{anyhow, bail, ensure, Context as _};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
-use passthru_testkit::browser::{check_png, FormBrowser};
+use anyhow::{anyhow, ensure, Context as _};
+use passthru_testkit::browser::FormBrowser;
+use passthru_testkit::chromium::{
+    authz, browser_password, code_from_callback, read_enrolment, sign_out, step_now, totp,
+    usable_step, Authz, Chromium,
+};
 use passthru_testkit::fixture::{contoso_cloud, ADMIN_UPN};
 use passthru_testkit::http::{client, password_grant, verify_with_jwks};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, Cloud};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const ALICE: &str = "alice@contoso.example";
 const BOB: &str = "bob@contoso.example";
 const DAVE: &str = "dave@contoso.example";
-
-/// The 6-digit code of a time step, computed independently of the cloud.
-fn totp(secret: &[u8], step: i64) -> String {
-    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, secret.to_vec())
-        .generate((step * 30) as u64)
-}
-
-fn step_now() -> i64 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-        / 30) as i64
-}
-
-/// A time step later than `last` (codes are accepted once per step) whose code the cloud
-/// accepts now (within one step of the current one); waits for the next step when needed.
-async fn usable_step(last: i64) -> i64 {
-    loop {
-        let now = step_now();
-        let candidate = (last + 1).max(now);
-        if candidate <= now + 1 {
-            return candidate;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    }
-}
-
-/// Chromium, one command at a time (see mfa_browser.py).
-struct Chromium {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Chromium {
-    fn start(spec: &Value, log: &Path) -> anyhow::Result<(Chromium, String)> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mfa_browser.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .env_remove("REQUESTS_CA_BUNDLE")
-            .env_remove("CURL_CA_BUNDLE")
-            .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log)?))
-            .spawn()
-            .context("starting python3 mfa_browser.py")?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
-        let mut c = Chromium {
-            child,
-            stdin: Some(stdin),
-            stdout,
-        };
-        c.send(spec)?;
-        let hello = c.read()?;
-        let redirect = hello["redirect_uri"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no redirect_uri: {hello}"))?
-            .to_string();
-        Ok((c, redirect))
-    }
-
-    fn send(&mut self, v: &Value) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| anyhow!("closed"))?;
-        writeln!(stdin, "{v}")?;
-        stdin.flush()?;
-        Ok(())
-    }
-
-    fn read(&mut self) -> anyhow::Result<Value> {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        if line.is_empty() {
-            bail!("the browser script ended");
-        }
-        Ok(serde_json::from_str(line.trim())?)
-    }
-
-    fn cmd(&mut self, v: Value) -> anyhow::Result<Value> {
-        self.send(&v)?;
-        let a = self.read()?;
-        if let Some(e) = a["error"].as_str() {
-            bail!("browser: {v} failed: {e}");
-        }
-        Ok(a)
-    }
-
-    fn get(&mut self, url: &str) -> anyhow::Result<()> {
-        self.cmd(json!({"op": "get", "url": url})).map(drop)
-    }
-    fn type_in(&mut self, id: &str, text: &str) -> anyhow::Result<()> {
-        self.cmd(json!({"op": "type", "id": id, "text": text}))
-            .map(drop)
-    }
-    fn click(&mut self, id: &str) -> anyhow::Result<()> {
-        self.cmd(json!({"op": "click", "id": id})).map(drop)
-    }
-    fn wait(&mut self, ids: &[&str]) -> anyhow::Result<String> {
-        let a = self.cmd(json!({"op": "wait", "ids": ids}))?;
-        Ok(a["found"].as_str().unwrap_or_default().to_string())
-    }
-    fn texts(&mut self, css: &str) -> anyhow::Result<Vec<String>> {
-        let a = self.cmd(json!({"op": "texts", "css": css}))?;
-        Ok(a["texts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect())
-    }
-    fn text(&mut self, id: &str) -> anyhow::Result<String> {
-        Ok(self.texts(&format!("#{id}"))?.join("\n"))
-    }
-    fn page(&mut self) -> anyhow::Result<Value> {
-        self.cmd(json!({"op": "page"}))
-    }
-    fn shot(&mut self, name: &str) -> anyhow::Result<()> {
-        let a = self.cmd(json!({"op": "shot", "name": name}))?;
-        check_png(Path::new(a["path"].as_str().unwrap_or_default()))?;
-        Ok(())
-    }
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        drop(self.stdin.take()); // the script quits Chromium at the end of its input
-        let _ = self.child.wait();
-    }
-}
-
-/// One authorization request of the app: PKCE verifier, and its URL.
-struct Authz {
-    verifier: String,
-    url: String,
-}
-
-fn authz(cloud: &Cloud, client_id: &str, redirect: &str) -> anyhow::Result<Authz> {
-    let verifier = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-    let mut u = url::Url::parse(&format!("{}/contoso/oauth2/v2.0/authorize", cloud.url))?;
-    u.query_pairs_mut()
-        .append_pair("client_id", client_id)
-        .append_pair("response_type", "code")
-        .append_pair("redirect_uri", redirect)
-        .append_pair("scope", "openid profile")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "st")
-        .append_pair("nonce", "n0");
-    Ok(Authz {
-        verifier,
-        url: u.to_string(),
-    })
-}
 
 /// Redeems the code the app received and checks the ID token names `user`.
 async fn redeem(
@@ -233,62 +72,6 @@ async fn redeem(
     ensure!(claims["preferred_username"] == user, "{claims}");
     ensure!(claims["nonce"] == "n0", "{claims}");
     Ok(())
-}
-
-/// Username and password in Chromium; returns which page came next (`secret`: enrolment,
-/// `code`: the code page, `rp`: back at the app).
-fn browser_password(
-    b: &mut Chromium,
-    a: &Authz,
-    user: &str,
-    password: &str,
-) -> anyhow::Result<String> {
-    b.get(&a.url)?;
-    b.wait(&["username"])?;
-    b.type_in("username", user)?;
-    b.click("next")?;
-    b.wait(&["password"])?;
-    b.type_in("password", password)?;
-    b.click("signin")?;
-    b.wait(&["secret", "code", "rp", "error"])
-}
-
-fn code_from_callback(b: &mut Chromium) -> anyhow::Result<String> {
-    let a = b.cmd(json!({"op": "callback"}))?;
-    a["url"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the app got no callback"))
-}
-
-fn sign_out(b: &mut Chromium, cloud: &Cloud) -> anyhow::Result<()> {
-    b.get(&format!("{}/contoso/oauth2/v2.0/logout", cloud.url))?;
-    let text = b.page()?["text"].as_str().unwrap_or_default().to_string();
-    ensure!(text.contains("signed out"), "{text}");
-    Ok(())
-}
-
-/// The secret of an enrolment page, decoded from the key it shows; checks the page also has
-/// the QR code and the otpauth URI with that key.
-fn read_enrolment(b: &mut Chromium) -> anyhow::Result<(Vec<u8>, String)> {
-    let shown = b.text("secret")?;
-    let base32: String = shown.chars().filter(|c| !c.is_whitespace()).collect();
-    ensure!(base32.len() == 32, "a 160-bit key in base32: {shown:?}");
-    let uri = b.text("otpauth")?;
-    ensure!(
-        uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={base32}")),
-        "{uri}"
-    );
-    ensure!(
-        uri.contains("digits=6") && uri.contains("period=30"),
-        "{uri}"
-    );
-    let html = b.page()?["html"].as_str().unwrap_or_default().to_string();
-    ensure!(html.contains("<svg class=\"qr\""), "no QR code on the page");
-    let secret = totp_rs::Secret::Encoded(base32.clone())
-        .to_bytes()
-        .map_err(|e| anyhow!("the key is not base32: {e:?}"))?;
-    Ok((secret, base32))
 }
 
 /// Hidden fields of a FormBrowser page.

@@ -31,11 +31,21 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_rp import Browser, Callbacks, log  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 
 
 def answer(obj):
     print(json.dumps(obj), flush=True)
+
+
+def gone(el):
+    """Whether an element's page was replaced. Chromium reports a node of a replaced
+    document either as stale or, during the swap, as not belonging to the document."""
+    try:
+        el.is_enabled()
+        return False
+    except (StaleElementReferenceException, WebDriverException):
+        return True
 
 
 def run(browser, callbacks, shots, cmd):
@@ -54,7 +64,7 @@ def run(browser, callbacks, shots, cmd):
         # an error element of the old page is never mistaken for the answer's.
         el = d.find_element(By.ID, cmd["id"])
         el.click()
-        browser.wait(EC.staleness_of(el), "the answer to " + cmd["id"])
+        browser.wait(lambda _: gone(el), "the answer to " + cmd["id"])
         return {}
     if op == "wait":
         ids = cmd["ids"]
