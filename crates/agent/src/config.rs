@@ -59,7 +59,8 @@ pub struct ForestSettings {
     pub domain_controllers: Vec<Url>,
     /// CA certificate(s) that issued the domain controllers' certificates (absolute path).
     pub ca_file: PathBuf,
-    /// Directory sync, when the forest has a service account.
+    /// Directory sync (and password writeback's resets), when the forest has a service
+    /// account.
     pub sync: Option<SyncSettings>,
 }
 
@@ -67,7 +68,8 @@ pub struct ForestSettings {
 /// starts; it is never in this struct).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
-    /// The read-only service account's UPN.
+    /// The service account's UPN: reading is enough for sync; password writeback needs the
+    /// Reset Password and Change Password rights on the users.
     pub service_account: String,
     /// The file holding its password (absolute path; owner-only permissions).
     pub password_file: PathBuf,

@@ -55,7 +55,8 @@ const RC_INVALID_CREDENTIALS: u32 = 49;
 const RC_BUSY: u32 = 51;
 const RC_UNAVAILABLE: u32 = 52;
 
-/// The read-only account a forest is synced with.
+/// The account a forest is synced with (and, when it has the rights, password writeback's
+/// resets are made with).
 pub struct SyncCredentials {
     /// Its UPN (or any name a simple bind takes).
     pub account: String,
