@@ -1,7 +1,11 @@
 //! Reconnect delays: exponential backoff with full jitter (a random delay between zero and
-//! `min(cap, base * 2^attempt)`), reset after a connection that lasted.
+//! `min(cap, base * 2^attempt)`), reset after a connection that lasted. For the first
+//! [`FAST_PHASE`] of an outage the ceiling stays at most [`FAST_CAP`], so that after a cloud
+//! restart every agent is back within a few seconds; the full jitter spreads their
+//! reconnections over that window (no thundering herd). A longer outage backs off to
+//! [`CAP`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand_core::RngCore as _;
 
@@ -11,6 +15,10 @@ pub const BASE: Duration = Duration::from_millis(500);
 pub const CAP: Duration = Duration::from_secs(30);
 /// A connection that lasted longer than this resets the backoff.
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long an outage counts as short (a cloud restart, a failover).
+pub const FAST_PHASE: Duration = Duration::from_secs(60);
+/// The largest ceiling during a short outage.
+pub const FAST_CAP: Duration = Duration::from_secs(4);
 
 /// Backoff state.
 #[derive(Debug, Clone)]
@@ -18,6 +26,8 @@ pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
+    /// When the first delay of this outage was drawn.
+    outage_started: Option<Instant>,
 }
 
 impl Default for Backoff {
@@ -33,6 +43,7 @@ impl Backoff {
             base,
             cap,
             attempt: 0,
+            outage_started: None,
         }
     }
 
@@ -42,16 +53,24 @@ impl Backoff {
         self.base.saturating_mul(factor).min(self.cap)
     }
 
-    /// The next delay, `unit` in [0, 1) being the random draw; moves to the next attempt.
-    pub fn next_delay(&mut self, unit: f64) -> Duration {
-        let delay = self.ceiling().mul_f64(unit.clamp(0.0, 1.0));
+    /// The next delay at `now`, `unit` in [0, 1) being the random draw; moves to the next
+    /// attempt. During the first [`FAST_PHASE`] of the outage the ceiling is at most
+    /// [`FAST_CAP`].
+    pub fn next_delay(&mut self, unit: f64, now: Instant) -> Duration {
+        let started = *self.outage_started.get_or_insert(now);
+        let mut ceiling = self.ceiling();
+        if now.saturating_duration_since(started) < FAST_PHASE {
+            ceiling = ceiling.min(FAST_CAP);
+        }
+        let delay = ceiling.mul_f64(unit.clamp(0.0, 1.0));
         self.attempt = self.attempt.saturating_add(1).min(32);
         delay
     }
 
-    /// Back to the first attempt.
+    /// Back to the first attempt (a connection lasted).
     pub fn reset(&mut self) {
         self.attempt = 0;
+        self.outage_started = None;
     }
 }
 
@@ -68,10 +87,11 @@ mod tests {
     #[test]
     fn ceilings_double_up_to_the_cap_and_reset() {
         let mut b = Backoff::default();
+        let t0 = Instant::now();
         let ceilings: Vec<u64> = (0..9)
             .map(|_| {
                 let c = b.ceiling().as_millis() as u64;
-                b.next_delay(0.5);
+                b.next_delay(0.5, t0);
                 c
             })
             .collect();
@@ -80,7 +100,7 @@ mod tests {
             vec![500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
         );
         for _ in 0..100 {
-            b.next_delay(0.0);
+            b.next_delay(0.0, t0);
         }
         assert_eq!(b.ceiling(), CAP);
         b.reset();
@@ -88,11 +108,30 @@ mod tests {
     }
 
     #[test]
+    fn a_short_outage_keeps_delays_under_the_fast_cap() {
+        let mut b = Backoff::default();
+        let t0 = Instant::now();
+        // Every delay of the first minute is at most 4 s, whatever the attempt.
+        for i in 0..30 {
+            let at = t0 + Duration::from_secs(2 * i);
+            assert!(b.next_delay(0.999_999, at) <= FAST_CAP);
+        }
+        // Past the first minute, the full ceiling applies.
+        let late = b.next_delay(0.999_999, t0 + FAST_PHASE + Duration::from_secs(1));
+        assert!(late > FAST_CAP && late <= CAP, "{late:?}");
+        // A new outage starts fast again.
+        b.reset();
+        let again = t0 + Duration::from_secs(3600);
+        assert!(b.next_delay(0.999_999, again) <= BASE);
+    }
+
+    #[test]
     fn full_jitter_spans_zero_to_ceiling() {
         let mut b = Backoff::default();
-        assert_eq!(b.next_delay(0.0), Duration::ZERO);
-        assert_eq!(b.next_delay(0.5), Duration::from_millis(500));
-        assert!(b.next_delay(0.999_999) < Duration::from_secs(2));
+        let t0 = Instant::now();
+        assert_eq!(b.next_delay(0.0, t0), Duration::ZERO);
+        assert_eq!(b.next_delay(0.5, t0), Duration::from_millis(500));
+        assert!(b.next_delay(0.999_999, t0) < Duration::from_secs(2));
         for _ in 0..1000 {
             let u = random_unit();
             assert!((0.0..1.0).contains(&u));

@@ -201,7 +201,7 @@ pub async fn stay_connected<V: Validator>(
                 }
             }
         }
-        let delay = backoff.next_delay(random_unit());
+        let delay = backoff.next_delay(random_unit(), std::time::Instant::now());
         tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

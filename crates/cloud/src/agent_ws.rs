@@ -182,7 +182,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 match msg {
                     Message::Text(t) => match serde_json::from_str::<AgentToCloud>(t.as_str()) {
                         Ok(AgentToCloud::Result { request_id, outcome, agent_micros, repeated }) => {
-                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated };
+                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated, passed_over: Vec::new() };
                             if !state.gateway.complete(&conn, request_id, reply) {
                                 tracing::info!(agent = %conn.agent_id, request = %request_id, "late or unknown answer dropped (AADSTS80014)");
                             }
@@ -211,6 +211,10 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
                 let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
                 flush_stats(&state, conn.agent_id).await;
+            }
+            _ = conn.ping_now.notified() => {
+                // A request of this agent looks stuck: is the agent alive?
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
             }
             _ = conn.revoked.notified() => {
                 if let Some(m) = text(&CloudToAgent::Goodbye { reason: "this agent has been revoked by an administrator".into() }) {

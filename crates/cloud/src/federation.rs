@@ -641,6 +641,7 @@ async fn log_sign_in(
         aadsts: failure.map(Aadsts::code),
         win32: None,
         agent_id: None,
+        other_agents: Vec::new(),
         latency_ms: Some(started.elapsed().as_millis() as i64),
         correlation_id: corr.to_string(),
         client_ip: Some(client.addr.ip().to_string()),

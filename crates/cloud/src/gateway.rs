@@ -38,6 +38,9 @@ pub struct Reply {
     pub agent_micros: u64,
     /// The agent answered a recently tried wrong password from memory (no bind).
     pub repeated: bool,
+    /// Agents the request was sent to first that did not answer: their connection ended,
+    /// or they looked stuck (the sign-in log records them).
+    pub passed_over: Vec<Uuid>,
 }
 
 /// One connected agent.
@@ -60,6 +63,11 @@ pub struct AgentConn {
     last_heard_ms: AtomicU64,
     /// Fires when the agent is revoked: its connection handler closes the socket.
     pub revoked: tokio::sync::Notify,
+    /// Asks the connection handler to ping the agent now (a request of it looks stuck).
+    pub ping_now: tokio::sync::Notify,
+    /// When the agent was found stuck (Unix ms; 0: never): until it is heard from again it
+    /// gets no new requests.
+    stuck_since_ms: AtomicU64,
 }
 
 impl AgentConn {
@@ -88,7 +96,15 @@ impl AgentConn {
             draining: AtomicBool::new(false),
             last_heard_ms: AtomicU64::new(now_ms()),
             revoked: tokio::sync::Notify::new(),
+            ping_now: tokio::sync::Notify::new(),
+            stuck_since_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the agent was found stuck and has not been heard from since.
+    fn is_stuck(&self) -> bool {
+        let since = self.stuck_since_ms.load(Ordering::Relaxed);
+        since != 0 && self.last_heard_ms() <= since
     }
 
     /// Notes that the agent was heard from just now.
@@ -390,8 +406,9 @@ impl Gateway {
         let inner = self.lock();
         let list = inner.agents.get(&tenant_id)?;
         let usable = || {
-            list.iter()
-                .filter(|c| !c.draining.load(Ordering::Relaxed) && !tried.contains(&c.conn_id))
+            list.iter().filter(|c| {
+                !c.draining.load(Ordering::Relaxed) && !c.is_stuck() && !tried.contains(&c.conn_id)
+            })
         };
         let least = |it: &mut dyn Iterator<Item = &Arc<AgentConn>>| {
             it.min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
@@ -419,6 +436,7 @@ impl Gateway {
             .map(|(_, s)| s.to_ascii_lowercase())
             .unwrap_or_default();
         let mut tried: Vec<Uuid> = Vec::new();
+        let mut passed_over: Vec<Uuid> = Vec::new();
         loop {
             let write = !payload.operation.is_validate();
             let Some(agent) = self.pick(tenant_id, &suffix, write, &tried) else {
@@ -458,33 +476,88 @@ impl Gateway {
             let sent_at = Instant::now();
             let sent = agent.tx.try_send(CloudToAgent::Validate(sealed)).is_ok();
             let step = if sent {
-                match tokio::time::timeout_at(deadline.into(), rx).await {
-                    Ok(Ok(reply)) => Step::Answered(reply),
-                    Ok(Err(_)) => Step::Lost,
-                    Err(_) => Step::Timeout,
-                }
+                // A write is never sent twice (a change could be applied twice): only
+                // validations move on from an agent that looks stuck.
+                await_reply(&agent, rx, deadline, !write).await
             } else {
                 Step::Lost
             };
             drop(guard);
             match step {
-                Step::Answered(reply) => {
+                Step::Answered(mut reply) => {
                     agent.served.fetch_add(1, Ordering::Relaxed);
                     self.count(tenant_id, agent.agent_id, &reply.outcome, sent_at.elapsed());
-                    return Ok(reply);
+                    reply.passed_over = passed_over;
+                    return Ok(*reply);
                 }
                 Step::Lost => {
                     tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
                         "the agent's connection ended before it answered; trying another agent");
+                    passed_over.push(agent.agent_id);
                     if Instant::now() >= deadline {
                         return Err(DispatchError::Timeout);
                     }
+                }
+                Step::Stuck => {
+                    tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
+                        "the agent has not answered a ping within {} ms (stuck, or its network cut); it gets no new requests until it is heard from, and this one goes to another agent",
+                        STUCK_PROBE.as_millis());
+                    passed_over.push(agent.agent_id);
                 }
                 Step::Timeout => {
                     return Err(DispatchError::Timeout);
                 }
             }
         }
+    }
+}
+
+/// How long a validation waits for its agent before the cloud checks that the agent is
+/// alive (a validation takes milliseconds: a bind and a search).
+pub const SUSPECT_AFTER: Duration = Duration::from_millis(750);
+/// How long the agent has to answer that check (a WebSocket ping) before it counts as
+/// stuck.
+pub const STUCK_PROBE: Duration = Duration::from_millis(750);
+
+/// Waits for the agent's answer until `deadline`. With `may_move_on`, an agent that has
+/// sent nothing since the request was sent, after [`SUSPECT_AFTER`], is pinged; if it does
+/// not answer within [`STUCK_PROBE`] either, it is marked stuck and the wait ends
+/// ([`Step::Stuck`]) so the request can go to another agent. An agent that answers the
+/// ping is alive (its DC is slow, say): the wait goes on, and the password is never bound
+/// twice.
+async fn await_reply(
+    agent: &AgentConn,
+    mut rx: oneshot::Receiver<Reply>,
+    deadline: Instant,
+    may_move_on: bool,
+) -> Step {
+    let sent_ms = now_ms();
+    if may_move_on {
+        let check_at = (Instant::now() + SUSPECT_AFTER).min(deadline);
+        match tokio::time::timeout_at(check_at.into(), &mut rx).await {
+            Ok(Ok(reply)) => return Step::Answered(Box::new(reply)),
+            Ok(Err(_)) => return Step::Lost,
+            Err(_) => {}
+        }
+        if agent.last_heard_ms() < sent_ms && Instant::now() < deadline {
+            let probe_ms = now_ms();
+            agent.ping_now.notify_one();
+            let give_up = (Instant::now() + STUCK_PROBE).min(deadline);
+            match tokio::time::timeout_at(give_up.into(), &mut rx).await {
+                Ok(Ok(reply)) => return Step::Answered(Box::new(reply)),
+                Ok(Err(_)) => return Step::Lost,
+                Err(_) => {}
+            }
+            if agent.last_heard_ms() < probe_ms && Instant::now() < deadline {
+                agent.stuck_since_ms.store(now_ms(), Ordering::Relaxed);
+                return Step::Stuck;
+            }
+        }
+    }
+    match tokio::time::timeout_at(deadline.into(), rx).await {
+        Ok(Ok(reply)) => Step::Answered(Box::new(reply)),
+        Ok(Err(_)) => Step::Lost,
+        Err(_) => Step::Timeout,
     }
 }
 
@@ -504,8 +577,13 @@ impl Drop for InFlight<'_> {
 }
 
 enum Step {
-    Answered(Reply),
+    /// The agent answered.
+    Answered(Box<Reply>),
+    /// The agent's connection ended (or its queue was full) before it answered.
     Lost,
+    /// The agent looks stuck: it answered neither the request nor a ping.
+    Stuck,
+    /// The deadline passed.
     Timeout,
 }
 

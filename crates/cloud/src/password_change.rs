@@ -172,6 +172,7 @@ pub async fn during_sign_in(
             .map(|_| Aadsts::PasswordChangeRequired.code()),
         win32: None,
         agent_id: None,
+        other_agents: Vec::new(),
         latency_ms: Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)),
         correlation_id: corr.to_string(),
         client_ip: Some(client.addr.ip().to_string()),

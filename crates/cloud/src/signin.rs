@@ -40,6 +40,8 @@ struct Trail {
     lockout_counted: bool,
     /// The agent answered a wrong password the user had just tried (not counted again).
     repeated: bool,
+    /// Agents the request went to first that did not answer.
+    other_agents: Vec<Uuid>,
 }
 
 pub use crate::store::sync::onprem_object_id;
@@ -66,6 +68,7 @@ pub async fn check_password(
         aadsts: result.as_ref().err().map(|e| e.code.code()),
         win32: trail.win32.map(Win32::code),
         agent_id: trail.agent_id,
+        other_agents: trail.other_agents.clone(),
         latency_ms: trail
             .latency_ms
             .or(Some(started.elapsed().as_millis() as i64)),
@@ -295,6 +298,7 @@ async fn pass_through(
     };
     trail.agent_id = Some(reply.agent_id);
     trail.repeated = reply.repeated;
+    trail.other_agents = reply.passed_over.clone();
     match reply.outcome {
         Outcome::Success(dir_user) => record_user(state, attempt, &dir_user).await,
         Outcome::Denied { win32 } => {

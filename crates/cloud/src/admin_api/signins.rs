@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
 use super::{authorize, ops};
 use crate::oauth_error::ApiError;
@@ -124,7 +125,7 @@ pub fn csv_cell(v: &str) -> String {
 /// The log as CSV, header first.
 pub fn to_csv(lines: &[SignIn]) -> String {
     let mut out = String::from(
-        "time,user,app,result,aadsts,win32,agent_id,round_trip_ms,correlation_id,client_ip\r\n",
+        "time,user,app,result,aadsts,win32,agent_id,other_agent_ids,round_trip_ms,correlation_id,client_ip\r\n",
     );
     for s in lines {
         let cells = [
@@ -135,6 +136,11 @@ pub fn to_csv(lines: &[SignIn]) -> String {
             s.aadsts.map(|c| c.to_string()).unwrap_or_default(),
             s.win32.map(|c| c.to_string()).unwrap_or_default(),
             s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
+            s.other_agents
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
             s.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
             s.correlation_id.clone(),
             s.client_ip.clone().unwrap_or_default(),
@@ -226,6 +232,7 @@ mod tests {
             aadsts: Some(50126),
             win32: None,
             agent_id: None,
+            other_agents: Vec::new(),
             latency_ms: Some(12),
             correlation_id: "c".into(),
             client_ip: Some("127.0.0.1".into()),

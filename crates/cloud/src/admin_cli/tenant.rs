@@ -207,6 +207,18 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
                 .await?;
             emit(json, &v, |v| {
                 for e in v["signins"].as_array().into_iter().flatten() {
+                    // Agents that got the request first and did not answer.
+                    let before: Vec<&str> = e["other_agents"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let agent = if before.is_empty() {
+                        s(e, "agent_id")
+                    } else {
+                        format!("{} (after {})", s(e, "agent_id"), before.join(", "))
+                    };
                     println!(
                         "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
                         format_time(e["time_ms"].as_i64().map(|m| m / 1000)),
@@ -214,7 +226,7 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
                         s(e, "result"),
                         s(e, "aadsts"),
                         s(e, "win32"),
-                        s(e, "agent_id"),
+                        agent,
                         s(e, "latency_ms"),
                         s(e, "correlation_id")
                     );

@@ -94,6 +94,7 @@ pub async fn log(
         aadsts: Some(code.code()),
         win32: None,
         agent_id: None,
+        other_agents: Vec::new(),
         latency_ms: None,
         correlation_id: corr.to_string(),
         client_ip,

@@ -508,6 +508,7 @@ mod tests {
                     aadsts: code,
                     win32: None,
                     agent_id: None,
+                    other_agents: Vec::new(),
                     latency_ms: None,
                     correlation_id: "c".into(),
                     client_ip: None,

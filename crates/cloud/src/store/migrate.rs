@@ -48,6 +48,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "multi-factor authentication",
         include_str!("../../migrations/0008_mfa.sql"),
     ),
+    (
+        9,
+        "agents passed over in the sign-in log",
+        include_str!("../../migrations/0009_signin_agents.sql"),
+    ),
 ];
 
 #[derive(Debug)]

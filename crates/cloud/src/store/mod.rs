@@ -313,6 +313,8 @@ pub struct SignIn {
     pub aadsts: Option<u32>,
     pub win32: Option<u32>,
     pub agent_id: Option<Uuid>,
+    /// Agents the request went to first that did not answer (connection ended, or stuck).
+    pub other_agents: Vec<Uuid>,
     pub latency_ms: Option<i64>,
     pub correlation_id: String,
     pub client_ip: Option<String>,
@@ -805,8 +807,8 @@ impl Store {
 
     pub async fn log_sign_in(&self, tenant_id: Uuid, s: &SignIn) -> Result<()> {
         sqlx::query(
-            "INSERT INTO signins (tenant_id, time_ms, username, client_id, result, aadsts, win32, agent_id, latency_ms, correlation_id, client_ip)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO signins (tenant_id, time_ms, username, client_id, result, aadsts, win32, agent_id, other_agents, latency_ms, correlation_id, client_ip)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(tenant_id.to_string())
         .bind(s.time_ms)
@@ -816,6 +818,15 @@ impl Store {
         .bind(s.aadsts.map(i64::from))
         .bind(s.win32.map(i64::from))
         .bind(s.agent_id.map(|a| a.to_string()))
+        .bind(
+            (!s.other_agents.is_empty()).then(|| {
+                s.other_agents
+                    .iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+        )
         .bind(s.latency_ms)
         .bind(&s.correlation_id)
         .bind(&s.client_ip)
@@ -846,6 +857,12 @@ impl Store {
                     aadsts: row.try_get::<Option<i64>, _>("aadsts")?.map(|v| v as u32),
                     win32: row.try_get::<Option<i64>, _>("win32")?.map(|v| v as u32),
                     agent_id: agent.and_then(|a| Uuid::parse_str(&a).ok()),
+                    other_agents: row
+                        .try_get::<Option<String>, _>("other_agents")?
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(|a| Uuid::parse_str(a.trim()).ok())
+                        .collect(),
                     latency_ms: row.try_get("latency_ms")?,
                     correlation_id: row.try_get("correlation_id")?,
                     client_ip: row.try_get("client_ip")?,

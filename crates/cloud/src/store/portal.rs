@@ -280,6 +280,7 @@ mod tests {
             aadsts: code,
             win32: None,
             agent_id: agent.then(Uuid::new_v4),
+            other_agents: Vec::new(),
             latency_ms: Some(t / 1000),
             correlation_id: "c".into(),
             client_ip: None,
