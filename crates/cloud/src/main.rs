@@ -56,6 +56,9 @@ enum Command {
         /// bind it to 127.0.0.1 or a private management network). Off by default.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<String>,
+        /// Authentication agents a tenant may register (not revoked), as Azure allows.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_agents_per_tenant: u32,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -146,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_seconds,
             dns_server,
             metrics_listen,
+            max_agents_per_tenant,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 heartbeat: Duration::from_secs(heartbeat_seconds.clamp(1, 300)),
                 dns_server,
                 metrics_listen,
+                max_agents_per_tenant,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

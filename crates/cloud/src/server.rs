@@ -68,6 +68,8 @@ pub struct ServeOptions {
     /// Where to serve `GET /metrics` (plain HTTP, for 127.0.0.1 or a private network);
     /// `None`: nowhere.
     pub metrics_listen: Option<String>,
+    /// Agents a tenant may have registered and not revoked (40, as in Azure).
+    pub max_agents_per_tenant: u32,
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -260,6 +262,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
         metrics,
         agent_ca,
         heartbeat: opts.heartbeat,
+        max_agents_per_tenant: opts.max_agents_per_tenant,
         shutdown: shutdown_rx,
         domain_proof,
         sync: Default::default(),

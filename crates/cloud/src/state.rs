@@ -22,6 +22,8 @@ pub struct AppState {
     pub agent_ca: AgentCa,
     /// How often each side of an agent connection pings the other.
     pub heartbeat: Duration,
+    /// Agents a tenant may have registered and not revoked.
+    pub max_agents_per_tenant: u32,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Looks up domains' proof-of-control TXT records.

@@ -137,3 +137,37 @@ async fn a_stuck_agent_loses_no_sign_in() -> anyhow::Result<()> {
     admin.delete(&good.dn(&corp.base_dn)).await?;
     Ok(())
 }
+
+/// A tenant has at most `--max-agents-per-tenant` registered agents (40 by default, as in
+/// Azure): one more is refused with what to do, and revoking one makes room.
+#[test]
+fn registrations_stop_at_the_tenant_limit() -> anyhow::Result<()> {
+    let dir = fresh_dir("agent-limit")?;
+    let mut cloud = passthru_testkit::fixture::contoso_cloud(&dir)?;
+    cloud.set_serve_args(&["--max-agents-per-tenant", "2"]);
+    cloud.stop();
+    cloud.serve()?;
+    let register = |cloud: &passthru_testkit::procs::Cloud| {
+        passthru_testkit::procs::Agent::register(
+            cloud,
+            &dir,
+            &cloud.tenant,
+            &cloud.admin_upn,
+            &cloud.admin_password,
+            &[],
+        )
+    };
+    let first = register(&cloud)?;
+    register(&cloud)?;
+    let refused = register(&cloud)
+        .err()
+        .ok_or_else(|| anyhow!("a third agent was registered"))?;
+    let text = format!("{refused:#}");
+    ensure!(
+        text.contains("the most it may have (2)") && text.contains("agents revoke"),
+        "{text}"
+    );
+    cloud.admin(&["agents", "revoke", &first.id()?, "--force"])?;
+    register(&cloud)?;
+    Ok(())
+}

@@ -34,6 +34,23 @@ pub async fn register(
     if req.host.is_empty() || req.host.len() > 255 {
         return Err(ApiError::bad_request("host must be 1 to 255 characters."));
     }
+    let registered = state
+        .store
+        .agents(t.id)
+        .await?
+        .iter()
+        .filter(|a| !a.revoked)
+        .count();
+    if registered >= state.max_agents_per_tenant as usize {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_agents",
+            format!(
+                "This tenant already has {registered} authentication agents, the most it may have ({}): revoke one that is no longer used (`agents list`, then `agents revoke AGENT_ID`) before registering another.",
+                state.max_agents_per_tenant
+            ),
+        ));
+    }
     let agent_id = Uuid::new_v4();
     let issued = state
         .agent_ca
