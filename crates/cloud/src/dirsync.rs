@@ -432,6 +432,14 @@ pub async fn on_batch(state: &Shared, conn: &AgentConn, batch: SyncBatch) {
             m.sync_applied(conn.tenant_id, &forest, "user", a.users);
             m.sync_applied(conn.tenant_id, &forest, "group", a.groups);
             m.sync_applied(conn.tenant_id, &forest, "deleted", a.deleted);
+            for user in a.password_changed {
+                // Changed in AD since the last run: every agent forgets the wrong passwords
+                // it remembers for the user (the new one may be among them).
+                tracing::debug!(tenant = %conn.tenant_id, %user, "sync: password changed in AD");
+                state
+                    .gateway
+                    .tell_all(conn.tenant_id, &CloudToAgent::PasswordChanged { user });
+            }
             for c in a.conflicts {
                 tracing::warn!(tenant = %conn.tenant_id, %forest, "sync: object not applied: {c}");
                 if run.conflicts.len() < MAX_CONFLICTS {

@@ -23,7 +23,7 @@ pub(crate) fn scope_filter() -> String {
 }
 
 /// Attributes read for each user and group.
-pub(crate) const OBJECT_ATTRS: [&str; 14] = [
+pub(crate) const OBJECT_ATTRS: [&str; 15] = [
     "objectClass",
     "objectGUID",
     "mS-DS-ConsistencyGuid",
@@ -35,6 +35,7 @@ pub(crate) const OBJECT_ATTRS: [&str; 14] = [
     "sn",
     "userAccountControl",
     "accountExpires",
+    "pwdLastSet",
     "uSNChanged",
     "whenChanged",
     "member",
@@ -125,6 +126,8 @@ pub(crate) fn user(entry: &Entry) -> Option<SyncUser> {
             .and_then(|t| account_expires(&t)),
         usn_changed: int(entry, "uSNChanged").unwrap_or(0),
         when_changed: entry.text("whenChanged").and_then(|t| generalized_time(&t)),
+        // A FILETIME like accountExpires; 0 (must change at next sign-in) reads as None.
+        password_last_set: entry.text("pwdLastSet").and_then(|t| account_expires(&t)),
     })
 }
 
@@ -193,6 +196,7 @@ mod tests {
                 ("sn", &[b"Lee"]),
                 ("userAccountControl", &[b"514"]),
                 ("accountExpires", &[b"134404137000000000"]),
+                ("pwdLastSet", &[b"134404137000000000"]),
                 ("uSNChanged", &[b"4711"]),
                 ("whenChanged", &[b"20261129081500.0Z"]),
             ],
@@ -209,6 +213,7 @@ mod tests {
         assert_eq!(u.dn, "CN=Ann,CN=Users,DC=corp");
         assert!(!u.enabled);
         assert_eq!(u.account_expires, Some(1_795_940_100));
+        assert_eq!(u.password_last_set, Some(1_795_940_100));
         assert_eq!(u.when_changed, Some(1_795_940_100));
         assert_eq!(u.usn_changed, 4711);
         assert_eq!(u.given_name.as_deref(), Some("Ann"));

@@ -153,6 +153,9 @@ pub struct SyncUser {
     /// whenChanged, Unix seconds.
     #[serde(default)]
     pub when_changed: Option<i64>,
+    /// pwdLastSet, Unix seconds; `None` when the password must be changed (0) or unknown.
+    #[serde(default)]
+    pub password_last_set: Option<i64>,
 }
 
 /// A group as read from AD.
@@ -216,6 +219,7 @@ mod tests {
             account_expires: Some(1),
             usn_changed: 5,
             when_changed: None,
+            password_last_set: None,
         };
         assert_eq!(u.anchor(), cg);
         let batch = SyncBatch {

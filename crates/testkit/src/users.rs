@@ -423,6 +423,12 @@ impl Admin {
     }
 
     /// Replaces text attributes of an entry.
+    /// Resets a user's password as the administrator (as a help desk would, on premises).
+    pub async fn set_password(&mut self, dn: &str, password: &str) -> anyhow::Result<()> {
+        self.modify(dn, vec![replace("unicodePwd", unicode_pwd(password))])
+            .await
+    }
+
     pub async fn replace_attrs(&mut self, dn: &str, attrs: &[(&str, &str)]) -> anyhow::Result<()> {
         let mods = attrs.iter().map(|(k, v)| replace(k, *v)).collect();
         self.modify(dn, mods).await

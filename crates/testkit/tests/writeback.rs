@@ -539,6 +539,46 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
         }
     }
     assert_eq!(ok_agents.len(), 2, "both agents accepted it: {log}");
+
+    // The same, with the password changed on premises (not through the cloud): the next sync
+    // run sees pwdLastSet move and the cloud tells every agent to forget.
+    let later = recorded_secret("Wb-Later!");
+    for _ in 0..2 {
+        let (r1, r2) = tokio::join!(
+            client.password("contoso", &u.upn, &later),
+            client.password("contoso", &u.upn, &later)
+        );
+        assert_eq!(r1?.code(), Some(50126));
+        assert_eq!(r2?.code(), Some(50126));
+    }
+    let synced = |t: &PtaTenant| -> anyhow::Result<Value> {
+        Ok(
+            serde_json::from_str::<Value>(&t.cloud.admin(&["--json", "user", "show", &u.upn])?)?
+                ["synced"]["password_last_set"]
+                .clone(),
+        )
+    };
+    let before = synced(&t)?;
+    // pwdLastSet is compared to the second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    admin.set_password(&u.dn(&corp.base_dn), &later).await?;
+    t.cloud.admin(&["sync", "run", &corp.dns_name])?;
+    let started = Instant::now();
+    while synced(&t)? == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "sync did not see the new pwdLastSet"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..3 {
+        let (r1, r2) = tokio::join!(
+            client.password("contoso", &u.upn, &later),
+            client.password("contoso", &u.upn, &later)
+        );
+        let (r1, r2) = (r1?, r2?);
+        assert!(r1.ok() && r2.ok(), "{:?} {:?}", r1.body, r2.body);
+    }
     admin.delete(&u.dn(&corp.base_dn)).await?;
     Ok(())
 }

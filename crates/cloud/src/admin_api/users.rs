@@ -57,6 +57,7 @@ fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
         "account_enabled": s.enabled,
         "account_expires": when(s.account_expires),
         "when_changed": when(s.when_changed),
+        "password_last_set": when(s.password_last_set),
         "last_change": when(Some(s.last_change)),
     })
 }

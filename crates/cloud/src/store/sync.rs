@@ -54,6 +54,9 @@ pub struct SyncedAttributes {
     pub account_expires: Option<i64>,
     /// whenChanged in AD, Unix seconds.
     pub when_changed: Option<i64>,
+    /// pwdLastSet in AD, Unix seconds (None: must change, or not read yet).
+    #[serde(default)]
+    pub password_last_set: Option<i64>,
     /// When the cloud last recorded a change from sync, Unix seconds.
     #[serde(default)]
     pub last_change: i64,
@@ -89,6 +92,8 @@ pub struct Applied {
     pub deleted: u64,
     /// Objects not applied, and why.
     pub conflicts: Vec<String>,
+    /// UPNs of users whose password was changed in AD since the last run.
+    pub password_changed: Vec<String>,
 }
 
 /// The UPN a synced user gets: its userPrincipalName, else the implicit one
@@ -128,7 +133,12 @@ impl Store {
             match object {
                 SyncObject::User(u) => {
                     match upsert_user(&mut tx, tenant_id, forest, &run, u, now).await? {
-                        Ok(()) => applied.users += 1,
+                        Ok(password_changed) => {
+                            applied.users += 1;
+                            if password_changed {
+                                applied.password_changed.extend(effective_upn(u));
+                            }
+                        }
                         Err(conflict) => applied.conflicts.push(conflict),
                     }
                 }
@@ -360,7 +370,7 @@ async fn upsert_user(
     run: &str,
     u: &SyncUser,
     now: i64,
-) -> Result<std::result::Result<(), String>> {
+) -> Result<std::result::Result<bool, String>> {
     let tenant = tenant_id.to_string();
     let guid = u.object_guid.to_string();
     let anchor = u.anchor().to_string();
@@ -422,8 +432,16 @@ async fn upsert_user(
         enabled: u.enabled,
         account_expires: u.account_expires,
         when_changed: u.when_changed,
+        password_last_set: u.password_last_set,
         last_change: now,
     };
+    // A password changed in AD (outside the cloud): the agents must forget the wrong
+    // passwords they remember for the user.
+    let password_changed = existing
+        .as_ref()
+        .and_then(|e| e.2.as_deref())
+        .and_then(|o| serde_json::from_str::<SyncedAttributes>(o).ok())
+        .is_some_and(|o| o.password_last_set != u.password_last_set);
     // Unchanged objects (a full import) keep their time of last change.
     let unchanged = existing.as_ref().is_some_and(|e| {
         e.3 == upn
@@ -505,7 +523,7 @@ async fn upsert_user(
             Store::end_sessions(tx, tenant_id, uid).await?;
         }
     }
-    Ok(Ok(()))
+    Ok(Ok(password_changed))
 }
 
 async fn upsert_group(
@@ -812,6 +830,7 @@ mod tests {
             account_expires: None,
             usn_changed: 1,
             when_changed: None,
+            password_last_set: Some(1_000),
         }
     }
 
@@ -1029,6 +1048,36 @@ mod tests {
             .synced_users_by_mail(tid, "carol@mail.test")
             .await?
             .is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_password_changed_in_ad_is_reported_once() -> anyhow::Result<()> {
+        let (s, dir, tid) = store().await?;
+        let g = Uuid::new_v4();
+        let apply = |u: SyncUser| {
+            let s = &s;
+            async move {
+                s.apply_sync_batch(
+                    tid,
+                    "corp.test",
+                    &batch(Uuid::new_v4(), vec![SyncObject::User(u)], vec![]),
+                    10,
+                )
+                .await
+            }
+        };
+        // The first import says nothing: there is nothing to forget yet.
+        assert!(apply(user("fay", g)).await?.password_changed.is_empty());
+        assert!(apply(user("fay", g)).await?.password_changed.is_empty());
+        let mut changed = user("fay", g);
+        changed.password_last_set = Some(2_000);
+        assert_eq!(
+            apply(changed.clone()).await?.password_changed,
+            ["fay@corp.test"]
+        );
+        assert!(apply(changed).await?.password_changed.is_empty());
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
