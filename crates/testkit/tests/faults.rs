@@ -345,12 +345,10 @@ async fn kill_9() -> anyhow::Result<()> {
 
     report.print("kill -9: whole run");
     report.started_before(freezing).print("kill -9: before");
-    // Started well before the kill (a healthy agent answers in ~10 ms), answered after it.
-    let caught = report.filtered(|a| {
-        a.started >= freezing
-            && a.started + Duration::from_millis(200) < killed
-            && a.ended() > killed
-    });
+    // Started well before the kill (a healthy agent answers in ~10 ms; the victim may have
+    // taken one just before the freeze), answered after it.
+    let caught =
+        report.filtered(|a| a.started + Duration::from_millis(200) < killed && a.ended() > killed);
     caught.print("kill -9: in flight on the victim when it died");
     report
         .started_between(killed, killed + HEARTBEAT * 2)
