@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Passthru's demo and tests need when it is missing (Debian, as root):
-# Samba AD DC and LDAP tools for the throwaway forests, dnsmasq for the tests' DNS zone, MSAL for Python for the client test.
+# Samba AD DC and LDAP tools for the throwaway forests, dnsmasq for the tests' DNS zone, iptables for the
+# fault suite's network cut (crates/testkit/tests/faults.rs), MSAL for Python for the client test.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # The tests' DNS zone for domain verification (TXT records), started per test on loopback.
 [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
+# The fault suite cuts an agent's connection with an owner-matching rule on loopback.
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -22,7 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]} (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq samba samba-ad-dc samba-common-bin ldap-utils iproute2 dnsmasq-base >/dev/null
+  apt-get install -y -qq samba samba-ad-dc samba-common-bin ldap-utils iproute2 dnsmasq-base iptables >/dev/null
   for p in "${need_apt[@]}"; do
     case "$p" in python3*) apt-get install -y -qq python3 python3-pip >/dev/null ;; esac
   done

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -227,6 +228,10 @@ fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
     Ok(config)
 }
 
+/// How long a shutdown waits for the HTTP requests in flight (a sign-in's agent round trip
+/// lasts up to its deadline, 10 s by default).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(11);
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let db = data_dir.join("passthru.db");
@@ -341,6 +346,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     tracing::info!(%local, "listening");
     let app = router(state.clone());
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    // Tracks every HTTP connection, so that a shutdown lets the requests in flight finish
+    // (their agent round trips included) before the agents are told to go.
+    let graceful = GracefulShutdown::new();
     let mut stop = Box::pin(shutdown_signal());
     loop {
         tokio::select! {
@@ -355,6 +363,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                 };
                 let acceptor = acceptor.clone();
                 let app = app.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -381,8 +390,10 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         .timer(TokioTimer::new())
                         .keep_alive_interval(Duration::from_secs(30))
                         .keep_alive_timeout(Duration::from_secs(20));
-                    if let Err(e) = conn
-                        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc))
+                    // An upgraded connection (an agent's WebSocket) leaves the watch at the
+                    // upgrade: it ends with the agents, after the drain.
+                    if let Err(e) = watcher
+                        .watch(conn.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc)))
                         .await
                     {
                         tracing::debug!(%addr, error = %e, "connection ended with an error");
@@ -391,6 +402,19 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             }
             _ = &mut stop => break,
         }
+    }
+    // No new connections; the open ones finish the request in flight (HTTP/1 then closes,
+    // HTTP/2 gets GOAWAY), within the longest default deadline and a little.
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: finishing the requests in flight"
+    );
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain time-out; stopping anyway");
     }
     tracing::info!("shutting down: closing agent connections");
     let _ = shutdown_tx.send(true);

@@ -338,12 +338,21 @@ fn prune_stale_selfbeds() {
     }
 }
 
-/// A loopback address in 127.0.100.0-127.0.199.255 where nothing answers on the DC ports.
+/// Addresses [`free_loopback_address`] gave out in this process: a DC being provisioned
+/// does not answer yet, so without this two threads could be given the same one.
+static GIVEN: Mutex<Vec<Ipv4Addr>> = Mutex::new(Vec::new());
+
+/// A loopback address in 127.0.100.0-127.0.199.255 where nothing answers on the DC ports,
+/// and that this process has not given out before.
 pub fn free_loopback_address() -> anyhow::Result<Ipv4Addr> {
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     let start = std::process::id();
     for i in 0..2000u32 {
         let n = start.wrapping_add(i.wrapping_mul(7919)) % 25_000;
         let ip = Ipv4Addr::new(127, 0, 100 + (n / 250) as u8, 1 + (n % 250) as u8);
+        if given.contains(&ip) {
+            continue;
+        }
         let busy = [636u16, 389, 88].iter().any(|&port| {
             TcpStream::connect_timeout(
                 &SocketAddr::new(IpAddr::V4(ip), port),
@@ -352,6 +361,7 @@ pub fn free_loopback_address() -> anyhow::Result<Ipv4Addr> {
             .is_ok()
         });
         if !busy {
+            given.push(ip);
             return Ok(ip);
         }
     }

@@ -9,6 +9,7 @@
 //! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
 //! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
+//! - [`load`]: steady sign-in load for the fault tests, its figures and checks;
 //! - [`scan`]: the password scan.
 
 pub mod bed;
@@ -18,6 +19,7 @@ pub mod dns;
 pub mod fixture;
 pub mod forest;
 pub mod http;
+pub mod load;
 pub mod procs;
 pub mod scan;
 pub mod second_dc;

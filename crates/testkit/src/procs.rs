@@ -510,20 +510,72 @@ impl Agent {
 
     /// Starts `passthru-agent run`.
     pub fn run(&mut self) -> anyhow::Result<()> {
+        self.spawn(None)
+    }
+
+    /// Starts `passthru-agent run` as the user `uid` and group `gid` (no supplementary
+    /// groups), e.g. so that firewall rules can tell its traffic apart (`-m owner
+    /// --uid-owner`). The state dir and the config must be that user's first
+    /// ([`Agent::hand_over`]); so must every file the config names.
+    pub fn run_as(&mut self, uid: u32, gid: u32) -> anyhow::Result<()> {
+        self.spawn(Some((uid, gid)))
+    }
+
+    fn spawn(&mut self, user: Option<(u32, u32)>) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(bin("passthru-agent"))
+        let mut command = Command::new(bin("passthru-agent"));
+        command
             .args(["run", "--state-dir"])
             .arg(&self.state_dir)
             .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
-            .stdin(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = user {
+            // With a uid set and no groups given, std drops the supplementary groups
+            // (setgroups(0)) before setgid and setuid.
+            use std::os::unix::process::CommandExt as _;
+            command.uid(uid).gid(gid);
+        }
+        self.child = Some(command.spawn().context("starting passthru-agent run")?);
+        Ok(())
+    }
+
+    /// Gives the state dir (recursively) and the config file to `uid`:`gid`, for
+    /// [`Agent::run_as`].
+    pub fn hand_over(&self, uid: u32, gid: u32) -> anyhow::Result<()> {
+        fn walk(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", path.display()))?;
+            if path.is_dir() {
+                for entry in std::fs::read_dir(path)? {
+                    walk(&entry?.path(), uid, gid)?;
+                }
+            }
+            Ok(())
+        }
+        walk(&self.state_dir, uid, gid)?;
+        walk(&self.config, uid, gid)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, ...) to the running agent without waiting
+    /// for anything.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("the agent is not running"))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed");
+        }
         Ok(())
     }
 
