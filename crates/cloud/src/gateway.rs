@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use passthru_proto::seal::{self, RequestHeader, ValidationPayload};
-use passthru_proto::wire::{CloudToAgent, Outcome};
+use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -68,6 +68,8 @@ pub struct AgentConn {
     /// When the agent was found stuck (Unix ms; 0: never): until it is heard from again it
     /// gets no new requests.
     stuck_since_ms: AtomicU64,
+    /// Until when (Unix ms) the agent comes after the others: it last reached no DC.
+    no_dc_until_ms: AtomicU64,
 }
 
 impl AgentConn {
@@ -98,6 +100,7 @@ impl AgentConn {
             revoked: tokio::sync::Notify::new(),
             ping_now: tokio::sync::Notify::new(),
             stuck_since_ms: AtomicU64::new(0),
+            no_dc_until_ms: AtomicU64::new(0),
         }
     }
 
@@ -410,9 +413,16 @@ impl Gateway {
                 !c.draining.load(Ordering::Relaxed) && !c.is_stuck() && !tried.contains(&c.conn_id)
             })
         };
+        // Least in flight; an agent that lately reached no DC comes after the others.
+        let now = now_ms();
         let least = |it: &mut dyn Iterator<Item = &Arc<AgentConn>>| {
-            it.min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
-                .cloned()
+            it.min_by_key(|c| {
+                (
+                    c.no_dc_until_ms.load(Ordering::Relaxed) > now,
+                    c.in_flight.load(Ordering::Relaxed),
+                )
+            })
+            .cloned()
         };
         let writer = write
             .then(|| least(&mut usable().filter(|c| c.writes(suffix))))
@@ -487,6 +497,28 @@ impl Gateway {
                 Step::Answered(mut reply) => {
                     agent.served.fetch_add(1, Ordering::Relaxed);
                     self.count(tenant_id, agent.agent_id, &reply.outcome, sent_at.elapsed());
+                    // An agent that reached no DC of the forest asked nothing (no bind, no
+                    // write): another agent, with its own path to the DCs, may serve.
+                    let unreachable = matches!(
+                        reply.outcome,
+                        Outcome::Error {
+                            error: AgentError::DirectoryUnreachable
+                        }
+                    );
+                    if unreachable {
+                        agent
+                            .no_dc_until_ms
+                            .store(now_ms() + NO_DC_PENALTY_MS, Ordering::Relaxed);
+                    }
+                    if unreachable
+                        && Instant::now() < deadline
+                        && self.pick(tenant_id, &suffix, write, &tried).is_some()
+                    {
+                        tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
+                            "the agent reached no domain controller; trying another agent");
+                        passed_over.push(agent.agent_id);
+                        continue;
+                    }
                     reply.passed_over = passed_over;
                     return Ok(*reply);
                 }
@@ -511,6 +543,10 @@ impl Gateway {
         }
     }
 }
+
+/// How long an agent that reached no DC of a forest comes after the others, ms (its own
+/// probes find the DCs again; meanwhile the others serve without a detour).
+const NO_DC_PENALTY_MS: u64 = 5_000;
 
 /// How long a validation waits for its agent before the cloud checks that the agent is
 /// alive (a validation takes milliseconds: a bind and a search).

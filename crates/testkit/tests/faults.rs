@@ -1292,3 +1292,103 @@ async fn slow_dc() -> anyhow::Result<()> {
     drop(proxy);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// SIGTERM of an agent under load: it drains
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_an_agent_without_losing_a_sign_in() -> anyhow::Result<()> {
+    bounded("SIGTERM of 1 of 2 agents", CASE_TIMEOUT, sigterm()).await
+}
+
+async fn sigterm() -> anyhow::Result<()> {
+    let corp = blocking(bed::corp)?;
+    let credentials = load_users(&mut corp.admin().await?, &corp.upn_suffix, "t").await?;
+    let entry = ForestEntry::for_forest(&corp);
+    let (t, mut running) = blocking(|| tenant("fault-sigterm", &corp, &[entry.clone(), entry]))?;
+    let load = start_load(&t, &credentials, CLIENTS)?;
+    tokio::time::sleep(WARM_UP).await;
+    let busiest = blocking(|| busiest(&t, &running))?;
+    let victim = running
+        .get_mut(busiest)
+        .ok_or_else(|| anyhow!("no agent {busiest}"))?;
+    let term = Instant::now();
+    // Waits for the process to exit (SIGKILL only after 10 s).
+    blocking(|| victim.stop_with(15));
+    let exited_after = term.elapsed();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let report = load.stop().await?;
+    report.print("SIGTERM: whole run");
+    report
+        .started_between(term, term + exited_after)
+        .print("SIGTERM: while draining");
+    report
+        .started_after(term)
+        .print("SIGTERM: after the signal");
+    eprintln!("SIGTERM: the agent exited {exited_after:?} after the signal");
+    let mut v = Verdict::default();
+    v.check("enough load", report.check_attempted(100));
+    v.check(
+        "nothing lost, none past the deadline",
+        nothing_lost(&report),
+    );
+    v.check(
+        "the agent drained and exited by itself",
+        if exited_after < Duration::from_secs(9) && victim.log().contains("drained") {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "exited after {exited_after:?}; its log: {}",
+                victim.log()
+            ))
+        },
+    );
+    v.end()
+}
+
+// ---------------------------------------------------------------------------------------
+// One agent's path to the DCs dead, the other's fine
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_that_reaches_no_dc_hands_its_sign_ins_to_another() -> anyhow::Result<()> {
+    bounded("1 of 2 agents reaches no DC", CASE_TIMEOUT, dead_dc_path()).await
+}
+
+async fn dead_dc_path() -> anyhow::Result<()> {
+    let corp = blocking(bed::corp)?;
+    let credentials = load_users(&mut corp.admin().await?, &corp.upn_suffix, "p").await?;
+    // Port 1 on loopback: the connection is refused at once, as from a host whose firewall
+    // or route to the DCs is gone.
+    let dead = ForestEntry::from_bed(&corp, vec!["ldaps://127.0.0.1:1".to_string()]);
+    let fine = ForestEntry::for_forest(&corp);
+    let (t, _running) = blocking(|| tenant("fault-dead-dc-path", &corp, &[dead, fine]))?;
+    let load = start_load(&t, &credentials, CLIENTS)?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let report = load.stop().await?;
+    report.print("no DC from one agent: whole run");
+    let moved = resent_unreachable(&t);
+    eprintln!("no DC from one agent: requests handed to the other agent: {moved}");
+    let mut v = Verdict::default();
+    v.check("enough load", report.check_attempted(100));
+    v.check(
+        "nothing lost, none past the deadline",
+        nothing_lost(&report),
+    );
+    v.check(
+        "the dead path was tried (the case tested something)",
+        if moved > 0 {
+            Ok(())
+        } else {
+            Err(anyhow!("no request went to the agent without DCs"))
+        },
+    );
+    v.end()
+}
+
+/// How often the cloud moved a request because its agent reached no DC.
+fn resent_unreachable(t: &PtaTenant) -> usize {
+    t.cloud
+        .log()
+        .matches("reached no domain controller; trying another agent")
+        .count()
+}
