@@ -182,6 +182,8 @@ pub struct Gateway {
     tallies: Mutex<HashMap<Uuid, AgentTally>>,
     /// Where round trips are recorded for Prometheus.
     pub metrics: Arc<Metrics>,
+    /// Turns among agents tied for least in flight.
+    turn: AtomicUsize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -413,16 +415,22 @@ impl Gateway {
                 !c.draining.load(Ordering::Relaxed) && !c.is_stuck() && !tried.contains(&c.conn_id)
             })
         };
-        // Least in flight; an agent that lately reached no DC comes after the others.
+        // Least in flight; an agent that lately reached no DC comes after the others; ties
+        // go round (so every agent serves, and a fault anywhere shows).
         let now = now_ms();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let least = |it: &mut dyn Iterator<Item = &Arc<AgentConn>>| {
-            it.min_by_key(|c| {
+            let key = |c: &AgentConn| {
                 (
                     c.no_dc_until_ms.load(Ordering::Relaxed) > now,
                     c.in_flight.load(Ordering::Relaxed),
                 )
-            })
-            .cloned()
+            };
+            let candidates: Vec<&Arc<AgentConn>> = it.collect();
+            let best = candidates.iter().map(|c| key(c)).min()?;
+            let tied: Vec<&&Arc<AgentConn>> =
+                candidates.iter().filter(|c| key(c) == best).collect();
+            tied.get(turn % tied.len().max(1)).map(|c| Arc::clone(c))
         };
         let writer = write
             .then(|| least(&mut usable().filter(|c| c.writes(suffix))))
