@@ -9,9 +9,11 @@
 //! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
 //! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
-//! - [`scan`]: the password scan.
+//! - [`scan`]: the password scan;
+//! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles).
 
 pub mod bed;
+pub mod bench;
 pub mod browser;
 pub mod chromium;
 pub mod dns;
