@@ -731,7 +731,8 @@ mod idle {
             .pid()
             .ok_or_else(|| anyhow!("the cloud is not running"))?;
         let api = AdminApi::new(&cloud).await?;
-        let plain = reqwest::Client::builder().timeout(OP_TIMEOUT).build()?;
+        // Plain HTTP for the metrics listener (the TLS settings go unused).
+        let plain = passthru_testkit::http::client(&cloud.ca_file())?;
 
         // 1. Registrations, 8 at a time.
         let started = Instant::now();
