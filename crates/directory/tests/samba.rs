@@ -29,6 +29,7 @@ fn config(f: &BedForest, dcs: &[&str]) -> anyhow::Result<ForestConfig> {
             .map(|u| Url::parse(u))
             .collect::<Result<_, _>>()?,
         ca_file: f.ca_file.clone(),
+        bind_dn_template: None,
     })
 }
 

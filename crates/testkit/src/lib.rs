@@ -10,6 +10,7 @@
 //! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`scan`]: the password scan;
+//! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
 //! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles).
 
 pub mod bed;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod procs;
 pub mod scan;
 pub mod second_dc;
+pub mod slapd;
 pub mod tls;
 pub mod users;
 

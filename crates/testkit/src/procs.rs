@@ -420,6 +420,8 @@ pub struct ForestEntry {
     pub ca_file: PathBuf,
     /// Directory sync: the service account, its password file, the interval in seconds.
     pub sync: Option<(String, PathBuf, u64)>,
+    /// A plain LDAP directory's bind DN template (`uid={local},ou=people,...`).
+    pub bind_dn_template: Option<String>,
 }
 
 impl ForestEntry {
@@ -431,7 +433,14 @@ impl ForestEntry {
             domain_controllers: dcs,
             ca_file: forest.ca_file.clone(),
             sync: None,
+            bind_dn_template: None,
         }
+    }
+
+    /// Users bind as `template`'s DN (a plain LDAP directory such as slapd).
+    pub fn with_bind_dn_template(mut self, template: &str) -> Self {
+        self.bind_dn_template = Some(template.to_string());
+        self
     }
 
     /// Syncs the forest with `account` (a UPN) whose password is in `password_file`, every
@@ -468,6 +477,10 @@ pub fn write_agent_config(path: &Path, forests: &[ForestEntry]) -> anyhow::Resul
             list(&f.domain_controllers),
             f.ca_file.display().to_string()
         ));
+        if let Some(template) = &f.bind_dn_template {
+            s.truncate(s.trim_end().len());
+            s.push_str(&format!("\nbind_dn_template = {template:?}\n\n"));
+        }
         if let Some((account, file, interval)) = &f.sync {
             // The table's keys continue: remove the blank line the entry ended with.
             s.truncate(s.trim_end().len());

@@ -1,7 +1,7 @@
 //! `passthru-bench`: the relay's load generator (issue 7).
 //!
 //! `passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s]
-//! [--directory samba]`: provisions its own Samba forest on a free loopback address with N
+//! [--directory samba|slapd]`: provisions its own Samba forest on a free loopback address with N
 //! users, starts the cloud (release binaries) and one agent, warms up, measures the agent's
 //! idle memory, then runs C concurrent password-grant clients for the duration (each with
 //! its own keep-alive HTTPS connection), then the baseline: C concurrent clients binding
@@ -26,13 +26,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use ldap3::{Scope, SearchOptions};
+use passthru_testkit::bed::free_loopback_address;
 use passthru_testkit::bench::{
     cpu_seconds, load_average, parse_duration, rss_kib, thousands, Latencies, OwnForest, Progress,
 };
-use passthru_testkit::fixture::PtaSetup;
-use passthru_testkit::procs::fresh_dir;
+use passthru_testkit::fixture::{AgentStage, PtaSetup};
+use passthru_testkit::procs::{fresh_dir, ForestEntry};
+use passthru_testkit::slapd::Slapd;
 use passthru_testkit::users::{self, bind_on};
-use passthru_testkit::{AccountState, TestUser};
+use passthru_testkit::{AccountState, BedForest, TestUser};
 
 /// Targets of issue 7.
 const TARGET_RATIO: f64 = 0.9;
@@ -52,13 +54,15 @@ const USER_ATTRS: [&str; 6] = [
     "displayName",
     "mail",
 ];
+/// What the agent reads from a plain LDAP directory's bound entry (`LDAP_USER_ATTRS`).
+const LDAP_USER_ATTRS: [&str; 5] = ["entryUUID", "uid", "displayName", "cn", "mail"];
 /// Timeout of each LDAP operation and HTTPS request of the load.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The scope of the password grants.
 const SCOPE: &str = "openid profile";
 
 fn usage() -> &'static str {
-    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--directory samba]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--directory samba|slapd]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
 }
 
 /// Command-line arguments as `--name value` pairs.
@@ -265,8 +269,8 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     let duration = args.duration("--duration", Duration::from_secs(20))?;
     let warmup = args.duration("--warmup", Duration::from_secs(5))?;
     let directory = args.get("--directory").unwrap_or("samba");
-    if directory != "samba" {
-        bail!("--directory {directory}: only samba is available in this build");
+    if directory != "samba" && directory != "slapd" {
+        bail!("--directory {directory}: use samba or slapd");
     }
     println!(
         "machine: {} cores, load average {}",
@@ -274,31 +278,79 @@ async fn signins(args: Args) -> anyhow::Result<()> {
         load_average()
     );
 
-    // 1. The forest and its users.
+    // 1. The directory and its users.
     let started = Instant::now();
-    eprintln!("forest: provisioning BENCH.EXAMPLE.TEST on a free loopback address ...");
-    let own = OwnForest::provision("bench", "BENCH.EXAMPLE.TEST", "BENCH").await?;
-    let mut bed = own.bed.clone();
+    let suffix = "bench.example.test";
     let users: Vec<TestUser> = (0..n_users)
-        .map(|i| TestUser::new(&format!("pb{i:05}"), &bed.upn_suffix, AccountState::Good))
+        .map(|i| TestUser::new(&format!("pb{i:05}"), suffix, AccountState::Good))
         .collect();
-    create_users(&bed, &users, 4)
-        .await
-        .context("creating the bench users")?;
-    bed.users = users.clone();
-    println!(
-        "forest: Samba AD DC on {} with {} users, ready in {:.1} s",
-        bed.ip,
-        thousands(n_users as u64),
-        started.elapsed().as_secs_f64()
-    );
+    let (own, slapd, bed, template) = if directory == "slapd" {
+        let ip = free_loopback_address()?;
+        let dir =
+            std::env::temp_dir().join(format!("passthru-slapd-{}", uuid::Uuid::new_v4().simple()));
+        let slapd_users = users.clone();
+        let slapd =
+            tokio::task::spawn_blocking(move || Slapd::start(&dir, ip, suffix, &slapd_users))
+                .await??;
+        let bed = BedForest {
+            name: "slapd".into(),
+            realm: suffix.to_ascii_uppercase(),
+            dns_name: suffix.into(),
+            netbios: String::new(),
+            upn_suffix: suffix.into(),
+            ip,
+            ldaps_url: slapd.ldaps_url(),
+            ca_file: slapd.ca_file(),
+            base_dn: slapd.suffix(),
+            admin_upn: String::new(),
+            admin_password: String::new(),
+            lockout_threshold: 0,
+            pid: slapd.pid(),
+            dir: std::env::temp_dir(),
+            users: users.clone(),
+        };
+        let template = slapd.bind_dn_template();
+        println!(
+            "directory: OpenLDAP slapd on {ip} with {} users (bind DN {template}), ready in {:.1} s",
+            thousands(n_users as u64),
+            started.elapsed().as_secs_f64()
+        );
+        (None, Some(slapd), bed, Some(template))
+    } else {
+        eprintln!("forest: provisioning BENCH.EXAMPLE.TEST on a free loopback address ...");
+        let own = OwnForest::provision("bench", "BENCH.EXAMPLE.TEST", "BENCH").await?;
+        let mut bed = own.bed.clone();
+        create_users(&bed, &users, 4)
+            .await
+            .context("creating the bench users")?;
+        bed.users = users.clone();
+        println!(
+            "directory: Samba AD DC on {} with {} users, ready in {:.1} s",
+            bed.ip,
+            thousands(n_users as u64),
+            started.elapsed().as_secs_f64()
+        );
+        (Some(own), None, bed, None)
+    };
 
     // 2. The cloud and one agent.
     let run_dir = fresh_dir("bench-signins")?;
     let setup_bed = bed.clone();
     let setup_dir = run_dir.clone();
+    let setup_template = template.clone();
     let t = tokio::task::spawn_blocking(move || {
-        PtaSetup::new(&setup_dir, &setup_bed).app("Bench").start()
+        let mut t = PtaSetup::new(&setup_dir, &setup_bed)
+            .app("Bench")
+            .agent(AgentStage::None)
+            .pta(false)
+            .start()?;
+        let mut entry = ForestEntry::for_forest(&setup_bed);
+        if let Some(tmpl) = &setup_template {
+            entry = entry.with_bind_dn_template(tmpl);
+        }
+        t.agent = Some(t.start_agent(&[entry])?);
+        t.enable_pta()?;
+        anyhow::Ok(t)
     })
     .await??;
     let client_id = t.client_id()?.to_string();
@@ -311,7 +363,9 @@ async fn signins(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|a| a.pid())
         .ok_or_else(|| anyhow!("the agent is not running"))?;
-    let dc_pid = bed.pid.ok_or_else(|| anyhow!("the DC is not running"))?;
+    let dc_pid = bed
+        .pid
+        .ok_or_else(|| anyhow!("the directory is not running"))?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (agent_rss_start, _) = rss_kib(Some(agent_pid));
 
@@ -365,11 +419,12 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     let base_dn = bed.base_dn.clone();
     let (ldaps_url, dc_ca) = (bed.ldaps_url.clone(), bed.ca_file.clone());
     let direct = |w: usize, stop: Instant, done: Arc<AtomicU64>, errors: Arc<AtomicU64>| {
-        let (users, base_dn, ldaps_url, dc_ca) = (
+        let (users, base_dn, ldaps_url, dc_ca, template) = (
             users.clone(),
             base_dn.clone(),
             ldaps_url.clone(),
             dc_ca.clone(),
+            template.clone(),
         );
         async move {
             let mut ldap = match users::connect(&ldaps_url, &dc_ca).await {
@@ -383,7 +438,10 @@ async fn signins(args: Args) -> anyhow::Result<()> {
                 let u = &users[i % users.len()];
                 i += concurrency;
                 let t0 = Instant::now();
-                let r = bind_and_search(&mut ldap, &base_dn, &u.upn, &u.password).await;
+                let r = match &template {
+                    None => bind_and_search(&mut ldap, &base_dn, &u.upn, &u.password).await,
+                    Some(t) => bind_and_read(&mut ldap, t, &u.upn, &u.password).await,
+                };
                 match r {
                     Ok(()) => {
                         lat.push(t0.elapsed().as_micros() as u64);
@@ -420,7 +478,7 @@ async fn signins(args: Args) -> anyhow::Result<()> {
 
     // 4. The relay.
     println!(
-        "relay: {concurrency} clients, password grants over HTTPS (one keep-alive connection each) -> cloud -> agent -> LDAPS bind + user search, {:.0} s",
+        "relay: {concurrency} clients, password grants over HTTPS (one keep-alive connection each) -> cloud -> agent -> LDAPS, {:.0} s",
         duration.as_secs_f64()
     );
     let (agent0, cloud0, dc0) = (
@@ -436,7 +494,12 @@ async fn signins(args: Args) -> anyhow::Result<()> {
 
     // 5. The baseline.
     println!(
-        "direct: {concurrency} clients, LDAPS to the same DC (one persistent connection each): simple bind as the UPN + the agent's user search, {:.0} s",
+        "direct: {concurrency} clients, LDAPS to the same directory (one persistent connection each): {}, {:.0} s",
+        if template.is_some() {
+            "simple bind as the user's DN + a read of that entry (what the agent does)"
+        } else {
+            "simple bind as the UPN + the agent's user search"
+        },
         duration.as_secs_f64()
     );
     let dc1 = tree_cpu_seconds(dc_pid);
@@ -450,7 +513,14 @@ async fn signins(args: Args) -> anyhow::Result<()> {
         "", "per second", "p50 ms", "p99 ms", "p999 ms", "errors"
     );
     for (name, run) in [
-        ("direct: LDAPS bind + search", &d),
+        (
+            if template.is_some() {
+                "direct: LDAPS bind + read"
+            } else {
+                "direct: LDAPS bind + search"
+            },
+            &d,
+        ),
         ("relay: HTTPS grant -> cloud -> agent -> DC", &r),
     ] {
         println!(
@@ -509,6 +579,7 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     drop(t);
     let _ = std::fs::remove_dir_all(&run_dir);
     drop(own);
+    drop(slapd);
     Ok(())
 }
 
@@ -550,6 +621,41 @@ async fn bind_and_search(
     if res.rc != 0 || entries.len() != 1 {
         return Err(format!(
             "search for {upn}: LDAP {} ({} entries): {}",
+            res.rc,
+            entries.len(),
+            res.text
+        ));
+    }
+    Ok(())
+}
+
+/// What the agent does per validation against a plain LDAP directory (a forest with a
+/// `bind_dn_template`): a simple bind as the template's DN, then a base read of that entry.
+async fn bind_and_read(
+    ldap: &mut ldap3::Ldap,
+    template: &str,
+    upn: &str,
+    password: &str,
+) -> Result<(), String> {
+    let dn = passthru_directory::bind_dn_from_template(template, upn);
+    bind_on(ldap, &dn, password)
+        .await
+        .map_err(|(rc, text)| format!("bind as {dn}: LDAP {rc}: {text}"))?;
+    let found = ldap
+        .with_timeout(OP_TIMEOUT)
+        .with_search_options(SearchOptions::new().sizelimit(2))
+        .search(
+            &dn,
+            Scope::Base,
+            "(objectClass=*)",
+            LDAP_USER_ATTRS.to_vec(),
+        )
+        .await
+        .map_err(|e| format!("reading {dn}: {e}"))?;
+    let (entries, res) = (found.0, found.1);
+    if res.rc != 0 || entries.len() != 1 {
+        return Err(format!(
+            "reading {dn}: LDAP {} ({} entries): {}",
             res.rc,
             entries.len(),
             res.text
