@@ -593,7 +593,7 @@ mod tests {
         );
         assert_eq!(
             bind_dn_from_template(t, "a,b+c@x.test"),
-            "uid=a\\,b\\+c,ou=people,dc=x,dc=test"
+            "uid=a\\2cb\\2bc,ou=people,dc=x,dc=test"
         );
         assert_eq!(
             bind_dn_from_template("cn={upn},dc=x", "ann@x.test"),
