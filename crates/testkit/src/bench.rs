@@ -248,6 +248,14 @@ impl Latencies {
         Latencies { sorted: samples }
     }
 
+    /// Both sets of samples together.
+    pub fn merged(a: &Latencies, b: &Latencies) -> Latencies {
+        let mut all = Vec::with_capacity(a.len() + b.len());
+        all.extend_from_slice(&a.sorted);
+        all.extend_from_slice(&b.sorted);
+        Latencies::new(all)
+    }
+
     /// How many samples.
     pub fn len(&self) -> usize {
         self.sorted.len()

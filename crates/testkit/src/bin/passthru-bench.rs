@@ -1,13 +1,14 @@
 //! `passthru-bench`: the relay's load generator (issue 7).
 //!
 //! `passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s]
-//! [--directory samba|slapd]`: provisions its own Samba forest on a free loopback address with N
+//! [--rounds R] [--directory samba|slapd]`: provisions its own Samba forest on a free loopback address with N
 //! users, starts the cloud (release binaries) and one agent, warms up, measures the agent's
 //! idle memory, then runs C concurrent password-grant clients for the duration (each with
-//! its own keep-alive HTTPS connection), then the baseline: C concurrent clients binding
+//! its own keep-alive HTTPS connection) and the baseline: C concurrent clients binding
 //! directly to the same DC over LDAPS, each on one persistent connection, doing what the
 //! agent does per validation (a simple bind as the UPN, then the search for the user's
-//! identity). Prints throughput, p50/p99/p999 of both, the ratio, the added latency, the
+//! identity); the two alternate in R rounds (the duration is each side's total), so that
+//! both see the same background load. Prints throughput, p50/p99/p999 of both, the ratio, the added latency, the
 //! agent's validations per CPU-second and its idle RSS, each against its target.
 //!
 //! `passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s]
@@ -62,7 +63,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const SCOPE: &str = "openid profile";
 
 fn usage() -> &'static str {
-    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--directory samba|slapd]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
 }
 
 /// Command-line arguments as `--name value` pairs.
@@ -150,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// What one side of the comparison did.
+#[derive(Default)]
 struct Run {
     ok: u64,
     errors: u64,
@@ -159,6 +161,15 @@ struct Run {
 }
 
 impl Run {
+    /// Adds another slice of the same side.
+    fn add(&mut self, other: Run) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.secs += other.secs;
+        self.latencies = Latencies::merged(&self.latencies, &other.latencies);
+    }
+
     fn rate(&self) -> f64 {
         self.ok as f64 / self.secs.max(0.001)
     }
@@ -268,6 +279,8 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     let concurrency = args.num("--concurrency", 4)?.max(1) as usize;
     let duration = args.duration("--duration", Duration::from_secs(20))?;
     let warmup = args.duration("--warmup", Duration::from_secs(5))?;
+    let rounds = args.num("--rounds", 4)?.clamp(1, 100) as u32;
+    let slice = duration / rounds;
     let directory = args.get("--directory").unwrap_or("samba");
     if directory != "samba" && directory != "slapd" {
         bail!("--directory {directory}: use samba or slapd");
@@ -476,35 +489,43 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (agent_rss_idle, _) = rss_kib(Some(agent_pid));
 
-    // 4. The relay.
+    // 4. The relay and the baseline, alternating in `rounds` slices each, so that both
+    // see the same background load of this shared machine.
     println!(
-        "relay: {concurrency} clients, password grants over HTTPS (one keep-alive connection each) -> cloud -> agent -> LDAPS, {:.0} s",
-        duration.as_secs_f64()
+        "relay: {concurrency} clients, password grants over HTTPS (one keep-alive connection each) -> cloud -> agent -> LDAPS"
     );
-    let (agent0, cloud0, dc0) = (
-        cpu_seconds(agent_pid)?,
-        cpu_seconds(cloud_pid)?,
-        tree_cpu_seconds(dc_pid),
-    );
-    let r = drive("relay", concurrency, duration, &relay).await;
-    let agent_cpu = cpu_seconds(agent_pid)? - agent0;
-    let cloud_cpu = cpu_seconds(cloud_pid)? - cloud0;
-    let dc_relay_cpu = tree_cpu_seconds(dc_pid) - dc0;
-    let (_, agent_hwm) = rss_kib(Some(agent_pid));
-
-    // 5. The baseline.
     println!(
-        "direct: {concurrency} clients, LDAPS to the same directory (one persistent connection each): {}, {:.0} s",
+        "direct: {concurrency} clients, LDAPS to the same directory (one persistent connection each): {}",
         if template.is_some() {
             "simple bind as the user's DN + a read of that entry (what the agent does)"
         } else {
             "simple bind as the UPN + the agent's user search"
-        },
+        }
+    );
+    println!(
+        "{rounds} rounds of {:.1} s relay then {:.1} s direct ({:.0} s each in all)",
+        slice.as_secs_f64(),
+        slice.as_secs_f64(),
         duration.as_secs_f64()
     );
-    let dc1 = tree_cpu_seconds(dc_pid);
-    let d = drive("direct", concurrency, duration, &direct).await;
-    let dc_direct_cpu = tree_cpu_seconds(dc_pid) - dc1;
+    let mut r = Run::default();
+    let mut d = Run::default();
+    let (mut agent_cpu, mut cloud_cpu, mut dc_relay_cpu, mut dc_direct_cpu) = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        let (agent0, cloud0, dc0) = (
+            cpu_seconds(agent_pid)?,
+            cpu_seconds(cloud_pid)?,
+            tree_cpu_seconds(dc_pid),
+        );
+        r.add(drive("relay", concurrency, slice, &relay).await);
+        agent_cpu += cpu_seconds(agent_pid)? - agent0;
+        cloud_cpu += cpu_seconds(cloud_pid)? - cloud0;
+        dc_relay_cpu += tree_cpu_seconds(dc_pid) - dc0;
+        let dc1 = tree_cpu_seconds(dc_pid);
+        d.add(drive("direct", concurrency, slice, &direct).await);
+        dc_direct_cpu += tree_cpu_seconds(dc_pid) - dc1;
+    }
+    let (_, agent_hwm) = rss_kib(Some(agent_pid));
 
     // 6. The table.
     println!();
