@@ -13,8 +13,11 @@ use crate::entry::{dns_name_of, equality_filter, Entry, LDAP_USER_ATTRS, USER_AT
 use crate::health::{HealthState, ProbePolicy, Transition};
 use crate::{DcHealth, DirectoryError, Timeouts, Verdict};
 
-/// Idle connections kept per domain controller.
-const MAX_IDLE: usize = 8;
+/// Idle connections kept per domain controller: as many as the agent's default
+/// `max_concurrency` (64), so that a steady load of up to that many validations at once
+/// re-binds pooled connections instead of opening (TCP + TLS) and dropping one for each
+/// validation above the pool's size.
+const MAX_IDLE: usize = 64;
 
 /// LDAP result codes that matter here.
 const RC_SUCCESS: u32 = 0;

@@ -24,7 +24,7 @@
 //!   down, then with a doubling delay up to 30 s ([`ProbePolicy`]); a DC that answers is Up
 //!   again and its connection pooled. [`Directory::health`] reports each DC; transitions are
 //!   logged (warn when one goes down, info when it comes back).
-//! - Connection reuse: up to 8 idle LDAPS connections per DC are kept and re-bound for each
+//! - Connection reuse: up to 64 idle LDAPS connections per DC are kept and re-bound for each
 //!   validation. A pooled connection that fails on reuse is dropped with the rest of the
 //!   pool and the validation retried once on a new connection before the DC counts as down
 //!   (a DC restart costs no sign-in).
