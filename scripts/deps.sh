@@ -36,6 +36,32 @@ for svc in samba-ad-dc smbd nmbd winbind; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
 done
 
+# OpenLDAP's slapd, only for `passthru-bench signins --directory slapd` (a fast directory that
+# shows the relay's own ceiling). The package's own service must not start: it would listen on
+# every address's port 389 and 636, where the test forests' DCs bind.
+if [ "${PASSTHRU_NEED_SLAPD:-0}" = 1 ] && [ ! -x /usr/sbin/slapd ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing slapd; run as root (or install it) first" >&2
+    exit 1
+  fi
+  echo "deps: installing slapd (apt-get; its service is not started)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
+  apt_log=$(mktemp)
+  if ! { apt-get install -y -qq --no-install-recommends slapd ldap-utils \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends slapd ldap-utils; }; } >"$apt_log" 2>&1; then
+    [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    cat "$apt_log" >&2; rm -f "$apt_log"; exit 1
+  fi
+  rm -f "$apt_log"
+  [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now slapd >/dev/null 2>&1 || true; fi
+fi
+
 if [ "${PASSTHRU_NEED_MSAL:-0}" = 1 ] && ! python3 -c 'import msal' >/dev/null 2>&1; then
   echo "deps: installing msal (pip)" >&2
   python3 -m pip install -q msal 2>/dev/null || python3 -m pip install -q --break-system-packages msal

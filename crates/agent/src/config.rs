@@ -30,6 +30,7 @@ const FOREST_KEYS: &[&str] = &[
     "service_account",
     "service_password_file",
     "sync_interval_seconds",
+    "bind_dn_template",
 ];
 /// How often a forest is synced when `sync_interval_seconds` is not set.
 pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
@@ -62,6 +63,10 @@ pub struct ForestSettings {
     /// Directory sync (and password writeback's resets), when the forest has a service
     /// account.
     pub sync: Option<SyncSettings>,
+    /// A plain LDAP directory instead of Active Directory: the bind DN made from the UPN
+    /// (`uid={local},ou=people,dc=example,dc=com`); see
+    /// [`passthru_directory::ForestConfig::bind_dn_template`].
+    pub bind_dn_template: Option<String>,
 }
 
 /// A forest's directory sync settings (the password stays in its file until the agent
@@ -415,13 +420,49 @@ impl Checker {
         let domain_controllers = self.domain_controllers(t, prefix);
         let ca_file = self.ca_file(t, prefix);
         let sync = self.sync(t, prefix);
+        let bind_dn_template = self.bind_dn_template(t, prefix);
+        if matches!((&sync, &bind_dn_template), (Some(Some(_)), Some(Some(_)))) {
+            self.problem(
+                format!("{prefix}.bind_dn_template"),
+                "directory sync and password writeback need Active Directory: remove the \
+                 service account, or the bind_dn_template",
+            );
+            return None;
+        }
         Some(ForestSettings {
             name: name?,
             upn_suffixes: upn_suffixes?,
             domain_controllers: domain_controllers?,
             ca_file: ca_file?,
             sync: sync?,
+            bind_dn_template: bind_dn_template?,
         })
+    }
+
+    /// `bind_dn_template`: absent (`Some(None)`, Active Directory), or a DN naming `{local}`
+    /// or `{upn}`.
+    fn bind_dn_template(&mut self, t: &Table, prefix: &str) -> Option<Option<String>> {
+        if !t.contains_key("bind_dn_template") {
+            return Some(None);
+        }
+        let raw = self.string(
+            t,
+            prefix,
+            "bind_dn_template",
+            "for a plain LDAP directory, the bind DN with {local} for the UPN's part before '@', e.g. \"uid={local},ou=people,dc=example,dc=com\"",
+        )?;
+        let raw = raw.trim().to_string();
+        if !raw.contains('=') || (!raw.contains("{local}") && !raw.contains("{upn}")) {
+            self.problem(
+                format!("{prefix}.bind_dn_template"),
+                format!(
+                    "'{raw}' is not a DN naming {{local}} or {{upn}}, e.g. \
+                     \"uid={{local}},ou=people,dc=example,dc=com\""
+                ),
+            );
+            return None;
+        }
+        Some(Some(raw))
     }
 
     /// `service_account`, `service_password_file` and `sync_interval_seconds`: all absent
@@ -809,6 +850,53 @@ mod tests {
         assert_eq!(
             config.upn_suffixes(),
             vec!["corp.example.test", "example.test", "fabrikam.test"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn bind_dn_templates_for_plain_ldap() -> std::io::Result<()> {
+        let dir = TempDir::new("config-template")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        std::fs::write(dir.path().join("svc.pw"), "s3cret\n")?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                dir.path().join("svc.pw"),
+                std::fs::Permissions::from_mode(0o600),
+            )?;
+        }
+        let forest = |extra: &str| {
+            format!(
+                "[[forest]]\nname = \"people.test\"\nupn_suffixes = [\"people.test\"]\n\
+                 domain_controllers = [\"ldaps://127.0.0.1\"]\nca_file = \"dc-ca.pem\"\n{extra}"
+            )
+        };
+        let good = forest("bind_dn_template = \"uid={local},ou=people,dc=people,dc=test\"\n");
+        let config = AgentConfig::parse(&good, "agent.toml", dir.path());
+        assert!(
+            matches!(&config, Ok(c) if c.forests[0].bind_dn_template.as_deref() == Some("uid={local},ou=people,dc=people,dc=test")),
+            "{config:?}"
+        );
+        let plain = AgentConfig::parse(&forest(""), "agent.toml", dir.path());
+        assert!(
+            matches!(&plain, Ok(c) if c.forests[0].bind_dn_template.is_none()),
+            "{plain:?}"
+        );
+        let p = problems(AgentConfig::parse(
+            &forest("bind_dn_template = \"ou=people,dc=people,dc=test\"\n"),
+            "agent.toml",
+            dir.path(),
+        ));
+        assert!(has(&p, "forest[0].bind_dn_template", "{local}"), "{p:?}");
+        let p = problems(AgentConfig::parse(
+            &forest("bind_dn_template = \"uid={local},dc=people,dc=test\"\nservice_account = \"svc@people.test\"\nservice_password_file = \"svc.pw\"\n"),
+            "agent.toml",
+            dir.path(),
+        ));
+        assert!(
+            has(&p, "forest[0].bind_dn_template", "need Active Directory"),
+            "{p:?}"
         );
         Ok(())
     }

@@ -33,6 +33,7 @@ impl DirectoryValidator {
                 upn_suffixes: f.upn_suffixes.clone(),
                 domain_controllers: f.domain_controllers.clone(),
                 ca_file: f.ca_file.clone(),
+                bind_dn_template: f.bind_dn_template.clone(),
             })
             .collect();
         let directory = Directory::new(forests)?;

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use passthru_proto::Outcome;
 use time::macros::format_description;
@@ -40,10 +40,10 @@ pub fn trace_line(at: OffsetDateTime, request_id: Uuid, reason: &str) -> String 
     )
 }
 
-/// The open trace log.
-#[derive(Debug)]
+/// The open trace log. Clones share the open file (one descriptor).
+#[derive(Debug, Clone)]
 pub struct TraceLog {
-    file: Mutex<File>,
+    file: Arc<Mutex<File>>,
 }
 
 impl TraceLog {
@@ -55,7 +55,7 @@ impl TraceLog {
             .mode(FILE_MODE)
             .open(path)?;
         Ok(TraceLog {
-            file: Mutex::new(file),
+            file: Arc::new(Mutex::new(file)),
         })
     }
 

@@ -27,6 +27,11 @@ use passthru_proto::sync::SyncForest;
 /// members.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
+/// The read buffer of each agent connection. tungstenite's default (128 KiB) is zero-filled
+/// on every read, so it would stay resident for each connected agent; one TLS record's worth
+/// is enough (a larger frame, such as a sync batch, grows the buffer to its length).
+const READ_BUFFER: usize = 16 * 1024;
+
 /// How long an agent has to say Hello after the upgrade.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,6 +71,7 @@ pub async fn connect(
     let ip = client.addr.ip().to_string();
     Ok(ws
         .max_message_size(MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             serve(state, agent, ip, socket).await;
         }))

@@ -9,12 +9,15 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchOptio
 use passthru_proto::Win32;
 use url::Url;
 
-use crate::entry::{dns_name_of, equality_filter, Entry, USER_ATTRS};
+use crate::entry::{dns_name_of, equality_filter, Entry, LDAP_USER_ATTRS, USER_ATTRS};
 use crate::health::{HealthState, ProbePolicy, Transition};
 use crate::{DcHealth, DirectoryError, Timeouts, Verdict};
 
-/// Idle connections kept per domain controller.
-const MAX_IDLE: usize = 8;
+/// Idle connections kept per domain controller: as many as the agent's default
+/// `max_concurrency` (64), so that a steady load of up to that many validations at once
+/// re-binds pooled connections instead of opening (TCP + TLS) and dropping one for each
+/// validation above the pool's size.
+const MAX_IDLE: usize = 64;
 
 /// LDAP result codes that matter here.
 const RC_SUCCESS: u32 = 0;
@@ -310,10 +313,13 @@ impl DomainController {
         &self,
         upn: &str,
         password: &str,
+        template: Option<&str>,
         tls: &Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,
     ) -> Result<Verdict, DcFailure> {
-        let result = self.validate_pooled(upn, password, tls, timeouts).await;
+        let result = self
+            .validate_pooled(upn, password, template, tls, timeouts)
+            .await;
         match &result {
             Ok(_) | Err(DcFailure::Final(_)) | Err(DcFailure::Busy { .. }) => self.mark_up(),
             Err(DcFailure::Down { detail, .. }) => self.mark_down(detail),
@@ -325,11 +331,15 @@ impl DomainController {
         &self,
         upn: &str,
         password: &str,
+        template: Option<&str>,
         tls: &Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,
     ) -> Result<Verdict, DcFailure> {
         if let Some(mut ldap) = self.take_idle() {
-            match self.validate_on(&mut ldap, upn, password, timeouts).await {
+            match self
+                .validate_on(&mut ldap, upn, password, template, timeouts)
+                .await
+            {
                 Ok(verdict) => {
                     self.put_back(ldap);
                     return Ok(verdict);
@@ -355,7 +365,10 @@ impl DomainController {
             }
         }
         let mut ldap = self.connect(tls, timeouts).await?;
-        match self.validate_on(&mut ldap, upn, password, timeouts).await {
+        match self
+            .validate_on(&mut ldap, upn, password, template, timeouts)
+            .await
+        {
             Ok(verdict) => {
                 self.put_back(ldap);
                 Ok(verdict)
@@ -368,17 +381,20 @@ impl DomainController {
         }
     }
 
-    /// Bind, and on success read the user, on one connection.
+    /// Bind, and on success read the user, on one connection. With a bind DN template (a
+    /// plain LDAP directory) the bind is as the template's DN and the user is the bound entry.
     async fn validate_on(
         &self,
         ldap: &mut Ldap,
         upn: &str,
         password: &str,
+        template: Option<&str>,
         timeouts: &Timeouts,
     ) -> Result<Verdict, ConnFailure> {
+        let bind_dn = template.map(|t| crate::bind_dn_from_template(t, upn));
         let res = ldap
             .with_timeout(timeouts.operation)
-            .simple_bind(upn, password)
+            .simple_bind(bind_dn.as_deref().unwrap_or(upn), password)
             .await
             .map_err(transport)?;
         match res.rc {
@@ -386,11 +402,13 @@ impl DomainController {
             RC_INVALID_CREDENTIALS => {
                 return match Win32::from_ad_diagnostic(&res.text) {
                     Some(w) => Ok(Verdict::Denied(w)),
+                    // A plain LDAP directory names no reason: wrong password or no such user.
+                    None if bind_dn.is_some() => Ok(Verdict::Denied(Win32::LogonFailure)),
                     None => Err(ConnFailure::Answer(DirectoryError::Unexpected(format!(
                         "bind refused with an unknown reason: {}",
                         res.text
                     )))),
-                }
+                };
             }
             RC_BUSY | RC_UNAVAILABLE => {
                 return Err(ConnFailure::Busy(format!(
@@ -405,9 +423,42 @@ impl DomainController {
                 ))))
             }
         }
+        if let Some(dn) = bind_dn {
+            return self.read_bound_entry(ldap, &dn, upn, timeouts).await;
+        }
         let base = self.naming_context(ldap, timeouts).await?;
         let user = self.find_user(ldap, &base, upn, timeouts).await?;
         Ok(Verdict::Accepted(user))
+    }
+
+    /// A plain LDAP directory: the entry `dn` that just bound, as the user.
+    async fn read_bound_entry(
+        &self,
+        ldap: &mut Ldap,
+        dn: &str,
+        upn: &str,
+        timeouts: &Timeouts,
+    ) -> Result<Verdict, ConnFailure> {
+        let entries = self
+            .search(
+                ldap,
+                dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &LDAP_USER_ATTRS,
+                timeouts,
+            )
+            .await?;
+        let entry = entries.first().ok_or_else(|| {
+            ConnFailure::Answer(DirectoryError::Unexpected(format!(
+                "the bind as {dn} succeeded but the entry is not readable"
+            )))
+        })?;
+        entry.ldap_user(upn).map(Verdict::Accepted).ok_or_else(|| {
+            ConnFailure::Answer(DirectoryError::Unexpected(format!(
+                "{dn} has no readable entryUUID"
+            )))
+        })
     }
 
     async fn search(

@@ -18,6 +18,10 @@ pub(crate) const USER_ATTRS: [&str; 6] = [
     "mail",
 ];
 
+/// Attributes read for an accepted user of a plain LDAP directory (a forest with a
+/// `bind_dn_template`).
+pub(crate) const LDAP_USER_ATTRS: [&str; 5] = ["entryUUID", "uid", "displayName", "cn", "mail"];
+
 /// An entry: its DN and its attributes (names lower-cased), values as raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -79,6 +83,22 @@ impl Entry {
             consistency_guid: self
                 .bytes("mS-DS-ConsistencyGuid")
                 .and_then(crate::values::guid_from_bytes),
+        })
+    }
+}
+
+impl Entry {
+    /// The user a plain LDAP directory's entry describes (its `entryUUID` as the object id,
+    /// the UPN it was reached by); `None` without a readable entryUUID.
+    pub fn ldap_user(&self, bound_upn: &str) -> Option<DirectoryUser> {
+        let id = Uuid::parse_str(self.text("entryUUID")?.trim()).ok()?;
+        Some(DirectoryUser {
+            object_guid: id,
+            user_principal_name: bound_upn.to_string(),
+            sam_account_name: self.text("uid"),
+            display_name: self.text("displayName").or_else(|| self.text("cn")),
+            mail: self.text("mail"),
+            consistency_guid: None,
         })
     }
 }
@@ -193,6 +213,44 @@ mod tests {
         );
         let e = Entry::from_tag(bad_guid).ok_or_else(|| anyhow::anyhow!("no entry"))?;
         assert!(e.user("x@y").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn plain_ldap_entries_give_their_entry_uuid() -> anyhow::Result<()> {
+        let tag = cons(
+            TagClass::Application,
+            4,
+            vec![
+                prim(4, b"uid=ann,ou=people,dc=x"),
+                cons(
+                    TagClass::Universal,
+                    16,
+                    vec![
+                        attr("entryUUID", &[b"6f1e3c2a-0b4d-4e8f-9a7b-1c2d3e4f5a6b"]),
+                        attr("uid", &[b"ann"]),
+                        attr("cn", &[b"Ann Example"]),
+                    ],
+                ),
+            ],
+        );
+        let e = Entry::from_tag(tag).ok_or_else(|| anyhow::anyhow!("no entry"))?;
+        let u = e
+            .ldap_user("ann@x.example")
+            .ok_or_else(|| anyhow::anyhow!("no user"))?;
+        assert_eq!(
+            u.object_guid.to_string(),
+            "6f1e3c2a-0b4d-4e8f-9a7b-1c2d3e4f5a6b"
+        );
+        assert_eq!(u.user_principal_name, "ann@x.example");
+        assert_eq!(u.sam_account_name.as_deref(), Some("ann"));
+        assert_eq!(u.display_name.as_deref(), Some("Ann Example"));
+        assert_eq!(u.consistency_guid, None);
+        let no_uuid = Entry {
+            dn: "uid=b".into(),
+            attrs: HashMap::new(),
+        };
+        assert!(no_uuid.ldap_user("b@x").is_none());
         Ok(())
     }
 

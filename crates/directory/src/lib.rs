@@ -24,7 +24,7 @@
 //!   down, then with a doubling delay up to 30 s ([`ProbePolicy`]); a DC that answers is Up
 //!   again and its connection pooled. [`Directory::health`] reports each DC; transitions are
 //!   logged (warn when one goes down, info when it comes back).
-//! - Connection reuse: up to 8 idle LDAPS connections per DC are kept and re-bound for each
+//! - Connection reuse: up to 64 idle LDAPS connections per DC are kept and re-bound for each
 //!   validation. A pooled connection that fails on reuse is dropped with the rest of the
 //!   pool and the validation retried once on a new connection before the DC counts as down
 //!   (a DC restart costs no sign-in).
@@ -93,6 +93,21 @@ pub struct ForestConfig {
     pub domain_controllers: Vec<Url>,
     /// PEM file with the CA certificate(s) that verify the domain controllers.
     pub ca_file: PathBuf,
+    /// `None` (Active Directory): users bind with their UPN, and a refused bind names its
+    /// reason in AD's `data` sub-code. `Some(template)` (a plain LDAP directory such as
+    /// OpenLDAP, which takes only DNs): users bind as the template's DN, with `{local}`
+    /// replaced by the UPN's part before '@' and `{upn}` by the whole UPN (each escaped as a
+    /// DN value); a refused bind (LDAP 49) is 1326; the user's identity is read from the
+    /// bound entry (`entryUUID`, `uid`, `displayName` or `cn`, `mail`).
+    pub bind_dn_template: Option<String>,
+}
+
+/// The bind DN for `upn` from a forest's `bind_dn_template`.
+pub fn bind_dn_from_template(template: &str, upn: &str) -> String {
+    let local = upn.rsplit_once('@').map_or(upn, |(l, _)| l);
+    template
+        .replace("{local}", &ldap3::dn_escape(local))
+        .replace("{upn}", &ldap3::dn_escape(upn))
 }
 
 /// Timeouts of the directory's network calls.
@@ -221,6 +236,7 @@ pub struct Forest {
     ca_file: PathBuf,
     dcs: Vec<Arc<DomainController>>,
     tls: Arc<rustls::ClientConfig>,
+    bind_dn_template: Option<String>,
 }
 
 impl Forest {
@@ -274,7 +290,11 @@ impl Forest {
         let mut failures = Vec::new();
         let mut all_timed_out = true;
         for dc in self.candidates() {
-            match dc.validate(upn, password, &self.tls, timeouts).await {
+            let template = self.bind_dn_template.as_deref();
+            match dc
+                .validate(upn, password, template, &self.tls, timeouts)
+                .await
+            {
                 Ok(verdict) => return Ok(verdict),
                 Err(DcFailure::Final(e)) => return Err(e),
                 Err(DcFailure::Down { timed_out, detail }) => {
@@ -407,12 +427,21 @@ impl Directory {
                 dcs.push(Arc::new(DomainController::new(&name, url, policy)));
             }
             let tls = tls_config(&config.ca_file)?;
+            let bind_dn_template = config.bind_dn_template.filter(|t| !t.trim().is_empty());
+            if let Some(t) = &bind_dn_template {
+                if !t.contains("{local}") && !t.contains("{upn}") {
+                    return Err(DirectoryError::Config(format!(
+                        "forest {name}: bind_dn_template {t:?} names neither {{local}} nor {{upn}}"
+                    )));
+                }
+            }
             built.push(Forest {
                 name,
                 upn_suffixes,
                 ca_file: config.ca_file,
                 dcs,
                 tls,
+                bind_dn_template,
             });
         }
         Ok(Directory {
@@ -551,7 +580,33 @@ mod tests {
             upn_suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
             domain_controllers: vec![Url::parse("ldaps://127.0.0.1:1")?],
             ca_file: ca.to_path_buf(),
+            bind_dn_template: None,
         })
+    }
+
+    #[test]
+    fn bind_dns_from_templates_escape_the_names() -> anyhow::Result<()> {
+        let t = "uid={local},ou=people,dc=x,dc=test";
+        assert_eq!(
+            bind_dn_from_template(t, "ann@x.test"),
+            "uid=ann,ou=people,dc=x,dc=test"
+        );
+        assert_eq!(
+            bind_dn_from_template(t, "a,b+c@x.test"),
+            "uid=a\\2cb\\2bc,ou=people,dc=x,dc=test"
+        );
+        assert_eq!(
+            bind_dn_from_template("cn={upn},dc=x", "ann@x.test"),
+            "cn=ann@x.test,dc=x"
+        );
+        let ca = ca_file("template")?;
+        let mut f = forest("x", &["x.test"], &ca)?;
+        f.bind_dn_template = Some("ou=people,dc=x".into());
+        assert!(matches!(
+            Directory::new(vec![f]),
+            Err(DirectoryError::Config(m)) if m.contains("{local}")
+        ));
+        Ok(())
     }
 
     fn routed<'a>(d: &'a Directory, upn: &str) -> Option<&'a str> {

@@ -58,6 +58,7 @@ impl OwnForest {
                 .map(|u| Url::parse(u))
                 .collect::<Result<_, _>>()?,
             ca_file: f.ca_file(),
+            bind_dn_template: None,
         })
     }
 }

@@ -29,6 +29,7 @@ fn config(f: &BedForest, dcs: &[&str]) -> anyhow::Result<ForestConfig> {
             .map(|u| Url::parse(u))
             .collect::<Result<_, _>>()?,
         ca_file: f.ca_file.clone(),
+        bind_dn_template: None,
     })
 }
 
@@ -301,19 +302,32 @@ async fn connections_are_reused_and_stale_ones_replaced() -> anyhow::Result<()> 
     );
     assert_eq!(f.forest_idle(&d), 1);
 
-    // Concurrent validations each take their own connection; the idle pool stays bounded.
+    // Concurrent validations each take their own connection, and every one is kept (up to
+    // 64 per DC): a second burst as large opens none.
     let d = Arc::new(d);
-    let tasks: Vec<_> = (0..12)
-        .map(|_| {
-            let (d, upn, pw) = (d.clone(), good.upn.clone(), good.password.clone());
-            tokio::spawn(async move { d.validate(&upn, &pw).await })
-        })
-        .collect();
-    for t in tasks {
+    let burst = || {
+        (0..12)
+            .map(|_| {
+                let (d, upn, pw) = (d.clone(), good.upn.clone(), good.password.clone());
+                tokio::spawn(async move { d.validate(&upn, &pw).await })
+            })
+            .collect::<Vec<_>>()
+    };
+    for t in burst() {
         accepted(t.await?)?;
     }
-    assert!(relay.connections() > 1);
-    assert!(f.forest_idle(&d) <= 8, "{}", f.forest_idle(&d));
+    let opened = relay.connections();
+    assert!(opened > 1);
+    assert_eq!(f.forest_idle(&d), opened);
+    for t in burst() {
+        accepted(t.await?)?;
+    }
+    assert!(
+        relay.connections() <= 12,
+        "{} connections for two bursts of 12",
+        relay.connections()
+    );
+    assert_eq!(f.forest_idle(&d), relay.connections());
 
     // The DC "restarts": every pooled connection dies; the next validation reconnects.
     relay.cut_all();

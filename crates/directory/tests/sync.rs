@@ -34,6 +34,7 @@ fn directory(f: &BedForest) -> anyhow::Result<Directory> {
         upn_suffixes: vec![f.upn_suffix.clone()],
         domain_controllers: vec![Url::parse(&f.ldaps_url)?],
         ca_file: f.ca_file.clone(),
+        bind_dn_template: None,
     };
     Ok(Directory::new(vec![config])?.with_sync_page_size(PAGE))
 }
@@ -704,6 +705,7 @@ async fn refused_service_account_closed_receiver_and_unknown_forest() -> anyhow:
             Url::parse(&f.ldaps_url)?,
         ],
         ca_file: f.ca_file.clone(),
+        bind_dn_template: None,
     };
     let two = Directory::new(vec![config])?;
     let out = sync(&two, &good, &r).await?;

@@ -485,7 +485,7 @@ pub(crate) fn check(out: &Output, what: &str) -> anyhow::Result<()> {
     )
 }
 
-fn tls_probe(
+pub(crate) fn tls_probe(
     addr: SocketAddr,
     name: ServerName<'static>,
     config: Arc<rustls::ClientConfig>,

@@ -10,9 +10,12 @@
 //! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`load`]: steady sign-in load for the fault tests, its figures and checks;
-//! - [`scan`]: the password scan.
+//! - [`scan`]: the password scan;
+//! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
+//! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles).
 
 pub mod bed;
+pub mod bench;
 pub mod browser;
 pub mod chromium;
 pub mod dns;
@@ -23,6 +26,7 @@ pub mod load;
 pub mod procs;
 pub mod scan;
 pub mod second_dc;
+pub mod slapd;
 pub mod tls;
 pub mod users;
 

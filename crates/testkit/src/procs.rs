@@ -150,6 +150,20 @@ impl Cloud {
         listen: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Cloud> {
+        Cloud::start_with(dir, tenant, admin_upn, admin_password, listen, env, &[])
+    }
+
+    /// Like [`Cloud::start_with_env`], with extra arguments for `serve` from the first start
+    /// on (e.g. `--heartbeat-seconds 10`, which replaces the tests' 2 s).
+    pub fn start_with(
+        dir: &Path,
+        tenant: &str,
+        admin_upn: &str,
+        admin_password: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+        serve_args: &[&str],
+    ) -> anyhow::Result<Cloud> {
         let data_dir = dir.join("cloud");
         let out = Command::new(bin("passthru-cloud"))
             .args(["init", "--data-dir"])
@@ -171,7 +185,7 @@ impl Cloud {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             dns: crate::dns::DnsZone::new(dir)?,
-            serve_args: Vec::new(),
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
             child: None,
             log: dir.join("cloud.log"),
         };
@@ -186,10 +200,17 @@ impl Cloud {
             .create(true)
             .append(true)
             .open(&self.log)?;
+        // Tests run with 2 s heartbeats unless the serve arguments say otherwise.
+        let heartbeat: &[&str] = if self.serve_args.iter().any(|a| a == "--heartbeat-seconds") {
+            &[]
+        } else {
+            &["--heartbeat-seconds", "2"]
+        };
         let mut child = Command::new(bin("passthru-cloud"))
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
-            .args(["--listen", &self.listen, "--heartbeat-seconds", "2"])
+            .args(["--listen", &self.listen])
+            .args(heartbeat)
             .arg("--dns-server")
             .arg(self.dns.addr().to_string())
             .args(&self.serve_args)
@@ -399,6 +420,8 @@ pub struct ForestEntry {
     pub ca_file: PathBuf,
     /// Directory sync: the service account, its password file, the interval in seconds.
     pub sync: Option<(String, PathBuf, u64)>,
+    /// A plain LDAP directory's bind DN template (`uid={local},ou=people,...`).
+    pub bind_dn_template: Option<String>,
 }
 
 impl ForestEntry {
@@ -410,7 +433,14 @@ impl ForestEntry {
             domain_controllers: dcs,
             ca_file: forest.ca_file.clone(),
             sync: None,
+            bind_dn_template: None,
         }
+    }
+
+    /// Users bind as `template`'s DN (a plain LDAP directory such as slapd).
+    pub fn with_bind_dn_template(mut self, template: &str) -> Self {
+        self.bind_dn_template = Some(template.to_string());
+        self
     }
 
     /// Syncs the forest with `account` (a UPN) whose password is in `password_file`, every
@@ -447,6 +477,10 @@ pub fn write_agent_config(path: &Path, forests: &[ForestEntry]) -> anyhow::Resul
             list(&f.domain_controllers),
             f.ca_file.display().to_string()
         ));
+        if let Some(template) = &f.bind_dn_template {
+            s.truncate(s.trim_end().len());
+            s.push_str(&format!("\nbind_dn_template = {template:?}\n\n"));
+        }
         if let Some((account, file, interval)) = &f.sync {
             // The table's keys continue: remove the blank line the entry ended with.
             s.truncate(s.trim_end().len());

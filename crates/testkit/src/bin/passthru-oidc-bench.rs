@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
+use passthru_testkit::bench::cpu_seconds;
 use passthru_testkit::browser::{hidden, no_redirect_client};
 use passthru_testkit::fixture::PtaSetup;
 use passthru_testkit::procs::fresh_dir;
@@ -56,19 +57,6 @@ fn parse_opts() -> anyhow::Result<Opts> {
         }
     }
     Ok(o)
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("bad stat"))?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 /// One full browser sign-in; returns the refresh token.

@@ -25,11 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
-use passthru_proto::admin::{ADMIN_CLIENT_ID, ADMIN_SCOPE};
-use passthru_testkit::bed::{free_loopback_address, BedForest};
-use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
-use passthru_testkit::forest::{Forest, ForestSpec};
+use anyhow::{anyhow, bail};
+use passthru_testkit::bed::BedForest;
+use passthru_testkit::bench::{rss_mib, thousands, AdminApi, OwnForest};
+use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, ForestEntry};
 use passthru_testkit::users::Admin;
 use passthru_testkit::{AccountState, TestUser};
@@ -74,32 +73,6 @@ fn parse_opts() -> anyhow::Result<Opts> {
         }
     }
     Ok(o)
-}
-
-/// The forest and its temporary directory: the DC stops and the directory goes on drop.
-struct OwnForest {
-    forest: Option<Forest>,
-    root: PathBuf,
-}
-
-impl Drop for OwnForest {
-    fn drop(&mut self) {
-        drop(self.forest.take());
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// A number with thousands separators.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn attr(name: &str, values: &[&[u8]]) -> (Vec<u8>, HashSet<Vec<u8>>) {
@@ -209,91 +182,28 @@ async fn service_account(
     Ok((user.upn, file))
 }
 
-/// The admin API with one client and one token.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// The sync state of `forest` (`GET /{tenant}/admin/sync`).
+async fn forest_state(api: &AdminApi, forest: &str) -> anyhow::Result<Value> {
+    let v = api
+        .get("sync")
+        .await?
+        .ok_or_else(|| anyhow!("no sync status"))?;
+    Ok(v["forests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["forest"].as_str() == Some(forest))
+        .cloned()
+        .unwrap_or(Value::Null))
 }
 
-impl Api {
-    async fn new(t: &PtaTenant) -> anyhow::Result<Api> {
-        let http = passthru_testkit::http::client(&t.cloud.ca_file())?;
-        let base = format!("{}/{}", t.cloud.url, t.cloud.tenant);
-        let v: Value = http
-            .post(format!("{base}/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", ADMIN_CLIENT_ID),
-                ("scope", ADMIN_SCOPE),
-                ("username", t.cloud.admin_upn.as_str()),
-                ("password", t.cloud.admin_password.as_str()),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        let token = v["access_token"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no admin token: {}", v["error"]))?
-            .to_string();
-        Ok(Api { http, base, token })
-    }
-
-    /// `GET /{tenant}/admin/PATH`: `None` on 404.
-    async fn get(&self, path: &str) -> anyhow::Result<Option<Value>> {
-        let r = self
-            .http
-            .get(format!("{}/admin/{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        if r.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let status = r.status();
-        let v: Value = r.json().await?;
-        if !status.is_success() {
-            bail!("GET admin/{path}: HTTP {status}: {v}");
-        }
-        Ok(Some(v))
-    }
-
-    async fn forest(&self, forest: &str) -> anyhow::Result<Value> {
-        let v = self
-            .get("sync")
-            .await?
-            .ok_or_else(|| anyhow!("no sync status"))?;
-        Ok(v["forests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| f["forest"].as_str() == Some(forest))
-            .cloned()
-            .unwrap_or(Value::Null))
-    }
-
-    async fn active_agents(&self) -> anyhow::Result<usize> {
-        let v = self.get("agents").await?.unwrap_or(Value::Null);
-        Ok(v["agents"]
-            .as_array()
-            .map(|a| a.iter().filter(|x| x["status"] == "Active").count())
-            .unwrap_or(0))
-    }
-}
-
-/// VmRSS and VmHWM of a process, MiB.
-fn rss_mib(pid: Option<u32>) -> (f64, f64) {
-    let Some(pid) = pid else { return (0.0, 0.0) };
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|r| r.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// How many agents show as active (`GET /{tenant}/admin/agents`).
+async fn active_agents(api: &AdminApi) -> anyhow::Result<usize> {
+    let v = api.get("agents").await?.unwrap_or(Value::Null);
+    Ok(v["agents"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["status"] == "Active").count())
+        .unwrap_or(0))
 }
 
 /// Bytes of the files in `dir` (recursively) whose name contains `.db` or `.sqlite`.
@@ -336,33 +246,10 @@ fn random_below(n: u64) -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = parse_opts()?;
-    let root = std::env::temp_dir().join(format!(
-        "passthru-syncbench-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let mut own = OwnForest { forest: None, root };
-    let ip = free_loopback_address()?;
-    println!("forest: provisioning BENCH.EXAMPLE.TEST on {ip} ...");
+    println!("forest: provisioning BENCH.EXAMPLE.TEST on a free loopback address ...");
     let started = Instant::now();
-    let forest_dir = own.root.join("forest");
-    let forest = tokio::task::spawn_blocking(move || {
-        let mut forest = Forest::provision(
-            &forest_dir,
-            ForestSpec::new("BENCH.EXAMPLE.TEST", "BENCH", ip),
-        )?;
-        // Setup speed: no fsync at each LDB transaction (as Samba's own test environment
-        // runs), restarted once so that the DC reads it.
-        forest.stop();
-        let conf = std::fs::read_to_string(forest.conf())?;
-        let conf = conf.replacen("[global]\n", "[global]\n\tldb:nosync = true\n", 1);
-        std::fs::write(forest.conf(), conf)?;
-        forest.start()?;
-        anyhow::Ok(forest)
-    })
-    .await?
-    .context("provisioning the bench forest")?;
-    let bed = BedForest::describe("bench", &forest, Vec::new());
-    own.forest = Some(forest);
+    let own = OwnForest::provision("syncbench", "BENCH.EXAMPLE.TEST", "BENCH").await?;
+    let bed = own.bed.clone();
     println!("forest: ready in {:.1} s", started.elapsed().as_secs_f64());
 
     // 1. Users and groups (setup, not measured).
@@ -385,14 +272,15 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 2. Service account, cloud, agent.
-    let (account, password_file) = service_account(&bed, &mut admin, &own.root.join("svc")).await?;
+    let (account, password_file) =
+        service_account(&bed, &mut admin, &own.root().join("svc")).await?;
     let run_dir = fresh_dir("bench-sync")?;
     let t = PtaSetup::new(&run_dir, &bed)
         .without_app()
         .agent(AgentStage::None)
         .pta(false)
         .start()?;
-    let api = Api::new(&t).await?;
+    let api = AdminApi::new(&t.cloud).await?;
     let entry = ForestEntry::for_forest(&bed).with_sync(&account, &password_file, o.interval);
     let mut agent = t.register_agent(&[entry])?;
 
@@ -406,10 +294,10 @@ async fn main() -> anyhow::Result<()> {
     let deadline = Duration::from_secs(900);
     let mut last_report = Instant::now();
     let state = loop {
-        if active_at.is_none() && api.active_agents().await? >= 1 {
+        if active_at.is_none() && active_agents(&api).await? >= 1 {
             active_at = Some(spawned.elapsed());
         }
-        let f = api.forest(&bed.dns_name).await?;
+        let f = forest_state(&api, &bed.dns_name).await?;
         if f["last_success_at"].is_i64() && f["users"].as_i64().unwrap_or(0) >= want_users {
             break f;
         }
@@ -502,7 +390,7 @@ async fn main() -> anyhow::Result<()> {
             max / budget
         );
     }
-    let last = api.forest(&bed.dns_name).await?;
+    let last = forest_state(&api, &bed.dns_name).await?;
     if let Some(n) = last["last_objects"].as_i64() {
         println!(
             "  (the last run read {} objects: incremental runs read the changes; a run that lists every objectGUID for deletions comes at most every 10 times its duration)",

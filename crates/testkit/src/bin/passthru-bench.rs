@@ -1,0 +1,1029 @@
+//! `passthru-bench`: the relay's load generator (issue 7).
+//!
+//! `passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s]
+//! [--rounds R] [--directory samba|slapd]`: provisions its own Samba forest on a free loopback address with N
+//! users, starts the cloud (release binaries) and one agent, warms up, measures the agent's
+//! idle memory, then runs C concurrent password-grant clients for the duration (each with
+//! its own keep-alive HTTPS connection) and the baseline: C concurrent clients binding
+//! directly to the same DC over LDAPS, each on one persistent connection, doing what the
+//! agent does per validation (a simple bind as the UPN, then the search for the user's
+//! identity); the two alternate in R rounds (the duration is each side's total), so that
+//! both see the same background load. Prints throughput, p50/p99/p999 of both, the ratio, the added latency, the
+//! agent's validations per CPU-second and its idle RSS, each against its target.
+//!
+//! `passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s]
+//! [--heartbeat 10]`: registers K agents through the admin API (in-process, concurrently),
+//! then holds N connected idle agents (the real agent code: `passthru_agent::connect` and
+//! `passthru_agent::session::serve`, mTLS WebSocket, Welcome/Hello, pings and statistics
+//! every heartbeat; no directory behind them), connected in waves of W, and reports the
+//! cloud's RSS before and after, per agent.
+//!
+//! Run it through `bash scripts/bench-signins.sh` and `bash scripts/bench-idle-agents.sh`
+//! (release build).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use ldap3::{Scope, SearchOptions};
+use passthru_testkit::bed::free_loopback_address;
+use passthru_testkit::bench::{
+    cpu_seconds, load_average, parse_duration, rss_kib, thousands, Latencies, OwnForest, Progress,
+};
+use passthru_testkit::fixture::{AgentStage, PtaSetup};
+use passthru_testkit::procs::{fresh_dir, ForestEntry};
+use passthru_testkit::slapd::Slapd;
+use passthru_testkit::users::{self, bind_on};
+use passthru_testkit::{AccountState, BedForest, TestUser};
+
+/// Targets of issue 7.
+const TARGET_RATIO: f64 = 0.9;
+const TARGET_ADDED_P50_MS: f64 = 1.0;
+const TARGET_ADDED_P99_MS: f64 = 5.0;
+const TARGET_PER_CORE: f64 = 5_000.0;
+const TARGET_AGENT_RSS_MB: f64 = 30.0;
+const TARGET_KB_PER_AGENT: f64 = 64.0;
+
+/// What the agent reads after an accepted bind (`passthru-directory`'s `USER_ATTRS`): the
+/// baseline reads the same.
+const USER_ATTRS: [&str; 6] = [
+    "objectGUID",
+    "mS-DS-ConsistencyGuid",
+    "userPrincipalName",
+    "sAMAccountName",
+    "displayName",
+    "mail",
+];
+/// What the agent reads from a plain LDAP directory's bound entry (`LDAP_USER_ATTRS`).
+const LDAP_USER_ATTRS: [&str; 5] = ["entryUUID", "uid", "displayName", "cn", "mail"];
+/// Timeout of each LDAP operation and HTTPS request of the load.
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The scope of the password grants.
+const SCOPE: &str = "openid profile";
+
+fn usage() -> &'static str {
+    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+}
+
+/// Command-line arguments as `--name value` pairs.
+struct Args(Vec<(String, String)>);
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>, known: &[&str]) -> anyhow::Result<Args> {
+        let mut out = Vec::new();
+        let mut it = args;
+        while let Some(a) = it.next() {
+            if !known.contains(&a.as_str()) {
+                bail!("unknown argument {a}\n{}", usage());
+            }
+            let v = it
+                .next()
+                .ok_or_else(|| anyhow!("{a} takes a value\n{}", usage()))?;
+            out.push((a, v));
+        }
+        Ok(Args(out))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn num(&self, name: &str, default: u64) -> anyhow::Result<u64> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .replace(['_', ','], "")
+                .parse()
+                .map_err(|_| anyhow!("{name} takes a number, not {v:?}")),
+        }
+    }
+
+    fn duration(&self, name: &str, default: Duration) -> anyhow::Result<Duration> {
+        self.get(name).map_or(Ok(default), parse_duration)
+    }
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("signins") => {
+            signins(Args::parse(
+                args,
+                &[
+                    "--users",
+                    "--concurrency",
+                    "--duration",
+                    "--warmup",
+                    "--directory",
+                ],
+            )?)
+            .await
+        }
+        Some("idle-agents") => {
+            idle::run(Args::parse(
+                args,
+                &[
+                    "--agents",
+                    "--identities",
+                    "--wave",
+                    "--hold",
+                    "--heartbeat",
+                ],
+            )?)
+            .await
+        }
+        _ => bail!("{}", usage()),
+    }
+}
+
+/// What one side of the comparison did.
+#[derive(Default)]
+struct Run {
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    secs: f64,
+    latencies: Latencies,
+}
+
+impl Run {
+    /// Adds another slice of the same side.
+    fn add(&mut self, other: Run) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.secs += other.secs;
+        self.latencies = Latencies::merged(&self.latencies, &other.latencies);
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs.max(0.001)
+    }
+}
+
+/// Runs `workers` copies of `work` (each returns its latencies in µs and its first error)
+/// until `duration` has passed, with a progress line.
+async fn drive<F, Fut>(label: &str, workers: usize, duration: Duration, work: F) -> Run
+where
+    F: Fn(usize, Instant, Arc<AtomicU64>, Arc<AtomicU64>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<u64>, Option<String>)> + Send + 'static,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let stop = started + duration;
+    let progress = Progress::start(label, duration, done.clone(), errors.clone());
+    let handles: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(work(w, stop, done.clone(), errors.clone())))
+        .collect();
+    let mut all = Vec::new();
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok((lat, err)) => {
+                all.extend(lat);
+                first_error = first_error.or(err);
+            }
+            Err(e) => first_error = first_error.or(Some(format!("a worker failed: {e}"))),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(progress);
+    Run {
+        ok: all.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        first_error,
+        secs,
+        latencies: Latencies::new(all),
+    }
+}
+
+/// Creates `users` over `connections` concurrent administrator connections.
+async fn create_users(
+    bed: &passthru_testkit::BedForest,
+    users: &[TestUser],
+    connections: usize,
+) -> anyhow::Result<()> {
+    let users = Arc::new(users.to_vec());
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (bed, users, next) = (bed.clone(), users.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut admin = bed.admin().await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(u) = users.get(i) else { break };
+                admin.create_user(u).await?;
+            }
+            admin.close().await;
+            anyhow::Ok(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// Sum of the CPU seconds of `pid` and every live process below it (Samba's workers).
+fn tree_cpu_seconds(pid: u32) -> f64 {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let after = s.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            if let Some(pp) = ppid {
+                parents.push((p, pp));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree.iter().filter_map(|p| cpu_seconds(*p).ok()).sum()
+}
+
+async fn signins(args: Args) -> anyhow::Result<()> {
+    let n_users = args.num("--users", 50)?.max(1) as usize;
+    let concurrency = args.num("--concurrency", 4)?.max(1) as usize;
+    let duration = args.duration("--duration", Duration::from_secs(20))?;
+    let warmup = args.duration("--warmup", Duration::from_secs(5))?;
+    let rounds = args.num("--rounds", 4)?.clamp(1, 100) as u32;
+    let slice = duration / rounds;
+    let directory = args.get("--directory").unwrap_or("samba");
+    if directory != "samba" && directory != "slapd" {
+        bail!("--directory {directory}: use samba or slapd");
+    }
+    println!(
+        "machine: {} cores, load average {}",
+        cores(),
+        load_average()
+    );
+
+    // 1. The directory and its users.
+    let started = Instant::now();
+    let suffix = "bench.example.test";
+    let users: Vec<TestUser> = (0..n_users)
+        .map(|i| TestUser::new(&format!("pb{i:05}"), suffix, AccountState::Good))
+        .collect();
+    let (own, slapd, bed, template) = if directory == "slapd" {
+        let ip = free_loopback_address()?;
+        let dir =
+            std::env::temp_dir().join(format!("passthru-slapd-{}", uuid::Uuid::new_v4().simple()));
+        let slapd_users = users.clone();
+        let slapd =
+            tokio::task::spawn_blocking(move || Slapd::start(&dir, ip, suffix, &slapd_users))
+                .await??;
+        let bed = BedForest {
+            name: "slapd".into(),
+            realm: suffix.to_ascii_uppercase(),
+            dns_name: suffix.into(),
+            netbios: String::new(),
+            upn_suffix: suffix.into(),
+            ip,
+            ldaps_url: slapd.ldaps_url(),
+            ca_file: slapd.ca_file(),
+            base_dn: slapd.suffix(),
+            admin_upn: String::new(),
+            admin_password: String::new(),
+            lockout_threshold: 0,
+            pid: slapd.pid(),
+            dir: std::env::temp_dir(),
+            users: users.clone(),
+        };
+        let template = slapd.bind_dn_template();
+        println!(
+            "directory: OpenLDAP slapd on {ip} with {} users (bind DN {template}), ready in {:.1} s",
+            thousands(n_users as u64),
+            started.elapsed().as_secs_f64()
+        );
+        (None, Some(slapd), bed, Some(template))
+    } else {
+        eprintln!("forest: provisioning BENCH.EXAMPLE.TEST on a free loopback address ...");
+        let own = OwnForest::provision("bench", "BENCH.EXAMPLE.TEST", "BENCH").await?;
+        let mut bed = own.bed.clone();
+        create_users(&bed, &users, 4)
+            .await
+            .context("creating the bench users")?;
+        bed.users = users.clone();
+        println!(
+            "directory: Samba AD DC on {} with {} users, ready in {:.1} s",
+            bed.ip,
+            thousands(n_users as u64),
+            started.elapsed().as_secs_f64()
+        );
+        (Some(own), None, bed, None)
+    };
+
+    // 2. The cloud and one agent.
+    let run_dir = fresh_dir("bench-signins")?;
+    let setup_bed = bed.clone();
+    let setup_dir = run_dir.clone();
+    let setup_template = template.clone();
+    let t = tokio::task::spawn_blocking(move || {
+        let mut t = PtaSetup::new(&setup_dir, &setup_bed)
+            .app("Bench")
+            .agent(AgentStage::None)
+            .pta(false)
+            .start()?;
+        let mut entry = ForestEntry::for_forest(&setup_bed);
+        if let Some(tmpl) = &setup_template {
+            entry = entry.with_bind_dn_template(tmpl);
+        }
+        t.agent = Some(t.start_agent(&[entry])?);
+        t.enable_pta()?;
+        anyhow::Ok(t)
+    })
+    .await??;
+    let client_id = t.client_id()?.to_string();
+    let cloud_pid = t
+        .cloud
+        .pid()
+        .ok_or_else(|| anyhow!("the cloud is not running"))?;
+    let agent_pid = t
+        .agent
+        .as_ref()
+        .and_then(|a| a.pid())
+        .ok_or_else(|| anyhow!("the agent is not running"))?;
+    let dc_pid = bed
+        .pid
+        .ok_or_else(|| anyhow!("the directory is not running"))?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (agent_rss_start, _) = rss_kib(Some(agent_pid));
+
+    let users = Arc::new(users);
+    let ca = t.cloud.ca_file();
+    let url = t.cloud.url.clone();
+    let relay = |w: usize, stop: Instant, done: Arc<AtomicU64>, errors: Arc<AtomicU64>| {
+        let (users, ca, url, client_id) =
+            (users.clone(), ca.clone(), url.clone(), client_id.clone());
+        async move {
+            let http = match relay_client(&ca) {
+                Ok(h) => h,
+                Err(e) => return (Vec::new(), Some(format!("{e:#}"))),
+            };
+            let mut lat = Vec::new();
+            let mut first_error = None;
+            let mut i = w;
+            while Instant::now() < stop {
+                let u = &users[i % users.len()];
+                i += concurrency;
+                let t0 = Instant::now();
+                let r = passthru_testkit::http::password_grant(
+                    &http,
+                    &url,
+                    "contoso",
+                    &client_id,
+                    &u.upn,
+                    &u.password,
+                    SCOPE,
+                )
+                .await;
+                match r {
+                    Ok(a) if a.ok() => {
+                        lat.push(t0.elapsed().as_micros() as u64);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        if first_error.is_none() {
+                            first_error = Some(match other {
+                                Ok(a) => format!("HTTP {}: {}", a.status, a.body),
+                                Err(e) => format!("{e:#}"),
+                            });
+                        }
+                    }
+                }
+            }
+            (lat, first_error)
+        }
+    };
+    let base_dn = bed.base_dn.clone();
+    let (ldaps_url, dc_ca) = (bed.ldaps_url.clone(), bed.ca_file.clone());
+    let direct = |w: usize, stop: Instant, done: Arc<AtomicU64>, errors: Arc<AtomicU64>| {
+        let (users, base_dn, ldaps_url, dc_ca, template) = (
+            users.clone(),
+            base_dn.clone(),
+            ldaps_url.clone(),
+            dc_ca.clone(),
+            template.clone(),
+        );
+        async move {
+            let mut ldap = match users::connect(&ldaps_url, &dc_ca).await {
+                Ok(l) => l,
+                Err(e) => return (Vec::new(), Some(format!("{e:#}"))),
+            };
+            let mut lat = Vec::new();
+            let mut first_error = None;
+            let mut i = w;
+            while Instant::now() < stop {
+                let u = &users[i % users.len()];
+                i += concurrency;
+                let t0 = Instant::now();
+                let r = match &template {
+                    None => bind_and_search(&mut ldap, &base_dn, &u.upn, &u.password).await,
+                    Some(t) => bind_and_read(&mut ldap, t, &u.upn, &u.password).await,
+                };
+                match r {
+                    Ok(()) => {
+                        lat.push(t0.elapsed().as_micros() as u64);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            let _ = ldap.unbind().await;
+            (lat, first_error)
+        }
+    };
+
+    // 3. Warm-up: both paths (connections, the DC's caches, the cloud's user records).
+    println!(
+        "warm-up: {:.0} s through the relay, {:.0} s direct",
+        warmup.as_secs_f64(),
+        warmup.as_secs_f64() / 2.0
+    );
+    let w = drive("warm-up", concurrency, warmup, &relay).await;
+    if w.ok == 0 {
+        bail!(
+            "no sign-in succeeded in the warm-up: {}; see {}",
+            w.first_error.unwrap_or_default(),
+            run_dir.display()
+        );
+    }
+    drive("warm-up", concurrency, warmup / 2, &direct).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (agent_rss_idle, _) = rss_kib(Some(agent_pid));
+
+    // 4. The relay and the baseline, alternating in `rounds` slices each, so that both
+    // see the same background load of this shared machine.
+    println!(
+        "relay: {concurrency} clients, password grants over HTTPS (one keep-alive connection each) -> cloud -> agent -> LDAPS"
+    );
+    println!(
+        "direct: {concurrency} clients, LDAPS to the same directory (one persistent connection each): {}",
+        if template.is_some() {
+            "simple bind as the user's DN + a read of that entry (what the agent does)"
+        } else {
+            "simple bind as the UPN + the agent's user search"
+        }
+    );
+    println!(
+        "{rounds} rounds of {:.1} s relay then {:.1} s direct ({:.0} s each in all)",
+        slice.as_secs_f64(),
+        slice.as_secs_f64(),
+        duration.as_secs_f64()
+    );
+    let mut r = Run::default();
+    let mut d = Run::default();
+    let (mut agent_cpu, mut cloud_cpu, mut dc_relay_cpu, mut dc_direct_cpu) = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        let (agent0, cloud0, dc0) = (
+            cpu_seconds(agent_pid)?,
+            cpu_seconds(cloud_pid)?,
+            tree_cpu_seconds(dc_pid),
+        );
+        r.add(drive("relay", concurrency, slice, &relay).await);
+        agent_cpu += cpu_seconds(agent_pid)? - agent0;
+        cloud_cpu += cpu_seconds(cloud_pid)? - cloud0;
+        dc_relay_cpu += tree_cpu_seconds(dc_pid) - dc0;
+        let dc1 = tree_cpu_seconds(dc_pid);
+        d.add(drive("direct", concurrency, slice, &direct).await);
+        dc_direct_cpu += tree_cpu_seconds(dc_pid) - dc1;
+    }
+    let (_, agent_hwm) = rss_kib(Some(agent_pid));
+
+    // 6. The table.
+    println!();
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "", "per second", "p50 ms", "p99 ms", "p999 ms", "errors"
+    );
+    for (name, run) in [
+        (
+            if template.is_some() {
+                "direct: LDAPS bind + read"
+            } else {
+                "direct: LDAPS bind + search"
+            },
+            &d,
+        ),
+        ("relay: HTTPS grant -> cloud -> agent -> DC", &r),
+    ] {
+        println!(
+            "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            name,
+            run.rate(),
+            run.latencies.ms(0.5),
+            run.latencies.ms(0.99),
+            run.latencies.ms(0.999),
+            run.errors
+        );
+    }
+    for (name, run) in [("direct", &d), ("relay", &r)] {
+        if let Some(e) = &run.first_error {
+            println!("  first {name} error: {e}");
+        }
+    }
+    println!();
+    let ratio = r.rate() / d.rate().max(0.001);
+    let added50 = r.latencies.ms(0.5) - d.latencies.ms(0.5);
+    let added99 = r.latencies.ms(0.99) - d.latencies.ms(0.99);
+    let per_core = r.ok as f64 / agent_cpu.max(0.001);
+    let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
+    println!(
+        "ratio relay/direct        {ratio:>8.2}x   (target >= {TARGET_RATIO}x)        {}",
+        pass(ratio >= TARGET_RATIO)
+    );
+    println!(
+        "added latency p50         {added50:>+8.2} ms (target <= {TARGET_ADDED_P50_MS} ms)       {}",
+        pass(added50 <= TARGET_ADDED_P50_MS)
+    );
+    println!(
+        "added latency p99         {added99:>+8.2} ms (target <= {TARGET_ADDED_P99_MS} ms)       {}",
+        pass(added99 <= TARGET_ADDED_P99_MS)
+    );
+    println!(
+        "agent validations/core-s  {per_core:>8.0}    (target >= {TARGET_PER_CORE:.0} against slapd) {}   ({} validations, agent CPU {agent_cpu:.2} s)",
+        pass(per_core >= TARGET_PER_CORE),
+        thousands(r.ok)
+    );
+    println!(
+        "agent idle RSS            {:>8.1} MB   (target <= {TARGET_AGENT_RSS_MB} MB)       {}   (after start {:.1} MB, peak under load {:.1} MB)",
+        mb(agent_rss_idle),
+        pass(mb(agent_rss_idle) <= TARGET_AGENT_RSS_MB),
+        mb(agent_rss_start),
+        mb(agent_hwm)
+    );
+    println!(
+        "cloud CPU per sign-in     {:>8.3} ms;  DC CPU per bind + search: relay {:.3} ms, direct {:.3} ms",
+        cloud_cpu * 1000.0 / (r.ok.max(1)) as f64,
+        dc_relay_cpu * 1000.0 / (r.ok.max(1)) as f64,
+        dc_direct_cpu * 1000.0 / (d.ok.max(1)) as f64
+    );
+    println!("machine load average at the end: {}", load_average());
+
+    drop(t);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    drop(own);
+    drop(slapd);
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// One client's HTTPS connection: trusts the cloud's CA, keeps its connection alive.
+fn relay_client(ca: &std::path::Path) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(passthru_testkit::http::tls_trusting(&[ca.to_path_buf()])?)
+        .timeout(OP_TIMEOUT)
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// What the agent does per validation, on one connection: a simple bind as the UPN, then
+/// the subtree search for the user by userPrincipalName (at most 2 entries).
+async fn bind_and_search(
+    ldap: &mut ldap3::Ldap,
+    base_dn: &str,
+    upn: &str,
+    password: &str,
+) -> Result<(), String> {
+    bind_on(ldap, upn, password)
+        .await
+        .map_err(|(rc, text)| format!("bind of {upn}: LDAP {rc}: {text}"))?;
+    let filter = format!("(userPrincipalName={})", ldap3::ldap_escape(upn));
+    let found = ldap
+        .with_timeout(OP_TIMEOUT)
+        .with_search_options(SearchOptions::new().sizelimit(2))
+        .search(base_dn, Scope::Subtree, &filter, USER_ATTRS.to_vec())
+        .await
+        .map_err(|e| format!("search for {upn}: {e}"))?;
+    let (entries, res) = (found.0, found.1);
+    if res.rc != 0 || entries.len() != 1 {
+        return Err(format!(
+            "search for {upn}: LDAP {} ({} entries): {}",
+            res.rc,
+            entries.len(),
+            res.text
+        ));
+    }
+    Ok(())
+}
+
+/// What the agent does per validation against a plain LDAP directory (a forest with a
+/// `bind_dn_template`): a simple bind as the template's DN, then a base read of that entry.
+async fn bind_and_read(
+    ldap: &mut ldap3::Ldap,
+    template: &str,
+    upn: &str,
+    password: &str,
+) -> Result<(), String> {
+    let dn = passthru_directory::bind_dn_from_template(template, upn);
+    bind_on(ldap, &dn, password)
+        .await
+        .map_err(|(rc, text)| format!("bind as {dn}: LDAP {rc}: {text}"))?;
+    let found = ldap
+        .with_timeout(OP_TIMEOUT)
+        .with_search_options(SearchOptions::new().sizelimit(2))
+        .search(
+            &dn,
+            Scope::Base,
+            "(objectClass=*)",
+            LDAP_USER_ATTRS.to_vec(),
+        )
+        .await
+        .map_err(|e| format!("reading {dn}: {e}"))?;
+    let (entries, res) = (found.0, found.1);
+    if res.rc != 0 || entries.len() != 1 {
+        return Err(format!(
+            "reading {dn}: LDAP {} ({} entries): {}",
+            res.rc,
+            entries.len(),
+            res.text
+        ));
+    }
+    Ok(())
+}
+
+/// The idle-agents mode.
+mod idle {
+    use super::*;
+    use base64::Engine as _;
+    use passthru_agent::admission::{Admission, Identity};
+    use passthru_agent::connect::{connect, Endpoint};
+    use passthru_agent::session::{serve, AgentContext, HelloInfo};
+    use passthru_agent::state_dir::{AgentState, Registration};
+    use passthru_agent::trace_log::TraceLog;
+    use passthru_agent::validator::{Validator, Verdict};
+    use passthru_agent::wrong_passwords::{self, WrongPasswords};
+    use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
+    use passthru_proto::{AgentError, AgentKeyPair};
+    use passthru_testkit::bench::{open_files_limit, AdminApi};
+    use passthru_testkit::procs::Cloud;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::sync::{watch, Semaphore};
+
+    /// No directory: every validation is refused as unreachable (none is sent).
+    #[derive(Debug)]
+    struct NoDirectory;
+
+    impl Validator for NoDirectory {
+        async fn validate(&self, _upn: &str, _password: &str) -> Result<Verdict, AgentError> {
+            Err(AgentError::DirectoryUnreachable)
+        }
+    }
+
+    /// One registered agent, ready to connect.
+    struct Registered {
+        ctx: Arc<AgentContext<NoDirectory>>,
+        endpoint: Endpoint,
+        tls: Arc<rustls::ClientConfig>,
+    }
+
+    /// Registers one agent through the admin API with fresh keys, as `passthru-agent
+    /// register` does (P-256 TLS key and CSR, X25519 HPKE key), and builds what its
+    /// connections share.
+    async fn register(
+        api: &AdminApi,
+        cloud_ca: &std::path::Path,
+        trace: &TraceLog,
+        i: usize,
+    ) -> anyhow::Result<Registered> {
+        let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "passthru-agent");
+        let csr_pem = params.serialize_request(&tls_key)?.pem()?;
+        let hpke = AgentKeyPair::generate();
+        let request = RegisterAgentRequest {
+            csr_pem,
+            hpke_public_key: base64::engine::general_purpose::STANDARD.encode(hpke.public_bytes()),
+            host: format!("bench-agent-{i:05}"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let answer: RegisterAgentResponse = api.post("agents/register", &request).await?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(answer.certificate_pem.as_bytes())
+                .collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(tls_key.serialize_pem().as_bytes())?;
+        let state = AgentState {
+            registration: Registration {
+                agent_id: answer.agent_id,
+                tenant_id: answer.tenant_id,
+                tenant_name: answer.tenant_name,
+                cloud_url: api.base.clone(),
+                agent_endpoint: answer.agent_endpoint.clone(),
+                registered_at: String::new(),
+            },
+            client_cert_chain: chain,
+            client_key: key,
+            hpke,
+            cloud_ca: Some(cloud_ca.to_path_buf()),
+        };
+        let tls = passthru_agent::tls_config::client_config(&state)?;
+        let endpoint = Endpoint::new(&answer.agent_endpoint, answer.tenant_id)?;
+        let ctx = AgentContext {
+            admission: Admission::new(
+                Identity {
+                    tenant_id: answer.tenant_id,
+                    agent_id: answer.agent_id,
+                    keys: state.hpke,
+                },
+                Duration::from_secs(300),
+                passthru_agent::replay::DEFAULT_CAPACITY,
+            ),
+            validator: NoDirectory,
+            limit: Arc::new(Semaphore::new(4)),
+            trace: trace.clone(),
+            hello: HelloInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                host: format!("bench-agent-{i:05}"),
+                upn_suffixes: vec![format!("idle{i}.example.test")],
+                sync_forests: Vec::new(),
+            },
+            skew_tolerance: Duration::from_secs(300),
+            stats: Default::default(),
+            wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
+                .map_err(|_| anyhow!("the random generator failed"))?,
+        };
+        Ok(Registered {
+            ctx: Arc::new(ctx),
+            endpoint,
+            tls,
+        })
+    }
+
+    /// `passthru_agents_connected` summed over tenants, from the metrics listener.
+    async fn connected_gauge(http: &reqwest::Client, metrics: &str) -> anyhow::Result<u64> {
+        let text = http
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("passthru_agents_connected"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>() as u64)
+    }
+
+    /// A free TCP port on 127.0.0.1 (bound, then released).
+    fn free_port() -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    }
+
+    pub async fn run(args: Args) -> anyhow::Result<()> {
+        let agents = args.num("--agents", 10_000)?.max(1) as usize;
+        let identities = (args.num("--identities", agents as u64)?.max(1) as usize).min(agents);
+        let wave = args.num("--wave", 500)?.max(1) as usize;
+        let hold = args.duration("--hold", Duration::from_secs(30))?;
+        let heartbeat = args.num("--heartbeat", 10)?.clamp(1, 300);
+        let need = agents as u64 + 1024;
+        match open_files_limit() {
+            Some(n) if n >= need => {}
+            other => bail!(
+                "{agents} connections need {need} open files, and the limit is {}: raise it with `ulimit -n {need}` first (bash scripts/bench-idle-agents.sh raises it as far as the hard limit allows)",
+                other.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into())
+            ),
+        }
+        println!(
+            "machine: {} cores, load average {}",
+            cores(),
+            load_average()
+        );
+
+        let dir = fresh_dir("bench-idle-agents")?;
+        let metrics = format!("127.0.0.1:{}", free_port()?);
+        let hb = heartbeat.to_string();
+        let cloud_dir = dir.clone();
+        let metrics_arg = metrics.clone();
+        let cloud = tokio::task::spawn_blocking(move || {
+            Cloud::start_with(
+                &cloud_dir,
+                passthru_testkit::fixture::TENANT,
+                passthru_testkit::fixture::ADMIN_UPN,
+                &passthru_testkit::procs::recorded_secret("Adm1n"),
+                passthru_testkit::fixture::ANY_PORT,
+                &[],
+                &["--heartbeat-seconds", &hb, "--metrics-listen", &metrics_arg],
+            )
+        })
+        .await??;
+        let cloud_pid = cloud
+            .pid()
+            .ok_or_else(|| anyhow!("the cloud is not running"))?;
+        let api = AdminApi::new(&cloud).await?;
+        // Plain HTTP for the metrics listener (the TLS settings go unused).
+        let plain = passthru_testkit::http::client(&cloud.ca_file())?;
+
+        // 1. Registrations, 8 at a time.
+        let started = Instant::now();
+        // One trace log shared by every agent: one open file, not one per agent.
+        let trace = TraceLog::open(&dir.join("trace.log"))?;
+        let next = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            let (api, ca, trace, next) =
+                (api.clone(), cloud.ca_file(), trace.clone(), next.clone());
+            workers.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= identities {
+                        break;
+                    }
+                    out.push((i, register(&api, &ca, &trace, i).await?));
+                }
+                anyhow::Ok(out)
+            }));
+        }
+        let mut registered = Vec::new();
+        for w in workers {
+            registered.extend(w.await??);
+        }
+        registered.sort_by_key(|(i, _)| *i);
+        let registered: Vec<Registered> = registered.into_iter().map(|(_, r)| r).collect();
+        println!(
+            "registered {} agents through the admin API in {:.1} s",
+            thousands(identities as u64),
+            started.elapsed().as_secs_f64()
+        );
+
+        // 2. The cloud at rest.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (before, _) = rss_kib(Some(cloud_pid));
+        println!(
+            "cloud RSS before any connection: {:.1} MiB",
+            before as f64 / 1024.0
+        );
+
+        // 3. Connect in waves.
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let connected = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let ended = Arc::new(AtomicU64::new(0));
+        let first_error: Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let registered: Vec<Arc<Registered>> = registered.into_iter().map(Arc::new).collect();
+        let started = Instant::now();
+        let cloud_cpu0 = cpu_seconds(cloud_pid)?;
+        let mut spawned = 0usize;
+        while spawned < agents {
+            let upto = (spawned + wave).min(agents);
+            for k in spawned..upto {
+                let reg = registered[k % identities].clone();
+                let (connected, failed, ended, first_error, shutdown) = (
+                    connected.clone(),
+                    failed.clone(),
+                    ended.clone(),
+                    first_error.clone(),
+                    shutdown.clone(),
+                );
+                tokio::spawn(async move {
+                    let note = |e: String| {
+                        if let Ok(mut f) = first_error.lock() {
+                            f.get_or_insert(e);
+                        }
+                    };
+                    match connect(&reg.endpoint, reg.tls.clone()).await {
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            note(e.to_string());
+                        }
+                        Ok(socket) => {
+                            connected.fetch_add(1, Ordering::Relaxed);
+                            let r = serve(reg.ctx.clone(), &reg.endpoint, socket, shutdown).await;
+                            ended.fetch_add(1, Ordering::Relaxed);
+                            if let Err(e) = r {
+                                note(e.to_string());
+                            }
+                        }
+                    }
+                });
+            }
+            spawned = upto;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while ((connected.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed)) as usize)
+                < spawned
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            eprint!(
+                "\r  connecting: {:>6} connected, {} failed, {:.0} s ",
+                thousands(connected.load(Ordering::Relaxed)),
+                failed.load(Ordering::Relaxed),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        eprintln!();
+        let connect_secs = started.elapsed().as_secs_f64();
+        let connect_cpu = cpu_seconds(cloud_pid)? - cloud_cpu0;
+        // Every connection says Hello right after Welcome; the gauge counts registered ones.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut gauge = connected_gauge(&plain, &metrics).await?;
+        while gauge < connected.load(Ordering::Relaxed) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            gauge = connected_gauge(&plain, &metrics).await?;
+        }
+        println!(
+            "connected {} agent connections ({} identities) in {connect_secs:.1} s, {} failed; the cloud counts {}; cloud CPU {connect_cpu:.1} s ({:.2} ms per connection)",
+            thousands(connected.load(Ordering::Relaxed)),
+            thousands(identities as u64),
+            failed.load(Ordering::Relaxed),
+            thousands(gauge),
+            connect_cpu * 1000.0 / connected.load(Ordering::Relaxed).max(1) as f64
+        );
+
+        // 4. Hold them idle for heartbeats, then measure.
+        println!(
+            "holding them idle for {:.0} s (heartbeat {heartbeat} s: pings and statistics both ways) ...",
+            hold.as_secs_f64()
+        );
+        let held = Instant::now();
+        let cpu_hold0 = cpu_seconds(cloud_pid)?;
+        tokio::time::sleep(hold).await;
+        let hold_cpu = cpu_seconds(cloud_pid)? - cpu_hold0;
+        let (after, hwm) = rss_kib(Some(cloud_pid));
+        let gauge = connected_gauge(&plain, &metrics).await?;
+        let still = connected.load(Ordering::Relaxed) - ended.load(Ordering::Relaxed);
+        let per = (after.saturating_sub(before)) as f64 * 1024.0 / 1000.0 / gauge.max(1) as f64;
+        println!();
+        println!(
+            "cloud RSS: before {:.1} MiB, with {} idle agents {:.1} MiB (peak {:.1} MiB)",
+            before as f64 / 1024.0,
+            thousands(gauge),
+            after as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+        println!(
+            "cloud memory per idle connected agent  {per:>6.1} KB (target <= {TARGET_KB_PER_AGENT:.0} KB with 10,000)  {}",
+            pass(per <= TARGET_KB_PER_AGENT && gauge >= 10_000)
+        );
+        println!(
+            "cloud CPU while idle: {:.1}% of one core over {:.0} s ({:.1} us per agent per second)",
+            hold_cpu * 100.0 / held.elapsed().as_secs_f64(),
+            held.elapsed().as_secs_f64(),
+            hold_cpu * 1e6 / held.elapsed().as_secs_f64() / gauge.max(1) as f64
+        );
+        println!(
+            "connections still open at the end: {} (the cloud counts {})",
+            thousands(still),
+            thousands(gauge)
+        );
+        if let Ok(f) = first_error.lock() {
+            if let Some(e) = f.as_ref() {
+                println!("  first connection error: {e}");
+            }
+        }
+        println!("machine load average at the end: {}", load_average());
+        let _ = shutdown_tx.send(true);
+        drop(cloud);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
