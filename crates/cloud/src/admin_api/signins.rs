@@ -232,7 +232,7 @@ mod tests {
             aadsts: Some(50126),
             win32: None,
             agent_id: None,
-            other_agents: Vec::new(),
+            other_agents: vec![uuid::Uuid::nil(), uuid::Uuid::max()],
             latency_ms: Some(12),
             correlation_id: "c".into(),
             client_ip: Some("127.0.0.1".into()),
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text:?}");
         assert_eq!(
             lines[1],
-            "1970-01-01T00:00:00Z,'=cmd|' /C calc'!A0,app,failure,50126,,,12,c,127.0.0.1"
+            "1970-01-01T00:00:00Z,'=cmd|' /C calc'!A0,app,failure,50126,,,00000000-0000-0000-0000-000000000000 ffffffff-ffff-ffff-ffff-ffffffffffff,12,c,127.0.0.1"
         );
     }
 }
