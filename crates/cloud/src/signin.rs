@@ -164,7 +164,7 @@ async fn decide(
         DomainKind::Managed if !tenant.pta_enabled => Err(fail(Aadsts::NoPasswordInCloud)),
         DomainKind::Managed => {
             synced_state(attempt, existing.as_ref())?;
-            pass_through(state, attempt, username, password, trail).await
+            pass_through(state, attempt, username, password, existing.as_ref(), trail).await
         }
     }
 }
@@ -272,6 +272,7 @@ async fn pass_through(
     attempt: &Attempt<'_>,
     username: &str,
     password: Zeroizing<String>,
+    existing: Option<&User>,
     trail: &mut Trail,
 ) -> Result<User, OAuthError> {
     let fail = |code: Aadsts| OAuthError::new(code, attempt.correlation_id);
@@ -300,7 +301,13 @@ async fn pass_through(
     trail.repeated = reply.repeated;
     trail.other_agents = reply.passed_over.clone();
     match reply.outcome {
-        Outcome::Success(dir_user) => record_user(state, attempt, &dir_user).await,
+        Outcome::Success(dir_user) => {
+            if let Some(known) = existing.filter(|u| unchanged(u, attempt, &dir_user, unix_now())) {
+                // The same user, signed in lately: nothing to write on this sign-in.
+                return Ok(known.clone());
+            }
+            record_user(state, attempt, &dir_user).await
+        }
         Outcome::Denied { win32 } => {
             trail.win32 = Some(win32);
             if win32 == Win32::InvalidWorkstation {
@@ -317,6 +324,23 @@ async fn pass_through(
         #[allow(unreachable_patterns)]
         _ => Err(fail(Aadsts::ServerError)),
     }
+}
+
+/// How stale `last_sign_in` may get before a sign-in refreshes it, seconds.
+const LAST_SIGN_IN_PRECISION: i64 = 300;
+
+/// Whether the cloud's record of an on-premises user already says what the directory just
+/// returned (same object, names and mail), with a recent last sign-in: then a sign-in
+/// writes nothing.
+fn unchanged(known: &User, attempt: &Attempt<'_>, dir_user: &DirectoryUser, now: i64) -> bool {
+    known.source == "onprem"
+        && known.id == onprem_object_id(attempt.tenant.id, dir_user.anchor())
+        && known.upn == dir_user.user_principal_name
+        && known.display_name == dir_user.display_name
+        && known.mail == dir_user.mail
+        && known
+            .last_sign_in
+            .is_some_and(|t| now.saturating_sub(t) < LAST_SIGN_IN_PRECISION)
 }
 
 pub(crate) async fn record_user(
@@ -368,6 +392,65 @@ fn server_error(e: impl std::fmt::Display, attempt: &Attempt<'_>) -> OAuthError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unchanged_user_signed_in_lately_is_not_written_again() {
+        let tenant = Tenant {
+            id: Uuid::new_v4(),
+            name: "contoso".into(),
+            pta_enabled: true,
+            settings: Default::default(),
+        };
+        let attempt = Attempt {
+            tenant: &tenant,
+            username: "a@corp.test",
+            client_id: None,
+            client_ip: None,
+            correlation_id: Uuid::nil(),
+        };
+        let dir = DirectoryUser {
+            object_guid: Uuid::new_v4(),
+            user_principal_name: "a@corp.test".into(),
+            sam_account_name: None,
+            display_name: Some("A".into()),
+            mail: None,
+            consistency_guid: None,
+        };
+        let known = User {
+            id: onprem_object_id(tenant.id, dir.anchor()),
+            tenant_id: tenant.id,
+            upn: "a@corp.test".into(),
+            display_name: Some("A".into()),
+            mail: None,
+            password_hash: None,
+            source: "onprem".into(),
+            immutable_id: None,
+            role: "none".into(),
+            enabled: true,
+            created_at: 0,
+            updated_at: None,
+            last_sign_in: Some(1_000),
+            sync: None,
+            writeback_allowed: false,
+        };
+        assert!(unchanged(&known, &attempt, &dir, 1_100));
+        assert!(!unchanged(
+            &known,
+            &attempt,
+            &dir,
+            1_000 + LAST_SIGN_IN_PRECISION
+        ));
+        let renamed = DirectoryUser {
+            display_name: Some("B".into()),
+            ..dir.clone()
+        };
+        assert!(!unchanged(&known, &attempt, &renamed, 1_100));
+        let other = DirectoryUser {
+            object_guid: Uuid::new_v4(),
+            ..dir
+        };
+        assert!(!unchanged(&known, &attempt, &other, 1_100));
+    }
 
     #[test]
     fn object_id_is_stable_and_tenant_scoped() {

@@ -33,10 +33,6 @@ fn needles(password: &str) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Every file below `root` (links are not followed).
 pub fn files_below(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -67,12 +63,20 @@ pub fn scan(root: &Path, passwords: &[String]) -> std::io::Result<(usize, Vec<Fi
         .filter(|(_, p)| p.chars().count() >= 6)
         .flat_map(|(i, p)| needles(p).into_iter().map(move |(enc, n)| (i, enc, n)))
         .collect();
+    // One pass over each file for every needle at once (Aho-Corasick): a plain search per
+    // needle made the scan of a full test run take minutes.
+    let matcher = aho_corasick::AhoCorasick::new(patterns.iter().map(|(_, _, n)| n))
+        .map_err(std::io::Error::other)?;
     let files = files_below(root);
     let mut findings = Vec::new();
     for file in &files {
         let bytes = std::fs::read(file)?;
-        for (i, enc, needle) in &patterns {
-            if contains(&bytes, needle) {
+        let mut seen = std::collections::BTreeSet::new();
+        for m in matcher.find_overlapping_iter(&bytes) {
+            seen.insert(m.pattern().as_usize());
+        }
+        for p in seen {
+            if let Some((i, enc, _)) = patterns.get(p) {
                 findings.push(Finding {
                     file: file.clone(),
                     encoding: enc,

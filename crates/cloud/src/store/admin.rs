@@ -389,6 +389,7 @@ impl Store {
         tenant_id: Uuid,
         f: &SignInFilter,
     ) -> Result<Vec<SignIn>> {
+        self.flush_sign_ins().await;
         let (result, aadsts) = match f.result.as_deref() {
             Some(r) => match r.parse::<i64>() {
                 Ok(code) => (None, Some(code)),
@@ -425,6 +426,7 @@ impl Store {
     /// Deletes each tenant's sign-in log lines older than its retention setting. Returns
     /// how many lines went.
     pub async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {
+        self.flush_sign_ins().await;
         let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
             .fetch_all(&self.pool)
             .await?

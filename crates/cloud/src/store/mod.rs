@@ -21,6 +21,7 @@ pub mod mfa;
 mod migrate;
 pub mod oidc;
 pub mod portal;
+mod signin_log;
 pub mod sync;
 pub mod writeback;
 
@@ -342,6 +343,8 @@ pub struct Store {
     tenants: std::sync::Arc<cache::TtlCache<Tenant>>,
     apps: std::sync::Arc<cache::TtlCache<App>>,
     pub(crate) domains_cache: std::sync::Arc<cache::TtlCache<Domain>>,
+    /// The sign-in log's writer task (`None` in the task's own copy).
+    sign_in_writer: Option<signin_log::Writer>,
 }
 
 pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
@@ -373,12 +376,15 @@ impl Store {
         migrate::run(&pool)
             .await
             .map_err(|e| StoreError::Db(e.into()))?;
-        Ok(Store {
+        let mut store = Store {
             pool,
             tenants: std::sync::Arc::new(cache::TtlCache::new()),
             apps: std::sync::Arc::new(cache::TtlCache::new()),
             domains_cache: std::sync::Arc::new(cache::TtlCache::new()),
-        })
+            sign_in_writer: None,
+        };
+        store.sign_in_writer = Some(signin_log::start(store.clone()));
+        Ok(store)
     }
 
     /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so
@@ -388,8 +394,9 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Closes the pool (flushes the WAL).
+    /// Writes the sign-in log lines still queued, then closes the pool (flushes the WAL).
     pub async fn close(&self) {
+        self.flush_sign_ins().await;
         self.pool.close().await;
     }
 
@@ -805,37 +812,8 @@ impl Store {
 
     // ---- sign-in log
 
-    pub async fn log_sign_in(&self, tenant_id: Uuid, s: &SignIn) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO signins (tenant_id, time_ms, username, client_id, result, aadsts, win32, agent_id, other_agents, latency_ms, correlation_id, client_ip)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(tenant_id.to_string())
-        .bind(s.time_ms)
-        .bind(&s.username)
-        .bind(&s.client_id)
-        .bind(&s.result)
-        .bind(s.aadsts.map(i64::from))
-        .bind(s.win32.map(i64::from))
-        .bind(s.agent_id.map(|a| a.to_string()))
-        .bind(
-            (!s.other_agents.is_empty()).then(|| {
-                s.other_agents
-                    .iter()
-                    .map(Uuid::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }),
-        )
-        .bind(s.latency_ms)
-        .bind(&s.correlation_id)
-        .bind(&s.client_ip)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn sign_ins(&self, tenant_id: Uuid, limit: i64) -> Result<Vec<SignIn>> {
+        self.flush_sign_ins().await;
         let rows =
             sqlx::query("SELECT * FROM signins WHERE tenant_id = ? ORDER BY id DESC LIMIT ?")
                 .bind(tenant_id.to_string())

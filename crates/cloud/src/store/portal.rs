@@ -163,6 +163,7 @@ impl Store {
         tenant_id: Uuid,
         since_ms: i64,
     ) -> Result<Vec<MinuteCount>> {
+        self.flush_sign_ins().await;
         let rows = sqlx::query(
             "SELECT time_ms / 60000 AS minute, result, COUNT(*) AS n FROM signins
              WHERE tenant_id = ? AND time_ms >= ?
@@ -190,6 +191,7 @@ impl Store {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<FailureCount>> {
+        self.flush_sign_ins().await;
         let rows = sqlx::query(
             "SELECT aadsts, win32, COUNT(*) AS n FROM signins
              WHERE tenant_id = ? AND time_ms >= ? AND result <> 'success'
@@ -220,6 +222,7 @@ impl Store {
         pass_through: bool,
         limit: i64,
     ) -> Result<Vec<i64>> {
+        self.flush_sign_ins().await;
         let rows = sqlx::query(
             "SELECT latency_ms FROM signins
              WHERE tenant_id = ? AND time_ms >= ? AND latency_ms IS NOT NULL
