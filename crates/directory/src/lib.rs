@@ -536,11 +536,9 @@ impl Directory {
         best.map(|(forest, _)| forest)
     }
 
-    /// Checks `password` for `upn` with the user's forest.
-    ///
-    /// An empty password (which AD would take as an unauthenticated bind and accept) and a
-    /// UPN with nothing before '@' are denied with 1326 without asking the directory.
-    pub async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, DirectoryError> {
+    /// The forest serving `upn` (else [`DirectoryError::NotRoutable`]), and whether the UPN
+    /// has a name before '@' (a UPN without one is answered 1326 without asking).
+    pub(crate) fn route_upn(&self, upn: &str) -> Result<(&Forest, bool), DirectoryError> {
         let forest = self.route(upn).ok_or_else(|| DirectoryError::NotRoutable {
             suffix: upn
                 .rsplit_once('@')
@@ -548,7 +546,16 @@ impl Directory {
                 .unwrap_or_default(),
         })?;
         let local = upn.rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
-        if password.is_empty() || local.trim().is_empty() {
+        Ok((forest, !local.trim().is_empty()))
+    }
+
+    /// Checks `password` for `upn` with the user's forest.
+    ///
+    /// An empty password (which AD would take as an unauthenticated bind and accept) and a
+    /// UPN with nothing before '@' are denied with 1326 without asking the directory.
+    pub async fn validate(&self, upn: &str, password: &str) -> Result<Verdict, DirectoryError> {
+        let (forest, named) = self.route_upn(upn)?;
+        if password.is_empty() || !named {
             return Ok(Verdict::Denied(Win32::LogonFailure));
         }
         let result = forest.validate(upn, password, &self.timeouts).await;

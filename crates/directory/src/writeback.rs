@@ -145,14 +145,8 @@ impl Directory {
         service: Option<&SyncCredentials>,
         now: i64,
     ) -> Result<WriteVerdict, DirectoryError> {
-        let forest = self.route(upn).ok_or_else(|| DirectoryError::NotRoutable {
-            suffix: upn
-                .rsplit_once('@')
-                .map(|(_, s)| s.to_string())
-                .unwrap_or_default(),
-        })?;
-        let local = upn.rsplit_once('@').map(|(l, _)| l).unwrap_or_default();
-        if local.trim().is_empty() {
+        let (forest, named) = self.route_upn(upn)?;
+        if !named {
             return Ok(WriteVerdict::Denied(Win32::LogonFailure));
         }
         match write {

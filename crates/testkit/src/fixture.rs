@@ -224,6 +224,30 @@ impl PtaTenant {
         Ok(agent)
     }
 
+    /// Waits (up to 60 s) until directory sync brought `upn` into the cloud (`user show`
+    /// has its `synced` object).
+    pub fn wait_synced(&self, upn: &str) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let out = self.cloud.admin_as(
+                &self.cloud.tenant,
+                &self.cloud.admin_upn,
+                &self.cloud.admin_password,
+                &["--json", "user", "show", upn],
+            )?;
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+                if v["synced"].is_object() {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                anyhow::bail!("{upn} was not synced within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// `pta enable`, which must succeed.
     pub fn enable_pta(&self) -> anyhow::Result<()> {
         self.cloud.admin(&["pta", "enable"]).map(drop)

@@ -43,29 +43,6 @@ fn admin_service_account(forest: &BedForest) -> anyhow::Result<(String, PathBuf)
     ))
 }
 
-/// Waits until directory sync brought `upn` into the cloud.
-async fn wait_synced(t: &PtaTenant, upn: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        let out = t.cloud.admin_as(
-            &t.cloud.tenant,
-            &t.cloud.admin_upn,
-            &t.cloud.admin_password,
-            &["--json", "user", "show", upn],
-        )?;
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout)?;
-            if v["synced"].is_object() {
-                return Ok(());
-            }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("{upn} was not synced within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn authorize_url(client_id: &str) -> String {
     let verifier_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     format!(
@@ -196,7 +173,7 @@ async fn change_reset_and_policy_sentences() -> anyhow::Result<()> {
         t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(&svc, &svc_file, 3600)])?;
     t.enable_pta()?;
     for u in [&must, &strict, &easy, &reset, &plain] {
-        wait_synced(&t, &u.upn).await?;
+        t.wait_synced(&u.upn)?;
     }
     let client_id = t.client_id()?.to_string();
     let mut b = FormBrowser::new(&t.cloud.ca_file(), &t.cloud.url)?;
@@ -443,7 +420,7 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     let _agent =
         t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(&svc.upn, &file, 3600)])?;
     t.enable_pta()?;
-    wait_synced(&t, &target.upn).await?;
+    t.wait_synced(&target.upn)?;
     let out = t
         .cloud
         .admin_with_user_password(&["user", "reset-password", &target.upn], "Any-Passw0rd-1!")?;
@@ -487,7 +464,7 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
     b.run()?;
     t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
     t.enable_pta()?;
-    wait_synced(&t, &u.upn).await?;
+    t.wait_synced(&u.upn)?;
     t.cloud.admin(&["settings", "set", "writeback", "true"])?;
     let client = t.sign_in()?;
     let next = recorded_secret("Wb-Next!");

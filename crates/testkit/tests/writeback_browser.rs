@@ -12,41 +12,16 @@
 //! Needs /usr/bin/chromium, /usr/bin/chromedriver, selenium and authlib
 //! (`PASSTHRU_NEED_BROWSER=1 bash scripts/deps.sh`).
 
-use std::time::{Duration, Instant};
-
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use passthru_testkit::bed;
 use passthru_testkit::chromium::{
     authz, browser_password, code_from_callback, read_enrolment, sign_out, totp, usable_step,
     Chromium,
 };
-use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant};
+use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, secret_file, ForestEntry};
 use passthru_testkit::{AccountState, TestUser};
-use serde_json::{json, Value};
-
-/// Waits until directory sync brought `upn` into the cloud.
-async fn wait_synced(t: &PtaTenant, upn: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        let out = t.cloud.admin_as(
-            &t.cloud.tenant,
-            &t.cloud.admin_upn,
-            &t.cloud.admin_password,
-            &["--json", "user", "show", upn],
-        )?;
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout)?;
-            if v["synced"].is_object() {
-                return Ok(());
-            }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("{upn} was not synced within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use serde_json::json;
 
 fn text_of(b: &mut Chromium) -> anyhow::Result<String> {
     Ok(b.page()?["text"].as_str().unwrap_or_default().to_string())
@@ -93,8 +68,8 @@ async fn must_change_and_self_service_reset_in_chromium() -> anyhow::Result<()> 
         3600,
     )])?;
     t.enable_pta()?;
-    wait_synced(&t, &must.upn).await?;
-    wait_synced(&t, &sspr.upn).await?;
+    t.wait_synced(&must.upn)?;
+    t.wait_synced(&sspr.upn)?;
     t.cloud.admin(&["settings", "set", "writeback", "true"])?;
     for u in [&must, &sspr] {
         t.cloud.admin(&["user", "writeback", &u.upn, "on"])?;
