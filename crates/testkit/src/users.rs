@@ -423,6 +423,27 @@ impl Admin {
     }
 
     /// Replaces text attributes of an entry.
+    /// The user's `badPwdCount` (0 when absent).
+    pub async fn bad_pwd_count(&mut self, dn: &str) -> anyhow::Result<u32> {
+        let (entries, _) = self
+            .ldap
+            .with_timeout(OP_TIMEOUT)
+            .search(
+                dn,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["badPwdCount"],
+            )
+            .await?
+            .success()?;
+        Ok(entries
+            .into_iter()
+            .next()
+            .map(ldap3::SearchEntry::construct)
+            .and_then(|e| e.attrs.get("badPwdCount")?.first()?.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Resets a user's password as the administrator (as a help desk would, on premises).
     pub async fn set_password(&mut self, dn: &str, password: &str) -> anyhow::Result<()> {
         self.modify(dn, vec![replace("unicodePwd", unicode_pwd(password))])

@@ -24,7 +24,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _};
-use ldap3::{Scope, SearchEntry};
 use passthru_testkit::bed::{self, BedForest};
 use passthru_testkit::fixture::{AgentStage, PtaSetup, PtaTenant, TENANT};
 use passthru_testkit::forest::{Forest, ForestSpec};
@@ -1151,21 +1150,6 @@ async fn delayed(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duratio
     tokio::join!(read, write);
 }
 
-async fn bad_pwd_count(admin: &mut Admin, dn: &str) -> anyhow::Result<u32> {
-    let (entries, _) = admin
-        .ldap()
-        .with_timeout(Duration::from_secs(10))
-        .search(dn, Scope::Base, "(objectClass=*)", vec!["badPwdCount"])
-        .await?
-        .success()?;
-    Ok(entries
-        .into_iter()
-        .next()
-        .map(SearchEntry::construct)
-        .and_then(|e| e.attrs.get("badPwdCount")?.first()?.parse().ok())
-        .unwrap_or(0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_dc_behind_one_agent() -> anyhow::Result<()> {
     bounded("a slow DC", CASE_TIMEOUT, slow_dc()).await
@@ -1239,7 +1223,7 @@ async fn slow_dc() -> anyhow::Result<()> {
     let client = t.sign_in()?;
     let mut routed_slow = 0;
     for p in &probes {
-        let before = bad_pwd_count(&mut admin, &p.dn(&corp.base_dn)).await?;
+        let before = admin.bad_pwd_count(&p.dn(&corp.base_dn)).await?;
         ensure!(before == 0, "{} starts with badPwdCount {before}", p.upn);
         let r = client
             .password(TENANT, &p.upn, &recorded_secret("Wr0ng"))
@@ -1265,7 +1249,7 @@ async fn slow_dc() -> anyhow::Result<()> {
         if agent == slow_id {
             routed_slow += 1;
         }
-        let after = bad_pwd_count(&mut admin, &p.dn(&corp.base_dn)).await?;
+        let after = admin.bad_pwd_count(&p.dn(&corp.base_dn)).await?;
         ensure!(
             after == 1,
             "one wrong password for {} raised badPwdCount to {after} (answered by {})",

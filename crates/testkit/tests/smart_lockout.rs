@@ -124,24 +124,6 @@ async fn the_cloud_locks_before_active_directory_does() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bad_pwd_count(
-    admin: &mut passthru_testkit::users::Admin,
-    dn: &str,
-) -> anyhow::Result<u32> {
-    let (entries, _) = admin
-        .ldap()
-        .with_timeout(Duration::from_secs(10))
-        .search(dn, Scope::Base, "(objectClass=*)", vec!["badPwdCount"])
-        .await?
-        .success()?;
-    Ok(entries
-        .into_iter()
-        .next()
-        .map(SearchEntry::construct)
-        .and_then(|e| e.attrs.get("badPwdCount")?.first()?.parse().ok())
-        .unwrap_or(0))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_wrong_password_again_is_counted_once() -> anyhow::Result<()> {
     let corp = bed::corp()?;
@@ -168,13 +150,13 @@ async fn the_same_wrong_password_again_is_counted_once() -> anyhow::Result<()> {
             .await?;
         assert_eq!(r.code(), Some(50126), "{:?}", r.body);
     }
-    assert_eq!(bad_pwd_count(&mut admin, &dn).await?, 1);
+    assert_eq!(admin.bad_pwd_count(&dn).await?, 1);
     // A second, different mistake is counted: the cloud's threshold (2) is reached.
     let r = client
         .password("contoso", &user.upn, "Another-Passw0rd-2!")
         .await?;
     assert_eq!(r.code(), Some(50126), "{:?}", r.body);
-    assert_eq!(bad_pwd_count(&mut admin, &dn).await?, 2);
+    assert_eq!(admin.bad_pwd_count(&dn).await?, 2);
     let r = client
         .password("contoso", &user.upn, &user.password)
         .await?;
@@ -218,7 +200,7 @@ async fn ad_threshold_five_cloud_threshold_three() -> anyhow::Result<()> {
         ten_wrong_passwords(&client, &user.upn).await?,
         locked_after(3)
     );
-    let bad = bad_pwd_count(&mut admin, &dn).await?;
+    let bad = admin.bad_pwd_count(&dn).await?;
     assert_eq!(bad, 3, "AD saw only the cloud's first three");
     assert!(bad < 5);
     assert!(

@@ -442,6 +442,27 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     Ok(())
 }
 
+/// `rounds` pairs of concurrent password grants (least-in-flight dispatch sends the two of
+/// a pair to two agents); the AADSTS code of each (`None`: tokens).
+async fn in_pairs(
+    client: &passthru_testkit::http::SignInClient,
+    upn: &str,
+    password: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<Option<u64>>> {
+    let mut codes = Vec::new();
+    for _ in 0..rounds {
+        let (r1, r2) = tokio::join!(
+            client.password("contoso", upn, password),
+            client.password("contoso", upn, password)
+        );
+        for r in [r1?, r2?] {
+            codes.push(if r.ok() { None } else { r.code() });
+        }
+    }
+    Ok(codes)
+}
+
 /// Two agents, each remembering a password the user tried before it was theirs: after the
 /// change through the cloud, that password signs in at once through either agent (the
 /// cloud tells every agent to forget the user's remembered wrong passwords).
@@ -471,13 +492,8 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
     // Tried before it was set, in pairs so that both agents see it (least-in-flight
     // dispatch spreads concurrent requests): now remembered as wrong by both.
     let mut agents_seen = std::collections::HashSet::new();
-    for _ in 0..3 {
-        let (r1, r2) = tokio::join!(
-            client.password("contoso", &u.upn, &next),
-            client.password("contoso", &u.upn, &next)
-        );
-        assert_eq!(r1?.code(), Some(50126));
-        assert_eq!(r2?.code(), Some(50126));
+    for code in in_pairs(&client, &u.upn, &next, 3).await? {
+        assert_eq!(code, Some(50126));
     }
     let log: Value = serde_json::from_str(&t.cloud.admin(&[
         "--json", "signins", "list", "--user", &u.upn, "--result", "50126",
@@ -499,13 +515,8 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
     );
     // It signs in at once, through both agents.
     let mut ok_agents = std::collections::HashSet::new();
-    for _ in 0..3 {
-        let (r1, r2) = tokio::join!(
-            client.password("contoso", &u.upn, &next),
-            client.password("contoso", &u.upn, &next)
-        );
-        let (r1, r2) = (r1?, r2?);
-        assert!(r1.ok() && r2.ok(), "{:?} {:?}", r1.body, r2.body);
+    for code in in_pairs(&client, &u.upn, &next, 3).await? {
+        assert_eq!(code, None, "signs in");
     }
     let log: Value = serde_json::from_str(&t.cloud.admin(&[
         "--json", "signins", "list", "--user", &u.upn, "--result", "success",
@@ -520,13 +531,8 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
     // The same, with the password changed on premises (not through the cloud): the next sync
     // run sees pwdLastSet move and the cloud tells every agent to forget.
     let later = recorded_secret("Wb-Later!");
-    for _ in 0..2 {
-        let (r1, r2) = tokio::join!(
-            client.password("contoso", &u.upn, &later),
-            client.password("contoso", &u.upn, &later)
-        );
-        assert_eq!(r1?.code(), Some(50126));
-        assert_eq!(r2?.code(), Some(50126));
+    for code in in_pairs(&client, &u.upn, &later, 2).await? {
+        assert_eq!(code, Some(50126));
     }
     let synced = |t: &PtaTenant| -> anyhow::Result<Value> {
         Ok(
@@ -548,13 +554,8 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for _ in 0..3 {
-        let (r1, r2) = tokio::join!(
-            client.password("contoso", &u.upn, &later),
-            client.password("contoso", &u.upn, &later)
-        );
-        let (r1, r2) = (r1?, r2?);
-        assert!(r1.ok() && r2.ok(), "{:?} {:?}", r1.body, r2.body);
+    for code in in_pairs(&client, &u.upn, &later, 3).await? {
+        assert_eq!(code, None, "signs in");
     }
     admin.delete(&u.dn(&corp.base_dn)).await?;
     Ok(())
