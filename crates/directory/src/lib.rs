@@ -105,9 +105,25 @@ pub struct ForestConfig {
 /// The bind DN for `upn` from a forest's `bind_dn_template`.
 pub fn bind_dn_from_template(template: &str, upn: &str) -> String {
     let local = upn.rsplit_once('@').map_or(upn, |(l, _)| l);
-    template
-        .replace("{local}", &ldap3::dn_escape(local))
-        .replace("{upn}", &ldap3::dn_escape(upn))
+    // One pass, so that a value containing a placeholder's text is never expanded again.
+    let mut out = String::with_capacity(template.len() + upn.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{local}") {
+            out.push_str(&ldap3::dn_escape(local));
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{upn}") {
+            out.push_str(&ldap3::dn_escape(upn));
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Timeouts of the directory's network calls.
@@ -605,6 +621,11 @@ mod tests {
         assert_eq!(
             bind_dn_from_template("cn={upn},dc=x", "ann@x.test"),
             "cn=ann@x.test,dc=x"
+        );
+        // A name holding a placeholder's text is not expanded again.
+        assert_eq!(
+            bind_dn_from_template("uid={local},o={x}", "{upn}@x.test"),
+            "uid={upn},o={x}"
         );
         let ca = ca_file("template")?;
         let mut f = forest("x", &["x.test"], &ca)?;
