@@ -842,6 +842,8 @@ mod idle {
         let hb = heartbeat.to_string();
         let cloud_dir = dir.clone();
         let metrics_arg = metrics.clone();
+        // One tenant holds every agent here: lift the per-tenant limit (40 by default).
+        let cap = identities.max(40).to_string();
         let cloud = tokio::task::spawn_blocking(move || {
             Cloud::start_with(
                 &cloud_dir,
@@ -850,7 +852,14 @@ mod idle {
                 &passthru_testkit::procs::recorded_secret("Adm1n"),
                 passthru_testkit::fixture::ANY_PORT,
                 &[],
-                &["--heartbeat-seconds", &hb, "--metrics-listen", &metrics_arg],
+                &[
+                    "--heartbeat-seconds",
+                    &hb,
+                    "--metrics-listen",
+                    &metrics_arg,
+                    "--max-agents-per-tenant",
+                    &cap,
+                ],
             )
         })
         .await??;
