@@ -44,6 +44,25 @@ pub async fn usable_step(last: i64) -> i64 {
     }
 }
 
+/// Starts one of the testkit's browser scripts (`tests/NAME`) with Python: stdin and stdout
+/// piped for its JSON lines, stderr to `log`, and no CA bundle overrides in its environment
+/// (its TLS must trust only the cloud's CA, or pin the cloud's key).
+pub fn browser_script(name: &str, log: &Path) -> anyhow::Result<Child> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name);
+    Command::new("python3")
+        .arg(&script)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(log)?))
+        .spawn()
+        .with_context(|| format!("starting python3 {name}"))
+}
+
 /// Chromium, one command at a time (see mfa_browser.py).
 #[derive(Debug)]
 pub struct Chromium {
@@ -54,17 +73,7 @@ pub struct Chromium {
 
 impl Chromium {
     pub fn start(spec: &Value, log: &Path) -> anyhow::Result<(Chromium, String)> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mfa_browser.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .env_remove("REQUESTS_CA_BUNDLE")
-            .env_remove("CURL_CA_BUNDLE")
-            .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(log)?))
-            .spawn()
-            .context("starting python3 mfa_browser.py")?;
+        let mut child = browser_script("mfa_browser.py", log)?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
         let mut c = Chromium {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -34,18 +34,8 @@ struct Rp {
 
 impl Rp {
     fn start(dir: &Path) -> anyhow::Result<Rp> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser_rp.py");
         let log = dir.join("rp.log");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .env_remove("REQUESTS_CA_BUNDLE")
-            .env_remove("CURL_CA_BUNDLE")
-            .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log)?))
-            .spawn()
-            .context("starting python3 browser_rp.py")?;
+        let mut child = passthru_testkit::chromium::browser_script("browser_rp.py", &log)?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {

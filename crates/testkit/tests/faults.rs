@@ -261,6 +261,35 @@ async fn burst(t: &PtaTenant, credentials: &[Credential], n: usize) -> anyhow::R
     Ok(())
 }
 
+/// After a fault ends: 12 concurrent sign-ins, of which agent `id` must answer some.
+async fn serves_again(
+    t: &PtaTenant,
+    credentials: &[Credential],
+    id: &str,
+    label: &str,
+    v: &mut Verdict,
+) -> anyhow::Result<()> {
+    let before = served(t)?.get(id).copied().unwrap_or(0);
+    v.check(
+        &format!("{label}: a burst"),
+        burst(t, credentials, 12).await,
+    );
+    let after = served(t)?.get(id).copied().unwrap_or(0);
+    eprintln!(
+        "{label}, 12 concurrent sign-ins: the agent answered {}",
+        after - before
+    );
+    v.check(
+        &format!("{label}: the agent serves again"),
+        if after > before {
+            Ok(())
+        } else {
+            Err(anyhow!("it answered none of 12 concurrent sign-ins"))
+        },
+    );
+    Ok(())
+}
+
 /// How often the cloud re-sent a request because its agent's connection ended.
 fn resent(t: &PtaTenant) -> usize {
     t.cloud.log().matches("trying another agent").count()
@@ -439,21 +468,14 @@ async fn sigstop() -> anyhow::Result<()> {
         active.map(drop).context("both agents active again"),
     );
     // It serves again: concurrent sign-ins reach it.
-    let before = served(&t)?.get(&stuck_id).copied().unwrap_or(0);
-    v.check("a burst after SIGCONT", burst(&t, &credentials, 12).await);
-    let after = served(&t)?.get(&stuck_id).copied().unwrap_or(0);
-    eprintln!(
-        "SIGSTOP: after SIGCONT, 12 concurrent sign-ins: the agent answered {}",
-        after - before
-    );
-    v.check(
-        "the agent serves again after SIGCONT",
-        if after > before {
-            Ok(())
-        } else {
-            Err(anyhow!("it answered none of 12 concurrent sign-ins"))
-        },
-    );
+    serves_again(
+        &t,
+        &credentials,
+        &stuck_id,
+        "SIGSTOP: after SIGCONT",
+        &mut v,
+    )
+    .await?;
     v.end()
 }
 
@@ -1003,21 +1025,14 @@ async fn network_cut(uid: u32, gid: u32) -> anyhow::Result<()> {
         "the cut agent comes back after the heal",
         active.map(drop).context("both agents active again"),
     );
-    let before = served(&t)?.get(&cut_id).copied().unwrap_or(0);
-    v.check("a burst after the heal", burst(&t, &credentials, 12).await);
-    let after = served(&t)?.get(&cut_id).copied().unwrap_or(0);
-    eprintln!(
-        "network cut: after the heal, 12 concurrent sign-ins: the cut agent answered {}",
-        after - before
-    );
-    v.check(
-        "the cut agent serves again after the heal",
-        if after > before {
-            Ok(())
-        } else {
-            Err(anyhow!("it answered none of 12 concurrent sign-ins"))
-        },
-    );
+    serves_again(
+        &t,
+        &credentials,
+        &cut_id,
+        "network cut: after the heal",
+        &mut v,
+    )
+    .await?;
     drop(other);
     drop(cut_agent);
     let mut passwords: Vec<String> = credentials.iter().map(|c| c.password.clone()).collect();

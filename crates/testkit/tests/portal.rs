@@ -10,7 +10,6 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, ensure, Context as _};
 use passthru_proto::admin::ADMIN_CLIENT_ID;
@@ -34,17 +33,7 @@ const KEYS: [&str; 8] = [
 ];
 
 fn run_browser(spec: &Value, log: &Path) -> anyhow::Result<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal_browser.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(log)?))
-        .spawn()
-        .context("starting python3 portal_browser.py")?;
+    let mut child = passthru_testkit::chromium::browser_script("portal_browser.py", log)?;
     {
         let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
         writeln!(stdin, "{spec}")?;

@@ -442,6 +442,25 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     Ok(())
 }
 
+/// The agents that answered `upn`'s sign-ins with `result` (`success`, or an AADSTS code),
+/// and the log they were read from.
+fn answering_agents(
+    t: &PtaTenant,
+    upn: &str,
+    result: &str,
+) -> anyhow::Result<(std::collections::HashSet<String>, Value)> {
+    let log: Value = serde_json::from_str(&t.cloud.admin(&[
+        "--json", "signins", "list", "--user", upn, "--result", result,
+    ])?)?;
+    let agents = log["signins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["agent_id"].as_str().map(str::to_string))
+        .collect();
+    Ok((agents, log))
+}
+
 /// `rounds` pairs of concurrent password grants (least-in-flight dispatch sends the two of
 /// a pair to two agents); the AADSTS code of each (`None`: tokens).
 async fn in_pairs(
@@ -491,18 +510,10 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
     let next = recorded_secret("Wb-Next!");
     // Tried before it was set, in pairs so that both agents see it (least-in-flight
     // dispatch spreads concurrent requests): now remembered as wrong by both.
-    let mut agents_seen = std::collections::HashSet::new();
     for code in in_pairs(&client, &u.upn, &next, 3).await? {
         assert_eq!(code, Some(50126));
     }
-    let log: Value = serde_json::from_str(&t.cloud.admin(&[
-        "--json", "signins", "list", "--user", &u.upn, "--result", "50126",
-    ])?)?;
-    for l in log["signins"].as_array().cloned().unwrap_or_default() {
-        if let Some(agent) = l["agent_id"].as_str() {
-            agents_seen.insert(agent.to_string());
-        }
-    }
+    let (agents_seen, log) = answering_agents(&t, &u.upn, "50126")?;
     assert_eq!(agents_seen.len(), 2, "both agents saw the password: {log}");
     // An administrator resets the password to it (through one agent).
     let out = t
@@ -514,18 +525,10 @@ async fn a_changed_password_works_at_once_through_any_agent() -> anyhow::Result<
         String::from_utf8_lossy(&out.stderr)
     );
     // It signs in at once, through both agents.
-    let mut ok_agents = std::collections::HashSet::new();
     for code in in_pairs(&client, &u.upn, &next, 3).await? {
         assert_eq!(code, None, "signs in");
     }
-    let log: Value = serde_json::from_str(&t.cloud.admin(&[
-        "--json", "signins", "list", "--user", &u.upn, "--result", "success",
-    ])?)?;
-    for l in log["signins"].as_array().cloned().unwrap_or_default() {
-        if let Some(agent) = l["agent_id"].as_str() {
-            ok_agents.insert(agent.to_string());
-        }
-    }
+    let (ok_agents, log) = answering_agents(&t, &u.upn, "success")?;
     assert_eq!(ok_agents.len(), 2, "both agents accepted it: {log}");
 
     // The same, with the password changed on premises (not through the cloud): the next sync
