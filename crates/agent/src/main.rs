@@ -22,8 +22,16 @@ fn init_logging(default: &str) {
         .init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The async runtime: one thread (no work handed between threads), or `threads` workers.
+fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(threads));
+        b
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| {
@@ -66,7 +74,7 @@ fn main() -> ExitCode {
                 state_dir: args.state_dir,
                 force: args.force,
             };
-            let rt = match runtime() {
+            let rt = match runtime(1) {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
                 state_dir: args.state_dir,
                 config: args.config,
             };
-            let rt = match runtime() {
+            let rt = match runtime(args.threads) {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };

@@ -59,6 +59,11 @@ enum Command {
         /// Authentication agents a tenant may register (not revoked), as Azure allows.
         #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         max_agents_per_tenant: u32,
+        /// Threads serving requests and agent connections (default: one per CPU core). Fewer
+        /// threads hand less work between them; on a host shared with other busy processes
+        /// one or two do best.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: Option<u16>,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -150,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dns_server,
             metrics_listen,
             max_agents_per_tenant,
+            threads: _,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
@@ -168,10 +174,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve {
+        threads: Some(n), ..
+    } = &cli.command
     {
+        builder.worker_threads(usize::from(*n));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -52,6 +52,7 @@ pub struct PtaSetup<'a> {
     redirect_uris: Vec<String>,
     agent: AgentStage,
     pta: bool,
+    serve_args: Vec<String>,
 }
 
 impl<'a> PtaSetup<'a> {
@@ -67,7 +68,14 @@ impl<'a> PtaSetup<'a> {
             redirect_uris: Vec::new(),
             agent: AgentStage::Running,
             pta: true,
+            serve_args: Vec::new(),
         }
+    }
+
+    /// Extra arguments for the cloud's `serve` (e.g. `--threads 1`).
+    pub fn serve_args(mut self, args: &[&str]) -> Self {
+        self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// The cloud listens on `listen` (e.g. `127.0.0.1:443`).
@@ -126,7 +134,16 @@ impl<'a> PtaSetup<'a> {
         let admin_password = self
             .admin_password
             .unwrap_or_else(|| recorded_secret("Adm1n"));
-        let cloud = Cloud::start(&self.dir, TENANT, ADMIN_UPN, &admin_password, &self.listen)?;
+        let serve_args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
+        let cloud = Cloud::start_with(
+            &self.dir,
+            TENANT,
+            ADMIN_UPN,
+            &admin_password,
+            &self.listen,
+            &[],
+            &serve_args,
+        )?;
         let mut tenant = PtaTenant {
             agent: None,
             cloud,

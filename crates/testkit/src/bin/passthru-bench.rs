@@ -63,7 +63,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const SCOPE: &str = "openid profile";
 
 fn usage() -> &'static str {
-    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd] [--cloud-threads N]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
 }
 
 /// Command-line arguments as `--name value` pairs.
@@ -128,7 +128,9 @@ async fn main() -> anyhow::Result<()> {
                     "--concurrency",
                     "--duration",
                     "--warmup",
+                    "--rounds",
                     "--directory",
+                    "--cloud-threads",
                 ],
             )?)
             .await
@@ -285,6 +287,10 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     if directory != "samba" && directory != "slapd" {
         bail!("--directory {directory}: use samba or slapd");
     }
+    let cloud_threads = match args.get("--cloud-threads") {
+        Some(_) => Some(args.num("--cloud-threads", 0)?.clamp(1, 1024).to_string()),
+        None => None,
+    };
     println!(
         "machine: {} cores, load average {}",
         cores(),
@@ -351,8 +357,18 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     let setup_bed = bed.clone();
     let setup_dir = run_dir.clone();
     let setup_template = template.clone();
+    let serve_args: Vec<String> = cloud_threads
+        .iter()
+        .flat_map(|n| ["--threads".to_string(), n.clone()])
+        .collect();
+    match &cloud_threads {
+        Some(n) => println!("cloud: serve --threads {n}; agent: one thread (its default)"),
+        None => println!("cloud: one worker thread per core (its default); agent: one thread (its default)"),
+    }
     let t = tokio::task::spawn_blocking(move || {
+        let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
         let mut t = PtaSetup::new(&setup_dir, &setup_bed)
+            .serve_args(&serve_args)
             .app("Bench")
             .agent(AgentStage::None)
             .pta(false)
