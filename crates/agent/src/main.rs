@@ -31,13 +31,10 @@ fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
         b.worker_threads(usize::from(threads));
         b
     };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        })
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

@@ -15,6 +15,8 @@ use crate::gateway::DispatchError;
 use crate::oauth_error::OAuthError;
 use crate::settings::SignInAttribute;
 use crate::state::{unix_ms, unix_now, AppState};
+use crate::store::lockout::Lockout;
+use crate::store::mfa::MfaRecord;
 use crate::store::{DomainKind, OnpremUser, SignIn, Tenant, User};
 
 /// Who is signing in, and from where.
@@ -42,6 +44,16 @@ struct Trail {
     repeated: bool,
     /// Agents the request went to first that did not answer.
     other_agents: Vec<Uuid>,
+    /// The MFA row of the user of this id, when the first read brought it along.
+    mfa: Option<(Uuid, MfaRecord)>,
+}
+
+/// A checked password's user, with their MFA row when the check read it along (the password
+/// grant then needs no second read).
+#[derive(Debug)]
+pub struct Checked {
+    pub user: User,
+    pub mfa: Option<MfaRecord>,
 }
 
 pub use crate::store::sync::onprem_object_id;
@@ -52,6 +64,17 @@ pub async fn check_password(
     attempt: &Attempt<'_>,
     password: Zeroizing<String>,
 ) -> Result<User, OAuthError> {
+    check_password_and_mfa(state, attempt, password)
+        .await
+        .map(|c| c.user)
+}
+
+/// Like [`check_password`], also returning the user's MFA row when it was read along.
+pub async fn check_password_and_mfa(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    password: Zeroizing<String>,
+) -> Result<Checked, OAuthError> {
     let started = Instant::now();
     let mut trail = Trail::default();
     let result = decide(state, attempt, password, &mut trail).await;
@@ -88,7 +111,11 @@ pub async fn check_password(
         Err(e) => tracing::info!(tenant = %attempt.tenant.name, user = %attempt.username,
             code = e.code.code(), win32 = ?trail.win32.map(Win32::code), correlation = %attempt.correlation_id, "sign-in failed"),
     }
-    result
+    let mfa = trail.mfa.take();
+    result.map(|user| Checked {
+        mfa: mfa.filter(|(id, _)| *id == user.id).map(|(_, m)| m),
+        user,
+    })
 }
 
 async fn decide(
@@ -108,7 +135,7 @@ async fn decide(
     if password.is_empty() {
         return Err(fail(Aadsts::InvalidCredentials));
     }
-    let existing = find_user(state, attempt, username).await?;
+    let (existing, lockout) = look_up(state, attempt, username, trail).await?;
     // With sign-in by mail, the user's on-premises UPN is what the agent binds with.
     let username = existing
         .as_ref()
@@ -122,11 +149,6 @@ async fn decide(
     }
     // Smart lockout: a locked name gets 50053 with no password check and no agent round
     // trip, so an attacker cannot drive the on-premises account into AD's lockout.
-    let lockout = state
-        .store
-        .lockout(tenant.id, username, unix_now())
-        .await
-        .map_err(|e| server_error(e, attempt))?;
     if lockout.locked_until.is_some() {
         return Err(fail(Aadsts::AccountLocked).with_detail(
             "The account is locked in the cloud after too many wrong passwords. Try again later.",
@@ -211,6 +233,40 @@ async fn smart_lockout(
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "smart lockout counter not updated"),
     }
+}
+
+/// The user the typed name designates and the smart-lockout state of the name they sign in
+/// under (a synced user's UPN, else the typed name). Signing in by UPN, one statement reads
+/// both and the user's MFA row (kept in `trail`).
+async fn look_up(
+    state: &AppState,
+    attempt: &Attempt<'_>,
+    username: &str,
+    trail: &mut Trail,
+) -> Result<(Option<User>, Lockout), OAuthError> {
+    let tenant = attempt.tenant;
+    if tenant.settings.sign_in_attribute != SignInAttribute::Mail {
+        // Found by UPN, a user's UPN and the typed name differ at most in case, which
+        // lockout names ignore: the typed name's lockout row is the user's.
+        let s = state
+            .store
+            .sign_in_state(tenant.id, username, unix_now())
+            .await
+            .map_err(|e| server_error(e, attempt))?;
+        trail.mfa = s.user.as_ref().map(|u| u.id).zip(s.mfa);
+        return Ok((s.user, s.lockout));
+    }
+    let existing = find_user(state, attempt, username).await?;
+    let key = existing
+        .as_ref()
+        .filter(|u| u.is_synced())
+        .map_or(username, |u| u.upn.as_str());
+    let lockout = state
+        .store
+        .lockout(tenant.id, key, unix_now())
+        .await
+        .map_err(|e| server_error(e, attempt))?;
+    Ok((existing, lockout))
 }
 
 /// The user record the typed name designates: with `sign_in_attribute = mail`, the synced

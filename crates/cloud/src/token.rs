@@ -20,7 +20,7 @@ use crate::issue::secrets_equal;
 use crate::issue::{app_token, hash_secret, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
 use crate::server::ClientInfo;
-use crate::signin::{check_password, Attempt};
+use crate::signin::{check_password_and_mfa, Attempt};
 use crate::state::{unix_now, Shared};
 use crate::store::oidc::RefreshUse;
 use crate::store::Tenant;
@@ -179,8 +179,9 @@ pub async fn token(
                 client_ip: Some(client_info.addr.ip().to_string()),
                 correlation_id: corr,
             };
-            let user = check_password(&state, &attempt, password).await?;
-            crate::mfa::password_grant_allowed(&state, &tenant, &user, corr).await?;
+            let checked = check_password_and_mfa(&state, &attempt, password).await?;
+            let user = checked.user;
+            crate::mfa::password_grant_allowed(&state, &tenant, &user, checked.mfa, corr).await?;
             let g = Grant {
                 base: &base,
                 tenant: &tenant,

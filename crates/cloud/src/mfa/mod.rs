@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
+use crate::store::mfa::MfaRecord;
 use crate::store::{AuthzRequest, StoreError, Tenant, User};
 
 pub mod flow;
@@ -60,16 +61,21 @@ pub(crate) async fn continue_sign_in(
 }
 
 /// The password grant cannot ask for a second factor: a user who needs one gets 50076.
+/// `known`: the user's MFA row if the password check read it along.
 pub(crate) async fn password_grant_allowed(
     state: &Shared,
     t: &Tenant,
     user: &User,
+    known: Option<MfaRecord>,
     corr: Uuid,
 ) -> Result<(), OAuthError> {
-    let rec = state.store.mfa(t.id, user.id).await.map_err(|e| {
-        tracing::error!(error = %e, correlation = %corr, "cannot read the user's MFA state");
-        OAuthError::new(Aadsts::ServerError, corr)
-    })?;
+    let rec = match known {
+        Some(rec) => rec,
+        None => state.store.mfa(t.id, user.id).await.map_err(|e| {
+            tracing::error!(error = %e, correlation = %corr, "cannot read the user's MFA state");
+            OAuthError::new(Aadsts::ServerError, corr)
+        })?,
+    };
     let effective = policy::effective(t.settings.mfa, rec.policy);
     if !policy::password_grant_refused(effective, rec.enrolled) {
         return Ok(());

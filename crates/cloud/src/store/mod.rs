@@ -21,6 +21,7 @@ pub mod mfa;
 mod migrate;
 pub mod oidc;
 pub mod portal;
+pub mod sign_in_state;
 mod signin_log;
 pub mod sync;
 pub mod writeback;

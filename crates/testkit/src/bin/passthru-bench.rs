@@ -363,7 +363,9 @@ async fn signins(args: Args) -> anyhow::Result<()> {
         .collect();
     match &cloud_threads {
         Some(n) => println!("cloud: serve --threads {n}; agent: one thread (its default)"),
-        None => println!("cloud: one worker thread per core (its default); agent: one thread (its default)"),
+        None => println!(
+            "cloud: one worker thread per core (its default); agent: one thread (its default)"
+        ),
     }
     let t = tokio::task::spawn_blocking(move || {
         let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
