@@ -63,7 +63,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const SCOPE: &str = "openid profile";
 
 fn usage() -> &'static str {
-    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd] [--cloud-threads N]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd] [--cloud-threads N] [--baseline bind+read|bind]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
 }
 
 /// Command-line arguments as `--name value` pairs.
@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
                     "--rounds",
                     "--directory",
                     "--cloud-threads",
+                    "--baseline",
                 ],
             )?)
             .await
@@ -287,6 +288,13 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     if directory != "samba" && directory != "slapd" {
         bail!("--directory {directory}: use samba or slapd");
     }
+    // The baseline is a direct bind; by default the baseline also does the agent's
+    // directory read of the user, so that both sides ask the directory the same.
+    let bind_only = match args.get("--baseline").unwrap_or("bind+read") {
+        "bind+read" => false,
+        "bind" => true,
+        other => bail!("--baseline {other}: use bind+read or bind"),
+    };
     let cloud_threads = match args.get("--cloud-threads") {
         Some(_) => Some(args.num("--cloud-threads", 0)?.clamp(1, 1024).to_string()),
         None => None,
@@ -470,6 +478,15 @@ async fn signins(args: Args) -> anyhow::Result<()> {
                 i += concurrency;
                 let t0 = Instant::now();
                 let r = match &template {
+                    _ if bind_only => {
+                        let dn = template.as_deref().map_or_else(
+                            || u.upn.clone(),
+                            |t| passthru_directory::bind_dn_from_template(t, &u.upn),
+                        );
+                        bind_on(&mut ldap, &dn, &u.password)
+                            .await
+                            .map_err(|(rc, text)| format!("bind as {dn}: LDAP {rc}: {text}"))
+                    }
                     None => bind_and_search(&mut ldap, &base_dn, &u.upn, &u.password).await,
                     Some(t) => bind_and_read(&mut ldap, t, &u.upn, &u.password).await,
                 };
@@ -514,10 +531,10 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "direct: {concurrency} clients, LDAPS to the same directory (one persistent connection each): {}",
-        if template.is_some() {
-            "simple bind as the user's DN + a read of that entry (what the agent does)"
-        } else {
-            "simple bind as the UPN + the agent's user search"
+        match (bind_only, template.is_some()) {
+            (true, _) => "simple bind only (--baseline bind: less than the agent asks)",
+            (false, true) => "simple bind as the user's DN + a read of that entry (what the agent does)",
+            (false, false) => "simple bind as the UPN + the agent's user search",
         }
     );
     println!(
@@ -553,10 +570,10 @@ async fn signins(args: Args) -> anyhow::Result<()> {
     );
     for (name, run) in [
         (
-            if template.is_some() {
-                "direct: LDAPS bind + read"
-            } else {
-                "direct: LDAPS bind + search"
+            match (bind_only, template.is_some()) {
+                (true, _) => "direct: LDAPS bind",
+                (false, true) => "direct: LDAPS bind + read",
+                (false, false) => "direct: LDAPS bind + search",
             },
             &d,
         ),
