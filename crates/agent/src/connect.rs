@@ -29,6 +29,8 @@ pub const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message accepted from the cloud.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// What the WebSocket reads at once.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// The agent's WebSocket to the cloud.
 pub type AgentSocket = WebSocketStream<TlsStream<TcpStream>>;
@@ -175,7 +177,11 @@ pub async fn connect(
             detail: e.to_string(),
         })
     })?;
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE_BYTES));
+    // tungstenite zero-fills its whole read buffer before each read: 16 KiB (a TLS record)
+    // instead of its 128 KiB default; a larger frame grows the buffer to its length.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .read_buffer_size(READ_BUFFER_BYTES);
     let (socket, _response) = tokio::time::timeout(
         UPGRADE_TIMEOUT,
         tokio_tungstenite::client_async_with_config(endpoint.url(), stream, Some(config)),
