@@ -9,6 +9,7 @@
 # first use, its packaged service never started): the relay's own ceiling (target: >= 5,000
 # validations per agent core-second).
 #   bash scripts/bench-signins.sh [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd]
+#       [--cloud-threads N] [--baseline bind+read|bind]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case " $* " in *" slapd "*) export PASSTHRU_NEED_SLAPD=1 ;; esac

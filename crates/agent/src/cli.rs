@@ -137,9 +137,28 @@ mod tests {
         assert!(matches!(
             cli,
             Ok(Cli {
-                command: Command::Run(_)
+                command: Command::Run(RunArgs { threads: 1, .. })
             })
         ));
+        let run_with = |threads: &str| {
+            Cli::try_parse_from([
+                "passthru-agent",
+                "run",
+                "--state-dir",
+                "/s",
+                "--config",
+                "/c",
+                "--threads",
+                threads,
+            ])
+        };
+        assert!(matches!(
+            run_with("4"),
+            Ok(Cli {
+                command: Command::Run(RunArgs { threads: 4, .. })
+            })
+        ));
+        assert!(run_with("0").is_err() && run_with("65").is_err());
         let cli = Cli::try_parse_from(["passthru-agent", "helpmsg", "1909"]);
         assert!(
             matches!(cli, Ok(Cli { command: Command::Helpmsg(HelpmsgArgs { ref code }) }) if code == "1909")

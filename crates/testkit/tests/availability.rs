@@ -139,12 +139,13 @@ async fn a_stuck_agent_loses_no_sign_in() -> anyhow::Result<()> {
 }
 
 /// A tenant has at most `--max-agents-per-tenant` registered agents (40 by default, as in
-/// Azure): one more is refused with what to do, and revoking one makes room.
+/// Azure): one more is refused with what to do, and revoking one makes room. (The cloud here
+/// runs on one thread, `serve --threads 1`, as the relay benchmark runs it.)
 #[test]
 fn registrations_stop_at_the_tenant_limit() -> anyhow::Result<()> {
     let dir = fresh_dir("agent-limit")?;
     let mut cloud = passthru_testkit::fixture::contoso_cloud(&dir)?;
-    cloud.set_serve_args(&["--max-agents-per-tenant", "2"]);
+    cloud.set_serve_args(&["--max-agents-per-tenant", "2", "--threads", "1"]);
     cloud.stop();
     cloud.serve()?;
     let register = |cloud: &passthru_testkit::procs::Cloud| {
