@@ -119,21 +119,46 @@ fn close_detail(frame: Option<&CloseFrame>) -> String {
     }
 }
 
-/// Sends frames from the outbox, each with a time-out; ends after sending a Close frame.
+/// Frames written at once, at most.
+const WRITE_BATCH: usize = 64;
+
+/// Writes `first` and whatever else is already in the outbox (up to [`WRITE_BATCH`], never
+/// past a Close frame) and flushes once: answers ready together share one TLS write. Returns
+/// whether a Close frame was written.
+async fn send_queued(
+    sink: &mut Sink,
+    outbox: &mut mpsc::Receiver<Message>,
+    first: Message,
+) -> Result<bool, tokio_tungstenite::tungstenite::Error> {
+    let mut next = Some(first);
+    let mut fed = 0;
+    let mut closing = false;
+    while let Some(message) = next.take() {
+        closing = matches!(message, Message::Close(_));
+        sink.feed(message).await?;
+        fed += 1;
+        if !closing && fed < WRITE_BATCH {
+            next = outbox.try_recv().ok();
+        }
+    }
+    sink.flush().await?;
+    Ok(closing)
+}
+
+/// Sends frames from the outbox, each batch with a time-out; ends after sending a Close frame.
 fn spawn_writer(
     mut sink: Sink,
     mut outbox: mpsc::Receiver<Message>,
 ) -> JoinHandle<Result<(), String>> {
     tokio::spawn(async move {
         while let Some(message) = outbox.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-                Ok(Ok(())) => {}
+            match tokio::time::timeout(WRITE_TIMEOUT, send_queued(&mut sink, &mut outbox, message))
+                .await
+            {
+                Ok(Ok(false)) => {}
+                Ok(Ok(true)) => break,
                 Ok(Err(e)) => return Err(format!("sending failed: {e}")),
                 Err(_) => return Err("sending timed out".to_string()),
-            }
-            if closing {
-                break;
             }
         }
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;

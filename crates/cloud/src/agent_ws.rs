@@ -77,6 +77,33 @@ pub async fn connect(
         }))
 }
 
+/// Messages written to an agent at once, at most.
+const WRITE_BATCH: usize = 64;
+
+/// Writes `first` and whatever else is already queued for the agent (up to [`WRITE_BATCH`])
+/// and flushes once: requests that arrive together share one TLS write.
+async fn send_queued<S>(
+    sink: &mut S,
+    rx: &mut mpsc::Receiver<CloudToAgent>,
+    first: CloudToAgent,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let mut next = Some(first);
+    let mut fed = 0;
+    while let Some(out) = next.take() {
+        if let Some(m) = text(&out) {
+            sink.feed(m).await?;
+        }
+        fed += 1;
+        if fed < WRITE_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    sink.flush().await
+}
+
 fn text(msg: &CloudToAgent) -> Option<Message> {
     serde_json::to_string(msg)
         .ok()
@@ -178,8 +205,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         tokio::select! {
             out = rx.recv() => {
                 let Some(out) = out else { break "gateway closed" };
-                let Some(m) = text(&out) else { continue };
-                if sink.send(m).await.is_err() { break "send failed" }
+                if send_queued(&mut sink, &mut rx, out).await.is_err() { break "send failed" }
             }
             incoming = stream.next() => {
                 let Some(Ok(msg)) = incoming else { break "connection closed by the agent" };
