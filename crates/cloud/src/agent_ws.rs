@@ -79,6 +79,14 @@ pub async fn connect(
 
 /// Messages written to an agent at once, at most.
 const WRITE_BATCH: usize = 64;
+/// How long a write to an agent may take: an agent that stops reading (its TCP window full)
+/// is dropped instead of holding its connection's loop, or the cloud's shutdown.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `write` finished without an error within `limit`.
+async fn sent<E>(limit: Duration, write: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
+}
 
 /// Writes `first` and whatever else is already queued for the agent (up to [`WRITE_BATCH`])
 /// and flushes once: requests that arrive together share one TLS write.
@@ -118,7 +126,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         heartbeat_seconds: state.heartbeat.as_secs().max(1),
     };
     let Some(w) = text(&welcome) else { return };
-    if socket.send(w).await.is_err() {
+    if !sent(WRITE_TIMEOUT, socket.send(w)).await {
         return;
     }
     // Wait for Hello.
@@ -148,7 +156,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
             reason: format!("protocol {protocol} is not supported; upgrade the agent"),
         };
         if let Some(m) = text(&bye) {
-            let _ = socket.send(m).await;
+            sent(WRITE_TIMEOUT, socket.send(m)).await;
         }
         return;
     }
@@ -205,7 +213,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         tokio::select! {
             out = rx.recv() => {
                 let Some(out) = out else { break "gateway closed" };
-                if send_queued(&mut sink, &mut rx, out).await.is_err() { break "send failed" }
+                if !sent(WRITE_TIMEOUT, send_queued(&mut sink, &mut rx, out)).await { break "send failed or timed out" }
             }
             incoming = stream.next() => {
                 let Some(Ok(msg)) = incoming else { break "connection closed by the agent" };
@@ -240,26 +248,26 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 if last_heard.elapsed() > state.heartbeat * 2 {
                     break "no heartbeat for two intervals";
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
+                if !sent(WRITE_TIMEOUT, sink.send(Message::Ping(Vec::new().into()))).await { break "ping failed or timed out" }
                 let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
                 flush_stats(&state, conn.agent_id).await;
             }
             _ = conn.ping_now.notified() => {
                 // A request of this agent looks stuck: is the agent alive?
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break "ping failed" }
+                if !sent(WRITE_TIMEOUT, sink.send(Message::Ping(Vec::new().into()))).await { break "ping failed or timed out" }
             }
             _ = conn.revoked.notified() => {
                 if let Some(m) = text(&CloudToAgent::Goodbye { reason: "this agent has been revoked by an administrator".into() }) {
-                    let _ = sink.send(m).await;
+                    sent(WRITE_TIMEOUT, sink.send(m)).await;
                 }
-                let _ = sink.send(Message::Close(None)).await;
+                sent(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
                 break "revoked by an administrator";
             }
             _ = shutdown.changed() => {
                 if let Some(m) = text(&CloudToAgent::Goodbye { reason: "the cloud is shutting down".into() }) {
-                    let _ = sink.send(m).await;
+                    sent(WRITE_TIMEOUT, sink.send(m)).await;
                 }
-                let _ = sink.send(Message::Close(None)).await;
+                sent(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
                 break "cloud shutting down";
             }
         }
@@ -284,5 +292,23 @@ pub async fn flush_stats(state: &Shared, agent_id: Uuid) {
     {
         tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics; will retry");
         state.gateway.restore_unflushed(agent_id, &delta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::sent;
+
+    #[tokio::test]
+    async fn a_write_that_does_not_finish_in_time_has_failed() {
+        let limit = Duration::from_millis(20);
+        assert!(sent(limit, async { Ok::<(), ()>(()) }).await);
+        assert!(!sent(limit, async { Err::<(), ()>(()) }).await);
+        // A peer that stops reading: the write never completes.
+        let started = std::time::Instant::now();
+        assert!(!sent(limit, std::future::pending::<Result<(), ()>>()).await);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
