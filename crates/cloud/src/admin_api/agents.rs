@@ -34,13 +34,7 @@ pub async fn register(
     if req.host.is_empty() || req.host.len() > 255 {
         return Err(ApiError::bad_request("host must be 1 to 255 characters."));
     }
-    let registered = state
-        .store
-        .agents(t.id)
-        .await?
-        .iter()
-        .filter(|a| !a.revoked)
-        .count();
+    let registered = state.store.active_agent_count(t.id).await?;
     if registered >= state.max_agents_per_tenant as usize {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -164,6 +164,17 @@ impl Store {
         rows.iter().map(Self::agent_row).collect()
     }
 
+    /// The tenant's registered agents that are not revoked (the per-tenant limit counts
+    /// these), counted by the store: a registration must not read every agent's record.
+    pub async fn active_agent_count(&self, tenant_id: Uuid) -> Result<usize> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE tenant_id = ? AND revoked = 0")
+                .bind(tenant_id.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// Records a connection: when, from where, and what the agent announced.
     #[allow(clippy::too_many_arguments)]
     pub async fn agent_seen(
@@ -388,6 +399,9 @@ mod tests {
         let exactly = agent(&s, tid, 0).await?;
         s.agent_heartbeat(exactly, now - 10 * day).await?;
 
+        // Seven registered, two of them revoked.
+        assert_eq!(s.active_agent_count(tid).await?, 5);
+        assert_eq!(s.active_agent_count(Uuid::new_v4()).await?, 0);
         let mut removed = s.remove_inactive_agents(now, &[connected]).await?;
         removed.sort();
         let mut want = vec![stale, never_connected, revoked, exactly];
