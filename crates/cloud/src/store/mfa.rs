@@ -91,9 +91,11 @@ impl Store {
             .bind(user_id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else {
-            return Ok(MfaRecord::default());
-        };
+        row.as_ref().map_or(Ok(MfaRecord::default()), Self::mfa_row)
+    }
+
+    /// An MFA record from a row holding `user_mfa`'s columns by their own names.
+    pub(super) fn mfa_row(row: &sqlx::sqlite::SqliteRow) -> Result<MfaRecord> {
         let policy: String = row.try_get("policy")?;
         Ok(MfaRecord {
             policy: parse_user_policy(&policy).unwrap_or(None),

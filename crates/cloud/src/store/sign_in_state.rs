@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::lockout::Lockout;
 use super::mfa::MfaRecord;
 use super::{Result, Store, User};
-use crate::mfa::policy::parse_user_policy;
 
 /// The state of a name at the start of a sign-in.
 #[derive(Debug, Clone)]
@@ -37,11 +36,7 @@ impl Store {
                     l.username IS NOT NULL AS lockout_counted,
                     l.locked_until AS lockout_until,
                     m.user_id IS NOT NULL AS mfa_present,
-                    m.policy AS mfa_policy,
-                    m.secret AS mfa_secret,
-                    m.enrolled_at AS mfa_enrolled_at,
-                    m.last_step AS mfa_last_step,
-                    m.locked_until AS mfa_locked_until
+                    m.policy, m.secret, m.enrolled_at, m.last_step, m.locked_until
              FROM (SELECT ?1 AS key_tenant, ?2 AS key_name) k
              LEFT JOIN users u ON u.tenant_id = k.key_tenant AND u.upn = k.key_name
              LEFT JOIN sign_in_lockouts l ON l.tenant_id = k.key_tenant AND l.username = k.key_name
@@ -65,15 +60,9 @@ impl Store {
             });
         }
         let user = Self::user_row(&row)?;
+        // `user_mfa`'s columns keep their names (no column of `users` shares them).
         let mfa = if row.try_get::<i64, _>("mfa_present")? != 0 {
-            let policy: String = row.try_get("mfa_policy")?;
-            MfaRecord {
-                policy: parse_user_policy(&policy).unwrap_or(None),
-                sealed_secret: row.try_get("mfa_secret")?,
-                enrolled: row.try_get::<Option<i64>, _>("mfa_enrolled_at")?.is_some(),
-                last_step: row.try_get("mfa_last_step")?,
-                locked_until: row.try_get("mfa_locked_until")?,
-            }
+            Self::mfa_row(&row)?
         } else {
             MfaRecord::default()
         };
