@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use passthru_proto::seal::{self, RequestHeader, ValidationPayload};
+use passthru_proto::seal::{self, Encapsulation, RequestHeader, ValidationPayload};
 use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -70,6 +70,9 @@ pub struct AgentConn {
     stuck_since_ms: AtomicU64,
     /// Until when (Unix ms) the agent comes after the others: it last reached no DC.
     no_dc_until_ms: AtomicU64,
+    /// HPKE encapsulations to the agent's key made while earlier requests were waiting for
+    /// the agent, so that a request's seal is only the AEAD (see [`AgentConn::refill`]).
+    spare: Mutex<Vec<Encapsulation>>,
 }
 
 impl AgentConn {
@@ -101,6 +104,35 @@ impl AgentConn {
             ping_now: tokio::sync::Notify::new(),
             stuck_since_ms: AtomicU64::new(0),
             no_dc_until_ms: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spare(&self) -> MutexGuard<'_, Vec<Encapsulation>> {
+        // The pool is consistent after every operation: a poisoned lock is usable.
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The encapsulation for the next request: a spare one, or a new one.
+    fn encapsulation(&self) -> Result<Encapsulation, seal::SealError> {
+        match self.spare().pop() {
+            Some(e) => Ok(e),
+            None => Encapsulation::new(&self.hpke_public_key),
+        }
+    }
+
+    /// Makes one spare encapsulation when fewer than [`SPARE_ENCAPSULATIONS`] are ready. Run
+    /// while a request waits for this agent: the X25519 work of the next request's seal
+    /// then happens while the agent and its DC work, not on the sign-in's path.
+    fn refill(&self) {
+        if self.spare().len() >= SPARE_ENCAPSULATIONS {
+            return;
+        }
+        if let Ok(e) = Encapsulation::new(&self.hpke_public_key) {
+            let mut spare = self.spare();
+            if spare.len() < SPARE_ENCAPSULATIONS {
+                spare.push(e);
+            }
         }
     }
 
@@ -471,7 +503,7 @@ impl Gateway {
                 issued_at_ms: issued,
                 expires_at_ms: issued + remaining.as_millis() as u64,
             };
-            let Ok(sealed) = seal::seal(&agent.hpke_public_key, header, payload) else {
+            let Ok(sealed) = agent.encapsulation().and_then(|e| e.seal(header, payload)) else {
                 // A stored key that does not parse: this agent cannot be used.
                 tracing::error!(agent = %agent.agent_id, "the agent's stored HPKE key is invalid; re-register the agent");
                 continue;
@@ -496,7 +528,12 @@ impl Gateway {
             let step = if sent {
                 // A write is never sent twice (a change could be applied twice): only
                 // validations move on from an agent that looks stuck.
-                await_reply(&agent, rx, deadline, !write).await
+                let refill = async {
+                    // Once the writer has sent the request (this yields to it first).
+                    tokio::task::yield_now().await;
+                    agent.refill();
+                };
+                tokio::join!(await_reply(&agent, rx, deadline, !write), refill).0
             } else {
                 Step::Lost
             };
@@ -555,6 +592,10 @@ impl Gateway {
 /// How long an agent that reached no DC of a forest comes after the others, ms (its own
 /// probes find the DCs again; meanwhile the others serve without a detour).
 const NO_DC_PENALTY_MS: u64 = 5_000;
+
+/// Encapsulations kept ready per connected agent (each 32 bytes of key material and a
+/// context; made while requests wait, at most one per request).
+const SPARE_ENCAPSULATIONS: usize = 4;
 
 /// How long a validation waits for its agent before the cloud checks that the agent is
 /// alive (a validation takes milliseconds: a bind and a search).

@@ -173,31 +173,76 @@ pub fn seal(
     header: RequestHeader,
     payload: &ValidationPayload,
 ) -> Result<SealedRequest, SealError> {
-    let pk = <KemT as Kem>::PublicKey::from_bytes(public_key).map_err(|_| SealError::BadKey)?;
-    let mut sealed = SealedRequest {
-        request_id: header.request_id,
-        tenant_id: header.tenant_id,
-        agent_id: header.agent_id,
-        key_id: key_id(public_key),
-        issued_at_ms: header.issued_at_ms,
-        expires_at_ms: header.expires_at_ms,
-        enc: String::new(),
-        ciphertext: String::new(),
-    };
-    let plaintext = Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
-    let aad = sealed.aad();
-    let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
-        &OpModeS::Base,
-        &pk,
-        INFO,
-        &plaintext,
-        &aad,
-        &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
-    )
-    .map_err(|_| SealError::BadKey)?;
-    sealed.enc = B64.encode(enc.to_bytes());
-    sealed.ciphertext = B64.encode(ct);
-    Ok(sealed)
+    Encapsulation::new(public_key)?.seal(header, payload)
+}
+
+/// The costly half of sealing (RFC 9180 `SetupBaseS`: a fresh ephemeral key, its
+/// Diffie-Hellman with one agent key and the key schedule), which needs no password and so
+/// can be made before a request comes. It seals exactly one envelope: [`Encapsulation::seal`]
+/// consumes it, so every envelope still has its own ephemeral key. Together the two halves are
+/// HPKE's single-shot seal; the agent opens the envelope the same way.
+pub struct Encapsulation {
+    key_id: String,
+    enc: String,
+    ctx: hpke::aead::AeadCtxS<ChaCha20Poly1305, HkdfSha256, KemT>,
+}
+
+impl std::fmt::Debug for Encapsulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encapsulation")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encapsulation {
+    /// A new encapsulation to the agent public key `public_key` (32 bytes).
+    pub fn new(public_key: &[u8]) -> Result<Encapsulation, SealError> {
+        let pk = <KemT as Kem>::PublicKey::from_bytes(public_key).map_err(|_| SealError::BadKey)?;
+        let (enc, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
+            &OpModeS::Base,
+            &pk,
+            INFO,
+            &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
+        )
+        .map_err(|_| SealError::BadKey)?;
+        Ok(Encapsulation {
+            key_id: key_id(public_key),
+            enc: B64.encode(enc.to_bytes()),
+            ctx,
+        })
+    }
+
+    /// [`key_id`] of the public key it was made for.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// Seals `payload` with this encapsulation, which is used up.
+    pub fn seal(
+        mut self,
+        header: RequestHeader,
+        payload: &ValidationPayload,
+    ) -> Result<SealedRequest, SealError> {
+        let mut sealed = SealedRequest {
+            request_id: header.request_id,
+            tenant_id: header.tenant_id,
+            agent_id: header.agent_id,
+            key_id: std::mem::take(&mut self.key_id),
+            issued_at_ms: header.issued_at_ms,
+            expires_at_ms: header.expires_at_ms,
+            enc: std::mem::take(&mut self.enc),
+            ciphertext: String::new(),
+        };
+        let plaintext =
+            Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
+        let ct = self
+            .ctx
+            .seal(&plaintext, &sealed.aad())
+            .map_err(|_| SealError::BadPayload)?;
+        sealed.ciphertext = B64.encode(ct);
+        Ok(sealed)
+    }
 }
 
 /// An agent's HPKE key pair. The private half is zeroized on drop.
@@ -307,6 +352,28 @@ mod tests {
         assert_eq!(keys.open(&sealed)?, payload());
         let reloaded = AgentKeyPair::from_private_bytes(keys.private_bytes())?;
         assert_eq!(reloaded.public_bytes(), keys.public_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn an_encapsulation_made_ahead_seals_once_and_opens() -> Result<(), SealError> {
+        let keys = AgentKeyPair::generate();
+        let a = Encapsulation::new(keys.public_bytes())?;
+        let b = Encapsulation::new(keys.public_bytes())?;
+        assert_eq!(a.key_id(), keys.key_id());
+        let (x, y) = (a.seal(header(), &payload())?, b.seal(header(), &payload())?);
+        // Each envelope has its own ephemeral key.
+        assert_ne!(x.enc, y.enc);
+        for sealed in [x, y] {
+            assert_eq!(sealed.key_id, keys.key_id());
+            let opened = keys.open(&sealed)?;
+            assert_eq!(opened.username, payload().username);
+            assert_eq!(*opened.password, *payload().password);
+        }
+        assert_eq!(
+            Encapsulation::new(&[0u8; 31]).map(|_| ()),
+            Err(SealError::BadKey)
+        );
         Ok(())
     }
 

@@ -14,6 +14,7 @@
 //! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
 //! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles).
 
+pub mod agent_drive;
 pub mod bed;
 pub mod bench;
 pub mod browser;
