@@ -674,7 +674,53 @@ enum Step {
 
 #[cfg(test)]
 mod tests {
-    use super::suffix_matches;
+    use super::{suffix_matches, AgentConn, SPARE_ENCAPSULATIONS};
+    use passthru_proto::seal::{RequestHeader, SealError, ValidationPayload};
+    use passthru_proto::AgentKeyPair;
+    use uuid::Uuid;
+
+    #[test]
+    fn spare_encapsulations_are_capped_used_once_and_open() -> Result<(), SealError> {
+        let keys = AgentKeyPair::generate();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let (tenant_id, agent_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let conn = AgentConn::new(
+            agent_id,
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            Vec::new(),
+            keys.public_bytes().to_vec(),
+            tx,
+        );
+        for _ in 0..SPARE_ENCAPSULATIONS + 3 {
+            conn.refill();
+        }
+        assert_eq!(conn.spare().len(), SPARE_ENCAPSULATIONS);
+        let payload = ValidationPayload::validate(
+            "spare@corp.example.test",
+            zeroize::Zeroizing::new("not-a-secret".into()),
+        );
+        let mut seen = std::collections::HashSet::new();
+        // The spares, then one made on demand.
+        for _ in 0..=SPARE_ENCAPSULATIONS {
+            let header = RequestHeader {
+                request_id: Uuid::new_v4(),
+                tenant_id,
+                agent_id,
+                issued_at_ms: 1_000,
+                expires_at_ms: 11_000,
+            };
+            let sealed = conn.encapsulation()?.seal(header, &payload)?;
+            assert!(
+                seen.insert(sealed.enc.clone()),
+                "an ephemeral key was used twice"
+            );
+            assert_eq!(keys.open(&sealed)?.username, payload.username);
+        }
+        assert!(conn.spare().is_empty());
+        Ok(())
+    }
 
     #[test]
     fn suffixes_match_themselves_and_subdomains_only() {

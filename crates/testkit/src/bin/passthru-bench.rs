@@ -11,6 +11,15 @@
 //! both see the same background load. Prints throughput, p50/p99/p999 of both, the ratio, the added latency, the
 //! agent's validations per CPU-second and its idle RSS, each against its target.
 //!
+//! By default the directory's processes get a core of their own (`--dc-cpus CPU|shared`,
+//! `taskset`), and the load generator, the cloud and the agent run on the others.
+//!
+//! `passthru-bench agent [--users N] [--window W] [--duration 20s] [--max-rate R]
+//! [--directory slapd|samba]`: one agent's own ceiling. The real cloud registers the agent,
+//! then stops; the bench stands in for it ([`passthru_testkit::agent_drive`]: the cloud's TLS
+//! files, the agent protocol, requests sealed beforehand to the agent's key) with W requests
+//! in flight, and reports validations per agent CPU-second.
+//!
 //! `passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s]
 //! [--heartbeat 10]`: registers K agents through the admin API (in-process, concurrently),
 //! then holds N connected idle agents (the real agent code: `passthru_agent::connect` and
