@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_agent::state_dir::StateDir;
 use passthru_proto::seal::{seal, RequestHeader};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent};
 use passthru_proto::{Outcome, ValidationPayload};
@@ -101,6 +102,17 @@ pub fn seal_requests(
     })
 }
 
+/// A registered agent, as the driver needs it.
+#[derive(Debug, Clone)]
+pub struct RegisteredAgent {
+    /// Its tenant's id.
+    pub tenant_id: Uuid,
+    /// Its id.
+    pub agent_id: Uuid,
+    /// Its HPKE public key (32 bytes).
+    pub public_key: Vec<u8>,
+}
+
 /// The cloud's side of one agent connection, for the benchmark.
 pub struct AgentDriver {
     listener: TcpListener,
@@ -159,6 +171,23 @@ impl AgentDriver {
         Ok(AgentDriver {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Points the registered agent whose state dir is `state_dir` at this driver (the
+    /// `agent_endpoint` of its `agent.json`) and returns who it is and its HPKE public key.
+    pub fn redirect(&self, state_dir: &Path) -> anyhow::Result<RegisteredAgent> {
+        let state = StateDir::new(state_dir);
+        let loaded = state.load().map_err(|e| anyhow!("{e}"))?;
+        let mut registration = loaded.registration.clone();
+        registration.agent_endpoint = self.endpoint()?;
+        state
+            .write_registration(&registration)
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(RegisteredAgent {
+            tenant_id: registration.tenant_id,
+            agent_id: registration.agent_id,
+            public_key: loaded.hpke.public_bytes().to_vec(),
         })
     }
 

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, ensure};
-use passthru_agent::state_dir::StateDir;
+use anyhow::ensure;
 use passthru_testkit::agent_drive::{seal_requests, AgentDriver, SealedFrame};
 use passthru_testkit::bed;
 use passthru_testkit::fixture::{AgentStage, PtaSetup};
@@ -39,28 +38,20 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
     let mut agent = t.register_agent(&[ForestEntry::for_forest(&corp)])?;
     t.cloud.stop();
     let driver = AgentDriver::bind(&t.cloud.data_dir).await?;
-    let state = StateDir::new(&agent.state_dir);
-    let loaded = state.load().map_err(|e| anyhow!("{e}"))?;
-    let mut registration = loaded.registration.clone();
-    registration.agent_endpoint = driver.endpoint()?;
-    state
-        .write_registration(&registration)
-        .map_err(|e| anyhow!("{e}"))?;
-    let public = loaded.hpke.public_bytes().to_vec();
-    drop(loaded);
+    let registered = driver.redirect(&agent.state_dir)?;
 
     // The right password, then the wrong one, in turn.
     let frames = seal_requests(
-        &public,
-        registration.tenant_id,
-        registration.agent_id,
+        &registered.public_key,
+        registered.tenant_id,
+        registered.agent_id,
         &[good.clone(), wrong],
         6,
         Duration::from_secs(60),
     )?;
     agent.run()?;
     let mut link = driver
-        .accept(registration.tenant_id, registration.agent_id)
+        .accept(registered.tenant_id, registered.agent_id)
         .await?;
     let mut next = 0;
     let d = link

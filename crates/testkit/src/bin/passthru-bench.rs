@@ -1214,7 +1214,6 @@ mod idle {
 /// `passthru-bench agent`: one agent's own ceiling, the cloud's side played by the bench.
 mod capacity {
     use super::*;
-    use passthru_agent::state_dir::StateDir;
     use passthru_testkit::agent_drive::{seal_requests, AgentDriver};
 
     pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -1254,19 +1253,12 @@ mod capacity {
         let mut agent = t.register_agent(&[entry])?;
         t.cloud.stop();
         let driver = AgentDriver::bind(&t.cloud.data_dir).await?;
-        let state = StateDir::new(&agent.state_dir);
-        let loaded = state.load().map_err(|e| anyhow!("{e}"))?;
-        let mut registration = loaded.registration.clone();
-        registration.agent_endpoint = driver.endpoint()?;
-        state
-            .write_registration(&registration)
-            .map_err(|e| anyhow!("{e}"))?;
-        let public = loaded.hpke.public_bytes().to_vec();
-        drop(loaded);
+        let registered = driver.redirect(&agent.state_dir)?;
 
         let count = (max_rate as f64 * (duration + warmup).as_secs_f64()).ceil() as usize;
         let sealing = Instant::now();
-        let (tenant_id, agent_id) = (registration.tenant_id, registration.agent_id);
+        let (tenant_id, agent_id) = (registered.tenant_id, registered.agent_id);
+        let public = registered.public_key;
         let seal_users = users.clone();
         let frames = tokio::task::spawn_blocking(move || {
             seal_requests(
