@@ -285,7 +285,7 @@ enum CpuSplit {
 }
 
 impl CpuSplit {
-    /// `--dc-cpus`: `shared`, or a CPU list; by default the last core when there are two or
+    /// `--dc-cpus`: `shared`, or one core number; by default the last core when there are two or
     /// more (a DC is its own host in a deployment: the relay must not be measured by the CPU
     /// it takes from the DC on one shared machine).
     fn parse(arg: Option<&str>, cores: usize) -> anyhow::Result<CpuSplit> {
@@ -1341,6 +1341,28 @@ mod capacity {
         let _ = std::fs::remove_dir_all(&run_dir);
         drop(own);
         drop(slapd);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuSplit;
+
+    #[test]
+    fn the_directory_gets_the_last_core_unless_told_otherwise() -> anyhow::Result<()> {
+        let split = |dc: &str, rest: &str| CpuSplit::Split {
+            dc: dc.into(),
+            rest: rest.into(),
+        };
+        assert_eq!(CpuSplit::parse(None, 2)?, split("1", "0"));
+        assert_eq!(CpuSplit::parse(None, 4)?, split("3", "0-2"));
+        assert_eq!(CpuSplit::parse(None, 1)?, CpuSplit::Shared);
+        assert_eq!(CpuSplit::parse(Some("shared"), 2)?, CpuSplit::Shared);
+        assert_eq!(CpuSplit::parse(Some("0"), 3)?, split("0", "1,2"));
+        assert!(CpuSplit::parse(Some("2"), 2).is_err());
+        assert!(CpuSplit::parse(Some("0"), 1).is_err());
+        assert!(CpuSplit::parse(Some("last"), 2).is_err());
         Ok(())
     }
 }
