@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_agent::clock::now_ms;
 use passthru_agent::state_dir::StateDir;
 use passthru_proto::seal::{seal, RequestHeader};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent};
@@ -25,7 +26,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -40,8 +41,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct SealedFrame {
     /// Its request id.
     pub id: Uuid,
-    /// The `Validate` message, JSON.
-    pub text: String,
+    /// The `Validate` message, JSON (shared: sending it copies no bytes).
+    pub text: Utf8Bytes,
 }
 
 /// Seals `count` validation requests for `users` in rotation to the agent key `public_key`,
@@ -57,11 +58,7 @@ pub fn seal_requests(
     if users.is_empty() {
         bail!("no users to sign in");
     }
-    let now_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis(),
-    )?;
+    let now_ms = now_ms();
     let lifetime_ms = u64::try_from(lifetime.as_millis())?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = count.div_ceil(threads);
@@ -88,7 +85,10 @@ pub fn seal_requests(
                         let sealed = seal(public_key, header, &payload)
                             .map_err(|e| anyhow!("sealing a request: {e}"))?;
                         let text = serde_json::to_string(&CloudToAgent::Validate(sealed))?;
-                        out.push(SealedFrame { id, text });
+                        out.push(SealedFrame {
+                            id,
+                            text: text.into(),
+                        });
                     }
                     Ok(out)
                 })
@@ -213,11 +213,7 @@ impl AgentDriver {
         let welcome = CloudToAgent::Welcome {
             agent_id,
             tenant_id,
-            server_time_ms: u64::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_millis(),
-            )?,
+            server_time_ms: now_ms(),
             heartbeat_seconds: 10,
         };
         ws.send(Message::Text(serde_json::to_string(&welcome)?.into()))
@@ -278,7 +274,7 @@ impl AgentLink {
                 let f = &frames[*next];
                 *next += 1;
                 sent_at.insert(f.id, Instant::now());
-                self.ws.feed(Message::Text(f.text.clone().into())).await?;
+                self.ws.feed(Message::Text(f.text.clone())).await?;
                 fed = true;
             }
             if fed {

@@ -32,6 +32,7 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
 
     let dir = fresh_dir("agent-drive")?;
     let mut t = PtaSetup::new(&dir, &corp)
+        .without_app()
         .agent(AgentStage::None)
         .pta(false)
         .start()?;

@@ -1240,7 +1240,7 @@ mod capacity {
         let (setup_bed, setup_dir) = (bed.clone(), run_dir.clone());
         let mut t = tokio::task::spawn_blocking(move || {
             PtaSetup::new(&setup_dir, &setup_bed)
-                .app("Bench")
+                .without_app()
                 .agent(AgentStage::None)
                 .pta(false)
                 .start()
