@@ -13,6 +13,7 @@ pub mod federation;
 pub mod gateway;
 pub mod init;
 pub mod issue;
+pub(crate) mod lockout_gate;
 pub mod metrics;
 pub mod mfa;
 pub mod oauth_error;
@@ -28,6 +29,8 @@ pub mod signin;
 pub mod state;
 pub mod store;
 pub mod sts;
+#[cfg(test)]
+mod test_app;
 pub mod token;
 pub mod tokens;
 pub mod writeback;

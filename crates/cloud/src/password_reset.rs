@@ -11,13 +11,17 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::authorize::cookie_value;
 use crate::issue::{hash_secret, random_token, secrets_equal};
+use crate::mfa::verify::Verdict;
 use crate::pages::{alert, esc, form_status, info_page, page};
+use crate::server::ClientInfo;
 use crate::state::{unix_now, Shared};
+use crate::store::attempts::Bump;
 use crate::store::writeback::ResetFlow;
 use crate::store::{Tenant, User};
 use crate::sts::correlation_id;
@@ -29,6 +33,64 @@ const COOKIE: &str = "passthru_reset";
 const FLOW_LIFETIME: i64 = 900;
 /// Wrong codes before the flow ends.
 const MAX_WRONG_CODES: u32 = 5;
+
+/// Resets a user may start in [`START_WINDOW`] (any browser, any address).
+const STARTS_PER_USER: i64 = 5;
+/// Resets one client address may start in [`START_WINDOW`] (any user of the tenant).
+const STARTS_PER_ADDRESS: i64 = 20;
+/// The window of those counts, seconds.
+pub(crate) const START_WINDOW: i64 = 3600;
+
+/// The key of a client address: the address itself for IPv4, its /64 for IPv6 (one host
+/// holds a whole /64).
+pub(crate) fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// Counts a start; once `limit` were counted in the window, the page that says so (429).
+async fn too_many(
+    state: &Shared,
+    scope: &str,
+    key: &str,
+    limit: i64,
+    now: i64,
+) -> Option<Response> {
+    match state
+        .store
+        .bump_attempts(scope, key, limit, START_WINDOW, now)
+        .await
+    {
+        Ok(Bump::Counted(_)) => None,
+        Ok(Bump::Refused { retry_at }) => {
+            let wait = (retry_at - now).max(1);
+            let mut r = info_page(
+                "Too many password resets",
+                &format!(
+                    "Too many password resets were started for this account or from this network. Try again in {} minutes, or contact your administrator.",
+                    (wait + 59) / 60
+                ),
+            );
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            Some(r)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "self-service reset: cannot count the start");
+            Some(info_page("Something went wrong", "Try again in a moment."))
+        }
+    }
+}
 
 fn not_here() -> Response {
     info_page(
@@ -118,6 +180,7 @@ pub struct StartForm {
 pub async fn start(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
+    Extension(client): Extension<ClientInfo>,
     axum::Form(f): axum::Form<StartForm>,
 ) -> Response {
     let Ok(Some(t)) = state.store.tenant(&tenant).await else {
@@ -127,9 +190,28 @@ pub async fn start(
     if username.is_empty() {
         return username_page(&t, Some("Enter your work account."));
     }
+    let now = unix_now();
+    // Every start counts for its client address, whether or not the account exists (the
+    // same answer either way), before anything is looked up.
+    let by_address = format!("{}:{}", t.id, address_key(client.addr.ip()));
+    if let Some(r) = too_many(&state, "sspr-address", &by_address, STARTS_PER_ADDRESS, now).await {
+        return r;
+    }
     let Ok(Some(user)) = state.store.user_by_upn(t.id, username).await else {
         return not_here();
     };
+    if let Some(r) = too_many(
+        &state,
+        "sspr-user",
+        &user.id.to_string(),
+        STARTS_PER_USER,
+        now,
+    )
+    .await
+    {
+        tracing::warn!(tenant = %t.name, user = %user.upn, "self-service reset: too many resets started for this user");
+        return r;
+    }
     if writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User)
         .await
         .is_err()
@@ -155,7 +237,7 @@ pub async fn start(
     };
     if let Err(e) = state
         .store
-        .start_reset_flow(&hash_secret(&id), &flow, unix_now() + FLOW_LIFETIME)
+        .start_reset_flow(&hash_secret(&id), &flow, now + FLOW_LIFETIME)
         .await
     {
         tracing::error!(error = %e, "self-service reset: cannot store the flow");
@@ -227,13 +309,19 @@ pub async fn verify(
     if flow.verified {
         return new_password_page(&t, &flow.csrf, None);
     }
-    let ok = match crate::mfa::verify_second_factor(&state, &t, &user, f.code.trim()).await {
-        Ok(ok) => ok,
-        Err(e) => {
-            tracing::error!(error = %e, "self-service reset: cannot check the code");
-            return info_page("Something went wrong", "Try again in a moment.");
-        }
-    };
+    let now = unix_now();
+    let verdict =
+        match crate::mfa::verify_second_factor(&state, &t, &user, f.code.trim(), now).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "self-service reset: cannot check the code");
+                return info_page("Something went wrong", "Try again in a moment.");
+            }
+        };
+    let ok = verdict == Verdict::Accepted;
+    // The second factor's lock counts wrong codes per user, across every flow and the
+    // sign-in's MFA page: a lock ends this flow whatever its own count.
+    let locked = matches!(verdict, Verdict::Locked(_) | Verdict::WrongAndLocked(_));
     if let Err(e) = state.store.reset_flow_code(&id_hash, ok).await {
         tracing::error!(error = %e, "self-service reset: cannot update the flow");
         return info_page("Something went wrong", "Try again in a moment.");
@@ -242,7 +330,7 @@ pub async fn verify(
         return new_password_page(&t, &flow.csrf, None);
     }
     tracing::warn!(tenant = %t.name, user = %user.upn, "self-service reset: wrong code");
-    if flow.wrong_codes + 1 >= MAX_WRONG_CODES {
+    if locked || flow.wrong_codes + 1 >= MAX_WRONG_CODES {
         let _ = state.store.end_reset_flow(&id_hash, unix_now()).await;
         return with_cookie(
             info_page(

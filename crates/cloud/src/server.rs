@@ -232,6 +232,43 @@ fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
 /// lasts up to its deadline, 10 s by default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(11);
 
+/// The state every handler shares, over an open store of `data_dir`.
+pub(crate) async fn app_state(
+    data_dir: &Path,
+    store: Store,
+    opts: &ServeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Shared, ServeError> {
+    let paths = PkiPaths::new(data_dir);
+    let signer = Signer::load(
+        &store
+            .signing_keys_published(crate::state::unix_now(), crate::tokens::KEY_KEEP_SECS)
+            .await?,
+    )
+    .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let mfa_box = crate::mfa::SecretBox::load_or_create(data_dir)
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let gateway = Gateway::default();
+    let metrics = gateway.metrics.clone();
+    Ok(Arc::new(AppState {
+        store,
+        signer,
+        gateway,
+        metrics,
+        agent_ca,
+        heartbeat: opts.heartbeat,
+        max_agents_per_tenant: opts.max_agents_per_tenant,
+        shutdown,
+        domain_proof,
+        sync: Default::default(),
+        mfa_box,
+        lockout_gate: Default::default(),
+    }))
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let db = data_dir.join("passthru.db");
@@ -246,33 +283,8 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     let tls = tls_config(&paths)?;
     crate::federation::init_http_client().map_err(|e| ServeError::Tls(e.to_string()))?;
     let store = Store::open(&db, false).await?;
-    let signer = Signer::load(
-        &store
-            .signing_keys_published(crate::state::unix_now(), crate::tokens::KEY_KEEP_SECS)
-            .await?,
-    )
-    .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
-        .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let mfa_box = crate::mfa::SecretBox::load_or_create(data_dir)
-        .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let gateway = Gateway::default();
-    let metrics = gateway.metrics.clone();
-    let state: Shared = Arc::new(AppState {
-        store: store.clone(),
-        signer,
-        gateway,
-        metrics,
-        agent_ca,
-        heartbeat: opts.heartbeat,
-        max_agents_per_tenant: opts.max_agents_per_tenant,
-        shutdown: shutdown_rx,
-        domain_proof,
-        sync: Default::default(),
-        mfa_box,
-    });
+    let state = app_state(data_dir, store.clone(), &opts, shutdown_rx).await?;
     crate::dirsync::spawn(state.clone());
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -311,6 +323,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         }
                         if let Err(e) = store.purge_lockouts(crate::state::unix_now()).await {
                             tracing::warn!(error = %e, "purging stale smart lockout counters failed");
+                        }
+                        if let Err(e) = store.purge_attempts(crate::state::unix_now(), crate::password_reset::START_WINDOW).await {
+                            tracing::warn!(error = %e, "purging attempt counters failed");
                         }
                         if let Err(e) = purge_admin_rows(&store, crate::state::unix_ms()).await {
                             tracing::warn!(error = %e, "purging old sign-in log lines or stale domain claims failed");

@@ -40,6 +40,9 @@ struct Trail {
     lockout_key: Option<String>,
     /// Wrong passwords of that name were on record when the check began.
     lockout_counted: bool,
+    /// This check's place among the account's checks in flight, given back once its
+    /// outcome is counted.
+    place: Option<crate::lockout_gate::Place>,
     /// The agent answered a wrong password the user had just tried (not counted again).
     repeated: bool,
     /// Agents the request went to first that did not answer.
@@ -79,6 +82,8 @@ pub async fn check_password_and_mfa(
     let mut trail = Trail::default();
     let result = decide(state, attempt, password, &mut trail).await;
     smart_lockout(state, attempt, &trail, &result).await;
+    // Counted: the place goes back, and a check waiting for it reads the count again.
+    drop(trail.place.take());
     let entry = SignIn {
         time_ms: unix_ms(),
         username: attempt.username.to_string(),
@@ -135,7 +140,8 @@ async fn decide(
     if password.is_empty() {
         return Err(fail(Aadsts::InvalidCredentials));
     }
-    let (existing, lockout) = look_up(state, attempt, username, trail).await?;
+    let ticket = state.lockout_gate.ticket();
+    let (existing, lockout, key) = look_up(state, attempt, username, trail).await?;
     // With sign-in by mail, the user's on-premises UPN is what the agent binds with.
     let username = existing
         .as_ref()
@@ -149,12 +155,19 @@ async fn decide(
     }
     // Smart lockout: a locked name gets 50053 with no password check and no agent round
     // trip, so an attacker cannot drive the on-premises account into AD's lockout.
-    if lockout.locked_until.is_some() {
-        return Err(fail(Aadsts::AccountLocked).with_detail(
+    // At most as many checks of one account in flight as wrong passwords it may still
+    // have: parallel wrong passwords cannot pass the threshold in the directory.
+    let lockout = match admit(state, tenant, &key, lockout, ticket).await {
+        Ok((lockout, place)) => {
+            trail.place = Some(place);
+            lockout
+        }
+        Err(NotAdmitted::Locked) => return Err(fail(Aadsts::AccountLocked).with_detail(
             "The account is locked in the cloud after too many wrong passwords. Try again later.",
-        ));
-    }
-    trail.lockout_key = Some(username.to_string());
+        )),
+        Err(NotAdmitted::Store(e)) => return Err(server_error(e, attempt)),
+    };
+    trail.lockout_key = Some(key);
     trail.lockout_counted = lockout.counted;
     // Cloud-only users sign in with their cloud password, whatever the PTA setting.
     if let Some(user) = &existing {
@@ -188,6 +201,65 @@ async fn decide(
             synced_state(attempt, existing.as_ref())?;
             pass_through(state, attempt, username, password, existing.as_ref(), trail).await
         }
+    }
+}
+
+/// Why [`admit`] refused a password check.
+#[derive(Debug)]
+pub(crate) enum NotAdmitted {
+    /// The account is locked in the cloud, or its checks in flight stayed at the limit until
+    /// the deadline.
+    Locked,
+    /// The store could not be read.
+    Store(crate::store::StoreError),
+}
+
+/// Takes a place among the account's password checks in flight (see
+/// [`crate::lockout_gate`]), waiting while they are all taken, reading the account's count
+/// again whenever another check ended since it was read; refuses a locked account. `lockout`
+/// is the count read after `ticket` was taken.
+pub(crate) async fn admit(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &str,
+    mut lockout: Lockout,
+    mut ticket: crate::lockout_gate::Ticket,
+) -> Result<(Lockout, crate::lockout_gate::Place), NotAdmitted> {
+    use crate::lockout_gate::Entry;
+    let threshold = tenant.settings.lockout_threshold;
+    let wait_until = tokio::time::Instant::now()
+        + Duration::from_millis(tenant.settings.request_deadline_ms.max(100));
+    loop {
+        if lockout.locked_until.is_some() {
+            return Err(NotAdmitted::Locked);
+        }
+        match state
+            .lockout_gate
+            .enter(tenant.id, key, lockout.places(threshold), ticket)
+        {
+            Entry::Entered(place) => return Ok((lockout, place)),
+            Entry::Stale => {}
+            Entry::Full(freed) => {
+                let notified = freed.notified();
+                tokio::pin!(notified);
+                // Registered before the check below, so a place given back in between is
+                // not missed.
+                notified.as_mut().enable();
+                if state.lockout_gate.in_flight(tenant.id, key) >= lockout.places(threshold)
+                    && tokio::time::timeout_at(wait_until, notified).await.is_err()
+                {
+                    tracing::warn!(tenant = %tenant.name, account = %key,
+                        "smart lockout: this account's password checks in flight stayed at the limit until the deadline");
+                    return Err(NotAdmitted::Locked);
+                }
+            }
+        }
+        ticket = state.lockout_gate.ticket();
+        lockout = state
+            .store
+            .lockout(tenant.id, key, unix_now())
+            .await
+            .map_err(NotAdmitted::Store)?;
     }
 }
 
@@ -235,38 +307,37 @@ async fn smart_lockout(
     }
 }
 
-/// The user the typed name designates and the smart-lockout state of the name they sign in
-/// under (a synced user's UPN, else the typed name). Signing in by UPN, one statement reads
-/// both and the user's MFA row (kept in `trail`).
+/// The user the typed name designates, the smart-lockout state of their account and the
+/// key it counts under. Signing in by UPN, one statement reads these and the user's MFA row
+/// (kept in `trail`).
 async fn look_up(
     state: &AppState,
     attempt: &Attempt<'_>,
     username: &str,
     trail: &mut Trail,
-) -> Result<(Option<User>, Lockout), OAuthError> {
+) -> Result<(Option<User>, Lockout, String), OAuthError> {
     let tenant = attempt.tenant;
     if tenant.settings.sign_in_attribute != SignInAttribute::Mail {
-        // Found by UPN, a user's UPN and the typed name differ at most in case, which
-        // lockout names ignore: the typed name's lockout row is the user's.
         let s = state
             .store
             .sign_in_state(tenant.id, username, unix_now())
             .await
             .map_err(|e| server_error(e, attempt))?;
         trail.mfa = s.user.as_ref().map(|u| u.id).zip(s.mfa);
-        return Ok((s.user, s.lockout));
+        return Ok((s.user, s.lockout, s.lockout_key));
     }
     let existing = find_user(state, attempt, username).await?;
-    let key = existing
-        .as_ref()
-        .filter(|u| u.is_synced())
-        .map_or(username, |u| u.upn.as_str());
-    let lockout = state
+    let key = state
         .store
-        .lockout(tenant.id, key, unix_now())
+        .lockout_key(tenant.id, username, existing.as_ref().map(|u| u.id))
         .await
         .map_err(|e| server_error(e, attempt))?;
-    Ok((existing, lockout))
+    let lockout = state
+        .store
+        .lockout(tenant.id, &key, unix_now())
+        .await
+        .map_err(|e| server_error(e, attempt))?;
+    Ok((existing, lockout, key))
 }
 
 /// The user record the typed name designates: with `sign_in_attribute = mail`, the synced
@@ -433,11 +504,25 @@ pub(crate) async fn record_user(
         display_name: dir_user.display_name.as_deref(),
         mail: dir_user.mail.as_deref(),
     };
-    state
+    let user = state
         .store
         .upsert_onprem_user(&record, unix_now())
         .await
-        .map_err(|e| server_error(e, attempt))
+        .map_err(|e| server_error(e, attempt))?;
+    // The name typed (perhaps the implicit UPN, or another case) is now known to be this
+    // account's: smart lockout counts it with the user's other names.
+    if let Err(e) = state
+        .store
+        .learn_sign_in_names(
+            attempt.tenant.id,
+            user.id,
+            &[attempt.username, &dir_user.user_principal_name],
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the names the user signs in with");
+    }
+    Ok(user)
 }
 
 fn server_error(e: impl std::fmt::Display, attempt: &Attempt<'_>) -> OAuthError {

@@ -32,6 +32,8 @@ pub struct AppState {
     pub sync: crate::dirsync::Coordinator,
     /// Seals and opens users' TOTP secrets (the data dir's `mfa.key`).
     pub mfa_box: crate::mfa::SecretBox,
+    /// Smart lockout's password checks in flight per account.
+    pub lockout_gate: Arc<crate::lockout_gate::LockoutGate>,
 }
 
 /// Handlers' view of the state.

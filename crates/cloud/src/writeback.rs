@@ -157,14 +157,31 @@ pub async fn change(
     new: Zeroizing<String>,
     corr: Uuid,
 ) -> Result<User, WritebackError> {
-    let locked = state
+    // The old password is checked like a sign-in's: under the account's smart lockout
+    // count, with a place among its checks in flight.
+    let ticket = state.lockout_gate.ticket();
+    let store_err = |e: crate::store::StoreError| WritebackError::Server(e.to_string());
+    let user_id = state
         .store
-        .lockout(tenant.id, upn, unix_now())
+        .user_by_upn(tenant.id, upn)
         .await
-        .map_err(|e| WritebackError::Server(e.to_string()))?;
-    if locked.locked_until.is_some() {
-        return Err(WritebackError::LockedInCloud);
-    }
+        .map_err(store_err)?
+        .map(|u| u.id);
+    let key = state
+        .store
+        .lockout_key(tenant.id, upn, user_id)
+        .await
+        .map_err(store_err)?;
+    let lockout = state
+        .store
+        .lockout(tenant.id, &key, unix_now())
+        .await
+        .map_err(store_err)?;
+    let (locked, _place) = match crate::signin::admit(state, tenant, &key, lockout, ticket).await {
+        Ok(x) => x,
+        Err(crate::signin::NotAdmitted::Locked) => return Err(WritebackError::LockedInCloud),
+        Err(crate::signin::NotAdmitted::Store(e)) => return Err(store_err(e)),
+    };
     let payload = ValidationPayload {
         username: upn.to_string(),
         password: old,
@@ -178,7 +195,7 @@ pub async fn change(
                 .store
                 .record_wrong_password(
                     tenant.id,
-                    upn,
+                    &key,
                     s.lockout_threshold,
                     s.lockout_duration_seconds,
                     unix_now(),
@@ -188,8 +205,8 @@ pub async fn change(
                 tracing::error!(error = %e, "smart lockout counter not updated");
             }
         }
-        Ok(user) if locked.counted => {
-            let _ = state.store.clear_lockout(tenant.id, &user.upn).await;
+        Ok(_) if locked.counted => {
+            let _ = state.store.clear_lockout(tenant.id, &key).await;
         }
         _ => {}
     }

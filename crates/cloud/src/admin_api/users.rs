@@ -178,9 +178,20 @@ pub async fn unlock(
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::UNLOCK_USER).await?;
     let upn = upn.trim().to_string();
-    let mut was = state.store.clear_lockout(t.id, &upn).await?;
+    let user = state.store.user_by_upn(t.id, &upn).await?;
+    // The account's count (under its user, or any name it is known by), and any kept under
+    // the name as typed.
+    let key = state
+        .store
+        .lockout_key(t.id, &upn, user.as_ref().map(|u| u.id))
+        .await?;
+    let mut was = state.store.clear_lockout(t.id, &key).await?;
+    was |= state
+        .store
+        .clear_lockout(t.id, &crate::store::lockout::fold_name(&upn))
+        .await?;
     // The second factor's lock after wrong codes ends too.
-    if let Some(u) = state.store.user_by_upn(t.id, &upn).await? {
+    if let Some(u) = user {
         was |= state.store.clear_mfa_failures(t.id, u.id).await?;
     }
     tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, was_counted = was, "smart lockout cleared");

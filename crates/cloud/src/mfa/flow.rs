@@ -278,7 +278,7 @@ pub async fn code(
             return finish(&state, &t, &req, &user, corr).await;
         }
         Verdict::Wrong => None,
-        Verdict::Locked(until) => Some(lock_detail(until)),
+        Verdict::Locked(until) | Verdict::WrongAndLocked(until) => Some(lock_detail(until)),
         Verdict::NotEnrolled => {
             // Reset meanwhile: the user signs in again (and enrols if required).
             let _ = state.store.take_mfa_challenge(&req.id).await;

@@ -97,13 +97,13 @@ pub(crate) async fn has_second_factor(
 }
 
 /// Checks a code (TOTP or recovery code) of the user's second factor; a code is accepted
-/// once. Wrong codes count toward the second factor's lock.
+/// once. Wrong codes count toward the second factor's lock (per user, whatever the flow).
 pub(crate) async fn verify_second_factor(
     state: &Shared,
     t: &Tenant,
     user: &User,
     code: &str,
-) -> Result<bool, StoreError> {
-    let verdict = verify::check(state, t, user, code, crate::state::unix_now()).await?;
-    Ok(verdict == verify::Verdict::Accepted)
+    now: i64,
+) -> Result<verify::Verdict, StoreError> {
+    verify::check(state, t, user, code, now).await
 }

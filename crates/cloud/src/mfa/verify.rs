@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{recovery, totp};
 use crate::state::{unix_ms, AppState};
+use crate::store::mfa::Reservation;
 use crate::store::{SignIn, StoreError, Tenant, User};
 
 /// What a typed code was.
@@ -17,6 +18,8 @@ pub enum Verdict {
     Accepted,
     /// Wrong, already used, or not a code; counted.
     Wrong,
+    /// Wrong, and the last check before a lock that lasts until this time (Unix seconds).
+    WrongAndLocked(i64),
     /// Locked after wrong codes until this time (Unix seconds); not checked.
     Locked(i64),
     /// The user has no confirmed authenticator.
@@ -38,6 +41,14 @@ pub async fn check(
     if let Some(until) = rec.locked_until.filter(|u| *u > now) {
         return Ok(Verdict::Locked(until));
     }
+    // The attempt is counted before the code is compared (and given back by a success), so
+    // however many posts arrive at once, at most `FAILURES_PER_LOCK` codes are compared per
+    // lock.
+    let locks_until = match state.store.reserve_mfa_attempt(t.id, user.id, now).await? {
+        Reservation::Granted { locks_until } => locks_until,
+        Reservation::Locked(until) => return Ok(Verdict::Locked(until)),
+        Reservation::NoRecord => return Ok(Verdict::NotEnrolled),
+    };
     let compact: zeroize::Zeroizing<String> =
         zeroize::Zeroizing::new(typed.chars().filter(|c| !c.is_whitespace()).collect());
     let accepted = if totp::looks_like_code(&compact) {
@@ -65,15 +76,13 @@ pub async fn check(
     if accepted {
         return Ok(Verdict::Accepted);
     }
-    Ok(
-        match state.store.record_mfa_failure(t.id, user.id, now).await? {
-            Some(until) => {
-                tracing::warn!(tenant = %t.name, user = %user.upn, until, "too many wrong second-factor codes: the user's second factor is locked");
-                Verdict::Locked(until)
-            }
-            None => Verdict::Wrong,
-        },
-    )
+    Ok(match locks_until {
+        Some(until) => {
+            tracing::warn!(tenant = %t.name, user = %user.upn, until, "too many wrong second-factor codes: the user's second factor is locked");
+            Verdict::WrongAndLocked(until)
+        }
+        None => Verdict::Wrong,
+    })
 }
 
 /// Writes a sign-in log line for a second-factor failure (never the code).
@@ -104,4 +113,79 @@ pub async fn log(
     }
     state.metrics.sign_in(t.id, "failure", Some(code.code()));
     tracing::info!(tenant = %t.name, user = %username, code = code.code(), correlation = %corr, "second factor refused");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DomainKind;
+    use crate::test_app::TestApp;
+
+    /// Parallel wrong codes for one user (from one flow or many: the count is the user's)
+    /// are compared at most `FAILURES_PER_LOCK` times; the rest are refused as locked, and
+    /// then the right code is refused too until the lock ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_wrong_codes_are_checked_at_most_five_times() -> anyhow::Result<()> {
+        let app = TestApp::new("mfa-par", "contoso.example", DomainKind::Cloud).await?;
+        let user = app.cloud_user("a@contoso.example").await?;
+        let now = 1_700_000_000;
+        let secret = app.enrol_totp(&user, now).await?;
+        let right = totp::code_for_step(&secret, totp::step_of(now))
+            .ok_or_else(|| anyhow::anyhow!("no code"))?;
+        let wrong = if right.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let state = app.state.clone();
+            let t = app.tenant.clone();
+            let u = user.clone();
+            // Half TOTP-shaped, half recovery-code-shaped: both kinds count.
+            let typed = if i % 2 == 0 {
+                wrong.to_string()
+            } else {
+                format!("zzzz-{i:04}")
+            };
+            tasks.spawn(async move { check(&state, &t, &u, &typed, now).await });
+        }
+        let (mut wrong_n, mut last, mut locked) = (0, 0, 0);
+        while let Some(v) = tasks.join_next().await {
+            match v?? {
+                Verdict::Wrong => wrong_n += 1,
+                Verdict::WrongAndLocked(_) => last += 1,
+                Verdict::Locked(_) => locked += 1,
+                other => anyhow::bail!("unexpected verdict {other:?}"),
+            }
+        }
+        let checked = wrong_n + last;
+        assert!(
+            checked <= crate::store::mfa::FAILURES_PER_LOCK,
+            "{checked} codes compared"
+        );
+        assert_eq!(last, 1, "one check set the lock");
+        assert_eq!(locked, 200 - checked);
+        assert!(matches!(
+            check(&app.state, &app.tenant, &user, &right, now + 1).await?,
+            Verdict::Locked(_)
+        ));
+        // After the lock, the right code works and gives the attempts back.
+        let later = now + crate::store::mfa::FIRST_LOCK_SECS + 1;
+        let code = totp::code_for_step(&secret, totp::step_of(later))
+            .ok_or_else(|| anyhow::anyhow!("no code"))?;
+        assert_eq!(
+            check(&app.state, &app.tenant, &user, &code, later).await?,
+            Verdict::Accepted
+        );
+        assert_eq!(
+            app.state
+                .store
+                .mfa(app.tenant.id, user.id)
+                .await?
+                .locked_until,
+            None
+        );
+        Ok(())
+    }
 }

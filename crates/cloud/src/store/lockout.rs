@@ -21,30 +21,98 @@ pub struct Locked {
     pub lockouts: i64,
 }
 
-/// A user name's smart lockout state.
+/// An account's smart lockout state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lockout {
     /// Wrong passwords or a lock are on record (a success should forget them).
     pub counted: bool,
-    /// Until when the name is locked, Unix seconds, if it is now.
+    /// Until when the account is locked, Unix seconds, if it is now.
     pub locked_until: Option<i64>,
+    /// Wrong passwords counted in the window and not yet turned into a lock.
+    pub failures: i64,
+}
+
+impl Lockout {
+    /// How many password checks of the account may be in flight at once: each could be
+    /// wrong, and together they must not pass the threshold.
+    pub fn places(&self, threshold: u32) -> u32 {
+        let left = i64::from(threshold.max(1)).saturating_sub(self.failures);
+        u32::try_from(left.max(1)).unwrap_or(1)
+    }
+}
+
+/// A name as smart lockout compares it: trimmed and Unicode case-folded (so `ÄLICE@x`,
+/// `älice@x` and `Älice@X` are one name).
+pub fn fold_name(name: &str) -> String {
+    caseless::default_case_fold_str(name.trim())
+}
+
+/// The key smart lockout counts an account under: the user's id when the cloud knows which
+/// user the typed name designates (by UPN, implicit UPN, mail or a name an agent resolved),
+/// else the folded name.
+pub fn account_key(user_id: Option<Uuid>, typed: &str) -> String {
+    match user_id {
+        Some(id) => format!("user:{id}"),
+        None => fold_name(typed),
+    }
 }
 
 impl Store {
     /// `username`'s smart lockout state at `now`: one read, so that a sign-in of a name with
     /// nothing counted (the common case) writes nothing after it succeeds.
     pub async fn lockout(&self, tenant_id: Uuid, username: &str, now: i64) -> Result<Lockout> {
-        let until: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT locked_until FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?",
+        let row: Option<(Option<i64>, i64)> = sqlx::query_as(
+            "SELECT locked_until, CASE WHEN last_failure_at >= ? THEN failures ELSE 0 END
+             FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?",
         )
+        .bind(now - FAILURE_WINDOW_SECS)
         .bind(tenant_id.to_string())
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
         Ok(Lockout {
-            counted: until.is_some(),
-            locked_until: until.flatten().filter(|t| *t > now),
+            counted: row.is_some(),
+            locked_until: row.and_then(|r| r.0).filter(|t| *t > now),
+            failures: row.map_or(0, |r| r.1),
         })
+    }
+
+    /// The key `typed` counts under for the tenant (see [`account_key`]): `user`'s, when the
+    /// caller found the user, else that of the user a known name designates, else the folded
+    /// name.
+    pub async fn lockout_key(
+        &self,
+        tenant_id: Uuid,
+        typed: &str,
+        user: Option<Uuid>,
+    ) -> Result<String> {
+        if user.is_some() {
+            return Ok(account_key(user, typed));
+        }
+        let known: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM sign_in_names WHERE tenant_id = ? AND name = ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(fold_name(typed))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(account_key(
+            known.and_then(|k| Uuid::parse_str(&k).ok()),
+            typed,
+        ))
+    }
+
+    /// Records that each of `names` designates `user_id` (a name another user had moves).
+    pub async fn learn_sign_in_names(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        names: &[&str],
+    ) -> Result<()> {
+        for name in names {
+            remember_name(&self.pool, tenant_id, user_id, name).await?;
+        }
+        Ok(())
     }
 
     /// Counts a wrong password; at `threshold` failures the name is locked.
@@ -117,6 +185,33 @@ impl Store {
         .await?;
         Ok(r.rows_affected())
     }
+}
+
+/// Records that `name` designates `user_id` (on any executor: the pool or a transaction).
+pub(super) async fn remember_name<'e, E>(
+    db: E,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    name: &str,
+) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let folded = fold_name(name);
+    if folded.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sign_in_names (tenant_id, name, user_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET user_id = excluded.user_id
+         WHERE user_id <> excluded.user_id",
+    )
+    .bind(tenant_id.to_string())
+    .bind(folded)
+    .bind(user_id.to_string())
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,18 @@ pub const FIRST_LOCK_SECS: i64 = 15 * 60;
 /// The longest lock, seconds.
 pub const MAX_LOCK_SECS: i64 = 24 * 3600;
 
+/// What [`Store::reserve_mfa_attempt`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// One check may be made; if it is the last before a lock, the lock (already in force
+    /// for every other request) ends then, Unix seconds.
+    Granted { locks_until: Option<i64> },
+    /// Locked after wrong codes until then, Unix seconds: nothing may be checked.
+    Locked(i64),
+    /// The user has no MFA row.
+    NoRecord,
+}
+
 /// A user's MFA row (all defaults when they have none).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MfaRecord {
@@ -253,43 +265,56 @@ impl Store {
         .await?)
     }
 
-    /// Counts a wrong code. At [`FAILURES_PER_LOCK`] the second factor locks for
-    /// [`FIRST_LOCK_SECS`], doubling with each lock until a success (at most
-    /// [`MAX_LOCK_SECS`]). Returns the end of the lock it led to, if any.
-    pub async fn record_mfa_failure(
+    /// Reserves one code check before the code is compared: counts it as wrong up front, in
+    /// one conditional statement, so parallel posts cannot all be checked while a lock is
+    /// still being recorded. The check that makes [`FAILURES_PER_LOCK`] sets the lock at
+    /// once ([`FIRST_LOCK_SECS`], doubling with each lock until a success, at most
+    /// [`MAX_LOCK_SECS`]); a success gives the attempt back (it forgets wrong codes and
+    /// locks). A locked second factor reserves nothing.
+    pub async fn reserve_mfa_attempt(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
         now: i64,
-    ) -> Result<Option<i64>> {
-        let mut tx = self.write_tx().await?;
-        let (failures, lockouts): (i64, i64) = sqlx::query_as(
-            "INSERT INTO user_mfa (user_id, tenant_id, failures) VALUES (?, ?, 1)
-             ON CONFLICT (user_id) DO UPDATE SET failures = failures + 1
-             RETURNING failures, lockouts",
+    ) -> Result<Reservation> {
+        let row: Option<Option<i64>> = sqlx::query_scalar(
+            "UPDATE user_mfa SET
+                 failures = CASE WHEN failures + 1 >= ?1 THEN 0 ELSE failures + 1 END,
+                 locked_until = CASE WHEN failures + 1 >= ?1
+                     THEN ?2 + min(?3 * (1 << min(max(lockouts, 0), 16)), ?4)
+                     ELSE locked_until END,
+                 lockouts = CASE WHEN failures + 1 >= ?1 THEN lockouts + 1 ELSE lockouts END
+             WHERE tenant_id = ?5 AND user_id = ?6
+               AND (locked_until IS NULL OR locked_until <= ?2)
+             RETURNING locked_until",
         )
-        .bind(user_id.to_string())
+        .bind(FAILURES_PER_LOCK)
+        .bind(now)
+        .bind(FIRST_LOCK_SECS)
+        .bind(MAX_LOCK_SECS)
         .bind(tenant_id.to_string())
-        .fetch_one(&mut *tx)
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
         .await?;
-        let mut locked = None;
-        if failures >= FAILURES_PER_LOCK {
-            let secs = FIRST_LOCK_SECS
-                .saturating_mul(1i64 << lockouts.clamp(0, 16))
-                .min(MAX_LOCK_SECS);
-            let until = now.saturating_add(secs);
-            sqlx::query(
-                "UPDATE user_mfa SET failures = 0, locked_until = ?, lockouts = lockouts + 1
-                 WHERE user_id = ?",
-            )
-            .bind(until)
-            .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            locked = Some(until);
-        }
-        tx.commit().await?;
-        Ok(locked)
+        Ok(match row {
+            Some(until) => Reservation::Granted {
+                locks_until: until.filter(|u| *u > now),
+            },
+            None => {
+                let until: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT locked_until FROM user_mfa WHERE tenant_id = ? AND user_id = ?",
+                )
+                .bind(tenant_id.to_string())
+                .bind(user_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                match until.flatten().filter(|u| *u > now) {
+                    Some(u) => Reservation::Locked(u),
+                    // No row (never enrolled): nothing to check against.
+                    None => Reservation::NoRecord,
+                }
+            }
+        })
     }
 
     /// Ends a second-factor lock and forgets wrong codes (an administrator's unlock).
@@ -452,24 +477,33 @@ mod tests {
             .await?;
         assert!(!s.use_recovery_code(t, other, "h2", 7).await?);
         assert_eq!(s.recovery_codes_left(u).await?, 2);
-        // Wrong codes lock, and each lock is longer.
+        // Wrong codes lock, and each lock is longer; a locked factor reserves nothing.
+        let granted = |locks_until| Reservation::Granted { locks_until };
         for _ in 1..FAILURES_PER_LOCK {
-            assert_eq!(s.record_mfa_failure(t, u, 1000).await?, None);
+            assert_eq!(s.reserve_mfa_attempt(t, u, 1000).await?, granted(None));
         }
         assert_eq!(
-            s.record_mfa_failure(t, u, 1000).await?,
-            Some(1000 + FIRST_LOCK_SECS)
+            s.reserve_mfa_attempt(t, u, 1000).await?,
+            granted(Some(1000 + FIRST_LOCK_SECS))
+        );
+        assert_eq!(
+            s.reserve_mfa_attempt(t, u, 1001).await?,
+            Reservation::Locked(1000 + FIRST_LOCK_SECS)
         );
         for _ in 1..FAILURES_PER_LOCK {
-            s.record_mfa_failure(t, u, 2000).await?;
+            s.reserve_mfa_attempt(t, u, 2000).await?;
         }
         assert_eq!(
-            s.record_mfa_failure(t, u, 2000).await?,
-            Some(2000 + 2 * FIRST_LOCK_SECS)
+            s.reserve_mfa_attempt(t, u, 2000).await?,
+            granted(Some(2000 + 2 * FIRST_LOCK_SECS))
         );
         assert_eq!(
             s.mfa(t, u).await?.locked_until,
             Some(2000 + 2 * FIRST_LOCK_SECS)
+        );
+        assert_eq!(
+            s.reserve_mfa_attempt(t, other, 2000).await?,
+            Reservation::NoRecord
         );
         assert!(s.clear_mfa_failures(t, u).await?);
         assert_eq!(s.mfa(t, u).await?.locked_until, None);

@@ -53,6 +53,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "agents passed over in the sign-in log",
         include_str!("../../migrations/0009_signin_agents.sql"),
     ),
+    (
+        10,
+        "attempt limits and sign-in names",
+        include_str!("../../migrations/0010_attempt_limits.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 pub mod admin;
 pub mod agents;
+pub mod attempts;
 mod cache;
 pub mod device;
 pub mod federation;

@@ -104,6 +104,12 @@ pub fn effective_upn(u: &SyncUser) -> Option<String> {
             return Some(upn.to_string());
         }
     }
+    implicit_upn(u)
+}
+
+/// A synced user's implicit UPN: sAMAccountName@the domain's DNS name (from the DN's DC=
+/// parts), which AD accepts in a bind whatever the userPrincipalName.
+pub fn implicit_upn(u: &SyncUser) -> Option<String> {
     let sam = u.sam_account_name.as_deref()?.trim();
     let domain: Vec<String> =
         u.dn.split(',')
@@ -516,6 +522,23 @@ async fn upsert_user(
             .await?;
         }
     }
+    // The names the user signs in with (UPN, implicit UPN, mail) count toward one smart
+    // lockout: a changed user's old names are forgotten first.
+    if let Ok(uid) = Uuid::parse_str(&id) {
+        if !unchanged {
+            sqlx::query("DELETE FROM sign_in_names WHERE user_id = ?")
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let implicit = implicit_upn(u);
+        for name in [Some(upn.as_str()), implicit.as_deref(), u.mail.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            super::lockout::remember_name(&mut **tx, tenant_id, uid, name).await?;
+        }
+    }
     if newly_disabled {
         // Disabled in AD: its sessions and refresh tokens end, as when an administrator
         // blocks it in the cloud.
@@ -871,6 +894,47 @@ mod tests {
             dc_url: "ldaps://dc1".into(),
             millis: 1,
         }
+    }
+
+    /// A synced user's UPN, implicit UPN and mail, in any case, count toward one smart
+    /// lockout; a renamed user's old names no longer do.
+    #[tokio::test]
+    async fn a_synced_users_names_share_one_lockout_key() -> anyhow::Result<()> {
+        let (s, dir, tid) = store().await?;
+        let g = Uuid::new_v4();
+        let mut u = user("carol", g);
+        u.user_principal_name = Some("Carol.Long@corp.test".into());
+        let run = Uuid::new_v4();
+        let objects = vec![SyncObject::User(u.clone())];
+        s.apply_sync_batch(tid, "corp.test", &batch(run, objects, vec![]), 10)
+            .await?;
+        let id = onprem_object_id(tid, g);
+        for name in [
+            "carol.long@corp.test",
+            "CAROL@CORP.TEST",
+            "carol@corp.test",
+            "Carol@Mail.Test",
+        ] {
+            let key = s.sign_in_state(tid, name, 20).await?.lockout_key;
+            assert_eq!(key, format!("user:{id}"), "{name}");
+        }
+        // Renamed in AD (new sAMAccountName and mail): the old implicit UPN is a name of
+        // nobody again.
+        u.sam_account_name = Some("cl".into());
+        u.mail = None;
+        let run = Uuid::new_v4();
+        let objects = vec![SyncObject::User(u)];
+        s.apply_sync_batch(tid, "corp.test", &batch(run, objects, vec![]), 30)
+            .await?;
+        let old = s
+            .sign_in_state(tid, "carol@corp.test", 40)
+            .await?
+            .lockout_key;
+        assert_eq!(old, "carol@corp.test");
+        let new = s.sign_in_state(tid, "CL@corp.test", 40).await?.lockout_key;
+        assert_eq!(new, format!("user:{id}"));
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
     }
 
     #[tokio::test]

@@ -50,9 +50,11 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         Self::end_sessions(&mut tx, tenant_id, user_id).await?;
-        sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?")
+        // The account's smart lockout count, and any kept under the folded UPN.
+        sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username IN (?, ?)")
             .bind(tenant_id.to_string())
-            .bind(upn)
+            .bind(super::lockout::account_key(Some(user_id), upn))
+            .bind(super::lockout::fold_name(upn))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

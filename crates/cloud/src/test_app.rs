@@ -1,0 +1,102 @@
+//! The cloud's state over a fresh data dir, for in-process tests of handlers and rules: a
+//! real store, real keys and certificates, no listener and no agent (tests that need one
+//! register a fake connection with the gateway).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::server::{app_state, ServeOptions};
+use crate::state::Shared;
+use crate::store::{DomainKind, Store, Tenant};
+
+/// A data dir with the tenant `contoso` and its state; the dir is removed on drop.
+#[derive(Debug)]
+pub(crate) struct TestApp {
+    pub state: Shared,
+    pub tenant: Tenant,
+    dir: PathBuf,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl TestApp {
+    /// A new data dir (`init`, whose admin is `admin@contoso.example` in the cloud domain
+    /// `contoso.example`), with `domain` added to the tenant as `kind`.
+    pub async fn new(label: &str, domain: &str, kind: DomainKind) -> anyhow::Result<TestApp> {
+        let dir = std::env::temp_dir().join(format!("passthru-app-{label}-{}", Uuid::new_v4()));
+        let password = Zeroizing::new(format!("A1!{}", Uuid::new_v4()));
+        crate::init::init(
+            &dir,
+            "contoso",
+            "admin@contoso.example",
+            password,
+            &["localhost".to_string()],
+        )
+        .await?;
+        let store = Store::open(&dir.join("passthru.db"), false).await?;
+        let tenant = store
+            .tenant("contoso")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("init made no tenant"))?;
+        // The admin's domain is the tenant's cloud domain already.
+        if store.domain(domain).await?.is_none() {
+            store.add_domain(tenant.id, domain, kind, None, 1).await?;
+        }
+        let opts = ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            heartbeat: Duration::from_secs(30),
+            dns_server: None,
+            metrics_listen: None,
+            max_agents_per_tenant: 40,
+        };
+        let (tx, rx) = watch::channel(false);
+        let state = app_state(&dir, store, &opts, rx).await?;
+        Ok(TestApp {
+            state,
+            tenant,
+            dir,
+            _shutdown: tx,
+        })
+    }
+
+    /// A cloud-only user of the tenant (no password that could sign in).
+    pub async fn cloud_user(&self, upn: &str) -> anyhow::Result<crate::store::User> {
+        let id = self
+            .state
+            .store
+            .add_cloud_user(self.tenant.id, upn, "!", "none", 1)
+            .await?;
+        self.state
+            .store
+            .user_by_id(self.tenant.id, id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user {upn} not stored"))
+    }
+
+    /// Enrols `user` in TOTP with a fresh secret (returned, to make codes).
+    pub async fn enrol_totp(
+        &self,
+        user: &crate::store::User,
+        now: i64,
+    ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let secret = crate::mfa::totp::new_secret();
+        let sealed = self.state.mfa_box.seal(user.id, &secret)?;
+        let store = &self.state.store;
+        store
+            .start_mfa_enrolment(self.tenant.id, user.id, &sealed)
+            .await?;
+        store
+            .confirm_mfa_enrolment(self.tenant.id, user.id, now / 30 - 10, &[], now)
+            .await?;
+        Ok(secret)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
