@@ -593,6 +593,162 @@ mod tests {
         assert!(!unchanged(&known, &attempt, &other, 1_100));
     }
 
+    /// A fake agent that knows one account: `right` is its password (under any of `names`),
+    /// every other password is wrong (1326).
+    fn one_account(
+        app: &crate::test_app::TestApp,
+        guid: Uuid,
+        upn: &str,
+    ) -> crate::test_app::FakeAgent {
+        let upn = upn.to_string();
+        app.fake_agent(
+            &["corp.test"],
+            Duration::from_millis(30),
+            std::sync::Arc::new(move |p: &ValidationPayload| {
+                if p.password.as_str() == "right" {
+                    Outcome::Success(DirectoryUser {
+                        object_guid: guid,
+                        user_principal_name: upn.clone(),
+                        sam_account_name: Some("cs".into()),
+                        display_name: None,
+                        mail: None,
+                        consistency_guid: None,
+                    })
+                } else {
+                    Outcome::Denied {
+                        win32: Win32::LogonFailure,
+                    }
+                }
+            }),
+        )
+    }
+
+    /// Sends `names[i % len]` with a wrong password `n` times at once; returns how many
+    /// got 1326's code and how many 50053.
+    async fn parallel_wrong(
+        app: &crate::test_app::TestApp,
+        tenant: &Tenant,
+        names: &[&str],
+        n: usize,
+    ) -> anyhow::Result<(usize, usize)> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let state = app.state.clone();
+            let tenant = tenant.clone();
+            let name = names[i % names.len()].to_string();
+            tasks.spawn(async move {
+                let attempt = Attempt {
+                    tenant: &tenant,
+                    username: &name,
+                    client_id: None,
+                    client_ip: None,
+                    correlation_id: Uuid::new_v4(),
+                };
+                check_password(&state, &attempt, Zeroizing::new(format!("wrong-{i}")))
+                    .await
+                    .err()
+                    .map(|e| e.code)
+            });
+        }
+        let (mut wrong, mut locked) = (0, 0);
+        while let Some(r) = tasks.join_next().await {
+            match r? {
+                Some(Aadsts::InvalidCredentials) => wrong += 1,
+                Some(Aadsts::AccountLocked) => locked += 1,
+                other => anyhow::bail!("unexpected result {other:?}"),
+            }
+        }
+        Ok((wrong, locked))
+    }
+
+    fn managed(app: &crate::test_app::TestApp, threshold: u32) -> Tenant {
+        let mut t = app.tenant.clone();
+        t.pta_enabled = true;
+        t.settings.lockout_threshold = threshold;
+        t.settings.lockout_duration_seconds = 1;
+        t
+    }
+
+    /// 200 wrong passwords at once for one account: at most the threshold reach the
+    /// directory, the rest get 50053; the right password works once the lock is over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_wrong_passwords_reach_the_directory_at_most_threshold_times(
+    ) -> anyhow::Result<()> {
+        let app =
+            crate::test_app::TestApp::new("lockout-par", "corp.test", DomainKind::Managed).await?;
+        let tenant = managed(&app, 3);
+        let agent = one_account(&app, Uuid::new_v4(), "dave@corp.test");
+        let (wrong, locked) = parallel_wrong(&app, &tenant, &["dave@corp.test"], 200).await?;
+        let asked = agent.received.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(asked <= 3, "{asked} wrong passwords reached the directory");
+        assert_eq!((wrong, locked), (asked, 200 - asked));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let attempt = Attempt {
+            tenant: &tenant,
+            username: "dave@corp.test",
+            client_id: None,
+            client_ip: None,
+            correlation_id: Uuid::new_v4(),
+        };
+        let user = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+        assert_eq!(user.map(|u| u.upn).ok().as_deref(), Some("dave@corp.test"));
+        Ok(())
+    }
+
+    /// Case variants (Unicode too), the implicit UPN and the mail address of one account
+    /// count toward one lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_name_of_an_account_counts_toward_one_lock() -> anyhow::Result<()> {
+        let app = crate::test_app::TestApp::new("lockout-names", "corp.test", DomainKind::Managed)
+            .await?;
+        let tenant = managed(&app, 3);
+        let guid = Uuid::new_v4();
+        let agent = one_account(&app, guid, "çarol@corp.test");
+        // A first sign-in by the implicit UPN makes the account known (a sync would too).
+        let attempt = Attempt {
+            tenant: &tenant,
+            username: "cs@corp.test",
+            client_id: None,
+            client_ip: None,
+            correlation_id: Uuid::new_v4(),
+        };
+        let user = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+        let user = user.map_err(|e| anyhow::anyhow!("first sign-in: {:?}", e.code))?;
+        app.state
+            .store
+            .learn_sign_in_names(tenant.id, user.id, &["carol@mail.test"])
+            .await?;
+        let names = [
+            "ÇAROL@corp.test",
+            "çarol@CORP.TEST",
+            "CS@Corp.Test",
+            "cs@corp.test",
+            "Carol@Mail.Test",
+        ];
+        let before = agent.received.load(std::sync::atomic::Ordering::SeqCst);
+        let (wrong, locked) = parallel_wrong(&app, &tenant, &names, 200).await?;
+        let asked = agent.received.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!(asked <= 3, "{asked} wrong passwords reached the directory");
+        assert_eq!((wrong, locked), (asked, 200 - asked));
+        // One by one too: each variant is refused once the account is locked.
+        for name in names {
+            let attempt = Attempt {
+                tenant: &tenant,
+                username: name,
+                client_id: None,
+                client_ip: None,
+                correlation_id: Uuid::new_v4(),
+            };
+            let r = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+            assert_eq!(
+                r.err().map(|e| e.code),
+                Some(Aadsts::AccountLocked),
+                "{name}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn object_id_is_stable_and_tenant_scoped() {
         let t1 = Uuid::new_v4();

@@ -3,12 +3,20 @@
 //! register a fake connection with the gateway).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use passthru_proto::seal::ValidationPayload;
+use passthru_proto::wire::{CloudToAgent, Outcome};
+use passthru_proto::AgentKeyPair;
+use tokio::sync::mpsc;
 
 use tokio::sync::watch;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::gateway::{AgentConn, Reply};
 use crate::server::{app_state, ServeOptions};
 use crate::state::Shared;
 use crate::store::{DomainKind, Store, Tenant};
@@ -92,6 +100,74 @@ impl TestApp {
             .confirm_mfa_enrolment(self.tenant.id, user.id, now / 30 - 10, &[], now)
             .await?;
         Ok(secret)
+    }
+}
+
+/// What a fake agent answers to a validation (it opens the envelope with its own key).
+pub(crate) type Answer = Arc<dyn Fn(&ValidationPayload) -> Outcome + Send + Sync>;
+
+/// A fake agent connected to the gateway: it opens each request with its own HPKE key,
+/// counts it, waits `delay`, and answers with `answer`'s outcome.
+#[derive(Debug)]
+pub(crate) struct FakeAgent {
+    /// Requests received.
+    pub received: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestApp {
+    /// Connects a fake agent that serves every UPN suffix of `suffixes`.
+    pub fn fake_agent(&self, suffixes: &[&str], delay: Duration, answer: Answer) -> FakeAgent {
+        let keys = AgentKeyPair::generate();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let conn = Arc::new(AgentConn::new(
+            Uuid::new_v4(),
+            self.tenant.id,
+            "fake-agent".into(),
+            "test".into(),
+            suffixes.iter().map(|s| s.to_string()).collect(),
+            keys.public_bytes().to_vec(),
+            tx,
+        ));
+        self.state.gateway.register(conn.clone());
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        let state = self.state.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let CloudToAgent::Validate(sealed) = msg else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let outcome = match keys.open(&sealed) {
+                    Ok(payload) => answer(&payload),
+                    Err(_) => Outcome::Error {
+                        error: passthru_proto::AgentError::DecryptFailed,
+                    },
+                };
+                let state = state.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let reply = Reply {
+                        outcome,
+                        agent_id: conn.agent_id,
+                        agent_host: conn.host.clone(),
+                        agent_micros: 1,
+                        repeated: false,
+                        passed_over: Vec::new(),
+                    };
+                    state.gateway.complete(&conn, sealed.request_id, reply);
+                });
+            }
+        });
+        FakeAgent { received, task }
     }
 }
 
