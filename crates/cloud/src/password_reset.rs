@@ -410,3 +410,154 @@ pub async fn set_new(
         Err(e) => new_password_page(&t, &flow.csrf, Some(&e.user_sentence())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use crate::store::DomainKind;
+    use crate::test_app::{form, TestApp};
+
+    async fn app() -> anyhow::Result<(TestApp, String)> {
+        let mut app = TestApp::new("sspr", "corp.test", DomainKind::Managed).await?;
+        app.settings(|s| s.writeback = true).await?;
+        let user = app.onprem_user("erin@corp.test").await?;
+        app.state
+            .store
+            .set_writeback_allowed(app.tenant.id, user.id, true, 1)
+            .await?;
+        let now = crate::state::unix_now();
+        let secret = app.enrol_totp(&user, now).await?;
+        // A code that is wrong now and in the steps around now.
+        let near: Vec<String> = (-2..=2)
+            .filter_map(|d| {
+                crate::mfa::totp::code_for_step(&secret, crate::mfa::totp::step_of(now) + d)
+            })
+            .map(|c| c.to_string())
+            .collect();
+        let wrong = (0..10)
+            .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+            .find(|c| !near.contains(c))
+            .ok_or_else(|| anyhow::anyhow!("no wrong code"))?;
+        Ok((app, wrong))
+    }
+
+    /// Starts a reset of `upn` from `from`; the flow's cookie and CSRF token, or the status.
+    async fn start(
+        app: &TestApp,
+        from: &str,
+        upn: &str,
+    ) -> anyhow::Result<Result<(String, String), StatusCode>> {
+        let r = app
+            .call(
+                from,
+                form("/contoso/password/reset", &format!("username={upn}"), None)?,
+            )
+            .await?;
+        Ok(match (r.cookie(), r.field("csrf")) {
+            (Some(c), Some(f)) if r.status == StatusCode::OK => Ok((c, f)),
+            _ => Err(r.status),
+        })
+    }
+
+    #[tokio::test]
+    async fn resets_started_are_limited_per_address_and_per_user() -> anyhow::Result<()> {
+        let (app, _) = app().await?;
+        // One address: 20 starts of any name (known or not), then 429 with Retry-After.
+        for i in 0..super::STARTS_PER_ADDRESS {
+            let r = app
+                .call(
+                    "10.9.0.1:5000",
+                    form(
+                        "/contoso/password/reset",
+                        &format!("username=nobody{i}@corp.test"),
+                        None,
+                    )?,
+                )
+                .await?;
+            assert_eq!(r.status, StatusCode::OK, "start {i}");
+        }
+        let r = app
+            .call(
+                "10.9.0.1:5001",
+                form("/contoso/password/reset", "username=nobody@corp.test", None)?,
+            )
+            .await?;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        let retry: i64 = r
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        assert!(retry > 0 && retry <= super::START_WINDOW, "{retry}");
+        assert!(r.body.contains("Too many password resets"));
+        // One user, from many addresses: 5 flows, then 429; another address is not affected
+        // for other users.
+        for i in 0..super::STARTS_PER_USER {
+            let started = start(&app, &format!("10.9.1.{i}:5000"), "erin@corp.test").await?;
+            assert!(started.is_ok(), "flow {i}: {started:?}");
+        }
+        let sixth = start(&app, "10.9.2.1:5000", "erin@corp.test").await?;
+        assert_eq!(sixth, Err(StatusCode::TOO_MANY_REQUESTS));
+        Ok(())
+    }
+
+    /// 200 wrong codes at once, spread over five flows of one user: at most five are
+    /// compared (the second factor's lock counts per user), and then even the right code is
+    /// refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn wrong_codes_count_per_user_across_flows() -> anyhow::Result<()> {
+        let (app, wrong) = app().await?;
+        let app = std::sync::Arc::new(app);
+        let mut flows = Vec::new();
+        for i in 0..5 {
+            let started = start(&app, &format!("10.8.0.{i}:5000"), "erin@corp.test").await?;
+            flows.push(started.map_err(|s| anyhow::anyhow!("start: {s}"))?);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let app = app.clone();
+            let (cookie, csrf) = flows[i % flows.len()].clone();
+            let wrong = wrong.clone();
+            tasks.spawn(async move {
+                let body = format!("csrf={csrf}&code={wrong}");
+                app.call(
+                    "10.8.1.1:5000",
+                    form("/contoso/password/reset/verify", &body, Some(&cookie))?,
+                )
+                .await
+            });
+        }
+        let mut compared_wrong = 0;
+        while let Some(r) = tasks.join_next().await {
+            let r = r??;
+            if r.body.contains("That code didn") {
+                compared_wrong += 1;
+            }
+        }
+        // The fifth wrong code locks (its page says so): at most four say "didn't work".
+        assert!(
+            compared_wrong <= 4,
+            "{compared_wrong} codes compared as wrong"
+        );
+        let rec = app
+            .state
+            .store
+            .mfa(app.tenant.id, flows_user(&app).await?)
+            .await?;
+        assert!(
+            rec.locked_until.is_some(),
+            "the user's second factor is locked"
+        );
+        Ok(())
+    }
+
+    async fn flows_user(app: &TestApp) -> anyhow::Result<uuid::Uuid> {
+        app.state
+            .store
+            .user_by_upn(app.tenant.id, "erin@corp.test")
+            .await?
+            .map(|u| u.id)
+            .ok_or_else(|| anyhow::anyhow!("no user"))
+    }
+}

@@ -103,6 +103,96 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// An on-premises user (as a pass-through sign-in records one).
+    pub async fn onprem_user(&self, upn: &str) -> anyhow::Result<crate::store::User> {
+        let guid = Uuid::new_v4().to_string();
+        let record = crate::store::OnpremUser {
+            tenant_id: self.tenant.id,
+            id: Uuid::new_v4(),
+            immutable_id: &guid,
+            upn,
+            display_name: None,
+            mail: None,
+        };
+        Ok(self.state.store.upsert_onprem_user(&record, 1).await?)
+    }
+
+    /// Changes the tenant's settings (in the store and in `self.tenant`).
+    pub async fn settings(
+        &mut self,
+        change: impl FnOnce(&mut crate::settings::Settings),
+    ) -> anyhow::Result<()> {
+        change(&mut self.tenant.settings);
+        self.state
+            .store
+            .save_settings(self.tenant.id, &self.tenant.settings)
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `request` through the cloud's router as if from `from` (an address and port).
+    pub async fn call(
+        &self,
+        from: &str,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> anyhow::Result<Called> {
+        use tower::ServiceExt as _;
+        let client = crate::server::ClientInfo {
+            addr: from.parse()?,
+            peer_cert_fingerprint: None,
+        };
+        let router = crate::server::router(self.state.clone()).layer(axum::Extension(client));
+        let response = router.oneshot(request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        Ok(Called {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
+
+/// A response of [`TestApp::call`].
+#[derive(Debug)]
+pub(crate) struct Called {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Called {
+    /// The `name=value` of the first cookie set.
+    pub fn cookie(&self) -> Option<String> {
+        let v = self.headers.get("set-cookie")?.to_str().ok()?;
+        Some(v.split(';').next()?.trim().to_string())
+    }
+
+    /// The value of the hidden form field `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        let len = self.body[start..].find('"')?;
+        Some(self.body[start..start + len].to_string())
+    }
+}
+
+/// A form POST.
+pub(crate) fn form(
+    uri: &str,
+    body: &str,
+    cookie: Option<&str>,
+) -> anyhow::Result<axum::http::Request<axum::body::Body>> {
+    let mut b =
+        axum::http::Request::post(uri).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    Ok(b.body(axum::body::Body::from(body.to_string()))?)
+}
+
 /// What a fake agent answers to a validation (it opens the envelope with its own key).
 pub(crate) type Answer = Arc<dyn Fn(&ValidationPayload) -> Outcome + Send + Sync>;
 

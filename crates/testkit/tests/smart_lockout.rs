@@ -211,3 +211,89 @@ async fn ad_threshold_five_cloud_threshold_three() -> anyhow::Result<()> {
     admin.delete(&dn).await?;
     Ok(())
 }
+
+/// 200 wrong passwords at once, spread over the account's names (its UPN and implicit UPN,
+/// in other cases): at most the cloud's threshold reach AD (`badPwdCount`), the rest get
+/// 50053, and the right password works again once the lock is over.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_parallel_wrong_passwords_reach_ad_at_most_threshold_times(
+) -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    // The sAMAccountName differs from the UPN's first part: `s{tag}@<domain>` is the
+    // implicit UPN.
+    let user = TestUser::with(
+        &format!("s{tag}"),
+        &format!("par.allel{tag}"),
+        &corp.upn_suffix,
+        AccountState::Good,
+        recorded_secret("Pw"),
+        "Parallel Test",
+    );
+    admin.create_user(&user).await?;
+    let dn = user.dn(&corp.base_dn);
+    // AD itself would lock only after 50: whatever the cloud let through shows in
+    // badPwdCount.
+    let pso = admin
+        .add_password_policy(
+            &format!("lock50-{tag}"),
+            &[("msDS-LockoutThreshold", "50")],
+            std::slice::from_ref(&dn),
+        )
+        .await?;
+    let t = PtaSetup::new(&fresh_dir("smart-lockout-parallel")?, &corp).start()?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_threshold", "3"])?;
+    t.cloud
+        .admin(&["settings", "set", "lockout_duration_seconds", "10"])?;
+    let client = t.sign_in()?;
+    // Both names sign in once, so the cloud knows they are one account.
+    let implicit = format!("s{tag}@{}", corp.upn_suffix);
+    for name in [&user.upn, &implicit] {
+        let r = client.password("contoso", name, &user.password).await?;
+        assert!(r.ok(), "{name}: {:?}", r.body);
+    }
+    let names = [
+        user.upn.clone(),
+        user.upn.to_uppercase(),
+        implicit.clone(),
+        implicit.to_uppercase(),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let client = client.clone();
+        let name = names[i % names.len()].clone();
+        tasks.spawn(async move {
+            client
+                .password("contoso", &name, &format!("Wrong-Passw0rd-{i}!"))
+                .await
+                .map(|r| r.code())
+        });
+    }
+    let (mut wrong, mut locked) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r?? {
+            Some(50126) => wrong += 1,
+            Some(50053) => locked += 1,
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        }
+    }
+    let bad = admin.bad_pwd_count(&dn).await?;
+    assert!(bad <= 3, "AD counted {bad} wrong passwords");
+    assert!(wrong <= 3, "{wrong} answers of 50126");
+    assert_eq!(locked, 200 - wrong);
+    // Locked: the right password too, by any name.
+    let r = client
+        .password("contoso", &implicit, &user.password)
+        .await?;
+    assert_eq!(r.code(), Some(50053), "{:?}", r.body);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let r = client
+        .password("contoso", &user.upn, &user.password)
+        .await?;
+    assert!(r.ok(), "after the lock: {:?}", r.body);
+    admin.delete(&pso).await?;
+    admin.delete(&dn).await?;
+    Ok(())
+}
