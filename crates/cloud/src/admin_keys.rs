@@ -1,6 +1,7 @@
-//! Token signing key rotation: `POST /{tenant}/admin/keys/rotate` adds a new signing key
-//! (it signs from now on) and keeps the previous keys in the JWKS until every token they
-//! signed has expired. Keys are deployment-wide: any Global Administrator may rotate them.
+//! Token signing key rotation: `POST /{tenant}/admin/keys/rotate` gives the tenant a new
+//! signing key (it signs the tenant's tokens from now on) and keeps its previous keys in its
+//! JWKS until every token they signed has expired (at most [`MAX_RETIRED_KEYS`] of them).
+//! Keys are per tenant: a tenant's Global Administrator rotates that tenant's keys only.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -10,7 +11,15 @@ use serde_json::{json, Value};
 use crate::admin_api::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
-use crate::tokens::{generate_signing_key, KEY_KEEP_SECS};
+use crate::tokens::{TenantKeys, MAX_RETIRED_KEYS};
+
+fn summary(keys: &TenantKeys) -> Value {
+    json!({
+        "current": keys.current_kid(),
+        "published": keys.jwks().into_iter().map(|k| k.kid).collect::<Vec<_>>(),
+        "max_retired": MAX_RETIRED_KEYS,
+    })
+}
 
 /// `POST /{tenant}/admin/keys/rotate`
 pub async fn rotate(
@@ -19,21 +28,14 @@ pub async fn rotate(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_KEYS).await?;
-    let key = generate_signing_key().map_err(ApiError::internal)?;
-    let now = unix_now();
-    state.store.rotate_signing_key(&key, now).await?;
-    let published = state
-        .store
-        .signing_keys_published(now, KEY_KEEP_SECS)
-        .await?;
-    state
+    let keys = state
         .signer
-        .reload(&published)
+        .rotate(t.id, unix_now())
+        .await
         .map_err(ApiError::internal)?;
-    tracing::info!(tenant = %t.name, by = %admin.upn, kid = %key.kid, "token signing key rotated");
-    Ok(Json(
-        json!({ "current": key.kid, "published": published.iter().map(|k| k.kid.clone()).collect::<Vec<_>>() }),
-    ))
+    tracing::info!(tenant = %t.name, by = %admin.upn, kid = keys.current_kid().unwrap_or_default(),
+        "the tenant's token signing key rotated");
+    Ok(Json(summary(&keys)))
 }
 
 /// `GET /{tenant}/admin/keys`
@@ -42,10 +44,11 @@ pub async fn list(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
-    let jwks = state.signer.jwks();
-    Ok(Json(json!({
-        "current": jwks.first().map(|k| k.kid.clone()),
-        "published": jwks.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
-    })))
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
+    let keys = state
+        .signer
+        .keys(t.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(summary(&keys)))
 }

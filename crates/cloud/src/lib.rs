@@ -21,6 +21,7 @@ pub mod password_change;
 pub mod password_reset;
 pub mod passwords;
 pub mod pki;
+pub(crate) mod public_addr;
 pub mod portal;
 pub mod server;
 pub mod settings;

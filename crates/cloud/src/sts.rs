@@ -13,19 +13,28 @@ use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::{DomainKind, Tenant};
 
-/// The base URL clients used to reach us (`https://host[:port]`), from the HTTP/2 authority
-/// or the HTTP/1 Host header. Anything that is not a plain host[:port] falls back to
-/// `localhost`, so a forged header cannot inject text into issued URLs.
+/// The base URL of every absolute URL we produce (issuer, endpoints, redirects): the
+/// configured `serve --public-url` when there is one, whatever the request says. Without it
+/// (the quickstart), the URL clients used to reach us (`https://host[:port]`), from the
+/// HTTP/2 authority or the HTTP/1 Host header; anything that is not a plain host[:port]
+/// falls back to `localhost`, so a forged header cannot inject text into issued URLs.
 #[derive(Debug, Clone)]
 pub struct BaseUrl(pub String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl
+where
+    Shared: axum::extract::FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let shared = <Shared as axum::extract::FromRef<S>>::from_ref(state);
+        if let Some(url) = &shared.public_url {
+            return Ok(BaseUrl(url.clone()));
+        }
         let from_uri = parts.uri.authority().map(|a| a.as_str().to_string());
         let from_header = parts
             .headers
@@ -44,6 +53,37 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl {
             .unwrap_or_else(|| "localhost".into());
         Ok(BaseUrl(format!("https://{host}")))
     }
+}
+
+/// Checks `serve --public-url`: an absolute https URL with a host, no user info, query,
+/// fragment or path. Returns it without a trailing slash.
+pub fn parse_public_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let u = url::Url::parse(raw).map_err(|e| {
+        format!("--public-url '{raw}' is not an absolute URL ({e}): give it like https://login.contoso.example")
+    })?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "--public-url '{raw}' must start with https:// (the cloud is only served over HTTPS)"
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("--public-url '{raw}' has no host name"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("--public-url '{raw}' must not hold a user name or password"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "--public-url '{raw}' must not have a query (?...) or a fragment (#...)"
+        ));
+    }
+    if u.path() != "/" {
+        return Err(format!(
+            "--public-url '{raw}' must not have a path: the cloud is served at the root of its host (https://HOST[:PORT])"
+        ));
+    }
+    Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
 /// `iss` of every token of a tenant.
@@ -112,8 +152,13 @@ pub async fn keys(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    load_tenant(&state, &tenant, correlation_id(&headers)).await?;
-    Ok(Json(json!({ "keys": state.signer.jwks() })).into_response())
+    let corr = correlation_id(&headers);
+    let t = load_tenant(&state, &tenant, corr).await?;
+    let keys = state.signer.keys(t.id).await.map_err(|e| {
+        tracing::error!(tenant = %t.name, error = %e, "the tenant's signing keys cannot be loaded");
+        OAuthError::new(Aadsts::ServerError, corr)
+    })?;
+    Ok(Json(json!({ "keys": keys.jwks() })).into_response())
 }
 
 /// `GET /common/userrealm/{username}?api-version=1.0`: MSAL's home realm discovery.

@@ -53,6 +53,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "agents passed over in the sign-in log",
         include_str!("../../migrations/0009_signin_agents.sql"),
     ),
+    (
+        10,
+        "token signing keys per tenant, secrets sealed at rest",
+        include_str!("../../migrations/0010_keys_per_tenant.sql"),
+    ),
 ];
 
 #[derive(Debug)]
