@@ -52,3 +52,86 @@ pub async fn list(
         .map_err(ApiError::internal)?;
     Ok(Json(summary(&keys)))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+
+    use crate::test_state::{TestServer, ADMIN, TENANT};
+    use crate::tokens::MAX_RETIRED_KEYS;
+
+    fn kids(jwks: &Value) -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["kid"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn get(path: &str) -> anyhow::Result<Request<Body>> {
+        Ok(Request::get(path).body(Body::empty())?)
+    }
+
+    fn rotate(tenant: &str, token: &str) -> anyhow::Result<Request<Body>> {
+        Ok(Request::post(format!("/{tenant}/admin/keys/rotate"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))?)
+    }
+
+    /// Tenant A's Global Administrator rotates A's key: A's JWKS and signing key change,
+    /// tenant B's JWKS and signing key stay as they were, and B's administrator cannot rotate
+    /// A's keys. However often A rotates, its JWKS stays bounded.
+    #[tokio::test]
+    async fn a_tenant_rotates_only_its_own_keys() -> anyhow::Result<()> {
+        let s = TestServer::start(None).await?;
+        let a = s.tenant_id;
+        let b = s.add_tenant("beta", "admin@beta.example").await?;
+        let a_token = s.admin_token(a, ADMIN).await?;
+        let b_token = s.admin_token(b, "admin@beta.example").await?;
+        let (_, a_before) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        let (_, b_before) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_ne!(kids(&a_before), kids(&b_before), "each tenant has its own key");
+
+        let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
+        assert_eq!(status, 200, "{v}");
+        let (_, a_after) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        assert_eq!(kids(&a_after).len(), 2, "{a_after}");
+        assert_eq!(v["current"].as_str(), kids(&a_after).first().map(String::as_str));
+        assert_eq!(kids(&a_after)[1], kids(&a_before)[0]);
+        let (_, b_after) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_eq!(b_after, b_before, "B's JWKS is unchanged");
+        let b_signing = s.state.signer.keys(b).await?;
+        assert_eq!(
+            b_signing.current_kid(),
+            kids(&b_before).first().map(String::as_str),
+            "B still signs with its own key"
+        );
+        // A token of B (signed by B's key) still works at B, not at A.
+        let (status, _) = s.json(rotate(TENANT, &b_token)?).await?;
+        assert_eq!(status, 403, "B's administrator cannot rotate A's keys");
+        let (status, _) = s
+            .json(
+                Request::get("/beta/admin/keys")
+                    .header("authorization", format!("Bearer {b_token}"))
+                    .body(Body::empty())?,
+            )
+            .await?;
+        assert_eq!(status, 200);
+
+        // Many rotations: the JWKS stays bounded.
+        for _ in 0..12 {
+            let a_token = s.admin_token(a, ADMIN).await?;
+            let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
+            assert_eq!(status, 200, "{v}");
+        }
+        let (_, a_many) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        assert_eq!(kids(&a_many).len() as i64, 1 + MAX_RETIRED_KEYS, "{a_many}");
+        let (_, b_last) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_eq!(b_last, b_before);
+        s.done().await
+    }
+}

@@ -165,3 +165,102 @@ pub async fn add_tenant(
     store.close().await;
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use axum::body::Body;
+    use axum::http::Request;
+
+    use super::*;
+    use crate::test_state::{TestServer, ADMIN, TENANT};
+
+    fn mode(p: &Path) -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    }
+
+    /// `init` on a directory that already exists (empty, 0755 as `mkdir` makes it) leaves it
+    /// 0700 and the store 0600.
+    #[tokio::test]
+    async fn init_makes_a_pre_existing_dir_private() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-initmode-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        init(
+            &dir,
+            "contoso",
+            "admin@contoso.example",
+            Zeroizing::new("Adm1n-password".into()),
+            &[],
+        )
+        .await?;
+        assert_eq!(mode(&dir)?, 0o700);
+        assert_eq!(mode(&dir.join(STORE_FILE))?, 0o600);
+        assert_eq!(mode(&dir.join(crate::mfa::secret_box::KEY_FILE))?, 0o600);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// After signing keys are made (init, a second tenant, a rotation) and a federated domain
+    /// is added with its client secret, the store's files hold no PEM private key and no
+    /// client secret: both are sealed.
+    #[tokio::test]
+    async fn the_store_holds_no_private_key_or_client_secret() -> anyhow::Result<()> {
+        const SECRET: &str = "upstream-client-secret-4711-xyzzy";
+        let s = TestServer::start(None).await?;
+        let b = s.add_tenant("beta", "admin@beta.example").await?;
+        s.state.signer.rotate(b, crate::state::unix_now()).await?;
+        let token = s.admin_token(s.tenant_id, ADMIN).await?;
+        let body = serde_json::json!({
+            "name": "fab.example",
+            "federated": {
+                "issuer": "https://20.190.128.1/fab/v2.0",
+                "client_id": "our-client",
+                "client_secret": SECRET,
+            },
+        });
+        let (status, v) = s
+            .json(
+                Request::post(format!("/{TENANT}/admin/domains"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.to_string()))?,
+            )
+            .await?;
+        assert_eq!(status, 201, "{v}");
+        // What the store holds still opens: the secret and the keys are usable.
+        s.state.store.set_domain_verified(s.tenant_id, "fab.example").await?;
+        let cfg = s
+            .state
+            .store
+            .federation("fab.example", &s.state.mfa_box)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no federation"))?;
+        assert_eq!(cfg.client_secret.as_str(), SECRET);
+        let mut files = Vec::new();
+        for name in [
+            STORE_FILE.to_string(),
+            format!("{STORE_FILE}-wal"),
+            format!("{STORE_FILE}-shm"),
+        ] {
+            files.push((name.clone(), std::fs::read(s.dir.join(&name)).unwrap_or_default()));
+        }
+        s.state.store.close().await;
+        files.push((
+            "closed".into(),
+            std::fs::read(s.dir.join(STORE_FILE))?,
+        ));
+        for (name, bytes) in &files {
+            assert!(!contains(bytes, b"PRIVATE KEY"), "{name} holds a PEM private key");
+            assert!(!contains(bytes, SECRET.as_bytes()), "{name} holds the client secret");
+        }
+        assert!(files.iter().any(|(_, b)| contains(b, b"our-client")), "the scan reads the store");
+        std::fs::remove_dir_all(&s.dir)?;
+        Ok(())
+    }
+}

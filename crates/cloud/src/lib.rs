@@ -22,6 +22,8 @@ pub mod password_reset;
 pub mod passwords;
 pub mod pki;
 pub(crate) mod public_addr;
+#[cfg(test)]
+pub(crate) mod test_state;
 pub mod portal;
 pub mod server;
 pub mod settings;

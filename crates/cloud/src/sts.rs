@@ -186,3 +186,116 @@ pub async fn user_realm(State(state): State<Shared>, Path(username): Path<String
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+
+    use super::parse_public_url;
+    use crate::test_state::{TestServer, TENANT};
+
+    const PUBLIC: &str = "https://login.contoso.example";
+
+    fn discovery(host: &str) -> anyhow::Result<Request<Body>> {
+        Ok(Request::get(format!(
+            "/{TENANT}/v2.0/.well-known/openid-configuration"
+        ))
+        .header("host", host)
+        .body(Body::empty())?)
+    }
+
+    /// With `--public-url`, a forged Host header changes nothing the cloud publishes: the
+    /// issuer, every endpoint of the discovery document (cached 300 s by clients) and the
+    /// device flow's verification_uri come from the configuration.
+    #[tokio::test]
+    async fn public_url_wins_over_a_forged_host() -> anyhow::Result<()> {
+        let s = TestServer::start(Some(PUBLIC)).await?;
+        let tid = s.tenant_id;
+        for host in ["evil.example", "login.contoso.example:8443", "127.0.0.1", ""] {
+            let (status, doc) = s.json(discovery(host)?).await?;
+            assert_eq!(status, 200, "{doc}");
+            assert_eq!(doc["issuer"], format!("{PUBLIC}/{tid}/v2.0"), "Host {host}");
+            let obj = doc.as_object().map(|o| o.iter()).into_iter().flatten();
+            let urls: Vec<(&String, &Value)> = obj
+                .filter(|(k, _)| k.ends_with("_endpoint") || k.ends_with("_uri"))
+                .collect();
+            assert!(urls.len() >= 6, "{doc}");
+            for (k, v) in urls {
+                assert!(
+                    v.as_str().is_some_and(|u| u.starts_with(&format!("{PUBLIC}/"))),
+                    "{k} = {v} with Host {host}"
+                );
+            }
+        }
+        let client_id = uuid::Uuid::new_v4().to_string();
+        s.state
+            .store
+            .add_app(
+                &crate::store::App {
+                    client_id: client_id.clone(),
+                    tenant_id: tid,
+                    name: "TV".into(),
+                    public: true,
+                    redirect_uris: Vec::new(),
+                    secret_hash: None,
+                    groups_claim: false,
+                },
+                1,
+            )
+            .await?;
+        let (status, dc) = s
+            .json(
+                Request::post(format!("/{TENANT}/oauth2/v2.0/devicecode"))
+                    .header("host", "evil.example")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(format!("client_id={client_id}&scope=openid")))?,
+            )
+            .await?;
+        assert_eq!(status, 200, "{dc}");
+        assert_eq!(
+            dc["verification_uri"],
+            format!("{PUBLIC}/{TENANT}/devicelogin")
+        );
+        assert!(!dc["message"].to_string().contains("evil"), "{dc}");
+        s.done().await?;
+
+        // Without the flag (quickstart, demo) the URLs follow the Host, as before.
+        let s = TestServer::start(None).await?;
+        let (_, doc) = s.json(discovery("login.fabrikam.example")?).await?;
+        assert_eq!(
+            doc["issuer"],
+            format!("https://login.fabrikam.example/{}/v2.0", s.tenant_id)
+        );
+        s.done().await
+    }
+
+    #[test]
+    fn public_url_is_checked() {
+        assert_eq!(
+            parse_public_url("https://Login.Contoso.example/").as_deref(),
+            Ok("https://login.contoso.example")
+        );
+        assert_eq!(
+            parse_public_url("https://login.contoso.example:8443").as_deref(),
+            Ok("https://login.contoso.example:8443")
+        );
+        assert_eq!(
+            parse_public_url("https://127.0.0.1:443").as_deref(),
+            Ok("https://127.0.0.1")
+        );
+        for (bad, why) in [
+            ("http://login.contoso.example", "https://"),
+            ("login.contoso.example", "not an absolute URL"),
+            ("https://login.contoso.example/?a=1", "query"),
+            ("https://login.contoso.example/#x", "fragment"),
+            ("https://user:pw@login.contoso.example", "user name"),
+            ("https://login.contoso.example/sub", "path"),
+            ("https://", "not an absolute URL"),
+        ] {
+            let e = parse_public_url(bad).err().unwrap_or_default();
+            assert!(e.contains(why) && e.contains("--public-url"), "{bad}: {e}");
+        }
+    }
+}
