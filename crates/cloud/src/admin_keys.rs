@@ -45,11 +45,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
-    let keys = state
-        .signer
-        .keys(t.id)
-        .await
-        .map_err(ApiError::internal)?;
+    let keys = state.signer.keys(t.id).await.map_err(ApiError::internal)?;
     Ok(Json(summary(&keys)))
 }
 
@@ -92,15 +88,26 @@ mod tests {
         let b = s.add_tenant("beta", "admin@beta.example").await?;
         let a_token = s.admin_token(a, ADMIN).await?;
         let b_token = s.admin_token(b, "admin@beta.example").await?;
-        let (_, a_before) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        let (_, a_before) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
         let (_, b_before) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
-        assert_ne!(kids(&a_before), kids(&b_before), "each tenant has its own key");
+        assert_ne!(
+            kids(&a_before),
+            kids(&b_before),
+            "each tenant has its own key"
+        );
 
         let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
         assert_eq!(status, 200, "{v}");
-        let (_, a_after) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        let (_, a_after) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
         assert_eq!(kids(&a_after).len(), 2, "{a_after}");
-        assert_eq!(v["current"].as_str(), kids(&a_after).first().map(String::as_str));
+        assert_eq!(
+            v["current"].as_str(),
+            kids(&a_after).first().map(String::as_str)
+        );
         assert_eq!(kids(&a_after)[1], kids(&a_before)[0]);
         let (_, b_after) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
         assert_eq!(b_after, b_before, "B's JWKS is unchanged");
@@ -128,7 +135,9 @@ mod tests {
             let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
             assert_eq!(status, 200, "{v}");
         }
-        let (_, a_many) = s.json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?).await?;
+        let (_, a_many) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
         assert_eq!(kids(&a_many).len() as i64, 1 + MAX_RETIRED_KEYS, "{a_many}");
         let (_, b_last) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
         assert_eq!(b_last, b_before);

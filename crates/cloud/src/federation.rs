@@ -136,9 +136,9 @@ pub fn build_http_client(allow_private: bool) -> Result<reqwest::Client, Federat
         .connect_timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(std::sync::Arc::new(crate::public_addr::PublicOnlyResolver {
-            allow_private,
-        }))
+        .dns_resolver(std::sync::Arc::new(
+            crate::public_addr::PublicOnlyResolver { allow_private },
+        ))
         .user_agent(concat!("passthru-cloud/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| FederationError::Config(format!("HTTP client setup failed: {e}")))
@@ -1213,7 +1213,8 @@ mod tests {
             );
         }
         // No email_verified claim at all: not kept.
-        let bare: IdClaims = serde_json::from_value(json!({"sub": "s", "email": "alice@fab.example"}))?;
+        let bare: IdClaims =
+            serde_json::from_value(json!({"sub": "s", "email": "alice@fab.example"}))?;
         assert_eq!(verified_mail(&bare, "fab.example"), None);
         Ok(())
     }

@@ -234,7 +234,10 @@ mod tests {
             .await?;
         assert_eq!(status, 201, "{v}");
         // What the store holds still opens: the secret and the keys are usable.
-        s.state.store.set_domain_verified(s.tenant_id, "fab.example").await?;
+        s.state
+            .store
+            .set_domain_verified(s.tenant_id, "fab.example")
+            .await?;
         let cfg = s
             .state
             .store
@@ -248,18 +251,27 @@ mod tests {
             format!("{STORE_FILE}-wal"),
             format!("{STORE_FILE}-shm"),
         ] {
-            files.push((name.clone(), std::fs::read(s.dir.join(&name)).unwrap_or_default()));
+            files.push((
+                name.clone(),
+                std::fs::read(s.dir.join(&name)).unwrap_or_default(),
+            ));
         }
         s.state.store.close().await;
-        files.push((
-            "closed".into(),
-            std::fs::read(s.dir.join(STORE_FILE))?,
-        ));
+        files.push(("closed".into(), std::fs::read(s.dir.join(STORE_FILE))?));
         for (name, bytes) in &files {
-            assert!(!contains(bytes, b"PRIVATE KEY"), "{name} holds a PEM private key");
-            assert!(!contains(bytes, SECRET.as_bytes()), "{name} holds the client secret");
+            assert!(
+                !contains(bytes, b"PRIVATE KEY"),
+                "{name} holds a PEM private key"
+            );
+            assert!(
+                !contains(bytes, SECRET.as_bytes()),
+                "{name} holds the client secret"
+            );
         }
-        assert!(files.iter().any(|(_, b)| contains(b, b"our-client")), "the scan reads the store");
+        assert!(
+            files.iter().any(|(_, b)| contains(b, b"our-client")),
+            "the scan reads the store"
+        );
         std::fs::remove_dir_all(&s.dir)?;
         Ok(())
     }

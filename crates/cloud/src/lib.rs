@@ -21,16 +21,16 @@ pub mod password_change;
 pub mod password_reset;
 pub mod passwords;
 pub mod pki;
-pub(crate) mod public_addr;
-#[cfg(test)]
-pub(crate) mod test_state;
 pub mod portal;
+pub(crate) mod public_addr;
 pub mod server;
 pub mod settings;
 pub mod signin;
 pub mod state;
 pub mod store;
 pub mod sts;
+#[cfg(test)]
+pub(crate) mod test_state;
 pub mod token;
 pub mod tokens;
 pub mod writeback;

@@ -55,15 +55,11 @@ pub fn is_public(ip: IpAddr) -> bool {
             let s = v6.segments();
             // NAT64 well-known prefix 64:ff9b::/96: the IPv4 address in the last 32 bits.
             if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return is_public_v4(Ipv4Addr::from(
-                    (u32::from(s[6]) << 16) | u32::from(s[7]),
-                ));
+                return is_public_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
             }
             // 6to4 2002::/16: the IPv4 address in bits 16..48.
             if s[0] == 0x2002 {
-                return is_public_v4(Ipv4Addr::from(
-                    (u32::from(s[1]) << 16) | u32::from(s[2]),
-                ));
+                return is_public_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
             }
             !(v6.is_unspecified()
                 || v6.is_loopback()
@@ -264,7 +260,10 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("non-public") && e.contains(ALLOW_FLAG), "{e}");
-        assert!(!resolve("localhost", true).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_empty());
+        assert!(!resolve("localhost", true)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .is_empty());
         let issuer = url::Url::parse("https://localhost:1/t/v2.0")?;
         assert!(check_issuer(&issuer, false).await.is_err());
         assert!(check_issuer(&issuer, true).await.is_ok());

@@ -71,7 +71,9 @@ pub fn parse_public_url(raw: &str) -> Result<String, String> {
         return Err(format!("--public-url '{raw}' has no host name"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!("--public-url '{raw}' must not hold a user name or password"));
+        return Err(format!(
+            "--public-url '{raw}' must not hold a user name or password"
+        ));
     }
     if u.query().is_some() || u.fragment().is_some() {
         return Err(format!(
@@ -199,11 +201,11 @@ mod tests {
     const PUBLIC: &str = "https://login.contoso.example";
 
     fn discovery(host: &str) -> anyhow::Result<Request<Body>> {
-        Ok(Request::get(format!(
-            "/{TENANT}/v2.0/.well-known/openid-configuration"
-        ))
-        .header("host", host)
-        .body(Body::empty())?)
+        Ok(
+            Request::get(format!("/{TENANT}/v2.0/.well-known/openid-configuration"))
+                .header("host", host)
+                .body(Body::empty())?,
+        )
     }
 
     /// With `--public-url`, a forged Host header changes nothing the cloud publishes: the
@@ -213,7 +215,12 @@ mod tests {
     async fn public_url_wins_over_a_forged_host() -> anyhow::Result<()> {
         let s = TestServer::start(Some(PUBLIC)).await?;
         let tid = s.tenant_id;
-        for host in ["evil.example", "login.contoso.example:8443", "127.0.0.1", ""] {
+        for host in [
+            "evil.example",
+            "login.contoso.example:8443",
+            "127.0.0.1",
+            "",
+        ] {
             let (status, doc) = s.json(discovery(host)?).await?;
             assert_eq!(status, 200, "{doc}");
             assert_eq!(doc["issuer"], format!("{PUBLIC}/{tid}/v2.0"), "Host {host}");
@@ -224,7 +231,8 @@ mod tests {
             assert!(urls.len() >= 6, "{doc}");
             for (k, v) in urls {
                 assert!(
-                    v.as_str().is_some_and(|u| u.starts_with(&format!("{PUBLIC}/"))),
+                    v.as_str()
+                        .is_some_and(|u| u.starts_with(&format!("{PUBLIC}/"))),
                     "{k} = {v} with Host {host}"
                 );
             }

@@ -492,7 +492,11 @@ mod tests {
         let b_token = f.signer.keys(b).await?.sign(&claims(b, now))?;
         let a_after = f.signer.rotate(a, now).await?;
         assert_eq!(kids(&a_after).len(), 2);
-        assert_eq!(kids(&a_after)[1], a_before[0], "A's old key stays published");
+        assert_eq!(
+            kids(&a_after)[1],
+            a_before[0],
+            "A's old key stays published"
+        );
         assert_ne!(a_after.current_kid(), Some(a_before[0].as_str()));
         let b_after = f.signer.keys(b).await?;
         assert_eq!(kids(&b_after), b_before, "B's JWKS is unchanged");
@@ -525,7 +529,11 @@ mod tests {
         }
         assert_eq!(last.len() as i64, 1 + MAX_RETIRED_KEYS);
         let rows = f.store.signing_key_rows(a).await?;
-        assert_eq!(rows, 1 + MAX_RETIRED_KEYS, "old keys are deleted, not hidden");
+        assert_eq!(
+            rows,
+            1 + MAX_RETIRED_KEYS,
+            "old keys are deleted, not hidden"
+        );
         // Past the grace period only the current key is left, in memory and in the store.
         f.signer.refresh(now + 50 + KEY_KEEP_SECS).await?;
         assert_eq!(kids(&*f.signer.keys(a).await?), vec![last[0].clone()]);

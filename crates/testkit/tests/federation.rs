@@ -585,13 +585,23 @@ async fn a_loopback_identity_provider_is_refused_without_the_flag() -> anyhow::R
     c.set_serve_args(&[]);
     c.serve()?;
     let web = c
-        .admin(&["app", "add", "Web", "--public", "--redirect-uri", APP_REDIRECT])?
+        .admin(&[
+            "app",
+            "add",
+            "Web",
+            "--public",
+            "--redirect-uri",
+            APP_REDIRECT,
+        ])?
         .trim()
         .to_string();
     let mut br = FormBrowser::trusting(&[a.ca_file(), c.ca_file()], &c.url)?;
     let (_, challenge) = pkce();
     let page = start_at_b(&mut br, &c, &web, &challenge, "s1", "n1", ALICE).await?;
-    assert!(page.location().is_empty(), "no redirect to the identity provider");
+    assert!(
+        page.location().is_empty(),
+        "no redirect to the identity provider"
+    );
     assert!(page.status >= 400, "{}", page.body);
     let log = c.log();
     assert!(

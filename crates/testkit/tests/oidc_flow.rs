@@ -549,7 +549,11 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         .await?;
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
     assert_eq!(jwks["keys"][0]["kid"].as_str(), new_kid.as_deref());
-    assert_eq!(jwks_of("beta").await?, beta_before, "beta's keys did not move");
+    assert_eq!(
+        jwks_of("beta").await?,
+        beta_before,
+        "beta's keys did not move"
+    );
 
     // However often a tenant rotates, its JWKS lists the current key and two retired ones.
     for _ in 0..4 {
@@ -737,10 +741,18 @@ async fn public_url_names_the_issuer() -> anyhow::Result<()> {
     let bad = std::process::Command::new(bin("passthru-cloud"))
         .args(["serve", "--data-dir"])
         .arg(dir.join("cloud"))
-        .args(["--listen", "127.0.0.1:0", "--public-url", "http://login.contoso.test"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "http://login.contoso.test",
+        ])
         .output()?;
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("--public-url") && err.contains("https://"), "{err}");
+    assert!(
+        err.contains("--public-url") && err.contains("https://"),
+        "{err}"
+    );
     Ok(())
 }

@@ -42,7 +42,11 @@ async fn issued_by_other_tenant(state: &Shared, token: &str, tenant_id: uuid::Uu
     let Some(tid) = token
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
         .and_then(|p| serde_json::from_slice::<Tid>(&p).ok())
         .map(|c| c.tid)
         .filter(|tid| *tid != tenant_id)

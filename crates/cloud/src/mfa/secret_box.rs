@@ -177,10 +177,7 @@ impl SecretBox {
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
         let ct = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload { msg: secret, aad },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad })
             .map_err(|_| SealError::Seal)?;
         Ok([nonce.as_slice(), &ct].concat())
     }
@@ -229,7 +226,8 @@ mod tests {
         let t = Uuid::new_v4();
         let sealed = b.seal_for(Purpose::SigningKey, t, "kid1", b"pem")?;
         assert_eq!(
-            b.open_for(Purpose::SigningKey, t, "kid1", &sealed)?.as_slice(),
+            b.open_for(Purpose::SigningKey, t, "kid1", &sealed)?
+                .as_slice(),
             b"pem"
         );
         for (p, tenant, name) in [

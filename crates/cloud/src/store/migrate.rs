@@ -121,7 +121,11 @@ mod tests {
             let pool = sqlx::SqlitePool::connect_with(opts).await?;
             let mut m = sqlx::migrate::Migrator::new(super::Embedded).await?;
             m.migrations = std::borrow::Cow::Owned(
-                m.migrations.iter().filter(|x| x.version < 10).cloned().collect(),
+                m.migrations
+                    .iter()
+                    .filter(|x| x.version < 10)
+                    .cloned()
+                    .collect(),
             );
             m.run(&pool).await?;
             for (id, name) in [(t1, "one"), (t2, "two")] {
@@ -182,13 +186,22 @@ mod tests {
         assert_eq!(cfg.client_secret.as_str(), SECRET);
         store.close().await;
         let bytes = std::fs::read(&path)?;
-        assert!(!has(&bytes, b"PRIVATE KEY"), "the PEM is gone from the file");
-        assert!(!has(&bytes, SECRET.as_bytes()), "the client secret is gone from the file");
+        assert!(
+            !has(&bytes, b"PRIVATE KEY"),
+            "the PEM is gone from the file"
+        );
+        assert!(
+            !has(&bytes, SECRET.as_bytes()),
+            "the client secret is gone from the file"
+        );
         // A second start seals nothing more and still opens everything.
         let (store, secrets2) = crate::init::open_store(&dir, false).await?;
         assert_eq!(store.seal_plaintext_secrets(&secrets2).await?, 0);
         let again = crate::tokens::Signer::new(store.clone(), Arc::clone(&secrets2));
-        again.keys(t2).await?.verify_access(&issued_before, "passthru-admin")?;
+        again
+            .keys(t2)
+            .await?
+            .verify_access(&issued_before, "passthru-admin")?;
         store.close().await;
         std::fs::remove_dir_all(&dir)?;
         Ok(())

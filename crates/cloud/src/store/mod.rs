@@ -22,8 +22,8 @@ mod migrate;
 pub mod oidc;
 pub mod portal;
 pub mod sign_in_state;
-pub mod signing_keys;
 mod signin_log;
+pub mod signing_keys;
 pub mod sync;
 pub mod writeback;
 

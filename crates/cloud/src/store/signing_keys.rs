@@ -201,9 +201,8 @@ impl Store {
     /// so the plaintext is gone from the files (deleted content is zeroed: `secure_delete`).
     /// Returns how many values were sealed. Run at every start; a no-op once done.
     pub async fn seal_plaintext_secrets(&self, secrets: &SecretBox) -> Result<usize> {
-        let seal_err = |e: crate::mfa::secret_box::SealError| {
-            StoreError::Db(sqlx::Error::Encode(Box::new(e)))
-        };
+        let seal_err =
+            |e: crate::mfa::secret_box::SealError| StoreError::Db(sqlx::Error::Encode(Box::new(e)));
         let mut tx = self.write_tx().await?;
         let mut n = 0;
         let keys = sqlx::query(
