@@ -1180,6 +1180,30 @@ mod tests {
         assert!(check_discovery(&plain, ISS).is_err());
     }
 
+    /// The identity provider client resolves names through the filtering resolver: a name
+    /// of loopback is refused before any connection, unless allowed (then the connection
+    /// itself is tried, and refused by the closed port).
+    #[tokio::test]
+    async fn the_client_connects_to_public_addresses_only() -> anyhow::Result<()> {
+        let err = |r: Result<reqwest::Response, reqwest::Error>| match r {
+            Ok(resp) => format!("answered {}", resp.status()),
+            Err(e) => describe_reqwest(&e),
+        };
+        let strict = build_http_client(false)?;
+        let e = err(strict.get("https://localhost:1/x").send().await);
+        assert!(
+            e.contains("non-public") && e.contains(crate::public_addr::ALLOW_FLAG),
+            "{e}"
+        );
+        let open = build_http_client(true)?;
+        let e = err(open.get("https://localhost:1/x").send().await);
+        assert!(
+            !e.contains("non-public") && e.contains("cannot connect"),
+            "{e}"
+        );
+        Ok(())
+    }
+
     /// The upstream `email` becomes the user's mail only when verified and in the domain.
     #[test]
     fn email_kept_only_when_verified_and_in_the_domain() -> anyhow::Result<()> {

@@ -150,6 +150,9 @@ pub struct Signer {
     store: Store,
     secrets: Arc<SecretBox>,
     tenants: RwLock<HashMap<Uuid, Arc<TenantKeys>>>,
+    /// Held while the store's keys are changed and re-read, so a slower re-read never
+    /// replaces a newer set in memory.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -199,6 +202,7 @@ impl Signer {
             store,
             secrets,
             tenants: RwLock::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -229,11 +233,21 @@ impl Signer {
         if let Some(k) = self.cached(tenant_id) {
             return Ok(k);
         }
-        self.reload(tenant_id, crate::state::unix_now()).await
+        let _one = self.loading.lock().await;
+        if let Some(k) = self.cached(tenant_id) {
+            return Ok(k);
+        }
+        self.load(tenant_id, crate::state::unix_now()).await
     }
 
     /// Reads the tenant's keys from the store again.
     pub async fn reload(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
+        let _one = self.loading.lock().await;
+        self.load(tenant_id, now).await
+    }
+
+    /// Reads the tenant's keys (the caller holds `loading`).
+    async fn load(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
         let mut rows = self
             .store
             .signing_keys(tenant_id, now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
@@ -254,6 +268,7 @@ impl Signer {
     pub async fn rotate(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
         let key = generate_signing_key()?;
         let sealed = key.seal(&self.secrets, tenant_id)?;
+        let _one = self.loading.lock().await;
         self.store
             .rotate_signing_key(
                 tenant_id,
@@ -267,17 +282,18 @@ impl Signer {
                 MAX_RETIRED_KEYS,
             )
             .await?;
-        self.reload(tenant_id, now).await
+        self.load(tenant_id, now).await
     }
 
     /// Deletes retired keys past their grace period and re-reads every loaded tenant's keys
     /// (a rotation by another process shows up here).
     pub async fn refresh(&self, now: i64) -> Result<(), TokenError> {
+        let _one = self.loading.lock().await;
         self.store
             .prune_signing_keys(now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
             .await?;
         for tenant_id in self.snapshot().into_keys() {
-            self.reload(tenant_id, now).await?;
+            self.load(tenant_id, now).await?;
         }
         Ok(())
     }
@@ -512,6 +528,40 @@ mod tests {
         assert_eq!(kids(&*fresh.keys(b).await?), b_before);
         assert_eq!(kids(&*fresh.keys(a).await?), kids(&a_after));
         f.done().await
+    }
+
+    /// Hundreds of rotations at once, and hundreds of first uses of a tenant without a key:
+    /// one current key, the bound holds, and memory ends on the store's newest set.
+    #[tokio::test]
+    async fn concurrent_rotations_and_first_uses() -> anyhow::Result<()> {
+        let f = Fixture::new().await?;
+        let signer = Arc::new(f.signer);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        f.store.create_tenant(a, "a", 1).await?;
+        f.store.create_tenant(b, "b", 1).await?;
+        let now = crate::state::unix_now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let s = signer.clone();
+            tasks.spawn(async move {
+                if i % 2 == 0 {
+                    s.rotate(a, now).await.map(|_| ())
+                } else {
+                    s.keys(b).await.map(|_| ())
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        assert_eq!(f.store.signing_key_rows(b).await?, 1, "one first key");
+        assert_eq!(f.store.signing_key_rows(a).await?, 1 + MAX_RETIRED_KEYS);
+        let fresh = Signer::new(f.store.clone(), Arc::new(SecretBox::from_key(&[9u8; 32])));
+        assert_eq!(kids(&*signer.keys(a).await?), kids(&*fresh.keys(a).await?));
+        assert_eq!(kids(&*signer.keys(b).await?), kids(&*fresh.keys(b).await?));
+        f.store.close().await;
+        std::fs::remove_dir_all(&f.dir)?;
+        Ok(())
     }
 
     /// However often a tenant rotates, its JWKS holds the current key and at most
