@@ -54,9 +54,9 @@ const FILES: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0009_signin_agents.sql"),
     ),
     (
-        10,
+        11,
         "token signing keys per tenant, secrets sealed at rest",
-        include_str!("../../migrations/0010_keys_per_tenant.sql"),
+        include_str!("../../migrations/0011_keys_per_tenant.sql"),
     ),
 ];
 
@@ -103,13 +103,13 @@ mod tests {
     use std::str::FromStr as _;
     use std::sync::Arc;
 
-    /// A store of the release before per-tenant keys (migrations 1-9): one deployment-wide
+    /// A store of the release before per-tenant keys (migrations before 11): one deployment-wide
     /// signing key (PEM in the clear) for two tenants, a federated domain's client secret in
     /// the clear. Opening it (as `serve` does) gives each tenant that key, so tokens it signed
     /// still verify at either tenant, and seals both secrets: the file holds neither.
     #[tokio::test]
     async fn a_store_with_a_global_key_gets_per_tenant_sealed_keys() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("passthru-migrate10-{}", uuid::Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!("passthru-migrate11-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(crate::init::STORE_FILE);
         let old = crate::tokens::generate_signing_key()?;
@@ -123,7 +123,7 @@ mod tests {
             m.migrations = std::borrow::Cow::Owned(
                 m.migrations
                     .iter()
-                    .filter(|x| x.version < 10)
+                    .filter(|x| x.version < 11)
                     .cloned()
                     .collect(),
             );
