@@ -1,6 +1,7 @@
-//! Token signing key rotation: `POST /{tenant}/admin/keys/rotate` adds a new signing key
-//! (it signs from now on) and keeps the previous keys in the JWKS until every token they
-//! signed has expired. Keys are deployment-wide: any Global Administrator may rotate them.
+//! Token signing key rotation: `POST /{tenant}/admin/keys/rotate` gives the tenant a new
+//! signing key (it signs the tenant's tokens from now on) and keeps its previous keys in its
+//! JWKS until every token they signed has expired (at most [`MAX_RETIRED_KEYS`] of them).
+//! Keys are per tenant: a tenant's Global Administrator rotates that tenant's keys only.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -10,7 +11,15 @@ use serde_json::{json, Value};
 use crate::admin_api::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
-use crate::tokens::{generate_signing_key, KEY_KEEP_SECS};
+use crate::tokens::{TenantKeys, MAX_RETIRED_KEYS};
+
+fn summary(keys: &TenantKeys) -> Value {
+    json!({
+        "current": keys.current_kid(),
+        "published": keys.jwks().into_iter().map(|k| k.kid).collect::<Vec<_>>(),
+        "max_retired": MAX_RETIRED_KEYS,
+    })
+}
 
 /// `POST /{tenant}/admin/keys/rotate`
 pub async fn rotate(
@@ -19,21 +28,14 @@ pub async fn rotate(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_KEYS).await?;
-    let key = generate_signing_key().map_err(ApiError::internal)?;
-    let now = unix_now();
-    state.store.rotate_signing_key(&key, now).await?;
-    let published = state
-        .store
-        .signing_keys_published(now, KEY_KEEP_SECS)
-        .await?;
-    state
+    let keys = state
         .signer
-        .reload(&published)
+        .rotate(t.id, unix_now())
+        .await
         .map_err(ApiError::internal)?;
-    tracing::info!(tenant = %t.name, by = %admin.upn, kid = %key.kid, "token signing key rotated");
-    Ok(Json(
-        json!({ "current": key.kid, "published": published.iter().map(|k| k.kid.clone()).collect::<Vec<_>>() }),
-    ))
+    tracing::info!(tenant = %t.name, by = %admin.upn, kid = keys.current_kid().unwrap_or_default(),
+        "the tenant's token signing key rotated");
+    Ok(Json(summary(&keys)))
 }
 
 /// `GET /{tenant}/admin/keys`
@@ -42,10 +44,103 @@ pub async fn list(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
-    let jwks = state.signer.jwks();
-    Ok(Json(json!({
-        "current": jwks.first().map(|k| k.kid.clone()),
-        "published": jwks.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
-    })))
+    let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
+    let keys = state.signer.keys(t.id).await.map_err(ApiError::internal)?;
+    Ok(Json(summary(&keys)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+
+    use crate::test_state::{TestServer, ADMIN, TENANT};
+    use crate::tokens::MAX_RETIRED_KEYS;
+
+    fn kids(jwks: &Value) -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["kid"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn get(path: &str) -> anyhow::Result<Request<Body>> {
+        Ok(Request::get(path).body(Body::empty())?)
+    }
+
+    fn rotate(tenant: &str, token: &str) -> anyhow::Result<Request<Body>> {
+        Ok(Request::post(format!("/{tenant}/admin/keys/rotate"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))?)
+    }
+
+    /// Tenant A's Global Administrator rotates A's key: A's JWKS and signing key change,
+    /// tenant B's JWKS and signing key stay as they were, and B's administrator cannot rotate
+    /// A's keys. However often A rotates, its JWKS stays bounded.
+    #[tokio::test]
+    async fn a_tenant_rotates_only_its_own_keys() -> anyhow::Result<()> {
+        let s = TestServer::start(None).await?;
+        let a = s.tenant_id;
+        let b = s.add_tenant("beta", "admin@beta.example").await?;
+        let a_token = s.admin_token(a, ADMIN).await?;
+        let b_token = s.admin_token(b, "admin@beta.example").await?;
+        let (_, a_before) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
+        let (_, b_before) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_ne!(
+            kids(&a_before),
+            kids(&b_before),
+            "each tenant has its own key"
+        );
+
+        let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
+        assert_eq!(status, 200, "{v}");
+        let (_, a_after) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
+        assert_eq!(kids(&a_after).len(), 2, "{a_after}");
+        assert_eq!(
+            v["current"].as_str(),
+            kids(&a_after).first().map(String::as_str)
+        );
+        assert_eq!(kids(&a_after)[1], kids(&a_before)[0]);
+        let (_, b_after) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_eq!(b_after, b_before, "B's JWKS is unchanged");
+        let b_signing = s.state.signer.keys(b).await?;
+        assert_eq!(
+            b_signing.current_kid(),
+            kids(&b_before).first().map(String::as_str),
+            "B still signs with its own key"
+        );
+        // A token of B (signed by B's key) still works at B, not at A.
+        let (status, _) = s.json(rotate(TENANT, &b_token)?).await?;
+        assert_eq!(status, 403, "B's administrator cannot rotate A's keys");
+        let (status, _) = s
+            .json(
+                Request::get("/beta/admin/keys")
+                    .header("authorization", format!("Bearer {b_token}"))
+                    .body(Body::empty())?,
+            )
+            .await?;
+        assert_eq!(status, 200);
+
+        // Many rotations: the JWKS stays bounded.
+        for _ in 0..12 {
+            let a_token = s.admin_token(a, ADMIN).await?;
+            let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
+            assert_eq!(status, 200, "{v}");
+        }
+        let (_, a_many) = s
+            .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
+            .await?;
+        assert_eq!(kids(&a_many).len() as i64, 1 + MAX_RETIRED_KEYS, "{a_many}");
+        let (_, b_last) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
+        assert_eq!(b_last, b_before);
+        s.done().await
+    }
 }

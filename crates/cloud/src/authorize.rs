@@ -621,7 +621,10 @@ pub async fn userinfo(
     let Ok(Some(t)) = state.store.tenant(&tenant).await else {
         return unauthorized();
     };
-    let Ok(claims) = state.signer.verify_user_token(token, &issuer(&base, &t)) else {
+    let Ok(keys) = state.signer.keys(t.id).await else {
+        return unauthorized();
+    };
+    let Ok(claims) = keys.verify_user_token(token, &issuer(&base, &t)) else {
         return unauthorized();
     };
     if claims.tid != t.id {

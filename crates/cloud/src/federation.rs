@@ -12,8 +12,11 @@
 //!
 //! Calls to the identity provider trust the system's roots plus the certificates of the file
 //! named by `PASSTHRU_FEDERATION_CA_FILE` (read when the server starts), time out after 10 s,
-//! follow no redirects and read at most 256 KiB. Nothing here logs or shows the client
-//! secret, a code, or a token.
+//! follow no redirects, use no proxy and read at most 256 KiB. They reach public addresses
+//! only (checked at connect time, [`crate::public_addr`]) unless `serve
+//! --allow-private-federation`. Nothing here logs or shows the client secret, a code, or a
+//! token. The upstream `email` claim becomes the user's mail only when it is in the
+//! federated domain and the provider says it is verified ([`verified_mail`]).
 
 use std::path::Path as FsPath;
 use std::sync::OnceLock;
@@ -81,13 +84,24 @@ pub enum FederationError {
     /// The ID token failed a check.
     #[error("ID token rejected: {0}")]
     IdToken(String),
+    /// The provider's address is loopback, link-local or private, and that is not allowed.
+    #[error("identity provider refused: {0}")]
+    NotPublic(String),
 }
 
-static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+/// The client for identity providers and the address policy it was built with.
+struct Outbound {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+static HTTP: OnceLock<Outbound> = OnceLock::new();
 
 /// Builds the HTTPS client for identity providers: system roots plus the certificates of
-/// `$PASSTHRU_FEDERATION_CA_FILE`, 10 s timeouts, no redirects.
-pub fn build_http_client() -> Result<reqwest::Client, FederationError> {
+/// `$PASSTHRU_FEDERATION_CA_FILE`, 10 s timeouts, no redirects, no proxy (the address
+/// check must see the provider's own addresses), names resolved to public addresses only
+/// unless `allow_private`.
+pub fn build_http_client(allow_private: bool) -> Result<reqwest::Client, FederationError> {
     let mut roots = passthru_client::tls::root_store(None).unwrap_or_else(|_| {
         tracing::debug!("no system CA certificates found for federation");
         rustls::RootCertStore::empty()
@@ -121,6 +135,10 @@ pub fn build_http_client() -> Result<reqwest::Client, FederationError> {
         .timeout(HTTP_TIMEOUT)
         .connect_timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(
+            crate::public_addr::PublicOnlyResolver { allow_private },
+        ))
         .user_agent(concat!("passthru-cloud/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| FederationError::Config(format!("HTTP client setup failed: {e}")))
@@ -128,11 +146,17 @@ pub fn build_http_client() -> Result<reqwest::Client, FederationError> {
 
 /// Builds the identity provider client now (at `serve`), so a bad CA file stops the start.
 /// Without system roots and without a CA file this only warns: federation then fails at
-/// sign-in with a clear message.
-pub fn init_http_client() -> Result<(), FederationError> {
-    match build_http_client() {
-        Ok(c) => {
-            let _ = HTTP.set(c);
+/// sign-in with a clear message. `allow_private`: `serve --allow-private-federation`.
+pub fn init_http_client(allow_private: bool) -> Result<(), FederationError> {
+    if allow_private {
+        tracing::warn!("--allow-private-federation: identity providers of federated domains may be on loopback, link-local and private addresses");
+    }
+    match build_http_client(allow_private) {
+        Ok(client) => {
+            let _ = HTTP.set(Outbound {
+                client,
+                allow_private,
+            });
             Ok(())
         }
         Err(e @ FederationError::Config(_)) if std::env::var_os(CA_FILE_ENV).is_none() => {
@@ -143,12 +167,31 @@ pub fn init_http_client() -> Result<(), FederationError> {
     }
 }
 
-fn http() -> Result<&'static reqwest::Client, FederationError> {
-    if let Some(c) = HTTP.get() {
-        return Ok(c);
+fn outbound() -> Result<&'static Outbound, FederationError> {
+    if let Some(o) = HTTP.get() {
+        return Ok(o);
     }
-    let c = build_http_client()?;
-    Ok(HTTP.get_or_init(|| c))
+    let client = build_http_client(false)?;
+    Ok(HTTP.get_or_init(|| Outbound {
+        client,
+        allow_private: false,
+    }))
+}
+
+/// Whether identity providers may be on non-public addresses (`serve
+/// --allow-private-federation`).
+pub fn allow_private() -> bool {
+    HTTP.get().is_some_and(|o| o.allow_private)
+}
+
+/// The client for a request to `url`, after checking an address in the URL itself (names
+/// are checked by the client's resolver when it connects).
+fn http_for(url: &str) -> Result<&'static reqwest::Client, FederationError> {
+    let o = outbound()?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| FederationError::Http(format!("'{url}' is not a URL: {e}")))?;
+    crate::public_addr::check_url(&parsed, o.allow_private).map_err(FederationError::NotPublic)?;
+    Ok(&o.client)
 }
 
 /// Reads at most [`MAX_BODY`] bytes of an answer (zeroized when dropped: it may hold tokens).
@@ -196,7 +239,7 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, FederationError> {
-    let resp = http()?
+    let resp = http_for(url)?
         .get(url)
         .header("accept", "application/json")
         .send()
@@ -303,6 +346,9 @@ pub struct IdClaims {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// `true` (or `"true"`, as some providers send it) when the provider checked `email`.
+    #[serde(default)]
+    pub email_verified: Option<Value>,
     #[serde(default)]
     pub azp: Option<String>,
 }
@@ -316,6 +362,21 @@ impl IdClaims {
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }
+}
+
+/// The upstream `email` claim we keep as the user's mail: only an address of the federated
+/// `domain` that the provider says it verified (`email_verified`), so an identity provider's
+/// user cannot claim an address of another domain, or one nobody proved to own.
+pub fn verified_mail<'a>(claims: &'a IdClaims, domain: &str) -> Option<&'a str> {
+    let verified = match &claims.email_verified {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let email = claims.email.as_deref()?.trim();
+    let (local, at) = email.rsplit_once('@')?;
+    (verified && !local.is_empty() && !local.contains('@') && at.eq_ignore_ascii_case(domain))
+        .then_some(email)
 }
 
 /// Verifies an upstream ID token: ES256 or RS256, signed by a key of `jwks` (a JWKS
@@ -457,7 +518,7 @@ async fn redeem(
         Zeroizing::new(serde_urlencoded::to_string(form).map_err(|e| {
             FederationError::TokenEndpoint(format!("cannot encode the request: {e}"))
         })?);
-    let resp = http()?
+    let resp = http_for(&st.token_endpoint)?
         .post(&st.token_endpoint)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
@@ -519,7 +580,7 @@ pub(crate) async fn start(
     corr: Uuid,
 ) -> Response {
     let username = req.username.clone().unwrap_or_default();
-    let cfg = match state.store.federation(domain).await {
+    let cfg = match state.store.federation(domain, &state.mfa_box).await {
         Ok(Some(c)) if c.tenant_id == t.id => c,
         Ok(_) => {
             tracing::warn!(tenant = %t.name, %domain, "federated domain without identity provider settings");
@@ -772,7 +833,7 @@ async fn finish_round_trip(
         )
         .await;
     };
-    let cfg = match state.store.federation(&st.domain).await {
+    let cfg = match state.store.federation(&st.domain, &state.mfa_box).await {
         Ok(Some(c)) if c.tenant_id == t.id && c.issuer == st.issuer => c,
         Ok(_) => {
             return fail(
@@ -826,7 +887,7 @@ async fn finish_round_trip(
                 subject: &claims.sub,
                 upn: &upn,
                 display_name: claims.name.as_deref(),
-                mail: claims.email.as_deref(),
+                mail: verified_mail(&claims, &cfg.domain),
             },
             unix_now(),
         )
@@ -887,6 +948,11 @@ pub(crate) async fn add_federated_domain(
     body: FederatedBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let issuer = valid_issuer(&body.issuer).map_err(ApiError::bad_request)?;
+    if let Ok(u) = url::Url::parse(&issuer) {
+        crate::public_addr::check_issuer(&u, allow_private())
+            .await
+            .map_err(ApiError::bad_request)?;
+    }
     let client_id = body.client_id.trim().to_string();
     if client_id.is_empty()
         || client_id.len() > 256
@@ -914,7 +980,7 @@ pub(crate) async fn add_federated_domain(
     let code = crate::admin_api::domains::new_code();
     state
         .store
-        .add_federated_domain(&cfg, &code, unix_now())
+        .add_federated_domain(&cfg, &code, unix_now(), &state.mfa_box)
         .await?;
     tracing::info!(tenant = %t.name, domain = %name, %issuer, "federated domain added");
     let mut answer = crate::admin_api::domains::proof_json(name, &code);
@@ -1112,6 +1178,69 @@ mod tests {
             ..d
         };
         assert!(check_discovery(&plain, ISS).is_err());
+    }
+
+    /// The identity provider client resolves names through the filtering resolver: a name
+    /// of loopback is refused before any connection, unless allowed (then the connection
+    /// itself is tried, and refused by the closed port).
+    #[tokio::test]
+    async fn the_client_connects_to_public_addresses_only() -> anyhow::Result<()> {
+        let err = |r: Result<reqwest::Response, reqwest::Error>| match r {
+            Ok(resp) => format!("answered {}", resp.status()),
+            Err(e) => describe_reqwest(&e),
+        };
+        let strict = build_http_client(false)?;
+        let e = err(strict.get("https://localhost:1/x").send().await);
+        assert!(
+            e.contains("non-public") && e.contains(crate::public_addr::ALLOW_FLAG),
+            "{e}"
+        );
+        let open = build_http_client(true)?;
+        let e = err(open.get("https://localhost:1/x").send().await);
+        assert!(
+            !e.contains("non-public") && e.contains("cannot connect"),
+            "{e}"
+        );
+        Ok(())
+    }
+
+    /// The upstream `email` becomes the user's mail only when verified and in the domain.
+    #[test]
+    fn email_kept_only_when_verified_and_in_the_domain() -> anyhow::Result<()> {
+        let with = |email: &str, verified: Value| -> anyhow::Result<IdClaims> {
+            Ok(serde_json::from_value(json!({
+                "sub": "s", "email": email, "email_verified": verified,
+            }))?)
+        };
+        let ok = with("alice@Fab.Example", json!(true))?;
+        assert_eq!(verified_mail(&ok, "fab.example"), Some("alice@Fab.Example"));
+        assert_eq!(
+            verified_mail(&with("alice@fab.example", json!("true"))?, "fab.example"),
+            Some("alice@fab.example")
+        );
+        for (email, verified) in [
+            ("alice@fab.example", json!(false)),
+            ("alice@fab.example", json!("false")),
+            ("alice@fab.example", Value::Null),
+            ("alice@fab.example", json!(1)),
+            ("ceo@contoso.example", json!(true)),
+            ("alice@sub.fab.example", json!(true)),
+            ("alice@evilfab.example", json!(true)),
+            ("@fab.example", json!(true)),
+            ("a@b@fab.example", json!(true)),
+            ("fab.example", json!(true)),
+        ] {
+            assert_eq!(
+                verified_mail(&with(email, verified.clone())?, "fab.example"),
+                None,
+                "{email} {verified}"
+            );
+        }
+        // No email_verified claim at all: not kept.
+        let bare: IdClaims =
+            serde_json::from_value(json!({"sub": "s", "email": "alice@fab.example"}))?;
+        assert_eq!(verified_mail(&bare, "fab.example"), None);
+        Ok(())
     }
 
     #[test]

@@ -1,21 +1,61 @@
 //! `passthru-cloud init` and `passthru-cloud tenant add`: create a data dir (store, PKI,
-//! signing key) and tenants with their cloud-only Global Administrator.
+//! the key that seals secrets at rest) and tenants with their cloud-only Global Administrator
+//! and their first token signing key.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::admin_api::GLOBAL_ADMIN;
+use crate::mfa::SecretBox;
 use crate::pki::{self, PkiPaths};
 use crate::state::unix_now;
 use crate::store::{DomainKind, Store};
-use crate::tokens::generate_signing_key;
 
-/// Creates a tenant, its initial cloud-only domain (the admin UPN's domain) and its Global
-/// Administrator. Returns the tenant id.
+/// The store file's name in the data dir.
+pub const STORE_FILE: &str = "passthru.db";
+
+/// Opens the data dir's store with the key that seals its secrets (`mfa.key`, created when
+/// missing), and seals what an older release stored in the clear (signing private keys,
+/// federation client secrets). Every command that opens a data dir goes through here.
+pub async fn open_store(data_dir: &Path, create: bool) -> anyhow::Result<(Store, Arc<SecretBox>)> {
+    let secrets = Arc::new(SecretBox::load_or_create(data_dir)?);
+    let store = Store::open(&data_dir.join(STORE_FILE), create).await?;
+    let sealed = store.seal_plaintext_secrets(&secrets).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "signing keys and federation client secrets stored in the clear by an earlier release are now sealed"
+        );
+    }
+    Ok((store, secrets))
+}
+
+/// Makes the data dir 0700 and its store files 0600, whatever they were (a pre-existing
+/// directory made with the default umask is 0755).
+pub fn restrict_modes(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    for name in [
+        STORE_FILE.to_string(),
+        format!("{STORE_FILE}-wal"),
+        format!("{STORE_FILE}-shm"),
+    ] {
+        let path = data_dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a tenant, its initial cloud-only domain (the admin UPN's domain), its Global
+/// Administrator and its first token signing key. Returns the tenant id.
 pub async fn create_tenant(
     store: &Store,
+    secrets: &SecretBox,
     tenant: &str,
     admin_upn: &str,
     admin_password: Zeroizing<String>,
@@ -55,6 +95,7 @@ pub async fn create_tenant(
     store
         .add_cloud_user(id, admin_upn, &hash, GLOBAL_ADMIN, now)
         .await?;
+    crate::tokens::create_first_key(store, secrets, id, now).await?;
     Ok(id)
 }
 
@@ -77,25 +118,31 @@ pub async fn init(
         );
     }
     {
-        use std::os::unix::fs::DirBuilderExt as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(data_dir)?;
+        // An existing (empty) directory keeps its mode through `create`: 0700 now.
+        restrict_modes(data_dir)?;
+        // The store file exists, private, before SQLite writes a byte to it (SQLite gives
+        // its journal files the same mode).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(data_dir.join(STORE_FILE))?;
     }
     pki::create(
         &PkiPaths::new(data_dir),
         hostnames,
         time::OffsetDateTime::now_utc(),
     )?;
-    // The key that seals users' TOTP secrets (0600, next to the other keys).
-    crate::mfa::SecretBox::load_or_create(data_dir)?;
-    let store = Store::open(&data_dir.join("passthru.db"), true).await?;
-    store
-        .add_signing_key(&generate_signing_key()?, unix_now())
-        .await?;
-    let id = create_tenant(&store, tenant, admin_upn, admin_password).await?;
+    // The key that seals secrets at rest (0600, next to the other keys).
+    let (store, secrets) = open_store(data_dir, true).await?;
+    let id = create_tenant(&store, &secrets, tenant, admin_upn, admin_password).await?;
     store.close().await;
+    restrict_modes(data_dir)?;
     Ok(id)
 }
 
@@ -106,15 +153,126 @@ pub async fn add_tenant(
     admin_upn: &str,
     admin_password: Zeroizing<String>,
 ) -> anyhow::Result<Uuid> {
-    let db = data_dir.join("passthru.db");
+    let db = data_dir.join(STORE_FILE);
     if !db.exists() {
         anyhow::bail!(
             "{} has no store: run `passthru-cloud init` first",
             data_dir.display()
         );
     }
-    let store = Store::open(&db, false).await?;
-    let id = create_tenant(&store, tenant, admin_upn, admin_password).await;
+    let (store, secrets) = open_store(data_dir, false).await?;
+    let id = create_tenant(&store, &secrets, tenant, admin_upn, admin_password).await;
     store.close().await;
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use axum::body::Body;
+    use axum::http::Request;
+
+    use super::*;
+    use crate::test_state::{TestServer, ADMIN, TENANT};
+
+    fn mode(p: &Path) -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    }
+
+    /// `init` on a directory that already exists (empty, 0755 as `mkdir` makes it) leaves it
+    /// 0700 and the store 0600.
+    #[tokio::test]
+    async fn init_makes_a_pre_existing_dir_private() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-initmode-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        init(
+            &dir,
+            "contoso",
+            "admin@contoso.example",
+            Zeroizing::new("Adm1n-password".into()),
+            &[],
+        )
+        .await?;
+        assert_eq!(mode(&dir)?, 0o700);
+        assert_eq!(mode(&dir.join(STORE_FILE))?, 0o600);
+        assert_eq!(mode(&dir.join(crate::mfa::secret_box::KEY_FILE))?, 0o600);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// After signing keys are made (init, a second tenant, a rotation) and a federated domain
+    /// is added with its client secret, the store's files hold no PEM private key and no
+    /// client secret: both are sealed.
+    #[tokio::test]
+    async fn the_store_holds_no_private_key_or_client_secret() -> anyhow::Result<()> {
+        const SECRET: &str = "upstream-client-secret-4711-xyzzy";
+        let s = TestServer::start(None).await?;
+        let b = s.add_tenant("beta", "admin@beta.example").await?;
+        s.state.signer.rotate(b, crate::state::unix_now()).await?;
+        let token = s.admin_token(s.tenant_id, ADMIN).await?;
+        let body = serde_json::json!({
+            "name": "fab.example",
+            "federated": {
+                "issuer": "https://20.190.128.1/fab/v2.0",
+                "client_id": "our-client",
+                "client_secret": SECRET,
+            },
+        });
+        let (status, v) = s
+            .json(
+                Request::post(format!("/{TENANT}/admin/domains"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.to_string()))?,
+            )
+            .await?;
+        assert_eq!(status, 201, "{v}");
+        // What the store holds still opens: the secret and the keys are usable.
+        s.state
+            .store
+            .set_domain_verified(s.tenant_id, "fab.example")
+            .await?;
+        let cfg = s
+            .state
+            .store
+            .federation("fab.example", &s.state.mfa_box)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no federation"))?;
+        assert_eq!(cfg.client_secret.as_str(), SECRET);
+        let mut files = Vec::new();
+        for name in [
+            STORE_FILE.to_string(),
+            format!("{STORE_FILE}-wal"),
+            format!("{STORE_FILE}-shm"),
+        ] {
+            files.push((
+                name.clone(),
+                std::fs::read(s.dir.join(&name)).unwrap_or_default(),
+            ));
+        }
+        s.state.store.close().await;
+        files.push(("closed".into(), std::fs::read(s.dir.join(STORE_FILE))?));
+        for (name, bytes) in &files {
+            assert!(
+                !contains(bytes, b"PRIVATE KEY"),
+                "{name} holds a PEM private key"
+            );
+            assert!(
+                !contains(bytes, SECRET.as_bytes()),
+                "{name} holds the client secret"
+            );
+        }
+        assert!(
+            files.iter().any(|(_, b)| contains(b, b"our-client")),
+            "the scan reads the store"
+        );
+        std::fs::remove_dir_all(&s.dir)?;
+        Ok(())
+    }
 }

@@ -152,6 +152,11 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
         OAuthError::new(Aadsts::ServerError, g.correlation_id)
     };
     let groups = groups_claim(state, g).await.map_err(|e| server_error(&e))?;
+    let keys = state
+        .signer
+        .keys(g.tenant.id)
+        .await
+        .map_err(|e| server_error(&e))?;
     let mut access_claims = json!({
         "iss": iss, "aud": aud, "sub": sub, "oid": user.id, "tid": g.tenant.id,
         "exp": exp, "iat": now, "nbf": now, "azp": g.client_id,
@@ -159,10 +164,7 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
         "name": name, "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
     });
     add_groups(&mut access_claims, groups.as_ref());
-    let access = state
-        .signer
-        .sign(&access_claims)
-        .map_err(|e| server_error(&e))?;
+    let access = keys.sign(&access_claims).map_err(|e| server_error(&e))?;
     let mut body = json!({
         "token_type": "Bearer",
         "scope": if resource_scopes.is_empty() { scopes.join(" ") } else { resource_scopes.join(" ") },
@@ -185,7 +187,7 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
             }
         }
         add_groups(&mut claims, groups.as_ref());
-        let id_token = state.signer.sign(&claims).map_err(|e| server_error(&e))?;
+        let id_token = keys.sign(&claims).map_err(|e| server_error(&e))?;
         body["id_token"] = Value::String(id_token);
     }
     if scopes.contains(&"offline_access") {
@@ -217,7 +219,7 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
 }
 
 /// The token response of the client credentials grant (the app acts as itself).
-pub fn app_token(
+pub async fn app_token(
     state: &Shared,
     base: &str,
     tenant: &Tenant,
@@ -227,17 +229,22 @@ pub fn app_token(
 ) -> Result<Response, OAuthError> {
     let now = unix_now();
     let exp = now + TOKEN_LIFETIME_SECS;
-    let access = state
+    let server_error = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "token issuance failed");
+        OAuthError::new(Aadsts::ServerError, corr)
+    };
+    let keys = state
         .signer
+        .keys(tenant.id)
+        .await
+        .map_err(|e| server_error(&e))?;
+    let access = keys
         .sign(&json!({
             "iss": issuer(base, tenant), "aud": audience, "sub": client_id, "oid": client_id,
             "tid": tenant.id, "azp": client_id, "idtyp": "app", "exp": exp, "iat": now, "nbf": now,
             "ver": "2.0", "uti": Uuid::new_v4().simple().to_string(),
         }))
-        .map_err(|e| {
-            tracing::error!(error = %e, "token issuance failed");
-            OAuthError::new(Aadsts::ServerError, corr)
-        })?;
+        .map_err(|e| server_error(&e))?;
     Ok(no_store(Json(json!({
         "token_type": "Bearer",
         "expires_in": TOKEN_LIFETIME_SECS,

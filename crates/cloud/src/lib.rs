@@ -23,6 +23,7 @@ pub mod password_reset;
 pub mod passwords;
 pub mod pki;
 pub mod portal;
+pub(crate) mod public_addr;
 pub mod server;
 pub mod settings;
 pub mod signin;
@@ -31,6 +32,8 @@ pub mod store;
 pub mod sts;
 #[cfg(test)]
 mod test_app;
+#[cfg(test)]
+pub(crate) mod test_state;
 pub mod token;
 pub mod tokens;
 pub mod writeback;

@@ -64,6 +64,18 @@ enum Command {
         /// one or two do best.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
         threads: Option<u16>,
+        /// The cloud's public base URL (https://HOST[:PORT], no path): the issuer, the
+        /// discovery document, the device flow's verification_uri and every absolute URL
+        /// come from it, never from a request's Host header. Set it in production; without
+        /// it (quickstart, demo) URLs follow the Host the client used.
+        #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
+        /// Let federated domains' identity providers be on loopback, link-local or private
+        /// addresses (a test identity provider, or one on your own network). Off: the cloud
+        /// connects to public addresses only, so a tenant administrator cannot make it call
+        /// your internal network.
+        #[arg(long)]
+        allow_private_federation: bool,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
@@ -84,6 +96,10 @@ enum TenantCommand {
 
 mod passthru_cloud_cli {
     pub use passthru_cloud::admin_cli::AdminArgs;
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    passthru_cloud::sts::parse_public_url(raw)
 }
 
 fn admin_password() -> anyhow::Result<Zeroizing<String>> {
@@ -156,6 +172,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             metrics_listen,
             max_agents_per_tenant,
             threads: _,
+            public_url,
+            allow_private_federation,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
@@ -164,6 +182,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dns_server,
                 metrics_listen,
                 max_agents_per_tenant,
+                public_url,
+                allow_private_federation,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

@@ -71,6 +71,13 @@ pub struct ServeOptions {
     pub metrics_listen: Option<String>,
     /// Agents a tenant may have registered and not revoked (40, as in Azure).
     pub max_agents_per_tenant: u32,
+    /// `--public-url`: the base of every absolute URL the cloud produces (issuer,
+    /// discovery, device `verification_uri`, redirects), checked by
+    /// [`crate::sts::parse_public_url`]. `None`: taken from each request's `Host`.
+    pub public_url: Option<String>,
+    /// `--allow-private-federation`: identity providers of federated domains may resolve to
+    /// loopback, link-local or private addresses.
+    pub allow_private_federation: bool,
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -232,24 +239,19 @@ fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
 /// lasts up to its deadline, 10 s by default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(11);
 
-/// The state every handler shares, over an open store of `data_dir`.
-pub(crate) async fn app_state(
+/// The state every handler shares, over the open store of `data_dir` and its secret box
+/// (no listener, no background task).
+pub(crate) fn app_state(
     data_dir: &Path,
     store: Store,
+    mfa_box: Arc<crate::mfa::SecretBox>,
     opts: &ServeOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Shared, ServeError> {
     let paths = PkiPaths::new(data_dir);
-    let signer = Signer::load(
-        &store
-            .signing_keys_published(crate::state::unix_now(), crate::tokens::KEY_KEEP_SECS)
-            .await?,
-    )
-    .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let signer = Signer::new(store.clone(), mfa_box.clone());
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
-        .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let mfa_box = crate::mfa::SecretBox::load_or_create(data_dir)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
     let gateway = Gateway::default();
     let metrics = gateway.metrics.clone();
@@ -265,13 +267,14 @@ pub(crate) async fn app_state(
         domain_proof,
         sync: Default::default(),
         mfa_box,
+        public_url: opts.public_url.clone(),
         lockout_gate: Default::default(),
     }))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let db = data_dir.join("passthru.db");
+    let db = data_dir.join(crate::init::STORE_FILE);
     if !db.exists() {
         return Err(ServeError::DataDir(format!(
             "{} has no store: run `passthru-cloud init --data-dir {} --tenant NAME --admin UPN` first",
@@ -281,11 +284,16 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     let paths = PkiPaths::new(data_dir);
     let tls = tls_config(&paths)?;
-    crate::federation::init_http_client().map_err(|e| ServeError::Tls(e.to_string()))?;
-    let store = Store::open(&db, false).await?;
+    crate::federation::init_http_client(opts.allow_private_federation)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    // The store, with what an earlier release kept in the clear sealed now.
+    let (store, mfa_box) = crate::init::open_store(data_dir, false)
+        .await
+        .map_err(|e| ServeError::DataDir(format!("{e:#}")))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = app_state(data_dir, store.clone(), &opts, shutdown_rx).await?;
+    let state = app_state(data_dir, store.clone(), mfa_box, &opts, shutdown_rx)?;
     crate::dirsync::spawn(state.clone());
+    crate::tokens::spawn_refresh(state.clone());
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -30,8 +30,12 @@ pub struct AppState {
     pub domain_proof: crate::domain_proof::DomainProof,
     /// Directory sync leases and runs.
     pub sync: crate::dirsync::Coordinator,
-    /// Seals and opens users' TOTP secrets (the data dir's `mfa.key`).
-    pub mfa_box: crate::mfa::SecretBox,
+    /// Seals and opens secrets at rest: users' TOTP secrets, signing private keys,
+    /// federation client secrets (the data dir's `mfa.key`).
+    pub mfa_box: Arc<crate::mfa::SecretBox>,
+    /// `serve --public-url` (no trailing slash): the base of every absolute URL; `None`:
+    /// each request's `Host`.
+    pub public_url: Option<String>,
     /// Smart lockout's password checks in flight per account.
     pub lockout_gate: Arc<crate::lockout_gate::LockoutGate>,
 }

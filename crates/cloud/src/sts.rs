@@ -13,19 +13,28 @@ use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::{DomainKind, Tenant};
 
-/// The base URL clients used to reach us (`https://host[:port]`), from the HTTP/2 authority
-/// or the HTTP/1 Host header. Anything that is not a plain host[:port] falls back to
-/// `localhost`, so a forged header cannot inject text into issued URLs.
+/// The base URL of every absolute URL we produce (issuer, endpoints, redirects): the
+/// configured `serve --public-url` when there is one, whatever the request says. Without it
+/// (the quickstart), the URL clients used to reach us (`https://host[:port]`), from the
+/// HTTP/2 authority or the HTTP/1 Host header; anything that is not a plain host[:port]
+/// falls back to `localhost`, so a forged header cannot inject text into issued URLs.
 #[derive(Debug, Clone)]
 pub struct BaseUrl(pub String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl
+where
+    Shared: axum::extract::FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let shared = <Shared as axum::extract::FromRef<S>>::from_ref(state);
+        if let Some(url) = &shared.public_url {
+            return Ok(BaseUrl(url.clone()));
+        }
         let from_uri = parts.uri.authority().map(|a| a.as_str().to_string());
         let from_header = parts
             .headers
@@ -44,6 +53,39 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for BaseUrl {
             .unwrap_or_else(|| "localhost".into());
         Ok(BaseUrl(format!("https://{host}")))
     }
+}
+
+/// Checks `serve --public-url`: an absolute https URL with a host, no user info, query,
+/// fragment or path. Returns it without a trailing slash.
+pub fn parse_public_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let u = url::Url::parse(raw).map_err(|e| {
+        format!("--public-url '{raw}' is not an absolute URL ({e}): give it like https://login.contoso.example")
+    })?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "--public-url '{raw}' must start with https:// (the cloud is only served over HTTPS)"
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("--public-url '{raw}' has no host name"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "--public-url '{raw}' must not hold a user name or password"
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "--public-url '{raw}' must not have a query (?...) or a fragment (#...)"
+        ));
+    }
+    if u.path() != "/" {
+        return Err(format!(
+            "--public-url '{raw}' must not have a path: the cloud is served at the root of its host (https://HOST[:PORT])"
+        ));
+    }
+    Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
 /// `iss` of every token of a tenant.
@@ -112,8 +154,13 @@ pub async fn keys(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    load_tenant(&state, &tenant, correlation_id(&headers)).await?;
-    Ok(Json(json!({ "keys": state.signer.jwks() })).into_response())
+    let corr = correlation_id(&headers);
+    let t = load_tenant(&state, &tenant, corr).await?;
+    let keys = state.signer.keys(t.id).await.map_err(|e| {
+        tracing::error!(tenant = %t.name, error = %e, "the tenant's signing keys cannot be loaded");
+        OAuthError::new(Aadsts::ServerError, corr)
+    })?;
+    Ok(Json(json!({ "keys": keys.jwks() })).into_response())
 }
 
 /// `GET /common/userrealm/{username}?api-version=1.0`: MSAL's home realm discovery.
@@ -140,4 +187,123 @@ pub async fn user_realm(State(state): State<Shared>, Path(username): Path<String
         "cloud_audience_urn": "urn:federation:passthru",
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+
+    use super::parse_public_url;
+    use crate::test_state::{TestServer, TENANT};
+
+    const PUBLIC: &str = "https://login.contoso.example";
+
+    fn discovery(host: &str) -> anyhow::Result<Request<Body>> {
+        Ok(
+            Request::get(format!("/{TENANT}/v2.0/.well-known/openid-configuration"))
+                .header("host", host)
+                .body(Body::empty())?,
+        )
+    }
+
+    /// With `--public-url`, a forged Host header changes nothing the cloud publishes: the
+    /// issuer, every endpoint of the discovery document (cached 300 s by clients) and the
+    /// device flow's verification_uri come from the configuration.
+    #[tokio::test]
+    async fn public_url_wins_over_a_forged_host() -> anyhow::Result<()> {
+        let s = TestServer::start(Some(PUBLIC)).await?;
+        let tid = s.tenant_id;
+        for host in [
+            "evil.example",
+            "login.contoso.example:8443",
+            "127.0.0.1",
+            "",
+        ] {
+            let (status, doc) = s.json(discovery(host)?).await?;
+            assert_eq!(status, 200, "{doc}");
+            assert_eq!(doc["issuer"], format!("{PUBLIC}/{tid}/v2.0"), "Host {host}");
+            let obj = doc.as_object().map(|o| o.iter()).into_iter().flatten();
+            let urls: Vec<(&String, &Value)> = obj
+                .filter(|(k, _)| k.ends_with("_endpoint") || k.ends_with("_uri"))
+                .collect();
+            assert!(urls.len() >= 6, "{doc}");
+            for (k, v) in urls {
+                assert!(
+                    v.as_str()
+                        .is_some_and(|u| u.starts_with(&format!("{PUBLIC}/"))),
+                    "{k} = {v} with Host {host}"
+                );
+            }
+        }
+        let client_id = uuid::Uuid::new_v4().to_string();
+        s.state
+            .store
+            .add_app(
+                &crate::store::App {
+                    client_id: client_id.clone(),
+                    tenant_id: tid,
+                    name: "TV".into(),
+                    public: true,
+                    redirect_uris: Vec::new(),
+                    secret_hash: None,
+                    groups_claim: false,
+                },
+                1,
+            )
+            .await?;
+        let (status, dc) = s
+            .json(
+                Request::post(format!("/{TENANT}/oauth2/v2.0/devicecode"))
+                    .header("host", "evil.example")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(format!("client_id={client_id}&scope=openid")))?,
+            )
+            .await?;
+        assert_eq!(status, 200, "{dc}");
+        assert_eq!(
+            dc["verification_uri"],
+            format!("{PUBLIC}/{TENANT}/devicelogin")
+        );
+        assert!(!dc["message"].to_string().contains("evil"), "{dc}");
+        s.done().await?;
+
+        // Without the flag (quickstart, demo) the URLs follow the Host, as before.
+        let s = TestServer::start(None).await?;
+        let (_, doc) = s.json(discovery("login.fabrikam.example")?).await?;
+        assert_eq!(
+            doc["issuer"],
+            format!("https://login.fabrikam.example/{}/v2.0", s.tenant_id)
+        );
+        s.done().await
+    }
+
+    #[test]
+    fn public_url_is_checked() {
+        assert_eq!(
+            parse_public_url("https://Login.Contoso.example/").as_deref(),
+            Ok("https://login.contoso.example")
+        );
+        assert_eq!(
+            parse_public_url("https://login.contoso.example:8443").as_deref(),
+            Ok("https://login.contoso.example:8443")
+        );
+        assert_eq!(
+            parse_public_url("https://127.0.0.1:443").as_deref(),
+            Ok("https://127.0.0.1")
+        );
+        for (bad, why) in [
+            ("http://login.contoso.example", "https://"),
+            ("login.contoso.example", "not an absolute URL"),
+            ("https://login.contoso.example/?a=1", "query"),
+            ("https://login.contoso.example/#x", "fragment"),
+            ("https://user:pw@login.contoso.example", "user name"),
+            ("https://login.contoso.example/sub", "path"),
+            ("https://", "not an absolute URL"),
+        ] {
+            let e = parse_public_url(bad).err().unwrap_or_default();
+            assert!(e.contains(why) && e.contains("--public-url"), "{bad}: {e}");
+        }
+    }
 }

@@ -19,7 +19,20 @@ use zeroize::Zeroizing;
 use crate::gateway::{AgentConn, Reply};
 use crate::server::{app_state, ServeOptions};
 use crate::state::Shared;
-use crate::store::{DomainKind, Store, Tenant};
+use crate::store::{DomainKind, Tenant};
+
+/// `serve`'s options as tests use them (no listener is opened; nothing is asked of DNS).
+pub(crate) fn test_options() -> ServeOptions {
+    ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        heartbeat: Duration::from_secs(10),
+        dns_server: "127.0.0.1:9".parse().ok(),
+        metrics_listen: None,
+        max_agents_per_tenant: 40,
+        public_url: None,
+        allow_private_federation: false,
+    }
+}
 
 /// A data dir with the tenant `contoso` and its state; the dir is removed on drop.
 #[derive(Debug)]
@@ -44,7 +57,7 @@ impl TestApp {
             &["localhost".to_string()],
         )
         .await?;
-        let store = Store::open(&dir.join("passthru.db"), false).await?;
+        let (store, mfa_box) = crate::init::open_store(&dir, false).await?;
         let tenant = store
             .tenant("contoso")
             .await?
@@ -53,15 +66,8 @@ impl TestApp {
         if store.domain(domain).await?.is_none() {
             store.add_domain(tenant.id, domain, kind, None, 1).await?;
         }
-        let opts = ServeOptions {
-            listen: "127.0.0.1:0".into(),
-            heartbeat: Duration::from_secs(30),
-            dns_server: None,
-            metrics_listen: None,
-            max_agents_per_tenant: 40,
-        };
         let (tx, rx) = watch::channel(false);
-        let state = app_state(&dir, store, &opts, rx).await?;
+        let state = app_state(&dir, store, mfa_box, &test_options(), rx)?;
         Ok(TestApp {
             state,
             tenant,

@@ -338,7 +338,7 @@ pub async fn token(
                 }
                 Err(e) => return Err(server_error(e, corr)),
             }
-            app_token(&state, &base, &tenant, &client.id, &resource, corr)
+            app_token(&state, &base, &tenant, &client.id, &resource, corr).await
         }
         "urn:ietf:params:oauth:grant-type:device_code" => {
             let device_code = form

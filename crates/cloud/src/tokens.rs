@@ -1,5 +1,16 @@
 //! Token signing (ES256 by default: a P-256 signature costs a fraction of RS256's), the JWKS,
 //! and verification of the access tokens the admin API accepts.
+//!
+//! Every tenant has its own keys: its tokens are signed with its current key, its JWKS lists
+//! only its keys, and rotating (`POST /{tenant}/admin/keys/rotate`) changes only its keys.
+//! At most the current key and [`MAX_RETIRED_KEYS`] retired ones are published; a retired
+//! key goes [`KEY_KEEP_SECS`] after its retirement (when every token it signed has expired),
+//! or at once when more rotations push it out. Private keys are stored sealed with the data
+//! dir's key ([`SecretBox`]) and opened only here, into memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
@@ -8,14 +19,17 @@ use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
-use crate::store::SigningKeyRecord;
+use crate::mfa::secret_box::{Purpose, SecretBox};
+use crate::store::signing_keys::{NewKey, PrivateKey, StoredKey};
+use crate::store::{Store, StoreError};
 
 /// Why a token operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// The store holds no signing key (the data dir was not initialised).
+    /// The tenant has no signing key and none could be made.
     #[error("no token signing key: run `passthru-cloud init` first")]
     NoKey,
     /// A key could not be generated or loaded.
@@ -24,6 +38,9 @@ pub enum TokenError {
     /// Signing or verifying failed.
     #[error("token: {0}")]
     Jwt(#[from] jsonwebtoken::errors::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Lifetime of access and ID tokens, seconds.
@@ -33,17 +50,78 @@ pub const TOKEN_LIFETIME_SECS: i64 = 3600;
 /// expired, plus clock leeway.
 pub const KEY_KEEP_SECS: i64 = TOKEN_LIFETIME_SECS + 300;
 
+/// Retired keys a tenant's JWKS lists at most (besides the current key). A third rotation
+/// within [`KEY_KEEP_SECS`] drops the oldest retired key early: the tokens it signed stop
+/// verifying (what an emergency rotation after a leak wants anyway).
+pub const MAX_RETIRED_KEYS: i64 = 2;
+
+/// How often a serving process re-reads the keys (rotations by another process, retired
+/// keys past their grace period).
+pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+/// A freshly generated signing key (the private half in the clear, wiped when dropped).
+pub struct GeneratedKey {
+    pub kid: String,
+    pub private_pem: Zeroizing<String>,
+    pub public_raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Makes a new P-256 signing key.
-pub fn generate_signing_key() -> Result<SigningKeyRecord, TokenError> {
+pub fn generate_signing_key() -> Result<GeneratedKey, TokenError> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
         .map_err(|e| TokenError::Key(e.to_string()))?;
     let public_raw = key.public_key_raw().to_vec();
     let kid = B64URL.encode(&Sha256::digest(&public_raw)[..16]);
-    Ok(SigningKeyRecord {
+    Ok(GeneratedKey {
         kid,
-        private_pem: key.serialize_pem(),
+        private_pem: Zeroizing::new(key.serialize_pem()),
         public_raw,
     })
+}
+
+impl GeneratedKey {
+    /// The private key sealed for `tenant_id`'s row of this key.
+    pub fn seal(&self, secrets: &SecretBox, tenant_id: Uuid) -> Result<Vec<u8>, TokenError> {
+        secrets
+            .seal_for(
+                Purpose::SigningKey,
+                tenant_id,
+                &self.kid,
+                self.private_pem.as_bytes(),
+            )
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+}
+
+/// Gives a new tenant its first signing key (nothing when it has one).
+pub async fn create_first_key(
+    store: &Store,
+    secrets: &SecretBox,
+    tenant_id: Uuid,
+    now: i64,
+) -> Result<(), TokenError> {
+    let key = generate_signing_key()?;
+    let sealed = key.seal(secrets, tenant_id)?;
+    store
+        .add_first_signing_key(
+            tenant_id,
+            NewKey {
+                kid: &key.kid,
+                sealed_private: &sealed,
+                public_raw: &key.public_raw,
+            },
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 struct LoadedKey {
@@ -54,17 +132,33 @@ struct LoadedKey {
     y: String,
 }
 
-/// The signing keys in use: the newest signs, all verify and are published.
+/// One tenant's published keys, newest (the signing one) first; never empty.
+pub struct TenantKeys {
+    keys: Vec<LoadedKey>,
+}
+
+impl std::fmt::Debug for TenantKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("TenantKeys").field("kids", &kids).finish()
+    }
+}
+
+/// The signing keys of every tenant, loaded from the store when first needed and kept in
+/// memory (each tenant's set swapped whole on rotation, so readers never see half of one).
 pub struct Signer {
-    /// Newest first. Swapped whole on rotation, so readers never see a half-updated set.
-    keys: std::sync::RwLock<std::sync::Arc<Vec<LoadedKey>>>,
+    store: Store,
+    secrets: Arc<SecretBox>,
+    tenants: RwLock<HashMap<Uuid, Arc<TenantKeys>>>,
+    /// Held while the store's keys are changed and re-read, so a slower re-read never
+    /// replaces a newer set in memory.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = self.snapshot();
-        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
-        f.debug_struct("Signer").field("kids", &kids).finish()
+        let n = self.snapshot().len();
+        f.debug_struct("Signer").field("tenants", &n).finish()
     }
 }
 
@@ -102,44 +196,159 @@ pub struct AccessClaims {
 }
 
 impl Signer {
-    /// Loads the keys (newest first, as the store returns them).
-    pub fn load(records: &[SigningKeyRecord]) -> Result<Signer, TokenError> {
-        Ok(Signer {
-            keys: std::sync::RwLock::new(std::sync::Arc::new(Self::parse(records)?)),
-        })
-    }
-
-    /// Replaces the key set (after a rotation).
-    pub fn reload(&self, records: &[SigningKeyRecord]) -> Result<(), TokenError> {
-        let fresh = std::sync::Arc::new(Self::parse(records)?);
-        match self.keys.write() {
-            Ok(mut g) => *g = fresh,
-            Err(p) => *p.into_inner() = fresh,
+    /// A signer over `store`'s keys, opened with `secrets`.
+    pub fn new(store: Store, secrets: Arc<SecretBox>) -> Signer {
+        Signer {
+            store,
+            secrets,
+            tenants: RwLock::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
-        Ok(())
     }
 
-    fn snapshot(&self) -> std::sync::Arc<Vec<LoadedKey>> {
-        match self.keys.read() {
+    fn snapshot(&self) -> HashMap<Uuid, Arc<TenantKeys>> {
+        match self.tenants.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
-    fn parse(records: &[SigningKeyRecord]) -> Result<Vec<LoadedKey>, TokenError> {
+    fn cached(&self, tenant_id: Uuid) -> Option<Arc<TenantKeys>> {
+        match self.tenants.read() {
+            Ok(g) => g.get(&tenant_id).cloned(),
+            Err(p) => p.into_inner().get(&tenant_id).cloned(),
+        }
+    }
+
+    fn put(&self, tenant_id: Uuid, keys: Arc<TenantKeys>) {
+        match self.tenants.write() {
+            Ok(mut g) => g.insert(tenant_id, keys),
+            Err(p) => p.into_inner().insert(tenant_id, keys),
+        };
+    }
+
+    /// The tenant's keys (from memory, else from the store; a tenant without a key gets
+    /// its first one).
+    pub async fn keys(&self, tenant_id: Uuid) -> Result<Arc<TenantKeys>, TokenError> {
+        if let Some(k) = self.cached(tenant_id) {
+            return Ok(k);
+        }
+        let _one = self.loading.lock().await;
+        if let Some(k) = self.cached(tenant_id) {
+            return Ok(k);
+        }
+        self.load(tenant_id, crate::state::unix_now()).await
+    }
+
+    /// Reads the tenant's keys from the store again.
+    pub async fn reload(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
+        let _one = self.loading.lock().await;
+        self.load(tenant_id, now).await
+    }
+
+    /// Reads the tenant's keys (the caller holds `loading`).
+    async fn load(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
+        let mut rows = self
+            .store
+            .signing_keys(tenant_id, now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
+            .await?;
+        if !rows.iter().any(|r| r.retired_at.is_none()) {
+            create_first_key(&self.store, &self.secrets, tenant_id, now).await?;
+            rows = self
+                .store
+                .signing_keys(tenant_id, now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
+                .await?;
+        }
+        let keys = Arc::new(TenantKeys::open(&rows, &self.secrets, tenant_id)?);
+        self.put(tenant_id, keys.clone());
+        Ok(keys)
+    }
+
+    /// Makes a new signing key for `tenant_id` (and for it only); returns its keys after.
+    pub async fn rotate(&self, tenant_id: Uuid, now: i64) -> Result<Arc<TenantKeys>, TokenError> {
+        let key = generate_signing_key()?;
+        let sealed = key.seal(&self.secrets, tenant_id)?;
+        let _one = self.loading.lock().await;
+        self.store
+            .rotate_signing_key(
+                tenant_id,
+                NewKey {
+                    kid: &key.kid,
+                    sealed_private: &sealed,
+                    public_raw: &key.public_raw,
+                },
+                now,
+                KEY_KEEP_SECS,
+                MAX_RETIRED_KEYS,
+            )
+            .await?;
+        self.load(tenant_id, now).await
+    }
+
+    /// Deletes retired keys past their grace period and re-reads every loaded tenant's keys
+    /// (a rotation by another process shows up here).
+    pub async fn refresh(&self, now: i64) -> Result<(), TokenError> {
+        let _one = self.loading.lock().await;
+        self.store
+            .prune_signing_keys(now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
+            .await?;
+        for tenant_id in self.snapshot().into_keys() {
+            self.load(tenant_id, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Refreshes the keys every [`REFRESH_EVERY`] until the server shuts down.
+pub fn spawn_refresh(state: crate::state::Shared) {
+    let mut stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = state.signer.refresh(crate::state::unix_now()).await {
+                        tracing::warn!(error = %e, "re-reading the token signing keys failed; will retry");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    });
+}
+
+impl TenantKeys {
+    /// Opens stored keys (newest first).
+    fn open(
+        rows: &[StoredKey],
+        secrets: &SecretBox,
+        tenant_id: Uuid,
+    ) -> Result<TenantKeys, TokenError> {
         let mut keys = Vec::new();
-        for r in records {
+        for r in rows {
             if r.public_raw.len() != 65 {
                 return Err(TokenError::Key(format!(
                     "key {} has a malformed public key",
                     r.kid
                 )));
             }
+            let pem = match &r.private_key {
+                PrivateKey::Sealed(sealed) => secrets
+                    .open_for(Purpose::SigningKey, tenant_id, &r.kid, sealed)
+                    .map_err(|e| {
+                        TokenError::Key(format!(
+                            "key {} of tenant {tenant_id}: {e}. Restore the data dir's mfa.key from the backup made with the store",
+                            r.kid
+                        ))
+                    })?,
+                PrivateKey::Plain(pem) => pem.clone(),
+            };
             let x = B64URL.encode(&r.public_raw[1..33]);
             let y = B64URL.encode(&r.public_raw[33..65]);
             keys.push(LoadedKey {
                 kid: r.kid.clone(),
-                encoding: EncodingKey::from_ec_pem(r.private_pem.as_bytes())?,
+                encoding: EncodingKey::from_ec_pem(pem.as_slice())?,
                 decoding: DecodingKey::from_ec_components(&x, &y)?,
                 x,
                 y,
@@ -148,13 +357,17 @@ impl Signer {
         if keys.is_empty() {
             return Err(TokenError::NoKey);
         }
-        Ok(keys)
+        Ok(TenantKeys { keys })
+    }
+
+    /// The signing key's id.
+    pub fn current_kid(&self) -> Option<&str> {
+        self.keys.first().map(|k| k.kid.as_str())
     }
 
     /// Signs claims with the newest key.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        let keys = self.snapshot();
-        let key = keys.first().ok_or(TokenError::NoKey)?;
+        let key = self.keys.first().ok_or(TokenError::NoKey)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
@@ -162,7 +375,7 @@ impl Signer {
 
     /// The public keys, as a JWKS `keys` array.
     pub fn jwks(&self) -> Vec<Jwk> {
-        self.snapshot()
+        self.keys
             .iter()
             .map(|k| Jwk {
                 kty: "EC".into(),
@@ -176,14 +389,17 @@ impl Signer {
             .collect()
     }
 
-    /// Verifies an access token's signature, lifetime and audience.
-    pub fn verify_access(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
+    fn key_of(&self, token: &str) -> Result<&LoadedKey, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
-        let keys = self.snapshot();
-        let key = keys
+        self.keys
             .iter()
             .find(|k| Some(&k.kid) == header.kid.as_ref())
-            .ok_or_else(|| TokenError::Key("the token was signed by an unknown key".into()))?;
+            .ok_or_else(|| TokenError::Key("the token was signed by an unknown key".into()))
+    }
+
+    /// Verifies an access token's signature, lifetime and audience.
+    pub fn verify_access(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
+        let key = self.key_of(token)?;
         let mut v = Validation::new(Algorithm::ES256);
         v.set_audience(&[audience]);
         v.leeway = 30;
@@ -191,17 +407,10 @@ impl Signer {
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
         Ok(jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v)?.claims)
     }
-}
 
-impl Signer {
     /// Verifies a user token of ours (signature, lifetime, issuer), whatever its audience.
     pub fn verify_user_token(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token)?;
-        let keys = self.snapshot();
-        let key = keys
-            .iter()
-            .find(|k| Some(&k.kid) == header.kid.as_ref())
-            .ok_or_else(|| TokenError::Key("the token was signed by an unknown key".into()))?;
+        let key = self.key_of(token)?;
         let mut v = Validation::new(Algorithm::ES256);
         v.validate_aud = false;
         v.leeway = 30;
@@ -216,41 +425,170 @@ impl Signer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sign_verify_and_reject() -> anyhow::Result<()> {
-        let rec = generate_signing_key()?;
-        let signer = Signer::load(&[rec])?;
-        let now = 1_000_000_000;
-        let claims = AccessClaims {
+    struct Fixture {
+        dir: std::path::PathBuf,
+        store: Store,
+        signer: Signer,
+    }
+
+    impl Fixture {
+        async fn new() -> anyhow::Result<Fixture> {
+            let dir = std::env::temp_dir().join(format!("passthru-keys-{}", Uuid::new_v4()));
+            std::fs::create_dir_all(&dir)?;
+            let store = Store::open(&dir.join("passthru.db"), true).await?;
+            let secrets = Arc::new(SecretBox::from_key(&[9u8; 32]));
+            let signer = Signer::new(store.clone(), secrets);
+            Ok(Fixture { dir, store, signer })
+        }
+
+        async fn tenant(&self, name: &str) -> anyhow::Result<Uuid> {
+            let id = Uuid::new_v4();
+            self.store.create_tenant(id, name, 1).await?;
+            Ok(id)
+        }
+
+        async fn done(self) -> anyhow::Result<()> {
+            self.store.close().await;
+            std::fs::remove_dir_all(&self.dir)?;
+            Ok(())
+        }
+    }
+
+    fn claims(tid: Uuid, at: i64) -> AccessClaims {
+        AccessClaims {
             iss: "https://x/t/v2.0".into(),
             aud: "passthru-admin".into(),
             sub: "s".into(),
             oid: Uuid::new_v4(),
-            tid: Uuid::new_v4(),
-            exp: now + 60,
-            iat: now,
-            nbf: now,
+            tid,
+            exp: at + 60,
+            iat: at,
+            nbf: at,
             scp: String::new(),
             azp: String::new(),
             preferred_username: String::new(),
             ver: "2.0".into(),
-        };
+        }
+    }
+
+    fn kids(k: &TenantKeys) -> Vec<String> {
+        k.jwks().into_iter().map(|j| j.kid).collect()
+    }
+
+    #[tokio::test]
+    async fn sign_verify_and_reject() -> anyhow::Result<()> {
+        let f = Fixture::new().await?;
+        let a = f.tenant("a").await?;
+        let b = f.tenant("b").await?;
+        let keys = f.signer.keys(a).await?;
         // A token from the past is refused; a current one verifies.
-        let old = signer.sign(&claims)?;
-        assert!(signer.verify_access(&old, "passthru-admin").is_err());
-        let t = jsonwebtoken::get_current_timestamp() as i64;
-        let fresh = AccessClaims {
-            exp: t + 60,
-            iat: t,
-            nbf: t,
-            ..claims
-        };
-        let tok = signer.sign(&fresh)?;
-        assert!(signer.verify_access(&tok, "passthru-admin").is_ok());
-        assert!(signer.verify_access(&tok, "someone-else").is_err());
-        let other = Signer::load(&[generate_signing_key()?])?;
+        let old = keys.sign(&claims(a, 1_000_000_000))?;
+        assert!(keys.verify_access(&old, "passthru-admin").is_err());
+        let tok = keys.sign(&claims(a, jsonwebtoken::get_current_timestamp() as i64))?;
+        assert!(keys.verify_access(&tok, "passthru-admin").is_ok());
+        assert!(keys.verify_access(&tok, "someone-else").is_err());
+        // Another tenant's keys do not verify it.
+        let other = f.signer.keys(b).await?;
         assert!(other.verify_access(&tok, "passthru-admin").is_err());
-        assert_eq!(signer.jwks().len(), 1);
+        assert_ne!(kids(&keys), kids(&other));
+        assert_eq!(keys.jwks().len(), 1);
+        f.done().await
+    }
+
+    /// Rotating tenant A's key changes A's JWKS and signing key only: tenant B's stay as
+    /// they were, in memory and in the store (before per-tenant keys, B's changed too).
+    #[tokio::test]
+    async fn rotating_one_tenant_leaves_another_alone() -> anyhow::Result<()> {
+        let f = Fixture::new().await?;
+        let a = f.tenant("a").await?;
+        let b = f.tenant("b").await?;
+        let now = crate::state::unix_now();
+        let a_before = kids(&*f.signer.keys(a).await?);
+        let b_before = kids(&*f.signer.keys(b).await?);
+        let b_token = f.signer.keys(b).await?.sign(&claims(b, now))?;
+        let a_after = f.signer.rotate(a, now).await?;
+        assert_eq!(kids(&a_after).len(), 2);
+        assert_eq!(
+            kids(&a_after)[1],
+            a_before[0],
+            "A's old key stays published"
+        );
+        assert_ne!(a_after.current_kid(), Some(a_before[0].as_str()));
+        let b_after = f.signer.keys(b).await?;
+        assert_eq!(kids(&b_after), b_before, "B's JWKS is unchanged");
+        assert_eq!(b_after.current_kid(), Some(b_before[0].as_str()));
+        let b_new = b_after.sign(&claims(b, now))?;
+        assert_eq!(
+            jsonwebtoken::decode_header(&b_new)?.kid,
+            jsonwebtoken::decode_header(&b_token)?.kid,
+            "B still signs with its own key"
+        );
+        // The same from the store, as another process would read it.
+        let fresh = Signer::new(f.store.clone(), Arc::new(SecretBox::from_key(&[9u8; 32])));
+        assert_eq!(kids(&*fresh.keys(b).await?), b_before);
+        assert_eq!(kids(&*fresh.keys(a).await?), kids(&a_after));
+        f.done().await
+    }
+
+    /// Hundreds of rotations at once, and hundreds of first uses of a tenant without a key:
+    /// one current key, the bound holds, and memory ends on the store's newest set.
+    #[tokio::test]
+    async fn concurrent_rotations_and_first_uses() -> anyhow::Result<()> {
+        let f = Fixture::new().await?;
+        let signer = Arc::new(f.signer);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        f.store.create_tenant(a, "a", 1).await?;
+        f.store.create_tenant(b, "b", 1).await?;
+        let now = crate::state::unix_now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let s = signer.clone();
+            tasks.spawn(async move {
+                if i % 2 == 0 {
+                    s.rotate(a, now).await.map(|_| ())
+                } else {
+                    s.keys(b).await.map(|_| ())
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        assert_eq!(f.store.signing_key_rows(b).await?, 1, "one first key");
+        assert_eq!(f.store.signing_key_rows(a).await?, 1 + MAX_RETIRED_KEYS);
+        let fresh = Signer::new(f.store.clone(), Arc::new(SecretBox::from_key(&[9u8; 32])));
+        assert_eq!(kids(&*signer.keys(a).await?), kids(&*fresh.keys(a).await?));
+        assert_eq!(kids(&*signer.keys(b).await?), kids(&*fresh.keys(b).await?));
+        f.store.close().await;
+        std::fs::remove_dir_all(&f.dir)?;
         Ok(())
+    }
+
+    /// However often a tenant rotates, its JWKS holds the current key and at most
+    /// MAX_RETIRED_KEYS retired ones; retired keys go after the grace period.
+    #[tokio::test]
+    async fn jwks_stays_bounded() -> anyhow::Result<()> {
+        let f = Fixture::new().await?;
+        let a = f.tenant("a").await?;
+        let now = 1_700_000_000;
+        f.signer.reload(a, now).await?;
+        let mut last = Vec::new();
+        for i in 0..50 {
+            last = kids(&*f.signer.rotate(a, now + i).await?);
+            assert!(last.len() as i64 <= 1 + MAX_RETIRED_KEYS, "{last:?}");
+        }
+        assert_eq!(last.len() as i64, 1 + MAX_RETIRED_KEYS);
+        let rows = f.store.signing_key_rows(a).await?;
+        assert_eq!(
+            rows,
+            1 + MAX_RETIRED_KEYS,
+            "old keys are deleted, not hidden"
+        );
+        // Past the grace period only the current key is left, in memory and in the store.
+        f.signer.refresh(now + 50 + KEY_KEEP_SECS).await?;
+        assert_eq!(kids(&*f.signer.keys(a).await?), vec![last[0].clone()]);
+        let rows = f.store.signing_key_rows(a).await?;
+        assert_eq!(rows, 1);
+        f.done().await
     }
 }

@@ -106,15 +106,17 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     let alice_password = recorded_secret("Al1ce");
     a.add_user(ALICE, &alice_password)?;
 
-    // Cloud B trusts A's TLS CA for its calls to identity providers.
+    // Cloud B trusts A's TLS CA for its calls to identity providers, and may call A on
+    // loopback (`--allow-private-federation`: refused otherwise, see the test below).
     let a_ca = a.ca_file().display().to_string();
-    let b = Cloud::start_with_env(
+    let b = Cloud::start_with(
         &sp_dir,
         "contoso",
         "admin@contoso.example",
         &recorded_secret("Adm1n"),
         "127.0.0.1:0",
         &[("PASSTHRU_FEDERATION_CA_FILE", &a_ca)],
+        &["--allow-private-federation"],
     )?;
     let callback = format!("{}/contoso/federation/callback", b.url);
 
@@ -505,5 +507,106 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
             "{who}'s log has alice's password"
         );
     }
+    Ok(())
+}
+
+/// Without `serve --allow-private-federation` the cloud calls identity providers on public
+/// addresses only: adding a federated domain whose issuer is on loopback is refused with a
+/// clear error, and a domain added while the flag was on cannot start a sign-in once the
+/// cloud runs without it (the address is checked when connecting), the log saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_identity_provider_is_refused_without_the_flag() -> anyhow::Result<()> {
+    let dir = fresh_dir("federation-private")?;
+    let (idp_dir, sp_dir) = (dir.join("idp"), dir.join("contoso"));
+    std::fs::create_dir_all(&idp_dir)?;
+    std::fs::create_dir_all(&sp_dir)?;
+    let a = Cloud::start(
+        &idp_dir,
+        "fabrikam-idp",
+        "admin@fabrikam-idp.example",
+        &recorded_secret("Adm1n"),
+        "127.0.0.1:0",
+    )?;
+    let a_ca = a.ca_file().display().to_string();
+    let mut c = Cloud::start_with_env(
+        &sp_dir,
+        "contoso",
+        "admin@contoso.example",
+        &recorded_secret("Adm1n"),
+        "127.0.0.1:0",
+        &[("PASSTHRU_FEDERATION_CA_FILE", &a_ca)],
+    )?;
+    let http = passthru_testkit::http::client(&a.ca_file())?;
+    let discovery: Value = http
+        .get(format!(
+            "{}/fabrikam-idp/v2.0/.well-known/openid-configuration",
+            a.url
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let issuer = discovery["issuer"].as_str().unwrap_or_default().to_string();
+    assert!(issuer.starts_with("https://127.0.0.1:"), "{discovery}");
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, "not-used-here\n")?;
+    let secret_path = secret_file.display().to_string();
+    let add = |domain: &str| {
+        vec![
+            "domain".to_string(),
+            "add".into(),
+            domain.into(),
+            "--federated".into(),
+            issuer.clone(),
+            "--client-id".into(),
+            "client".into(),
+            "--client-secret-file".into(),
+            secret_path.clone(),
+        ]
+    };
+    let args = add("fab.example");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = c.admin_as("contoso", "admin@contoso.example", &c.admin_password, &args)?;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("127.0.0.1") && err.contains("--allow-private-federation"),
+        "{err}"
+    );
+
+    // Added while allowed, used after: refused when connecting.
+    c.stop();
+    c.set_serve_args(&["--allow-private-federation"]);
+    c.serve()?;
+    let args = add("fab.example");
+    let args: Vec<&str> = args[2..].iter().map(String::as_str).collect();
+    c.add_domain(&args)?;
+    c.stop();
+    c.set_serve_args(&[]);
+    c.serve()?;
+    let web = c
+        .admin(&[
+            "app",
+            "add",
+            "Web",
+            "--public",
+            "--redirect-uri",
+            APP_REDIRECT,
+        ])?
+        .trim()
+        .to_string();
+    let mut br = FormBrowser::trusting(&[a.ca_file(), c.ca_file()], &c.url)?;
+    let (_, challenge) = pkce();
+    let page = start_at_b(&mut br, &c, &web, &challenge, "s1", "n1", ALICE).await?;
+    assert!(
+        page.location().is_empty(),
+        "no redirect to the identity provider"
+    );
+    assert!(page.status >= 400, "{}", page.body);
+    let log = c.log();
+    assert!(
+        log.contains("non-public addresses") && log.contains("--allow-private-federation"),
+        "the log says why"
+    );
     Ok(())
 }

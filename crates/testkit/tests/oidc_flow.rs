@@ -510,6 +510,16 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
     let old_kid = jsonwebtoken::decode_header(&old_token)?.kid;
+    // Keys are per tenant: another tenant's JWKS does not move when contoso rotates.
+    cloud.add_tenant("beta", "admin@beta.example", &admin_pw)?;
+    let base = cloud.url.clone();
+    let jwks_of = |tenant: &str| {
+        let (http, url) = (http.clone(), format!("{base}/{tenant}/discovery/v2.0/keys"));
+        async move { anyhow::Ok(http.get(url).send().await?.json::<Value>().await?) }
+    };
+    let beta_before = jwks_of("beta").await?;
+    assert_eq!(beta_before["keys"].as_array().map(Vec::len), Some(1));
+    assert_ne!(beta_before["keys"][0]["kid"].as_str(), old_kid.as_deref());
 
     let out = cloud.admin(&["--json", "keys", "rotate"])?;
     let v: Value = serde_json::from_str(&out)?;
@@ -539,6 +549,19 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         .await?;
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
     assert_eq!(jwks["keys"][0]["kid"].as_str(), new_kid.as_deref());
+    assert_eq!(
+        jwks_of("beta").await?,
+        beta_before,
+        "beta's keys did not move"
+    );
+
+    // However often a tenant rotates, its JWKS lists the current key and two retired ones.
+    for _ in 0..4 {
+        cloud.admin(&["keys", "rotate"])?;
+    }
+    let jwks = jwks_of("contoso").await?;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(3), "{jwks}");
+    assert_eq!(jwks_of("beta").await?, beta_before);
     Ok(())
 }
 
@@ -655,5 +678,81 @@ async fn device_code_flow_end_to_end() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(reused.status, 400);
+    Ok(())
+}
+
+/// `serve --public-url`: the discovery document and the tokens name the configured URL,
+/// not the address the client used; a URL that is not https stops `serve` with a clear error.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_url_names_the_issuer() -> anyhow::Result<()> {
+    use passthru_testkit::procs::{bin, recorded_secret, Cloud};
+    const PUBLIC: &str = "https://login.contoso.test";
+    let dir = fresh_dir("public-url")?;
+    let cloud = Cloud::start_with(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &recorded_secret("Adm1n"),
+        "127.0.0.1:0",
+        &[],
+        &["--public-url", &format!("{PUBLIC}/")],
+    )?;
+    let http = passthru_testkit::http::client(&cloud.ca_file())?;
+    let doc: Value = http
+        .get(format!(
+            "{}/contoso/v2.0/.well-known/openid-configuration",
+            cloud.url
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let issuer = doc["issuer"].as_str().unwrap_or_default();
+    assert!(
+        issuer.starts_with(&format!("{PUBLIC}/")) && issuer.ends_with("/v2.0"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["jwks_uri"].as_str(),
+        Some(format!("{}/discovery/v2.0/keys", issuer.trim_end_matches("/v2.0")).as_str())
+    );
+    let client_id = cloud
+        .admin(&["app", "add", "CLI", "--public"])?
+        .trim()
+        .to_string();
+    let t = passthru_testkit::http::password_grant(
+        &http,
+        &cloud.url,
+        "contoso",
+        &client_id,
+        "admin@contoso.example",
+        &cloud.admin_password,
+        "openid",
+    )
+    .await?;
+    let payload = t.body["id_token"]
+        .as_str()
+        .and_then(|tok| tok.split('.').nth(1))
+        .and_then(|p| B64URL.decode(p).ok())
+        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+        .unwrap_or_default();
+    assert_eq!(payload["iss"].as_str(), Some(issuer), "{payload}");
+
+    let bad = std::process::Command::new(bin("passthru-cloud"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.join("cloud"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "http://login.contoso.test",
+        ])
+        .output()?;
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--public-url") && err.contains("https://"),
+        "{err}"
+    );
     Ok(())
 }

@@ -31,6 +31,37 @@ pub use agents::LAST_AGENT;
 pub use ops::{Operation, GLOBAL_ADMIN, HYBRID_ADMIN};
 pub use pta::NO_CONNECTORS;
 
+/// Whether `token`, which the keys of `tenant_id` refused, is a valid admin token of the
+/// tenant it names (so the caller hears "another tenant" rather than "invalid").
+async fn issued_by_other_tenant(state: &Shared, token: &str, tenant_id: uuid::Uuid) -> bool {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Tid {
+        tid: uuid::Uuid,
+    }
+    let Some(tid) = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice::<Tid>(&p).ok())
+        .map(|c| c.tid)
+        .filter(|tid| *tid != tenant_id)
+    else {
+        return false;
+    };
+    let Ok(Some(other)) = state.store.tenant(&tid.to_string()).await else {
+        return false;
+    };
+    match state.signer.keys(other.id).await {
+        Ok(keys) => keys.verify_access(token, ADMIN_AUDIENCE).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// Checks the bearer token and that the caller's role may perform `op` in `tenant`.
 pub async fn authorize(
     state: &Shared,
@@ -44,15 +75,33 @@ pub async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("An access token is required (Authorization: Bearer ...)."))?;
-    let claims = state
-        .signer
-        .verify_access(token, ADMIN_AUDIENCE)
-        .map_err(|_| unauthorized("The access token is invalid or expired. Sign in again."))?;
     let t = state
         .store
         .tenant(tenant)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Tenant '{tenant}' not found.")))?;
+    // Only the tenant's own keys verify (keys are per tenant).
+    let verified = state
+        .signer
+        .keys(t.id)
+        .await
+        .map_err(ApiError::internal)?
+        .verify_access(token, ADMIN_AUDIENCE);
+    let claims = match verified {
+        Ok(c) => c,
+        Err(_) if issued_by_other_tenant(state, token, t.id).await => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "The access token was issued for another tenant.",
+            ))
+        }
+        Err(_) => {
+            return Err(unauthorized(
+                "The access token is invalid or expired. Sign in again.",
+            ))
+        }
+    };
     if claims.azp != passthru_proto::admin::ADMIN_CLIENT_ID {
         return Err(unauthorized(
             "This access token was not issued to the Passthru administration client.",

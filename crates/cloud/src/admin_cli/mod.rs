@@ -71,7 +71,7 @@ enum AdminCommand {
         #[command(subcommand)]
         command: agents::AgentsCommand,
     },
-    /// Token signing keys (deployment-wide).
+    /// This tenant's token signing keys.
     Keys {
         #[command(subcommand)]
         command: tenant::KeysCommand,

@@ -1,7 +1,9 @@
-//! TOTP secrets at rest: sealed with ChaCha20-Poly1305 under a 32-byte key kept in the data
-//! dir (`mfa.key`, mode 0600, made at `init`, or by `serve` for a data dir from before MFA),
-//! the user id bound as associated data, so a sealed secret copied to another user's row
-//! does not open. Stored as the 12-byte random nonce followed by the ciphertext.
+//! Secrets at rest: sealed with ChaCha20-Poly1305 under a 32-byte key kept in the data dir
+//! (`mfa.key`, mode 0600, made at `init`, or by `serve` for a data dir from before MFA).
+//! The one place the cloud encrypts what it stores: users' TOTP secrets (the user id bound as
+//! associated data), token signing private keys (tenant and key id bound) and federated
+//! domains' upstream client secrets (tenant and domain bound), so a sealed value copied to
+//! another row does not open. Stored as the 12-byte random nonce followed by the ciphertext.
 
 use std::io::{Read as _, Write as _};
 
@@ -18,6 +20,36 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 /// Bound with the user id, so these ciphertexts mean nothing anywhere else.
 const AD_LABEL: &[u8] = b"passthru mfa secret v1\0";
+
+/// What a sealed value is, bound as associated data with the row it belongs to: a value
+/// sealed for one purpose (or row) never opens as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A tenant's token signing private key (PKCS#8 PEM); context: tenant id, key id.
+    SigningKey,
+    /// A federated domain's client secret at its identity provider; context: tenant id,
+    /// lower-case domain name.
+    FederationSecret,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::SigningKey => b"passthru signing key v1\0",
+            Purpose::FederationSecret => b"passthru federation client secret v1\0",
+        }
+    }
+}
+
+/// Associated data of a [`Purpose`]: its label, the tenant id, then `name`.
+fn purpose_ad(purpose: Purpose, tenant_id: Uuid, name: &str) -> Vec<u8> {
+    [
+        purpose.label(),
+        tenant_id.as_bytes().as_slice(),
+        name.as_bytes(),
+    ]
+    .concat()
+}
 
 /// Why the key file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +71,10 @@ pub enum KeyFileError {
 #[non_exhaustive]
 pub enum SealError {
     /// The ciphertext is damaged, belongs to another user, or was sealed under another key.
-    #[error("the MFA secret does not open with this key and user (another key file, or a row moved between users)")]
+    #[error("the sealed secret does not open with this key and row (another mfa.key file, or a row moved between users or tenants)")]
     Open,
     /// The cipher refused to seal (not expected for inputs this small).
-    #[error("the MFA secret could not be sealed")]
+    #[error("the secret could not be sealed")]
     Seal,
 }
 
@@ -110,31 +142,53 @@ impl SecretBox {
 
     /// Seals `secret` for `user_id`: nonce || ciphertext.
     pub fn seal(&self, user_id: Uuid, secret: &[u8]) -> Result<Vec<u8>, SealError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-        let aad = ad(user_id);
-        let ct = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: secret,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Seal)?;
-        Ok([nonce.as_slice(), &ct].concat())
+        self.seal_ad(&ad(user_id), secret)
     }
 
     /// Opens what [`seal`](Self::seal) made for `user_id`.
     pub fn open(&self, user_id: Uuid, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.open_ad(&ad(user_id), sealed)
+    }
+
+    /// Seals `secret` as `purpose` of the row (`tenant_id`, `name`).
+    pub(crate) fn seal_for(
+        &self,
+        purpose: Purpose,
+        tenant_id: Uuid,
+        name: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        self.seal_ad(&purpose_ad(purpose, tenant_id, name), secret)
+    }
+
+    /// Opens what [`seal_for`](Self::seal_for) made for the same purpose and row.
+    pub(crate) fn open_for(
+        &self,
+        purpose: Purpose,
+        tenant_id: Uuid,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.open_ad(&purpose_ad(purpose, tenant_id, name), sealed)
+    }
+
+    fn seal_ad(&self, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad })
+            .map_err(|_| SealError::Seal)?;
+        Ok([nonce.as_slice(), &ct].concat())
+    }
+
+    fn open_ad(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         if sealed.len() < NONCE_LEN {
             return Err(SealError::Open);
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let aad = ad(user_id);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
             .map(Zeroizing::new)
             .map_err(|_| SealError::Open)
     }
@@ -163,6 +217,28 @@ mod tests {
         assert_eq!(b.open(user, &sealed[..5]), Err(SealError::Open));
         // Two seals of one secret differ (random nonce).
         assert_ne!(b.seal(user, b"x")?, b.seal(user, b"x")?);
+        Ok(())
+    }
+
+    #[test]
+    fn purposes_and_rows_are_bound() -> anyhow::Result<()> {
+        let b = SecretBox::from_key(&[7u8; 32]);
+        let t = Uuid::new_v4();
+        let sealed = b.seal_for(Purpose::SigningKey, t, "kid1", b"pem")?;
+        assert_eq!(
+            b.open_for(Purpose::SigningKey, t, "kid1", &sealed)?
+                .as_slice(),
+            b"pem"
+        );
+        for (p, tenant, name) in [
+            (Purpose::FederationSecret, t, "kid1"),
+            (Purpose::SigningKey, Uuid::new_v4(), "kid1"),
+            (Purpose::SigningKey, t, "kid2"),
+        ] {
+            assert_eq!(b.open_for(p, tenant, name, &sealed), Err(SealError::Open));
+        }
+        // Not an MFA secret of a user either.
+        assert_eq!(b.open(t, &sealed), Err(SealError::Open));
         Ok(())
     }
 

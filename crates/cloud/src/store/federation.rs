@@ -3,8 +3,9 @@
 //! round trips to it, and the users it signs in.
 //!
 //! The client secret is the tenant's credential at its identity provider (not a user's
-//! password); it is stored because the token endpoint call needs it, and it never leaves this
-//! module except to that call: [`FederationConfig`]'s `Debug` hides it and nothing serializes it.
+//! password); it is stored because the token endpoint call needs it, sealed with the data
+//! dir's key ([`SecretBox`], tenant and domain bound), and it never leaves this module except
+//! to that call: [`FederationConfig`]'s `Debug` hides it and nothing serializes it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{conflict, uuid_col, DomainKind, Result, Store, StoreError, User};
+use crate::mfa::secret_box::{Purpose, SecretBox};
 
 /// Tables of this module, created at [`Store::open`].
 pub(crate) const SCHEMA: &str = r#"
@@ -132,8 +134,17 @@ impl Store {
         cfg: &FederationConfig,
         verification_code: &str,
         now: i64,
+        secrets: &SecretBox,
     ) -> Result<()> {
         let name = cfg.domain.to_ascii_lowercase();
+        let sealed = secrets
+            .seal_for(
+                Purpose::FederationSecret,
+                cfg.tenant_id,
+                &name,
+                cfg.client_secret.as_bytes(),
+            )
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at, verified, verification_code) VALUES (?, ?, ?, ?, 0, ?)")
             .bind(&name)
@@ -145,14 +156,14 @@ impl Store {
             .await
             .map_err(|e| conflict(e, format!("domain {name}")))?;
         sqlx::query(
-            "INSERT OR REPLACE INTO federation (domain, tenant_id, issuer, client_id, client_secret, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO federation (domain, tenant_id, issuer, client_id, client_secret, client_secret_sealed, created_at)
+             VALUES (?, ?, ?, ?, '', ?, ?)",
         )
         .bind(&name)
         .bind(cfg.tenant_id.to_string())
         .bind(&cfg.issuer)
         .bind(&cfg.client_id)
-        .bind(cfg.client_secret.as_str())
+        .bind(sealed)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -160,8 +171,12 @@ impl Store {
         Ok(())
     }
 
-    /// The identity provider settings of a federated domain.
-    pub async fn federation(&self, domain: &str) -> Result<Option<FederationConfig>> {
+    /// The identity provider settings of a federated domain (its client secret opened).
+    pub async fn federation(
+        &self,
+        domain: &str,
+        secrets: &SecretBox,
+    ) -> Result<Option<FederationConfig>> {
         let row = sqlx::query(
             "SELECT f.* FROM federation f JOIN domains d ON d.name = f.domain
              WHERE f.domain = ? AND d.kind = 'federated' AND d.tenant_id = f.tenant_id",
@@ -170,12 +185,30 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
+            let domain: String = row.try_get("domain")?;
+            let tenant_id = uuid_col(&row, "tenant_id")?;
+            let sealed: Option<Vec<u8>> = row.try_get("client_secret_sealed")?;
+            let client_secret = match sealed {
+                Some(sealed) => {
+                    let open = secrets
+                        .open_for(
+                            Purpose::FederationSecret,
+                            tenant_id,
+                            &domain.to_ascii_lowercase(),
+                            &sealed,
+                        )
+                        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+                    Zeroizing::new(String::from_utf8_lossy(&open).into_owned())
+                }
+                // A row of a store from before sealing (sealed at the next start).
+                None => Zeroizing::new(row.try_get("client_secret")?),
+            };
             Ok(FederationConfig {
-                domain: row.try_get("domain")?,
-                tenant_id: uuid_col(&row, "tenant_id")?,
+                domain,
+                tenant_id,
                 issuer: row.try_get("issuer")?,
                 client_id: row.try_get("client_id")?,
-                client_secret: Zeroizing::new(row.try_get("client_secret")?),
+                client_secret,
             })
         })
         .transpose()
@@ -328,6 +361,10 @@ mod tests {
         Ok((s, dir, tid))
     }
 
+    fn sb() -> SecretBox {
+        SecretBox::from_key(&[3u8; 32])
+    }
+
     fn cfg(tid: Uuid) -> FederationConfig {
         FederationConfig {
             domain: "Fab.Example".into(),
@@ -341,9 +378,9 @@ mod tests {
     #[tokio::test]
     async fn federated_domain_round_trip_and_conversion() -> anyhow::Result<()> {
         let (s, dir, tid) = store().await?;
-        s.add_federated_domain(&cfg(tid), "code", 1).await?;
+        s.add_federated_domain(&cfg(tid), "code", 1, &sb()).await?;
         assert!(matches!(
-            s.add_federated_domain(&cfg(tid), "code", 1).await,
+            s.add_federated_domain(&cfg(tid), "code", 1, &sb()).await,
             Err(StoreError::Conflict(_))
         ));
         assert!(s.domain("fab.example").await?.is_none(), "unverified");
@@ -354,7 +391,7 @@ mod tests {
             .ok_or_else(|| anyhow::anyhow!("no domain"))?;
         assert_eq!(d.kind, DomainKind::Federated);
         let f = s
-            .federation("FAB.example")
+            .federation("FAB.example", &sb())
             .await?
             .ok_or_else(|| anyhow::anyhow!("no federation"))?;
         assert_eq!(f.client_secret.as_str(), "s3cret-value");
@@ -427,7 +464,7 @@ mod tests {
             s.convert_to_managed(tid, "fab.example").await?,
             Conversion::Converted
         );
-        assert!(s.federation("fab.example").await?.is_none());
+        assert!(s.federation("fab.example", &sb()).await?.is_none());
         assert_eq!(s.take_federation_state("h3", tid, 10).await?, None);
         assert_eq!(
             s.domain("fab.example").await?.map(|d| d.kind),

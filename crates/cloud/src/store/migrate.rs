@@ -58,6 +58,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "attempt limits and sign-in names",
         include_str!("../../migrations/0010_attempt_limits.sql"),
     ),
+    (
+        11,
+        "token signing keys per tenant, secrets sealed at rest",
+        include_str!("../../migrations/0011_keys_per_tenant.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -101,6 +106,111 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
 #[cfg(test)]
 mod tests {
     use std::str::FromStr as _;
+    use std::sync::Arc;
+
+    /// A store of the release before per-tenant keys (migrations before 11): one deployment-wide
+    /// signing key (PEM in the clear) for two tenants, a federated domain's client secret in
+    /// the clear. Opening it (as `serve` does) gives each tenant that key, so tokens it signed
+    /// still verify at either tenant, and seals both secrets: the file holds neither.
+    #[tokio::test]
+    async fn a_store_with_a_global_key_gets_per_tenant_sealed_keys() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-migrate11-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(crate::init::STORE_FILE);
+        let old = crate::tokens::generate_signing_key()?;
+        let (t1, t2) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        const SECRET: &str = "legacy-client-secret-0815";
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await?;
+            let mut m = sqlx::migrate::Migrator::new(super::Embedded).await?;
+            m.migrations = std::borrow::Cow::Owned(
+                m.migrations
+                    .iter()
+                    .filter(|x| x.version < 11)
+                    .cloned()
+                    .collect(),
+            );
+            m.run(&pool).await?;
+            for (id, name) in [(t1, "one"), (t2, "two")] {
+                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, 1)")
+                    .bind(id.to_string())
+                    .bind(name)
+                    .execute(&pool)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO signing_keys (kid, private_pem, public_raw, created_at) VALUES (?, ?, ?, 1)")
+                .bind(&old.kid)
+                .bind(old.private_pem.as_str())
+                .bind(&old.public_raw)
+                .execute(&pool)
+                .await?;
+            sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at) VALUES ('fab.example', ?, 'federated', 1)")
+                .bind(t1.to_string())
+                .execute(&pool)
+                .await?;
+            sqlx::query("INSERT INTO federation (domain, tenant_id, issuer, client_id, client_secret, created_at)
+                         VALUES ('fab.example', ?, 'https://idp.example/v2.0', 'c', ?, 1)")
+                .bind(t1.to_string())
+                .bind(SECRET)
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+        }
+        let bytes = std::fs::read(&path)?;
+        let has = |b: &[u8], n: &[u8]| b.windows(n.len()).any(|w| w == n);
+        assert!(has(&bytes, b"PRIVATE KEY"), "the old store holds the PEM");
+
+        let (store, secrets) = crate::init::open_store(&dir, false).await?;
+        let signer = crate::tokens::Signer::new(store.clone(), secrets.clone());
+        let now = crate::state::unix_now();
+        let claims = serde_json::json!({"iss": "i", "aud": "passthru-admin", "sub": "s",
+            "oid": uuid::Uuid::new_v4(), "tid": t1, "exp": now + 60, "iat": now, "nbf": now, "ver": "2.0"});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(old.kid.clone());
+        let issued_before = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(old.private_pem.as_bytes())?,
+        )?;
+        for t in [t1, t2] {
+            let keys = signer.keys(t).await?;
+            assert_eq!(keys.current_kid(), Some(old.kid.as_str()));
+            keys.verify_access(&issued_before, "passthru-admin")?;
+        }
+        // Rotating one tenant leaves the other on the old key.
+        signer.rotate(t1, now).await?;
+        assert_eq!(signer.keys(t2).await?.current_kid(), Some(old.kid.as_str()));
+        assert_ne!(signer.keys(t1).await?.current_kid(), Some(old.kid.as_str()));
+        store.set_domain_verified(t1, "fab.example").await?;
+        let cfg = store
+            .federation("fab.example", &secrets)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no federation"))?;
+        assert_eq!(cfg.client_secret.as_str(), SECRET);
+        store.close().await;
+        let bytes = std::fs::read(&path)?;
+        assert!(
+            !has(&bytes, b"PRIVATE KEY"),
+            "the PEM is gone from the file"
+        );
+        assert!(
+            !has(&bytes, SECRET.as_bytes()),
+            "the client secret is gone from the file"
+        );
+        // A second start seals nothing more and still opens everything.
+        let (store, secrets2) = crate::init::open_store(&dir, false).await?;
+        assert_eq!(store.seal_plaintext_secrets(&secrets2).await?, 0);
+        let again = crate::tokens::Signer::new(store.clone(), Arc::clone(&secrets2));
+        again
+            .keys(t2)
+            .await?
+            .verify_access(&issued_before, "passthru-admin")?;
+        store.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 
     use sqlx::sqlite::SqliteConnectOptions;
 

@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod portal;
 pub mod sign_in_state;
 mod signin_log;
+pub mod signing_keys;
 pub mod sync;
 pub mod writeback;
 
@@ -298,14 +299,6 @@ pub struct AgentRecord {
     pub upn_suffixes: Vec<String>,
 }
 
-/// A token signing key.
-#[derive(Debug, Clone)]
-pub struct SigningKeyRecord {
-    pub kid: String,
-    pub private_pem: String,
-    pub public_raw: Vec<u8>,
-}
-
 /// One line of the sign-in log.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignIn {
@@ -369,7 +362,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted and overwritten content (a key's plaintext before it was sealed, expired
+            // secrets' hashes) is zeroed in the file, not left in free space.
+            .pragma("secure_delete", "on");
         // An embedded database has no connection to go stale: testing one before each use
         // would cost a round trip to its worker thread per statement.
         let pool = SqlitePoolOptions::new()
@@ -757,62 +753,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    // ---- signing keys
-
-    pub async fn add_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, public_raw, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.public_raw)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Makes `key` the signing key; the previous ones stay published (for verifying the
-    /// tokens they signed) until `retired_at` + token lifetime.
-    pub async fn rotate_signing_key(&self, key: &SigningKeyRecord, now: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, public_raw, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.public_raw)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The signing keys still published (the current one and those retired less than
-    /// `keep_secs` ago), newest first.
-    pub async fn signing_keys_published(
-        &self,
-        now: i64,
-        keep_secs: i64,
-    ) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY retired_at IS NOT NULL, created_at DESC, kid",
-        )
-        .bind(now - keep_secs)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SigningKeyRecord {
-                    kid: row.try_get("kid")?,
-                    private_pem: row.try_get("private_pem")?,
-                    public_raw: row.try_get("public_raw")?,
-                })
-            })
-            .collect()
     }
 
     // ---- sign-in log
