@@ -53,6 +53,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "agents passed over in the sign-in log",
         include_str!("../../migrations/0009_signin_agents.sql"),
     ),
+    (
+        10,
+        "indexes of pending sign-in rows (caps and purge)",
+        include_str!("../../migrations/0010_pending_rows.sql"),
+    ),
 ];
 
 #[derive(Debug)]
