@@ -150,3 +150,6 @@ fn capital(s: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

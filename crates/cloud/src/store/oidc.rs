@@ -377,3 +377,14 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// Rows of `table` (one of [`EXPIRING_TABLES`]).
+    pub(crate) async fn count_rows(&self, table: &str) -> Result<i64> {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
