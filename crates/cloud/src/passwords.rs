@@ -119,4 +119,36 @@ mod tests {
         assert!(hash(Zeroizing::new(String::new())).await.is_err());
         Ok(())
     }
+
+    /// Tenant A floods the argon2 pool with 40 checks; tenant B's one check waits for at
+    /// most a few checks, not for A's whole queue (a single FIFO pool made it wait ~20).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_tenants_flood_does_not_starve_anothers_checks() -> Result<(), PasswordError> {
+        let stored = hash(Zeroizing::new("Secr3t!".into())).await?;
+        let started = std::time::Instant::now();
+        assert!(verify(Zeroizing::new("Secr3t!".into()), stored.clone()).await);
+        let one = started.elapsed();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut flood = Vec::new();
+        for _ in 0..40 {
+            let stored = stored.clone();
+            flood.push(tokio::spawn(async move {
+                verify_in_tenant(a, Zeroizing::new("wrong".into()), stored).await
+            }));
+        }
+        tokio::time::sleep(one / 2).await;
+        let started = std::time::Instant::now();
+        let right = verify_in_tenant(b, Zeroizing::new("Secr3t!".into()), stored.clone()).await;
+        let waited = started.elapsed();
+        assert_eq!(right, Ok(true));
+        assert!(
+            waited < one * 6,
+            "tenant B's check took {waited:?} (one check: {one:?}) behind tenant A's flood"
+        );
+        // A's own flood is served too, or refused past its admitted share (none here).
+        for f in flood {
+            assert_eq!(f.await.ok(), Some(Ok(false)));
+        }
+        Ok(())
+    }
 }
