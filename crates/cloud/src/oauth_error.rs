@@ -84,10 +84,8 @@ impl IntoResponse for OAuthError {
         if self.code == Aadsts::Throttled {
             // A throttled client may try again after a second unless the limiter knows
             // better (it then replaces the header).
-            r.headers_mut().insert(
-                "retry-after",
-                axum::http::HeaderValue::from_static("1"),
-            );
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         r
     }

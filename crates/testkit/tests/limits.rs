@@ -46,13 +46,36 @@ async fn a_flooding_address_does_not_stop_another_from_signing_in() -> anyhow::R
         let (http, url, client_id) = (flooder.clone(), t.cloud.url.clone(), client_id.clone());
         let nobody = format!("nobody@{}", corp.upn_suffix);
         flood.push(tokio::spawn(async move {
-            password_grant(&http, &url, TENANT, &client_id, &nobody, "Wr0ng-Pass!", DEFAULT_SCOPE).await
+            password_grant(
+                &http,
+                &url,
+                TENANT,
+                &client_id,
+                &nobody,
+                "Wr0ng-Pass!",
+                DEFAULT_SCOPE,
+            )
+            .await
         }));
     }
     // Meanwhile, the other address signs in ten times.
     for _ in 0..10 {
-        let r = password_grant(&user, &t.cloud.url, TENANT, &client_id, &good.upn, &good.password, DEFAULT_SCOPE).await?;
-        assert!(r.ok(), "127.0.0.6's sign-in failed during the flood: {} {}", r.status, r.body);
+        let r = password_grant(
+            &user,
+            &t.cloud.url,
+            TENANT,
+            &client_id,
+            &good.upn,
+            &good.password,
+            DEFAULT_SCOPE,
+        )
+        .await?;
+        assert!(
+            r.ok(),
+            "127.0.0.6's sign-in failed during the flood: {} {}",
+            r.status,
+            r.body
+        );
     }
     let mut throttled = 0;
     let mut passed = 0;
@@ -68,11 +91,17 @@ async fn a_flooding_address_does_not_stop_another_from_signing_in() -> anyhow::R
         }
     }
     // The burst and what the rate refilled while the flood lasted; the rest refused.
-    assert!(throttled >= 250, "only {throttled} of 300 throttled ({passed} passed)");
+    assert!(
+        throttled >= 250,
+        "only {throttled} of 300 throttled ({passed} passed)"
+    );
     // The 429 carries Retry-After.
     let r = flooder
         .post(format!("{}/{TENANT}/oauth2/v2.0/token", t.cloud.url))
-        .form(&[("grant_type", "password"), ("client_id", client_id.as_str())])
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client_id.as_str()),
+        ])
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 429);
@@ -85,7 +114,16 @@ async fn a_flooding_address_does_not_stop_another_from_signing_in() -> anyhow::R
     assert!(retry >= 1, "Retry-After {retry}");
     // After the wait, the flooder is served again.
     tokio::time::sleep(Duration::from_secs(retry)).await;
-    let r = password_grant(&flooder, &t.cloud.url, TENANT, &client_id, &good.upn, &good.password, DEFAULT_SCOPE).await?;
+    let r = password_grant(
+        &flooder,
+        &t.cloud.url,
+        TENANT,
+        &client_id,
+        &good.upn,
+        &good.password,
+        DEFAULT_SCOPE,
+    )
+    .await?;
     assert!(r.ok(), "{} {}", r.status, r.body);
     Ok(())
 }
@@ -104,7 +142,11 @@ async fn tls_to(
 
 /// Sends `parts` one every `pace` until the server closes the connection (or 30 s pass);
 /// returns how long the connection lasted and what the server said.
-async fn trickle(cloud: &Cloud, parts: &[&[u8]], pace: Duration) -> anyhow::Result<(Duration, String)> {
+async fn trickle(
+    cloud: &Cloud,
+    parts: &[&[u8]],
+    pace: Duration,
+) -> anyhow::Result<(Duration, String)> {
     let mut s = tls_to(cloud).await?;
     let started = Instant::now();
     let mut answer = Vec::new();
@@ -128,7 +170,10 @@ async fn trickle(cloud: &Cloud, parts: &[&[u8]], pace: Duration) -> anyhow::Resu
             }
         }
     }
-    Ok((started.elapsed(), String::from_utf8_lossy(&answer).to_string()))
+    Ok((
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).to_string(),
+    ))
 }
 
 /// A client that trickles its headers, or its body, or that sends an oversized body, is
@@ -157,18 +202,28 @@ async fn slow_and_oversized_requests_are_dropped() -> anyhow::Result<()> {
 
     // Headers, one byte at a time.
     let head = format!("POST /{TENANT}/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
-    let bytes: Vec<&[u8]> = head.as_bytes().chunks(1).chain(std::iter::repeat(&b"a"[..]).take(200)).collect();
+    let bytes: Vec<&[u8]> = head
+        .as_bytes()
+        .chunks(1)
+        .chain(std::iter::repeat_n(&b"a"[..], 200))
+        .collect();
     let (lasted, _) = trickle(&cloud, &bytes, pace).await?;
-    assert!(lasted < Duration::from_secs(5), "a trickle of headers held the connection {lasted:?}");
+    assert!(
+        lasted < Duration::from_secs(5),
+        "a trickle of headers held the connection {lasted:?}"
+    );
 
     // Complete headers, then a body one byte at a time: 408 and the connection closed.
     let head = format!(
         "POST /{TENANT}/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
     );
     let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
-    parts.extend(std::iter::repeat(&b"a"[..]).take(200));
+    parts.extend(std::iter::repeat_n(&b"a"[..], 200));
     let (lasted, answer) = trickle(&cloud, &parts, pace).await?;
-    assert!(lasted < Duration::from_secs(5), "a trickle of body held the connection {lasted:?}");
+    assert!(
+        lasted < Duration::from_secs(5),
+        "a trickle of body held the connection {lasted:?}"
+    );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("9002313"), "{answer}");
 
@@ -181,7 +236,9 @@ async fn slow_and_oversized_requests_are_dropped() -> anyhow::Result<()> {
     assert!(lasted < Duration::from_secs(5), "{lasted:?}");
 
     // A keep-alive connection that sends nothing after its request is closed.
-    let get = format!("GET /{TENANT}/v2.0/.well-known/openid-configuration HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let get = format!(
+        "GET /{TENANT}/v2.0/.well-known/openid-configuration HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    );
     let mut s = tls_to(&cloud).await?;
     s.write_all(get.as_bytes()).await?;
     let started = Instant::now();
@@ -189,7 +246,11 @@ async fn slow_and_oversized_requests_are_dropped() -> anyhow::Result<()> {
     let closed = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut answer)).await;
     assert!(closed.is_ok(), "an idle connection stayed open");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -225,10 +286,19 @@ async fn connections_per_address_are_capped() -> anyhow::Result<()> {
     for _ in 0..5 {
         held.push(connect("127.0.0.7").await?);
     }
-    assert!(connect("127.0.0.7").await.is_err(), "a sixth connection from one address was accepted");
-    assert!(connect("127.0.0.8").await.is_ok(), "another address was refused");
+    assert!(
+        connect("127.0.0.7").await.is_err(),
+        "a sixth connection from one address was accepted"
+    );
+    assert!(
+        connect("127.0.0.8").await.is_ok(),
+        "another address was refused"
+    );
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(connect("127.0.0.7").await.is_ok(), "a freed place was not given back");
+    assert!(
+        connect("127.0.0.7").await.is_ok(),
+        "a freed place was not given back"
+    );
     Ok(())
 }

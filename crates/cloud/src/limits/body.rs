@@ -42,15 +42,16 @@ pub(crate) async fn read_whole(
     let bytes = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(corr),
-        Ok(Err(_)) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read (the connection broke or the body is malformed).",
-                corr,
-            )
-        }
+        Ok(Err(_)) => return refused(
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read (the connection broke or the body is malformed).",
+            corr,
+        ),
         Err(_) => {
-            tracing::debug!(seconds = deadline.as_secs(), "a request body took too long to arrive");
+            tracing::debug!(
+                seconds = deadline.as_secs(),
+                "a request body took too long to arrive"
+            );
             let mut r = refused(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
@@ -64,5 +65,6 @@ pub(crate) async fn read_whole(
             return r;
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -189,8 +189,12 @@ impl Activity {
             if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= timeout {
                 return;
             }
-            tokio::time::sleep(timeout.saturating_sub(quiet).max(Duration::from_millis(100)))
-                .await;
+            tokio::time::sleep(
+                timeout
+                    .saturating_sub(quiet)
+                    .max(Duration::from_millis(100)),
+            )
+            .await;
         }
     }
 }
@@ -211,9 +215,7 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
         return next.run(req).await;
     };
     activity.in_flight.fetch_add(1, Ordering::Relaxed);
-    activity
-        .last_ms
-        .store(activity.now_ms(), Ordering::Relaxed);
+    activity.last_ms.store(activity.now_ms(), Ordering::Relaxed);
     let _busy = Busy(&activity);
     next.run(req).await
 }
@@ -254,7 +256,10 @@ mod tests {
             activity.idle_for(Duration::from_millis(200)),
         )
         .await;
-        assert!(idle.is_err(), "a connection with a request in flight is not idle");
+        assert!(
+            idle.is_err(),
+            "a connection with a request in flight is not idle"
+        );
         drop(Busy(&activity));
         let started = Instant::now();
         let idle = tokio::time::timeout(

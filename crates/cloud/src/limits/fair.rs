@@ -113,7 +113,12 @@ impl FairShare {
             .acquire_owned()
             .await
             .map_err(|_| Busy)?;
-        let global = self.global.clone().acquire_owned().await.map_err(|_| Busy)?;
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
         Ok(FairPermit {
             _global: global,
             _tenant: Some(own),
@@ -124,7 +129,12 @@ impl FairShare {
     /// Waits for a permit of the global pool alone (work of no tenant in particular, such
     /// as an administrator setting a password).
     pub(crate) async fn acquire_global(&self) -> Result<FairPermit, Busy> {
-        let global = self.global.clone().acquire_owned().await.map_err(|_| Busy)?;
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
         Ok(FairPermit {
             _global: global,
             _tenant: None,

@@ -166,7 +166,8 @@ pub(crate) async fn check(req: Request, next: Next) -> Response {
     if let Some((name, max)) = first_too_long(&bytes) {
         return too_long(name, max, corr);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]

@@ -108,7 +108,10 @@ pub fn protect(
     routes
         .layer(from_fn(fields::check))
         .layer(from_fn_with_state(body_read_timeout, body::read_whole))
-        .layer(from_fn_with_state(rate::Gate { rate, store }, rate::enforce))
+        .layer(from_fn_with_state(
+            rate::Gate { rate, store },
+            rate::enforce,
+        ))
         .layer(from_fn(conn::track))
 }
 
@@ -122,7 +125,11 @@ pub(crate) fn pending_full_page(e: &crate::store::StoreError, corr: Uuid) -> Opt
         return None;
     };
     tracing::warn!(error = %e, "a sign-in start was refused (serve --max-pending-per-tenant)");
-    let mut r = crate::pages::error_page(Aadsts::Throttled, corr, &format!("{}.", capital(&e.to_string())));
+    let mut r = crate::pages::error_page(
+        Aadsts::Throttled,
+        corr,
+        &format!("{}.", capital(&e.to_string())),
+    );
     *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     if let Ok(v) = HeaderValue::from_str(&PENDING_RETRY_AFTER.as_secs().to_string()) {
         r.headers_mut().insert("retry-after", v);

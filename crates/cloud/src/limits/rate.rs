@@ -132,7 +132,11 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     /// Charges one request to its address, then (if that passed) to its tenant.
-    pub(crate) fn check(&self, addr: Option<IpAddr>, tenant: Option<Uuid>) -> Result<(), Throttled> {
+    pub(crate) fn check(
+        &self,
+        addr: Option<IpAddr>,
+        tenant: Option<Uuid>,
+    ) -> Result<(), Throttled> {
         if let (Some(limiter), Some(ip)) = (&self.address, addr) {
             if let Err(not_until) = limiter.check_key(&client_key(ip)) {
                 self.refused_address.fetch_add(1, Ordering::Relaxed);
@@ -144,7 +148,9 @@ impl<C: Clock + Clone> RateLimits<C> {
         if let (Some(limiter), Some(t)) = (&self.tenant, tenant) {
             if let Err(not_until) = limiter.check_key(&t) {
                 self.refused_tenant.fetch_add(1, Ordering::Relaxed);
-                return Err(Throttled::Tenant(not_until.wait_time_from(self.clock.now())));
+                return Err(Throttled::Tenant(
+                    not_until.wait_time_from(self.clock.now()),
+                ));
             }
         }
         Ok(())
@@ -217,7 +223,12 @@ pub(crate) async fn enforce(State(gate): State<Gate>, req: Request, next: Next) 
     // The tenant by name or id (the store's cache answers; an unknown name has no bucket
     // and its requests only count for their address).
     let tenant = if gate.rate.tenant.is_some() && !segment.is_empty() && segment.len() <= 256 {
-        gate.store.tenant(segment).await.ok().flatten().map(|t| t.id)
+        gate.store
+            .tenant(segment)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.id)
     } else {
         None
     };
@@ -270,7 +281,10 @@ mod tests {
         let Err(Throttled::Address(wait)) = sixth else {
             unreachable!("the sixth request passed: {sixth:?}");
         };
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
         // Another address is not affected.
         for _ in 0..5 {
             assert_eq!(r.check(ip("127.0.0.6"), t), Ok(()));
@@ -343,7 +357,10 @@ mod tests {
 
     #[test]
     fn paths_that_are_limited() {
-        assert_eq!(limited_tenant("/contoso/oauth2/v2.0/token"), Some("contoso"));
+        assert_eq!(
+            limited_tenant("/contoso/oauth2/v2.0/token"),
+            Some("contoso")
+        );
         assert_eq!(limited_tenant("/common/userrealm/a@b.c"), Some("common"));
         assert_eq!(limited_tenant("/contoso/login/password"), Some("contoso"));
         assert_eq!(limited_tenant("/contoso/admin/users"), None);

@@ -125,7 +125,10 @@ fn post_form(uri: &str, client: &str, body: String) -> Request<Body> {
         .unwrap_or_else(|_| unreachable!())
 }
 
-async fn send(app: &Router, req: Request<Body>) -> anyhow::Result<(StatusCode, axum::http::HeaderMap, Value)> {
+async fn send(
+    app: &Router,
+    req: Request<Body>,
+) -> anyhow::Result<(StatusCode, axum::http::HeaderMap, Value)> {
     let r = app.clone().oneshot(req).await?;
     let status = r.status();
     let headers = r.headers().clone();
@@ -147,7 +150,8 @@ fn authorize_uri(extra: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_flooding_address_gets_429_with_retry_after_and_another_is_served() -> anyhow::Result<()> {
+async fn a_flooding_address_gets_429_with_retry_after_and_another_is_served() -> anyhow::Result<()>
+{
     let cloud = Cloud::new().await?;
     let limits = Limits {
         per_address_rate: 1,
@@ -160,7 +164,14 @@ async fn a_flooding_address_gets_429_with_retry_after_and_another_is_served() ->
     for _ in 0..200 {
         let app = app.clone();
         flood.push(tokio::spawn(async move {
-            send(&app, get(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"), "127.0.0.5:4000")).await
+            send(
+                &app,
+                get(
+                    &format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
+                    "127.0.0.5:4000",
+                ),
+            )
+            .await
         }));
     }
     let mut ok = 0;
@@ -185,12 +196,22 @@ async fn a_flooding_address_gets_429_with_retry_after_and_another_is_served() ->
     assert_eq!(body["error"], "temporarily_unavailable");
     assert_eq!(body["error_codes"][0], 90055);
     let d = body["error_description"].as_str().unwrap_or("");
-    assert!(d.starts_with("AADSTS90055: ") && d.contains("client address"), "{d}");
+    assert!(
+        d.starts_with("AADSTS90055: ") && d.contains("client address"),
+        "{d}"
+    );
     for key in ["timestamp", "trace_id", "correlation_id"] {
         assert!(body[key].is_string(), "{key} missing: {body}");
     }
     // Another address is served; so is the admin API's own path (not limited here).
-    let (status, _, _) = send(&app, get(&format!("/{TENANT}/v2.0/.well-known/openid-configuration"), "127.0.0.6:4000")).await?;
+    let (status, _, _) = send(
+        &app,
+        get(
+            &format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
+            "127.0.0.6:4000",
+        ),
+    )
+    .await?;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = send(&app, get("/healthz", "127.0.0.5:4000")).await?;
     assert_eq!(status, StatusCode::OK);
@@ -209,14 +230,33 @@ async fn a_tenant_over_its_rate_gets_429_whatever_the_address() -> anyhow::Resul
     let app = cloud.app(&limits);
     let mut statuses = Vec::new();
     for i in 0..30 {
-        let (s, _, body) = send(&app, get(&format!("/{TENANT}/discovery/v2.0/keys"), &format!("10.0.0.{i}:1"))).await?;
+        let (s, _, body) = send(
+            &app,
+            get(
+                &format!("/{TENANT}/discovery/v2.0/keys"),
+                &format!("10.0.0.{i}:1"),
+            ),
+        )
+        .await?;
         if s == StatusCode::TOO_MANY_REQUESTS {
-            assert!(body["error_description"].as_str().unwrap_or("").contains("organization"));
+            assert!(body["error_description"]
+                .as_str()
+                .unwrap_or("")
+                .contains("organization"));
         }
         statuses.push(s);
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 10);
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 20);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        10
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        20
+    );
     cloud.close().await;
     Ok(())
 }
@@ -237,7 +277,12 @@ async fn fields_over_their_maximum_get_a_clear_400() -> anyhow::Result<()> {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{param}: {body}");
         assert_eq!(body["error"], "invalid_request");
         let d = body["error_description"].as_str().unwrap_or("");
-        assert!(d.contains(&format!("'{name}' is longer than its maximum of {max} bytes")), "{d}");
+        assert!(
+            d.contains(&format!(
+                "'{name}' is longer than its maximum of {max} bytes"
+            )),
+            "{d}"
+        );
         // At the maximum, the request goes through (the sign-in page).
         let uri = authorize_uri(&format!("&{param}={}", "x".repeat(max)));
         let (status, _, _) = send(&app, get(&uri, "127.0.0.1:1")).await?;
@@ -279,7 +324,14 @@ async fn fields_over_their_maximum_get_a_clear_400() -> anyhow::Result<()> {
         assert!(!d.contains("uuuuuuuu") && !d.contains("vvvvvvvv"), "{d}");
     }
     // The user name of MSAL's realm discovery, in the path.
-    let (status, _, body) = send(&app, get(&format!("/common/userrealm/{}@contoso.test", "u".repeat(320)), "127.0.0.1:1")).await?;
+    let (status, _, body) = send(
+        &app,
+        get(
+            &format!("/common/userrealm/{}@contoso.test", "u".repeat(320)),
+            "127.0.0.1:1",
+        ),
+    )
+    .await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     cloud.close().await;
     Ok(())
@@ -289,11 +341,29 @@ async fn fields_over_their_maximum_get_a_clear_400() -> anyhow::Result<()> {
 async fn a_body_over_the_limit_gets_413() -> anyhow::Result<()> {
     let cloud = Cloud::new().await?;
     let app = cloud.app(&Limits::default());
-    let big = format!("grant_type=password&x={}", "a".repeat(super::MAX_BODY_BYTES));
-    for path in ["oauth2/v2.0/token", "login", "password/reset", "oauth2/v2.0/devicecode"] {
-        let (status, _, body) = send(&app, post_form(&format!("/{TENANT}/{path}"), "127.0.0.1:1", big.clone())).await?;
+    let big = format!(
+        "grant_type=password&x={}",
+        "a".repeat(super::MAX_BODY_BYTES)
+    );
+    for path in [
+        "oauth2/v2.0/token",
+        "login",
+        "password/reset",
+        "oauth2/v2.0/devicecode",
+    ] {
+        let (status, _, body) = send(
+            &app,
+            post_form(&format!("/{TENANT}/{path}"), "127.0.0.1:1", big.clone()),
+        )
+        .await?;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
-        assert!(body["error_description"].as_str().unwrap_or("").contains("65536 bytes"), "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap_or("")
+                .contains("65536 bytes"),
+            "{body}"
+        );
     }
     cloud.close().await;
     Ok(())
@@ -316,7 +386,15 @@ async fn ten_thousand_starts_are_purged_once_expired() -> anyhow::Result<()> {
             let app = app.clone();
             batch.push(tokio::spawn(async move {
                 if i % 2 == 0 {
-                    send(&app, post_form(&format!("/{TENANT}/oauth2/v2.0/devicecode"), "127.0.0.9:1", device_start())).await
+                    send(
+                        &app,
+                        post_form(
+                            &format!("/{TENANT}/oauth2/v2.0/devicecode"),
+                            "127.0.0.9:1",
+                            device_start(),
+                        ),
+                    )
+                    .await
                 } else {
                     send(&app, get(&authorize_uri("&state=s"), "127.0.0.9:1")).await
                 }
@@ -338,7 +416,9 @@ async fn ten_thousand_starts_are_purged_once_expired() -> anyhow::Result<()> {
             verified: false,
             wrong_codes: 0,
         };
-        store.start_reset_flow(&format!("h{i}"), &flow, now + 900).await?;
+        store
+            .start_reset_flow(&format!("h{i}"), &flow, now + 900)
+            .await?;
     }
     assert_eq!(store.count_rows("device_codes").await?, 4_000);
     assert_eq!(store.count_rows("authz_requests").await?, 4_000);
@@ -367,7 +447,15 @@ async fn pending_rows_are_capped_per_tenant() -> anyhow::Result<()> {
     for _ in 0..300 {
         let app = app.clone();
         starts.push(tokio::spawn(async move {
-            send(&app, post_form(&format!("/{TENANT}/oauth2/v2.0/devicecode"), "127.0.0.9:1", device_start())).await
+            send(
+                &app,
+                post_form(
+                    &format!("/{TENANT}/oauth2/v2.0/devicecode"),
+                    "127.0.0.9:1",
+                    device_start(),
+                ),
+            )
+            .await
         }));
     }
     let mut ok = 0;
@@ -378,7 +466,10 @@ async fn pending_rows_are_capped_per_tenant() -> anyhow::Result<()> {
             StatusCode::OK => ok += 1,
             StatusCode::TOO_MANY_REQUESTS => {
                 refused += 1;
-                assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("60"));
+                assert_eq!(
+                    headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                    Some("60")
+                );
                 let d = body["error_description"].as_str().unwrap_or("");
                 assert!(d.contains("100 device code sign-ins in progress"), "{d}");
             }
@@ -392,10 +483,16 @@ async fn pending_rows_are_capped_per_tenant() -> anyhow::Result<()> {
         let (status, _, _) = send(&app, get(&authorize_uri(""), "127.0.0.9:1")).await?;
         assert_eq!(status, StatusCode::OK);
     }
-    let r = app.clone().oneshot(get(&authorize_uri(""), "127.0.0.9:1")).await?;
+    let r = app
+        .clone()
+        .oneshot(get(&authorize_uri(""), "127.0.0.9:1"))
+        .await?;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let page = String::from_utf8_lossy(&r.into_body().collect().await?.to_bytes()).to_string();
-    assert!(page.contains("90055") && page.contains("100 sign-ins in progress"), "{page}");
+    assert!(
+        page.contains("90055") && page.contains("100 sign-ins in progress"),
+        "{page}"
+    );
     cloud.close().await;
     Ok(())
 }

@@ -310,6 +310,17 @@ impl Store {
 }
 
 #[cfg(test)]
+impl Store {
+    /// Rows of `table` (one of [`EXPIRING_TABLES`]).
+    pub(crate) async fn count_rows(&self, table: &str) -> Result<i64> {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -375,16 +386,5 @@ mod tests {
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-impl Store {
-    /// Rows of `table` (one of [`EXPIRING_TABLES`]).
-    pub(crate) async fn count_rows(&self, table: &str) -> Result<i64> {
-        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
     }
 }
