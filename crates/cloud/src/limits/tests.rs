@@ -429,6 +429,9 @@ async fn ten_thousand_starts_are_purged_once_expired() -> anyhow::Result<()> {
     // ...and everything once it has.
     let removed = store.purge_expired(now + 3_600).await?;
     assert!(removed >= 10_000, "{removed}");
+    for table in ["device_codes", "authz_requests", "password_reset_flows"] {
+        assert_eq!(store.count_rows(table).await?, 0, "{table}");
+    }
     for table in crate::store::oidc::EXPIRING_TABLES {
         assert_eq!(store.count_rows(table).await?, 0, "{table}");
     }
