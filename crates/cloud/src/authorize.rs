@@ -319,6 +319,9 @@ pub async fn authorize(
         .put_authz(&req, unix_now() + REQUEST_LIFETIME)
         .await
     {
+        if let Some(page) = crate::limits::pending_full_page(&e, corr) {
+            return page;
+        }
         tracing::error!(error = %e, "cannot store an authorization request");
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }

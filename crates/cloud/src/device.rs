@@ -104,14 +104,16 @@ pub async fn device_code(
     // A clash of user codes is rare; try again a few times.
     let mut stored = false;
     for _ in 0..5 {
-        if state
-            .store
-            .add_device_code(&hash_secret(&device), &d)
-            .await
-            .is_ok()
-        {
-            stored = true;
-            break;
+        match state.store.add_device_code(&hash_secret(&device), &d).await {
+            Ok(()) => {
+                stored = true;
+                break;
+            }
+            Err(e) => {
+                if let Some(r) = crate::limits::pending_full_json(&e, corr) {
+                    return Ok(r);
+                }
+            }
         }
         d.user_code = user_code();
     }
@@ -251,7 +253,10 @@ pub async fn code_submit(
         username: None,
         device_user_code: Some(code),
     };
-    if state.store.put_authz(&req, d.expires_at).await.is_err() {
+    if let Err(e) = state.store.put_authz(&req, d.expires_at).await {
+        if let Some(page) = crate::limits::pending_full_page(&e, corr) {
+            return page;
+        }
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }
     username_page(&t.name, &req.id, &req.csrf, "", None)

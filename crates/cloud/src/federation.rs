@@ -638,6 +638,9 @@ pub(crate) async fn start(
             .await
     };
     if let Err(e) = stored.await {
+        if let Some(page) = crate::limits::pending_full_page(&e, corr) {
+            return page;
+        }
         tracing::error!(error = %e, "cannot store a federated sign-in");
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }

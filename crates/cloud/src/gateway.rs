@@ -27,6 +27,9 @@ pub enum DispatchError {
     /// No answer before the deadline (AADSTS80002).
     #[error("the authentication agent did not answer before the deadline")]
     Timeout,
+    /// The tenant already has as many agent requests in flight as it may (AADSTS90055).
+    #[error("this organization has too many requests to its authentication agents in flight")]
+    Busy,
 }
 
 /// An answer from an agent.
@@ -216,6 +219,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Turns among agents tied for least in flight.
     turn: AtomicUsize,
+    /// Agent requests each tenant may have in flight (`serve --max-agent-requests-per-tenant`).
+    tenant_slots: crate::limits::fair::TenantSlots,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -268,6 +273,14 @@ fn now_ms() -> u64 {
 }
 
 impl Gateway {
+    /// A gateway where each tenant may have `per_tenant` agent requests in flight.
+    pub fn with_agent_requests_per_tenant(per_tenant: usize) -> Gateway {
+        Gateway {
+            tenant_slots: crate::limits::fair::TenantSlots::new(per_tenant),
+            ..Gateway::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps inconsistent in a way that
         // matters (each operation is a single insert or remove), so recover the guard.
@@ -479,6 +492,11 @@ impl Gateway {
         payload: &ValidationPayload,
         timeout: Duration,
     ) -> Result<Reply, DispatchError> {
+        // One tenant's flood waits for no agent and holds no memory past its share.
+        let _slot = self
+            .tenant_slots
+            .enter(tenant_id)
+            .map_err(|_| DispatchError::Busy)?;
         let deadline = Instant::now() + timeout;
         let suffix = payload
             .username

@@ -13,6 +13,7 @@ pub mod federation;
 pub mod gateway;
 pub mod init;
 pub mod issue;
+pub mod limits;
 pub(crate) mod lockout_gate;
 pub mod metrics;
 pub mod mfa;

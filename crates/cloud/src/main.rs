@@ -76,9 +76,80 @@ enum Command {
         /// your internal network.
         #[arg(long)]
         allow_private_federation: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
+}
+
+/// Rate limits, connection caps, time-outs and row caps of `serve` (docs/operations.md,
+/// "Limits").
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Requests per second one client address may make to the sign-in endpoints (token,
+    /// authorize and the sign-in pages, devicecode, password reset, userrealm, discovery);
+    /// 0: no limit. Excess requests get 429 with Retry-After (AADSTS90055).
+    #[arg(long, default_value_t = 100)]
+    rate_limit_per_address: u32,
+    /// Requests one client address may make at once before its rate applies.
+    #[arg(long, default_value_t = 1_000)]
+    rate_burst_per_address: u32,
+    /// Requests per second one tenant's sign-in endpoints take from all addresses; 0: no limit.
+    #[arg(long, default_value_t = 1_000)]
+    rate_limit_per_tenant: u32,
+    /// Requests one tenant may take at once before its rate applies.
+    #[arg(long, default_value_t = 5_000)]
+    rate_burst_per_tenant: u32,
+    /// Client addresses whose rate state is kept in memory; past it, new addresses share
+    /// one bucket.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    rate_limit_tracked_addresses: u64,
+    /// Open HTTPS connections at most (agents' included); more are closed at once.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Open HTTPS connections at most from one client address (IPv6: one /64).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
+    /// Seconds a client has to send a request's headers; also how long an HTTP/1
+    /// keep-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_read_timeout_seconds: u64,
+    /// Seconds a client has to send a request's whole body (408 after).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    body_read_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    idle_timeout_seconds: u64,
+    /// Requests one tenant may have in flight to its agents (sign-ins and password
+    /// writes); more get AADSTS90055.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_agent_requests_per_tenant: u64,
+    /// Sign-ins in progress one tenant may have in each table (authorization requests,
+    /// device codes, password resets, federated and portal sign-ins); more are refused
+    /// with 429 until the oldest expire.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    max_pending_per_tenant: i64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> passthru_cloud::limits::Limits {
+        let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        passthru_cloud::limits::Limits {
+            per_address_rate: self.rate_limit_per_address,
+            per_address_burst: self.rate_burst_per_address,
+            per_tenant_rate: self.rate_limit_per_tenant,
+            per_tenant_burst: self.rate_burst_per_tenant,
+            tracked_addresses: usize_of(self.rate_limit_tracked_addresses),
+            max_connections: usize_of(self.max_connections),
+            max_connections_per_address: usize_of(self.max_connections_per_address),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            agent_requests_per_tenant: usize_of(self.max_agent_requests_per_tenant),
+            pending_rows_per_tenant: self.max_pending_per_tenant,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -174,6 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             threads: _,
             public_url,
             allow_private_federation,
+            limits,
         } => {
             init_tracing();
             let opts = passthru_cloud::server::ServeOptions {
@@ -184,6 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_agents_per_tenant,
                 public_url,
                 allow_private_federation,
+                limits: limits.limits(),
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

@@ -80,7 +80,14 @@ impl IntoResponse for OAuthError {
         };
         let status =
             StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        (status, [("cache-control", "no-store")], Json(body)).into_response()
+        let mut r = (status, [("cache-control", "no-store")], Json(body)).into_response();
+        if self.code == Aadsts::Throttled {
+            // A throttled client may try again after a second unless the limiter knows
+            // better (it then replaces the header).
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 

@@ -240,6 +240,9 @@ pub async fn start(
         .start_reset_flow(&hash_secret(&id), &flow, now + FLOW_LIFETIME)
         .await
     {
+        if let Some(page) = crate::limits::pending_full_page(&e, uuid::Uuid::new_v4()) {
+            return page;
+        }
         tracing::error!(error = %e, "self-service reset: cannot store the flow");
         return info_page("Something went wrong", "Try again in a moment.");
     }

@@ -78,6 +78,8 @@ pub struct ServeOptions {
     /// `--allow-private-federation`: identity providers of federated domains may resolve to
     /// loopback, link-local or private addresses.
     pub allow_private_federation: bool,
+    /// Rate limits, connection caps, time-outs and row caps.
+    pub limits: crate::limits::Limits,
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -253,7 +255,8 @@ pub(crate) fn app_state(
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let gateway = Gateway::default();
+    let gateway = Gateway::with_agent_requests_per_tenant(opts.limits.agent_requests_per_tenant);
+    store.set_pending_rows_per_tenant(opts.limits.pending_rows_per_tenant);
     let metrics = gateway.metrics.clone();
     Ok(Arc::new(AppState {
         store,
@@ -345,6 +348,27 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             }
         });
     }
+    let rate = Arc::new(crate::limits::RateLimits::new(&opts.limits));
+    {
+        // Rate-limit keys whose bucket is full again are dropped; refusals are summed up.
+        let rate = rate.clone();
+        let mut stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let (by_address, by_tenant) = rate.housekeeping();
+                        if by_address + by_tenant > 0 {
+                            tracing::warn!(by_address, by_tenant, tracked_addresses = rate.tracked_addresses(),
+                                "requests refused with 429 in the last 10 s (rate limits: serve --rate-limit-per-address / --rate-limit-per-tenant)");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
     if let Some(listener) = metrics_listener {
         let addr = listener
             .local_addr()
@@ -367,8 +391,19 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     println!("Passthru cloud listening on https://{local}");
     tracing::info!(%local, "listening");
-    let app = router(state.clone());
+    let app = crate::limits::protect(
+        router(state.clone()),
+        rate,
+        store.clone(),
+        opts.limits.body_read_timeout,
+    );
     let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let conn_limits = crate::limits::conn::ConnLimits::new(
+        opts.limits.max_connections,
+        opts.limits.max_connections_per_address,
+    );
+    let header_read_timeout = opts.limits.header_read_timeout;
+    let idle_timeout = opts.limits.idle_timeout;
     // Tracks every HTTP connection, so that a shutdown lets the requests in flight finish
     // (their agent round trips included) before the agents are told to go.
     let graceful = GracefulShutdown::new();
@@ -381,6 +416,15 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Over the connection caps: closed at once, before the TLS handshake.
+                let permit = match conn_limits.admit(addr.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        tracing::debug!(%addr, ?why, "connection refused: too many open (serve --max-connections / --max-connections-per-address)");
+                        drop(tcp);
                         continue;
                     }
                 };
@@ -403,23 +447,37 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .map(|c| fingerprint(c));
-                    let svc = app.layer(Extension(ClientInfo { addr, peer_cert_fingerprint: peer }));
+                    let activity = crate::limits::conn::Activity::new();
+                    let svc = app
+                        .layer(Extension(ClientInfo { addr, peer_cert_fingerprint: peer }))
+                        .layer(Extension(activity.clone()));
+                    let io = crate::limits::conn::Counted::new(tls, permit);
                     let mut conn = ConnBuilder::new(TokioExecutor::new());
-                    // A client that never finishes its request headers is dropped.
+                    // A client that never finishes its request headers is dropped; so is an
+                    // HTTP/1 connection that waits that long for its next request.
                     conn.http1()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30));
+                        .header_read_timeout(header_read_timeout);
                     conn.http2()
                         .timer(TokioTimer::new())
                         .keep_alive_interval(Duration::from_secs(30))
                         .keep_alive_timeout(Duration::from_secs(20));
                     // An upgraded connection (an agent's WebSocket) leaves the watch at the
                     // upgrade: it ends with the agents, after the drain.
-                    if let Err(e) = watcher
-                        .watch(conn.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc)))
-                        .await
-                    {
-                        tracing::debug!(%addr, error = %e, "connection ended with an error");
+                    let served = watcher
+                        .watch(conn.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc)));
+                    // A connection with no request in flight for the idle time-out is
+                    // closed (HTTP/2 clients that hold connections open, slow handshakes of
+                    // streams that never become requests).
+                    tokio::select! {
+                        ended = served => {
+                            if let Err(e) = ended {
+                                tracing::debug!(%addr, error = %e, "connection ended with an error");
+                            }
+                        }
+                        _ = activity.idle_for(idle_timeout) => {
+                            tracing::debug!(%addr, "idle connection closed");
+                        }
                     }
                 });
             }

@@ -172,7 +172,14 @@ async fn decide(
     // Cloud-only users sign in with their cloud password, whatever the PTA setting.
     if let Some(user) = &existing {
         if let Some(hash) = &user.password_hash {
-            return if crate::passwords::verify(password, hash.clone()).await {
+            let checked =
+                crate::passwords::verify_in_tenant(tenant.id, password, hash.clone()).await;
+            let Ok(right) = checked else {
+                return Err(fail(Aadsts::Throttled).with_detail(
+                    "Too many sign-ins of this organization are being checked at once.",
+                ));
+            };
+            return if right {
                 let _ = state.store.touch_sign_in(user.id, unix_now()).await;
                 Ok(user.clone())
             } else {
@@ -423,6 +430,12 @@ async fn pass_through(
             return Err(fail(Aadsts::AgentUnavailable));
         }
         Err(DispatchError::Timeout) => return Err(fail(Aadsts::AgentTimeout)),
+        Err(DispatchError::Busy) => {
+            tracing::warn!(tenant = %attempt.tenant.name, "pass-through: the tenant's agent requests in flight are at their limit (serve --max-agent-requests-per-tenant)");
+            return Err(fail(Aadsts::Throttled).with_detail(
+                "Too many sign-ins of this organization are waiting for its authentication agents.",
+            ));
+        }
     };
     trail.agent_id = Some(reply.agent_id);
     trail.repeated = reply.repeated;

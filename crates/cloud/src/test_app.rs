@@ -31,6 +31,7 @@ pub(crate) fn test_options() -> ServeOptions {
         max_agents_per_tenant: 40,
         public_url: None,
         allow_private_federation: false,
+        limits: crate::limits::Limits::default(),
     }
 }
 

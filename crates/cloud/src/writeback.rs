@@ -256,6 +256,11 @@ async fn send(
         Ok(r) => r,
         Err(DispatchError::NoAgent) => return Err(WritebackError::NoAgent),
         Err(DispatchError::Timeout) => return Err(WritebackError::Timeout),
+        Err(DispatchError::Busy) => {
+            return Err(WritebackError::Server(
+                "too many requests to this organization's authentication agents are in flight; try again in a moment".into(),
+            ))
+        }
     };
     let result = match reply.outcome {
         Outcome::Success(dir_user) => {

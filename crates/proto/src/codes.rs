@@ -240,6 +240,9 @@ pub enum Aadsts {
     SlowDown,
     /// 70019: the device code expired before the user approved it.
     DeviceCodeExpired,
+    /// 90055: too many requests (from one client address, for one tenant, or sign-ins in
+    /// progress): HTTP 429 with `Retry-After`, as Microsoft's `TenantThrottlingError`.
+    Throttled,
 }
 
 impl Aadsts {
@@ -280,6 +283,7 @@ impl Aadsts {
             Aadsts::LoginRequired => 50058,
             Aadsts::AuthorizationPending | Aadsts::SlowDown => 70016,
             Aadsts::DeviceCodeExpired => 70019,
+            Aadsts::Throttled => 90055,
         }
     }
 
@@ -300,6 +304,7 @@ impl Aadsts {
                 "invalid_request"
             }
             Aadsts::ServerError => "server_error",
+            Aadsts::Throttled => "temporarily_unavailable",
             Aadsts::AgentUnavailable
             | Aadsts::AgentTimeout
             | Aadsts::DirectoryCommunication
@@ -348,6 +353,7 @@ impl Aadsts {
             Aadsts::AuthorizationPending => "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
             Aadsts::SlowDown => "The device is polling too fast. Wait the interval between polls.",
             Aadsts::DeviceCodeExpired => "The device code has expired. Start the sign-in again.",
+            Aadsts::Throttled => "There are too many incoming requests. Wait the number of seconds in the Retry-After header, then try again.",
         }
     }
 
@@ -355,6 +361,7 @@ impl Aadsts {
     pub fn http_status(self) -> u16 {
         match self {
             Aadsts::ServerError => 500,
+            Aadsts::Throttled => 429,
             Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => 401,
             _ => 400,
         }
@@ -417,6 +424,14 @@ mod tests {
         assert!(Aadsts::MfaRequired
             .description()
             .contains("you must use multi-factor authentication"));
+    }
+
+    #[test]
+    fn throttling_is_90055_with_429() {
+        assert_eq!(Aadsts::Throttled.code(), 90055);
+        assert_eq!(Aadsts::Throttled.http_status(), 429);
+        assert_eq!(Aadsts::Throttled.oauth_error(), "temporarily_unavailable");
+        assert!(Aadsts::Throttled.description().contains("Retry-After"));
     }
 
     #[test]

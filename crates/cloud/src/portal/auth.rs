@@ -114,6 +114,9 @@ pub async fn start_login(state: &Shared, t: &Tenant, base: &str) -> Response {
         )
         .await
     {
+        if let Some(page) = crate::limits::pending_full_page(&e, uuid::Uuid::new_v4()) {
+            return page;
+        }
         return server_error(e);
     }
     let query = url::form_urlencoded::Serializer::new(String::new())

@@ -53,10 +53,14 @@ fn row_to_device(row: &sqlx::sqlite::SqliteRow) -> Result<DeviceCode> {
 }
 
 impl Store {
+    /// Stores a new device authorization while the tenant has fewer than the pending cap
+    /// ([`super::StoreError::TooManyPending`] otherwise).
     pub async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()> {
-        sqlx::query(
+        let cap = self.pending_cap();
+        let done = sqlx::query(
             "INSERT INTO device_codes (device_hash, user_code, tenant_id, client_id, scope, expires_at, interval_secs)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+             WHERE (SELECT COUNT(*) FROM device_codes WHERE tenant_id = ?3) < ?8",
         )
         .bind(device_hash)
         .bind(&d.user_code)
@@ -65,9 +69,16 @@ impl Store {
         .bind(&d.scope)
         .bind(d.expires_at)
         .bind(d.interval_secs)
+        .bind(cap)
         .execute(&self.pool)
         .await
         .map_err(|e| super::conflict(e, "user code".into()))?;
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::TooManyPending {
+                what: "device code sign-ins",
+                cap,
+            });
+        }
         Ok(())
     }
 

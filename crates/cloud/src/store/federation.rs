@@ -272,16 +272,26 @@ impl Store {
             .execute(&self.pool)
             .await?;
         let data = serde_json::to_string(s).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(
-            "INSERT INTO federation_states (state_hash, tenant_id, domain, data, expires_at) VALUES (?, ?, ?, ?, ?)",
+        let cap = self.pending_cap();
+        let done = sqlx::query(
+            "INSERT INTO federation_states (state_hash, tenant_id, domain, data, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE (SELECT COUNT(*) FROM federation_states WHERE tenant_id = ?2) < ?6",
         )
         .bind(state_hash)
         .bind(tenant_id.to_string())
         .bind(s.domain.to_ascii_lowercase())
         .bind(data)
         .bind(expires_at)
+        .bind(cap)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::TooManyPending {
+                what: "federated sign-ins",
+                cap,
+            });
+        }
         Ok(())
     }
 

@@ -63,6 +63,11 @@ const FILES: &[(i64, &str, &str)] = &[
         "token signing keys per tenant, secrets sealed at rest",
         include_str!("../../migrations/0011_keys_per_tenant.sql"),
     ),
+    (
+        12,
+        "indexes of pending sign-in rows (caps and purge)",
+        include_str!("../../migrations/0012_pending_rows.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -44,6 +44,10 @@ pub enum StoreError {
     /// A row the caller named does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The tenant already has as many pending rows of this kind as it may (a flood of
+    /// unauthenticated starts); the oldest expire within minutes.
+    #[error("this organization has {cap} {what} in progress, the most it may have; try again in a few minutes")]
+    TooManyPending { what: &'static str, cap: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -340,6 +344,9 @@ pub struct Store {
     pub(crate) domains_cache: std::sync::Arc<cache::TtlCache<Domain>>,
     /// The sign-in log's writer task (`None` in the task's own copy).
     sign_in_writer: Option<signin_log::Writer>,
+    /// Pending rows (sign-ins in progress) a tenant may have in each table
+    /// (`serve --max-pending-per-tenant`).
+    pending_cap: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
@@ -383,6 +390,9 @@ impl Store {
             apps: std::sync::Arc::new(cache::TtlCache::new()),
             domains_cache: std::sync::Arc::new(cache::TtlCache::new()),
             sign_in_writer: None,
+            pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+                crate::limits::Limits::default().pending_rows_per_tenant,
+            )),
         };
         store.sign_in_writer = Some(signin_log::start(store.clone()));
         Ok(store)
@@ -393,6 +403,17 @@ impl Store {
     /// stale snapshot.
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Sets how many pending rows (sign-ins in progress) a tenant may have in each table.
+    pub fn set_pending_rows_per_tenant(&self, cap: i64) {
+        self.pending_cap
+            .store(cap.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The cap of [`Store::set_pending_rows_per_tenant`].
+    pub(crate) fn pending_cap(&self) -> i64 {
+        self.pending_cap.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes the sign-in log lines still queued, then closes the pool (flushes the WAL).

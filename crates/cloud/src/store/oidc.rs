@@ -69,18 +69,48 @@ pub enum RefreshUse {
     Unknown,
 }
 
+/// Every table whose rows have an `expires_at` (Unix seconds), purged by
+/// [`Store::purge_expired`].
+pub(crate) const EXPIRING_TABLES: [&str; 10] = [
+    "auth_codes",
+    "sessions",
+    "authz_requests",
+    "refresh_tokens",
+    "mfa_challenges",
+    "device_codes",
+    "password_reset_flows",
+    "federation_states",
+    "portal_logins",
+    "portal_sessions",
+];
+
 impl Store {
     // ---- authorization requests
 
+    /// Stores (or updates) a pending authorization request; a new one only while the tenant
+    /// has fewer than the pending cap ([`StoreError::TooManyPending`] otherwise).
     pub async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()> {
         let data = serde_json::to_string(r).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query("INSERT OR REPLACE INTO authz_requests (id, tenant_id, data, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(&r.id)
-            .bind(r.tenant_id.to_string())
-            .bind(data)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        let cap = self.pending_cap();
+        let done = sqlx::query(
+            "INSERT OR REPLACE INTO authz_requests (id, tenant_id, data, expires_at)
+             SELECT ?1, ?2, ?3, ?4
+             WHERE EXISTS (SELECT 1 FROM authz_requests WHERE id = ?1)
+                OR (SELECT COUNT(*) FROM authz_requests WHERE tenant_id = ?2) < ?5",
+        )
+        .bind(&r.id)
+        .bind(r.tenant_id.to_string())
+        .bind(data)
+        .bind(expires_at)
+        .bind(cap)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::TooManyPending {
+                what: "sign-ins",
+                cap,
+            });
+        }
         Ok(())
     }
 
@@ -262,21 +292,31 @@ impl Store {
         Ok(RefreshUse::Fresh(rec))
     }
 
-    /// Removes expired codes, sessions, requests and refresh tokens.
-    pub async fn purge_expired(&self, now: i64) -> Result<()> {
-        for table in [
-            "auth_codes",
-            "sessions",
-            "authz_requests",
-            "refresh_tokens",
-            "mfa_challenges",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
+    /// Removes the expired rows of every table with an expiry: authorization codes, browser
+    /// sessions, pending authorizations, refresh tokens, MFA challenges, device codes,
+    /// password reset flows, federation and portal sign-ins in progress, portal sessions.
+    /// Returns how many rows went.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let mut removed = 0;
+        for table in EXPIRING_TABLES {
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
                 .bind(now)
                 .execute(&self.pool)
-                .await?;
+                .await?
+                .rows_affected();
         }
-        Ok(())
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Rows of `table` (one of [`EXPIRING_TABLES`]).
+    pub(crate) async fn count_rows(&self, table: &str) -> Result<i64> {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 }
 

@@ -58,16 +58,26 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
-        sqlx::query(
-            "INSERT INTO portal_logins (state_hash, tenant_id, verifier, nonce, expires_at) VALUES (?, ?, ?, ?, ?)",
+        let cap = self.pending_cap();
+        let done = sqlx::query(
+            "INSERT INTO portal_logins (state_hash, tenant_id, verifier, nonce, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE (SELECT COUNT(*) FROM portal_logins WHERE tenant_id = ?2) < ?6",
         )
         .bind(state_hash)
         .bind(login.tenant_id.to_string())
         .bind(&login.verifier)
         .bind(&login.nonce)
         .bind(expires_at)
+        .bind(cap)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::TooManyPending {
+                what: "portal sign-ins",
+                cap,
+            });
+        }
         Ok(())
     }
 

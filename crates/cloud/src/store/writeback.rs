@@ -69,9 +69,11 @@ impl Store {
         flow: &ResetFlow,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(
+        let cap = self.pending_cap();
+        let done = sqlx::query(
             "INSERT INTO password_reset_flows (id_hash, tenant_id, user_id, csrf, verified, wrong_codes, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+             WHERE (SELECT COUNT(*) FROM password_reset_flows WHERE tenant_id = ?2) < ?8",
         )
         .bind(id_hash)
         .bind(flow.tenant_id.to_string())
@@ -80,8 +82,15 @@ impl Store {
         .bind(i64::from(flow.verified))
         .bind(i64::from(flow.wrong_codes))
         .bind(expires_at)
+        .bind(cap)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::TooManyPending {
+                what: "password resets",
+                cap,
+            });
+        }
         Ok(())
     }
 
