@@ -269,6 +269,7 @@ pub async fn authorize(
         csrf: random_token(),
         username: None,
         device_user_code: None,
+        password_change: None,
     };
     // From here on, errors go back to the (registered) redirect URI.
     if p.response_type.as_deref() != Some("code") {
@@ -391,6 +392,8 @@ pub async fn login_username(
     let Some(mut req) = pending(&state, &t, &f.req, &f.csrf).await else {
         return expired(corr);
     };
+    // A name typed again starts over: a password change AD allowed before does not carry.
+    req.password_change = None;
     let username = f.username.trim().to_string();
     let domain = username
         .rsplit_once('@')
@@ -485,7 +488,8 @@ pub async fn login_password(
             // AD said the password is right but expired or to be changed: with writeback,
             // the user updates it here and the sign-in continues.
             if let Some(page) =
-                crate::password_change::offer_after_sign_in(&state, &t, &req, &username).await
+                crate::password_change::offer_after_sign_in(&state, &t, &req, &username, corr)
+                    .await
             {
                 return page;
             }

@@ -250,6 +250,7 @@ pub async fn code_submit(
         csrf: random_token(),
         username: None,
         device_user_code: Some(code),
+        password_change: None,
     };
     if state.store.put_authz(&req, d.expires_at).await.is_err() {
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");

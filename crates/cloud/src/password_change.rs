@@ -19,8 +19,10 @@ use zeroize::Zeroizing;
 use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::server::ClientInfo;
-use crate::state::{unix_ms, Shared};
-use crate::store::{AuthzRequest, SignIn, Tenant, User};
+use crate::state::{unix_ms, unix_now, Shared};
+use crate::store::{
+    AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User,
+};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor, WritebackError};
 
@@ -79,23 +81,60 @@ fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response
 const EXPIRED_INTRO: &str = "You need to update your password because this is the first time you are signing in, or because your password has expired.";
 
 /// The sign-in page's answer to 1330/1907 when writeback is allowed for the user; `None`
-/// when it is not (the sign-in page then shows the seed's message).
+/// when it is not (the sign-in page then shows the seed's message). The pending sign-in
+/// records, server-side, that AD answered so for this user: only then does the change page
+/// accept a new password. A user with a second factor proves it first.
 pub(crate) async fn offer_after_sign_in(
     state: &Shared,
     t: &Tenant,
     req: &AuthzRequest,
     username: &str,
+    corr: uuid::Uuid,
 ) -> Option<Response> {
-    let user = state.store.user_by_upn(t.id, username).await.ok()?;
-    let upn = user.as_ref().map_or(username, |u| u.upn.as_str());
-    writeback::allowed(state, t, upn, user.as_ref(), Actor::User)
+    let user = state.store.user_by_upn(t.id, username).await.ok()??;
+    if !user.enabled {
+        return None;
+    }
+    writeback::allowed(state, t, &user.upn, Some(&user), Actor::User)
         .await
         .ok()?;
-    Some(change_page(
+    let mfa = state.store.mfa(t.id, user.id).await.ok()?;
+    let effective = crate::mfa::policy::effective(t.settings.mfa, mfa.policy);
+    let code_first =
+        crate::mfa::policy::next_step(effective, mfa.enrolled) == crate::mfa::policy::Next::Code;
+    let mut req = req.clone();
+    req.password_change = Some(PasswordChangeGrant {
+        user_id: user.id,
+        upn: user.upn.clone(),
+        second_factor: if code_first {
+            ChangeSecondFactor::Pending
+        } else {
+            ChangeSecondFactor::NotAsked
+        },
+    });
+    if code_first {
+        // The code page; once the code is accepted, the change page (see `mfa::flow`).
+        return Some(crate::mfa::flow::code_before_change(state, t, &req, &user, corr).await);
+    }
+    let lifetime = crate::authorize::REQUEST_LIFETIME;
+    if let Err(e) = state.store.put_authz(&req, unix_now() + lifetime).await {
+        tracing::error!(error = %e, correlation = %corr, "cannot store an authorization request");
+        return None;
+    }
+    Some(change_page_of(t, &req))
+}
+
+/// The change page of a pending sign-in whose grant allows the change now.
+pub(crate) fn change_page_of(t: &Tenant, req: &AuthzRequest) -> Response {
+    let upn = req
+        .password_change
+        .as_ref()
+        .map_or("", |g| g.upn.as_str());
+    change_page(
         &expired_form(t, req, upn),
         None,
         &crate::pages::redirect_form_action(&req.redirect_uri),
-    ))
+    )
 }
 
 fn expired_form<'a>(t: &Tenant, req: &'a AuthzRequest, upn: &'a str) -> Form<'a> {
@@ -123,7 +162,9 @@ fn new_password_problem(f: &ChangeForm) -> Option<&'static str> {
     }
 }
 
-/// `POST /{tenant}/login/password/change`: the change during sign-in.
+/// `POST /{tenant}/login/password/change`: the change during sign-in. Only a pending
+/// sign-in that AD answered 1330/1907 for (its server-side grant), for a user not blocked in
+/// the cloud, after the second factor when the user has one.
 pub async fn during_sign_in(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -138,19 +179,36 @@ pub async fn during_sign_in(
     let Some(req) = crate::authorize::pending(&state, &t, &f.req, &f.csrf).await else {
         return crate::authorize::expired(corr);
     };
-    let Some(username) = req.username.clone() else {
+    let Some(grant) = req.password_change.clone() else {
+        tracing::warn!(tenant = %t.name, correlation = %corr, "a password change was posted for a sign-in that AD did not ask to change a password; refused");
         return crate::authorize::expired(corr);
     };
-    let user = state
-        .store
-        .user_by_upn(t.id, &username)
-        .await
-        .ok()
-        .flatten();
-    let upn = user.as_ref().map_or(username.clone(), |u| u.upn.clone());
+    if grant.second_factor == ChangeSecondFactor::Pending {
+        tracing::warn!(tenant = %t.name, user = %grant.upn, correlation = %corr, "a password change was posted before the second factor; refused");
+        return crate::authorize::expired(corr);
+    }
+    let user = match state.store.user_by_id(t.id, grant.user_id).await {
+        Ok(Some(u)) if u.enabled => u,
+        Ok(_) => {
+            return crate::pages::error_page(
+                Aadsts::AccountDisabled,
+                corr,
+                "This account can no longer sign in.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, correlation = %corr, "cannot read the user");
+            return crate::pages::error_page(
+                Aadsts::ServerError,
+                corr,
+                "The service failed; try again.",
+            );
+        }
+    };
+    let upn = user.upn.clone();
     let form_action = crate::pages::redirect_form_action(&req.redirect_uri);
     let form = expired_form(&t, &req, &upn);
-    if let Err(e) = writeback::allowed(&state, &t, &upn, user.as_ref(), Actor::User).await {
+    if let Err(e) = writeback::allowed(&state, &t, &upn, Some(&user), Actor::User).await {
         return change_page(&form, Some(&e.user_sentence()), &form_action);
     }
     if let Some(problem) = new_password_problem(&f) {
@@ -181,6 +239,10 @@ pub async fn during_sign_in(
         tracing::error!(error = %e, "could not write the sign-in log");
     }
     match result {
+        // The second factor was proved before the change: the sign-in completes.
+        Ok(user) if grant.second_factor == ChangeSecondFactor::Proved => {
+            crate::authorize::complete_sign_in(&state, &t, &req, user.id, corr).await
+        }
         Ok(user) => crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await,
         Err(e) => change_page(&form, Some(&e.user_sentence()), &form_action),
     }
