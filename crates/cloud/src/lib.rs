@@ -11,6 +11,8 @@ pub mod dirsync;
 pub mod domain_proof;
 pub mod federation;
 pub mod gateway;
+#[cfg(test)]
+pub(crate) mod in_process;
 pub mod init;
 pub mod issue;
 pub mod metrics;
