@@ -135,7 +135,7 @@ pub async fn device_code(
 
 /// The code form's CSRF token travels twice: in a `SameSite=Strict` cookie and in the form;
 /// a cross-site form post carries no cookie and is refused.
-const CSRF_COOKIE: &str = "passthru_device_csrf";
+const CSRF_COOKIE: &str = "__Host-passthru_device_csrf";
 
 fn code_page(tenant: &str, error: Option<&str>) -> Response {
     let csrf = random_token();
@@ -162,11 +162,10 @@ fn code_page(tenant: &str, error: Option<&str>) -> Response {
         StatusCode::OK
     };
     let mut r = page(status, "Enter code", &body, "'self'");
-    let cookie =
-        format!("{CSRF_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=900");
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
-        r.headers_mut().append("set-cookie", v);
-    }
+    r.headers_mut().append(
+        "set-cookie",
+        crate::browser_policy::host_cookie(CSRF_COOKIE, &csrf, "Strict", 900),
+    );
     r
 }
 

@@ -6,6 +6,7 @@ pub mod admin_cli;
 pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
+pub mod browser_policy;
 pub mod device;
 pub mod dirsync;
 pub mod domain_proof;

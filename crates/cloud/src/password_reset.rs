@@ -9,7 +9,7 @@
 //! the flow's CSRF token.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -23,7 +23,7 @@ use crate::store::{Tenant, User};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor};
 
-/// The flow's cookie.
+/// The flow's cookie (`__Host-passthru_reset.TENANT`).
 const COOKIE: &str = "passthru_reset";
 /// How long a reset may take, seconds.
 const FLOW_LIFETIME: i64 = 900;
@@ -49,13 +49,9 @@ fn form_page(t: &Tenant, title: &str, inner: &str, error: Option<&str>) -> Respo
 }
 
 fn with_cookie(mut r: Response, t: &Tenant, value: &str, max_age: i64) -> Response {
-    let v = format!(
-        "{COOKIE}={value}; Path=/{}/password/reset; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
-        t.name
-    );
-    if let Ok(h) = HeaderValue::from_str(&v) {
-        r.headers_mut().append("set-cookie", h);
-    }
+    let name = crate::browser_policy::tenant_cookie(COOKIE, &t.name);
+    let h = crate::browser_policy::host_cookie(&name, value, "Strict", max_age);
+    r.headers_mut().append("set-cookie", h);
     r
 }
 
@@ -172,7 +168,7 @@ async fn flow_of(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Option<(ResetFlow, String, User)> {
-    let id = cookie_value(headers, COOKIE)?;
+    let id = cookie_value(headers, &crate::browser_policy::tenant_cookie(COOKIE, &t.name))?;
     let id_hash = hash_secret(&id);
     let flow = state
         .store
