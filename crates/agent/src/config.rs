@@ -479,9 +479,7 @@ impl Checker {
                 } else {
                     self.problem(
                         format!("{prefix}.writeback_base_dn"),
-                        format!(
-                            "'{raw}' is not a DN, e.g. \"OU=Staff,DC=corp,DC=example,DC=com\""
-                        ),
+                        format!("'{raw}' is not a DN, e.g. \"OU=Staff,DC=corp,DC=example,DC=com\""),
                     );
                     None
                 }
@@ -945,7 +943,11 @@ mod tests {
             dir.path(),
         ));
         assert!(
-            has(&p, "forest[0].writeback_protected_accounts", "true or false"),
+            has(
+                &p,
+                "forest[0].writeback_protected_accounts",
+                "true or false"
+            ),
             "{p:?}"
         );
         assert!(has(&p, "forest[0].writeback_base_dn", "not a DN"), "{p:?}");

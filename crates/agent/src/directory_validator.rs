@@ -2,8 +2,8 @@
 //! controllers).
 
 use passthru_directory::{
-    DcHealth, Directory, DirectoryError, ForestConfig, PasswordWrite, SyncCredentials, WriteVerdict,
-    WritebackScope,
+    DcHealth, Directory, DirectoryError, ForestConfig, PasswordWrite, SyncCredentials,
+    WriteVerdict, WritebackScope,
 };
 use passthru_proto::sync::{SyncBatch, SyncDone, SyncForest, SyncRun};
 use passthru_proto::{AgentError, PasswordOperation};

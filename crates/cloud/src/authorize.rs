@@ -486,8 +486,7 @@ pub async fn login_password(
             // AD said the password is right but expired or to be changed: with writeback,
             // the user updates it here and the sign-in continues.
             if let Some(page) =
-                crate::password_change::offer_after_sign_in(&state, &t, &req, &username, corr)
-                    .await
+                crate::password_change::offer_after_sign_in(&state, &t, &req, &username, corr).await
             {
                 return page;
             }
@@ -599,9 +598,16 @@ fn after_logout(uri: Option<&str>, st: Option<&str>, registered: bool) -> Respon
 
 /// Whether `uri` is a registered redirect URI of one of the tenant's apps (`client`: of that
 /// app only).
-async fn logout_uri_registered(state: &Shared, t: &Tenant, uri: &str, client: Option<&str>) -> bool {
+async fn logout_uri_registered(
+    state: &Shared,
+    t: &Tenant,
+    uri: &str,
+    client: Option<&str>,
+) -> bool {
     match client {
-        Some(c) => matches!(state.store.app(t.id, c).await, Ok(Some(a)) if a.redirect_uris.iter().any(|r| r == uri)),
+        Some(c) => {
+            matches!(state.store.app(t.id, c).await, Ok(Some(a)) if a.redirect_uris.iter().any(|r| r == uri))
+        }
         None => state
             .store
             .redirect_uri_registered(t.id, uri)

@@ -30,7 +30,9 @@ pub(crate) fn host_cookie(name: &str, value: &str, same_site: &str, max_age: i64
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site}; Max-Age={max_age}"
     ))
-    .unwrap_or_else(|_| HeaderValue::from_static("__Host-passthru_invalid=; Path=/; Secure; Max-Age=0"))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static("__Host-passthru_invalid=; Path=/; Secure; Max-Age=0")
+    })
 }
 
 #[cfg(test)]
@@ -100,7 +102,12 @@ mod tests {
                 "",
             )
             .await?;
-        assert!(done.location().contains("code="), "{} {}", done.status, done.body);
+        assert!(
+            done.location().contains("code="),
+            "{} {}",
+            done.status,
+            done.body
+        );
         Ok(done)
     }
 
@@ -111,7 +118,10 @@ mod tests {
             ("response_type", "code"),
             ("redirect_uri", REDIRECT),
             ("prompt", "none"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
         ])?;
         let a = bed
@@ -188,10 +198,7 @@ mod tests {
                 .await?
                 .set_cookies(),
         );
-        let names: Vec<&str> = set
-            .iter()
-            .filter_map(|c| c.split('=').next())
-            .collect();
+        let names: Vec<&str> = set.iter().filter_map(|c| c.split('=').next()).collect();
         for wanted in [
             "__Host-passthru_session",
             "__Host-passthru_device_csrf",
@@ -207,7 +214,9 @@ mod tests {
             assert!(attrs.contains(&"Secure"), "{c}");
             assert!(attrs.contains(&"HttpOnly"), "{c}");
             assert!(
-                !attrs.iter().any(|a| a.to_ascii_lowercase().starts_with("domain")),
+                !attrs
+                    .iter()
+                    .any(|a| a.to_ascii_lowercase().starts_with("domain")),
                 "{c}"
             );
         }
@@ -257,7 +266,8 @@ mod tests {
             )
             .await?;
         assert!(
-            confirmed.location().starts_with(REDIRECT) && confirmed.location().contains("state=bye"),
+            confirmed.location().starts_with(REDIRECT)
+                && confirmed.location().contains("state=bye"),
             "{} {}",
             confirmed.status,
             confirmed.body

@@ -729,7 +729,7 @@ async fn finish_round_trip(
         headers,
         &crate::browser_policy::tenant_cookie(BROWSER_COOKIE, &t.name),
     )
-        .is_some_and(|v| secrets_equal(hash_secret(&v), &st.browser_hash));
+    .is_some_and(|v| secrets_equal(hash_secret(&v), &st.browser_hash));
     if !bound {
         tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback from a browser that did not start the sign-in");
         return refused();

@@ -687,9 +687,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{
-        suffix_matches, AgentConn, DispatchError, Gateway, Reply, SPARE_ENCAPSULATIONS,
-    };
+    use super::{suffix_matches, AgentConn, DispatchError, Gateway, Reply, SPARE_ENCAPSULATIONS};
     use passthru_proto::seal::{RequestHeader, SealError, ValidationPayload};
     use passthru_proto::wire::CloudToAgent;
     use passthru_proto::{AgentKeyPair, PasswordOperation};

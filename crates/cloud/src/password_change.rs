@@ -20,9 +20,7 @@ use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::server::ClientInfo;
 use crate::state::{unix_ms, unix_now, Shared};
-use crate::store::{
-    AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User,
-};
+use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor, WritebackError};
 
@@ -126,10 +124,7 @@ pub(crate) async fn offer_after_sign_in(
 
 /// The change page of a pending sign-in whose grant allows the change now.
 pub(crate) fn change_page_of(t: &Tenant, req: &AuthzRequest) -> Response {
-    let upn = req
-        .password_change
-        .as_ref()
-        .map_or("", |g| g.upn.as_str());
+    let upn = req.password_change.as_ref().map_or("", |g| g.upn.as_str());
     change_page(
         &expired_form(t, req, upn),
         None,
@@ -391,11 +386,9 @@ mod tests {
         fn ad(p: &ValidationPayload) -> Outcome {
             let name = p.username.split('@').next().unwrap_or_default();
             match &p.operation {
-                PasswordOperation::Validate if p.password.as_str() == EXPIRED => {
-                    Outcome::Denied {
-                        win32: Win32::PasswordMustChange,
-                    }
-                }
+                PasswordOperation::Validate if p.password.as_str() == EXPIRED => Outcome::Denied {
+                    win32: Win32::PasswordMustChange,
+                },
                 PasswordOperation::Change { .. } if p.password.as_str() == EXPIRED => {
                     Outcome::Success(directory_user(name))
                 }
@@ -466,8 +459,8 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn only_a_sign_in_ad_answered_1907_for_may_change_the_password(
-        ) -> anyhow::Result<()> {
+        async fn only_a_sign_in_ad_answered_1907_for_may_change_the_password() -> anyhow::Result<()>
+        {
             let (bed, _) = bed_with("alice").await?;
             // Straight from the username page to the change form: no password was checked.
             let (req, csrf) = password_page(&bed, "alice").await?;
@@ -529,8 +522,7 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn a_user_with_a_second_factor_proves_it_before_the_change() -> anyhow::Result<()>
-        {
+        async fn a_user_with_a_second_factor_proves_it_before_the_change() -> anyhow::Result<()> {
             let (mut bed, alice) = bed_with("alice").await?;
             bed.settings(|s| s.mfa = crate::mfa::policy::Policy::Optional)
                 .await?;
@@ -553,7 +545,8 @@ mod tests {
             let (req, csrf) = password_page(&bed, "alice").await?;
             let page = password(&bed, &req, &csrf, EXPIRED).await?;
             assert!(
-                page.body.contains("/contoso/login/mfa") && !page.body.contains("Update your password"),
+                page.body.contains("/contoso/login/mfa")
+                    && !page.body.contains("Update your password"),
                 "the code page first: {}",
                 page.body
             );
@@ -567,9 +560,14 @@ mod tests {
                     "",
                 )
                 .await?;
-            assert!(!wrong.body.contains("Update your password"), "{}", wrong.body);
-            let code = crate::mfa::totp::code_for_step(&secret, crate::mfa::totp::step_of(unix_now()))
-                .ok_or_else(|| anyhow::anyhow!("no code"))?;
+            assert!(
+                !wrong.body.contains("Update your password"),
+                "{}",
+                wrong.body
+            );
+            let code =
+                crate::mfa::totp::code_for_step(&secret, crate::mfa::totp::step_of(unix_now()))
+                    .ok_or_else(|| anyhow::anyhow!("no code"))?;
             let proved = bed
                 .post(
                     "/contoso/login/mfa",

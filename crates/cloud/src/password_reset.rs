@@ -168,7 +168,10 @@ async fn flow_of(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Option<(ResetFlow, String, User)> {
-    let id = cookie_value(headers, &crate::browser_policy::tenant_cookie(COOKIE, &t.name))?;
+    let id = cookie_value(
+        headers,
+        &crate::browser_policy::tenant_cookie(COOKIE, &t.name),
+    )?;
     let id_hash = hash_secret(&id);
     let flow = state
         .store

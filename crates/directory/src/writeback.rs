@@ -493,7 +493,12 @@ async fn find_user(
     timeouts: &Timeouts,
 ) -> Result<Entry, Failure> {
     let mut attrs: Vec<&str> = USER_ATTRS.to_vec();
-    attrs.extend(["pwdLastSet", "msDS-ResultantPSO", "lockoutTime", "adminCount"]);
+    attrs.extend([
+        "pwdLastSet",
+        "msDS-ResultantPSO",
+        "lockoutTime",
+        "adminCount",
+    ]);
     let filter = format!(
         "(&(objectCategory=person)(objectClass=user){})",
         equality_filter("userPrincipalName", upn)

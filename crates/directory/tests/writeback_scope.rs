@@ -39,8 +39,7 @@ fn reset(new: &str) -> PasswordWrite<'_> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn protected_accounts_and_users_outside_the_base_dn_are_not_written() -> anyhow::Result<()>
-{
+async fn protected_accounts_and_users_outside_the_base_dn_are_not_written() -> anyhow::Result<()> {
     let corp = bed::corp()?;
     let mut admin = corp.admin().await?;
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
@@ -83,7 +82,13 @@ async fn protected_accounts_and_users_outside_the_base_dn_are_not_written() -> a
     // The forest's own Administrator (adminCount=1 in Samba as in Windows): neither a reset
     // by the service account nor a change with its own password.
     let r = d
-        .write_password(&corp.admin_upn, reset(&new), Some(&service), &default, now())
+        .write_password(
+            &corp.admin_upn,
+            reset(&new),
+            Some(&service),
+            &default,
+            now(),
+        )
         .await;
     assert!(
         matches!(&r, Err(e @ DirectoryError::WritebackProtectedAccount { .. }) if e.agent_error() == AgentError::WritebackProtectedAccount),
@@ -101,7 +106,9 @@ async fn protected_accounts_and_users_outside_the_base_dn_are_not_written() -> a
         "{r:?}"
     );
     assert!(
-        corp.bind(&corp.admin_upn, &corp.admin_password).await.is_ok(),
+        corp.bind(&corp.admin_upn, &corp.admin_password)
+            .await
+            .is_ok(),
         "the Administrator's password is unchanged"
     );
 

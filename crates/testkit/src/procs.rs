@@ -465,8 +465,9 @@ impl ForestEntry {
     /// Writeback limits: `writeback_protected_accounts` and, when given,
     /// `writeback_base_dn`.
     pub fn with_writeback_scope(mut self, protected_accounts: bool, base_dn: Option<&str>) -> Self {
-        self.extra
-            .push(format!("writeback_protected_accounts = {protected_accounts}"));
+        self.extra.push(format!(
+            "writeback_protected_accounts = {protected_accounts}"
+        ));
         if let Some(dn) = base_dn {
             self.extra.push(format!("writeback_base_dn = {dn:?}"));
         }

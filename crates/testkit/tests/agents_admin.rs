@@ -346,8 +346,8 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
 /// has no connection to close. The first finds the revocation in the store at its next
 /// heartbeat and drops the agent within two heartbeat intervals.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_agent_revoked_by_another_cloud_process_is_dropped_at_a_heartbeat(
-) -> anyhow::Result<()> {
+async fn an_agent_revoked_by_another_cloud_process_is_dropped_at_a_heartbeat() -> anyhow::Result<()>
+{
     let corp = bed::corp()?;
     let dir = fresh_dir("agents-revoked-elsewhere")?;
     let mut t = PtaSetup::new(&dir, &corp).start()?;
@@ -391,7 +391,12 @@ async fn an_agent_revoked_by_another_cloud_process_is_dropped_at_a_heartbeat(
     let r = client
         .password("contoso", &good.upn, &good.password)
         .await?;
-    assert_eq!(r.code(), Some(80001), "no agent serves any more: {:?}", r.body);
+    assert_eq!(
+        r.code(),
+        Some(80001),
+        "no agent serves any more: {:?}",
+        r.body
+    );
     agent.stop_with(15);
     Ok(())
 }

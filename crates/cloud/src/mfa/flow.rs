@@ -206,7 +206,13 @@ pub(crate) async fn code_before_change(
         state.store.put_authz(req, now + CHALLENGE_LIFETIME).await?;
         state
             .store
-            .put_mfa_challenge(&req.id, t.id, user.id, Stage::Code, now + CHALLENGE_LIFETIME)
+            .put_mfa_challenge(
+                &req.id,
+                t.id,
+                user.id,
+                Stage::Code,
+                now + CHALLENGE_LIFETIME,
+            )
             .await
     };
     if let Err(e) = stored.await {
@@ -289,7 +295,11 @@ async fn finish(
             second_factor: ChangeSecondFactor::Proved,
             ..grant.clone()
         });
-        if let Err(e) = state.store.put_authz(&req, unix_now() + CHALLENGE_LIFETIME).await {
+        if let Err(e) = state
+            .store
+            .put_authz(&req, unix_now() + CHALLENGE_LIFETIME)
+            .await
+        {
             return server_error(e, corr);
         }
         return crate::password_change::change_page_of(t, &req);

@@ -403,7 +403,10 @@ mod tests {
         let expiring = Uuid::new_v4();
         s.add_agent(expiring, tid, "fp-expiring", 100, &[7; 32], "h", "1", 1)
             .await?;
-        assert_eq!(s.agent_heartbeat(expiring, 100).await?, AgentStanding::Admitted);
+        assert_eq!(
+            s.agent_heartbeat(expiring, 100).await?,
+            AgentStanding::Admitted
+        );
         assert_eq!(
             s.agent_heartbeat(expiring, 101).await?,
             AgentStanding::CertificateExpired
