@@ -31,6 +31,8 @@ const FOREST_KEYS: &[&str] = &[
     "service_password_file",
     "sync_interval_seconds",
     "bind_dn_template",
+    "writeback_protected_accounts",
+    "writeback_base_dn",
 ];
 /// How often a forest is synced when `sync_interval_seconds` is not set.
 pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
@@ -67,6 +69,10 @@ pub struct ForestSettings {
     /// (`uid={local},ou=people,dc=example,dc=com`); see
     /// [`passthru_directory::ForestConfig::bind_dn_template`].
     pub bind_dn_template: Option<String>,
+    /// Which accounts password writeback may write: protected accounts (`adminCount=1`) only
+    /// with `writeback_protected_accounts = true`; only users under `writeback_base_dn` when
+    /// it is set.
+    pub writeback: passthru_directory::WritebackScope,
 }
 
 /// A forest's directory sync settings (the password stays in its file until the agent
@@ -421,6 +427,7 @@ impl Checker {
         let ca_file = self.ca_file(t, prefix);
         let sync = self.sync(t, prefix);
         let bind_dn_template = self.bind_dn_template(t, prefix);
+        let writeback = self.writeback_scope(t, prefix);
         if matches!((&sync, &bind_dn_template), (Some(Some(_)), Some(Some(_)))) {
             self.problem(
                 format!("{prefix}.bind_dn_template"),
@@ -436,6 +443,53 @@ impl Checker {
             ca_file: ca_file?,
             sync: sync?,
             bind_dn_template: bind_dn_template?,
+            writeback: writeback?,
+        })
+    }
+
+    /// `writeback_protected_accounts` (a boolean, false when absent) and
+    /// `writeback_base_dn` (a DN, absent: the whole forest).
+    fn writeback_scope(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+    ) -> Option<passthru_directory::WritebackScope> {
+        let protected_accounts = match t.get("writeback_protected_accounts") {
+            None => Some(false),
+            Some(Value::Boolean(b)) => Some(*b),
+            Some(other) => {
+                self.problem(
+                    format!("{prefix}.writeback_protected_accounts"),
+                    format!("must be true or false, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        let base_dn = if t.contains_key("writeback_base_dn") {
+            let raw = self.string(
+                t,
+                prefix,
+                "writeback_base_dn",
+                "the DN whose subtree password writeback is limited to, e.g. \"OU=Staff,DC=corp,DC=example,DC=com\"",
+            );
+            raw.and_then(|raw| {
+                let raw = raw.trim().to_string();
+                if raw.contains('=') {
+                    Some(Some(raw))
+                } else {
+                    self.problem(
+                        format!("{prefix}.writeback_base_dn"),
+                        format!("'{raw}' is not a DN, e.g. \"OU=Staff,DC=corp,DC=example,DC=com\""),
+                    );
+                    None
+                }
+            })
+        } else {
+            Some(None)
+        };
+        Some(passthru_directory::WritebackScope {
+            protected_accounts: protected_accounts?,
+            base_dn: base_dn?,
         })
     }
 
@@ -851,6 +905,52 @@ mod tests {
             config.upn_suffixes(),
             vec!["corp.example.test", "example.test", "fabrikam.test"]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn writeback_scope_keys() -> std::io::Result<()> {
+        let dir = TempDir::new("config-writeback")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        let forest = |extra: &str| {
+            format!(
+                "[[forest]]\nname = \"corp.test\"\nupn_suffixes = [\"corp.test\"]\n\
+                 domain_controllers = [\"ldaps://127.0.0.1\"]\nca_file = \"dc-ca.pem\"\n{extra}"
+            )
+        };
+        // By default: protected accounts refused, the whole forest.
+        let plain = AgentConfig::parse(&forest(""), "agent.toml", dir.path());
+        assert!(
+            matches!(&plain, Ok(c) if c.forests[0].writeback == passthru_directory::WritebackScope::default()),
+            "{plain:?}"
+        );
+        assert!(!passthru_directory::WritebackScope::default().protected_accounts);
+        let set = AgentConfig::parse(
+            &forest("writeback_protected_accounts = true\nwriteback_base_dn = \" OU=Staff,DC=corp,DC=test \"\n"),
+            "agent.toml",
+            dir.path(),
+        );
+        assert!(
+            matches!(&set, Ok(c) if c.forests[0].writeback == passthru_directory::WritebackScope {
+                protected_accounts: true,
+                base_dn: Some("OU=Staff,DC=corp,DC=test".into()),
+            }),
+            "{set:?}"
+        );
+        let p = problems(AgentConfig::parse(
+            &forest("writeback_protected_accounts = \"yes\"\nwriteback_base_dn = \"Staff\"\n"),
+            "agent.toml",
+            dir.path(),
+        ));
+        assert!(
+            has(
+                &p,
+                "forest[0].writeback_protected_accounts",
+                "true or false"
+            ),
+            "{p:?}"
+        );
+        assert!(has(&p, "forest[0].writeback_base_dn", "not a DN"), "{p:?}");
         Ok(())
     }
 

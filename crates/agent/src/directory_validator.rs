@@ -2,7 +2,8 @@
 //! controllers).
 
 use passthru_directory::{
-    DcHealth, Directory, DirectoryError, ForestConfig, PasswordWrite, SyncCredentials, WriteVerdict,
+    DcHealth, Directory, DirectoryError, ForestConfig, PasswordWrite, SyncCredentials,
+    WriteVerdict, WritebackScope,
 };
 use passthru_proto::sync::{SyncBatch, SyncDone, SyncForest, SyncRun};
 use passthru_proto::{AgentError, PasswordOperation};
@@ -18,6 +19,8 @@ pub struct DirectoryValidator {
     directory: Directory,
     /// Per forest name: the service account and how often the cloud should run sync.
     sync: Vec<(String, SyncCredentials, std::time::Duration, Vec<String>)>,
+    /// Per forest name: which accounts password writeback may write.
+    writeback: Vec<(String, WritebackScope)>,
 }
 
 impl DirectoryValidator {
@@ -54,7 +57,16 @@ impl DirectoryValidator {
             };
             sync.push((f.name.clone(), creds, s.interval, f.upn_suffixes.clone()));
         }
-        Ok(DirectoryValidator { directory, sync })
+        let writeback = config
+            .forests
+            .iter()
+            .map(|f| (f.name.clone(), f.writeback.clone()))
+            .collect();
+        Ok(DirectoryValidator {
+            directory,
+            sync,
+            writeback,
+        })
     }
 
     /// The health of each configured domain controller.
@@ -129,20 +141,31 @@ impl Validator for DirectoryValidator {
             },
             _ => return Err(AgentError::DirectoryError),
         };
-        // Writeback uses the service account of the user's forest (the one sync uses).
-        let service = self.directory.route(upn).and_then(|forest| {
+        // Writeback uses the service account of the user's forest (the one sync uses), within
+        // the forest's writeback scope.
+        let forest = self.directory.route(upn).map(|f| f.name().to_string());
+        let service = forest.as_deref().and_then(|forest| {
             self.sync
                 .iter()
-                .find(|(name, ..)| name.eq_ignore_ascii_case(forest.name()))
+                .find(|(name, ..)| name.eq_ignore_ascii_case(forest))
                 .map(|(_, creds, ..)| creds)
         });
+        let scope = forest
+            .as_deref()
+            .and_then(|forest| {
+                self.writeback
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(forest))
+                    .map(|(_, scope)| scope.clone())
+            })
+            .unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         match self
             .directory
-            .write_password(upn, write, service, now)
+            .write_password(upn, write, service, &scope, now)
             .await
         {
             Ok(WriteVerdict::Written(user)) => Ok(Verdict::Accepted(user)),

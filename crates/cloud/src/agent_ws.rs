@@ -20,6 +20,7 @@ use crate::gateway::{AgentConn, Reply};
 use crate::oauth_error::ApiError;
 use crate::server::ClientInfo;
 use crate::state::{unix_ms, unix_now, Shared};
+use crate::store::agents::AgentStanding;
 use crate::store::AgentRecord;
 use passthru_proto::sync::SyncForest;
 
@@ -249,7 +250,26 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                     break "no heartbeat for two intervals";
                 }
                 if !sent(WRITE_TIMEOUT, sink.send(Message::Ping(Vec::new().into()))).await { break "ping failed or timed out" }
-                let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+                // Revocation is read from the store at every heartbeat: another cloud process
+                // sharing the store (or an operator) may have revoked the agent.
+                let gone = match state.store.agent_heartbeat(conn.agent_id, unix_now()).await {
+                    Ok(AgentStanding::Admitted) => None,
+                    Ok(AgentStanding::Revoked) => Some(("this agent has been revoked by an administrator", "revoked (found at a heartbeat)")),
+                    Ok(AgentStanding::CertificateExpired) => Some(("this agent's certificate has expired; register the agent again", "certificate expired")),
+                    Ok(AgentStanding::Removed) => Some(("this agent is no longer registered; register it again", "no longer registered")),
+                    Err(e) => {
+                        tracing::warn!(agent = %conn.agent_id, error = %e, "could not record the agent's heartbeat or read its revocation");
+                        None
+                    }
+                };
+                if let Some((goodbye, reason)) = gone {
+                    conn.set_draining();
+                    if let Some(m) = text(&CloudToAgent::Goodbye { reason: goodbye.into() }) {
+                        sent(WRITE_TIMEOUT, sink.send(m)).await;
+                    }
+                    sent(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
+                    break reason;
+                }
                 flush_stats(&state, conn.agent_id).await;
             }
             _ = conn.ping_now.notified() => {

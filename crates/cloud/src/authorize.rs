@@ -28,8 +28,8 @@ pub(crate) const REQUEST_LIFETIME: i64 = 900;
 const CODE_LIFETIME: i64 = 120;
 /// Browser sessions last this long, seconds (8 hours).
 const SESSION_LIFETIME: i64 = 8 * 3600;
-/// The session cookie's name.
-const COOKIE: &str = "passthru_session";
+/// The single sign-on session cookie's name.
+const COOKIE: &str = "__Host-passthru_session";
 
 /// Parameters of an authorization request.
 #[derive(Debug, Deserialize, Default)]
@@ -86,9 +86,7 @@ pub(crate) async fn session_with_id(
 }
 
 fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
-    let v = format!("{COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}");
-    HeaderValue::from_str(&v)
-        .unwrap_or_else(|_| HeaderValue::from_static("passthru_session=; Max-Age=0"))
+    crate::browser_policy::host_cookie(COOKIE, value, "Lax", max_age)
 }
 
 /// Sends the result to the app (query string or form_post).
@@ -269,6 +267,7 @@ pub async fn authorize(
         csrf: random_token(),
         username: None,
         device_user_code: None,
+        password_change: None,
     };
     // From here on, errors go back to the (registered) redirect URI.
     if p.response_type.as_deref() != Some("code") {
@@ -394,6 +393,8 @@ pub async fn login_username(
     let Some(mut req) = pending(&state, &t, &f.req, &f.csrf).await else {
         return expired(corr);
     };
+    // A name typed again starts over: a password change AD allowed before does not carry.
+    req.password_change = None;
     let username = f.username.trim().to_string();
     let domain = username
         .rsplit_once('@')
@@ -488,7 +489,7 @@ pub async fn login_password(
             // AD said the password is right but expired or to be changed: with writeback,
             // the user updates it here and the sign-in continues.
             if let Some(page) =
-                crate::password_change::offer_after_sign_in(&state, &t, &req, &username).await
+                crate::password_change::offer_after_sign_in(&state, &t, &req, &username, corr).await
             {
                 return page;
             }
@@ -546,19 +547,89 @@ pub(crate) async fn complete_sign_in(
     r
 }
 
-/// Parameters of a logout.
+/// Parameters of a logout (OpenID Connect RP-initiated logout).
 #[derive(Debug, Deserialize)]
 pub struct LogoutParams {
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
+    id_token_hint: Option<String>,
 }
 
-/// `GET /{tenant}/oauth2/v2.0/logout`: ends the browser session; goes back to the app only
-/// when `post_logout_redirect_uri` is registered for one of the tenant's apps.
+/// The confirmation form of a logout.
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// The CSRF token of the logout confirmation: bound to the session it ends.
+fn logout_csrf(sid: &str) -> String {
+    hash_secret(&format!("csrf:logout:{sid}"))
+}
+
+/// Ends this browser's single sign-on session (the store row); returns the `Set-Cookie`
+/// that removes the cookie. The portal's sign-out uses it too.
+pub(crate) async fn end_sso_session(state: &Shared, headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = cookie_value(headers, COOKIE) {
+        let _ = state.store.delete_session(&hash_secret(&id)).await;
+    }
+    session_cookie("", 0)
+}
+
+/// Where a logout goes: back to `uri` (with `state`) when `registered`, else our
+/// signed-out page.
+fn after_logout(uri: Option<&str>, st: Option<&str>, registered: bool) -> Response {
+    let signed_out = || {
+        info_page(
+            "You signed out",
+            "You have signed out of your account. It's a good idea to close all browser windows.",
+        )
+    };
+    let Some(uri) = uri.filter(|_| registered) else {
+        return signed_out();
+    };
+    let Ok(mut u) = url::Url::parse(uri) else {
+        return signed_out();
+    };
+    if let Some(s) = st {
+        u.query_pairs_mut().append_pair("state", s);
+    }
+    Redirect::to(u.as_str()).into_response()
+}
+
+/// Whether `uri` is a registered redirect URI of one of the tenant's apps (`client`: of that
+/// app only).
+async fn logout_uri_registered(
+    state: &Shared,
+    t: &Tenant,
+    uri: &str,
+    client: Option<&str>,
+) -> bool {
+    match client {
+        Some(c) => {
+            matches!(state.store.app(t.id, c).await, Ok(Some(a)) if a.redirect_uris.iter().any(|r| r == uri))
+        }
+        None => state
+            .store
+            .redirect_uri_registered(t.id, uri)
+            .await
+            .unwrap_or(false),
+    }
+}
+
+/// `GET /{tenant}/oauth2/v2.0/logout`: a cross-site GET must not sign anyone out. With an
+/// `id_token_hint` that we issued to one of the tenant's apps for the signed-in user, the
+/// session ends and the browser goes back to `post_logout_redirect_uri` when that app
+/// registered it. Otherwise, while a session is live, a confirmation page asks the user
+/// (a POST form with a CSRF token bound to the session); without a session there is
+/// nothing to end.
 pub async fn logout(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     Query(p): Query<LogoutParams>,
+    BaseUrl(base): BaseUrl,
     headers: HeaderMap,
 ) -> Response {
     let corr = correlation_id(&headers);
@@ -566,36 +637,90 @@ pub async fn logout(
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(id) = cookie_value(&headers, COOKIE) {
-        let _ = state.store.delete_session(&hash_secret(&id)).await;
+    let uri = p.post_logout_redirect_uri.as_deref();
+    let Some((session, sid)) = session_with_id(&state, &t, &headers).await else {
+        let registered = match uri {
+            Some(u) => logout_uri_registered(&state, &t, u, None).await,
+            None => false,
+        };
+        let mut r = after_logout(uri, p.state.as_deref(), registered);
+        r.headers_mut().append("set-cookie", session_cookie("", 0));
+        return r;
+    };
+    let keys = state.signer.keys(t.id).await.ok();
+    let hinted = p
+        .id_token_hint
+        .as_deref()
+        .zip(keys.as_ref())
+        .and_then(|(h, keys)| keys.verify_user_token(h, &issuer(&base, &t)).ok())
+        .filter(|c| c.tid == t.id && c.oid == session.user_id);
+    if let Some(claims) = hinted {
+        let registered = match uri {
+            Some(u) => logout_uri_registered(&state, &t, u, Some(&claims.aud)).await,
+            None => false,
+        };
+        let cookie = end_sso_session(&state, &headers).await;
+        tracing::info!(tenant = %t.name, user = %session.user_id, "signed out (RP-initiated, id_token_hint)");
+        let mut r = after_logout(uri, p.state.as_deref(), registered);
+        r.headers_mut().append("set-cookie", cookie);
+        return r;
     }
-    let registered = match &p.post_logout_redirect_uri {
-        Some(uri) => state
-            .store
-            .redirect_uri_registered(t.id, uri)
-            .await
-            .unwrap_or(false),
+    let who = match state.store.user_by_id(t.id, session.user_id).await {
+        Ok(Some(u)) => u.upn,
+        _ => String::new(),
+    };
+    let hidden = |name: &str, value: Option<&str>| {
+        value
+            .map(|v| {
+                format!(
+                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                    crate::pages::esc(v)
+                )
+            })
+            .unwrap_or_default()
+    };
+    let body = format!(
+        "<h1>Sign out?</h1><p class=\"who\" id=\"who\">{who}</p>\
+<p>Do you want to sign out of your account? You will need your password to sign in again.</p>\
+<form method=\"post\" action=\"/{t}/oauth2/v2.0/logout\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{c}\">{u}{s}\
+<button type=\"submit\" id=\"signout\">Sign out</button></form>",
+        who = crate::pages::esc(&who),
+        t = crate::pages::esc(&t.name),
+        c = crate::pages::esc(&logout_csrf(&sid)),
+        u = hidden("post_logout_redirect_uri", uri),
+        s = hidden("state", p.state.as_deref()),
+    );
+    crate::pages::page(StatusCode::OK, "Sign out", &body, "'self'")
+}
+
+/// `POST /{tenant}/oauth2/v2.0/logout`: the confirmation of a logout; its CSRF token must be
+/// the one bound to this browser's session.
+pub async fn logout_confirmed(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LogoutForm>,
+) -> Response {
+    let corr = correlation_id(&headers);
+    let t = match tenant_or_page(&state, &tenant, corr).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let uri = f.post_logout_redirect_uri.as_deref();
+    if let Some((session, sid)) = session_with_id(&state, &t, &headers).await {
+        if !crate::issue::secrets_equal(logout_csrf(&sid), &f.csrf) {
+            return expired(corr);
+        }
+        tracing::info!(tenant = %t.name, user = %session.user_id, "signed out");
+    }
+    let registered = match uri {
+        Some(u) => logout_uri_registered(&state, &t, u, None).await,
         None => false,
     };
-    let mut r = match (&p.post_logout_redirect_uri, registered) {
-        (Some(uri), true) => {
-            let mut u = match url::Url::parse(uri) {
-                Ok(u) => u,
-                Err(_) => {
-                    return info_page("You signed out", "You have signed out of your account.")
-                }
-            };
-            if let Some(s) = &p.state {
-                u.query_pairs_mut().append_pair("state", s);
-            }
-            Redirect::to(u.as_str()).into_response()
-        }
-        _ => info_page(
-            "You signed out",
-            "You have signed out of your account. It's a good idea to close all browser windows.",
-        ),
-    };
-    r.headers_mut().append("set-cookie", session_cookie("", 0));
+    let cookie = end_sso_session(&state, &headers).await;
+    let mut r = after_logout(uri, f.state.as_deref(), registered);
+    r.headers_mut().append("set-cookie", cookie);
     r
 }
 

@@ -137,7 +137,7 @@ pub async fn device_code(
 
 /// The code form's CSRF token travels twice: in a `SameSite=Strict` cookie and in the form;
 /// a cross-site form post carries no cookie and is refused.
-const CSRF_COOKIE: &str = "passthru_device_csrf";
+const CSRF_COOKIE: &str = "__Host-passthru_device_csrf";
 
 fn code_page(tenant: &str, error: Option<&str>) -> Response {
     let csrf = random_token();
@@ -164,11 +164,10 @@ fn code_page(tenant: &str, error: Option<&str>) -> Response {
         StatusCode::OK
     };
     let mut r = page(status, "Enter code", &body, "'self'");
-    let cookie =
-        format!("{CSRF_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=900");
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
-        r.headers_mut().append("set-cookie", v);
-    }
+    r.headers_mut().append(
+        "set-cookie",
+        crate::browser_policy::host_cookie(CSRF_COOKIE, &csrf, "Strict", 900),
+    );
     r
 }
 
@@ -252,6 +251,7 @@ pub async fn code_submit(
         csrf: random_token(),
         username: None,
         device_user_code: Some(code),
+        password_change: None,
     };
     if let Err(e) = state.store.put_authz(&req, d.expires_at).await {
         if let Some(page) = crate::limits::pending_full_page(&e, corr) {

@@ -553,12 +553,11 @@ async fn redeem(
 }
 
 /// The browser-binding cookie (for the callback path only).
+/// The browser binding cookie of a tenant's federated sign-ins
+/// (`__Host-passthru_federation.TENANT`).
 fn browser_cookie(tenant: &str, value: &str, max_age: i64) -> HeaderValue {
-    let v = format!(
-        "{BROWSER_COOKIE}={value}; Path=/{tenant}/federation/callback; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
-    );
-    HeaderValue::from_str(&v)
-        .unwrap_or_else(|_| HeaderValue::from_static("passthru_federation=; Max-Age=0"))
+    let name = crate::browser_policy::tenant_cookie(BROWSER_COOKIE, tenant);
+    crate::browser_policy::host_cookie(&name, value, "Lax", max_age)
 }
 
 fn failure_page(code: Aadsts, corr: Uuid, detail: &str, status: StatusCode) -> Response {
@@ -790,8 +789,11 @@ async fn finish_round_trip(
     started: Instant,
 ) -> Response {
     let refused = || refused(corr);
-    let bound = cookie_value(headers, BROWSER_COOKIE)
-        .is_some_and(|v| secrets_equal(hash_secret(&v), &st.browser_hash));
+    let bound = cookie_value(
+        headers,
+        &crate::browser_policy::tenant_cookie(BROWSER_COOKIE, &t.name),
+    )
+    .is_some_and(|v| secrets_equal(hash_secret(&v), &st.browser_hash));
     if !bound {
         tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback from a browser that did not start the sign-in");
         return refused();

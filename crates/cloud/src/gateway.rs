@@ -585,6 +585,16 @@ impl Gateway {
                     reply.passed_over = passed_over;
                     return Ok(*reply);
                 }
+                Step::Lost if write && sent => {
+                    // The agent may have written the password before its connection ended:
+                    // sending the write to another agent could apply it twice (a change
+                    // that fails the second time, a reset whose "must change" flag is set
+                    // again). The outcome is unknown, as after a deadline.
+                    tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
+                        operation = payload.operation.name(),
+                        "the agent's connection ended before it answered a password write; the write is not sent to another agent (it may or may not have been applied)");
+                    return Err(DispatchError::Timeout);
+                }
                 Step::Lost => {
                     tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
                         "the agent's connection ended before it answered; trying another agent");
@@ -692,9 +702,14 @@ enum Step {
 
 #[cfg(test)]
 mod tests {
-    use super::{suffix_matches, AgentConn, SPARE_ENCAPSULATIONS};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{suffix_matches, AgentConn, DispatchError, Gateway, Reply, SPARE_ENCAPSULATIONS};
     use passthru_proto::seal::{RequestHeader, SealError, ValidationPayload};
-    use passthru_proto::AgentKeyPair;
+    use passthru_proto::wire::CloudToAgent;
+    use passthru_proto::{AgentKeyPair, PasswordOperation};
+    use tokio::sync::mpsc;
     use uuid::Uuid;
 
     #[test]
@@ -737,6 +752,106 @@ mod tests {
             assert_eq!(keys.open(&sealed)?.username, payload.username);
         }
         assert!(conn.spare().is_empty());
+        Ok(())
+    }
+
+    /// Two connected agents of one tenant serving `corp.example.test`, with their queues.
+    fn two_agents(
+        gateway: &Gateway,
+        tenant_id: Uuid,
+    ) -> Vec<(Arc<AgentConn>, mpsc::Receiver<CloudToAgent>)> {
+        (0..2)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel(8);
+                let conn = Arc::new(AgentConn::new(
+                    Uuid::new_v4(),
+                    tenant_id,
+                    format!("agent{i}"),
+                    "1".into(),
+                    vec!["corp.example.test".into()],
+                    AgentKeyPair::generate().public_bytes().to_vec(),
+                    tx,
+                ));
+                gateway.register(conn.clone());
+                (conn, rx)
+            })
+            .collect()
+    }
+
+    /// Sends `payload` through the gateway, drops the connection of the agent that received
+    /// it, and returns the dispatch result and whether the other agent received it too.
+    async fn first_agent_drops(
+        payload: ValidationPayload,
+    ) -> Result<(Result<Reply, DispatchError>, bool), String> {
+        let gateway = Arc::new(Gateway::default());
+        let tenant_id = Uuid::new_v4();
+        let mut agents = two_agents(&gateway, tenant_id);
+        let dispatch = tokio::spawn({
+            let gateway = gateway.clone();
+            async move {
+                gateway
+                    .validate(tenant_id, &payload, Duration::from_secs(3))
+                    .await
+            }
+        });
+        // The agent the request went to first.
+        let mut first = None;
+        for _ in 0..1000 {
+            first = agents
+                .iter_mut()
+                .position(|(_, rx)| matches!(rx.try_recv(), Ok(CloudToAgent::Validate(_))));
+            if first.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = first.ok_or("no agent received the request")?;
+        // Its connection ends before it answers.
+        gateway.unregister(&agents[first].0);
+        let result = tokio::time::timeout(Duration::from_secs(10), dispatch)
+            .await
+            .map_err(|_| "the dispatch never ended")?
+            .map_err(|e| e.to_string())?;
+        let other = &mut agents[1 - first].1;
+        let resent = matches!(other.try_recv(), Ok(CloudToAgent::Validate(_)));
+        Ok((result, resent))
+    }
+
+    #[tokio::test]
+    async fn a_lost_write_is_never_sent_to_another_agent() -> Result<(), String> {
+        let change = ValidationPayload {
+            username: "w@corp.example.test".into(),
+            password: zeroize::Zeroizing::new("not-a-secret-old".into()),
+            operation: PasswordOperation::Change {
+                new_password: zeroize::Zeroizing::new("not-a-secret-new".into()),
+            },
+        };
+        let started = Instant::now();
+        let (result, resent) = first_agent_drops(change).await?;
+        assert!(!resent, "a change was sent to a second agent");
+        assert_eq!(result.err(), Some(DispatchError::Timeout));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the lost write ended at once, not at the deadline"
+        );
+        let reset = ValidationPayload {
+            username: "w@corp.example.test".into(),
+            password: zeroize::Zeroizing::new(String::new()),
+            operation: PasswordOperation::Reset {
+                new_password: zeroize::Zeroizing::new("not-a-secret-new".into()),
+                must_change: true,
+            },
+        };
+        let (result, resent) = first_agent_drops(reset).await?;
+        assert!(!resent, "a reset was sent to a second agent");
+        assert_eq!(result.err(), Some(DispatchError::Timeout));
+        // A validation still moves on to the other agent (which does not answer here).
+        let check = ValidationPayload::validate(
+            "v@corp.example.test",
+            zeroize::Zeroizing::new("not-a-secret".into()),
+        );
+        let (_, resent) = first_agent_drops(check).await?;
+        assert!(resent, "a validation moves on from an agent that went away");
         Ok(())
     }
 

@@ -6,11 +6,14 @@ pub mod admin_cli;
 pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
+pub mod browser_policy;
 pub mod device;
 pub mod dirsync;
 pub mod domain_proof;
 pub mod federation;
 pub mod gateway;
+#[cfg(test)]
+pub(crate) mod in_process;
 pub mod init;
 pub mod issue;
 pub mod limits;

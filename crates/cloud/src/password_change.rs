@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::server::ClientInfo;
-use crate::state::{unix_ms, Shared};
-use crate::store::{AuthzRequest, SignIn, Tenant, User};
+use crate::state::{unix_ms, unix_now, Shared};
+use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor, WritebackError};
 
@@ -79,23 +79,57 @@ fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response
 const EXPIRED_INTRO: &str = "You need to update your password because this is the first time you are signing in, or because your password has expired.";
 
 /// The sign-in page's answer to 1330/1907 when writeback is allowed for the user; `None`
-/// when it is not (the sign-in page then shows the seed's message).
+/// when it is not (the sign-in page then shows the seed's message). The pending sign-in
+/// records, server-side, that AD answered so for this user: only then does the change page
+/// accept a new password. A user with a second factor proves it first.
 pub(crate) async fn offer_after_sign_in(
     state: &Shared,
     t: &Tenant,
     req: &AuthzRequest,
     username: &str,
+    corr: uuid::Uuid,
 ) -> Option<Response> {
-    let user = state.store.user_by_upn(t.id, username).await.ok()?;
-    let upn = user.as_ref().map_or(username, |u| u.upn.as_str());
-    writeback::allowed(state, t, upn, user.as_ref(), Actor::User)
+    let user = state.store.user_by_upn(t.id, username).await.ok()??;
+    if !user.enabled {
+        return None;
+    }
+    writeback::allowed(state, t, &user.upn, Some(&user), Actor::User)
         .await
         .ok()?;
-    Some(change_page(
+    let mfa = state.store.mfa(t.id, user.id).await.ok()?;
+    let effective = crate::mfa::policy::effective(t.settings.mfa, mfa.policy);
+    let code_first =
+        crate::mfa::policy::next_step(effective, mfa.enrolled) == crate::mfa::policy::Next::Code;
+    let mut req = req.clone();
+    req.password_change = Some(PasswordChangeGrant {
+        user_id: user.id,
+        upn: user.upn.clone(),
+        second_factor: if code_first {
+            ChangeSecondFactor::Pending
+        } else {
+            ChangeSecondFactor::NotAsked
+        },
+    });
+    if code_first {
+        // The code page; once the code is accepted, the change page (see `mfa::flow`).
+        return Some(crate::mfa::flow::code_before_change(state, t, &req, &user, corr).await);
+    }
+    let lifetime = crate::authorize::REQUEST_LIFETIME;
+    if let Err(e) = state.store.put_authz(&req, unix_now() + lifetime).await {
+        tracing::error!(error = %e, correlation = %corr, "cannot store an authorization request");
+        return None;
+    }
+    Some(change_page_of(t, &req))
+}
+
+/// The change page of a pending sign-in whose grant allows the change now.
+pub(crate) fn change_page_of(t: &Tenant, req: &AuthzRequest) -> Response {
+    let upn = req.password_change.as_ref().map_or("", |g| g.upn.as_str());
+    change_page(
         &expired_form(t, req, upn),
         None,
         &crate::pages::redirect_form_action(&req.redirect_uri),
-    ))
+    )
 }
 
 fn expired_form<'a>(t: &Tenant, req: &'a AuthzRequest, upn: &'a str) -> Form<'a> {
@@ -123,7 +157,9 @@ fn new_password_problem(f: &ChangeForm) -> Option<&'static str> {
     }
 }
 
-/// `POST /{tenant}/login/password/change`: the change during sign-in.
+/// `POST /{tenant}/login/password/change`: the change during sign-in. Only a pending
+/// sign-in that AD answered 1330/1907 for (its server-side grant), for a user not blocked in
+/// the cloud, after the second factor when the user has one.
 pub async fn during_sign_in(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -138,19 +174,36 @@ pub async fn during_sign_in(
     let Some(req) = crate::authorize::pending(&state, &t, &f.req, &f.csrf).await else {
         return crate::authorize::expired(corr);
     };
-    let Some(username) = req.username.clone() else {
+    let Some(grant) = req.password_change.clone() else {
+        tracing::warn!(tenant = %t.name, correlation = %corr, "a password change was posted for a sign-in that AD did not ask to change a password; refused");
         return crate::authorize::expired(corr);
     };
-    let user = state
-        .store
-        .user_by_upn(t.id, &username)
-        .await
-        .ok()
-        .flatten();
-    let upn = user.as_ref().map_or(username.clone(), |u| u.upn.clone());
+    if grant.second_factor == ChangeSecondFactor::Pending {
+        tracing::warn!(tenant = %t.name, user = %grant.upn, correlation = %corr, "a password change was posted before the second factor; refused");
+        return crate::authorize::expired(corr);
+    }
+    let user = match state.store.user_by_id(t.id, grant.user_id).await {
+        Ok(Some(u)) if u.enabled => u,
+        Ok(_) => {
+            return crate::pages::error_page(
+                Aadsts::AccountDisabled,
+                corr,
+                "This account can no longer sign in.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, correlation = %corr, "cannot read the user");
+            return crate::pages::error_page(
+                Aadsts::ServerError,
+                corr,
+                "The service failed; try again.",
+            );
+        }
+    };
+    let upn = user.upn.clone();
     let form_action = crate::pages::redirect_form_action(&req.redirect_uri);
     let form = expired_form(&t, &req, &upn);
-    if let Err(e) = writeback::allowed(&state, &t, &upn, user.as_ref(), Actor::User).await {
+    if let Err(e) = writeback::allowed(&state, &t, &upn, Some(&user), Actor::User).await {
         return change_page(&form, Some(&e.user_sentence()), &form_action);
     }
     if let Some(problem) = new_password_problem(&f) {
@@ -181,6 +234,10 @@ pub async fn during_sign_in(
         tracing::error!(error = %e, "could not write the sign-in log");
     }
     match result {
+        // The second factor was proved before the change: the sign-in completes.
+        Ok(user) if grant.second_factor == ChangeSecondFactor::Proved => {
+            crate::authorize::complete_sign_in(&state, &t, &req, user.id, corr).await
+        }
         Ok(user) => crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await,
         Err(e) => change_page(&form, Some(&e.user_sentence()), &form_action),
     }
@@ -310,5 +367,225 @@ mod tests {
         };
         let r = change_page(&f, Some("<b>"), "'self'");
         assert_eq!(r.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    mod during_sign_in {
+        use passthru_proto::seal::ValidationPayload;
+        use passthru_proto::wire::Outcome;
+        use passthru_proto::{PasswordOperation, Win32};
+
+        use crate::in_process::{directory_user, Answer, Bed, REDIRECT};
+        use crate::state::unix_now;
+
+        /// The password AD says is right but must be changed (1907).
+        const EXPIRED: &str = "Expired-Passw0rd-1";
+        const NEW: &str = "Brand-New-Passw0rd-2";
+
+        /// A domain controller: `EXPIRED` is right and must be changed; a change from it
+        /// is accepted; anything else is a wrong password.
+        fn ad(p: &ValidationPayload) -> Outcome {
+            let name = p.username.split('@').next().unwrap_or_default();
+            match &p.operation {
+                PasswordOperation::Validate if p.password.as_str() == EXPIRED => Outcome::Denied {
+                    win32: Win32::PasswordMustChange,
+                },
+                PasswordOperation::Change { .. } if p.password.as_str() == EXPIRED => {
+                    Outcome::Success(directory_user(name))
+                }
+                _ => Outcome::Denied {
+                    win32: Win32::LogonFailure,
+                },
+            }
+        }
+
+        /// A bed with writeback on and the user `name` allowed to change their password.
+        async fn bed_with(name: &str) -> anyhow::Result<(Bed, crate::store::User)> {
+            let mut bed = Bed::new(ad).await?;
+            bed.settings(|s| s.writeback = true).await?;
+            let user = bed.onprem_user(name).await?;
+            bed.state
+                .store
+                .set_writeback_allowed(bed.tenant.id, user.id, true, unix_now())
+                .await?;
+            Ok((bed, user))
+        }
+
+        /// A new sign-in up to the password page of `name`: its request id and CSRF token.
+        async fn password_page(bed: &Bed, name: &str) -> anyhow::Result<(String, String)> {
+            let first = bed.authorize().await?;
+            let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+            let upn = format!("{name}@{}", crate::in_process::DOMAIN);
+            let page = bed
+                .post(
+                    "/contoso/login",
+                    &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+                    "",
+                )
+                .await?;
+            assert_eq!(page.status, 200, "{}", page.body);
+            Ok((req, csrf))
+        }
+
+        async fn password(bed: &Bed, req: &str, csrf: &str, pw: &str) -> anyhow::Result<Answer> {
+            bed.post(
+                "/contoso/login/password",
+                &[("req", req), ("csrf", csrf), ("password", pw)],
+                "",
+            )
+            .await
+        }
+
+        async fn change(bed: &Bed, req: &str, csrf: &str) -> anyhow::Result<Answer> {
+            bed.post(
+                "/contoso/login/password/change",
+                &[
+                    ("req", req),
+                    ("csrf", csrf),
+                    ("current", EXPIRED),
+                    ("new", NEW),
+                    ("confirm", NEW),
+                ],
+                "",
+            )
+            .await
+        }
+
+        fn changes(bed: &Bed) -> usize {
+            bed.asked().iter().filter(|(op, _)| op == "change").count()
+        }
+
+        fn signed_in(a: &Answer) -> bool {
+            a.location().starts_with(REDIRECT) && a.location().contains("code=")
+        }
+
+        #[tokio::test]
+        async fn only_a_sign_in_ad_answered_1907_for_may_change_the_password() -> anyhow::Result<()>
+        {
+            let (bed, _) = bed_with("alice").await?;
+            // Straight from the username page to the change form: no password was checked.
+            let (req, csrf) = password_page(&bed, "alice").await?;
+            let forged = change(&bed, &req, &csrf).await?;
+            assert_eq!(forged.status, 403, "{}", forged.body);
+            assert!(!signed_in(&forged));
+            assert_eq!(changes(&bed), 0, "nothing was sent to the agent");
+
+            // AD's 1907 for alice, then another name typed on the same sign-in: the grant
+            // does not carry over.
+            let page = password(&bed, &req, &csrf, EXPIRED).await?;
+            assert!(page.body.contains("Update your password"), "{}", page.body);
+            let upn = format!("bob@{}", crate::in_process::DOMAIN);
+            bed.post(
+                "/contoso/login",
+                &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+                "",
+            )
+            .await?;
+            let other = change(&bed, &req, &csrf).await?;
+            assert_eq!(other.status, 403, "{}", other.body);
+            assert_eq!(changes(&bed), 0);
+
+            // The real thing: 1907, the change page, the change, the app gets its code.
+            let (req, csrf) = password_page(&bed, "alice").await?;
+            let page = password(&bed, &req, &csrf, EXPIRED).await?;
+            assert!(page.body.contains("Update your password"), "{}", page.body);
+            let done = change(&bed, &req, &csrf).await?;
+            assert!(signed_in(&done), "{} {}", done.status, done.body);
+            assert_eq!(changes(&bed), 1);
+            // The sign-in is over: its form cannot be posted again.
+            let again = change(&bed, &req, &csrf).await?;
+            assert_eq!(again.status, 403, "{}", again.body);
+            assert_eq!(changes(&bed), 1);
+            Ok(())
+        }
+
+        #[tokio::test]
+        async fn a_user_blocked_in_the_cloud_cannot_change_the_password() -> anyhow::Result<()> {
+            let (bed, alice) = bed_with("alice").await?;
+            let (req, csrf) = password_page(&bed, "alice").await?;
+            let page = password(&bed, &req, &csrf, EXPIRED).await?;
+            assert!(page.body.contains("Update your password"), "{}", page.body);
+            // An administrator blocks the user while the change page is open.
+            bed.state
+                .store
+                .set_user_enabled(bed.tenant.id, alice.id, false, unix_now())
+                .await?;
+            let refused = change(&bed, &req, &csrf).await?;
+            assert!(!signed_in(&refused), "{}", refused.body);
+            assert!(refused.body.contains("50057"), "{}", refused.body);
+            assert_eq!(changes(&bed), 0, "nothing was written");
+            // Blocked before the password: no change page at all.
+            let (req, csrf) = password_page(&bed, "alice").await?;
+            let page = password(&bed, &req, &csrf, EXPIRED).await?;
+            assert!(!page.body.contains("Update your password"), "{}", page.body);
+            assert_eq!(changes(&bed), 0);
+            Ok(())
+        }
+
+        #[tokio::test]
+        async fn a_user_with_a_second_factor_proves_it_before_the_change() -> anyhow::Result<()> {
+            let (mut bed, alice) = bed_with("alice").await?;
+            bed.settings(|s| s.mfa = crate::mfa::policy::Policy::Optional)
+                .await?;
+            let secret = crate::mfa::totp::new_secret();
+            let sealed = bed.state.mfa_box.seal(alice.id, &secret)?;
+            let now = unix_now();
+            assert!(
+                bed.state
+                    .store
+                    .start_mfa_enrolment(bed.tenant.id, alice.id, &sealed)
+                    .await?
+            );
+            let old_step = crate::mfa::totp::step_of(now) - 10;
+            assert!(
+                bed.state
+                    .store
+                    .confirm_mfa_enrolment(bed.tenant.id, alice.id, old_step, &[], now)
+                    .await?
+            );
+            let (req, csrf) = password_page(&bed, "alice").await?;
+            let page = password(&bed, &req, &csrf, EXPIRED).await?;
+            assert!(
+                page.body.contains("/contoso/login/mfa")
+                    && !page.body.contains("Update your password"),
+                "the code page first: {}",
+                page.body
+            );
+            let early = change(&bed, &req, &csrf).await?;
+            assert_eq!(early.status, 403, "{}", early.body);
+            assert_eq!(changes(&bed), 0, "no change before the second factor");
+            let wrong = bed
+                .post(
+                    "/contoso/login/mfa",
+                    &[("req", &req), ("csrf", &csrf), ("code", "000000x")],
+                    "",
+                )
+                .await?;
+            assert!(
+                !wrong.body.contains("Update your password"),
+                "{}",
+                wrong.body
+            );
+            let code =
+                crate::mfa::totp::code_for_step(&secret, crate::mfa::totp::step_of(unix_now()))
+                    .ok_or_else(|| anyhow::anyhow!("no code"))?;
+            let proved = bed
+                .post(
+                    "/contoso/login/mfa",
+                    &[("req", &req), ("csrf", &csrf), ("code", code.as_str())],
+                    "",
+                )
+                .await?;
+            assert!(
+                proved.body.contains("Update your password"),
+                "the change page after the code: {}",
+                proved.body
+            );
+            assert_eq!(changes(&bed), 0);
+            // The change, then the sign-in completes without a second code.
+            let done = change(&bed, &req, &csrf).await?;
+            assert!(signed_in(&done), "{} {}", done.status, done.body);
+            assert_eq!(changes(&bed), 1);
+            Ok(())
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! the flow's CSRF token.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
@@ -27,7 +27,7 @@ use crate::store::{Tenant, User};
 use crate::sts::correlation_id;
 use crate::writeback::{self, Actor};
 
-/// The flow's cookie.
+/// The flow's cookie (`__Host-passthru_reset.TENANT`).
 const COOKIE: &str = "passthru_reset";
 /// How long a reset may take, seconds.
 const FLOW_LIFETIME: i64 = 900;
@@ -80,7 +80,7 @@ async fn too_many(
                 ),
             );
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
                 r.headers_mut().insert("retry-after", v);
             }
             Some(r)
@@ -111,13 +111,9 @@ fn form_page(t: &Tenant, title: &str, inner: &str, error: Option<&str>) -> Respo
 }
 
 fn with_cookie(mut r: Response, t: &Tenant, value: &str, max_age: i64) -> Response {
-    let v = format!(
-        "{COOKIE}={value}; Path=/{}/password/reset; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}",
-        t.name
-    );
-    if let Ok(h) = HeaderValue::from_str(&v) {
-        r.headers_mut().append("set-cookie", h);
-    }
+    let name = crate::browser_policy::tenant_cookie(COOKIE, &t.name);
+    let h = crate::browser_policy::host_cookie(&name, value, "Strict", max_age);
+    r.headers_mut().append("set-cookie", h);
     r
 }
 
@@ -257,7 +253,10 @@ async fn flow_of(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Option<(ResetFlow, String, User)> {
-    let id = cookie_value(headers, COOKIE)?;
+    let id = cookie_value(
+        headers,
+        &crate::browser_policy::tenant_cookie(COOKIE, &t.name),
+    )?;
     let id_hash = hash_secret(&id);
     let flow = state
         .store

@@ -186,7 +186,10 @@ pub fn router(state: Shared) -> Router {
             post(password_reset::set_new),
         )
         .route("/{tenant}/federation/callback", get(federation::callback))
-        .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
+        .route(
+            "/{tenant}/oauth2/v2.0/logout",
+            get(authorize::logout).post(authorize::logout_confirmed),
+        )
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
             post(device::device_code),
@@ -205,6 +208,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::mfa::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::map_response(crate::browser_policy::hsts))
         .with_state(state)
 }
 

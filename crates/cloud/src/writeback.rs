@@ -77,6 +77,12 @@ impl WritebackError {
             WritebackError::Timeout | WritebackError::Agent(AgentError::DirectoryTimeout) => {
                 "Your organization's directory took too long to answer; your password may not have been changed. Try signing in with it, or try again in a moment.".into()
             }
+            WritebackError::Agent(AgentError::WritebackProtectedAccount) => {
+                "Your account is an administrator account, and your organization doesn't let its password be changed on this site, so it was not changed. Change it on your organization's network, or ask another administrator.".into()
+            }
+            WritebackError::Agent(AgentError::WritebackOutsideScope) => {
+                "Your organization doesn't let your account's password be changed on this site, so it was not changed. Contact your administrator.".into()
+            }
             WritebackError::Agent(AgentError::WritebackNotPermitted) => {
                 "Your organization hasn't set up password changes here correctly, so your password was not changed. Contact your administrator.".into()
             }

@@ -60,7 +60,7 @@ use url::Url;
 use crate::dc::{DcFailure, DomainController};
 pub use crate::health::ProbePolicy;
 pub use crate::sync::SyncCredentials;
-pub use crate::writeback::{PasswordWrite, WriteVerdict};
+pub use crate::writeback::{PasswordWrite, WriteVerdict, WritebackScope};
 
 /// How often the background task looks for Down DCs whose probe is due.
 const PROBE_TICK: Duration = Duration::from_millis(100);
@@ -225,6 +225,32 @@ pub enum DirectoryError {
         /// What is missing, and what to do.
         detail: String,
     },
+    /// The user is a protected account (`adminCount=1`) and the forest's configuration on
+    /// this agent does not allow writing their password.
+    #[error(
+        "forest {forest}: the password of {dn} is not written: it is a protected account \
+         (adminCount=1, an administrator now or formerly). Change it in Active Directory, or \
+         set writeback_protected_accounts = true in the forest's [[forest]] table"
+    )]
+    WritebackProtectedAccount {
+        /// The forest's name.
+        forest: String,
+        /// The user's DN.
+        dn: String,
+    },
+    /// The user is not under the forest's `writeback_base_dn`.
+    #[error(
+        "forest {forest}: the password of {dn} is not written: the user is not under \
+         writeback_base_dn {base_dn:?}"
+    )]
+    WritebackOutsideBaseDn {
+        /// The forest's name.
+        forest: String,
+        /// The user's DN.
+        dn: String,
+        /// The configured base DN.
+        base_dn: String,
+    },
 }
 
 impl DirectoryError {
@@ -235,6 +261,10 @@ impl DirectoryError {
             DirectoryError::Timeout { .. } => AgentError::DirectoryTimeout,
             DirectoryError::NotRoutable { .. } => AgentError::NotRoutable,
             DirectoryError::WritebackNotPermitted { .. } => AgentError::WritebackNotPermitted,
+            DirectoryError::WritebackProtectedAccount { .. } => {
+                AgentError::WritebackProtectedAccount
+            }
+            DirectoryError::WritebackOutsideBaseDn { .. } => AgentError::WritebackOutsideScope,
             DirectoryError::Unexpected(_)
             | DirectoryError::Config(_)
             | DirectoryError::ServiceAccount { .. }

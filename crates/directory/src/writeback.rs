@@ -67,6 +67,19 @@ pub enum WriteVerdict {
     Refused(PasswordRefusal),
 }
 
+/// Which accounts the agent writes passwords of, in one forest (the forest's
+/// `writeback_protected_accounts` and `writeback_base_dn` settings). By default: every user
+/// of the forest except protected accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WritebackScope {
+    /// Whether protected accounts (`adminCount=1`: members, now or formerly, of Domain
+    /// Admins, Administrators and the other groups AdminSDHolder protects) may have their
+    /// password changed or reset.
+    pub protected_accounts: bool,
+    /// When set, only users under this DN (the entry itself or its subtree).
+    pub base_dn: Option<String>,
+}
+
 /// A `unicodePwd` value (the password in double quotes, UTF-16LE), wiped when dropped.
 /// ldap3 copies it into the encoded request, which lives only until it is written.
 #[derive(PartialEq, Eq)]
@@ -137,12 +150,15 @@ fn transport(what: &str, e: LdapError) -> Failure {
 impl Directory {
     /// Writes a new password for `upn` in its forest. `service` is the forest's service
     /// account: required for a reset and for a change by a user who cannot bind (1907,
-    /// 1330). `now` (Unix seconds) is used to name a minimum-age refusal.
+    /// 1330). `scope` says which accounts may be written: a protected account or a user
+    /// outside the base DN is refused before anything is written. `now` (Unix seconds) is
+    /// used to name a minimum-age refusal.
     pub async fn write_password(
         &self,
         upn: &str,
         write: PasswordWrite<'_>,
         service: Option<&SyncCredentials>,
+        scope: &WritebackScope,
         now: i64,
     ) -> Result<WriteVerdict, DirectoryError> {
         let (forest, named) = self.route_upn(upn)?;
@@ -166,7 +182,8 @@ impl Directory {
         let mut failures = Vec::new();
         let mut all_timed_out = true;
         for dc in forest.candidates() {
-            match write_on(forest, dc, upn, write, service, now, &self.timeouts).await {
+            let to = Target { upn, write, scope };
+            match write_on(forest, dc, &to, service, now, &self.timeouts).await {
                 Ok(verdict) => {
                     dc.mark_up();
                     return Ok(verdict);
@@ -207,11 +224,17 @@ enum Bound {
     Service,
 }
 
+/// What to write for whom, and within which limits.
+struct Target<'a> {
+    upn: &'a str,
+    write: PasswordWrite<'a>,
+    scope: &'a WritebackScope,
+}
+
 async fn write_on(
     forest: &Forest,
     dc: &DomainController,
-    upn: &str,
-    write: PasswordWrite<'_>,
+    to: &Target<'_>,
     service: Option<&SyncCredentials>,
     now: i64,
     timeouts: &Timeouts,
@@ -224,7 +247,7 @@ async fn write_on(
         Err(DcFailure::Busy { detail }) => return Err(Failure::Busy(detail)),
         Err(DcFailure::Final(e)) => return Err(Failure::Final(e)),
     };
-    let result = write_with(&mut ldap, forest, upn, write, service, now, timeouts).await;
+    let result = write_with(&mut ldap, forest, to, service, now, timeouts).await;
     let _ = tokio::time::timeout(timeouts.operation, ldap.unbind()).await;
     result
 }
@@ -232,12 +255,12 @@ async fn write_on(
 async fn write_with(
     ldap: &mut Ldap,
     forest: &Forest,
-    upn: &str,
-    write: PasswordWrite<'_>,
+    to: &Target<'_>,
     service: Option<&SyncCredentials>,
     now: i64,
     timeouts: &Timeouts,
 ) -> Result<WriteVerdict, Failure> {
+    let (upn, write) = (to.upn, to.write);
     let bound = match write {
         PasswordWrite::Change { old, .. } => match bind(ldap, upn, old, timeouts).await? {
             None => Bound::User,
@@ -272,6 +295,7 @@ async fn write_with(
     }
     let base = naming_context(ldap, timeouts).await?;
     let user = find_user(ldap, &base, upn, timeouts).await?;
+    in_scope(ldap, forest, &user, to.scope, timeouts).await?;
     let mods = match write {
         PasswordWrite::Change { old, new } => vec![
             Mod::Delete(Value::text("unicodePwd"), set(Value::password(old))),
@@ -333,6 +357,60 @@ async fn write_with(
     user.user(upn)
         .map(WriteVerdict::Written)
         .ok_or_else(|| unexpected(format!("{} has no valid objectGUID", user.dn)))
+}
+
+/// Refuses (finally: no other DC is asked, nothing is written) a protected account unless
+/// the forest allows them, and a user outside the forest's writeback base DN.
+async fn in_scope(
+    ldap: &mut Ldap,
+    forest: &Forest,
+    user: &Entry,
+    scope: &WritebackScope,
+    timeouts: &Timeouts,
+) -> Result<(), Failure> {
+    let protected = user
+        .text("adminCount")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .is_some_and(|n| n != 0);
+    if protected && !scope.protected_accounts {
+        return Err(Failure::Final(DirectoryError::WritebackProtectedAccount {
+            forest: forest.name().to_string(),
+            dn: user.dn.clone(),
+        }));
+    }
+    let Some(base_dn) = scope.base_dn.as_deref() else {
+        return Ok(());
+    };
+    // The directory decides whether the user is in the subtree (DN spelling, case and
+    // spacing differ between the configuration and AD's own form).
+    let outside = || {
+        Failure::Final(DirectoryError::WritebackOutsideBaseDn {
+            forest: forest.name().to_string(),
+            dn: user.dn.clone(),
+            base_dn: base_dn.to_string(),
+        })
+    };
+    let found = ldap
+        .with_timeout(timeouts.operation)
+        .with_search_options(SearchOptions::new().sizelimit(1))
+        .search(
+            base_dn,
+            Scope::Subtree,
+            &equality_filter("distinguishedName", &user.dn),
+            vec!["1.1"],
+        )
+        .await
+        .map_err(|e| transport("search", e))?;
+    match found.1.rc {
+        // noSuchObject: the base DN does not exist, so nobody is under it.
+        32 => Err(outside()),
+        RC_SUCCESS | 4 if !found.0.is_empty() => Ok(()),
+        RC_SUCCESS | 4 => Err(outside()),
+        rc => Err(unexpected(format!(
+            "searching writeback_base_dn {base_dn:?} for {} failed with LDAP result {rc}: {}",
+            user.dn, found.1.text
+        ))),
+    }
 }
 
 /// A simple bind: `None` when accepted, the Win32 reason when refused.
@@ -415,7 +493,12 @@ async fn find_user(
     timeouts: &Timeouts,
 ) -> Result<Entry, Failure> {
     let mut attrs: Vec<&str> = USER_ATTRS.to_vec();
-    attrs.extend(["pwdLastSet", "msDS-ResultantPSO", "lockoutTime"]);
+    attrs.extend([
+        "pwdLastSet",
+        "msDS-ResultantPSO",
+        "lockoutTime",
+        "adminCount",
+    ]);
     let filter = format!(
         "(&(objectCategory=person)(objectClass=user){})",
         equality_filter("userPrincipalName", upn)

@@ -217,6 +217,13 @@ pub enum AgentError {
     /// Password writeback is not possible here: the forest has no service account on this
     /// agent, or the account lacks the right to change or reset the user's password (80007).
     WritebackNotPermitted,
+    /// Password writeback refused by the agent's configuration: the user is a protected
+    /// account (`adminCount=1`) and the forest does not set
+    /// `writeback_protected_accounts = true` (80007).
+    WritebackProtectedAccount,
+    /// Password writeback refused by the agent's configuration: the user is not under the
+    /// forest's `writeback_base_dn` (80007).
+    WritebackOutsideScope,
 }
 
 impl AgentError {
@@ -225,9 +232,10 @@ impl AgentError {
         match self {
             AgentError::DirectoryUnreachable => Aadsts::AgentUnavailable,
             AgentError::DirectoryTimeout | AgentError::Expired => Aadsts::AgentTimeout,
-            AgentError::DirectoryError | AgentError::WritebackNotPermitted => {
-                Aadsts::DirectoryCommunication
-            }
+            AgentError::DirectoryError
+            | AgentError::WritebackNotPermitted
+            | AgentError::WritebackProtectedAccount
+            | AgentError::WritebackOutsideScope => Aadsts::DirectoryCommunication,
             AgentError::NotRoutable => Aadsts::InvalidUsernameForAgent,
             AgentError::DecryptFailed | AgentError::Replayed => Aadsts::AgentDecryptFailed,
             AgentError::NoKey => Aadsts::AgentNoKey,
@@ -248,6 +256,8 @@ impl AgentError {
             AgentError::Expired => "the request had expired when it arrived",
             AgentError::Replayed => "the request id was already seen (replay)",
             AgentError::WritebackNotPermitted => "password writeback is not possible: the forest has no service account on this agent, or the account lacks the right to change or reset passwords",
+            AgentError::WritebackProtectedAccount => "the user is a protected account (adminCount=1): the agent's forest configuration does not allow writing its password (writeback_protected_accounts)",
+            AgentError::WritebackOutsideScope => "the user is outside the agent's writeback_base_dn for the forest: its password is not written",
         }
     }
 

@@ -166,6 +166,26 @@ impl FormBrowser {
         self.finish(&url, r).await
     }
 
+    /// Signs out at `logout` (`/TENANT/oauth2/v2.0/logout?...`, relative or absolute): a GET
+    /// shows a confirmation page while a session is live, whose form this posts back. The
+    /// answer to the post (or to the GET when there was nothing to confirm).
+    pub async fn sign_out(&mut self, logout: &str) -> anyhow::Result<Page> {
+        let page = self.get(logout).await?;
+        if !page.body.contains("id=\"signout\"") {
+            return Ok(page);
+        }
+        let action = logout.split('?').next().unwrap_or(logout).to_string();
+        let mut form = vec![("csrf", page.hidden("csrf"))];
+        for k in ["post_logout_redirect_uri", "state"] {
+            let v = page.hidden(k);
+            if !v.is_empty() {
+                form.push((k, v));
+            }
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(&action, &form).await
+    }
+
     /// `POST target` with `form` (urlencoded) and this browser's cookies for its origin.
     pub async fn post(&mut self, target: &str, form: &[(&str, &str)]) -> anyhow::Result<Page> {
         let url = self.url(target);

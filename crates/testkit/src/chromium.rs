@@ -217,8 +217,14 @@ pub fn code_from_callback(b: &mut Chromium) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("the app got no callback"))
 }
 
+/// Signs out of the cloud: the logout page asks for confirmation (a cross-site GET must
+/// not sign anyone out), then the signed-out page.
 pub fn sign_out(b: &mut Chromium, cloud: &Cloud) -> anyhow::Result<()> {
     b.get(&format!("{}/contoso/oauth2/v2.0/logout", cloud.url))?;
+    let html = b.page()?["html"].as_str().unwrap_or_default().to_string();
+    if html.contains("id=\"signout\"") {
+        b.click("signout")?;
+    }
     let text = b.page()?["text"].as_str().unwrap_or_default().to_string();
     ensure!(text.contains("signed out"), "{text}");
     Ok(())

@@ -239,6 +239,28 @@ impl Cloud {
         Ok(())
     }
 
+    /// A second `serve` process on the same data dir (so the same store), on a free port of
+    /// its own, as a second instance behind a load balancer would be; its log is
+    /// `DIR/cloud.log` (give it its own `dir`).
+    pub fn another_instance(&self, dir: &Path) -> anyhow::Result<Cloud> {
+        std::fs::create_dir_all(dir)?;
+        let mut other = Cloud {
+            data_dir: self.data_dir.clone(),
+            url: String::new(),
+            tenant: self.tenant.clone(),
+            admin_upn: self.admin_upn.clone(),
+            admin_password: self.admin_password.clone(),
+            listen: "127.0.0.1:0".into(),
+            serve_env: self.serve_env.clone(),
+            dns: crate::dns::DnsZone::new(dir)?,
+            serve_args: self.serve_args.clone(),
+            child: None,
+            log: dir.join("cloud.log"),
+        };
+        other.serve()?;
+        Ok(other)
+    }
+
     /// Extra arguments for `serve` from the next [`Cloud::serve`] on (e.g.
     /// `--metrics-listen 127.0.0.1:PORT`).
     pub fn set_serve_args(&mut self, args: &[&str]) {
@@ -422,6 +444,8 @@ pub struct ForestEntry {
     pub sync: Option<(String, PathBuf, u64)>,
     /// A plain LDAP directory's bind DN template (`uid={local},ou=people,...`).
     pub bind_dn_template: Option<String>,
+    /// Extra lines of the `[[forest]]` table (`writeback_base_dn = "..."`, say).
+    pub extra: Vec<String>,
 }
 
 impl ForestEntry {
@@ -434,7 +458,20 @@ impl ForestEntry {
             ca_file: forest.ca_file.clone(),
             sync: None,
             bind_dn_template: None,
+            extra: Vec::new(),
         }
+    }
+
+    /// Writeback limits: `writeback_protected_accounts` and, when given,
+    /// `writeback_base_dn`.
+    pub fn with_writeback_scope(mut self, protected_accounts: bool, base_dn: Option<&str>) -> Self {
+        self.extra.push(format!(
+            "writeback_protected_accounts = {protected_accounts}"
+        ));
+        if let Some(dn) = base_dn {
+            self.extra.push(format!("writeback_base_dn = {dn:?}"));
+        }
+        self
     }
 
     /// Users bind as `template`'s DN (a plain LDAP directory such as slapd).
@@ -488,6 +525,15 @@ pub fn write_agent_config(path: &Path, forests: &[ForestEntry]) -> anyhow::Resul
                 "\nservice_account = {account:?}\nservice_password_file = {:?}\nsync_interval_seconds = {interval}\n\n",
                 file.display().to_string()
             ));
+        }
+        if !f.extra.is_empty() {
+            s.truncate(s.trim_end().len());
+            s.push('\n');
+            for line in &f.extra {
+                s.push_str(line);
+                s.push('\n');
+            }
+            s.push('\n');
         }
     }
     std::fs::write(path, s)?;

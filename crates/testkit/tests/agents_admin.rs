@@ -340,3 +340,63 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Two cloud processes share one store (two instances behind a load balancer). The agent is
+/// connected to the first; an administrator revokes it through the second, whose gateway
+/// has no connection to close. The first finds the revocation in the store at its next
+/// heartbeat and drops the agent within two heartbeat intervals.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_revoked_by_another_cloud_process_is_dropped_at_a_heartbeat() -> anyhow::Result<()>
+{
+    let corp = bed::corp()?;
+    let dir = fresh_dir("agents-revoked-elsewhere")?;
+    let mut t = PtaSetup::new(&dir, &corp).start()?;
+    let mut agent = t.take_agent()?;
+    let id = agent.id()?;
+    let other = t.cloud.another_instance(&dir.join("second-instance"))?;
+    let before = t.cloud.log();
+    let revoked_at = Instant::now();
+    let answer: Value =
+        serde_json::from_str(&other.admin(&["--json", "agents", "revoke", &id, "--force"])?)?;
+    assert_eq!(
+        answer["connections_closed"], 0,
+        "the second instance has no connection of the agent to close: {answer}"
+    );
+    // The agent is told why and its connection ends within two heartbeat intervals.
+    while !agent
+        .log()
+        .contains("this agent has been revoked by an administrator")
+    {
+        assert!(
+            revoked_at.elapsed() < HEARTBEAT * 2 + Duration::from_secs(1),
+            "the first instance did not drop the revoked agent within two heartbeats:\nagent:\n{}\ncloud:\n{}",
+            agent.log(),
+            t.cloud.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        t.cloud.log()[before.len()..].contains("revoked (found at a heartbeat)"),
+        "{}",
+        t.cloud.log()
+    );
+    // Its reconnection is refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !agent.log().contains("This agent has been revoked") {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = t.sign_in()?;
+    let good = corp.user("good")?;
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
+    assert_eq!(
+        r.code(),
+        Some(80001),
+        "no agent serves any more: {:?}",
+        r.body
+    );
+    agent.stop_with(15);
+    Ok(())
+}

@@ -272,9 +272,9 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     let binding = to_idp
         .set_cookies()
         .into_iter()
-        .find(|c| c.starts_with("passthru_federation="))
+        .find(|c| c.starts_with("__Host-passthru_federation.contoso="))
         .unwrap_or_default();
-    for attr in ["Secure", "HttpOnly", "SameSite=Lax"] {
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/;"] {
         assert!(binding.contains(attr), "{binding}");
     }
 
@@ -345,7 +345,7 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     assert!(
         done.set_cookies()
             .iter()
-            .any(|c| c.starts_with("passthru_session=") && c.contains("HttpOnly")),
+            .any(|c| c.starts_with("__Host-passthru_session=") && c.contains("HttpOnly")),
         "B starts its own session"
     );
 
@@ -386,9 +386,9 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     // Sign out of B only; alice, now known to B, goes to A again, where single sign-on
     // answers at once; she is the same user (keyed by issuer and subject).
     let out = br
-        .get(&format!("{}/contoso/oauth2/v2.0/logout", b.url))
+        .sign_out(&format!("{}/contoso/oauth2/v2.0/logout", b.url))
         .await?;
-    assert_eq!(out.status, 200);
+    assert_eq!(out.status, 200, "{}", out.body);
     let (verifier, challenge) = pkce();
     let to_idp = start_at_b(
         &mut br,
@@ -420,7 +420,7 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
     assert_eq!(claims["nonce"], "app-nonce-2");
 
     // A callback in a browser that did not start the round trip (no binding cookie): refused.
-    br.get(&format!("{}/contoso/oauth2/v2.0/logout", b.url))
+    br.sign_out(&format!("{}/contoso/oauth2/v2.0/logout", b.url))
         .await?;
     let (_, challenge) = pkce();
     let to_idp = start_at_b(&mut br, &b, &web, &challenge, "s6", "n6", ALICE).await?;

@@ -443,13 +443,19 @@ async fn code_flow_with_pkce_sso_refresh_and_logout() -> anyhow::Result<()> {
         "a public client cannot use client credentials: {v}"
     );
 
-    // Logout: back to a registered URI only; the session is gone.
-    let out = b
-        .get(&format!(
-            "/contoso/oauth2/v2.0/logout?post_logout_redirect_uri={}&state=bye",
-            urlencode(REDIRECT)
-        ))
-        .await?;
+    // Logout: a GET only asks (a cross-site link must not sign anyone out); the form it
+    // shows signs out and goes back to a registered URI only; the session is gone.
+    let logout = format!(
+        "/contoso/oauth2/v2.0/logout?post_logout_redirect_uri={}&state=bye",
+        urlencode(REDIRECT)
+    );
+    let asked = b.get(&logout).await?;
+    assert!(
+        asked.status == 200 && asked.body.contains("id=\"signout\""),
+        "{}",
+        asked.body
+    );
+    let out = b.sign_out(&logout).await?;
     assert!(
         out.location().starts_with(REDIRECT) && out.location().contains("state=bye"),
         "{}",

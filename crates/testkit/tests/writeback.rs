@@ -442,6 +442,67 @@ async fn a_service_account_without_the_right_is_reported() -> anyhow::Result<()>
     Ok(())
 }
 
+/// The agent-side writeback guard end to end: the forest's Administrator (a protected
+/// account, `adminCount=1`) is never reset through the cloud unless the agent's forest
+/// configuration allows it; the administrator gets the `protected_account` error that says
+/// what to do; a user outside `writeback_base_dn` gets `outside_writeback_scope`. Nothing is
+/// written either time.
+#[tokio::test(flavor = "multi_thread")]
+async fn protected_accounts_and_the_base_dn_are_refused_by_the_agent() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let mut admin = corp.admin().await?;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let target = user(&corp, "wbg", tag, AccountState::Good);
+    admin.create_user(&target).await?;
+    let t = PtaSetup::new(&fresh_dir("writeback-guard")?, &corp)
+        .agent(AgentStage::None)
+        .pta(false)
+        .start()?;
+    let (svc, svc_file) = admin_service_account(&corp)?;
+    let staff = format!("OU=nosuch-{tag},{}", corp.base_dn);
+    let _agent = t.start_agent(&[ForestEntry::for_forest(&corp)
+        .with_sync(&svc, &svc_file, 3600)
+        .with_writeback_scope(false, Some(&staff))])?;
+    t.enable_pta()?;
+    t.cloud.admin(&["settings", "set", "writeback", "true"])?;
+    t.wait_synced(&target.upn)?;
+    // The Administrator (no userPrincipalName, so not synced) signs in once by its implicit
+    // UPN, so the cloud knows the account.
+    t.cloud
+        .admin(&["settings", "set", "sync_required", "false"])?;
+    let client = t.sign_in()?;
+    let r = client
+        .password("contoso", &corp.admin_upn, &corp.admin_password)
+        .await?;
+    assert!(r.ok(), "{:?}", r.body);
+
+    let new = recorded_secret("Wb-Guard1!");
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &corp.admin_upn], &new)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("protected_account") && stderr.contains("writeback_protected_accounts"),
+        "{stderr}"
+    );
+    assert!(
+        corp.bind(&corp.admin_upn, &corp.admin_password)
+            .await
+            .is_ok(),
+        "the Administrator's password is unchanged"
+    );
+    let out = t
+        .cloud
+        .admin_with_user_password(&["user", "reset-password", &target.upn], &new)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("outside_writeback_scope"), "{stderr}");
+    assert!(corp.bind(&target.upn, &target.password).await.is_ok());
+    admin.delete(&target.dn(&corp.base_dn)).await?;
+    Ok(())
+}
+
 /// The agents that answered `upn`'s sign-ins with `result` (`success`, or an AADSTS code),
 /// and the log they were read from.
 fn answering_agents(

@@ -14,6 +14,7 @@ use crate::oauth_error::ApiError;
 use crate::state::{unix_now, Shared};
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
+use passthru_proto::AgentError;
 
 /// Shortest cloud password accepted.
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -411,12 +412,20 @@ fn writeback_api_error(e: WritebackError) -> ApiError {
         | WritebackError::LockedInCloud => (StatusCode::CONFLICT, "refused_by_directory"),
         WritebackError::NoAgent => (StatusCode::SERVICE_UNAVAILABLE, "no_agent"),
         WritebackError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
+        WritebackError::Agent(AgentError::WritebackProtectedAccount) => {
+            (StatusCode::CONFLICT, "protected_account")
+        }
+        WritebackError::Agent(AgentError::WritebackOutsideScope) => {
+            (StatusCode::CONFLICT, "outside_writeback_scope")
+        }
         WritebackError::Agent(_) => (StatusCode::BAD_GATEWAY, "agent_failed"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     let detail = match &e {
         WritebackError::Policy(r) => crate::writeback::refusal_sentence(*r),
         WritebackError::NoAgent => "No authentication agent is connected: the password was not reset. Start an agent (`passthru-agent run`) and try again.".to_string(),
+        WritebackError::Agent(AgentError::WritebackProtectedAccount) => "The user is a protected account (adminCount=1, an administrator now or formerly): the agent refused to write its password, and nothing was changed. Reset it in Active Directory, or allow it with writeback_protected_accounts = true in the forest's [[forest]] table of the agents' configuration.".to_string(),
+        WritebackError::Agent(AgentError::WritebackOutsideScope) => "The user is outside the writeback_base_dn the agents' configuration sets for the forest: the agent refused to write its password, and nothing was changed.".to_string(),
         WritebackError::Agent(a) => format!("The agent could not reset the password: {}. Check the agent's log; the forest's service_account needs the \"Reset Password\" right on the users.", a.describe()),
         other => format!("{other}."),
     };

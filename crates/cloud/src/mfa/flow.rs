@@ -22,7 +22,7 @@ use crate::pages::{error_page, info_page, redirect_form_action};
 use crate::server::ClientInfo;
 use crate::state::{unix_now, Shared};
 use crate::store::mfa::Stage;
-use crate::store::{AuthzRequest, Tenant, User};
+use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, Tenant, User};
 use crate::sts::correlation_id;
 
 /// How long a second-factor page may wait for its form, seconds.
@@ -191,6 +191,36 @@ pub(crate) async fn after_password(
     )
 }
 
+/// A sign-in whose expired password the user will change: the code page first (the
+/// request carries the change grant; once the code is accepted, [`finish`] shows the change
+/// page instead of completing).
+pub(crate) async fn code_before_change(
+    state: &Shared,
+    t: &Tenant,
+    req: &AuthzRequest,
+    user: &User,
+    corr: Uuid,
+) -> Response {
+    let now = unix_now();
+    let stored = async {
+        state.store.put_authz(req, now + CHALLENGE_LIFETIME).await?;
+        state
+            .store
+            .put_mfa_challenge(
+                &req.id,
+                t.id,
+                user.id,
+                Stage::Code,
+                now + CHALLENGE_LIFETIME,
+            )
+            .await
+    };
+    if let Err(e) = stored.await {
+        return server_error(e, corr);
+    }
+    ask_code(t, req, user, None)
+}
+
 /// A form of the second-factor pages of a sign-in.
 #[derive(Deserialize)]
 pub struct CodeForm {
@@ -249,10 +279,32 @@ async fn finish(
     corr: Uuid,
 ) -> Response {
     match state.store.take_mfa_challenge(&req.id).await {
-        Ok(true) => complete_sign_in(state, t, req, user.id, corr).await,
-        Ok(false) => expired(corr),
-        Err(e) => server_error(e, corr),
+        Ok(true) => {}
+        Ok(false) => return expired(corr),
+        Err(e) => return server_error(e, corr),
     }
+    // An expired password to change: the second factor is proved, now the change page (the
+    // sign-in completes once the new password is written).
+    if let Some(grant) = req
+        .password_change
+        .as_ref()
+        .filter(|g| g.second_factor == ChangeSecondFactor::Pending && g.user_id == user.id)
+    {
+        let mut req = req.clone();
+        req.password_change = Some(PasswordChangeGrant {
+            second_factor: ChangeSecondFactor::Proved,
+            ..grant.clone()
+        });
+        if let Err(e) = state
+            .store
+            .put_authz(&req, unix_now() + CHALLENGE_LIFETIME)
+            .await
+        {
+            return server_error(e, corr);
+        }
+        return crate::password_change::change_page_of(t, &req);
+    }
+    complete_sign_in(state, t, req, user.id, corr).await
 }
 
 /// `POST /{tenant}/login/mfa`: the code of an enrolled user.

@@ -20,9 +20,10 @@ use crate::store::{App, Tenant, User};
 use crate::sts::BaseUrl;
 use crate::token::pkce_s256;
 
-/// The session cookie.
+/// The session cookie (`__Host-passthru_portal.TENANT`).
 pub const SESSION_COOKIE: &str = "passthru_portal";
-/// The cookie holding the `state` of a sign-in in progress.
+/// The cookie holding the `state` of a sign-in in progress
+/// (`__Host-passthru_portal_login.TENANT`).
 const LOGIN_COOKIE: &str = "passthru_portal_login";
 /// Portal sessions end this long after sign-in, seconds (absolute, never extended).
 pub const SESSION_LIFETIME: i64 = 8 * 3600;
@@ -61,11 +62,20 @@ impl Ctx {
     }
 }
 
+/// A portal cookie of the tenant of `path` (`/TENANT/portal`): one name per tenant, since a
+/// `__Host-` cookie's path is `/`.
 fn cookie(name: &str, value: &str, path: &str, same_site: &str, max_age: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; Secure; HttpOnly; SameSite={same_site}; Max-Age={max_age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("passthru_portal=; Max-Age=0"))
+    let tenant = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    crate::browser_policy::host_cookie(
+        &crate::browser_policy::tenant_cookie(name, tenant),
+        value,
+        same_site,
+        max_age,
+    )
 }
 
 fn portal_path(t: &Tenant) -> String {
@@ -165,7 +175,11 @@ pub async fn signed_in(
         // One path (and so one cookie path) per tenant: its name.
         return Err(Redirect::to(&format!("{}/", portal_path(&t))).into_response());
     }
-    let Some(sid) = cookie_value(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else {
+    let Some(sid) = cookie_value(
+        headers,
+        &crate::browser_policy::tenant_cookie(SESSION_COOKIE, &t.name),
+    )
+    .filter(|s| !s.is_empty()) else {
         return Err(start_login(state, &t, base).await);
     };
     let sid_hash = hash_secret(&sid);
@@ -258,7 +272,11 @@ pub async fn callback(
         return callback_failed(&t, "The answer of the sign-in service is incomplete.");
     };
     let expired = "This sign-in has expired or did not start in this browser.";
-    let cookie_state = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let cookie_state = cookie_value(
+        &headers,
+        &crate::browser_policy::tenant_cookie(LOGIN_COOKIE, &t.name),
+    )
+    .unwrap_or_default();
     if cookie_state.is_empty() || !secrets_equal(&cookie_state, state_value) {
         return callback_failed(&t, expired);
     }
@@ -351,8 +369,9 @@ pub struct SignOutForm {
     csrf: String,
 }
 
-/// `POST /{tenant}/portal/signout`: ends the portal session, then the STS's single sign-on
-/// session (its logout page), so the next visit asks for the password again.
+/// `POST /{tenant}/portal/signout`: ends the portal session and the STS's single sign-on
+/// session (this form carries the session's CSRF token), then shows the signed-out page,
+/// so the next visit asks for the password again.
 pub async fn sign_out(
     State(state): State<Shared>,
     Path(tenant_name): Path<String>,
@@ -379,11 +398,15 @@ pub async fn sign_out(
             "This form was not ours or has expired (wrong CSRF token). Reload the page and try again.",
         );
     }
-    if let Some(sid) = cookie_value(&headers, SESSION_COOKIE) {
+    if let Some(sid) = cookie_value(
+        &headers,
+        &crate::browser_policy::tenant_cookie(SESSION_COOKIE, &ctx.t.name),
+    ) {
         if let Err(e) = state.store.delete_portal_session(&hash_secret(&sid)).await {
             return server_error(e);
         }
     }
+    let sso = crate::authorize::end_sso_session(&state, &headers).await;
     tracing::info!(tenant = %ctx.t.name, user = %ctx.user.upn, "portal: signed out");
     let mut r = (
         StatusCode::SEE_OTHER,
@@ -392,6 +415,7 @@ pub async fn sign_out(
         .into_response();
     r.headers_mut()
         .append("set-cookie", signed_out_cookie(&ctx.t));
+    r.headers_mut().append("set-cookie", sso);
     layout::secure(&mut r, "'none'");
     r
 }

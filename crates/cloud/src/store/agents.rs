@@ -97,6 +97,19 @@ impl AgentTally {
     }
 }
 
+/// Whether a connected agent may stay connected, as the store says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStanding {
+    /// Registered, not revoked, certificate valid.
+    Admitted,
+    /// Revoked (by this or another cloud process).
+    Revoked,
+    /// Its certificate has expired.
+    CertificateExpired,
+    /// No longer registered.
+    Removed,
+}
+
 impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn add_agent(
@@ -211,13 +224,27 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<()> {
-        sqlx::query("UPDATE agents SET last_seen = ? WHERE id = ?")
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Records that a connected agent was heard from, and reads in the same statement
+    /// whether it may stay connected: any cloud process sharing the store may have revoked
+    /// it meanwhile.
+    pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<AgentStanding> {
+        let row = sqlx::query(
+            "UPDATE agents SET last_seen = ? WHERE id = ? RETURNING revoked, cert_expires_at",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(AgentStanding::Removed);
+        };
+        Ok(if row.try_get::<i64, _>("revoked")? != 0 {
+            AgentStanding::Revoked
+        } else if row.try_get::<i64, _>("cert_expires_at")? < now {
+            AgentStanding::CertificateExpired
+        } else {
+            AgentStanding::Admitted
+        })
     }
 
     /// Adds `delta` to the agent's stored statistics (one transaction).
@@ -363,6 +390,31 @@ mod tests {
         assert_eq!(t.failures.get(&1326), Some(&2));
         assert_eq!(t.failures.get(&1909), Some(&1));
         assert!(s.agent_stats(Uuid::new_v4()).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_reads_the_agents_standing() -> anyhow::Result<()> {
+        let (s, tid) = store().await?;
+        let id = agent(&s, tid, 1).await?;
+        assert_eq!(s.agent_heartbeat(id, 10).await?, AgentStanding::Admitted);
+        assert!(s.revoke_agent(tid, id).await?);
+        assert_eq!(s.agent_heartbeat(id, 11).await?, AgentStanding::Revoked);
+        let expiring = Uuid::new_v4();
+        s.add_agent(expiring, tid, "fp-expiring", 100, &[7; 32], "h", "1", 1)
+            .await?;
+        assert_eq!(
+            s.agent_heartbeat(expiring, 100).await?,
+            AgentStanding::Admitted
+        );
+        assert_eq!(
+            s.agent_heartbeat(expiring, 101).await?,
+            AgentStanding::CertificateExpired
+        );
+        assert_eq!(
+            s.agent_heartbeat(Uuid::new_v4(), 10).await?,
+            AgentStanding::Removed
+        );
         Ok(())
     }
 

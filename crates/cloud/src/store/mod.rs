@@ -29,7 +29,7 @@ pub mod sync;
 pub mod writeback;
 
 pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
-pub use oidc::{AuthCode, AuthzRequest, SessionRecord};
+pub use oidc::{AuthCode, AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SessionRecord};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,35 @@ pub struct AuthzRequest {
     /// Set when this sign-in approves a device code (RFC 8628) instead of answering an app.
     #[serde(default)]
     pub device_user_code: Option<String>,
+    /// Set only when Active Directory answered 1330 (expired) or 1907 (must change) to this
+    /// sign-in's right password: the one thing that lets this sign-in post a new password.
+    #[serde(default)]
+    pub password_change: Option<PasswordChangeGrant>,
+}
+
+/// What AD's 1330/1907 answer to a pending sign-in allows: changing the password of this
+/// user, on the sign-in's change page, after the second factor when the user has one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PasswordChangeGrant {
+    /// The cloud's record of the user AD answered for.
+    pub user_id: Uuid,
+    /// Their UPN (what the agent writes the password of).
+    pub upn: String,
+    /// Where the second factor stands.
+    pub second_factor: ChangeSecondFactor,
+}
+
+/// The second factor of a sign-in that changes an expired password.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSecondFactor {
+    /// The user has no second factor to prove first (none enrolled, or MFA off): the
+    /// change comes first, then the sign-in's usual steps (an enrolment, say).
+    NotAsked,
+    /// The user must prove their second factor before the new password is written.
+    Pending,
+    /// Proved during this sign-in: after the change the sign-in completes.
+    Proved,
 }
 
 /// An issued authorization code (stored as its hash; used once).

@@ -1,0 +1,325 @@
+//! In-process tests' bed: the real router over a real store in a fresh data dir (made by
+//! `init`), tenant `contoso` with the managed domain `corp.example.test`, pass-through on,
+//! a public app, and a scripted agent registered in the gateway (it opens each sealed
+//! request with its own key and answers what the test says).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::{Extension, Router};
+use passthru_proto::seal::ValidationPayload;
+use passthru_proto::wire::{CloudToAgent, DirectoryUser, Outcome};
+use passthru_proto::AgentKeyPair;
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt as _;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::gateway::{AgentConn, Reply};
+use crate::server::ClientInfo;
+use crate::state::{unix_now, Shared};
+use crate::store::{App, DomainKind, OnpremUser, Tenant, User};
+
+/// The managed domain of the bed.
+pub(crate) const DOMAIN: &str = "corp.example.test";
+/// The app's redirect URI.
+pub(crate) const REDIRECT: &str = "https://app.example.test/cb";
+
+/// What the scripted agent was asked: the operation and the user.
+pub(crate) type Asked = Arc<Mutex<Vec<(String, String)>>>;
+
+/// An answer of the bed's router.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The value of the hidden field `name` of the page's form.
+    pub fn hidden(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        self.body
+            .find(&needle)
+            .map(|i| &self.body[i + needle.len()..])
+            .and_then(|rest| rest.split_once('"').map(|(v, _)| v.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// The `Location` header.
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Every `Set-Cookie` header.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    }
+}
+
+/// The bed.
+pub(crate) struct Bed {
+    pub state: Shared,
+    pub tenant: Tenant,
+    pub client_id: String,
+    pub asked: Asked,
+    router: Router,
+    _dir: TempDir,
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Bed {
+    /// A fresh bed whose agent answers every request with `answer`.
+    pub async fn new(
+        answer: impl Fn(&ValidationPayload) -> Outcome + Send + Sync + 'static,
+    ) -> anyhow::Result<Bed> {
+        let dir = TempDir(std::env::temp_dir().join(format!("passthru-inproc-{}", Uuid::new_v4())));
+        let data = dir.0.join("data");
+        crate::init::init(
+            &data,
+            "contoso",
+            "admin@contoso.example",
+            Zeroizing::new("Admin-Passw0rd-1".into()),
+            &["localhost".to_string()],
+        )
+        .await?;
+        let (store, mfa_box) = crate::init::open_store(&data, false).await?;
+        let (_stop, shutdown) = watch::channel(false);
+        let opts = crate::server::ServeOptions {
+            heartbeat: std::time::Duration::from_secs(2),
+            ..crate::test_app::test_options()
+        };
+        let state = crate::server::app_state(&data, store, mfa_box, &opts, shutdown)?;
+        let t = state
+            .store
+            .tenant("contoso")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+        state
+            .store
+            .add_domain(t.id, DOMAIN, DomainKind::Managed, None, unix_now())
+            .await?;
+        state.store.set_pta(t.id, true).await?;
+        let client_id = Uuid::new_v4().to_string();
+        state
+            .store
+            .add_app(
+                &App {
+                    client_id: client_id.clone(),
+                    tenant_id: t.id,
+                    name: "App".into(),
+                    public: true,
+                    redirect_uris: vec![REDIRECT.into()],
+                    secret_hash: None,
+                    groups_claim: false,
+                },
+                unix_now(),
+            )
+            .await?;
+        let asked = Asked::default();
+        fake_agent(&state, t.id, asked.clone(), answer);
+        let addr: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+        let router = crate::server::router(state.clone()).layer(Extension(ClientInfo {
+            addr,
+            peer_cert_fingerprint: None,
+        }));
+        let tenant = state
+            .store
+            .tenant("contoso")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+        Ok(Bed {
+            state,
+            tenant,
+            client_id,
+            asked,
+            router,
+            _dir: dir,
+        })
+    }
+
+    /// Changes the tenant's settings.
+    pub async fn settings(
+        &mut self,
+        change: impl FnOnce(&mut crate::settings::Settings),
+    ) -> anyhow::Result<()> {
+        let mut s = self.tenant.settings.clone();
+        change(&mut s);
+        self.state.store.save_settings(self.tenant.id, &s).await?;
+        self.tenant = self
+            .state
+            .store
+            .tenant("contoso")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+        Ok(())
+    }
+
+    /// An on-premises user of the managed domain known to the cloud, whose directory
+    /// identity is [`Bed::directory_user`] of the same name.
+    pub async fn onprem_user(&self, name: &str) -> anyhow::Result<User> {
+        let dir = directory_user(name);
+        let anchor = dir.anchor().to_string();
+        Ok(self
+            .state
+            .store
+            .upsert_onprem_user(
+                &OnpremUser {
+                    tenant_id: self.tenant.id,
+                    id: crate::signin::onprem_object_id(self.tenant.id, dir.anchor()),
+                    immutable_id: &anchor,
+                    upn: &dir.user_principal_name,
+                    display_name: None,
+                    mail: None,
+                },
+                unix_now(),
+            )
+            .await?)
+    }
+
+    /// Sends a request through the router.
+    pub async fn send(&self, req: Request<Body>) -> anyhow::Result<Answer> {
+        let r = self.router.clone().oneshot(req).await?;
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = axum::body::to_bytes(r.into_body(), 4 * 1024 * 1024).await?;
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// `GET path` with `cookie` (a `Cookie` header value; empty for none).
+    pub async fn get(&self, path: &str, cookie: &str) -> anyhow::Result<Answer> {
+        let mut b = Request::get(path);
+        if !cookie.is_empty() {
+            b = b.header("cookie", cookie);
+        }
+        self.send(b.body(Body::empty())?).await
+    }
+
+    /// `POST path` with a form and `cookie`.
+    pub async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        cookie: &str,
+    ) -> anyhow::Result<Answer> {
+        let body = serde_urlencoded::to_string(fields)?;
+        let mut b = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if !cookie.is_empty() {
+            b = b.header("cookie", cookie);
+        }
+        self.send(b.body(Body::from(body))?).await
+    }
+
+    /// The authorize request's first page (the username form).
+    pub async fn authorize(&self) -> anyhow::Result<Answer> {
+        let q = serde_urlencoded::to_string([
+            ("client_id", self.client_id.as_str()),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("nonce", "n"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])?;
+        self.get(&format!("/contoso/oauth2/v2.0/authorize?{q}"), "")
+            .await
+    }
+
+    /// What the agent was asked so far.
+    pub fn asked(&self) -> Vec<(String, String)> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+/// The directory identity of the user `name` of [`DOMAIN`] (a stable objectGUID per name).
+pub(crate) fn directory_user(name: &str) -> DirectoryUser {
+    DirectoryUser {
+        object_guid: {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(name.as_bytes());
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&digest[..16]);
+            Uuid::from_bytes(bytes)
+        },
+        user_principal_name: format!("{name}@{DOMAIN}"),
+        sam_account_name: Some(name.into()),
+        display_name: None,
+        mail: None,
+        consistency_guid: None,
+    }
+}
+
+/// Registers a scripted agent for `tenant_id` in the gateway: it opens each request with
+/// its key, records it in `asked` and answers `answer(payload)`.
+fn fake_agent(
+    state: &Shared,
+    tenant_id: Uuid,
+    asked: Asked,
+    answer: impl Fn(&ValidationPayload) -> Outcome + Send + Sync + 'static,
+) {
+    let keys = AgentKeyPair::generate();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let conn = Arc::new(AgentConn::new(
+        Uuid::new_v4(),
+        tenant_id,
+        "fake-agent".into(),
+        "test".into(),
+        vec![DOMAIN.into()],
+        keys.public_bytes().to_vec(),
+        tx,
+    ));
+    state.gateway.register(conn.clone());
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let CloudToAgent::Validate(sealed) = msg else {
+                continue;
+            };
+            let Ok(payload) = keys.open(&sealed) else {
+                continue;
+            };
+            if let Ok(mut a) = asked.lock() {
+                a.push((
+                    payload.operation.name().to_string(),
+                    payload.username.clone(),
+                ));
+            }
+            let reply = Reply {
+                outcome: answer(&payload),
+                agent_id: conn.agent_id,
+                agent_host: conn.host.clone(),
+                agent_micros: 0,
+                repeated: false,
+                passed_over: Vec::new(),
+            };
+            state.gateway.complete(&conn, sealed.request_id, reply);
+        }
+    });
+}
