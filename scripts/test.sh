@@ -46,7 +46,7 @@ done
 grep -q '^READY ' "$root/testbed.out" || { echo "the test bed did not become ready" >&2; tail -n 40 "$root/testbed.out" >&2; exit 1; }
 export PASSTHRU_TESTBED="$root/testbed/testbed.json"
 
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 # No password, in any form, in the cloud store, logs or agent state dirs.
 touch "$root/secrets.txt"
