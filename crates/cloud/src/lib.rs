@@ -10,6 +10,9 @@ pub mod device;
 pub mod dirsync;
 pub mod domain_proof;
 pub mod federation;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gateway;
 pub mod init;
 pub mod issue;

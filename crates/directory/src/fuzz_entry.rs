@@ -51,7 +51,7 @@ pub fn search_entry(ber: &[u8]) -> bool {
     let Ok((_, tag)) = parse_tag(ber) else {
         return false;
     };
-    let Some(entry) = Entry::parse(ResultEntry(tag, Vec::new())) else {
+    let Some(entry) = Entry::parse(ResultEntry::new(tag)) else {
         return false;
     };
     let _ = entry.user("user@corp.example.test");
