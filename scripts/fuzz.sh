@@ -34,9 +34,10 @@ target=$1
 seconds=$2
 shift 2
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2; exit 2; }
-if ! cargo fuzz list | grep -qx -- "$target"; then
+targets=$(cargo fuzz list)
+if ! grep -qx -- "$target" <<<"$targets"; then
     echo "fuzz.sh: no target '$target'; the targets are:" >&2
-    cargo fuzz list >&2
+    echo "$targets" >&2
     exit 2
 fi
 

@@ -10,6 +10,7 @@
 //! admitted request is not admitted twice.)
 #![no_main]
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -44,10 +45,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if mode % 2 == 0 {
-        let public = AgentKeyPair::from_private_bytes(&PRIVATE_KEY)
-            .expect("a fixed key")
-            .public_bytes()
-            .to_vec();
+        let (public, _) = agent_key();
         let header = RequestHeader {
             request_id: Uuid::from_u128(u128::from(mode)),
             tenant_id: TENANT,
@@ -56,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
             expires_at_ms: NOW + 60_000,
         };
         let sealed =
-            fuzz_entry::seal_plaintext(&public, header, rest).expect("sealing any bytes works");
+            fuzz_entry::seal_plaintext(public, header, rest).expect("sealing any bytes works");
         let expected = serde_json::from_slice::<ValidationPayload>(rest).ok();
         match (admission.admit(&sealed, NOW + 1), expected) {
             (Ok(payload), Some(want)) => {
@@ -71,7 +69,12 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             (Err(AgentError::DecryptFailed), None) => {
-                // Refused, and not remembered: unauthenticated junk cannot fill the cache.
+                // Refused, and not remembered (unauthenticated junk cannot fill the cache):
+                // the same request again is refused for what it is, not as a replay.
+                assert_eq!(
+                    admission.admit(&sealed, NOW + 2).err(),
+                    Some(AgentError::DecryptFailed)
+                );
             }
             (got, want) => panic!(
                 "admission answered {:?} for a plaintext that is {} payload",
@@ -86,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
         if mode & 2 != 0 {
             request.tenant_id = TENANT;
             request.agent_id = AGENT;
-            request.key_id = admission_key_id();
+            request.key_id = agent_key().1.clone();
         }
         for now in [request.issued_at_ms, request.expires_at_ms, NOW] {
             if admission.admit(&request, now).is_ok() {
@@ -99,8 +102,11 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn admission_key_id() -> String {
-    AgentKeyPair::from_private_bytes(&PRIVATE_KEY)
-        .map(|k| k.key_id())
-        .unwrap_or_default()
+/// The agent's public key and key id (worked out once).
+fn agent_key() -> &'static (Vec<u8>, String) {
+    static KEY: OnceLock<(Vec<u8>, String)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let keys = AgentKeyPair::from_private_bytes(&PRIVATE_KEY).expect("a fixed key");
+        (keys.public_bytes().to_vec(), keys.key_id())
+    })
 }
