@@ -287,8 +287,10 @@ pub fn check_discovery(d: &Discovery, issuer: &str) -> Result<(), FederationErro
         ("token_endpoint", &d.token_endpoint),
         ("jwks_uri", &d.jwks_uri),
     ] {
-        let ok = url::Url::parse(url)
-            .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()));
+        let ok = no_hidden_text(url)
+            && url::Url::parse(url).is_ok_and(|u| {
+                u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty())
+            });
         if !ok {
             return Err(FederationError::Discovery(format!(
                 "{name} '{url}' is not an https URL"
@@ -305,10 +307,23 @@ pub async fn discover(issuer: &str) -> Result<Discovery, FederationError> {
     Ok(d)
 }
 
+/// Whether `url` has no control or white-space character: the URL parser drops those (C0
+/// controls and spaces at the ends, tabs and newlines anywhere), so it would check other text
+/// than the one kept, compared and logged.
+fn no_hidden_text(url: &str) -> bool {
+    !url.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Checks an issuer URL an administrator gives: absolute https, a host, no query, fragment
-/// or user info. Returns it trimmed (it must then equal the provider's `iss` exactly).
+/// or user info, no control or white-space character. Returns it trimmed (it must then equal
+/// the provider's `iss` exactly).
 pub fn valid_issuer(issuer: &str) -> Result<String, String> {
     let issuer = issuer.trim();
+    if !no_hidden_text(issuer) {
+        return Err(format!(
+            "the issuer {issuer:?} holds a control or white-space character: give the URL alone"
+        ));
+    }
     let u = url::Url::parse(issuer)
         .map_err(|e| format!("the issuer '{issuer}' is not an absolute URL: {e}"))?;
     if u.scheme() != "https" {
@@ -1246,6 +1261,34 @@ mod tests {
             serde_json::from_value(json!({"sub": "s", "email": "alice@fab.example"}))?;
         assert_eq!(verified_mail(&bare, "fab.example"), None);
         Ok(())
+    }
+
+    #[test]
+    fn an_issuer_is_refused_when_the_url_parser_would_read_other_text() {
+        // Found by the `discovery` fuzz target: the URL parser drops leading and trailing C0
+        // controls and tabs or newlines anywhere, so it read "https://idp.example" while the
+        // issuer kept (and stored, compared and logged) the control characters.
+        for bad in [
+            "https://idp.example\u{6}",
+            "\u{1}https://idp.example/tid/v2.0",
+            "https://idp.exa\tmple/tid/v2.0",
+            "https://idp.example/tid\n/v2.0",
+            "https://idp.example/t id/v2.0",
+            "https://idp.example/tid/v2.0\u{7f}",
+        ] {
+            assert!(valid_issuer(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            valid_issuer("  https://idp.example/tid/v2.0 \n").as_deref(),
+            Ok("https://idp.example/tid/v2.0")
+        );
+        let d = Discovery {
+            issuer: ISS.into(),
+            authorization_endpoint: "https://idp.example/authorize".into(),
+            token_endpoint: "https://idp.example/to\nken".into(),
+            jwks_uri: "https://idp.example/keys".into(),
+        };
+        assert!(check_discovery(&d, ISS).is_err());
     }
 
     #[test]

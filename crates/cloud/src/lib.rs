@@ -11,6 +11,9 @@ pub mod device;
 pub mod dirsync;
 pub mod domain_proof;
 pub mod federation;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gateway;
 #[cfg(test)]
 pub(crate) mod in_process;

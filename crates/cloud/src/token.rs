@@ -28,7 +28,7 @@ use crate::sts::{correlation_id, load_tenant, BaseUrl};
 
 /// The token request form. Secrets are zeroized when the form is dropped.
 #[derive(Deserialize, Default)]
-struct TokenForm {
+pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Zeroizing<String>>,
@@ -43,13 +43,18 @@ struct TokenForm {
     client_info: Option<String>,
 }
 
+/// The token request form of a body, `None` when it is not a valid form.
+pub(crate) fn parse_token_form(body: &[u8]) -> Option<TokenForm> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
 /// A client that proved who it is (or a public client, which has nothing to prove).
 struct Client {
     id: String,
     confidential: bool,
 }
 
-fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
+pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
     let v = headers
         .get("authorization")?
         .to_str()
@@ -146,7 +151,7 @@ pub async fn token(
     // Parse from a copy we can wipe; the form's secrets are zeroized on drop.
     let raw = Zeroizing::new(body.to_vec());
     drop(body);
-    let form: TokenForm = serde_urlencoded::from_bytes(&raw).map_err(|_| {
+    let form = parse_token_form(&raw).ok_or_else(|| {
         OAuthError::new(Aadsts::InvalidRequest, corr)
             .with_detail("The request body is not a valid form.")
     })?;

@@ -39,6 +39,11 @@
 
 mod dc;
 mod entry;
+#[cfg(test)]
+mod escaping_properties;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod health;
 mod objects;
 pub mod password_rules;

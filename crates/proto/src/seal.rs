@@ -220,9 +220,20 @@ impl Encapsulation {
 
     /// Seals `payload` with this encapsulation, which is used up.
     pub fn seal(
-        mut self,
+        self,
         header: RequestHeader,
         payload: &ValidationPayload,
+    ) -> Result<SealedRequest, SealError> {
+        let plaintext =
+            Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
+        self.seal_bytes(header, &plaintext)
+    }
+
+    /// Seals `plaintext` (the JSON of a payload) with this encapsulation.
+    fn seal_bytes(
+        mut self,
+        header: RequestHeader,
+        plaintext: &[u8],
     ) -> Result<SealedRequest, SealError> {
         let mut sealed = SealedRequest {
             request_id: header.request_id,
@@ -234,11 +245,9 @@ impl Encapsulation {
             enc: std::mem::take(&mut self.enc),
             ciphertext: String::new(),
         };
-        let plaintext =
-            Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
         let ct = self
             .ctx
-            .seal(&plaintext, &sealed.aad())
+            .seal(plaintext, &sealed.aad())
             .map_err(|_| SealError::BadPayload)?;
         sealed.ciphertext = B64.encode(ct);
         Ok(sealed)
@@ -319,6 +328,23 @@ impl AgentKeyPair {
             .map_err(|_| SealError::OpenFailed)?,
         );
         serde_json::from_slice(&plaintext).map_err(|_| SealError::BadPayload)
+    }
+}
+
+/// For the fuzz targets only (the `fuzzing` feature): seals bytes that need not be a payload,
+/// so that a fuzzer reaches the agent's payload parser behind the envelope's authentication.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_entry {
+    use super::{Encapsulation, RequestHeader, SealError, SealedRequest};
+
+    /// Seals `plaintext` as it is to the agent public key `public_key`.
+    pub fn seal_plaintext(
+        public_key: &[u8],
+        header: RequestHeader,
+        plaintext: &[u8],
+    ) -> Result<SealedRequest, SealError> {
+        Encapsulation::new(public_key)?.seal_bytes(header, plaintext)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `passthru-scan --root DIR --passwords FILE [--passwords FILE ...]`: fails (exit 1) when any
 //! password listed in the files (one per line, or a testbed.json whose users carry
-//! `password` fields) appears below DIR as UTF-8, UTF-16LE or base64. Prints no password.
+//! `password` fields) appears below DIR as UTF-8, UTF-16LE, base64 (at any offset inside a
+//! longer encoded string), percent/form encoding or a JSON string. Prints no password.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
