@@ -401,6 +401,7 @@ fn writeback_api_error(e: WritebackError) -> ApiError {
         WritebackError::NoAgent => (StatusCode::SERVICE_UNAVAILABLE, "no_agent"),
         WritebackError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
         WritebackError::Agent(_) => (StatusCode::BAD_GATEWAY, "agent_failed"),
+        WritebackError::AnswerRefused => (StatusCode::BAD_GATEWAY, "agent_answer_refused"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     let detail = match &e {
