@@ -40,6 +40,8 @@ pub enum DispatchError {
 /// An answer from an agent.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The request it answers (for logs).
+    pub request_id: Uuid,
     pub outcome: Outcome,
     pub agent_id: Uuid,
     pub agent_host: String,
@@ -843,6 +845,7 @@ mod tests {
                     _ => return None,
                 };
                 let reply = Reply {
+                    request_id: id,
                     outcome,
                     agent_id: conn.agent_id,
                     agent_host: conn.host.clone(),

@@ -361,7 +361,7 @@ async fn pass_through(
         Outcome::Success(dir_user) => {
             if !names_synced_record(existing, &dir_user) {
                 tracing::warn!(tenant = %attempt.tenant.name, user = %username, agent = %reply.agent_id,
-                    answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
+                    request = %reply.request_id, correlation = %attempt.correlation_id, answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
                     "agent answer refused (AADSTS80005): a success for a synced user must name that user's objectGUID, and this one names another object");
                 return Err(fail(Aadsts::AgentAnswerRefused));
             }

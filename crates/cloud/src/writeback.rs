@@ -266,7 +266,7 @@ async fn send(
                     .map_err(|e| WritebackError::Server(format!("AADSTS{}", e.code.code())))
             } else {
                 tracing::warn!(tenant = %tenant.name, user = %upn, agent = %reply.agent_id,
-                    answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
+                    request = %reply.request_id, correlation = %corr, answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
                     "agent answer refused (AADSTS80005): a success for a synced user must name that user's objectGUID, and this one names another object");
                 Err(WritebackError::AnswerRefused)
             }
