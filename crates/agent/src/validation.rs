@@ -311,10 +311,8 @@ mod tests {
             issued_at_ms: NOW,
             expires_at_ms: NOW + 10_000,
         };
-        let payload = ValidationPayload::validate(
-            "alice@corp.example.test",
-            Zeroizing::new("right".into()),
-        );
+        let payload =
+            ValidationPayload::validate("alice@corp.example.test", Zeroizing::new("right".into()));
         let (sealed, cloud_key) =
             passthru_proto::seal::seal_bound(public.public_bytes(), header, &payload)
                 .map_err(|_| "seal")?;

@@ -832,9 +832,7 @@ mod tests {
                         (success(), false, Some(key.mac(id, &denied, false)))
                     }
                     (Answering::NoMac, _) => (success(), false, None),
-                    (Answering::MadeUpMac, _) => {
-                        (success(), false, Some(base64_of([7u8; 32])))
-                    }
+                    (Answering::MadeUpMac, _) => (success(), false, Some(base64_of([7u8; 32]))),
                     (Answering::UnboundRefusal, _) => (
                         Outcome::Error {
                             error: AgentError::DecryptFailed,
@@ -890,7 +888,13 @@ mod tests {
         let (result, completion) = validate_once(Answering::Opened).await;
         assert_eq!(completion, Some(Completion::Delivered));
         assert!(
-            matches!(result, Ok(Reply { outcome: Outcome::Success(_), .. })),
+            matches!(
+                result,
+                Ok(Reply {
+                    outcome: Outcome::Success(_),
+                    ..
+                })
+            ),
             "{result:?}"
         );
     }

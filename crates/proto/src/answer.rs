@@ -99,8 +99,8 @@ impl AnswerKey {
     /// HMAC-SHA256 keyed with this key, fed the answer. `None` only if the HMAC refused the
     /// key, which it never does (HMAC takes keys of any length).
     fn hmac(&self, request_id: Uuid, outcome: &Outcome, repeated: bool) -> Option<HmacSha256> {
-        let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new_from_slice(self.0.as_slice())
-            .ok()?;
+        let mut mac =
+            <HmacSha256 as hmac::digest::KeyInit>::new_from_slice(self.0.as_slice()).ok()?;
         mac.update(MAC_DOMAIN);
         mac.update(request_id.as_bytes());
         mac.update(&[u8::from(repeated)]);
@@ -217,13 +217,8 @@ mod tests {
             Ok(Binding::Bound)
         );
         // Through the wire: the JSON the agent sends, read back by the cloud.
-        let text = serde_json::to_string(&result_message(
-            id,
-            outcome.clone(),
-            7,
-            false,
-            Some(&agent),
-        ))?;
+        let text =
+            serde_json::to_string(&result_message(id, outcome.clone(), 7, false, Some(&agent)))?;
         let AgentToCloud::Result {
             request_id,
             outcome: read,
@@ -327,10 +322,7 @@ mod tests {
             AgentError::DecryptFailed,
         ] {
             let outcome = Outcome::Error { error };
-            assert_eq!(
-                cloud.check(id, &outcome, true, None),
-                Ok(Binding::Unbound)
-            );
+            assert_eq!(cloud.check(id, &outcome, true, None), Ok(Binding::Unbound));
             // A MAC, when given, must still be right.
             assert_eq!(
                 cloud.check(id, &outcome, false, Some(&B64.encode([1u8; 32]))),

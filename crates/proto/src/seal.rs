@@ -220,8 +220,8 @@ impl Encapsulation {
             &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
         )
         .map_err(|_| SealError::BadKey)?;
-        let answer_key =
-            AnswerKey::export(|label, out| ctx.export(label, out)).map_err(|_| SealError::BadKey)?;
+        let answer_key = AnswerKey::export(|label, out| ctx.export(label, out))
+            .map_err(|_| SealError::BadKey)?;
         Ok(Encapsulation {
             key_id: key_id(public_key),
             enc: B64.encode(enc.to_bytes()),
@@ -392,7 +392,10 @@ mod tests {
         let a = Encapsulation::new(keys.public_bytes())?;
         let b = Encapsulation::new(keys.public_bytes())?;
         assert_eq!(a.key_id(), keys.key_id());
-        let (x, y) = (a.seal(header(), &payload())?.0, b.seal(header(), &payload())?.0);
+        let (x, y) = (
+            a.seal(header(), &payload())?.0,
+            b.seal(header(), &payload())?.0,
+        );
         // Each envelope has its own ephemeral key.
         assert_ne!(x.enc, y.enc);
         for sealed in [x, y] {

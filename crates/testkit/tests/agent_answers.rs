@@ -83,7 +83,11 @@ fn success(request: &SealedRequest, user: &DirectoryUser, mac: Option<String>) -
 }
 
 /// What the holder of the key answers: the envelope opened, `user` named, the MAC right.
-fn opened_success(keys: &AgentKeyPair, request: &SealedRequest, user: &DirectoryUser) -> AgentToCloud {
+fn opened_success(
+    keys: &AgentKeyPair,
+    request: &SealedRequest,
+    user: &DirectoryUser,
+) -> AgentToCloud {
     let key = keys.open_bound(request).ok().map(|(_, key)| key);
     result_message(
         request.request_id,
@@ -127,9 +131,11 @@ async fn answers_without_the_key_or_for_another_user_are_refused() -> anyhow::Re
         .start()?;
     // Directory sync (the forest's administrator reads it) gives the cloud the objectGUIDs.
     let sync_password = secret_file(&corp.admin_password)?;
-    let mut agent = t.start_agent(&[
-        ForestEntry::for_forest(&corp).with_sync(&corp.admin_upn, &sync_password, 3600)
-    ])?;
+    let mut agent = t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(
+        &corp.admin_upn,
+        &sync_password,
+        3600,
+    )])?;
     t.enable_pta()?;
     let victim_dir = directory_user(&t, &victim)?;
     let other_dir = directory_user(&t, &other)?;
@@ -144,12 +150,18 @@ async fn answers_without_the_key_or_for_another_user_are_refused() -> anyhow::Re
 
     // 1. Without the HPKE key: a success with a made-up MAC, then with none.
     let made_up = sign_in_answered(&client, &mut impostor, &victim, |r| {
-        success(r, &victim_dir, Some("bm90IHRoZSBrZXkgdGhhdCBvcGVuZWQgaXQgISEhISE=".into()))
+        success(
+            r,
+            &victim_dir,
+            Some("bm90IHRoZSBrZXkgdGhhdCBvcGVuZWQgaXQgISEhISE=".into()),
+        )
     })
     .await?;
     ensure_refused(&t, "a made-up MAC", &made_up, "does not match")?;
-    let none = sign_in_answered(&client, &mut impostor, &victim, |r| success(r, &victim_dir, None))
-        .await?;
+    let none = sign_in_answered(&client, &mut impostor, &victim, |r| {
+        success(r, &victim_dir, None)
+    })
+    .await?;
     ensure_refused(&t, "no MAC", &none, "carries no MAC")?;
 
     // 2. With the key, a success for the victim's name that names another user.
@@ -157,7 +169,12 @@ async fn answers_without_the_key_or_for_another_user_are_refused() -> anyhow::Re
         opened_success(&keys, r, &other_dir)
     })
     .await?;
-    ensure_refused(&t, "another user's objectGUID", &swapped, "names another object")?;
+    ensure_refused(
+        &t,
+        "another user's objectGUID",
+        &swapped,
+        "names another object",
+    )?;
 
     // Control: the same scripted agent, key in hand, naming the user's own object, is an
     // agent of the tenant (this is what the HPKE key, not the certificate, is needed for).

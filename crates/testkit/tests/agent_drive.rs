@@ -106,9 +106,16 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
     let r = link
         .drive(&fresh, &mut next, 1, Duration::from_secs(30))
         .await?;
-    ensure!(r.ok == 0 && r.errors == 1, "a mismatched MAC gave {} successes", r.ok);
+    ensure!(
+        r.ok == 0 && r.errors == 1,
+        "a mismatched MAC gave {} successes",
+        r.ok
+    );
     let refused = r.first_error.unwrap_or_default();
-    ensure!(refused.contains("answer refused"), "a mismatched MAC gave {refused}");
+    ensure!(
+        refused.contains("answer refused"),
+        "a mismatched MAC gave {refused}"
+    );
     drop(link);
     drop(agent);
     Ok(())
