@@ -919,6 +919,94 @@ mod tests {
         }
     }
 
+    /// 300 requests in flight at once on one connection, answered in reverse order: those
+    /// answered with their own envelope's key are delivered, those answered with another
+    /// request's key are refused, each request with its own verdict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_request_in_flight_checks_its_own_key() {
+        const N: usize = 300;
+        let keys = AgentKeyPair::generate();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(N);
+        let tenant_id = Uuid::new_v4();
+        let conn = Arc::new(AgentConn::new(
+            Uuid::new_v4(),
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            vec!["corp.example.test".into()],
+            keys.public_bytes().to_vec(),
+            tx,
+        ));
+        let gateway = Arc::new(Gateway::default());
+        gateway.register(conn.clone());
+        let agent = {
+            let (gateway, conn) = (gateway.clone(), conn.clone());
+            tokio::spawn(async move {
+                let mut opened = Vec::new();
+                while opened.len() < N {
+                    let Some(CloudToAgent::Validate(sealed)) = rx.recv().await else {
+                        break;
+                    };
+                    conn.heard();
+                    if let Ok((payload, key)) = keys.open_bound(&sealed) {
+                        opened.push((sealed.request_id, payload.username.clone(), key));
+                    }
+                }
+                let mut refused = 0;
+                for i in (0..opened.len()).rev() {
+                    let (id, user, key) = &opened[i];
+                    let key = if user.starts_with("ok") {
+                        key
+                    } else {
+                        &opened[(i + 1) % opened.len()].2
+                    };
+                    let outcome = success();
+                    let mac = key.mac(*id, &outcome, false);
+                    let reply = Reply {
+                        request_id: *id,
+                        outcome,
+                        agent_id: conn.agent_id,
+                        agent_host: conn.host.clone(),
+                        agent_micros: 1,
+                        repeated: false,
+                        passed_over: Vec::new(),
+                    };
+                    conn.heard();
+                    if gateway.complete(&conn, *id, reply, Some(&mac)) != Completion::Delivered {
+                        refused += 1;
+                    }
+                }
+                refused
+            })
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let gateway = gateway.clone();
+            let user = if i % 2 == 0 { "ok" } else { "bad" };
+            calls.spawn(async move {
+                let payload = ValidationPayload::validate(
+                    &format!("{user}-{i}@corp.example.test"),
+                    zeroize::Zeroizing::new("not-a-secret".into()),
+                );
+                let result = gateway
+                    .validate(tenant_id, &payload, Duration::from_secs(20))
+                    .await;
+                (user, result)
+            });
+        }
+        let (mut delivered, mut refused, mut wrong) = (0, 0, Vec::new());
+        while let Some(Ok((user, result))) = calls.join_next().await {
+            match (user, result) {
+                ("ok", Ok(_)) => delivered += 1,
+                ("bad", Err(DispatchError::AnswerRefused(AnswerRefusal::Mismatch))) => refused += 1,
+                (user, other) => wrong.push(format!("{user}: {other:?}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:?}");
+        assert_eq!((delivered, refused), (N / 2, N / 2));
+        assert_eq!(agent.await.ok(), Some(N / 2));
+    }
+
     #[tokio::test]
     async fn an_admission_refusal_without_mac_only_fails_the_request() -> Result<(), DispatchError>
     {
