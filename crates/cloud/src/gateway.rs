@@ -651,6 +651,10 @@ impl Gateway {
                 Step::Refused(refusal) => {
                     // Logged where it was refused; never sent to another agent (this one may
                     // have bound the password already, and an impostor must not get retries).
+                    // Counted among the agent's errors (`agents list`).
+                    let mut tallies = self.tallies();
+                    let t = tallies.entry(agent.agent_id).or_default();
+                    *t.errors.entry("answer_refused".into()).or_default() += 1;
                     return Err(DispatchError::AnswerRefused(refusal));
                 }
             }
@@ -1005,6 +1009,9 @@ mod tests {
         assert!(wrong.is_empty(), "{wrong:?}");
         assert_eq!((delivered, refused), (N / 2, N / 2));
         assert_eq!(agent.await.ok(), Some(N / 2));
+        // The refusals count among the agent's errors (`agents list`).
+        let tally = gateway.unflushed(conn.agent_id).unwrap_or_default();
+        assert_eq!(tally.errors.get("answer_refused"), Some(&(N as u64 / 2)));
     }
 
     #[tokio::test]
