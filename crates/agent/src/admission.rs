@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use passthru_proto::{AgentError, AgentKeyPair, SealedRequest, ValidationPayload};
+use passthru_proto::{AgentError, AgentKeyPair, AnswerKey, SealedRequest, ValidationPayload};
 use uuid::Uuid;
 
 use crate::replay::ReplayCache;
@@ -53,13 +53,14 @@ impl Admission {
         self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs every check on `request` at `now_ms` and opens it. The request id is remembered
-    /// only once the envelope has opened, so unauthenticated junk cannot fill the cache.
+    /// Runs every check on `request` at `now_ms` and opens it, giving its payload and the key
+    /// the answer must be authenticated with. The request id is remembered only once the
+    /// envelope has opened, so unauthenticated junk cannot fill the cache.
     pub fn admit(
         &self,
         request: &SealedRequest,
         now_ms: u64,
-    ) -> Result<ValidationPayload, AgentError> {
+    ) -> Result<(ValidationPayload, AnswerKey), AgentError> {
         // Skew first: a clock far off would otherwise make every request look expired
         // (reported as a directory time-out) instead of naming the real cause.
         if now_ms.abs_diff(request.issued_at_ms) > self.skew_tolerance_ms {
@@ -79,10 +80,10 @@ impl Admission {
         if request.key_id != self.key_id {
             return Err(AgentError::NoKey);
         }
-        let payload = self
+        let opened = self
             .identity
             .keys
-            .open(request)
+            .open_bound(request)
             .map_err(|_| AgentError::DecryptFailed)?;
         if !self
             .replay()
@@ -91,7 +92,7 @@ impl Admission {
             // The same id was admitted concurrently.
             return Err(AgentError::Replayed);
         }
-        Ok(payload)
+        Ok(opened)
     }
 }
 
@@ -148,7 +149,7 @@ mod tests {
     fn admits_a_fresh_request_once() -> R {
         let (adm, public, t, a) = setup();
         let req = request(&public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
-        let payload = adm.admit(&req, NOW + 5);
+        let payload = adm.admit(&req, NOW + 5).map(|(p, _)| p);
         assert_eq!(
             payload.as_ref().map(|p| p.username.as_str()),
             Ok("alice@corp.example.test")

@@ -24,7 +24,7 @@ use crate::connect::{classify_ws_error, AgentSocket, Endpoint};
 use crate::link_error::LinkError;
 use crate::stats::AgentStats;
 use crate::trace_log::TraceLog;
-use crate::validation::{validate_remembering, Validated};
+use crate::validation::validate_remembering;
 use crate::validator::Validator;
 
 /// How long the cloud has to send `Welcome` after the upgrade.
@@ -206,7 +206,7 @@ fn spawn_validation<V: Validator>(
             return;
         };
         let started = Instant::now();
-        let Validated { outcome, repeated } = validate_remembering(
+        let validated = validate_remembering(
             &ctx.admission,
             &ctx.validator,
             Some(&ctx.wrong_passwords),
@@ -214,19 +214,16 @@ fn spawn_validation<V: Validator>(
             clock::now_ms(),
         )
         .await;
+        let outcome = &validated.outcome;
         ctx.stats
-            .record(&outcome, asked_directory(&outcome).then(|| started.elapsed()));
-        if let Err(e) = ctx.trace.record(clock::now_utc(), request.request_id, &outcome) {
+            .record(outcome, asked_directory(outcome).then(|| started.elapsed()));
+        if let Err(e) = ctx.trace.record(clock::now_utc(), request.request_id, outcome) {
             tracing::error!(error = %e, "cannot write the trace log");
         }
         let agent_micros = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::debug!(request = %request.request_id, result = %outcome_kind(&outcome), agent_micros, "validated");
-        let answer = AgentToCloud::Result {
-            request_id: request.request_id,
-            outcome,
-            agent_micros,
-            repeated,
-        };
+        tracing::debug!(request = %request.request_id, result = %outcome_kind(outcome), agent_micros, "validated");
+        // Authenticated with the key of the context that opened the envelope.
+        let answer = validated.answer(request.request_id, agent_micros);
         if let Some(message) = text(&answer) {
             // If the connection is gone the cloud has already given the request to another
             // agent; nothing to do.

@@ -1,8 +1,13 @@
 //! One validation, from a sealed request to an [`Outcome`]: admission checks, the empty
 //! password rule, then the directory. The decrypted payload is dropped (and its password
-//! zeroized) as soon as the directory has answered.
+//! zeroized) as soon as the directory has answered. The answer is authenticated with the key
+//! of the HPKE context that opened the envelope ([`Validated::answer`]).
 
-use passthru_proto::{Outcome, PasswordOperation, SealedRequest, ValidationPayload, Win32};
+use passthru_proto::answer::{result_message, AnswerKey};
+use passthru_proto::{
+    AgentToCloud, Outcome, PasswordOperation, SealedRequest, ValidationPayload, Win32,
+};
+use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::validator::{Validator, Verdict};
@@ -21,11 +26,27 @@ pub async fn validate_request<V: Validator + ?Sized>(
 }
 
 /// What a validation gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Validated {
     pub outcome: Outcome,
     /// The answer came from the memory of this user's recent wrong passwords: no bind.
     pub repeated: bool,
+    /// What the answer is authenticated with, from the context that opened the envelope
+    /// (`None` when it did not open: then the answer is an admission refusal).
+    pub answer_key: Option<AnswerKey>,
+}
+
+impl Validated {
+    /// The `Result` message answering `request_id`, with its MAC when the envelope opened.
+    pub fn answer(self, request_id: Uuid, agent_micros: u64) -> AgentToCloud {
+        result_message(
+            request_id,
+            self.outcome,
+            agent_micros,
+            self.repeated,
+            self.answer_key.as_ref(),
+        )
+    }
 }
 
 /// Validates `request`, answering a wrong password the user recently tried from `memory`
@@ -37,14 +58,33 @@ pub async fn validate_remembering<V: Validator + ?Sized>(
     request: &SealedRequest,
     now_ms: u64,
 ) -> Validated {
-    let done = |outcome| Validated {
+    let (payload, answer_key) = match admission.admit(request, now_ms) {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            return Validated {
+                outcome: Outcome::Error { error },
+                repeated: false,
+                answer_key: None,
+            }
+        }
+    };
+    let (outcome, repeated) = check_or_write(validator, memory, payload, request, now_ms).await;
+    Validated {
         outcome,
-        repeated: false,
-    };
-    let payload = match admission.admit(request, now_ms) {
-        Ok(payload) => payload,
-        Err(error) => return done(Outcome::Error { error }),
-    };
+        repeated,
+        answer_key: Some(answer_key),
+    }
+}
+
+/// The directory's answer for an admitted request, and whether it came from `memory`.
+async fn check_or_write<V: Validator + ?Sized>(
+    validator: &V,
+    memory: Option<&WrongPasswords>,
+    payload: ValidationPayload,
+    request: &SealedRequest,
+    now_ms: u64,
+) -> (Outcome, bool) {
+    let done = |outcome| (outcome, false);
     if !payload.operation.is_validate() {
         return done(write_password(validator, memory, payload, request, now_ms).await);
     }
@@ -58,12 +98,12 @@ pub async fn validate_remembering<V: Validator + ?Sized>(
     let now = std::time::Instant::now();
     if memory.is_some_and(|m| m.seen(&payload.username, &payload.password, now)) {
         drop(payload);
-        return Validated {
-            outcome: Outcome::Denied {
+        return (
+            Outcome::Denied {
                 win32: Win32::LogonFailure,
             },
-            repeated: true,
-        };
+            true,
+        );
     }
     // The directory work ends with the request's deadline: past it the cloud has answered
     // the user already, and a slow DC must not hold a validation slot for longer.
@@ -258,6 +298,47 @@ mod tests {
         let after = validate_remembering(&adm, &fake, Some(&memory), &run("typo")?, NOW).await;
         assert!(!after.repeated, "a success forgets the wrong passwords");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_bound_to_the_envelope_it_opened() -> Result<(), &'static str> {
+        let (adm, public, ids, fake) = setup()?;
+        let header = RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id: ids.0,
+            agent_id: ids.1,
+            issued_at_ms: NOW,
+            expires_at_ms: NOW + 10_000,
+        };
+        let payload =
+            ValidationPayload::validate("alice@corp.example.test", Zeroizing::new("right".into()));
+        let (sealed, cloud_key) =
+            passthru_proto::seal::seal_bound(public.public_bytes(), header, &payload)
+                .map_err(|_| "seal")?;
+        let check = |answer: AgentToCloud| match answer {
+            AgentToCloud::Result {
+                request_id,
+                outcome,
+                repeated,
+                mac,
+                ..
+            } => cloud_key.check(request_id, &outcome, repeated, mac.as_deref()),
+            _ => Err(passthru_proto::answer::AnswerRefusal::Missing),
+        };
+        let ok = validate_remembering(&adm, &fake, None, &sealed, NOW).await;
+        assert!(matches!(ok.outcome, Outcome::Success(_)));
+        assert_eq!(
+            check(ok.answer(header.request_id, 1)),
+            Ok(passthru_proto::answer::Binding::Bound)
+        );
+        // The replay did not open the envelope: no MAC, accepted only as the refusal it is.
+        let replayed = validate_remembering(&adm, &fake, None, &sealed, NOW).await;
+        assert!(replayed.answer_key.is_none());
+        assert_eq!(
+            check(replayed.answer(header.request_id, 1)),
+            Ok(passthru_proto::answer::Binding::Unbound)
+        );
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The agent's connection loop against a fake cloud on 127.0.0.1: mutual TLS, Welcome/Hello,
-//! sealed requests answered (success, denial, replay, expiry), a reconnect after the cloud
-//! drops the link, and the drain on shutdown.
+//! sealed requests answered (success, denial, replay, expiry; each answer that opened its
+//! envelope authenticated with that envelope's key), a reconnect after the cloud drops the
+//! link, and the drain on shutdown.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -16,9 +17,10 @@ use passthru_agent::state_dir::{AgentState, Registration};
 use passthru_agent::tls_config;
 use passthru_agent::trace_log::TraceLog;
 use passthru_agent::validator::{Validator, Verdict};
-use passthru_proto::seal::{seal, RequestHeader};
+use passthru_proto::answer::{AnswerRefusal, Binding};
+use passthru_proto::seal::{seal_bound, RequestHeader};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent, DirectoryUser, PROTOCOL_VERSION};
-use passthru_proto::{AgentError, AgentKeyPair, Outcome, ValidationPayload, Win32};
+use passthru_proto::{AgentError, AgentKeyPair, AnswerKey, Outcome, ValidationPayload, Win32};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
@@ -229,7 +231,7 @@ fn sealed(
     agent_id: Uuid,
     password: &str,
     expires_in_ms: i64,
-) -> Result<passthru_proto::SealedRequest, Box<dyn Error>> {
+) -> Result<(passthru_proto::SealedRequest, AnswerKey), Box<dyn Error>> {
     let now = now_ms();
     let header = RequestHeader {
         request_id: Uuid::new_v4(),
@@ -243,7 +245,21 @@ fn sealed(
         password: Zeroizing::new(password.into()),
         operation: Default::default(),
     };
-    Ok(seal(public, header, &payload)?)
+    Ok(seal_bound(public, header, &payload)?)
+}
+
+/// How the cloud would take an answer the fake cloud saw, checked with its request's key.
+fn binding(seen: &Seen, key: &AnswerKey) -> Result<Binding, AnswerRefusal> {
+    match seen {
+        Seen::FromAgent(AgentToCloud::Result {
+            request_id,
+            outcome,
+            repeated,
+            mac,
+            ..
+        }) => key.check(*request_id, outcome, *repeated, mac.as_deref()),
+        _ => Err(AnswerRefusal::Missing),
+    }
 }
 
 #[tokio::test]
@@ -317,16 +333,20 @@ async fn validates_reconnects_and_drains() -> TestResult {
     );
 
     // Right password, wrong password, replay, expired.
-    let ok = sealed(&public, tenant_id, agent_id, "right", 10_000)?;
+    let (ok, ok_key) = sealed(&public, tenant_id, agent_id, "right", 10_000)?;
     cloud.send((c, Some(CloudToAgent::Validate(ok.clone()))))?;
     let (_, answer) = next_seen(&mut seen).await?;
     assert!(
         matches!(answer, Seen::FromAgent(AgentToCloud::Result { request_id, outcome: Outcome::Success(_), .. }) if request_id == ok.request_id),
         "{answer:?}"
     );
-    let wrong = sealed(&public, tenant_id, agent_id, "wrong", 10_000)?;
+    assert_eq!(binding(&answer, &ok_key), Ok(Binding::Bound));
+    let (wrong, wrong_key) = sealed(&public, tenant_id, agent_id, "wrong", 10_000)?;
     cloud.send((c, Some(CloudToAgent::Validate(wrong.clone()))))?;
     let (_, answer) = next_seen(&mut seen).await?;
+    assert_eq!(binding(&answer, &wrong_key), Ok(Binding::Bound));
+    // Another request's key does not verify it.
+    assert_eq!(binding(&answer, &ok_key), Err(AnswerRefusal::Mismatch));
     assert!(
         matches!(
             answer,
@@ -353,7 +373,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
         ),
         "{answer:?}"
     );
-    let expired = sealed(&public, tenant_id, agent_id, "right", -1)?;
+    let (expired, _) = sealed(&public, tenant_id, agent_id, "right", -1)?;
     cloud.send((c, Some(CloudToAgent::Validate(expired.clone()))))?;
     let (_, answer) = next_seen(&mut seen).await?;
     assert!(

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::dirsync;
-use crate::gateway::{AgentConn, Reply};
+use crate::gateway::{AgentConn, Completion, Reply};
 use crate::oauth_error::ApiError;
 use crate::server::ClientInfo;
 use crate::state::{unix_ms, unix_now, Shared};
@@ -222,9 +222,10 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 conn.heard();
                 match msg {
                     Message::Text(t) => match serde_json::from_str::<AgentToCloud>(t.as_str()) {
-                        Ok(AgentToCloud::Result { request_id, outcome, agent_micros, repeated }) => {
-                            let reply = Reply { outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated, passed_over: Vec::new() };
-                            if !state.gateway.complete(&conn, request_id, reply) {
+                        Ok(AgentToCloud::Result { request_id, outcome, agent_micros, repeated, mac }) => {
+                            let reply = Reply { request_id, outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated, passed_over: Vec::new() };
+                            // A refused answer is logged by the gateway.
+                            if state.gateway.complete(&conn, request_id, reply, mac.as_deref()) == Completion::Unknown {
                                 tracing::info!(agent = %conn.agent_id, request = %request_id, "late or unknown answer dropped (AADSTS80014)");
                             }
                         }

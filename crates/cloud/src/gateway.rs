@@ -3,12 +3,17 @@
 //! sends it, and waits for the answer until the deadline. When an agent's connection drops
 //! with a request in flight, the request is sealed again to another agent while the deadline
 //! allows.
+//!
+//! Each request in flight keeps the key its answer must be authenticated with (exported from
+//! the HPKE context it was sealed with, [`passthru_proto::answer`]): an answer whose MAC does
+//! not match is refused, so only the holder of the agent's private key can answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use passthru_proto::answer::{AnswerKey, AnswerRefusal, Binding};
 use passthru_proto::seal::{self, Encapsulation, RequestHeader, ValidationPayload};
 use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
@@ -30,11 +35,16 @@ pub enum DispatchError {
     /// The tenant already has as many agent requests in flight as it may (AADSTS90055).
     #[error("this organization has too many requests to its authentication agents in flight")]
     Busy,
+    /// The answer was refused: its MAC was missing or wrong (AADSTS80005).
+    #[error("the authentication agent's answer was refused: {0}")]
+    AnswerRefused(AnswerRefusal),
 }
 
 /// An answer from an agent.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The request it answers (for logs).
+    pub request_id: Uuid,
     pub outcome: Outcome,
     pub agent_id: Uuid,
     pub agent_host: String,
@@ -200,7 +210,24 @@ impl AgentConn {
 struct Pending {
     agent_id: Uuid,
     conn_id: Uuid,
-    tx: oneshot::Sender<Reply>,
+    /// What the answer's MAC must be made with.
+    answer_key: AnswerKey,
+    tx: oneshot::Sender<Answer>,
+}
+
+/// An answer as the waiting request receives it: accepted, or refused.
+type Answer = Result<Reply, AnswerRefusal>;
+
+/// What became of an agent's answer (see [`Gateway::complete`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Completion {
+    /// Authenticated and handed to the waiting request.
+    Delivered,
+    /// No request of this connection waits for it (late, or never sent to it): dropped.
+    Unknown,
+    /// Refused (MAC missing or wrong); the request fails with AADSTS80005.
+    Refused(AnswerRefusal),
 }
 
 #[derive(Default)]
@@ -425,21 +452,55 @@ impl Gateway {
         self.tallies().entry(agent_id).or_default().merge(tally);
     }
 
-    /// Delivers an agent's answer. Answers for unknown requests (late, or for another
-    /// connection) are dropped and reported as `false`.
-    pub fn complete(&self, conn: &AgentConn, request_id: Uuid, reply: Reply) -> bool {
+    /// Delivers an agent's answer, once its `mac` is checked against the request's key.
+    /// Answers for unknown requests (late, or sent to another connection) are dropped; an
+    /// answer whose MAC is missing or wrong is refused and logged, and its request fails.
+    pub fn complete(
+        &self,
+        conn: &AgentConn,
+        request_id: Uuid,
+        mut reply: Reply,
+        mac: Option<&str>,
+    ) -> Completion {
         let pending = {
             let mut inner = self.lock();
             match inner.pending.get(&request_id) {
                 Some(p) if p.conn_id == conn.conn_id && p.agent_id == conn.agent_id => {
                     inner.pending.remove(&request_id)
                 }
-                _ => None,
+                Some(_) => {
+                    tracing::warn!(agent = %conn.agent_id, host = %conn.host, request = %request_id,
+                        "an agent answered a request that was sent to another agent connection; answer dropped");
+                    None
+                }
+                None => None,
             }
         };
-        match pending {
-            Some(p) => p.tx.send(reply).is_ok(),
-            None => false,
+        let Some(p) = pending else {
+            return Completion::Unknown;
+        };
+        let checked = p
+            .answer_key
+            .check(request_id, &reply.outcome, reply.repeated, mac);
+        let answer = match checked {
+            Ok(Binding::Bound) => Ok(reply),
+            Ok(Binding::Unbound) => {
+                // A refusal made without opening the envelope says only that it failed.
+                reply.repeated = false;
+                Ok(reply)
+            }
+            Err(refusal) => {
+                tracing::warn!(agent = %conn.agent_id, host = %conn.host, request = %request_id, %refusal,
+                    "agent answer refused (AADSTS80005): it is not authenticated with the key of the request's envelope. If this repeats, someone may hold this agent's certificate without its HPKE key: revoke the agent (agents revoke ID) and register it again");
+                Err(refusal)
+            }
+        };
+        let refused = answer.as_ref().err().copied();
+        // The waiting request may have ended (its caller went away): nothing to deliver to.
+        let _ = p.tx.send(answer);
+        match refused {
+            Some(r) => Completion::Refused(r),
+            None => Completion::Delivered,
         }
     }
 
@@ -521,7 +582,9 @@ impl Gateway {
                 issued_at_ms: issued,
                 expires_at_ms: issued + remaining.as_millis() as u64,
             };
-            let Ok(sealed) = agent.encapsulation().and_then(|e| e.seal(header, payload)) else {
+            let Ok((sealed, answer_key)) =
+                agent.encapsulation().and_then(|e| e.seal(header, payload))
+            else {
                 // A stored key that does not parse: this agent cannot be used.
                 tracing::error!(agent = %agent.agent_id, "the agent's stored HPKE key is invalid; re-register the agent");
                 continue;
@@ -532,6 +595,7 @@ impl Gateway {
                 Pending {
                     agent_id: agent.agent_id,
                     conn_id: agent.conn_id,
+                    answer_key,
                     tx,
                 },
             );
@@ -612,6 +676,15 @@ impl Gateway {
                 Step::Timeout => {
                     return Err(DispatchError::Timeout);
                 }
+                Step::Refused(refusal) => {
+                    // Logged where it was refused; never sent to another agent (this one may
+                    // have bound the password already, and an impostor must not get retries).
+                    // Counted among the agent's errors (`agents list`).
+                    let mut tallies = self.tallies();
+                    let t = tallies.entry(agent.agent_id).or_default();
+                    *t.errors.entry("answer_refused".into()).or_default() += 1;
+                    return Err(DispatchError::AnswerRefused(refusal));
+                }
             }
         }
     }
@@ -640,7 +713,7 @@ pub const STUCK_PROBE: Duration = Duration::from_millis(750);
 /// twice.
 async fn await_reply(
     agent: &AgentConn,
-    mut rx: oneshot::Receiver<Reply>,
+    mut rx: oneshot::Receiver<Answer>,
     deadline: Instant,
     may_move_on: bool,
 ) -> Step {
@@ -648,7 +721,7 @@ async fn await_reply(
     if may_move_on {
         let check_at = (Instant::now() + SUSPECT_AFTER).min(deadline);
         match tokio::time::timeout_at(check_at.into(), &mut rx).await {
-            Ok(Ok(reply)) => return Step::Answered(Box::new(reply)),
+            Ok(Ok(answer)) => return Step::from(answer),
             Ok(Err(_)) => return Step::Lost,
             Err(_) => {}
         }
@@ -657,7 +730,7 @@ async fn await_reply(
             agent.ping_now.notify_one();
             let give_up = (Instant::now() + STUCK_PROBE).min(deadline);
             match tokio::time::timeout_at(give_up.into(), &mut rx).await {
-                Ok(Ok(reply)) => return Step::Answered(Box::new(reply)),
+                Ok(Ok(answer)) => return Step::from(answer),
                 Ok(Err(_)) => return Step::Lost,
                 Err(_) => {}
             }
@@ -668,7 +741,7 @@ async fn await_reply(
         }
     }
     match tokio::time::timeout_at(deadline.into(), rx).await {
-        Ok(Ok(reply)) => Step::Answered(Box::new(reply)),
+        Ok(Ok(answer)) => Step::from(answer),
         Ok(Err(_)) => Step::Lost,
         Err(_) => Step::Timeout,
     }
@@ -698,6 +771,17 @@ enum Step {
     Stuck,
     /// The deadline passed.
     Timeout,
+    /// The agent's answer was refused (not authenticated with the request's key).
+    Refused(AnswerRefusal),
+}
+
+impl From<Answer> for Step {
+    fn from(answer: Answer) -> Step {
+        match answer {
+            Ok(reply) => Step::Answered(Box::new(reply)),
+            Err(refusal) => Step::Refused(refusal),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -705,12 +789,276 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{suffix_matches, AgentConn, DispatchError, Gateway, Reply, SPARE_ENCAPSULATIONS};
+    use super::{
+        suffix_matches, AgentConn, Completion, DispatchError, Gateway, Reply, SPARE_ENCAPSULATIONS,
+    };
+    use passthru_proto::answer::AnswerRefusal;
     use passthru_proto::seal::{RequestHeader, SealError, ValidationPayload};
-    use passthru_proto::wire::CloudToAgent;
-    use passthru_proto::{AgentKeyPair, PasswordOperation};
+    use passthru_proto::wire::{AgentError, CloudToAgent, DirectoryUser, Outcome};
+    use passthru_proto::{AgentKeyPair, PasswordOperation, Win32};
     use tokio::sync::mpsc;
     use uuid::Uuid;
+
+    /// How a scripted agent answers the request it receives.
+    #[derive(Clone, Copy, Debug)]
+    enum Answering {
+        /// Opens the envelope and answers with the MAC of its context.
+        Opened,
+        /// Has no HPKE key: answers success without a MAC.
+        NoMac,
+        /// Has no HPKE key: answers success with a made-up MAC.
+        MadeUpMac,
+        /// Opens the envelope, MACs a denial, sends a success with that MAC.
+        Altered,
+        /// An admission refusal without MAC, claiming `repeated`.
+        UnboundRefusal,
+    }
+
+    fn success() -> Outcome {
+        Outcome::Success(DirectoryUser {
+            object_guid: Uuid::new_v4(),
+            user_principal_name: "alice@corp.example.test".into(),
+            sam_account_name: None,
+            display_name: None,
+            mail: None,
+            consistency_guid: None,
+        })
+    }
+
+    /// A gateway with one connected agent whose requests `answering` answers; the result of
+    /// one validation through it and what `complete` said.
+    async fn validate_once(
+        answering: Answering,
+    ) -> (Result<Reply, DispatchError>, Option<Completion>) {
+        let keys = AgentKeyPair::generate();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let tenant_id = Uuid::new_v4();
+        let conn = Arc::new(AgentConn::new(
+            Uuid::new_v4(),
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            vec!["corp.example.test".into()],
+            keys.public_bytes().to_vec(),
+            tx,
+        ));
+        let gateway = Arc::new(Gateway::default());
+        gateway.register(conn.clone());
+        let agent = {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let Some(CloudToAgent::Validate(sealed)) = rx.recv().await else {
+                    return None;
+                };
+                let id = sealed.request_id;
+                let opened = keys.open_bound(&sealed).ok().map(|(_, key)| key);
+                let (outcome, repeated, mac) = match (answering, &opened) {
+                    (Answering::Opened, Some(key)) => {
+                        let o = success();
+                        let mac = key.mac(id, &o, false);
+                        (o, false, Some(mac))
+                    }
+                    (Answering::Altered, Some(key)) => {
+                        let denied = Outcome::Denied {
+                            win32: Win32::LogonFailure,
+                        };
+                        (success(), false, Some(key.mac(id, &denied, false)))
+                    }
+                    (Answering::NoMac, _) => (success(), false, None),
+                    (Answering::MadeUpMac, _) => (success(), false, Some(base64_of([7u8; 32]))),
+                    (Answering::UnboundRefusal, _) => (
+                        Outcome::Error {
+                            error: AgentError::DecryptFailed,
+                        },
+                        true,
+                        None,
+                    ),
+                    _ => return None,
+                };
+                let reply = Reply {
+                    request_id: id,
+                    outcome,
+                    agent_id: conn.agent_id,
+                    agent_host: conn.host.clone(),
+                    agent_micros: 1,
+                    repeated,
+                    passed_over: Vec::new(),
+                };
+                // An answer from another connection (even of the same agent) is dropped,
+                // and the request keeps waiting for its own agent.
+                let (other_tx, _other_rx) = tokio::sync::mpsc::channel(1);
+                let other = AgentConn::new(
+                    conn.agent_id,
+                    tenant_id,
+                    "elsewhere".into(),
+                    "1".into(),
+                    Vec::new(),
+                    Vec::new(),
+                    other_tx,
+                );
+                let stray = gateway.complete(&other, id, reply.clone(), mac.as_deref());
+                assert_eq!(stray, Completion::Unknown);
+                Some(gateway.complete(&conn, id, reply, mac.as_deref()))
+            })
+        };
+        let payload = ValidationPayload::validate(
+            "alice@corp.example.test",
+            zeroize::Zeroizing::new("not-a-secret".into()),
+        );
+        let result = gateway
+            .validate(tenant_id, &payload, Duration::from_secs(5))
+            .await;
+        (result, agent.await.ok().flatten())
+    }
+
+    fn base64_of(bytes: [u8; 32]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_the_key_that_opened_the_envelope_is_delivered() {
+        let (result, completion) = validate_once(Answering::Opened).await;
+        assert_eq!(completion, Some(Completion::Delivered));
+        assert!(
+            matches!(
+                result,
+                Ok(Reply {
+                    outcome: Outcome::Success(_),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_the_requests_key_is_refused() {
+        for (answering, refusal) in [
+            (Answering::NoMac, AnswerRefusal::Missing),
+            (Answering::MadeUpMac, AnswerRefusal::Mismatch),
+            (Answering::Altered, AnswerRefusal::Mismatch),
+        ] {
+            let (result, completion) = validate_once(answering).await;
+            assert_eq!(
+                completion,
+                Some(Completion::Refused(refusal)),
+                "{answering:?}"
+            );
+            assert!(
+                matches!(result, Err(DispatchError::AnswerRefused(r)) if r == refusal),
+                "{answering:?}: {result:?}"
+            );
+        }
+    }
+
+    /// 300 requests in flight at once on one connection, answered in reverse order: those
+    /// answered with their own envelope's key are delivered, those answered with another
+    /// request's key are refused, each request with its own verdict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_request_in_flight_checks_its_own_key() {
+        const N: usize = 300;
+        let keys = AgentKeyPair::generate();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(N);
+        let tenant_id = Uuid::new_v4();
+        let conn = Arc::new(AgentConn::new(
+            Uuid::new_v4(),
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            vec!["corp.example.test".into()],
+            keys.public_bytes().to_vec(),
+            tx,
+        ));
+        let gateway = Arc::new(Gateway::default());
+        gateway.register(conn.clone());
+        let agent = {
+            let (gateway, conn) = (gateway.clone(), conn.clone());
+            tokio::spawn(async move {
+                let mut opened = Vec::new();
+                while opened.len() < N {
+                    let Some(CloudToAgent::Validate(sealed)) = rx.recv().await else {
+                        break;
+                    };
+                    conn.heard();
+                    if let Ok((payload, key)) = keys.open_bound(&sealed) {
+                        opened.push((sealed.request_id, payload.username.clone(), key));
+                    }
+                }
+                let mut refused = 0;
+                for i in (0..opened.len()).rev() {
+                    let (id, user, key) = &opened[i];
+                    let key = if user.starts_with("ok") {
+                        key
+                    } else {
+                        &opened[(i + 1) % opened.len()].2
+                    };
+                    let outcome = success();
+                    let mac = key.mac(*id, &outcome, false);
+                    let reply = Reply {
+                        request_id: *id,
+                        outcome,
+                        agent_id: conn.agent_id,
+                        agent_host: conn.host.clone(),
+                        agent_micros: 1,
+                        repeated: false,
+                        passed_over: Vec::new(),
+                    };
+                    conn.heard();
+                    if gateway.complete(&conn, *id, reply, Some(&mac)) != Completion::Delivered {
+                        refused += 1;
+                    }
+                }
+                refused
+            })
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let gateway = gateway.clone();
+            let user = if i % 2 == 0 { "ok" } else { "bad" };
+            calls.spawn(async move {
+                let payload = ValidationPayload::validate(
+                    &format!("{user}-{i}@corp.example.test"),
+                    zeroize::Zeroizing::new("not-a-secret".into()),
+                );
+                let result = gateway
+                    .validate(tenant_id, &payload, Duration::from_secs(20))
+                    .await;
+                (user, result)
+            });
+        }
+        let (mut delivered, mut refused, mut wrong) = (0, 0, Vec::new());
+        while let Some(Ok((user, result))) = calls.join_next().await {
+            match (user, result) {
+                ("ok", Ok(_)) => delivered += 1,
+                ("bad", Err(DispatchError::AnswerRefused(AnswerRefusal::Mismatch))) => refused += 1,
+                (user, other) => wrong.push(format!("{user}: {other:?}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:?}");
+        assert_eq!((delivered, refused), (N / 2, N / 2));
+        assert_eq!(agent.await.ok(), Some(N / 2));
+        // The refusals count among the agent's errors (`agents list`).
+        let tally = gateway.unflushed(conn.agent_id).unwrap_or_default();
+        assert_eq!(tally.errors.get("answer_refused"), Some(&(N as u64 / 2)));
+    }
+
+    #[tokio::test]
+    async fn an_admission_refusal_without_mac_only_fails_the_request() -> Result<(), DispatchError>
+    {
+        let (result, completion) = validate_once(Answering::UnboundRefusal).await;
+        assert_eq!(completion, Some(Completion::Delivered));
+        let reply = result?;
+        assert_eq!(
+            reply.outcome,
+            Outcome::Error {
+                error: AgentError::DecryptFailed
+            }
+        );
+        // Unauthenticated: its claim that the password was a repeat is ignored.
+        assert!(!reply.repeated);
+        Ok(())
+    }
 
     #[test]
     fn spare_encapsulations_are_capped_used_once_and_open() -> Result<(), SealError> {
@@ -744,7 +1092,7 @@ mod tests {
                 issued_at_ms: 1_000,
                 expires_at_ms: 11_000,
             };
-            let sealed = conn.encapsulation()?.seal(header, &payload)?;
+            let (sealed, _) = conn.encapsulation()?.seal(header, &payload)?;
             assert!(
                 seen.insert(sealed.enc.clone()),
                 "an ephemeral key was used twice"

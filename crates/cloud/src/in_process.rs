@@ -302,7 +302,7 @@ fn fake_agent(
             let CloudToAgent::Validate(sealed) = msg else {
                 continue;
             };
-            let Ok(payload) = keys.open(&sealed) else {
+            let Ok((payload, answer_key)) = keys.open_bound(&sealed) else {
                 continue;
             };
             if let Ok(mut a) = asked.lock() {
@@ -311,15 +311,21 @@ fn fake_agent(
                     payload.username.clone(),
                 ));
             }
+            let outcome = answer(&payload);
+            let mac = answer_key.mac(sealed.request_id, &outcome, false);
             let reply = Reply {
-                outcome: answer(&payload),
+                request_id: sealed.request_id,
+                outcome,
                 agent_id: conn.agent_id,
                 agent_host: conn.host.clone(),
                 agent_micros: 0,
                 repeated: false,
                 passed_over: Vec::new(),
             };
-            state.gateway.complete(&conn, sealed.request_id, reply);
+            // A late answer (the request gave up) is simply not delivered.
+            let _ = state
+                .gateway
+                .complete(&conn, sealed.request_id, reply, Some(&mac));
         }
     });
 }

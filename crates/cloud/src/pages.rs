@@ -39,7 +39,7 @@ pub fn user_message(code: Aadsts) -> &'static str {
         Aadsts::AgentUnavailable => "We can't reach your organization's directory right now. Try again in a few minutes; if it keeps happening, contact your administrator.",
         Aadsts::AgentTimeout => "Your organization's directory took too long to answer. Try again in a moment.",
         Aadsts::InvalidUsernameForAgent => "Your organization can't check this username. Make sure you typed your full work account name.",
-        Aadsts::AgentDecryptFailed | Aadsts::AgentNoKey | Aadsts::ClockSkew => "Something went wrong while checking your password with your organization. Try again; if it keeps happening, contact your administrator.",
+        Aadsts::AgentDecryptFailed | Aadsts::AgentNoKey | Aadsts::AgentAnswerRefused | Aadsts::ClockSkew => "Something went wrong while checking your password with your organization. Try again; if it keeps happening, contact your administrator.",
         Aadsts::RedirectUriMismatch => "The application asked to send you to an address it hasn't registered. Contact the application's owner.",
         Aadsts::UnknownClient => "The application you are signing in to isn't known to this organization. Contact the application's owner.",
         Aadsts::TenantNotFound => "This organization doesn't exist here. Check the address you used.",

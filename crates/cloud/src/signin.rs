@@ -436,12 +436,19 @@ async fn pass_through(
                 "Too many sign-ins of this organization are waiting for its authentication agents.",
             ));
         }
+        Err(DispatchError::AnswerRefused(_)) => return Err(fail(Aadsts::AgentAnswerRefused)),
     };
     trail.agent_id = Some(reply.agent_id);
     trail.repeated = reply.repeated;
     trail.other_agents = reply.passed_over.clone();
     match reply.outcome {
         Outcome::Success(dir_user) => {
+            if !names_synced_record(existing, &dir_user) {
+                tracing::warn!(tenant = %attempt.tenant.name, user = %username, agent = %reply.agent_id,
+                    request = %reply.request_id, correlation = %attempt.correlation_id, answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
+                    "agent answer refused (AADSTS80005): a success for a synced user must name that user's objectGUID, and this one names another object");
+                return Err(fail(Aadsts::AgentAnswerRefused));
+            }
             if let Some(known) = existing.filter(|u| unchanged(u, attempt, &dir_user, unix_now())) {
                 // The same user, signed in lately: nothing to write on this sign-in.
                 return Ok(known.clone());
@@ -463,6 +470,16 @@ async fn pass_through(
         }
         #[allow(unreachable_patterns)]
         _ => Err(fail(Aadsts::ServerError)),
+    }
+}
+
+/// Whether an agent's success for the requested name may stand: when the name has a synced
+/// record, the success must name that record's objectGUID (so an agent cannot sign a user
+/// in as another user of the tenant); a name without one has nothing to compare with.
+pub(crate) fn names_synced_record(requested: Option<&User>, dir_user: &DirectoryUser) -> bool {
+    match requested.and_then(|u| u.sync.as_ref()) {
+        Some(synced) => synced.object_guid == dir_user.object_guid,
+        None => true,
     }
 }
 
@@ -760,6 +777,55 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_success_for_a_synced_user_must_name_its_object_guid() {
+        let guid = Uuid::new_v4();
+        let answered = |object_guid| DirectoryUser {
+            object_guid,
+            user_principal_name: "a@corp.test".into(),
+            sam_account_name: None,
+            display_name: None,
+            mail: None,
+            // The anchor may differ from objectGUID; the rule compares objectGUIDs.
+            consistency_guid: Some(Uuid::new_v4()),
+        };
+        let mut user = User {
+            id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4(),
+            upn: "a@corp.test".into(),
+            display_name: None,
+            mail: None,
+            password_hash: None,
+            source: "onprem".into(),
+            immutable_id: None,
+            role: "none".into(),
+            enabled: true,
+            created_at: 0,
+            updated_at: None,
+            last_sign_in: None,
+            sync: None,
+            writeback_allowed: false,
+        };
+        // Nothing synced to compare with: the answer stands.
+        assert!(names_synced_record(None, &answered(Uuid::new_v4())));
+        assert!(names_synced_record(Some(&user), &answered(Uuid::new_v4())));
+        user.sync = Some(crate::store::sync::SyncedAttributes {
+            forest: "corp.test".into(),
+            object_guid: guid,
+            dn: "CN=A,DC=corp,DC=test".into(),
+            sam_account_name: None,
+            given_name: None,
+            surname: None,
+            enabled: true,
+            account_expires: None,
+            when_changed: None,
+            password_last_set: None,
+            last_change: 0,
+        });
+        assert!(names_synced_record(Some(&user), &answered(guid)));
+        assert!(!names_synced_record(Some(&user), &answered(Uuid::new_v4())));
     }
 
     #[test]

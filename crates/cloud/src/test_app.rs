@@ -204,7 +204,8 @@ pub(crate) fn form(
 pub(crate) type Answer = Arc<dyn Fn(&ValidationPayload) -> Outcome + Send + Sync>;
 
 /// A fake agent connected to the gateway: it opens each request with its own HPKE key,
-/// counts it, waits `delay`, and answers with `answer`'s outcome.
+/// counts it, waits `delay`, and answers with `answer`'s outcome, authenticated with the
+/// request's answer key.
 #[derive(Debug)]
 pub(crate) struct FakeAgent {
     /// Requests received.
@@ -242,17 +243,17 @@ impl TestApp {
                     continue;
                 };
                 count.fetch_add(1, Ordering::SeqCst);
-                let outcome = match keys.open(&sealed) {
-                    Ok(payload) => answer(&payload),
-                    Err(_) => Outcome::Error {
-                        error: passthru_proto::AgentError::DecryptFailed,
-                    },
+                let Ok((payload, answer_key)) = keys.open_bound(&sealed) else {
+                    continue;
                 };
+                let outcome = answer(&payload);
+                let mac = answer_key.mac(sealed.request_id, &outcome, false);
                 let state = state.clone();
                 let conn = conn.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     let reply = Reply {
+                        request_id: sealed.request_id,
                         outcome,
                         agent_id: conn.agent_id,
                         agent_host: conn.host.clone(),
@@ -260,7 +261,10 @@ impl TestApp {
                         repeated: false,
                         passed_over: Vec::new(),
                     };
-                    state.gateway.complete(&conn, sealed.request_id, reply);
+                    // A late answer (the request gave up) is simply not delivered.
+                    let _ = state
+                        .gateway
+                        .complete(&conn, sealed.request_id, reply, Some(&mac));
                 });
             }
         });

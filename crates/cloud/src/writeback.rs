@@ -15,7 +15,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::gateway::DispatchError;
-use crate::signin::{record_user, Attempt};
+use crate::signin::{names_synced_record, record_user, Attempt};
 use crate::state::{unix_now, AppState};
 use crate::store::{DomainKind, Tenant, User};
 
@@ -55,6 +55,10 @@ pub enum WritebackError {
     /// The agent could not write (no service account, not enough rights, DC unreachable).
     #[error("the agent could not write the password: {}", .0.describe())]
     Agent(AgentError),
+    /// The agent's answer was refused (AADSTS80005): not authenticated with the request's
+    /// key, or a success naming another user.
+    #[error("the authentication agent's answer was refused (AADSTS80005); see the cloud log")]
+    AnswerRefused,
     /// The cloud failed (store).
     #[error("the service failed: {0}")]
     Server(String),
@@ -86,7 +90,7 @@ impl WritebackError {
             WritebackError::Agent(AgentError::WritebackNotPermitted) => {
                 "Your organization hasn't set up password changes here correctly, so your password was not changed. Contact your administrator.".into()
             }
-            WritebackError::Agent(_) | WritebackError::Server(_) => {
+            WritebackError::Agent(_) | WritebackError::AnswerRefused | WritebackError::Server(_) => {
                 "Something went wrong, and your password was not changed. Try again; if it keeps happening, contact your administrator.".into()
             }
         }
@@ -267,6 +271,7 @@ async fn send(
                 "too many requests to this organization's authentication agents are in flight; try again in a moment".into(),
             ))
         }
+        Err(DispatchError::AnswerRefused(_)) => return Err(WritebackError::AnswerRefused),
     };
     let result = match reply.outcome {
         Outcome::Success(dir_user) => {
@@ -277,9 +282,22 @@ async fn send(
                 client_ip: None,
                 correlation_id: corr,
             };
-            record_user(state, &attempt, &dir_user)
+            // As for a sign-in: a success for a synced user must name that user.
+            let known = state
+                .store
+                .user_by_upn(tenant.id, &upn)
                 .await
-                .map_err(|e| WritebackError::Server(format!("AADSTS{}", e.code.code())))
+                .map_err(|e| WritebackError::Server(e.to_string()))?;
+            if names_synced_record(known.as_ref(), &dir_user) {
+                record_user(state, &attempt, &dir_user)
+                    .await
+                    .map_err(|e| WritebackError::Server(format!("AADSTS{}", e.code.code())))
+            } else {
+                tracing::warn!(tenant = %tenant.name, user = %upn, agent = %reply.agent_id,
+                    request = %reply.request_id, correlation = %corr, answered_object_guid = %dir_user.object_guid, answered_upn = %dir_user.user_principal_name,
+                    "agent answer refused (AADSTS80005): a success for a synced user must name that user's objectGUID, and this one names another object");
+                Err(WritebackError::AnswerRefused)
+            }
         }
         Outcome::Denied {
             win32: Win32::LogonFailure,

@@ -201,6 +201,10 @@ pub enum Aadsts {
     AgentTimeout,
     /// 80004: the user name could not be routed to any forest the agents serve.
     InvalidUsernameForAgent,
+    /// 80005: the cloud refused the agent's answer: not authenticated with the request's key
+    /// (an impostor holding an agent's certificate without its HPKE key), or a success naming
+    /// another user than the one the request was for.
+    AgentAnswerRefused,
     /// 80007: Active Directory refused for a reason other than the password
     /// (workstation restriction, unexpected directory error).
     DirectoryCommunication,
@@ -265,6 +269,7 @@ impl Aadsts {
             Aadsts::AgentUnavailable => 80001,
             Aadsts::AgentTimeout => 80002,
             Aadsts::InvalidUsernameForAgent => 80004,
+            Aadsts::AgentAnswerRefused => 80005,
             Aadsts::DirectoryCommunication => 80007,
             Aadsts::AgentDecryptFailed => 80010,
             Aadsts::AgentNoKey => 80011,
@@ -310,6 +315,7 @@ impl Aadsts {
             | Aadsts::DirectoryCommunication
             | Aadsts::AgentDecryptFailed
             | Aadsts::AgentNoKey
+            | Aadsts::AgentAnswerRefused
             | Aadsts::ClockSkew => "temporarily_unavailable",
             _ => "invalid_grant",
         }
@@ -334,6 +340,7 @@ impl Aadsts {
             Aadsts::AgentUnavailable => "Unable to connect to Active Directory. Ensure that agent servers are members of the same AD forest as the users whose passwords need to be validated and that they are able to connect to Active Directory.",
             Aadsts::AgentTimeout => "A time-out occurred while connecting to Active Directory. Ensure that Active Directory is available and is responding to requests from the agents.",
             Aadsts::InvalidUsernameForAgent => "The username that was passed to the agent was not valid. Ensure that the user is attempting to sign in with the right username.",
+            Aadsts::AgentAnswerRefused => "An error occurred while processing the response from the authentication agent: the answer was refused. Retry the request; if it continues to fail, contact your administrator.",
             Aadsts::DirectoryCommunication => "An error occurred while communicating with Active Directory. Check the agent logs for more information and verify that Active Directory is operating as expected.",
             Aadsts::AgentDecryptFailed => "The authentication agent could not decrypt the password.",
             Aadsts::AgentNoKey => "The authentication agent has no key for this request. Re-register the agent.",

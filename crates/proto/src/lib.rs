@@ -5,11 +5,13 @@
 //! This crate does no I/O, so that both binaries (and fuzz targets) can use it freely.
 
 pub mod admin;
+pub mod answer;
 pub mod codes;
 pub mod seal;
 pub mod sync;
 pub mod wire;
 
+pub use answer::AnswerKey;
 pub use codes::{Aadsts, Win32};
 pub use seal::{AgentKeyPair, PasswordOperation, SealError, SealedRequest, ValidationPayload};
 pub use wire::{AgentError, AgentToCloud, CloudToAgent, Outcome, PasswordRefusal};

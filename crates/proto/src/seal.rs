@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::answer::AnswerKey;
+
 type KemT = X25519HkdfSha256;
 const INFO: &[u8] = b"passthru/v1/validate";
 
@@ -173,6 +175,16 @@ pub fn seal(
     header: RequestHeader,
     payload: &ValidationPayload,
 ) -> Result<SealedRequest, SealError> {
+    seal_bound(public_key, header, payload).map(|(sealed, _)| sealed)
+}
+
+/// Like [`seal`], also returning the key that authenticates the agent's answer (see
+/// [`crate::answer`]).
+pub fn seal_bound(
+    public_key: &[u8],
+    header: RequestHeader,
+    payload: &ValidationPayload,
+) -> Result<(SealedRequest, AnswerKey), SealError> {
     Encapsulation::new(public_key)?.seal(header, payload)
 }
 
@@ -180,11 +192,13 @@ pub fn seal(
 /// Diffie-Hellman with one agent key and the key schedule), which needs no password and so
 /// can be made before a request comes. It seals exactly one envelope: [`Encapsulation::seal`]
 /// consumes it, so every envelope still has its own ephemeral key. Together the two halves are
-/// HPKE's single-shot seal; the agent opens the envelope the same way.
+/// HPKE's single-shot seal; the agent opens the envelope the same way. The key that
+/// authenticates the answer is exported from the same context, ahead too.
 pub struct Encapsulation {
     key_id: String,
     enc: String,
     ctx: hpke::aead::AeadCtxS<ChaCha20Poly1305, HkdfSha256, KemT>,
+    answer_key: AnswerKey,
 }
 
 impl std::fmt::Debug for Encapsulation {
@@ -206,10 +220,13 @@ impl Encapsulation {
             &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
         )
         .map_err(|_| SealError::BadKey)?;
+        let answer_key = AnswerKey::export(|label, out| ctx.export(label, out))
+            .map_err(|_| SealError::BadKey)?;
         Ok(Encapsulation {
             key_id: key_id(public_key),
             enc: B64.encode(enc.to_bytes()),
             ctx,
+            answer_key,
         })
     }
 
@@ -218,12 +235,13 @@ impl Encapsulation {
         &self.key_id
     }
 
-    /// Seals `payload` with this encapsulation, which is used up.
+    /// Seals `payload` with this encapsulation, which is used up; with the key the agent's
+    /// answer must be authenticated with.
     pub fn seal(
         self,
         header: RequestHeader,
         payload: &ValidationPayload,
-    ) -> Result<SealedRequest, SealError> {
+    ) -> Result<(SealedRequest, AnswerKey), SealError> {
         let plaintext =
             Zeroizing::new(serde_json::to_vec(payload).map_err(|_| SealError::BadPayload)?);
         self.seal_bytes(header, &plaintext)
@@ -234,7 +252,7 @@ impl Encapsulation {
         mut self,
         header: RequestHeader,
         plaintext: &[u8],
-    ) -> Result<SealedRequest, SealError> {
+    ) -> Result<(SealedRequest, AnswerKey), SealError> {
         let mut sealed = SealedRequest {
             request_id: header.request_id,
             tenant_id: header.tenant_id,
@@ -250,7 +268,7 @@ impl Encapsulation {
             .seal(plaintext, &sealed.aad())
             .map_err(|_| SealError::BadPayload)?;
         sealed.ciphertext = B64.encode(ct);
-        Ok(sealed)
+        Ok((sealed, self.answer_key))
     }
 }
 
@@ -306,6 +324,15 @@ impl AgentKeyPair {
     /// Opens an envelope sealed to this key. Callers check `key_id` first to tell "not my
     /// key" (80011) from "altered or undecryptable" (80010).
     pub fn open(&self, sealed: &SealedRequest) -> Result<ValidationPayload, SealError> {
+        self.open_bound(sealed).map(|(payload, _)| payload)
+    }
+
+    /// Like [`AgentKeyPair::open`], also returning the key the answer is authenticated with
+    /// (exported from the context that opened the envelope; see [`crate::answer`]).
+    pub fn open_bound(
+        &self,
+        sealed: &SealedRequest,
+    ) -> Result<(ValidationPayload, AnswerKey), SealError> {
         let sk =
             <KemT as Kem>::PrivateKey::from_bytes(&self.private).map_err(|_| SealError::BadKey)?;
         let enc_bytes = B64
@@ -316,18 +343,22 @@ impl AgentKeyPair {
         let ct = B64
             .decode(sealed.ciphertext.as_bytes())
             .map_err(|_| SealError::Malformed)?;
+        // HPKE's single-shot open, in its two steps, to keep the context for the export.
+        let mut ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, KemT>(
+            &OpModeR::Base,
+            &sk,
+            &enc,
+            INFO,
+        )
+        .map_err(|_| SealError::OpenFailed)?;
         let plaintext = Zeroizing::new(
-            hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, KemT>(
-                &OpModeR::Base,
-                &sk,
-                &enc,
-                INFO,
-                &ct,
-                &sealed.aad(),
-            )
-            .map_err(|_| SealError::OpenFailed)?,
+            ctx.open(&ct, &sealed.aad())
+                .map_err(|_| SealError::OpenFailed)?,
         );
-        serde_json::from_slice(&plaintext).map_err(|_| SealError::BadPayload)
+        let payload = serde_json::from_slice(&plaintext).map_err(|_| SealError::BadPayload)?;
+        let answer_key = AnswerKey::export(|label, out| ctx.export(label, out))
+            .map_err(|_| SealError::OpenFailed)?;
+        Ok((payload, answer_key))
     }
 }
 
@@ -344,7 +375,9 @@ pub mod fuzz_entry {
         header: RequestHeader,
         plaintext: &[u8],
     ) -> Result<SealedRequest, SealError> {
-        Encapsulation::new(public_key)?.seal_bytes(header, plaintext)
+        Encapsulation::new(public_key)?
+            .seal_bytes(header, plaintext)
+            .map(|(sealed, _)| sealed)
     }
 }
 
@@ -387,7 +420,10 @@ mod tests {
         let a = Encapsulation::new(keys.public_bytes())?;
         let b = Encapsulation::new(keys.public_bytes())?;
         assert_eq!(a.key_id(), keys.key_id());
-        let (x, y) = (a.seal(header(), &payload())?, b.seal(header(), &payload())?);
+        let (x, y) = (
+            a.seal(header(), &payload())?.0,
+            b.seal(header(), &payload())?.0,
+        );
         // Each envelope has its own ephemeral key.
         assert_ne!(x.enc, y.enc);
         for sealed in [x, y] {

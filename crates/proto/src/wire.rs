@@ -73,6 +73,11 @@ pub enum AgentToCloud {
         /// a bind: the cloud's smart lockout does not count it again.
         #[serde(default)]
         repeated: bool,
+        /// HMAC-SHA256 (base64) over the request id, `repeated` and the outcome, keyed from
+        /// the HPKE context that opened the envelope ([`crate::answer`]): only the holder of
+        /// the agent's private key can answer. Absent only on refusals made before opening.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
     },
     /// The agent is draining: send it no new work.
     Draining,

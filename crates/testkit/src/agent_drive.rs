@@ -5,9 +5,10 @@
 //! [`AgentDriver`] listens with the cloud's own server certificate and key and requires a
 //! client certificate from the cloud's agent CA (as the cloud does), accepts the agent's
 //! WebSocket, sends `Welcome`, reads `Hello`, then sends `Validate` requests sealed beforehand
-//! to the agent's HPKE key ([`seal_requests`], with `passthru_proto::seal::seal`, the cloud's
-//! own function) and keeps `window` of them in flight. The agent is the release binary, with
-//! its registration from the real cloud; only its endpoint is pointed at the driver.
+//! to the agent's HPKE key ([`seal_requests`], with `passthru_proto::seal::seal_bound`, the
+//! cloud's own function) and keeps `window` of them in flight. Each answer's MAC is checked
+//! with its request's key, as the cloud checks it. The agent is the release binary, with its
+//! registration from the real cloud; only its endpoint is pointed at the driver.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,9 +19,9 @@ use anyhow::{anyhow, bail, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
 use passthru_agent::clock::now_ms;
 use passthru_agent::state_dir::StateDir;
-use passthru_proto::seal::{seal, RequestHeader};
+use passthru_proto::seal::{seal_bound, RequestHeader};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent};
-use passthru_proto::{Outcome, ValidationPayload};
+use passthru_proto::{AnswerKey, Outcome, ValidationPayload};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +44,8 @@ pub struct SealedFrame {
     pub id: Uuid,
     /// The `Validate` message, JSON (shared: sending it copies no bytes).
     pub text: Utf8Bytes,
+    /// What the agent's answer must be authenticated with.
+    pub answer_key: AnswerKey,
 }
 
 /// Seals `count` validation requests for `users` in rotation to the agent key `public_key`,
@@ -82,12 +85,13 @@ pub fn seal_requests(
                             &user.upn,
                             Zeroizing::new(user.password.clone()),
                         );
-                        let sealed = seal(public_key, header, &payload)
+                        let (sealed, answer_key) = seal_bound(public_key, header, &payload)
                             .map_err(|e| anyhow!("sealing a request: {e}"))?;
                         let text = serde_json::to_string(&CloudToAgent::Validate(sealed))?;
                         out.push(SealedFrame {
                             id,
                             text: text.into(),
+                            answer_key,
                         });
                     }
                     Ok(out)
@@ -266,14 +270,15 @@ impl AgentLink {
         let window = window.max(1);
         let started = Instant::now();
         let stop = started + duration;
-        let mut sent_at: HashMap<Uuid, Instant> = HashMap::with_capacity(window * 2);
+        // Each request in flight: when it was sent, and its frame.
+        let mut sent_at: HashMap<Uuid, (Instant, usize)> = HashMap::with_capacity(window * 2);
         let mut d = Driven::default();
         loop {
             let mut fed = false;
             while sent_at.len() < window && *next < frames.len() && Instant::now() < stop {
                 let f = &frames[*next];
+                sent_at.insert(f.id, (Instant::now(), *next));
                 *next += 1;
-                sent_at.insert(f.id, Instant::now());
                 self.ws.feed(Message::Text(f.text.clone())).await?;
                 fed = true;
             }
@@ -286,12 +291,21 @@ impl AgentLink {
             if let AgentToCloud::Result {
                 request_id,
                 outcome,
+                repeated,
+                mac,
                 ..
             } = next_message(&mut self.ws).await?
             {
-                let Some(at) = sent_at.remove(&request_id) else {
+                let Some((at, index)) = sent_at.remove(&request_id) else {
                     continue;
                 };
+                let key = &frames[index].answer_key;
+                if let Err(refusal) = key.check(request_id, &outcome, repeated, mac.as_deref()) {
+                    d.errors += 1;
+                    d.first_error
+                        .get_or_insert_with(|| format!("answer refused: {refusal}"));
+                    continue;
+                }
                 match outcome {
                     Outcome::Success(_) => {
                         d.ok += 1;

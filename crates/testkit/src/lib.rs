@@ -12,7 +12,10 @@
 //! - [`load`]: steady sign-in load for the fault tests, its figures and checks;
 //! - [`scan`]: the password scan;
 //! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
-//! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles).
+//! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles);
+//! - [`agent_drive`]: the cloud's side of one real agent's connection (the agent benchmark);
+//! - [`scripted_agent`]: an agent connection the test scripts, with a registered agent's
+//!   certificate, against the real cloud.
 
 pub mod agent_drive;
 pub mod bed;
@@ -26,6 +29,7 @@ pub mod http;
 pub mod load;
 pub mod procs;
 pub mod scan;
+pub mod scripted_agent;
 pub mod second_dc;
 pub mod slapd;
 pub mod tls;

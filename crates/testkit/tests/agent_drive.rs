@@ -2,7 +2,7 @@
 //! `passthru-bench agent`) speaks the agent protocol the real agent expects: a real agent,
 //! registered with the real cloud and then pointed at the driver, answers its sealed requests
 //! against the test bed's forest (success for the right password, 1326 for a wrong one) and
-//! refuses a replayed request.
+//! refuses a replayed request. The driver checks each answer's MAC as the cloud does.
 
 use std::time::Duration;
 
@@ -77,6 +77,7 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
     let again = [SealedFrame {
         id: frames[0].id,
         text: frames[0].text.clone(),
+        answer_key: frames[0].answer_key.clone(),
     }];
     let mut next = 0;
     let r = link
@@ -89,6 +90,32 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
     );
     let replayed = r.first_error.unwrap_or_default();
     ensure!(replayed.contains("Replayed"), "a replay gave {replayed}");
+
+    // The driver checks the MAC: checked with another request's key, a success is refused.
+    let mut fresh = seal_requests(
+        &registered.public_key,
+        registered.tenant_id,
+        registered.agent_id,
+        std::slice::from_ref(&good),
+        2,
+        Duration::from_secs(60),
+    )?;
+    let other = fresh.pop().ok_or_else(|| anyhow::anyhow!("no frame"))?;
+    fresh[0].answer_key = other.answer_key;
+    let mut next = 0;
+    let r = link
+        .drive(&fresh, &mut next, 1, Duration::from_secs(30))
+        .await?;
+    ensure!(
+        r.ok == 0 && r.errors == 1,
+        "a mismatched MAC gave {} successes",
+        r.ok
+    );
+    let refused = r.first_error.unwrap_or_default();
+    ensure!(
+        refused.contains("answer refused"),
+        "a mismatched MAC gave {refused}"
+    );
     drop(link);
     drop(agent);
     Ok(())

@@ -3,12 +3,14 @@
 //! port with the cloud's own certificate and agent CA. It then sends crafted sealed requests:
 //! a valid one, the same one again (replay), an expired one, an altered one, one sealed to
 //! another key, and one from a skewed clock. Each must get its own refusal; the AD checks run
-//! against the real Samba forest.
+//! against the real Samba forest. The success carries a MAC made with the key of the envelope
+//! it opened; the refusals, made without opening it, carry none.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use passthru_proto::answer::Binding;
 use passthru_proto::seal::{self, AgentKeyPair, RequestHeader, ValidationPayload};
 use passthru_proto::wire::{AgentError, AgentToCloud, CloudToAgent, Outcome};
 use passthru_proto::SealedRequest;
@@ -85,8 +87,10 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
     ws.send(Message::Text(serde_json::to_string(&welcome)?.into()))
         .await?;
 
-    // Sends a sealed request and collects the next Result (skipping Hello and pings).
-    async fn exchange<S>(ws: &mut S, sealed: SealedRequest) -> anyhow::Result<(Uuid, Outcome)>
+    // Sends a sealed request and collects the next Result (skipping Hello and pings): its
+    // request id, outcome, `repeated` flag and MAC.
+    type Answer = (Uuid, Outcome, bool, Option<String>);
+    async fn exchange<S>(ws: &mut S, sealed: SealedRequest) -> anyhow::Result<Answer>
     where
         S: futures_util::Sink<Message, Error = WsError>
             + futures_util::Stream<Item = Result<Message, WsError>>
@@ -102,10 +106,12 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
                 if let AgentToCloud::Result {
                     request_id,
                     outcome,
+                    repeated,
+                    mac,
                     ..
                 } = serde_json::from_str(t.as_str())?
                 {
-                    return Ok((request_id, outcome));
+                    return Ok((request_id, outcome, repeated, mac));
                 }
             }
         }
@@ -128,18 +134,24 @@ async fn agent_refuses_replayed_expired_altered_and_foreign_requests() -> anyhow
 
     // 1. A valid request: the DC accepts the password.
     let now = now_ms();
-    let valid = seal::seal(keys.public_bytes(), header(now, now + 10_000), &payload)?;
-    let (id, outcome) = exchange(&mut ws, valid.clone()).await?;
+    let (valid, answer_key) =
+        seal::seal_bound(keys.public_bytes(), header(now, now + 10_000), &payload)?;
+    let (id, outcome, repeated, mac) = exchange(&mut ws, valid.clone()).await?;
     assert_eq!(id, valid.request_id);
     assert!(
         matches!(outcome, Outcome::Success(ref u) if u.user_principal_name.eq_ignore_ascii_case(&good.upn)),
         "{outcome:?}"
     );
+    assert_eq!(
+        answer_key.check(id, &outcome, repeated, mac.as_deref()),
+        Ok(Binding::Bound)
+    );
 
-    // 2. The same envelope again: a replay.
-    let (id, outcome) = exchange(&mut ws, valid.clone()).await?;
+    // 2. The same envelope again: a replay, answered without opening it (no MAC).
+    let (id, outcome, _, mac) = exchange(&mut ws, valid.clone()).await?;
     assert_eq!(id, valid.request_id);
     assert_eq!(outcome, refused(AgentError::Replayed));
+    assert_eq!(mac, None);
 
     // 3. Expired before it arrived.
     let now = now_ms();

@@ -419,6 +419,7 @@ fn writeback_api_error(e: WritebackError) -> ApiError {
             (StatusCode::CONFLICT, "outside_writeback_scope")
         }
         WritebackError::Agent(_) => (StatusCode::BAD_GATEWAY, "agent_failed"),
+        WritebackError::AnswerRefused => (StatusCode::BAD_GATEWAY, "agent_answer_refused"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
     let detail = match &e {

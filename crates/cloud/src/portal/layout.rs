@@ -193,6 +193,7 @@ pub fn aadsts_text(code: u32) -> String {
         A::AgentUnavailable,
         A::AgentTimeout,
         A::InvalidUsernameForAgent,
+        A::AgentAnswerRefused,
         A::DirectoryCommunication,
         A::AgentDecryptFailed,
         A::AgentNoKey,
