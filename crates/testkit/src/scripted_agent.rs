@@ -5,7 +5,7 @@
 //! [`ScriptedAgent::connect`] hands over separately, for the test to use or not).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -49,7 +49,7 @@ impl ScriptedAgent {
         )?;
         let ws = connect(&endpoint, tls).await?;
         let mut agent = ScriptedAgent { ws };
-        match agent.next().await? {
+        match agent.next(Instant::now() + STEP_TIMEOUT).await? {
             CloudToAgent::Welcome { .. } => {}
             other => anyhow::bail!("expected Welcome, got {other:?}"),
         }
@@ -66,10 +66,10 @@ impl ScriptedAgent {
         Ok((agent, state.hpke))
     }
 
-    /// The next message from the cloud (pings are answered on the way).
-    async fn next(&mut self) -> anyhow::Result<CloudToAgent> {
+    /// The next message from the cloud before `deadline` (pings are answered on the way).
+    async fn next(&mut self, deadline: Instant) -> anyhow::Result<CloudToAgent> {
         loop {
-            let msg = tokio::time::timeout(STEP_TIMEOUT, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline.into(), self.ws.next())
                 .await
                 .context("no message from the cloud in time")?
                 .ok_or_else(|| anyhow!("the cloud closed the connection"))??;
@@ -79,10 +79,12 @@ impl ScriptedAgent {
         }
     }
 
-    /// Waits for the next `Validate` request (skipping other messages).
+    /// Waits for the next `Validate` request (skipping other messages), at most
+    /// [`STEP_TIMEOUT`].
     pub async fn next_request(&mut self) -> anyhow::Result<SealedRequest> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
-            if let CloudToAgent::Validate(sealed) = self.next().await? {
+            if let CloudToAgent::Validate(sealed) = self.next(deadline).await? {
                 return Ok(sealed);
             }
         }

@@ -140,13 +140,19 @@ async fn answers_without_the_key_or_for_another_user_are_refused() -> anyhow::Re
     let victim_dir = directory_user(&t, &victim)?;
     let other_dir = directory_user(&t, &other)?;
     ensure!(victim_dir.object_guid != other_dir.object_guid);
+    // The real agent's answers are authenticated: the right password signs in.
+    let client = t.sign_in()?;
+    let real = client
+        .password(TENANT, &victim.upn, &victim.password)
+        .await?;
+    ensure!(real.ok(), "the real agent's answer: {}", real.body);
 
     // The real agent gives way to one that has its certificate.
     agent.stop_with(15);
     wait_log(&t, "agent disconnected")?;
     let (mut impostor, keys) =
         ScriptedAgent::connect(&agent.state_dir, &[corp.upn_suffix.as_str()]).await?;
-    let client = t.sign_in()?;
+    wait_log(&t, "host=scripted-agent")?;
 
     // 1. Without the HPKE key: a success with a made-up MAC, then with none.
     let made_up = sign_in_answered(&client, &mut impostor, &victim, |r| {
