@@ -564,6 +564,17 @@ fn server_error(e: impl std::fmt::Display, attempt: &Attempt<'_>) -> OAuthError 
 mod tests {
     use super::*;
 
+    /// An attempt of `username` in `tenant`, with no app or address.
+    fn attempt<'a>(tenant: &'a Tenant, username: &'a str) -> Attempt<'a> {
+        Attempt {
+            tenant,
+            username,
+            client_id: None,
+            client_ip: None,
+            correlation_id: Uuid::new_v4(),
+        }
+    }
+
     #[test]
     fn an_unchanged_user_signed_in_lately_is_not_written_again() {
         let tenant = Tenant {
@@ -572,13 +583,7 @@ mod tests {
             pta_enabled: true,
             settings: Default::default(),
         };
-        let attempt = Attempt {
-            tenant: &tenant,
-            username: "a@corp.test",
-            client_id: None,
-            client_ip: None,
-            correlation_id: Uuid::nil(),
-        };
+        let this = attempt(&tenant, "a@corp.test");
         let dir = DirectoryUser {
             object_guid: Uuid::new_v4(),
             user_principal_name: "a@corp.test".into(),
@@ -604,10 +609,10 @@ mod tests {
             sync: None,
             writeback_allowed: false,
         };
-        assert!(unchanged(&known, &attempt, &dir, 1_100));
+        assert!(unchanged(&known, &this, &dir, 1_100));
         assert!(!unchanged(
             &known,
-            &attempt,
+            &this,
             &dir,
             1_000 + LAST_SIGN_IN_PRECISION
         ));
@@ -615,12 +620,12 @@ mod tests {
             display_name: Some("B".into()),
             ..dir.clone()
         };
-        assert!(!unchanged(&known, &attempt, &renamed, 1_100));
+        assert!(!unchanged(&known, &this, &renamed, 1_100));
         let other = DirectoryUser {
             object_guid: Uuid::new_v4(),
             ..dir
         };
-        assert!(!unchanged(&known, &attempt, &other, 1_100));
+        assert!(!unchanged(&known, &this, &other, 1_100));
     }
 
     /// A fake agent that knows one account: `right` is its password (under any of `names`),
@@ -667,14 +672,8 @@ mod tests {
             let tenant = tenant.clone();
             let name = names[i % names.len()].to_string();
             tasks.spawn(async move {
-                let attempt = Attempt {
-                    tenant: &tenant,
-                    username: &name,
-                    client_id: None,
-                    client_ip: None,
-                    correlation_id: Uuid::new_v4(),
-                };
-                check_password(&state, &attempt, Zeroizing::new(format!("wrong-{i}")))
+                let this = attempt(&tenant, &name);
+                check_password(&state, &this, Zeroizing::new(format!("wrong-{i}")))
                     .await
                     .err()
                     .map(|e| e.code)
@@ -713,14 +712,8 @@ mod tests {
         assert!(asked <= 3, "{asked} wrong passwords reached the directory");
         assert_eq!((wrong, locked), (asked, 200 - asked));
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let attempt = Attempt {
-            tenant: &tenant,
-            username: "dave@corp.test",
-            client_id: None,
-            client_ip: None,
-            correlation_id: Uuid::new_v4(),
-        };
-        let user = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+        let this = attempt(&tenant, "dave@corp.test");
+        let user = check_password(&app.state, &this, Zeroizing::new("right".into())).await;
         assert_eq!(user.map(|u| u.upn).ok().as_deref(), Some("dave@corp.test"));
         Ok(())
     }
@@ -735,14 +728,8 @@ mod tests {
         let guid = Uuid::new_v4();
         let agent = one_account(&app, guid, "çarol@corp.test");
         // A first sign-in by the implicit UPN makes the account known (a sync would too).
-        let attempt = Attempt {
-            tenant: &tenant,
-            username: "cs@corp.test",
-            client_id: None,
-            client_ip: None,
-            correlation_id: Uuid::new_v4(),
-        };
-        let user = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+        let this = attempt(&tenant, "cs@corp.test");
+        let user = check_password(&app.state, &this, Zeroizing::new("right".into())).await;
         let user = user.map_err(|e| anyhow::anyhow!("first sign-in: {:?}", e.code))?;
         app.state
             .store
@@ -762,14 +749,8 @@ mod tests {
         // One by one too: each name is refused once the account is locked, its mail
         // address too (not a UPN of a domain: unlocked, it would get 50034).
         for name in names.iter().copied().chain(["Carol@Mail.Test"]) {
-            let attempt = Attempt {
-                tenant: &tenant,
-                username: name,
-                client_id: None,
-                client_ip: None,
-                correlation_id: Uuid::new_v4(),
-            };
-            let r = check_password(&app.state, &attempt, Zeroizing::new("right".into())).await;
+            let this = attempt(&tenant, name);
+            let r = check_password(&app.state, &this, Zeroizing::new("right".into())).await;
             assert_eq!(
                 r.err().map(|e| e.code),
                 Some(Aadsts::AccountLocked),
