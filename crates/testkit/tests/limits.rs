@@ -87,7 +87,10 @@ async fn a_flooding_address_does_not_stop_another_from_signing_in() -> anyhow::R
             assert_eq!(r.body["error"], "temporarily_unavailable");
         } else {
             passed += 1;
-            assert_eq!(r.code(), Some(50126), "{}", r.body);
+            // The requests let through are wrong passwords of one name sent at once: the
+            // first ones are counted by smart lockout (50126), and once the name locks the
+            // others waiting for a place get 50053.
+            assert!(matches!(r.code(), Some(50126 | 50053)), "{}", r.body);
         }
     }
     // The burst and what the rate refilled while the flood lasted; the rest refused.
