@@ -16,6 +16,9 @@ bin="$CARGO_TARGET_DIR/debug"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The fuzz targets live in a workspace of their own (fuzz/, see docs/testing.md): type-check
+# them here so that an API change that breaks one fails the tests, not the next fuzz run.
+cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 cargo build --workspace --bins --quiet
 
 root=$(mktemp -d /tmp/passthru-test.XXXXXX)

@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use passthru_agent::admission::{Admission, Identity};
+use passthru_proto::answer::Binding;
 use passthru_proto::seal::{fuzz_entry, RequestHeader};
-use passthru_proto::{AgentError, AgentKeyPair, SealedRequest, ValidationPayload};
+use passthru_proto::wire::Outcome;
+use passthru_proto::{AgentError, AgentKeyPair, SealedRequest, ValidationPayload, Win32};
 use uuid::Uuid;
 
 const NOW: u64 = 1_800_000_000_000;
@@ -53,15 +55,30 @@ fuzz_target!(|data: &[u8]| {
             issued_at_ms: NOW,
             expires_at_ms: NOW + 60_000,
         };
-        let sealed =
+        let (sealed, cloud_key) =
             fuzz_entry::seal_plaintext(public, header, rest).expect("sealing any bytes works");
         let expected = serde_json::from_slice::<ValidationPayload>(rest).ok();
         match (admission.admit(&sealed, NOW + 1), expected) {
-            (Ok(payload), Some(want)) => {
+            (Ok((payload, agent_key)), Some(want)) => {
                 assert!(
                     payload == want,
                     "the opened payload differs from the sealed one"
                 );
+                // Both ends derived the same answer key: the agent's answer is accepted as
+                // bound, and the same answer with another outcome is refused.
+                let id = sealed.request_id;
+                let denied = Outcome::Denied {
+                    win32: Win32::LogonFailure,
+                };
+                let mac = agent_key.mac(id, &denied, false);
+                assert_eq!(
+                    cloud_key.check(id, &denied, false, Some(&mac)),
+                    Ok(Binding::Bound)
+                );
+                let other = Outcome::Denied {
+                    win32: Win32::AccountLockedOut,
+                };
+                assert!(cloud_key.check(id, &other, false, Some(&mac)).is_err());
                 // The same request again is a replay.
                 assert_eq!(
                     admission.admit(&sealed, NOW + 2).err(),

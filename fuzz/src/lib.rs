@@ -1,13 +1,8 @@
-//! What the fuzz targets share: how an input is cut into fields, and a poll for futures that
-//! never wait.
+//! What the fuzz targets share: how an input is cut into fields.
 //!
 //! Input layout: the first byte chooses what a target does with the rest (the "mode"); the
 //! rest is cut into fields at each 0xFF byte, which never occurs in UTF-8 text, so seed files
 //! stay readable (`printf '\x00{"a":1}\xffsecond field'`).
-
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 /// The mode byte and the fields of an input (an empty input is mode 0 with one empty field).
 pub fn fields(data: &[u8]) -> (u8, Vec<&[u8]>) {
@@ -24,16 +19,4 @@ pub fn text(fields: &[&[u8]], i: usize) -> String {
         .get(i)
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .unwrap_or_default()
-}
-
-/// Runs a future that completes without waiting (an extractor with nothing to await).
-pub fn ready<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(out) => Some(out),
-        Poll::Pending => None,
-    }
 }

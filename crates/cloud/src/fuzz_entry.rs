@@ -25,3 +25,9 @@ pub fn cookie_value(values: Vec<HeaderValue>, name: &str) -> Option<String> {
     }
     crate::authorize::cookie_value(&headers, name)
 }
+
+/// The base URL a request's authority or `Host` header gives (no `--public-url` set), as the
+/// `BaseUrl` extractor reads it.
+pub fn base_url(parts: &axum::http::request::Parts) -> String {
+    crate::sts::BaseUrl::from_request_host(parts).0
+}

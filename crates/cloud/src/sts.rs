@@ -35,6 +35,15 @@ where
         if let Some(url) = &shared.public_url {
             return Ok(BaseUrl(url.clone()));
         }
+        Ok(BaseUrl::from_request_host(parts))
+    }
+}
+
+impl BaseUrl {
+    /// The base URL the request names (HTTP/2 authority, else HTTP/1 `Host`), or
+    /// `https://localhost` when that is not a plain host[:port]: what the extractor answers
+    /// when no public URL is configured.
+    pub(crate) fn from_request_host(parts: &axum::http::request::Parts) -> BaseUrl {
         let from_uri = parts.uri.authority().map(|a| a.as_str().to_string());
         let from_header = parts
             .headers
@@ -51,7 +60,7 @@ where
                     })
             })
             .unwrap_or_else(|| "localhost".into());
-        Ok(BaseUrl(format!("https://{host}")))
+        BaseUrl(format!("https://{host}"))
     }
 }
 

@@ -367,17 +367,16 @@ impl AgentKeyPair {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz_entry {
-    use super::{Encapsulation, RequestHeader, SealError, SealedRequest};
+    use super::{AnswerKey, Encapsulation, RequestHeader, SealError, SealedRequest};
 
-    /// Seals `plaintext` as it is to the agent public key `public_key`.
+    /// Seals `plaintext` as it is to the agent public key `public_key`; with the key the
+    /// answer must be authenticated with.
     pub fn seal_plaintext(
         public_key: &[u8],
         header: RequestHeader,
         plaintext: &[u8],
-    ) -> Result<SealedRequest, SealError> {
-        Encapsulation::new(public_key)?
-            .seal_bytes(header, plaintext)
-            .map(|(sealed, _)| sealed)
+    ) -> Result<(SealedRequest, AnswerKey), SealError> {
+        Encapsulation::new(public_key)?.seal_bytes(header, plaintext)
     }
 }
 
