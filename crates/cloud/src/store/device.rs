@@ -73,13 +73,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| super::conflict(e, "user code".into()))?;
-        if done.rows_affected() == 0 {
-            return Err(super::StoreError::TooManyPending {
-                what: "device code sign-ins",
-                cap,
-            });
-        }
-        Ok(())
+        super::inserted_under_cap(&done, "device code sign-ins", cap)
     }
 
     /// A live, not yet approved device authorization by its user code.

@@ -286,13 +286,7 @@ impl Store {
         .bind(cap)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::TooManyPending {
-                what: "federated sign-ins",
-                cap,
-            });
-        }
-        Ok(())
+        super::inserted_under_cap(&done, "federated sign-ins", cap)
     }
 
     /// Removes and returns a live round trip of `tenant_id`: a state works once, whatever

@@ -354,6 +354,20 @@ pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid>
     Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
 }
 
+/// The outcome of a pending-row insert made conditional on the tenant's count being under
+/// `cap` (`INSERT ... SELECT ... WHERE (SELECT COUNT(*) ...) < cap`): no row written means
+/// the tenant's table of `what` is full.
+pub(crate) fn inserted_under_cap(
+    done: &sqlx::sqlite::SqliteQueryResult,
+    what: &'static str,
+    cap: i64,
+) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::TooManyPending { what, cap });
+    }
+    Ok(())
+}
+
 pub(crate) fn conflict(e: sqlx::Error, what: String) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),

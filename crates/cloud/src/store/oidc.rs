@@ -134,13 +134,7 @@ impl Store {
         .bind(cap)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(super::StoreError::TooManyPending {
-                what: "sign-ins",
-                cap,
-            });
-        }
-        Ok(())
+        super::inserted_under_cap(&done, "sign-ins", cap)
     }
 
     /// A live authorization request of `tenant_id`.

@@ -72,13 +72,7 @@ impl Store {
         .bind(cap)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(super::StoreError::TooManyPending {
-                what: "portal sign-ins",
-                cap,
-            });
-        }
-        Ok(())
+        super::inserted_under_cap(&done, "portal sign-ins", cap)
     }
 
     /// Takes (once) a live portal sign-in by the SHA-256 of its `state`.

@@ -85,13 +85,7 @@ impl Store {
         .bind(cap)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(super::StoreError::TooManyPending {
-                what: "password resets",
-                cap,
-            });
-        }
-        Ok(())
+        super::inserted_under_cap(&done, "password resets", cap)
     }
 
     /// A live reset flow of the tenant.
