@@ -6,6 +6,8 @@
 #                                                libFuzzer as they are (-runs=10000000, -jobs=2)
 # PASSTHRU_FUZZ_SANITIZER: none (the default) or address (AddressSanitizer, which needs
 # RUSTC_BOOTSTRAP=1 on a stable toolchain: set here, and built in its own target dir).
+# The cryptographic arithmetic crates are built without compare tracing (fuzz/tools/rustc-wrapper.sh
+# says which and why); PASSTHRU_FUZZ_TRACE_ALL=1 builds them with it, in a target dir of its own.
 # Inputs: the committed seeds in fuzz/corpus/TARGET are read; what the fuzzer finds goes to
 # fuzz/target/corpus/TARGET (not committed). A crash is written under fuzz/artifacts/TARGET/
 # and makes the script fail; replay it with `cargo fuzz run TARGET FILE` (same flags).
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -51,6 +53,12 @@ case "$sanitizer" in
         ;;
     *) echo "fuzz.sh: PASSTHRU_FUZZ_SANITIZER is none or address, not '$sanitizer'" >&2; exit 2 ;;
 esac
+
+if [ "${PASSTHRU_FUZZ_TRACE_ALL:-0}" = 1 ]; then
+    target_dir=$target_dir/trace-all
+else
+    export RUSTC_WRAPPER="$PWD/fuzz/tools/rustc-wrapper.sh"
+fi
 
 work=fuzz/target/corpus/$target
 mkdir -p "$work" "fuzz/corpus/$target" fuzz/target/logs
