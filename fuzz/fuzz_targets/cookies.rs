@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use passthru_cloud::fuzz_entry;
-use passthru_cloud::sts::correlation_id;
+use passthru_cloud::http::correlation_id;
 use passthru_fuzz::{fields, text};
 
 fuzz_target!(|data: &[u8]| {

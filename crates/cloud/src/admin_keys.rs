@@ -9,8 +9,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::admin_api::{authorize, ops};
+use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::tokens::{TenantKeys, MAX_RETIRED_KEYS};
 
 fn summary(keys: &TenantKeys) -> Value {

@@ -15,11 +15,12 @@ use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::clock::{unix_ms, unix_now};
 use crate::dirsync;
 use crate::gateway::{AgentConn, Completion, Reply};
+use crate::http::ClientInfo;
 use crate::oauth_error::ApiError;
-use crate::server::ClientInfo;
-use crate::state::{unix_ms, unix_now, Shared};
+use crate::state::Shared;
 use crate::store::agents::AgentStanding;
 use crate::store::AgentRecord;
 use passthru_proto::sync::SyncForest;

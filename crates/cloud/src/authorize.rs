@@ -14,13 +14,15 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::unix_now;
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token};
 use crate::pages::{error_page, form_post, info_page, password_page, username_page};
-use crate::server::ClientInfo;
 use crate::signin::{check_password, Attempt};
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::{AuthCode, AuthzRequest, DomainKind, SessionRecord, Tenant};
-use crate::sts::{correlation_id, issuer, BaseUrl};
+use crate::sts::{issuer, BaseUrl};
 
 /// How long a sign-in may take from `/authorize` to the password, seconds.
 pub(crate) const REQUEST_LIFETIME: i64 = 900;

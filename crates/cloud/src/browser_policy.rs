@@ -42,8 +42,8 @@ mod tests {
     use passthru_proto::Win32;
 
     use super::HSTS;
+    use crate::clock::unix_now;
     use crate::in_process::{directory_user, Answer, Bed, DOMAIN, REDIRECT};
-    use crate::state::unix_now;
 
     const RIGHT: &str = "Right-Passw0rd-1";
     /// The PKCE verifier of the bed's `code_challenge` (RFC 7636's example).

@@ -14,13 +14,15 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::clock::unix_now;
+use crate::http::correlation_id;
 use crate::issue::{hash_secret, random_token, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
 use crate::pages::{error_page, esc, info_page, page, username_page};
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::device::DeviceCode;
 use crate::store::{AuthzRequest, Tenant};
-use crate::sts::{correlation_id, load_tenant, BaseUrl};
+use crate::sts::{load_tenant, BaseUrl};
 
 /// How long a device code lives, seconds.
 const DEVICE_LIFETIME: i64 = 900;

@@ -40,15 +40,16 @@ use zeroize::Zeroizing;
 
 use crate::admin_api::{authorize as admin_authorize, ops};
 use crate::authorize::{complete_sign_in, cookie_value};
+use crate::clock::{unix_ms, unix_now};
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
 use crate::issue::secrets_equal;
 use crate::issue::{hash_secret, random_token};
 use crate::oauth_error::ApiError;
 use crate::pages::error_page;
-use crate::server::ClientInfo;
-use crate::state::{unix_ms, unix_now, Shared};
+use crate::state::Shared;
 use crate::store::federation::{Conversion, FederatedUser, FederationConfig, FederationState};
 use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
-use crate::sts::correlation_id;
 
 /// Environment variable naming an extra CA file to trust for identity providers.
 pub const CA_FILE_ENV: &str = "PASSTHRU_FEDERATION_CA_FILE";

@@ -19,7 +19,7 @@ use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::metrics::Metrics;
+use crate::metrics::{AgentLoad, Metrics};
 use crate::store::AgentTally;
 
 /// Why a request got no outcome from any agent.
@@ -389,13 +389,22 @@ impl Gateway {
             .unwrap_or_default()
     }
 
-    /// The connected agents of every tenant.
-    pub fn all_connected(&self) -> Vec<(Uuid, Vec<ConnectedAgent>)> {
+    /// Every connected agent's load, per tenant, for the metrics' gauges.
+    pub fn agent_loads(&self) -> Vec<(Uuid, Vec<AgentLoad>)> {
         let inner = self.lock();
         inner
             .agents
             .iter()
-            .map(|(t, list)| (*t, list.iter().map(|c| snapshot(c)).collect()))
+            .map(|(t, list)| {
+                let loads = list
+                    .iter()
+                    .map(|c| AgentLoad {
+                        agent_id: c.agent_id,
+                        in_flight: c.in_flight.load(Ordering::Relaxed),
+                    })
+                    .collect();
+                (*t, loads)
+            })
             .collect()
     }
 

@@ -18,9 +18,10 @@ use tower::ServiceExt as _;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::unix_now;
 use crate::gateway::{AgentConn, Reply};
-use crate::server::ClientInfo;
-use crate::state::{unix_now, Shared};
+use crate::http::ClientInfo;
+use crate::state::Shared;
 use crate::store::{App, DomainKind, OnpremUser, Tenant, User};
 
 /// The managed domain of the bed.
@@ -160,7 +161,7 @@ impl Bed {
     /// Changes the tenant's settings.
     pub async fn settings(
         &mut self,
-        change: impl FnOnce(&mut crate::settings::Settings),
+        change: impl FnOnce(&mut crate::model::settings::Settings),
     ) -> anyhow::Result<()> {
         let mut s = self.tenant.settings.clone();
         change(&mut s);

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::admin_api::GLOBAL_ADMIN;
-use crate::mfa::SecretBox;
+use crate::clock::unix_now;
 use crate::pki::{self, PkiPaths};
-use crate::state::unix_now;
+use crate::secret_box::SecretBox;
 use crate::store::{DomainKind, Store};
 
 /// The store file's name in the data dir.
@@ -197,7 +197,7 @@ mod tests {
         .await?;
         assert_eq!(mode(&dir)?, 0o700);
         assert_eq!(mode(&dir.join(STORE_FILE))?, 0o600);
-        assert_eq!(mode(&dir.join(crate::mfa::secret_box::KEY_FILE))?, 0o600);
+        assert_eq!(mode(&dir.join(crate::secret_box::KEY_FILE))?, 0o600);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
@@ -214,7 +214,7 @@ mod tests {
         const SECRET: &str = "upstream-client-secret-4711-xyzzy";
         let s = TestServer::start(None).await?;
         let b = s.add_tenant("beta", "admin@beta.example").await?;
-        s.state.signer.rotate(b, crate::state::unix_now()).await?;
+        s.state.signer.rotate(b, crate::clock::unix_now()).await?;
         let token = s.admin_token(s.tenant_id, ADMIN).await?;
         let body = serde_json::json!({
             "name": "fab.example",

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::clock::unix_now;
 use crate::oauth_error::OAuthError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::{RefreshRecord, Tenant, User};
 use crate::sts::issuer;
 use crate::tokens::TOKEN_LIFETIME_SECS;

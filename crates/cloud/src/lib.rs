@@ -7,6 +7,7 @@ pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
 pub mod browser_policy;
+pub mod clock;
 pub mod device;
 pub mod dirsync;
 pub mod domain_proof;
@@ -15,6 +16,7 @@ pub mod federation;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod gateway;
+pub mod http;
 #[cfg(test)]
 pub(crate) mod in_process;
 pub mod init;
@@ -23,6 +25,7 @@ pub mod limits;
 pub(crate) mod lockout_gate;
 pub mod metrics;
 pub mod mfa;
+pub mod model;
 pub mod oauth_error;
 pub mod pages;
 pub mod password_change;
@@ -31,12 +34,13 @@ pub mod passwords;
 pub mod pki;
 pub mod portal;
 pub(crate) mod public_addr;
+pub mod secret_box;
 pub mod server;
-pub mod settings;
 pub mod signin;
 pub mod state;
 pub mod store;
 pub mod sts;
+pub mod sync_leases;
 #[cfg(test)]
 mod test_app;
 #[cfg(test)]

@@ -28,12 +28,17 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use uuid::Uuid;
 
-use crate::gateway::Gateway;
-
 /// Most distinct Win32 codes or error kinds one agent report may carry.
 const MAX_REPORT_KEYS: usize = 64;
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One connected agent's load, as a gauge reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentLoad {
+    pub agent_id: Uuid,
+    pub in_flight: usize,
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignInLabels {
@@ -435,11 +440,11 @@ impl Metrics {
         self.agent_in_flight.remove(&AgentLabels { tenant, agent });
     }
 
-    /// The metrics in OpenMetrics text, with the gateway's gauges read now.
-    pub fn render(&self, gateway: &Gateway) -> String {
+    /// The metrics in OpenMetrics text, with the gauges of the agents connected now (per
+    /// tenant, as the gateway reads them at scrape time).
+    pub fn render(&self, connected: &[(Uuid, Vec<AgentLoad>)]) -> String {
         self.in_flight.clear();
-        let connected = gateway.all_connected();
-        for (tenant_id, _) in &connected {
+        for (tenant_id, _) in connected {
             self.seen(*tenant_id);
         }
         let tenants: Vec<Uuid> = self
@@ -457,6 +462,7 @@ impl Metrics {
                 .set(0);
         }
         for (tenant_id, agents) in connected {
+            let tenant_id = *tenant_id;
             let tenant = tenant_id.to_string();
             self.agents_connected
                 .get_or_create(&TenantLabels {
@@ -498,8 +504,7 @@ mod tests {
             many.denied.insert(i.to_string(), 1);
         }
         m.agent_report(tid, aid, &many);
-        let gw = crate::gateway::Gateway::default();
-        let text = m.render(&gw);
+        let text = m.render(&[]);
         assert!(!text.contains("not-a-code"), "{text}");
         assert!(!text.contains("win32=\"999\""), "{text}");
     }
@@ -512,7 +517,7 @@ mod tests {
         m.sync_applied(tid, "corp.test", "group", 0);
         m.sync_run(tid, "corp.test", true, 1_700_000_000);
         m.sync_run(tid, "corp.test", false, 1_700_000_100);
-        let text = m.render(&Gateway::default());
+        let text = m.render(&[]);
         for line in [
             format!(
                 r#"passthru_sync_objects_total{{tenant="{tid}",forest="corp.test",kind="user"}} 3"#
@@ -552,7 +557,7 @@ mod tests {
         let mut r2 = AgentStatsReport::default();
         r2.denied.insert("1326".into(), 1);
         m.agent_report(tid, aid, &r2);
-        let text = m.render(&Gateway::default());
+        let text = m.render(&[]);
         assert!(
             text.contains(&format!(
                 r#"passthru_signins_total{{tenant="{tid}",result="failure",aadsts="50126"}} 1"#

@@ -16,12 +16,13 @@ use passthru_proto::Aadsts;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::clock::{unix_ms, unix_now};
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
 use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::{alert, esc, form_status, info_page, page};
-use crate::server::ClientInfo;
-use crate::state::{unix_ms, unix_now, Shared};
+use crate::state::Shared;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
-use crate::sts::correlation_id;
 use crate::writeback::{self, Actor, WritebackError};
 
 /// The form of both change pages. Passwords are zeroized when it is dropped.
@@ -97,9 +98,9 @@ pub(crate) async fn offer_after_sign_in(
         .await
         .ok()?;
     let mfa = state.store.mfa(t.id, user.id).await.ok()?;
-    let effective = crate::mfa::policy::effective(t.settings.mfa, mfa.policy);
-    let code_first =
-        crate::mfa::policy::next_step(effective, mfa.enrolled) == crate::mfa::policy::Next::Code;
+    let effective = crate::model::mfa_policy::effective(t.settings.mfa, mfa.policy);
+    let code_first = crate::model::mfa_policy::next_step(effective, mfa.enrolled)
+        == crate::model::mfa_policy::Next::Code;
     let mut req = req.clone();
     req.password_change = Some(PasswordChangeGrant {
         user_id: user.id,
@@ -374,8 +375,8 @@ mod tests {
         use passthru_proto::wire::Outcome;
         use passthru_proto::{PasswordOperation, Win32};
 
+        use crate::clock::unix_now;
         use crate::in_process::{directory_user, Answer, Bed, REDIRECT};
-        use crate::state::unix_now;
 
         /// The password AD says is right but must be changed (1907).
         const EXPIRED: &str = "Expired-Passw0rd-1";
@@ -524,7 +525,7 @@ mod tests {
         #[tokio::test]
         async fn a_user_with_a_second_factor_proves_it_before_the_change() -> anyhow::Result<()> {
             let (mut bed, alice) = bed_with("alice").await?;
-            bed.settings(|s| s.mfa = crate::mfa::policy::Policy::Optional)
+            bed.settings(|s| s.mfa = crate::model::mfa_policy::Policy::Optional)
                 .await?;
             let secret = crate::mfa::totp::new_secret();
             let sealed = bed.state.mfa_box.seal(alice.id, &secret)?;

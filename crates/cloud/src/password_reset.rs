@@ -16,15 +16,16 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::authorize::cookie_value;
+use crate::clock::unix_now;
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token, secrets_equal};
 use crate::mfa::verify::Verdict;
 use crate::pages::{alert, esc, form_status, info_page, page};
-use crate::server::ClientInfo;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::attempts::Bump;
 use crate::store::writeback::ResetFlow;
 use crate::store::{Tenant, User};
-use crate::sts::correlation_id;
 use crate::writeback::{self, Actor};
 
 /// The flow's cookie (`__Host-passthru_reset.TENANT`).
@@ -428,7 +429,7 @@ mod tests {
             .store
             .set_writeback_allowed(app.tenant.id, user.id, true, 1)
             .await?;
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         let secret = app.enrol_totp(&user, now).await?;
         // A code that is wrong now and in the steps around now.
         let near: Vec<String> = (-2..=2)

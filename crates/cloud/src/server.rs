@@ -2,7 +2,6 @@
 //! TLS asks every client for a certificate but does not require one; the agent endpoint
 //! refuses connections without a certificate from the private agent CA.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::Gateway;
+use crate::http::ClientInfo;
 use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
@@ -29,14 +29,6 @@ use crate::tokens::Signer;
 use crate::{
     admin_api, agent_ws, authorize, device, federation, password_change, password_reset, sts, token,
 };
-
-/// Who is on the other end of a connection.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub addr: SocketAddr,
-    /// SHA-256 of the client certificate, when one was presented and verified.
-    pub peer_cert_fingerprint: Option<String>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +105,7 @@ pub fn metrics_router(state: Shared) -> Router {
                             axum::http::header::CONTENT_TYPE,
                             crate::metrics::CONTENT_TYPE,
                         )],
-                        state.metrics.render(&state.gateway),
+                        state.metrics.render(&state.gateway.agent_loads()),
                     )
                 },
             ),
@@ -127,7 +119,7 @@ async fn remove_inactive_agents(state: &Shared) {
     for (agent_id, delta) in state.gateway.take_all_unflushed() {
         if let Err(e) = state
             .store
-            .add_agent_stats(agent_id, &delta, crate::state::unix_now())
+            .add_agent_stats(agent_id, &delta, crate::clock::unix_now())
             .await
         {
             tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics; will retry");
@@ -137,7 +129,7 @@ async fn remove_inactive_agents(state: &Shared) {
     let connected = state.gateway.connected_ids();
     match state
         .store
-        .remove_inactive_agents(crate::state::unix_now(), &connected)
+        .remove_inactive_agents(crate::clock::unix_now(), &connected)
         .await
     {
         Ok(removed) => {
@@ -250,7 +242,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(11);
 pub(crate) fn app_state(
     data_dir: &Path,
     store: Store,
-    mfa_box: Arc<crate::mfa::SecretBox>,
+    mfa_box: Arc<crate::secret_box::SecretBox>,
     opts: &ServeOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Shared, ServeError> {
@@ -300,7 +292,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = app_state(data_dir, store.clone(), mfa_box, &opts, shutdown_rx)?;
     crate::dirsync::spawn(state.clone());
-    crate::tokens::spawn_refresh(state.clone());
+    spawn_key_refresh(state.clone());
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -333,16 +325,16 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        if let Err(e) = store.purge_expired(crate::state::unix_now()).await {
+                        if let Err(e) = store.purge_expired(crate::clock::unix_now()).await {
                             tracing::warn!(error = %e, "purging expired rows failed");
                         }
-                        if let Err(e) = store.purge_lockouts(crate::state::unix_now()).await {
+                        if let Err(e) = store.purge_lockouts(crate::clock::unix_now()).await {
                             tracing::warn!(error = %e, "purging stale smart lockout counters failed");
                         }
-                        if let Err(e) = store.purge_attempts(crate::state::unix_now(), crate::password_reset::START_WINDOW).await {
+                        if let Err(e) = store.purge_attempts(crate::clock::unix_now(), crate::password_reset::START_WINDOW).await {
                             tracing::warn!(error = %e, "purging attempt counters failed");
                         }
-                        if let Err(e) = purge_admin_rows(&store, crate::state::unix_ms()).await {
+                        if let Err(e) = purge_admin_rows(&store, crate::clock::unix_ms()).await {
                             tracing::warn!(error = %e, "purging old sign-in log lines or stale domain claims failed");
                         }
                         remove_inactive_agents(&purge_state).await;
@@ -512,7 +504,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     for (agent_id, delta) in state.gateway.take_all_unflushed() {
         if let Err(e) = store
-            .add_agent_stats(agent_id, &delta, crate::state::unix_now())
+            .add_agent_stats(agent_id, &delta, crate::clock::unix_now())
             .await
         {
             tracing::warn!(agent = %agent_id, error = %e, "could not store the agent's statistics");
@@ -543,4 +535,24 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Re-reads the token signing keys every [`crate::tokens::REFRESH_EVERY`] until the server
+/// shuts down.
+fn spawn_key_refresh(state: Shared) {
+    let mut stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::tokens::REFRESH_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = state.signer.refresh(crate::clock::unix_now()).await {
+                        tracing::warn!(error = %e, "re-reading the token signing keys failed; will retry");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    });
 }

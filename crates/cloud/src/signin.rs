@@ -11,10 +11,11 @@ use passthru_proto::{Aadsts, Win32};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::{unix_ms, unix_now};
 use crate::gateway::DispatchError;
+use crate::model::settings::SignInAttribute;
 use crate::oauth_error::OAuthError;
-use crate::settings::SignInAttribute;
-use crate::state::{unix_ms, unix_now, AppState};
+use crate::state::AppState;
 use crate::store::lockout::Lockout;
 use crate::store::mfa::MfaRecord;
 use crate::store::{DomainKind, OnpremUser, SignIn, Tenant, User};

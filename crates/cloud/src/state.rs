@@ -29,10 +29,10 @@ pub struct AppState {
     /// Looks up domains' proof-of-control TXT records.
     pub domain_proof: crate::domain_proof::DomainProof,
     /// Directory sync leases and runs.
-    pub sync: crate::dirsync::Coordinator,
+    pub sync: crate::sync_leases::Coordinator,
     /// Seals and opens secrets at rest: users' TOTP secrets, signing private keys,
     /// federation client secrets (the data dir's `mfa.key`).
-    pub mfa_box: Arc<crate::mfa::SecretBox>,
+    pub mfa_box: Arc<crate::secret_box::SecretBox>,
     /// `serve --public-url` (no trailing slash): the base of every absolute URL; `None`:
     /// each request's `Host`.
     pub public_url: Option<String>,
@@ -42,13 +42,3 @@ pub struct AppState {
 
 /// Handlers' view of the state.
 pub type Shared = Arc<AppState>;
-
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Unix milliseconds now.
-pub fn unix_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}

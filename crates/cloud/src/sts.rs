@@ -9,6 +9,7 @@ use passthru_proto::Aadsts;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::http::correlation_id;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::{DomainKind, Tenant};
@@ -100,14 +101,6 @@ pub fn parse_public_url(raw: &str) -> Result<String, String> {
 /// `iss` of every token of a tenant.
 pub fn issuer(base: &str, tenant: &Tenant) -> String {
     format!("{base}/{}/v2.0", tenant.id)
-}
-
-pub fn correlation_id(headers: &HeaderMap) -> Uuid {
-    headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v).ok())
-        .unwrap_or_else(Uuid::new_v4)
 }
 
 pub async fn load_tenant(state: &Shared, name: &str, corr: Uuid) -> Result<Tenant, OAuthError> {

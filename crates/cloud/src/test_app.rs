@@ -128,7 +128,7 @@ impl TestApp {
     /// Changes the tenant's settings (in the store and in `self.tenant`).
     pub async fn settings(
         &mut self,
-        change: impl FnOnce(&mut crate::settings::Settings),
+        change: impl FnOnce(&mut crate::model::settings::Settings),
     ) -> anyhow::Result<()> {
         change(&mut self.tenant.settings);
         self.state
@@ -145,7 +145,7 @@ impl TestApp {
         request: axum::http::Request<axum::body::Body>,
     ) -> anyhow::Result<Called> {
         use tower::ServiceExt as _;
-        let client = crate::server::ClientInfo {
+        let client = crate::http::ClientInfo {
             addr: from.parse()?,
             peer_cert_fingerprint: None,
         };

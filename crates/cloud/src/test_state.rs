@@ -11,7 +11,8 @@ use tower::ServiceExt as _;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::server::{ClientInfo, ServeOptions};
+use crate::http::ClientInfo;
+use crate::server::ServeOptions;
 use crate::state::Shared;
 
 /// A data dir with one tenant, and the state over it.
@@ -68,7 +69,7 @@ impl TestServer {
             .user_by_upn(tenant_id, upn)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no user {upn}"))?;
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         let claims = crate::tokens::AccessClaims {
             iss: format!("https://localhost/{tenant_id}/v2.0"),
             aud: passthru_proto::admin::ADMIN_AUDIENCE.into(),

@@ -16,15 +16,17 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::unix_now;
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
 use crate::issue::secrets_equal;
 use crate::issue::{app_token, hash_secret, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
-use crate::server::ClientInfo;
 use crate::signin::{check_password_and_mfa, Attempt};
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::oidc::RefreshUse;
 use crate::store::Tenant;
-use crate::sts::{correlation_id, load_tenant, BaseUrl};
+use crate::sts::{load_tenant, BaseUrl};
 
 /// The token request form. Secrets are zeroized when the form is dropped.
 #[derive(Deserialize, Default)]

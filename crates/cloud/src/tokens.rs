@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::mfa::secret_box::{Purpose, SecretBox};
+use crate::secret_box::{Purpose, SecretBox};
 use crate::store::signing_keys::{NewKey, PrivateKey, StoredKey};
 use crate::store::{Store, StoreError};
 
@@ -246,7 +246,7 @@ impl Signer {
         if let Some(k) = self.cached(tenant_id) {
             return Ok(k);
         }
-        self.load(tenant_id, crate::state::unix_now()).await
+        self.load(tenant_id, crate::clock::unix_now()).await
     }
 
     /// Reads the tenant's keys from the store again.
@@ -306,25 +306,6 @@ impl Signer {
         }
         Ok(())
     }
-}
-
-/// Refreshes the keys every [`REFRESH_EVERY`] until the server shuts down.
-pub fn spawn_refresh(state: crate::state::Shared) {
-    let mut stop = state.shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REFRESH_EVERY);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = state.signer.refresh(crate::state::unix_now()).await {
-                        tracing::warn!(error = %e, "re-reading the token signing keys failed; will retry");
-                    }
-                }
-                _ = stop.changed() => break,
-            }
-        }
-    });
 }
 
 /// The ES256 signing key of a PEM (PKCS#8) private key, checked against the stored public
@@ -605,7 +586,7 @@ mod tests {
         let f = Fixture::new().await?;
         let a = f.tenant("a").await?;
         let b = f.tenant("b").await?;
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         let a_before = kids(&*f.signer.keys(a).await?);
         let b_before = kids(&*f.signer.keys(b).await?);
         let b_token = f.signer.keys(b).await?.sign(&claims(b, now))?;
@@ -642,7 +623,7 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         f.store.create_tenant(a, "a", 1).await?;
         f.store.create_tenant(b, "b", 1).await?;
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..200 {
             let s = signer.clone();

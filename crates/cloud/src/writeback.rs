@@ -14,9 +14,10 @@ use passthru_proto::{AgentError, PasswordOperation, PasswordRefusal, Win32};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::unix_now;
 use crate::gateway::DispatchError;
 use crate::signin::{names_synced_record, record_user, Attempt};
-use crate::state::{unix_now, AppState};
+use crate::state::AppState;
 use crate::store::{DomainKind, Tenant, User};
 
 /// Why a password could not be written.

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{authorize, ops};
+use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::sts::BaseUrl;
 
 /// `POST /{tenant}/admin/agents/register`
@@ -98,7 +99,7 @@ pub async fn views(
 ) -> Result<Vec<Value>, crate::store::StoreError> {
     let connected = state.gateway.connected(tenant_id);
     let mut stored = state.store.agent_stats(tenant_id).await?;
-    let now_ms = u64::try_from(crate::state::unix_ms()).unwrap_or(0);
+    let now_ms = u64::try_from(crate::clock::unix_ms()).unwrap_or(0);
     let silent_limit_ms = u64::try_from(state.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
     let agents: Vec<Value> = state
         .store

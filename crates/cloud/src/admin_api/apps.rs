@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{authorize, ops};
+use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use uuid::Uuid;
 
 use crate::store::{App, Tenant};

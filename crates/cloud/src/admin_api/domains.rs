@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{authorize, ops};
+use crate::clock::unix_now;
 use crate::domain_proof::Proof;
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::{Domain, DomainKind, Tenant};
 
 #[derive(Debug, Deserialize)]

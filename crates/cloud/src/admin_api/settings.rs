@@ -1,4 +1,4 @@
-//! Tenant settings: read all, set one (validated by [`crate::settings`]).
+//! Tenant settings: read all, set one (validated by [`crate::model::settings`]).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{authorize, ops};
+use crate::model::settings::{Settings, KEYS};
 use crate::oauth_error::ApiError;
-use crate::settings::{Settings, KEYS};
 use crate::state::Shared;
 
 fn settings_json(s: &Settings) -> Value {

@@ -165,7 +165,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_SIGNINS).await?;
-    let f = filter(&q, crate::state::unix_ms())?;
+    let f = filter(&q, crate::clock::unix_ms())?;
     let lines = state.store.sign_ins_filtered(t.id, &f).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(json!({

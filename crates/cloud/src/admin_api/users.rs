@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::{authorize, ops};
+use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 use passthru_proto::AgentError;
@@ -138,7 +139,7 @@ pub async fn list(
 /// The user's multi-factor state: their own policy, the one that applies, whether they
 /// enrolled an authenticator, recovery codes left, and a lock after wrong codes.
 async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiError> {
-    use crate::mfa::policy::{effective, user_policy_str};
+    use crate::model::mfa_policy::{effective, user_policy_str};
     let rec = state.store.mfa(t.id, u.id).await?;
     let left = if rec.enrolled {
         Some(state.store.recovery_codes_left(u.id).await?)
@@ -212,7 +213,7 @@ pub async fn set_mfa(
     Json(body): Json<MfaPolicyBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_MFA).await?;
-    let Some(policy) = crate::mfa::policy::parse_user_policy(&body.policy) else {
+    let Some(policy) = crate::model::mfa_policy::parse_user_policy(&body.policy) else {
         return Err(ApiError::bad_request(format!(
             "'{}' is not an MFA policy: use default (the tenant's `mfa` setting), off, optional or required.",
             body.policy.chars().take(64).collect::<String>()
@@ -220,7 +221,7 @@ pub async fn set_mfa(
     };
     let user = find(&state, &t, &upn).await?;
     state.store.set_mfa_policy(t.id, user.id, policy).await?;
-    tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::mfa::policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
+    tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::model::mfa_policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
     Ok(Json(
         json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? }),
     ))
@@ -368,7 +369,7 @@ pub async fn reset_password(
     Json(body): Json<ResetBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_PASSWORD).await?;
-    let corr = crate::sts::correlation_id(&headers);
+    let corr = crate::http::correlation_id(&headers);
     let user = find(&state, &t, &upn).await?;
     if body.password.is_empty() {
         return Err(ApiError::bad_request("The new password is empty."));

@@ -28,7 +28,7 @@ pub(crate) async fn read_whole(
     req: Request,
     next: Next,
 ) -> Response {
-    let corr = crate::sts::correlation_id(req.headers());
+    let corr = crate::http::correlation_id(req.headers());
     let declared = req
         .headers()
         .get("content-length")

@@ -132,7 +132,7 @@ pub(crate) async fn check(req: Request, next: Next) -> Response {
     if super::rate::limited_tenant(req.uri().path()).is_none() {
         return next.run(req).await;
     }
-    let corr = crate::sts::correlation_id(req.headers());
+    let corr = crate::http::correlation_id(req.headers());
     if let Some((name, max)) = path_too_long(req.uri().path()) {
         return too_long(name, max, corr);
     }

@@ -65,7 +65,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             agent_requests_per_tenant: 1_000,
-            pending_rows_per_tenant: 100_000,
+            pending_rows_per_tenant: crate::store::DEFAULT_PENDING_ROWS_PER_TENANT,
         }
     }
 }

@@ -29,7 +29,7 @@ use governor::{Quota, RateLimiter};
 use uuid::Uuid;
 
 use super::Limits;
-use crate::server::ClientInfo;
+use crate::http::ClientInfo;
 use crate::store::Store;
 
 /// A keyed rate-limit state store with at most `cap` keys: keys that do not fit share the
@@ -235,7 +235,7 @@ pub(crate) async fn enforce(State(gate): State<Gate>, req: Request, next: Next) 
     match gate.rate.check(addr, tenant) {
         Ok(()) => next.run(req).await,
         Err(t) => {
-            let corr = crate::sts::correlation_id(req.headers());
+            let corr = crate::http::correlation_id(req.headers());
             let (wait, detail) = match t {
                 Throttled::Address(w) => (w, "This client address sent too many requests."),
                 Throttled::Tenant(w) => (w, "This organization received too many requests."),

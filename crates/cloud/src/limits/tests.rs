@@ -14,7 +14,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{protect, Limits, RateLimits};
-use crate::server::ClientInfo;
+use crate::http::ClientInfo;
 use crate::state::Shared;
 use crate::store::App;
 
@@ -52,7 +52,7 @@ impl Cloud {
                     secret_hash: None,
                     groups_claim: false,
                 },
-                crate::state::unix_now(),
+                crate::clock::unix_now(),
             )
             .await?;
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -392,7 +392,7 @@ async fn ten_thousand_starts_are_purged_once_expired() -> anyhow::Result<()> {
         done += 200;
     }
     let store = &cloud.state.store;
-    let now = crate::state::unix_now();
+    let now = crate::clock::unix_now();
     for i in 0..2_000 {
         let flow = crate::store::writeback::ResetFlow {
             tenant_id: cloud.tenant,

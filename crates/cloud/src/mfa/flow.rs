@@ -14,16 +14,17 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::pages::{code_page, enrol_page, recovery_page, Enrolment, Form, PageError};
-use super::policy::{self, Next, Policy};
 use super::verify::{self, Verdict};
 use super::{qr, recovery, totp};
 use crate::authorize::{complete_sign_in, current_session, expired, pending, tenant_or_page};
+use crate::clock::unix_now;
+use crate::http::correlation_id;
+use crate::http::ClientInfo;
+use crate::model::mfa_policy::{self as policy, Next, Policy};
 use crate::pages::{error_page, info_page, redirect_form_action};
-use crate::server::ClientInfo;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::store::mfa::Stage;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, Tenant, User};
-use crate::sts::correlation_id;
 
 /// How long a second-factor page may wait for its form, seconds.
 const CHALLENGE_LIFETIME: i64 = crate::authorize::REQUEST_LIFETIME;

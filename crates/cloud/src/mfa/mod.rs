@@ -4,9 +4,10 @@
 //! ([`continue_sign_in`]), the password grant ([`password_grant_allowed`]) and self-service
 //! password reset ([`has_second_factor`], [`verify_second_factor`]).
 //!
-//! - [`policy`]: who is asked (the tenant's `mfa` setting, a user's own policy);
+//! - [`crate::model::mfa_policy`]: who is asked (the tenant's `mfa` setting, a user's own
+//!   policy);
 //! - [`totp`]: RFC 6238 codes (totp-rs), [`recovery`]: one-time recovery codes;
-//! - [`secret_box`]: TOTP secrets sealed at rest (ChaCha20-Poly1305, `mfa.key`);
+//! - [`crate::secret_box`]: TOTP secrets sealed at rest (ChaCha20-Poly1305, `mfa.key`);
 //! - [`verify`]: checking a typed code once, with the wrong-code lock;
 //! - [`flow`]: the pages' handlers (code, enrolment at sign-in, `/mfa/setup`), [`pages`]
 //!   their HTML, [`qr`] the QR code.
@@ -17,6 +18,7 @@ use axum::Router;
 use passthru_proto::Aadsts;
 use uuid::Uuid;
 
+use crate::model::mfa_policy as policy;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::mfa::MfaRecord;
@@ -24,14 +26,10 @@ use crate::store::{AuthzRequest, StoreError, Tenant, User};
 
 pub mod flow;
 pub mod pages;
-pub mod policy;
 pub mod qr;
 pub mod recovery;
-pub mod secret_box;
 pub mod totp;
 pub mod verify;
-
-pub use secret_box::SecretBox;
 
 /// The second-factor routes, merged into the server's router.
 pub fn routes() -> Router<Shared> {

@@ -7,7 +7,8 @@ use passthru_proto::Aadsts;
 use uuid::Uuid;
 
 use super::{recovery, totp};
-use crate::state::{unix_ms, AppState};
+use crate::clock::unix_ms;
+use crate::state::AppState;
 use crate::store::mfa::Reservation;
 use crate::store::{SignIn, StoreError, Tenant, User};
 

@@ -43,7 +43,7 @@ pub struct Settings {
     /// How long the sign-in log keeps a line.
     pub signin_retention_days: u32,
     /// Who is asked for a second factor (a user's own policy takes precedence).
-    pub mfa: crate::mfa::policy::Policy,
+    pub mfa: crate::model::mfa_policy::Policy,
 }
 
 impl Default for Settings {
@@ -56,7 +56,7 @@ impl Default for Settings {
             sign_in_attribute: SignInAttribute::UserPrincipalName,
             writeback: false,
             signin_retention_days: 30,
-            mfa: crate::mfa::policy::Policy::Optional,
+            mfa: crate::model::mfa_policy::Policy::Optional,
         }
     }
 }
@@ -184,7 +184,8 @@ impl Settings {
             "writeback" => self.writeback = boolean(k, value)?,
             "signin_retention_days" => self.signin_retention_days = int(k, value, 1, 365)?,
             "mfa" => {
-                self.mfa = crate::mfa::policy::Policy::parse(value).ok_or_else(|| bad(k, value))?
+                self.mfa =
+                    crate::model::mfa_policy::Policy::parse(value).ok_or_else(|| bad(k, value))?
             }
             _ => return Err(bad(k, value)),
         }
@@ -262,6 +263,6 @@ mod tests {
         s.set("lockout_threshold", " 3 ").ok();
         assert_eq!(s.lockout_threshold, 3);
         s.set("mfa", "Required").ok();
-        assert_eq!(s.mfa, crate::mfa::policy::Policy::Required);
+        assert_eq!(s.mfa, crate::model::mfa_policy::Policy::Required);
     }
 }

@@ -9,7 +9,8 @@ use super::auth::{server_error, signed_in, Ctx};
 use super::layout::{self, aadsts_text, esc, hh_mm, time_s, win32_text};
 use super::svg::{horizontal_bars, percentile, stacked_bars, Series};
 use crate::admin_api::ops;
-use crate::state::{unix_ms, Shared};
+use crate::clock::unix_ms;
+use crate::state::Shared;
 use crate::sts::BaseUrl;
 
 /// Minutes the sign-in chart covers.

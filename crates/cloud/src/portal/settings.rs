@@ -10,7 +10,7 @@ use super::auth::{server_error, signed_in, Ctx};
 use super::layout::{self, esc};
 use crate::admin_api::ops;
 use crate::issue::secrets_equal;
-use crate::settings::{Settings, KEYS};
+use crate::model::settings::{Settings, KEYS};
 use crate::state::Shared;
 use crate::sts::BaseUrl;
 

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::auth::{server_error, signed_in};
 use super::layout::{self, aadsts_text, esc, time_ms, win32_text};
 use crate::admin_api::ops;
-use crate::state::{unix_ms, Shared};
+use crate::clock::unix_ms;
+use crate::state::Shared;
 use crate::store::admin::SignInFilter;
 use crate::sts::BaseUrl;
 

@@ -555,7 +555,7 @@ mod tests {
         );
         // Default retention is 30 days: the 40-day-old line goes.
         assert_eq!(s.purge_sign_ins(now).await?, 1);
-        let settings = crate::settings::Settings {
+        let settings = crate::model::settings::Settings {
             signin_retention_days: 1,
             ..Default::default()
         };

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{conflict, uuid_col, DomainKind, Result, Store, StoreError, User};
-use crate::mfa::secret_box::{Purpose, SecretBox};
+use crate::secret_box::{Purpose, SecretBox};
 
 /// Tables of this module, created at [`Store::open`].
 pub(crate) const SCHEMA: &str = r#"

@@ -8,7 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Result, Store};
-use crate::mfa::policy::{parse_user_policy, user_policy_str, UserPolicy};
+use crate::model::mfa_policy::{parse_user_policy, user_policy_str, UserPolicy};
 
 /// Wrong codes that lock the second factor.
 pub const FAILURES_PER_LOCK: i64 = 5;
@@ -429,7 +429,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mfa::policy::Policy;
+    use crate::model::mfa_policy::Policy;
     use crate::store::{test_store, DomainKind};
 
     #[tokio::test]

@@ -169,7 +169,7 @@ mod tests {
 
         let (store, secrets) = crate::init::open_store(&dir, false).await?;
         let signer = crate::tokens::Signer::new(store.clone(), secrets.clone());
-        let now = crate::state::unix_now();
+        let now = crate::clock::unix_now();
         let claims = serde_json::json!({"iss": "i", "aud": "passthru-admin", "sub": "s",
             "oid": uuid::Uuid::new_v4(), "tid": t1, "exp": now + 60, "iat": now, "nbf": now, "ver": "2.0"});
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);

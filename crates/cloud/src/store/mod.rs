@@ -52,6 +52,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Pending rows (sign-ins in progress) a tenant may have in each table unless `serve` sets
+/// another cap (`--max-pending-per-tenant`).
+pub const DEFAULT_PENDING_ROWS_PER_TENANT: i64 = 100_000;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
@@ -170,7 +174,7 @@ pub struct Tenant {
     pub id: Uuid,
     pub name: String,
     pub pta_enabled: bool,
-    pub settings: crate::settings::Settings,
+    pub settings: crate::model::settings::Settings,
 }
 
 /// How a domain's users sign in.
@@ -405,7 +409,7 @@ impl Store {
             domains_cache: std::sync::Arc::new(cache::TtlCache::new()),
             sign_in_writer: None,
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
-                crate::limits::Limits::default().pending_rows_per_tenant,
+                DEFAULT_PENDING_ROWS_PER_TENANT,
             )),
         };
         store.sign_in_writer = Some(signin_log::start(store.clone()));
@@ -425,7 +429,8 @@ impl Store {
             .store(cap.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The cap of [`Store::set_pending_rows_per_tenant`].
+    /// The cap of [`Store::set_pending_rows_per_tenant`] ([`DEFAULT_PENDING_ROWS_PER_TENANT`]
+    /// until set).
     pub(crate) fn pending_cap(&self) -> i64 {
         self.pending_cap.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -454,7 +459,7 @@ impl Store {
             id: uuid_col(row, "id")?,
             name: row.try_get("name")?,
             pta_enabled: row.try_get::<i64, _>("pta_enabled")? != 0,
-            settings: crate::settings::Settings::default(),
+            settings: crate::model::settings::Settings::default(),
         })
     }
 
@@ -465,7 +470,7 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let mut skipped = Vec::new();
-        t.settings = crate::settings::Settings::from_pairs(
+        t.settings = crate::model::settings::Settings::from_pairs(
             rows.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             &mut skipped,
         );
@@ -479,9 +484,9 @@ impl Store {
     pub async fn save_settings(
         &self,
         tenant_id: Uuid,
-        settings: &crate::settings::Settings,
+        settings: &crate::model::settings::Settings,
     ) -> Result<()> {
-        let defaults = crate::settings::Settings::default().pairs();
+        let defaults = crate::model::settings::Settings::default().pairs();
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM tenant_settings WHERE tenant_id = ?")
             .bind(tenant_id.to_string())

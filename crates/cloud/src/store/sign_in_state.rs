@@ -98,7 +98,7 @@ impl Store {
 mod tests {
     use uuid::Uuid;
 
-    use crate::mfa::policy::Policy;
+    use crate::model::mfa_policy::Policy;
     use crate::store::{test_store, DomainKind, Store};
 
     /// The one statement agrees with the three separate reads it replaces.

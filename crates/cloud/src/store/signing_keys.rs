@@ -1,6 +1,6 @@
 //! Token signing keys, one set per tenant (`tenant_signing_keys`): the current key signs
 //! the tenant's tokens, retired ones stay published for a grace period so the tokens they
-//! signed still verify. Private keys are stored sealed ([`crate::mfa::SecretBox`]); this
+//! signed still verify. Private keys are stored sealed ([`crate::secret_box::SecretBox`]); this
 //! module never sees them in the clear except when sealing rows of a store from before
 //! sealing ([`Store::seal_plaintext_secrets`]).
 
@@ -9,7 +9,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{Result, Store, StoreError};
-use crate::mfa::secret_box::{Purpose, SecretBox};
+use crate::secret_box::{Purpose, SecretBox};
 
 /// A stored signing key.
 pub struct StoredKey {
@@ -202,7 +202,7 @@ impl Store {
     /// Returns how many values were sealed. Run at every start; a no-op once done.
     pub async fn seal_plaintext_secrets(&self, secrets: &SecretBox) -> Result<usize> {
         let seal_err =
-            |e: crate::mfa::secret_box::SealError| StoreError::Db(sqlx::Error::Encode(Box::new(e)));
+            |e: crate::secret_box::SealError| StoreError::Db(sqlx::Error::Encode(Box::new(e)));
         let mut tx = self.write_tx().await?;
         let mut n = 0;
         let keys = sqlx::query(

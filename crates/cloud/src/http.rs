@@ -1,0 +1,25 @@
+//! What every HTTP surface reads off a request, below the handlers: who is on the other end
+//! of the connection, and the request's correlation id.
+
+use std::net::SocketAddr;
+
+use axum::http::HeaderMap;
+use uuid::Uuid;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    /// SHA-256 of the client certificate, when one was presented and verified.
+    pub peer_cert_fingerprint: Option<String>,
+}
+
+/// The request's correlation id: the client's `client-request-id` when it is a UUID (as MSAL
+/// sends), else a new one. Every error and sign-in log entry carries it.
+pub fn correlation_id(headers: &HeaderMap) -> Uuid {
+    headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::new_v4)
+}
