@@ -227,7 +227,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                             let reply = Reply { request_id, outcome, agent_id: conn.agent_id, agent_host: conn.host.clone(), agent_micros, repeated, passed_over: Vec::new() };
                             // A refused answer is logged by the gateway.
                             if state.gateway.complete(&conn, request_id, reply, mac.as_deref()) == Completion::Unknown {
-                                tracing::info!(agent = %conn.agent_id, request = %request_id, "late or unknown answer dropped (AADSTS80014)");
+                                tracing::info!(agent = %conn.agent_id, request = %request_id, code = %passthru_proto::Aadsts::AgentLateAnswer, "late or unknown answer dropped");
                             }
                         }
                         Ok(AgentToCloud::Draining) => {

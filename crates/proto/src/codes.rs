@@ -216,6 +216,9 @@ pub enum Aadsts {
     LogonHours,
     /// 80013: the agent's clock differs too much from the cloud's.
     ClockSkew,
+    /// 80014: the agent answered after the cloud stopped waiting (the client was already
+    /// given [`Aadsts::AgentTimeout`]); written to the cloud's log, never sent to a client.
+    AgentLateAnswer,
     /// 50000: the server failed unexpectedly.
     ServerError,
     /// 70011: an invalid scope was requested.
@@ -250,6 +253,54 @@ pub enum Aadsts {
 }
 
 impl Aadsts {
+    /// Every code the cloud emits, each once.
+    pub const ALL: [Aadsts; 38] = [
+        Aadsts::UserNotFound,
+        Aadsts::AccountLocked,
+        Aadsts::NoPasswordInCloud,
+        Aadsts::AccountDisabled,
+        Aadsts::InvalidCredentials,
+        Aadsts::PasswordChangeRequired,
+        Aadsts::MfaRequired,
+        Aadsts::StrongAuthFailed,
+        Aadsts::UnknownClient,
+        Aadsts::TenantNotFound,
+        Aadsts::MissingParameter,
+        Aadsts::UnsupportedGrantType,
+        Aadsts::InvalidRequest,
+        Aadsts::AgentUnavailable,
+        Aadsts::AgentTimeout,
+        Aadsts::InvalidUsernameForAgent,
+        Aadsts::AgentAnswerRefused,
+        Aadsts::DirectoryCommunication,
+        Aadsts::AgentDecryptFailed,
+        Aadsts::AgentNoKey,
+        Aadsts::LogonHours,
+        Aadsts::ClockSkew,
+        Aadsts::AgentLateAnswer,
+        Aadsts::ServerError,
+        Aadsts::InvalidScope,
+        Aadsts::UnauthorizedClient,
+        Aadsts::ExpiredOrUsedGrant,
+        Aadsts::InvalidGrant,
+        Aadsts::PkceMismatch,
+        Aadsts::PkceRequired,
+        Aadsts::InvalidClientSecret,
+        Aadsts::ClientAuthMissing,
+        Aadsts::RedirectUriMismatch,
+        Aadsts::LoginRequired,
+        Aadsts::AuthorizationPending,
+        Aadsts::SlowDown,
+        Aadsts::DeviceCodeExpired,
+        Aadsts::Throttled,
+    ];
+
+    /// The entry of a numeric code, as the sign-in log stores it. 70016 is both
+    /// `authorization_pending` and `slow_down`; it reads as [`Aadsts::AuthorizationPending`].
+    pub fn from_code(code: u32) -> Option<Aadsts> {
+        Aadsts::ALL.into_iter().find(|a| a.code() == code)
+    }
+
     /// The numeric code.
     pub fn code(self) -> u32 {
         match self {
@@ -275,6 +326,7 @@ impl Aadsts {
             Aadsts::AgentNoKey => 80011,
             Aadsts::LogonHours => 80012,
             Aadsts::ClockSkew => 80013,
+            Aadsts::AgentLateAnswer => 80014,
             Aadsts::ServerError => 50000,
             Aadsts::InvalidScope => 70011,
             Aadsts::UnauthorizedClient => 7000112,
@@ -316,7 +368,8 @@ impl Aadsts {
             | Aadsts::AgentDecryptFailed
             | Aadsts::AgentNoKey
             | Aadsts::AgentAnswerRefused
-            | Aadsts::ClockSkew => "temporarily_unavailable",
+            | Aadsts::ClockSkew
+            | Aadsts::AgentLateAnswer => "temporarily_unavailable",
             _ => "invalid_grant",
         }
     }
@@ -346,6 +399,7 @@ impl Aadsts {
             Aadsts::AgentNoKey => "The authentication agent has no key for this request. Re-register the agent.",
             Aadsts::LogonHours => "The user tried to sign in outside the allowed hours set in Active Directory.",
             Aadsts::ClockSkew => "The authentication agent's clock differs too much from the cloud's. Synchronise the agent server's time.",
+            Aadsts::AgentLateAnswer => "The authentication agent answered after the maximum time allowed for a validation; the answer was dropped. Check the agent's load and its latency to Active Directory.",
             Aadsts::ServerError => "The server encountered an unexpected error. Retry the request.",
             Aadsts::InvalidScope => "The provided value for the input parameter 'scope' is not valid.",
             Aadsts::UnauthorizedClient => "The application is not allowed to use this grant.",
@@ -398,6 +452,70 @@ mod tests {
         );
         assert_eq!(Win32::from_ad_diagnostic("no sub code here"), None);
         assert_eq!(Win32::from_ad_diagnostic("data zz"), None);
+    }
+
+    #[test]
+    fn the_aadsts_catalog_is_complete_and_reads_back() {
+        // Every variant is in ALL (a new variant that is not fails to compile here first).
+        for a in Aadsts::ALL {
+            match a {
+                Aadsts::UserNotFound
+                | Aadsts::AccountLocked
+                | Aadsts::NoPasswordInCloud
+                | Aadsts::AccountDisabled
+                | Aadsts::InvalidCredentials
+                | Aadsts::PasswordChangeRequired
+                | Aadsts::MfaRequired
+                | Aadsts::StrongAuthFailed
+                | Aadsts::UnknownClient
+                | Aadsts::TenantNotFound
+                | Aadsts::MissingParameter
+                | Aadsts::UnsupportedGrantType
+                | Aadsts::InvalidRequest
+                | Aadsts::AgentUnavailable
+                | Aadsts::AgentTimeout
+                | Aadsts::InvalidUsernameForAgent
+                | Aadsts::AgentAnswerRefused
+                | Aadsts::DirectoryCommunication
+                | Aadsts::AgentDecryptFailed
+                | Aadsts::AgentNoKey
+                | Aadsts::LogonHours
+                | Aadsts::ClockSkew
+                | Aadsts::AgentLateAnswer
+                | Aadsts::ServerError
+                | Aadsts::InvalidScope
+                | Aadsts::UnauthorizedClient
+                | Aadsts::ExpiredOrUsedGrant
+                | Aadsts::InvalidGrant
+                | Aadsts::PkceMismatch
+                | Aadsts::PkceRequired
+                | Aadsts::InvalidClientSecret
+                | Aadsts::ClientAuthMissing
+                | Aadsts::RedirectUriMismatch
+                | Aadsts::LoginRequired
+                | Aadsts::AuthorizationPending
+                | Aadsts::SlowDown
+                | Aadsts::DeviceCodeExpired
+                | Aadsts::Throttled => {}
+            }
+        }
+        let distinct: std::collections::HashSet<Aadsts> = Aadsts::ALL.into_iter().collect();
+        assert_eq!(distinct.len(), Aadsts::ALL.len(), "ALL lists a code twice");
+        for a in Aadsts::ALL {
+            let back = Aadsts::from_code(a.code());
+            if a == Aadsts::SlowDown {
+                assert_eq!(back, Some(Aadsts::AuthorizationPending));
+            } else {
+                assert_eq!(back, Some(a), "{a}");
+            }
+            assert!(!a.description().is_empty());
+            assert!(!a.oauth_error().is_empty());
+        }
+        assert_eq!(Aadsts::from_code(12345), None);
+        // Every Win32 denial maps to a code in the catalog.
+        for w in Win32::ALL {
+            assert!(Aadsts::ALL.contains(&w.aadsts()), "{w:?}");
+        }
     }
 
     #[test]

@@ -182,28 +182,7 @@ pub fn hh_mm(minute: i64) -> String {
 
 /// The sentence of an AADSTS code the sign-in log holds.
 pub fn aadsts_text(code: u32) -> String {
-    use passthru_proto::Aadsts as A;
-    let known = [
-        A::UserNotFound,
-        A::AccountLocked,
-        A::NoPasswordInCloud,
-        A::AccountDisabled,
-        A::InvalidCredentials,
-        A::PasswordChangeRequired,
-        A::AgentUnavailable,
-        A::AgentTimeout,
-        A::InvalidUsernameForAgent,
-        A::AgentAnswerRefused,
-        A::DirectoryCommunication,
-        A::AgentDecryptFailed,
-        A::AgentNoKey,
-        A::LogonHours,
-        A::ClockSkew,
-        A::ServerError,
-        A::UnknownClient,
-        A::InvalidScope,
-    ];
-    match known.iter().find(|a| a.code() == code) {
+    match passthru_proto::Aadsts::from_code(code) {
         Some(a) => format!("AADSTS{code}: {}", a.description()),
         None => format!("AADSTS{code}"),
     }
@@ -214,5 +193,27 @@ pub fn win32_text(code: u32) -> String {
     match passthru_proto::codes::Win32::from_code(code) {
         Some(w) => format!("Win32 {code}: {}", w.message()),
         None => format!("Win32 {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_of_the_catalog_reads_with_its_sentence() {
+        for a in passthru_proto::Aadsts::ALL {
+            let text = aadsts_text(a.code());
+            assert!(
+                text.starts_with(&format!("AADSTS{}: ", a.code())) && text.len() > 20,
+                "{text}"
+            );
+        }
+        assert_eq!(aadsts_text(1), "AADSTS1");
+        assert_eq!(
+            win32_text(1326),
+            "Win32 1326: The user name or password is incorrect."
+        );
+        assert_eq!(win32_text(7), "Win32 7");
     }
 }
