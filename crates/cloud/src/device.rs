@@ -18,7 +18,7 @@ use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::issue::{hash_secret, random_token, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
-use crate::pages::{error_page, esc, info_page, page, username_page};
+use crate::pages::{error_page, esc, page, username_page};
 use crate::state::Shared;
 use crate::store::device::DeviceCode;
 use crate::store::{AuthzRequest, Tenant};
@@ -206,7 +206,7 @@ pub async fn code_submit(
     axum::Form(f): axum::Form<CodeForm>,
 ) -> Response {
     let corr = Uuid::new_v4();
-    let cookie = crate::authorize::cookie_value(&headers, CSRF_COOKIE).unwrap_or_default();
+    let cookie = crate::http::cookie_value(&headers, CSRF_COOKIE).unwrap_or_default();
     if f.csrf.is_empty() || !crate::issue::secrets_equal(&cookie, &f.csrf) {
         let mut r = error_page(
             Aadsts::InvalidRequest,
@@ -262,45 +262,6 @@ pub async fn code_submit(
         return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
     }
     username_page(&t.name, &req.id, &req.csrf, "", None)
-}
-
-/// Called when the sign-in pages finish for a device: records the approval.
-pub async fn approve(
-    state: &Shared,
-    req: &AuthzRequest,
-    user_code: &str,
-    user_id: Uuid,
-    auth_time: i64,
-    corr: Uuid,
-) -> Response {
-    let _ = state.store.delete_authz(&req.id).await;
-    match state
-        .store
-        .approve_device(req.tenant_id, user_code, user_id, auth_time)
-        .await
-    {
-        Ok(true) => {
-            let app = state
-                .store
-                .app(req.tenant_id, &req.client_id)
-                .await
-                .ok()
-                .flatten()
-                .map(|a| a.name)
-                .unwrap_or_else(|| "the application".into());
-            info_page(
-                "You're signed in",
-                &format!(
-                    "You have signed in to {app} on your device. You may now close this window."
-                ),
-            )
-        }
-        _ => error_page(
-            Aadsts::DeviceCodeExpired,
-            corr,
-            "The code expired or was already used. Start again on your device.",
-        ),
-    }
 }
 
 /// The device's poll at the token endpoint.

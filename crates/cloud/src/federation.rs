@@ -5,10 +5,7 @@
 //! nonce, lifetime), and the sign-in then finishes like a password sign-in: session cookie and
 //! an authorization code for the app.
 //!
-//! The admin side: `POST /{tenant}/admin/domains` with `federated: {issuer, client_id,
-//! client_secret}` adds a federated domain, `POST /{tenant}/admin/domains/{name}/convert` with
-//! `{"to": "managed"}` makes it managed (its users sign in by pass-through authentication at
-//! their next sign-in).
+//! The admin side is [`crate::admin_api::federated_domains`].
 //!
 //! Calls to the identity provider trust the system's roots plus the certificates of the file
 //! named by `PASSTHRU_FEDERATION_CA_FILE` (read when the server starts), time out after 10 s,
@@ -25,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
@@ -33,22 +30,21 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use passthru_proto::Aadsts;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::admin_api::{authorize as admin_authorize, ops};
-use crate::authorize::{complete_sign_in, cookie_value};
+use crate::browser_session::complete_sign_in;
 use crate::clock::{unix_ms, unix_now};
+use crate::http::cookie_value;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::secrets_equal;
 use crate::issue::{hash_secret, random_token};
-use crate::oauth_error::ApiError;
 use crate::pages::error_page;
 use crate::state::Shared;
-use crate::store::federation::{Conversion, FederatedUser, FederationConfig, FederationState};
+use crate::store::federation::{FederatedUser, FederationConfig, FederationState};
 use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
 
 /// Environment variable naming an extra CA file to trust for identity providers.
@@ -942,154 +938,12 @@ async fn finish_round_trip(
     complete_sign_in(state, t, &req, user.id, corr).await
 }
 
-// ---- admin API
-
-/// The `federated` part of `POST /{tenant}/admin/domains`.
-#[derive(Deserialize)]
-pub struct FederatedBody {
-    issuer: String,
-    client_id: String,
-    client_secret: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for FederatedBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FederatedBody")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Adds the federated domain `name` (already validated as a DNS name) to `t`.
-pub(crate) async fn add_federated_domain(
-    state: &Shared,
-    t: &Tenant,
-    name: &str,
-    body: FederatedBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let issuer = valid_issuer(&body.issuer).map_err(ApiError::bad_request)?;
-    if let Ok(u) = url::Url::parse(&issuer) {
-        crate::public_addr::check_issuer(&u, allow_private())
-            .await
-            .map_err(ApiError::bad_request)?;
-    }
-    let client_id = body.client_id.trim().to_string();
-    if client_id.is_empty()
-        || client_id.len() > 256
-        || client_id
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::bad_request(
-            "client_id must be 1 to 256 characters without spaces.",
-        ));
-    }
-    let secret = Zeroizing::new(body.client_secret.trim().to_string());
-    if secret.is_empty() || secret.len() > 1024 || secret.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "client_secret must be 1 to 1024 characters without control characters.",
-        ));
-    }
-    let cfg = FederationConfig {
-        domain: name.to_string(),
-        tenant_id: t.id,
-        issuer: issuer.clone(),
-        client_id: client_id.clone(),
-        client_secret: secret,
-    };
-    let code = crate::admin_api::domains::new_code();
-    state
-        .store
-        .add_federated_domain(&cfg, &code, unix_now(), &state.mfa_box)
-        .await?;
-    tracing::info!(tenant = %t.name, domain = %name, %issuer, "federated domain added");
-    let mut answer = crate::admin_api::domains::proof_json(name, &code);
-    answer["kind"] = json!("federated");
-    answer["issuer"] = json!(issuer);
-    answer["client_id"] = json!(client_id);
-    Ok((StatusCode::CREATED, Json(answer)))
-}
-
-/// Body of `POST /{tenant}/admin/domains/{name}/convert`.
-#[derive(Debug, Deserialize)]
-pub struct ConvertBody {
-    to: String,
-}
-
-/// `POST /{tenant}/admin/domains/{name}/convert` with `{"to": "managed"}`: a federated domain
-/// becomes managed; its identity provider settings are deleted.
-pub async fn convert_domain(
-    State(state): State<Shared>,
-    Path((tenant, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    Json(body): Json<ConvertBody>,
-) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = admin_authorize(&state, &tenant, &headers, ops::CONVERT_DOMAIN).await?;
-    if body.to != "managed" {
-        return Err(ApiError::bad_request(format!(
-            "A domain can be converted to \"managed\" only (not \"{}\").",
-            body.to
-        )));
-    }
-    let name = name.trim().to_ascii_lowercase();
-    match state.store.convert_to_managed(t.id, &name).await? {
-        Conversion::Converted => {
-            tracing::info!(tenant = %t.name, domain = %name, by = %admin.upn,
-                "federated domain converted to managed: its users sign in by pass-through authentication from now on");
-            Ok(Json(json!({
-                "name": name,
-                "kind": "managed",
-                "pta_enabled": t.pta_enabled,
-            })))
-        }
-        Conversion::AlreadyManaged => Err(ApiError::conflict(format!(
-            "{name} is already a managed domain."
-        ))),
-        Conversion::CloudDomain => Err(ApiError::bad_request(format!(
-            "{name} is the tenant's initial domain: its cloud-only users keep their cloud passwords."
-        ))),
-    }
-}
-
-// ---- admin CLI
-
-/// The body of `passthru-cloud admin domain add NAME [--federated ISSUER_URL --client-id ID
-/// --client-secret-file FILE]`. The secret is the file's content, trimmed; it never appears on
-/// a command line.
-pub fn domain_add_body(
-    name: &str,
-    issuer: Option<&str>,
-    client_id: Option<&str>,
-    secret_file: Option<&FsPath>,
-) -> anyhow::Result<Value> {
-    let (Some(issuer), Some(client_id), Some(file)) = (issuer, client_id, secret_file) else {
-        if issuer.is_some() || client_id.is_some() || secret_file.is_some() {
-            anyhow::bail!(
-                "a federated domain needs --federated ISSUER_URL, --client-id ID and --client-secret-file FILE together"
-            );
-        }
-        return Ok(json!({ "name": name }));
-    };
-    valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
-    let raw = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
-        anyhow::anyhow!("cannot read the client secret file {}: {e}", file.display())
-    })?);
-    let secret = raw.trim();
-    if secret.is_empty() {
-        anyhow::bail!("the client secret file {} is empty", file.display());
-    }
-    Ok(json!({
-        "name": name,
-        "federated": { "issuer": issuer, "client_id": client_id, "client_secret": secret },
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use jsonwebtoken::{EncodingKey, Header};
     use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+    use serde_json::json;
 
     const ISS: &str = "https://idp.example/tid/v2.0";
     const AUD: &str = "our-client";

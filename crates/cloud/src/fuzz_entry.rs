@@ -23,7 +23,7 @@ pub fn cookie_value(values: Vec<HeaderValue>, name: &str) -> Option<String> {
     for v in values {
         headers.append("cookie", v);
     }
-    crate::authorize::cookie_value(&headers, name)
+    crate::http::cookie_value(&headers, name)
 }
 
 /// The base URL a request's authority or `Host` header gives (no `--public-url` set), as the

@@ -23,3 +23,15 @@ pub fn correlation_id(headers: &HeaderMap) -> Uuid {
         .and_then(|v| Uuid::parse_str(v).ok())
         .unwrap_or_else(Uuid::new_v4)
 }
+
+/// The value of the cookie `name` of a request, if it has one.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}

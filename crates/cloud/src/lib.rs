@@ -3,10 +3,10 @@
 
 pub mod admin_api;
 pub mod admin_cli;
-pub mod admin_keys;
 pub mod agent_ws;
 pub mod authorize;
 pub mod browser_policy;
+pub mod browser_session;
 pub mod clock;
 pub mod device;
 pub mod dirsync;
@@ -29,6 +29,7 @@ pub mod model;
 pub mod oauth_error;
 pub mod pages;
 pub mod password_change;
+pub mod password_change_page;
 pub mod password_reset;
 pub mod passwords;
 pub mod pki;

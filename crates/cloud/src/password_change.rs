@@ -20,7 +20,8 @@ use crate::clock::{unix_ms, unix_now};
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::{hash_secret, secrets_equal};
-use crate::pages::{alert, esc, form_status, info_page, page};
+use crate::pages::info_page;
+use crate::password_change_page::{change_page, change_page_of, expired_form, Form};
 use crate::state::Shared;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
@@ -43,41 +44,6 @@ impl std::fmt::Debug for ChangeForm {
             .finish_non_exhaustive()
     }
 }
-
-/// Where a change page posts, and what it says.
-struct Form<'a> {
-    action: String,
-    req: &'a str,
-    csrf: &'a str,
-    username: &'a str,
-    intro: &'a str,
-}
-
-fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response {
-    let error_html = alert(error);
-    let body = format!(
-        "<h1>Update your password</h1><p class=\"who\" id=\"who\">{u}</p><p id=\"intro\">{intro}</p>{error_html}\
-<form method=\"post\" action=\"{a}\">\
-<input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-<input type=\"text\" name=\"username\" value=\"{u}\" autocomplete=\"username\" hidden readonly>\
-<label for=\"current\">Current password</label>\
-<input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required autofocus>\
-<label for=\"new\">New password</label>\
-<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
-<label for=\"confirm\">Confirm password</label>\
-<input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
-<button type=\"submit\" id=\"change\">Update password</button></form>",
-        u = esc(f.username),
-        intro = esc(f.intro),
-        a = esc(&f.action),
-        r = esc(f.req),
-        c = esc(f.csrf),
-    );
-    let status = form_status(error.is_some());
-    page(status, "Update your password", &body, form_action)
-}
-
-const EXPIRED_INTRO: &str = "You need to update your password because this is the first time you are signing in, or because your password has expired.";
 
 /// The sign-in page's answer to 1330/1907 when writeback is allowed for the user; `None`
 /// when it is not (the sign-in page then shows the seed's message). The pending sign-in
@@ -115,32 +81,12 @@ pub(crate) async fn offer_after_sign_in(
         // The code page; once the code is accepted, the change page (see `mfa::flow`).
         return Some(crate::mfa::flow::code_before_change(state, t, &req, &user, corr).await);
     }
-    let lifetime = crate::authorize::REQUEST_LIFETIME;
+    let lifetime = crate::browser_session::REQUEST_LIFETIME;
     if let Err(e) = state.store.put_authz(&req, unix_now() + lifetime).await {
         tracing::error!(error = %e, correlation = %corr, "cannot store an authorization request");
         return None;
     }
     Some(change_page_of(t, &req))
-}
-
-/// The change page of a pending sign-in whose grant allows the change now.
-pub(crate) fn change_page_of(t: &Tenant, req: &AuthzRequest) -> Response {
-    let upn = req.password_change.as_ref().map_or("", |g| g.upn.as_str());
-    change_page(
-        &expired_form(t, req, upn),
-        None,
-        &crate::pages::redirect_form_action(&req.redirect_uri),
-    )
-}
-
-fn expired_form<'a>(t: &Tenant, req: &'a AuthzRequest, upn: &'a str) -> Form<'a> {
-    Form {
-        action: format!("/{}/login/password/change", t.name),
-        req: &req.id,
-        csrf: &req.csrf,
-        username: upn,
-        intro: EXPIRED_INTRO,
-    }
 }
 
 /// Checks the two new passwords of a form before anything is sent.
@@ -172,16 +118,16 @@ pub async fn during_sign_in(
     let Ok(Some(t)) = state.store.tenant(&tenant).await else {
         return info_page("Not found", "This organization was not found.");
     };
-    let Some(req) = crate::authorize::pending(&state, &t, &f.req, &f.csrf).await else {
-        return crate::authorize::expired(corr);
+    let Some(req) = crate::browser_session::pending(&state, &t, &f.req, &f.csrf).await else {
+        return crate::browser_session::expired(corr);
     };
     let Some(grant) = req.password_change.clone() else {
         tracing::warn!(tenant = %t.name, correlation = %corr, "a password change was posted for a sign-in that AD did not ask to change a password; refused");
-        return crate::authorize::expired(corr);
+        return crate::browser_session::expired(corr);
     };
     if grant.second_factor == ChangeSecondFactor::Pending {
         tracing::warn!(tenant = %t.name, user = %grant.upn, correlation = %corr, "a password change was posted before the second factor; refused");
-        return crate::authorize::expired(corr);
+        return crate::browser_session::expired(corr);
     }
     let user = match state.store.user_by_id(t.id, grant.user_id).await {
         Ok(Some(u)) if u.enabled => u,
@@ -237,7 +183,7 @@ pub async fn during_sign_in(
     match result {
         // The second factor was proved before the change: the sign-in completes.
         Ok(user) if grant.second_factor == ChangeSecondFactor::Proved => {
-            crate::authorize::complete_sign_in(&state, &t, &req, user.id, corr).await
+            crate::browser_session::complete_sign_in(&state, &t, &req, user.id, corr).await
         }
         Ok(user) => crate::mfa::continue_sign_in(&state, &t, &req, &user, corr).await,
         Err(e) => change_page(&form, Some(&e.user_sentence()), &form_action),
@@ -246,7 +192,7 @@ pub async fn during_sign_in(
 
 /// The signed-in user of a browser session, and the CSRF token bound to that session.
 async fn signed_in(state: &Shared, t: &Tenant, headers: &HeaderMap) -> Option<(User, String)> {
-    let (session, sid) = crate::authorize::session_with_id(state, t, headers).await?;
+    let (session, sid) = crate::browser_session::session_with_id(state, t, headers).await?;
     let user = state
         .store
         .user_by_id(t.id, session.user_id)
@@ -314,7 +260,7 @@ pub async fn change_for_session(
         return not_signed_in(&t);
     };
     if !secrets_equal(&csrf, &f.csrf) {
-        return crate::authorize::expired(corr);
+        return crate::browser_session::expired(corr);
     }
     let form = session_form(&t, &csrf, &user.upn);
     if let Err(e) = writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {
@@ -364,7 +310,7 @@ mod tests {
             req: "r",
             csrf: "c",
             username: "a@corp.example.test",
-            intro: EXPIRED_INTRO,
+            intro: crate::password_change_page::EXPIRED_INTRO,
         };
         let r = change_page(&f, Some("<b>"), "'self'");
         assert_eq!(r.status(), axum::http::StatusCode::BAD_REQUEST);

@@ -15,8 +15,8 @@ use axum::Extension;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::authorize::cookie_value;
 use crate::clock::unix_now;
+use crate::http::cookie_value;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token, secrets_equal};

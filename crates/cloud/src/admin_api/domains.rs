@@ -18,7 +18,7 @@ pub struct DomainBody {
     name: String,
     /// Present for a federated domain: its identity provider (see `federation`).
     #[serde(default)]
-    federated: Option<crate::federation::FederatedBody>,
+    federated: Option<super::federated_domains::FederatedBody>,
 }
 
 pub fn valid_domain(name: &str) -> bool {
@@ -97,7 +97,7 @@ pub async fn add(
         }));
     }
     if let Some(f) = body.federated {
-        return crate::federation::add_federated_domain(&state, &t, &name, f).await;
+        return super::federated_domains::add_federated_domain(&state, &t, &name, f).await;
     }
     let code = new_code();
     state

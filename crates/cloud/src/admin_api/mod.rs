@@ -19,7 +19,9 @@ use crate::store::{Tenant, User};
 pub mod agents;
 pub mod apps;
 pub mod domains;
+pub mod federated_domains;
 pub mod groups;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod pta;
@@ -194,7 +196,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/domains/{name}/verify", post(domains::verify))
         .route(
             "/domains/{name}/convert",
-            post(crate::federation::convert_domain),
+            post(federated_domains::convert_domain),
         )
         .route("/apps", get(apps::list).post(apps::add))
         .route("/apps/{client_id}", get(apps::show).delete(apps::remove))
@@ -210,7 +212,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/agents", get(agents::list))
         .route("/agents/{id}/revoke", post(agents::revoke))
         .route("/signins", get(signins::list))
-        .route("/keys", get(crate::admin_keys::list))
-        .route("/keys/rotate", post(crate::admin_keys::rotate))
+        .route("/keys", get(keys::list))
+        .route("/keys/rotate", post(keys::rotate))
         .route_layer(axum::middleware::from_fn_with_state(state, guard))
 }

@@ -1,9 +1,10 @@
 //! `admin domain ...`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use super::output::*;
 use super::Cx;
@@ -57,7 +58,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
             client_id,
             client_secret_file,
         } => {
-            let body = crate::federation::domain_add_body(
+            let body = domain_add_body(
                 &name,
                 federated.as_deref(),
                 client_id.as_deref(),
@@ -147,4 +148,35 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// The body of `passthru-cloud admin domain add NAME [--federated ISSUER_URL --client-id ID
+/// --client-secret-file FILE]`. The secret is the file's content, trimmed; it never appears on
+/// a command line.
+pub fn domain_add_body(
+    name: &str,
+    issuer: Option<&str>,
+    client_id: Option<&str>,
+    secret_file: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let (Some(issuer), Some(client_id), Some(file)) = (issuer, client_id, secret_file) else {
+        if issuer.is_some() || client_id.is_some() || secret_file.is_some() {
+            anyhow::bail!(
+                "a federated domain needs --federated ISSUER_URL, --client-id ID and --client-secret-file FILE together"
+            );
+        }
+        return Ok(json!({ "name": name }));
+    };
+    crate::federation::valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
+    let raw = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
+        anyhow::anyhow!("cannot read the client secret file {}: {e}", file.display())
+    })?);
+    let secret = raw.trim();
+    if secret.is_empty() {
+        anyhow::bail!("the client secret file {} is empty", file.display());
+    }
+    Ok(json!({
+        "name": name,
+        "federated": { "issuer": issuer, "client_id": client_id, "client_secret": secret },
+    }))
 }

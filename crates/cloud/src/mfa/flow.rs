@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::pages::{code_page, enrol_page, recovery_page, Enrolment, Form, PageError};
 use super::verify::{self, Verdict};
 use super::{qr, recovery, totp};
-use crate::authorize::{complete_sign_in, current_session, expired, pending, tenant_or_page};
+use crate::browser_session::{complete_sign_in, current_session, expired, pending, tenant_or_page};
 use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
@@ -27,7 +27,7 @@ use crate::store::mfa::Stage;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, Tenant, User};
 
 /// How long a second-factor page may wait for its form, seconds.
-const CHALLENGE_LIFETIME: i64 = crate::authorize::REQUEST_LIFETIME;
+const CHALLENGE_LIFETIME: i64 = crate::browser_session::REQUEST_LIFETIME;
 
 fn server_error(e: impl std::fmt::Display, corr: Uuid) -> Response {
     tracing::error!(error = %e, correlation = %corr, "second factor: server failure");
@@ -303,7 +303,7 @@ async fn finish(
         {
             return server_error(e, corr);
         }
-        return crate::password_change::change_page_of(t, &req);
+        return crate::password_change_page::change_page_of(t, &req);
     }
     complete_sign_in(state, t, req, user.id, corr).await
 }

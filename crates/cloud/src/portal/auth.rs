@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::layout::{self, esc};
 use super::PORTAL_CLIENT_ID;
-use crate::authorize::cookie_value;
 use crate::clock::unix_now;
+use crate::http::cookie_value;
 use crate::issue::{hash_secret, random_token, secrets_equal};
 use crate::state::Shared;
 use crate::store::portal::{PortalLogin, PortalSession};
@@ -407,7 +407,7 @@ pub async fn sign_out(
             return server_error(e);
         }
     }
-    let sso = crate::authorize::end_sso_session(&state, &headers).await;
+    let sso = crate::browser_session::end_sso_session(&state, &headers).await;
     tracing::info!(tenant = %ctx.t.name, user = %ctx.user.upn, "portal: signed out");
     let mut r = (
         StatusCode::SEE_OTHER,

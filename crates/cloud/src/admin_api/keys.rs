@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::admin_api::{authorize, ops};
+use super::{authorize, ops};
 use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
