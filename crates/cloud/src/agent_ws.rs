@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use crate::clock::{unix_ms, unix_now};
 use crate::dirsync;
-use crate::gateway::{AgentConn, Completion, Reply};
+use crate::dispatcher::Reply;
+use crate::gateway::{AgentConn, Completion};
 use crate::http::ClientInfo;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;

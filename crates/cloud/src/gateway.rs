@@ -19,42 +19,9 @@ use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::dispatcher::{DispatchError, Dispatched, Dispatcher, Reply};
 use crate::metrics::{AgentLoad, Metrics};
 use crate::store::AgentTally;
-
-/// Why a request got no outcome from any agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DispatchError {
-    /// No agent of the tenant is connected (AADSTS80001).
-    #[error("no authentication agent is connected for this tenant")]
-    NoAgent,
-    /// No answer before the deadline (AADSTS80002).
-    #[error("the authentication agent did not answer before the deadline")]
-    Timeout,
-    /// The tenant already has as many agent requests in flight as it may (AADSTS90055).
-    #[error("this organization has too many requests to its authentication agents in flight")]
-    Busy,
-    /// The answer was refused: its MAC was missing or wrong (AADSTS80005).
-    #[error("the authentication agent's answer was refused: {0}")]
-    AnswerRefused(AnswerRefusal),
-}
-
-/// An answer from an agent.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The request it answers (for logs).
-    pub request_id: Uuid,
-    pub outcome: Outcome,
-    pub agent_id: Uuid,
-    pub agent_host: String,
-    pub agent_micros: u64,
-    /// The agent answered a recently tried wrong password from memory (no bind).
-    pub repeated: bool,
-    /// Agents the request was sent to first that did not answer: their connection ended,
-    /// or they looked stuck (the sign-in log records them).
-    pub passed_over: Vec<Uuid>,
-}
 
 /// One connected agent.
 #[derive(Debug)]
@@ -790,6 +757,30 @@ impl From<Answer> for Step {
             Ok(reply) => Step::Answered(Box::new(reply)),
             Err(refusal) => Step::Refused(refusal),
         }
+    }
+}
+
+impl Dispatcher for Gateway {
+    fn dispatch<'a>(
+        &'a self,
+        tenant_id: Uuid,
+        payload: &'a ValidationPayload,
+        timeout: Duration,
+    ) -> Dispatched<'a> {
+        Box::pin(self.validate(tenant_id, payload, timeout))
+    }
+
+    fn connected_agents(&self, tenant_id: Uuid) -> usize {
+        self.connections(tenant_id).len()
+    }
+
+    fn password_changed(&self, tenant_id: Uuid, upn: &str) -> usize {
+        self.tell_all(
+            tenant_id,
+            &CloudToAgent::PasswordChanged {
+                user: upn.to_string(),
+            },
+        )
     }
 }
 

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::clock::unix_now;
-use crate::gateway::{AgentConn, Reply};
+use crate::dispatcher::Reply;
+use crate::gateway::AgentConn;
 use crate::http::ClientInfo;
 use crate::state::Shared;
 use crate::store::{App, DomainKind, OnpremUser, Tenant, User};
@@ -28,6 +29,9 @@ use crate::store::{App, DomainKind, OnpremUser, Tenant, User};
 pub(crate) const DOMAIN: &str = "corp.example.test";
 /// The app's redirect URI.
 pub(crate) const REDIRECT: &str = "https://app.example.test/cb";
+
+/// How the scripted agent answers a request.
+type AnswerFn = dyn Fn(&ValidationPayload) -> Outcome + Send + Sync;
 
 /// What the scripted agent was asked: the operation and the user.
 pub(crate) type Asked = Arc<Mutex<Vec<(String, String)>>>;
@@ -93,6 +97,20 @@ impl Bed {
     pub async fn new(
         answer: impl Fn(&ValidationPayload) -> Outcome + Send + Sync + 'static,
     ) -> anyhow::Result<Bed> {
+        Bed::build(Some(Box::new(answer)), None).await
+    }
+
+    /// A fresh bed whose sign-ins and writebacks go to `dispatcher` (no agent connects).
+    pub async fn with_dispatcher(
+        dispatcher: Arc<dyn crate::dispatcher::Dispatcher>,
+    ) -> anyhow::Result<Bed> {
+        Bed::build(None, Some(dispatcher)).await
+    }
+
+    async fn build(
+        answer: Option<Box<AnswerFn>>,
+        dispatcher: Option<Arc<dyn crate::dispatcher::Dispatcher>>,
+    ) -> anyhow::Result<Bed> {
         let dir = TempDir(std::env::temp_dir().join(format!("passthru-inproc-{}", Uuid::new_v4())));
         let data = dir.0.join("data");
         crate::init::init(
@@ -109,7 +127,8 @@ impl Bed {
             heartbeat: std::time::Duration::from_secs(2),
             ..crate::test_app::test_options()
         };
-        let state = crate::server::app_state(&data, store, mfa_box, &opts, shutdown)?;
+        let state =
+            crate::server::app_state_with(&data, store, mfa_box, &opts, shutdown, dispatcher)?;
         let t = state
             .store
             .tenant("contoso")
@@ -137,7 +156,9 @@ impl Bed {
             )
             .await?;
         let asked = Asked::default();
-        fake_agent(&state, t.id, asked.clone(), answer);
+        if let Some(answer) = answer {
+            fake_agent(&state, t.id, asked.clone(), answer);
+        }
         let addr: SocketAddr = ([127, 0, 0, 1], 40_000).into();
         let router = crate::server::router(state.clone()).layer(Extension(ClientInfo {
             addr,
@@ -195,6 +216,45 @@ impl Bed {
                 unix_now(),
             )
             .await?)
+    }
+
+    /// A user of the managed domain as directory sync brings it (objectGUID and UPN of
+    /// [`directory_user`] of the same name).
+    pub async fn synced_user(&self, name: &str) -> anyhow::Result<User> {
+        use passthru_proto::sync::{SyncBatch, SyncObject, SyncUser};
+        let dir = directory_user(name);
+        let user = SyncUser {
+            object_guid: dir.object_guid,
+            consistency_guid: None,
+            dn: format!("CN={name},CN=Users,DC=corp,DC=example,DC=test"),
+            user_principal_name: Some(dir.user_principal_name.clone()),
+            sam_account_name: Some(name.into()),
+            mail: None,
+            display_name: None,
+            given_name: None,
+            surname: None,
+            enabled: true,
+            account_expires: None,
+            usn_changed: 1,
+            when_changed: None,
+            password_last_set: Some(1_000),
+        };
+        let batch = SyncBatch {
+            run_id: Uuid::new_v4(),
+            objects: vec![SyncObject::User(user)],
+            present: Vec::new(),
+            done: 1,
+            estimated_total: None,
+        };
+        self.state
+            .store
+            .apply_sync_batch(self.tenant.id, DOMAIN, &batch, unix_now())
+            .await?;
+        self.state
+            .store
+            .user_by_upn(self.tenant.id, &dir.user_principal_name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the synced user {name} is not in the store"))
     }
 
     /// Sends a request through the router.
@@ -279,12 +339,7 @@ pub(crate) fn directory_user(name: &str) -> DirectoryUser {
 
 /// Registers a scripted agent for `tenant_id` in the gateway: it opens each request with
 /// its key, records it in `asked` and answers `answer(payload)`.
-fn fake_agent(
-    state: &Shared,
-    tenant_id: Uuid,
-    asked: Asked,
-    answer: impl Fn(&ValidationPayload) -> Outcome + Send + Sync + 'static,
-) {
+fn fake_agent(state: &Shared, tenant_id: Uuid, asked: Asked, answer: Box<AnswerFn>) {
     let keys = AgentKeyPair::generate();
     let (tx, mut rx) = mpsc::channel(1024);
     let conn = Arc::new(AgentConn::new(

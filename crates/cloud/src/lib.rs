@@ -10,6 +10,7 @@ pub mod browser_session;
 pub mod clock;
 pub mod device;
 pub mod dirsync;
+pub mod dispatcher;
 pub mod domain_proof;
 pub mod federation;
 #[cfg(feature = "fuzzing")]

@@ -246,18 +246,34 @@ pub(crate) fn app_state(
     opts: &ServeOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Shared, ServeError> {
+    app_state_with(data_dir, store, mfa_box, opts, shutdown, None)
+}
+
+/// [`app_state`] with another dispatcher than the gateway (`None`: the gateway).
+pub(crate) fn app_state_with(
+    data_dir: &Path,
+    store: Store,
+    mfa_box: Arc<crate::secret_box::SecretBox>,
+    opts: &ServeOptions,
+    shutdown: watch::Receiver<bool>,
+    dispatcher: Option<Arc<dyn crate::dispatcher::Dispatcher>>,
+) -> Result<Shared, ServeError> {
     let paths = PkiPaths::new(data_dir);
     let signer = Signer::new(store.clone(), mfa_box.clone());
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let gateway = Gateway::with_agent_requests_per_tenant(opts.limits.agent_requests_per_tenant);
+    let gateway = Arc::new(Gateway::with_agent_requests_per_tenant(
+        opts.limits.agent_requests_per_tenant,
+    ));
+    let dispatcher = dispatcher.unwrap_or_else(|| gateway.clone());
     store.set_pending_rows_per_tenant(opts.limits.pending_rows_per_tenant);
     let metrics = gateway.metrics.clone();
     Ok(Arc::new(AppState {
         store,
         signer,
         gateway,
+        dispatcher,
         metrics,
         agent_ca,
         heartbeat: opts.heartbeat,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::clock::{unix_ms, unix_now};
-use crate::gateway::DispatchError;
+use crate::dispatcher::DispatchError;
 use crate::model::settings::SignInAttribute;
 use crate::oauth_error::OAuthError;
 use crate::state::AppState;
@@ -419,8 +419,8 @@ async fn pass_through(
     let timeout = Duration::from_millis(attempt.tenant.settings.request_deadline_ms.max(100));
     let started = Instant::now();
     let reply = state
-        .gateway
-        .validate(attempt.tenant.id, &payload, timeout)
+        .dispatcher
+        .dispatch(attempt.tenant.id, &payload, timeout)
         .await;
     drop(payload); // zeroizes the password
     trail.latency_ms = Some(started.elapsed().as_millis() as i64);

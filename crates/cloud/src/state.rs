@@ -16,7 +16,11 @@ use crate::tokens::Signer;
 pub struct AppState {
     pub store: Store,
     pub signer: Signer,
-    pub gateway: Gateway,
+    /// The agents connected to this process: their registry, sync and draining.
+    pub gateway: Arc<Gateway>,
+    /// Where sign-ins and writebacks send what only an agent can answer (the gateway, in
+    /// one process).
+    pub dispatcher: Arc<dyn crate::dispatcher::Dispatcher>,
     /// Prometheus metrics (the same as `gateway.metrics`).
     pub metrics: Arc<Metrics>,
     pub agent_ca: AgentCa,

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::gateway::{AgentConn, Reply};
+use crate::dispatcher::Reply;
+use crate::gateway::AgentConn;
 use crate::server::{app_state, ServeOptions};
 use crate::state::Shared;
 use crate::store::{DomainKind, Tenant};

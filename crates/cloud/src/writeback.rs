@@ -15,7 +15,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::clock::unix_now;
-use crate::gateway::DispatchError;
+use crate::dispatcher::DispatchError;
 use crate::signin::{names_synced_record, record_user, Attempt};
 use crate::state::AppState;
 use crate::store::{DomainKind, Tenant, User};
@@ -261,7 +261,10 @@ async fn send(
     let operation = payload.operation.name();
     let upn = payload.username.clone();
     let timeout = Duration::from_millis(tenant.settings.request_deadline_ms.max(100));
-    let reply = state.gateway.validate(tenant.id, &payload, timeout).await;
+    let reply = state
+        .dispatcher
+        .dispatch(tenant.id, &payload, timeout)
+        .await;
     drop(payload); // zeroizes both passwords
     let reply = match reply {
         Ok(r) => r,
@@ -312,10 +315,7 @@ async fn send(
     if result.is_ok() {
         // Every agent forgets the wrong passwords it remembers for the user: the new
         // password must work at once, through any agent.
-        let told = state.gateway.tell_all(
-            tenant.id,
-            &passthru_proto::CloudToAgent::PasswordChanged { user: upn.clone() },
-        );
+        let told = state.dispatcher.password_changed(tenant.id, &upn);
         tracing::debug!(user = %upn, agents = told, "agents told to forget the user's remembered wrong passwords");
     }
     match &result {
