@@ -37,78 +37,13 @@ pub(crate) fn host_cookie(name: &str, value: &str, same_site: &str, max_age: i64
 
 #[cfg(test)]
 mod tests {
-    use passthru_proto::seal::ValidationPayload;
-    use passthru_proto::wire::Outcome;
-    use passthru_proto::Win32;
 
     use super::HSTS;
     use crate::clock::unix_now;
-    use crate::in_process::{directory_user, Answer, Bed, DOMAIN, REDIRECT};
+    use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, REDIRECT, VERIFIER};
 
-    const RIGHT: &str = "Right-Passw0rd-1";
-    /// The PKCE verifier of the bed's `code_challenge` (RFC 7636's example).
-    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-    fn ad(p: &ValidationPayload) -> Outcome {
-        let name = p.username.split('@').next().unwrap_or_default();
-        if p.password.as_str() == RIGHT {
-            Outcome::Success(directory_user(name))
-        } else {
-            Outcome::Denied {
-                win32: Win32::LogonFailure,
-            }
-        }
-    }
-
-    /// The `Cookie` header value that sends back every cookie `answers` set (latest wins;
-    /// removed ones left out).
-    fn jar(answers: &[&Answer]) -> String {
-        let mut cookies: Vec<(String, String)> = Vec::new();
-        for a in answers {
-            for c in a.set_cookies() {
-                let pair = c.split(';').next().unwrap_or_default();
-                let Some((k, v)) = pair.split_once('=') else {
-                    continue;
-                };
-                cookies.retain(|(n, _)| n != k);
-                if !v.is_empty() && !c.contains("Max-Age=0") {
-                    cookies.push((k.to_string(), v.to_string()));
-                }
-            }
-        }
-        cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    /// Signs `name` in through the pages: the answer that carries the code (and the session
-    /// cookie).
     async fn sign_in(bed: &Bed, name: &str) -> anyhow::Result<Answer> {
-        let first = bed.authorize().await?;
-        let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
-        let upn = format!("{name}@{DOMAIN}");
-        bed.post(
-            "/contoso/login",
-            &[("req", &req), ("csrf", &csrf), ("username", &upn)],
-            "",
-        )
-        .await?;
-        let done = bed
-            .post(
-                "/contoso/login/password",
-                &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
-                "",
-            )
-            .await?;
-        assert!(
-            done.location().contains("code="),
-            "{} {}",
-            done.status,
-            done.body
-        );
-        Ok(done)
+        bed.sign_in(name).await
     }
 
     /// Whether single sign-on still answers `prompt=none` for the browser with `cookie`.

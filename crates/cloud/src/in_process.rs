@@ -25,6 +25,48 @@ use crate::http::ClientInfo;
 use crate::state::Shared;
 use crate::store::{App, DomainKind, OnpremUser, Tenant, User};
 
+/// The password the bed's [`ad`] directory accepts.
+pub(crate) const RIGHT: &str = "Right-Passw0rd-1";
+/// The PKCE verifier of the bed's `code_challenge` (RFC 7636's example).
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// The `code_challenge` (S256) of [`VERIFIER`].
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A directory that knows every name of the managed domain, with the password [`RIGHT`].
+pub(crate) fn ad(p: &ValidationPayload) -> Outcome {
+    let name = p.username.split('@').next().unwrap_or_default();
+    if p.password.as_str() == RIGHT {
+        Outcome::Success(directory_user(name))
+    } else {
+        Outcome::Denied {
+            win32: passthru_proto::Win32::LogonFailure,
+        }
+    }
+}
+
+/// The `Cookie` header value that sends back every cookie `answers` set (latest wins;
+/// removed ones left out).
+pub(crate) fn jar(answers: &[&Answer]) -> String {
+    let mut cookies: Vec<(String, String)> = Vec::new();
+    for a in answers {
+        for c in a.set_cookies() {
+            let pair = c.split(';').next().unwrap_or_default();
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() && !c.contains("Max-Age=0") {
+                cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The managed domain of the bed.
 pub(crate) const DOMAIN: &str = "corp.example.test";
 /// The app's redirect URI.
@@ -296,21 +338,67 @@ impl Bed {
 
     /// The authorize request's first page (the username form).
     pub async fn authorize(&self) -> anyhow::Result<Answer> {
-        let q = serde_urlencoded::to_string([
+        self.authorize_with(&[], "").await
+    }
+
+    /// `GET /contoso/oauth2/v2.0/authorize` with the bed's usual parameters (the app, code,
+    /// its redirect URI, openid, state `s`, nonce `n`, PKCE S256 of [`VERIFIER`]) changed by
+    /// `changes` (a value of `None` leaves the parameter out), with `cookie`.
+    pub async fn authorize_with(
+        &self,
+        changes: &[(&str, Option<&str>)],
+        cookie: &str,
+    ) -> anyhow::Result<Answer> {
+        let mut params: Vec<(String, String)> = [
             ("client_id", self.client_id.as_str()),
             ("response_type", "code"),
             ("redirect_uri", REDIRECT),
             ("scope", "openid"),
             ("state", "s"),
             ("nonce", "n"),
-            (
-                "code_challenge",
-                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            ),
+            ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
-        ])?;
-        self.get(&format!("/contoso/oauth2/v2.0/authorize?{q}"), "")
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (key, value) in changes {
+            params.retain(|(k, _)| k != key);
+            if let Some(v) = value {
+                params.push((key.to_string(), v.to_string()));
+            }
+        }
+        let q = serde_urlencoded::to_string(&params)?;
+        self.get(&format!("/contoso/oauth2/v2.0/authorize?{q}"), cookie)
             .await
+    }
+
+    /// Signs `name` in through the pages with [`RIGHT`]: the answer that carries the code
+    /// (and the session cookie).
+    pub async fn sign_in(&self, name: &str) -> anyhow::Result<Answer> {
+        let first = self.authorize().await?;
+        let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+        let upn = format!("{name}@{DOMAIN}");
+        self.post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+            "",
+        )
+        .await?;
+        let done = self
+            .post(
+                "/contoso/login/password",
+                &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
+                "",
+            )
+            .await?;
+        anyhow::ensure!(
+            done.location().contains("code="),
+            "the sign-in of {name} ended with {} {}",
+            done.status,
+            done.body
+        );
+        Ok(done)
     }
 
     /// What the agent was asked so far.

@@ -573,3 +573,6 @@ pub async fn userinfo(
     }
     ([("cache-control", "no-store")], Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! The authorize endpoint's rules, in process: which errors stay on our pages (until the
+//! redirect URI is known to be registered) and which go back to the app, PKCE, prompt and
+//! max_age, response modes, single sign-on, and the sign-in pages' CSRF check.
+
+use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, REDIRECT};
+
+/// The query parameters of an answer's `Location`.
+fn location_params(a: &Answer) -> Vec<(String, String)> {
+    url::Url::parse(a.location())
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn param(a: &Answer, name: &str) -> Option<String> {
+    location_params(a)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// An error the app receives at its redirect URI: `error` and the AADSTS number.
+fn app_error(a: &Answer) -> Option<(String, String)> {
+    if !a.location().starts_with(REDIRECT) {
+        return None;
+    }
+    Some((param(a, "error")?, param(a, "error_codes")?))
+}
+
+#[tokio::test]
+async fn errors_before_the_redirect_uri_is_trusted_stay_on_our_pages() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let cases: [(&[(&str, Option<&str>)], &str); 5] = [
+        (&[("client_id", None)], "AADSTS900144"),
+        (
+            &[("client_id", Some("00000000-0000-0000-0000-000000000001"))],
+            "AADSTS700016",
+        ),
+        (
+            &[("redirect_uri", Some("https://evil.example/cb"))],
+            "AADSTS50011",
+        ),
+        (&[("response_mode", Some("fragment"))], "AADSTS9002313"),
+        (&[("response_mode", Some("web_message"))], "AADSTS9002313"),
+    ];
+    for (changes, code) in cases {
+        let a = bed.authorize_with(changes, "").await?;
+        assert!(
+            a.location().is_empty(),
+            "{changes:?} redirected to {}",
+            a.location()
+        );
+        assert!(a.status.is_client_error(), "{changes:?}: {}", a.status);
+        assert!(
+            a.body.contains(code),
+            "{changes:?}: no {code} in {}",
+            a.body
+        );
+    }
+    // Another tenant's name: its own page.
+    let q = format!("/nosuch/oauth2/v2.0/authorize?client_id={}", bed.client_id);
+    let a = bed.get(&q, "").await?;
+    assert!(
+        a.location().is_empty() && a.body.contains("AADSTS90002"),
+        "{}",
+        a.body
+    );
+    // Nothing was stored for any of them: no pending request per refused call.
+    assert_eq!(bed.asked().len(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_after_the_redirect_uri_is_trusted_go_back_to_the_app() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let short = "a".repeat(42);
+    let long = "a".repeat(129);
+    let cases: Vec<(Vec<(&str, Option<&str>)>, &str, &str)> = vec![
+        (
+            vec![("response_type", Some("token"))],
+            "unsupported_response_type",
+            "9002313",
+        ),
+        (
+            vec![("response_type", None)],
+            "unsupported_response_type",
+            "9002313",
+        ),
+        // A public client must use PKCE, with S256 and a challenge of 43 to 128 characters.
+        (vec![("code_challenge", None)], "invalid_request", "9002325"),
+        (
+            vec![("code_challenge_method", Some("plain"))],
+            "invalid_request",
+            "9002325",
+        ),
+        (
+            vec![("code_challenge_method", None)],
+            "invalid_request",
+            "9002325",
+        ),
+        (
+            vec![("code_challenge", Some(short.as_str()))],
+            "invalid_request",
+            "9002325",
+        ),
+        (
+            vec![("code_challenge", Some(long.as_str()))],
+            "invalid_request",
+            "9002325",
+        ),
+        (vec![("max_age", Some("-1"))], "invalid_request", "9002313"),
+        (
+            vec![("max_age", Some("soon"))],
+            "invalid_request",
+            "9002313",
+        ),
+        (
+            vec![("prompt", Some("create"))],
+            "invalid_request",
+            "9002313",
+        ),
+        // No session: prompt=none cannot show a page.
+        (vec![("prompt", Some("none"))], "login_required", "50058"),
+    ];
+    for (changes, error, code) in cases {
+        let a = bed.authorize_with(&changes, "").await?;
+        assert_eq!(
+            app_error(&a),
+            Some((error.to_string(), code.to_string())),
+            "{changes:?}: {} {} {}",
+            a.status,
+            a.location(),
+            a.body
+        );
+        // The app's state comes back with the error, and a correlation id to quote.
+        assert_eq!(param(&a, "state").as_deref(), Some("s"), "{changes:?}");
+        assert!(param(&a, "correlation_id").is_some(), "{changes:?}");
+    }
+    // A 128-character challenge is accepted: the username page.
+    let max = "b".repeat(128);
+    let a = bed
+        .authorize_with(&[("code_challenge", Some(max.as_str()))], "")
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.location());
+    assert!(!a.hidden("req").is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn single_sign_on_follows_prompt_and_max_age() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let signed = bed.sign_in("alice").await?;
+    let cookie = jar(&[&signed]);
+    assert!(cookie.contains("__Host-passthru_session="), "{cookie}");
+
+    // The session answers at once: no prompt, prompt=none, consent, a generous max_age.
+    for changes in [
+        vec![],
+        vec![("prompt", Some("none"))],
+        vec![("prompt", Some("consent"))],
+        vec![("max_age", Some("3600"))],
+    ] {
+        let a = bed.authorize_with(&changes, &cookie).await?;
+        assert!(
+            param(&a, "code").is_some_and(|c| !c.is_empty()),
+            "{changes:?}: {} {}",
+            a.status,
+            a.location()
+        );
+        assert_eq!(param(&a, "state").as_deref(), Some("s"));
+    }
+    // prompt=login and select_account ask again, whatever the session.
+    for prompt in ["login", "select_account"] {
+        let a = bed
+            .authorize_with(&[("prompt", Some(prompt))], &cookie)
+            .await?;
+        assert_eq!(a.status, 200, "{prompt}: {}", a.location());
+        assert!(
+            a.location().is_empty() && !a.hidden("req").is_empty(),
+            "{prompt}"
+        );
+    }
+    // Another browser (no cookie) or a forged cookie: no session.
+    for c in ["", "__Host-passthru_session=forged"] {
+        let a = bed.authorize_with(&[("prompt", Some("none"))], c).await?;
+        assert_eq!(
+            app_error(&a),
+            Some(("login_required".into(), "50058".into())),
+            "{c}"
+        );
+    }
+    // The directory was asked once, for the one password sign-in.
+    assert_eq!(bed.asked().len(), 1, "{:?}", bed.asked());
+    Ok(())
+}
+
+#[tokio::test]
+async fn form_post_answers_with_a_self_posting_form() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let signed = bed.sign_in("bob").await?;
+    let cookie = jar(&[&signed]);
+    let a = bed
+        .authorize_with(&[("response_mode", Some("form_post"))], &cookie)
+        .await?;
+    assert_eq!(a.status, 200);
+    assert!(a.location().is_empty());
+    assert!(
+        a.body.contains(&format!("action=\"{REDIRECT}\"")) && a.body.contains("name=\"code\""),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("name=\"state\" value=\"s\""), "{}", a.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sign_in_pages_refuse_a_request_that_is_not_ours() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let first = bed.authorize().await?;
+    let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+    let upn = format!("carol@{DOMAIN}");
+    for (r, c) in [
+        (req.as_str(), "forged"),
+        (req.as_str(), ""),
+        ("no-such-request", csrf.as_str()),
+    ] {
+        for path in ["/contoso/login", "/contoso/login/password"] {
+            let a = bed
+                .post(
+                    path,
+                    &[
+                        ("req", r),
+                        ("csrf", c),
+                        ("username", &upn),
+                        ("password", "x"),
+                    ],
+                    "",
+                )
+                .await?;
+            assert_eq!(a.status, 403, "{path} {r} {c}: {}", a.body);
+        }
+    }
+    // The password page before the username page: refused, and nothing reaches AD.
+    let a = bed
+        .post(
+            "/contoso/login/password",
+            &[("req", &req), ("csrf", &csrf), ("password", "x")],
+            "",
+        )
+        .await?;
+    assert!(a.status.is_client_error(), "{} {}", a.status, a.body);
+    assert!(bed.asked().is_empty(), "{:?}", bed.asked());
+    // The real pair still works.
+    let a = bed
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+            "",
+        )
+        .await?;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("type=\"password\""), "{}", a.body);
+    Ok(())
+}
