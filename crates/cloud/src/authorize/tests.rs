@@ -4,6 +4,9 @@
 
 use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, REDIRECT};
 
+/// Parameters to change in the bed's authorize request (`None`: leave it out).
+type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+
 /// The query parameters of an answer's `Location`.
 fn location_params(a: &Answer) -> Vec<(String, String)> {
     url::Url::parse(a.location())
@@ -33,7 +36,7 @@ fn app_error(a: &Answer) -> Option<(String, String)> {
 #[tokio::test]
 async fn errors_before_the_redirect_uri_is_trusted_stay_on_our_pages() -> anyhow::Result<()> {
     let bed = Bed::new(ad).await?;
-    let cases: [(&[(&str, Option<&str>)], &str); 5] = [
+    let cases: [(Changes, &str); 5] = [
         (&[("client_id", None)], "AADSTS900144"),
         (
             &[("client_id", Some("00000000-0000-0000-0000-000000000001"))],
@@ -78,55 +81,41 @@ async fn errors_after_the_redirect_uri_is_trusted_go_back_to_the_app() -> anyhow
     let bed = Bed::new(ad).await?;
     let short = "a".repeat(42);
     let long = "a".repeat(129);
-    let cases: Vec<(Vec<(&str, Option<&str>)>, &str, &str)> = vec![
+    let short_challenge = [("code_challenge", Some(short.as_str()))];
+    let long_challenge = [("code_challenge", Some(long.as_str()))];
+    let cases: Vec<(Changes, &str, &str)> = vec![
         (
-            vec![("response_type", Some("token"))],
+            &[("response_type", Some("token"))],
             "unsupported_response_type",
             "9002313",
         ),
         (
-            vec![("response_type", None)],
+            &[("response_type", None)],
             "unsupported_response_type",
             "9002313",
         ),
         // A public client must use PKCE, with S256 and a challenge of 43 to 128 characters.
-        (vec![("code_challenge", None)], "invalid_request", "9002325"),
+        (&[("code_challenge", None)], "invalid_request", "9002325"),
         (
-            vec![("code_challenge_method", Some("plain"))],
+            &[("code_challenge_method", Some("plain"))],
             "invalid_request",
             "9002325",
         ),
         (
-            vec![("code_challenge_method", None)],
+            &[("code_challenge_method", None)],
             "invalid_request",
             "9002325",
         ),
-        (
-            vec![("code_challenge", Some(short.as_str()))],
-            "invalid_request",
-            "9002325",
-        ),
-        (
-            vec![("code_challenge", Some(long.as_str()))],
-            "invalid_request",
-            "9002325",
-        ),
-        (vec![("max_age", Some("-1"))], "invalid_request", "9002313"),
-        (
-            vec![("max_age", Some("soon"))],
-            "invalid_request",
-            "9002313",
-        ),
-        (
-            vec![("prompt", Some("create"))],
-            "invalid_request",
-            "9002313",
-        ),
+        (&short_challenge, "invalid_request", "9002325"),
+        (&long_challenge, "invalid_request", "9002325"),
+        (&[("max_age", Some("-1"))], "invalid_request", "9002313"),
+        (&[("max_age", Some("soon"))], "invalid_request", "9002313"),
+        (&[("prompt", Some("create"))], "invalid_request", "9002313"),
         // No session: prompt=none cannot show a page.
-        (vec![("prompt", Some("none"))], "login_required", "50058"),
+        (&[("prompt", Some("none"))], "login_required", "50058"),
     ];
     for (changes, error, code) in cases {
-        let a = bed.authorize_with(&changes, "").await?;
+        let a = bed.authorize_with(changes, "").await?;
         assert_eq!(
             app_error(&a),
             Some((error.to_string(), code.to_string())),
