@@ -216,3 +216,6 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/keys/rotate", post(keys::rotate))
         .route_layer(axum::middleware::from_fn_with_state(state, guard))
 }
+
+#[cfg(test)]
+mod tests;

@@ -237,8 +237,7 @@ op!(
     "/domains/{name}/convert",
     HYBRID,
     "Converts a federated domain to managed (pass-through).",
-    body =
-        r#"{"type":"object","required":["managed"],"properties":{"managed":{"type":"boolean"}}}"#
+    body = r#"{"type":"object","required":["to"],"properties":{"to":{"type":"string","enum":["managed"]}}}"#
 );
 op!(
     REMOVE_DOMAIN,
