@@ -43,3 +43,6 @@ pub fn routes() -> Router<Shared> {
         .route("/{tenant}/portal/signins", get(signins::page))
         .route("/{tenant}/portal/signins.csv", get(signins::csv))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The portal in process: signing in through our own STS, each page against each role, and
+//! the CSRF check of every form that changes something.
+
+use crate::admin_api::ops::{self, GLOBAL_ADMIN, HYBRID_ADMIN};
+use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, RIGHT};
+
+/// The path and query of an absolute or relative `Location`.
+fn local(location: &str) -> String {
+    match url::Url::parse(location) {
+        Ok(u) => format!("{}?{}", u.path(), u.query().unwrap_or_default()),
+        Err(_) => location.to_string(),
+    }
+}
+
+/// Signs `name` (an on-premises user of the bed's domain, given `role`) in to the portal:
+/// the `Cookie` header of the signed-in browser.
+async fn portal_session(bed: &Bed, name: &str, role: &str) -> anyhow::Result<String> {
+    let user = bed.onprem_user(name).await?;
+    bed.state
+        .store
+        .set_user_role(bed.tenant.id, user.id, role, crate::clock::unix_now())
+        .await?;
+    let start = bed.get("/contoso/portal/", "").await?;
+    anyhow::ensure!(
+        start.location().contains("/contoso/oauth2/v2.0/authorize?"),
+        "the portal did not send the browser to sign in: {} {}",
+        start.status,
+        start.location()
+    );
+    let mut answers: Vec<Answer> = vec![start];
+    let page = bed
+        .get(
+            &local(answers[0].location()),
+            &jar(&answers.iter().collect::<Vec<_>>()),
+        )
+        .await?;
+    let (req, csrf) = (page.hidden("req"), page.hidden("csrf"));
+    let upn = format!("{name}@{DOMAIN}");
+    bed.post(
+        "/contoso/login",
+        &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+        "",
+    )
+    .await?;
+    let done = bed
+        .post(
+            "/contoso/login/password",
+            &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
+            "",
+        )
+        .await?;
+    answers.push(done);
+    let callback = local(answers[1].location());
+    anyhow::ensure!(
+        callback.starts_with("/contoso/portal/callback?"),
+        "the sign-in did not come back to the portal: {}",
+        answers[1].location()
+    );
+    let back = bed
+        .get(&callback, &jar(&answers.iter().collect::<Vec<_>>()))
+        .await?;
+    answers.push(back);
+    let cookie = jar(&answers.iter().collect::<Vec<_>>());
+    anyhow::ensure!(
+        cookie.contains("__Host-passthru_portal.contoso="),
+        "no portal session after the callback: {} {} {cookie}",
+        answers[2].status,
+        answers[2].body
+    );
+    Ok(cookie)
+}
+
+const PAGES: [&str; 8] = [
+    "/contoso/portal/",
+    "/contoso/portal/users",
+    "/contoso/portal/domains",
+    "/contoso/portal/apps",
+    "/contoso/portal/agents",
+    "/contoso/portal/sync",
+    "/contoso/portal/settings",
+    "/contoso/portal/signins",
+];
+
+#[tokio::test]
+async fn every_page_answers_each_role_as_the_operation_table_says() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let ga = portal_session(&bed, "gail", GLOBAL_ADMIN).await?;
+    let hybrid = portal_session(&bed, "hank", HYBRID_ADMIN).await?;
+    let plain = portal_session(&bed, "pat", "none").await?;
+
+    for page in PAGES {
+        let a = bed.get(page, &ga).await?;
+        assert_eq!(a.status, 200, "GA {page}: {}", a.body);
+        assert!(
+            a.body.contains("gail@"),
+            "GA {page} does not show who is signed in"
+        );
+        // No page runs script, and no page is framed.
+        let csp = a
+            .headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{page}: {csp}");
+        assert!(!a.body.contains("<script"), "{page}");
+
+        let p = bed.get(page, &plain).await?;
+        assert_eq!(p.status, 403, "no role {page}: {}", p.body);
+    }
+    // The hybrid administrator: what the operation table lets the role read.
+    for (page, op) in [
+        ("/contoso/portal/", ops::LIST_SIGNINS),
+        ("/contoso/portal/users", ops::LIST_USERS),
+        ("/contoso/portal/domains", ops::LIST_DOMAINS),
+        ("/contoso/portal/apps", ops::LIST_APPS),
+        ("/contoso/portal/agents", ops::LIST_AGENTS),
+        ("/contoso/portal/sync", ops::GET_SYNC),
+        ("/contoso/portal/settings", ops::GET_SETTINGS),
+        ("/contoso/portal/signins", ops::LIST_SIGNINS),
+    ] {
+        let want = if op.roles.contains(&HYBRID_ADMIN) {
+            200
+        } else {
+            403
+        };
+        let a = bed.get(page, &hybrid).await?;
+        assert_eq!(a.status, want, "hybrid {page} ({}): {}", op.id, a.body);
+    }
+    // The table gives the two roles different pages (else this test would prove little).
+    assert!(!ops::LIST_USERS.roles.contains(&HYBRID_ADMIN));
+    assert!(ops::LIST_DOMAINS.roles.contains(&HYBRID_ADMIN));
+    let csv = bed.get("/contoso/portal/signins.csv", &ga).await?;
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("time,user,app,result"), "{}", csv.body);
+    // Without a session: every page sends the browser to sign in.
+    for page in PAGES {
+        let a = bed.get(page, "").await?;
+        assert!(
+            a.location().contains("/oauth2/v2.0/authorize?"),
+            "{page}: {} {}",
+            a.status,
+            a.location()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn forms_need_the_sessions_csrf_token() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let ga = portal_session(&bed, "gail", GLOBAL_ADMIN).await?;
+    let page = bed.get("/contoso/portal/settings", &ga).await?;
+    let csrf = page.hidden("csrf");
+    assert!(!csrf.is_empty(), "{}", page.body);
+
+    for forged in ["", "forged"] {
+        let a = bed
+            .post(
+                "/contoso/portal/settings",
+                &[
+                    ("csrf", forged),
+                    ("key", "lockout_threshold"),
+                    ("value", "7"),
+                ],
+                &ga,
+            )
+            .await?;
+        assert_eq!(a.status, 403, "{}", a.body);
+    }
+    let unchanged = bed.state.store.tenant("contoso").await?;
+    assert_ne!(
+        unchanged.map(|t| t.settings.lockout_threshold),
+        Some(7),
+        "a forged form changed a setting"
+    );
+    // The real token: saved, and a bad value is refused with the reason.
+    let ok = bed
+        .post(
+            "/contoso/portal/settings",
+            &[
+                ("csrf", &csrf),
+                ("key", "lockout_threshold"),
+                ("value", "7"),
+            ],
+            &ga,
+        )
+        .await?;
+    assert!(
+        ok.location().contains("saved=lockout_threshold"),
+        "{} {}",
+        ok.status,
+        ok.body
+    );
+    let t = bed.state.store.tenant("contoso").await?;
+    assert_eq!(t.map(|t| t.settings.lockout_threshold), Some(7));
+    let bad = bed
+        .post(
+            "/contoso/portal/settings",
+            &[
+                ("csrf", &csrf),
+                ("key", "lockout_threshold"),
+                ("value", "lots"),
+            ],
+            &ga,
+        )
+        .await?;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Sign-out: a forged form keeps the session; the real one ends it.
+    let forged = bed
+        .post("/contoso/portal/signout", &[("csrf", "forged")], &ga)
+        .await?;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(bed.get("/contoso/portal/users", &ga).await?.status, 200);
+    let out = bed
+        .post("/contoso/portal/signout", &[("csrf", &csrf)], &ga)
+        .await?;
+    assert!(
+        out.status.is_redirection() || out.status == 200,
+        "{}",
+        out.status
+    );
+    let after = bed.get("/contoso/portal/users", &ga).await?;
+    assert!(
+        after.location().contains("/oauth2/v2.0/authorize?"),
+        "still signed in after signing out: {}",
+        after.status
+    );
+    Ok(())
+}
