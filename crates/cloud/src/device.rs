@@ -334,4 +334,224 @@ mod tests {
         assert_eq!(normalise(" bcdf ghjk "), "BCDF-GHJK");
         assert_eq!(normalise(&c.to_lowercase()), c);
     }
+
+    use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, RIGHT};
+
+    /// A device's `POST /devicecode` for `client_id`: status and JSON.
+    async fn start(bed: &Bed, client_id: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/devicecode",
+                &[("client_id", client_id), ("scope", "openid profile")],
+                "",
+            )
+            .await?;
+        Ok((a.status.as_u16(), serde_json::from_str(&a.body)?))
+    }
+
+    /// One poll of the token endpoint: status and JSON.
+    async fn poll(
+        bed: &Bed,
+        client_id: &str,
+        device_code: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/token",
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", client_id),
+                    ("device_code", device_code),
+                ],
+                "",
+            )
+            .await?;
+        Ok((a.status.as_u16(), serde_json::from_str(&a.body)?))
+    }
+
+    fn error_of(v: &serde_json::Value) -> (Option<&str>, Option<u64>) {
+        (v["error"].as_str(), v["error_codes"][0].as_u64())
+    }
+
+    /// The user's side: the code page, the code, then the usual sign-in pages.
+    async fn approve(bed: &Bed, user_code: &str, name: &str) -> anyhow::Result<Answer> {
+        let entry = bed.get("/contoso/devicelogin", "").await?;
+        let cookie = jar(&[&entry]);
+        let pages = bed
+            .post(
+                "/contoso/devicelogin",
+                &[("csrf", &entry.hidden("csrf")), ("user_code", user_code)],
+                &cookie,
+            )
+            .await?;
+        let (req, csrf) = (pages.hidden("req"), pages.hidden("csrf"));
+        let upn = format!("{name}@{DOMAIN}");
+        bed.post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", &upn)],
+            "",
+        )
+        .await?;
+        bed.post(
+            "/contoso/login/password",
+            &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
+            "",
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_device_code_goes_pending_slow_down_approved_used() -> anyhow::Result<()> {
+        let bed = Bed::new(ad).await?;
+        let (status, v) = start(&bed, &bed.client_id).await?;
+        assert_eq!(status, 200, "{v}");
+        let device = v["device_code"].as_str().unwrap_or_default().to_string();
+        let user_code = v["user_code"].as_str().unwrap_or_default().to_string();
+        assert!(v["verification_uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/contoso/devicelogin")));
+        assert_eq!(v["interval"], 5);
+
+        // Waiting for the user, then polling too fast.
+        let (status, v) = poll(&bed, &bed.client_id, &device).await?;
+        assert_eq!(
+            (status, error_of(&v)),
+            (400, (Some("authorization_pending"), Some(70016)))
+        );
+        let (status, v) = poll(&bed, &bed.client_id, &device).await?;
+        assert_eq!(
+            (status, error_of(&v)),
+            (400, (Some("slow_down"), Some(70016)))
+        );
+        // Another app cannot redeem this app's code.
+        let other = Uuid::new_v4().to_string();
+        let (_, v) = poll(&bed, &other, &device).await?;
+        assert!(v["access_token"].is_null() && v["error"].is_string(), "{v}");
+
+        // The user approves in a browser; the device then gets tokens, once.
+        let done = approve(&bed, &user_code.to_lowercase(), "dora").await?;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(done.body.contains("signed in to App"), "{}", done.body);
+        let (status, v) = poll(&bed, &bed.client_id, &device).await?;
+        assert_eq!(status, 200, "{v}");
+        assert!(
+            v["access_token"].is_string() && v["id_token"].is_string(),
+            "{v}"
+        );
+        let (status, v) = poll(&bed, &bed.client_id, &device).await?;
+        assert_eq!(
+            (status, error_of(&v)),
+            (400, (Some("invalid_grant"), Some(70008)))
+        );
+        // The code cannot be entered again either.
+        let again = approve(&bed, &user_code, "eve").await?;
+        assert_ne!(again.status, 200, "{}", again.body);
+        assert_eq!(bed.asked().len(), 1, "{:?}", bed.asked());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_expired_device_code_says_so_once() -> anyhow::Result<()> {
+        let bed = Bed::new(ad).await?;
+        let now = unix_now();
+        let d = DeviceCode {
+            tenant_id: bed.tenant.id,
+            client_id: bed.client_id.clone(),
+            scope: "openid".into(),
+            user_code: "BCDF-GHJK".into(),
+            expires_at: now - 1,
+            interval_secs: INTERVAL,
+            last_poll: 0,
+            approved: None,
+        };
+        bed.state
+            .store
+            .add_device_code(&hash_secret("old-device"), &d)
+            .await?;
+        let (status, v) = poll(&bed, &bed.client_id, "old-device").await?;
+        assert_eq!(
+            (status, error_of(&v)),
+            (400, (Some("expired_token"), Some(70019)))
+        );
+        let (_, v) = poll(&bed, &bed.client_id, "old-device").await?;
+        assert_eq!(error_of(&v), (Some("invalid_grant"), Some(70008)));
+        // Nor can a user enter it.
+        let entry = bed.get("/contoso/devicelogin", "").await?;
+        let page = bed
+            .post(
+                "/contoso/devicelogin",
+                &[("csrf", &entry.hidden("csrf")), ("user_code", "BCDF-GHJK")],
+                &jar(&[&entry]),
+            )
+            .await?;
+        assert_eq!(page.status, 400, "{}", page.body);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_code_page_and_the_grant_refuse_what_is_not_theirs() -> anyhow::Result<()> {
+        let bed = Bed::new(ad).await?;
+        // Unknown app, missing client_id.
+        let (status, v) = start(&bed, &Uuid::new_v4().to_string()).await?;
+        assert_eq!((status, error_of(&v).1), (400, Some(700016)), "{v}");
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/devicecode",
+                &[("scope", "openid")],
+                "",
+            )
+            .await?;
+        assert_eq!(a.status, 400, "{}", a.body);
+        // A confidential app may not use the device flow.
+        let confidential = Uuid::new_v4().to_string();
+        bed.state
+            .store
+            .add_app(
+                &crate::store::App {
+                    client_id: confidential.clone(),
+                    tenant_id: bed.tenant.id,
+                    name: "Web".into(),
+                    public: false,
+                    redirect_uris: vec!["https://web.example/cb".into()],
+                    secret_hash: Some("x".into()),
+                    groups_claim: false,
+                },
+                unix_now(),
+            )
+            .await?;
+        let (status, v) = start(&bed, &confidential).await?;
+        assert_eq!(
+            (status, error_of(&v)),
+            (400, (Some("unauthorized_client"), Some(7000112)))
+        );
+
+        // The code form: without the cookie's CSRF token, refused; a wrong code, its page.
+        let (_, v) = start(&bed, &bed.client_id).await?;
+        let user_code = v["user_code"].as_str().unwrap_or_default().to_string();
+        let entry = bed.get("/contoso/devicelogin", "").await?;
+        for (csrf, cookie) in [
+            (entry.hidden("csrf"), String::new()),
+            ("forged".to_string(), jar(&[&entry])),
+            (String::new(), jar(&[&entry])),
+        ] {
+            let a = bed
+                .post(
+                    "/contoso/devicelogin",
+                    &[("csrf", &csrf), ("user_code", &user_code)],
+                    &cookie,
+                )
+                .await?;
+            assert_eq!(a.status, 403, "{}", a.body);
+        }
+        let wrong = bed
+            .post(
+                "/contoso/devicelogin",
+                &[("csrf", &entry.hidden("csrf")), ("user_code", "ZZZZ-ZZZZ")],
+                &jar(&[&entry]),
+            )
+            .await?;
+        assert_eq!(wrong.status, 400);
+        assert!(wrong.body.contains("didn&#39;t work"), "{}", wrong.body);
+        Ok(())
+    }
 }
