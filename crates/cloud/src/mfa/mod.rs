@@ -105,3 +105,6 @@ pub(crate) async fn verify_second_factor(
 ) -> Result<verify::Verdict, StoreError> {
     verify::check(state, t, user, code, now).await
 }
+
+#[cfg(test)]
+mod tests;
