@@ -2,4 +2,5 @@
 //! HTTP. Everything else may import them; they import nothing of the crate.
 
 pub mod mfa_policy;
+pub mod records;
 pub mod settings;

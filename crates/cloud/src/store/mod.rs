@@ -6,7 +6,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
@@ -17,19 +16,25 @@ pub mod attempts;
 mod cache;
 pub mod device;
 pub mod federation;
+mod groups;
 pub mod lockout;
 pub mod mfa;
 mod migrate;
 pub mod oidc;
 pub mod portal;
+mod schema;
 pub mod sign_in_state;
 mod signin_log;
 pub mod signing_keys;
 pub mod sync;
 pub mod writeback;
 
+pub use crate::model::records::{
+    AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
+};
 pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
 pub use oidc::{AuthCode, AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SessionRecord};
+use schema::SCHEMA;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,289 +60,6 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Pending rows (sign-ins in progress) a tenant may have in each table unless `serve` sets
 /// another cap (`--max-pending-per-tenant`).
 pub const DEFAULT_PENDING_ROWS_PER_TENANT: i64 = 100_000;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS tenants (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    pta_enabled INTEGER NOT NULL DEFAULT 0,
-    request_timeout_ms INTEGER NOT NULL DEFAULT 10000,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS domains (
-    name TEXT PRIMARY KEY COLLATE NOCASE,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    kind TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    upn TEXT NOT NULL COLLATE NOCASE,
-    display_name TEXT,
-    mail TEXT,
-    password_hash TEXT,
-    source TEXT NOT NULL,
-    immutable_id TEXT,
-    role TEXT NOT NULL DEFAULT 'none',
-    created_at INTEGER NOT NULL,
-    last_sign_in INTEGER,
-    UNIQUE (tenant_id, upn)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS users_anchor ON users (tenant_id, immutable_id) WHERE immutable_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS apps (
-    client_id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    name TEXT NOT NULL,
-    public INTEGER NOT NULL,
-    redirect_uris TEXT NOT NULL DEFAULT '[]',
-    secret_hash TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS agents (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    cert_fingerprint TEXT NOT NULL UNIQUE,
-    cert_expires_at INTEGER NOT NULL,
-    hpke_public_key BLOB NOT NULL,
-    host TEXT NOT NULL,
-    version TEXT NOT NULL,
-    registered_at INTEGER NOT NULL,
-    last_seen INTEGER,
-    source_ip TEXT,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS signing_keys (
-    kid TEXT PRIMARY KEY,
-    private_pem TEXT NOT NULL,
-    public_raw BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    retired_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    family TEXT NOT NULL DEFAULT '',
-    used INTEGER NOT NULL DEFAULT 0,
-    auth_time INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS refresh_by_family ON refresh_tokens (family);
-CREATE TABLE IF NOT EXISTS auth_codes (
-    code_hash TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    redirect_uri TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    nonce TEXT,
-    code_challenge TEXT,
-    auth_time INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    auth_time INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS authz_requests (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS signins (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    time_ms INTEGER NOT NULL,
-    username TEXT NOT NULL,
-    client_id TEXT,
-    result TEXT NOT NULL,
-    aadsts INTEGER,
-    win32 INTEGER,
-    agent_id TEXT,
-    latency_ms INTEGER,
-    correlation_id TEXT NOT NULL,
-    client_ip TEXT
-);
-CREATE INDEX IF NOT EXISTS signins_by_time ON signins (tenant_id, time_ms);
-"#;
-
-/// A tenant.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tenant {
-    pub id: Uuid,
-    pub name: String,
-    pub pta_enabled: bool,
-    pub settings: crate::model::settings::Settings,
-}
-
-/// How a domain's users sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DomainKind {
-    /// The tenant's initial domain: cloud-only users with cloud passwords.
-    Cloud,
-    /// On-premises users, checked by pass-through authentication.
-    Managed,
-    /// Users sign in at the domain's own identity provider.
-    Federated,
-}
-
-impl DomainKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            DomainKind::Cloud => "cloud",
-            DomainKind::Managed => "managed",
-            DomainKind::Federated => "federated",
-        }
-    }
-    fn parse(s: &str) -> DomainKind {
-        match s {
-            "managed" => DomainKind::Managed,
-            "federated" => DomainKind::Federated,
-            _ => DomainKind::Cloud,
-        }
-    }
-}
-
-/// A domain of a tenant. Only a verified domain takes part in sign-in.
-#[derive(Debug, Clone, Serialize)]
-pub struct Domain {
-    pub name: String,
-    #[serde(skip)]
-    pub tenant_id: Uuid,
-    pub kind: DomainKind,
-    /// Whether the tenant proved control of the domain (DNS TXT record).
-    pub verified: bool,
-    /// The value of the TXT record that proves control.
-    #[serde(skip)]
-    pub verification_code: Option<String>,
-}
-
-/// A user as the cloud knows it (never with a password; `password_hash` only for cloud-only
-/// users, and never serialized).
-#[derive(Debug, Clone, Serialize)]
-pub struct User {
-    pub id: Uuid,
-    #[serde(skip)]
-    pub tenant_id: Uuid,
-    pub upn: String,
-    pub display_name: Option<String>,
-    pub mail: Option<String>,
-    #[serde(skip)]
-    pub password_hash: Option<String>,
-    /// `cloud` or `onprem`.
-    pub source: String,
-    pub immutable_id: Option<String>,
-    pub role: String,
-    /// False when an administrator blocked the user's sign-in in the cloud.
-    pub enabled: bool,
-    pub created_at: i64,
-    pub updated_at: Option<i64>,
-    pub last_sign_in: Option<i64>,
-    /// What directory sync last read for this user (`None`: never synced).
-    pub sync: Option<sync::SyncedAttributes>,
-    /// Whether the user may change and reset their on-premises password here
-    /// (self-service password writeback).
-    pub writeback_allowed: bool,
-}
-
-impl User {
-    /// Whether directory sync knows this user.
-    pub fn is_synced(&self) -> bool {
-        self.sync.is_some()
-    }
-}
-
-/// What a successful pass-through sign-in tells the cloud about an on-premises user.
-#[derive(Debug, Clone, Copy)]
-pub struct OnpremUser<'a> {
-    pub tenant_id: Uuid,
-    /// The cloud object id (derived from the anchor).
-    pub id: Uuid,
-    /// The source anchor (objectGUID).
-    pub immutable_id: &'a str,
-    pub upn: &'a str,
-    pub display_name: Option<&'a str>,
-    pub mail: Option<&'a str>,
-}
-
-/// A registered application.
-#[derive(Debug, Clone, Serialize)]
-pub struct App {
-    pub client_id: String,
-    #[serde(skip)]
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub public: bool,
-    pub redirect_uris: Vec<String>,
-    /// argon2id hash of a confidential app's secret (never serialized).
-    #[serde(skip)]
-    pub secret_hash: Option<String>,
-    /// Whether its tokens carry the user's groups (object ids of synced groups, nested
-    /// membership included), like Azure's `groupMembershipClaims`.
-    #[serde(default)]
-    pub groups_claim: bool,
-}
-
-/// A registered authentication agent.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentRecord {
-    pub id: Uuid,
-    #[serde(skip)]
-    pub tenant_id: Uuid,
-    #[serde(skip)]
-    pub cert_fingerprint: String,
-    pub cert_expires_at: i64,
-    #[serde(skip)]
-    pub hpke_public_key: Vec<u8>,
-    pub host: String,
-    pub version: String,
-    pub registered_at: i64,
-    pub last_seen: Option<i64>,
-    pub source_ip: Option<String>,
-    pub revoked: bool,
-    /// The UPN suffixes the agent announced when it last connected.
-    pub upn_suffixes: Vec<String>,
-}
-
-/// One line of the sign-in log.
-#[derive(Debug, Clone, Serialize)]
-pub struct SignIn {
-    pub time_ms: i64,
-    pub username: String,
-    pub client_id: Option<String>,
-    pub result: String,
-    pub aadsts: Option<u32>,
-    pub win32: Option<u32>,
-    pub agent_id: Option<Uuid>,
-    /// Agents the request went to first that did not answer (connection ended, or stuck).
-    pub other_agents: Vec<Uuid>,
-    pub latency_ms: Option<i64>,
-    pub correlation_id: String,
-    pub client_ip: Option<String>,
-}
-
-/// A refresh token's row (the token itself is stored only as its SHA-256).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshRecord {
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    pub client_id: String,
-    pub scope: String,
-    pub expires_at: i64,
-    /// Every token rotated from the same sign-in shares a family; reuse of a rotated token
-    /// revokes the whole family.
-    pub family: String,
-    /// When the user last entered credentials (OIDC `auth_time`).
-    pub auth_time: i64,
-}
 
 /// The store. Cheap to clone.
 #[derive(Debug, Clone)]

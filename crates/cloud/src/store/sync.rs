@@ -4,9 +4,15 @@
 //! Synced objects are keyed by objectGUID within the tenant; a user's cloud object id derives
 //! from its source anchor (ms-DS-ConsistencyGuid, else objectGUID), the same id a pass-through
 //! sign-in gives, so a user who signed in before the first sync keeps its id.
+//!
+//! About 600 lines: applying a batch is one transaction over users, groups, membership and
+//! deletions, whose rules read best side by side; the group queries are in `groups.rs`.
 
 use passthru_proto::sync::{SyncBatch, SyncDone, SyncGroup, SyncObject, SyncUser, Watermark};
 use serde::Serialize;
+
+pub use super::groups::{Group, Member};
+pub use crate::model::records::SyncedAttributes;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
@@ -36,30 +42,6 @@ pub fn onprem_object_id(tenant_id: Uuid, anchor: Uuid) -> Uuid {
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     Uuid::new_v8(b)
-}
-
-/// What sync last read for a user, as `user show` presents it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct SyncedAttributes {
-    /// The forest it came from.
-    pub forest: String,
-    pub object_guid: Uuid,
-    pub dn: String,
-    pub sam_account_name: Option<String>,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    /// Enabled in AD (userAccountControl).
-    pub enabled: bool,
-    /// accountExpires, Unix seconds (None: never).
-    pub account_expires: Option<i64>,
-    /// whenChanged in AD, Unix seconds.
-    pub when_changed: Option<i64>,
-    /// pwdLastSet in AD, Unix seconds (None: must change, or not read yet).
-    #[serde(default)]
-    pub password_last_set: Option<i64>,
-    /// When the cloud last recorded a change from sync, Unix seconds.
-    #[serde(default)]
-    pub last_change: i64,
 }
 
 /// A forest's sync state.
@@ -644,185 +626,6 @@ async fn delete_object(tx: &mut Tx, tenant_id: Uuid, object_guid: Uuid) -> Resul
     .execute(&mut **tx)
     .await?;
     Ok(removed)
-}
-
-/// A synced group.
-#[derive(Debug, Clone, Serialize)]
-pub struct Group {
-    /// The cloud object id (what the groups claim carries).
-    pub id: Uuid,
-    pub name: Option<String>,
-    pub display_name: Option<String>,
-    pub mail: Option<String>,
-    pub dn: String,
-    pub forest: String,
-    pub object_guid: Uuid,
-    pub immutable_id: String,
-    /// When sync last wrote it, Unix seconds.
-    pub synced_at: i64,
-}
-
-/// A membership row: member objectGUID, and the user (id, UPN) or group (id, name) it is.
-type MemberRow = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-/// A member of a group, as the cloud knows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Member {
-    /// `user`, `group`, or `unknown` (an object sync does not cover, such as a computer).
-    pub kind: &'static str,
-    pub object_guid: Uuid,
-    /// The cloud object id, for users and groups.
-    pub id: Option<Uuid>,
-    /// UPN of a user, name of a group.
-    pub name: Option<String>,
-}
-
-fn group_row(row: &sqlx::sqlite::SqliteRow) -> Result<Group> {
-    Ok(Group {
-        id: uuid_col(row, "id")?,
-        name: row.try_get("name")?,
-        display_name: row.try_get("display_name")?,
-        mail: row.try_get("mail")?,
-        dn: row.try_get("dn")?,
-        forest: row.try_get("forest")?,
-        object_guid: uuid_col(row, "object_guid")?,
-        immutable_id: row.try_get("immutable_id")?,
-        synced_at: row.try_get("synced_at")?,
-    })
-}
-
-impl Store {
-    /// Groups by name, optionally those whose name contains `search`, after `after`.
-    pub async fn groups_page(
-        &self,
-        tenant_id: Uuid,
-        search: Option<&str>,
-        after: Option<&str>,
-        top: i64,
-    ) -> Result<(Vec<Group>, Option<String>)> {
-        let pattern = search.map(super::admin::like_pattern);
-        let rows = sqlx::query(
-            "SELECT * FROM ad_groups WHERE tenant_id = ?
-               AND (? IS NULL OR (COALESCE(name, '') || '/' || id) > ?)
-               AND (? IS NULL OR name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')
-             ORDER BY COALESCE(name, '') || '/' || id LIMIT ?",
-        )
-        .bind(tenant_id.to_string())
-        .bind(after)
-        .bind(after)
-        .bind(&pattern)
-        .bind(&pattern)
-        .bind(&pattern)
-        .bind(top + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut groups = rows.iter().map(group_row).collect::<Result<Vec<_>>>()?;
-        let next = if groups.len() as i64 > top {
-            groups.truncate(top.max(0) as usize);
-            groups
-                .last()
-                .map(|g| format!("{}/{}", g.name.clone().unwrap_or_default(), g.id))
-        } else {
-            None
-        };
-        Ok((groups, next))
-    }
-
-    /// A group by cloud object id or by name, with its direct members.
-    pub async fn group(
-        &self,
-        tenant_id: Uuid,
-        id_or_name: &str,
-    ) -> Result<Option<(Group, Vec<Member>)>> {
-        let row = sqlx::query(
-            "SELECT * FROM ad_groups WHERE tenant_id = ? AND (id = ? OR name = ? COLLATE NOCASE)
-             ORDER BY id LIMIT 1",
-        )
-        .bind(tenant_id.to_string())
-        .bind(id_or_name.to_ascii_lowercase())
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let group = group_row(&row)?;
-        let rows: Vec<MemberRow> =
-            sqlx::query_as(
-                "SELECT m.member_guid, u.id, u.upn, g.id, g.name FROM group_members m
-                 LEFT JOIN users u ON u.tenant_id = m.tenant_id AND u.object_guid = m.member_guid
-                 LEFT JOIN ad_groups g ON g.tenant_id = m.tenant_id AND g.object_guid = m.member_guid
-                 WHERE m.tenant_id = ? AND m.group_guid = ? ORDER BY COALESCE(u.upn, g.name, m.member_guid)",
-            )
-            .bind(tenant_id.to_string())
-            .bind(group.object_guid.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        let members = rows
-            .into_iter()
-            .filter_map(|(guid, uid, upn, gid, gname)| {
-                let object_guid = Uuid::parse_str(&guid).ok()?;
-                let parse = |s: Option<String>| s.and_then(|s| Uuid::parse_str(&s).ok());
-                Some(match (uid, gid) {
-                    (Some(uid), _) => Member {
-                        kind: "user",
-                        object_guid,
-                        id: parse(Some(uid)),
-                        name: upn,
-                    },
-                    (None, Some(gid)) => Member {
-                        kind: "group",
-                        object_guid,
-                        id: parse(Some(gid)),
-                        name: gname,
-                    },
-                    (None, None) => Member {
-                        kind: "unknown",
-                        object_guid,
-                        id: None,
-                        name: None,
-                    },
-                })
-            })
-            .collect();
-        Ok(Some((group, members)))
-    }
-
-    /// The names of the groups a user is a direct member of.
-    pub async fn user_direct_groups(
-        &self,
-        tenant_id: Uuid,
-        object_guid: Uuid,
-    ) -> Result<Vec<String>> {
-        let names: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT g.name FROM group_members m JOIN ad_groups g
-               ON g.tenant_id = m.tenant_id AND g.object_guid = m.group_guid
-             WHERE m.tenant_id = ? AND m.member_guid = ? ORDER BY g.name",
-        )
-        .bind(tenant_id.to_string())
-        .bind(object_guid.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(names.into_iter().flatten().collect())
-    }
-
-    /// How many synced users and groups a tenant has, by forest.
-    pub async fn sync_counts(&self, tenant_id: Uuid) -> Result<Vec<(String, i64, i64)>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT f.forest,
-                (SELECT COUNT(*) FROM users u WHERE u.tenant_id = f.tenant_id AND u.sync_forest = f.forest),
-                (SELECT COUNT(*) FROM ad_groups g WHERE g.tenant_id = f.tenant_id AND g.forest = f.forest)
-             FROM sync_forests f WHERE f.tenant_id = ? ORDER BY f.forest",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
 }
 
 #[cfg(test)]
