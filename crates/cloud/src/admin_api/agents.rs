@@ -22,7 +22,7 @@ pub async fn register(
     Path(tenant): Path<String>,
     BaseUrl(base): BaseUrl,
     headers: HeaderMap,
-    Json(req): Json<RegisterAgentRequest>,
+    super::ApiJson(req): super::ApiJson<RegisterAgentRequest>,
 ) -> Result<Json<RegisterAgentResponse>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::REGISTER_AGENT).await?;
     let hpke = B64
@@ -168,7 +168,7 @@ pub async fn revoke(
     State(state): State<Shared>,
     Path((tenant, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
-    Json(body): Json<RevokeBody>,
+    super::ApiJson(body): super::ApiJson<RevokeBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::REVOKE_AGENT).await?;
     let others_active = state

@@ -48,7 +48,7 @@ pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<AppBody>,
+    super::ApiJson(body): super::ApiJson<AppBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::ADD_APP).await?;
     let name = body.name.trim();
@@ -149,7 +149,7 @@ pub async fn set_redirect_uris(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<UrisBody>,
+    super::ApiJson(body): super::ApiJson<UrisBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_REDIRECT_URIS).await?;
     let app = find(&state, &t, &client_id).await?;
@@ -172,7 +172,7 @@ pub async fn set_groups_claim(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<EnabledBody>,
+    super::ApiJson(body): super::ApiJson<EnabledBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_GROUPS_CLAIM).await?;
     let app = find(&state, &t, &client_id).await?;

@@ -79,7 +79,7 @@ pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<DomainBody>,
+    super::ApiJson(body): super::ApiJson<DomainBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_DOMAIN).await?;
     let name = body.name.trim().trim_end_matches('.').to_ascii_lowercase();

@@ -98,7 +98,7 @@ pub async fn convert_domain(
     State(state): State<Shared>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<ConvertBody>,
+    super::ApiJson(body): super::ApiJson<ConvertBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::CONVERT_DOMAIN).await?;
     if body.to != "managed" {

@@ -13,8 +13,11 @@ use axum::Router;
 use passthru_proto::admin::ADMIN_AUDIENCE;
 
 use crate::oauth_error::ApiError;
+
+pub mod body;
 use crate::state::Shared;
 use crate::store::{Tenant, User};
+pub use body::ApiJson;
 
 pub mod agents;
 pub mod apps;

@@ -58,7 +58,7 @@ pub async fn set(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<PtaBody>,
+    super::ApiJson(body): super::ApiJson<PtaBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (mut t, admin) = authorize(&state, &tenant, &headers, ops::SET_PTA).await?;
     if body.enabled && !state.gateway.connected(t.id).iter().any(|c| !c.draining) {

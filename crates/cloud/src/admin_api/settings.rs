@@ -43,7 +43,7 @@ pub async fn set(
     State(state): State<Shared>,
     Path((tenant, key)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<SetBody>,
+    super::ApiJson(body): super::ApiJson<SetBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_SETTING).await?;
     let value = match &body.value {

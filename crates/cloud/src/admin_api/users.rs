@@ -210,7 +210,7 @@ pub async fn set_mfa(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<MfaPolicyBody>,
+    super::ApiJson(body): super::ApiJson<MfaPolicyBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_MFA).await?;
     let Some(policy) = crate::model::mfa_policy::parse_user_policy(&body.policy) else {
@@ -266,7 +266,7 @@ pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<UserBody>,
+    super::ApiJson(body): super::ApiJson<UserBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_USER).await?;
     let upn = body.upn.trim().to_string();
@@ -334,7 +334,7 @@ pub async fn set_password(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<PasswordBody>,
+    super::ApiJson(body): super::ApiJson<PasswordBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_PASSWORD).await?;
     let user = find(&state, &t, &upn).await?;
@@ -366,7 +366,7 @@ pub async fn reset_password(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<ResetBody>,
+    super::ApiJson(body): super::ApiJson<ResetBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_PASSWORD).await?;
     let corr = crate::http::correlation_id(&headers);
@@ -444,7 +444,7 @@ pub async fn set_writeback(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<WritebackBody>,
+    super::ApiJson(body): super::ApiJson<WritebackBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_WRITEBACK).await?;
     let user = find(&state, &t, &upn).await?;
@@ -546,7 +546,7 @@ pub async fn set_role(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(body): Json<RoleBody>,
+    super::ApiJson(body): super::ApiJson<RoleBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_ROLE).await?;
     let Some(role) = ops::ROLES

@@ -1,0 +1,45 @@
+//! The admin API's JSON request bodies: axum's `Json`, with its refusals answered as the
+//! admin API answers every error (`{error, error_description}`, [`ApiError`]) instead of
+//! axum's plain-text 400/415/422.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use crate::oauth_error::ApiError;
+
+/// A JSON request body of the admin API.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(refusal(&rejection)),
+        }
+    }
+}
+
+/// The admin API's answer to a body axum could not read.
+fn refusal(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "The request body must be JSON, sent with `Content-Type: application/json`.",
+        ),
+        other => ApiError::bad_request(format!(
+            "The request body is not what this operation takes ({}). The operation's schema is in /{{tenant}}/admin/openapi.json.",
+            other.body_text()
+        )),
+    }
+}
