@@ -139,6 +139,9 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::NotFound(what) => {
                 ApiError::not_found(format!("{what} not found."))
             }
+            crate::store::StoreError::LastGlobalAdmin => ApiError::conflict(
+                "The change would leave the tenant without an enabled Global Administrator: give the role to someone else first.",
+            ),
             other => ApiError::internal(other),
         }
     }

@@ -3,9 +3,7 @@
 //! cannot disagree.
 
 /// Roles a user can hold.
-pub const GLOBAL_ADMIN: &str = "GlobalAdministrator";
-/// Manages the hybrid side: agents, pass-through, domains and federation; reads the sign-in log.
-pub const HYBRID_ADMIN: &str = "HybridIdentityAdministrator";
+pub use crate::model::records::{GLOBAL_ADMIN, HYBRID_ADMIN};
 /// Every role a user can be given (`none` is no role).
 pub const ROLES: &[&str] = &[GLOBAL_ADMIN, HYBRID_ADMIN, "none"];
 

@@ -193,3 +193,65 @@ async fn a_body_the_handler_cannot_read_gets_the_apis_json_error() -> anyhow::Re
     }
     s.done().await
 }
+
+/// Every Global Administrator at once demotes, blocks or deletes another (a ring): however
+/// the requests interleave, the tenant keeps at least one enabled Global Administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_changes_never_remove_the_last_global_administrator() -> anyhow::Result<()> {
+    let s = TestServer::start(None).await?;
+    let now = crate::clock::unix_now();
+    let mut admins = vec![ADMIN.to_string()];
+    for i in 0..20 {
+        let upn = format!("ga{i}@contoso.example");
+        s.state
+            .store
+            .add_cloud_user(s.tenant_id, &upn, "not-a-hash", GLOBAL_ADMIN, now)
+            .await?;
+        admins.push(upn);
+    }
+    let mut tokens = Vec::new();
+    for upn in &admins {
+        tokens.push(s.admin_token(s.tenant_id, upn).await?);
+    }
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let target = admins[(i + 1) % admins.len()].clone();
+        let (method, path, body) = match i % 3 {
+            0 => (
+                "PUT",
+                format!("/{TENANT}/admin/users/{target}/role"),
+                r#"{"role":"none"}"#,
+            ),
+            1 => (
+                "POST",
+                format!("/{TENANT}/admin/users/{target}/disable"),
+                "",
+            ),
+            _ => ("DELETE", format!("/{TENANT}/admin/users/{target}"), ""),
+        };
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))?;
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.json(req).await }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, _) = t.await??;
+        statuses.push(status);
+    }
+    let left = s.state.store.count_role(s.tenant_id, GLOBAL_ADMIN).await?;
+    assert!(
+        left >= 1,
+        "no Global Administrator left; answers {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|st| [200, 403, 404, 409].contains(st)),
+        "{statuses:?}"
+    );
+    Ok(())
+}

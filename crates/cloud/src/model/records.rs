@@ -4,6 +4,11 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+/// The role that may do everything in a tenant; a tenant always keeps one enabled holder.
+pub const GLOBAL_ADMIN: &str = "GlobalAdministrator";
+/// Manages the hybrid side: agents, pass-through, domains and federation; reads the sign-in log.
+pub const HYBRID_ADMIN: &str = "HybridIdentityAdministrator";
+
 /// A tenant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {

@@ -156,13 +156,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if !enabled {
+            keeps_a_global_admin(&mut tx, tenant_id).await?;
             Self::end_sessions(&mut tx, tenant_id, id).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Gives a user a role (`none` for no role).
+    /// Gives a user a role (`none` for no role). Refused ([`StoreError::LastGlobalAdmin`],
+    /// nothing changed) when it would leave the tenant without an enabled Global
+    /// Administrator, however many changes run at once.
     pub async fn set_user_role(
         &self,
         tenant_id: Uuid,
@@ -170,13 +173,16 @@ impl Store {
         role: &str,
         now: i64,
     ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
             .bind(role)
             .bind(now)
             .bind(tenant_id.to_string())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        keeps_a_global_admin(&mut tx, tenant_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -191,7 +197,8 @@ impl Store {
         .await?)
     }
 
-    /// Deletes a user with their sessions, refresh tokens and codes.
+    /// Deletes a user with their sessions, refresh tokens and codes (refused, nothing
+    /// changed, when it would leave the tenant without an enabled Global Administrator).
     pub async fn delete_user(&self, tenant_id: Uuid, id: Uuid) -> Result<()> {
         let mut tx = self.write_tx().await?;
         Self::end_sessions(&mut tx, tenant_id, id).await?;
@@ -208,6 +215,7 @@ impl Store {
         if r.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
+        keeps_a_global_admin(&mut tx, tenant_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -450,6 +458,26 @@ impl Store {
     }
 }
 
+/// Within a write transaction (which holds SQLite's write lock, so no other change runs
+/// meanwhile): refuses a change that left the tenant without an enabled Global
+/// Administrator. The caller's transaction is dropped, so nothing is written.
+async fn keeps_a_global_admin(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tenant_id: Uuid,
+) -> Result<()> {
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = ? AND enabled = 1",
+    )
+    .bind(tenant_id.to_string())
+    .bind(crate::model::records::GLOBAL_ADMIN)
+    .fetch_one(&mut **tx)
+    .await?;
+    if left < 1 {
+        return Err(StoreError::LastGlobalAdmin);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +485,40 @@ mod tests {
 
     async fn store() -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
         crate::store::test_store("admin", "contoso.example", DomainKind::Cloud).await
+    }
+
+    /// The last enabled Global Administrator cannot be demoted, blocked or deleted; with a
+    /// second one, each works, and nothing of a refused change is written.
+    #[tokio::test]
+    async fn the_last_global_administrator_stays() -> anyhow::Result<()> {
+        use crate::model::records::GLOBAL_ADMIN;
+        let (s, dir, tid) = store().await?;
+        let a = s
+            .add_cloud_user(tid, "a@contoso.example", "h", GLOBAL_ADMIN, 1)
+            .await?;
+        let last = |r: Result<()>| matches!(r, Err(StoreError::LastGlobalAdmin));
+        assert!(last(s.set_user_role(tid, a, "none", 2).await));
+        assert!(last(s.set_user_enabled(tid, a, false, 2).await));
+        assert!(last(s.delete_user(tid, a).await));
+        assert_eq!(s.count_role(tid, GLOBAL_ADMIN).await?, 1);
+        let user = s.user_by_id(tid, a).await?;
+        assert!(user.is_some_and(|u| u.enabled && u.role == GLOBAL_ADMIN));
+
+        let b = s
+            .add_cloud_user(tid, "b@contoso.example", "h", GLOBAL_ADMIN, 1)
+            .await?;
+        s.set_user_enabled(tid, b, false, 3).await?;
+        // A blocked holder does not count: a is still the last.
+        assert!(last(s.set_user_role(tid, a, "none", 3).await));
+        s.set_user_enabled(tid, b, true, 4).await?;
+        s.set_user_role(tid, a, "none", 5).await?;
+        assert!(last(s.delete_user(tid, b).await));
+        s.set_user_role(tid, a, GLOBAL_ADMIN, 6).await?;
+        s.delete_user(tid, b).await?;
+        assert_eq!(s.count_role(tid, GLOBAL_ADMIN).await?, 1);
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
     }
 
     #[tokio::test]

@@ -53,6 +53,10 @@ pub enum StoreError {
     /// unauthenticated starts); the oldest expire within minutes.
     #[error("this organization has {cap} {what} in progress, the most it may have; try again in a few minutes")]
     TooManyPending { what: &'static str, cap: i64 },
+    /// The change would leave the tenant without an enabled Global Administrator; nothing
+    /// was changed.
+    #[error("the change would leave the tenant without an enabled Global Administrator")]
+    LastGlobalAdmin,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
