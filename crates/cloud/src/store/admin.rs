@@ -148,6 +148,7 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let before = global_admins(&mut tx, tenant_id).await?;
         sqlx::query("UPDATE users SET enabled = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
             .bind(enabled as i64)
             .bind(now)
@@ -156,7 +157,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if !enabled {
-            keeps_a_global_admin(&mut tx, tenant_id).await?;
+            keeps_a_global_admin(&mut tx, tenant_id, before).await?;
             Self::end_sessions(&mut tx, tenant_id, id).await?;
         }
         tx.commit().await?;
@@ -174,6 +175,7 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let before = global_admins(&mut tx, tenant_id).await?;
         sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
             .bind(role)
             .bind(now)
@@ -181,7 +183,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        keeps_a_global_admin(&mut tx, tenant_id).await?;
+        keeps_a_global_admin(&mut tx, tenant_id, before).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -201,6 +203,7 @@ impl Store {
     /// changed, when it would leave the tenant without an enabled Global Administrator).
     pub async fn delete_user(&self, tenant_id: Uuid, id: Uuid) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let before = global_admins(&mut tx, tenant_id).await?;
         Self::end_sessions(&mut tx, tenant_id, id).await?;
         sqlx::query("DELETE FROM device_codes WHERE tenant_id = ? AND user_id = ?")
             .bind(tenant_id.to_string())
@@ -215,7 +218,7 @@ impl Store {
         if r.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
-        keeps_a_global_admin(&mut tx, tenant_id).await?;
+        keeps_a_global_admin(&mut tx, tenant_id, before).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -458,21 +461,30 @@ impl Store {
     }
 }
 
-/// Within a write transaction (which holds SQLite's write lock, so no other change runs
-/// meanwhile): refuses a change that left the tenant without an enabled Global
-/// Administrator. The caller's transaction is dropped, so nothing is written.
-async fn keeps_a_global_admin(
+/// Enabled Global Administrators of the tenant, read inside a write transaction (which holds
+/// SQLite's write lock, so no other change runs meanwhile).
+async fn global_admins(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     tenant_id: Uuid,
-) -> Result<()> {
-    let left: i64 = sqlx::query_scalar(
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = ? AND enabled = 1",
     )
     .bind(tenant_id.to_string())
     .bind(crate::model::records::GLOBAL_ADMIN)
     .fetch_one(&mut **tx)
-    .await?;
-    if left < 1 {
+    .await?)
+}
+
+/// Refuses a change that took the tenant's last enabled Global Administrator away (`before`
+/// counted at the start of the same transaction). The caller's transaction is then dropped,
+/// so nothing is written.
+async fn keeps_a_global_admin(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tenant_id: Uuid,
+    before: i64,
+) -> Result<()> {
+    if before >= 1 && global_admins(tx, tenant_id).await? < 1 {
         return Err(StoreError::LastGlobalAdmin);
     }
     Ok(())
@@ -516,6 +528,15 @@ mod tests {
         s.set_user_role(tid, a, GLOBAL_ADMIN, 6).await?;
         s.delete_user(tid, b).await?;
         assert_eq!(s.count_role(tid, GLOBAL_ADMIN).await?, 1);
+        // A tenant with no Global Administrator to lose (a store made for tests, an
+        // import) is not blocked by the rule.
+        let other = Uuid::new_v4();
+        s.create_tenant(other, "fabrikam", 1).await?;
+        let u = s
+            .add_cloud_user(other, "u@fabrikam.example", "h", "none", 1)
+            .await?;
+        s.set_user_enabled(other, u, false, 2).await?;
+        s.delete_user(other, u).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
