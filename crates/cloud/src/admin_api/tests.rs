@@ -257,3 +257,143 @@ async fn parallel_changes_never_remove_the_last_global_administrator() -> anyhow
     );
     Ok(())
 }
+
+/// A JSON call of the admin API as the tenant's Global Administrator.
+async fn call(
+    s: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let b = Request::builder()
+        .method(method)
+        .uri(format!("/{TENANT}/admin{path}"))
+        .header("authorization", format!("Bearer {token}"));
+    let req = match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))?,
+        None => b.body(Body::empty())?,
+    };
+    s.json(req).await
+}
+
+#[tokio::test]
+async fn apps_register_show_their_secret_once_and_check_redirect_uris() -> anyhow::Result<()> {
+    let s = TestServer::start(None).await?;
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    // Exactly one of public and confidential; a name; valid redirect URIs.
+    for body in [
+        json!({"name": "Both", "public": true, "confidential": true}),
+        json!({"name": "Neither"}),
+        json!({"name": "", "public": true}),
+        json!({"name": "Frag", "public": true, "redirect_uris": ["https://a.example/cb#x"]}),
+        json!({"name": "Plain", "public": true, "redirect_uris": ["http://a.example/cb"]}),
+        json!({"name": "Relative", "public": true, "redirect_uris": ["/cb"]}),
+    ] {
+        let (status, v) = call(&s, &ga, "POST", "/apps", Some(body.clone())).await?;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert_eq!(v["error"], "invalid_request", "{v}");
+    }
+    let (status, public) = call(
+        &s,
+        &ga,
+        "POST",
+        "/apps",
+        Some(json!({"name": "Native", "public": true, "redirect_uris": ["http://localhost:8400/cb"]})),
+    )
+    .await?;
+    assert_eq!(status, 201, "{public}");
+    assert!(public["client_secret"].is_null(), "{public}");
+    let (status, web) = call(
+        &s,
+        &ga,
+        "POST",
+        "/apps",
+        Some(json!({"name": "Web", "confidential": true, "redirect_uris": ["https://web.example/cb"]})),
+    )
+    .await?;
+    assert_eq!(status, 201, "{web}");
+    let first = web["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(first.len() >= 32, "{web}");
+    let web_id = web["client_id"].as_str().unwrap_or_default().to_string();
+
+    // The secret is never shown again: not by show, not by list.
+    let (_, shown) = call(&s, &ga, "GET", &format!("/apps/{web_id}"), None).await?;
+    let (_, listed) = call(&s, &ga, "GET", "/apps", None).await?;
+    for v in [&shown, &listed] {
+        assert!(
+            !v.to_string().contains(&first),
+            "the secret was shown again: {v}"
+        );
+    }
+    // A new secret replaces it; a public client has none to rotate.
+    let (status, rotated) = call(&s, &ga, "POST", &format!("/apps/{web_id}/secret"), None).await?;
+    assert_eq!(status, 200, "{rotated}");
+    let second = rotated["client_secret"].as_str().unwrap_or_default();
+    assert!(!second.is_empty() && second != first, "{rotated}");
+    let public_id = public["client_id"].as_str().unwrap_or_default();
+    let (status, v) = call(&s, &ga, "POST", &format!("/apps/{public_id}/secret"), None).await?;
+    assert_eq!(status, 409, "{v}");
+
+    // Redirect URIs are replaced as a whole, with the same checks.
+    let (status, v) = call(
+        &s,
+        &ga,
+        "PUT",
+        &format!("/apps/{web_id}/redirect-uris"),
+        Some(json!({"redirect_uris": ["ftp://web.example/cb"]})),
+    )
+    .await?;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = call(
+        &s,
+        &ga,
+        "PUT",
+        &format!("/apps/{web_id}/redirect-uris"),
+        Some(json!({"redirect_uris": ["https://web.example/a", "https://web.example/b"]})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{v}");
+    let (_, shown) = call(&s, &ga, "GET", &format!("/apps/{web_id}"), None).await?;
+    assert_eq!(
+        shown["redirect_uris"],
+        json!(["https://web.example/a", "https://web.example/b"]),
+        "{shown}"
+    );
+    // Deleted: gone.
+    let (status, _) = call(&s, &ga, "DELETE", &format!("/apps/{web_id}"), None).await?;
+    assert_eq!(status, 200);
+    let (status, _) = call(&s, &ga, "GET", &format!("/apps/{web_id}"), None).await?;
+    assert_eq!(status, 404);
+    s.done().await
+}
+
+#[tokio::test]
+async fn pta_cannot_be_enabled_without_an_active_agent() -> anyhow::Result<()> {
+    let s = TestServer::start(None).await?;
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    let (status, v) = call(&s, &ga, "POST", "/pta", Some(json!({"enabled": true}))).await?;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"], "no_connectors");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(
+                "The enabling of the feature failed because there were no connectors available."
+            )),
+        "{v}"
+    );
+    let (status, v) = call(&s, &ga, "GET", "/pta", None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(v["enabled"], false, "{v}");
+    assert_eq!(v["active_agents"], 0, "{v}");
+    // Turning it off needs no agent.
+    let (status, v) = call(&s, &ga, "POST", "/pta", Some(json!({"enabled": false}))).await?;
+    assert_eq!(status, 200, "{v}");
+    s.done().await
+}
