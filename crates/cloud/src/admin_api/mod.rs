@@ -32,9 +32,7 @@ pub mod settings;
 pub mod signins;
 pub mod users;
 
-pub use agents::LAST_AGENT;
-pub use ops::{Operation, GLOBAL_ADMIN, HYBRID_ADMIN};
-pub use pta::NO_CONNECTORS;
+pub use ops::{Operation, GLOBAL_ADMIN};
 
 /// Whether `token`, which the keys of `tenant_id` refused, is a valid admin token of the
 /// tenant it names (so the caller hears "another tenant" rather than "invalid").

@@ -28,7 +28,6 @@ mod relay;
 /// Encapsulations kept ready per connected agent (each 32 bytes of key material and a
 /// context; made while requests wait, at most one per request).
 const SPARE_ENCAPSULATIONS: usize = 4;
-pub use relay::{STUCK_PROBE, SUSPECT_AFTER};
 
 /// One connected agent.
 #[derive(Debug)]

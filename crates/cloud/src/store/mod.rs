@@ -32,7 +32,7 @@ pub mod writeback;
 pub use crate::model::records::{
     AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
 };
-pub use agents::{AgentTally, AGENT_EXPIRY_SECS};
+pub use agents::AgentTally;
 pub use oidc::{AuthCode, AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SessionRecord};
 use schema::SCHEMA;
 

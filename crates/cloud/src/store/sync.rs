@@ -11,7 +11,6 @@
 use passthru_proto::sync::{SyncBatch, SyncDone, SyncGroup, SyncObject, SyncUser, Watermark};
 use serde::Serialize;
 
-pub use super::groups::{Group, Member};
 pub use crate::model::records::SyncedAttributes;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
