@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use clap::{Parser, Subcommand};
 use ldap3::{Scope, SearchOptions};
 use passthru_testkit::bed::free_loopback_address;
 use passthru_testkit::bench::{
@@ -84,50 +85,106 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The scope of the password grants.
 const SCOPE: &str = "openid profile";
 
-fn usage() -> &'static str {
-    "usage:\n  passthru-bench signins [--users N] [--concurrency C] [--duration 20s] [--warmup 5s] [--rounds 4] [--directory samba|slapd] [--cloud-threads N] [--baseline bind+read|bind] [--dc-cpus shared|CPU]\n  passthru-bench agent [--users N] [--window W] [--duration 20s] [--warmup 3s] [--max-rate R] [--directory slapd|samba]\n  passthru-bench idle-agents [--agents N] [--identities K] [--wave W] [--hold 30s] [--heartbeat S]"
+/// The relay's load generator (docs/performance.md says how to read its output).
+#[derive(Debug, Parser)]
+#[command(name = "passthru-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Command-line arguments as `--name value` pairs.
-struct Args(Vec<(String, String)>);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Relayed password grants against direct LDAPS binds to the same DC.
+    Signins(SigninsArgs),
+    /// One agent's own ceiling, the cloud's side played by the bench.
+    Agent(AgentArgs),
+    /// Many idle connected agents: the cloud's memory per agent.
+    IdleAgents(IdleArgs),
+}
 
-impl Args {
-    fn parse(args: impl Iterator<Item = String>, known: &[&str]) -> anyhow::Result<Args> {
-        let mut out = Vec::new();
-        let mut it = args;
-        while let Some(a) = it.next() {
-            if !known.contains(&a.as_str()) {
-                bail!("unknown argument {a}\n{}", usage());
-            }
-            let v = it
-                .next()
-                .ok_or_else(|| anyhow!("{a} takes a value\n{}", usage()))?;
-            out.push((a, v));
-        }
-        Ok(Args(out))
-    }
+#[derive(Debug, clap::Args)]
+struct SigninsArgs {
+    /// Users in the directory (each client signs them in in turn).
+    #[arg(long, default_value = "50", value_parser = count)]
+    users: u64,
+    /// Concurrent clients on each side.
+    #[arg(long, default_value = "4", value_parser = count)]
+    concurrency: u64,
+    /// Each side's total measured time (30s, 2m, 500ms).
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    duration: Duration,
+    /// Unmeasured load before the rounds.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    warmup: Duration,
+    /// Rounds the two sides alternate in (1 to 100).
+    #[arg(long, default_value = "4", value_parser = count)]
+    rounds: u64,
+    /// The directory: Samba AD DC, or OpenLDAP's slapd.
+    #[arg(long, default_value = "samba", value_parser = ["samba", "slapd"])]
+    directory: String,
+    /// Worker threads of the cloud (default: its own choice).
+    #[arg(long, value_parser = count)]
+    cloud_threads: Option<u64>,
+    /// What the direct side does per sign-in: a bind and the agent's read, or a bind only.
+    #[arg(long, default_value = "bind+read", value_parser = ["bind+read", "bind"])]
+    baseline: String,
+    /// The directory's CPU (a core number), or `shared` (every process on every core).
+    #[arg(long)]
+    dc_cpus: Option<String>,
+}
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// Users in the directory.
+    #[arg(long, default_value = "200", value_parser = count)]
+    users: u64,
+    /// Requests in flight (1 to 4096).
+    #[arg(long, default_value = "64", value_parser = count)]
+    window: u64,
+    /// Measured time.
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    duration: Duration,
+    /// Unmeasured load before it.
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    warmup: Duration,
+    /// The most requests a second the bench sends (100 to 100,000).
+    #[arg(long, default_value = "8000", value_parser = count)]
+    max_rate: u64,
+    /// The directory behind the agent.
+    #[arg(long, default_value = "slapd", value_parser = ["samba", "slapd"])]
+    directory: String,
+}
 
-    fn num(&self, name: &str, default: u64) -> anyhow::Result<u64> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .replace(['_', ','], "")
-                .parse()
-                .map_err(|_| anyhow!("{name} takes a number, not {v:?}")),
-        }
-    }
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    /// Connected idle agents to hold.
+    #[arg(long, default_value = "10000", value_parser = count)]
+    agents: u64,
+    /// Registered identities they share (default: one each).
+    #[arg(long, value_parser = count)]
+    identities: Option<u64>,
+    /// Agents connected at a time.
+    #[arg(long, default_value = "500", value_parser = count)]
+    wave: u64,
+    /// How long to hold them before measuring.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    hold: Duration,
+    /// Seconds between pings on each connection (1 to 300).
+    #[arg(long, default_value = "10", value_parser = count)]
+    heartbeat: u64,
+}
 
-    fn duration(&self, name: &str, default: Duration) -> anyhow::Result<Duration> {
-        self.get(name).map_or(Ok(default), parse_duration)
-    }
+/// A whole number, with `_` or `,` allowed between digits (10_000).
+fn count(v: &str) -> Result<u64, String> {
+    v.replace(['_', ','], "")
+        .parse()
+        .map_err(|_| format!("a whole number, not {v:?}"))
+}
+
+/// A duration such as 20s, 2m or 500ms.
+fn duration(v: &str) -> Result<Duration, String> {
+    parse_duration(v).map_err(|e| e.to_string())
 }
 
 fn pass(ok: bool) -> &'static str {
@@ -140,53 +197,10 @@ fn pass(ok: bool) -> &'static str {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("signins") => {
-            signins(Args::parse(
-                args,
-                &[
-                    "--users",
-                    "--concurrency",
-                    "--duration",
-                    "--warmup",
-                    "--rounds",
-                    "--directory",
-                    "--cloud-threads",
-                    "--baseline",
-                    "--dc-cpus",
-                ],
-            )?)
-            .await
-        }
-        Some("agent") => {
-            capacity::run(Args::parse(
-                args,
-                &[
-                    "--users",
-                    "--window",
-                    "--duration",
-                    "--warmup",
-                    "--max-rate",
-                    "--directory",
-                ],
-            )?)
-            .await
-        }
-        Some("idle-agents") => {
-            idle::run(Args::parse(
-                args,
-                &[
-                    "--agents",
-                    "--identities",
-                    "--wave",
-                    "--hold",
-                    "--heartbeat",
-                ],
-            )?)
-            .await
-        }
-        _ => bail!("{}", usage()),
+    match Cli::parse().command {
+        Command::Signins(args) => signins(args).await,
+        Command::Agent(args) => capacity::run(args).await,
+        Command::IdleAgents(args) => idle::run(args).await,
     }
 }
 
@@ -398,29 +412,19 @@ fn process_tree(pid: u32) -> Vec<u32> {
     tree
 }
 
-async fn signins(args: Args) -> anyhow::Result<()> {
-    let n_users = args.num("--users", 50)?.max(1) as usize;
-    let concurrency = args.num("--concurrency", 4)?.max(1) as usize;
-    let duration = args.duration("--duration", Duration::from_secs(20))?;
-    let warmup = args.duration("--warmup", Duration::from_secs(5))?;
-    let rounds = args.num("--rounds", 4)?.clamp(1, 100) as u32;
+async fn signins(args: SigninsArgs) -> anyhow::Result<()> {
+    let n_users = args.users.max(1) as usize;
+    let concurrency = args.concurrency.max(1) as usize;
+    let duration = args.duration;
+    let warmup = args.warmup;
+    let rounds = args.rounds.clamp(1, 100) as u32;
     let slice = duration / rounds;
-    let directory = args.get("--directory").unwrap_or("samba");
-    if directory != "samba" && directory != "slapd" {
-        bail!("--directory {directory}: use samba or slapd");
-    }
+    let directory = args.directory.as_str();
     // The baseline is a direct bind; by default the baseline also does the agent's
     // directory read of the user, so that both sides ask the directory the same.
-    let bind_only = match args.get("--baseline").unwrap_or("bind+read") {
-        "bind+read" => false,
-        "bind" => true,
-        other => bail!("--baseline {other}: use bind+read or bind"),
-    };
-    let cloud_threads = match args.get("--cloud-threads") {
-        Some(_) => Some(args.num("--cloud-threads", 0)?.clamp(1, 1024).to_string()),
-        None => None,
-    };
-    let split = CpuSplit::parse(args.get("--dc-cpus"), cores())?;
+    let bind_only = args.baseline == "bind";
+    let cloud_threads = args.cloud_threads.map(|n| n.clamp(1, 1024).to_string());
+    let split = CpuSplit::parse(args.dc_cpus.as_deref(), cores())?;
     println!(
         "machine: {} cores, load average {}",
         cores(),
@@ -1007,12 +1011,12 @@ mod idle {
             .port())
     }
 
-    pub async fn run(args: Args) -> anyhow::Result<()> {
-        let agents = args.num("--agents", 10_000)?.max(1) as usize;
-        let identities = (args.num("--identities", agents as u64)?.max(1) as usize).min(agents);
-        let wave = args.num("--wave", 500)?.max(1) as usize;
-        let hold = args.duration("--hold", Duration::from_secs(30))?;
-        let heartbeat = args.num("--heartbeat", 10)?.clamp(1, 300);
+    pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
+        let agents = args.agents.max(1) as usize;
+        let identities = (args.identities.unwrap_or(agents as u64).max(1) as usize).min(agents);
+        let wave = args.wave.max(1) as usize;
+        let hold = args.hold;
+        let heartbeat = args.heartbeat.clamp(1, 300);
         let need = agents as u64 + 1024;
         match open_files_limit() {
             Some(n) if n >= need => {}
@@ -1237,16 +1241,13 @@ mod capacity {
     use super::*;
     use passthru_testkit::agent_drive::{seal_requests, AgentDriver};
 
-    pub async fn run(args: Args) -> anyhow::Result<()> {
-        let n_users = args.num("--users", 200)?.max(1) as usize;
-        let window = args.num("--window", 64)?.clamp(1, 4096) as usize;
-        let duration = args.duration("--duration", Duration::from_secs(20))?;
-        let warmup = args.duration("--warmup", Duration::from_secs(3))?;
-        let max_rate = args.num("--max-rate", 8_000)?.clamp(100, 100_000);
-        let directory = args.get("--directory").unwrap_or("slapd");
-        if directory != "samba" && directory != "slapd" {
-            bail!("--directory {directory}: use samba or slapd");
-        }
+    pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+        let n_users = args.users.max(1) as usize;
+        let window = args.window.clamp(1, 4096) as usize;
+        let duration = args.duration;
+        let warmup = args.warmup;
+        let max_rate = args.max_rate.clamp(100, 100_000);
+        let directory = args.directory.as_str();
         println!(
             "machine: {} cores, load average {}",
             cores(),
