@@ -220,3 +220,5 @@ pub fn routes(state: Shared) -> Router<Shared> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod users_tests;

@@ -258,8 +258,8 @@ async fn parallel_changes_never_remove_the_last_global_administrator() -> anyhow
     Ok(())
 }
 
-/// A JSON call of the admin API as the tenant's Global Administrator.
-async fn call(
+/// A JSON call of the admin API with `token`.
+pub(super) async fn call(
     s: &TestServer,
     token: &str,
     method: &str,
