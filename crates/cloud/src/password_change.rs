@@ -23,6 +23,7 @@ use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::info_page;
 use crate::password_change_page::{change_page, change_page_of, expired_form, Form};
 use crate::state::Shared;
+use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 

@@ -14,6 +14,8 @@ pub mod admin;
 pub mod agents;
 pub mod attempts;
 mod cache;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod device;
 pub mod federation;
 mod groups;
@@ -33,7 +35,9 @@ pub use crate::model::records::{
     AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
 };
 pub use agents::AgentTally;
-pub use oidc::{AuthCode, AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SessionRecord};
+pub use oidc::{
+    AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
+};
 use schema::SCHEMA;
 
 /// Why the store failed.

@@ -2,6 +2,8 @@
 //! codes, browser sessions and refresh tokens. Every secret (code, session id, refresh token)
 //! is stored only as its SHA-256; every row expires.
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
@@ -113,12 +115,76 @@ pub(crate) const EXPIRING_TABLES: [&str; 10] = [
     "portal_sessions",
 ];
 
-impl Store {
+/// The OpenID Connect state of a store: pending authorization requests, authorization codes,
+/// single sign-on sessions and refresh tokens. Every backend implements it and passes
+/// `store::conformance::oidc` (one-time codes, rotation and family revocation, expiry),
+/// including under concurrency.
+pub trait OidcStore: Send + Sync {
+    /// Stores (or updates) a pending authorization request; a new one only while the tenant
+    /// has fewer than the pending cap ([`StoreError::TooManyPending`] otherwise).
+    fn put_authz(
+        &self,
+        r: &AuthzRequest,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A live authorization request of `tenant_id`.
+    fn authz(
+        &self,
+        tenant_id: Uuid,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<AuthzRequest>>> + Send;
+
+    fn delete_authz(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether any app of the tenant registered `uri` (for post-logout redirects).
+    fn redirect_uri_registered(
+        &self,
+        tenant_id: Uuid,
+        uri: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn add_code(&self, code_hash: &str, c: &AuthCode) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes and returns a code: a code works once, whatever happens next.
+    fn take_code(&self, code_hash: &str) -> impl Future<Output = Result<Option<AuthCode>>> + Send;
+
+    fn add_session(
+        &self,
+        id_hash: &str,
+        s: &SessionRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send;
+
+    fn delete_session(&self, id_hash: &str) -> impl Future<Output = Result<()>> + Send;
+
+    fn add_refresh_token(
+        &self,
+        token_hash: &str,
+        rec: &RefreshRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Presents a refresh token: a live one is marked used (rotation); one already used
+    /// revokes its whole family (a stolen token and its successors die together).
+    fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<RefreshUse>> + Send;
+}
+
+impl OidcStore for Store {
     // ---- authorization requests
 
     /// Stores (or updates) a pending authorization request; a new one only while the tenant
     /// has fewer than the pending cap ([`StoreError::TooManyPending`] otherwise).
-    pub async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()> {
+    async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()> {
         let data = serde_json::to_string(r).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let cap = self.pending_cap();
         let done = sqlx::query(
@@ -138,7 +204,7 @@ impl Store {
     }
 
     /// A live authorization request of `tenant_id`.
-    pub async fn authz(&self, tenant_id: Uuid, id: &str, now: i64) -> Result<Option<AuthzRequest>> {
+    async fn authz(&self, tenant_id: Uuid, id: &str, now: i64) -> Result<Option<AuthzRequest>> {
         let row = sqlx::query(
             "SELECT data FROM authz_requests WHERE id = ? AND tenant_id = ? AND expires_at > ?",
         )
@@ -153,7 +219,7 @@ impl Store {
             .and_then(|d| serde_json::from_str(&d).ok()))
     }
 
-    pub async fn delete_authz(&self, id: &str) -> Result<()> {
+    async fn delete_authz(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM authz_requests WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -162,7 +228,7 @@ impl Store {
     }
 
     /// Whether any app of the tenant registered `uri` (for post-logout redirects).
-    pub async fn redirect_uri_registered(&self, tenant_id: Uuid, uri: &str) -> Result<bool> {
+    async fn redirect_uri_registered(&self, tenant_id: Uuid, uri: &str) -> Result<bool> {
         let rows = sqlx::query("SELECT redirect_uris FROM apps WHERE tenant_id = ?")
             .bind(tenant_id.to_string())
             .fetch_all(&self.pool)
@@ -177,7 +243,7 @@ impl Store {
 
     // ---- authorization codes
 
-    pub async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()> {
+    async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()> {
         sqlx::query(
             "INSERT INTO auth_codes (code_hash, tenant_id, client_id, redirect_uri, user_id, scope, nonce, code_challenge, auth_time, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -198,7 +264,7 @@ impl Store {
     }
 
     /// Removes and returns a code: a code works once, whatever happens next.
-    pub async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
+    async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
         let row = sqlx::query("DELETE FROM auth_codes WHERE code_hash = ? RETURNING *")
             .bind(code_hash)
             .fetch_optional(&self.pool)
@@ -221,7 +287,7 @@ impl Store {
 
     // ---- sessions
 
-    pub async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()> {
+    async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()> {
         sqlx::query("INSERT INTO sessions (id_hash, tenant_id, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id_hash)
             .bind(s.tenant_id.to_string())
@@ -233,7 +299,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
         let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?")
             .bind(id_hash)
             .bind(now)
@@ -250,7 +316,7 @@ impl Store {
         .transpose()
     }
 
-    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
             .bind(id_hash)
             .execute(&self.pool)
@@ -260,7 +326,7 @@ impl Store {
 
     // ---- refresh tokens
 
-    pub async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
+    async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at, family, auth_time)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -280,7 +346,7 @@ impl Store {
 
     /// Presents a refresh token: a live one is marked used (rotation); one already used
     /// revokes its whole family (a stolen token and its successors die together).
-    pub async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
+    async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
         // One atomic statement marks the token used and tells how often it was presented:
         // no transaction round trips on the hot path.
         let row = sqlx::query(
@@ -314,7 +380,9 @@ impl Store {
         }
         Ok(RefreshUse::Fresh(rec))
     }
+}
 
+impl Store {
     /// Removes the expired rows of every table with an expiry: authorization codes, browser
     /// sessions, pending authorizations, refresh tokens, MFA challenges, device codes,
     /// password reset flows, federation and portal sign-ins in progress, portal sessions.
@@ -340,74 +408,5 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> anyhow::Result<(Store, std::path::PathBuf)> {
-        let dir = std::env::temp_dir().join(format!("passthru-oidc-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        Ok((Store::open(&dir.join("t.db"), true).await?, dir))
-    }
-
-    #[tokio::test]
-    async fn refresh_rotation_and_reuse_revokes_family() -> anyhow::Result<()> {
-        let (s, dir) = store().await?;
-        let rec = RefreshRecord {
-            tenant_id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
-            client_id: "c".into(),
-            scope: "openid".into(),
-            expires_at: 100,
-            family: "f1".into(),
-            auth_time: 1,
-        };
-        s.add_refresh_token("t1", &rec).await?;
-        assert_eq!(
-            s.use_refresh_token("t1", 10).await?,
-            RefreshUse::Fresh(rec.clone())
-        );
-        s.add_refresh_token("t2", &rec).await?;
-        // t1 again: reuse, the family (t2 included) is gone.
-        assert_eq!(s.use_refresh_token("t1", 11).await?, RefreshUse::Reused);
-        assert_eq!(s.use_refresh_token("t2", 12).await?, RefreshUse::Unknown);
-        // Expired.
-        s.add_refresh_token(
-            "t3",
-            &RefreshRecord {
-                family: "f2".into(),
-                ..rec
-            },
-        )
-        .await?;
-        assert_eq!(s.use_refresh_token("t3", 1000).await?, RefreshUse::Unknown);
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn codes_work_once() -> anyhow::Result<()> {
-        let (s, dir) = store().await?;
-        let c = AuthCode {
-            tenant_id: Uuid::new_v4(),
-            client_id: "c".into(),
-            redirect_uri: "https://app/cb".into(),
-            user_id: Uuid::new_v4(),
-            scope: "openid".into(),
-            nonce: Some("n".into()),
-            code_challenge: Some("x".into()),
-            auth_time: 5,
-            expires_at: 100,
-        };
-        s.add_code("h", &c).await?;
-        assert_eq!(s.take_code("h").await?, Some(c));
-        assert_eq!(s.take_code("h").await?, None);
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
     }
 }

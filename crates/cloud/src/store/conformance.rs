@@ -1,0 +1,195 @@
+//! The store conformance suite: the rules every store backend keeps, written against the store
+//! traits only (never a backend's own methods), so that each backend runs the same checks.
+//! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
+//! calls each area's function from its own tests. Areas join as they get their trait (issue
+//! 16); today: [`OidcStore`].
+//!
+//! Rules that a limit or a one-time use depends on are checked with many calls at once, not
+//! one after another.
+
+use futures_util::future::join_all;
+use uuid::Uuid;
+
+use super::oidc::RefreshUse;
+use super::{AuthCode, AuthzRequest, OidcStore, RefreshRecord, SessionRecord};
+
+/// Every rule of [`OidcStore`], on a store where `tenant_id` is a tenant.
+pub(crate) async fn oidc<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+    authorization_requests_expire_and_stay_in_their_tenant(s, tenant_id).await?;
+    a_code_works_once(s, tenant_id).await?;
+    a_code_works_once_among_many_parallel_takers(s, tenant_id).await?;
+    refresh_tokens_rotate_and_reuse_revokes_the_family(s, tenant_id).await?;
+    one_of_many_parallel_uses_of_a_refresh_token_wins(s, tenant_id).await?;
+    sessions_expire_and_end(s, tenant_id).await?;
+    Ok(())
+}
+
+fn request(tenant_id: Uuid, id: &str) -> AuthzRequest {
+    AuthzRequest {
+        id: id.into(),
+        tenant_id,
+        client_id: "client".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "openid".into(),
+        state: Some("s".into()),
+        nonce: Some("n".into()),
+        code_challenge: Some("c".repeat(43)),
+        response_mode: "query".into(),
+        prompt: None,
+        max_age: None,
+        login_hint: None,
+        csrf: "csrf".into(),
+        username: None,
+        device_user_code: None,
+        password_change: None,
+    }
+}
+
+fn code(tenant_id: Uuid) -> AuthCode {
+    AuthCode {
+        tenant_id,
+        client_id: "client".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        user_id: Uuid::new_v4(),
+        scope: "openid".into(),
+        nonce: Some("n".into()),
+        code_challenge: Some("x".into()),
+        auth_time: 5,
+        expires_at: 100,
+    }
+}
+
+fn refresh(tenant_id: Uuid, family: &str) -> RefreshRecord {
+    RefreshRecord {
+        tenant_id,
+        user_id: Uuid::new_v4(),
+        client_id: "client".into(),
+        scope: "openid".into(),
+        expires_at: 100,
+        family: family.into(),
+        auth_time: 1,
+    }
+}
+
+async fn authorization_requests_expire_and_stay_in_their_tenant<S: OidcStore>(
+    s: &S,
+    tenant_id: Uuid,
+) -> anyhow::Result<()> {
+    let mut r = request(tenant_id, "req-1");
+    s.put_authz(&r, 100).await?;
+    anyhow::ensure!(s.authz(tenant_id, "req-1", 99).await? == Some(r.clone()));
+    anyhow::ensure!(
+        s.authz(Uuid::new_v4(), "req-1", 99).await?.is_none(),
+        "another tenant read the request"
+    );
+    anyhow::ensure!(
+        s.authz(tenant_id, "req-1", 100).await?.is_none(),
+        "expired, still read"
+    );
+    // Put again: the request is updated in place (the sign-in pages add the username).
+    r.username = Some("u@example".into());
+    s.put_authz(&r, 200).await?;
+    anyhow::ensure!(s.authz(tenant_id, "req-1", 150).await? == Some(r));
+    s.delete_authz("req-1").await?;
+    anyhow::ensure!(
+        s.authz(tenant_id, "req-1", 150).await?.is_none(),
+        "deleted, still read"
+    );
+    Ok(())
+}
+
+async fn a_code_works_once<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+    let c = code(tenant_id);
+    s.add_code("code-once", &c).await?;
+    anyhow::ensure!(s.take_code("code-once").await? == Some(c));
+    anyhow::ensure!(
+        s.take_code("code-once").await?.is_none(),
+        "a code worked twice"
+    );
+    anyhow::ensure!(s.take_code("never-issued").await?.is_none());
+    Ok(())
+}
+
+async fn a_code_works_once_among_many_parallel_takers<S: OidcStore>(
+    s: &S,
+    tenant_id: Uuid,
+) -> anyhow::Result<()> {
+    s.add_code("code-race", &code(tenant_id)).await?;
+    let takes = join_all((0..64).map(|_| s.take_code("code-race"))).await;
+    let mut won = 0;
+    for t in takes {
+        won += usize::from(t?.is_some());
+    }
+    anyhow::ensure!(won == 1, "{won} of 64 parallel takers got the code");
+    Ok(())
+}
+
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family<S: OidcStore>(
+    s: &S,
+    tenant_id: Uuid,
+) -> anyhow::Result<()> {
+    let rec = refresh(tenant_id, "family-1");
+    s.add_refresh_token("rt-1", &rec).await?;
+    anyhow::ensure!(s.use_refresh_token("rt-1", 10).await? == RefreshUse::Fresh(rec.clone()));
+    s.add_refresh_token("rt-2", &rec).await?;
+    // rt-1 again: a reuse, and the whole family (rt-2 included) is revoked.
+    anyhow::ensure!(s.use_refresh_token("rt-1", 11).await? == RefreshUse::Reused);
+    anyhow::ensure!(
+        s.use_refresh_token("rt-2", 12).await? == RefreshUse::Unknown,
+        "a revoked family's token still worked"
+    );
+    // Expired; unknown.
+    s.add_refresh_token("rt-3", &refresh(tenant_id, "family-2"))
+        .await?;
+    anyhow::ensure!(s.use_refresh_token("rt-3", 1000).await? == RefreshUse::Unknown);
+    anyhow::ensure!(s.use_refresh_token("never-issued", 10).await? == RefreshUse::Unknown);
+    Ok(())
+}
+
+async fn one_of_many_parallel_uses_of_a_refresh_token_wins<S: OidcStore>(
+    s: &S,
+    tenant_id: Uuid,
+) -> anyhow::Result<()> {
+    let rec = refresh(tenant_id, "family-race");
+    s.add_refresh_token("rt-race", &rec).await?;
+    let uses = join_all((0..64).map(|_| s.use_refresh_token("rt-race", 10))).await;
+    let mut fresh = 0;
+    for u in uses {
+        fresh += usize::from(matches!(u?, RefreshUse::Fresh(_)));
+    }
+    anyhow::ensure!(fresh == 1, "{fresh} of 64 parallel uses were fresh");
+    Ok(())
+}
+
+async fn sessions_expire_and_end<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+    let rec = SessionRecord {
+        tenant_id,
+        user_id: Uuid::new_v4(),
+        auth_time: 1,
+        expires_at: 100,
+    };
+    s.add_session("sid-1", &rec).await?;
+    anyhow::ensure!(s.session("sid-1", 99).await? == Some(rec));
+    anyhow::ensure!(
+        s.session("sid-1", 100).await?.is_none(),
+        "expired, still read"
+    );
+    s.delete_session("sid-1").await?;
+    anyhow::ensure!(s.session("sid-1", 50).await?.is_none(), "ended, still read");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{test_store, DomainKind};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_the_oidc_rules() -> anyhow::Result<()> {
+        let (s, dir, tenant_id) =
+            test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
+        super::oidc(&s, tenant_id).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+}
