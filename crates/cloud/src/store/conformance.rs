@@ -2,7 +2,7 @@
 //! traits only (never a backend's own methods), so that each backend runs the same checks.
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
-//! 16); today: [`OidcStore`].
+//! 16); today: [`OidcStore`] and [`LockoutStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -10,8 +10,9 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
+use super::lockout::FAILURE_WINDOW_SECS;
 use super::oidc::RefreshUse;
-use super::{AuthCode, AuthzRequest, OidcStore, RefreshRecord, SessionRecord};
+use super::{AuthCode, AuthzRequest, LockoutStore, OidcStore, RefreshRecord, SessionRecord};
 
 /// Every rule of [`OidcStore`], on a store where `tenant_id` is a tenant.
 pub(crate) async fn oidc<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
@@ -179,6 +180,103 @@ async fn sessions_expire_and_end<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow
     Ok(())
 }
 
+/// Every rule of [`LockoutStore`], on a store where `tenant_id` is a tenant and `user` one of
+/// its users.
+pub(crate) async fn lockout<S: LockoutStore>(
+    s: &S,
+    tenant_id: Uuid,
+    user: Uuid,
+) -> anyhow::Result<()> {
+    failures_lock_and_locks_grow_until_a_success(s, tenant_id).await?;
+    no_failure_is_lost_among_many_counted_at_once(s, tenant_id).await?;
+    a_users_names_share_one_key(s, tenant_id, user).await?;
+    Ok(())
+}
+
+async fn failures_lock_and_locks_grow_until_a_success<S: LockoutStore>(
+    s: &S,
+    t: Uuid,
+) -> anyhow::Result<()> {
+    let u = "a@corp.test";
+    anyhow::ensure!(s.record_wrong_password(t, u, 3, 60, 100).await?.is_none());
+    anyhow::ensure!(s.record_wrong_password(t, u, 3, 60, 101).await?.is_none());
+    let first = s.record_wrong_password(t, u, 3, 60, 102).await?;
+    anyhow::ensure!(
+        first.map(|l| (l.until, l.lockouts)) == Some((162, 1)),
+        "the third failure did not lock for the duration: {first:?}"
+    );
+    anyhow::ensure!(s.lockout(t, u, 150).await?.locked_until == Some(162));
+    let over = s.lockout(t, u, 162).await?;
+    anyhow::ensure!(over.locked_until.is_none() && over.counted, "{over:?}");
+    anyhow::ensure!(!s.lockout(t, "nobody@corp.test", 150).await?.counted);
+    // The next lock is twice as long.
+    for now in 200..202 {
+        s.record_wrong_password(t, u, 3, 60, now).await?;
+    }
+    let second = s.record_wrong_password(t, u, 3, 60, 202).await?;
+    anyhow::ensure!(
+        second.map(|l| (l.until, l.lockouts)) == Some((322, 2)),
+        "{second:?}"
+    );
+    // Failures older than the window are forgotten.
+    s.clear_lockout(t, u).await?;
+    s.record_wrong_password(t, u, 3, 60, 1000).await?;
+    s.record_wrong_password(t, u, 3, 60, 1001).await?;
+    let late = 1001 + FAILURE_WINDOW_SECS + 1;
+    anyhow::ensure!(s.record_wrong_password(t, u, 3, 60, late).await?.is_none());
+    // A success (or an unlock) forgets everything; the purge drops stale rows only.
+    anyhow::ensure!(s.clear_lockout(t, u).await?);
+    anyhow::ensure!(!s.clear_lockout(t, u).await?);
+    s.record_wrong_password(t, "b@corp.test", 3, 60, 10).await?;
+    s.record_wrong_password(t, "c@corp.test", 3, 60, 5000)
+        .await?;
+    let purged = s.purge_lockouts(10 + FAILURE_WINDOW_SECS + 1).await?;
+    anyhow::ensure!(purged == 1, "{purged} rows purged, not 1");
+    anyhow::ensure!(s.lockout(t, "c@corp.test", 5001).await?.failures == 1);
+    s.clear_lockout(t, "c@corp.test").await?;
+    Ok(())
+}
+
+async fn no_failure_is_lost_among_many_counted_at_once<S: LockoutStore>(
+    s: &S,
+    t: Uuid,
+) -> anyhow::Result<()> {
+    let u = "flood@corp.test";
+    // 200 wrong passwords at once, threshold 5: every fifth locks, so exactly 40 locks.
+    let counted = join_all((0..200).map(|_| s.record_wrong_password(t, u, 5, 60, 100))).await;
+    let mut locks = 0;
+    for c in counted {
+        locks += usize::from(c?.is_some());
+    }
+    anyhow::ensure!(
+        locks == 40,
+        "{locks} locks from 200 failures at threshold 5, not 40"
+    );
+    s.clear_lockout(t, u).await?;
+    Ok(())
+}
+
+async fn a_users_names_share_one_key<S: LockoutStore>(
+    s: &S,
+    t: Uuid,
+    user: Uuid,
+) -> anyhow::Result<()> {
+    s.learn_sign_in_names(t, user, &["Dana@corp.test", "dana.smith@mail.test"])
+        .await?;
+    let by_upn = s.lockout_key(t, "dana@CORP.test", None).await?;
+    let by_mail = s.lockout_key(t, "Dana.Smith@mail.test", None).await?;
+    let by_user = s.lockout_key(t, "anything", Some(user)).await?;
+    anyhow::ensure!(
+        by_upn == by_mail && by_mail == by_user,
+        "{by_upn} {by_mail} {by_user}"
+    );
+    // A name nobody has counts on its own, folded.
+    let stranger = s.lockout_key(t, "Stranger@corp.test", None).await?;
+    anyhow::ensure!(stranger != by_upn);
+    anyhow::ensure!(stranger == s.lockout_key(t, "STRANGER@corp.test", None).await?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -188,6 +286,19 @@ mod tests {
         let (s, dir, tenant_id) =
             test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
         super::oidc(&s, tenant_id).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_the_lockout_rules() -> anyhow::Result<()> {
+        let (s, dir, tenant_id) =
+            test_store("conformance", "corp.test", DomainKind::Managed).await?;
+        let user = s
+            .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
+            .await?;
+        super::lockout(&s, tenant_id, user).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

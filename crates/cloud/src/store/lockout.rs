@@ -3,6 +3,8 @@
 //! the last successful sign-in (at most 64 times as long); failures older than
 //! [`FAILURE_WINDOW_SECS`] are forgotten.
 
+use std::future::Future;
+
 use uuid::Uuid;
 
 use super::{Result, Store};
@@ -57,10 +59,64 @@ pub fn account_key(user_id: Option<Uuid>, typed: &str) -> String {
     }
 }
 
-impl Store {
+/// Smart lockout's counters in a store: per tenant and account key, the wrong passwords of
+/// the window, the lock in force and how often the key was locked, and the names that
+/// designate a user. Every backend implements it and passes `store::conformance::lockout`
+/// (no failure lost among hundreds counted at once).
+pub trait LockoutStore: Send + Sync {
     /// `username`'s smart lockout state at `now`: one read, so that a sign-in of a name with
     /// nothing counted (the common case) writes nothing after it succeeds.
-    pub async fn lockout(&self, tenant_id: Uuid, username: &str, now: i64) -> Result<Lockout> {
+    fn lockout(
+        &self,
+        tenant_id: Uuid,
+        username: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Lockout>> + Send;
+
+    /// The key `typed` counts under for the tenant (see [`account_key`]): `user`'s, when the
+    /// caller found the user, else that of the user a known name designates, else the folded
+    /// name.
+    fn lockout_key(
+        &self,
+        tenant_id: Uuid,
+        typed: &str,
+        user: Option<Uuid>,
+    ) -> impl Future<Output = Result<String>> + Send;
+
+    /// Records that each of `names` designates `user_id` (a name another user had moves).
+    fn learn_sign_in_names(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        names: &[&str],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Counts a wrong password; at `threshold` failures the name is locked.
+    fn record_wrong_password(
+        &self,
+        tenant_id: Uuid,
+        username: &str,
+        threshold: u32,
+        duration_secs: u64,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Locked>>> + Send;
+
+    /// Forgets `username`'s failures and locks (a successful sign-in, or an administrator's
+    /// unlock). Returns whether there was anything to forget.
+    fn clear_lockout(
+        &self,
+        tenant_id: Uuid,
+        username: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes counters with no recent failure and no lock in force.
+    fn purge_lockouts(&self, now: i64) -> impl Future<Output = Result<u64>> + Send;
+}
+
+impl LockoutStore for Store {
+    /// `username`'s smart lockout state at `now`: one read, so that a sign-in of a name with
+    /// nothing counted (the common case) writes nothing after it succeeds.
+    async fn lockout(&self, tenant_id: Uuid, username: &str, now: i64) -> Result<Lockout> {
         let row: Option<(Option<i64>, i64)> = sqlx::query_as(
             "SELECT locked_until, CASE WHEN last_failure_at >= ? THEN failures ELSE 0 END
              FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?",
@@ -80,7 +136,7 @@ impl Store {
     /// The key `typed` counts under for the tenant (see [`account_key`]): `user`'s, when the
     /// caller found the user, else that of the user a known name designates, else the folded
     /// name.
-    pub async fn lockout_key(
+    async fn lockout_key(
         &self,
         tenant_id: Uuid,
         typed: &str,
@@ -103,7 +159,7 @@ impl Store {
     }
 
     /// Records that each of `names` designates `user_id` (a name another user had moves).
-    pub async fn learn_sign_in_names(
+    async fn learn_sign_in_names(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -116,7 +172,7 @@ impl Store {
     }
 
     /// Counts a wrong password; at `threshold` failures the name is locked.
-    pub async fn record_wrong_password(
+    async fn record_wrong_password(
         &self,
         tenant_id: Uuid,
         username: &str,
@@ -164,7 +220,7 @@ impl Store {
 
     /// Forgets `username`'s failures and locks (a successful sign-in, or an administrator's
     /// unlock). Returns whether there was anything to forget.
-    pub async fn clear_lockout(&self, tenant_id: Uuid, username: &str) -> Result<bool> {
+    async fn clear_lockout(&self, tenant_id: Uuid, username: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username = ?")
             .bind(tenant_id.to_string())
             .bind(username)
@@ -174,7 +230,7 @@ impl Store {
     }
 
     /// Removes counters with no recent failure and no lock in force.
-    pub async fn purge_lockouts(&self, now: i64) -> Result<u64> {
+    async fn purge_lockouts(&self, now: i64) -> Result<u64> {
         let r = sqlx::query(
             "DELETE FROM sign_in_lockouts WHERE last_failure_at < ?
                AND (locked_until IS NULL OR locked_until < ?)",
@@ -212,51 +268,4 @@ where
     .execute(db)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::store::{test_store, DomainKind};
-
-    #[tokio::test]
-    async fn failures_lock_and_locks_grow_until_a_success() -> anyhow::Result<()> {
-        let (s, dir, t) = test_store("lockout", "corp.test", DomainKind::Managed).await?;
-        let u = "a@corp.test";
-        assert_eq!(s.record_wrong_password(t, u, 3, 60, 100).await?, None);
-        assert_eq!(
-            s.record_wrong_password(t, "A@CORP.TEST", 3, 60, 101)
-                .await?,
-            None
-        );
-        let first = s.record_wrong_password(t, u, 3, 60, 102).await?;
-        assert_eq!(first.map(|l| (l.until, l.lockouts)), Some((162, 1)));
-        assert_eq!(s.lockout(t, u, 150).await?.locked_until, Some(162));
-        let over = s.lockout(t, u, 162).await?;
-        assert_eq!(over.locked_until, None, "over at its end");
-        assert!(over.counted);
-        assert!(!s.lockout(t, "nobody@corp.test", 150).await?.counted);
-        // The next lock is twice as long.
-        for now in 200..202 {
-            s.record_wrong_password(t, u, 3, 60, now).await?;
-        }
-        let second = s.record_wrong_password(t, u, 3, 60, 202).await?;
-        assert_eq!(second.map(|l| (l.until, l.lockouts)), Some((322, 2)));
-        // Old failures are forgotten.
-        s.clear_lockout(t, u).await?;
-        s.record_wrong_password(t, u, 3, 60, 1000).await?;
-        s.record_wrong_password(t, u, 3, 60, 1001).await?;
-        let late = 1001 + super::FAILURE_WINDOW_SECS + 1;
-        assert_eq!(s.record_wrong_password(t, u, 3, 60, late).await?, None);
-        // A success (or an unlock) forgets everything; the purge drops stale rows.
-        assert!(s.clear_lockout(t, u).await?);
-        assert!(!s.clear_lockout(t, u).await?);
-        s.record_wrong_password(t, "b@corp.test", 3, 60, 10).await?;
-        assert_eq!(
-            s.purge_lockouts(10 + super::FAILURE_WINDOW_SECS + 1)
-                .await?,
-            1
-        );
-        let _ = std::fs::remove_dir_all(dir);
-        Ok(())
-    }
 }
