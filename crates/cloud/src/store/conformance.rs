@@ -2,7 +2,7 @@
 //! traits only (never a backend's own methods), so that each backend runs the same checks.
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
-//! 16); today: [`OidcStore`] and [`LockoutStore`].
+//! 16); today: [`OidcStore`], [`LockoutStore`] and [`DeviceStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -10,9 +10,12 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
+use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::oidc::RefreshUse;
-use super::{AuthCode, AuthzRequest, LockoutStore, OidcStore, RefreshRecord, SessionRecord};
+use super::{
+    AuthCode, AuthzRequest, DeviceStore, LockoutStore, OidcStore, RefreshRecord, SessionRecord,
+};
 
 /// Every rule of [`OidcStore`], on a store where `tenant_id` is a tenant.
 pub(crate) async fn oidc<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
@@ -277,6 +280,82 @@ async fn a_users_names_share_one_key<S: LockoutStore>(
     Ok(())
 }
 
+/// Every rule of [`DeviceStore`], on a store where `tenant_id` is a tenant and `user` one of
+/// its users.
+pub(crate) async fn device<S: DeviceStore>(
+    s: &S,
+    tenant_id: Uuid,
+    user: Uuid,
+) -> anyhow::Result<()> {
+    let pending = |user_code: &str, expires_at: i64| DeviceCode {
+        tenant_id,
+        client_id: "client".into(),
+        scope: "openid".into(),
+        user_code: user_code.into(),
+        expires_at,
+        interval_secs: 5,
+        last_poll: 0,
+        approved: None,
+    };
+    // A user code is unique; it finds its device code only while pending and alive, and
+    // only in its tenant.
+    s.add_device_code("dev-1", &pending("BCDF-GHJK", 100))
+        .await?;
+    anyhow::ensure!(
+        s.add_device_code("dev-2", &pending("BCDF-GHJK", 100))
+            .await
+            .is_err(),
+        "two device codes share a user code"
+    );
+    anyhow::ensure!(s
+        .pending_device_by_user_code(tenant_id, "BCDF-GHJK", 50)
+        .await?
+        .is_some());
+    anyhow::ensure!(s
+        .pending_device_by_user_code(Uuid::new_v4(), "BCDF-GHJK", 50)
+        .await?
+        .is_none());
+    anyhow::ensure!(s
+        .pending_device_by_user_code(tenant_id, "BCDF-GHJK", 100)
+        .await?
+        .is_none());
+    // Polls before approval: pending, the poll time kept for slow_down.
+    let first = s.poll_device("dev-1", 10).await?;
+    anyhow::ensure!(first.is_some_and(|d| d.approved.is_none()));
+    let second = s.poll_device("dev-1", 12).await?;
+    anyhow::ensure!(
+        second.is_some_and(|d| d.last_poll == 10),
+        "the last poll was not kept"
+    );
+    // Many approvals at once: one wins; then the code is no longer pending.
+    let approvals =
+        join_all((0..32).map(|_| s.approve_device(tenant_id, "BCDF-GHJK", user, 20))).await;
+    let mut won = 0;
+    for a in approvals {
+        won += usize::from(a?);
+    }
+    anyhow::ensure!(won == 1, "{won} of 32 parallel approvals won");
+    anyhow::ensure!(s
+        .pending_device_by_user_code(tenant_id, "BCDF-GHJK", 30)
+        .await?
+        .is_none());
+    // Redeemed once: the approved poll returns the user, then the code is gone.
+    let redeemed = s.poll_device("dev-1", 30).await?;
+    anyhow::ensure!(redeemed.is_some_and(|d| d.approved == Some((user, 20))));
+    anyhow::ensure!(
+        s.poll_device("dev-1", 31).await?.is_none(),
+        "redeemed twice"
+    );
+    // An expired code says so once, then it is gone.
+    s.add_device_code("dev-3", &pending("CDFG-HJKL", 40))
+        .await?;
+    let expired = s.poll_device("dev-3", 41).await?;
+    anyhow::ensure!(expired.is_some_and(|d| d.expires_at <= 41));
+    anyhow::ensure!(s.poll_device("dev-3", 42).await?.is_none());
+    anyhow::ensure!(!s.approve_device(tenant_id, "CDFG-HJKL", user, 42).await?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -292,13 +371,14 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_lockout_rules() -> anyhow::Result<()> {
+    async fn sqlite_keeps_the_lockout_and_device_rules() -> anyhow::Result<()> {
         let (s, dir, tenant_id) =
             test_store("conformance", "corp.test", DomainKind::Managed).await?;
         let user = s
             .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
             .await?;
         super::lockout(&s, tenant_id, user).await?;
+        super::device(&s, tenant_id, user).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -1,6 +1,8 @@
 //! Device authorization grant rows (RFC 8628): the device code is stored as its hash, the
 //! user code in clear (it is short-lived and only useful with a sign-in).
 
+use std::future::Future;
+
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -52,10 +54,48 @@ fn row_to_device(row: &sqlx::sqlite::SqliteRow) -> Result<DeviceCode> {
     })
 }
 
-impl Store {
+/// The device authorization grant's rows in a store: a device code (by its hash) and its
+/// user code, pending until a user approves it, redeemed once. Every backend implements it
+/// and passes `store::conformance::device` (one approval among many at once, one redemption).
+pub trait DeviceStore: Send + Sync {
     /// Stores a new device authorization while the tenant has fewer than the pending cap
     /// ([`super::StoreError::TooManyPending`] otherwise).
-    pub async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()> {
+    fn add_device_code(
+        &self,
+        device_hash: &str,
+        d: &DeviceCode,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A live, not yet approved device authorization by its user code.
+    fn pending_device_by_user_code(
+        &self,
+        tenant_id: Uuid,
+        user_code: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<DeviceCode>>> + Send;
+
+    /// Records the user who approved a pending device authorization.
+    fn approve_device(
+        &self,
+        tenant_id: Uuid,
+        user_code: &str,
+        user_id: Uuid,
+        auth_time: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// A poll by the device: returns the row (with the previous poll time) and records this
+    /// poll; an approved row is removed, so its tokens are issued once.
+    fn poll_device(
+        &self,
+        device_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<DeviceCode>>> + Send;
+}
+
+impl DeviceStore for Store {
+    /// Stores a new device authorization while the tenant has fewer than the pending cap
+    /// ([`super::StoreError::TooManyPending`] otherwise).
+    async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()> {
         let cap = self.pending_cap();
         let done = sqlx::query(
             "INSERT INTO device_codes (device_hash, user_code, tenant_id, client_id, scope, expires_at, interval_secs)
@@ -77,7 +117,7 @@ impl Store {
     }
 
     /// A live, not yet approved device authorization by its user code.
-    pub async fn pending_device_by_user_code(
+    async fn pending_device_by_user_code(
         &self,
         tenant_id: Uuid,
         user_code: &str,
@@ -95,7 +135,7 @@ impl Store {
     }
 
     /// Records the user who approved a pending device authorization.
-    pub async fn approve_device(
+    async fn approve_device(
         &self,
         tenant_id: Uuid,
         user_code: &str,
@@ -116,7 +156,7 @@ impl Store {
 
     /// A poll by the device: returns the row (with the previous poll time) and records this
     /// poll; an approved row is removed, so its tokens are issued once.
-    pub async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>> {
+    async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT * FROM device_codes WHERE device_hash = ?")
             .bind(device_hash)
