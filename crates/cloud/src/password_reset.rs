@@ -416,6 +416,7 @@ pub async fn set_new(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::MfaStore as _;
     use axum::http::StatusCode;
 
     use crate::store::DomainKind;

@@ -14,6 +14,7 @@ use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::LockoutStore as _;
+use crate::store::MfaStore as _;
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 use passthru_proto::AgentError;

@@ -2,7 +2,7 @@
 //! traits only (never a backend's own methods), so that each backend runs the same checks.
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
-//! 16); today: [`OidcStore`], [`LockoutStore`] and [`DeviceStore`].
+//! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`] and [`MfaStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -12,10 +12,25 @@ use uuid::Uuid;
 
 use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
+use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
 use super::{
-    AuthCode, AuthzRequest, DeviceStore, LockoutStore, OidcStore, RefreshRecord, SessionRecord,
+    AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore, RefreshRecord,
+    SessionRecord,
 };
+use crate::model::mfa_policy::Policy;
+
+/// `anyhow::ensure!` for equality, with both sides in the error.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {{
+        let (l, r) = (&$left, &$right);
+        anyhow::ensure!(l == r, "{:?} != {:?}", l, r);
+    }};
+    ($left:expr, $right:expr, $($msg:tt)+) => {{
+        let (l, r) = (&$left, &$right);
+        anyhow::ensure!(l == r, "{:?} != {:?}: {}", l, r, format!($($msg)+));
+    }};
+}
 
 /// Every rule of [`OidcStore`], on a store where `tenant_id` is a tenant.
 pub(crate) async fn oidc<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
@@ -356,6 +371,139 @@ pub(crate) async fn device<S: DeviceStore>(
     Ok(())
 }
 
+/// Every rule of [`MfaStore`], on a store where `t` is a tenant and `u` and `other` two of
+/// its users without a second factor.
+pub(crate) async fn mfa<S: MfaStore>(s: &S, t: Uuid, u: Uuid, other: Uuid) -> anyhow::Result<()> {
+    ensure_eq!(s.mfa(t, u).await?, MfaRecord::default());
+    s.set_mfa_policy(t, u, Some(Policy::Required)).await?;
+    ensure_eq!(s.mfa(t, u).await?.policy, Some(Policy::Required));
+    // Not enrolled: no code is accepted.
+    anyhow::ensure!(!s.accept_totp_step(t, u, 10).await?);
+    anyhow::ensure!(s.start_mfa_enrolment(t, u, b"sealed-1").await?);
+    anyhow::ensure!(
+        s.start_mfa_enrolment(t, u, b"sealed-2").await?,
+        "a new start replaces"
+    );
+    let hashes: Vec<String> = (0..3).map(|i| format!("h{i}")).collect();
+    anyhow::ensure!(s.confirm_mfa_enrolment(t, u, 100, &hashes, 5).await?);
+    anyhow::ensure!(
+        !s.confirm_mfa_enrolment(t, u, 101, &hashes, 5).await?,
+        "once"
+    );
+    anyhow::ensure!(
+        !s.start_mfa_enrolment(t, u, b"sealed-3").await?,
+        "enrolled: kept"
+    );
+    let r = s.mfa(t, u).await?;
+    anyhow::ensure!(r.enrolled);
+    ensure_eq!(r.sealed_secret.as_deref(), Some(b"sealed-2".as_slice()));
+    ensure_eq!(r.last_step, Some(100));
+    // Steps: only later ones, each once.
+    anyhow::ensure!(!s.accept_totp_step(t, u, 100).await?);
+    anyhow::ensure!(!s.accept_totp_step(t, u, 99).await?);
+    anyhow::ensure!(s.accept_totp_step(t, u, 101).await?);
+    anyhow::ensure!(!s.accept_totp_step(t, u, 101).await?);
+    // Recovery codes: each once, and only this user's.
+    ensure_eq!(s.recovery_codes_left(u).await?, 3);
+    anyhow::ensure!(s.use_recovery_code(t, u, "h1", 6).await?);
+    anyhow::ensure!(!s.use_recovery_code(t, u, "h1", 7).await?);
+    anyhow::ensure!(!s.use_recovery_code(t, u, "nope", 7).await?);
+    anyhow::ensure!(!s.use_recovery_code(t, other, "h2", 7).await?);
+    ensure_eq!(s.recovery_codes_left(u).await?, 2);
+    // Wrong codes lock, and each lock is longer; a locked factor reserves nothing.
+    let granted = |locks_until| Reservation::Granted { locks_until };
+    for _ in 1..FAILURES_PER_LOCK {
+        ensure_eq!(s.reserve_mfa_attempt(t, u, 1000).await?, granted(None));
+    }
+    ensure_eq!(
+        s.reserve_mfa_attempt(t, u, 1000).await?,
+        granted(Some(1000 + FIRST_LOCK_SECS))
+    );
+    ensure_eq!(
+        s.reserve_mfa_attempt(t, u, 1001).await?,
+        Reservation::Locked(1000 + FIRST_LOCK_SECS)
+    );
+    for _ in 1..FAILURES_PER_LOCK {
+        s.reserve_mfa_attempt(t, u, 2000).await?;
+    }
+    ensure_eq!(
+        s.reserve_mfa_attempt(t, u, 2000).await?,
+        granted(Some(2000 + 2 * FIRST_LOCK_SECS))
+    );
+    ensure_eq!(
+        s.mfa(t, u).await?.locked_until,
+        Some(2000 + 2 * FIRST_LOCK_SECS)
+    );
+    ensure_eq!(
+        s.reserve_mfa_attempt(t, other, 2000).await?,
+        Reservation::NoRecord
+    );
+    anyhow::ensure!(s.clear_mfa_failures(t, u).await?);
+    ensure_eq!(s.mfa(t, u).await?.locked_until, None);
+    // Challenges.
+    s.put_mfa_challenge("req", t, u, Stage::Enrol, 50).await?;
+    let c = s.mfa_challenge(t, "req", 10).await?;
+    ensure_eq!(
+        c,
+        Some(Challenge {
+            user_id: u,
+            stage: Stage::Enrol
+        })
+    );
+    ensure_eq!(s.mfa_challenge(t, "req", 50).await?, None, "expired");
+    ensure_eq!(s.mfa_challenge(Uuid::new_v4(), "req", 10).await?, None);
+    anyhow::ensure!(
+        s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+            .await?
+    );
+    anyhow::ensure!(
+        !s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
+            .await?
+    );
+    // A reset removes the authenticator, its codes and challenges; the policy stays.
+    anyhow::ensure!(s.reset_mfa(t, u).await?);
+    let r = s.mfa(t, u).await?;
+    anyhow::ensure!(!r.enrolled && r.sealed_secret.is_none());
+    ensure_eq!(r.policy, Some(Policy::Required));
+    ensure_eq!(s.recovery_codes_left(u).await?, 0);
+    anyhow::ensure!(!s.take_mfa_challenge("req").await?);
+    second_factor_checks_hold_under_many_parallel_posts(s, t, other).await
+}
+
+/// Many posts of one second factor at once: a TOTP step is accepted once, a recovery code
+/// used once, and at most [`FAILURES_PER_LOCK`] wrong-code checks are granted before the lock.
+async fn second_factor_checks_hold_under_many_parallel_posts<S: MfaStore>(
+    s: &S,
+    t: Uuid,
+    u: Uuid,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(s.start_mfa_enrolment(t, u, b"sealed-p").await?);
+    let hashes = vec!["p0".to_string(), "p1".to_string()];
+    anyhow::ensure!(s.confirm_mfa_enrolment(t, u, 10, &hashes, 5).await?);
+    let steps = join_all((0..32).map(|_| s.accept_totp_step(t, u, 11))).await;
+    let mut accepted = 0;
+    for a in steps {
+        accepted += usize::from(a?);
+    }
+    anyhow::ensure!(accepted == 1, "step 11 accepted {accepted} times of 32");
+    let uses = join_all((0..32).map(|_| s.use_recovery_code(t, u, "p0", 6))).await;
+    let mut used = 0;
+    for a in uses {
+        used += usize::from(a?);
+    }
+    anyhow::ensure!(used == 1, "a recovery code used {used} times of 32");
+    let reserved = join_all((0..200).map(|_| s.reserve_mfa_attempt(t, u, 3000))).await;
+    let mut granted = 0;
+    for r in reserved {
+        granted += usize::from(matches!(r?, Reservation::Granted { .. }));
+    }
+    anyhow::ensure!(
+        granted == FAILURES_PER_LOCK as usize,
+        "{granted} of 200 parallel code checks granted, not {FAILURES_PER_LOCK}"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -379,6 +527,21 @@ mod tests {
             .await?;
         super::lockout(&s, tenant_id, user).await?;
         super::device(&s, tenant_id, user).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_the_mfa_rules() -> anyhow::Result<()> {
+        let (s, dir, t) = test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
+        let u = s
+            .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
+            .await?;
+        let other = s
+            .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
+            .await?;
+        super::mfa(&s, t, u, other).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -4,6 +4,8 @@
 //! Every "accepted once" rule is a conditional UPDATE, so two cloud instances cannot both
 //! accept the same code.
 
+use std::future::Future;
+
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -95,9 +97,129 @@ pub struct Challenge {
     pub stage: Stage,
 }
 
-impl Store {
+/// Second factors in a store: per user the policy, the sealed TOTP secret and its last
+/// accepted step, recovery codes (hashes), wrong-code counting with locks, and the challenges
+/// of sign-ins in progress. Every backend implements it and passes `store::conformance::mfa`
+/// (a step, a recovery code and each reserved attempt granted once among many at once).
+pub trait MfaStore: Send + Sync {
     /// The user's MFA row.
-    pub async fn mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<MfaRecord> {
+    fn mfa(&self, tenant_id: Uuid, user_id: Uuid)
+        -> impl Future<Output = Result<MfaRecord>> + Send;
+
+    /// Sets the user's own policy (`None`: follow the tenant's).
+    fn set_mfa_policy(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        policy: UserPolicy,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Starts an enrolment with a new sealed secret, replacing one that was not confirmed.
+    /// Returns false (and changes nothing) when the user is already enrolled.
+    fn start_mfa_enrolment(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        sealed: &[u8],
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Confirms a started enrolment with the step of the code the user typed, and replaces
+    /// the recovery codes with `code_hashes`. Returns false when there was no enrolment to
+    /// confirm (already confirmed, or reset meanwhile).
+    fn confirm_mfa_enrolment(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        step: i64,
+        code_hashes: &[String],
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Accepts a TOTP code of time step `step` if no later or equal step was accepted
+    /// before; a success forgets wrong codes. Returns whether it was accepted.
+    fn accept_totp_step(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        step: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Uses up an unused recovery code of an enrolled user; a success forgets wrong codes.
+    /// Returns whether it was accepted.
+    fn use_recovery_code(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        code_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Recovery codes not used yet.
+    fn recovery_codes_left(&self, user_id: Uuid) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Reserves one code check before the code is compared: counts it as wrong up front, in
+    /// one conditional statement, so parallel posts cannot all be checked while a lock is
+    /// still being recorded. The check that makes [`FAILURES_PER_LOCK`] sets the lock at
+    /// once ([`FIRST_LOCK_SECS`], doubling with each lock until a success, at most
+    /// [`MAX_LOCK_SECS`]); a success gives the attempt back (it forgets wrong codes and
+    /// locks). A locked second factor reserves nothing.
+    fn reserve_mfa_attempt(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        now: i64,
+    ) -> impl Future<Output = Result<Reservation>> + Send;
+
+    /// Ends a second-factor lock and forgets wrong codes (an administrator's unlock).
+    fn clear_mfa_failures(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the user's authenticator, recovery codes and pending challenges, and ends
+    /// their sessions and refresh tokens. The policy override stays. Returns whether there
+    /// was an enrolment (started or confirmed).
+    fn reset_mfa(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Records that `user_id` passed the password step of request `id` (or, for
+    /// [`Stage::Setup`], is enrolling from a session), until `expires_at`.
+    fn put_mfa_challenge(
+        &self,
+        id: &str,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        stage: Stage,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A live challenge of the tenant.
+    fn mfa_challenge(
+        &self,
+        tenant_id: Uuid,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<Challenge>>> + Send;
+
+    /// Moves a challenge from one stage to the next; false when it was not at `from`.
+    fn advance_mfa_challenge(
+        &self,
+        id: &str,
+        from: Stage,
+        to: Stage,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes a challenge; returns whether it was there (so it is used once).
+    fn take_mfa_challenge(&self, id: &str) -> impl Future<Output = Result<bool>> + Send;
+}
+
+impl MfaStore for Store {
+    /// The user's MFA row.
+    async fn mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<MfaRecord> {
         let row = sqlx::query("SELECT * FROM user_mfa WHERE tenant_id = ? AND user_id = ?")
             .bind(tenant_id.to_string())
             .bind(user_id.to_string())
@@ -106,20 +228,8 @@ impl Store {
         row.as_ref().map_or(Ok(MfaRecord::default()), Self::mfa_row)
     }
 
-    /// An MFA record from a row holding `user_mfa`'s columns by their own names.
-    pub(super) fn mfa_row(row: &sqlx::sqlite::SqliteRow) -> Result<MfaRecord> {
-        let policy: String = row.try_get("policy")?;
-        Ok(MfaRecord {
-            policy: parse_user_policy(&policy).unwrap_or(None),
-            sealed_secret: row.try_get("secret")?,
-            enrolled: row.try_get::<Option<i64>, _>("enrolled_at")?.is_some(),
-            last_step: row.try_get("last_step")?,
-            locked_until: row.try_get("locked_until")?,
-        })
-    }
-
     /// Sets the user's own policy (`None`: follow the tenant's).
-    pub async fn set_mfa_policy(
+    async fn set_mfa_policy(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -139,7 +249,7 @@ impl Store {
 
     /// Starts an enrolment with a new sealed secret, replacing one that was not confirmed.
     /// Returns false (and changes nothing) when the user is already enrolled.
-    pub async fn start_mfa_enrolment(
+    async fn start_mfa_enrolment(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -161,7 +271,7 @@ impl Store {
     /// Confirms a started enrolment with the step of the code the user typed, and replaces
     /// the recovery codes with `code_hashes`. Returns false when there was no enrolment to
     /// confirm (already confirmed, or reset meanwhile).
-    pub async fn confirm_mfa_enrolment(
+    async fn confirm_mfa_enrolment(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -200,12 +310,7 @@ impl Store {
 
     /// Accepts a TOTP code of time step `step` if no later or equal step was accepted
     /// before; a success forgets wrong codes. Returns whether it was accepted.
-    pub async fn accept_totp_step(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        step: i64,
-    ) -> Result<bool> {
+    async fn accept_totp_step(&self, tenant_id: Uuid, user_id: Uuid, step: i64) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE user_mfa SET last_step = ?, failures = 0, locked_until = NULL, lockouts = 0
              WHERE tenant_id = ? AND user_id = ? AND enrolled_at IS NOT NULL
@@ -222,7 +327,7 @@ impl Store {
 
     /// Uses up an unused recovery code of an enrolled user; a success forgets wrong codes.
     /// Returns whether it was accepted.
-    pub async fn use_recovery_code(
+    async fn use_recovery_code(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -256,7 +361,7 @@ impl Store {
     }
 
     /// Recovery codes not used yet.
-    pub async fn recovery_codes_left(&self, user_id: Uuid) -> Result<i64> {
+    async fn recovery_codes_left(&self, user_id: Uuid) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = ? AND used_at IS NULL",
         )
@@ -271,7 +376,7 @@ impl Store {
     /// once ([`FIRST_LOCK_SECS`], doubling with each lock until a success, at most
     /// [`MAX_LOCK_SECS`]); a success gives the attempt back (it forgets wrong codes and
     /// locks). A locked second factor reserves nothing.
-    pub async fn reserve_mfa_attempt(
+    async fn reserve_mfa_attempt(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -318,7 +423,7 @@ impl Store {
     }
 
     /// Ends a second-factor lock and forgets wrong codes (an administrator's unlock).
-    pub async fn clear_mfa_failures(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
+    async fn clear_mfa_failures(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE user_mfa SET failures = 0, locked_until = NULL, lockouts = 0
              WHERE tenant_id = ? AND user_id = ? AND (failures > 0 OR locked_until IS NOT NULL)",
@@ -333,7 +438,7 @@ impl Store {
     /// Removes the user's authenticator, recovery codes and pending challenges, and ends
     /// their sessions and refresh tokens. The policy override stays. Returns whether there
     /// was an enrolment (started or confirmed).
-    pub async fn reset_mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
+    async fn reset_mfa(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let r = sqlx::query(
             "UPDATE user_mfa SET secret = NULL, enrolled_at = NULL, last_step = NULL,
@@ -359,7 +464,7 @@ impl Store {
 
     /// Records that `user_id` passed the password step of request `id` (or, for
     /// [`Stage::Setup`], is enrolling from a session), until `expires_at`.
-    pub async fn put_mfa_challenge(
+    async fn put_mfa_challenge(
         &self,
         id: &str,
         tenant_id: Uuid,
@@ -382,7 +487,7 @@ impl Store {
     }
 
     /// A live challenge of the tenant.
-    pub async fn mfa_challenge(
+    async fn mfa_challenge(
         &self,
         tenant_id: Uuid,
         id: &str,
@@ -406,7 +511,7 @@ impl Store {
     }
 
     /// Moves a challenge from one stage to the next; false when it was not at `from`.
-    pub async fn advance_mfa_challenge(&self, id: &str, from: Stage, to: Stage) -> Result<bool> {
+    async fn advance_mfa_challenge(&self, id: &str, from: Stage, to: Stage) -> Result<bool> {
         let r = sqlx::query("UPDATE mfa_challenges SET stage = ? WHERE id = ? AND stage = ?")
             .bind(to.as_str())
             .bind(id)
@@ -417,7 +522,7 @@ impl Store {
     }
 
     /// Removes a challenge; returns whether it was there (so it is used once).
-    pub async fn take_mfa_challenge(&self, id: &str) -> Result<bool> {
+    async fn take_mfa_challenge(&self, id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM mfa_challenges WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -426,114 +531,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// An MFA record from a row holding `user_mfa`'s columns by their own names.
+    pub(super) fn mfa_row(row: &sqlx::sqlite::SqliteRow) -> Result<MfaRecord> {
+        let policy: String = row.try_get("policy")?;
+        Ok(MfaRecord {
+            policy: parse_user_policy(&policy).unwrap_or(None),
+            sealed_secret: row.try_get("secret")?,
+            enrolled: row.try_get::<Option<i64>, _>("enrolled_at")?.is_some(),
+            last_step: row.try_get("last_step")?,
+            locked_until: row.try_get("locked_until")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::mfa_policy::Policy;
     use crate::store::{test_store, DomainKind};
 
     #[tokio::test]
-    async fn enrolment_steps_codes_and_locks() -> anyhow::Result<()> {
+    async fn deleting_a_user_deletes_its_second_factor() -> anyhow::Result<()> {
         let (s, dir, t) = test_store("mfa", "contoso.example", DomainKind::Cloud).await?;
         let u = s
             .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
             .await?;
-        assert_eq!(s.mfa(t, u).await?, MfaRecord::default());
-        s.set_mfa_policy(t, u, Some(Policy::Required)).await?;
-        assert_eq!(s.mfa(t, u).await?.policy, Some(Policy::Required));
-        // Not enrolled: no code is accepted.
-        assert!(!s.accept_totp_step(t, u, 10).await?);
-        assert!(s.start_mfa_enrolment(t, u, b"sealed-1").await?);
-        assert!(
-            s.start_mfa_enrolment(t, u, b"sealed-2").await?,
-            "a new start replaces"
-        );
-        let hashes: Vec<String> = (0..3).map(|i| format!("h{i}")).collect();
-        assert!(s.confirm_mfa_enrolment(t, u, 100, &hashes, 5).await?);
-        assert!(
-            !s.confirm_mfa_enrolment(t, u, 101, &hashes, 5).await?,
-            "once"
-        );
-        assert!(
-            !s.start_mfa_enrolment(t, u, b"sealed-3").await?,
-            "enrolled: kept"
-        );
-        let r = s.mfa(t, u).await?;
-        assert!(r.enrolled);
-        assert_eq!(r.sealed_secret.as_deref(), Some(b"sealed-2".as_slice()));
-        assert_eq!(r.last_step, Some(100));
-        // Steps: only later ones, each once.
-        assert!(!s.accept_totp_step(t, u, 100).await?);
-        assert!(!s.accept_totp_step(t, u, 99).await?);
-        assert!(s.accept_totp_step(t, u, 101).await?);
-        assert!(!s.accept_totp_step(t, u, 101).await?);
-        // Recovery codes: each once, and only this user's.
-        assert_eq!(s.recovery_codes_left(u).await?, 3);
-        assert!(s.use_recovery_code(t, u, "h1", 6).await?);
-        assert!(!s.use_recovery_code(t, u, "h1", 7).await?);
-        assert!(!s.use_recovery_code(t, u, "nope", 7).await?);
+        s.start_mfa_enrolment(t, u, b"sealed-a").await?;
         let other = s
             .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
             .await?;
-        assert!(!s.use_recovery_code(t, other, "h2", 7).await?);
-        assert_eq!(s.recovery_codes_left(u).await?, 2);
-        // Wrong codes lock, and each lock is longer; a locked factor reserves nothing.
-        let granted = |locks_until| Reservation::Granted { locks_until };
-        for _ in 1..FAILURES_PER_LOCK {
-            assert_eq!(s.reserve_mfa_attempt(t, u, 1000).await?, granted(None));
-        }
-        assert_eq!(
-            s.reserve_mfa_attempt(t, u, 1000).await?,
-            granted(Some(1000 + FIRST_LOCK_SECS))
-        );
-        assert_eq!(
-            s.reserve_mfa_attempt(t, u, 1001).await?,
-            Reservation::Locked(1000 + FIRST_LOCK_SECS)
-        );
-        for _ in 1..FAILURES_PER_LOCK {
-            s.reserve_mfa_attempt(t, u, 2000).await?;
-        }
-        assert_eq!(
-            s.reserve_mfa_attempt(t, u, 2000).await?,
-            granted(Some(2000 + 2 * FIRST_LOCK_SECS))
-        );
-        assert_eq!(
-            s.mfa(t, u).await?.locked_until,
-            Some(2000 + 2 * FIRST_LOCK_SECS)
-        );
-        assert_eq!(
-            s.reserve_mfa_attempt(t, other, 2000).await?,
-            Reservation::NoRecord
-        );
-        assert!(s.clear_mfa_failures(t, u).await?);
-        assert_eq!(s.mfa(t, u).await?.locked_until, None);
-        // Challenges.
-        s.put_mfa_challenge("req", t, u, Stage::Enrol, 50).await?;
-        let c = s.mfa_challenge(t, "req", 10).await?;
-        assert_eq!(
-            c,
-            Some(Challenge {
-                user_id: u,
-                stage: Stage::Enrol
-            })
-        );
-        assert_eq!(s.mfa_challenge(t, "req", 50).await?, None, "expired");
-        assert_eq!(s.mfa_challenge(Uuid::new_v4(), "req", 10).await?, None);
-        assert!(
-            s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
-                .await?
-        );
-        assert!(
-            !s.advance_mfa_challenge("req", Stage::Enrol, Stage::Done)
-                .await?
-        );
-        // A reset removes the authenticator, its codes and challenges; the policy stays.
-        assert!(s.reset_mfa(t, u).await?);
-        let r = s.mfa(t, u).await?;
-        assert!(!r.enrolled && r.sealed_secret.is_none());
-        assert_eq!(r.policy, Some(Policy::Required));
-        assert_eq!(s.recovery_codes_left(u).await?, 0);
-        assert!(!s.take_mfa_challenge("req").await?);
         // Deleting the user deletes the rows.
         s.start_mfa_enrolment(t, other, b"sealed-b").await?;
         s.delete_user(t, other).await?;

@@ -37,6 +37,7 @@ pub use crate::model::records::{
 pub use agents::AgentTally;
 pub use device::DeviceStore;
 pub use lockout::LockoutStore;
+pub use mfa::MfaStore;
 pub use oidc::{
     AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
 };

@@ -97,6 +97,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::LockoutStore as _;
+    use crate::store::MfaStore as _;
     use uuid::Uuid;
 
     use crate::model::mfa_policy::Policy;
