@@ -25,6 +25,7 @@ use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::state::Shared;
 use crate::store::attempts::Bump;
 use crate::store::writeback::ResetFlow;
+use crate::store::AttemptStore as _;
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor};
 

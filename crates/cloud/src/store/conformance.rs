@@ -2,7 +2,8 @@
 //! traits only (never a backend's own methods), so that each backend runs the same checks.
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
-//! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`] and [`MfaStore`].
+//! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
+//! [`AttemptStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -10,13 +11,14 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
+use super::attempts::Bump;
 use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
 use super::{
-    AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore, RefreshRecord,
-    SessionRecord,
+    AttemptStore, AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore,
+    RefreshRecord, SessionRecord,
 };
 use crate::model::mfa_policy::Policy;
 
@@ -504,6 +506,47 @@ async fn second_factor_checks_hold_under_many_parallel_posts<S: MfaStore>(
     Ok(())
 }
 
+/// Every rule of [`AttemptStore`].
+pub(crate) async fn attempts<S: AttemptStore>(s: &S) -> anyhow::Result<()> {
+    // A window counts to its limit, then refuses until it ends; keys and scopes apart.
+    for n in 1..=3 {
+        ensure_eq!(
+            s.bump_attempts("x", "k", 3, 60, 100).await?,
+            Bump::Counted(n)
+        );
+    }
+    ensure_eq!(
+        s.bump_attempts("x", "k", 3, 60, 159).await?,
+        Bump::Refused { retry_at: 160 }
+    );
+    ensure_eq!(
+        s.bump_attempts("x", "other", 3, 60, 159).await?,
+        Bump::Counted(1)
+    );
+    ensure_eq!(
+        s.bump_attempts("y", "k", 3, 60, 159).await?,
+        Bump::Counted(1)
+    );
+    ensure_eq!(
+        s.bump_attempts("x", "k", 3, 60, 160).await?,
+        Bump::Counted(1),
+        "a new window"
+    );
+    ensure_eq!(s.purge_attempts(159 + 60, 60).await?, 2);
+    ensure_eq!(s.purge_attempts(160 + 60, 60).await?, 1);
+    // Hundreds of bumps of one key at once: exactly the limit is counted.
+    let bumps = join_all((0..300).map(|_| s.bump_attempts("z", "k", 5, 3600, 1000))).await;
+    let mut counted = 0;
+    for b in bumps {
+        counted += usize::from(matches!(b?, Bump::Counted(_)));
+    }
+    anyhow::ensure!(
+        counted == 5,
+        "{counted} of 300 parallel bumps counted, not 5"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -527,6 +570,15 @@ mod tests {
             .await?;
         super::lockout(&s, tenant_id, user).await?;
         super::device(&s, tenant_id, user).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_keeps_the_attempt_counter_rules() -> anyhow::Result<()> {
+        let (s, dir, _) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
+        super::attempts(&s).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -35,6 +35,7 @@ pub use crate::model::records::{
     AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
 };
 pub use agents::AgentTally;
+pub use attempts::AttemptStore;
 pub use device::DeviceStore;
 pub use lockout::LockoutStore;
 pub use mfa::MfaStore;
