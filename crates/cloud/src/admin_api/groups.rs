@@ -73,10 +73,10 @@ pub async fn run(
     State(state): State<Shared>,
     Path((tenant, forest)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Option<Json<RunBody>>,
+    body: Option<super::ApiJson<RunBody>>,
 ) -> Result<Json<Value>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RUN_SYNC).await?;
-    let full = body.map(|Json(b)| b.full).unwrap_or(false);
+    let full = body.map(|super::ApiJson(b)| b.full).unwrap_or(false);
     if !state.sync.request_run(t.id, &forest, full) {
         return Err(ApiError::not_found(format!(
             "No agent syncs forest '{forest}': give a connected agent a service account for it."

@@ -397,3 +397,31 @@ async fn pta_cannot_be_enabled_without_an_active_agent() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{v}");
     s.done().await
 }
+
+/// An optional body (a sync run's `full`): none is fine, a bad one gets the API's error.
+#[tokio::test]
+async fn an_optional_body_is_optional_but_checked_when_sent() -> anyhow::Result<()> {
+    let s = TestServer::start(None).await?;
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    let send =
+        |content_type: Option<&'static str>, body: &'static str| -> anyhow::Result<Request<Body>> {
+            let mut b = Request::post(format!("/{TENANT}/admin/sync/corp.test/run"))
+                .header("authorization", format!("Bearer {ga}"));
+            if let Some(ct) = content_type {
+                b = b.header("content-type", ct);
+            }
+            Ok(b.body(Body::from(body))?)
+        };
+    // No agent syncs the forest: 404 once the body (or its absence) was accepted.
+    for (content_type, body, status) in [
+        (None, "", 404),
+        (Some("application/json"), "{\"full\": true}", 404),
+        (Some("application/json"), "{\"full\": \"yes\"}", 400),
+        (Some("text/plain"), "full", 415),
+    ] {
+        let (got, v) = s.json(send(content_type, body)?).await?;
+        assert_eq!(got, status, "{content_type:?} {body}: {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    s.done().await
+}
