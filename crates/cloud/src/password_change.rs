@@ -320,6 +320,7 @@ mod tests {
 
     mod during_sign_in {
         use crate::store::MfaStore as _;
+        use crate::store::WritebackStore as _;
         use passthru_proto::seal::ValidationPayload;
         use passthru_proto::wire::Outcome;
         use passthru_proto::{PasswordOperation, Win32};

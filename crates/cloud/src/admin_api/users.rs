@@ -15,6 +15,7 @@ use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::LockoutStore as _;
 use crate::store::MfaStore as _;
+use crate::store::WritebackStore as _;
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 use passthru_proto::AgentError;

@@ -17,6 +17,7 @@ use super::{protect, Limits, RateLimits};
 use crate::http::ClientInfo;
 use crate::state::Shared;
 use crate::store::App;
+use crate::store::WritebackStore as _;
 
 const TENANT: &str = "contoso";
 const APP: &str = "11111111-2222-3333-4444-555555555555";

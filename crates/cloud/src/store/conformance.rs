@@ -3,7 +3,7 @@
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
 //! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
-//! [`AttemptStore`].
+//! [`AttemptStore`] and [`WritebackStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -16,9 +16,10 @@ use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
+use super::writeback::ResetFlow;
 use super::{
     AttemptStore, AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore,
-    RefreshRecord, SessionRecord,
+    RefreshRecord, SessionRecord, WritebackStore,
 };
 use crate::model::mfa_policy::Policy;
 
@@ -547,6 +548,45 @@ pub(crate) async fn attempts<S: AttemptStore>(s: &S) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every rule of [`WritebackStore`], on a store where `t` is a tenant and `u` one of its
+/// users (writeback not allowed yet).
+pub(crate) async fn writeback<S: WritebackStore>(s: &S, t: Uuid, u: Uuid) -> anyhow::Result<()> {
+    anyhow::ensure!(s.set_writeback_allowed(t, u, true, 2).await?);
+    anyhow::ensure!(!s.set_writeback_allowed(t, Uuid::new_v4(), true, 2).await?);
+
+    let flow = ResetFlow {
+        tenant_id: t,
+        user_id: u,
+        csrf: "c".into(),
+        verified: false,
+        wrong_codes: 0,
+    };
+    s.start_reset_flow("h1", &flow, 100).await?;
+    s.reset_flow_code("h1", false).await?;
+    let got = s.reset_flow(t, "h1", 50).await?;
+    ensure_eq!(
+        got.as_ref().map(|f| (f.verified, f.wrong_codes)),
+        Some((false, 1))
+    );
+    s.reset_flow_code("h1", true).await?;
+    anyhow::ensure!(s.reset_flow(t, "h1", 50).await?.is_some_and(|f| f.verified));
+    anyhow::ensure!(s.reset_flow(t, "h1", 100).await?.is_none(), "expired");
+    anyhow::ensure!(
+        s.reset_flow(Uuid::new_v4(), "h1", 50).await?.is_none(),
+        "other tenant"
+    );
+    s.end_reset_flow("h1", 50).await?;
+    anyhow::ensure!(s.reset_flow(t, "h1", 50).await?.is_none());
+    // Wrong codes counted at once are all counted (the per-flow count the reset page shows).
+    s.start_reset_flow("h2", &flow, 100).await?;
+    for r in join_all((0..50).map(|_| s.reset_flow_code("h2", false))).await {
+        r?;
+    }
+    let counted = s.reset_flow(t, "h2", 50).await?.map(|f| f.wrong_codes);
+    ensure_eq!(counted, Some(50), "wrong codes lost among 50 at once");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -594,6 +634,7 @@ mod tests {
             .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
             .await?;
         super::mfa(&s, t, u, other).await?;
+        super::writeback(&s, t, other).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

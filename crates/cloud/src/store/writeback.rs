@@ -2,6 +2,8 @@
 //! after a password was written (sessions end, the smart lockout counter is forgotten), and
 //! self-service reset flows. No password is stored, in any form.
 
+use std::future::Future;
+
 use uuid::Uuid;
 
 use super::{uuid_col, Result, Store};
@@ -18,10 +20,61 @@ pub struct ResetFlow {
     pub wrong_codes: u32,
 }
 
-impl Store {
+/// Password writeback's state in a store: which users may change or reset their password from
+/// the cloud, when a password was last reset, and self-service reset flows in progress. Every
+/// backend implements it and passes `store::conformance::writeback`.
+pub trait WritebackStore: Send + Sync {
     /// Allows or forbids a user's self-service password writeback. `false` when no such
     /// user exists.
-    pub async fn set_writeback_allowed(
+    fn set_writeback_allowed(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        allowed: bool,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// After a reset: the user's sessions, refresh tokens and codes end, and smart lockout
+    /// forgets their wrong passwords (the new password is known to be right).
+    fn password_was_reset(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        upn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Starts a reset flow for a user; `id_hash` is the hash of the flow's id (the id itself
+    /// is only in the user's browser).
+    fn start_reset_flow(
+        &self,
+        id_hash: &str,
+        flow: &ResetFlow,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A live reset flow of the tenant.
+    fn reset_flow(
+        &self,
+        tenant_id: Uuid,
+        id_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<ResetFlow>>> + Send;
+
+    /// Records the outcome of a code check in a flow: verified, or one more wrong code.
+    fn reset_flow_code(
+        &self,
+        id_hash: &str,
+        verified: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends a flow (done, or given up), and any expired ones.
+    fn end_reset_flow(&self, id_hash: &str, now: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl WritebackStore for Store {
+    /// Allows or forbids a user's self-service password writeback. `false` when no such
+    /// user exists.
+    async fn set_writeback_allowed(
         &self,
         tenant_id: Uuid,
         user_id: Uuid,
@@ -42,12 +95,7 @@ impl Store {
 
     /// After a reset: the user's sessions, refresh tokens and codes end, and smart lockout
     /// forgets their wrong passwords (the new password is known to be right).
-    pub async fn password_was_reset(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        upn: &str,
-    ) -> Result<()> {
+    async fn password_was_reset(&self, tenant_id: Uuid, user_id: Uuid, upn: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         Self::end_sessions(&mut tx, tenant_id, user_id).await?;
         // The account's smart lockout count, and any kept under the folded UPN.
@@ -63,7 +111,7 @@ impl Store {
 
     /// Starts a reset flow for a user; `id_hash` is the hash of the flow's id (the id itself
     /// is only in the user's browser).
-    pub async fn start_reset_flow(
+    async fn start_reset_flow(
         &self,
         id_hash: &str,
         flow: &ResetFlow,
@@ -89,7 +137,7 @@ impl Store {
     }
 
     /// A live reset flow of the tenant.
-    pub async fn reset_flow(
+    async fn reset_flow(
         &self,
         tenant_id: Uuid,
         id_hash: &str,
@@ -116,7 +164,7 @@ impl Store {
     }
 
     /// Records the outcome of a code check in a flow: verified, or one more wrong code.
-    pub async fn reset_flow_code(&self, id_hash: &str, verified: bool) -> Result<()> {
+    async fn reset_flow_code(&self, id_hash: &str, verified: bool) -> Result<()> {
         let sql = if verified {
             "UPDATE password_reset_flows SET verified = 1 WHERE id_hash = ?"
         } else {
@@ -127,69 +175,12 @@ impl Store {
     }
 
     /// Ends a flow (done, or given up), and any expired ones.
-    pub async fn end_reset_flow(&self, id_hash: &str, now: i64) -> Result<()> {
+    async fn end_reset_flow(&self, id_hash: &str, now: i64) -> Result<()> {
         sqlx::query("DELETE FROM password_reset_flows WHERE id_hash = ? OR expires_at <= ?")
             .bind(id_hash)
             .bind(now)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{test_store, DomainKind, OnpremUser};
-
-    #[tokio::test]
-    async fn flag_and_flows() -> anyhow::Result<()> {
-        let (s, _dir, tid) =
-            test_store("writeback", "corp.example.test", DomainKind::Managed).await?;
-        let rec = OnpremUser {
-            tenant_id: tid,
-            id: Uuid::new_v4(),
-            immutable_id: "g",
-            upn: "a@corp.example.test",
-            display_name: None,
-            mail: None,
-        };
-        let u = s.upsert_onprem_user(&rec, 1).await?;
-        assert!(!u.writeback_allowed, "off by default");
-        assert!(s.set_writeback_allowed(tid, u.id, true, 2).await?);
-        let again = s.user_by_id(tid, u.id).await?;
-        assert!(again.is_some_and(|u| u.writeback_allowed));
-        assert!(
-            !s.set_writeback_allowed(tid, Uuid::new_v4(), true, 2)
-                .await?
-        );
-
-        let flow = ResetFlow {
-            tenant_id: tid,
-            user_id: u.id,
-            csrf: "c".into(),
-            verified: false,
-            wrong_codes: 0,
-        };
-        s.start_reset_flow("h1", &flow, 100).await?;
-        s.reset_flow_code("h1", false).await?;
-        let got = s.reset_flow(tid, "h1", 50).await?;
-        assert_eq!(
-            got.as_ref().map(|f| (f.verified, f.wrong_codes)),
-            Some((false, 1))
-        );
-        s.reset_flow_code("h1", true).await?;
-        assert!(s
-            .reset_flow(tid, "h1", 50)
-            .await?
-            .is_some_and(|f| f.verified));
-        assert!(s.reset_flow(tid, "h1", 100).await?.is_none(), "expired");
-        assert!(
-            s.reset_flow(Uuid::new_v4(), "h1", 50).await?.is_none(),
-            "other tenant"
-        );
-        s.end_reset_flow("h1", 50).await?;
-        assert!(s.reset_flow(tid, "h1", 50).await?.is_none());
         Ok(())
     }
 }
