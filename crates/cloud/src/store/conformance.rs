@@ -3,7 +3,7 @@
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
 //! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
-//! [`AttemptStore`] and [`WritebackStore`].
+//! [`AttemptStore`], [`WritebackStore`] and [`SigningKeyStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -16,10 +16,11 @@ use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
+use super::signing_keys::NewKey;
 use super::writeback::ResetFlow;
 use super::{
     AttemptStore, AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore,
-    RefreshRecord, SessionRecord, WritebackStore,
+    RefreshRecord, SessionRecord, SigningKeyStore, WritebackStore,
 };
 use crate::model::mfa_policy::Policy;
 
@@ -587,6 +588,77 @@ pub(crate) async fn writeback<S: WritebackStore>(s: &S, t: Uuid, u: Uuid) -> any
     Ok(())
 }
 
+/// Every rule of [`SigningKeyStore`], on a store where `t` and `other` are two tenants without
+/// keys.
+pub(crate) async fn signing_keys<S: SigningKeyStore>(
+    s: &S,
+    t: Uuid,
+    other: Uuid,
+) -> anyhow::Result<()> {
+    let key = |kid: &'static str| NewKey {
+        kid,
+        sealed_private: b"sealed",
+        public_raw: b"public",
+    };
+    let kids = |keys: &[super::signing_keys::StoredKey]| {
+        keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>()
+    };
+    // Many processes creating a tenant's first key at once: one wins.
+    let names = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    let firsts = join_all(names.iter().map(|n| s.add_first_signing_key(t, key(n), 10))).await;
+    let mut won = 0;
+    for f in firsts {
+        won += usize::from(f?);
+    }
+    anyhow::ensure!(won == 1, "{won} first keys stored of 8 at once");
+    let first = s.signing_keys(t, 10, 100, 2).await?;
+    anyhow::ensure!(
+        first.len() == 1 && first[0].retired_at.is_none(),
+        "{first:?}"
+    );
+    let first_kid = first[0].kid.clone();
+    // Rotations: the new key is current, the old ones published newest first, at most two.
+    s.rotate_signing_key(t, key("r1"), 20, 100, 2).await?;
+    s.rotate_signing_key(t, key("r2"), 30, 100, 2).await?;
+    ensure_eq!(
+        kids(&s.signing_keys(t, 30, 100, 2).await?),
+        vec!["r2", "r1", first_kid.as_str()]
+    );
+    s.rotate_signing_key(t, key("r3"), 40, 100, 2).await?;
+    ensure_eq!(
+        kids(&s.signing_keys(t, 40, 100, 2).await?),
+        vec!["r3", "r2", "r1"],
+        "bounded"
+    );
+    // Retired keys past the grace period are no longer published, and the prune deletes them.
+    ensure_eq!(
+        kids(&s.signing_keys(t, 135, 100, 2).await?),
+        vec!["r3", "r2"]
+    );
+    anyhow::ensure!(s.prune_signing_keys(135, 100, 2).await? >= 1);
+    ensure_eq!(
+        kids(&s.signing_keys(t, 40, 100, 2).await?),
+        vec!["r3", "r2"]
+    );
+    // Another tenant: its own first key, untouched by this tenant's rotations.
+    anyhow::ensure!(s.add_first_signing_key(other, key("o1"), 10).await?);
+    s.rotate_signing_key(t, key("r4"), 50, 100, 2).await?;
+    ensure_eq!(kids(&s.signing_keys(other, 50, 100, 2).await?), vec!["o1"]);
+    // A kid is unique in its tenant; a refused rotation changes nothing.
+    anyhow::ensure!(
+        s.rotate_signing_key(t, key("r4"), 60, 100, 2)
+            .await
+            .is_err(),
+        "a tenant has two keys with one kid"
+    );
+    ensure_eq!(
+        kids(&s.signing_keys(t, 60, 100, 2).await?),
+        vec!["r4", "r3", "r2"],
+        "nothing changed"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -625,7 +697,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_mfa_rules() -> anyhow::Result<()> {
+    async fn sqlite_keeps_the_mfa_writeback_and_signing_key_rules() -> anyhow::Result<()> {
         let (s, dir, t) = test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
         let u = s
             .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
@@ -635,6 +707,9 @@ mod tests {
             .await?;
         super::mfa(&s, t, u, other).await?;
         super::writeback(&s, t, other).await?;
+        let beta = uuid::Uuid::new_v4();
+        s.create_tenant(beta, "beta", 1).await?;
+        super::signing_keys(&s, t, beta).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -43,6 +43,7 @@ pub use oidc::{
     AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
 };
 use schema::SCHEMA;
+pub use signing_keys::SigningKeyStore;
 pub use writeback::WritebackStore;
 
 /// Why the store failed.

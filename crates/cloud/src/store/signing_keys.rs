@@ -4,6 +4,8 @@
 //! module never sees them in the clear except when sealing rows of a store from before
 //! sealing ([`Store::seal_plaintext_secrets`]).
 
+use std::future::Future;
+
 use sqlx::Row;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -19,7 +21,6 @@ pub struct StoredKey {
     pub private_key: PrivateKey,
     /// The uncompressed P-256 point (65 bytes).
     pub public_raw: Vec<u8>,
-    pub created_at: i64,
     pub retired_at: Option<i64>,
 }
 
@@ -68,7 +69,6 @@ fn key_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKey> {
             PrivateKey::Plain(Zeroizing::new(raw))
         },
         public_raw: row.try_get("public_raw")?,
-        created_at: row.try_get("created_at")?,
         retired_at: row.try_get("retired_at")?,
     })
 }
@@ -81,10 +81,56 @@ const PRUNE: &str = "DELETE FROM tenant_signing_keys
          WHERE tenant_id = ?1 AND retired_at IS NOT NULL AND retired_at > ?2
          ORDER BY retired_at DESC, created_at DESC, rowid DESC LIMIT ?3)";
 
-impl Store {
+/// Tenants' token signing keys in a store: one current key per tenant, the retired ones it
+/// still publishes, bounded by count and age. Every backend implements it and passes
+/// `store::conformance::signing_keys` (one first key among many at once, a JWKS that stays
+/// bounded, tenants apart).
+pub trait SigningKeyStore: Send + Sync {
     /// Stores `key` as the tenant's signing key when it has none (a new tenant). Returns
     /// whether it was stored (two processes creating a tenant's first key: one wins).
-    pub async fn add_first_signing_key(
+    fn add_first_signing_key(
+        &self,
+        tenant_id: Uuid,
+        key: NewKey<'_>,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Makes `key` the tenant's signing key (one transaction): the current one is retired,
+    /// and retired keys past `keep_secs` or beyond the newest `max_retired` are deleted, so
+    /// the tenant's JWKS never lists more than `1 + max_retired` keys.
+    fn rotate_signing_key(
+        &self,
+        tenant_id: Uuid,
+        key: NewKey<'_>,
+        now: i64,
+        keep_secs: i64,
+        max_retired: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The tenant's published keys, newest first: the current one, then at most
+    /// `max_retired` retired less than `keep_secs` ago.
+    fn signing_keys(
+        &self,
+        tenant_id: Uuid,
+        now: i64,
+        keep_secs: i64,
+        max_retired: i64,
+    ) -> impl Future<Output = Result<Vec<StoredKey>>> + Send;
+
+    /// Deletes every tenant's retired keys past the grace period or the count. Returns how
+    /// many went.
+    fn prune_signing_keys(
+        &self,
+        now: i64,
+        keep_secs: i64,
+        max_retired: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+}
+
+impl SigningKeyStore for Store {
+    /// Stores `key` as the tenant's signing key when it has none (a new tenant). Returns
+    /// whether it was stored (two processes creating a tenant's first key: one wins).
+    async fn add_first_signing_key(
         &self,
         tenant_id: Uuid,
         key: NewKey<'_>,
@@ -108,7 +154,7 @@ impl Store {
     /// Makes `key` the tenant's signing key (one transaction): the current one is retired,
     /// and retired keys past `keep_secs` or beyond the newest `max_retired` are deleted, so
     /// the tenant's JWKS never lists more than `1 + max_retired` keys.
-    pub async fn rotate_signing_key(
+    async fn rotate_signing_key(
         &self,
         tenant_id: Uuid,
         key: NewKey<'_>,
@@ -149,7 +195,7 @@ impl Store {
 
     /// The tenant's published keys, newest first: the current one, then at most
     /// `max_retired` retired less than `keep_secs` ago.
-    pub async fn signing_keys(
+    async fn signing_keys(
         &self,
         tenant_id: Uuid,
         now: i64,
@@ -172,12 +218,7 @@ impl Store {
 
     /// Deletes every tenant's retired keys past the grace period or the count. Returns how
     /// many went.
-    pub async fn prune_signing_keys(
-        &self,
-        now: i64,
-        keep_secs: i64,
-        max_retired: i64,
-    ) -> Result<u64> {
+    async fn prune_signing_keys(&self, now: i64, keep_secs: i64, max_retired: i64) -> Result<u64> {
         let tenants: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT tenant_id FROM tenant_signing_keys WHERE retired_at IS NOT NULL",
         )
@@ -195,7 +236,9 @@ impl Store {
         }
         Ok(n)
     }
+}
 
+impl Store {
     /// Seals what a store from before sealing holds in the clear: signing private keys and
     /// federated domains' client secrets (one transaction), then truncates the write-ahead log
     /// so the plaintext is gone from the files (deleted content is zeroed: `secure_delete`).
