@@ -3,7 +3,7 @@
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
 //! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
-//! [`AttemptStore`], [`WritebackStore`] and [`SigningKeyStore`].
+//! [`AttemptStore`], [`WritebackStore`], [`SigningKeyStore`] and [`PortalStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -16,11 +16,12 @@ use super::device::DeviceCode;
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
+use super::portal::{PortalLogin, PortalSession};
 use super::signing_keys::NewKey;
 use super::writeback::ResetFlow;
 use super::{
     AttemptStore, AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore,
-    RefreshRecord, SessionRecord, SigningKeyStore, WritebackStore,
+    PortalStore, RefreshRecord, SessionRecord, SigningKeyStore, WritebackStore,
 };
 use crate::model::mfa_policy::Policy;
 
@@ -659,6 +660,56 @@ pub(crate) async fn signing_keys<S: SigningKeyStore>(
     Ok(())
 }
 
+/// Every rule of [`PortalStore`], on a store where `t` is a tenant.
+pub(crate) async fn portal<S: PortalStore>(s: &S, t: Uuid) -> anyhow::Result<()> {
+    let login = PortalLogin {
+        tenant_id: t,
+        verifier: "v".into(),
+        nonce: "n".into(),
+    };
+    s.put_portal_login("h", &login, 100, 10).await?;
+    anyhow::ensure!(s.take_portal_login("h", 200).await?.is_none(), "expired");
+    s.put_portal_login("h2", &login, 100, 10).await?;
+    ensure_eq!(s.take_portal_login("h2", 20).await?, Some(login));
+    anyhow::ensure!(s.take_portal_login("h2", 20).await?.is_none(), "only once");
+    let sess = PortalSession {
+        tenant_id: t,
+        user_id: Uuid::new_v4(),
+        csrf: "c".into(),
+        auth_time: 1,
+        expires_at: 100,
+    };
+    s.add_portal_session("sid", &sess, 10).await?;
+    ensure_eq!(s.portal_session("sid", 50).await?, Some(sess.clone()));
+    anyhow::ensure!(s.portal_session("sid", 100).await?.is_none());
+    s.add_portal_session("sid2", &sess, 10).await?;
+    s.delete_portal_session("sid2").await?;
+    anyhow::ensure!(
+        s.portal_session("sid2", 50).await?.is_none(),
+        "signed out, still read"
+    );
+    anyhow::ensure!(
+        s.portal_session("sid", 50).await?.is_some(),
+        "another session ended"
+    );
+    s.delete_portal_sessions_of(t, sess.user_id).await?;
+    anyhow::ensure!(s.portal_session("sid", 50).await?.is_none());
+    // A sign-in state redeemed by many callbacks at once: one gets it.
+    let login = PortalLogin {
+        tenant_id: t,
+        verifier: "v".into(),
+        nonce: "n".into(),
+    };
+    s.put_portal_login("race", &login, 100, 10).await?;
+    let takes = join_all((0..32).map(|_| s.take_portal_login("race", 20))).await;
+    let mut won = 0;
+    for r in takes {
+        won += usize::from(r?.is_some());
+    }
+    anyhow::ensure!(won == 1, "{won} of 32 callbacks got the sign-in state");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -682,6 +733,7 @@ mod tests {
             .await?;
         super::lockout(&s, tenant_id, user).await?;
         super::device(&s, tenant_id, user).await?;
+        super::portal(&s, tenant_id).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -42,6 +42,7 @@ pub use mfa::MfaStore;
 pub use oidc::{
     AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
 };
+pub use portal::PortalStore;
 use schema::SCHEMA;
 pub use signing_keys::SigningKeyStore;
 pub use writeback::WritebackStore;

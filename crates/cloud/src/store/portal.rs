@@ -2,6 +2,8 @@
 //! nonce), sessions (only the SHA-256 of the cookie is kept), and the dashboard's
 //! aggregates over the sign-in log.
 
+use std::future::Future;
+
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -45,9 +47,55 @@ pub struct FailureCount {
     pub count: i64,
 }
 
-impl Store {
+/// The portal's sign-ins in progress and sessions in a store. Every backend implements it and
+/// passes `store::conformance::portal` (a sign-in state taken once among many at once,
+/// sessions bound to their tenant and expiring, a user's sessions ended together).
+pub trait PortalStore: Send + Sync {
     /// Records a portal sign-in in progress under the SHA-256 of its `state`; expired ones go.
-    pub async fn put_portal_login(
+    fn put_portal_login(
+        &self,
+        state_hash: &str,
+        login: &PortalLogin,
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes (once) a live portal sign-in by the SHA-256 of its `state`.
+    fn take_portal_login(
+        &self,
+        state_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<PortalLogin>>> + Send;
+
+    /// Starts a portal session under the SHA-256 of its cookie; expired ones go.
+    fn add_portal_session(
+        &self,
+        id_hash: &str,
+        s: &PortalSession,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A live portal session by the SHA-256 of its cookie.
+    fn portal_session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<PortalSession>>> + Send;
+
+    /// Ends a portal session.
+    fn delete_portal_session(&self, id_hash: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends every portal session of a user (blocked or deleted).
+    fn delete_portal_sessions_of(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl PortalStore for Store {
+    /// Records a portal sign-in in progress under the SHA-256 of its `state`; expired ones go.
+    async fn put_portal_login(
         &self,
         state_hash: &str,
         login: &PortalLogin,
@@ -76,11 +124,7 @@ impl Store {
     }
 
     /// Takes (once) a live portal sign-in by the SHA-256 of its `state`.
-    pub async fn take_portal_login(
-        &self,
-        state_hash: &str,
-        now: i64,
-    ) -> Result<Option<PortalLogin>> {
+    async fn take_portal_login(&self, state_hash: &str, now: i64) -> Result<Option<PortalLogin>> {
         let row = sqlx::query(
             "DELETE FROM portal_logins WHERE state_hash = ? AND expires_at > ? RETURNING *",
         )
@@ -99,12 +143,7 @@ impl Store {
     }
 
     /// Starts a portal session under the SHA-256 of its cookie; expired ones go.
-    pub async fn add_portal_session(
-        &self,
-        id_hash: &str,
-        s: &PortalSession,
-        now: i64,
-    ) -> Result<()> {
+    async fn add_portal_session(&self, id_hash: &str, s: &PortalSession, now: i64) -> Result<()> {
         sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= ?")
             .bind(now)
             .execute(&self.pool)
@@ -124,7 +163,7 @@ impl Store {
     }
 
     /// A live portal session by the SHA-256 of its cookie.
-    pub async fn portal_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>> {
+    async fn portal_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>> {
         let row = sqlx::query("SELECT * FROM portal_sessions WHERE id_hash = ? AND expires_at > ?")
             .bind(id_hash)
             .bind(now)
@@ -143,7 +182,7 @@ impl Store {
     }
 
     /// Ends a portal session.
-    pub async fn delete_portal_session(&self, id_hash: &str) -> Result<()> {
+    async fn delete_portal_session(&self, id_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM portal_sessions WHERE id_hash = ?")
             .bind(id_hash)
             .execute(&self.pool)
@@ -152,7 +191,7 @@ impl Store {
     }
 
     /// Ends every portal session of a user (blocked or deleted).
-    pub async fn delete_portal_sessions_of(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
+    async fn delete_portal_sessions_of(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
         sqlx::query("DELETE FROM portal_sessions WHERE tenant_id = ? AND user_id = ?")
             .bind(tenant_id.to_string())
             .bind(user_id.to_string())
@@ -160,7 +199,9 @@ impl Store {
             .await?;
         Ok(())
     }
+}
 
+impl Store {
     /// Sign-ins per minute and result since `since_ms`.
     pub async fn sign_ins_per_minute(
         &self,
@@ -251,34 +292,11 @@ mod tests {
     use crate::store::SignIn;
 
     #[tokio::test]
-    async fn logins_sessions_and_aggregates() -> anyhow::Result<()> {
+    async fn sign_in_aggregates() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("passthru-portal-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         let s = Store::open(&dir.join("t.db"), true).await?;
         let tid = Uuid::new_v4();
-        let login = PortalLogin {
-            tenant_id: tid,
-            verifier: "v".into(),
-            nonce: "n".into(),
-        };
-        s.put_portal_login("h", &login, 100, 10).await?;
-        assert!(s.take_portal_login("h", 200).await?.is_none(), "expired");
-        s.put_portal_login("h2", &login, 100, 10).await?;
-        assert_eq!(s.take_portal_login("h2", 20).await?, Some(login));
-        assert!(s.take_portal_login("h2", 20).await?.is_none(), "only once");
-        let sess = PortalSession {
-            tenant_id: tid,
-            user_id: Uuid::new_v4(),
-            csrf: "c".into(),
-            auth_time: 1,
-            expires_at: 100,
-        };
-        s.add_portal_session("sid", &sess, 10).await?;
-        assert_eq!(s.portal_session("sid", 50).await?, Some(sess.clone()));
-        assert!(s.portal_session("sid", 100).await?.is_none());
-        s.delete_portal_sessions_of(tid, sess.user_id).await?;
-        assert!(s.portal_session("sid", 50).await?.is_none());
-
         let line = |t: i64, ok: bool, code: Option<u32>, agent: bool| SignIn {
             time_ms: t,
             username: "u@x".into(),
