@@ -37,6 +37,7 @@ use crate::issue::{hash_secret, random_token};
 use crate::pages::error_page;
 use crate::state::Shared;
 use crate::store::federation::{FederatedUser, FederationState};
+use crate::store::FederationStore as _;
 use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
 

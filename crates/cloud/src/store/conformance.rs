@@ -3,7 +3,8 @@
 //! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
 //! calls each area's function from its own tests. Areas join as they get their trait (issue
 //! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
-//! [`AttemptStore`], [`WritebackStore`], [`SigningKeyStore`] and [`PortalStore`].
+//! [`AttemptStore`], [`WritebackStore`], [`SigningKeyStore`], [`PortalStore`] and
+//! [`FederationStore`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::attempts::Bump;
 use super::device::DeviceCode;
+use super::federation::{Conversion, FederationConfig, FederationState};
 use super::lockout::FAILURE_WINDOW_SECS;
 use super::mfa::{Challenge, MfaRecord, Reservation, Stage, FAILURES_PER_LOCK, FIRST_LOCK_SECS};
 use super::oidc::RefreshUse;
@@ -20,8 +22,9 @@ use super::portal::{PortalLogin, PortalSession};
 use super::signing_keys::NewKey;
 use super::writeback::ResetFlow;
 use super::{
-    AttemptStore, AuthCode, AuthzRequest, DeviceStore, LockoutStore, MfaStore, OidcStore,
-    PortalStore, RefreshRecord, SessionRecord, SigningKeyStore, WritebackStore,
+    AttemptStore, AuthCode, AuthzRequest, DeviceStore, FederationStore, LockoutStore, MfaStore,
+    OidcStore, PortalStore, RefreshRecord, SessionRecord, SigningKeyStore, StoreError,
+    WritebackStore,
 };
 use crate::model::mfa_policy::Policy;
 
@@ -710,6 +713,92 @@ pub(crate) async fn portal<S: PortalStore>(s: &S, t: Uuid) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Every rule of [`FederationStore`], on a store where `t` is a tenant.
+pub(crate) async fn federation<S: FederationStore>(s: &S, t: Uuid) -> anyhow::Result<()> {
+    let secrets = crate::secret_box::SecretBox::from_key(&[3u8; 32]);
+    let cfg = FederationConfig {
+        domain: "Fab.Example".into(),
+        tenant_id: t,
+        issuer: "https://idp.example/t/v2.0".into(),
+        client_id: "client-1".into(),
+        client_secret: zeroize::Zeroizing::new("s3cret-value".into()),
+    };
+    s.add_federated_domain(&cfg, "code", 1, &secrets).await?;
+    anyhow::ensure!(
+        matches!(
+            s.add_federated_domain(&cfg, "code", 1, &secrets).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a domain added twice"
+    );
+    let got = s.federation("FAB.example", &secrets).await?;
+    anyhow::ensure!(
+        got.as_ref()
+            .is_some_and(|f| f.client_secret.as_str() == "s3cret-value"
+                && f.tenant_id == t
+                && f.client_id == "client-1"),
+        "the settings do not read back"
+    );
+    let state = FederationState {
+        authz_id: "r".into(),
+        domain: "fab.example".into(),
+        issuer: cfg.issuer.clone(),
+        nonce: "n".into(),
+        code_verifier: "v".into(),
+        browser_hash: "b".into(),
+        redirect_uri: "https://x/cb".into(),
+        token_endpoint: "https://idp/token".into(),
+        jwks_uri: "https://idp/keys".into(),
+        username: "a@fab.example".into(),
+    };
+    // A round trip: only in its tenant, once, until it expires.
+    s.put_federation_state("h1", t, &state, 100, 10).await?;
+    ensure_eq!(
+        s.take_federation_state("h1", Uuid::new_v4(), 10).await?,
+        None
+    );
+    ensure_eq!(
+        s.take_federation_state("h1", t, 10).await?,
+        Some(state.clone())
+    );
+    ensure_eq!(
+        s.take_federation_state("h1", t, 11).await?,
+        None,
+        "used once"
+    );
+    s.put_federation_state("h2", t, &state, 100, 10).await?;
+    ensure_eq!(
+        s.take_federation_state("h2", t, 100).await?,
+        None,
+        "expired"
+    );
+    // Many callbacks with one state at once: one gets it.
+    s.put_federation_state("race", t, &state, 100, 10).await?;
+    let takes = join_all((0..32).map(|_| s.take_federation_state("race", t, 20))).await;
+    let mut won = 0;
+    for r in takes {
+        won += usize::from(r?.is_some());
+    }
+    anyhow::ensure!(won == 1, "{won} of 32 callbacks got the round trip");
+    // Conversion to managed: the settings and round trips in progress go.
+    s.put_federation_state("h3", t, &state, 100, 10).await?;
+    ensure_eq!(
+        s.convert_to_managed(t, "fab.example").await?,
+        Conversion::Converted
+    );
+    anyhow::ensure!(s.federation("fab.example", &secrets).await?.is_none());
+    ensure_eq!(s.take_federation_state("h3", t, 10).await?, None);
+    ensure_eq!(
+        s.convert_to_managed(t, "fab.example").await?,
+        Conversion::AlreadyManaged
+    );
+    anyhow::ensure!(matches!(
+        s.convert_to_managed(t, "nope.example").await,
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -734,6 +823,7 @@ mod tests {
         super::lockout(&s, tenant_id, user).await?;
         super::device(&s, tenant_id, user).await?;
         super::portal(&s, tenant_id).await?;
+        super::federation(&s, tenant_id).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

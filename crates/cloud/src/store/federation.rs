@@ -7,6 +7,8 @@
 //! dir's key ([`SecretBox`], tenant and domain bound), and it never leaves this module except
 //! to that call: [`FederationConfig`]'s `Debug` hides it and nothing serializes it.
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -126,10 +128,70 @@ pub fn federated_object_id(tenant_id: Uuid, issuer: &str, subject: &str) -> Uuid
     Uuid::new_v8(b)
 }
 
-impl Store {
+/// Federated domains in a store: their identity provider settings (the client secret sealed),
+/// browser round trips in progress, and users keyed by issuer and subject. Every backend
+/// implements it and passes `store::conformance::federation` (a round trip taken once among
+/// many at once, tenants apart, conversion to managed).
+pub trait FederationStore: Send + Sync {
     /// Adds a federated domain with its identity provider settings (one transaction).
     /// The domain waits for its proof of control (`verification_code`).
-    pub async fn add_federated_domain(
+    fn add_federated_domain(
+        &self,
+        cfg: &FederationConfig,
+        verification_code: &str,
+        now: i64,
+        secrets: &SecretBox,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The identity provider settings of a federated domain (its client secret opened).
+    fn federation(
+        &self,
+        domain: &str,
+        secrets: &SecretBox,
+    ) -> impl Future<Output = Result<Option<FederationConfig>>> + Send;
+
+    /// Makes a federated domain of `tenant_id` managed: its federation settings and pending
+    /// round trips are deleted, and its users sign in by pass-through authentication from
+    /// their next sign-in on.
+    fn convert_to_managed(
+        &self,
+        tenant_id: Uuid,
+        name: &str,
+    ) -> impl Future<Output = Result<Conversion>> + Send;
+
+    /// Records a round trip to an identity provider (and drops expired ones).
+    fn put_federation_state(
+        &self,
+        state_hash: &str,
+        tenant_id: Uuid,
+        s: &FederationState,
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes and returns a live round trip of `tenant_id`: a state works once, whatever
+    /// happens next.
+    fn take_federation_state(
+        &self,
+        state_hash: &str,
+        tenant_id: Uuid,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<FederationState>>> + Send;
+
+    /// Creates or refreshes the record of a user signed in by a federated domain's identity
+    /// provider. The record is keyed by (issuer, `sub`) through its object id, so the `oid`
+    /// is stable; a stale federated record holding the same UPN is released.
+    fn upsert_federated_user(
+        &self,
+        u: &FederatedUser<'_>,
+        now: i64,
+    ) -> impl Future<Output = Result<User>> + Send;
+}
+
+impl FederationStore for Store {
+    /// Adds a federated domain with its identity provider settings (one transaction).
+    /// The domain waits for its proof of control (`verification_code`).
+    async fn add_federated_domain(
         &self,
         cfg: &FederationConfig,
         verification_code: &str,
@@ -172,7 +234,7 @@ impl Store {
     }
 
     /// The identity provider settings of a federated domain (its client secret opened).
-    pub async fn federation(
+    async fn federation(
         &self,
         domain: &str,
         secrets: &SecretBox,
@@ -217,7 +279,7 @@ impl Store {
     /// Makes a federated domain of `tenant_id` managed: its federation settings and pending
     /// round trips are deleted, and its users sign in by pass-through authentication from
     /// their next sign-in on.
-    pub async fn convert_to_managed(&self, tenant_id: Uuid, name: &str) -> Result<Conversion> {
+    async fn convert_to_managed(&self, tenant_id: Uuid, name: &str) -> Result<Conversion> {
         let name = name.to_ascii_lowercase();
         let mut tx = self.write_tx().await?;
         let kind: Option<String> =
@@ -259,7 +321,7 @@ impl Store {
     }
 
     /// Records a round trip to an identity provider (and drops expired ones).
-    pub async fn put_federation_state(
+    async fn put_federation_state(
         &self,
         state_hash: &str,
         tenant_id: Uuid,
@@ -291,7 +353,7 @@ impl Store {
 
     /// Removes and returns a live round trip of `tenant_id`: a state works once, whatever
     /// happens next.
-    pub async fn take_federation_state(
+    async fn take_federation_state(
         &self,
         state_hash: &str,
         tenant_id: Uuid,
@@ -317,7 +379,7 @@ impl Store {
     /// Creates or refreshes the record of a user signed in by a federated domain's identity
     /// provider. The record is keyed by (issuer, `sub`) through its object id, so the `oid`
     /// is stable; a stale federated record holding the same UPN is released.
-    pub async fn upsert_federated_user(&self, u: &FederatedUser<'_>, now: i64) -> Result<User> {
+    async fn upsert_federated_user(&self, u: &FederatedUser<'_>, now: i64) -> Result<User> {
         let id = federated_object_id(u.tenant_id, u.issuer, u.subject);
         let mut tx = self.write_tx().await?;
         sqlx::query(

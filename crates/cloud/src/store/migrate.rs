@@ -110,6 +110,7 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
 
 #[cfg(test)]
 mod tests {
+    use crate::store::FederationStore as _;
     use std::str::FromStr as _;
     use std::sync::Arc;
 

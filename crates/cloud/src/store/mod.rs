@@ -37,6 +37,7 @@ pub use crate::model::records::{
 pub use agents::AgentTally;
 pub use attempts::AttemptStore;
 pub use device::DeviceStore;
+pub use federation::FederationStore;
 pub use lockout::LockoutStore;
 pub use mfa::MfaStore;
 pub use oidc::{
