@@ -14,6 +14,7 @@ use super::{authorize, ops};
 use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
+use crate::store::StoreError;
 use crate::sts::BaseUrl;
 
 /// `POST /{tenant}/admin/agents/register`
@@ -37,13 +38,9 @@ pub async fn register(
     }
     let registered = state.store.active_agent_count(t.id).await?;
     if registered >= state.max_agents_per_tenant as usize {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "too_many_agents",
-            format!(
-                "This tenant already has {registered} authentication agents, the most it may have ({}): revoke one that is no longer used (`agents list`, then `agents revoke AGENT_ID`) before registering another.",
-                state.max_agents_per_tenant
-            ),
+        return Err(too_many_agents(
+            registered,
+            state.max_agents_per_tenant as usize,
         ));
     }
     let agent_id = Uuid::new_v4();
@@ -67,8 +64,14 @@ pub async fn register(
             &req.host,
             &req.version,
             unix_now(),
+            state.max_agents_per_tenant as usize,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Registrations that passed the first count together: the store kept the limit.
+            StoreError::TooManyAgents { max } => too_many_agents(max, max),
+            other => other.into(),
+        })?;
     tracing::info!(tenant = %t.name, agent = %agent_id, host = %req.host, by = %admin.upn, "agent registered");
     Ok(Json(RegisterAgentResponse {
         agent_id,
@@ -193,4 +196,15 @@ pub async fn revoke(
     Ok(Json(
         json!({ "id": id, "revoked": true, "connections_closed": closed }),
     ))
+}
+
+/// The refusal of a registration past the tenant's agent limit.
+fn too_many_agents(registered: usize, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "too_many_agents",
+        format!(
+            "This tenant already has {registered} authentication agents, the most it may have ({max}): revoke one that is no longer used (`agents list`, then `agents revoke AGENT_ID`) before registering another."
+        ),
+    )
 }

@@ -425,3 +425,38 @@ async fn an_optional_body_is_optional_but_checked_when_sent() -> anyhow::Result<
     }
     s.done().await
 }
+
+/// 64 agent registrations at once into a tenant that may have 40: exactly 40 certificates are
+/// issued and stored, every other registration is refused with `too_many_agents`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_registrations_never_exceed_the_agent_limit() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let s = std::sync::Arc::new(TestServer::start(None).await?);
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let csr = rcgen::CertificateParams::new(vec!["ignored".to_string()])?
+            .serialize_request(&key)?
+            .pem()?;
+        let hpke = base64::engine::general_purpose::STANDARD
+            .encode(passthru_proto::AgentKeyPair::generate().public_bytes());
+        let body = json!({"csr_pem": csr, "hpke_public_key": hpke, "host": format!("host{i}"), "version": "1"});
+        let (s, ga) = (s.clone(), ga.clone());
+        tasks.push(tokio::spawn(async move {
+            call(&s, &ga, "POST", "/agents/register", Some(body)).await
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        let (status, v) = t.await??;
+        match status {
+            200 => ok += 1,
+            409 if v["error"] == "too_many_agents" => refused += 1,
+            other => anyhow::bail!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!((ok, refused), (40, 24));
+    assert_eq!(s.state.store.active_agent_count(s.tenant_id).await?, 40);
+    Ok(())
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{conflict, uuid_col, AgentRecord, Result, Store};
+use super::{conflict, uuid_col, AgentRecord, Result, Store, StoreError};
 
 /// Agents not seen for this long (10 days) are removed by the periodic purge, unless
 /// connected. Revoked agents too: their certificate stays refused, since it then belongs to
@@ -111,6 +111,9 @@ pub enum AgentStanding {
 }
 
 impl Store {
+    /// Registers an agent while the tenant has fewer than `max_active` agents not revoked
+    /// ([`StoreError::TooManyAgents`] otherwise), in one statement: however many
+    /// registrations run at once, the tenant never has more than `max_active`.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_agent(
         &self,
@@ -122,10 +125,12 @@ impl Store {
         host: &str,
         version: &str,
         now: i64,
+        max_active: usize,
     ) -> Result<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO agents (id, tenant_id, cert_fingerprint, cert_expires_at, hpke_public_key, host, version, registered_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+             WHERE (SELECT COUNT(*) FROM agents WHERE tenant_id = ?2 AND revoked = 0) < ?9",
         )
         .bind(id.to_string())
         .bind(tenant_id.to_string())
@@ -135,9 +140,13 @@ impl Store {
         .bind(host)
         .bind(version)
         .bind(now)
+        .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
         .map_err(|e| conflict(e, format!("agent {id}")))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::TooManyAgents { max: max_active });
+        }
         Ok(())
     }
 
@@ -350,6 +359,7 @@ mod tests {
             "h",
             "1",
             registered,
+            40,
         )
         .await?;
         Ok(id)
@@ -371,6 +381,53 @@ mod tests {
         assert_eq!(t.served, 100);
         t.record_rtt(1e9);
         assert_eq!(t.rtt_buckets[RTT_BUCKETS - 1], 1);
+    }
+
+    /// 64 registrations at once into a tenant that may have 5: exactly 5 are stored, and a
+    /// revoked agent frees its place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_registrations_stop_at_the_limit() -> anyhow::Result<()> {
+        let (s, tid) = store().await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let id = Uuid::new_v4();
+                s.add_agent(id, tid, &id.to_string(), i64::MAX, &[7; 32], "h", "1", 1, 5)
+                    .await
+                    .map(|()| id)
+            });
+        }
+        let (mut added, mut refused) = (Vec::new(), 0);
+        while let Some(r) = tasks.join_next().await {
+            match r? {
+                Ok(id) => added.push(id),
+                Err(StoreError::TooManyAgents { max: 5 }) => refused += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        assert_eq!((added.len(), refused), (5, 59));
+        assert_eq!(s.active_agent_count(tid).await?, 5);
+        assert!(s.revoke_agent(tid, added[0]).await?);
+        let id = Uuid::new_v4();
+        s.add_agent(id, tid, "fp-new", i64::MAX, &[7; 32], "h", "1", 2, 5)
+            .await?;
+        assert!(matches!(
+            s.add_agent(
+                Uuid::new_v4(),
+                tid,
+                "fp-more",
+                i64::MAX,
+                &[7; 32],
+                "h",
+                "1",
+                2,
+                5
+            )
+            .await,
+            Err(StoreError::TooManyAgents { .. })
+        ));
+        Ok(())
     }
 
     #[tokio::test]
@@ -401,7 +458,7 @@ mod tests {
         assert!(s.revoke_agent(tid, id).await?);
         assert_eq!(s.agent_heartbeat(id, 11).await?, AgentStanding::Revoked);
         let expiring = Uuid::new_v4();
-        s.add_agent(expiring, tid, "fp-expiring", 100, &[7; 32], "h", "1", 1)
+        s.add_agent(expiring, tid, "fp-expiring", 100, &[7; 32], "h", "1", 1, 40)
             .await?;
         assert_eq!(
             s.agent_heartbeat(expiring, 100).await?,

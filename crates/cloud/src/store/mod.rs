@@ -65,6 +65,10 @@ pub enum StoreError {
     /// unauthenticated starts); the oldest expire within minutes.
     #[error("this organization has {cap} {what} in progress, the most it may have; try again in a few minutes")]
     TooManyPending { what: &'static str, cap: i64 },
+    /// The tenant already has this many agents not revoked, the most it may have; nothing
+    /// was added.
+    #[error("this organization already has {max} authentication agents, the most it may have")]
+    TooManyAgents { max: usize },
     /// The change would leave the tenant without an enabled Global Administrator; nothing
     /// was changed.
     #[error("the change would leave the tenant without an enabled Global Administrator")]
