@@ -40,25 +40,13 @@ use ldap3::{Scope, SearchOptions};
 use passthru_testkit::bed::free_loopback_address;
 use passthru_testkit::bench::{
     cpu_seconds, load_average, parse_duration, rss_kib, thousands, Latencies, OwnForest, Progress,
+    UNTHROTTLED,
 };
 use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, ForestEntry};
 use passthru_testkit::slapd::Slapd;
 use passthru_testkit::users::{self, bind_on};
 use passthru_testkit::{AccountState, BedForest, TestUser};
-
-/// `serve` arguments that lift the rate limits far above any load the bench makes from its
-/// one address.
-const UNTHROTTLED: [&str; 8] = [
-    "--rate-limit-per-address",
-    "10000000",
-    "--rate-burst-per-address",
-    "10000000",
-    "--rate-limit-per-tenant",
-    "10000000",
-    "--rate-burst-per-tenant",
-    "10000000",
-];
 
 /// Targets of issue 7.
 const TARGET_RATIO: f64 = 0.9;
