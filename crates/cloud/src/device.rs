@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(normalise(&c.to_lowercase()), c);
     }
 
-    use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, RIGHT};
+    use crate::in_process::{ad, jar, Answer, Bed};
 
     /// A device's `POST /devicecode` for `client_id`: status and JSON.
     async fn start(bed: &Bed, client_id: &str) -> anyhow::Result<(u16, serde_json::Value)> {
@@ -386,20 +386,7 @@ mod tests {
                 &cookie,
             )
             .await?;
-        let (req, csrf) = (pages.hidden("req"), pages.hidden("csrf"));
-        let upn = format!("{name}@{DOMAIN}");
-        bed.post(
-            "/contoso/login",
-            &[("req", &req), ("csrf", &csrf), ("username", &upn)],
-            "",
-        )
-        .await?;
-        bed.post(
-            "/contoso/login/password",
-            &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
-            "",
-        )
-        .await
+        bed.password_pages(&pages, name).await
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The seam between the sign-in core and the agents: [`Dispatcher`] sends one sealed request
 //! (a password check or a password writeback) to an agent of the tenant and waits for its
-//! bound answer, and says how many agents of a tenant are connected. The in-process
+//! bound answer, and tells every agent of a tenant that a user's password changed. The in-process
 //! implementation is [`crate::gateway::Gateway`] (agents connected to this process); a
 //! multi-instance one can replace it, and tests use a scripted one. [`crate::signin`] and
 //! [`crate::writeback`] see only this trait; the agent connections' registry, sync and
@@ -30,9 +30,6 @@ pub trait Dispatcher: Send + Sync + std::fmt::Debug {
         payload: &'a ValidationPayload,
         timeout: Duration,
     ) -> Dispatched<'a>;
-
-    /// How many agents of `tenant_id` are connected now.
-    fn connected_agents(&self, tenant_id: Uuid) -> usize;
 
     /// Tells every agent of `tenant_id` that `upn`'s password changed, so that none answers
     /// a wrong password it remembers for the user instead of asking AD. Returns how many
@@ -89,7 +86,6 @@ pub(crate) mod scripted {
         script: Box<Script>,
         calls: AtomicUsize,
         asked: Mutex<Vec<String>>,
-        agents: usize,
     }
 
     impl std::fmt::Debug for Scripted {
@@ -111,7 +107,6 @@ pub(crate) mod scripted {
                 script: Box::new(script),
                 calls: AtomicUsize::new(0),
                 asked: Mutex::new(Vec::new()),
-                agents: 1,
             }
         }
 
@@ -152,15 +147,11 @@ pub(crate) mod scripted {
             })
         }
 
-        fn connected_agents(&self, _tenant_id: Uuid) -> usize {
-            self.agents
-        }
-
         fn password_changed(&self, _tenant_id: Uuid, upn: &str) -> usize {
             if let Ok(mut a) = self.asked.lock() {
                 a.push(format!("password changed: {upn}"));
             }
-            self.agents
+            1
         }
     }
 }

@@ -373,11 +373,10 @@ impl Bed {
             .await
     }
 
-    /// Signs `name` in through the pages with [`RIGHT`]: the answer that carries the code
-    /// (and the session cookie).
-    pub async fn sign_in(&self, name: &str) -> anyhow::Result<Answer> {
-        let first = self.authorize().await?;
-        let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+    /// The username and password pages of the sign-in whose username page is `page`, for
+    /// `name` of [`DOMAIN`] with [`RIGHT`]: the answer to the password.
+    pub async fn password_pages(&self, page: &Answer, name: &str) -> anyhow::Result<Answer> {
+        let (req, csrf) = (page.hidden("req"), page.hidden("csrf"));
         let upn = format!("{name}@{DOMAIN}");
         self.post(
             "/contoso/login",
@@ -385,13 +384,19 @@ impl Bed {
             "",
         )
         .await?;
-        let done = self
-            .post(
-                "/contoso/login/password",
-                &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
-                "",
-            )
-            .await?;
+        self.post(
+            "/contoso/login/password",
+            &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
+            "",
+        )
+        .await
+    }
+
+    /// Signs `name` in through the pages with [`RIGHT`]: the answer that carries the code
+    /// (and the session cookie).
+    pub async fn sign_in(&self, name: &str) -> anyhow::Result<Answer> {
+        let first = self.authorize().await?;
+        let done = self.password_pages(&first, name).await?;
         anyhow::ensure!(
             done.location().contains("code="),
             "the sign-in of {name} ended with {} {}",

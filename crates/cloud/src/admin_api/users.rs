@@ -16,7 +16,7 @@ use crate::state::Shared;
 use crate::store::LockoutStore as _;
 use crate::store::MfaStore as _;
 use crate::store::WritebackStore as _;
-use crate::store::{Tenant, User};
+use crate::store::{StoreError, Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 use passthru_proto::AgentError;
 
@@ -498,26 +498,26 @@ async fn set_enabled(
             "You cannot block your own sign-in: ask another Global Administrator.",
         ));
     }
-    if !enabled && user.role == super::GLOBAL_ADMIN && user.enabled {
-        last_global_admin(state, &t, &user).await?;
-    }
     state
         .store
         .set_user_enabled(t.id, user.id, enabled, unix_now())
-        .await?;
+        .await
+        .map_err(|e| last_global_admin(e, &user))?;
     tracing::warn!(tenant = %t.name, user = %user.upn, enabled, by = %admin.upn, "user sign-in block changed");
     let user = find(state, &t, upn).await?;
     Ok(Json(user_json(&user)))
 }
 
-async fn last_global_admin(state: &Shared, t: &Tenant, user: &User) -> Result<(), ApiError> {
-    if state.store.count_role(t.id, super::GLOBAL_ADMIN).await? <= 1 {
-        return Err(ApiError::conflict(format!(
+/// The store's refusal to take the tenant's last enabled Global Administrator away (checked
+/// inside the change's own transaction, so it holds under concurrency), naming `user`.
+fn last_global_admin(e: StoreError, user: &User) -> ApiError {
+    match e {
+        StoreError::LastGlobalAdmin => ApiError::conflict(format!(
             "'{}' is the tenant's last Global Administrator: give the role to someone else first.",
             user.upn
-        )));
+        )),
+        other => other.into(),
     }
-    Ok(())
 }
 
 /// `POST /{tenant}/admin/users/{upn}/disable`: blocks sign-in in the cloud (for an
@@ -563,13 +563,11 @@ pub async fn set_role(
         )));
     };
     let user = find(&state, &t, &upn).await?;
-    if user.role == super::GLOBAL_ADMIN && *role != super::GLOBAL_ADMIN {
-        last_global_admin(&state, &t, &user).await?;
-    }
     state
         .store
         .set_user_role(t.id, user.id, role, unix_now())
-        .await?;
+        .await
+        .map_err(|e| last_global_admin(e, &user))?;
     tracing::warn!(tenant = %t.name, user = %user.upn, role, by = %admin.upn, "role changed");
     Ok(Json(user_json(&find(&state, &t, &upn).await?)))
 }
@@ -586,10 +584,11 @@ pub async fn remove(
     if user.id == admin.id {
         return Err(ApiError::conflict("You cannot delete yourself."));
     }
-    if user.role == super::GLOBAL_ADMIN {
-        last_global_admin(&state, &t, &user).await?;
-    }
-    state.store.delete_user(t.id, user.id).await?;
+    state
+        .store
+        .delete_user(t.id, user.id)
+        .await
+        .map_err(|e| last_global_admin(e, &user))?;
     tracing::warn!(tenant = %t.name, user = %user.upn, by = %admin.upn, "user deleted");
     Ok(Json(json!({ "upn": user.upn, "deleted": true })))
 }

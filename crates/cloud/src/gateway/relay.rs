@@ -345,10 +345,6 @@ impl Dispatcher for Gateway {
         Box::pin(self.validate(tenant_id, payload, timeout))
     }
 
-    fn connected_agents(&self, tenant_id: Uuid) -> usize {
-        self.connections(tenant_id).len()
-    }
-
     fn password_changed(&self, tenant_id: Uuid, upn: &str) -> usize {
         self.tell_all(
             tenant_id,

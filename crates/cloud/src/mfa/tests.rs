@@ -12,21 +12,7 @@ use crate::model::mfa_policy::Policy;
 
 /// The username and password pages for `name`: the page that follows the password.
 async fn password_step(bed: &Bed, name: &str) -> anyhow::Result<Answer> {
-    let first = bed.authorize().await?;
-    let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
-    let upn = format!("{name}@{DOMAIN}");
-    bed.post(
-        "/contoso/login",
-        &[("req", &req), ("csrf", &csrf), ("username", &upn)],
-        "",
-    )
-    .await?;
-    bed.post(
-        "/contoso/login/password",
-        &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
-        "",
-    )
-    .await
+    bed.password_pages(&bed.authorize().await?, name).await
 }
 
 /// The secret the enrolment page shows (base32), as bytes.

@@ -2,7 +2,7 @@
 //! the CSRF check of every form that changes something.
 
 use crate::admin_api::ops::{self, GLOBAL_ADMIN, HYBRID_ADMIN};
-use crate::in_process::{ad, jar, Answer, Bed, DOMAIN, RIGHT};
+use crate::in_process::{ad, jar, Answer, Bed};
 
 /// The path and query of an absolute or relative `Location`.
 fn local(location: &str) -> String {
@@ -34,21 +34,7 @@ async fn portal_session(bed: &Bed, name: &str, role: &str) -> anyhow::Result<Str
             &jar(&answers.iter().collect::<Vec<_>>()),
         )
         .await?;
-    let (req, csrf) = (page.hidden("req"), page.hidden("csrf"));
-    let upn = format!("{name}@{DOMAIN}");
-    bed.post(
-        "/contoso/login",
-        &[("req", &req), ("csrf", &csrf), ("username", &upn)],
-        "",
-    )
-    .await?;
-    let done = bed
-        .post(
-            "/contoso/login/password",
-            &[("req", &req), ("csrf", &csrf), ("password", RIGHT)],
-            "",
-        )
-        .await?;
+    let done = bed.password_pages(&page, name).await?;
     answers.push(done);
     let callback = local(answers[1].location());
     anyhow::ensure!(
