@@ -37,8 +37,6 @@ pub(crate) fn host_cookie(name: &str, value: &str, same_site: &str, max_age: i64
 
 #[cfg(test)]
 mod tests {
-    use crate::store::MfaStore as _;
-    use crate::store::WritebackStore as _;
 
     use super::HSTS;
     use crate::clock::unix_now;

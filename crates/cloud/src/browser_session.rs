@@ -14,8 +14,6 @@ use crate::http::cookie_value;
 use crate::issue::{hash_secret, random_token};
 use crate::pages::{error_page, form_post, info_page};
 use crate::state::Shared;
-use crate::store::DeviceStore as _;
-use crate::store::OidcStore as _;
 use crate::store::{AuthCode, AuthzRequest, SessionRecord, Tenant};
 
 /// How long a sign-in may take from `/authorize` to the password, seconds.

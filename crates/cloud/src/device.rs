@@ -21,8 +21,6 @@ use crate::oauth_error::OAuthError;
 use crate::pages::{error_page, esc, page, username_page};
 use crate::state::Shared;
 use crate::store::device::DeviceCode;
-use crate::store::DeviceStore as _;
-use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, Tenant};
 use crate::sts::{load_tenant, BaseUrl};
 

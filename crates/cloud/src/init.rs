@@ -168,7 +168,6 @@ pub async fn add_tenant(
 
 #[cfg(test)]
 mod tests {
-    use crate::store::FederationStore as _;
     use std::os::unix::fs::PermissionsExt as _;
 
     use axum::body::Body;

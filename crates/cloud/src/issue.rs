@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::clock::unix_now;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
-use crate::store::OidcStore as _;
 use crate::store::{RefreshRecord, Tenant, User};
 use crate::sts::issuer;
 use crate::tokens::TOKEN_LIFETIME_SECS;

@@ -23,8 +23,6 @@ use crate::issue::{hash_secret, secrets_equal};
 use crate::pages::info_page;
 use crate::password_change_page::{change_page, change_page_of, expired_form, Form};
 use crate::state::Shared;
-use crate::store::MfaStore as _;
-use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, SignIn, Tenant, User};
 use crate::writeback::{self, Actor, WritebackError};
 
@@ -319,8 +317,6 @@ mod tests {
     }
 
     mod during_sign_in {
-        use crate::store::MfaStore as _;
-        use crate::store::WritebackStore as _;
         use passthru_proto::seal::ValidationPayload;
         use passthru_proto::wire::Outcome;
         use passthru_proto::{PasswordOperation, Win32};

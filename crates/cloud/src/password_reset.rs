@@ -25,8 +25,6 @@ use crate::pages::{alert, esc, form_status, info_page, page};
 use crate::state::Shared;
 use crate::store::attempts::Bump;
 use crate::store::writeback::ResetFlow;
-use crate::store::AttemptStore as _;
-use crate::store::WritebackStore as _;
 use crate::store::{Tenant, User};
 use crate::writeback::{self, Actor};
 
@@ -418,8 +416,6 @@ pub async fn set_new(
 
 #[cfg(test)]
 mod tests {
-    use crate::store::MfaStore as _;
-    use crate::store::WritebackStore as _;
     use axum::http::StatusCode;
 
     use crate::store::DomainKind;

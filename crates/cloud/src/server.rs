@@ -24,8 +24,6 @@ use crate::gateway::Gateway;
 use crate::http::ClientInfo;
 use crate::pki::{fingerprint, AgentCa, PkiPaths};
 use crate::state::{AppState, Shared};
-use crate::store::AttemptStore as _;
-use crate::store::LockoutStore as _;
 use crate::store::Store;
 use crate::tokens::Signer;
 use crate::{

@@ -18,7 +18,6 @@ use crate::oauth_error::OAuthError;
 use crate::state::AppState;
 use crate::store::lockout::Lockout;
 use crate::store::mfa::MfaRecord;
-use crate::store::LockoutStore as _;
 use crate::store::{DomainKind, OnpremUser, SignIn, Tenant, User};
 
 /// Who is signing in, and from where.

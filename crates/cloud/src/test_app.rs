@@ -20,7 +20,6 @@ use crate::dispatcher::Reply;
 use crate::gateway::AgentConn;
 use crate::server::{app_state, ServeOptions};
 use crate::state::Shared;
-use crate::store::MfaStore as _;
 use crate::store::{DomainKind, Tenant};
 
 /// `serve`'s options as tests use them (no listener is opened; nothing is asked of DNS).

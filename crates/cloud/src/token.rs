@@ -25,7 +25,6 @@ use crate::oauth_error::OAuthError;
 use crate::signin::{check_password_and_mfa, Attempt};
 use crate::state::Shared;
 use crate::store::oidc::RefreshUse;
-use crate::store::OidcStore as _;
 use crate::store::Tenant;
 use crate::sts::{load_tenant, BaseUrl};
 

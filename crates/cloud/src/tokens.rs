@@ -27,7 +27,6 @@ use zeroize::Zeroizing;
 
 use crate::secret_box::{Purpose, SecretBox};
 use crate::store::signing_keys::{NewKey, PrivateKey, StoredKey};
-use crate::store::SigningKeyStore as _;
 use crate::store::{Store, StoreError};
 
 /// Why a token operation failed.

@@ -18,8 +18,6 @@ use crate::clock::unix_now;
 use crate::dispatcher::DispatchError;
 use crate::signin::{names_synced_record, record_user, Attempt};
 use crate::state::AppState;
-use crate::store::LockoutStore as _;
-use crate::store::WritebackStore as _;
 use crate::store::{DomainKind, Tenant, User};
 
 /// Why a password could not be written.

@@ -17,7 +17,6 @@ use crate::federation::{allow_private, valid_issuer};
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::federation::{Conversion, FederationConfig};
-use crate::store::FederationStore as _;
 use crate::store::Tenant;
 
 /// The `federated` part of `POST /{tenant}/admin/domains`.

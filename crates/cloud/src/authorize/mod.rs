@@ -24,7 +24,6 @@ use crate::issue::{hash_secret, random_token};
 use crate::pages::{error_page, info_page, password_page, username_page};
 use crate::signin::{check_password, Attempt};
 use crate::state::Shared;
-use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, DomainKind, SessionRecord, Tenant};
 use crate::sts::{issuer, BaseUrl};
 

@@ -37,8 +37,6 @@ use crate::issue::{hash_secret, random_token};
 use crate::pages::error_page;
 use crate::state::Shared;
 use crate::store::federation::{FederatedUser, FederationState};
-use crate::store::FederationStore as _;
-use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
 
 mod upstream;

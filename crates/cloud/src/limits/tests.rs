@@ -17,7 +17,6 @@ use super::{protect, Limits, RateLimits};
 use crate::http::ClientInfo;
 use crate::state::Shared;
 use crate::store::App;
-use crate::store::WritebackStore as _;
 
 const TENANT: &str = "contoso";
 const APP: &str = "11111111-2222-3333-4444-555555555555";
@@ -418,7 +417,7 @@ async fn ten_thousand_starts_are_purged_once_expired() -> anyhow::Result<()> {
     for table in ["device_codes", "authz_requests", "password_reset_flows"] {
         assert_eq!(store.count_rows(table).await?, 0, "{table}");
     }
-    for table in crate::store::oidc::EXPIRING_TABLES {
+    for table in crate::store::housekeeping::EXPIRING_TABLES {
         assert_eq!(store.count_rows(table).await?, 0, "{table}");
     }
     cloud.close().await;

@@ -24,8 +24,6 @@ use crate::model::mfa_policy::{self as policy, Next, Policy};
 use crate::pages::{error_page, info_page, redirect_form_action};
 use crate::state::Shared;
 use crate::store::mfa::Stage;
-use crate::store::MfaStore as _;
-use crate::store::OidcStore as _;
 use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, Tenant, User};
 
 /// How long a second-factor page may wait for its form, seconds.

@@ -22,7 +22,6 @@ use crate::model::mfa_policy as policy;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::mfa::MfaRecord;
-use crate::store::MfaStore as _;
 use crate::store::{AuthzRequest, StoreError, Tenant, User};
 
 pub mod flow;

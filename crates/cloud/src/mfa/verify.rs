@@ -10,7 +10,6 @@ use super::{recovery, totp};
 use crate::clock::unix_ms;
 use crate::state::AppState;
 use crate::store::mfa::Reservation;
-use crate::store::MfaStore as _;
 use crate::store::{SignIn, StoreError, Tenant, User};
 
 /// What a typed code was.

@@ -17,8 +17,6 @@ use crate::http::cookie_value;
 use crate::issue::{hash_secret, random_token, secrets_equal};
 use crate::state::Shared;
 use crate::store::portal::{PortalLogin, PortalSession};
-use crate::store::OidcStore as _;
-use crate::store::PortalStore as _;
 use crate::store::{App, Tenant, User};
 use crate::sts::BaseUrl;
 use crate::token::pkce_s256;

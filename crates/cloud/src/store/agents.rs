@@ -2,13 +2,13 @@
 //! revocation, request statistics (kept across disconnects and restarts of the cloud), and the
 //! removal of agents inactive for [`AGENT_EXPIRY_SECS`].
 
+use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::{conflict, uuid_col, AgentRecord, Result, Store, StoreError};
+use super::{AgentRecord, Result};
 
 /// Agents not seen for this long (10 days) are removed by the periodic purge, unless
 /// connected. Revoked agents too: their certificate stays refused, since it then belongs to
@@ -110,12 +110,16 @@ pub enum AgentStanding {
     Removed,
 }
 
-impl Store {
+/// Authentication agents of a tenant: registration under the tenant's limit (one
+/// conditional insert), presence, revocation and answer counts.
+/// Every backend implements it and passes `store::conformance`.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
     /// Registers an agent while the tenant has fewer than `max_active` agents not revoked
     /// ([`StoreError::TooManyAgents`] otherwise), in one statement: however many
     /// registrations run at once, the tenant never has more than `max_active`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn add_agent(
+    async fn add_agent(
         &self,
         id: Uuid,
         tenant_id: Uuid,
@@ -126,80 +130,19 @@ impl Store {
         version: &str,
         now: i64,
         max_active: usize,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "INSERT INTO agents (id, tenant_id, cert_fingerprint, cert_expires_at, hpke_public_key, host, version, registered_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-             WHERE (SELECT COUNT(*) FROM agents WHERE tenant_id = ?2 AND revoked = 0) < ?9",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(cert_fingerprint)
-        .bind(cert_expires_at)
-        .bind(hpke_public_key)
-        .bind(host)
-        .bind(version)
-        .bind(now)
-        .bind(i64::try_from(max_active).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, format!("agent {id}")))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::TooManyAgents { max: max_active });
-        }
-        Ok(())
-    }
+    ) -> Result<()>;
 
-    fn agent_row(row: &sqlx::sqlite::SqliteRow) -> Result<AgentRecord> {
-        let suffixes: Option<String> = row.try_get("upn_suffixes")?;
-        Ok(AgentRecord {
-            id: uuid_col(row, "id")?,
-            tenant_id: uuid_col(row, "tenant_id")?,
-            cert_fingerprint: row.try_get("cert_fingerprint")?,
-            cert_expires_at: row.try_get("cert_expires_at")?,
-            hpke_public_key: row.try_get("hpke_public_key")?,
-            host: row.try_get("host")?,
-            version: row.try_get("version")?,
-            registered_at: row.try_get("registered_at")?,
-            last_seen: row.try_get("last_seen")?,
-            source_ip: row.try_get("source_ip")?,
-            revoked: row.try_get::<i64, _>("revoked")? != 0,
-            upn_suffixes: suffixes
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default(),
-        })
-    }
+    async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>>;
 
-    pub async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>> {
-        let row = sqlx::query("SELECT * FROM agents WHERE cert_fingerprint = ?")
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::agent_row).transpose()
-    }
-
-    pub async fn agents(&self, tenant_id: Uuid) -> Result<Vec<AgentRecord>> {
-        let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = ? ORDER BY registered_at")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::agent_row).collect()
-    }
+    async fn agents(&self, tenant_id: Uuid) -> Result<Vec<AgentRecord>>;
 
     /// The tenant's registered agents that are not revoked (the per-tenant limit counts
     /// these), counted by the store: a registration must not read every agent's record.
-    pub async fn active_agent_count(&self, tenant_id: Uuid) -> Result<usize> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE tenant_id = ? AND revoked = 0")
-                .bind(tenant_id.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(usize::try_from(n).unwrap_or(0))
-    }
+    async fn active_agent_count(&self, tenant_id: Uuid) -> Result<usize>;
 
     /// Records a connection: when, from where, and what the agent announced.
     #[allow(clippy::too_many_arguments)]
-    pub async fn agent_seen(
+    async fn agent_seen(
         &self,
         id: Uuid,
         host: &str,
@@ -207,137 +150,34 @@ impl Store {
         source_ip: &str,
         upn_suffixes: &[String],
         now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE agents SET last_seen = ?, host = ?, version = ?, source_ip = ?, upn_suffixes = ? WHERE id = ?",
-        )
-        .bind(now)
-        .bind(host)
-        .bind(version)
-        .bind(source_ip)
-        .bind(serde_json::to_string(upn_suffixes).unwrap_or_else(|_| "[]".into()))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+    ) -> Result<()>;
 
     /// Marks an agent revoked: its certificate is refused from now on. Returns whether the
     /// agent exists in the tenant.
-    pub async fn revoke_agent(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
-        let r = sqlx::query("UPDATE agents SET revoked = 1 WHERE id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(tenant_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
+    async fn revoke_agent(&self, tenant_id: Uuid, id: Uuid) -> Result<bool>;
 
     /// Records that a connected agent was heard from, and reads in the same statement
     /// whether it may stay connected: any cloud process sharing the store may have revoked
     /// it meanwhile.
-    pub async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<AgentStanding> {
-        let row = sqlx::query(
-            "UPDATE agents SET last_seen = ? WHERE id = ? RETURNING revoked, cert_expires_at",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(AgentStanding::Removed);
-        };
-        Ok(if row.try_get::<i64, _>("revoked")? != 0 {
-            AgentStanding::Revoked
-        } else if row.try_get::<i64, _>("cert_expires_at")? < now {
-            AgentStanding::CertificateExpired
-        } else {
-            AgentStanding::Admitted
-        })
-    }
+    async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<AgentStanding>;
 
     /// Adds `delta` to the agent's stored statistics (one transaction).
-    pub async fn add_agent_stats(&self, id: Uuid, delta: &AgentTally, now: i64) -> Result<()> {
-        if delta.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT stats FROM agent_stats WHERE agent_id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut total: AgentTally = match row {
-            Some(r) => serde_json::from_str(&r.try_get::<String, _>("stats")?).unwrap_or_default(),
-            None => AgentTally::default(),
-        };
-        total.merge(delta);
-        sqlx::query(
-            "INSERT INTO agent_stats (agent_id, stats, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (agent_id) DO UPDATE SET stats = excluded.stats, updated_at = excluded.updated_at",
-        )
-        .bind(id.to_string())
-        .bind(serde_json::to_string(&total).unwrap_or_else(|_| "{}".into()))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn add_agent_stats(&self, id: Uuid, delta: &AgentTally, now: i64) -> Result<()>;
 
     /// The stored statistics of a tenant's agents.
-    pub async fn agent_stats(&self, tenant_id: Uuid) -> Result<HashMap<Uuid, AgentTally>> {
-        let rows = sqlx::query(
-            "SELECT s.agent_id, s.stats FROM agent_stats s JOIN agents a ON a.id = s.agent_id WHERE a.tenant_id = ?",
-        )
-        .bind(tenant_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = HashMap::new();
-        for r in rows {
-            let stats: String = r.try_get("stats")?;
-            out.insert(
-                uuid_col(&r, "agent_id")?,
-                serde_json::from_str(&stats).unwrap_or_default(),
-            );
-        }
-        Ok(out)
-    }
+    async fn agent_stats(&self, tenant_id: Uuid) -> Result<HashMap<Uuid, AgentTally>>;
 
     /// Removes the agents (and their statistics) of every tenant that were last seen (or, never
     /// connected, registered) [`AGENT_EXPIRY_SECS`] or more before `now`, except those in
     /// `connected`. Revoked agents go by the same rule. Returns the removed agents' ids.
-    pub async fn remove_inactive_agents(&self, now: i64, connected: &[Uuid]) -> Result<Vec<Uuid>> {
-        let cutoff = now - AGENT_EXPIRY_SECS;
-        let mut tx = self.write_tx().await?;
-        let rows =
-            sqlx::query("SELECT id FROM agents WHERE COALESCE(last_seen, registered_at) <= ?")
-                .bind(cutoff)
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut removed = Vec::new();
-        for r in rows {
-            let id = uuid_col(&r, "id")?;
-            if connected.contains(&id) {
-                continue;
-            }
-            sqlx::query("DELETE FROM agent_stats WHERE agent_id = ?")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM agents WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            removed.push(id);
-        }
-        tx.commit().await?;
-        Ok(removed)
-    }
+    async fn remove_inactive_agents(&self, now: i64, connected: &[Uuid]) -> Result<Vec<Uuid>>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::*;
+    use uuid::Uuid;
 
     async fn store() -> anyhow::Result<(Store, Uuid)> {
         let dir = std::env::temp_dir().join(format!("passthru-agents-{}", Uuid::new_v4()));

@@ -3,9 +3,9 @@
 //! that refuses once the limit is reached), so parallel requests cannot all pass a check made
 //! before the count is written. Rows whose window is over are purged.
 
-use std::future::Future;
+use async_trait::async_trait;
 
-use super::{Result, Store};
+use super::Result;
 
 /// What a bump gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,27 +19,8 @@ pub enum Bump {
 /// Fixed-window attempt counters in a store (the rate limits of self-service password reset
 /// per user and per client address). Every backend implements it and passes
 /// `store::conformance::attempts` (exactly the limit counted among hundreds at once).
+#[async_trait]
 pub trait AttemptStore: Send + Sync {
-    /// Counts one attempt of `key` in `scope` unless `limit` attempts were already counted
-    /// in the window of `window_secs` that started with the first of them.
-    fn bump_attempts(
-        &self,
-        scope: &str,
-        key: &str,
-        limit: i64,
-        window_secs: i64,
-        now: i64,
-    ) -> impl Future<Output = Result<Bump>> + Send;
-
-    /// Removes counters whose window (of at most `max_window_secs`) is over.
-    fn purge_attempts(
-        &self,
-        now: i64,
-        max_window_secs: i64,
-    ) -> impl Future<Output = Result<u64>> + Send;
-}
-
-impl AttemptStore for Store {
     /// Counts one attempt of `key` in `scope` unless `limit` attempts were already counted
     /// in the window of `window_secs` that started with the first of them.
     async fn bump_attempts(
@@ -49,43 +30,8 @@ impl AttemptStore for Store {
         limit: i64,
         window_secs: i64,
         now: i64,
-    ) -> Result<Bump> {
-        let counted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO attempt_counters (scope, key, window_start, count) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (scope, key) DO UPDATE SET
-                 count = CASE WHEN window_start <= ?3 - ?4 THEN 1 ELSE count + 1 END,
-                 window_start = CASE WHEN window_start <= ?3 - ?4 THEN ?3 ELSE window_start END
-             WHERE window_start <= ?3 - ?4 OR count < ?5
-             RETURNING count",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(now)
-        .bind(window_secs)
-        .bind(limit)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(n) = counted {
-            return Ok(Bump::Counted(n));
-        }
-        let start: Option<i64> = sqlx::query_scalar(
-            "SELECT window_start FROM attempt_counters WHERE scope = ? AND key = ?",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(Bump::Refused {
-            retry_at: start.unwrap_or(now).saturating_add(window_secs),
-        })
-    }
+    ) -> Result<Bump>;
 
     /// Removes counters whose window (of at most `max_window_secs`) is over.
-    async fn purge_attempts(&self, now: i64, max_window_secs: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM attempt_counters WHERE window_start <= ?")
-            .bind(now.saturating_sub(max_window_secs))
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
-    }
+    async fn purge_attempts(&self, now: i64, max_window_secs: i64) -> Result<u64>;
 }

@@ -41,7 +41,7 @@ macro_rules! ensure_eq {
 }
 
 /// Every rule of [`OidcStore`], on a store where `tenant_id` is a tenant.
-pub(crate) async fn oidc<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn oidc<S: OidcStore + ?Sized>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
     authorization_requests_expire_and_stay_in_their_tenant(s, tenant_id).await?;
     a_code_works_once(s, tenant_id).await?;
     a_code_works_once_among_many_parallel_takers(s, tenant_id).await?;
@@ -98,7 +98,7 @@ fn refresh(tenant_id: Uuid, family: &str) -> RefreshRecord {
     }
 }
 
-async fn authorization_requests_expire_and_stay_in_their_tenant<S: OidcStore>(
+async fn authorization_requests_expire_and_stay_in_their_tenant<S: OidcStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
 ) -> anyhow::Result<()> {
@@ -125,7 +125,7 @@ async fn authorization_requests_expire_and_stay_in_their_tenant<S: OidcStore>(
     Ok(())
 }
 
-async fn a_code_works_once<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+async fn a_code_works_once<S: OidcStore + ?Sized>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
     let c = code(tenant_id);
     s.add_code("code-once", &c).await?;
     anyhow::ensure!(s.take_code("code-once").await? == Some(c));
@@ -137,7 +137,7 @@ async fn a_code_works_once<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Resu
     Ok(())
 }
 
-async fn a_code_works_once_among_many_parallel_takers<S: OidcStore>(
+async fn a_code_works_once_among_many_parallel_takers<S: OidcStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
 ) -> anyhow::Result<()> {
@@ -151,7 +151,7 @@ async fn a_code_works_once_among_many_parallel_takers<S: OidcStore>(
     Ok(())
 }
 
-async fn refresh_tokens_rotate_and_reuse_revokes_the_family<S: OidcStore>(
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family<S: OidcStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
 ) -> anyhow::Result<()> {
@@ -173,7 +173,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family<S: OidcStore>(
     Ok(())
 }
 
-async fn one_of_many_parallel_uses_of_a_refresh_token_wins<S: OidcStore>(
+async fn one_of_many_parallel_uses_of_a_refresh_token_wins<S: OidcStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
 ) -> anyhow::Result<()> {
@@ -188,7 +188,10 @@ async fn one_of_many_parallel_uses_of_a_refresh_token_wins<S: OidcStore>(
     Ok(())
 }
 
-async fn sessions_expire_and_end<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow::Result<()> {
+async fn sessions_expire_and_end<S: OidcStore + ?Sized>(
+    s: &S,
+    tenant_id: Uuid,
+) -> anyhow::Result<()> {
     let rec = SessionRecord {
         tenant_id,
         user_id: Uuid::new_v4(),
@@ -208,7 +211,7 @@ async fn sessions_expire_and_end<S: OidcStore>(s: &S, tenant_id: Uuid) -> anyhow
 
 /// Every rule of [`LockoutStore`], on a store where `tenant_id` is a tenant and `user` one of
 /// its users.
-pub(crate) async fn lockout<S: LockoutStore>(
+pub(crate) async fn lockout<S: LockoutStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
     user: Uuid,
@@ -219,7 +222,7 @@ pub(crate) async fn lockout<S: LockoutStore>(
     Ok(())
 }
 
-async fn failures_lock_and_locks_grow_until_a_success<S: LockoutStore>(
+async fn failures_lock_and_locks_grow_until_a_success<S: LockoutStore + ?Sized>(
     s: &S,
     t: Uuid,
 ) -> anyhow::Result<()> {
@@ -263,7 +266,7 @@ async fn failures_lock_and_locks_grow_until_a_success<S: LockoutStore>(
     Ok(())
 }
 
-async fn no_failure_is_lost_among_many_counted_at_once<S: LockoutStore>(
+async fn no_failure_is_lost_among_many_counted_at_once<S: LockoutStore + ?Sized>(
     s: &S,
     t: Uuid,
 ) -> anyhow::Result<()> {
@@ -282,7 +285,7 @@ async fn no_failure_is_lost_among_many_counted_at_once<S: LockoutStore>(
     Ok(())
 }
 
-async fn a_users_names_share_one_key<S: LockoutStore>(
+async fn a_users_names_share_one_key<S: LockoutStore + ?Sized>(
     s: &S,
     t: Uuid,
     user: Uuid,
@@ -305,7 +308,7 @@ async fn a_users_names_share_one_key<S: LockoutStore>(
 
 /// Every rule of [`DeviceStore`], on a store where `tenant_id` is a tenant and `user` one of
 /// its users.
-pub(crate) async fn device<S: DeviceStore>(
+pub(crate) async fn device<S: DeviceStore + ?Sized>(
     s: &S,
     tenant_id: Uuid,
     user: Uuid,
@@ -381,7 +384,12 @@ pub(crate) async fn device<S: DeviceStore>(
 
 /// Every rule of [`MfaStore`], on a store where `t` is a tenant and `u` and `other` two of
 /// its users without a second factor.
-pub(crate) async fn mfa<S: MfaStore>(s: &S, t: Uuid, u: Uuid, other: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn mfa<S: MfaStore + ?Sized>(
+    s: &S,
+    t: Uuid,
+    u: Uuid,
+    other: Uuid,
+) -> anyhow::Result<()> {
     ensure_eq!(s.mfa(t, u).await?, MfaRecord::default());
     s.set_mfa_policy(t, u, Some(Policy::Required)).await?;
     ensure_eq!(s.mfa(t, u).await?.policy, Some(Policy::Required));
@@ -480,7 +488,7 @@ pub(crate) async fn mfa<S: MfaStore>(s: &S, t: Uuid, u: Uuid, other: Uuid) -> an
 
 /// Many posts of one second factor at once: a TOTP step is accepted once, a recovery code
 /// used once, and at most [`FAILURES_PER_LOCK`] wrong-code checks are granted before the lock.
-async fn second_factor_checks_hold_under_many_parallel_posts<S: MfaStore>(
+async fn second_factor_checks_hold_under_many_parallel_posts<S: MfaStore + ?Sized>(
     s: &S,
     t: Uuid,
     u: Uuid,
@@ -513,7 +521,7 @@ async fn second_factor_checks_hold_under_many_parallel_posts<S: MfaStore>(
 }
 
 /// Every rule of [`AttemptStore`].
-pub(crate) async fn attempts<S: AttemptStore>(s: &S) -> anyhow::Result<()> {
+pub(crate) async fn attempts<S: AttemptStore + ?Sized>(s: &S) -> anyhow::Result<()> {
     // A window counts to its limit, then refuses until it ends; keys and scopes apart.
     for n in 1..=3 {
         ensure_eq!(
@@ -555,7 +563,11 @@ pub(crate) async fn attempts<S: AttemptStore>(s: &S) -> anyhow::Result<()> {
 
 /// Every rule of [`WritebackStore`], on a store where `t` is a tenant and `u` one of its
 /// users (writeback not allowed yet).
-pub(crate) async fn writeback<S: WritebackStore>(s: &S, t: Uuid, u: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn writeback<S: WritebackStore + ?Sized>(
+    s: &S,
+    t: Uuid,
+    u: Uuid,
+) -> anyhow::Result<()> {
     anyhow::ensure!(s.set_writeback_allowed(t, u, true, 2).await?);
     anyhow::ensure!(!s.set_writeback_allowed(t, Uuid::new_v4(), true, 2).await?);
 
@@ -594,7 +606,7 @@ pub(crate) async fn writeback<S: WritebackStore>(s: &S, t: Uuid, u: Uuid) -> any
 
 /// Every rule of [`SigningKeyStore`], on a store where `t` and `other` are two tenants without
 /// keys.
-pub(crate) async fn signing_keys<S: SigningKeyStore>(
+pub(crate) async fn signing_keys<S: SigningKeyStore + ?Sized>(
     s: &S,
     t: Uuid,
     other: Uuid,
@@ -664,7 +676,7 @@ pub(crate) async fn signing_keys<S: SigningKeyStore>(
 }
 
 /// Every rule of [`PortalStore`], on a store where `t` is a tenant.
-pub(crate) async fn portal<S: PortalStore>(s: &S, t: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn portal<S: PortalStore + ?Sized>(s: &S, t: Uuid) -> anyhow::Result<()> {
     let login = PortalLogin {
         tenant_id: t,
         verifier: "v".into(),
@@ -714,7 +726,7 @@ pub(crate) async fn portal<S: PortalStore>(s: &S, t: Uuid) -> anyhow::Result<()>
 }
 
 /// Every rule of [`FederationStore`], on a store where `t` is a tenant.
-pub(crate) async fn federation<S: FederationStore>(s: &S, t: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn federation<S: FederationStore + ?Sized>(s: &S, t: Uuid) -> anyhow::Result<()> {
     let secrets = crate::secret_box::SecretBox::from_key(&[3u8; 32]);
     let cfg = FederationConfig {
         domain: "Fab.Example".into(),
@@ -807,7 +819,7 @@ mod tests {
     async fn sqlite_keeps_the_oidc_rules() -> anyhow::Result<()> {
         let (s, dir, tenant_id) =
             test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
-        super::oidc(&s, tenant_id).await?;
+        super::oidc(s.backend(), tenant_id).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
@@ -820,10 +832,10 @@ mod tests {
         let user = s
             .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
             .await?;
-        super::lockout(&s, tenant_id, user).await?;
-        super::device(&s, tenant_id, user).await?;
-        super::portal(&s, tenant_id).await?;
-        super::federation(&s, tenant_id).await?;
+        super::lockout(s.backend(), tenant_id, user).await?;
+        super::device(s.backend(), tenant_id, user).await?;
+        super::portal(s.backend(), tenant_id).await?;
+        super::federation(s.backend(), tenant_id).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
@@ -832,7 +844,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite_keeps_the_attempt_counter_rules() -> anyhow::Result<()> {
         let (s, dir, _) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        super::attempts(&s).await?;
+        super::attempts(s.backend()).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
@@ -847,11 +859,11 @@ mod tests {
         let other = s
             .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
             .await?;
-        super::mfa(&s, t, u, other).await?;
-        super::writeback(&s, t, other).await?;
+        super::mfa(s.backend(), t, u, other).await?;
+        super::writeback(s.backend(), t, other).await?;
         let beta = uuid::Uuid::new_v4();
         s.create_tenant(beta, "beta", 1).await?;
-        super::signing_keys(&s, t, beta).await?;
+        super::signing_keys(s.backend(), t, beta).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())

@@ -1,26 +1,11 @@
 //! Device authorization grant rows (RFC 8628): the device code is stored as its hash, the
 //! user code in clear (it is short-lived and only useful with a sign-in).
 
-use std::future::Future;
+use async_trait::async_trait;
 
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::{uuid_col, Result, Store};
-
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS device_codes (
-    device_hash TEXT PRIMARY KEY,
-    user_code TEXT NOT NULL UNIQUE,
-    tenant_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    interval_secs INTEGER NOT NULL,
-    last_poll INTEGER NOT NULL DEFAULT 0,
-    user_id TEXT,
-    auth_time INTEGER
-);";
+use super::Result;
 
 /// A pending or approved device authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,85 +21,14 @@ pub struct DeviceCode {
     pub approved: Option<(Uuid, i64)>,
 }
 
-fn row_to_device(row: &sqlx::sqlite::SqliteRow) -> Result<DeviceCode> {
-    let user: Option<String> = row.try_get("user_id")?;
-    let auth_time: Option<i64> = row.try_get("auth_time")?;
-    Ok(DeviceCode {
-        tenant_id: uuid_col(row, "tenant_id")?,
-        client_id: row.try_get("client_id")?,
-        scope: row.try_get("scope")?,
-        user_code: row.try_get("user_code")?,
-        expires_at: row.try_get("expires_at")?,
-        interval_secs: row.try_get("interval_secs")?,
-        last_poll: row.try_get("last_poll")?,
-        approved: match (user.and_then(|u| Uuid::parse_str(&u).ok()), auth_time) {
-            (Some(u), Some(t)) => Some((u, t)),
-            _ => None,
-        },
-    })
-}
-
 /// The device authorization grant's rows in a store: a device code (by its hash) and its
 /// user code, pending until a user approves it, redeemed once. Every backend implements it
 /// and passes `store::conformance::device` (one approval among many at once, one redemption).
+#[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// Stores a new device authorization while the tenant has fewer than the pending cap
     /// ([`super::StoreError::TooManyPending`] otherwise).
-    fn add_device_code(
-        &self,
-        device_hash: &str,
-        d: &DeviceCode,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// A live, not yet approved device authorization by its user code.
-    fn pending_device_by_user_code(
-        &self,
-        tenant_id: Uuid,
-        user_code: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<DeviceCode>>> + Send;
-
-    /// Records the user who approved a pending device authorization.
-    fn approve_device(
-        &self,
-        tenant_id: Uuid,
-        user_code: &str,
-        user_id: Uuid,
-        auth_time: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
-
-    /// A poll by the device: returns the row (with the previous poll time) and records this
-    /// poll; an approved row is removed, so its tokens are issued once.
-    fn poll_device(
-        &self,
-        device_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<DeviceCode>>> + Send;
-}
-
-impl DeviceStore for Store {
-    /// Stores a new device authorization while the tenant has fewer than the pending cap
-    /// ([`super::StoreError::TooManyPending`] otherwise).
-    async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()> {
-        let cap = self.pending_cap();
-        let done = sqlx::query(
-            "INSERT INTO device_codes (device_hash, user_code, tenant_id, client_id, scope, expires_at, interval_secs)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-             WHERE (SELECT COUNT(*) FROM device_codes WHERE tenant_id = ?3) < ?8",
-        )
-        .bind(device_hash)
-        .bind(&d.user_code)
-        .bind(d.tenant_id.to_string())
-        .bind(&d.client_id)
-        .bind(&d.scope)
-        .bind(d.expires_at)
-        .bind(d.interval_secs)
-        .bind(cap)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| super::conflict(e, "user code".into()))?;
-        super::inserted_under_cap(&done, "device code sign-ins", cap)
-    }
+    async fn add_device_code(&self, device_hash: &str, d: &DeviceCode) -> Result<()>;
 
     /// A live, not yet approved device authorization by its user code.
     async fn pending_device_by_user_code(
@@ -122,17 +36,7 @@ impl DeviceStore for Store {
         tenant_id: Uuid,
         user_code: &str,
         now: i64,
-    ) -> Result<Option<DeviceCode>> {
-        let row = sqlx::query(
-            "SELECT * FROM device_codes WHERE user_code = ? AND tenant_id = ? AND expires_at > ? AND user_id IS NULL",
-        )
-        .bind(user_code)
-        .bind(tenant_id.to_string())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(row_to_device).transpose()
-    }
+    ) -> Result<Option<DeviceCode>>;
 
     /// Records the user who approved a pending device authorization.
     async fn approve_device(
@@ -141,43 +45,9 @@ impl DeviceStore for Store {
         user_code: &str,
         user_id: Uuid,
         auth_time: i64,
-    ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE device_codes SET user_id = ?, auth_time = ? WHERE user_code = ? AND tenant_id = ? AND user_id IS NULL",
-        )
-        .bind(user_id.to_string())
-        .bind(auth_time)
-        .bind(user_code)
-        .bind(tenant_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
+    ) -> Result<bool>;
 
     /// A poll by the device: returns the row (with the previous poll time) and records this
     /// poll; an approved row is removed, so its tokens are issued once.
-    async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>> {
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT * FROM device_codes WHERE device_hash = ?")
-            .bind(device_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(d) = row.as_ref().map(row_to_device).transpose()? else {
-            return Ok(None);
-        };
-        if d.approved.is_some() || d.expires_at <= now {
-            sqlx::query("DELETE FROM device_codes WHERE device_hash = ?")
-                .bind(device_hash)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("UPDATE device_codes SET last_poll = ? WHERE device_hash = ?")
-                .bind(now)
-                .bind(device_hash)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(d))
-    }
+    async fn poll_device(&self, device_hash: &str, now: i64) -> Result<Option<DeviceCode>>;
 }

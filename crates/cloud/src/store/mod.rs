@@ -1,51 +1,71 @@
-//! The cloud store (SQLite in the data dir). It holds tenants, domains, users, apps, agents,
-//! signing keys, refresh tokens and the sign-in log, and never a password: cloud-only users
-//! have an argon2id hash, everyone else has none.
+//! The cloud store: tenants, domains, users, apps, agents, signing keys, refresh tokens and
+//! the sign-in log, and never a password (cloud-only users have an argon2id hash, everyone
+//! else has none).
+//!
+//! Three parts:
+//! - one trait per area (`TenantStore`, `OidcStore`, `SyncStore`, ...), combined in
+//!   [`Backend`]; each documents the rules a backend keeps, and `conformance` checks them;
+//! - `sqlite`, the backend over SQLite in the data dir;
+//! - [`Store`], the facade the rest of the cloud holds: a `dyn Backend` plus what no backend
+//!   should repeat (the read-through cache of tenants, apps and domains, and the batched
+//!   sign-in log writer). It dereferences to the backend, so `store.users(t)` calls the
+//!   backend and `store.tenant(name)` the cache in front of it.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 pub mod admin;
 pub mod agents;
+pub mod apps;
 pub mod attempts;
 mod cache;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod device;
+pub mod domains;
 pub mod federation;
-mod groups;
+pub mod groups;
+pub mod housekeeping;
 pub mod lockout;
 pub mod mfa;
-mod migrate;
 pub mod oidc;
 pub mod portal;
-mod schema;
 pub mod sign_in_state;
+pub mod sign_ins;
 mod signin_log;
 pub mod signing_keys;
+mod sqlite;
 pub mod sync;
+pub mod tenants;
+pub mod users;
 pub mod writeback;
 
 pub use crate::model::records::{
     AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
 };
-pub use agents::AgentTally;
+pub use admin::{SignInFilter, UserPage};
+pub use agents::{AgentStore, AgentTally};
+pub use apps::AppStore;
 pub use attempts::AttemptStore;
 pub use device::DeviceStore;
+pub use domains::DomainStore;
 pub use federation::FederationStore;
+pub use groups::GroupStore;
+pub use housekeeping::HousekeepingStore;
 pub use lockout::LockoutStore;
 pub use mfa::MfaStore;
 pub use oidc::{
     AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
 };
 pub use portal::PortalStore;
-use schema::SCHEMA;
+pub use sign_in_state::SignInStateStore;
+pub use sign_ins::SignInLogStore;
 pub use signing_keys::SigningKeyStore;
+pub use sync::SyncStore;
+pub use tenants::TenantStore;
+pub use users::UserStore;
 pub use writeback::WritebackStore;
 
 /// Why the store failed.
@@ -81,499 +101,302 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// another cap (`--max-pending-per-tenant`).
 pub const DEFAULT_PENDING_ROWS_PER_TENANT: i64 = 100_000;
 
-/// The store. Cheap to clone.
+/// Every area of the store: what a backend implements (each area's trait) and what
+/// [`Store`] holds.
+pub trait Backend:
+    TenantStore
+    + DomainStore
+    + UserStore
+    + AppStore
+    + SignInLogStore
+    + AgentStore
+    + GroupStore
+    + SyncStore
+    + SignInStateStore
+    + HousekeepingStore
+    + OidcStore
+    + LockoutStore
+    + DeviceStore
+    + MfaStore
+    + AttemptStore
+    + WritebackStore
+    + SigningKeyStore
+    + PortalStore
+    + FederationStore
+    + std::fmt::Debug
+{
+}
+
+impl<T> Backend for T where
+    T: TenantStore
+        + DomainStore
+        + UserStore
+        + AppStore
+        + SignInLogStore
+        + AgentStore
+        + GroupStore
+        + SyncStore
+        + SignInStateStore
+        + HousekeepingStore
+        + OidcStore
+        + LockoutStore
+        + DeviceStore
+        + MfaStore
+        + AttemptStore
+        + WritebackStore
+        + SigningKeyStore
+        + PortalStore
+        + FederationStore
+        + std::fmt::Debug
+{
+}
+
+/// The store the cloud holds: a backend, with the read-through cache and the sign-in log
+/// writer in front of it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    tenants: std::sync::Arc<cache::TtlCache<Tenant>>,
-    apps: std::sync::Arc<cache::TtlCache<App>>,
-    pub(crate) domains_cache: std::sync::Arc<cache::TtlCache<Domain>>,
-    /// The sign-in log's writer task (`None` in the task's own copy).
-    sign_in_writer: Option<signin_log::Writer>,
-    /// Pending rows (sign-ins in progress) a tenant may have in each table
-    /// (`serve --max-pending-per-tenant`).
-    pending_cap: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    backend: Arc<dyn Backend>,
+    tenants: Arc<cache::TtlCache<Tenant>>,
+    apps: Arc<cache::TtlCache<App>>,
+    domains: Arc<cache::TtlCache<Domain>>,
+    /// The sign-in log's writer task.
+    sign_in_writer: signin_log::Writer,
 }
 
-pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
-    let s: String = row.try_get(col)?;
-    Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
-}
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
 
-/// The outcome of a pending-row insert made conditional on the tenant's count being under
-/// `cap` (`INSERT ... SELECT ... WHERE (SELECT COUNT(*) ...) < cap`): no row written means
-/// the tenant's table of `what` is full.
-pub(crate) fn inserted_under_cap(
-    done: &sqlx::sqlite::SqliteQueryResult,
-    what: &'static str,
-    cap: i64,
-) -> Result<()> {
-    if done.rows_affected() == 0 {
-        return Err(StoreError::TooManyPending { what, cap });
-    }
-    Ok(())
-}
-
-pub(crate) fn conflict(e: sqlx::Error, what: String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Db(e),
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
     }
 }
 
 impl Store {
     /// Opens (creating if asked) the SQLite store at `path` and applies the schema.
     pub async fn open(path: &Path, create: bool) -> Result<Store> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // Deleted and overwritten content (a key's plaintext before it was sealed, expired
-            // secrets' hashes) is zeroed in the file, not left in free space.
-            .pragma("secure_delete", "on");
-        // An embedded database has no connection to go stale: testing one before each use
-        // would cost a round trip to its worker thread per statement.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await?;
-        migrate::run(&pool)
-            .await
-            .map_err(|e| StoreError::Db(e.into()))?;
-        let mut store = Store {
-            pool,
-            tenants: std::sync::Arc::new(cache::TtlCache::new()),
-            apps: std::sync::Arc::new(cache::TtlCache::new()),
-            domains_cache: std::sync::Arc::new(cache::TtlCache::new()),
-            sign_in_writer: None,
-            pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
-                DEFAULT_PENDING_ROWS_PER_TENANT,
-            )),
-        };
-        store.sign_in_writer = Some(signin_log::start(store.clone()));
-        Ok(store)
+        let backend = sqlite::SqliteStore::open(path, create).await?;
+        Ok(Store::over(Arc::new(backend)))
     }
 
-    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so
-    /// concurrent read-then-write transactions wait (busy timeout) instead of failing with a
-    /// stale snapshot.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// The facade over `backend` (starts the sign-in log writer: call within a runtime).
+    pub(crate) fn over(backend: Arc<dyn Backend>) -> Store {
+        Store {
+            sign_in_writer: signin_log::start(backend.clone()),
+            backend,
+            tenants: Arc::new(cache::TtlCache::new()),
+            apps: Arc::new(cache::TtlCache::new()),
+            domains: Arc::new(cache::TtlCache::new()),
+        }
     }
 
-    /// Sets how many pending rows (sign-ins in progress) a tenant may have in each table.
-    pub fn set_pending_rows_per_tenant(&self, cap: i64) {
-        self.pending_cap
-            .store(cap.max(1), std::sync::atomic::Ordering::Relaxed);
+    /// The backend itself, without the cache and the log writer (for the conformance
+    /// suite).
+    #[cfg(test)]
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
-    /// The cap of [`Store::set_pending_rows_per_tenant`] ([`DEFAULT_PENDING_ROWS_PER_TENANT`]
-    /// until set).
-    pub(crate) fn pending_cap(&self) -> i64 {
-        self.pending_cap.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Writes the sign-in log lines still queued, then closes the pool (flushes the WAL).
+    /// Writes the sign-in log lines still queued, then closes the backend.
     pub async fn close(&self) {
         self.flush_sign_ins().await;
-        self.pool.close().await;
+        self.backend.close().await;
     }
 
-    // ---- tenants
+    // The methods below shadow the backend's of the same name (a method of `Store` is found
+    // before one reached through `Deref`): reads through the cache, and writes that
+    // invalidate it.
 
-    pub async fn create_tenant(&self, id: Uuid, name: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(id.to_string())
-            .bind(name)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, format!("tenant {name}")))?;
-        Ok(())
-    }
-
-    fn tenant_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tenant> {
-        Ok(Tenant {
-            id: uuid_col(row, "id")?,
-            name: row.try_get("name")?,
-            pta_enabled: row.try_get::<i64, _>("pta_enabled")? != 0,
-            settings: crate::model::settings::Settings::default(),
-        })
-    }
-
-    async fn load_settings(&self, t: &mut Tenant) -> Result<()> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM tenant_settings WHERE tenant_id = ?")
-                .bind(t.id.to_string())
-                .fetch_all(&self.pool)
-                .await?;
-        let mut skipped = Vec::new();
-        t.settings = crate::model::settings::Settings::from_pairs(
-            rows.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &mut skipped,
-        );
-        for e in skipped {
-            tracing::warn!(tenant = %t.name, "stored setting ignored, default used: {e}");
-        }
-        Ok(())
-    }
-
-    /// Stores a tenant's settings (only those that differ from the defaults are kept).
-    pub async fn save_settings(
-        &self,
-        tenant_id: Uuid,
-        settings: &crate::model::settings::Settings,
-    ) -> Result<()> {
-        let defaults = crate::model::settings::Settings::default().pairs();
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM tenant_settings WHERE tenant_id = ?")
-            .bind(tenant_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for ((k, v), (_, d)) in settings.pairs().into_iter().zip(defaults) {
-            if v != d {
-                sqlx::query("INSERT INTO tenant_settings (tenant_id, key, value) VALUES (?, ?, ?)")
-                    .bind(tenant_id.to_string())
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        self.tenants.clear();
-        Ok(())
-    }
-
-    /// Finds a tenant by its name or its id.
+    /// Finds a tenant by its name or its id (cached for a few seconds).
     pub async fn tenant(&self, name_or_id: &str) -> Result<Option<Tenant>> {
         let key = name_or_id.to_ascii_lowercase();
         if let Some(t) = self.tenants.get(&key) {
             return Ok(Some(t));
         }
-        let row = sqlx::query("SELECT * FROM tenants WHERE name = ? OR id = ?")
-            .bind(name_or_id)
-            .bind(&key)
-            .fetch_optional(&self.pool)
-            .await?;
-        let mut t = row.as_ref().map(Self::tenant_row).transpose()?;
-        if let Some(t) = &mut t {
-            self.load_settings(t).await?;
+        let t = self.backend.tenant(name_or_id).await?;
+        if let Some(t) = &t {
             self.tenants.put(key, t.clone());
         }
         Ok(t)
     }
 
-    pub async fn set_pta(&self, tenant_id: Uuid, enabled: bool) -> Result<()> {
-        sqlx::query("UPDATE tenants SET pta_enabled = ? WHERE id = ?")
-            .bind(enabled as i64)
-            .bind(tenant_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        self.tenants.clear();
-        Ok(())
-    }
-
-    // ---- domains
-
-    /// Adds a domain: verified (the tenant's initial domain, or one the operator vouches for
-    /// with data-dir access) or waiting for the proof `verification_code`.
-    pub async fn add_domain(
+    /// Stores a tenant's settings.
+    pub async fn save_settings(
         &self,
         tenant_id: Uuid,
-        name: &str,
-        kind: DomainKind,
-        verification_code: Option<&str>,
-        now: i64,
+        settings: &crate::model::settings::Settings,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO domains (name, tenant_id, kind, created_at, verified, verification_code) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(name.to_ascii_lowercase())
-            .bind(tenant_id.to_string())
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(verification_code.is_none() as i64)
-            .bind(verification_code)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, format!("domain {name}")))?;
-        Ok(())
+        let r = self.backend.save_settings(tenant_id, settings).await;
+        self.tenants.clear();
+        r
     }
 
-    pub(crate) fn domain_row(row: &sqlx::sqlite::SqliteRow) -> Result<Domain> {
-        Ok(Domain {
-            name: row.try_get("name")?,
-            tenant_id: uuid_col(row, "tenant_id")?,
-            kind: DomainKind::parse(&row.try_get::<String, _>("kind")?),
-            verified: row.try_get::<i64, _>("verified")? != 0,
-            verification_code: row.try_get("verification_code")?,
-        })
+    /// Turns pass-through authentication on or off for a tenant.
+    pub async fn set_pta(&self, tenant_id: Uuid, enabled: bool) -> Result<()> {
+        let r = self.backend.set_pta(tenant_id, enabled).await;
+        self.tenants.clear();
+        r
     }
 
-    /// A verified domain by name, in any tenant (domain names are unique across the
-    /// service). Sign-in looks domains up here, so an unverified one does not exist for it.
+    /// A verified domain by name, in any tenant (cached for a few seconds).
     pub async fn domain(&self, name: &str) -> Result<Option<Domain>> {
         let key = name.to_ascii_lowercase();
-        if let Some(d) = self.domains_cache.get(&key) {
+        if let Some(d) = self.domains.get(&key) {
             return Ok(Some(d));
         }
-        let row = sqlx::query("SELECT * FROM domains WHERE name = ? AND verified = 1")
-            .bind(&key)
-            .fetch_optional(&self.pool)
-            .await?;
-        let d = row.as_ref().map(Self::domain_row).transpose()?;
+        let d = self.backend.domain(name).await?;
         if let Some(d) = &d {
-            self.domains_cache.put(key, d.clone());
+            self.domains.put(key, d.clone());
         }
         Ok(d)
     }
 
-    pub async fn domains(&self, tenant_id: Uuid) -> Result<Vec<Domain>> {
-        let rows = sqlx::query("SELECT * FROM domains WHERE tenant_id = ? ORDER BY name")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::domain_row).collect()
+    /// Marks a domain verified.
+    pub async fn set_domain_verified(&self, tenant_id: Uuid, name: &str) -> Result<()> {
+        let r = self.backend.set_domain_verified(tenant_id, name).await;
+        self.domains.clear();
+        r
     }
 
-    // ---- users
-
-    pub(crate) fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
-        Ok(User {
-            id: uuid_col(row, "id")?,
-            tenant_id: uuid_col(row, "tenant_id")?,
-            upn: row.try_get("upn")?,
-            display_name: row.try_get("display_name")?,
-            mail: row.try_get("mail")?,
-            password_hash: row.try_get("password_hash")?,
-            source: row.try_get("source")?,
-            immutable_id: row.try_get("immutable_id")?,
-            role: row.try_get("role")?,
-            enabled: row.try_get::<i64, _>("enabled")? != 0,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            last_sign_in: row.try_get("last_sign_in")?,
-            sync: row
-                .try_get::<Option<String>, _>("sync_attrs")?
-                .and_then(|j| serde_json::from_str(&j).ok()),
-            writeback_allowed: row.try_get::<i64, _>("writeback_allowed")? != 0,
-        })
+    /// Removes a domain (and its federation settings).
+    pub async fn remove_domain(&self, tenant_id: Uuid, name: &str) -> Result<()> {
+        let r = self.backend.remove_domain(tenant_id, name).await;
+        self.domains.clear();
+        r
     }
 
-    /// Adds a cloud-only user with an argon2id hash.
-    pub async fn add_cloud_user(
+    /// Makes a federated domain managed.
+    pub async fn convert_to_managed(
         &self,
         tenant_id: Uuid,
-        upn: &str,
-        password_hash: &str,
-        role: &str,
-        now: i64,
-    ) -> Result<Uuid> {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, upn, display_name, password_hash, source, role, created_at)
-             VALUES (?, ?, ?, ?, ?, 'cloud', ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(upn)
-        .bind(upn.split('@').next().unwrap_or(upn))
-        .bind(password_hash)
-        .bind(role)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, format!("user {upn}")))?;
-        Ok(id)
+        name: &str,
+    ) -> Result<federation::Conversion> {
+        let r = self.backend.convert_to_managed(tenant_id, name).await;
+        self.domains.clear();
+        r
     }
 
-    pub async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")
-            .bind(tenant_id.to_string())
-            .bind(upn)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_row).transpose()
-    }
-
-    pub async fn user_by_id(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND id = ?")
-            .bind(tenant_id.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_row).transpose()
-    }
-
-    /// Creates or refreshes the record of an on-premises user after a successful pass-through
-    /// sign-in. The record is keyed by the source anchor, so the `oid` is stable.
-    pub async fn upsert_onprem_user(&self, u: &OnpremUser<'_>, now: i64) -> Result<User> {
-        let OnpremUser {
-            tenant_id,
-            id,
-            immutable_id,
-            upn,
-            display_name,
-            mail,
-        } = *u;
-        const UPSERT: &str = "INSERT INTO users (id, tenant_id, upn, display_name, mail, source, immutable_id, created_at, last_sign_in)
-             VALUES (?, ?, ?, ?, ?, 'onprem', ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET upn = excluded.upn, display_name = excluded.display_name,
-                 mail = excluded.mail, last_sign_in = excluded.last_sign_in
-             RETURNING *";
-        let bind = |q: sqlx::query::Query<
-            'static,
-            sqlx::Sqlite,
-            sqlx::sqlite::SqliteArguments<'static>,
-        >| {
-            q.bind(id.to_string())
-                .bind(tenant_id.to_string())
-                .bind(upn.to_string())
-                .bind(display_name.map(str::to_string))
-                .bind(mail.map(str::to_string))
-                .bind(immutable_id.to_string())
-                .bind(now)
-                .bind(now)
-        };
-        // The common case, one statement: the user signs in again under the same name.
-        match bind(sqlx::query(UPSERT)).fetch_one(&self.pool).await {
-            Ok(row) => return Self::user_row(&row),
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Another object holds this UPN (renamed or recreated in AD, or a user of the domain
-        // when it was federated): release it, then record this one.
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE users SET upn = upn || '#released-' || id
-             WHERE tenant_id = ? AND upn = ?
-               AND ((source = 'onprem' AND immutable_id <> ?) OR source = 'federated')",
-        )
-        .bind(tenant_id.to_string())
-        .bind(upn)
-        .bind(immutable_id)
-        .execute(&mut *tx)
-        .await?;
-        let row = bind(sqlx::query(UPSERT))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| conflict(e, format!("user {upn}")))?;
-        tx.commit().await?;
-        Self::user_row(&row)
-    }
-
-    pub async fn touch_sign_in(&self, user_id: Uuid, now: i64) -> Result<()> {
-        sqlx::query("UPDATE users SET last_sign_in = ? WHERE id = ?")
-            .bind(now)
-            .bind(user_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn users(&self, tenant_id: Uuid) -> Result<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = ? ORDER BY upn")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::user_row).collect()
-    }
-
-    // ---- apps
-
-    pub async fn add_app(&self, app: &App, now: i64) -> Result<()> {
-        let name = &app.name;
-        let uris = serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-            .bind(&app.client_id)
-            .bind(app.tenant_id.to_string())
-            .bind(name)
-            .bind(app.public as i64)
-            .bind(uris)
-            .bind(&app.secret_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, format!("app {name}")))?;
-        Ok(())
-    }
-
+    /// An app by client id (cached for a few seconds).
     pub async fn app(&self, tenant_id: Uuid, client_id: &str) -> Result<Option<App>> {
         let key = format!("{tenant_id}/{}", client_id.to_ascii_lowercase());
         if let Some(a) = self.apps.get(&key) {
             return Ok(Some(a));
         }
-        let row = sqlx::query("SELECT * FROM apps WHERE tenant_id = ? AND client_id = ?")
-            .bind(tenant_id.to_string())
-            .bind(client_id.to_ascii_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
-        let app = self.app_row(row)?;
+        let app = self.backend.app(tenant_id, client_id).await?;
         if let Some(a) = &app {
             self.apps.put(key, a.clone());
         }
         Ok(app)
     }
 
-    pub(crate) fn app_row(&self, row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<App>> {
-        row.map(|row| {
-            let uris: String = row.try_get("redirect_uris")?;
-            Ok(App {
-                client_id: row.try_get("client_id")?,
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                name: row.try_get("name")?,
-                public: row.try_get::<i64, _>("public")? != 0,
-                redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
-                secret_hash: row.try_get("secret_hash")?,
-                groups_claim: row.try_get::<i64, _>("groups_claim")? != 0,
-            })
-        })
-        .transpose()
+    /// Replaces an app's redirect URIs.
+    pub async fn set_app_redirect_uris(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        uris: &[String],
+    ) -> Result<()> {
+        let r = self
+            .backend
+            .set_app_redirect_uris(tenant_id, client_id, uris)
+            .await;
+        self.apps.clear();
+        r
     }
 
-    // ---- sign-in log
+    /// Turns the groups claim of an app's tokens on or off.
+    pub async fn set_app_groups_claim(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        on: bool,
+    ) -> Result<()> {
+        let r = self
+            .backend
+            .set_app_groups_claim(tenant_id, client_id, on)
+            .await;
+        self.apps.clear();
+        r
+    }
 
+    /// Replaces a confidential app's secret hash.
+    pub async fn set_app_secret_hash(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        hash: &str,
+    ) -> Result<()> {
+        let r = self
+            .backend
+            .set_app_secret_hash(tenant_id, client_id, hash)
+            .await;
+        self.apps.clear();
+        r
+    }
+
+    /// Deletes an app with its refresh tokens, codes and pending device codes.
+    pub async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()> {
+        let r = self.backend.delete_app(tenant_id, client_id).await;
+        self.apps.clear();
+        r
+    }
+
+    /// The newest `limit` lines of the sign-in log (after the queued ones are written).
     pub async fn sign_ins(&self, tenant_id: Uuid, limit: i64) -> Result<Vec<SignIn>> {
         self.flush_sign_ins().await;
-        let rows =
-            sqlx::query("SELECT * FROM signins WHERE tenant_id = ? ORDER BY id DESC LIMIT ?")
-                .bind(tenant_id.to_string())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(Self::sign_in_row).collect()
+        self.backend.sign_ins(tenant_id, limit).await
     }
 
-    pub(crate) fn sign_in_row(row: &sqlx::sqlite::SqliteRow) -> Result<SignIn> {
-        {
-            {
-                let agent: Option<String> = row.try_get("agent_id")?;
-                Ok(SignIn {
-                    time_ms: row.try_get("time_ms")?,
-                    username: row.try_get("username")?,
-                    client_id: row.try_get("client_id")?,
-                    result: row.try_get("result")?,
-                    aadsts: row.try_get::<Option<i64>, _>("aadsts")?.map(|v| v as u32),
-                    win32: row.try_get::<Option<i64>, _>("win32")?.map(|v| v as u32),
-                    agent_id: agent.and_then(|a| Uuid::parse_str(&a).ok()),
-                    other_agents: row
-                        .try_get::<Option<String>, _>("other_agents")?
-                        .unwrap_or_default()
-                        .split(',')
-                        .filter_map(|a| Uuid::parse_str(a.trim()).ok())
-                        .collect(),
-                    latency_ms: row.try_get("latency_ms")?,
-                    correlation_id: row.try_get("correlation_id")?,
-                    client_ip: row.try_get("client_ip")?,
-                })
-            }
-        }
+    /// Sign-in log lines matching `f`, newest first.
+    pub async fn sign_ins_filtered(
+        &self,
+        tenant_id: Uuid,
+        f: &SignInFilter,
+    ) -> Result<Vec<SignIn>> {
+        self.flush_sign_ins().await;
+        self.backend.sign_ins_filtered(tenant_id, f).await
+    }
+
+    /// Deletes each tenant's sign-in log lines older than its retention setting.
+    pub async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {
+        self.flush_sign_ins().await;
+        self.backend.purge_sign_ins(now_ms).await
+    }
+
+    /// Sign-ins per minute and result since `since_ms`.
+    pub async fn sign_ins_per_minute(
+        &self,
+        tenant_id: Uuid,
+        since_ms: i64,
+    ) -> Result<Vec<portal::MinuteCount>> {
+        self.flush_sign_ins().await;
+        self.backend.sign_ins_per_minute(tenant_id, since_ms).await
+    }
+
+    /// Failed sign-ins since `since_ms` by AADSTS and Win32 code, most frequent first.
+    pub async fn failures_by_reason(
+        &self,
+        tenant_id: Uuid,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<portal::FailureCount>> {
+        self.flush_sign_ins().await;
+        self.backend
+            .failures_by_reason(tenant_id, since_ms, limit)
+            .await
+    }
+
+    /// The latencies (ms) of the newest `limit` sign-ins since `since_ms`.
+    pub async fn sign_in_latencies(
+        &self,
+        tenant_id: Uuid,
+        since_ms: i64,
+        pass_through: bool,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        self.flush_sign_ins().await;
+        self.backend
+            .sign_in_latencies(tenant_id, since_ms, pass_through, limit)
+            .await
     }
 }
 

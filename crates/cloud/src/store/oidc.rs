@@ -2,13 +2,12 @@
 //! codes, browser sessions and refresh tokens. Every secret (code, session id, refresh token)
 //! is stored only as its SHA-256; every row expires.
 
-use std::future::Future;
+use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::{uuid_col, RefreshRecord, Result, Store};
+use super::{RefreshRecord, Result};
 
 /// An authorization request between `/authorize` and the end of the sign-in pages.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -100,313 +99,38 @@ pub enum RefreshUse {
     Unknown,
 }
 
-/// Every table whose rows have an `expires_at` (Unix seconds), purged by
-/// [`Store::purge_expired`].
-pub(crate) const EXPIRING_TABLES: [&str; 10] = [
-    "auth_codes",
-    "sessions",
-    "authz_requests",
-    "refresh_tokens",
-    "mfa_challenges",
-    "device_codes",
-    "password_reset_flows",
-    "federation_states",
-    "portal_logins",
-    "portal_sessions",
-];
-
 /// The OpenID Connect state of a store: pending authorization requests, authorization codes,
 /// single sign-on sessions and refresh tokens. Every backend implements it and passes
 /// `store::conformance::oidc` (one-time codes, rotation and family revocation, expiry),
 /// including under concurrency.
+#[async_trait]
 pub trait OidcStore: Send + Sync {
     /// Stores (or updates) a pending authorization request; a new one only while the tenant
     /// has fewer than the pending cap ([`StoreError::TooManyPending`] otherwise).
-    fn put_authz(
-        &self,
-        r: &AuthzRequest,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
+    async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()>;
 
     /// A live authorization request of `tenant_id`.
-    fn authz(
-        &self,
-        tenant_id: Uuid,
-        id: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<AuthzRequest>>> + Send;
+    async fn authz(&self, tenant_id: Uuid, id: &str, now: i64) -> Result<Option<AuthzRequest>>;
 
-    fn delete_authz(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn delete_authz(&self, id: &str) -> Result<()>;
 
     /// Whether any app of the tenant registered `uri` (for post-logout redirects).
-    fn redirect_uri_registered(
-        &self,
-        tenant_id: Uuid,
-        uri: &str,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    async fn redirect_uri_registered(&self, tenant_id: Uuid, uri: &str) -> Result<bool>;
 
-    fn add_code(&self, code_hash: &str, c: &AuthCode) -> impl Future<Output = Result<()>> + Send;
+    async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()>;
 
     /// Removes and returns a code: a code works once, whatever happens next.
-    fn take_code(&self, code_hash: &str) -> impl Future<Output = Result<Option<AuthCode>>> + Send;
+    async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>>;
 
-    fn add_session(
-        &self,
-        id_hash: &str,
-        s: &SessionRecord,
-    ) -> impl Future<Output = Result<()>> + Send;
+    async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()>;
 
-    fn session(
-        &self,
-        id_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<SessionRecord>>> + Send;
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
 
-    fn delete_session(&self, id_hash: &str) -> impl Future<Output = Result<()>> + Send;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
 
-    fn add_refresh_token(
-        &self,
-        token_hash: &str,
-        rec: &RefreshRecord,
-    ) -> impl Future<Output = Result<()>> + Send;
+    async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()>;
 
     /// Presents a refresh token: a live one is marked used (rotation); one already used
     /// revokes its whole family (a stolen token and its successors die together).
-    fn use_refresh_token(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<RefreshUse>> + Send;
-}
-
-impl OidcStore for Store {
-    // ---- authorization requests
-
-    /// Stores (or updates) a pending authorization request; a new one only while the tenant
-    /// has fewer than the pending cap ([`StoreError::TooManyPending`] otherwise).
-    async fn put_authz(&self, r: &AuthzRequest, expires_at: i64) -> Result<()> {
-        let data = serde_json::to_string(r).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let cap = self.pending_cap();
-        let done = sqlx::query(
-            "INSERT OR REPLACE INTO authz_requests (id, tenant_id, data, expires_at)
-             SELECT ?1, ?2, ?3, ?4
-             WHERE EXISTS (SELECT 1 FROM authz_requests WHERE id = ?1)
-                OR (SELECT COUNT(*) FROM authz_requests WHERE tenant_id = ?2) < ?5",
-        )
-        .bind(&r.id)
-        .bind(r.tenant_id.to_string())
-        .bind(data)
-        .bind(expires_at)
-        .bind(cap)
-        .execute(&self.pool)
-        .await?;
-        super::inserted_under_cap(&done, "sign-ins", cap)
-    }
-
-    /// A live authorization request of `tenant_id`.
-    async fn authz(&self, tenant_id: Uuid, id: &str, now: i64) -> Result<Option<AuthzRequest>> {
-        let row = sqlx::query(
-            "SELECT data FROM authz_requests WHERE id = ? AND tenant_id = ? AND expires_at > ?",
-        )
-        .bind(id)
-        .bind(tenant_id.to_string())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(|r| r.try_get::<String, _>("data"))
-            .transpose()?
-            .and_then(|d| serde_json::from_str(&d).ok()))
-    }
-
-    async fn delete_authz(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM authz_requests WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Whether any app of the tenant registered `uri` (for post-logout redirects).
-    async fn redirect_uri_registered(&self, tenant_id: Uuid, uri: &str) -> Result<bool> {
-        let rows = sqlx::query("SELECT redirect_uris FROM apps WHERE tenant_id = ?")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().any(|r| {
-            r.try_get::<String, _>("redirect_uris")
-                .ok()
-                .and_then(|j| serde_json::from_str::<Vec<String>>(&j).ok())
-                .is_some_and(|uris| uris.iter().any(|u| u == uri))
-        }))
-    }
-
-    // ---- authorization codes
-
-    async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO auth_codes (code_hash, tenant_id, client_id, redirect_uri, user_id, scope, nonce, code_challenge, auth_time, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(code_hash)
-        .bind(c.tenant_id.to_string())
-        .bind(&c.client_id)
-        .bind(&c.redirect_uri)
-        .bind(c.user_id.to_string())
-        .bind(&c.scope)
-        .bind(&c.nonce)
-        .bind(&c.code_challenge)
-        .bind(c.auth_time)
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Removes and returns a code: a code works once, whatever happens next.
-    async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
-        let row = sqlx::query("DELETE FROM auth_codes WHERE code_hash = ? RETURNING *")
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(AuthCode {
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                client_id: row.try_get("client_id")?,
-                redirect_uri: row.try_get("redirect_uri")?,
-                user_id: uuid_col(&row, "user_id")?,
-                scope: row.try_get("scope")?,
-                nonce: row.try_get("nonce")?,
-                code_challenge: row.try_get("code_challenge")?,
-                auth_time: row.try_get("auth_time")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    // ---- sessions
-
-    async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, tenant_id, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id_hash)
-            .bind(s.tenant_id.to_string())
-            .bind(s.user_id.to_string())
-            .bind(s.auth_time)
-            .bind(s.expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(SessionRecord {
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                user_id: uuid_col(&row, "user_id")?,
-                auth_time: row.try_get("auth_time")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    // ---- refresh tokens
-
-    async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at, family, auth_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(rec.tenant_id.to_string())
-        .bind(rec.user_id.to_string())
-        .bind(&rec.client_id)
-        .bind(&rec.scope)
-        .bind(rec.expires_at)
-        .bind(&rec.family)
-        .bind(rec.auth_time)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Presents a refresh token: a live one is marked used (rotation); one already used
-    /// revokes its whole family (a stolen token and its successors die together).
-    async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
-        // One atomic statement marks the token used and tells how often it was presented:
-        // no transaction round trips on the hot path.
-        let row = sqlx::query(
-            "UPDATE refresh_tokens SET used = used + 1 WHERE token_hash = ?
-             RETURNING tenant_id, user_id, client_id, scope, expires_at, family, auth_time, used",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(RefreshUse::Unknown);
-        };
-        let rec = RefreshRecord {
-            tenant_id: uuid_col(&row, "tenant_id")?,
-            user_id: uuid_col(&row, "user_id")?,
-            client_id: row.try_get("client_id")?,
-            scope: row.try_get("scope")?,
-            expires_at: row.try_get("expires_at")?,
-            family: row.try_get("family")?,
-            auth_time: row.try_get("auth_time")?,
-        };
-        if row.try_get::<i64, _>("used")? > 1 {
-            sqlx::query("DELETE FROM refresh_tokens WHERE family = ?")
-                .bind(&rec.family)
-                .execute(&self.pool)
-                .await?;
-            return Ok(RefreshUse::Reused);
-        }
-        if rec.expires_at <= now {
-            return Ok(RefreshUse::Unknown);
-        }
-        Ok(RefreshUse::Fresh(rec))
-    }
-}
-
-impl Store {
-    /// Removes the expired rows of every table with an expiry: authorization codes, browser
-    /// sessions, pending authorizations, refresh tokens, MFA challenges, device codes,
-    /// password reset flows, federation and portal sign-ins in progress, portal sessions.
-    /// Returns how many rows went.
-    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
-        let mut removed = 0;
-        for table in EXPIRING_TABLES {
-            removed += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        }
-        Ok(removed)
-    }
-}
-
-#[cfg(test)]
-impl Store {
-    /// Rows of `table` (one of [`EXPIRING_TABLES`]).
-    pub(crate) async fn count_rows(&self, table: &str) -> Result<i64> {
-        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
-    }
+    async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse>;
 }

@@ -2,12 +2,11 @@
 //! nonce), sessions (only the SHA-256 of the cookie is kept), and the dashboard's
 //! aggregates over the sign-in log.
 
-use std::future::Future;
+use async_trait::async_trait;
 
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::{uuid_col, Result, Store};
+use super::Result;
 
 /// A portal sign-in in progress, kept from the redirect to `/authorize` to the callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,50 +49,8 @@ pub struct FailureCount {
 /// The portal's sign-ins in progress and sessions in a store. Every backend implements it and
 /// passes `store::conformance::portal` (a sign-in state taken once among many at once,
 /// sessions bound to their tenant and expiring, a user's sessions ended together).
+#[async_trait]
 pub trait PortalStore: Send + Sync {
-    /// Records a portal sign-in in progress under the SHA-256 of its `state`; expired ones go.
-    fn put_portal_login(
-        &self,
-        state_hash: &str,
-        login: &PortalLogin,
-        expires_at: i64,
-        now: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// Takes (once) a live portal sign-in by the SHA-256 of its `state`.
-    fn take_portal_login(
-        &self,
-        state_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<PortalLogin>>> + Send;
-
-    /// Starts a portal session under the SHA-256 of its cookie; expired ones go.
-    fn add_portal_session(
-        &self,
-        id_hash: &str,
-        s: &PortalSession,
-        now: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// A live portal session by the SHA-256 of its cookie.
-    fn portal_session(
-        &self,
-        id_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<PortalSession>>> + Send;
-
-    /// Ends a portal session.
-    fn delete_portal_session(&self, id_hash: &str) -> impl Future<Output = Result<()>> + Send;
-
-    /// Ends every portal session of a user (blocked or deleted).
-    fn delete_portal_sessions_of(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-    ) -> impl Future<Output = Result<()>> + Send;
-}
-
-impl PortalStore for Store {
     /// Records a portal sign-in in progress under the SHA-256 of its `state`; expired ones go.
     async fn put_portal_login(
         &self,
@@ -101,195 +58,29 @@ impl PortalStore for Store {
         login: &PortalLogin,
         expires_at: i64,
         now: i64,
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM portal_logins WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        let cap = self.pending_cap();
-        let done = sqlx::query(
-            "INSERT INTO portal_logins (state_hash, tenant_id, verifier, nonce, expires_at)
-             SELECT ?1, ?2, ?3, ?4, ?5
-             WHERE (SELECT COUNT(*) FROM portal_logins WHERE tenant_id = ?2) < ?6",
-        )
-        .bind(state_hash)
-        .bind(login.tenant_id.to_string())
-        .bind(&login.verifier)
-        .bind(&login.nonce)
-        .bind(expires_at)
-        .bind(cap)
-        .execute(&self.pool)
-        .await?;
-        super::inserted_under_cap(&done, "portal sign-ins", cap)
-    }
+    ) -> Result<()>;
 
     /// Takes (once) a live portal sign-in by the SHA-256 of its `state`.
-    async fn take_portal_login(&self, state_hash: &str, now: i64) -> Result<Option<PortalLogin>> {
-        let row = sqlx::query(
-            "DELETE FROM portal_logins WHERE state_hash = ? AND expires_at > ? RETURNING *",
-        )
-        .bind(state_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(PortalLogin {
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                verifier: row.try_get("verifier")?,
-                nonce: row.try_get("nonce")?,
-            })
-        })
-        .transpose()
-    }
+    async fn take_portal_login(&self, state_hash: &str, now: i64) -> Result<Option<PortalLogin>>;
 
     /// Starts a portal session under the SHA-256 of its cookie; expired ones go.
-    async fn add_portal_session(&self, id_hash: &str, s: &PortalSession, now: i64) -> Result<()> {
-        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(
-            "INSERT INTO portal_sessions (id_hash, tenant_id, user_id, csrf, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id_hash)
-        .bind(s.tenant_id.to_string())
-        .bind(s.user_id.to_string())
-        .bind(&s.csrf)
-        .bind(s.auth_time)
-        .bind(s.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+    async fn add_portal_session(&self, id_hash: &str, s: &PortalSession, now: i64) -> Result<()>;
 
     /// A live portal session by the SHA-256 of its cookie.
-    async fn portal_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>> {
-        let row = sqlx::query("SELECT * FROM portal_sessions WHERE id_hash = ? AND expires_at > ?")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(PortalSession {
-                tenant_id: uuid_col(&row, "tenant_id")?,
-                user_id: uuid_col(&row, "user_id")?,
-                csrf: row.try_get("csrf")?,
-                auth_time: row.try_get("auth_time")?,
-                expires_at: row.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-    }
+    async fn portal_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>>;
 
     /// Ends a portal session.
-    async fn delete_portal_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM portal_sessions WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+    async fn delete_portal_session(&self, id_hash: &str) -> Result<()>;
 
     /// Ends every portal session of a user (blocked or deleted).
-    async fn delete_portal_sessions_of(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
-        sqlx::query("DELETE FROM portal_sessions WHERE tenant_id = ? AND user_id = ?")
-            .bind(tenant_id.to_string())
-            .bind(user_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Sign-ins per minute and result since `since_ms`.
-    pub async fn sign_ins_per_minute(
-        &self,
-        tenant_id: Uuid,
-        since_ms: i64,
-    ) -> Result<Vec<MinuteCount>> {
-        self.flush_sign_ins().await;
-        let rows = sqlx::query(
-            "SELECT time_ms / 60000 AS minute, result, COUNT(*) AS n FROM signins
-             WHERE tenant_id = ? AND time_ms >= ?
-             GROUP BY minute, result ORDER BY minute, result",
-        )
-        .bind(tenant_id.to_string())
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MinuteCount {
-                    minute: r.try_get("minute")?,
-                    result: r.try_get("result")?,
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Failed sign-ins since `since_ms` by AADSTS and Win32 code, most frequent first.
-    pub async fn failures_by_reason(
-        &self,
-        tenant_id: Uuid,
-        since_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<FailureCount>> {
-        self.flush_sign_ins().await;
-        let rows = sqlx::query(
-            "SELECT aadsts, win32, COUNT(*) AS n FROM signins
-             WHERE tenant_id = ? AND time_ms >= ? AND result <> 'success'
-             GROUP BY aadsts, win32 ORDER BY n DESC, aadsts LIMIT ?",
-        )
-        .bind(tenant_id.to_string())
-        .bind(since_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FailureCount {
-                    aadsts: r.try_get::<Option<i64>, _>("aadsts")?.map(|c| c as u32),
-                    win32: r.try_get::<Option<i64>, _>("win32")?.map(|c| c as u32),
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
-    }
-
-    /// The latencies (ms) of the newest `limit` sign-ins since `since_ms`; only pass-through
-    /// ones (answered by an agent) when `pass_through`.
-    pub async fn sign_in_latencies(
-        &self,
-        tenant_id: Uuid,
-        since_ms: i64,
-        pass_through: bool,
-        limit: i64,
-    ) -> Result<Vec<i64>> {
-        self.flush_sign_ins().await;
-        let rows = sqlx::query(
-            "SELECT latency_ms FROM signins
-             WHERE tenant_id = ? AND time_ms >= ? AND latency_ms IS NOT NULL
-               AND (? = 0 OR agent_id IS NOT NULL)
-             ORDER BY time_ms DESC LIMIT ?",
-        )
-        .bind(tenant_id.to_string())
-        .bind(since_ms)
-        .bind(pass_through as i64)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<i64, _>("latency_ms")?))
-            .collect()
-    }
+    async fn delete_portal_sessions_of(&self, tenant_id: Uuid, user_id: Uuid) -> Result<()>;
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::store::SignIn;
+    use crate::store::*;
+    use uuid::Uuid;
 
     #[tokio::test]
     async fn sign_in_aggregates() -> anyhow::Result<()> {

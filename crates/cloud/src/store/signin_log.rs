@@ -4,11 +4,12 @@
 //! queued before it ([`Store::flush_sign_ins`]), so a reader always sees what came before;
 //! [`Store::close`] writes what is left.
 
-use sqlx::Sqlite;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{SignIn, Store};
+use std::sync::Arc;
+
+use super::{Backend, SignIn, Store};
 
 /// Lines the queue holds before a sign-in waits for the writer.
 const QUEUE: usize = 10_000;
@@ -18,8 +19,6 @@ const BATCH: usize = 512;
 /// sign-ins a second, one write carries several, instead of each sign-in costing the store a
 /// statement and a commit.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
-/// Lines in one INSERT statement.
-const ROWS_PER_INSERT: usize = 64;
 
 /// What the writer task receives.
 #[derive(Debug)]
@@ -33,14 +32,14 @@ pub(crate) enum Queued {
 /// The sending side, shared by the store's clones.
 pub(crate) type Writer = mpsc::Sender<Queued>;
 
-/// Starts the writer task for `store` (whose own queue is not used by it).
-pub(crate) fn start(store: Store) -> Writer {
+/// Starts the writer task, which writes to `backend`.
+pub(crate) fn start(backend: Arc<dyn Backend>) -> Writer {
     let (tx, mut rx) = mpsc::channel::<Queued>(QUEUE);
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let (lines, flushes) = gather(first, &mut rx).await;
             if !lines.is_empty() {
-                if let Err(e) = store.write_sign_ins(&lines).await {
+                if let Err(e) = backend.write_sign_ins(&lines).await {
                     tracing::error!(error = %e, lines = lines.len(), "could not write the sign-in log");
                 }
             }
@@ -85,77 +84,28 @@ async fn gather(
 impl Store {
     /// Queues a line of the sign-in log (written within milliseconds, in a batch).
     pub async fn log_sign_in(&self, tenant_id: Uuid, s: &SignIn) -> super::Result<()> {
-        match &self.sign_in_writer {
-            Some(w) => {
-                if w.send(Queued::Line(tenant_id, Box::new(s.clone())))
-                    .await
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-                // The writer is gone (the runtime is shutting down): write it here.
-                self.write_sign_ins(&[(tenant_id, Box::new(s.clone()))])
-                    .await
+        let line = Box::new(s.clone());
+        match self
+            .sign_in_writer
+            .send(Queued::Line(tenant_id, line))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // The writer is gone (the runtime is shutting down): write it here.
+            Err(mpsc::error::SendError(Queued::Line(t, line))) => {
+                self.backend.write_sign_ins(&[(t, line)]).await
             }
-            None => {
-                self.write_sign_ins(&[(tenant_id, Box::new(s.clone()))])
-                    .await
-            }
+            Err(_) => Ok(()),
         }
     }
 
     /// Waits until every line queued before this call is written.
     pub async fn flush_sign_ins(&self) {
-        if let Some(w) = &self.sign_in_writer {
-            let (done, written) = oneshot::channel();
-            if w.send(Queued::Flush(done)).await.is_ok() {
-                let _ = written.await;
-            }
+        let (done, written) = oneshot::channel();
+        if self.sign_in_writer.send(Queued::Flush(done)).await.is_ok() {
+            let _ = written.await;
         }
     }
-
-    /// Writes lines: one statement per [`ROWS_PER_INSERT`] lines, in one transaction when
-    /// there are more.
-    pub(crate) async fn write_sign_ins(&self, lines: &[(Uuid, Box<SignIn>)]) -> super::Result<()> {
-        if lines.len() <= ROWS_PER_INSERT {
-            insert_sign_ins(lines).build().execute(&self.pool).await?;
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in lines.chunks(ROWS_PER_INSERT) {
-            insert_sign_ins(chunk).build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// One INSERT of `lines` (at most [`ROWS_PER_INSERT`]: 12 parameters each).
-fn insert_sign_ins(lines: &[(Uuid, Box<SignIn>)]) -> sqlx::QueryBuilder<'_, Sqlite> {
-    let mut q = sqlx::QueryBuilder::new(
-        "INSERT INTO signins (tenant_id, time_ms, username, client_id, result, aadsts, win32, agent_id, other_agents, latency_ms, correlation_id, client_ip) ",
-    );
-    q.push_values(lines, |mut row, (tenant_id, s)| {
-        row.push_bind(tenant_id.to_string())
-            .push_bind(s.time_ms)
-            .push_bind(s.username.as_str())
-            .push_bind(s.client_id.as_deref())
-            .push_bind(s.result.as_str())
-            .push_bind(s.aadsts.map(i64::from))
-            .push_bind(s.win32.map(i64::from))
-            .push_bind(s.agent_id.map(|a| a.to_string()))
-            .push_bind((!s.other_agents.is_empty()).then(|| {
-                s.other_agents
-                    .iter()
-                    .map(Uuid::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }))
-            .push_bind(s.latency_ms)
-            .push_bind(s.correlation_id.as_str())
-            .push_bind(s.client_ip.as_deref());
-    });
-    q
 }
 
 #[cfg(test)]
@@ -198,28 +148,27 @@ mod tests {
                 s.log_sign_in(t, &line(n, other)).await?;
             }
             s.flush_sign_ins().await;
-            let (count, max): (i64, i64) =
-                sqlx::query_as("SELECT COUNT(*), MAX(time_ms) FROM signins WHERE tenant_id = ?")
-                    .bind(t.to_string())
-                    .fetch_one(&s.pool)
-                    .await?;
-            assert_eq!((count, max), (n, n), "after a burst of {burst}");
+            let all = s.sign_ins(t, 10_000).await?;
+            let max = all.iter().map(|l| l.time_ms).max();
+            assert_eq!(
+                (all.len() as i64, max),
+                (n, Some(n)),
+                "after a burst of {burst}"
+            );
         }
-        let row: (String, Option<String>, Option<String>, Option<i64>) = sqlx::query_as(
-            "SELECT username, client_id, other_agents, latency_ms FROM signins WHERE time_ms = 100",
-        )
-        .fetch_one(&s.pool)
-        .await?;
-        let joined = format!("{},{}", passed_over[0], passed_over[1]);
-        assert_eq!(
-            row,
-            (
-                "u100@corp.test".into(),
-                Some("app".into()),
-                Some(joined),
-                Some(100)
-            )
-        );
+        let all = s.sign_ins(t, 10_000).await?;
+        let mut times: Vec<i64> = all.iter().map(|l| l.time_ms).collect();
+        times.sort_unstable();
+        times.dedup();
+        assert_eq!(times.len() as i64, n, "each line once");
+        let l100 = all
+            .iter()
+            .find(|l| l.time_ms == 100)
+            .ok_or_else(|| anyhow::anyhow!("line 100 missing"))?;
+        assert_eq!(l100.username, "u100@corp.test");
+        assert_eq!(l100.client_id.as_deref(), Some("app"));
+        assert_eq!(l100.other_agents, passed_over);
+        assert_eq!(l100.latency_ms, Some(100));
         std::fs::remove_dir_all(dir)?;
         Ok(())
     }

@@ -2,12 +2,11 @@
 //! after a password was written (sessions end, the smart lockout counter is forgotten), and
 //! self-service reset flows. No password is stored, in any form.
 
-use std::future::Future;
+use async_trait::async_trait;
 
 use uuid::Uuid;
 
-use super::{uuid_col, Result, Store};
-use sqlx::Row;
+use super::Result;
 
 /// A self-service reset under way: who is resetting, and whether they proved their second
 /// factor.
@@ -23,55 +22,8 @@ pub struct ResetFlow {
 /// Password writeback's state in a store: which users may change or reset their password from
 /// the cloud, when a password was last reset, and self-service reset flows in progress. Every
 /// backend implements it and passes `store::conformance::writeback`.
+#[async_trait]
 pub trait WritebackStore: Send + Sync {
-    /// Allows or forbids a user's self-service password writeback. `false` when no such
-    /// user exists.
-    fn set_writeback_allowed(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        allowed: bool,
-        now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
-
-    /// After a reset: the user's sessions, refresh tokens and codes end, and smart lockout
-    /// forgets their wrong passwords (the new password is known to be right).
-    fn password_was_reset(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        upn: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// Starts a reset flow for a user; `id_hash` is the hash of the flow's id (the id itself
-    /// is only in the user's browser).
-    fn start_reset_flow(
-        &self,
-        id_hash: &str,
-        flow: &ResetFlow,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// A live reset flow of the tenant.
-    fn reset_flow(
-        &self,
-        tenant_id: Uuid,
-        id_hash: &str,
-        now: i64,
-    ) -> impl Future<Output = Result<Option<ResetFlow>>> + Send;
-
-    /// Records the outcome of a code check in a flow: verified, or one more wrong code.
-    fn reset_flow_code(
-        &self,
-        id_hash: &str,
-        verified: bool,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// Ends a flow (done, or given up), and any expired ones.
-    fn end_reset_flow(&self, id_hash: &str, now: i64) -> impl Future<Output = Result<()>> + Send;
-}
-
-impl WritebackStore for Store {
     /// Allows or forbids a user's self-service password writeback. `false` when no such
     /// user exists.
     async fn set_writeback_allowed(
@@ -80,34 +32,11 @@ impl WritebackStore for Store {
         user_id: Uuid,
         allowed: bool,
         now: i64,
-    ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE users SET writeback_allowed = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(i64::from(allowed))
-        .bind(now)
-        .bind(tenant_id.to_string())
-        .bind(user_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
+    ) -> Result<bool>;
 
     /// After a reset: the user's sessions, refresh tokens and codes end, and smart lockout
     /// forgets their wrong passwords (the new password is known to be right).
-    async fn password_was_reset(&self, tenant_id: Uuid, user_id: Uuid, upn: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        Self::end_sessions(&mut tx, tenant_id, user_id).await?;
-        // The account's smart lockout count, and any kept under the folded UPN.
-        sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = ? AND username IN (?, ?)")
-            .bind(tenant_id.to_string())
-            .bind(super::lockout::account_key(Some(user_id), upn))
-            .bind(super::lockout::fold_name(upn))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn password_was_reset(&self, tenant_id: Uuid, user_id: Uuid, upn: &str) -> Result<()>;
 
     /// Starts a reset flow for a user; `id_hash` is the hash of the flow's id (the id itself
     /// is only in the user's browser).
@@ -116,25 +45,7 @@ impl WritebackStore for Store {
         id_hash: &str,
         flow: &ResetFlow,
         expires_at: i64,
-    ) -> Result<()> {
-        let cap = self.pending_cap();
-        let done = sqlx::query(
-            "INSERT INTO password_reset_flows (id_hash, tenant_id, user_id, csrf, verified, wrong_codes, expires_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-             WHERE (SELECT COUNT(*) FROM password_reset_flows WHERE tenant_id = ?2) < ?8",
-        )
-        .bind(id_hash)
-        .bind(flow.tenant_id.to_string())
-        .bind(flow.user_id.to_string())
-        .bind(&flow.csrf)
-        .bind(i64::from(flow.verified))
-        .bind(i64::from(flow.wrong_codes))
-        .bind(expires_at)
-        .bind(cap)
-        .execute(&self.pool)
-        .await?;
-        super::inserted_under_cap(&done, "password resets", cap)
-    }
+    ) -> Result<()>;
 
     /// A live reset flow of the tenant.
     async fn reset_flow(
@@ -142,45 +53,11 @@ impl WritebackStore for Store {
         tenant_id: Uuid,
         id_hash: &str,
         now: i64,
-    ) -> Result<Option<ResetFlow>> {
-        let row = sqlx::query(
-            "SELECT * FROM password_reset_flows WHERE id_hash = ? AND tenant_id = ? AND expires_at > ?",
-        )
-        .bind(id_hash)
-        .bind(tenant_id.to_string())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| -> Result<ResetFlow> {
-            Ok(ResetFlow {
-                tenant_id: uuid_col(&r, "tenant_id")?,
-                user_id: uuid_col(&r, "user_id")?,
-                csrf: r.try_get("csrf")?,
-                verified: r.try_get::<i64, _>("verified")? != 0,
-                wrong_codes: u32::try_from(r.try_get::<i64, _>("wrong_codes")?).unwrap_or(u32::MAX),
-            })
-        })
-        .transpose()
-    }
+    ) -> Result<Option<ResetFlow>>;
 
     /// Records the outcome of a code check in a flow: verified, or one more wrong code.
-    async fn reset_flow_code(&self, id_hash: &str, verified: bool) -> Result<()> {
-        let sql = if verified {
-            "UPDATE password_reset_flows SET verified = 1 WHERE id_hash = ?"
-        } else {
-            "UPDATE password_reset_flows SET wrong_codes = wrong_codes + 1 WHERE id_hash = ?"
-        };
-        sqlx::query(sql).bind(id_hash).execute(&self.pool).await?;
-        Ok(())
-    }
+    async fn reset_flow_code(&self, id_hash: &str, verified: bool) -> Result<()>;
 
     /// Ends a flow (done, or given up), and any expired ones.
-    async fn end_reset_flow(&self, id_hash: &str, now: i64) -> Result<()> {
-        sqlx::query("DELETE FROM password_reset_flows WHERE id_hash = ? OR expires_at <= ?")
-            .bind(id_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+    async fn end_reset_flow(&self, id_hash: &str, now: i64) -> Result<()>;
 }

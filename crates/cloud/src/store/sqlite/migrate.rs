@@ -12,61 +12,61 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::SqlitePool;
 
 /// The numbered migrations after the baseline.
-const FILES: &[(i64, &str, &str)] = &[
+pub(super) const FILES: &[(i64, &str, &str)] = &[
     (
         2,
         "tenant administration",
-        include_str!("../../migrations/0002_tenant_admin.sql"),
+        include_str!("../../../migrations/0002_tenant_admin.sql"),
     ),
     (
         3,
         "agent statistics",
-        include_str!("../../migrations/0003_agent_stats.sql"),
+        include_str!("../../../migrations/0003_agent_stats.sql"),
     ),
     (
         4,
         "administration portal",
-        include_str!("../../migrations/0004_portal.sql"),
+        include_str!("../../../migrations/0004_portal.sql"),
     ),
     (
         5,
         "directory sync",
-        include_str!("../../migrations/0005_directory_sync.sql"),
+        include_str!("../../../migrations/0005_directory_sync.sql"),
     ),
     (
         6,
         "smart lockout",
-        include_str!("../../migrations/0006_smart_lockout.sql"),
+        include_str!("../../../migrations/0006_smart_lockout.sql"),
     ),
     (
         7,
         "password writeback",
-        include_str!("../../migrations/0007_writeback.sql"),
+        include_str!("../../../migrations/0007_writeback.sql"),
     ),
     (
         8,
         "multi-factor authentication",
-        include_str!("../../migrations/0008_mfa.sql"),
+        include_str!("../../../migrations/0008_mfa.sql"),
     ),
     (
         9,
         "agents passed over in the sign-in log",
-        include_str!("../../migrations/0009_signin_agents.sql"),
+        include_str!("../../../migrations/0009_signin_agents.sql"),
     ),
     (
         10,
         "attempt limits and sign-in names",
-        include_str!("../../migrations/0010_attempt_limits.sql"),
+        include_str!("../../../migrations/0010_attempt_limits.sql"),
     ),
     (
         11,
         "token signing keys per tenant, secrets sealed at rest",
-        include_str!("../../migrations/0011_keys_per_tenant.sql"),
+        include_str!("../../../migrations/0011_keys_per_tenant.sql"),
     ),
     (
         12,
         "indexes of pending sign-in rows (caps and purge)",
-        include_str!("../../migrations/0012_pending_rows.sql"),
+        include_str!("../../../migrations/0012_pending_rows.sql"),
     ),
 ];
 
@@ -77,9 +77,9 @@ impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
         Box::pin(async move {
             let baseline = [
-                super::SCHEMA,
-                super::federation::SCHEMA,
-                super::device::SCHEMA,
+                super::schema::SCHEMA,
+                super::schema::FEDERATION_SCHEMA,
+                super::schema::DEVICE_SCHEMA,
             ]
             .concat();
             let mut all = vec![Migration::new(
@@ -110,7 +110,6 @@ pub(crate) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateE
 
 #[cfg(test)]
 mod tests {
-    use crate::store::FederationStore as _;
     use std::str::FromStr as _;
     use std::sync::Arc;
 
@@ -233,7 +232,9 @@ mod tests {
             let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
                 .create_if_missing(true);
             let pool = sqlx::SqlitePool::connect_with(opts).await?;
-            sqlx::raw_sql(super::super::SCHEMA).execute(&pool).await?;
+            sqlx::raw_sql(super::super::schema::SCHEMA)
+                .execute(&pool)
+                .await?;
             sqlx::raw_sql(
                 "INSERT INTO tenants (id, name, request_timeout_ms, created_at)
                  VALUES ('7d7c2f0e-1b7e-4c3a-9a55-0c1f7b9e2a10', 'old', 5000, 1);

@@ -111,3 +111,36 @@ CREATE TABLE IF NOT EXISTS signins (
 );
 CREATE INDEX IF NOT EXISTS signins_by_time ON signins (tenant_id, time_ms);
 "#;
+
+pub(super) const DEVICE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS device_codes (
+    device_hash TEXT PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    interval_secs INTEGER NOT NULL,
+    last_poll INTEGER NOT NULL DEFAULT 0,
+    user_id TEXT,
+    auth_time INTEGER
+);";
+
+/// Tables of this module, created at [`Store::open`].
+pub(super) const FEDERATION_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS federation (
+    domain TEXT PRIMARY KEY COLLATE NOCASE,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS federation_states (
+    state_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    domain TEXT NOT NULL COLLATE NOCASE,
+    data TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#;

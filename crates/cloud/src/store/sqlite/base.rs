@@ -1,0 +1,164 @@
+//! SQLite: opening the store, and the row readers the areas share.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{uuid_col, SqliteStore};
+#[allow(unused_imports)]
+use crate::store::HousekeepingStore;
+use crate::store::{
+    App, Domain, DomainKind, Result, SignIn, StoreError, Tenant, User,
+    DEFAULT_PENDING_ROWS_PER_TENANT,
+};
+
+impl SqliteStore {
+    /// Opens (creating if asked) the SQLite store at `path` and applies the schema.
+    pub(crate) async fn open(path: &Path, create: bool) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            // Deleted and overwritten content (a key's plaintext before it was sealed, expired
+            // secrets' hashes) is zeroed in the file, not left in free space.
+            .pragma("secure_delete", "on");
+        // An embedded database has no connection to go stale: testing one before each use
+        // would cost a round trip to its worker thread per statement.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        super::migrate::run(&pool)
+            .await
+            .map_err(|e| StoreError::Db(e.into()))?;
+        Ok(SqliteStore {
+            pool,
+            pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+                DEFAULT_PENDING_ROWS_PER_TENANT,
+            )),
+        })
+    }
+
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so
+    /// concurrent read-then-write transactions wait (busy timeout) instead of failing with a
+    /// stale snapshot.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The pending-row cap of [`HousekeepingStore::set_pending_rows_per_tenant`]
+    /// ([`DEFAULT_PENDING_ROWS_PER_TENANT`] until set).
+    pub(crate) fn pending_cap(&self) -> i64 {
+        self.pending_cap.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn tenant_row(row: &sqlx::sqlite::SqliteRow) -> Result<Tenant> {
+        Ok(Tenant {
+            id: uuid_col(row, "id")?,
+            name: row.try_get("name")?,
+            pta_enabled: row.try_get::<i64, _>("pta_enabled")? != 0,
+            settings: crate::model::settings::Settings::default(),
+        })
+    }
+
+    pub(super) async fn load_settings(&self, t: &mut Tenant) -> Result<()> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM tenant_settings WHERE tenant_id = ?")
+                .bind(t.id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut skipped = Vec::new();
+        t.settings = crate::model::settings::Settings::from_pairs(
+            rows.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &mut skipped,
+        );
+        for e in skipped {
+            tracing::warn!(tenant = %t.name, "stored setting ignored, default used: {e}");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn domain_row(row: &sqlx::sqlite::SqliteRow) -> Result<Domain> {
+        Ok(Domain {
+            name: row.try_get("name")?,
+            tenant_id: uuid_col(row, "tenant_id")?,
+            kind: DomainKind::parse(&row.try_get::<String, _>("kind")?),
+            verified: row.try_get::<i64, _>("verified")? != 0,
+            verification_code: row.try_get("verification_code")?,
+        })
+    }
+
+    // ---- users
+
+    pub(crate) fn user_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+        Ok(User {
+            id: uuid_col(row, "id")?,
+            tenant_id: uuid_col(row, "tenant_id")?,
+            upn: row.try_get("upn")?,
+            display_name: row.try_get("display_name")?,
+            mail: row.try_get("mail")?,
+            password_hash: row.try_get("password_hash")?,
+            source: row.try_get("source")?,
+            immutable_id: row.try_get("immutable_id")?,
+            role: row.try_get("role")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            last_sign_in: row.try_get("last_sign_in")?,
+            sync: row
+                .try_get::<Option<String>, _>("sync_attrs")?
+                .and_then(|j| serde_json::from_str(&j).ok()),
+            writeback_allowed: row.try_get::<i64, _>("writeback_allowed")? != 0,
+        })
+    }
+
+    pub(crate) fn app_row(&self, row: Option<sqlx::sqlite::SqliteRow>) -> Result<Option<App>> {
+        row.map(|row| {
+            let uris: String = row.try_get("redirect_uris")?;
+            Ok(App {
+                client_id: row.try_get("client_id")?,
+                tenant_id: uuid_col(&row, "tenant_id")?,
+                name: row.try_get("name")?,
+                public: row.try_get::<i64, _>("public")? != 0,
+                redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+                secret_hash: row.try_get("secret_hash")?,
+                groups_claim: row.try_get::<i64, _>("groups_claim")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) fn sign_in_row(row: &sqlx::sqlite::SqliteRow) -> Result<SignIn> {
+        {
+            {
+                let agent: Option<String> = row.try_get("agent_id")?;
+                Ok(SignIn {
+                    time_ms: row.try_get("time_ms")?,
+                    username: row.try_get("username")?,
+                    client_id: row.try_get("client_id")?,
+                    result: row.try_get("result")?,
+                    aadsts: row.try_get::<Option<i64>, _>("aadsts")?.map(|v| v as u32),
+                    win32: row.try_get::<Option<i64>, _>("win32")?.map(|v| v as u32),
+                    agent_id: agent.and_then(|a| Uuid::parse_str(&a).ok()),
+                    other_agents: row
+                        .try_get::<Option<String>, _>("other_agents")?
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(|a| Uuid::parse_str(a.trim()).ok())
+                        .collect(),
+                    latency_ms: row.try_get("latency_ms")?,
+                    correlation_id: row.try_get("correlation_id")?,
+                    client_ip: row.try_get("client_ip")?,
+                })
+            }
+        }
+    }
+}
