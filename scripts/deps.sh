@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Passthru's demo and tests need when it is missing (Debian, as root):
 # Samba AD DC and LDAP tools for the throwaway forests, dnsmasq for the tests' DNS zone, iptables for the
-# fault suite's network cut (crates/testkit/tests/faults.rs), MSAL for Python for the client test.
+# fault suite's network cut (crates/e2e/tests/faults.rs), MSAL for Python for the client test.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -67,7 +67,7 @@ if [ "${PASSTHRU_NEED_MSAL:-0}" = 1 ] && ! python3 -c 'import msal' >/dev/null 2
   python3 -m pip install -q msal 2>/dev/null || python3 -m pip install -q --break-system-packages msal
 fi
 
-# The browser test (crates/testkit/tests/browser.rs): headless Chromium and its driver, and, for
+# The browser test (crates/e2e/tests/browser.rs): headless Chromium and its driver, and, for
 # the relying party, Selenium and Authlib (PKCE, the code exchange, ID-token checks against the JWKS).
 if [ "${PASSTHRU_NEED_BROWSER:-0}" = 1 ]; then
   need_browser=()

@@ -1,4 +1,6 @@
-//! Test bed.
+//! Test bed: the fixtures the end-to-end tests (`crates/e2e`), the benchmarks (`crates/bench`)
+//! and the directory crate's tests build on, and the tools made of them (`passthru-testbed`,
+//! `passthru-scan`, `passthru-demo`).
 //!
 //! - [`forest`]: throwaway Samba AD forests (provision, start, stop) on loopback addresses;
 //! - [`second_dc`]: a second DC joined to a forest, for failover tests;
@@ -7,21 +9,17 @@
 //! - [`procs`]: the cloud and agents as real processes;
 //! - [`fixture`]: a tenant with a managed domain, an app, an agent and PTA on, step by step;
 //! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
-//! - [`chromium`]: headless Chromium driven step by step, TOTP codes, PKCE requests;
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
 //! - [`load`]: steady sign-in load for the fault tests, its figures and checks;
 //! - [`scan`]: the password scan;
 //! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
-//! - [`bench`]: what the benchmark binaries share (own forest, /proc figures, percentiles);
 //! - [`agent_drive`]: the cloud's side of one real agent's connection (the agent benchmark);
 //! - [`scripted_agent`]: an agent connection the test scripts, with a registered agent's
 //!   certificate, against the real cloud.
 
 pub mod agent_drive;
 pub mod bed;
-pub mod bench;
 pub mod browser;
-pub mod chromium;
 pub mod dns;
 pub mod fixture;
 pub mod forest;

@@ -107,6 +107,20 @@ pub(crate) fn stdout_of_success(what: &str, out: &Output) -> anyhow::Result<Stri
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
+/// `serve` arguments that lift the rate limits far above any load a bench or a test makes from
+/// its one address (the benches measure the relay and the OpenID Connect paths, not the
+/// limiter): give them to [`crate::fixture::PtaSetup::serve_args`] or [`Cloud::start_with`].
+pub const UNTHROTTLED: [&str; 8] = [
+    "--rate-limit-per-address",
+    "10000000",
+    "--rate-burst-per-address",
+    "10000000",
+    "--rate-limit-per-tenant",
+    "10000000",
+    "--rate-burst-per-tenant",
+    "10000000",
+];
+
 /// A running `passthru-cloud serve`.
 #[derive(Debug)]
 pub struct Cloud {

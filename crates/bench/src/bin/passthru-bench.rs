@@ -37,11 +37,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Parser, Subcommand};
 use ldap3::{Scope, SearchOptions};
-use passthru_testkit::bed::free_loopback_address;
-use passthru_testkit::bench::{
+use passthru_bench::{
     cpu_seconds, load_average, parse_duration, rss_kib, thousands, Latencies, OwnForest, Progress,
     UNTHROTTLED,
 };
+use passthru_testkit::bed::free_loopback_address;
 use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, ForestEntry};
 use passthru_testkit::slapd::Slapd;
@@ -878,9 +878,9 @@ mod idle {
     use passthru_agent::trace_log::TraceLog;
     use passthru_agent::validator::{Validator, Verdict};
     use passthru_agent::wrong_passwords::{self, WrongPasswords};
+    use passthru_bench::{open_files_limit, AdminApi};
     use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
     use passthru_proto::{AgentError, AgentKeyPair};
-    use passthru_testkit::bench::{open_files_limit, AdminApi};
     use passthru_testkit::procs::Cloud;
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};

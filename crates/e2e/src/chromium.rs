@@ -14,8 +14,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::browser::check_png;
-use crate::procs::Cloud;
+use passthru_testkit::browser::check_png;
+use passthru_testkit::procs::Cloud;
 
 /// The 6-digit code of a time step, computed independently of the cloud.
 pub fn totp(secret: &[u8], step: i64) -> String {
@@ -44,13 +44,11 @@ pub async fn usable_step(last: i64) -> i64 {
     }
 }
 
-/// Starts one of the testkit's browser scripts (`tests/NAME`) with Python: stdin and stdout
+/// Starts one of this crate's browser scripts (`crates/e2e/tests/NAME`) with Python: stdin and stdout
 /// piped for its JSON lines, stderr to `log`, and no CA bundle overrides in its environment
 /// (its TLS must trust only the cloud's CA, or pin the cloud's key).
 pub fn browser_script(name: &str, log: &Path) -> anyhow::Result<Child> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join(name);
+    let script = crate::test_file(name);
     Command::new("python3")
         .arg(&script)
         .env_remove("REQUESTS_CA_BUNDLE")

@@ -11,9 +11,9 @@ use anyhow::{anyhow, bail, Context as _};
 use passthru_proto::admin::{ADMIN_CLIENT_ID, ADMIN_SCOPE};
 use serde_json::Value;
 
-use crate::bed::{free_loopback_address, BedForest};
-use crate::forest::{Forest, ForestSpec};
-use crate::procs::Cloud;
+use passthru_testkit::bed::{free_loopback_address, BedForest};
+use passthru_testkit::forest::{Forest, ForestSpec};
+use passthru_testkit::procs::Cloud;
 
 /// A forest provisioned for one benchmark run on a free loopback address (never 127.0.0.1
 /// or 127.0.0.2, which the test bed uses), in a temporary directory: the DC stops and the
@@ -96,7 +96,7 @@ pub struct AdminApi {
 impl AdminApi {
     /// Signs the tenant's Global Administrator in (password grant for the admin client).
     pub async fn new(cloud: &Cloud) -> anyhow::Result<AdminApi> {
-        let http = crate::http::client(&cloud.ca_file())?;
+        let http = passthru_testkit::http::client(&cloud.ca_file())?;
         let base = format!("{}/{}", cloud.url, cloud.tenant);
         let v: Value = http
             .post(format!("{base}/oauth2/v2.0/token"))
@@ -352,18 +352,9 @@ pub fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// `serve` arguments that lift the rate limits far above any load a bench makes from its one
-/// address (the benches measure the relay and the OpenID Connect paths, not the limiter).
-pub const UNTHROTTLED: [&str; 8] = [
-    "--rate-limit-per-address",
-    "10000000",
-    "--rate-burst-per-address",
-    "10000000",
-    "--rate-limit-per-tenant",
-    "10000000",
-    "--rate-burst-per-tenant",
-    "10000000",
-];
+/// `serve` arguments that lift the rate limits (a fixture of the test kit, as any test may need
+/// them too; the benches measure the relay and the OpenID Connect paths, not the limiter).
+pub use passthru_testkit::procs::UNTHROTTLED;
 
 #[cfg(test)]
 mod tests {

@@ -22,11 +22,11 @@
 use std::process::Command;
 
 use anyhow::{anyhow, ensure, Context as _};
-use passthru_testkit::browser::FormBrowser;
-use passthru_testkit::chromium::{
+use passthru_e2e::chromium::{
     authz, browser_password, code_from_callback, read_enrolment, sign_out, step_now, totp,
     usable_step, Authz, Chromium,
 };
+use passthru_testkit::browser::FormBrowser;
 use passthru_testkit::fixture::{contoso_cloud, ADMIN_UPN};
 use passthru_testkit::http::{client, password_grant, verify_with_jwks};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, Cloud};

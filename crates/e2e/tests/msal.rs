@@ -47,7 +47,7 @@ fn msal_python_signs_in_and_gets_aadsts_codes() -> anyhow::Result<()> {
         "client_id": client_id,
         "cases": cases.iter().map(|(u, p, _)| json!({"username": u, "password": p})).collect::<Vec<_>>(),
     });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/msal_client.py");
+    let script = passthru_e2e::test_file("msal_client.py");
     let mut child = Command::new("python3")
         .arg(&script)
         .env_remove("REQUESTS_CA_BUNDLE")

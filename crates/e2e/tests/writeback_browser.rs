@@ -13,11 +13,11 @@
 //! (`PASSTHRU_NEED_BROWSER=1 bash scripts/deps.sh`).
 
 use anyhow::ensure;
-use passthru_testkit::bed;
-use passthru_testkit::chromium::{
+use passthru_e2e::chromium::{
     authz, browser_password, code_from_callback, read_enrolment, sign_out, totp, usable_step,
     Chromium,
 };
+use passthru_testkit::bed;
 use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, secret_file, ForestEntry};
 use passthru_testkit::{AccountState, TestUser};

@@ -35,7 +35,7 @@ struct Rp {
 impl Rp {
     fn start(dir: &Path) -> anyhow::Result<Rp> {
         let log = dir.join("rp.log");
-        let mut child = passthru_testkit::chromium::browser_script("browser_rp.py", &log)?;
+        let mut child = passthru_e2e::chromium::browser_script("browser_rp.py", &log)?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {

@@ -33,7 +33,7 @@ const KEYS: [&str; 8] = [
 ];
 
 fn run_browser(spec: &Value, log: &Path) -> anyhow::Result<Value> {
-    let mut child = passthru_testkit::chromium::browser_script("portal_browser.py", log)?;
+    let mut child = passthru_e2e::chromium::browser_script("portal_browser.py", log)?;
     {
         let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
         writeln!(stdin, "{spec}")?;

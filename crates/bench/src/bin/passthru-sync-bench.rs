@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use passthru_bench::{rss_mib, thousands, AdminApi, OwnForest};
 use passthru_testkit::bed::BedForest;
-use passthru_testkit::bench::{rss_mib, thousands, AdminApi, OwnForest};
 use passthru_testkit::fixture::{AgentStage, PtaSetup};
 use passthru_testkit::procs::{fresh_dir, ForestEntry};
 use passthru_testkit::users::Admin;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
-use passthru_testkit::bench::cpu_seconds;
+use passthru_bench::cpu_seconds;
 use passthru_testkit::browser::{hidden, no_redirect_client};
 use passthru_testkit::fixture::PtaSetup;
 use passthru_testkit::procs::fresh_dir;
@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
     let t = PtaSetup::new(&dir, &corp)
         .app("Bench")
         .redirect_uri(REDIRECT)
-        .serve_args(&passthru_testkit::bench::UNTHROTTLED)
+        .serve_args(&passthru_bench::UNTHROTTLED)
         .start()?;
     let cloud = &t.cloud;
     let client_id = t.client_id()?.to_string();
