@@ -1,10 +1,16 @@
 //! The store conformance suite: the rules every store backend keeps, written against the store
-//! traits only (never a backend's own methods), so that each backend runs the same checks.
-//! SQLite runs them here (`cargo test -p passthru-cloud --lib conformance`); a new backend
-//! calls each area's function from its own tests. Areas join as they get their trait (issue
-//! 16); today: [`OidcStore`], [`LockoutStore`], [`DeviceStore`], [`MfaStore`] and
-//! [`AttemptStore`], [`WritebackStore`], [`SigningKeyStore`], [`PortalStore`] and
-//! [`FederationStore`].
+//! traits ([`super::Backend`]) and the facade, never a backend's own methods, so that each
+//! backend runs the same checks. It covers every trait:
+//! - this file: one function per area whose rules are checked with many calls at once
+//!   (`oidc`, `lockout`, `device`, `mfa`, `attempts`, `writeback`, `signing_keys`, `portal`,
+//!   `federation`), called with `store.backend()`;
+//! - `directory`: tenants, domains, users, apps, the sign-in log, sync state and purges;
+//! - one file per area for the rules that need a prepared store (`admin`, `agents`, `sync`,
+//!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
+//!   with `store::test_store`, the one place a test picks its backend.
+//!
+//! SQLite runs all of it in `cargo test -p passthru-cloud --lib conformance`; a new backend
+//! opens itself in `test_store` and calls the area functions from its own tests.
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -811,6 +817,17 @@ pub(crate) async fn federation<S: FederationStore + ?Sized>(s: &S, t: Uuid) -> a
     Ok(())
 }
 
+mod admin;
+mod agents;
+mod directory;
+mod federation;
+mod mfa;
+mod portal;
+mod sign_in_log;
+mod sign_in_state;
+mod sync;
+mod tenants;
+
 #[cfg(test)]
 mod tests {
     use crate::store::{test_store, DomainKind};
@@ -864,6 +881,17 @@ mod tests {
         let beta = uuid::Uuid::new_v4();
         s.create_tenant(beta, "beta", 1).await?;
         super::signing_keys(s.backend(), t, beta).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_keeps_the_directory_rules() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-conf-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let s = crate::store::Store::open(&dir.join("t.db"), true).await?;
+        super::directory::directory(s.backend()).await?;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
