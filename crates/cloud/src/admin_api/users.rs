@@ -5,8 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api;
 use zeroize::Zeroizing;
 
 use super::{authorize, ops};
@@ -23,28 +22,29 @@ use passthru_proto::AgentError;
 /// Shortest cloud password accepted.
 const MIN_PASSWORD_CHARS: usize = 8;
 
-/// A user as the API shows it.
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "upn": u.upn,
-        "display_name": u.display_name,
-        "mail": u.mail,
-        "source": u.source,
-        "immutable_id": u.immutable_id,
-        "role": u.role,
-        "enabled": u.enabled,
-        "created_at": u.created_at,
-        "updated_at": u.updated_at,
-        "last_sign_in": u.last_sign_in,
-        "read_only": u.source != "cloud",
-        "synced": u.sync.as_ref().map(synced_json),
-        "writeback_allowed": u.writeback_allowed,
-    })
+/// A user as the API shows it (without its multi-factor state).
+pub fn user_json(u: &User) -> api::User {
+    api::User {
+        id: u.id,
+        upn: u.upn.clone(),
+        display_name: u.display_name.clone(),
+        mail: u.mail.clone(),
+        source: u.source.clone(),
+        immutable_id: u.immutable_id.clone(),
+        role: u.role.clone(),
+        enabled: u.enabled,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        last_sign_in: u.last_sign_in,
+        read_only: u.source != "cloud",
+        synced: u.sync.as_ref().map(synced_json),
+        writeback_allowed: u.writeback_allowed,
+        mfa: None,
+    }
 }
 
 /// What directory sync last read for the user, with the time of its last change.
-fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
+fn synced_json(s: &crate::store::sync::SyncedAttributes) -> api::SyncedUser {
     let when = |t: Option<i64>| {
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
             .and_then(|t| {
@@ -52,19 +52,20 @@ fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
                     .ok()
             })
     };
-    json!({
-        "forest": s.forest,
-        "object_guid": s.object_guid,
-        "distinguished_name": s.dn,
-        "sam_account_name": s.sam_account_name,
-        "given_name": s.given_name,
-        "surname": s.surname,
-        "account_enabled": s.enabled,
-        "account_expires": when(s.account_expires),
-        "when_changed": when(s.when_changed),
-        "password_last_set": when(s.password_last_set),
-        "last_change": when(Some(s.last_change)),
-    })
+    api::SyncedUser {
+        forest: s.forest.clone(),
+        object_guid: s.object_guid,
+        distinguished_name: s.dn.clone(),
+        sam_account_name: s.sam_account_name.clone(),
+        given_name: s.given_name.clone(),
+        surname: s.surname.clone(),
+        account_enabled: s.enabled,
+        account_expires: when(s.account_expires),
+        when_changed: when(s.when_changed),
+        password_last_set: when(s.password_last_set),
+        last_change: when(Some(s.last_change)),
+        groups: None,
+    }
 }
 
 fn check_password(p: &str) -> Result<(), ApiError> {
@@ -108,21 +109,21 @@ fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// A page of a list: a search text, a page size, and where the page starts.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    pub search: Option<String>,
-    pub top: Option<i64>,
-    pub skiptoken: Option<String>,
-}
-
 /// `GET /{tenant}/admin/users?search=&top=&skiptoken=`
+#[utoipa::path(
+    get,
+    path = "/users",
+    operation_id = ops::LIST_USERS.id,
+    summary = ops::LIST_USERS.summary,
+    params(api::ListQuery),
+    responses((status = 200, description = "Done.", body = api::UserList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<api::ListQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::UserList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_USERS).await?;
     let top = q.top.unwrap_or(100);
     if !(1..=1000).contains(&top) {
@@ -133,15 +134,15 @@ pub async fn list(
         .store
         .users_page(t.id, search, q.skiptoken.as_deref(), top)
         .await?;
-    Ok(Json(json!({
-        "users": page.users.iter().map(user_json).collect::<Vec<_>>(),
-        "next_skiptoken": page.next,
-    })))
+    Ok(Json(api::UserList {
+        users: page.users.iter().map(user_json).collect(),
+        next_skiptoken: page.next,
+    }))
 }
 
 /// The user's multi-factor state: their own policy, the one that applies, whether they
 /// enrolled an authenticator, recovery codes left, and a lock after wrong codes.
-async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiError> {
+async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<api::UserMfa, ApiError> {
     use crate::model::mfa_policy::{effective, user_policy_str};
     let rec = state.store.mfa(t.id, u.id).await?;
     let left = if rec.enrolled {
@@ -149,38 +150,52 @@ async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiErro
     } else {
         None
     };
-    Ok(json!({
-        "policy": user_policy_str(rec.policy),
-        "effective": effective(t.settings.mfa, rec.policy).as_str(),
-        "enrolled": rec.enrolled,
-        "recovery_codes_left": left,
-        "locked_until": rec.locked_until.filter(|u| *u > unix_now()),
-    }))
+    Ok(api::UserMfa {
+        policy: user_policy_str(rec.policy).to_string(),
+        effective: effective(t.settings.mfa, rec.policy).as_str().to_string(),
+        enrolled: rec.enrolled,
+        recovery_codes_left: left,
+        locked_until: rec.locked_until.filter(|u| *u > unix_now()),
+    })
 }
 
 /// `GET /{tenant}/admin/users/{upn}`
+#[utoipa::path(
+    get,
+    path = "/users/{upn}",
+    operation_id = ops::SHOW_USER.id,
+    summary = ops::SHOW_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn show(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_USER).await?;
     let user = find(&state, &t, &upn).await?;
     let mut v = user_json(&user);
-    v["mfa"] = mfa_json(&state, &t, &user).await?;
-    if let Some(s) = &user.sync {
-        v["synced"]["groups"] = json!(state.store.user_direct_groups(t.id, s.object_guid).await?);
+    v.mfa = Some(mfa_json(&state, &t, &user).await?);
+    if let (Some(s), Some(synced)) = (&user.sync, v.synced.as_mut()) {
+        synced.groups = Some(state.store.user_direct_groups(t.id, s.object_guid).await?);
     }
     Ok(Json(v))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/unlock`: ends a smart lockout. The name need not be a
 /// user the cloud knows (a lock counts names as typed and resolved).
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/unlock",
+    operation_id = ops::UNLOCK_USER.id,
+    summary = ops::UNLOCK_USER.summary,
+    responses((status = 200, description = "Done.", body = api::Unlocked))
+)]
 pub async fn unlock(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Unlocked>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::UNLOCK_USER).await?;
     let upn = upn.trim().to_string();
     let user = state.store.user_by_upn(t.id, &upn).await?;
@@ -200,21 +215,24 @@ pub async fn unlock(
         was |= state.store.clear_mfa_failures(t.id, u.id).await?;
     }
     tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, was_counted = was, "smart lockout cleared");
-    Ok(Json(json!({ "upn": upn, "unlocked": was })))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct MfaPolicyBody {
-    policy: String,
+    Ok(Json(api::Unlocked { upn, unlocked: was }))
 }
 
 /// `PUT /{tenant}/admin/users/{upn}/mfa`: the user's own multi-factor policy.
+#[utoipa::path(
+    put,
+    path = "/users/{upn}/mfa",
+    operation_id = ops::SET_USER_MFA.id,
+    summary = ops::SET_USER_MFA.summary,
+    request_body = api::SetMfa,
+    responses((status = 200, description = "Done.", body = api::MfaSet))
+)]
 pub async fn set_mfa(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<MfaPolicyBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetMfa>,
+) -> Result<Json<api::MfaSet>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_MFA).await?;
     let Some(policy) = crate::model::mfa_policy::parse_user_policy(&body.policy) else {
         return Err(ApiError::bad_request(format!(
@@ -225,52 +243,51 @@ pub async fn set_mfa(
     let user = find(&state, &t, &upn).await?;
     state.store.set_mfa_policy(t.id, user.id, policy).await?;
     tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::model::mfa_policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
-    Ok(Json(
-        json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? }),
-    ))
+    let mfa = mfa_json(&state, &t, &user).await?;
+    Ok(Json(api::MfaSet { upn: user.upn, mfa }))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/mfa/reset`: removes the user's authenticator and
 /// recovery codes, and ends their sessions and refresh tokens.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/mfa/reset",
+    operation_id = ops::RESET_USER_MFA.id,
+    summary = ops::RESET_USER_MFA.summary,
+    responses((status = 200, description = "Done.", body = api::MfaReset))
+)]
 pub async fn reset_mfa(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::MfaReset>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_MFA).await?;
     let user = find(&state, &t, &upn).await?;
     let had = state.store.reset_mfa(t.id, user.id).await?;
     tracing::warn!(tenant = %t.name, user = %user.upn, had_authenticator = had, by = %admin.upn, "user MFA reset; sessions ended");
-    Ok(Json(json!({
-        "upn": user.upn,
-        "reset": had,
-        "mfa": mfa_json(&state, &t, &user).await?,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct UserBody {
-    upn: String,
-    password: Zeroizing<String>,
-    #[serde(default)]
-    display_name: Option<String>,
-}
-
-impl std::fmt::Debug for UserBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserBody")
-            .field("upn", &self.upn)
-            .finish_non_exhaustive()
-    }
+    let mfa = mfa_json(&state, &t, &user).await?;
+    Ok(Json(api::MfaReset {
+        upn: user.upn,
+        reset: had,
+        mfa,
+    }))
 }
 
 /// `POST /{tenant}/admin/users`: adds a cloud-only user in a verified domain of the tenant.
+#[utoipa::path(
+    post,
+    path = "/users",
+    operation_id = ops::ADD_USER.id,
+    summary = ops::ADD_USER.summary,
+    request_body = api::NewUser,
+    responses((status = 201, description = "Done.", body = api::User))
+)]
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<UserBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::ApiJson(body): super::ApiJson<api::NewUser>,
+) -> Result<(StatusCode, Json<api::User>), ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_USER).await?;
     let upn = body.upn.trim().to_string();
     let Some((local, domain)) = upn.rsplit_once('@') else {
@@ -320,57 +337,52 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
-#[derive(Deserialize)]
-pub struct PasswordBody {
-    password: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for PasswordBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordBody").finish_non_exhaustive()
-    }
-}
-
 /// `POST /{tenant}/admin/users/{upn}/password`: a cloud-only user's new password; their
 /// sessions and refresh tokens end.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/password",
+    operation_id = ops::SET_USER_PASSWORD.id,
+    summary = ops::SET_USER_PASSWORD.summary,
+    request_body = api::SetPassword,
+    responses((status = 200, description = "Done.", body = api::PasswordSet))
+)]
 pub async fn set_password(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<PasswordBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetPassword>,
+) -> Result<Json<api::PasswordSet>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_PASSWORD).await?;
     let user = find(&state, &t, &upn).await?;
     cloud_only(&user, "change the password")?;
     set_cloud_password(&state, &t, &user, body.password).await?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
-    Ok(Json(json!({ "upn": user.upn, "password_set": true })))
-}
-
-#[derive(Deserialize)]
-pub struct ResetBody {
-    password: Zeroizing<String>,
-    #[serde(default)]
-    must_change: bool,
-}
-
-impl std::fmt::Debug for ResetBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResetBody")
-            .field("must_change", &self.must_change)
-            .finish_non_exhaustive()
-    }
+    Ok(Json(api::PasswordSet {
+        upn: user.upn,
+        password_set: true,
+        written_to: None,
+        must_change: None,
+    }))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/reset-password`: an administrator's reset. An
 /// on-premises user's password is reset in AD by an agent (the tenant's `writeback` setting
 /// must be on); a cloud-only user's is set in the cloud. Sessions and refresh tokens end.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/reset-password",
+    operation_id = ops::RESET_USER_PASSWORD.id,
+    summary = ops::RESET_USER_PASSWORD.summary,
+    request_body = api::ResetPassword,
+    responses((status = 200, description = "Done.", body = api::PasswordSet))
+)]
 pub async fn reset_password(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<ResetBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::ResetPassword>,
+) -> Result<Json<api::PasswordSet>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_PASSWORD).await?;
     let corr = crate::http::correlation_id(&headers);
     let user = find(&state, &t, &upn).await?;
@@ -385,9 +397,12 @@ pub async fn reset_password(
         }
         set_cloud_password(&state, &t, &user, body.password).await?;
         tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "cloud password reset by an administrator");
-        return Ok(Json(
-            json!({ "upn": user.upn, "password_set": true, "written_to": "cloud" }),
-        ));
+        return Ok(Json(api::PasswordSet {
+            upn: user.upn,
+            password_set: true,
+            written_to: Some("cloud".to_string()),
+            must_change: None,
+        }));
     }
     writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::Admin)
         .await
@@ -397,10 +412,12 @@ pub async fn reset_password(
         .await
         .map_err(writeback_api_error)?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, must_change, "password reset in Active Directory by an administrator");
-    Ok(Json(json!({
-        "upn": user.upn, "password_set": true, "written_to": "active_directory",
-        "must_change": must_change,
-    })))
+    Ok(Json(api::PasswordSet {
+        upn: user.upn,
+        password_set: true,
+        written_to: Some("active_directory".to_string()),
+        must_change: Some(must_change),
+    }))
 }
 
 /// A writeback failure as the admin API reports it.
@@ -437,18 +454,21 @@ fn writeback_api_error(e: WritebackError) -> ApiError {
     ApiError::new(status, code, detail)
 }
 
-#[derive(Deserialize, Debug)]
-pub struct WritebackBody {
-    allowed: bool,
-}
-
 /// `PUT /{tenant}/admin/users/{upn}/writeback`: allows or forbids self-service writeback.
+#[utoipa::path(
+    put,
+    path = "/users/{upn}/writeback",
+    operation_id = ops::SET_USER_WRITEBACK.id,
+    summary = ops::SET_USER_WRITEBACK.summary,
+    request_body = api::SetWriteback,
+    responses((status = 200, description = "Done.", body = api::WritebackSet))
+)]
 pub async fn set_writeback(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<WritebackBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetWriteback>,
+) -> Result<Json<api::WritebackSet>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_WRITEBACK).await?;
     let user = find(&state, &t, &upn).await?;
     state
@@ -456,9 +476,10 @@ pub async fn set_writeback(
         .set_writeback_allowed(t.id, user.id, body.allowed, unix_now())
         .await?;
     tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, allowed = body.allowed, "self-service password writeback set");
-    Ok(Json(
-        json!({ "upn": user.upn, "writeback_allowed": body.allowed }),
-    ))
+    Ok(Json(api::WritebackSet {
+        upn: user.upn,
+        writeback_allowed: body.allowed,
+    }))
 }
 
 /// Checks and hashes a cloud-only user's new password, stores it and ends their sessions.
@@ -485,7 +506,7 @@ async fn set_enabled(
     upn: &str,
     headers: &HeaderMap,
     enabled: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     let op = if enabled {
         ops::ENABLE_USER
     } else {
@@ -522,35 +543,52 @@ fn last_global_admin(e: StoreError, user: &User) -> ApiError {
 
 /// `POST /{tenant}/admin/users/{upn}/disable`: blocks sign-in in the cloud (for an
 /// on-premises user too: a cloud-side flag) and ends sessions and refresh tokens.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/disable",
+    operation_id = ops::DISABLE_USER.id,
+    summary = ops::DISABLE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn disable(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     set_enabled(&state, &tenant, &upn, &headers, false).await
 }
 
 /// `POST /{tenant}/admin/users/{upn}/enable`
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/enable",
+    operation_id = ops::ENABLE_USER.id,
+    summary = ops::ENABLE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn enable(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     set_enabled(&state, &tenant, &upn, &headers, true).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct RoleBody {
-    role: String,
-}
-
 /// `PUT /{tenant}/admin/users/{upn}/role`
+#[utoipa::path(
+    put,
+    path = "/users/{upn}/role",
+    operation_id = ops::SET_USER_ROLE.id,
+    summary = ops::SET_USER_ROLE.summary,
+    request_body = api::SetRole,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn set_role(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<RoleBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetRole>,
+) -> Result<Json<api::User>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_ROLE).await?;
     let Some(role) = ops::ROLES
         .iter()
@@ -573,11 +611,18 @@ pub async fn set_role(
 }
 
 /// `DELETE /{tenant}/admin/users/{upn}`: deletes a cloud-only user.
+#[utoipa::path(
+    delete,
+    path = "/users/{upn}",
+    operation_id = ops::DELETE_USER.id,
+    summary = ops::DELETE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::UserDeleted))
+)]
 pub async fn remove(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::UserDeleted>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::DELETE_USER).await?;
     let user = find(&state, &t, &upn).await?;
     cloud_only(&user, "delete the account")?;
@@ -590,5 +635,8 @@ pub async fn remove(
         .await
         .map_err(|e| last_global_admin(e, &user))?;
     tracing::warn!(tenant = %t.name, user = %user.upn, by = %admin.upn, "user deleted");
-    Ok(Json(json!({ "upn": user.upn, "deleted": true })))
+    Ok(Json(api::UserDeleted {
+        upn: user.upn,
+        deleted: true,
+    }))
 }

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PtaCommand {
@@ -70,11 +71,7 @@ pub(super) async fn pta(cx: &Cx<'_>, command: PtaCommand) -> anyhow::Result<()> 
         PtaCommand::Enable | PtaCommand::Disable => {
             let enabled = matches!(command, PtaCommand::Enable);
             client
-                .post_json(
-                    &format!("/{t}/admin/pta"),
-                    token,
-                    &json!({ "enabled": enabled }),
-                )
+                .post_json(&format!("/{t}/admin/pta"), token, &api::SetPta { enabled })
                 .await?
         }
     };
@@ -114,7 +111,9 @@ pub(super) async fn settings(cx: &Cx<'_>, command: SettingsCommand) -> anyhow::R
                 .put_json(
                     &format!("/{t}/admin/settings/{}", seg(&key)),
                     token,
-                    &json!({ "value": value }),
+                    &api::SetSetting {
+                        value: Value::String(value),
+                    },
                 )
                 .await?,
             Some(key),

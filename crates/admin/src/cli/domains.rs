@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DomainCommand {
@@ -123,7 +124,9 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
                 .post_json(
                     &format!("/{t}/admin/domains/{name}/convert"),
                     token,
-                    &json!({ "to": "managed" }),
+                    &api::ConvertDomain {
+                        to: api::MANAGED.to_string(),
+                    },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -153,21 +156,24 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
 /// The body of `passthru-cloud admin domain add NAME [--federated ISSUER_URL --client-id ID
 /// --client-secret-file FILE]`. The secret is the file's content, trimmed; it never appears on
 /// a command line.
-pub fn domain_add_body(
+pub(crate) fn domain_add_body(
     name: &str,
     issuer: Option<&str>,
     client_id: Option<&str>,
     secret_file: Option<&Path>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<api::NewDomain> {
     let (Some(issuer), Some(client_id), Some(file)) = (issuer, client_id, secret_file) else {
         if issuer.is_some() || client_id.is_some() || secret_file.is_some() {
             anyhow::bail!(
                 "a federated domain needs --federated ISSUER_URL, --client-id ID and --client-secret-file FILE together"
             );
         }
-        return Ok(json!({ "name": name }));
+        return Ok(api::NewDomain {
+            name: name.to_string(),
+            federated: None,
+        });
     };
-    crate::federation::valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
+    api::valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
     let raw = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
         anyhow::anyhow!("cannot read the client secret file {}: {e}", file.display())
     })?);
@@ -175,8 +181,12 @@ pub fn domain_add_body(
     if secret.is_empty() {
         anyhow::bail!("the client secret file {} is empty", file.display());
     }
-    Ok(json!({
-        "name": name,
-        "federated": { "issuer": issuer, "client_id": client_id, "client_secret": secret },
-    }))
+    Ok(api::NewDomain {
+        name: name.to_string(),
+        federated: Some(api::FederatedIdp {
+            issuer: issuer.to_string(),
+            client_id: client_id.to_string(),
+            client_secret: Zeroizing::new(secret.to_string()),
+        }),
+    })
 }

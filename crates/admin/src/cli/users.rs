@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum UserCommand {
@@ -80,7 +81,11 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
     match command {
         UserCommand::Add { upn, display_name } => {
             let pw = user_password()?;
-            let body = json!({ "upn": upn, "password": pw.as_str(), "display_name": display_name });
+            let body = api::NewUser {
+                upn,
+                password: pw,
+                display_name,
+            };
             let v: Value = client
                 .post_json(&format!("/{t}/admin/users"), token, &body)
                 .await?;
@@ -151,7 +156,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .post_json(
                     &format!("/{t}/admin/users/{}/password", seg(&upn)),
                     token,
-                    &json!({ "password": pw.as_str() }),
+                    &api::SetPassword { password: pw },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -167,7 +172,10 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .post_json(
                     &format!("/{t}/admin/users/{}/reset-password", seg(&upn)),
                     token,
-                    &json!({ "password": pw.as_str(), "must_change": must_change }),
+                    &api::ResetPassword {
+                        password: pw,
+                        must_change,
+                    },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -192,7 +200,9 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .put_json(
                     &format!("/{t}/admin/users/{}/writeback", seg(&upn)),
                     token,
-                    &json!({ "allowed": state == "on" }),
+                    &api::SetWriteback {
+                        allowed: state == "on",
+                    },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -241,7 +251,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .put_json(
                     &format!("/{t}/admin/users/{}/mfa", seg(&upn)),
                     token,
-                    &json!({ "policy": policy }),
+                    &api::SetMfa { policy },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -279,7 +289,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .put_json(
                     &format!("/{t}/admin/users/{}/role", seg(&upn)),
                     token,
-                    &json!({ "role": role }),
+                    &api::SetRole { role },
                 )
                 .await?;
             emit(json, &v, |v| {

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AppCommand {
@@ -63,7 +64,12 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
             confidential,
             redirect_uris,
         } => {
-            let body = json!({ "name": name, "public": public, "confidential": confidential, "redirect_uris": redirect_uris });
+            let body = api::NewApp {
+                name,
+                public,
+                confidential,
+                redirect_uris,
+            };
             let v: Value = client
                 .post_json(&format!("/{t}/admin/apps"), token, &body)
                 .await?;
@@ -99,7 +105,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                 .put_json(
                     &format!("/{t}/admin/apps/{}/redirect-uris", seg(&client_id)),
                     token,
-                    &json!({ "redirect_uris": redirect_uris }),
+                    &api::SetRedirectUris { redirect_uris },
                 )
                 .await?;
             emit(json, &v, |v| {
@@ -111,7 +117,9 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                 .put_json(
                     &format!("/{t}/admin/apps/{}/groups-claim", seg(&client_id)),
                     token,
-                    &json!({ "enabled": state == "on" }),
+                    &api::SetGroupsClaim {
+                        enabled: state == "on",
+                    },
                 )
                 .await?;
             emit(json, &v, |v| {
