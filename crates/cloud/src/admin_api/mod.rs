@@ -34,6 +34,7 @@ pub mod ops;
 pub mod pta;
 pub mod settings;
 pub mod signins;
+pub mod user_passwords;
 pub mod users;
 
 pub use ops::{Operation, GLOBAL_ADMIN};
@@ -184,12 +185,12 @@ pub fn operations() -> OpenApiRouter<Shared> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(users::list, users::add))
         .routes(routes!(users::show, users::remove))
-        .routes(routes!(users::set_password))
+        .routes(routes!(user_passwords::set_password))
         .routes(routes!(users::disable))
         .routes(routes!(users::enable))
         .routes(routes!(users::unlock))
-        .routes(routes!(users::reset_password))
-        .routes(routes!(users::set_writeback))
+        .routes(routes!(user_passwords::reset_password))
+        .routes(routes!(user_passwords::set_writeback))
         .routes(routes!(users::set_mfa))
         .routes(routes!(users::reset_mfa))
         .routes(routes!(users::set_role))
