@@ -73,29 +73,25 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
             let v: Value = client
                 .post_json(&format!("/{t}/admin/apps"), token, &body)
                 .await?;
-            emit(json, &v, |v| {
-                println!("{}", s(v, "client_id"));
-                if let Some(secret) = v["client_secret"].as_str() {
+            emit_as(json, &v, |a: &api::App| {
+                println!("{}", a.client_id);
+                if let Some(secret) = &a.client_secret {
                     println!("{secret}");
                     eprintln!("Store the client secret (second line) now: it is not shown again.");
                 }
-            });
+            })?;
         }
         AppCommand::List => {
             let v: Value = client.get_json(&format!("/{t}/admin/apps"), token).await?;
-            emit(json, &v, |v| {
-                for a in v["apps"].as_array().into_iter().flatten() {
-                    print_app(a);
-                }
-            });
+            emit_as(json, &v, |l: &api::AppList| {
+                l.apps.iter().for_each(print_app);
+            })?;
         }
         AppCommand::Show { client_id } => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::SetRedirectUris {
             client_id,
@@ -108,9 +104,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                     &api::SetRedirectUris { redirect_uris },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::GroupsClaim { client_id, state } => {
             let v: Value = client
@@ -122,9 +116,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                     },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::RotateSecret { client_id } => {
             let v: Value = client
@@ -134,18 +126,18 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!("{}", s(v, "client_secret"));
+            emit_as(json, &v, |a: &api::App| {
+                println!("{}", dash(a.client_secret.as_ref()));
                 eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
-            });
+            })?;
         }
         AppCommand::Delete { client_id } => {
             let v = client
                 .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Deleted app {}", s(v, "client_id"));
-            });
+            emit_as(json, &v, |d: &api::AppDeleted| {
+                println!("Deleted app {}", d.client_id);
+            })?;
         }
     }
     Ok(())

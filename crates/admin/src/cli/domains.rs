@@ -68,29 +68,29 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
             let v: Value = client
                 .post_json(&format!("/{t}/admin/domains"), token, &body)
                 .await?;
-            if json {
-                print_json(&v);
-            } else if v["kind"] == "federated" {
-                println!(
-                    "Added federated domain {} (identity provider {})",
-                    s(&v, "name"),
-                    s(&v, "issuer")
-                );
-            } else {
-                println!("Added managed domain {}", s(&v, "name"));
-            }
-            if !json && v["verified"] == false {
-                print_domain(&v);
-            }
+            emit_as(json, &v, |d: &api::Domain| {
+                if d.kind == "federated" {
+                    println!(
+                        "Added federated domain {} (identity provider {})",
+                        d.name,
+                        dash(d.issuer.as_ref())
+                    );
+                } else {
+                    println!("Added managed domain {}", d.name);
+                }
+                if !d.verified {
+                    print_domain(d);
+                }
+            })?;
         }
         DomainCommand::Show { name } => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains/{}", seg(&name)), token)
                 .await?;
-            emit(json, &v, |v| {
-                print_domain(v);
-                println!("  users: {}", s(v, "users"));
-            });
+            emit_as(json, &v, |d: &api::Domain| {
+                print_domain(d);
+                println!("  users: {}", dash(d.users));
+            })?;
         }
         DomainCommand::Verify { name } => {
             let v: Value = client
@@ -100,17 +100,17 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!("{} is verified: its users can sign in.", s(v, "name"));
-            });
+            emit_as(json, &v, |d: &api::Domain| {
+                println!("{} is verified: its users can sign in.", d.name);
+            })?;
         }
         DomainCommand::Remove { name } => {
             let v = client
                 .delete(&format!("/{t}/admin/domains/{}", seg(&name)), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Removed domain {}", s(v, "name"));
-            });
+            emit_as(json, &v, |d: &api::DomainRemoved| {
+                println!("Removed domain {}", d.name);
+            })?;
         }
         DomainCommand::Convert { name, managed: _ } => {
             if name.is_empty()
@@ -129,25 +129,23 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
                     },
                 )
                 .await?;
-            emit(json, &v, |v| {
+            emit_as(json, &v, |d: &api::DomainConverted| {
                 println!(
                     "Converted {} to a managed domain: its users sign in by pass-through authentication from their next sign-in on.",
-                    s(v, "name")
+                    d.name
                 );
-                if v["pta_enabled"] == false {
+                if !d.pta_enabled {
                     eprintln!("Pass-through authentication is disabled: enable it (`pta enable`) so that they can sign in.");
                 }
-            });
+            })?;
         }
         DomainCommand::List => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains"), token)
                 .await?;
-            emit(json, &v, |v| {
-                for d in v["domains"].as_array().into_iter().flatten() {
-                    print_domain(d);
-                }
-            });
+            emit_as(json, &v, |l: &api::DomainList| {
+                l.domains.iter().for_each(print_domain);
+            })?;
         }
     }
     Ok(())

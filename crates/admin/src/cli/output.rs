@@ -1,7 +1,11 @@
 //! Printing answers (text or `--json`) and building request paths.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
+
+use crate::api;
 
 /// One path segment, percent-encoded.
 pub(super) fn seg(v: &str) -> String {
@@ -23,104 +27,98 @@ pub(super) fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
-pub(super) fn print_user(u: &Value) {
-    for key in [
-        "upn",
-        "id",
-        "display_name",
-        "mail",
-        "source",
-        "immutable_id",
-        "role",
-        "enabled",
-        "writeback_allowed",
+pub(super) fn print_user(u: &api::User) {
+    for (key, value) in [
+        ("upn", u.upn.clone()),
+        ("id", u.id.to_string()),
+        ("display_name", dash(u.display_name.as_ref())),
+        ("mail", dash(u.mail.as_ref())),
+        ("source", u.source.clone()),
+        ("immutable_id", dash(u.immutable_id.as_ref())),
+        ("role", u.role.clone()),
+        ("enabled", u.enabled.to_string()),
+        ("writeback_allowed", u.writeback_allowed.to_string()),
     ] {
-        println!("{key:<14}{}", s(u, key));
+        println!("{key:<14}{value}");
     }
-    for key in ["created_at", "updated_at", "last_sign_in"] {
-        println!("{key:<14}{}", format_time(u[key].as_i64()));
+    for (key, time) in [
+        ("created_at", Some(u.created_at)),
+        ("updated_at", u.updated_at),
+        ("last_sign_in", u.last_sign_in),
+    ] {
+        println!("{key:<14}{}", format_time(time));
     }
-    let mfa = &u["mfa"];
-    if mfa.is_object() {
+    if let Some(mfa) = &u.mfa {
         println!(
             "{:<14}policy {}, effective {}, {}",
             "mfa",
-            s(mfa, "policy"),
-            s(mfa, "effective"),
-            if mfa["enrolled"] == true {
+            mfa.policy,
+            mfa.effective,
+            if mfa.enrolled {
                 format!(
                     "enrolled ({} recovery codes left)",
-                    s(mfa, "recovery_codes_left")
+                    dash(mfa.recovery_codes_left)
                 )
             } else {
                 "not enrolled".to_string()
             }
         );
-        if let Some(until) = mfa["locked_until"].as_i64() {
+        if let Some(until) = mfa.locked_until {
             println!("{:<14}{}", "mfa locked", format_time(Some(until)));
         }
     }
-    let synced = &u["synced"];
-    if synced.is_object() {
+    if let Some(synced) = &u.synced {
         println!("synced from Active Directory (read-only):");
-        for key in [
-            "forest",
-            "distinguished_name",
-            "sam_account_name",
-            "given_name",
-            "surname",
-            "account_enabled",
-            "account_expires",
-            "object_guid",
-            "when_changed",
-            "last_change",
+        for (key, value) in [
+            ("forest", synced.forest.clone()),
+            ("distinguished_name", synced.distinguished_name.clone()),
+            ("sam_account_name", dash(synced.sam_account_name.as_ref())),
+            ("given_name", dash(synced.given_name.as_ref())),
+            ("surname", dash(synced.surname.as_ref())),
+            ("account_enabled", synced.account_enabled.to_string()),
+            ("account_expires", dash(synced.account_expires.as_ref())),
+            ("object_guid", synced.object_guid.to_string()),
+            ("when_changed", dash(synced.when_changed.as_ref())),
+            ("last_change", dash(synced.last_change.as_ref())),
         ] {
-            println!("  {key:<20}{}", s(synced, key));
+            println!("  {key:<20}{value}");
         }
-        for g in synced["groups"].as_array().into_iter().flatten() {
-            println!("  {:<20}{}", "member of", g.as_str().unwrap_or_default());
+        for g in synced.groups.iter().flatten() {
+            println!("  {:<20}{g}", "member of");
         }
     }
 }
 
-pub(super) fn print_domain(d: &Value) {
+pub(super) fn print_domain(d: &api::Domain) {
     println!(
         "{}\t{}\t{}",
-        s(d, "name"),
-        s(d, "kind"),
-        if d["verified"] == true {
-            "verified"
-        } else {
-            "unverified"
-        }
+        d.name,
+        d.kind,
+        if d.verified { "verified" } else { "unverified" }
     );
-    if d["verified"] == false {
-        let v = &d["verification"];
+    if !d.verified {
+        let v = d.verification.as_ref();
         println!(
             "  Publish: {} TXT \"{}\" (TTL {})",
-            s(v, "name"),
-            s(v, "value"),
-            s(v, "ttl")
+            dash(v.map(|v| &v.name)),
+            dash(v.map(|v| &v.value)),
+            dash(v.map(|v| v.ttl))
         );
-        println!("  {}", s(v, "next"));
+        println!("  {}", dash(v.map(|v| &v.next)));
     }
 }
 
-pub(super) fn print_app(a: &Value) {
+pub(super) fn print_app(a: &api::App) {
     println!(
         "{}\t{}\t{}",
-        s(a, "client_id"),
-        if a["public"] == true {
-            "public"
-        } else {
-            "confidential"
-        },
-        s(a, "name")
+        a.client_id,
+        if a.public { "public" } else { "confidential" },
+        a.name
     );
-    for u in a["redirect_uris"].as_array().into_iter().flatten() {
-        println!("  redirect {}", u.as_str().unwrap_or_default());
+    for u in &a.redirect_uris {
+        println!("  redirect {u}");
     }
-    if a["groups_claim"] == true {
+    if a.groups_claim == Some(true) {
         println!("  tokens carry the groups claim");
     }
 }
@@ -150,6 +148,32 @@ pub(super) fn emit(json: bool, v: &Value, text: impl FnOnce(&Value)) {
     } else {
         text(v);
     }
+}
+
+/// Prints the answer `v` as JSON with `--json` (as the cloud sent it), else reads it as the
+/// API's answer type `T` and prints it as text.
+pub(super) fn emit_as<T: DeserializeOwned + ToSchema>(
+    json: bool,
+    v: &Value,
+    text: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        print_json(v);
+    } else {
+        text(&answer::<T>(v)?);
+    }
+    Ok(())
+}
+
+/// The answer `v` read as the API's type `T`.
+pub(super) fn answer<T: DeserializeOwned + ToSchema>(v: &Value) -> anyhow::Result<T> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| anyhow::anyhow!("the cloud's answer is not a {} ({e})", T::name()))
+}
+
+/// A value that may be absent, `-` when it is.
+pub(super) fn dash(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 pub(super) fn print_json(v: &Value) {

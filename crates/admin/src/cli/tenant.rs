@@ -75,18 +75,16 @@ pub(super) async fn pta(cx: &Cx<'_>, command: PtaCommand) -> anyhow::Result<()> 
                 .await?
         }
     };
-    emit(json, &v, |v| {
-        let on = v["enabled"].as_bool().unwrap_or(false);
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    emit_as(json, &v, |p: &api::PtaStatus| {
         println!(
-                    "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
-                    if on { "enabled" } else { "disabled" },
-                    n("active_agents"),
-                    n("draining_agents"),
-                    n("inactive_agents"),
-                    n("registered_agents")
-                );
-    });
+            "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
+            if p.enabled { "enabled" } else { "disabled" },
+            p.active_agents,
+            p.draining_agents,
+            p.inactive_agents,
+            p.registered_agents
+        );
+    })?;
 
     Ok(())
 }
@@ -157,12 +155,12 @@ pub(super) async fn keys(cx: &Cx<'_>, command: KeysCommand) -> anyhow::Result<()
         }
         KeysCommand::List => client.get_json(&format!("/{t}/admin/keys"), token).await?,
     };
-    emit(json, &v, |v| {
-        println!("current: {}", s(v, "current"));
-        for k in v["published"].as_array().into_iter().flatten() {
-            println!("published: {}", k.as_str().unwrap_or_default());
+    emit_as(json, &v, |k: &api::SigningKeys| {
+        println!("current: {}", dash(k.current.as_ref()));
+        for kid in &k.published {
+            println!("published: {kid}");
         }
-    });
+    })?;
 
     Ok(())
 }
