@@ -2,7 +2,6 @@
 //! v2.0 paths), the agent gateway and dispatcher, the admin API, and their store.
 
 pub(crate) mod admin_api;
-pub mod admin_cli;
 pub(crate) mod agent_ws;
 pub(crate) mod authorize;
 pub(crate) mod browser_policy;

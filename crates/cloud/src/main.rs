@@ -166,7 +166,7 @@ enum TenantCommand {
 }
 
 mod passthru_cloud_cli {
-    pub use passthru_cloud::admin_cli::AdminArgs;
+    pub use passthru_admin::cli::AdminArgs;
 }
 
 fn parse_public_url(raw: &str) -> Result<String, String> {
@@ -261,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())
         }
-        Command::Admin(args) => passthru_cloud::admin_cli::run(args).await,
+        Command::Admin(args) => passthru_admin::cli::run(args).await,
     }
 }
 

@@ -16,6 +16,7 @@ pub const ADMIN_AUDIENCE: &str = "passthru-admin";
 
 /// `POST /{tenant}/admin/agents/register` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct RegisterAgentRequest {
     /// PKCS#10 CSR for the agent's TLS client key (the cloud sets the subject itself).
     pub csr_pem: String,
@@ -27,6 +28,7 @@ pub struct RegisterAgentRequest {
 
 /// `POST /{tenant}/admin/agents/register` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct RegisterAgentResponse {
     pub agent_id: Uuid,
     pub tenant_id: Uuid,
@@ -40,6 +42,7 @@ pub struct RegisterAgentResponse {
 
 /// Error body of every admin API route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub error: String,
     pub error_description: String,

@@ -5,9 +5,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api::{self, RegisterAgentRequest, RegisterAgentResponse};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{authorize, ops};
@@ -18,6 +17,14 @@ use crate::store::StoreError;
 use crate::sts::BaseUrl;
 
 /// `POST /{tenant}/admin/agents/register`
+#[utoipa::path(
+    post,
+    path = "/agents/register",
+    operation_id = ops::REGISTER_AGENT.id,
+    summary = ops::REGISTER_AGENT.summary,
+    request_body = api::RegisterAgentRequest,
+    responses((status = 200, description = "Done.", body = api::RegisterAgentResponse))
+)]
 pub async fn register(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -85,26 +92,45 @@ pub async fn register(
 /// `GET /{tenant}/admin/agents`: every agent with its status (`active`; `inactive` once
 /// nothing was heard from it for two heartbeat intervals; `draining`; `revoked`), what it
 /// announced, and its request statistics (stored totals plus what was not yet flushed).
+#[utoipa::path(
+    get,
+    path = "/agents",
+    operation_id = ops::LIST_AGENTS.id,
+    summary = ops::LIST_AGENTS.summary,
+    responses((status = 200, description = "Done.", body = api::AgentList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::AgentList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_AGENTS).await?;
-    let agents = views(&state, t.id).await?;
-    Ok(Json(json!({ "agents": agents })))
+    let agents = agents(&state, t.id).await?;
+    Ok(Json(api::AgentList { agents }))
 }
 
-/// Every agent of the tenant as `agents list` shows it (the portal shows the same).
+/// Every agent of the tenant as `agents list` shows it, as JSON (the portal shows the same).
 pub async fn views(
     state: &Shared,
     tenant_id: uuid::Uuid,
 ) -> Result<Vec<Value>, crate::store::StoreError> {
+    Ok(agents(state, tenant_id)
+        .await?
+        .iter()
+        .map(|a| serde_json::to_value(a).unwrap_or_default())
+        .collect())
+}
+
+/// Every agent of the tenant with its live state and statistics.
+async fn agents(
+    state: &Shared,
+    tenant_id: uuid::Uuid,
+) -> Result<Vec<api::Agent>, crate::store::StoreError> {
     let connected = state.gateway.connected(tenant_id);
     let mut stored = state.store.agent_stats(tenant_id).await?;
     let now_ms = u64::try_from(crate::clock::unix_ms()).unwrap_or(0);
     let silent_limit_ms = u64::try_from(state.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
-    let agents: Vec<Value> = state
+    let agents: Vec<api::Agent> = state
         .store
         .agents(tenant_id)
         .await?
@@ -121,35 +147,44 @@ pub async fn views(
                 Some(c) if now_ms.saturating_sub(c.last_heard_ms) <= silent_limit_ms => "Active",
                 _ => "Inactive",
             };
-            let failures: serde_json::Map<String, Value> = stats
-                .failures
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            json!({
-                "id": a.id,
-                "host": a.host,
-                "version": a.version,
-                "status": status,
-                "last_seen": a.last_seen,
-                "source_ip": a.source_ip,
-                "cert_expires_at": a.cert_expires_at,
-                "forests": live.map(|c| c.upn_suffixes.clone()).unwrap_or(a.upn_suffixes),
-                "in_flight": live.map(|c| c.in_flight).unwrap_or(0),
-                "requests_served": stats.served,
-                "failures": failures,
-                "errors": stats.errors,
-                "round_trip_ms": {
-                    "p50": stats.rtt_quantile_ms(0.5),
-                    "p99": stats.rtt_quantile_ms(0.99),
+            let domain_controllers = if live.is_some() {
+                state
+                    .metrics
+                    .domain_controllers(a.id)
+                    .iter()
+                    .map(|dc| serde_json::to_value(dc).unwrap_or_default())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            api::Agent {
+                id: a.id,
+                host: a.host,
+                version: a.version,
+                status: status.to_string(),
+                last_seen: a.last_seen,
+                source_ip: a.source_ip,
+                cert_expires_at: a.cert_expires_at,
+                forests: live
+                    .map(|c| c.upn_suffixes.clone())
+                    .unwrap_or(a.upn_suffixes),
+                in_flight: live
+                    .map(|c| u64::try_from(c.in_flight).unwrap_or(u64::MAX))
+                    .unwrap_or(0),
+                requests_served: stats.served,
+                failures: stats
+                    .failures
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                errors: stats.errors.clone(),
+                round_trip_ms: api::RoundTrip {
+                    p50: stats.rtt_quantile_ms(0.5),
+                    p99: stats.rtt_quantile_ms(0.99),
                 },
-                "revoked": a.revoked,
-                "domain_controllers": if live.is_some() {
-                    state.metrics.domain_controllers(a.id)
-                } else {
-                    Vec::new()
-                },
-            })
+                revoked: a.revoked,
+                domain_controllers,
+            }
         })
         .collect();
     Ok(agents)
@@ -159,20 +194,22 @@ pub async fn views(
 pub const LAST_AGENT: &str =
     "Users will not be able to sign in unless you have other authentication agents installed.";
 
-#[derive(Debug, Deserialize)]
-pub struct RevokeBody {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `POST /{tenant}/admin/agents/{id}/revoke`: the agent's certificate is refused at once and
 /// its connections are closed. Revoking the last active agent while PTA is on needs `force`.
+#[utoipa::path(
+    post,
+    path = "/agents/{id}/revoke",
+    operation_id = ops::REVOKE_AGENT.id,
+    summary = ops::REVOKE_AGENT.summary,
+    request_body = api::RevokeAgent,
+    responses((status = 200, description = "Done.", body = api::AgentRevoked))
+)]
 pub async fn revoke(
     State(state): State<Shared>,
     Path((tenant, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<RevokeBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::RevokeAgent>,
+) -> Result<Json<api::AgentRevoked>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::REVOKE_AGENT).await?;
     let others_active = state
         .gateway
@@ -193,9 +230,11 @@ pub async fn revoke(
     }
     let closed = state.gateway.disconnect(t.id, id);
     tracing::warn!(tenant = %t.name, agent = %id, by = %admin.upn, closed, "agent revoked");
-    Ok(Json(
-        json!({ "id": id, "revoked": true, "connections_closed": closed }),
-    ))
+    Ok(Json(api::AgentRevoked {
+        id,
+        revoked: true,
+        connections_closed: u64::try_from(closed).unwrap_or(u64::MAX),
+    }))
 }
 
 /// The refusal of a registration past the tenant's agent limit.

@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api;
 
 use super::{authorize, ops};
 use crate::clock::unix_now;
@@ -13,17 +12,6 @@ use crate::state::Shared;
 use uuid::Uuid;
 
 use crate::store::{App, Tenant};
-
-#[derive(Debug, Deserialize)]
-pub struct AppBody {
-    name: String,
-    #[serde(default)]
-    public: bool,
-    #[serde(default)]
-    confidential: bool,
-    #[serde(default)]
-    redirect_uris: Vec<String>,
-}
 
 /// A redirect URI is absolute, has no fragment, and uses https (http only for loopback, as
 /// native apps do per RFC 8252).
@@ -44,12 +32,20 @@ pub fn valid_redirect_uri(uri: &str) -> Result<(), String> {
 
 /// `POST /{tenant}/admin/apps`: registers an app. A confidential app's secret is in this
 /// answer and nowhere else: only its hash is stored.
+#[utoipa::path(
+    post,
+    path = "/apps",
+    operation_id = ops::ADD_APP.id,
+    summary = ops::ADD_APP.summary,
+    request_body = api::NewApp,
+    responses((status = 201, description = "Done.", body = api::App))
+)]
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<AppBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::ApiJson(body): super::ApiJson<api::NewApp>,
+) -> Result<(StatusCode, Json<api::App>), ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::ADD_APP).await?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 120 {
@@ -75,22 +71,28 @@ pub async fn add(
         groups_claim: false,
     };
     state.store.add_app(&app, unix_now()).await?;
-    let mut answer = json!({ "client_id": client_id, "name": name, "public": body.public, "redirect_uris": body.redirect_uris });
-    if let Some(s) = secret {
-        answer["client_secret"] = Value::String(s);
-    }
+    let answer = api::App {
+        client_id,
+        name: name.to_string(),
+        public: body.public,
+        confidential: None,
+        redirect_uris: body.redirect_uris,
+        groups_claim: None,
+        client_secret: secret,
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-fn app_json(a: &App) -> Value {
-    json!({
-        "client_id": a.client_id,
-        "name": a.name,
-        "public": a.public,
-        "confidential": !a.public,
-        "redirect_uris": a.redirect_uris,
-        "groups_claim": a.groups_claim,
-    })
+fn app_json(a: &App) -> api::App {
+    api::App {
+        client_id: a.client_id.clone(),
+        name: a.name.clone(),
+        public: a.public,
+        confidential: Some(!a.public),
+        redirect_uris: a.redirect_uris.clone(),
+        groups_claim: Some(a.groups_claim),
+        client_secret: None,
+    }
 }
 
 async fn find(state: &Shared, t: &Tenant, client_id: &str) -> Result<App, ApiError> {
@@ -117,40 +119,57 @@ fn check_uris(uris: &[String]) -> Result<(), ApiError> {
 }
 
 /// `GET /{tenant}/admin/apps`
+#[utoipa::path(
+    get,
+    path = "/apps",
+    operation_id = ops::LIST_APPS.id,
+    summary = ops::LIST_APPS.summary,
+    responses((status = 200, description = "Done.", body = api::AppList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::AppList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_APPS).await?;
     let apps = state.store.apps(t.id).await?;
-    Ok(Json(
-        json!({ "apps": apps.iter().map(app_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(api::AppList {
+        apps: apps.iter().map(app_json).collect(),
+    }))
 }
 
 /// `GET /{tenant}/admin/apps/{client_id}`
+#[utoipa::path(
+    get,
+    path = "/apps/{client_id}",
+    operation_id = ops::SHOW_APP.id,
+    summary = ops::SHOW_APP.summary,
+    responses((status = 200, description = "Done.", body = api::App))
+)]
 pub async fn show(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::App>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_APP).await?;
     Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct UrisBody {
-    redirect_uris: Vec<String>,
-}
-
 /// `PUT /{tenant}/admin/apps/{client_id}/redirect-uris`
+#[utoipa::path(
+    put,
+    path = "/apps/{client_id}/redirect-uris",
+    operation_id = ops::SET_APP_REDIRECT_URIS.id,
+    summary = ops::SET_APP_REDIRECT_URIS.summary,
+    request_body = api::SetRedirectUris,
+    responses((status = 200, description = "Done.", body = api::App))
+)]
 pub async fn set_redirect_uris(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<UrisBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetRedirectUris>,
+) -> Result<Json<api::App>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_REDIRECT_URIS).await?;
     let app = find(&state, &t, &client_id).await?;
     check_uris(&body.redirect_uris)?;
@@ -162,18 +181,21 @@ pub async fn set_redirect_uris(
     Ok(Json(app_json(&find(&state, &t, &client_id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct EnabledBody {
-    enabled: bool,
-}
-
 /// `PUT /{tenant}/admin/apps/{client_id}/groups-claim`
+#[utoipa::path(
+    put,
+    path = "/apps/{client_id}/groups-claim",
+    operation_id = ops::SET_APP_GROUPS_CLAIM.id,
+    summary = ops::SET_APP_GROUPS_CLAIM.summary,
+    request_body = api::SetGroupsClaim,
+    responses((status = 200, description = "Done.", body = api::App))
+)]
 pub async fn set_groups_claim(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<EnabledBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetGroupsClaim>,
+) -> Result<Json<api::App>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_GROUPS_CLAIM).await?;
     let app = find(&state, &t, &client_id).await?;
     state
@@ -186,11 +208,18 @@ pub async fn set_groups_claim(
 
 /// `POST /{tenant}/admin/apps/{client_id}/secret`: a new secret, in this answer only; the
 /// old one stops working at once.
+#[utoipa::path(
+    post,
+    path = "/apps/{client_id}/secret",
+    operation_id = ops::ROTATE_APP_SECRET.id,
+    summary = ops::ROTATE_APP_SECRET.summary,
+    responses((status = 200, description = "Done.", body = api::App))
+)]
 pub async fn rotate_secret(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::App>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_APP_SECRET).await?;
     let app = find(&state, &t, &client_id).await?;
     if app.public {
@@ -206,20 +235,30 @@ pub async fn rotate_secret(
         .await?;
     tracing::warn!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "client secret rotated");
     let mut v = app_json(&app);
-    v["client_secret"] = Value::String(secret);
+    v.client_secret = Some(secret);
     Ok(Json(v))
 }
 
 /// `DELETE /{tenant}/admin/apps/{client_id}`: the app and every refresh token and code
 /// issued to it.
+#[utoipa::path(
+    delete,
+    path = "/apps/{client_id}",
+    operation_id = ops::DELETE_APP.id,
+    summary = ops::DELETE_APP.summary,
+    responses((status = 200, description = "Done.", body = api::AppDeleted))
+)]
 pub async fn remove(
     State(state): State<Shared>,
     Path((tenant, client_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::AppDeleted>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::DELETE_APP).await?;
     let app = find(&state, &t, &client_id).await?;
     state.store.delete_app(t.id, &app.client_id).await?;
     tracing::warn!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "app deleted");
-    Ok(Json(json!({ "client_id": app.client_id, "deleted": true })))
+    Ok(Json(api::AppDeleted {
+        client_id: app.client_id,
+        deleted: true,
+    }))
 }

@@ -1,12 +1,15 @@
 //! The admin API's JSON request bodies: axum's `Json`, with its refusals answered as the
 //! admin API answers every error (`{error, error_description}`, [`ApiError`]) instead of
-//! axum's plain-text 400/415/422.
+//! axum's plain-text 400/415/422. The body's type is one of [`passthru_admin::api`]'s, whose
+//! schema the OpenAPI document shows; a refusal names it, so a test can check that the type a
+//! handler reads is the one its document describes.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
 
 use crate::oauth_error::ApiError;
 
@@ -17,14 +20,14 @@ pub struct ApiJson<T>(pub T);
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + ToSchema,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match <Json<T> as FromRequest<S>>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(refusal(&rejection)),
+            Err(rejection) => Err(refusal::<T>(&rejection)),
         }
     }
 }
@@ -34,20 +37,20 @@ where
 impl<S, T> OptionalFromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + ToSchema,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
         match <Json<T> as OptionalFromRequest<S>>::from_request(req, state).await {
             Ok(v) => Ok(v.map(|Json(v)| ApiJson(v))),
-            Err(rejection) => Err(refusal(&rejection)),
+            Err(rejection) => Err(refusal::<T>(&rejection)),
         }
     }
 }
 
-/// The admin API's answer to a body axum could not read.
-fn refusal(rejection: &JsonRejection) -> ApiError {
+/// The admin API's answer to a body axum could not read as a `T`.
+fn refusal<T: ToSchema>(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -55,8 +58,9 @@ fn refusal(rejection: &JsonRejection) -> ApiError {
             "The request body must be JSON, sent with `Content-Type: application/json`.",
         ),
         other => ApiError::bad_request(format!(
-            "The request body is not what this operation takes ({}). The operation's schema is in /{{tenant}}/admin/openapi.json.",
-            other.body_text()
+            "The request body is not what this operation takes ({}): it takes a {}, whose schema is in /{{tenant}}/admin/openapi.json.",
+            other.body_text(),
+            T::name()
         )),
     }
 }

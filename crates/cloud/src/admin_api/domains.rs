@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api;
 
 use super::{authorize, ops};
 use crate::clock::unix_now;
@@ -12,14 +11,6 @@ use crate::domain_proof::Proof;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::{Domain, DomainKind, Tenant};
-
-#[derive(Debug, Deserialize)]
-pub struct DomainBody {
-    name: String,
-    /// Present for a federated domain: its identity provider (see `federation`).
-    #[serde(default)]
-    federated: Option<super::federated_domains::FederatedBody>,
-}
 
 pub fn valid_domain(name: &str) -> bool {
     let labels: Vec<&str> = name.split('.').collect();
@@ -39,28 +30,38 @@ pub fn new_code() -> String {
     crate::issue::random_token().chars().take(32).collect()
 }
 
-/// A domain waiting for its proof, with the record to publish.
-pub fn proof_json(name: &str, code: &str) -> Value {
-    json!({
-        "name": name,
-        "verified": false,
-        "verification": {
-            "type": "TXT",
-            "name": name,
-            "value": format!("{}{code}", crate::domain_proof::PREFIX),
-            "ttl": 3600,
-            "next": format!("Publish this TXT record in the DNS zone of {name}, then run `passthru-cloud admin domain verify {name}`. Until then the domain takes no part in sign-in; a claim never verified is dropped after 7 days."),
-        }
-    })
+/// A domain of `kind` waiting for its proof, with the record to publish.
+pub fn proof_json(name: &str, code: &str, kind: DomainKind) -> api::Domain {
+    api::Domain {
+        name: name.to_string(),
+        verified: false,
+        kind: kind.as_str().to_string(),
+        verification: Some(api::DnsProof {
+            record_type: "TXT".to_string(),
+            name: name.to_string(),
+            value: format!("{}{code}", crate::domain_proof::PREFIX),
+            ttl: 3600,
+            next: format!("Publish this TXT record in the DNS zone of {name}, then run `passthru-cloud admin domain verify {name}`. Until then the domain takes no part in sign-in; a claim never verified is dropped after 7 days."),
+        }),
+        issuer: None,
+        client_id: None,
+        users: None,
+    }
 }
 
-fn domain_json(d: &Domain) -> Value {
-    let mut v = match (&d.verification_code, d.verified) {
-        (Some(code), false) => proof_json(&d.name, code),
-        _ => json!({ "name": d.name, "verified": d.verified }),
-    };
-    v["kind"] = json!(d.kind);
-    v
+fn domain_json(d: &Domain) -> api::Domain {
+    match (&d.verification_code, d.verified) {
+        (Some(code), false) => proof_json(&d.name, code, d.kind),
+        _ => api::Domain {
+            name: d.name.clone(),
+            verified: d.verified,
+            kind: d.kind.as_str().to_string(),
+            verification: None,
+            issuer: None,
+            client_id: None,
+            users: None,
+        },
+    }
 }
 
 async fn find(state: &Shared, t: &Tenant, name: &str) -> Result<Domain, ApiError> {
@@ -75,12 +76,20 @@ async fn find(state: &Shared, t: &Tenant, name: &str) -> Result<Domain, ApiError
 
 /// `POST /{tenant}/admin/domains`: adds a managed domain, or a federated one when the body
 /// has `federated: {issuer, client_id, client_secret}`. Either waits for its DNS proof.
+#[utoipa::path(
+    post,
+    path = "/domains",
+    operation_id = ops::ADD_DOMAIN.id,
+    summary = ops::ADD_DOMAIN.summary,
+    request_body = api::NewDomain,
+    responses((status = 201, description = "Done.", body = api::Domain))
+)]
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<DomainBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::ApiJson(body): super::ApiJson<api::NewDomain>,
+) -> Result<(StatusCode, Json<api::Domain>), ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_DOMAIN).await?;
     let name = body.name.trim().trim_end_matches('.').to_ascii_lowercase();
     if !valid_domain(&name) {
@@ -105,43 +114,65 @@ pub async fn add(
         .add_domain(t.id, &name, DomainKind::Managed, Some(&code), unix_now())
         .await?;
     tracing::info!(tenant = %t.name, domain = %name, by = %admin.upn, "domain added, waiting for its proof");
-    let mut answer = proof_json(&name, &code);
-    answer["kind"] = json!("managed");
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((
+        StatusCode::CREATED,
+        Json(proof_json(&name, &code, DomainKind::Managed)),
+    ))
 }
 
 /// `GET /{tenant}/admin/domains`
+#[utoipa::path(
+    get,
+    path = "/domains",
+    operation_id = ops::LIST_DOMAINS.id,
+    summary = ops::LIST_DOMAINS.summary,
+    responses((status = 200, description = "Done.", body = api::DomainList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::DomainList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_DOMAINS).await?;
     let domains = state.store.domains(t.id).await?;
-    Ok(Json(json!({
-        "domains": domains.iter().map(domain_json).collect::<Vec<_>>()
-    })))
+    Ok(Json(api::DomainList {
+        domains: domains.iter().map(domain_json).collect(),
+    }))
 }
 
 /// `GET /{tenant}/admin/domains/{name}`
+#[utoipa::path(
+    get,
+    path = "/domains/{name}",
+    operation_id = ops::SHOW_DOMAIN.id,
+    summary = ops::SHOW_DOMAIN.summary,
+    responses((status = 200, description = "Done.", body = api::Domain))
+)]
 pub async fn show(
     State(state): State<Shared>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Domain>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_DOMAIN).await?;
     let d = find(&state, &t, &name).await?;
     let mut v = domain_json(&d);
-    v["users"] = json!(state.store.domain_user_count(t.id, &d.name).await?);
+    v.users = Some(state.store.domain_user_count(t.id, &d.name).await?);
     Ok(Json(v))
 }
 
 /// `POST /{tenant}/admin/domains/{name}/verify`: looks the TXT record up now.
+#[utoipa::path(
+    post,
+    path = "/domains/{name}/verify",
+    operation_id = ops::VERIFY_DOMAIN.id,
+    summary = ops::VERIFY_DOMAIN.summary,
+    responses((status = 200, description = "Done.", body = api::Domain))
+)]
 pub async fn verify(
     State(state): State<Shared>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Domain>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::VERIFY_DOMAIN).await?;
     let d = find(&state, &t, &name).await?;
     if d.verified {
@@ -181,11 +212,18 @@ pub async fn verify(
 
 /// `DELETE /{tenant}/admin/domains/{name}`: refused while users have UPNs in it, and for
 /// the tenant's initial domain.
+#[utoipa::path(
+    delete,
+    path = "/domains/{name}",
+    operation_id = ops::REMOVE_DOMAIN.id,
+    summary = ops::REMOVE_DOMAIN.summary,
+    responses((status = 200, description = "Done.", body = api::DomainRemoved))
+)]
 pub async fn remove(
     State(state): State<Shared>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::DomainRemoved>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::REMOVE_DOMAIN).await?;
     let d = find(&state, &t, &name).await?;
     if d.kind == DomainKind::Cloud {
@@ -203,7 +241,10 @@ pub async fn remove(
     }
     state.store.remove_domain(t.id, &d.name).await?;
     tracing::warn!(tenant = %t.name, domain = %d.name, by = %admin.upn, "domain removed");
-    Ok(Json(json!({ "name": d.name, "removed": true })))
+    Ok(Json(api::DomainRemoved {
+        name: d.name,
+        removed: true,
+    }))
 }
 
 #[cfg(test)]

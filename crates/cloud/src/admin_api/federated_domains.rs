@@ -7,8 +7,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api;
 use zeroize::Zeroizing;
 
 use super::{authorize, ops};
@@ -17,32 +16,15 @@ use crate::federation::{allow_private, valid_issuer};
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::federation::{Conversion, FederationConfig};
-use crate::store::Tenant;
-
-/// The `federated` part of `POST /{tenant}/admin/domains`.
-#[derive(Deserialize)]
-pub struct FederatedBody {
-    issuer: String,
-    client_id: String,
-    client_secret: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for FederatedBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FederatedBody")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
+use crate::store::{DomainKind, Tenant};
 
 /// Adds the federated domain `name` (already validated as a DNS name) to `t`.
 pub(crate) async fn add_federated_domain(
     state: &Shared,
     t: &Tenant,
     name: &str,
-    body: FederatedBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: api::FederatedIdp,
+) -> Result<(StatusCode, Json<api::Domain>), ApiError> {
     let issuer = valid_issuer(&body.issuer).map_err(ApiError::bad_request)?;
     if let Ok(u) = url::Url::parse(&issuer) {
         crate::public_addr::check_issuer(&u, allow_private())
@@ -79,29 +61,30 @@ pub(crate) async fn add_federated_domain(
         .add_federated_domain(&cfg, &code, unix_now(), &state.mfa_box)
         .await?;
     tracing::info!(tenant = %t.name, domain = %name, %issuer, "federated domain added");
-    let mut answer = super::domains::proof_json(name, &code);
-    answer["kind"] = json!("federated");
-    answer["issuer"] = json!(issuer);
-    answer["client_id"] = json!(client_id);
+    let mut answer = super::domains::proof_json(name, &code, DomainKind::Federated);
+    answer.issuer = Some(issuer);
+    answer.client_id = Some(client_id);
     Ok((StatusCode::CREATED, Json(answer)))
-}
-
-/// Body of `POST /{tenant}/admin/domains/{name}/convert`.
-#[derive(Debug, Deserialize)]
-pub struct ConvertBody {
-    to: String,
 }
 
 /// `POST /{tenant}/admin/domains/{name}/convert` with `{"to": "managed"}`: a federated domain
 /// becomes managed; its identity provider settings are deleted.
+#[utoipa::path(
+    post,
+    path = "/domains/{name}/convert",
+    operation_id = ops::CONVERT_DOMAIN.id,
+    summary = ops::CONVERT_DOMAIN.summary,
+    request_body = api::ConvertDomain,
+    responses((status = 200, description = "Done.", body = api::DomainConverted))
+)]
 pub async fn convert_domain(
     State(state): State<Shared>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<ConvertBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::ConvertDomain>,
+) -> Result<Json<api::DomainConverted>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::CONVERT_DOMAIN).await?;
-    if body.to != "managed" {
+    if body.to != api::MANAGED {
         return Err(ApiError::bad_request(format!(
             "A domain can be converted to \"managed\" only (not \"{}\").",
             body.to
@@ -112,11 +95,11 @@ pub async fn convert_domain(
         Conversion::Converted => {
             tracing::info!(tenant = %t.name, domain = %name, by = %admin.upn,
                 "federated domain converted to managed: its users sign in by pass-through authentication from now on");
-            Ok(Json(json!({
-                "name": name,
-                "kind": "managed",
-                "pta_enabled": t.pta_enabled,
-            })))
+            Ok(Json(api::DomainConverted {
+                name,
+                kind: DomainKind::Managed.as_str().to_string(),
+                pta_enabled: t.pta_enabled,
+            }))
         }
         Conversion::AlreadyManaged => Err(ApiError::conflict(format!(
             "{name} is already a managed domain."

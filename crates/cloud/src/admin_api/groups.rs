@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::Deserialize;
+use passthru_admin::api;
 use serde_json::{json, Value};
 
 use super::{authorize, ops};
@@ -12,12 +12,20 @@ use crate::oauth_error::ApiError;
 use crate::state::Shared;
 
 /// `GET /{tenant}/admin/groups`
+#[utoipa::path(
+    get,
+    path = "/groups",
+    operation_id = ops::LIST_GROUPS.id,
+    summary = ops::LIST_GROUPS.summary,
+    params(api::ListQuery),
+    responses((status = 200, description = "Done.", body = api::GroupList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    Query(q): Query<super::users::ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    Query(q): Query<api::ListQuery>,
+) -> Result<Json<api::GroupList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_GROUPS).await?;
     let top = q.top.unwrap_or(100);
     if !(1..=1000).contains(&top) {
@@ -32,15 +40,28 @@ pub async fn list(
             top,
         )
         .await?;
-    Ok(Json(json!({ "groups": groups, "next_skiptoken": next })))
+    Ok(Json(api::GroupList {
+        groups: groups
+            .iter()
+            .map(|g| serde_json::to_value(g).unwrap_or_default())
+            .collect(),
+        next_skiptoken: next,
+    }))
 }
 
 /// `GET /{tenant}/admin/groups/{id}`: by object id or name, with direct members.
+#[utoipa::path(
+    get,
+    path = "/groups/{id}",
+    operation_id = ops::SHOW_GROUP.id,
+    summary = ops::SHOW_GROUP.summary,
+    responses((status = 200, description = "Done.", body = api::Group))
+)]
 pub async fn show(
     State(state): State<Shared>,
     Path((tenant, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Group>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_GROUP).await?;
     let (group, members) =
         state.store.group(t.id, &id).await?.ok_or_else(|| {
@@ -48,33 +69,42 @@ pub async fn show(
         })?;
     let mut v = serde_json::to_value(&group).unwrap_or_default();
     v["members"] = json!(members);
-    Ok(Json(v))
+    Ok(Json(api::Group(v)))
 }
 
 /// `GET /{tenant}/admin/sync`: every forest's lease holder, last runs, counts, conflicts and
 /// the run in progress.
+#[utoipa::path(
+    get,
+    path = "/sync",
+    operation_id = ops::GET_SYNC.id,
+    summary = ops::GET_SYNC.summary,
+    responses((status = 200, description = "Done.", body = api::SyncStatus))
+)]
 pub async fn status(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::SyncStatus>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::GET_SYNC).await?;
-    Ok(Json(status_json(&state, t.id).await?))
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct RunBody {
-    #[serde(default)]
-    full: bool,
+    Ok(Json(sync_status(&state, t.id).await?))
 }
 
 /// `POST /{tenant}/admin/sync/{forest}/run`: a run now (a full import with `full`).
+#[utoipa::path(
+    post,
+    path = "/sync/{forest}/run",
+    operation_id = ops::RUN_SYNC.id,
+    summary = ops::RUN_SYNC.summary,
+    request_body = Option<api::RunSync>,
+    responses((status = 200, description = "Done.", body = api::SyncRequested))
+)]
 pub async fn run(
     State(state): State<Shared>,
     Path((tenant, forest)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Option<super::ApiJson<RunBody>>,
-) -> Result<Json<Value>, ApiError> {
+    body: Option<super::ApiJson<api::RunSync>>,
+) -> Result<Json<api::SyncRequested>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RUN_SYNC).await?;
     let full = body.map(|super::ApiJson(b)| b.full).unwrap_or(false);
     if !state.sync.request_run(t.id, &forest, full) {
@@ -83,13 +113,18 @@ pub async fn run(
         )));
     }
     tracing::info!(tenant = %t.name, %forest, full, by = %admin.upn, "sync run requested");
-    Ok(Json(
-        json!({ "forest": forest.to_ascii_lowercase(), "full": full, "requested": true }),
-    ))
+    Ok(Json(api::SyncRequested {
+        forest: forest.to_ascii_lowercase(),
+        full,
+        requested: true,
+    }))
 }
 
-/// The sync status of a tenant (shared with the portal).
-pub async fn status_json(state: &Shared, tenant_id: uuid::Uuid) -> Result<Value, ApiError> {
+/// The sync status of a tenant.
+pub async fn sync_status(
+    state: &Shared,
+    tenant_id: uuid::Uuid,
+) -> Result<api::SyncStatus, ApiError> {
     let forests = state.store.sync_forests(tenant_id).await?;
     let counts = state.store.sync_counts(tenant_id).await?;
     let progress = state.sync.progress(tenant_id);
@@ -116,5 +151,8 @@ pub async fn status_json(state: &Shared, tenant_id: uuid::Uuid) -> Result<Value,
         .await?
         .map(|t| t.settings.sync_required)
         .unwrap_or(false);
-    Ok(json!({ "sync_required": settings, "forests": list }))
+    Ok(api::SyncStatus {
+        sync_required: settings,
+        forests: list,
+    })
 }

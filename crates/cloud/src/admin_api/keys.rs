@@ -6,7 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use serde_json::{json, Value};
+use passthru_admin::api;
 
 use super::{authorize, ops};
 use crate::clock::unix_now;
@@ -14,20 +14,27 @@ use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::tokens::{TenantKeys, MAX_RETIRED_KEYS};
 
-fn summary(keys: &TenantKeys) -> Value {
-    json!({
-        "current": keys.current_kid(),
-        "published": keys.jwks().into_iter().map(|k| k.kid).collect::<Vec<_>>(),
-        "max_retired": MAX_RETIRED_KEYS,
-    })
+fn summary(keys: &TenantKeys) -> api::SigningKeys {
+    api::SigningKeys {
+        current: keys.current_kid().map(str::to_string),
+        published: keys.jwks().into_iter().map(|k| k.kid).collect(),
+        max_retired: MAX_RETIRED_KEYS,
+    }
 }
 
 /// `POST /{tenant}/admin/keys/rotate`
+#[utoipa::path(
+    post,
+    path = "/keys/rotate",
+    operation_id = ops::ROTATE_KEYS.id,
+    summary = ops::ROTATE_KEYS.summary,
+    responses((status = 200, description = "Done.", body = api::SigningKeys))
+)]
 pub async fn rotate(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::SigningKeys>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ROTATE_KEYS).await?;
     let keys = state
         .signer
@@ -40,11 +47,18 @@ pub async fn rotate(
 }
 
 /// `GET /{tenant}/admin/keys`
+#[utoipa::path(
+    get,
+    path = "/keys",
+    operation_id = ops::LIST_KEYS.id,
+    summary = ops::LIST_KEYS.summary,
+    responses((status = 200, description = "Done.", body = api::SigningKeys))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::SigningKeys>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_KEYS).await?;
     let keys = state.signer.keys(t.id).await.map_err(ApiError::internal)?;
     Ok(Json(summary(&keys)))

@@ -1,16 +1,20 @@
 //! The admin API under `/{tenant}/admin/`, authenticated with access tokens from our own STS
 //! (audience `passthru-admin`, issued to the administration client). The caller's role is
 //! read from the store on every request, so a role change takes effect at once. Which roles
-//! may call what is in [`ops`], the one table the router, the checks and the OpenAPI
-//! document share.
+//! may call what is in [`ops`]; each handler's route, parameters and bodies are in its
+//! `#[utoipa::path]`, from which both the router and the OpenAPI document are built
+//! ([`openapi`]). The bodies are the shared types of [`passthru_admin::api`].
 
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::Router;
 use passthru_proto::admin::ADMIN_AUDIENCE;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::oauth_error::ApiError;
 
@@ -30,6 +34,7 @@ pub mod ops;
 pub mod pta;
 pub mod settings;
 pub mod signins;
+pub mod user_passwords;
 pub mod users;
 
 pub use ops::{Operation, GLOBAL_ADMIN};
@@ -158,66 +163,76 @@ async fn guard(
                 .strip_suffix(o.path)
                 .is_some_and(|head| head.ends_with("/admin"))
     });
-    if let (Some(op), Some(tenant)) = (op, params.get("tenant")) {
-        if let Err(e) = authorize(&state, tenant, request.headers(), op).await {
-            return e.into_response();
-        }
+    // Every route is an operation of the table (a test holds them to each other): one that is
+    // not is never served, rather than served unchecked.
+    let (Some(op), Some(tenant)) = (op, params.get("tenant")) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "This route is not an operation of the admin API's table.",
+        )
+        .into_response();
+    };
+    if let Err(e) = authorize(&state, tenant, request.headers(), op).await {
+        return e.into_response();
     }
     next.run(request).await
 }
 
-/// The admin routes, nested under `/{tenant}/admin` by the server.
-pub fn routes(state: Shared) -> Router<Shared> {
-    Router::new()
-        .route("/openapi.json", get(openapi::document))
-        .route("/users", get(users::list).post(users::add))
-        .route("/users/{upn}", get(users::show).delete(users::remove))
-        .route("/users/{upn}/password", post(users::set_password))
-        .route("/users/{upn}/disable", post(users::disable))
-        .route("/users/{upn}/enable", post(users::enable))
-        .route("/users/{upn}/unlock", post(users::unlock))
-        .route("/users/{upn}/reset-password", post(users::reset_password))
-        .route("/users/{upn}/writeback", put(users::set_writeback))
-        .route("/users/{upn}/mfa", put(users::set_mfa))
-        .route("/users/{upn}/mfa/reset", post(users::reset_mfa))
-        .route("/users/{upn}/role", put(users::set_role))
-        .route("/groups", get(groups::list))
-        .route("/groups/{id}", get(groups::show))
-        .route("/sync", get(groups::status))
-        .route("/sync/{forest}/run", post(groups::run))
-        .route(
-            "/apps/{client_id}/groups-claim",
-            put(apps::set_groups_claim),
-        )
-        .route("/domains", get(domains::list).post(domains::add))
-        .route(
-            "/domains/{name}",
-            get(domains::show).delete(domains::remove),
-        )
-        .route("/domains/{name}/verify", post(domains::verify))
-        .route(
-            "/domains/{name}/convert",
-            post(federated_domains::convert_domain),
-        )
-        .route("/apps", get(apps::list).post(apps::add))
-        .route("/apps/{client_id}", get(apps::show).delete(apps::remove))
-        .route(
-            "/apps/{client_id}/redirect-uris",
-            put(apps::set_redirect_uris),
-        )
-        .route("/apps/{client_id}/secret", post(apps::rotate_secret))
-        .route("/pta", get(pta::get).post(pta::set))
-        .route("/settings", get(settings::get))
-        .route("/settings/{key}", put(settings::set))
-        .route("/agents/register", post(agents::register))
-        .route("/agents", get(agents::list))
-        .route("/agents/{id}/revoke", post(agents::revoke))
-        .route("/signins", get(signins::list))
-        .route("/keys", get(keys::list))
-        .route("/keys/rotate", post(keys::rotate))
-        .route_layer(axum::middleware::from_fn_with_state(state, guard))
+/// Every admin operation: each handler routed by its `#[utoipa::path]`, which also documents
+/// it, so the router and the OpenAPI document are built from the same attributes.
+pub fn operations() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(users::list, users::add))
+        .routes(routes!(users::show, users::remove))
+        .routes(routes!(user_passwords::set_password))
+        .routes(routes!(users::disable))
+        .routes(routes!(users::enable))
+        .routes(routes!(users::unlock))
+        .routes(routes!(user_passwords::reset_password))
+        .routes(routes!(user_passwords::set_writeback))
+        .routes(routes!(users::set_mfa))
+        .routes(routes!(users::reset_mfa))
+        .routes(routes!(users::set_role))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::show))
+        .routes(routes!(groups::status))
+        .routes(routes!(groups::run))
+        .routes(routes!(domains::list, domains::add))
+        .routes(routes!(domains::show, domains::remove))
+        .routes(routes!(domains::verify))
+        .routes(routes!(federated_domains::convert_domain))
+        .routes(routes!(apps::list, apps::add))
+        .routes(routes!(apps::show, apps::remove))
+        .routes(routes!(apps::set_redirect_uris))
+        .routes(routes!(apps::set_groups_claim))
+        .routes(routes!(apps::rotate_secret))
+        .routes(routes!(pta::get, pta::set))
+        .routes(routes!(settings::get))
+        .routes(routes!(settings::set))
+        .routes(routes!(agents::register))
+        .routes(routes!(agents::list))
+        .routes(routes!(agents::revoke))
+        .routes(routes!(signins::list))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::rotate))
 }
 
+/// The admin routes, nested under `/{tenant}/admin` by the server: the operations behind the
+/// role guard, and their document at `/openapi.json` (public).
+pub fn routes(state: Shared) -> Router<Shared> {
+    let (router, derived) = operations().split_for_parts();
+    let doc = Arc::new(openapi::finish(&derived));
+    router
+        .route_layer(axum::middleware::from_fn_with_state(state, guard))
+        .route(
+            "/openapi.json",
+            get(move |base: crate::sts::BaseUrl| openapi::document(base, doc.clone())),
+        )
+}
+
+#[cfg(test)]
+mod openapi_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

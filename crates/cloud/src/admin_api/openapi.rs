@@ -1,123 +1,140 @@
-//! The OpenAPI 3.1 document of the admin API, built from the operation table in [`super::ops`]
-//! (so it lists exactly what the router serves and who may call it). It is public: it holds
-//! no tenant data.
+//! The OpenAPI 3.1 document of the admin API, derived rather than written: each handler's
+//! `#[utoipa::path]` gives its method, path, query parameters, request body and answer, the
+//! bodies' schemas come from the shared types of [`passthru_admin::api`], and utoipa-axum
+//! builds the router from the same attributes ([`super::operations`]), so a route cannot be
+//! served without being documented. [`finish`] then adds what every operation shares (the
+//! tenant and path parameters, the bearer token, the error answers) and the roles of
+//! [`super::ops`]. The document is public: it holds no tenant data.
 
-use axum::extract::Path;
+use std::sync::Arc;
+
 use axum::Json;
+use passthru_admin::api;
 use serde_json::{json, Map, Value};
+use utoipa::OpenApi;
 
 use super::ops::{Operation, ALL};
 use crate::sts::BaseUrl;
 
-fn path_params(op: &Operation) -> Vec<Value> {
+/// Where the admin routes are nested (see `server.rs`).
+pub const PREFIX: &str = "/{tenant}/admin";
+
+/// What the derived document starts from: the error body every operation may answer.
+#[derive(OpenApi)]
+#[openapi(components(schemas(api::ApiError)))]
+struct Base;
+
+/// The document the routes are added to.
+pub fn base() -> utoipa::openapi::OpenApi {
+    Base::openapi()
+}
+
+/// The operation of the table with this id.
+pub fn operation_of(id: &str) -> Option<&'static Operation> {
+    ALL.iter().copied().find(|o| o.id == id)
+}
+
+/// The parameters every operation of `path` takes in its path: the tenant, then each
+/// `{name}` of the path.
+fn path_params(path: &str) -> Vec<Value> {
     let mut params = vec![json!({
         "name": "tenant", "in": "path", "required": true,
         "description": "The tenant's name or id.", "schema": { "type": "string" }
     })];
-    for seg in op.path.split('/') {
+    for seg in path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
         }
     }
-    for q in op.query {
-        params.push(
-            json!({ "name": q, "in": "query", "required": false, "schema": { "type": "string" } }),
-        );
-    }
     params
 }
 
-fn operation(op: &Operation) -> Value {
-    let error = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let ok_status = if op.method == "POST" && matches!(op.id, "addUser" | "addDomain" | "addApp") {
-        "201"
-    } else {
-        "200"
+/// What every operation shares, added to one derived from a handler.
+fn complete(path: &str, o: &mut Value) {
+    let error = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ApiError" } } } });
+    let mut params = path_params(path);
+    if let Some(Value::Array(query)) = o.get_mut("parameters").map(Value::take) {
+        params.extend(query);
+    }
+    o["parameters"] = Value::Array(params);
+    o["security"] = json!([{ "bearer": [] }]);
+    let roles = o["operationId"]
+        .as_str()
+        .and_then(operation_of)
+        .map(|op| op.roles)
+        .unwrap_or_default();
+    o["x-passthru-roles"] = json!(roles);
+    let Some(responses) = o.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
     };
-    let mut v = json!({
-        "operationId": op.id,
-        "summary": op.summary,
-        "parameters": path_params(op),
-        "security": [{ "bearer": [] }],
-        "x-passthru-roles": op.roles,
-        "responses": {
-            ok_status: { "description": "Done.", "content": { "application/json": {} } },
-            "400": error("The request is malformed or a value is invalid; the description says which."),
-            "401": error("No valid access token for the administration client."),
-            "403": error(&format!("The caller's role is not one of: {}.", op.roles.join(", "))),
-            "404": error("The tenant or the named object does not exist."),
-            "409": error("The change conflicts with the current state (last agent, domain in use, ...)."),
+    for (status, description) in [
+        (
+            "400",
+            "The request is malformed or a value is invalid; the description says which."
+                .to_string(),
+        ),
+        (
+            "401",
+            "No valid access token for the administration client.".to_string(),
+        ),
+        (
+            "403",
+            format!("The caller's role is not one of: {}.", roles.join(", ")),
+        ),
+        (
+            "404",
+            "The tenant or the named object does not exist.".to_string(),
+        ),
+        (
+            "409",
+            "The change conflicts with the current state (last agent, domain in use, ...)."
+                .to_string(),
+        ),
+    ] {
+        responses
+            .entry(status)
+            .or_insert_with(|| error(&description));
+    }
+}
+
+/// The whole document from the one utoipa derived, without `servers` (see [`with_server`]).
+pub fn finish(derived: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(derived).unwrap_or_default();
+    let mut paths = Map::new();
+    if let Some(Value::Object(derived_paths)) = doc.get_mut("paths").map(Value::take) {
+        for (path, mut item) in derived_paths {
+            for (_, o) in item.as_object_mut().into_iter().flatten() {
+                complete(&path, o);
+            }
+            paths.insert(format!("{PREFIX}{path}"), item);
         }
+    }
+    doc["openapi"] = json!("3.1.0");
+    doc["paths"] = Value::Object(paths);
+    doc["info"] = json!({
+        "title": "Passthru admin API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": format!("Tenant administration. Authenticate with an access token from this service's own token endpoint for the client {} and the scope {}; x-passthru-roles lists the roles allowed to call each operation.", passthru_proto::admin::ADMIN_CLIENT_ID, passthru_proto::admin::ADMIN_SCOPE)
     });
-    if op.id == "listSignIns" {
-        v["responses"]["200"]["content"]["text/csv"] = json!({});
-    }
-    if let Some(body) = op.body {
-        let schema: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        v["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
-    }
-    v
+    doc["components"]["securitySchemes"] =
+        json!({ "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } });
+    doc
 }
 
 /// The document for a server at `base`.
+pub fn with_server(doc: &Value, base: &str) -> Value {
+    let mut doc = doc.clone();
+    doc["servers"] = json!([{ "url": base }]);
+    doc
+}
+
+/// The document as the admin routes serve it, for a server at `base`.
+#[cfg(test)]
 pub fn build(base: &str) -> Value {
-    let mut paths: Map<String, Value> = Map::new();
-    for op in ALL {
-        let entry = paths
-            .entry(format!("/{{tenant}}/admin{}", op.path))
-            .or_insert_with(|| json!({}));
-        entry[op.method.to_ascii_lowercase()] = operation(op);
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Passthru admin API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("Tenant administration. Authenticate with an access token from this service's own token endpoint for the client {} and the scope {}; x-passthru-roles lists the roles allowed to call each operation.", passthru_proto::admin::ADMIN_CLIENT_ID, passthru_proto::admin::ADMIN_SCOPE)
-        },
-        "servers": [{ "url": base }],
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "error_description"],
-                    "properties": {
-                        "error": { "type": "string" },
-                        "error_description": { "type": "string" }
-                    }
-                }
-            }
-        }
-    })
+    with_server(&finish(&super::operations().into_openapi()), base)
 }
 
 /// `GET /{tenant}/admin/openapi.json`
-pub async fn document(BaseUrl(base): BaseUrl, Path(_tenant): Path<String>) -> Json<Value> {
-    Json(build(&base))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_operation_is_documented_with_a_valid_body_schema() {
-        let doc = build("https://example");
-        let mut count = 0;
-        for op in ALL {
-            if let Some(b) = op.body {
-                assert!(serde_json::from_str::<Value>(b).is_ok(), "{}", op.id);
-            }
-            let p = format!("/{{tenant}}/admin{}", op.path);
-            let o = &doc["paths"][&p][op.method.to_ascii_lowercase()];
-            assert_eq!(o["operationId"], op.id);
-            assert!(!op.roles.is_empty());
-            count += 1;
-        }
-        let ids: std::collections::HashSet<_> = ALL.iter().map(|o| o.id).collect();
-        assert_eq!(ids.len(), count, "operation ids are unique");
-    }
+pub async fn document(BaseUrl(base): BaseUrl, doc: Arc<Value>) -> Json<Value> {
+    Json(with_server(&doc, &base))
 }

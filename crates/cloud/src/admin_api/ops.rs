@@ -1,6 +1,7 @@
-//! Every admin API operation in one table: its method, path, roles and schema. The router,
-//! the role check of every handler and the OpenAPI document are all read from here, so they
-//! cannot disagree.
+//! Every admin API operation in one table: its id, method, path, summary and roles. The role
+//! check of every handler (and of the router's guard) and the roles in the OpenAPI document are
+//! read from here; the route, its parameters and bodies are in the handler's
+//! `#[utoipa::path]` (see [`super::openapi`]), and a test holds the two to each other.
 
 /// Roles a user can hold.
 pub use crate::model::records::{GLOBAL_ADMIN, HYBRID_ADMIN};
@@ -23,14 +24,10 @@ pub struct Operation {
     pub summary: &'static str,
     /// Roles allowed to call it.
     pub roles: &'static [&'static str],
-    /// The JSON schema of the request body, as JSON text, if it takes one.
-    pub body: Option<&'static str>,
-    /// Query parameters (all optional strings).
-    pub query: &'static [&'static str],
 }
 
 macro_rules! op {
-    ($name:ident, $id:literal, $method:literal, $path:literal, $roles:expr, $summary:literal $(, body = $body:literal)? $(, query = $query:expr)?) => {
+    ($name:ident, $id:literal, $method:literal, $path:literal, $roles:expr, $summary:literal) => {
         #[doc = $summary]
         pub const $name: &Operation = &Operation {
             id: $id,
@@ -38,14 +35,8 @@ macro_rules! op {
             path: $path,
             summary: $summary,
             roles: $roles,
-            body: op!(@body $($body)?),
-            query: op!(@query $($query)?),
         };
     };
-    (@body) => { None };
-    (@body $b:literal) => { Some($b) };
-    (@query) => { &[] };
-    (@query $q:expr) => { $q };
 }
 
 op!(
@@ -54,8 +45,7 @@ op!(
     "GET",
     "/users",
     GA,
-    "Lists users, a page at a time, optionally those whose UPN, name or mail contains `search`.",
-    query = &["search", "top", "skiptoken"]
+    "Lists users, a page at a time, optionally those whose UPN, name or mail contains `search`."
 );
 op!(
     ADD_USER,
@@ -63,8 +53,7 @@ op!(
     "POST",
     "/users",
     GA,
-    "Adds a cloud-only user in a domain of the tenant.",
-    body = r#"{"type":"object","required":["upn","password"],"properties":{"upn":{"type":"string"},"password":{"type":"string","format":"password","writeOnly":true},"display_name":{"type":"string"}}}"#
+    "Adds a cloud-only user in a domain of the tenant."
 );
 op!(
     SHOW_USER,
@@ -80,8 +69,7 @@ op!(
     "POST",
     "/users/{upn}/password",
     GA,
-    "Sets a cloud-only user's password (on-premises users change theirs in AD).",
-    body = r#"{"type":"object","required":["password"],"properties":{"password":{"type":"string","format":"password","writeOnly":true}}}"#
+    "Sets a cloud-only user's password (on-premises users change theirs in AD)."
 );
 op!(
     DISABLE_USER,
@@ -113,8 +101,7 @@ op!(
     "POST",
     "/users/{upn}/reset-password",
     GA,
-    "Resets a user's password: an on-premises user's in Active Directory through an agent (password writeback must be on), a cloud-only user's in the cloud. Sessions and refresh tokens end.",
-    body = r#"{"type":"object","required":["password"],"properties":{"password":{"type":"string","format":"password","writeOnly":true},"must_change":{"type":"boolean"}}}"#
+    "Resets a user's password: an on-premises user's in Active Directory through an agent (password writeback must be on), a cloud-only user's in the cloud. Sessions and refresh tokens end."
 );
 op!(
     SET_USER_WRITEBACK,
@@ -122,8 +109,7 @@ op!(
     "PUT",
     "/users/{upn}/writeback",
     GA,
-    "Allows or forbids a user's self-service password writeback (change and reset on the cloud's pages).",
-    body = r#"{"type":"object","required":["allowed"],"properties":{"allowed":{"type":"boolean"}}}"#
+    "Allows or forbids a user's self-service password writeback (change and reset on the cloud's pages)."
 );
 op!(
     SET_USER_MFA,
@@ -131,8 +117,7 @@ op!(
     "PUT",
     "/users/{upn}/mfa",
     GA,
-    "Sets a user's own multi-factor policy: default (the tenant's `mfa` setting), off, optional or required.",
-    body = r#"{"type":"object","required":["policy"],"properties":{"policy":{"type":"string","enum":["default","off","optional","required"]}}}"#
+    "Sets a user's own multi-factor policy: default (the tenant's `mfa` setting), off, optional or required."
 );
 op!(
     RESET_USER_MFA,
@@ -148,8 +133,7 @@ op!(
     "PUT",
     "/users/{upn}/role",
     GA,
-    "Gives a user an administrator role, or none.",
-    body = r#"{"type":"object","required":["role"],"properties":{"role":{"type":"string","enum":["GlobalAdministrator","HybridIdentityAdministrator","none"]}}}"#
+    "Gives a user an administrator role, or none."
 );
 op!(
     DELETE_USER,
@@ -166,8 +150,7 @@ op!(
     "GET",
     "/groups",
     HYBRID,
-    "Lists groups synced from Active Directory, optionally those whose name contains `search`.",
-    query = &["search", "top", "skiptoken"]
+    "Lists groups synced from Active Directory, optionally those whose name contains `search`."
 );
 op!(
     SHOW_GROUP,
@@ -191,8 +174,7 @@ op!(
     "POST",
     "/sync/{forest}/run",
     HYBRID,
-    "Runs a forest's sync now (after the run in progress, if any); `full` reads everything again.",
-    body = r#"{"type":"object","properties":{"full":{"type":"boolean"}}}"#
+    "Runs a forest's sync now (after the run in progress, if any); `full` reads everything again."
 );
 
 op!(
@@ -209,8 +191,7 @@ op!(
     "POST",
     "/domains",
     HYBRID,
-    "Adds a managed domain, or a federated one; it must then be verified.",
-    body = r#"{"type":"object","required":["name"],"properties":{"name":{"type":"string"},"federated":{"type":"object","properties":{"issuer":{"type":"string"},"client_id":{"type":"string"},"client_secret":{"type":"string","writeOnly":true}}}}}"#
+    "Adds a managed domain, or a federated one; it must then be verified."
 );
 op!(
     SHOW_DOMAIN,
@@ -234,8 +215,7 @@ op!(
     "POST",
     "/domains/{name}/convert",
     HYBRID,
-    "Converts a federated domain to managed (pass-through).",
-    body = r#"{"type":"object","required":["to"],"properties":{"to":{"type":"string","enum":["managed"]}}}"#
+    "Converts a federated domain to managed (pass-through)."
 );
 op!(
     REMOVE_DOMAIN,
@@ -260,8 +240,7 @@ op!(
     "POST",
     "/apps",
     GA,
-    "Registers an application; a confidential one gets a secret, shown once.",
-    body = r#"{"type":"object","required":["name"],"properties":{"name":{"type":"string"},"public":{"type":"boolean"},"confidential":{"type":"boolean"},"redirect_uris":{"type":"array","items":{"type":"string"}}}}"#
+    "Registers an application; a confidential one gets a secret, shown once."
 );
 op!(
     SHOW_APP,
@@ -277,8 +256,7 @@ op!(
     "PUT",
     "/apps/{client_id}/redirect-uris",
     GA,
-    "Replaces an application's redirect URIs.",
-    body = r#"{"type":"object","required":["redirect_uris"],"properties":{"redirect_uris":{"type":"array","items":{"type":"string"}}}}"#
+    "Replaces an application's redirect URIs."
 );
 op!(
     SET_APP_GROUPS_CLAIM,
@@ -286,9 +264,7 @@ op!(
     "PUT",
     "/apps/{client_id}/groups-claim",
     GA,
-    "Puts the user's synced groups (object ids, nested ones included) in the app's tokens, or stops.",
-    body =
-        r#"{"type":"object","required":["enabled"],"properties":{"enabled":{"type":"boolean"}}}"#
+    "Puts the user's synced groups (object ids, nested ones included) in the app's tokens, or stops."
 );
 op!(
     ROTATE_APP_SECRET,
@@ -321,9 +297,7 @@ op!(
     "POST",
     "/pta",
     HYBRID,
-    "Turns pass-through authentication on (needs an active agent) or off.",
-    body =
-        r#"{"type":"object","required":["enabled"],"properties":{"enabled":{"type":"boolean"}}}"#
+    "Turns pass-through authentication on (needs an active agent) or off."
 );
 
 op!(
@@ -340,8 +314,7 @@ op!(
     "PUT",
     "/settings/{key}",
     GA,
-    "Sets one setting; the value is validated and refused with the reason.",
-    body = r#"{"type":"object","required":["value"],"properties":{"value":{"type":"string"}}}"#
+    "Sets one setting; the value is validated and refused with the reason."
 );
 
 op!(
@@ -350,8 +323,7 @@ op!(
     "POST",
     "/agents/register",
     HYBRID,
-    "Registers an authentication agent: signs its CSR and records its HPKE key.",
-    body = r#"{"type":"object","required":["csr_pem","hpke_public_key","host","version"],"properties":{"csr_pem":{"type":"string"},"hpke_public_key":{"type":"string"},"host":{"type":"string"},"version":{"type":"string"}}}"#
+    "Registers an authentication agent: signs its CSR and records its HPKE key."
 );
 op!(
     LIST_AGENTS,
@@ -367,8 +339,7 @@ op!(
     "POST",
     "/agents/{id}/revoke",
     HYBRID,
-    "Revokes an agent: its certificate is refused at once and its connection closed.",
-    body = r#"{"type":"object","properties":{"force":{"type":"boolean"}}}"#
+    "Revokes an agent: its certificate is refused at once and its connection closed."
 );
 
 op!(
@@ -377,8 +348,7 @@ op!(
     "GET",
     "/signins",
     HYBRID,
-    "The sign-in log, newest first; `format=csv` exports it.",
-    query = &["user", "result", "since", "until", "top", "format"]
+    "The sign-in log, newest first; `format=csv` exports it."
 );
 
 op!(

@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use passthru_admin::api;
 
 use super::{authorize, ops};
 use crate::oauth_error::ApiError;
@@ -18,7 +17,7 @@ check that `passthru-cloud admin agents list` shows it active, then enable again
 
 /// PTA's state with agent counts: registered (not revoked), active (connected and taking
 /// work), draining, and inactive (registered but not connected).
-pub async fn pta_status(state: &Shared, t: &Tenant) -> Result<Value, ApiError> {
+pub async fn pta_status(state: &Shared, t: &Tenant) -> Result<api::PtaStatus, ApiError> {
     let connected = state.gateway.connected(t.id);
     let registered = state
         .store
@@ -29,37 +28,48 @@ pub async fn pta_status(state: &Shared, t: &Tenant) -> Result<Value, ApiError> {
         .count();
     let active = connected.iter().filter(|c| !c.draining).count();
     let draining = connected.len() - active;
-    Ok(json!({
-        "enabled": t.pta_enabled,
-        "active_agents": active,
-        "draining_agents": draining,
-        "registered_agents": registered,
-        "inactive_agents": registered.saturating_sub(connected.len()),
-    }))
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(api::PtaStatus {
+        enabled: t.pta_enabled,
+        active_agents: count(active),
+        draining_agents: count(draining),
+        registered_agents: count(registered),
+        inactive_agents: count(registered.saturating_sub(connected.len())),
+    })
 }
 
 /// `GET /{tenant}/admin/pta`
+#[utoipa::path(
+    get,
+    path = "/pta",
+    operation_id = ops::GET_PTA.id,
+    summary = ops::GET_PTA.summary,
+    responses((status = 200, description = "Done.", body = api::PtaStatus))
+)]
 pub async fn get(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::PtaStatus>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::GET_PTA).await?;
     Ok(Json(pta_status(&state, &t).await?))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PtaBody {
-    enabled: bool,
-}
-
 /// `POST /{tenant}/admin/pta`: enables (needs an active agent) or disables PTA.
+#[utoipa::path(
+    post,
+    path = "/pta",
+    operation_id = ops::SET_PTA.id,
+    summary = ops::SET_PTA.summary,
+    request_body = api::SetPta,
+    responses((status = 200, description = "Done.", body = api::PtaStatus))
+)]
 pub async fn set(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<PtaBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetPta>,
+) -> Result<Json<api::PtaStatus>, ApiError> {
     let (mut t, admin) = authorize(&state, &tenant, &headers, ops::SET_PTA).await?;
     if body.enabled && !state.gateway.connected(t.id).iter().any(|c| !c.draining) {
         return Err(ApiError::new(

@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use passthru_admin::api::{self, SignInQuery};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -13,16 +13,6 @@ use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::admin::SignInFilter;
 use crate::store::SignIn;
-
-#[derive(Debug, Deserialize)]
-pub struct SignInQuery {
-    user: Option<String>,
-    result: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    top: Option<i64>,
-    format: Option<String>,
-}
 
 /// Parses a time filter: RFC 3339 (`2026-11-29T10:00:00Z`), a date (`2026-11-29`), or a
 /// duration back from `now_ms` (`15m`, `2h`, `7d`). Returns Unix ms.
@@ -158,6 +148,14 @@ pub fn to_csv(lines: &[SignIn]) -> String {
 }
 
 /// `GET /{tenant}/admin/signins?user=&result=&since=&until=&top=&format=json|csv`
+#[utoipa::path(
+    get,
+    path = "/signins",
+    operation_id = ops::LIST_SIGNINS.id,
+    summary = ops::LIST_SIGNINS.summary,
+    params(api::SignInQuery),
+    responses((status = 200, description = "Done.", content((api::SignInList = "application/json"), (String = "text/csv"))))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
@@ -168,14 +166,17 @@ pub async fn list(
     let f = filter(&q, crate::clock::unix_ms())?;
     let lines = state.store.sign_ins_filtered(t.id, &f).await?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(json!({
-            "signins": lines.iter().map(|s| {
-                let mut v = serde_json::to_value(s).unwrap_or_default();
-                v["time"] = json!(iso(s.time_ms));
-                v
-            }).collect::<Vec<_>>(),
-            "retention_days": t.settings.signin_retention_days,
-        }))
+        "json" => Ok(Json(api::SignInList {
+            signins: lines
+                .iter()
+                .map(|s| {
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
+                    v["time"] = json!(iso(s.time_ms));
+                    v
+                })
+                .collect(),
+            retention_days: t.settings.signin_retention_days,
+        })
         .into_response()),
         "csv" => Ok((
             [

@@ -1,11 +1,12 @@
 //! The admin API's table against its router, in process: every operation answers every role
 //! as [`super::ops`] says, refuses a caller without a token, and takes the body its OpenAPI
-//! document describes.
+//! document describes (the document against the router: `openapi_tests.rs`).
 
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{json, Value};
 
+use super::openapi;
 use super::ops::{self, Operation, GLOBAL_ADMIN, HYBRID_ADMIN};
 use crate::test_state::{TestServer, ADMIN, TENANT};
 
@@ -14,7 +15,7 @@ const NOBODY: &str = "plain@contoso.example";
 
 /// The operation's path under the tenant with every parameter filled with something that
 /// does not exist (so an allowed call changes nothing it could not change back).
-fn path_of(op: &Operation) -> String {
+pub(super) fn path_of(op: &Operation) -> String {
     let filled: Vec<String> = op
         .path
         .split('/')
@@ -31,29 +32,76 @@ fn path_of(op: &Operation) -> String {
     format!("/{TENANT}/admin{}", filled.join("/"))
 }
 
+/// The document's entry of a row of the table (`null` when it has none).
+pub(super) fn documented<'a>(doc: &'a Value, op: &Operation) -> &'a Value {
+    &doc["paths"][format!("{}{}", openapi::PREFIX, op.path)][op.method.to_ascii_lowercase()]
+}
+
+/// The schema of the operation's JSON request body as the document gives it (a `$ref`, or a
+/// `oneOf` with `null` for an optional body), if it takes one.
+pub(super) fn body_schema<'a>(doc: &'a Value, op: &Operation) -> Option<&'a Value> {
+    let s = &documented(doc, op)["requestBody"]["content"]["application/json"]["schema"];
+    (!s.is_null()).then_some(s)
+}
+
+/// The name of the first component schema `s` refers to.
+pub(super) fn schema_name(s: &Value) -> Option<&str> {
+    if let Some(r) = s["$ref"].as_str() {
+        return r.strip_prefix("#/components/schemas/");
+    }
+    match s {
+        Value::Object(m) => m.values().find_map(schema_name),
+        Value::Array(a) => a.iter().find_map(schema_name),
+        _ => None,
+    }
+}
+
+/// `s` with a reference (or an optional's `oneOf`) replaced by the schema it names.
+pub(super) fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
+    match s["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => match s["oneOf"].as_array() {
+            Some(alts) => alts
+                .iter()
+                .find(|a| a["type"] != "null")
+                .map_or(s, |a| resolve(doc, a)),
+            None => s,
+        },
+    }
+}
+
 /// A body that follows the operation's documented schema: each required property with a
-/// value of its type (an enum's first value).
-fn example(schema: &Value) -> Value {
-    match schema["type"].as_str() {
+/// value of its type (a string's first example).
+fn example(doc: &Value, schema: &Value) -> Value {
+    let schema = resolve(doc, schema);
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    match types.iter().find(|t| **t != "null").copied() {
         Some("object") => {
             let mut out = serde_json::Map::new();
             for name in schema["required"].as_array().into_iter().flatten() {
                 let Some(name) = name.as_str() else { continue };
-                out.insert(name.to_string(), example(&schema["properties"][name]));
+                out.insert(name.to_string(), example(doc, &schema["properties"][name]));
             }
             Value::Object(out)
         }
         Some("boolean") => json!(true),
         Some("integer" | "number") => json!(1),
         Some("array") => json!([]),
-        _ => schema["enum"]
+        _ => schema["examples"]
             .get(0)
             .cloned()
             .unwrap_or_else(|| json!("example")),
     }
 }
 
-fn request(
+pub(super) fn request(
     op: &Operation,
     token: Option<&str>,
     body: Option<&Value>,
@@ -70,7 +118,8 @@ fn request(
     })
 }
 
-async fn server_with_roles() -> anyhow::Result<(TestServer, [(String, &'static str); 3])> {
+pub(super) async fn server_with_roles() -> anyhow::Result<(TestServer, [(String, &'static str); 3])>
+{
     let s = TestServer::start(None).await?;
     let now = crate::clock::unix_now();
     for (upn, role) in [(HYBRID, HYBRID_ADMIN), (NOBODY, "none")] {
@@ -90,11 +139,12 @@ async fn server_with_roles() -> anyhow::Result<(TestServer, [(String, &'static s
 #[tokio::test]
 async fn every_operation_answers_every_role_as_the_table_says() -> anyhow::Result<()> {
     let (s, tokens) = server_with_roles().await?;
+    let doc = openapi::build("https://example");
     let mut problems = Vec::new();
     // The least privileged first: a refused call must change nothing the next ones see.
     for (token, role) in tokens.iter().rev() {
         for op in ops::ALL {
-            let body = op.body.map(|_| json!({}));
+            let body = body_schema(&doc, op).map(|_| json!({}));
             let (status, v) = s.json(request(op, Some(token), body.as_ref())?).await?;
             let allowed = op.roles.contains(role);
             if allowed && (status == 401 || status == 403 || status == 404 && v.is_null()) {
@@ -120,7 +170,7 @@ async fn every_operation_answers_every_role_as_the_table_says() -> anyhow::Resul
     }
     // No token at all: 401 for every operation, before anything else is looked at.
     for op in ops::ALL {
-        let body = op.body.map(|_| json!({}));
+        let body = body_schema(&doc, op).map(|_| json!({}));
         let (status, v) = s.json(request(op, None, body.as_ref())?).await?;
         if status != 401 {
             problems.push(format!("no token {} {}: {status} {v}", op.method, op.path));
@@ -134,11 +184,13 @@ async fn every_operation_answers_every_role_as_the_table_says() -> anyhow::Resul
 async fn every_documented_body_is_one_the_handler_takes() -> anyhow::Result<()> {
     let (s, tokens) = server_with_roles().await?;
     let ga = &tokens[0].0;
+    let doc = openapi::build("https://example");
     let mut problems = Vec::new();
     for op in ops::ALL {
-        let Some(schema) = op.body else { continue };
-        let schema: Value = serde_json::from_str(schema)?;
-        let body = example(&schema);
+        let Some(schema) = body_schema(&doc, op) else {
+            continue;
+        };
+        let body = example(&doc, schema);
         let (status, v) = s.json(request(op, Some(ga), Some(&body))?).await?;
         // A body the extractor cannot read is refused with this sentence.
         let refused = v["error_description"]

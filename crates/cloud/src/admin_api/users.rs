@@ -1,47 +1,42 @@
-//! Users: list, show, add, password, block, role, delete. On-premises users (signed in
-//! through pass-through, or synced) are read-only here except for cloud-side flags: the
-//! role and the cloud sign-in block.
+//! Users: list, show, add, unlock, MFA, block, role, delete (passwords: [`super::user_passwords`]).
+//! On-premises users (signed in through pass-through, or synced) are read-only here except for
+//! cloud-side flags: the role and the cloud sign-in block.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use zeroize::Zeroizing;
+use passthru_admin::api;
 
+use super::user_passwords::check_password;
 use super::{authorize, ops};
 use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::{StoreError, Tenant, User};
-use crate::writeback::{self, Actor, WritebackError};
-use passthru_proto::AgentError;
 
-/// Shortest cloud password accepted.
-const MIN_PASSWORD_CHARS: usize = 8;
-
-/// A user as the API shows it.
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "upn": u.upn,
-        "display_name": u.display_name,
-        "mail": u.mail,
-        "source": u.source,
-        "immutable_id": u.immutable_id,
-        "role": u.role,
-        "enabled": u.enabled,
-        "created_at": u.created_at,
-        "updated_at": u.updated_at,
-        "last_sign_in": u.last_sign_in,
-        "read_only": u.source != "cloud",
-        "synced": u.sync.as_ref().map(synced_json),
-        "writeback_allowed": u.writeback_allowed,
-    })
+/// A user as the API shows it (without its multi-factor state).
+pub fn user_json(u: &User) -> api::User {
+    api::User {
+        id: u.id,
+        upn: u.upn.clone(),
+        display_name: u.display_name.clone(),
+        mail: u.mail.clone(),
+        source: u.source.clone(),
+        immutable_id: u.immutable_id.clone(),
+        role: u.role.clone(),
+        enabled: u.enabled,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        last_sign_in: u.last_sign_in,
+        read_only: u.source != "cloud",
+        synced: u.sync.as_ref().map(synced_json),
+        writeback_allowed: u.writeback_allowed,
+        mfa: None,
+    }
 }
 
 /// What directory sync last read for the user, with the time of its last change.
-fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
+fn synced_json(s: &crate::store::sync::SyncedAttributes) -> api::SyncedUser {
     let when = |t: Option<i64>| {
         t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
             .and_then(|t| {
@@ -49,36 +44,23 @@ fn synced_json(s: &crate::store::sync::SyncedAttributes) -> Value {
                     .ok()
             })
     };
-    json!({
-        "forest": s.forest,
-        "object_guid": s.object_guid,
-        "distinguished_name": s.dn,
-        "sam_account_name": s.sam_account_name,
-        "given_name": s.given_name,
-        "surname": s.surname,
-        "account_enabled": s.enabled,
-        "account_expires": when(s.account_expires),
-        "when_changed": when(s.when_changed),
-        "password_last_set": when(s.password_last_set),
-        "last_change": when(Some(s.last_change)),
-    })
+    api::SyncedUser {
+        forest: s.forest.clone(),
+        object_guid: s.object_guid,
+        distinguished_name: s.dn.clone(),
+        sam_account_name: s.sam_account_name.clone(),
+        given_name: s.given_name.clone(),
+        surname: s.surname.clone(),
+        account_enabled: s.enabled,
+        account_expires: when(s.account_expires),
+        when_changed: when(s.when_changed),
+        password_last_set: when(s.password_last_set),
+        last_change: when(Some(s.last_change)),
+        groups: None,
+    }
 }
 
-fn check_password(p: &str) -> Result<(), ApiError> {
-    if p.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "The password must have at least {MIN_PASSWORD_CHARS} characters."
-        )));
-    }
-    if p.len() > 256 {
-        return Err(ApiError::bad_request(
-            "The password must have at most 256 bytes.",
-        ));
-    }
-    Ok(())
-}
-
-async fn find(state: &Shared, t: &Tenant, upn: &str) -> Result<User, ApiError> {
+pub(super) async fn find(state: &Shared, t: &Tenant, upn: &str) -> Result<User, ApiError> {
     state
         .store
         .user_by_upn(t.id, upn.trim())
@@ -91,7 +73,7 @@ async fn find(state: &Shared, t: &Tenant, upn: &str) -> Result<User, ApiError> {
         })
 }
 
-fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
+pub(super) fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
     if u.source == "cloud" {
         return Ok(());
     }
@@ -105,21 +87,21 @@ fn cloud_only(u: &User, what: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// A page of a list: a search text, a page size, and where the page starts.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    pub search: Option<String>,
-    pub top: Option<i64>,
-    pub skiptoken: Option<String>,
-}
-
 /// `GET /{tenant}/admin/users?search=&top=&skiptoken=`
+#[utoipa::path(
+    get,
+    path = "/users",
+    operation_id = ops::LIST_USERS.id,
+    summary = ops::LIST_USERS.summary,
+    params(api::ListQuery),
+    responses((status = 200, description = "Done.", body = api::UserList))
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<api::ListQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::UserList>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_USERS).await?;
     let top = q.top.unwrap_or(100);
     if !(1..=1000).contains(&top) {
@@ -130,15 +112,15 @@ pub async fn list(
         .store
         .users_page(t.id, search, q.skiptoken.as_deref(), top)
         .await?;
-    Ok(Json(json!({
-        "users": page.users.iter().map(user_json).collect::<Vec<_>>(),
-        "next_skiptoken": page.next,
-    })))
+    Ok(Json(api::UserList {
+        users: page.users.iter().map(user_json).collect(),
+        next_skiptoken: page.next,
+    }))
 }
 
 /// The user's multi-factor state: their own policy, the one that applies, whether they
 /// enrolled an authenticator, recovery codes left, and a lock after wrong codes.
-async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiError> {
+async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<api::UserMfa, ApiError> {
     use crate::model::mfa_policy::{effective, user_policy_str};
     let rec = state.store.mfa(t.id, u.id).await?;
     let left = if rec.enrolled {
@@ -146,38 +128,52 @@ async fn mfa_json(state: &Shared, t: &Tenant, u: &User) -> Result<Value, ApiErro
     } else {
         None
     };
-    Ok(json!({
-        "policy": user_policy_str(rec.policy),
-        "effective": effective(t.settings.mfa, rec.policy).as_str(),
-        "enrolled": rec.enrolled,
-        "recovery_codes_left": left,
-        "locked_until": rec.locked_until.filter(|u| *u > unix_now()),
-    }))
+    Ok(api::UserMfa {
+        policy: user_policy_str(rec.policy).to_string(),
+        effective: effective(t.settings.mfa, rec.policy).as_str().to_string(),
+        enrolled: rec.enrolled,
+        recovery_codes_left: left,
+        locked_until: rec.locked_until.filter(|u| *u > unix_now()),
+    })
 }
 
 /// `GET /{tenant}/admin/users/{upn}`
+#[utoipa::path(
+    get,
+    path = "/users/{upn}",
+    operation_id = ops::SHOW_USER.id,
+    summary = ops::SHOW_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn show(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_USER).await?;
     let user = find(&state, &t, &upn).await?;
     let mut v = user_json(&user);
-    v["mfa"] = mfa_json(&state, &t, &user).await?;
-    if let Some(s) = &user.sync {
-        v["synced"]["groups"] = json!(state.store.user_direct_groups(t.id, s.object_guid).await?);
+    v.mfa = Some(mfa_json(&state, &t, &user).await?);
+    if let (Some(s), Some(synced)) = (&user.sync, v.synced.as_mut()) {
+        synced.groups = Some(state.store.user_direct_groups(t.id, s.object_guid).await?);
     }
     Ok(Json(v))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/unlock`: ends a smart lockout. The name need not be a
 /// user the cloud knows (a lock counts names as typed and resolved).
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/unlock",
+    operation_id = ops::UNLOCK_USER.id,
+    summary = ops::UNLOCK_USER.summary,
+    responses((status = 200, description = "Done.", body = api::Unlocked))
+)]
 pub async fn unlock(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::Unlocked>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::UNLOCK_USER).await?;
     let upn = upn.trim().to_string();
     let user = state.store.user_by_upn(t.id, &upn).await?;
@@ -197,21 +193,24 @@ pub async fn unlock(
         was |= state.store.clear_mfa_failures(t.id, u.id).await?;
     }
     tracing::info!(tenant = %t.name, user = %upn, by = %admin.upn, was_counted = was, "smart lockout cleared");
-    Ok(Json(json!({ "upn": upn, "unlocked": was })))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct MfaPolicyBody {
-    policy: String,
+    Ok(Json(api::Unlocked { upn, unlocked: was }))
 }
 
 /// `PUT /{tenant}/admin/users/{upn}/mfa`: the user's own multi-factor policy.
+#[utoipa::path(
+    put,
+    path = "/users/{upn}/mfa",
+    operation_id = ops::SET_USER_MFA.id,
+    summary = ops::SET_USER_MFA.summary,
+    request_body = api::SetMfa,
+    responses((status = 200, description = "Done.", body = api::MfaSet))
+)]
 pub async fn set_mfa(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<MfaPolicyBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetMfa>,
+) -> Result<Json<api::MfaSet>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_MFA).await?;
     let Some(policy) = crate::model::mfa_policy::parse_user_policy(&body.policy) else {
         return Err(ApiError::bad_request(format!(
@@ -222,52 +221,51 @@ pub async fn set_mfa(
     let user = find(&state, &t, &upn).await?;
     state.store.set_mfa_policy(t.id, user.id, policy).await?;
     tracing::warn!(tenant = %t.name, user = %user.upn, policy = crate::model::mfa_policy::user_policy_str(policy), by = %admin.upn, "user MFA policy changed");
-    Ok(Json(
-        json!({ "upn": user.upn, "mfa": mfa_json(&state, &t, &user).await? }),
-    ))
+    let mfa = mfa_json(&state, &t, &user).await?;
+    Ok(Json(api::MfaSet { upn: user.upn, mfa }))
 }
 
 /// `POST /{tenant}/admin/users/{upn}/mfa/reset`: removes the user's authenticator and
 /// recovery codes, and ends their sessions and refresh tokens.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/mfa/reset",
+    operation_id = ops::RESET_USER_MFA.id,
+    summary = ops::RESET_USER_MFA.summary,
+    responses((status = 200, description = "Done.", body = api::MfaReset))
+)]
 pub async fn reset_mfa(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::MfaReset>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_MFA).await?;
     let user = find(&state, &t, &upn).await?;
     let had = state.store.reset_mfa(t.id, user.id).await?;
     tracing::warn!(tenant = %t.name, user = %user.upn, had_authenticator = had, by = %admin.upn, "user MFA reset; sessions ended");
-    Ok(Json(json!({
-        "upn": user.upn,
-        "reset": had,
-        "mfa": mfa_json(&state, &t, &user).await?,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct UserBody {
-    upn: String,
-    password: Zeroizing<String>,
-    #[serde(default)]
-    display_name: Option<String>,
-}
-
-impl std::fmt::Debug for UserBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserBody")
-            .field("upn", &self.upn)
-            .finish_non_exhaustive()
-    }
+    let mfa = mfa_json(&state, &t, &user).await?;
+    Ok(Json(api::MfaReset {
+        upn: user.upn,
+        reset: had,
+        mfa,
+    }))
 }
 
 /// `POST /{tenant}/admin/users`: adds a cloud-only user in a verified domain of the tenant.
+#[utoipa::path(
+    post,
+    path = "/users",
+    operation_id = ops::ADD_USER.id,
+    summary = ops::ADD_USER.summary,
+    request_body = api::NewUser,
+    responses((status = 201, description = "Done.", body = api::User))
+)]
 pub async fn add(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<UserBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::ApiJson(body): super::ApiJson<api::NewUser>,
+) -> Result<(StatusCode, Json<api::User>), ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::ADD_USER).await?;
     let upn = body.upn.trim().to_string();
     let Some((local, domain)) = upn.rsplit_once('@') else {
@@ -317,172 +315,13 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
-#[derive(Deserialize)]
-pub struct PasswordBody {
-    password: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for PasswordBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordBody").finish_non_exhaustive()
-    }
-}
-
-/// `POST /{tenant}/admin/users/{upn}/password`: a cloud-only user's new password; their
-/// sessions and refresh tokens end.
-pub async fn set_password(
-    State(state): State<Shared>,
-    Path((tenant, upn)): Path<(String, String)>,
-    headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<PasswordBody>,
-) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_PASSWORD).await?;
-    let user = find(&state, &t, &upn).await?;
-    cloud_only(&user, "change the password")?;
-    set_cloud_password(&state, &t, &user, body.password).await?;
-    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "password set by an administrator");
-    Ok(Json(json!({ "upn": user.upn, "password_set": true })))
-}
-
-#[derive(Deserialize)]
-pub struct ResetBody {
-    password: Zeroizing<String>,
-    #[serde(default)]
-    must_change: bool,
-}
-
-impl std::fmt::Debug for ResetBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResetBody")
-            .field("must_change", &self.must_change)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `POST /{tenant}/admin/users/{upn}/reset-password`: an administrator's reset. An
-/// on-premises user's password is reset in AD by an agent (the tenant's `writeback` setting
-/// must be on); a cloud-only user's is set in the cloud. Sessions and refresh tokens end.
-pub async fn reset_password(
-    State(state): State<Shared>,
-    Path((tenant, upn)): Path<(String, String)>,
-    headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<ResetBody>,
-) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = authorize(&state, &tenant, &headers, ops::RESET_USER_PASSWORD).await?;
-    let corr = crate::http::correlation_id(&headers);
-    let user = find(&state, &t, &upn).await?;
-    if body.password.is_empty() {
-        return Err(ApiError::bad_request("The new password is empty."));
-    }
-    if user.source == "cloud" {
-        if body.must_change {
-            return Err(ApiError::bad_request(
-                "--must-change applies to on-premises users (Active Directory enforces it); a cloud-only user's password is simply set.",
-            ));
-        }
-        set_cloud_password(&state, &t, &user, body.password).await?;
-        tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, "cloud password reset by an administrator");
-        return Ok(Json(
-            json!({ "upn": user.upn, "password_set": true, "written_to": "cloud" }),
-        ));
-    }
-    writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::Admin)
-        .await
-        .map_err(writeback_api_error)?;
-    let must_change = body.must_change;
-    writeback::reset(&state, &t, &user, body.password, must_change, corr)
-        .await
-        .map_err(writeback_api_error)?;
-    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, must_change, "password reset in Active Directory by an administrator");
-    Ok(Json(json!({
-        "upn": user.upn, "password_set": true, "written_to": "active_directory",
-        "must_change": must_change,
-    })))
-}
-
-/// A writeback failure as the admin API reports it.
-fn writeback_api_error(e: WritebackError) -> ApiError {
-    let (status, code) = match &e {
-        WritebackError::Disabled => (StatusCode::CONFLICT, "writeback_disabled"),
-        WritebackError::NotOnPremises | WritebackError::NotAllowed => {
-            (StatusCode::CONFLICT, "not_writable")
-        }
-        WritebackError::Policy(_) => (StatusCode::BAD_REQUEST, "password_policy"),
-        WritebackError::WrongPassword
-        | WritebackError::Denied(_)
-        | WritebackError::LockedInCloud => (StatusCode::CONFLICT, "refused_by_directory"),
-        WritebackError::NoAgent => (StatusCode::SERVICE_UNAVAILABLE, "no_agent"),
-        WritebackError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
-        WritebackError::Agent(AgentError::WritebackProtectedAccount) => {
-            (StatusCode::CONFLICT, "protected_account")
-        }
-        WritebackError::Agent(AgentError::WritebackOutsideScope) => {
-            (StatusCode::CONFLICT, "outside_writeback_scope")
-        }
-        WritebackError::Agent(_) => (StatusCode::BAD_GATEWAY, "agent_failed"),
-        WritebackError::AnswerRefused => (StatusCode::BAD_GATEWAY, "agent_answer_refused"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-    };
-    let detail = match &e {
-        WritebackError::Policy(r) => crate::writeback::refusal_sentence(*r),
-        WritebackError::NoAgent => "No authentication agent is connected: the password was not reset. Start an agent (`passthru-agent run`) and try again.".to_string(),
-        WritebackError::Agent(AgentError::WritebackProtectedAccount) => "The user is a protected account (adminCount=1, an administrator now or formerly): the agent refused to write its password, and nothing was changed. Reset it in Active Directory, or allow it with writeback_protected_accounts = true in the forest's [[forest]] table of the agents' configuration.".to_string(),
-        WritebackError::Agent(AgentError::WritebackOutsideScope) => "The user is outside the writeback_base_dn the agents' configuration sets for the forest: the agent refused to write its password, and nothing was changed.".to_string(),
-        WritebackError::Agent(a) => format!("The agent could not reset the password: {}. Check the agent's log; the forest's service_account needs the \"Reset Password\" right on the users.", a.describe()),
-        other => format!("{other}."),
-    };
-    ApiError::new(status, code, detail)
-}
-
-#[derive(Deserialize, Debug)]
-pub struct WritebackBody {
-    allowed: bool,
-}
-
-/// `PUT /{tenant}/admin/users/{upn}/writeback`: allows or forbids self-service writeback.
-pub async fn set_writeback(
-    State(state): State<Shared>,
-    Path((tenant, upn)): Path<(String, String)>,
-    headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<WritebackBody>,
-) -> Result<Json<Value>, ApiError> {
-    let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_WRITEBACK).await?;
-    let user = find(&state, &t, &upn).await?;
-    state
-        .store
-        .set_writeback_allowed(t.id, user.id, body.allowed, unix_now())
-        .await?;
-    tracing::info!(tenant = %t.name, user = %user.upn, by = %admin.upn, allowed = body.allowed, "self-service password writeback set");
-    Ok(Json(
-        json!({ "upn": user.upn, "writeback_allowed": body.allowed }),
-    ))
-}
-
-/// Checks and hashes a cloud-only user's new password, stores it and ends their sessions.
-async fn set_cloud_password(
-    state: &Shared,
-    t: &Tenant,
-    user: &User,
-    password: Zeroizing<String>,
-) -> Result<(), ApiError> {
-    check_password(&password)?;
-    let hash = crate::passwords::hash(password)
-        .await
-        .map_err(ApiError::internal)?;
-    state
-        .store
-        .set_password_hash(t.id, user.id, &hash, unix_now())
-        .await?;
-    Ok(())
-}
-
 async fn set_enabled(
     state: &Shared,
     tenant: &str,
     upn: &str,
     headers: &HeaderMap,
     enabled: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     let op = if enabled {
         ops::ENABLE_USER
     } else {
@@ -519,35 +358,52 @@ fn last_global_admin(e: StoreError, user: &User) -> ApiError {
 
 /// `POST /{tenant}/admin/users/{upn}/disable`: blocks sign-in in the cloud (for an
 /// on-premises user too: a cloud-side flag) and ends sessions and refresh tokens.
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/disable",
+    operation_id = ops::DISABLE_USER.id,
+    summary = ops::DISABLE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn disable(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     set_enabled(&state, &tenant, &upn, &headers, false).await
 }
 
 /// `POST /{tenant}/admin/users/{upn}/enable`
+#[utoipa::path(
+    post,
+    path = "/users/{upn}/enable",
+    operation_id = ops::ENABLE_USER.id,
+    summary = ops::ENABLE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn enable(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::User>, ApiError> {
     set_enabled(&state, &tenant, &upn, &headers, true).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct RoleBody {
-    role: String,
-}
-
 /// `PUT /{tenant}/admin/users/{upn}/role`
+#[utoipa::path(
+    put,
+    path = "/users/{upn}/role",
+    operation_id = ops::SET_USER_ROLE.id,
+    summary = ops::SET_USER_ROLE.summary,
+    request_body = api::SetRole,
+    responses((status = 200, description = "Done.", body = api::User))
+)]
 pub async fn set_role(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-    super::ApiJson(body): super::ApiJson<RoleBody>,
-) -> Result<Json<Value>, ApiError> {
+    super::ApiJson(body): super::ApiJson<api::SetRole>,
+) -> Result<Json<api::User>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_USER_ROLE).await?;
     let Some(role) = ops::ROLES
         .iter()
@@ -570,11 +426,18 @@ pub async fn set_role(
 }
 
 /// `DELETE /{tenant}/admin/users/{upn}`: deletes a cloud-only user.
+#[utoipa::path(
+    delete,
+    path = "/users/{upn}",
+    operation_id = ops::DELETE_USER.id,
+    summary = ops::DELETE_USER.summary,
+    responses((status = 200, description = "Done.", body = api::UserDeleted))
+)]
 pub async fn remove(
     State(state): State<Shared>,
     Path((tenant, upn)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::UserDeleted>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::DELETE_USER).await?;
     let user = find(&state, &t, &upn).await?;
     cloud_only(&user, "delete the account")?;
@@ -587,5 +450,8 @@ pub async fn remove(
         .await
         .map_err(|e| last_global_admin(e, &user))?;
     tracing::warn!(tenant = %t.name, user = %user.upn, by = %admin.upn, "user deleted");
-    Ok(Json(json!({ "upn": user.upn, "deleted": true })))
+    Ok(Json(api::UserDeleted {
+        upn: user.upn,
+        deleted: true,
+    }))
 }

@@ -279,33 +279,9 @@ fn no_hidden_text(url: &str) -> bool {
     !url.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-/// Checks an issuer URL an administrator gives: absolute https, a host, no query, fragment
-/// or user info, no control or white-space character. Returns it trimmed (it must then equal
-/// the provider's `iss` exactly).
-pub fn valid_issuer(issuer: &str) -> Result<String, String> {
-    let issuer = issuer.trim();
-    if !no_hidden_text(issuer) {
-        return Err(format!(
-            "the issuer {issuer:?} holds a control or white-space character: give the URL alone"
-        ));
-    }
-    let u = url::Url::parse(issuer)
-        .map_err(|e| format!("the issuer '{issuer}' is not an absolute URL: {e}"))?;
-    if u.scheme() != "https" {
-        return Err(format!(
-            "the issuer '{issuer}' must be an https URL (identity providers are only reached over HTTPS)"
-        ));
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("the issuer '{issuer}' has no host"));
-    }
-    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
-        return Err(format!(
-            "the issuer '{issuer}' must not have a query, a fragment or user info"
-        ));
-    }
-    Ok(issuer.to_string())
-}
+/// Checks an issuer URL an administrator gives (shared with the admin CLI, which checks it
+/// before sending it).
+pub use passthru_admin::api::valid_issuer;
 
 /// PKCE S256 challenge of a verifier.
 pub(super) fn pkce_challenge(verifier: &str) -> String {

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AppCommand {
@@ -63,33 +64,34 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
             confidential,
             redirect_uris,
         } => {
-            let body = json!({ "name": name, "public": public, "confidential": confidential, "redirect_uris": redirect_uris });
+            let body = api::NewApp {
+                name,
+                public,
+                confidential,
+                redirect_uris,
+            };
             let v: Value = client
                 .post_json(&format!("/{t}/admin/apps"), token, &body)
                 .await?;
-            emit(json, &v, |v| {
-                println!("{}", s(v, "client_id"));
-                if let Some(secret) = v["client_secret"].as_str() {
+            emit_as(json, &v, |a: &api::App| {
+                println!("{}", a.client_id);
+                if let Some(secret) = &a.client_secret {
                     println!("{secret}");
                     eprintln!("Store the client secret (second line) now: it is not shown again.");
                 }
-            });
+            })?;
         }
         AppCommand::List => {
             let v: Value = client.get_json(&format!("/{t}/admin/apps"), token).await?;
-            emit(json, &v, |v| {
-                for a in v["apps"].as_array().into_iter().flatten() {
-                    print_app(a);
-                }
-            });
+            emit_as(json, &v, |l: &api::AppList| {
+                l.apps.iter().for_each(print_app);
+            })?;
         }
         AppCommand::Show { client_id } => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::SetRedirectUris {
             client_id,
@@ -99,24 +101,22 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                 .put_json(
                     &format!("/{t}/admin/apps/{}/redirect-uris", seg(&client_id)),
                     token,
-                    &json!({ "redirect_uris": redirect_uris }),
+                    &api::SetRedirectUris { redirect_uris },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::GroupsClaim { client_id, state } => {
             let v: Value = client
                 .put_json(
                     &format!("/{t}/admin/apps/{}/groups-claim", seg(&client_id)),
                     token,
-                    &json!({ "enabled": state == "on" }),
+                    &api::SetGroupsClaim {
+                        enabled: state == "on",
+                    },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                print_app(v);
-            });
+            emit_as(json, &v, print_app)?;
         }
         AppCommand::RotateSecret { client_id } => {
             let v: Value = client
@@ -126,18 +126,18 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!("{}", s(v, "client_secret"));
+            emit_as(json, &v, |a: &api::App| {
+                println!("{}", dash(a.client_secret.as_ref()));
                 eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
-            });
+            })?;
         }
         AppCommand::Delete { client_id } => {
             let v = client
                 .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Deleted app {}", s(v, "client_id"));
-            });
+            emit_as(json, &v, |d: &api::AppDeleted| {
+                println!("Deleted app {}", d.client_id);
+            })?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum GroupCommand {
@@ -122,7 +123,7 @@ pub(super) async fn sync(cx: &Cx<'_>, command: SyncCommand) -> anyhow::Result<()
                 .post_json(
                     &format!("/{t}/admin/sync/{}/run", seg(&forest)),
                     token,
-                    &serde_json::json!({ "full": full }),
+                    &api::RunSync { full },
                 )
                 .await?;
             emit(json, &v, |v| {

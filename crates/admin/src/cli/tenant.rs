@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PtaCommand {
@@ -70,26 +71,20 @@ pub(super) async fn pta(cx: &Cx<'_>, command: PtaCommand) -> anyhow::Result<()> 
         PtaCommand::Enable | PtaCommand::Disable => {
             let enabled = matches!(command, PtaCommand::Enable);
             client
-                .post_json(
-                    &format!("/{t}/admin/pta"),
-                    token,
-                    &json!({ "enabled": enabled }),
-                )
+                .post_json(&format!("/{t}/admin/pta"), token, &api::SetPta { enabled })
                 .await?
         }
     };
-    emit(json, &v, |v| {
-        let on = v["enabled"].as_bool().unwrap_or(false);
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    emit_as(json, &v, |p: &api::PtaStatus| {
         println!(
-                    "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
-                    if on { "enabled" } else { "disabled" },
-                    n("active_agents"),
-                    n("draining_agents"),
-                    n("inactive_agents"),
-                    n("registered_agents")
-                );
-    });
+            "Pass-through authentication: {} ({} active, {} draining, {} inactive of {} registered agent(s))",
+            if p.enabled { "enabled" } else { "disabled" },
+            p.active_agents,
+            p.draining_agents,
+            p.inactive_agents,
+            p.registered_agents
+        );
+    })?;
 
     Ok(())
 }
@@ -114,7 +109,9 @@ pub(super) async fn settings(cx: &Cx<'_>, command: SettingsCommand) -> anyhow::R
                 .put_json(
                     &format!("/{t}/admin/settings/{}", seg(&key)),
                     token,
-                    &json!({ "value": value }),
+                    &api::SetSetting {
+                        value: Value::String(value),
+                    },
                 )
                 .await?,
             Some(key),
@@ -158,12 +155,12 @@ pub(super) async fn keys(cx: &Cx<'_>, command: KeysCommand) -> anyhow::Result<()
         }
         KeysCommand::List => client.get_json(&format!("/{t}/admin/keys"), token).await?,
     };
-    emit(json, &v, |v| {
-        println!("current: {}", s(v, "current"));
-        for k in v["published"].as_array().into_iter().flatten() {
-            println!("published: {}", k.as_str().unwrap_or_default());
+    emit_as(json, &v, |k: &api::SigningKeys| {
+        println!("current: {}", dash(k.current.as_ref()));
+        for kid in &k.published {
+            println!("published: {kid}");
         }
-    });
+    })?;
 
     Ok(())
 }

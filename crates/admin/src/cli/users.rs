@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum UserCommand {
@@ -80,13 +81,17 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
     match command {
         UserCommand::Add { upn, display_name } => {
             let pw = user_password()?;
-            let body = json!({ "upn": upn, "password": pw.as_str(), "display_name": display_name });
+            let body = api::NewUser {
+                upn,
+                password: pw,
+                display_name,
+            };
             let v: Value = client
                 .post_json(&format!("/{t}/admin/users"), token, &body)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Added cloud-only user {} ({})", s(v, "upn"), s(v, "id"));
-            });
+            emit_as(json, &v, |u: &api::User| {
+                println!("Added cloud-only user {} ({})", u.upn, u.id);
+            })?;
         }
         UserCommand::List {
             search,
@@ -107,18 +112,14 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 let v: Value = client.get_json(&path, token).await?;
                 skiptoken = v["next_skiptoken"].as_str().map(str::to_string);
                 if !json {
-                    for u in v["users"].as_array().into_iter().flatten() {
+                    for u in answer::<api::UserList>(&v)?.users {
                         println!(
                             "{}\t{}\t{}\t{}\t{}",
-                            s(u, "upn"),
-                            s(u, "source"),
-                            s(u, "role"),
-                            if u["enabled"] == false {
-                                "blocked"
-                            } else {
-                                "enabled"
-                            },
-                            s(u, "id")
+                            u.upn,
+                            u.source,
+                            u.role,
+                            if u.enabled { "enabled" } else { "blocked" },
+                            u.id
                         );
                     }
                 }
@@ -141,9 +142,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
             let v: Value = client
                 .get_json(&format!("/{t}/admin/users/{}", seg(&upn)), token)
                 .await?;
-            emit(json, &v, |v| {
-                print_user(v);
-            });
+            emit_as(json, &v, print_user)?;
         }
         UserCommand::SetPassword { upn } => {
             let pw = user_password()?;
@@ -151,15 +150,12 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .post_json(
                     &format!("/{t}/admin/users/{}/password", seg(&upn)),
                     token,
-                    &json!({ "password": pw.as_str() }),
+                    &api::SetPassword { password: pw },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!(
-                    "Password set for {}; their sessions were ended.",
-                    s(v, "upn")
-                );
-            });
+            emit_as(json, &v, |p: &api::PasswordSet| {
+                println!("Password set for {}; their sessions were ended.", p.upn);
+            })?;
         }
         UserCommand::ResetPassword { upn, must_change } => {
             let pw = user_password()?;
@@ -167,45 +163,50 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                 .post_json(
                     &format!("/{t}/admin/users/{}/reset-password", seg(&upn)),
                     token,
-                    &json!({ "password": pw.as_str(), "must_change": must_change }),
+                    &api::ResetPassword {
+                        password: pw,
+                        must_change,
+                    },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                let place = if v["written_to"] == "cloud" {
+            emit_as(json, &v, |p: &api::PasswordSet| {
+                let place = if p.written_to.as_deref() == Some("cloud") {
                     "in the cloud"
                 } else {
                     "in Active Directory"
                 };
-                let then = if v["must_change"] == true {
+                let then = if p.must_change == Some(true) {
                     " They must change it at their next sign-in."
                 } else {
                     ""
                 };
                 println!(
                     "Password reset {place} for {}; their sessions were ended.{then}",
-                    s(v, "upn")
+                    p.upn
                 );
-            });
+            })?;
         }
         UserCommand::Writeback { upn, state } => {
             let v: Value = client
                 .put_json(
                     &format!("/{t}/admin/users/{}/writeback", seg(&upn)),
                     token,
-                    &json!({ "allowed": state == "on" }),
+                    &api::SetWriteback {
+                        allowed: state == "on",
+                    },
                 )
                 .await?;
-            emit(json, &v, |v| {
+            emit_as(json, &v, |w: &api::WritebackSet| {
                 println!(
                     "Self-service password writeback {} for {}",
-                    if v["writeback_allowed"] == true {
+                    if w.writeback_allowed {
                         "allowed"
                     } else {
                         "not allowed"
                     },
-                    s(v, "upn")
+                    w.upn
                 );
-            });
+            })?;
         }
         UserCommand::Disable { upn } => set_blocked(client, t, token, &upn, true, json).await?,
         UserCommand::Enable { upn } => set_blocked(client, t, token, &upn, false, json).await?,
@@ -217,43 +218,39 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                if v["unlocked"] == true {
-                    println!("Unlocked {}: it may sign in again", s(v, "upn"));
+            emit_as(json, &v, |u: &api::Unlocked| {
+                if u.unlocked {
+                    println!("Unlocked {}: it may sign in again", u.upn);
                 } else {
                     println!(
                         "{} was not locked and had no wrong passwords counted",
-                        s(v, "upn")
+                        u.upn
                     );
                 }
-            });
+            })?;
         }
         UserCommand::Delete { upn } => {
             let v = client
                 .delete(&format!("/{t}/admin/users/{}", seg(&upn)), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Deleted {}", s(v, "upn"));
-            });
+            emit_as(json, &v, |d: &api::UserDeleted| {
+                println!("Deleted {}", d.upn);
+            })?;
         }
         UserCommand::Mfa { upn, policy } => {
             let v: Value = client
                 .put_json(
                     &format!("/{t}/admin/users/{}/mfa", seg(&upn)),
                     token,
-                    &json!({ "policy": policy }),
+                    &api::SetMfa { policy },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                let m = &v["mfa"];
+            emit_as(json, &v, |m: &api::MfaSet| {
                 println!(
                     "{}: MFA policy {} (effective: {}, enrolled: {})",
-                    s(v, "upn"),
-                    s(m, "policy"),
-                    s(m, "effective"),
-                    s(m, "enrolled")
+                    m.upn, m.mfa.policy, m.mfa.effective, m.mfa.enrolled
                 );
-            });
+            })?;
         }
         UserCommand::MfaReset { upn } => {
             let v: Value = client
@@ -263,28 +260,28 @@ pub(super) async fn run(cx: &Cx<'_>, command: UserCommand) -> anyhow::Result<()>
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                if v["reset"] == true {
+            emit_as(json, &v, |m: &api::MfaReset| {
+                if m.reset {
                     println!(
                         "{}: authenticator and recovery codes removed, sessions ended; they enrol again when MFA applies to them.",
-                        s(v, "upn")
+                        m.upn
                     );
                 } else {
-                    println!("{} had no authenticator; sessions ended.", s(v, "upn"));
+                    println!("{} had no authenticator; sessions ended.", m.upn);
                 }
-            });
+            })?;
         }
         UserCommand::Role { upn, role } => {
             let v: Value = client
                 .put_json(
                     &format!("/{t}/admin/users/{}/role", seg(&upn)),
                     token,
-                    &json!({ "role": role }),
+                    &api::SetRole { role },
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!("{} now has the role {}", s(v, "upn"), s(v, "role"));
-            });
+            emit_as(json, &v, |u: &api::User| {
+                println!("{} now has the role {}", u.upn, u.role);
+            })?;
         }
     }
     Ok(())
@@ -306,15 +303,11 @@ async fn set_blocked(
             &json!({}),
         )
         .await?;
-    if json_out {
-        print_json(&v);
-    } else if v["enabled"] == false {
-        println!(
-            "{} is blocked: sign-in refused, sessions ended.",
-            s(&v, "upn")
-        );
-    } else {
-        println!("{} may sign in again.", s(&v, "upn"));
-    }
-    Ok(())
+    emit_as(json_out, &v, |u: &api::User| {
+        if u.enabled {
+            println!("{} may sign in again.", u.upn);
+        } else {
+            println!("{} is blocked: sign-in refused, sessions ended.", u.upn);
+        }
+    })
 }

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DomainCommand {
@@ -67,29 +68,29 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
             let v: Value = client
                 .post_json(&format!("/{t}/admin/domains"), token, &body)
                 .await?;
-            if json {
-                print_json(&v);
-            } else if v["kind"] == "federated" {
-                println!(
-                    "Added federated domain {} (identity provider {})",
-                    s(&v, "name"),
-                    s(&v, "issuer")
-                );
-            } else {
-                println!("Added managed domain {}", s(&v, "name"));
-            }
-            if !json && v["verified"] == false {
-                print_domain(&v);
-            }
+            emit_as(json, &v, |d: &api::Domain| {
+                if d.kind == "federated" {
+                    println!(
+                        "Added federated domain {} (identity provider {})",
+                        d.name,
+                        dash(d.issuer.as_ref())
+                    );
+                } else {
+                    println!("Added managed domain {}", d.name);
+                }
+                if !d.verified {
+                    print_domain(d);
+                }
+            })?;
         }
         DomainCommand::Show { name } => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains/{}", seg(&name)), token)
                 .await?;
-            emit(json, &v, |v| {
-                print_domain(v);
-                println!("  users: {}", s(v, "users"));
-            });
+            emit_as(json, &v, |d: &api::Domain| {
+                print_domain(d);
+                println!("  users: {}", dash(d.users));
+            })?;
         }
         DomainCommand::Verify { name } => {
             let v: Value = client
@@ -99,17 +100,17 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
                     &json!({}),
                 )
                 .await?;
-            emit(json, &v, |v| {
-                println!("{} is verified: its users can sign in.", s(v, "name"));
-            });
+            emit_as(json, &v, |d: &api::Domain| {
+                println!("{} is verified: its users can sign in.", d.name);
+            })?;
         }
         DomainCommand::Remove { name } => {
             let v = client
                 .delete(&format!("/{t}/admin/domains/{}", seg(&name)), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("Removed domain {}", s(v, "name"));
-            });
+            emit_as(json, &v, |d: &api::DomainRemoved| {
+                println!("Removed domain {}", d.name);
+            })?;
         }
         DomainCommand::Convert { name, managed: _ } => {
             if name.is_empty()
@@ -123,28 +124,28 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
                 .post_json(
                     &format!("/{t}/admin/domains/{name}/convert"),
                     token,
-                    &json!({ "to": "managed" }),
+                    &api::ConvertDomain {
+                        to: api::MANAGED.to_string(),
+                    },
                 )
                 .await?;
-            emit(json, &v, |v| {
+            emit_as(json, &v, |d: &api::DomainConverted| {
                 println!(
                     "Converted {} to a managed domain: its users sign in by pass-through authentication from their next sign-in on.",
-                    s(v, "name")
+                    d.name
                 );
-                if v["pta_enabled"] == false {
+                if !d.pta_enabled {
                     eprintln!("Pass-through authentication is disabled: enable it (`pta enable`) so that they can sign in.");
                 }
-            });
+            })?;
         }
         DomainCommand::List => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/domains"), token)
                 .await?;
-            emit(json, &v, |v| {
-                for d in v["domains"].as_array().into_iter().flatten() {
-                    print_domain(d);
-                }
-            });
+            emit_as(json, &v, |l: &api::DomainList| {
+                l.domains.iter().for_each(print_domain);
+            })?;
         }
     }
     Ok(())
@@ -153,21 +154,24 @@ pub(super) async fn run(cx: &Cx<'_>, command: DomainCommand) -> anyhow::Result<(
 /// The body of `passthru-cloud admin domain add NAME [--federated ISSUER_URL --client-id ID
 /// --client-secret-file FILE]`. The secret is the file's content, trimmed; it never appears on
 /// a command line.
-pub fn domain_add_body(
+pub(crate) fn domain_add_body(
     name: &str,
     issuer: Option<&str>,
     client_id: Option<&str>,
     secret_file: Option<&Path>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<api::NewDomain> {
     let (Some(issuer), Some(client_id), Some(file)) = (issuer, client_id, secret_file) else {
         if issuer.is_some() || client_id.is_some() || secret_file.is_some() {
             anyhow::bail!(
                 "a federated domain needs --federated ISSUER_URL, --client-id ID and --client-secret-file FILE together"
             );
         }
-        return Ok(json!({ "name": name }));
+        return Ok(api::NewDomain {
+            name: name.to_string(),
+            federated: None,
+        });
     };
-    crate::federation::valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
+    api::valid_issuer(issuer).map_err(|e| anyhow::anyhow!(e))?;
     let raw = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
         anyhow::anyhow!("cannot read the client secret file {}: {e}", file.display())
     })?);
@@ -175,8 +179,12 @@ pub fn domain_add_body(
     if secret.is_empty() {
         anyhow::bail!("the client secret file {} is empty", file.display());
     }
-    Ok(json!({
-        "name": name,
-        "federated": { "issuer": issuer, "client_id": client_id, "client_secret": secret },
-    }))
+    Ok(api::NewDomain {
+        name: name.to_string(),
+        federated: Some(api::FederatedIdp {
+            issuer: issuer.to_string(),
+            client_id: client_id.to_string(),
+            client_secret: Zeroizing::new(secret.to_string()),
+        }),
+    })
 }

@@ -1,10 +1,11 @@
 //! `admin agents ...`
 
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::output::*;
 use super::Cx;
+use crate::api;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AgentsCommand {
@@ -33,7 +34,7 @@ pub(super) async fn run(cx: &Cx<'_>, command: AgentsCommand) -> anyhow::Result<(
                 .post_json(
                     &format!("/{t}/admin/agents/{id}/revoke"),
                     token,
-                    &json!({ "force": force }),
+                    &api::RevokeAgent { force },
                 )
                 .await?;
             emit(json, &v, |v| {

@@ -1,0 +1,66 @@
+//! Authentication agents: `/agents...` (registration's shapes are in
+//! [`passthru_proto::admin`], which `passthru-agent register` shares).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /agents/{id}/revoke`: `force` revokes the last active agent while pass-through
+/// authentication is on.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RevokeAgent {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// An agent with its status and request statistics.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub id: Uuid,
+    pub host: String,
+    pub version: String,
+    /// `Active`, `Inactive` (not heard from for two heartbeat intervals), `Draining` or
+    /// `Revoked`.
+    pub status: String,
+    /// Unix seconds.
+    pub last_seen: Option<i64>,
+    pub source_ip: Option<String>,
+    /// Unix seconds.
+    pub cert_expires_at: i64,
+    /// The UPN suffixes it serves.
+    pub forests: Vec<String>,
+    pub in_flight: u64,
+    pub requests_served: u64,
+    /// Denials by Win32 code.
+    pub failures: BTreeMap<String, u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    pub round_trip_ms: RoundTrip,
+    pub revoked: bool,
+    /// What a connected agent last reported of its domain controllers.
+    #[schema(value_type = Vec<Object>)]
+    pub domain_controllers: Vec<serde_json::Value>,
+}
+
+/// Round-trip quantiles, in ms (`null` before any request).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoundTrip {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// `GET /agents`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+}
+
+/// `POST /agents/{id}/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentRevoked {
+    pub id: Uuid,
+    pub revoked: bool,
+    pub connections_closed: u64,
+}
