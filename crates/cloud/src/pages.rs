@@ -281,3 +281,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod escaping_tests;
