@@ -1,7 +1,8 @@
 //! The portal shows as text what others chose: a name typed at a sign-in (the log keeps it as
-//! typed), an app's name and redirect URIs, a directory user's name, the filters and values
-//! a browser sends, and the error the sign-in service answers the callback with. Each value
-//! carries `<script>`, `"`, `'` and `&`, and must come out escaped.
+//! typed), an app's name and redirect URIs, a directory user's name, a synced group's names,
+//! the filters and values a browser sends, and the error the sign-in service answers the
+//! callback with. Each value carries `<script>`, `"`, `'` and `&`, and must come out
+//! escaped.
 
 use super::tests::portal_session;
 use crate::admin_api::ops::GLOBAL_ADMIN;
@@ -132,5 +133,42 @@ async fn a_directory_users_name_is_escaped_in_the_header_and_the_pages() -> anyh
     let users = bed.get("/contoso/portal/users", &ga).await?;
     assert_eq!(users.status, 200, "{}", users.body);
     users.shows_escaped(&format!("<td>{upn}</td>"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_synced_groups_names_are_escaped() -> anyhow::Result<()> {
+    use passthru_proto::sync::{SyncBatch, SyncGroup, SyncObject};
+    let bed = Bed::new(ad).await?;
+    // What an AD administrator (or anyone who may name a group there) chose.
+    let group = SyncGroup {
+        object_guid: uuid::Uuid::new_v4(),
+        consistency_guid: None,
+        dn: format!("CN={HOSTILE},DC=corp,DC=example,DC=test"),
+        sam_account_name: Some(HOSTILE.into()),
+        display_name: Some(HOSTILE.into()),
+        mail: None,
+        members: Vec::new(),
+        usn_changed: 1,
+        when_changed: None,
+    };
+    let batch = SyncBatch {
+        run_id: uuid::Uuid::new_v4(),
+        objects: vec![SyncObject::Group(group)],
+        present: Vec::new(),
+        done: 1,
+        estimated_total: None,
+    };
+    bed.state
+        .store
+        .apply_sync_batch(bed.tenant.id, DOMAIN, &batch, unix_now())
+        .await?;
+    let ga = portal_session(&bed, "gail", GLOBAL_ADMIN).await?;
+    let sync = bed.get("/contoso/portal/sync", &ga).await?;
+    assert_eq!(sync.status, 200, "{}", sync.body);
+    sync.shows_escaped(&format!("<td>{HOSTILE_SHOWN}</td>"))?;
+    sync.shows_escaped(&format!(
+        "<td>CN={HOSTILE_SHOWN},DC=corp,DC=example,DC=test</td>"
+    ))?;
     Ok(())
 }
