@@ -3,6 +3,8 @@
 //! every value the page functions are handed. The value carries `<script>`, `"`, `'` and
 //! `&`; the pages must show it escaped wherever it lands (element text and attributes).
 
+//! The one value put in unescaped, the constant style sheet, must be byte for byte the one
+//! its CSP hash allows.
 use axum::response::Response;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use zeroize::Zeroizing;
@@ -208,4 +210,37 @@ async fn the_page_functions_escape_every_value_they_are_given() -> anyhow::Resul
     let page = crate::password_change_page::change_page(&change, Some(HOSTILE), "'self'");
     escaped_times(&body(page).await?, 7)?;
     Ok(())
+}
+
+/// Fails unless the page's one inline style is the one its CSP allows by hash.
+async fn style_matches_its_hash(r: Response) -> anyhow::Result<()> {
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let page = body(r).await?;
+    let style = page
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .map(|(style, _)| style)
+        .unwrap_or_default();
+    let allowed = format!("style-src 'sha256-{}'", super::csp_hash(style));
+    anyhow::ensure!(
+        !style.is_empty() && csp.contains(&allowed) && page.matches("<style>").count() == 1,
+        "the inline style is not the one the CSP allows ({csp}): {page}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_inline_styles_are_the_bytes_the_csp_allows() -> anyhow::Result<()> {
+    style_matches_its_hash(super::info_page(HOSTILE, HOSTILE)).await?;
+    style_matches_its_hash(crate::portal::layout::message(
+        axum::http::StatusCode::OK,
+        HOSTILE,
+        HOSTILE,
+    ))
+    .await
 }
