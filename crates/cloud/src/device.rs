@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use maud::html;
 use passthru_proto::Aadsts;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +19,7 @@ use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::issue::{hash_secret, random_token, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
-use crate::pages::{error_page, esc, page, username_page};
+use crate::pages::{alert, error_page, hidden, page, username_page};
 use crate::state::Shared;
 use crate::store::device::DeviceCode;
 use crate::store::{AuthzRequest, Tenant};
@@ -143,29 +144,23 @@ const CSRF_COOKIE: &str = "__Host-passthru_device_csrf";
 
 fn code_page(tenant: &str, error: Option<&str>) -> Response {
     let csrf = random_token();
-    let err = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-                esc(e)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{err}\
-<form method=\"post\" action=\"/{t}/devicelogin\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-<label for=\"user_code\">Code</label>\
-<input type=\"text\" id=\"user_code\" name=\"user_code\" autocomplete=\"off\" required autofocus>\
-<button type=\"submit\" id=\"next\">Next</button></form>",
-        t = esc(tenant),
-        c = esc(&csrf)
-    );
+    let body = html! {
+        h1 { "Enter code" }
+        p { "Enter the code displayed on your app or device." }
+        (alert(error))
+        form method="post" action={ "/" (tenant) "/devicelogin" } {
+            (hidden("csrf", &csrf))
+            label for="user_code" { "Code" }
+            input type="text" id="user_code" name="user_code" autocomplete="off" required autofocus;
+            button type="submit" id="next" { "Next" }
+        }
+    };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut r = page(status, "Enter code", &body, "'self'");
+    let mut r = page(status, "Enter code", body, "'self'");
     r.headers_mut().append(
         "set-cookie",
         crate::browser_policy::host_cookie(CSRF_COOKIE, &csrf, "Strict", 900),
@@ -538,7 +533,7 @@ mod tests {
             )
             .await?;
         assert_eq!(wrong.status, 400);
-        assert!(wrong.body.contains("didn&#39;t work"), "{}", wrong.body);
+        assert!(wrong.body.contains("didn't work"), "{}", wrong.body);
         Ok(())
     }
 }

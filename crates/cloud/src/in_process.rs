@@ -72,6 +72,12 @@ pub(crate) const DOMAIN: &str = "corp.example.test";
 /// The app's redirect URI.
 pub(crate) const REDIRECT: &str = "https://app.example.test/cb";
 
+/// A value carrying each character HTML gives a meaning to, for the escaping tests.
+pub(crate) const HOSTILE: &str = "<script>alert(1)</script>\"'&";
+/// [`HOSTILE`] as a page must show it. maud leaves `'` as it is, which is harmless: every
+/// attribute value of ours is in double quotes.
+pub(crate) const HOSTILE_SHOWN: &str = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;";
+
 /// How the scripted agent answers a request.
 type AnswerFn = dyn Fn(&ValidationPayload) -> Outcome + Send + Sync;
 
@@ -95,6 +101,17 @@ impl Answer {
             .map(|i| &self.body[i + needle.len()..])
             .and_then(|rest| rest.split_once('"').map(|(v, _)| v.to_string()))
             .unwrap_or_default()
+    }
+
+    /// Fails unless the page holds `shown` (a value as escaped markup) and no `<script`
+    /// anywhere (none of our pages has a script).
+    pub fn shows_escaped(&self, shown: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.body.contains(shown) && !self.body.contains("<script"),
+            "{shown} is not shown escaped: {}",
+            self.body
+        );
+        Ok(())
     }
 
     /// The `Location` header.

@@ -3,8 +3,9 @@
 //! [`crate::password_change`], which handles its posts.
 
 use axum::response::Response;
+use maud::html;
 
-use crate::pages::{alert, esc, form_status, page};
+use crate::pages::{alert, form_status, hidden, page};
 use crate::store::{AuthzRequest, Tenant};
 
 /// Where a change page posts, and what it says.
@@ -17,27 +18,26 @@ pub(crate) struct Form<'a> {
 }
 
 pub(crate) fn change_page(f: &Form<'_>, error: Option<&str>, form_action: &str) -> Response {
-    let error_html = alert(error);
-    let body = format!(
-        "<h1>Update your password</h1><p class=\"who\" id=\"who\">{u}</p><p id=\"intro\">{intro}</p>{error_html}\
-<form method=\"post\" action=\"{a}\">\
-<input type=\"hidden\" name=\"req\" value=\"{r}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-<input type=\"text\" name=\"username\" value=\"{u}\" autocomplete=\"username\" hidden readonly>\
-<label for=\"current\">Current password</label>\
-<input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required autofocus>\
-<label for=\"new\">New password</label>\
-<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
-<label for=\"confirm\">Confirm password</label>\
-<input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
-<button type=\"submit\" id=\"change\">Update password</button></form>",
-        u = esc(f.username),
-        intro = esc(f.intro),
-        a = esc(&f.action),
-        r = esc(f.req),
-        c = esc(f.csrf),
-    );
+    let body = html! {
+        h1 { "Update your password" }
+        p class="who" id="who" { (f.username) }
+        p id="intro" { (f.intro) }
+        (alert(error))
+        form method="post" action=(f.action) {
+            (hidden("req", f.req))
+            (hidden("csrf", f.csrf))
+            input type="text" name="username" value=(f.username) autocomplete="username" hidden readonly;
+            label for="current" { "Current password" }
+            input type="password" id="current" name="current" autocomplete="current-password" required autofocus;
+            label for="new" { "New password" }
+            input type="password" id="new" name="new" autocomplete="new-password" required;
+            label for="confirm" { "Confirm password" }
+            input type="password" id="confirm" name="confirm" autocomplete="new-password" required;
+            button type="submit" id="change" { "Update password" }
+        }
+    };
     let status = form_status(error.is_some());
-    page(status, "Update your password", &body, form_action)
+    page(status, "Update your password", body, form_action)
 }
 
 pub(crate) const EXPIRED_INTRO: &str = "You need to update your password because this is the first time you are signing in, or because your password has expired.";

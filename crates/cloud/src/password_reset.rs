@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use maud::{html, Markup};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -21,7 +22,7 @@ use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token, secrets_equal};
 use crate::mfa::verify::Verdict;
-use crate::pages::{alert, esc, form_status, info_page, page};
+use crate::pages::{alert, form_status, hidden, info_page, page};
 use crate::state::Shared;
 use crate::store::attempts::Bump;
 use crate::store::writeback::ResetFlow;
@@ -100,15 +101,15 @@ fn not_here() -> Response {
     )
 }
 
-fn form_page(t: &Tenant, title: &str, inner: &str, error: Option<&str>) -> Response {
-    let error_html = alert(error);
-    let body = format!(
-        "<h1>{}</h1><p class=\"who\">{}</p>{error_html}{inner}",
-        esc(title),
-        esc(&t.name)
-    );
+fn form_page(t: &Tenant, title: &str, inner: Markup, error: Option<&str>) -> Response {
+    let body = html! {
+        h1 { (title) }
+        p class="who" { (t.name) }
+        (alert(error))
+        (inner)
+    };
     let status = form_status(error.is_some());
-    page(status, title, &body, "'self'")
+    page(status, title, body, "'self'")
 }
 
 fn with_cookie(mut r: Response, t: &Tenant, value: &str, max_age: i64) -> Response {
@@ -127,44 +128,42 @@ pub async fn start_page(State(state): State<Shared>, Path(tenant): Path<String>)
 }
 
 fn username_page(t: &Tenant, error: Option<&str>) -> Response {
-    let inner = format!(
-        "<p>Enter your work account to reset its password.</p>\
-<form method=\"post\" action=\"/{t}/password/reset\">\
-<label for=\"username\">Email or username</label>\
-<input type=\"email\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
-<button type=\"submit\" id=\"next\">Next</button></form>",
-        t = esc(&t.name)
-    );
-    form_page(t, "Get back into your account", &inner, error)
+    let inner = html! {
+        p { "Enter your work account to reset its password." }
+        form method="post" action={ "/" (t.name) "/password/reset" } {
+            label for="username" { "Email or username" }
+            input type="email" id="username" name="username" autocomplete="username" required autofocus;
+            button type="submit" id="next" { "Next" }
+        }
+    };
+    form_page(t, "Get back into your account", inner, error)
 }
 
 fn code_page(t: &Tenant, csrf: &str, error: Option<&str>) -> Response {
-    let inner = format!(
-        "<p>Enter the code from your authenticator app, or one of your recovery codes.</p>\
-<form method=\"post\" action=\"/{t}/password/reset/verify\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-<label for=\"code\">Code</label>\
-<input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required autofocus>\
-<button type=\"submit\" id=\"verify\">Verify</button></form>",
-        t = esc(&t.name),
-        c = esc(csrf)
-    );
-    form_page(t, "Verify your identity", &inner, error)
+    let inner = html! {
+        p { "Enter the code from your authenticator app, or one of your recovery codes." }
+        form method="post" action={ "/" (t.name) "/password/reset/verify" } {
+            (hidden("csrf", csrf))
+            label for="code" { "Code" }
+            input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus;
+            button type="submit" id="verify" { "Verify" }
+        }
+    };
+    form_page(t, "Verify your identity", inner, error)
 }
 
 fn new_password_page(t: &Tenant, csrf: &str, error: Option<&str>) -> Response {
-    let inner = format!(
-        "<form method=\"post\" action=\"/{t}/password/reset/new\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-<label for=\"new\">New password</label>\
-<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required autofocus>\
-<label for=\"confirm\">Confirm new password</label>\
-<input type=\"password\" id=\"confirm\" name=\"confirm\" autocomplete=\"new-password\" required>\
-<button type=\"submit\" id=\"reset\">Reset password</button></form>",
-        t = esc(&t.name),
-        c = esc(csrf)
-    );
-    form_page(t, "Choose a new password", &inner, error)
+    let inner = html! {
+        form method="post" action={ "/" (t.name) "/password/reset/new" } {
+            (hidden("csrf", csrf))
+            label for="new" { "New password" }
+            input type="password" id="new" name="new" autocomplete="new-password" required autofocus;
+            label for="confirm" { "Confirm new password" }
+            input type="password" id="confirm" name="confirm" autocomplete="new-password" required;
+            button type="submit" id="reset" { "Reset password" }
+        }
+    };
+    form_page(t, "Choose a new password", inner, error)
 }
 
 /// The username form.

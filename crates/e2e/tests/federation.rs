@@ -434,7 +434,7 @@ async fn federated_domain_round_trip_against_a_second_cloud() -> anyhow::Result<
         .await?;
     assert_eq!(foreign.status, 403, "{}", foreign.body);
     assert!(
-        foreign.body.contains("didn&#39;t start in this browser"),
+        foreign.body.contains("didn't start in this browser"),
         "{}",
         foreign.body
     );

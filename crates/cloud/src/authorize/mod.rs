@@ -21,7 +21,7 @@ use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token};
-use crate::pages::{error_page, info_page, password_page, username_page};
+use crate::pages::{error_page, hidden, info_page, password_page, username_page};
 use crate::signin::{check_password, Attempt};
 use crate::state::Shared;
 use crate::store::{AuthzRequest, DomainKind, SessionRecord, Tenant};
@@ -471,29 +471,22 @@ pub async fn logout(
         Ok(Some(u)) => u.upn,
         _ => String::new(),
     };
-    let hidden = |name: &str, value: Option<&str>| {
-        value
-            .map(|v| {
-                format!(
-                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                    crate::pages::esc(v)
-                )
-            })
-            .unwrap_or_default()
+    let body = maud::html! {
+        h1 { "Sign out?" }
+        p class="who" id="who" { (who) }
+        p { "Do you want to sign out of your account? You will need your password to sign in again." }
+        form method="post" action={ "/" (t.name) "/oauth2/v2.0/logout" } {
+            (hidden("csrf", &logout_csrf(&sid)))
+            @if let Some(u) = uri {
+                (hidden("post_logout_redirect_uri", u))
+            }
+            @if let Some(s) = p.state.as_deref() {
+                (hidden("state", s))
+            }
+            button type="submit" id="signout" { "Sign out" }
+        }
     };
-    let body = format!(
-        "<h1>Sign out?</h1><p class=\"who\" id=\"who\">{who}</p>\
-<p>Do you want to sign out of your account? You will need your password to sign in again.</p>\
-<form method=\"post\" action=\"/{t}/oauth2/v2.0/logout\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{c}\">{u}{s}\
-<button type=\"submit\" id=\"signout\">Sign out</button></form>",
-        who = crate::pages::esc(&who),
-        t = crate::pages::esc(&t.name),
-        c = crate::pages::esc(&logout_csrf(&sid)),
-        u = hidden("post_logout_redirect_uri", uri),
-        s = hidden("state", p.state.as_deref()),
-    );
-    crate::pages::page(StatusCode::OK, "Sign out", &body, "'self'")
+    crate::pages::page(StatusCode::OK, "Sign out", body, "'self'")
 }
 
 /// `POST /{tenant}/oauth2/v2.0/logout`: the confirmation of a logout; its CSRF token must be

@@ -4,11 +4,12 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use maud::{html, Markup};
 use passthru_proto::Aadsts;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::pages::{error_block, esc, page};
+use crate::pages::{error_block, hidden, page};
 
 /// An error on a form page: the code's sentence, then an optional detail (a lock's end).
 #[derive(Debug, Clone)]
@@ -18,15 +19,13 @@ pub struct PageError {
     pub detail: Option<String>,
 }
 
-fn error_html(e: Option<&PageError>) -> String {
-    match e {
-        None => String::new(),
-        Some(e) => {
-            let mut h = error_block(Some((e.code, e.correlation_id)));
-            if let Some(d) = &e.detail {
-                h.push_str(&format!("<p class=\"error\" id=\"detail\">{}</p>", esc(d)));
+fn error_html(e: Option<&PageError>) -> Markup {
+    html! {
+        @if let Some(e) = e {
+            (error_block(Some((e.code, e.correlation_id))))
+            @if let Some(d) = &e.detail {
+                p class="error" id="detail" { (d) }
             }
-            h
         }
     }
 }
@@ -39,17 +38,12 @@ fn status(e: Option<&PageError>) -> StatusCode {
     }
 }
 
-fn hidden(fields: &[(&'static str, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect()
+fn hidden_fields(fields: &[(&'static str, String)]) -> Markup {
+    html! {
+        @for (k, v) in fields {
+            (hidden(k, v))
+        }
+    }
 }
 
 /// Where a page's form posts, with its hidden fields.
@@ -63,26 +57,26 @@ pub struct Form {
 }
 
 /// Asks for a code of the user's authenticator app, or a recovery code.
-pub fn code_page(username: &str, form: &Form, error: Option<&PageError>) -> Response {
-    let body = format!(
-        "<h1>Enter code</h1><p class=\"who\" id=\"who\">{u}</p>{e}\
-<p>Enter the 6-digit code shown in your authenticator app. If you don't have your phone, enter one of your recovery codes.</p>\
-<form method=\"post\" action=\"{a}\">{h}\
-<label for=\"code\">Code</label>\
-<input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"32\" required autofocus>\
-<button type=\"submit\" id=\"verify\">Verify</button></form>",
-        u = esc(username),
-        e = error_html(error),
-        a = esc(&form.action),
-        h = hidden(&form.fields),
-    );
-    page(status(error), "Enter code", &body, &form.form_action)
+pub(crate) fn code_page(username: &str, form: &Form, error: Option<&PageError>) -> Response {
+    let body = html! {
+        h1 { "Enter code" }
+        p class="who" id="who" { (username) }
+        (error_html(error))
+        p { "Enter the 6-digit code shown in your authenticator app. If you don't have your phone, enter one of your recovery codes." }
+        form method="post" action=(form.action) {
+            (hidden_fields(&form.fields))
+            label for="code" { "Code" }
+            input type="text" id="code" name="code" autocomplete="one-time-code" spellcheck="false" maxlength="32" required autofocus;
+            button type="submit" id="verify" { "Verify" }
+        }
+    };
+    page(status(error), "Enter code", body, &form.form_action)
 }
 
 /// What the enrolment page shows of the new authenticator.
 pub struct Enrolment<'a> {
-    /// The QR code (inline SVG) of the otpauth URI.
-    pub qr_svg: &'a str,
+    /// The QR code (inline SVG, drawn by [`super::qr::svg`]) of the otpauth URI.
+    pub qr_svg: &'a Markup,
     /// The secret in base32, grouped for typing.
     pub secret: &'a Zeroizing<String>,
     /// The otpauth:// URI.
@@ -96,70 +90,64 @@ impl std::fmt::Debug for Enrolment<'_> {
 }
 
 /// Enrolment: scan the QR code (or type the key), then confirm with a code.
-pub fn enrol_page(
+pub(crate) fn enrol_page(
     username: &str,
     enrolment: &Enrolment<'_>,
     form: &Form,
     error: Option<&PageError>,
 ) -> Response {
-    let body = format!(
-        "<h1>Set up your authenticator app</h1><p class=\"who\" id=\"who\">{u}</p>{e}\
-<p>Your organization asks for a second step when you sign in. In your authenticator app (Microsoft Authenticator, Google Authenticator, FreeOTP, or any TOTP app), add an account and scan this QR code.</p>\
-{qr}<p>Can't scan it? Add the account by hand with this key (time-based, 6 digits, every 30 seconds):</p>\
-<p class=\"secret\" id=\"secret\">{s}</p>\
-<p class=\"meta\">Or open this link on the device that has the app: <span id=\"otpauth\">{uri}</span></p>\
-<form method=\"post\" action=\"{a}\">{h}\
-<label for=\"code\">Then enter the 6-digit code the app shows</label>\
-<input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" spellcheck=\"false\" maxlength=\"16\" required autofocus>\
-<button type=\"submit\" id=\"verify\">Verify</button></form>",
-        u = esc(username),
-        e = error_html(error),
-        qr = enrolment.qr_svg,
-        s = esc(enrolment.secret),
-        uri = esc(enrolment.uri),
-        a = esc(&form.action),
-        h = hidden(&form.fields),
-    );
+    let body = html! {
+        h1 { "Set up your authenticator app" }
+        p class="who" id="who" { (username) }
+        (error_html(error))
+        p { "Your organization asks for a second step when you sign in. In your authenticator app (Microsoft Authenticator, Google Authenticator, FreeOTP, or any TOTP app), add an account and scan this QR code." }
+        (enrolment.qr_svg)
+        p { "Can't scan it? Add the account by hand with this key (time-based, 6 digits, every 30 seconds):" }
+        p class="secret" id="secret" { (enrolment.secret.as_str()) }
+        p class="meta" { "Or open this link on the device that has the app: " span id="otpauth" { (enrolment.uri.as_str()) } }
+        form method="post" action=(form.action) {
+            (hidden_fields(&form.fields))
+            label for="code" { "Then enter the 6-digit code the app shows" }
+            input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" spellcheck="false" maxlength="16" required autofocus;
+            button type="submit" id="verify" { "Verify" }
+        }
+    };
     page(
         status(error),
         "Set up your authenticator app",
-        &body,
+        body,
         &form.form_action,
     )
 }
 
 /// The recovery codes, shown once, then a button to go on (a sign-in) or nothing more (an
 /// enrolment from the setup page).
-pub fn recovery_page(codes: &[Zeroizing<String>], next: Option<&Form>) -> Response {
-    let list: String = codes
-        .iter()
-        .map(|c| format!("<li>{}</li>", esc(c)))
-        .collect();
-    let (next_html, form_action) = match next {
-        Some(f) => (
-            format!(
-                "<form method=\"post\" action=\"{}\">{}\
-<button type=\"submit\" id=\"continue\">I saved them, continue</button></form>",
-                esc(&f.action),
-                hidden(&f.fields)
-            ),
-            f.form_action.as_str(),
-        ),
-        None => (
-            "<p id=\"done\">Your authenticator app is set up. You can close this page.</p>"
-                .to_string(),
-            "'none'",
-        ),
+pub(crate) fn recovery_page(codes: &[Zeroizing<String>], next: Option<&Form>) -> Response {
+    let body = html! {
+        h1 { "Save your recovery codes" }
+        p { "Your authenticator app is set up. If you lose your phone, each of these codes lets you sign in once instead of a code from the app. Keep them somewhere safe: they are shown only now." }
+        ol class="codes" id="recovery-codes" {
+            @for c in codes {
+                li { (c.as_str()) }
+            }
+        }
+        @match next {
+            Some(f) => {
+                form method="post" action=(f.action) {
+                    (hidden_fields(&f.fields))
+                    button type="submit" id="continue" { "I saved them, continue" }
+                }
+            }
+            None => {
+                p id="done" { "Your authenticator app is set up. You can close this page." }
+            }
+        }
     };
-    let body = format!(
-        "<h1>Save your recovery codes</h1>\
-<p>Your authenticator app is set up. If you lose your phone, each of these codes lets you sign in once instead of a code from the app. Keep them somewhere safe: they are shown only now.</p>\
-<ol class=\"codes\" id=\"recovery-codes\">{list}</ol>{next_html}"
-    );
+    let form_action = next.map_or("'none'", |f| f.form_action.as_str());
     page(
         StatusCode::OK,
         "Save your recovery codes",
-        &body,
+        body,
         form_action,
     )
 }

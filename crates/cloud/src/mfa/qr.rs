@@ -1,6 +1,7 @@
 //! The enrolment QR code as inline SVG, drawn from the `qrcode` crate's module matrix (one
 //! path, no style attribute, so the pages' Content-Security-Policy needs nothing more).
 
+use maud::{html, Markup};
 use qrcode::{Color, EcLevel, QrCode};
 
 /// Quiet zone around the code, in modules (the standard asks for 4).
@@ -8,7 +9,7 @@ const QUIET: usize = 4;
 
 /// An `<svg>` element showing `text` as a QR code (error correction M), or `None` when the
 /// text is too long for a QR code.
-pub fn svg(text: &str, label: &str) -> Option<String> {
+pub(crate) fn svg(text: &str, label: &str) -> Option<Markup> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).ok()?;
     let width = code.width();
     let colors = code.to_colors();
@@ -20,19 +21,23 @@ pub fn svg(text: &str, label: &str) -> Option<String> {
             d.push_str(&format!("M{x} {y}h1v1h-1z"));
         }
     }
-    Some(format!(
-        "<svg class=\"qr\" id=\"qr\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" \
-role=\"img\" aria-label=\"{}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/>\
-<path fill=\"#000\" d=\"{d}\"/></svg>",
-        crate::pages::esc(label)
-    ))
+    let view_box = format!("0 0 {size} {size}");
+    // SVG elements inside HTML need an end tag (or `/>`), hence `{}` on the empty ones.
+    Some(html! {
+        svg class="qr" id="qr" xmlns="http://www.w3.org/2000/svg" viewBox=(view_box) role="img" aria-label=(label) shape-rendering="crispEdges" {
+            rect width=(size) height=(size) fill="#fff" {}
+            path fill="#000" d=(d) {}
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn draws_a_square_code() {
-        let s = super::svg("otpauth://totp/x:y?secret=ABCD", "QR code").unwrap_or_default();
+        let s = super::svg("otpauth://totp/x:y?secret=ABCD", "QR code")
+            .map(maud::Markup::into_string)
+            .unwrap_or_default();
         assert!(s.starts_with("<svg class=\"qr\""));
         assert!(
             s.contains("viewBox=\"0 0 37 37\""),

@@ -8,9 +8,10 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
 use serde::Deserialize;
 
-use super::layout::{self, esc};
+use super::layout;
 use super::PORTAL_CLIENT_ID;
 use crate::clock::unix_now;
 use crate::http::cookie_value;
@@ -215,16 +216,17 @@ pub async fn signed_in(
 
 /// The 403 page: signed in, but the role does not allow this page.
 pub fn forbidden(ctx: &Ctx, roles: &[&str]) -> Response {
-    let body = format!(
-        "<h1>You don't have access to this page</h1>\
-<p class=\"error\" role=\"alert\" id=\"error\">{} has the role {}; this page needs the role {}.</p>\
-<p>Ask a Global Administrator of {} to give you a role, or sign out and sign in with another account.</p>",
-        esc(&ctx.user.upn),
-        esc(&ctx.user.role),
-        esc(&roles.join(" or ")),
-        esc(&ctx.t.name),
-    );
-    layout::page(StatusCode::FORBIDDEN, ctx, "", "Access denied", &body)
+    let body = html! {
+        h1 { "You don't have access to this page" }
+        p class="error" role="alert" id="error" {
+            (ctx.user.upn) " has the role " (ctx.user.role) "; this page needs the role " (roles.join(" or ")) "."
+        }
+        p {
+            "Ask a Global Administrator of " (ctx.t.name)
+            " to give you a role, or sign out and sign in with another account."
+        }
+    };
+    layout::page(StatusCode::FORBIDDEN, ctx, "", "Access denied", body)
 }
 
 /// Parameters the STS sends back to the callback.
@@ -237,13 +239,12 @@ pub struct CallbackParams {
 }
 
 fn callback_failed(t: &Tenant, why: &str) -> Response {
-    let body = format!(
-        "<h1>Sign-in to the portal failed</h1><p class=\"error\" role=\"alert\" id=\"error\">{}</p>\
-<p><a href=\"{}/\">Sign in again</a></p>",
-        esc(why),
-        esc(&portal_path(t))
-    );
-    let mut r = layout::bare(StatusCode::BAD_REQUEST, "Sign-in failed", &body, None);
+    let body = html! {
+        h1 { "Sign-in to the portal failed" }
+        p class="error" role="alert" id="error" { (why) }
+        p { a href={ (portal_path(t)) "/" } { "Sign in again" } }
+    };
+    let mut r = layout::bare(StatusCode::BAD_REQUEST, "Sign-in failed", body, None);
     r.headers_mut().append(
         "set-cookie",
         cookie(LOGIN_COOKIE, "", &portal_path(t), "Lax", 0),
@@ -341,11 +342,11 @@ pub async fn callback(
     // A page of ours moves on to the dashboard (a meta refresh, not a redirect), so that the
     // SameSite=Strict cookie is sent even when the sign-in passed through another site.
     let home = format!("{}/", portal_path(&t));
-    let body = format!(
-        "<h1>Signed in</h1><p><a id=\"continue\" href=\"{h}\">Continue to the portal</a></p>",
-        h = esc(&home)
-    );
-    let mut r = layout::bare(StatusCode::OK, "Signed in", &body, Some(&home));
+    let body = html! {
+        h1 { "Signed in" }
+        p { a id="continue" href=(home) { "Continue to the portal" } }
+    };
+    let mut r = layout::bare(StatusCode::OK, "Signed in", body, Some(&home));
     let h = r.headers_mut();
     h.append(
         "set-cookie",

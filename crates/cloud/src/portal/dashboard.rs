@@ -4,9 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use maud::{html, Markup};
 
 use super::auth::{server_error, signed_in, Ctx};
-use super::layout::{self, aadsts_text, esc, hh_mm, time_s, win32_text};
+use super::layout::{self, aadsts_text, hh_mm, text, time_s, win32_text};
 use super::svg::{horizontal_bars, percentile, stacked_bars, Series};
 use crate::admin_api::ops;
 use crate::clock::unix_ms;
@@ -46,7 +47,7 @@ pub struct AgentView {
 }
 
 /// The tenant's agents with their live state (as `GET /admin/agents` reports it).
-pub async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentView>, Response> {
+pub(crate) async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentView>, Response> {
     let views = crate::admin_api::agents::views(state, ctx.t.id)
         .await
         .map_err(server_error)?;
@@ -92,43 +93,48 @@ fn status_class(status: &str) -> &'static str {
     }
 }
 
-fn cards(agents: &[AgentView]) -> String {
-    if agents.is_empty() {
-        return "<p class=\"empty\">No authentication agent is registered.</p>".into();
+fn cards(agents: &[AgentView]) -> Markup {
+    html! {
+        @if agents.is_empty() {
+            p class="empty" { "No authentication agent is registered." }
+        } @else {
+            div class="cards" {
+                @for a in agents {
+                    div class="card agent" {
+                        h2 { (a.host) }
+                        p class=(status_class(&a.status)) { strong { (a.status) } }
+                        dl class="kv" {
+                            dt { "Version" } dd { (a.version) }
+                            dt { "In flight" } dd { (a.in_flight) }
+                            dt { "Served" } dd { (a.served) }
+                            dt { "Domain controllers" }
+                            dd {
+                                @if a.dcs == 0 {
+                                    "-"
+                                } @else {
+                                    (a.dcs - a.dcs_down.len()) " of " (a.dcs) " up"
+                                }
+                            }
+                            dt { "Last seen" }
+                            dd { (a.last_seen.map(time_s).unwrap_or_else(|| "never".into())) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let cards: String = agents
-        .iter()
-        .map(|a| {
-            format!(
-                "<div class=\"card agent\"><h2>{host}</h2><p class=\"{cls}\"><strong>{status}</strong></p>\
-<dl class=\"kv\"><dt>Version</dt><dd>{version}</dd><dt>In flight</dt><dd>{in_flight}</dd>\
-<dt>Served</dt><dd>{served}</dd><dt>Domain controllers</dt><dd>{dcs}</dd><dt>Last seen</dt><dd>{seen}</dd></dl></div>",
-                host = esc(&a.host),
-                cls = status_class(&a.status),
-                status = esc(&a.status),
-                dcs = if a.dcs == 0 {
-                    "-".to_string()
-                } else {
-                    format!("{} of {} up", a.dcs - a.dcs_down.len(), a.dcs)
-                },
-                version = esc(&a.version),
-                in_flight = a.in_flight,
-                served = a.served,
-                seen = a.last_seen.map(time_s).unwrap_or_else(|| "never".into()),
-            )
-        })
-        .collect();
-    format!("<div class=\"cards\">{cards}</div>")
 }
 
-fn latency_row(name: &str, mut values: Vec<i64>) -> Vec<String> {
+fn latency_row(name: &str, mut values: Vec<i64>) -> Vec<Markup> {
     values.sort_unstable();
     let p = |q| {
-        percentile(&values, q)
-            .map(|v| format!("{v} ms"))
-            .unwrap_or_else(|| "-".into())
+        text(
+            &percentile(&values, q)
+                .map(|v| format!("{v} ms"))
+                .unwrap_or_else(|| "-".into()),
+        )
     };
-    vec![esc(name), values.len().to_string(), p(50), p(90), p(99)]
+    vec![text(name), html! { (values.len()) }, p(50), p(90), p(99)]
 }
 
 /// `GET /{tenant}/portal/`
@@ -231,13 +237,27 @@ pub async fn page(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let body = format!(
-        "<h1>Dashboard</h1><div class=\"grid\">\
-<section class=\"card\" id=\"signins-chart\"><h2>Sign-ins per minute by result</h2><p class=\"muted\">Last 60 minutes, UTC</p>{chart}</section>\
-<section class=\"card\" id=\"failures\"><h2>Failures by reason</h2><p class=\"muted\">Last 24 hours</p>{failure_chart}</section>\
-<section class=\"card\" id=\"latency-card\"><h2>Pass-through latency</h2><p class=\"muted\">Last 60 minutes</p>{latency}</section>\
-</div><h2 class=\"section\">Agent health</h2>{}",
-        cards(&agents)
-    );
-    layout::page(StatusCode::OK, &ctx, "", "Dashboard", &body)
+    let body = html! {
+        h1 { "Dashboard" }
+        div class="grid" {
+            section class="card" id="signins-chart" {
+                h2 { "Sign-ins per minute by result" }
+                p class="muted" { "Last 60 minutes, UTC" }
+                (chart)
+            }
+            section class="card" id="failures" {
+                h2 { "Failures by reason" }
+                p class="muted" { "Last 24 hours" }
+                (failure_chart)
+            }
+            section class="card" id="latency-card" {
+                h2 { "Pass-through latency" }
+                p class="muted" { "Last 60 minutes" }
+                (latency)
+            }
+        }
+        h2 class="section" { "Agent health" }
+        (cards(&agents))
+    };
+    layout::page(StatusCode::OK, &ctx, "", "Dashboard", body)
 }

@@ -3,11 +3,12 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth::{server_error, signed_in};
 use super::dashboard::agent_views;
-use super::layout::{self, esc, time_s};
+use super::layout::{self, text, time_s};
 use crate::admin_api::ops;
 use crate::state::Shared;
 use crate::sts::BaseUrl;
@@ -47,56 +48,57 @@ pub async fn users(
         Ok(p) => p,
         Err(e) => return server_error(e),
     };
-    let rows: Vec<Vec<String>> = page
+    let rows: Vec<Vec<Markup>> = page
         .users
         .iter()
         .map(|u| {
             vec![
-                esc(&u.upn),
-                esc(u.display_name.as_deref().unwrap_or("")),
+                text(&u.upn),
+                text(u.display_name.as_deref().unwrap_or("")),
                 if u.is_synced() {
-                    "onprem (synced)".to_string()
+                    text("onprem (synced)")
                 } else {
-                    esc(&u.source)
+                    text(&u.source)
                 },
-                esc(&u.role),
+                text(&u.role),
                 if u.enabled {
-                    "<span class=\"ok\">enabled</span>".into()
+                    html! { span class="ok" { "enabled" } }
                 } else {
-                    "<span class=\"bad\">blocked</span>".into()
+                    html! { span class="bad" { "blocked" } }
                 },
-                u.last_sign_in.map(time_s).unwrap_or_else(|| "never".into()),
-                time_s(u.created_at),
+                text(&u.last_sign_in.map(time_s).unwrap_or_else(|| "never".into())),
+                text(&time_s(u.created_at)),
             ]
         })
         .collect();
-    let t = esc(&ctx.t.name);
+    let t = &ctx.t.name;
     let q = url::form_urlencoded::byte_serialize(p.q.trim().as_bytes()).collect::<String>();
-    let mut pager = String::new();
-    if after.is_some() {
-        pager.push_str(&format!(
-            "<a href=\"/{t}/portal/users?q={q}\" id=\"first\">First page</a>"
-        ));
-    }
-    if let Some(next) = &page.next {
-        let next = url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
-        pager.push_str(&format!(
-            "<a href=\"/{t}/portal/users?q={q}&amp;after={next}\" id=\"next\">Next page</a>"
-        ));
-    }
-    let body = format!(
-        "<h1>Users</h1><form class=\"filters\" method=\"get\" action=\"/{t}/portal/users\" role=\"search\">\
-<label>Search (UPN, name or mail)<input type=\"search\" name=\"q\" id=\"q\" value=\"{}\"></label>\
-<button type=\"submit\" class=\"primary\">Search</button></form>{}<div class=\"pager\">{pager}</div>",
-        esc(p.q.trim()),
-        layout::table(
+    let next = page
+        .next
+        .as_ref()
+        .map(|n| url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>());
+    let body = html! {
+        h1 { "Users" }
+        form class="filters" method="get" action={ "/" (t) "/portal/users" } role="search" {
+            label { "Search (UPN, name or mail)" input type="search" name="q" id="q" value=(p.q.trim()); }
+            button type="submit" class="primary" { "Search" }
+        }
+        (layout::table(
             "users",
             &["UPN", "Name", "Source", "Role", "Sign-in", "Last sign-in", "Created"],
             &rows,
             "No user matches.",
-        ),
-    );
-    layout::page(StatusCode::OK, &ctx, "users", "Users", &body)
+        ))
+        div class="pager" {
+            @if after.is_some() {
+                a href={ "/" (t) "/portal/users?q=" (q) } id="first" { "First page" }
+            }
+            @if let Some(next) = &next {
+                a href={ "/" (t) "/portal/users?q=" (q) "&after=" (next) } id="next" { "Next page" }
+            }
+        }
+    };
+    layout::page(StatusCode::OK, &ctx, "users", "Users", body)
 }
 
 /// `GET /{tenant}/portal/domains`
@@ -114,34 +116,34 @@ pub async fn domains(
         Ok(d) => d,
         Err(e) => return server_error(e),
     };
-    let rows: Vec<Vec<String>> = domains
+    let rows: Vec<Vec<Markup>> = domains
         .iter()
         .map(|d| {
             vec![
-                esc(&d.name),
-                esc(match d.kind {
+                text(&d.name),
+                text(match d.kind {
                     crate::store::DomainKind::Cloud => "cloud (initial)",
                     crate::store::DomainKind::Managed => "managed (pass-through)",
                     crate::store::DomainKind::Federated => "federated",
                 }),
                 if d.verified {
-                    "<span class=\"ok\">verified</span>".into()
+                    html! { span class="ok" { "verified" } }
                 } else {
-                    "<span class=\"bad\">not verified</span>".into()
+                    html! { span class="bad" { "not verified" } }
                 },
             ]
         })
         .collect();
-    let body = format!(
-        "<h1>Domains</h1>{}",
-        layout::table(
+    let body = html! {
+        h1 { "Domains" }
+        (layout::table(
             "domains",
             &["Domain", "Kind", "Proof of control"],
             &rows,
             "No domain."
-        )
-    );
-    layout::page(StatusCode::OK, &ctx, "domains", "Domains", &body)
+        ))
+    };
+    layout::page(StatusCode::OK, &ctx, "domains", "Domains", body)
 }
 
 /// `GET /{tenant}/portal/apps`
@@ -159,31 +161,32 @@ pub async fn apps(
         Ok(a) => a,
         Err(e) => return server_error(e),
     };
-    let rows: Vec<Vec<String>> = apps
+    let rows: Vec<Vec<Markup>> = apps
         .iter()
         .map(|a| {
             vec![
-                esc(&a.name),
-                esc(&a.client_id),
-                if a.public { "public" } else { "confidential" }.into(),
-                a.redirect_uris
-                    .iter()
-                    .map(|u| esc(u))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
+                text(&a.name),
+                text(&a.client_id),
+                text(if a.public { "public" } else { "confidential" }),
+                html! {
+                    @for (i, u) in a.redirect_uris.iter().enumerate() {
+                        @if i > 0 { br; }
+                        (u)
+                    }
+                },
             ]
         })
         .collect();
-    let body = format!(
-        "<h1>Apps</h1>{}",
-        layout::table(
+    let body = html! {
+        h1 { "Apps" }
+        (layout::table(
             "apps",
             &["Name", "Client id", "Type", "Redirect URIs"],
             &rows,
             "No app is registered."
-        )
-    );
-    layout::page(StatusCode::OK, &ctx, "apps", "Apps", &body)
+        ))
+    };
+    layout::page(StatusCode::OK, &ctx, "apps", "Apps", body)
 }
 
 /// `GET /{tenant}/portal/agents`
@@ -201,17 +204,17 @@ pub async fn agents(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let rows: Vec<Vec<String>> = agents
+    let rows: Vec<Vec<Markup>> = agents
         .iter()
         .map(|a| {
             vec![
-                esc(&a.host),
-                esc(&a.version),
-                esc(&a.status),
-                a.in_flight.to_string(),
-                a.served.to_string(),
-                esc(&a.forests.join(", ")),
-                if a.dcs == 0 {
+                text(&a.host),
+                text(&a.version),
+                text(&a.status),
+                html! { (a.in_flight) },
+                html! { (a.served) },
+                text(&a.forests.join(", ")),
+                text(&if a.dcs == 0 {
                     "-".to_string()
                 } else if a.dcs_down.is_empty() {
                     format!("{} up", a.dcs)
@@ -220,19 +223,19 @@ pub async fn agents(
                         "{} of {} up; down: {}",
                         a.dcs - a.dcs_down.len(),
                         a.dcs,
-                        esc(&a.dcs_down.join(", "))
+                        a.dcs_down.join(", ")
                     )
-                },
-                a.last_seen.map(time_s).unwrap_or_else(|| "never".into()),
-                esc(a.source_ip.as_deref().unwrap_or("")),
-                time_s(a.cert_expires_at),
-                esc(&a.id),
+                }),
+                text(&a.last_seen.map(time_s).unwrap_or_else(|| "never".into())),
+                text(a.source_ip.as_deref().unwrap_or("")),
+                text(&time_s(a.cert_expires_at)),
+                text(&a.id),
             ]
         })
         .collect();
-    let body = format!(
-        "<h1>Agents</h1>{}",
-        layout::table(
+    let body = html! {
+        h1 { "Agents" }
+        (layout::table(
             "agents",
             &[
                 "Host",
@@ -249,7 +252,7 @@ pub async fn agents(
             ],
             &rows,
             "No authentication agent is registered."
-        )
-    );
-    layout::page(StatusCode::OK, &ctx, "agents", "Agents", &body)
+        ))
+    };
+    layout::page(StatusCode::OK, &ctx, "agents", "Agents", body)
 }

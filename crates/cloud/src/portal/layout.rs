@@ -4,8 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-
-pub use crate::pages::esc;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::auth::Ctx;
 use crate::admin_api::ops;
@@ -52,38 +51,53 @@ pub fn secure(r: &mut Response, form_action: &str) {
     crate::pages::security_headers(r, &csp);
 }
 
-fn document(title: &str, head_extra: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head_extra}\
-<title>{} - Passthru portal</title><style>{STYLE}</style></head><body>{body}</body></html>",
-        esc(title)
-    )
+fn document(title: &str, head_extra: Markup, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                (head_extra)
+                title { (title) " - Passthru portal" }
+                // A constant of ours, not input; the CSP allows it by the hash of these exact
+                // bytes, so it must not be altered by escaping.
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
+    .into_string()
 }
 
 /// A page without the navigation (sign-in steps, errors before a session exists); with
 /// `refresh_to`, it moves on to that same-origin path by itself (no script).
-pub fn bare(status: StatusCode, title: &str, body: &str, refresh_to: Option<&str>) -> Response {
-    let head = refresh_to
-        .map(|to| {
-            format!(
-                "<meta http-equiv=\"refresh\" content=\"0;url={}\">",
-                esc(to)
-            )
-        })
-        .unwrap_or_default();
-    let html = document(title, &head, &format!("<main>{body}</main>"));
+pub(crate) fn bare(
+    status: StatusCode,
+    title: &str,
+    body: Markup,
+    refresh_to: Option<&str>,
+) -> Response {
+    let head = html! {
+        @if let Some(to) = refresh_to {
+            meta http-equiv="refresh" content={ "0;url=" (to) };
+        }
+    };
+    let html = document(title, head, html! { main { (body) } });
     let mut r = (status, Html(html)).into_response();
     secure(&mut r, "'self'");
     r
 }
 
 /// A page with only a heading and a sentence.
-pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     bare(
         status,
         title,
-        &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
+        html! {
+            h1 { (title) }
+            p { (text) }
+        },
         None,
     )
 }
@@ -102,58 +116,64 @@ pub const NAV: &[(&str, &str, &[&str])] = &[
 
 /// A portal page for the signed-in user: header (tenant, UPN, sign-out), navigation, `body`.
 /// `active` is the page's path under the portal ("" for the dashboard).
-pub fn page(status: StatusCode, ctx: &Ctx, active: &str, title: &str, body: &str) -> Response {
-    let t = esc(&ctx.t.name);
-    let links: String = NAV
-        .iter()
-        .filter(|(_, _, roles)| ctx.may(roles))
-        .map(|(path, label, _)| {
-            format!(
-                "<a href=\"/{t}/portal/{path}\"{}>{label}</a>",
-                if *path == active {
-                    " class=\"on\" aria-current=\"page\""
-                } else {
-                    ""
+pub(crate) fn page(
+    status: StatusCode,
+    ctx: &Ctx,
+    active: &str,
+    title: &str,
+    body: Markup,
+) -> Response {
+    let t = &ctx.t.name;
+    let body = html! {
+        header {
+            span class="brand" { "Passthru" }
+            span id="tenant" { (t) }
+            span class="who" {
+                span id="upn" { (ctx.user.upn) }
+                span class="muted" { (ctx.user.role) }
+                form method="post" action={ "/" (t) "/portal/signout" } {
+                    (crate::pages::hidden("csrf", &ctx.session.csrf))
+                    button type="submit" id="signout" { "Sign out" }
                 }
-            )
-        })
-        .collect();
-    let body = format!(
-        "<header><span class=\"brand\">Passthru</span><span id=\"tenant\">{t}</span>\
-<span class=\"who\"><span id=\"upn\">{upn}</span><span class=\"muted\">{role}</span>\
-<form method=\"post\" action=\"/{t}/portal/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<button type=\"submit\" id=\"signout\">Sign out</button></form></span></header>\
-<nav aria-label=\"Portal\">{links}</nav><main>{body}</main>",
-        upn = esc(&ctx.user.upn),
-        role = esc(&ctx.user.role),
-        csrf = esc(&ctx.session.csrf),
-    );
-    let mut r = (status, Html(document(title, "", &body))).into_response();
+            }
+        }
+        nav aria-label="Portal" {
+            @for (path, label, _) in NAV.iter().filter(|(_, _, roles)| ctx.may(roles)) {
+                @let on = *path == active;
+                a href={ "/" (t) "/portal/" (path) } class=[on.then_some("on")] aria-current=[on.then_some("page")] { (label) }
+            }
+        }
+        main { (body) }
+    };
+    let mut r = (status, Html(document(title, html! {}, body))).into_response();
     secure(&mut r, "'self'");
     r
 }
 
-/// A table in its horizontal scroller: `head` are the column titles, `rows` already escaped
-/// cells.
-pub fn table(id: &str, head: &[&str], rows: &[Vec<String>], empty: &str) -> String {
-    if rows.is_empty() {
-        return format!("<p class=\"empty\" id=\"{}\">{}</p>", esc(id), esc(empty));
+/// A table in its horizontal scroller: `head` are the column titles, `rows` the cells (each
+/// markup made by maud, so its text is escaped already).
+pub(crate) fn table(id: &str, head: &[&str], rows: &[Vec<Markup>], empty: &str) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p class="empty" id=(id) { (empty) }
+        } @else {
+            div class="scroll" {
+                table id=(id) {
+                    thead { tr { @for h in head { th scope="col" { (h) } } } }
+                    tbody {
+                        @for r in rows {
+                            tr { @for c in r { td { (c) } } }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let th: String = head
-        .iter()
-        .map(|h| format!("<th scope=\"col\">{}</th>", esc(h)))
-        .collect();
-    let trs: String = rows
-        .iter()
-        .map(|r| {
-            let tds: String = r.iter().map(|c| format!("<td>{c}</td>")).collect();
-            format!("<tr>{tds}</tr>")
-        })
-        .collect();
-    format!(
-        "<div class=\"scroll\"><table id=\"{}\"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>",
-        esc(id)
-    )
+}
+
+/// One table cell of plain text (escaped).
+pub(crate) fn text(s: &str) -> Markup {
+    html! { (s) }
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.

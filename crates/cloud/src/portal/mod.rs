@@ -46,3 +46,6 @@ pub fn routes() -> Router<Shared> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod escaping_tests;

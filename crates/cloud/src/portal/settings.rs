@@ -4,10 +4,11 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth::{server_error, signed_in, Ctx};
-use super::layout::{self, esc};
+use super::layout;
 use crate::admin_api::ops;
 use crate::issue::secrets_equal;
 use crate::model::settings::{Settings, KEYS};
@@ -20,10 +21,10 @@ pub struct SettingsQuery {
     saved: Option<String>,
 }
 
-fn render(ctx: &Ctx, status: StatusCode, notice: &str, error: Option<(&str, &str)>) -> Response {
+fn render(ctx: &Ctx, status: StatusCode, notice: Markup, error: Option<(&str, &str)>) -> Response {
     let editable = ctx.may(ops::SET_SETTING.roles);
-    let t = esc(&ctx.t.name);
-    let rows: Vec<Vec<String>> = KEYS
+    let t = &ctx.t.name;
+    let rows: Vec<Vec<Markup>> = KEYS
         .iter()
         .map(|k| {
             let current = ctx.t.settings.get(k.name).unwrap_or_default();
@@ -32,20 +33,19 @@ fn render(ctx: &Ctx, status: StatusCode, notice: &str, error: Option<(&str, &str
                 _ => current.clone(),
             };
             let mut row = vec![
-                format!("<code>{}</code>", esc(k.name)),
-                format!("<span id=\"value-{}\">{}</span>", esc(k.name), esc(&current)),
-                format!("<span class=\"help\">{}</span>", esc(k.help)),
+                html! { code { (k.name) } },
+                html! { span id={ "value-" (k.name) } { (current) } },
+                html! { span class="help" { (k.help) } },
             ];
             if editable {
-                row.push(format!(
-                    "<form class=\"setting\" method=\"post\" action=\"/{t}/portal/settings\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"key\" value=\"{k}\">\
-<label>New value<input type=\"text\" name=\"value\" id=\"input-{k}\" value=\"{v}\" required></label>\
-<button type=\"submit\" class=\"primary\" id=\"save-{k}\">Save</button></form>",
-                    csrf = esc(&ctx.session.csrf),
-                    k = esc(k.name),
-                    v = esc(&value),
-                ));
+                row.push(html! {
+                    form class="setting" method="post" action={ "/" (t) "/portal/settings" } {
+                        (crate::pages::hidden("csrf", &ctx.session.csrf))
+                        (crate::pages::hidden("key", k.name))
+                        label { "New value" input type="text" name="value" id={ "input-" (k.name) } value=(value) required; }
+                        button type="submit" class="primary" id={ "save-" (k.name) } { "Save" }
+                    }
+                });
             }
             row
         })
@@ -54,16 +54,15 @@ fn render(ctx: &Ctx, status: StatusCode, notice: &str, error: Option<(&str, &str
     if editable {
         head.push("Change");
     }
-    let body = format!(
-        "<h1>Settings</h1>{notice}{}{}",
-        if editable {
-            ""
-        } else {
-            "<p class=\"muted\">Only a Global Administrator can change settings.</p>"
-        },
-        layout::table("settings", &head, &rows, "")
-    );
-    layout::page(status, ctx, "settings", "Settings", &body)
+    let body = html! {
+        h1 { "Settings" }
+        (notice)
+        @if !editable {
+            p class="muted" { "Only a Global Administrator can change settings." }
+        }
+        (layout::table("settings", &head, &rows, ""))
+    };
+    layout::page(status, ctx, "settings", "Settings", body)
 }
 
 /// `GET /{tenant}/portal/settings`
@@ -78,14 +77,16 @@ pub async fn page(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let notice = match q.saved.as_deref() {
-        Some(k) if KEYS.iter().any(|key| key.name == k) => format!(
-            "<p class=\"notice\" role=\"status\" id=\"notice\">Saved {}.</p>",
-            esc(k)
-        ),
-        _ => String::new(),
+    let saved = q
+        .saved
+        .as_deref()
+        .filter(|k| KEYS.iter().any(|key| key.name == *k));
+    let notice = html! {
+        @if let Some(k) = saved {
+            p class="notice" role="status" id="notice" { "Saved " (k) "." }
+        }
     };
-    render(&ctx, StatusCode::OK, &notice, None)
+    render(&ctx, StatusCode::OK, notice, None)
 }
 
 /// The form of one setting.
@@ -117,14 +118,11 @@ pub async fn save(
     }
     let mut settings: Settings = ctx.t.settings.clone();
     if let Err(e) = settings.set(&f.key, &f.value) {
-        let error = format!(
-            "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-            esc(&e.to_string())
-        );
+        let error = crate::pages::alert(Some(&e.to_string()));
         return render(
             &ctx,
             StatusCode::BAD_REQUEST,
-            &error,
+            error,
             Some((f.key.as_str(), f.value.as_str())),
         );
     }

@@ -3,10 +3,11 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth::{server_error, signed_in};
-use super::layout::{self, aadsts_text, esc, time_ms, win32_text};
+use super::layout::{self, aadsts_text, text, time_ms, win32_text};
 use crate::admin_api::ops;
 use crate::clock::unix_ms;
 use crate::state::Shared;
@@ -104,56 +105,57 @@ pub async fn page(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let rows: Vec<Vec<String>> = lines
+    let rows: Vec<Vec<Markup>> = lines
         .iter()
         .map(|s| {
             vec![
-                time_ms(s.time_ms),
-                esc(&s.username),
+                text(&time_ms(s.time_ms)),
+                text(&s.username),
                 if s.result == "success" {
-                    "<span class=\"ok\">success</span>".into()
+                    html! { span class="ok" { "success" } }
                 } else {
-                    format!("<span class=\"bad\">{}</span>", esc(&s.result))
+                    html! { span class="bad" { (s.result) } }
                 },
-                s.aadsts.map(|c| esc(&aadsts_text(c))).unwrap_or_default(),
-                s.win32.map(|c| esc(&win32_text(c))).unwrap_or_default(),
-                s.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default(),
-                esc(s.client_id.as_deref().unwrap_or("")),
-                s.agent_id.map(|a| a.to_string()).unwrap_or_default(),
-                esc(s.client_ip.as_deref().unwrap_or("")),
-                esc(&s.correlation_id),
+                text(&s.aadsts.map(aadsts_text).unwrap_or_default()),
+                text(&s.win32.map(win32_text).unwrap_or_default()),
+                text(&s.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default()),
+                text(s.client_id.as_deref().unwrap_or("")),
+                text(&s.agent_id.map(|a| a.to_string()).unwrap_or_default()),
+                text(s.client_ip.as_deref().unwrap_or("")),
+                text(&s.correlation_id),
             ]
         })
         .collect();
-    let t = esc(&ctx.t.name);
-    let options: String = SINCE
-        .iter()
-        .map(|(v, label, _)| {
-            format!(
-                "<option value=\"{v}\"{}>{label}</option>",
-                if *v == q.since().0 { " selected" } else { "" }
-            )
-        })
-        .collect();
-    let body = format!(
-        "<h1>Sign-in log</h1><form class=\"filters\" method=\"get\" action=\"/{t}/portal/signins\">\
-<label>User<input type=\"text\" name=\"user\" id=\"user\" value=\"{user}\" placeholder=\"user@domain\"></label>\
-<label>Result<input type=\"text\" name=\"result\" id=\"result\" value=\"{result}\" placeholder=\"success, failure or 50126\"></label>\
-<label>Since<select name=\"since\" id=\"since\">{options}</select></label>\
-<button type=\"submit\" class=\"primary\">Filter</button></form>\
-<p><a id=\"csv\" href=\"/{t}/portal/signins.csv?{qs}\">Download as CSV</a> <span class=\"muted\">({n} lines shown, newest first, at most {PAGE_LINES})</span></p>{}",
-        layout::table(
+    let t = &ctx.t.name;
+    let since = q.since().0;
+    let body = html! {
+        h1 { "Sign-in log" }
+        form class="filters" method="get" action={ "/" (t) "/portal/signins" } {
+            label { "User" input type="text" name="user" id="user" value=(q.user.trim()) placeholder="user@domain"; }
+            label { "Result" input type="text" name="result" id="result" value=(q.result.trim()) placeholder="success, failure or 50126"; }
+            label {
+                "Since"
+                select name="since" id="since" {
+                    @for (v, label, _) in SINCE {
+                        option value=(v) selected[*v == since] { (label) }
+                    }
+                }
+            }
+            button type="submit" class="primary" { "Filter" }
+        }
+        p {
+            a id="csv" href={ "/" (t) "/portal/signins.csv?" (q.query_string()) } { "Download as CSV" }
+            " "
+            span class="muted" { "(" (lines.len()) " lines shown, newest first, at most " (PAGE_LINES) ")" }
+        }
+        (layout::table(
             "signins",
             &["Time", "User", "Result", "Error", "Win32", "Latency", "App", "Agent", "IP", "Correlation id"],
             &rows,
             "No sign-in matches these filters.",
-        ),
-        user = esc(q.user.trim()),
-        result = esc(q.result.trim()),
-        qs = esc(&q.query_string()),
-        n = lines.len(),
-    );
-    layout::page(StatusCode::OK, &ctx, "signins", "Sign-in log", &body)
+        ))
+    };
+    layout::page(StatusCode::OK, &ctx, "signins", "Sign-in log", body)
 }
 
 /// `GET /{tenant}/portal/signins.csv?user=&result=&since=`

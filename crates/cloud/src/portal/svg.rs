@@ -1,7 +1,9 @@
 //! Small inline-SVG charts (no script, no style attributes: only presentation attributes,
-//! which the portal's Content Security Policy allows). Every text is escaped.
+//! which the portal's Content Security Policy allows), written with maud like the pages, so
+//! every text and attribute value is escaped. SVG elements without content still get an end
+//! tag (`{}`): inside HTML, a `<rect>` without one would swallow what follows.
 
-use super::layout::esc;
+use maud::{html, Markup};
 
 /// One stacked series of a bar chart.
 #[derive(Debug, Clone)]
@@ -32,32 +34,37 @@ fn tick_step(max: u64) -> u64 {
     step.ceil() as u64
 }
 
+/// A coordinate or length with `decimals` digits after the point.
+fn num(v: f64, decimals: usize) -> String {
+    format!("{v:.decimals$}")
+}
+
 /// A text legend: a swatch, the series' name and its total.
-fn legend(series: &[Series]) -> String {
-    let items: String = series
-        .iter()
-        .map(|s| {
-            format!(
-                "<li><svg width=\"10\" height=\"10\" viewBox=\"0 0 10 10\" aria-hidden=\"true\"><rect width=\"10\" height=\"10\" fill=\"{}\"/></svg>{}: {}</li>",
-                esc(s.color),
-                esc(&s.name),
-                s.values.iter().sum::<u64>()
-            )
-        })
-        .collect();
-    format!("<ul class=\"legend\">{items}</ul>")
+fn legend(series: &[Series]) -> Markup {
+    html! {
+        ul class="legend" {
+            @for s in series {
+                li {
+                    svg width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" {
+                        rect width="10" height="10" fill=(s.color) {}
+                    }
+                    (s.name) ": " (s.values.iter().sum::<u64>())
+                }
+            }
+        }
+    }
 }
 
 /// A stacked bar chart: one bar per `x_labels` entry (every `label_every`-th labelled), the
 /// series stacked in order from the bottom, y axis from 0 with ticks, and a text legend.
-pub fn stacked_bars(
+pub(crate) fn stacked_bars(
     title: &str,
     y_title: &str,
     x_labels: &[String],
     label_every: usize,
     series: &[Series],
     empty: &str,
-) -> String {
+) -> Markup {
     let n = x_labels.len().max(1);
     let totals: Vec<u64> = (0..n)
         .map(|i| series.iter().filter_map(|s| s.values.get(i)).sum())
@@ -68,115 +75,91 @@ pub fn stacked_bars(
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let y = |v: u64| TOP + plot_h - (v as f64 / top_value as f64) * plot_h;
-    let mut out = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
-        esc(title)
-    );
-    // Grid lines and y labels.
-    let mut v = 0;
-    while v <= top_value {
-        let yy = y(v);
-        out.push_str(&format!(
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e1dfdd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0
-        ));
-        v += step;
-    }
-    out.push_str(&format!(
-        "<text x=\"12\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 12 {:.1})\">{}</text>",
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0,
-        esc(y_title)
-    ));
-    // Bars.
+    let ticks: Vec<u64> = (0..=top_value).step_by(step.max(1) as usize).collect();
+    let mid = num(TOP + plot_h / 2.0, 1);
     let bw = plot_w / n as f64;
-    for i in 0..n {
-        let x = LEFT + i as f64 * bw;
-        let mut base = 0u64;
-        for s in series {
-            let value = s.values.get(i).copied().unwrap_or(0);
-            if value == 0 {
-                continue;
+    html! {
+        svg class="chart" viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+            // Grid lines and y labels.
+            @for v in ticks {
+                @let yy = num(y(v), 1);
+                line x1=(LEFT) x2=(W - RIGHT) y1=(yy) y2=(yy) stroke="#e1dfdd" {}
+                text x=(LEFT - 6.0) y=(num(y(v) + 4.0, 1)) text-anchor="end" { (v) }
             }
-            let (y1, y0) = (y(base + value), y(base));
-            out.push_str(&format!(
-                "<rect x=\"{:.2}\" y=\"{y1:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"{}\"><title>{} {}: {value}</title></rect>",
-                x + bw * 0.1,
-                (bw * 0.8).max(1.0),
-                (y0 - y1).max(0.5),
-                esc(s.color),
-                esc(x_labels.get(i).map(String::as_str).unwrap_or("")),
-                esc(&s.name),
-            ));
+            text x="12" y=(mid) text-anchor="middle" transform={ "rotate(-90 12 " (mid) ")" } { (y_title) }
+            // Bars.
+            @for i in 0..n {
+                @let x = LEFT + i as f64 * bw;
+                @let label = x_labels.get(i).map(String::as_str).unwrap_or("");
+                @for (base, s, value) in stacked(series, i) {
+                    @let (y1, y0) = (y(base + value), y(base));
+                    rect x=(num(x + bw * 0.1, 2)) y=(num(y1, 2)) width=(num((bw * 0.8).max(1.0), 2)) height=(num((y0 - y1).max(0.5), 2)) fill=(s.color) {
+                        title { (label) " " (s.name) ": " (value) }
+                    }
+                }
+                @if i < x_labels.len() && label_every > 0 && (i % label_every == 0 || i + 1 == n) {
+                    // The last label ends at the plot's edge rather than running past it.
+                    @let (lx, anchor) = if i + 1 == n { (x + bw, "end") } else { (x + bw / 2.0, "middle") };
+                    text x=(num(lx, 1)) y=(num(H - BOTTOM + 16.0, 1)) text-anchor=(anchor) { (label) }
+                }
+            }
+            // Axes.
+            @let axis_y = num(TOP + plot_h, 1);
+            line x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(axis_y) stroke="#605e5c" {}
+            line x1=(LEFT) x2=(W - RIGHT) y1=(axis_y) y2=(axis_y) stroke="#605e5c" {}
+            @if max == 0 {
+                text x=(num(LEFT + plot_w / 2.0, 1)) y=(mid) text-anchor="middle" { (empty) }
+            }
+        }
+        (legend(series))
+    }
+}
+
+/// The non-empty segments of bar `i`, bottom up: where each starts, its series and value.
+fn stacked(series: &[Series], i: usize) -> Vec<(u64, &Series, u64)> {
+    let mut base = 0u64;
+    let mut out = Vec::new();
+    for s in series {
+        let value = s.values.get(i).copied().unwrap_or(0);
+        if value > 0 {
+            out.push((base, s, value));
             base += value;
         }
-        if let Some(label) = x_labels.get(i) {
-            if label_every > 0 && (i % label_every == 0 || i + 1 == n) {
-                // The last label ends at the plot's edge rather than running past it.
-                let (lx, anchor) = if i + 1 == n {
-                    (x + bw, "end")
-                } else {
-                    (x + bw / 2.0, "middle")
-                };
-                out.push_str(&format!(
-                    "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
-                    H - BOTTOM + 16.0,
-                    esc(label)
-                ));
-            }
-        }
     }
-    // Axes.
-    out.push_str(&format!(
-        "<line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#605e5c\"/><line x1=\"{LEFT}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#605e5c\"/>",
-        TOP + plot_h,
-        W - RIGHT,
-        TOP + plot_h,
-        TOP + plot_h
-    ));
-    if max == 0 {
-        out.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            LEFT + plot_w / 2.0,
-            TOP + plot_h / 2.0,
-            esc(empty)
-        ));
-    }
-    out.push_str("</svg>");
-    out.push_str(&legend(series));
     out
 }
 
 /// A horizontal bar chart: each item's label (HTML text, wraps on narrow screens) above a
 /// bar as long as its share of the largest value, and the value.
-pub fn horizontal_bars(title: &str, items: &[(String, u64)], color: &str, empty: &str) -> String {
-    if items.is_empty() {
-        return format!("<p class=\"empty\">{}</p>", esc(empty));
-    }
+pub(crate) fn horizontal_bars(
+    title: &str,
+    items: &[(String, u64)],
+    color: &str,
+    empty: &str,
+) -> Markup {
     let max = items.iter().map(|(_, v)| *v).max().unwrap_or(1).max(1);
-    let rows: String = items
-        .iter()
-        .map(|(label, v)| {
-            let w = (*v as f64 / max as f64 * 100.0).max(0.5);
-            format!(
-                "<div class=\"hrow\" role=\"listitem\"><span class=\"hl\">{}</span>\
-<svg viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect width=\"100\" height=\"10\" fill=\"#f3f2f1\"/><rect width=\"{w:.2}\" height=\"10\" fill=\"{}\"/></svg>\
-<span class=\"hn\">{v}</span></div>",
-                esc(label),
-                esc(color)
-            )
-        })
-        .collect();
-    format!(
-        "<div class=\"hbars\" role=\"list\" aria-label=\"{}\">{rows}</div>",
-        esc(title)
-    )
+    html! {
+        @if items.is_empty() {
+            p class="empty" { (empty) }
+        } @else {
+            div class="hbars" role="list" aria-label=(title) {
+                @for (label, v) in items {
+                    div class="hrow" role="listitem" {
+                        span class="hl" { (label) }
+                        svg viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true" {
+                            rect width="100" height="10" fill="#f3f2f1" {}
+                            rect width=(num((*v as f64 / max as f64 * 100.0).max(0.5), 2)) height="10" fill=(color) {}
+                        }
+                        span class="hn" { (v) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The `p`-th percentile (nearest rank) of `values`, or None when there are none.
-pub fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
+pub(crate) fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }
@@ -196,15 +179,17 @@ mod tests {
             color: "#107c10",
             values: vec![0; 60],
         }];
-        let svg = stacked_bars("t", "sign-ins", &labels, 10, &s, "No sign-ins");
+        let svg = stacked_bars("t", "sign-ins", &labels, 10, &s, "No sign-ins").into_string();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("No sign-ins"));
         assert!(svg.contains("success: 0"));
         assert!(!svg.contains("<rect x="), "no bars: {svg}");
         assert!(svg.contains(">0</text>"));
-        let none = stacked_bars("t", "y", &[], 10, &[], "nothing");
+        let none = stacked_bars("t", "y", &[], 10, &[], "nothing").into_string();
         assert!(none.contains("nothing") && none.ends_with("</ul>"));
-        assert!(horizontal_bars("t", &[], "#000", "No failures").contains("No failures"));
+        assert!(horizontal_bars("t", &[], "#000", "No failures")
+            .into_string()
+            .contains("No failures"));
     }
 
     #[test]
@@ -222,7 +207,7 @@ mod tests {
                 values: vec![3, 0],
             },
         ];
-        let svg = stacked_bars("<script>", "y", &labels, 1, &s, "-");
+        let svg = stacked_bars("<script>", "y", &labels, 1, &s, "-").into_string();
         assert!(!svg.contains("<script>") && !svg.contains("<a>") && !svg.contains("<fine>"));
         assert!(svg.contains("&lt;a&gt;") && svg.contains("ok &amp; &lt;fine&gt;: 3"));
         assert!(svg.contains("&quot;bad&quot;: 3"));
@@ -232,7 +217,8 @@ mod tests {
             &[("<b>50126</b>".into(), 4), ("w".into(), 1)],
             "#c50f1f",
             "-",
-        );
+        )
+        .into_string();
         assert!(h.contains("&lt;b&gt;50126&lt;/b&gt;") && !h.contains("<b>"));
         assert!(h.contains("width=\"100.00\"") && h.contains("width=\"25.00\""));
     }

@@ -4,10 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use maud::{html, Markup};
 
 use super::auth::{server_error, signed_in};
 use super::dashboard::agent_views;
-use super::layout::{self, esc, time_s};
+use super::layout::{self, text, time_s};
 use crate::admin_api::ops;
 use crate::state::Shared;
 use crate::sts::BaseUrl;
@@ -49,7 +50,7 @@ pub async fn page(
         })
         .unwrap_or_else(|| "none".into())
     };
-    let rows: Vec<Vec<String>> = forests
+    let rows: Vec<Vec<Markup>> = forests
         .iter()
         .map(|f| {
             let (users, groups) = counts
@@ -58,63 +59,33 @@ pub async fn page(
                 .map(|(_, u, g)| (*u, *g))
                 .unwrap_or((0, 0));
             vec![
-                esc(&f.forest),
-                esc(&host_of(f.holder_agent_id)),
-                users.to_string(),
-                groups.to_string(),
-                format!("{} s", f.interval_seconds),
-                f.last_success_at
-                    .map(time_s)
-                    .unwrap_or_else(|| "never".into()),
-                f.last_full_at.map(time_s).unwrap_or_else(|| "never".into()),
+                text(&f.forest),
+                text(&host_of(f.holder_agent_id)),
+                html! { (users) },
+                html! { (groups) },
+                html! { (f.interval_seconds) " s" },
+                text(
+                    &f.last_success_at
+                        .map(time_s)
+                        .unwrap_or_else(|| "never".into()),
+                ),
+                text(&f.last_full_at.map(time_s).unwrap_or_else(|| "never".into())),
                 match &f.last_error {
-                    Some(e) => format!("<span class=\"bad\">{}</span>", esc(e)),
-                    None => "<span class=\"ok\">none</span>".into(),
+                    Some(e) => html! { span class="bad" { (e) } },
+                    None => html! { span class="ok" { "none" } },
                 },
             ]
         })
         .collect();
-    let running: String = progress
-        .iter()
-        .map(|p| {
-            let bar = match p.estimated_total {
-                Some(total) if total > 0 => format!(
-                    "<progress max=\"{total}\" value=\"{}\"></progress>",
-                    p.objects.min(total)
-                ),
-                _ => String::new(),
-            };
-            let eta = p
-                .eta_seconds
-                .map(|s| format!(", about {s} s left"))
-                .unwrap_or_default();
-            format!(
-                "<p class=\"run\">{} of <b>{}</b>: {} objects, {}/s{eta} {bar}</p>",
-                if p.full {
-                    "Full import"
-                } else {
-                    "Incremental run"
-                },
-                esc(&p.forest),
-                p.objects,
-                p.objects_per_second,
-            )
-        })
-        .collect();
-    let conflicts: String = forests
-        .iter()
-        .flat_map(|f| f.conflicts.iter().map(move |c| (f, c)))
-        .map(|(f, c)| format!("<li>{}: {}</li>", esc(&f.forest), esc(c)))
-        .collect();
-    let group_rows: Vec<Vec<String>> = groups
+    let group_rows: Vec<Vec<Markup>> = groups
         .0
         .iter()
         .map(|g| {
             vec![
-                esc(g.name.as_deref().unwrap_or("")),
-                esc(&g.dn),
-                esc(&g.forest),
-                esc(&g.id.to_string()),
+                text(g.name.as_deref().unwrap_or("")),
+                text(&g.dn),
+                text(&g.forest),
+                text(&g.id.to_string()),
             ]
         })
         .collect();
@@ -123,11 +94,30 @@ pub async fn page(
     } else {
         "off"
     };
-    let body = format!(
-        "<h1>Directory sync</h1><p>sync_required is <b id=\"sync-required\">{required}</b>. \
-Synced users and groups are read-only here: change them in Active Directory.</p>{running}{}{}\
-<h2>Groups</h2>{}",
-        layout::table(
+    let conflicts: Vec<(&str, &String)> = forests
+        .iter()
+        .flat_map(|f| f.conflicts.iter().map(move |c| (f.forest.as_str(), c)))
+        .collect();
+    let body = html! {
+        h1 { "Directory sync" }
+        p {
+            "sync_required is " b id="sync-required" { (required) } ". "
+            "Synced users and groups are read-only here: change them in Active Directory."
+        }
+        @for run in &progress {
+            p class="run" {
+                (if run.full { "Full import" } else { "Incremental run" })
+                " of " b { (run.forest) } ": " (run.objects) " objects, " (run.objects_per_second) "/s"
+                @if let Some(s) = run.eta_seconds {
+                    ", about " (s) " s left"
+                }
+                " "
+                @if let Some(total) = run.estimated_total.filter(|t| *t > 0) {
+                    progress max=(total) value=(run.objects.min(total)) {}
+                }
+            }
+        }
+        (layout::table(
             "forests",
             &[
                 "Forest",
@@ -142,18 +132,22 @@ Synced users and groups are read-only here: change them in Active Directory.</p>
             &rows,
             "No forest is synced: give an agent a service account for a forest \
              (service_account and service_password_file in its configuration)."
-        ),
-        if conflicts.is_empty() {
-            String::new()
-        } else {
-            format!("<h2>Objects not applied</h2><ul id=\"conflicts\">{conflicts}</ul>")
-        },
-        layout::table(
+        ))
+        @if !conflicts.is_empty() {
+            h2 { "Objects not applied" }
+            ul id="conflicts" {
+                @for (forest, c) in &conflicts {
+                    li { (forest) ": " (c) }
+                }
+            }
+        }
+        h2 { "Groups" }
+        (layout::table(
             "groups",
             &["Name", "Distinguished name", "Forest", "Object id"],
             &group_rows,
             "No group is synced."
-        ),
-    );
-    layout::page(StatusCode::OK, &ctx, "sync", "Directory sync", &body)
+        ))
+    };
+    layout::page(StatusCode::OK, &ctx, "sync", "Directory sync", body)
 }

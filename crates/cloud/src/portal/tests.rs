@@ -14,7 +14,7 @@ fn local(location: &str) -> String {
 
 /// Signs `name` (an on-premises user of the bed's domain, given `role`) in to the portal:
 /// the `Cookie` header of the signed-in browser.
-async fn portal_session(bed: &Bed, name: &str, role: &str) -> anyhow::Result<String> {
+pub(super) async fn portal_session(bed: &Bed, name: &str, role: &str) -> anyhow::Result<String> {
     let user = bed.onprem_user(name).await?;
     bed.state
         .store
