@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::clock::unix_now;
 use crate::http::cookie_value;
 use crate::issue::{hash_secret, random_token};
-use crate::pages::{error_page, form_post, info_page};
+use crate::pages::{error_page, fault_page, form_post, info_page};
 use crate::state::Shared;
 use crate::store::{AuthCode, AuthzRequest, SessionRecord, Tenant};
 
@@ -188,13 +188,8 @@ pub(crate) async fn complete_sign_in(
         auth_time: now,
         expires_at: now + SESSION_LIFETIME,
     };
-    if state
-        .store
-        .add_session(&hash_secret(&sid), &rec)
-        .await
-        .is_err()
-    {
-        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+    if let Err(e) = state.store.add_session(&hash_secret(&sid), &rec).await {
+        return fault_page(corr, e);
     }
     let mut r = finish(state, req, user_id, now, corr).await;
     r.headers_mut()

@@ -19,7 +19,7 @@ use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::issue::{hash_secret, random_token, user_tokens, Grant};
 use crate::oauth_error::OAuthError;
-use crate::pages::{alert, error_page, hidden, page, username_page};
+use crate::pages::{alert, error_page, fault_page, hidden, page, username_page};
 use crate::state::Shared;
 use crate::store::device::DeviceCode;
 use crate::store::{AuthzRequest, Tenant};
@@ -87,10 +87,7 @@ pub async fn device_code(
                 .with_detail("The device code flow is for public client applications."))
         }
         Ok(None) => return Err(OAuthError::new(Aadsts::UnknownClient, corr)),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return Err(OAuthError::new(Aadsts::ServerError, corr));
-        }
+        Err(e) => return Err(OAuthError::fault(corr, e)),
     }
     let device = random_token();
     let now = unix_now();
@@ -254,7 +251,7 @@ pub async fn code_submit(
         if let Some(page) = crate::limits::pending_full_page(&e, corr) {
             return page;
         }
-        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        return fault_page(corr, e);
     }
     username_page(&t.name, &req.id, &req.csrf, "", None)
 }
@@ -274,10 +271,7 @@ pub async fn redeem(
         .store
         .poll_device(&hash_secret(device_code), now)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "store failure");
-            OAuthError::new(Aadsts::ServerError, corr)
-        })?
+        .map_err(|e| OAuthError::fault(corr, e))?
         .ok_or_else(|| OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr))?;
     if d.tenant_id != tenant.id || d.client_id != client_id {
         return Err(OAuthError::new(Aadsts::InvalidGrant, corr));

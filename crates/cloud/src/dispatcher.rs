@@ -55,6 +55,19 @@ pub enum DispatchError {
     AnswerRefused(AnswerRefusal),
 }
 
+impl DispatchError {
+    /// The code a sign-in that got this is failed with (the one place the two meet).
+    pub fn aadsts(self) -> passthru_proto::Aadsts {
+        use passthru_proto::Aadsts;
+        match self {
+            DispatchError::NoAgent => Aadsts::AgentUnavailable,
+            DispatchError::Timeout => Aadsts::AgentTimeout,
+            DispatchError::Busy => Aadsts::Throttled,
+            DispatchError::AnswerRefused(_) => Aadsts::AgentAnswerRefused,
+        }
+    }
+}
+
 /// An answer from an agent.
 #[derive(Debug, Clone)]
 pub struct Reply {

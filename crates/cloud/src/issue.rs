@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::clock::unix_now;
-use crate::oauth_error::OAuthError;
+use crate::oauth_error::{Fault, OAuthError};
 use crate::state::Shared;
 use crate::store::{RefreshRecord, Tenant, User};
 use crate::sts::issuer;
@@ -148,10 +148,8 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
     } else {
         g.client_id.to_string()
     };
-    let server_error = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "token issuance failed");
-        OAuthError::new(Aadsts::ServerError, g.correlation_id)
-    };
+    let server_error =
+        |e: &dyn std::fmt::Display| OAuthError::fault(g.correlation_id, Fault::other(e));
     let groups = groups_claim(state, g).await.map_err(|e| server_error(&e))?;
     let keys = state
         .signer
@@ -230,10 +228,7 @@ pub async fn app_token(
 ) -> Result<Response, OAuthError> {
     let now = unix_now();
     let exp = now + TOKEN_LIFETIME_SECS;
-    let server_error = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "token issuance failed");
-        OAuthError::new(Aadsts::ServerError, corr)
-    };
+    let server_error = |e: &dyn std::fmt::Display| OAuthError::fault(corr, Fault::other(e));
     let keys = state
         .signer
         .keys(tenant.id)

@@ -217,6 +217,14 @@ pub(crate) fn redirect_form_action(redirect_uri: &str) -> String {
     }
 }
 
+/// The page for a [`crate::oauth_error::Fault`] (logged here, once): a sentence and the
+/// correlation id, never the fault's own words.
+pub(crate) fn fault_page(corr: Uuid, e: impl Into<crate::oauth_error::Fault>) -> Response {
+    let f = e.into();
+    f.log(corr);
+    error_page(f.aadsts(), corr, "The service failed; try again.")
+}
+
 /// A page for an error that cannot be sent back to the application.
 pub(crate) fn error_page(code: Aadsts, corr: Uuid, detail: &str) -> Response {
     let body = html! {

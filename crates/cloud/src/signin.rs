@@ -426,18 +426,25 @@ async fn pass_through(
     trail.latency_ms = Some(started.elapsed().as_millis() as i64);
     let reply = match reply {
         Ok(r) => r,
-        Err(DispatchError::NoAgent) => {
-            tracing::warn!(tenant = %attempt.tenant.name, "pass-through: no authentication agent is connected");
-            return Err(fail(Aadsts::AgentUnavailable));
+        Err(e) => {
+            match e {
+                DispatchError::NoAgent => {
+                    tracing::warn!(tenant = %attempt.tenant.name, "pass-through: no authentication agent is connected")
+                }
+                DispatchError::Busy => {
+                    tracing::warn!(tenant = %attempt.tenant.name, "pass-through: the tenant's agent requests in flight are at their limit (serve --max-agent-requests-per-tenant)")
+                }
+                _ => {}
+            }
+            let failed = fail(e.aadsts());
+            return Err(if e == DispatchError::Busy {
+                failed.with_detail(
+                    "Too many sign-ins of this organization are waiting for its authentication agents.",
+                )
+            } else {
+                failed
+            });
         }
-        Err(DispatchError::Timeout) => return Err(fail(Aadsts::AgentTimeout)),
-        Err(DispatchError::Busy) => {
-            tracing::warn!(tenant = %attempt.tenant.name, "pass-through: the tenant's agent requests in flight are at their limit (serve --max-agent-requests-per-tenant)");
-            return Err(fail(Aadsts::Throttled).with_detail(
-                "Too many sign-ins of this organization are waiting for its authentication agents.",
-            ));
-        }
-        Err(DispatchError::AnswerRefused(_)) => return Err(fail(Aadsts::AgentAnswerRefused)),
     };
     trail.agent_id = Some(reply.agent_id);
     trail.repeated = reply.repeated;
@@ -556,9 +563,8 @@ pub(crate) async fn record_user(
     Ok(user)
 }
 
-fn server_error(e: impl std::fmt::Display, attempt: &Attempt<'_>) -> OAuthError {
-    tracing::error!(error = %e, correlation = %attempt.correlation_id, "sign-in failed on a server error");
-    OAuthError::new(Aadsts::ServerError, attempt.correlation_id)
+fn server_error(e: impl Into<crate::oauth_error::Fault>, attempt: &Attempt<'_>) -> OAuthError {
+    OAuthError::fault(attempt.correlation_id, e)
 }
 
 #[cfg(test)]

@@ -108,10 +108,7 @@ pub async fn load_tenant(state: &Shared, name: &str, corr: Uuid) -> Result<Tenan
         Ok(Some(t)) => Ok(t),
         Ok(None) => Err(OAuthError::new(Aadsts::TenantNotFound, corr)
             .with_detail(format!("Tenant '{name}' not found."))),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            Err(OAuthError::new(Aadsts::ServerError, corr))
-        }
+        Err(e) => Err(OAuthError::fault(corr, e)),
     }
 }
 
@@ -158,10 +155,11 @@ pub async fn keys(
 ) -> Result<Response, OAuthError> {
     let corr = correlation_id(&headers);
     let t = load_tenant(&state, &tenant, corr).await?;
-    let keys = state.signer.keys(t.id).await.map_err(|e| {
-        tracing::error!(tenant = %t.name, error = %e, "the tenant's signing keys cannot be loaded");
-        OAuthError::new(Aadsts::ServerError, corr)
-    })?;
+    let keys = state
+        .signer
+        .keys(t.id)
+        .await
+        .map_err(|e| OAuthError::fault(corr, e))?;
     Ok(Json(json!({ "keys": keys.jwks() })).into_response())
 }
 

@@ -130,9 +130,8 @@ fn missing(name: &str, corr: Uuid) -> OAuthError {
     ))
 }
 
-fn server_error(e: impl std::fmt::Display, corr: Uuid) -> OAuthError {
-    tracing::error!(error = %e, "token endpoint failure");
-    OAuthError::new(Aadsts::ServerError, corr)
+fn server_error(e: impl Into<crate::oauth_error::Fault>, corr: Uuid) -> OAuthError {
+    OAuthError::fault(corr, e)
 }
 
 /// PKCE S256: BASE64URL(SHA256(verifier)) == challenge.

@@ -21,7 +21,7 @@ use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::{hash_secret, random_token};
-use crate::pages::{error_page, hidden, info_page, password_page, username_page};
+use crate::pages::{error_page, fault_page, hidden, info_page, password_page, username_page};
 use crate::signin::{check_password, Attempt};
 use crate::state::Shared;
 use crate::store::{AuthzRequest, DomainKind, SessionRecord, Tenant};
@@ -76,7 +76,7 @@ pub async fn authorize(
                 &format!("Tenant '{tenant}' was not found."),
             )
         }
-        Err(_) => return error_page(Aadsts::ServerError, corr, "The service failed; try again."),
+        Err(e) => return fault_page(corr, e),
     };
     // Until the redirect URI is known to be registered, errors stay on our pages.
     let Some(client_id) = p.client_id.as_deref().map(str::to_ascii_lowercase) else {
@@ -199,8 +199,7 @@ pub async fn authorize(
         if let Some(page) = crate::limits::pending_full_page(&e, corr) {
             return page;
         }
-        tracing::error!(error = %e, "cannot store an authorization request");
-        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        return fault_page(corr, e);
     }
     username_page(
         &t.name,
@@ -265,13 +264,12 @@ pub async fn login_username(
         }
     }
     req.username = Some(username.clone());
-    if state
+    if let Err(e) = state
         .store
         .put_authz(&req, unix_now() + REQUEST_LIFETIME)
         .await
-        .is_err()
     {
-        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        return fault_page(corr, e);
     }
     password_page(
         &t.name,

@@ -34,7 +34,7 @@ use crate::http::correlation_id;
 use crate::http::ClientInfo;
 use crate::issue::secrets_equal;
 use crate::issue::{hash_secret, random_token};
-use crate::pages::error_page;
+use crate::pages::{error_page, fault_page};
 use crate::state::Shared;
 use crate::store::federation::{FederatedUser, FederationState};
 use crate::store::{AuthzRequest, SignIn, StoreError, Tenant};
@@ -84,10 +84,7 @@ pub(crate) async fn start(
                 "This domain signs in at its own identity provider, which isn't configured. Contact your administrator.",
             );
         }
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
-        }
+        Err(e) => return fault_page(corr, e),
     };
     let d = match discover(&cfg.issuer).await {
         Ok(d) => d,
@@ -135,8 +132,7 @@ pub(crate) async fn start(
         if let Some(page) = crate::limits::pending_full_page(&e, corr) {
             return page;
         }
-        tracing::error!(error = %e, "cannot store a federated sign-in");
-        return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
+        return fault_page(corr, e);
     }
     let mut url = match url::Url::parse(&d.authorization_endpoint) {
         Ok(u) => u,
@@ -251,10 +247,7 @@ pub async fn callback(
             tracing::warn!(tenant = %t.name, correlation = %corr, "federation callback with an unknown, used or expired state");
             return refused(corr);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
-        }
+        Err(e) => return fault_page(corr, e),
     };
     let mut r = finish_round_trip(&state, &t, &client, &p, st, &headers, corr, started).await;
     // The round trip is over, whatever happened: its binding cookie has done its job.
@@ -342,10 +335,7 @@ async fn finish_round_trip(
             )
             .await
         }
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
-        }
+        Err(e) => return fault_page(corr, e),
     };
     let checked = async {
         let id_token = redeem(&st, &cfg, code).await?;
@@ -401,10 +391,7 @@ async fn finish_round_trip(
             )
             .await
         }
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return error_page(Aadsts::ServerError, corr, "The service failed; try again.");
-        }
+        Err(e) => return fault_page(corr, e),
     };
     log_sign_in(
         state,

@@ -29,9 +29,8 @@ use crate::store::{AuthzRequest, ChangeSecondFactor, PasswordChangeGrant, Tenant
 /// How long a second-factor page may wait for its form, seconds.
 const CHALLENGE_LIFETIME: i64 = crate::browser_session::REQUEST_LIFETIME;
 
-fn server_error(e: impl std::fmt::Display, corr: Uuid) -> Response {
-    tracing::error!(error = %e, correlation = %corr, "second factor: server failure");
-    error_page(Aadsts::ServerError, corr, "The service failed; try again.")
+fn server_error(e: impl Into<crate::oauth_error::Fault>, corr: Uuid) -> Response {
+    crate::pages::fault_page(corr, e)
 }
 
 fn page_error(code: Aadsts, corr: Uuid, detail: Option<String>) -> PageError {

@@ -69,10 +69,11 @@ pub(crate) async fn password_grant_allowed(
 ) -> Result<(), OAuthError> {
     let rec = match known {
         Some(rec) => rec,
-        None => state.store.mfa(t.id, user.id).await.map_err(|e| {
-            tracing::error!(error = %e, correlation = %corr, "cannot read the user's MFA state");
-            OAuthError::new(Aadsts::ServerError, corr)
-        })?,
+        None => state
+            .store
+            .mfa(t.id, user.id)
+            .await
+            .map_err(|e| OAuthError::fault(corr, e))?,
     };
     let effective = policy::effective(t.settings.mfa, rec.policy);
     if !policy::password_grant_refused(effective, rec.enrolled) {

@@ -98,8 +98,9 @@ pub async fn tenant(state: &Shared, name: &str) -> Result<Tenant, Response> {
 }
 
 /// The portal's page for a store failure.
-pub fn server_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "portal: store failure");
+pub(crate) fn server_error(e: impl Into<crate::oauth_error::Fault>) -> Response {
+    let f = e.into();
+    tracing::error!(error = %f, "portal: server fault");
     layout::message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
