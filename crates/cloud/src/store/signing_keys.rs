@@ -2,7 +2,7 @@
 //! the tenant's tokens, retired ones stay published for a grace period so the tokens they
 //! signed still verify. Private keys are stored sealed ([`crate::secret_box::SecretBox`]); this
 //! module never sees them in the clear except when sealing rows of a store from before
-//! sealing ([`Store::seal_plaintext_secrets`]).
+//! sealing ([`SigningKeyStore::seal_plaintext_secrets`]).
 
 use async_trait::async_trait;
 
@@ -106,4 +106,32 @@ pub trait SigningKeyStore: Send + Sync {
     /// Deletes every tenant's retired keys past the grace period or the count. Returns how
     /// many went.
     async fn prune_signing_keys(&self, now: i64, keep_secs: i64, max_retired: i64) -> Result<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::{PrivateKey, StoredKey};
+
+    /// A key's debug form (logs, panics) names the key and never carries its private half,
+    /// sealed or not.
+    #[test]
+    fn debug_never_shows_a_private_key() {
+        let secret = b"-----BEGIN PRIVATE KEY-----SECRETBYTES".to_vec();
+        for private_key in [
+            PrivateKey::Plain(Zeroizing::new(secret.clone())),
+            PrivateKey::Sealed(secret.clone()),
+        ] {
+            let k = StoredKey {
+                kid: "kid-1".into(),
+                private_key,
+                public_raw: vec![4; 65],
+                retired_at: None,
+            };
+            let shown = format!("{k:?} {:?}", k.private_key);
+            assert!(shown.contains("kid-1"), "{shown}");
+            assert!(!shown.contains("SECRETBYTES") && !shown.contains("83, 69, 67"), "{shown}");
+        }
+    }
 }
