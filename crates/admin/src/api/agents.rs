@@ -39,9 +39,24 @@ pub struct Agent {
     pub errors: BTreeMap<String, u64>,
     pub round_trip_ms: RoundTrip,
     pub revoked: bool,
-    /// What a connected agent last reported of its domain controllers.
-    #[schema(value_type = Vec<Object>)]
-    pub domain_controllers: Vec<serde_json::Value>,
+    /// What a connected agent last reported of its domain controllers (none when it is not
+    /// connected).
+    pub domain_controllers: Vec<DomainController>,
+}
+
+/// One domain controller as an agent last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DomainController {
+    /// The forest's name in the agent's configuration.
+    pub forest: String,
+    /// `ldaps://host:port`.
+    pub url: String,
+    /// Used (true), or skipped and probed in the background (false).
+    pub up: bool,
+    /// Since when it is in this state, Unix seconds.
+    pub since: i64,
+    /// Transport failures since it last answered.
+    pub consecutive_failures: u32,
 }
 
 /// Round-trip quantiles, in ms (`null` before any request).

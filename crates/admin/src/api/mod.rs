@@ -1,27 +1,31 @@
 //! The admin API's request and response bodies (`/{tenant}/admin/...`), shared by the cloud's
 //! handlers and `passthru-cloud admin`. Each type derives [`utoipa::ToSchema`]: the cloud's
 //! OpenAPI document takes its schemas from here, so a body the handler reads is the body the
-//! document describes.
-//!
-//! A few answers carry records the cloud's store defines (synced groups, sync state, sign-in
-//! lines, an agent's domain controllers): those stay JSON objects here (`serde_json::Value`).
+//! document describes. Answers that show the cloud's records (synced groups, sync state,
+//! sign-in lines, an agent's domain controllers) have their own types here, with the records'
+//! fields as the cloud sends them; the handlers convert.
 
 mod agents;
 mod apps;
+mod directory;
 mod domains;
 mod tenant;
 mod users;
 
-pub use agents::{Agent, AgentList, AgentRevoked, RevokeAgent, RoundTrip};
+pub use agents::{Agent, AgentList, AgentRevoked, DomainController, RevokeAgent, RoundTrip};
 pub use apps::{App, AppDeleted, AppList, NewApp, SetGroupsClaim, SetRedirectUris};
+pub use directory::{
+    Group, GroupList, GroupMember, RunSync, SyncForest, SyncRequested, SyncRun, SyncStatus,
+    SyncedGroup,
+};
 pub use domains::{
     valid_issuer, ConvertDomain, DnsProof, Domain, DomainConverted, DomainList, DomainRemoved,
     FederatedIdp, NewDomain, MANAGED,
 };
 pub use passthru_proto::admin::{ApiError, RegisterAgentRequest, RegisterAgentResponse};
 pub use tenant::{
-    Group, GroupList, PtaStatus, RunSync, SetPta, SetSetting, Setting, Settings, SignInList,
-    SignInQuery, SigningKeys, SyncRequested, SyncStatus,
+    PtaStatus, SetPta, SetSetting, Setting, SettingValue, Settings, SignIn, SignInList,
+    SignInQuery, SigningKeys,
 };
 pub use users::{
     ListQuery, MfaReset, MfaSet, NewUser, PasswordSet, ResetPassword, SetMfa, SetPassword, SetRole,

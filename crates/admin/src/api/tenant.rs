@@ -1,47 +1,8 @@
-//! The tenant's directory sync and groups, pass-through authentication, settings, sign-in
-//! log and signing keys.
+//! Tenant-wide: pass-through authentication, settings, the sign-in log and signing keys.
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-/// `GET /groups`: a page of synced groups (the cloud's group records).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct GroupList {
-    #[schema(value_type = Vec<Object>)]
-    pub groups: Vec<serde_json::Value>,
-    pub next_skiptoken: Option<String>,
-}
-
-/// `GET /groups/{id}`: a synced group (the cloud's group record) with `members`, its direct
-/// members.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(transparent)]
-#[schema(value_type = Object)]
-pub struct Group(pub serde_json::Value);
-
-/// `POST /sync/{forest}/run` (the body is optional): `full` reads everything again.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RunSync {
-    #[serde(default)]
-    pub full: bool,
-}
-
-/// `GET /sync`: whether sign-in needs synced users, and each forest's state (the cloud's
-/// record, with `users`, `groups` and the run in progress, `running`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SyncStatus {
-    pub sync_required: bool,
-    #[schema(value_type = Vec<Object>)]
-    pub forests: Vec<serde_json::Value>,
-}
-
-/// `POST /sync/{forest}/run`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SyncRequested {
-    pub forest: String,
-    pub full: bool,
-    pub requested: bool,
-}
+use uuid::Uuid;
 
 /// `POST /pta`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -65,8 +26,28 @@ pub struct PtaStatus {
 /// `PUT /settings/{key}`: the new value; a JSON number or boolean is taken as its text.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SetSetting {
-    #[schema(value_type = String)]
-    pub value: serde_json::Value,
+    pub value: SettingValue,
+}
+
+/// A setting's new value as sent: text, or a JSON number or boolean (taken as its text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SettingValue {
+    Text(String),
+    #[schema(value_type = f64)]
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl SettingValue {
+    /// The value as text: a number as JSON writes it, a boolean as `true` or `false`.
+    pub fn text(&self) -> String {
+        match self {
+            SettingValue::Text(s) => s.clone(),
+            SettingValue::Number(n) => n.to_string(),
+            SettingValue::Bool(b) => b.to_string(),
+        }
+    }
 }
 
 /// `GET /settings` and `PUT /settings/{key}`: every setting.
@@ -101,13 +82,38 @@ pub struct SignInQuery {
     pub format: Option<String>,
 }
 
-/// `GET /signins` (`format=json`): the log, newest first (the cloud's sign-in records, with
-/// `time` in RFC 3339).
+/// `GET /signins` (`format=json`): the log, newest first, and how many days it is kept.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SignInList {
-    #[schema(value_type = Vec<Object>)]
-    pub signins: Vec<serde_json::Value>,
+    pub signins: Vec<SignIn>,
     pub retention_days: u32,
+}
+
+/// One line of the sign-in log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SignIn {
+    /// Unix ms.
+    pub time_ms: i64,
+    /// The same time in RFC 3339.
+    pub time: String,
+    /// The sign-in name as entered.
+    pub username: String,
+    /// The application's client id.
+    pub client_id: Option<String>,
+    /// `success` or `failure`.
+    pub result: String,
+    /// The AADSTS code of a failure.
+    pub aadsts: Option<u32>,
+    /// The directory's Win32 code, for pass-through authentication.
+    pub win32: Option<u32>,
+    /// The agent that answered.
+    pub agent_id: Option<Uuid>,
+    /// Agents the request went to first that did not answer (connection ended, or stuck).
+    pub other_agents: Vec<Uuid>,
+    /// The agent's round trip, ms.
+    pub latency_ms: Option<i64>,
+    pub correlation_id: String,
+    pub client_ip: Option<String>,
 }
 
 /// `GET /keys` and `POST /keys/rotate`: the token signing keys by key id.

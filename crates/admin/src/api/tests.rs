@@ -52,3 +52,22 @@ fn issuers() {
     assert!(valid_issuer("https://u@login.example.com/").is_err());
     assert!(valid_issuer("https://login.example.com/a b").is_err());
 }
+
+#[test]
+fn a_setting_value_is_text_a_number_or_a_boolean() -> Result<(), serde_json::Error> {
+    let text = |v: serde_json::Value| {
+        serde_json::from_value::<SetSetting>(json!({ "value": v })).map(|s| s.value.text())
+    };
+    assert_eq!(text(json!("mail"))?, "mail");
+    assert_eq!(text(json!(5))?, "5");
+    assert_eq!(text(json!(2.5))?, "2.5");
+    assert_eq!(text(json!(true))?, "true");
+    assert!(text(json!(null)).is_err() && text(json!([1])).is_err());
+    assert_eq!(
+        serde_json::to_value(SetSetting {
+            value: SettingValue::Text("5".into())
+        })?,
+        json!({ "value": "5" })
+    );
+    Ok(())
+}

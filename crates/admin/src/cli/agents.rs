@@ -37,77 +37,64 @@ pub(super) async fn run(cx: &Cx<'_>, command: AgentsCommand) -> anyhow::Result<(
                     &api::RevokeAgent { force },
                 )
                 .await?;
-            emit(json, &v, |v| {
+            emit_as(json, &v, |r: &api::AgentRevoked| {
                 println!(
                     "Revoked agent {id} ({} connection(s) closed)",
-                    s(v, "connections_closed")
+                    r.connections_closed
                 );
-            });
+            })?;
         }
         AgentsCommand::List => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/agents"), token)
                 .await?;
-            emit(json, &v, |v| {
-                println!("ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS\tDCS UP");
-                for a in v["agents"].as_array().into_iter().flatten() {
-                    let forests: Vec<&str> = a["forests"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    let failures: Vec<String> = a["failures"]
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, n)| format!("{k}:{n}"))
-                        .collect();
-                    let ms = |q: &str| {
-                        a["round_trip_ms"][q]
-                            .as_f64()
-                            .map(|x| format!("{x:.1}"))
-                            .unwrap_or_else(|| "-".into())
-                    };
-                    let dcs = a["domain_controllers"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    let up = dcs.iter().filter(|d| d["up"] == true).count();
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                        s(a, "id"),
-                        s(a, "host"),
-                        s(a, "version"),
-                        s(a, "status"),
-                        format_time(a["last_seen"].as_i64()),
-                        s(a, "source_ip"),
-                        forests.join(","),
-                        format_time(a["cert_expires_at"].as_i64()),
-                        a["requests_served"].as_u64().unwrap_or(0),
-                        if failures.is_empty() {
-                            "-".to_string()
-                        } else {
-                            failures.join(",")
-                        },
-                        ms("p50"),
-                        ms("p99"),
-                        if dcs.is_empty() {
-                            "-".to_string()
-                        } else {
-                            format!("{up}/{}", dcs.len())
-                        },
-                    );
-                    for d in dcs.iter().filter(|d| d["up"] == false) {
-                        println!(
-                            "  domain controller down: {} ({})",
-                            s(d, "url"),
-                            s(d, "forest")
-                        );
-                    }
-                }
-            });
+            emit_as(json, &v, |list: &api::AgentList| {
+                print_lines(&agent_lines(list));
+            })?;
         }
     }
     Ok(())
+}
+
+/// `agents list` as text: a header, then a line per agent, each followed by its domain
+/// controllers that are down.
+pub(super) fn agent_lines(list: &api::AgentList) -> Vec<String> {
+    let mut out = vec!["ID\tHOST\tVERSION\tSTATUS\tLAST SEEN\tSOURCE IP\tFORESTS\tCERT EXPIRES\tSERVED\tFAILURES\tP50 MS\tP99 MS\tDCS UP".to_string()];
+    for a in &list.agents {
+        let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+        let ms = |q: Option<f64>| q.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
+        let dcs = &a.domain_controllers;
+        let up = dcs.iter().filter(|d| d.up).count();
+        out.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            a.id,
+            a.host,
+            a.version,
+            a.status,
+            format_time(a.last_seen),
+            dash(a.source_ip.as_ref()),
+            a.forests.join(","),
+            format_time(Some(a.cert_expires_at)),
+            a.requests_served,
+            if failures.is_empty() {
+                "-".to_string()
+            } else {
+                failures.join(",")
+            },
+            ms(a.round_trip_ms.p50),
+            ms(a.round_trip_ms.p99),
+            if dcs.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{up}/{}", dcs.len())
+            },
+        ));
+        for d in dcs.iter().filter(|d| !d.up) {
+            out.push(format!(
+                "  domain controller down: {} ({})",
+                d.url, d.forest
+            ));
+        }
+    }
+    out
 }

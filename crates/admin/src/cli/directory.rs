@@ -61,45 +61,15 @@ pub(super) async fn groups(cx: &Cx<'_>, command: GroupCommand) -> anyhow::Result
             let v: Value = client
                 .get_json(&format!("/{t}/admin/groups{q}"), token)
                 .await?;
-            emit(json, &v, |v| {
-                for g in v["groups"].as_array().into_iter().flatten() {
-                    println!("{}\t{}\t{}", s(g, "id"), s(g, "name"), s(g, "dn"));
-                }
-                if let Some(next) = v["next_skiptoken"].as_str() {
-                    println!("more: --skiptoken '{next}'");
-                }
-            });
+            emit_as(json, &v, |list: &api::GroupList| {
+                print_lines(&group_list_lines(list));
+            })?;
         }
         GroupCommand::Show { group } => {
             let v: Value = client
                 .get_json(&format!("/{t}/admin/groups/{}", seg(&group)), token)
                 .await?;
-            emit(json, &v, |v| {
-                for key in [
-                    "name",
-                    "id",
-                    "display_name",
-                    "mail",
-                    "dn",
-                    "forest",
-                    "object_guid",
-                ] {
-                    println!("{key:<13}{}", s(v, key));
-                }
-                println!(
-                    "{:<13}{}",
-                    "synced_at",
-                    format_time(v["synced_at"].as_i64())
-                );
-                for m in v["members"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {}\t{}\t{}",
-                        s(m, "kind"),
-                        s(m, "name"),
-                        s(m, "object_guid")
-                    );
-                }
-            });
+            emit_as(json, &v, |g: &api::Group| print_lines(&group_lines(g)))?;
         }
     }
     Ok(())
@@ -116,7 +86,9 @@ pub(super) async fn sync(cx: &Cx<'_>, command: SyncCommand) -> anyhow::Result<()
     match command {
         SyncCommand::Status => {
             let v: Value = client.get_json(&format!("/{t}/admin/sync"), token).await?;
-            emit(json, &v, print_status);
+            emit_as(json, &v, |status: &api::SyncStatus| {
+                print_lines(&status_lines(status));
+            })?;
         }
         SyncCommand::Run { forest, full } => {
             let v: Value = client
@@ -126,64 +98,99 @@ pub(super) async fn sync(cx: &Cx<'_>, command: SyncCommand) -> anyhow::Result<()
                     &api::RunSync { full },
                 )
                 .await?;
-            emit(json, &v, |v| {
+            emit_as(json, &v, |r: &api::SyncRequested| {
                 println!(
                     "{} of {} requested: it starts when the run in progress (if any) ends.",
-                    if v["full"] == true {
-                        "A full import"
-                    } else {
-                        "A run"
-                    },
-                    s(v, "forest")
+                    if r.full { "A full import" } else { "A run" },
+                    r.forest
                 );
-            });
+            })?;
         }
     }
     Ok(())
 }
 
-fn print_status(v: &Value) {
-    println!("sync_required {}", s(v, "sync_required"));
-    let forests = v["forests"].as_array().cloned().unwrap_or_default();
-    if forests.is_empty() {
-        println!("No forest is synced: give an agent a service account for a forest.");
+/// `group list` as text: a line per group, then where the next page starts.
+pub(super) fn group_list_lines(list: &api::GroupList) -> Vec<String> {
+    let mut out: Vec<String> = list
+        .groups
+        .iter()
+        .map(|g| format!("{}\t{}\t{}", g.id, dash(g.name.as_ref()), g.dn))
+        .collect();
+    if let Some(next) = &list.next_skiptoken {
+        out.push(format!("more: --skiptoken '{next}'"));
     }
-    for f in &forests {
-        println!(
+    out
+}
+
+/// `group show` as text: the group, then a line per direct member.
+pub(super) fn group_lines(g: &api::Group) -> Vec<String> {
+    let mut out: Vec<String> = [
+        ("name", dash(g.name.as_ref())),
+        ("id", g.id.to_string()),
+        ("display_name", dash(g.display_name.as_ref())),
+        ("mail", dash(g.mail.as_ref())),
+        ("dn", g.dn.clone()),
+        ("forest", g.forest.clone()),
+        ("object_guid", g.object_guid.to_string()),
+        ("synced_at", format_time(Some(g.synced_at))),
+    ]
+    .iter()
+    .map(|(key, value)| format!("{key:<13}{value}"))
+    .collect();
+    for m in &g.members {
+        out.push(format!(
+            "  {}\t{}\t{}",
+            m.kind,
+            dash(m.name.as_ref()),
+            m.object_guid
+        ));
+    }
+    out
+}
+
+/// `sync status` as text: a paragraph per forest.
+pub(super) fn status_lines(status: &api::SyncStatus) -> Vec<String> {
+    let mut out = vec![format!("sync_required {}", status.sync_required)];
+    if status.forests.is_empty() {
+        out.push("No forest is synced: give an agent a service account for a forest.".into());
+    }
+    for f in &status.forests {
+        out.push(format!(
             "{}\tagent {}\tusers {}\tgroups {}\tevery {} s",
-            s(f, "forest"),
-            s(f, "holder_agent_id"),
-            s(f, "users"),
-            s(f, "groups"),
-            s(f, "interval_seconds")
-        );
-        println!(
+            f.forest,
+            dash(f.holder_agent_id),
+            f.users,
+            f.groups,
+            f.interval_seconds
+        ));
+        out.push(format!(
             "  last success {}  last full import {}",
-            format_time(f["last_success_at"].as_i64()),
-            format_time(f["last_full_at"].as_i64())
-        );
-        if let Some(e) = f["last_error"].as_str() {
-            println!("  last error: {e}");
+            format_time(f.last_success_at),
+            format_time(f.last_full_at)
+        ));
+        if let Some(e) = &f.last_error {
+            out.push(format!("  last error: {e}"));
         }
-        for c in f["conflicts"].as_array().into_iter().flatten() {
-            println!("  not applied: {}", c.as_str().unwrap_or_default());
+        for c in &f.conflicts {
+            out.push(format!("  not applied: {c}"));
         }
-        let r = &f["running"];
-        if r.is_object() {
-            let eta = r["eta_seconds"]
-                .as_u64()
+        if let Some(r) = &f.running {
+            let eta = r
+                .eta_seconds
                 .map(|e| format!(", about {e} s left"))
                 .unwrap_or_default();
-            println!(
+            out.push(format!(
                 "  {} in progress: {} objects, {}/s{eta}",
-                if r["full"] == true {
+                if r.full {
                     "full import"
                 } else {
                     "incremental run"
                 },
-                s(r, "objects"),
-                s(r, "objects_per_second")
-            );
+                r.objects,
+                json_number(r.objects_per_second)
+            ));
         }
     }
+    out
 }

@@ -1,8 +1,7 @@
 //! `passthru-cloud admin`: a thin client of the admin API. It signs the administrator in
 //! through the STS (password grant of the first-party admin client) and never opens the data
 //! dir. It sends the request types of [`crate::api`] and reads the answers as its answer types
-//! to print them as text; `--json` prints the answer as the cloud sent it. (The answers that
-//! carry store records, agents, groups, sync and the sign-in log, are printed from JSON.)
+//! to print them as text; `--json` prints the answer as the cloud sent it.
 
 mod agents;
 mod apps;
@@ -124,3 +123,6 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Settings { command } => tenant::settings(&cx, command).await,
     }
 }
+
+#[cfg(test)]
+mod tests;

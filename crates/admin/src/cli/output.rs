@@ -133,23 +133,6 @@ pub(super) fn user_password() -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(p))
 }
 
-pub(super) fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// Prints `v` as JSON with `--json`, else as text.
-pub(super) fn emit(json: bool, v: &Value, text: impl FnOnce(&Value)) {
-    if json {
-        print_json(v);
-    } else {
-        text(v);
-    }
-}
-
 /// Prints the answer `v` as JSON with `--json` (as the cloud sent it), else reads it as the
 /// API's answer type `T` and prints it as text.
 pub(super) fn emit_as<T: DeserializeOwned + ToSchema>(
@@ -174,6 +157,18 @@ pub(super) fn answer<T: DeserializeOwned + ToSchema>(v: &Value) -> anyhow::Resul
 /// A value that may be absent, `-` when it is.
 pub(super) fn dash(v: Option<impl std::fmt::Display>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Prints each line.
+pub(super) fn print_lines(lines: &[String]) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+/// A JSON number as JSON writes it (`12.0`, `3.5`), `-` for what JSON cannot carry.
+pub(super) fn json_number(x: f64) -> String {
+    serde_json::Number::from_f64(x).map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
 pub(super) fn print_json(v: &Value) {

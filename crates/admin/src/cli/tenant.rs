@@ -110,18 +110,18 @@ pub(super) async fn settings(cx: &Cx<'_>, command: SettingsCommand) -> anyhow::R
                     &format!("/{t}/admin/settings/{}", seg(&key)),
                     token,
                     &api::SetSetting {
-                        value: Value::String(value),
+                        value: api::SettingValue::Text(value),
                     },
                 )
                 .await?,
             Some(key),
         ),
     };
-    let list: Vec<&Value> = v["settings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| only.as_deref().is_none_or(|k| e["key"] == k))
+    let all: api::Settings = answer(&v)?;
+    let list: Vec<&api::Setting> = all
+        .settings
+        .iter()
+        .filter(|e| only.as_deref().is_none_or(|k| e.key == k))
         .collect();
     if let Some(k) = &only {
         if list.is_empty() {
@@ -131,12 +131,17 @@ pub(super) async fn settings(cx: &Cx<'_>, command: SettingsCommand) -> anyhow::R
     if json {
         print_json(&json!({ "settings": list }));
     } else {
-        for e in list {
-            println!("{:<26}{:<20}{}", s(e, "key"), s(e, "value"), s(e, "help"));
-        }
+        print_lines(&setting_lines(&list));
     }
 
     Ok(())
+}
+
+/// `settings get` as text: a line per setting.
+pub(super) fn setting_lines(list: &[&api::Setting]) -> Vec<String> {
+    list.iter()
+        .map(|e| format!("{:<26}{:<20}{}", e.key, e.value, e.help))
+        .collect()
 }
 
 /// Runs a keys command.
@@ -202,34 +207,37 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
             let v: Value = client
                 .get_json(&format!("/{t}/admin/signins{}", q("json")), token)
                 .await?;
-            emit(json, &v, |v| {
-                for e in v["signins"].as_array().into_iter().flatten() {
-                    // Agents that got the request first and did not answer.
-                    let before: Vec<&str> = e["other_agents"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    let agent = if before.is_empty() {
-                        s(e, "agent_id")
-                    } else {
-                        format!("{} (after {})", s(e, "agent_id"), before.join(", "))
-                    };
-                    println!(
-                        "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
-                        format_time(e["time_ms"].as_i64().map(|m| m / 1000)),
-                        s(e, "username"),
-                        s(e, "result"),
-                        s(e, "aadsts"),
-                        s(e, "win32"),
-                        agent,
-                        s(e, "latency_ms"),
-                        s(e, "correlation_id")
-                    );
-                }
-            });
+            emit_as(json, &v, |list: &api::SignInList| {
+                print_lines(&sign_in_lines(list));
+            })?;
         }
     }
     Ok(())
+}
+
+/// `signins list` as text: a line per sign-in.
+pub(super) fn sign_in_lines(list: &api::SignInList) -> Vec<String> {
+    list.signins
+        .iter()
+        .map(|e| {
+            // Agents that got the request first and did not answer.
+            let agent = if e.other_agents.is_empty() {
+                dash(e.agent_id)
+            } else {
+                let before: Vec<String> = e.other_agents.iter().map(|a| a.to_string()).collect();
+                format!("{} (after {})", dash(e.agent_id), before.join(", "))
+            };
+            format!(
+                "{}\t{}\t{}\tAADSTS {}\tWin32 {}\tagent {}\t{} ms\t{}",
+                format_time(Some(e.time_ms / 1000)),
+                e.username,
+                e.result,
+                dash(e.aadsts),
+                dash(e.win32),
+                agent,
+                dash(e.latency_ms),
+                e.correlation_id
+            )
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use passthru_admin::api::{self, RegisterAgentRequest, RegisterAgentResponse};
-use serde_json::Value;
+use passthru_proto::wire::DcStatus;
 use uuid::Uuid;
 
 use super::{authorize, ops};
@@ -109,20 +109,20 @@ pub async fn list(
     Ok(Json(api::AgentList { agents }))
 }
 
-/// Every agent of the tenant as `agents list` shows it, as JSON (the portal shows the same).
-pub async fn views(
-    state: &Shared,
-    tenant_id: uuid::Uuid,
-) -> Result<Vec<Value>, crate::store::StoreError> {
-    Ok(agents(state, tenant_id)
-        .await?
-        .iter()
-        .map(|a| serde_json::to_value(a).unwrap_or_default())
-        .collect())
+/// A domain controller as an agent reported it, as the API shows it.
+pub(crate) fn domain_controller_json(dc: &DcStatus) -> api::DomainController {
+    api::DomainController {
+        forest: dc.forest.clone(),
+        url: dc.url.clone(),
+        up: dc.up,
+        since: dc.since,
+        consecutive_failures: dc.consecutive_failures,
+    }
 }
 
-/// Every agent of the tenant with its live state and statistics.
-async fn agents(
+/// Every agent of the tenant with its live state and statistics, as `agents list` shows it
+/// (the portal shows the same).
+pub(crate) async fn agents(
     state: &Shared,
     tenant_id: uuid::Uuid,
 ) -> Result<Vec<api::Agent>, crate::store::StoreError> {
@@ -152,7 +152,7 @@ async fn agents(
                     .metrics
                     .domain_controllers(a.id)
                     .iter()
-                    .map(|dc| serde_json::to_value(dc).unwrap_or_default())
+                    .map(domain_controller_json)
                     .collect()
             } else {
                 Vec::new()

@@ -5,11 +5,91 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use passthru_admin::api;
-use serde_json::{json, Value};
 
 use super::{authorize, ops};
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
+use crate::store::groups::{Group, Member};
+use crate::store::sync::SyncForestState;
+use crate::sync_leases::RunProgress;
+
+/// A synced group as the API shows it.
+pub(crate) fn group_json(g: &Group) -> api::SyncedGroup {
+    api::SyncedGroup {
+        id: g.id,
+        name: g.name.clone(),
+        display_name: g.display_name.clone(),
+        mail: g.mail.clone(),
+        dn: g.dn.clone(),
+        forest: g.forest.clone(),
+        object_guid: g.object_guid,
+        immutable_id: g.immutable_id.clone(),
+        synced_at: g.synced_at,
+    }
+}
+
+/// A synced group with its direct members, as the API shows it.
+pub(crate) fn group_with_members_json(g: &Group, members: &[Member]) -> api::Group {
+    api::Group {
+        id: g.id,
+        name: g.name.clone(),
+        display_name: g.display_name.clone(),
+        mail: g.mail.clone(),
+        dn: g.dn.clone(),
+        forest: g.forest.clone(),
+        object_guid: g.object_guid,
+        immutable_id: g.immutable_id.clone(),
+        synced_at: g.synced_at,
+        members: members.iter().map(member_json).collect(),
+    }
+}
+
+fn member_json(m: &Member) -> api::GroupMember {
+    api::GroupMember {
+        kind: m.kind.to_string(),
+        object_guid: m.object_guid,
+        id: m.id,
+        name: m.name.clone(),
+    }
+}
+
+/// A forest's sync state with its counts of synced users and groups and the run in progress.
+pub(crate) fn forest_json(
+    f: &SyncForestState,
+    (users, groups): (i64, i64),
+    running: Option<&RunProgress>,
+) -> api::SyncForest {
+    api::SyncForest {
+        forest: f.forest.clone(),
+        holder_agent_id: f.holder_agent_id,
+        lease_since: f.lease_since,
+        interval_seconds: f.interval_seconds,
+        last_full_at: f.last_full_at,
+        last_success_at: f.last_success_at,
+        last_run_at: f.last_run_at,
+        last_error: f.last_error.clone(),
+        last_objects: f.last_objects,
+        full_total: f.full_total,
+        conflicts: f.conflicts.clone(),
+        users,
+        groups,
+        running: running.map(run_json),
+    }
+}
+
+fn run_json(p: &RunProgress) -> api::SyncRun {
+    api::SyncRun {
+        forest: p.forest.clone(),
+        run_id: p.run_id,
+        agent_id: p.agent_id,
+        full: p.full,
+        started_at: p.started_at,
+        objects: p.objects,
+        objects_per_second: p.objects_per_second,
+        estimated_total: p.estimated_total,
+        eta_seconds: p.eta_seconds,
+    }
+}
 
 /// `GET /{tenant}/admin/groups`
 #[utoipa::path(
@@ -41,10 +121,7 @@ pub async fn list(
         )
         .await?;
     Ok(Json(api::GroupList {
-        groups: groups
-            .iter()
-            .map(|g| serde_json::to_value(g).unwrap_or_default())
-            .collect(),
+        groups: groups.iter().map(group_json).collect(),
         next_skiptoken: next,
     }))
 }
@@ -67,9 +144,7 @@ pub async fn show(
         state.store.group(t.id, &id).await?.ok_or_else(|| {
             ApiError::not_found(format!("No synced group '{id}' in this tenant."))
         })?;
-    let mut v = serde_json::to_value(&group).unwrap_or_default();
-    v["members"] = json!(members);
-    Ok(Json(api::Group(v)))
+    Ok(Json(group_with_members_json(&group, &members)))
 }
 
 /// `GET /{tenant}/admin/sync`: every forest's lease holder, last runs, counts, conflicts and
@@ -128,21 +203,18 @@ pub async fn sync_status(
     let forests = state.store.sync_forests(tenant_id).await?;
     let counts = state.store.sync_counts(tenant_id).await?;
     let progress = state.sync.progress(tenant_id);
-    let list: Vec<Value> = forests
+    let list: Vec<api::SyncForest> = forests
         .iter()
         .map(|f| {
-            let mut v = serde_json::to_value(f).unwrap_or_default();
-            let (users, groups) = counts
+            let count = counts
                 .iter()
                 .find(|(name, _, _)| name.eq_ignore_ascii_case(&f.forest))
                 .map(|(_, u, g)| (*u, *g))
                 .unwrap_or((0, 0));
-            v["users"] = json!(users);
-            v["groups"] = json!(groups);
-            v["running"] = json!(progress
+            let running = progress
                 .iter()
-                .find(|p| p.forest.eq_ignore_ascii_case(&f.forest)));
-            v
+                .find(|p| p.forest.eq_ignore_ascii_case(&f.forest));
+            forest_json(f, count, running)
         })
         .collect();
     let settings = state

@@ -234,6 +234,8 @@ pub fn routes(state: Shared) -> Router<Shared> {
 #[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
+mod records_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod users_tests;

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use passthru_admin::api;
-use serde_json::Value;
 
 use super::{authorize, ops};
 use crate::model::settings::{Settings, KEYS};
@@ -60,16 +59,7 @@ pub async fn set(
     super::ApiJson(body): super::ApiJson<api::SetSetting>,
 ) -> Result<Json<api::Settings>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_SETTING).await?;
-    let value = match &body.value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "value must be a string, number or boolean.",
-            ))
-        }
-    };
+    let value = body.value.text();
     let mut settings = t.settings.clone();
     settings
         .set(&key, &value)

@@ -5,7 +5,6 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use passthru_admin::api::{self, SignInQuery};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{authorize, ops};
@@ -98,6 +97,24 @@ fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A line of the sign-in log as the API shows it (with `time` in RFC 3339).
+pub(crate) fn sign_in_json(s: &SignIn) -> api::SignIn {
+    api::SignIn {
+        time_ms: s.time_ms,
+        time: iso(s.time_ms),
+        username: s.username.clone(),
+        client_id: s.client_id.clone(),
+        result: s.result.clone(),
+        aadsts: s.aadsts,
+        win32: s.win32,
+        agent_id: s.agent_id,
+        other_agents: s.other_agents.clone(),
+        latency_ms: s.latency_ms,
+        correlation_id: s.correlation_id.clone(),
+        client_ip: s.client_ip.clone(),
+    }
+}
+
 /// One CSV cell (RFC 4180), with spreadsheet formulas neutralised.
 pub fn csv_cell(v: &str) -> String {
     let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -167,14 +184,7 @@ pub async fn list(
     let lines = state.store.sign_ins_filtered(t.id, &f).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(api::SignInList {
-            signins: lines
-                .iter()
-                .map(|s| {
-                    let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["time"] = json!(iso(s.time_ms));
-                    v
-                })
-                .collect(),
+            signins: lines.iter().map(sign_in_json).collect(),
             retention_days: t.settings.signin_retention_days,
         })
         .into_response()),

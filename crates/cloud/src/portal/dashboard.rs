@@ -48,39 +48,29 @@ pub struct AgentView {
 
 /// The tenant's agents with their live state (as `GET /admin/agents` reports it).
 pub(crate) async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentView>, Response> {
-    let views = crate::admin_api::agents::views(state, ctx.t.id)
+    let agents = crate::admin_api::agents::agents(state, ctx.t.id)
         .await
         .map_err(server_error)?;
-    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
-    Ok(views
-        .iter()
-        .map(|v| AgentView {
-            id: text(v, "id"),
-            host: text(v, "host"),
-            version: text(v, "version"),
-            status: text(v, "status"),
-            in_flight: v["in_flight"].as_u64().unwrap_or(0),
-            served: v["requests_served"].as_u64().unwrap_or(0),
-            last_seen: v["last_seen"].as_i64(),
-            source_ip: v["source_ip"].as_str().map(str::to_string),
-            cert_expires_at: v["cert_expires_at"].as_i64().unwrap_or(0),
-            forests: v["forests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().map(str::to_string))
+    Ok(agents
+        .into_iter()
+        .map(|a| AgentView {
+            id: a.id.to_string(),
+            host: a.host,
+            version: a.version,
+            status: a.status,
+            in_flight: a.in_flight,
+            served: a.requests_served,
+            last_seen: a.last_seen,
+            source_ip: a.source_ip,
+            cert_expires_at: a.cert_expires_at,
+            forests: a.forests,
+            dcs_down: a
+                .domain_controllers
+                .iter()
+                .filter(|d| !d.up)
+                .map(|d| d.url.clone())
                 .collect(),
-            dcs_down: v["domain_controllers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| d["up"] == false)
-                .filter_map(|d| d["url"].as_str().map(str::to_string))
-                .collect(),
-            dcs: v["domain_controllers"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0),
+            dcs: a.domain_controllers.len(),
         })
         .collect())
 }
