@@ -35,6 +35,28 @@ pub trait Dispatcher: Send + Sync + std::fmt::Debug {
     /// a wrong password it remembers for the user instead of asking AD. Returns how many
     /// were told.
     fn password_changed(&self, tenant_id: Uuid, upn: &str) -> usize;
+
+    /// The agents of `tenant_id` connected now, with their live state (agent presence: what
+    /// `agents list`, the PTA switch and a revocation check).
+    fn connected(&self, tenant_id: Uuid) -> Vec<ConnectedAgent>;
+
+    /// Closes the connections of the revoked agent `agent_id` of `tenant_id` at once.
+    /// Returns how many were closed.
+    fn disconnect(&self, tenant_id: Uuid, agent_id: Uuid) -> usize;
+}
+
+/// A snapshot of a connected agent, for `agents list` and PTA checks.
+#[derive(Debug, Clone)]
+pub struct ConnectedAgent {
+    pub agent_id: Uuid,
+    pub host: String,
+    pub version: String,
+    pub upn_suffixes: Vec<String>,
+    pub in_flight: usize,
+    pub served: u64,
+    pub draining: bool,
+    /// When the agent was last heard from, Unix ms.
+    pub last_heard_ms: u64,
 }
 
 /// Why a request got no outcome from any agent.
@@ -99,6 +121,7 @@ pub(crate) mod scripted {
         script: Box<Script>,
         calls: AtomicUsize,
         asked: Mutex<Vec<String>>,
+        present: Mutex<Vec<ConnectedAgent>>,
     }
 
     impl std::fmt::Debug for Scripted {
@@ -120,6 +143,14 @@ pub(crate) mod scripted {
                 script: Box::new(script),
                 calls: AtomicUsize::new(0),
                 asked: Mutex::new(Vec::new()),
+                present: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// Reports `agents` as connected (to every tenant) from now on.
+        pub(crate) fn set_connected(&self, agents: Vec<ConnectedAgent>) {
+            if let Ok(mut p) = self.present.lock() {
+                *p = agents;
             }
         }
 
@@ -165,6 +196,19 @@ pub(crate) mod scripted {
                 a.push(format!("password changed: {upn}"));
             }
             1
+        }
+
+        fn connected(&self, _tenant_id: Uuid) -> Vec<ConnectedAgent> {
+            self.present.lock().map(|p| p.clone()).unwrap_or_default()
+        }
+
+        fn disconnect(&self, _tenant_id: Uuid, agent_id: Uuid) -> usize {
+            let Ok(mut p) = self.present.lock() else {
+                return 0;
+            };
+            let before = p.len();
+            p.retain(|c| c.agent_id != agent_id);
+            before - p.len()
         }
     }
 }

@@ -30,6 +30,14 @@ pub(crate) const ADMIN: &str = "admin@contoso.example";
 impl TestServer {
     /// `init` in a fresh temporary dir, then the state of `serve` with `public_url`.
     pub(crate) async fn start(public_url: Option<&str>) -> anyhow::Result<TestServer> {
+        TestServer::start_with(public_url, None).await
+    }
+
+    /// A server whose agent work and presence go to `dispatcher` (the gateway when `None`).
+    pub(crate) async fn start_with(
+        public_url: Option<&str>,
+        dispatcher: Option<std::sync::Arc<dyn crate::dispatcher::Dispatcher>>,
+    ) -> anyhow::Result<TestServer> {
         let dir = std::env::temp_dir().join(format!("passthru-inproc-{}", Uuid::new_v4()));
         let tenant_id = crate::init::init(
             &dir,
@@ -40,7 +48,7 @@ impl TestServer {
         )
         .await?;
         let (tx, rx) = watch::channel(false);
-        let state = state_over(&dir, public_url.map(str::to_string), rx).await?;
+        let state = state_over(&dir, public_url.map(str::to_string), rx, dispatcher).await?;
         Ok(TestServer {
             dir,
             state,
@@ -120,13 +128,14 @@ async fn state_over(
     dir: &Path,
     public_url: Option<String>,
     shutdown: watch::Receiver<bool>,
+    dispatcher: Option<std::sync::Arc<dyn crate::dispatcher::Dispatcher>>,
 ) -> anyhow::Result<Shared> {
     let (store, mfa_box) = crate::init::open_store(dir, false).await?;
     let opts = ServeOptions {
         public_url,
         ..crate::test_app::test_options()
     };
-    Ok(crate::server::app_state(
-        dir, store, mfa_box, &opts, shutdown,
+    Ok(crate::server::app_state_with(
+        dir, store, mfa_box, &opts, shutdown, dispatcher,
     )?)
 }

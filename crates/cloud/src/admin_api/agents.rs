@@ -126,7 +126,7 @@ pub(crate) async fn agents(
     state: &Shared,
     tenant_id: uuid::Uuid,
 ) -> Result<Vec<api::Agent>, crate::store::StoreError> {
-    let connected = state.gateway.connected(tenant_id);
+    let connected = state.dispatcher.connected(tenant_id);
     let mut stored = state.store.agent_stats(tenant_id).await?;
     let now_ms = u64::try_from(crate::clock::unix_ms()).unwrap_or(0);
     let silent_limit_ms = u64::try_from(state.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
@@ -212,7 +212,7 @@ pub async fn revoke(
 ) -> Result<Json<api::AgentRevoked>, ApiError> {
     let (t, admin) = authorize(&state, &tenant, &headers, ops::REVOKE_AGENT).await?;
     let others_active = state
-        .gateway
+        .dispatcher
         .connected(t.id)
         .iter()
         .any(|c| c.agent_id != id && !c.draining);
@@ -228,7 +228,7 @@ pub async fn revoke(
             "No agent {id} in this tenant."
         )));
     }
-    let closed = state.gateway.disconnect(t.id, id);
+    let closed = state.dispatcher.disconnect(t.id, id);
     tracing::warn!(tenant = %t.name, agent = %id, by = %admin.upn, closed, "agent revoked");
     Ok(Json(api::AgentRevoked {
         id,

@@ -18,7 +18,7 @@ check that `passthru-cloud admin agents list` shows it active, then enable again
 /// PTA's state with agent counts: registered (not revoked), active (connected and taking
 /// work), draining, and inactive (registered but not connected).
 pub async fn pta_status(state: &Shared, t: &Tenant) -> Result<api::PtaStatus, ApiError> {
-    let connected = state.gateway.connected(t.id);
+    let connected = state.dispatcher.connected(t.id);
     let registered = state
         .store
         .agents(t.id)
@@ -71,7 +71,7 @@ pub async fn set(
     super::ApiJson(body): super::ApiJson<api::SetPta>,
 ) -> Result<Json<api::PtaStatus>, ApiError> {
     let (mut t, admin) = authorize(&state, &tenant, &headers, ops::SET_PTA).await?;
-    if body.enabled && !state.gateway.connected(t.id).iter().any(|c| !c.draining) {
+    if body.enabled && !state.dispatcher.connected(t.id).iter().any(|c| !c.draining) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_connectors",

@@ -450,6 +450,65 @@ async fn pta_cannot_be_enabled_without_an_active_agent() -> anyhow::Result<()> {
     s.done().await
 }
 
+/// Agent presence comes from the dispatcher: PTA can be turned on once it reports an active
+/// agent, and the last active agent is revoked only with `force`; a revocation closes the
+/// agent's connections through the dispatcher.
+#[tokio::test]
+async fn agent_presence_comes_from_the_dispatcher() -> anyhow::Result<()> {
+    use crate::dispatcher::Dispatcher as _;
+    use crate::dispatcher::{scripted::Scripted, ConnectedAgent};
+    let scripted = std::sync::Arc::new(Scripted::new(|p| Ok(crate::in_process::ad(p))));
+    let s = TestServer::start_with(None, Some(scripted.clone())).await?;
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    let (status, _) = call(&s, &ga, "POST", "/pta", Some(json!({"enabled": true}))).await?;
+    assert_eq!(status, 409, "no agent reported yet");
+
+    let id = uuid::Uuid::new_v4();
+    let now = crate::clock::unix_now();
+    s.state
+        .store
+        .add_agent(
+            id,
+            s.tenant_id,
+            "fp-a",
+            now + 3600,
+            &[7; 32],
+            "host-a",
+            "1",
+            now,
+            40,
+        )
+        .await?;
+    scripted.set_connected(vec![ConnectedAgent {
+        agent_id: id,
+        host: "host-a".into(),
+        version: "1".into(),
+        upn_suffixes: Vec::new(),
+        in_flight: 0,
+        served: 0,
+        draining: false,
+        last_heard_ms: u64::try_from(crate::clock::unix_ms()).unwrap_or(0),
+    }]);
+    let (status, v) = call(&s, &ga, "POST", "/pta", Some(json!({"enabled": true}))).await?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["active_agents"], 1, "{v}");
+    let (status, v) = call(&s, &ga, "GET", "/agents", None).await?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["agents"][0]["status"], "Active", "{v}");
+
+    let revoke = format!("/agents/{id}/revoke");
+    let (status, v) = call(&s, &ga, "POST", &revoke, Some(json!({}))).await?;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"], "last_agent");
+    let (status, v) = call(&s, &ga, "POST", &revoke, Some(json!({"force": true}))).await?;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        scripted.connected(s.tenant_id).is_empty(),
+        "the connection was closed"
+    );
+    s.done().await
+}
+
 /// An optional body (a sync run's `full`): none is fine, a bad one gets the API's error.
 #[tokio::test]
 async fn an_optional_body_is_optional_but_checked_when_sent() -> anyhow::Result<()> {

@@ -229,19 +229,7 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// A snapshot of a connected agent, for `agents list` and PTA checks.
-#[derive(Debug, Clone)]
-pub struct ConnectedAgent {
-    pub agent_id: Uuid,
-    pub host: String,
-    pub version: String,
-    pub upn_suffixes: Vec<String>,
-    pub in_flight: usize,
-    pub served: u64,
-    pub draining: bool,
-    /// When the agent was last heard from, Unix ms.
-    pub last_heard_ms: u64,
-}
+pub use crate::dispatcher::ConnectedAgent;
 
 fn snapshot(c: &AgentConn) -> ConnectedAgent {
     ConnectedAgent {

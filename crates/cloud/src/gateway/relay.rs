@@ -353,4 +353,12 @@ impl Dispatcher for Gateway {
             },
         )
     }
+
+    fn connected(&self, tenant_id: Uuid) -> Vec<crate::dispatcher::ConnectedAgent> {
+        Gateway::connected(self, tenant_id)
+    }
+
+    fn disconnect(&self, tenant_id: Uuid, agent_id: Uuid) -> usize {
+        Gateway::disconnect(self, tenant_id, agent_id)
+    }
 }

@@ -131,7 +131,10 @@ mod tests {
             };
             let shown = format!("{k:?} {:?}", k.private_key);
             assert!(shown.contains("kid-1"), "{shown}");
-            assert!(!shown.contains("SECRETBYTES") && !shown.contains("83, 69, 67"), "{shown}");
+            assert!(
+                !shown.contains("SECRETBYTES") && !shown.contains("83, 69, 67"),
+                "{shown}"
+            );
         }
     }
 }
