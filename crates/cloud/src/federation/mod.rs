@@ -407,3 +407,6 @@ async fn finish_round_trip(
     tracing::info!(tenant = %t.name, user = %user.upn, issuer = %cfg.issuer, correlation = %corr, "federated sign-in succeeded");
     complete_sign_in(state, t, &req, user.id, corr).await
 }
+
+#[cfg(test)]
+mod tests;
