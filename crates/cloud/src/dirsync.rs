@@ -420,3 +420,6 @@ async fn turn_sync_required_on(state: &Shared, tenant_id: Uuid) {
         Err(e) => tracing::error!(error = %e, "could not turn sync_required on"),
     }
 }
+
+#[cfg(test)]
+mod tests;
