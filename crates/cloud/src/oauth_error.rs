@@ -188,12 +188,15 @@ impl ApiError {
     pub fn conflict(d: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", d)
     }
+    /// A failure of ours: logged here, once, under an incident id the answer gives (the
+    /// error's own words stay in the log).
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "admin API failure");
+        let incident = Uuid::new_v4();
+        tracing::error!(error = %e, %incident, "admin API failure");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
-            format!("The server failed: {e}"),
+            format!("The server failed (incident {incident}); the cloud's log has the details."),
         )
     }
 }

@@ -193,8 +193,10 @@ pub async fn start(
     if let Some(r) = too_many(&state, "sspr-address", &by_address, STARTS_PER_ADDRESS, now).await {
         return r;
     }
-    let Ok(Some(user)) = state.store.user_by_upn(t.id, username).await else {
-        return not_here();
+    let user = match state.store.user_by_upn(t.id, username).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return not_here(),
+        Err(e) => return crate::pages::fault_page(uuid::Uuid::new_v4(), e),
     };
     if let Some(r) = too_many(
         &state,
@@ -208,12 +210,13 @@ pub async fn start(
         tracing::warn!(tenant = %t.name, user = %user.upn, "self-service reset: too many resets started for this user");
         return r;
     }
-    if writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User)
-        .await
-        .is_err()
-        || !user.enabled
-    {
-        return not_here();
+    match writeback::allowed(&state, &t, &user.upn, Some(&user), Actor::User).await {
+        Ok(()) if user.enabled => {}
+        // An outage is the same for every account: say so, rather than "not here".
+        Err(writeback::WritebackError::Server(e)) => {
+            return crate::pages::fault_page(uuid::Uuid::new_v4(), e)
+        }
+        _ => return not_here(),
     }
     match crate::mfa::has_second_factor(&state, &t, &user).await {
         Ok(true) => {}

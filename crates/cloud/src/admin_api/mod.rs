@@ -157,8 +157,13 @@ async fn guard(
         .as_ref()
         .map(MatchedPath::as_str)
         .unwrap_or_default();
+    // axum answers HEAD with the GET handler: it is that operation.
+    let method = match request.method().as_str() {
+        "HEAD" => "GET",
+        m => m,
+    };
     let op = ops::ALL.iter().find(|o| {
-        o.method == request.method().as_str()
+        o.method == method
             && path
                 .strip_suffix(o.path)
                 .is_some_and(|head| head.ends_with("/admin"))

@@ -3,7 +3,7 @@
 //! document describes (the document against the router: `openapi_tests.rs`).
 
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::openapi;
@@ -447,6 +447,28 @@ async fn pta_cannot_be_enabled_without_an_active_agent() -> anyhow::Result<()> {
     // Turning it off needs no agent.
     let (status, v) = call(&s, &ga, "POST", "/pta", Some(json!({"enabled": false}))).await?;
     assert_eq!(status, 200, "{v}");
+    s.done().await
+}
+
+/// HEAD is answered as the GET operation it mirrors: checked like it (401 without a token,
+/// 200 with one), never refused as a route outside the table.
+#[tokio::test]
+async fn head_is_checked_as_its_get() -> anyhow::Result<()> {
+    let s = TestServer::start(None).await?;
+    let head = |token: Option<String>| {
+        let mut b = Request::builder()
+            .method("HEAD")
+            .uri(format!("/{TENANT}/admin/users"));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::empty())
+    };
+    let anonymous = s.call(head(None)?).await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let ga = s.admin_token(s.tenant_id, ADMIN).await?;
+    let admin = s.call(head(Some(ga))?).await?;
+    assert_eq!(admin.status(), StatusCode::OK);
     s.done().await
 }
 

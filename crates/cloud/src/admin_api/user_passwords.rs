@@ -146,6 +146,7 @@ fn writeback_api_error(e: WritebackError) -> ApiError {
         WritebackError::Agent(AgentError::WritebackProtectedAccount) => "The user is a protected account (adminCount=1, an administrator now or formerly): the agent refused to write its password, and nothing was changed. Reset it in Active Directory, or allow it with writeback_protected_accounts = true in the forest's [[forest]] table of the agents' configuration.".to_string(),
         WritebackError::Agent(AgentError::WritebackOutsideScope) => "The user is outside the writeback_base_dn the agents' configuration sets for the forest: the agent refused to write its password, and nothing was changed.".to_string(),
         WritebackError::Agent(a) => format!("The agent could not reset the password: {}. Check the agent's log; the forest's service_account needs the \"Reset Password\" right on the users.", a.describe()),
+        WritebackError::Server(e) => return ApiError::internal(e),
         other => format!("{other}."),
     };
     ApiError::new(status, code, detail)
