@@ -138,14 +138,7 @@ pub async fn during_sign_in(
                 "This account can no longer sign in.",
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, correlation = %corr, "cannot read the user");
-            return crate::pages::error_page(
-                Aadsts::ServerError,
-                corr,
-                "The service failed; try again.",
-            );
-        }
+        Err(e) => return crate::pages::fault_page(corr, e),
     };
     let upn = user.upn.clone();
     let form_action = crate::pages::redirect_form_action(&req.redirect_uri);

@@ -87,10 +87,7 @@ async fn too_many(
             }
             Some(r)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "self-service reset: cannot count the start");
-            Some(info_page("Something went wrong", "Try again in a moment."))
-        }
+        Err(e) => Some(crate::pages::fault_page(uuid::Uuid::new_v4(), e)),
     }
 }
 
@@ -221,10 +218,7 @@ pub async fn start(
     match crate::mfa::has_second_factor(&state, &t, &user).await {
         Ok(true) => {}
         Ok(false) => return not_here(),
-        Err(e) => {
-            tracing::error!(error = %e, "self-service reset: cannot read the user's second factor");
-            return info_page("Something went wrong", "Try again in a moment.");
-        }
+        Err(e) => return crate::pages::fault_page(uuid::Uuid::new_v4(), e),
     }
     let id = random_token();
     let flow = ResetFlow {
@@ -242,8 +236,7 @@ pub async fn start(
         if let Some(page) = crate::limits::pending_full_page(&e, uuid::Uuid::new_v4()) {
             return page;
         }
-        tracing::error!(error = %e, "self-service reset: cannot store the flow");
-        return info_page("Something went wrong", "Try again in a moment.");
+        return crate::pages::fault_page(uuid::Uuid::new_v4(), e);
     }
     tracing::info!(tenant = %t.name, user = %user.upn, "self-service password reset started");
     with_cookie(code_page(&t, &flow.csrf, None), &t, &id, FLOW_LIFETIME)
@@ -318,18 +311,14 @@ pub async fn verify(
     let verdict =
         match crate::mfa::verify_second_factor(&state, &t, &user, f.code.trim(), now).await {
             Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "self-service reset: cannot check the code");
-                return info_page("Something went wrong", "Try again in a moment.");
-            }
+            Err(e) => return crate::pages::fault_page(uuid::Uuid::new_v4(), e),
         };
     let ok = verdict == Verdict::Accepted;
     // The second factor's lock counts wrong codes per user, across every flow and the
     // sign-in's MFA page: a lock ends this flow whatever its own count.
     let locked = matches!(verdict, Verdict::Locked(_) | Verdict::WrongAndLocked(_));
     if let Err(e) = state.store.reset_flow_code(&id_hash, ok).await {
-        tracing::error!(error = %e, "self-service reset: cannot update the flow");
-        return info_page("Something went wrong", "Try again in a moment.");
+        return crate::pages::fault_page(uuid::Uuid::new_v4(), e);
     }
     if ok {
         return new_password_page(&t, &flow.csrf, None);
