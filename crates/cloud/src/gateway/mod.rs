@@ -229,7 +229,7 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-pub use crate::dispatcher::ConnectedAgent;
+use crate::dispatcher::ConnectedAgent;
 
 fn snapshot(c: &AgentConn) -> ConnectedAgent {
     ConnectedAgent {

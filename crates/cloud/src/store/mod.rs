@@ -127,30 +127,6 @@ pub trait Backend:
 {
 }
 
-impl<T> Backend for T where
-    T: TenantStore
-        + DomainStore
-        + UserStore
-        + AppStore
-        + SignInLogStore
-        + AgentStore
-        + GroupStore
-        + SyncStore
-        + SignInStateStore
-        + HousekeepingStore
-        + OidcStore
-        + LockoutStore
-        + DeviceStore
-        + MfaStore
-        + AttemptStore
-        + WritebackStore
-        + SigningKeyStore
-        + PortalStore
-        + FederationStore
-        + std::fmt::Debug
-{
-}
-
 /// The store the cloud holds: a backend, with the read-through cache and the sign-in log
 /// writer in front of it. Cheap to clone.
 #[derive(Debug, Clone)]

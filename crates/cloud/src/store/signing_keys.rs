@@ -69,7 +69,8 @@ pub trait SigningKeyStore: Send + Sync {
     async fn seal_plaintext_secrets(&self, secrets: &crate::secret_box::SecretBox)
         -> Result<usize>;
 
-    /// Signing key rows of a tenant, retired ones included.
+    /// Signing key rows of a tenant, retired ones included (for tests of the bounds).
+    #[cfg(test)]
     async fn signing_key_rows(&self, tenant_id: Uuid) -> Result<i64>;
 
     /// Stores `key` as the tenant's signing key when it has none (a new tenant). Returns

@@ -41,6 +41,8 @@ pub(crate) struct SqliteStore {
     pending_cap: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
+impl super::Backend for SqliteStore {}
+
 pub(crate) fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))

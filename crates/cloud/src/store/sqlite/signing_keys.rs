@@ -78,6 +78,7 @@ impl SigningKeyStore for SqliteStore {
         Ok(n)
     }
 
+    #[cfg(test)]
     async fn signing_key_rows(&self, tenant_id: Uuid) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM tenant_signing_keys WHERE tenant_id = ?")
