@@ -16,13 +16,104 @@ use crate::store::{DomainKind, Store};
 
 /// The store file's name in the data dir.
 pub const STORE_FILE: &str = "passthru.db";
+/// The file in the data dir naming a PostgreSQL store (`init --store postgres://...`): the
+/// URL, on one line. Without it, the store is [`STORE_FILE`].
+pub const STORE_URL_FILE: &str = "store.url";
+
+/// Where a data dir's state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The SQLite file in the data dir.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database (`postgres://USER@HOST[:PORT]/DB`).
+    Postgres(String),
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => write!(f, "{}", p.display()),
+            StoreLocation::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// `url` without its password, if it has one (for messages and logs).
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(a URL that does not parse)".to_string(),
+    }
+}
+
+/// Checks `--store`: a `postgres://` (or `postgresql://`) URL with a host and a database.
+pub fn parse_store_url(raw: &str) -> Result<String, String> {
+    let u = url::Url::parse(raw).map_err(|e| {
+        format!("--store must be postgres://USER@HOST[:PORT]/DB ({e})")
+    })?;
+    if !matches!(u.scheme(), "postgres" | "postgresql")
+        || u.host_str().is_none_or(str::is_empty)
+        || u.path().trim_start_matches('/').is_empty()
+    {
+        return Err(format!(
+            "--store must be postgres://USER@HOST[:PORT]/DB (got '{}')",
+            redact_url(raw)
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// Where `data_dir` keeps its state: the PostgreSQL store its `store.url` names, else its
+/// SQLite file. Fails when it has neither.
+pub fn store_location(data_dir: &Path) -> anyhow::Result<StoreLocation> {
+    let url_file = data_dir.join(STORE_URL_FILE);
+    if url_file.exists() {
+        let raw = std::fs::read_to_string(&url_file)?;
+        let url = parse_store_url(raw.trim())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", url_file.display()))?;
+        return Ok(StoreLocation::Postgres(url));
+    }
+    let db = data_dir.join(STORE_FILE);
+    if !db.exists() {
+        anyhow::bail!(
+            "{} has no store: run `passthru-cloud init --data-dir {} --tenant NAME --admin UPN` first",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(StoreLocation::Sqlite(db))
+}
+
+/// Opens the store at `location` (creating a SQLite file's tables, or a PostgreSQL
+/// database's schema, with `create`).
+pub async fn open_location(location: &StoreLocation, create: bool) -> anyhow::Result<Store> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Store::open(path, create).await?,
+        StoreLocation::Postgres(url) => Store::open_postgres(url, create).await?,
+    })
+}
 
 /// Opens the data dir's store with the key that seals its secrets (`mfa.key`, created when
 /// missing), and seals what an older release stored in the clear (signing private keys,
 /// federation client secrets). Every command that opens a data dir goes through here.
 pub async fn open_store(data_dir: &Path, create: bool) -> anyhow::Result<(Store, Arc<SecretBox>)> {
+    open_store_at(data_dir, &store_location(data_dir)?, create).await
+}
+
+/// [`open_store`] with the store at `location` instead of the data dir's own (`serve
+/// --store`).
+pub async fn open_store_at(
+    data_dir: &Path,
+    location: &StoreLocation,
+    create: bool,
+) -> anyhow::Result<(Store, Arc<SecretBox>)> {
     let secrets = Arc::new(SecretBox::load_or_create(data_dir)?);
-    let store = Store::open(&data_dir.join(STORE_FILE), create).await?;
+    let store = open_location(location, create).await?;
     let sealed = store.seal_plaintext_secrets(&secrets).await?;
     if sealed > 0 {
         tracing::info!(
@@ -106,7 +197,25 @@ pub async fn init(
     admin_upn: &str,
     admin_password: Zeroizing<String>,
     hostnames: &[String],
+    store_url: Option<&str>,
 ) -> anyhow::Result<Uuid> {
+    if let Some(url) = store_url {
+        parse_store_url(url).map_err(|e| anyhow::anyhow!(e))?;
+        // Refused before the data dir is made: a database that already holds a deployment
+        // is never initialised again.
+        let store = Store::open_postgres(url, true).await?;
+        let existing = store
+            .meta(crate::store::instances::DEPLOYMENT_ID)
+            .await?;
+        let tenants = store.count_rows("tenants").await?;
+        store.close().await;
+        if existing.is_some() || tenants > 0 {
+            anyhow::bail!(
+                "{} already holds a Passthru deployment: refusing to initialise it again. Choose an empty database, or serve the existing deployment with a copy (cp -a) of the data dir of one of its instances",
+                redact_url(url)
+            );
+        }
+    }
     if data_dir.exists()
         && std::fs::read_dir(data_dir)
             .map(|mut d| d.next().is_some())
@@ -125,13 +234,27 @@ pub async fn init(
             .create(data_dir)?;
         // An existing (empty) directory keeps its mode through `create`: 0700 now.
         restrict_modes(data_dir)?;
-        // The store file exists, private, before SQLite writes a byte to it (SQLite gives
-        // its journal files the same mode).
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(data_dir.join(STORE_FILE))?;
+        match store_url {
+            Some(url) => {
+                use std::io::Write as _;
+                // The URL may carry a password: private like the keys.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(data_dir.join(STORE_URL_FILE))?;
+                writeln!(f, "{url}")?;
+            }
+            None => {
+                // The store file exists, private, before SQLite writes a byte to it (SQLite
+                // gives its journal files the same mode).
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(data_dir.join(STORE_FILE))?;
+            }
+        }
     }
     pki::create(
         &PkiPaths::new(data_dir),
@@ -140,6 +263,7 @@ pub async fn init(
     )?;
     // The key that seals secrets at rest (0600, next to the other keys).
     let (store, secrets) = open_store(data_dir, true).await?;
+    store.deployment_id().await?;
     let id = create_tenant(&store, &secrets, tenant, admin_upn, admin_password).await?;
     store.close().await;
     restrict_modes(data_dir)?;
@@ -153,13 +277,7 @@ pub async fn add_tenant(
     admin_upn: &str,
     admin_password: Zeroizing<String>,
 ) -> anyhow::Result<Uuid> {
-    let db = data_dir.join(STORE_FILE);
-    if !db.exists() {
-        anyhow::bail!(
-            "{} has no store: run `passthru-cloud init` first",
-            data_dir.display()
-        );
-    }
+    store_location(data_dir)?;
     let (store, secrets) = open_store(data_dir, false).await?;
     let id = create_tenant(&store, &secrets, tenant, admin_upn, admin_password).await;
     store.close().await;
@@ -193,6 +311,7 @@ mod tests {
             "admin@contoso.example",
             Zeroizing::new("Adm1n-password".into()),
             &[],
+            None,
         )
         .await?;
         assert_eq!(mode(&dir)?, 0o700);

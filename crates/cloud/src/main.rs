@@ -33,6 +33,19 @@ enum Command {
         /// Extra DNS name for the server certificate (repeatable).
         #[arg(long = "hostname")]
         hostnames: Vec<String>,
+        /// Keep all state in this PostgreSQL database (postgres://USER@HOST[:PORT]/DB),
+        /// for several instances; default: SQLite in the data dir.
+        #[arg(long, value_parser = parse_store_url)]
+        store: Option<String>,
+    },
+    /// Move a data dir's SQLite store into PostgreSQL (serve it then with --store).
+    Migrate {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The PostgreSQL database to move to (postgres://USER@HOST[:PORT]/DB); it must hold
+        /// no deployment yet.
+        #[arg(long, value_parser = parse_store_url)]
+        to: String,
     },
     /// Manage tenants of an existing data dir (offline).
     Tenant {
@@ -45,6 +58,15 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: String,
+        /// The NATS server the instances of one deployment talk through
+        /// (nats://HOST:PORT); needed by every instance when several serve one PostgreSQL
+        /// store.
+        #[arg(long, value_name = "URL", value_parser = parse_bus_url)]
+        bus: Option<String>,
+        /// Serve this PostgreSQL store (postgres://USER@HOST[:PORT]/DB) instead of the data
+        /// dir's own: after `migrate`, with the data dir the deployment had.
+        #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+        store: Option<String>,
         /// Seconds between heartbeats on agent connections.
         #[arg(long, default_value_t = 10)]
         heartbeat_seconds: u64,
@@ -169,6 +191,14 @@ mod passthru_cloud_cli {
     pub use passthru_admin::cli::AdminArgs;
 }
 
+fn parse_store_url(raw: &str) -> Result<String, String> {
+    passthru_cloud::init::parse_store_url(raw)
+}
+
+fn parse_bus_url(raw: &str) -> Result<String, String> {
+    passthru_cloud::cluster::parse_bus_url(raw).map_err(|e| e.to_string())
+}
+
 fn parse_public_url(raw: &str) -> Result<String, String> {
     passthru_cloud::sts::parse_public_url(raw)
 }
@@ -208,9 +238,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant,
             admin,
             hostnames,
+            store,
         } => {
             let pw = admin_password()?;
-            let id = passthru_cloud::init::init(&data_dir, &tenant, &admin, pw, &hostnames).await?;
+            let id = passthru_cloud::init::init(
+                &data_dir,
+                &tenant,
+                &admin,
+                pw,
+                &hostnames,
+                store.as_deref(),
+            )
+            .await?;
             println!(
                 "Initialised {}: tenant '{tenant}' ({id}), Global Administrator {admin}.",
                 data_dir.display()
@@ -235,9 +274,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Added tenant '{tenant}' ({id}), Global Administrator {admin}.");
             Ok(())
         }
+        Command::Migrate { data_dir, to } => {
+            let moved = passthru_cloud::migrate::migrate(&data_dir, &to).await?;
+            print!("{moved}");
+            Ok(())
+        }
         Command::Serve {
             data_dir,
             listen,
+            bus,
+            store,
             heartbeat_seconds,
             dns_server,
             metrics_listen,
@@ -257,6 +303,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 public_url,
                 allow_private_federation,
                 limits: limits.limits(),
+                bus,
+                store,
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
             Ok(())

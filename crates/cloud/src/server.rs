@@ -72,6 +72,11 @@ pub struct ServeOptions {
     pub allow_private_federation: bool,
     /// Rate limits, connection caps, time-outs and row caps.
     pub limits: crate::limits::Limits,
+    /// `--bus nats://HOST:PORT`: the NATS server this deployment's instances talk through.
+    pub bus: Option<String>,
+    /// `--store postgres://...`: serve this PostgreSQL store instead of the data dir's own
+    /// (after `migrate`).
+    pub store: Option<String>,
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -239,6 +244,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(11);
 
 /// The state every handler shares, over the open store of `data_dir` and its secret box
 /// (no listener, no background task).
+#[cfg(test)]
 pub(crate) fn app_state(
     data_dir: &Path,
     store: Store,
@@ -250,6 +256,7 @@ pub(crate) fn app_state(
 }
 
 /// [`app_state`] with another dispatcher than the gateway (`None`: the gateway).
+#[cfg(test)]
 pub(crate) fn app_state_with(
     data_dir: &Path,
     store: Store,
@@ -258,15 +265,35 @@ pub(crate) fn app_state_with(
     shutdown: watch::Receiver<bool>,
     dispatcher: Option<Arc<dyn crate::dispatcher::Dispatcher>>,
 ) -> Result<Shared, ServeError> {
+    let gateway = Arc::new(Gateway::with_agent_requests_per_tenant(
+        opts.limits.agent_requests_per_tenant,
+    ));
+    app_state_over(
+        data_dir, store, mfa_box, opts, shutdown, gateway, dispatcher, None,
+    )
+}
+
+/// [`app_state_with`] over a given gateway, as one instance of several (`cluster`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn app_state_over(
+    data_dir: &Path,
+    store: Store,
+    mfa_box: Arc<crate::secret_box::SecretBox>,
+    opts: &ServeOptions,
+    shutdown: watch::Receiver<bool>,
+    gateway: Arc<Gateway>,
+    dispatcher: Option<Arc<dyn crate::dispatcher::Dispatcher>>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+) -> Result<Shared, ServeError> {
     let paths = PkiPaths::new(data_dir);
     let signer = Signer::new(store.clone(), mfa_box.clone());
     let agent_ca = AgentCa::load(&paths).map_err(|e| ServeError::DataDir(e.to_string()))?;
     let domain_proof = crate::domain_proof::DomainProof::new(opts.dns_server)
         .map_err(|e| ServeError::DataDir(e.to_string()))?;
-    let gateway = Arc::new(Gateway::with_agent_requests_per_tenant(
-        opts.limits.agent_requests_per_tenant,
-    ));
-    let dispatcher = dispatcher.unwrap_or_else(|| gateway.clone());
+    let dispatcher = dispatcher.unwrap_or_else(|| match &cluster {
+        Some(c) => c.clone(),
+        None => gateway.clone(),
+    });
     store.set_pending_rows_per_tenant(opts.limits.pending_rows_per_tenant);
     let metrics = gateway.metrics.clone();
     Ok(Arc::new(AppState {
@@ -284,29 +311,73 @@ pub(crate) fn app_state_with(
         mfa_box,
         public_url: opts.public_url.clone(),
         lockout_gate: Default::default(),
+        cluster,
     }))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let db = data_dir.join(crate::init::STORE_FILE);
-    if !db.exists() {
-        return Err(ServeError::DataDir(format!(
-            "{} has no store: run `passthru-cloud init --data-dir {} --tenant NAME --admin UPN` first",
-            data_dir.display(),
-            data_dir.display()
-        )));
-    }
+    let location = match &opts.store {
+        Some(url) => crate::init::StoreLocation::Postgres(url.clone()),
+        None => crate::init::store_location(data_dir)
+            .map_err(|e| ServeError::DataDir(format!("{e:#}")))?,
+    };
     let paths = PkiPaths::new(data_dir);
     let tls = tls_config(&paths)?;
     crate::federation::init_http_client(opts.allow_private_federation)
         .map_err(|e| ServeError::Tls(e.to_string()))?;
     // The store, with what an earlier release kept in the clear sealed now.
-    let (store, mfa_box) = crate::init::open_store(data_dir, false)
+    let (store, mfa_box) = crate::init::open_store_at(data_dir, &location, false)
         .await
         .map_err(|e| ServeError::DataDir(format!("{e:#}")))?;
+    if let Some(to) = store
+        .meta(crate::store::instances::MOVED_TO)
+        .await
+        .map_err(|e| ServeError::DataDir(e.to_string()))?
+    {
+        return Err(ServeError::DataDir(format!(
+            "the store {location} was moved to {to} by `passthru-cloud migrate`: serving it would split the deployment in two. Serve the moved deployment instead: passthru-cloud serve --data-dir {} --store {to} (give --store the URL with its password, if it has one)",
+            data_dir.display()
+        )));
+    }
+    // One instance per SQLite store; on PostgreSQL, several only when each has the bus.
+    store
+        .hold_serve_lock(opts.bus.is_some())
+        .await
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    let gateway = Arc::new(Gateway::with_agent_requests_per_tenant(
+        opts.limits.agent_requests_per_tenant,
+    ));
+    let cluster = match &opts.bus {
+        Some(url) => {
+            let deployment = store
+                .deployment_id()
+                .await
+                .map_err(|e| ServeError::DataDir(e.to_string()))?;
+            let c = crate::cluster::Cluster::join(url, &deployment, gateway.clone())
+                .await
+                .map_err(|e| ServeError::DataDir(e.to_string()))?;
+            tracing::info!(bus = %url, instance = %c.instance, "joined the bus");
+            Some(c)
+        }
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = app_state(data_dir, store.clone(), mfa_box, &opts, shutdown_rx)?;
+    let state = app_state_over(
+        data_dir,
+        store.clone(),
+        mfa_box,
+        &opts,
+        shutdown_rx,
+        gateway,
+        None,
+        cluster.clone(),
+    )?;
+    if let Some(c) = cluster {
+        crate::cluster::spawn(c, state.clone())
+            .await
+            .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    }
     crate::dirsync::spawn(state.clone());
     spawn_key_refresh(state.clone());
     let listener = TcpListener::bind(&opts.listen)

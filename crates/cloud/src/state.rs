@@ -42,6 +42,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Smart lockout's password checks in flight per account.
     pub lockout_gate: Arc<crate::lockout_gate::LockoutGate>,
+    /// This instance's place among several (`serve --bus`); `None`: the only one.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Handlers' view of the state.

@@ -33,6 +33,8 @@ pub(crate) fn test_options() -> ServeOptions {
         public_url: None,
         allow_private_federation: false,
         limits: crate::limits::Limits::default(),
+        bus: None,
+        store: None,
     }
 }
 
@@ -56,7 +58,7 @@ impl TestApp {
             "contoso",
             "admin@contoso.example",
             password,
-            &["localhost".to_string()],
+            &["localhost".to_string()], None,
         )
         .await?;
         let (store, mfa_box) = crate::init::open_store(&dir, false).await?;

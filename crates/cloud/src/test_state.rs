@@ -44,7 +44,7 @@ impl TestServer {
             TENANT,
             ADMIN,
             Zeroizing::new("Adm1n-password".into()),
-            &[],
+            &[], None,
         )
         .await?;
         let (tx, rx) = watch::channel(false);

@@ -41,6 +41,10 @@ pub async fn rotate(
         .rotate(t.id, unix_now())
         .await
         .map_err(ApiError::internal)?;
+    if let Some(cluster) = &state.cluster {
+        // Every instance's JWKS and signer move to the new key at once.
+        cluster.keys_rotated(t.id).await;
+    }
     tracing::info!(tenant = %t.name, by = %admin.upn, kid = keys.current_kid().unwrap_or_default(),
         "the tenant's token signing key rotated");
     Ok(Json(summary(&keys)))

@@ -24,6 +24,9 @@ use crate::metrics::{AgentLoad, Metrics};
 use crate::store::AgentTally;
 
 mod relay;
+mod relayed;
+
+pub use relayed::Relayed;
 
 /// Encapsulations kept ready per connected agent (each 32 bytes of key material and a
 /// context; made while requests wait, at most one per request).
@@ -183,13 +186,26 @@ impl AgentConn {
 struct Pending {
     agent_id: Uuid,
     conn_id: Uuid,
-    /// What the answer's MAC must be made with.
-    answer_key: AnswerKey,
-    tx: oneshot::Sender<Answer>,
+    awaiting: Awaiting,
+}
+
+/// Who waits for a request's answer.
+enum Awaiting {
+    /// A request sealed here: the answer's MAC is checked with the key it was sealed with.
+    Sealer {
+        answer_key: AnswerKey,
+        tx: oneshot::Sender<Answer>,
+    },
+    /// A request another instance sealed and relayed here: the answer goes back to it as
+    /// the agent sent it, MAC and all, and that instance checks it.
+    Relay { tx: oneshot::Sender<RawAnswer> },
 }
 
 /// An answer as the waiting request receives it: accepted, or refused.
 type Answer = Result<Reply, AnswerRefusal>;
+
+/// An agent's answer before its MAC is checked: the reply and the MAC it came with.
+pub type RawAnswer = (Reply, Option<String>);
 
 /// What became of an agent's answer (see [`Gateway::complete`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +237,20 @@ pub struct Gateway {
     turn: AtomicUsize,
     /// Agent requests each tenant may have in flight (`serve --max-agent-requests-per-tenant`).
     tenant_slots: crate::limits::fair::TenantSlots,
+    /// Wakes whoever tells other instances which agents are connected here (an agent
+    /// connected or left).
+    pub changed: tokio::sync::Notify,
+}
+
+/// A connected agent as other instances need it: to seal to it, and to pick it.
+#[derive(Debug, Clone)]
+pub struct LocalAgent {
+    pub tenant_id: Uuid,
+    pub agent: ConnectedAgent,
+    pub hpke_public_key: Vec<u8>,
+    /// The UPN suffixes of the forests it has a service account for (it can write
+    /// passwords there).
+    pub write_suffixes: Vec<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -282,6 +312,38 @@ impl Gateway {
             .entry(conn.tenant_id)
             .or_default()
             .push(conn);
+        self.changed.notify_one();
+    }
+
+    /// Takes one of the tenant's places for an agent request (given back when dropped).
+    pub(crate) fn enter_tenant(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<crate::limits::fair::Slot, DispatchError> {
+        self.tenant_slots
+            .enter(tenant_id)
+            .map_err(|_| DispatchError::Busy)
+    }
+
+    /// Every connected agent, with what another instance needs to seal to it.
+    pub fn local_agents(&self) -> Vec<LocalAgent> {
+        let inner = self.lock();
+        inner
+            .agents
+            .iter()
+            .flat_map(|(t, list)| {
+                list.iter().map(|c| LocalAgent {
+                    tenant_id: *t,
+                    agent: snapshot(c),
+                    hpke_public_key: c.hpke_public_key.clone(),
+                    write_suffixes: c
+                        .sync_forests
+                        .iter()
+                        .flat_map(|f| f.upn_suffixes.iter().cloned())
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     /// Removes a connection, and fails its requests in flight so they go to another agent.
@@ -291,6 +353,8 @@ impl Gateway {
             list.retain(|c| c.conn_id != conn.conn_id);
         }
         inner.pending.retain(|_, p| p.conn_id != conn.conn_id);
+        drop(inner);
+        self.changed.notify_one();
     }
 
     /// Closes every connection of `agent_id` (after a revocation) and stops routing to it.

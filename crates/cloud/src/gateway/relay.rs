@@ -34,9 +34,15 @@ impl Gateway {
         let Some(p) = pending else {
             return Completion::Unknown;
         };
-        let checked = p
-            .answer_key
-            .check(request_id, &reply.outcome, reply.repeated, mac);
+        let (answer_key, tx) = match p.awaiting {
+            Awaiting::Sealer { answer_key, tx } => (answer_key, tx),
+            Awaiting::Relay { tx } => {
+                // The sealing instance checks it; it may have given up meanwhile.
+                let _ = tx.send((reply, mac.map(str::to_string)));
+                return Completion::Delivered;
+            }
+        };
+        let checked = answer_key.check(request_id, &reply.outcome, reply.repeated, mac);
         let answer = match checked {
             Ok(Binding::Bound) => Ok(reply),
             Ok(Binding::Unbound) => {
@@ -52,7 +58,7 @@ impl Gateway {
         };
         let refused = answer.as_ref().err().copied();
         // The waiting request may have ended (its caller went away): nothing to deliver to.
-        let _ = p.tx.send(answer);
+        let _ = tx.send(answer);
         match refused {
             Some(r) => Completion::Refused(r),
             None => Completion::Delivered,
@@ -150,8 +156,7 @@ impl Gateway {
                 Pending {
                     agent_id: agent.agent_id,
                     conn_id: agent.conn_id,
-                    answer_key,
-                    tx,
+                    awaiting: Awaiting::Sealer { answer_key, tx },
                 },
             );
             agent.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +175,7 @@ impl Gateway {
                     tokio::task::yield_now().await;
                     agent.refill();
                 };
-                tokio::join!(await_reply(&agent, rx, deadline, !write), refill).0
+                Step::from(tokio::join!(await_reply(&agent, rx, deadline, !write), refill).0)
             } else {
                 Step::Lost
             };
@@ -262,18 +267,18 @@ pub const STUCK_PROBE: Duration = Duration::from_millis(750);
 /// ([`Step::Stuck`]) so the request can go to another agent. An agent that answers the
 /// ping is alive (its DC is slow, say): the wait goes on, and the password is never bound
 /// twice.
-async fn await_reply(
+pub(super) async fn await_reply<T>(
     agent: &AgentConn,
-    mut rx: oneshot::Receiver<Answer>,
+    mut rx: oneshot::Receiver<T>,
     deadline: Instant,
     may_move_on: bool,
-) -> Step {
+) -> Waited<T> {
     let sent_ms = now_ms();
     if may_move_on {
         let check_at = (Instant::now() + SUSPECT_AFTER).min(deadline);
         match tokio::time::timeout_at(check_at.into(), &mut rx).await {
-            Ok(Ok(answer)) => return Step::from(answer),
-            Ok(Err(_)) => return Step::Lost,
+            Ok(Ok(answer)) => return Waited::Got(answer),
+            Ok(Err(_)) => return Waited::Lost,
             Err(_) => {}
         }
         if agent.last_heard_ms() < sent_ms && Instant::now() < deadline {
@@ -281,29 +286,51 @@ async fn await_reply(
             agent.ping_now.notify_one();
             let give_up = (Instant::now() + STUCK_PROBE).min(deadline);
             match tokio::time::timeout_at(give_up.into(), &mut rx).await {
-                Ok(Ok(answer)) => return Step::from(answer),
-                Ok(Err(_)) => return Step::Lost,
+                Ok(Ok(answer)) => return Waited::Got(answer),
+                Ok(Err(_)) => return Waited::Lost,
                 Err(_) => {}
             }
             if agent.last_heard_ms() < probe_ms && Instant::now() < deadline {
                 agent.stuck_since_ms.store(now_ms(), Ordering::Relaxed);
-                return Step::Stuck;
+                return Waited::Stuck;
             }
         }
     }
     match tokio::time::timeout_at(deadline.into(), rx).await {
-        Ok(Ok(answer)) => Step::from(answer),
-        Ok(Err(_)) => Step::Lost,
-        Err(_) => Step::Timeout,
+        Ok(Ok(answer)) => Waited::Got(answer),
+        Ok(Err(_)) => Waited::Lost,
+        Err(_) => Waited::Timeout,
+    }
+}
+
+/// How a wait for an agent's answer ended.
+pub(super) enum Waited<T> {
+    Got(T),
+    /// The agent's connection ended (or its queue was full) before it answered.
+    Lost,
+    /// The agent answered neither the request nor a ping.
+    Stuck,
+    /// The deadline passed.
+    Timeout,
+}
+
+impl From<Waited<Answer>> for Step {
+    fn from(w: Waited<Answer>) -> Step {
+        match w {
+            Waited::Got(answer) => Step::from(answer),
+            Waited::Lost => Step::Lost,
+            Waited::Stuck => Step::Stuck,
+            Waited::Timeout => Step::Timeout,
+        }
     }
 }
 
 /// Undoes a dispatch's bookkeeping however the wait ends, including when the caller's
 /// future is dropped (a client that disconnects mid-sign-in).
-struct InFlight<'a> {
-    gateway: &'a Gateway,
-    agent: Arc<AgentConn>,
-    request_id: Uuid,
+pub(super) struct InFlight<'a> {
+    pub(super) gateway: &'a Gateway,
+    pub(super) agent: Arc<AgentConn>,
+    pub(super) request_id: Uuid,
 }
 
 impl Drop for InFlight<'_> {

@@ -28,6 +28,7 @@ pub mod domains;
 pub mod federation;
 pub mod groups;
 pub mod housekeeping;
+pub mod instances;
 pub mod lockout;
 pub mod mfa;
 pub mod oidc;
@@ -39,6 +40,7 @@ pub mod signing_keys;
 mod sqlite;
 pub mod sync;
 pub mod tenants;
+pub(crate) mod transfer;
 pub mod users;
 pub mod writeback;
 
@@ -54,6 +56,7 @@ pub use domains::DomainStore;
 pub use federation::FederationStore;
 pub use groups::GroupStore;
 pub use housekeeping::HousekeepingStore;
+pub use instances::InstanceStore;
 pub use lockout::LockoutStore;
 pub use mfa::MfaStore;
 pub use oidc::{
@@ -93,6 +96,10 @@ pub enum StoreError {
     /// was changed.
     #[error("the change would leave the tenant without an enabled Global Administrator")]
     LastGlobalAdmin,
+    /// The store is served by another instance in a way that excludes this one (the message
+    /// says what to do).
+    #[error("{0}")]
+    InUse(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -123,6 +130,7 @@ pub trait Backend:
     + SigningKeyStore
     + PortalStore
     + FederationStore
+    + InstanceStore
     + std::fmt::Debug
 {
 }
@@ -137,6 +145,9 @@ pub struct Store {
     domains: Arc<cache::TtlCache<Domain>>,
     /// The sign-in log's writer task.
     sign_in_writer: signin_log::Writer,
+    /// Counts the writes that invalidated the caches: another instance's caches must drop
+    /// what they hold too (the bus announces each).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::ops::Deref for Store {
@@ -155,6 +166,12 @@ impl Store {
     }
 
     /// The facade over `backend` (starts the sign-in log writer: call within a runtime).
+    /// Opens the PostgreSQL store at `url` (creating its schema with `create`).
+    pub async fn open_postgres(url: &str, create: bool) -> Result<Store> {
+        let _ = (url, create);
+        Err(StoreError::NotFound("the PostgreSQL backend".into()))
+    }
+
     pub(crate) fn over(backend: Arc<dyn Backend>) -> Store {
         Store {
             sign_in_writer: signin_log::start(backend.clone()),
@@ -162,7 +179,28 @@ impl Store {
             tenants: Arc::new(cache::TtlCache::new()),
             apps: Arc::new(cache::TtlCache::new()),
             domains: Arc::new(cache::TtlCache::new()),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// A write that the caches may hold an older copy of happened here: they drop
+    /// everything, and [`Store::changes`] tells whoever listens (the bus, which tells the
+    /// other instances).
+    fn changed(&self) {
+        self.clear_caches();
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Drops everything the caches hold (another instance changed the store).
+    pub fn clear_caches(&self) {
+        self.tenants.clear();
+        self.apps.clear();
+        self.domains.clear();
+    }
+
+    /// Changes on every write through this facade that invalidated its caches.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The backend itself, without the cache and the log writer (for the conformance
@@ -202,14 +240,14 @@ impl Store {
         settings: &crate::model::settings::Settings,
     ) -> Result<()> {
         let r = self.backend.save_settings(tenant_id, settings).await;
-        self.tenants.clear();
+        self.changed();
         r
     }
 
     /// Turns pass-through authentication on or off for a tenant.
     pub async fn set_pta(&self, tenant_id: Uuid, enabled: bool) -> Result<()> {
         let r = self.backend.set_pta(tenant_id, enabled).await;
-        self.tenants.clear();
+        self.changed();
         r
     }
 
@@ -229,14 +267,14 @@ impl Store {
     /// Marks a domain verified.
     pub async fn set_domain_verified(&self, tenant_id: Uuid, name: &str) -> Result<()> {
         let r = self.backend.set_domain_verified(tenant_id, name).await;
-        self.domains.clear();
+        self.changed();
         r
     }
 
     /// Removes a domain (and its federation settings).
     pub async fn remove_domain(&self, tenant_id: Uuid, name: &str) -> Result<()> {
         let r = self.backend.remove_domain(tenant_id, name).await;
-        self.domains.clear();
+        self.changed();
         r
     }
 
@@ -247,7 +285,7 @@ impl Store {
         name: &str,
     ) -> Result<federation::Conversion> {
         let r = self.backend.convert_to_managed(tenant_id, name).await;
-        self.domains.clear();
+        self.changed();
         r
     }
 
@@ -275,7 +313,7 @@ impl Store {
             .backend
             .set_app_redirect_uris(tenant_id, client_id, uris)
             .await;
-        self.apps.clear();
+        self.changed();
         r
     }
 
@@ -290,7 +328,7 @@ impl Store {
             .backend
             .set_app_groups_claim(tenant_id, client_id, on)
             .await;
-        self.apps.clear();
+        self.changed();
         r
     }
 
@@ -305,14 +343,14 @@ impl Store {
             .backend
             .set_app_secret_hash(tenant_id, client_id, hash)
             .await;
-        self.apps.clear();
+        self.changed();
         r
     }
 
     /// Deletes an app with its refresh tokens, codes and pending device codes.
     pub async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()> {
         let r = self.backend.delete_app(tenant_id, client_id).await;
-        self.apps.clear();
+        self.changed();
         r
     }
 

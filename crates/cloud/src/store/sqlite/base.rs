@@ -44,6 +44,8 @@ impl SqliteStore {
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
                 DEFAULT_PENDING_ROWS_PER_TENANT,
             )),
+            path: Some(path.to_path_buf()),
+            serve_lock: Default::default(),
         })
     }
 

@@ -68,6 +68,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "indexes of pending sign-in rows (caps and purge)",
         include_str!("../../../migrations/0012_pending_rows.sql"),
     ),
+    (
+        13,
+        "several instances: deployment settings, sync leases with an expiry",
+        include_str!("../../../migrations/0013_instances.sql"),
+    ),
 ];
 
 #[derive(Debug)]

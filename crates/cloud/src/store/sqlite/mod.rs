@@ -18,6 +18,7 @@ mod domains;
 mod federation;
 mod groups;
 mod housekeeping;
+mod instances;
 mod lockout;
 mod mfa;
 pub(super) mod migrate;
@@ -39,6 +40,11 @@ pub(crate) struct SqliteStore {
     /// Pending rows (sign-ins in progress) a tenant may have in each table
     /// (`serve --max-pending-per-tenant`).
     pending_cap: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The store's file (None: in memory).
+    path: Option<std::path::PathBuf>,
+    /// The serve lock's file, held while this process serves the store
+    /// ([`crate::store::instances::InstanceStore::hold_serve_lock`]).
+    serve_lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl super::Backend for SqliteStore {}

@@ -1,0 +1,217 @@
+//! [`Cluster::dispatch`]: the instance's own agents first (the gateway, no bus), then an
+//! agent at another instance: sealed here to that agent's key, relayed there, and its
+//! answer's MAC checked here. While no agent of the tenant is connected anywhere but one was
+//! lately (an instance died and its agents are reconnecting), the request waits for one
+//! within its deadline.
+
+use std::time::{Duration, Instant};
+
+use async_nats::RequestErrorKind;
+use passthru_proto::answer::Binding;
+use passthru_proto::seal::{Encapsulation, RequestHeader, ValidationPayload};
+use uuid::Uuid;
+
+use super::wire::{PresentAgent, RelayAnswer, RelayRequest};
+use super::{unb64, Cluster};
+use crate::dispatcher::{DispatchError, Reply};
+
+/// How often a request waiting for an agent looks again.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+/// Extra time the bus gets beyond the agent's deadline for the answer to come back.
+const BUS_MARGIN: Duration = Duration::from_millis(500);
+
+/// What one relay attempt gave.
+enum Attempt {
+    Done(Result<Reply, DispatchError>),
+    /// Try another agent (this one went away, looked stuck, or its instance is gone).
+    Next { passed_over: bool },
+}
+
+impl Cluster {
+    pub(crate) async fn dispatch(
+        &self,
+        tenant_id: Uuid,
+        payload: &ValidationPayload,
+        timeout: Duration,
+    ) -> Result<Reply, DispatchError> {
+        let deadline = Instant::now() + timeout;
+        let write = !payload.operation.is_validate();
+        let suffix = payload
+            .username
+            .rsplit_once('@')
+            .map(|(_, s)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut tried: Vec<Uuid> = Vec::new();
+        let mut passed_over: Vec<Uuid> = Vec::new();
+        let mut local_failed = false;
+        loop {
+            let now = Instant::now();
+            if !local_failed && !self.gateway.connections(tenant_id).is_empty() {
+                self.saw(tenant_id, now);
+                let remaining = deadline.saturating_duration_since(now);
+                match self.gateway.validate(tenant_id, payload, remaining).await {
+                    // Every agent here went away mid-request: one elsewhere may serve.
+                    Err(DispatchError::NoAgent) => local_failed = true,
+                    other => return other,
+                }
+                continue;
+            }
+            let pick = self.remote.pick(tenant_id, &suffix, write, &tried, now);
+            let Some((instance, agent)) = pick else {
+                let anywhere = !self.remote.agents(tenant_id, now).is_empty();
+                if anywhere {
+                    self.saw(tenant_id, now);
+                }
+                // Nobody left to try. If the tenant had agents lately and none is connected
+                // now, wait for one (they are reconnecting); else fail at once.
+                if !anywhere
+                    && self.seen_lately(tenant_id, now)
+                    && now + WAIT_STEP < deadline
+                    && tried.is_empty()
+                {
+                    tokio::time::sleep(WAIT_STEP).await;
+                    local_failed = false;
+                    continue;
+                }
+                return Err(DispatchError::NoAgent);
+            };
+            self.saw(tenant_id, now);
+            tried.push(agent.agent_id);
+            let _slot = self.gateway.enter_tenant(tenant_id)?;
+            match self
+                .relay(instance, &agent, tenant_id, payload, deadline, write)
+                .await
+            {
+                Attempt::Done(Ok(mut reply)) => {
+                    reply.passed_over = passed_over;
+                    return Ok(reply);
+                }
+                Attempt::Done(Err(e)) => return Err(e),
+                Attempt::Next { passed_over: p } => {
+                    if p {
+                        passed_over.push(agent.agent_id);
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(DispatchError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seals `payload` to `agent` (at `instance`) and relays it there.
+    async fn relay(
+        &self,
+        instance: Uuid,
+        agent: &PresentAgent,
+        tenant_id: Uuid,
+        payload: &ValidationPayload,
+        deadline: Instant,
+        write: bool,
+    ) -> Attempt {
+        let Some(key) = unb64(&agent.hpke_public_key) else {
+            tracing::error!(agent = %agent.agent_id, "another instance announced an agent key that is not base64");
+            return Attempt::Next { passed_over: false };
+        };
+        let issued = crate::clock::unix_ms().max(0) as u64;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let header = RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id,
+            agent_id: agent.agent_id,
+            issued_at_ms: issued,
+            expires_at_ms: issued + remaining.as_millis() as u64,
+        };
+        let Ok((sealed, answer_key)) =
+            Encapsulation::new(&key).and_then(|e| e.seal(header, payload))
+        else {
+            tracing::error!(agent = %agent.agent_id, "the agent's HPKE key is invalid; re-register the agent");
+            return Attempt::Next { passed_over: false };
+        };
+        let request = RelayRequest {
+            tenant_id,
+            agent_id: agent.agent_id,
+            sealed,
+            timeout_ms: remaining.as_millis() as u64,
+            may_move_on: !write,
+        };
+        let Ok(body) = serde_json::to_vec(&request) else {
+            return Attempt::Done(Err(DispatchError::NoAgent));
+        };
+        let sent = self
+            .client
+            .send_request(
+                self.subjects.relay(instance),
+                async_nats::Request::new()
+                    .payload(body.into())
+                    .timeout(Some(remaining + BUS_MARGIN)),
+            )
+            .await;
+        let msg = match sent {
+            Ok(msg) => msg,
+            Err(e) if e.kind() == RequestErrorKind::NoResponders => {
+                // The instance is gone (its subscription went with its connection).
+                tracing::warn!(%instance, agent = %agent.agent_id, "no instance answers for this agent any more; trying another");
+                self.remote.forget(instance);
+                return Attempt::Next { passed_over: false };
+            }
+            Err(e) if e.kind() == RequestErrorKind::TimedOut => {
+                return Attempt::Done(Err(DispatchError::Timeout));
+            }
+            Err(e) => {
+                // The bus itself failed (nats-server down): agents elsewhere are out of
+                // reach until it is back.
+                tracing::warn!(error = %e, %instance, "the bus failed while relaying a request");
+                return Attempt::Next { passed_over: false };
+            }
+        };
+        let answer: RelayAnswer = match serde_json::from_slice(&msg.payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, %instance, "another instance's relay answer does not parse; check that every instance runs the same release");
+                return Attempt::Next { passed_over: false };
+            }
+        };
+        match answer {
+            RelayAnswer::Answered {
+                request_id,
+                outcome,
+                agent_host,
+                agent_micros,
+                repeated,
+                mac,
+            } => {
+                if request_id != header.request_id {
+                    return Attempt::Next { passed_over: true };
+                }
+                let repeated = match answer_key.check(request_id, &outcome, repeated, mac.as_deref()) {
+                    Ok(Binding::Bound) => repeated,
+                    Ok(Binding::Unbound) => false,
+                    Err(refusal) => {
+                        tracing::warn!(agent = %agent.agent_id, host = %agent.host, request = %request_id, %refusal,
+                            "agent answer refused (AADSTS80005): it is not authenticated with the key of the request's envelope. If this repeats, someone may hold this agent's certificate without its HPKE key: revoke the agent (agents revoke ID) and register it again");
+                        return Attempt::Done(Err(DispatchError::AnswerRefused(refusal)));
+                    }
+                };
+                Attempt::Done(Ok(Reply {
+                    request_id,
+                    outcome,
+                    agent_id: agent.agent_id,
+                    agent_host,
+                    agent_micros,
+                    repeated,
+                    passed_over: Vec::new(),
+                }))
+            }
+            RelayAnswer::NoAgent | RelayAnswer::Refused => Attempt::Next { passed_over: false },
+            RelayAnswer::Stuck => Attempt::Next { passed_over: true },
+            RelayAnswer::Lost if write => {
+                tracing::warn!(agent = %agent.agent_id, request = %header.request_id,
+                    "the agent's connection ended before it answered a password write; the write is not sent to another agent (it may or may not have been applied)");
+                Attempt::Done(Err(DispatchError::Timeout))
+            }
+            RelayAnswer::Lost => Attempt::Next { passed_over: true },
+            RelayAnswer::Timeout => Attempt::Done(Err(DispatchError::Timeout)),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Several cloud instances as one service: each holds the agents connected to it, and the
+//! bus (NATS core request/reply and subjects, never a durable stream) carries what crosses
+//! instances:
+//! - a sign-in at one instance whose tenant's agents are connected to another is sealed
+//!   here, to that agent's key, and relayed there ([`wire::RelayRequest`]); the agent's
+//!   answer comes back as it was sent and its MAC is checked here;
+//! - each instance announces its agents every second and at each change
+//!   ([`wire::Presence`]);
+//! - control events ([`wire::Control`]): caches to drop, keys rotated, an agent revoked, a
+//!   password changed.
+//!
+//! [`Cluster`] is the [`Dispatcher`] of an instance with a bus: its own agents first, then
+//! the others'. Without a bus an instance uses its gateway alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use passthru_proto::seal::ValidationPayload;
+use uuid::Uuid;
+
+use crate::dispatcher::{ConnectedAgent, Dispatched, Dispatcher};
+use crate::gateway::Gateway;
+
+mod dispatch;
+mod presence;
+mod tasks;
+mod wire;
+
+pub(crate) use tasks::spawn;
+use wire::{Control, ControlMessage, Subjects};
+
+/// How often an instance announces its agents.
+pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+/// How long after a tenant's last agent was seen anywhere a sign-in waits for one to
+/// connect (to this instance or another) before failing with "no agent": the time the
+/// agents of an instance that died take to reconnect elsewhere.
+pub(crate) const AGENT_GRACE: Duration = Duration::from_secs(15);
+
+/// Why the bus could not be joined.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("--bus must be nats://HOST:PORT (got '{0}')")]
+    Url(String),
+    #[error("cannot reach the NATS server at {url}: {detail}. Check that nats-server runs there and this host may connect to it")]
+    Connect { url: String, detail: String },
+    #[error("cannot subscribe on the NATS server at {url}: {detail}")]
+    Subscribe { url: String, detail: String },
+}
+
+/// An instance's place in the service.
+#[derive(Debug)]
+pub struct Cluster {
+    /// This instance (new at each start).
+    pub(crate) instance: Uuid,
+    client: async_nats::Client,
+    subjects: Subjects,
+    gateway: Arc<Gateway>,
+    remote: presence::Remote,
+    /// When each tenant last had an agent anywhere (for [`AGENT_GRACE`]).
+    seen: std::sync::Mutex<std::collections::HashMap<Uuid, Instant>>,
+}
+
+/// Checks `--bus`: `nats://HOST:PORT`.
+pub fn parse_bus_url(raw: &str) -> Result<String, BusError> {
+    let url = url::Url::parse(raw).map_err(|_| BusError::Url(raw.to_string()))?;
+    if url.scheme() != "nats" || url.host_str().is_none_or(str::is_empty) {
+        return Err(BusError::Url(raw.to_string()));
+    }
+    Ok(raw.to_string())
+}
+
+impl Cluster {
+    /// Joins the bus at `url` for the deployment `deployment_id`, with the instance's
+    /// `gateway`.
+    pub async fn join(
+        url: &str,
+        deployment_id: &str,
+        gateway: Arc<Gateway>,
+    ) -> Result<Arc<Cluster>, BusError> {
+        let url = parse_bus_url(url)?;
+        let instance = Uuid::new_v4();
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("passthru-cloud {}", instance.simple()))
+            .connection_timeout(Duration::from_secs(5))
+            .ping_interval(Duration::from_secs(5))
+            // Unlimited reconnects, at most half a second apart: the bus comes back within
+            // a second of nats-server.
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((50 * attempts as u64).min(500))
+            })
+            .connect(url.as_str())
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Arc::new(Cluster {
+            instance,
+            client,
+            subjects: Subjects::new(deployment_id),
+            gateway,
+            remote: presence::Remote::default(),
+            seen: Default::default(),
+        }))
+    }
+
+    /// Tells every other instance about `control` (best effort: the bus may be down).
+    pub(crate) async fn announce(&self, control: Control) {
+        let msg = ControlMessage {
+            from: self.instance,
+            control,
+        };
+        let Ok(body) = serde_json::to_vec(&msg) else {
+            return;
+        };
+        if let Err(e) = self
+            .client
+            .publish(self.subjects.control(), body.into())
+            .await
+        {
+            tracing::warn!(error = %e, "could not tell the other instances about a change");
+        }
+    }
+
+    /// Tells the other instances that a tenant's signing keys changed.
+    pub(crate) async fn keys_rotated(&self, tenant_id: Uuid) {
+        self.announce(Control::KeysRotated { tenant_id }).await;
+    }
+
+    /// [`Cluster::announce`] from synchronous code.
+    pub(crate) fn announce_later(&self, control: Control) {
+        let msg = ControlMessage {
+            from: self.instance,
+            control,
+        };
+        let Ok(body) = serde_json::to_vec(&msg) else {
+            return;
+        };
+        let (client, subject) = (self.client.clone(), self.subjects.control());
+        tokio::spawn(async move {
+            if let Err(e) = client.publish(subject, body.into()).await {
+                tracing::warn!(error = %e, "could not tell the other instances about a change");
+            }
+        });
+    }
+
+    /// Notes that the tenant has agents now (somewhere).
+    fn saw(&self, tenant_id: Uuid, now: Instant) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant_id, now);
+    }
+
+    /// Whether the tenant had an agent within [`AGENT_GRACE`] of `now`.
+    fn seen_lately(&self, tenant_id: Uuid, now: Instant) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant_id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < AGENT_GRACE)
+    }
+
+    /// The connected agents of a tenant at the other instances.
+    fn remote_connected(&self, tenant_id: Uuid) -> Vec<ConnectedAgent> {
+        self.remote
+            .agents(tenant_id, Instant::now())
+            .into_iter()
+            .map(|(_, a)| ConnectedAgent {
+                agent_id: a.agent_id,
+                host: a.host,
+                version: a.version,
+                upn_suffixes: a.upn_suffixes,
+                in_flight: a.in_flight,
+                served: a.served,
+                draining: a.draining,
+                last_heard_ms: a.last_heard_ms,
+            })
+            .collect()
+    }
+}
+
+impl Dispatcher for Cluster {
+    fn dispatch<'a>(
+        &'a self,
+        tenant_id: Uuid,
+        payload: &'a ValidationPayload,
+        timeout: Duration,
+    ) -> Dispatched<'a> {
+        Box::pin(Cluster::dispatch(self, tenant_id, payload, timeout))
+    }
+
+    fn password_changed(&self, tenant_id: Uuid, upn: &str) -> usize {
+        let here = Dispatcher::password_changed(&*self.gateway, tenant_id, upn);
+        let there = self.remote.agents(tenant_id, Instant::now()).len();
+        self.announce_later(Control::PasswordChanged {
+            tenant_id,
+            upn: upn.to_string(),
+        });
+        here + there
+    }
+
+    fn connected(&self, tenant_id: Uuid) -> Vec<ConnectedAgent> {
+        let mut all = self.gateway.connected(tenant_id);
+        all.extend(self.remote_connected(tenant_id));
+        all
+    }
+
+    fn disconnect(&self, tenant_id: Uuid, agent_id: Uuid) -> usize {
+        let here = self.gateway.disconnect(tenant_id, agent_id);
+        let there = self
+            .remote
+            .agents(tenant_id, Instant::now())
+            .iter()
+            .filter(|(_, a)| a.agent_id == agent_id)
+            .count();
+        self.announce_later(Control::Revoked {
+            tenant_id,
+            agent_id,
+        });
+        here + there
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}

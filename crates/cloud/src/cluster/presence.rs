@@ -1,0 +1,133 @@
+//! Which agents the other instances hold, from their presence announcements. An instance
+//! that has not announced for [`STALE_AFTER`] is forgotten (it died, or the bus is cut); one
+//! that said it leaves, or answered a relay with "no responders", is forgotten at once.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::wire::{Presence, PresentAgent};
+use crate::gateway::suffix_matches;
+
+/// How long an instance's announcement counts (three announcement intervals).
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// The other instances' agents.
+#[derive(Debug, Default)]
+pub(crate) struct Remote {
+    inner: Mutex<HashMap<Uuid, (Instant, Vec<PresentAgent>)>>,
+}
+
+impl Remote {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, (Instant, Vec<PresentAgent>)>> {
+        // Each operation is one insert or remove: a poisoned map is consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes an instance's announcement, received `at`.
+    pub(crate) fn heard(&self, p: Presence, at: Instant) {
+        self.lock().insert(p.instance, (at, p.agents));
+    }
+
+    /// Forgets an instance (it left, or nobody answers at its subject).
+    pub(crate) fn forget(&self, instance: Uuid) {
+        self.lock().remove(&instance);
+    }
+
+    /// The tenant's agents at other instances that announced within [`STALE_AFTER`] of
+    /// `now`, with their instance.
+    pub(crate) fn agents(&self, tenant_id: Uuid, now: Instant) -> Vec<(Uuid, PresentAgent)> {
+        let mut map = self.lock();
+        map.retain(|_, (at, _)| now.saturating_duration_since(*at) < STALE_AFTER);
+        map.iter()
+            .flat_map(|(instance, (_, list))| {
+                list.iter()
+                    .filter(|a| a.tenant_id == tenant_id)
+                    .map(|a| (*instance, a.clone()))
+            })
+            .collect()
+    }
+
+    /// Picks the agent a request goes to: not draining, not tried; for a write one that
+    /// writes for the user's domain first; else one serving the domain; else any (it
+    /// answers "not routable"). Least in flight first.
+    pub(crate) fn pick(
+        &self,
+        tenant_id: Uuid,
+        suffix: &str,
+        write: bool,
+        tried: &[Uuid],
+        now: Instant,
+    ) -> Option<(Uuid, PresentAgent)> {
+        let all: Vec<(Uuid, PresentAgent)> = self
+            .agents(tenant_id, now)
+            .into_iter()
+            .filter(|(_, a)| !a.draining && !tried.contains(&a.agent_id))
+            .collect();
+        let least = |f: &dyn Fn(&PresentAgent) -> bool| {
+            all.iter()
+                .filter(|(_, a)| f(a))
+                .min_by_key(|(_, a)| a.in_flight)
+                .cloned()
+        };
+        let writes = |a: &PresentAgent| a.write_suffixes.iter().any(|s| suffix_matches(suffix, s));
+        let serves = |a: &PresentAgent| a.upn_suffixes.iter().any(|s| suffix_matches(suffix, s));
+        write
+            .then(|| least(&writes))
+            .flatten()
+            .or_else(|| least(&serves))
+            .or_else(|| least(&|_| true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(tenant_id: Uuid, suffix: &str, in_flight: usize) -> PresentAgent {
+        PresentAgent {
+            tenant_id,
+            agent_id: Uuid::new_v4(),
+            host: "h".into(),
+            version: "v".into(),
+            upn_suffixes: vec![suffix.into()],
+            write_suffixes: Vec::new(),
+            hpke_public_key: String::new(),
+            in_flight,
+            served: 0,
+            draining: false,
+            last_heard_ms: 0,
+        }
+    }
+
+    /// The least busy agent serving the domain is picked; an instance silent for
+    /// `STALE_AFTER` and one forgotten are not; tried agents are skipped.
+    #[test]
+    fn picks_fresh_serving_least_busy_agents() {
+        let r = Remote::default();
+        let t = Uuid::new_v4();
+        let (i1, i2, i3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let now = Instant::now();
+        let busy = agent(t, "corp.test", 5);
+        let idle = agent(t, "corp.test", 0);
+        let other_forest = agent(t, "fabrikam.test", 0);
+        r.heard(Presence { instance: i1, agents: vec![busy.clone(), other_forest] }, now);
+        r.heard(Presence { instance: i2, agents: vec![idle.clone()] }, now);
+        let old = agent(t, "corp.test", 0);
+        r.heard(
+            Presence { instance: i3, agents: vec![old.clone()] },
+            now - STALE_AFTER - Duration::from_millis(1),
+        );
+        let (inst, a) = r.pick(t, "corp.test", false, &[], now).expect("an agent");
+        assert_eq!((inst, a.agent_id), (i2, idle.agent_id));
+        let (_, a) = r.pick(t, "corp.test", false, &[idle.agent_id], now).expect("an agent");
+        assert_eq!(a.agent_id, busy.agent_id, "the tried one is skipped");
+        assert!(r.agents(t, now).iter().all(|(_, a)| a.agent_id != old.agent_id), "stale instance dropped");
+        r.forget(i2);
+        let (_, a) = r.pick(t, "corp.test", false, &[], now).expect("an agent");
+        assert_eq!(a.agent_id, busy.agent_id);
+        assert!(r.pick(Uuid::new_v4(), "corp.test", false, &[], now).is_none());
+    }
+}

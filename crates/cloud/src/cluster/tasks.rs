@@ -1,0 +1,200 @@
+//! The instance's work on the bus: answering relayed requests for its agents, announcing its
+//! agents, hearing the others', and acting on control events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+
+use super::wire::{Control, ControlMessage, Presence, PresentAgent, RelayAnswer, RelayRequest};
+use super::{b64, BusError, Cluster, ANNOUNCE_EVERY};
+use crate::gateway::Relayed;
+use crate::state::Shared;
+
+/// Subscribes to the deployment's subjects and starts the instance's tasks on the bus. They
+/// end when the server shuts down (the instance says it leaves).
+pub(crate) async fn spawn(cluster: Arc<Cluster>, state: Shared) -> Result<(), BusError> {
+    let sub = |e: async_nats::SubscribeError| BusError::Subscribe {
+        url: cluster.client.server_info().client_ip.clone(),
+        detail: e.to_string(),
+    };
+    let relay = cluster
+        .client
+        .subscribe(cluster.subjects.relay(cluster.instance))
+        .await
+        .map_err(sub)?;
+    let presence = cluster
+        .client
+        .subscribe(cluster.subjects.presence())
+        .await
+        .map_err(sub)?;
+    let control = cluster
+        .client
+        .subscribe(cluster.subjects.control())
+        .await
+        .map_err(sub)?;
+    tokio::spawn(serve_relays(cluster.clone(), state.clone(), relay));
+    tokio::spawn(hear_presence(cluster.clone(), presence));
+    tokio::spawn(hear_control(cluster.clone(), state.clone(), control));
+    tokio::spawn(announce(cluster.clone(), state.clone()));
+    tokio::spawn(forward_cache_changes(cluster, state));
+    Ok(())
+}
+
+/// Relays requests sealed by other instances to this instance's agents, each in a task of
+/// its own.
+async fn serve_relays(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats::Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let (cluster, state) = (cluster.clone(), state.clone());
+        tokio::spawn(async move {
+            let answer = match serde_json::from_slice::<RelayRequest>(&msg.payload) {
+                Ok(r) if r.sealed.tenant_id == r.tenant_id && r.sealed.agent_id == r.agent_id => {
+                    let timeout = Duration::from_millis(r.timeout_ms.min(120_000));
+                    match state
+                        .gateway
+                        .relay(r.tenant_id, r.agent_id, r.sealed, timeout, r.may_move_on)
+                        .await
+                    {
+                        Relayed::Answered((reply, mac)) => RelayAnswer::Answered {
+                            request_id: reply.request_id,
+                            outcome: reply.outcome,
+                            agent_host: reply.agent_host,
+                            agent_micros: reply.agent_micros,
+                            repeated: reply.repeated,
+                            mac,
+                        },
+                        Relayed::NoAgent => RelayAnswer::NoAgent,
+                        Relayed::Lost => RelayAnswer::Lost,
+                        Relayed::Stuck => RelayAnswer::Stuck,
+                        Relayed::Timeout => RelayAnswer::Timeout,
+                    }
+                }
+                Ok(_) => RelayAnswer::Refused,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a relayed request does not parse; check that every instance runs the same release");
+                    RelayAnswer::Refused
+                }
+            };
+            if let Ok(body) = serde_json::to_vec(&answer) {
+                if let Err(e) = cluster.client.publish(reply_to, body.into()).await {
+                    tracing::warn!(error = %e, "could not send a relayed answer back over the bus");
+                }
+            }
+        });
+    }
+}
+
+async fn hear_presence(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
+    while let Some(msg) = sub.next().await {
+        match serde_json::from_slice::<Presence>(&msg.payload) {
+            Ok(p) if p.instance != cluster.instance => cluster.remote.heard(p, Instant::now()),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "another instance's presence does not parse"),
+        }
+    }
+}
+
+async fn hear_control(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats::Subscriber) {
+    while let Some(msg) = sub.next().await {
+        let m = match serde_json::from_slice::<ControlMessage>(&msg.payload) {
+            Ok(m) if m.from != cluster.instance => m,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "a control event does not parse");
+                continue;
+            }
+        };
+        match m.control {
+            Control::Caches => state.store.clear_caches(),
+            Control::KeysRotated { tenant_id } => {
+                if let Err(e) = state.signer.reload(tenant_id, crate::clock::unix_now()).await {
+                    tracing::warn!(error = %e, tenant = %tenant_id, "could not load the tenant's rotated signing keys; the periodic refresh retries");
+                }
+            }
+            Control::Revoked {
+                tenant_id,
+                agent_id,
+            } => {
+                let n = state.gateway.disconnect(tenant_id, agent_id);
+                if n > 0 {
+                    tracing::warn!(agent = %agent_id, connections = n, "agent revoked at another instance: its connections here close");
+                }
+            }
+            Control::PasswordChanged { tenant_id, upn } => {
+                let _ = crate::dispatcher::Dispatcher::password_changed(
+                    &*state.gateway,
+                    tenant_id,
+                    &upn,
+                );
+            }
+            Control::Leaving => cluster.remote.forget(m.from),
+        }
+    }
+}
+
+/// Announces this instance's agents every [`ANNOUNCE_EVERY`] and at each change; at
+/// shutdown, says it leaves.
+async fn announce(cluster: Arc<Cluster>, state: Shared) {
+    let mut stop = state.shutdown.clone();
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.gateway.changed.notified() => {}
+            _ = stop.changed() => {
+                cluster.announce(Control::Leaving).await;
+                let _ = cluster.client.flush().await;
+                return;
+            }
+        }
+        let agents: Vec<PresentAgent> = state
+            .gateway
+            .local_agents()
+            .into_iter()
+            .map(|l| PresentAgent {
+                tenant_id: l.tenant_id,
+                agent_id: l.agent.agent_id,
+                host: l.agent.host,
+                version: l.agent.version,
+                upn_suffixes: l.agent.upn_suffixes,
+                write_suffixes: l.write_suffixes,
+                hpke_public_key: b64(&l.hpke_public_key),
+                in_flight: l.agent.in_flight,
+                served: l.agent.served,
+                draining: l.agent.draining,
+                last_heard_ms: l.agent.last_heard_ms,
+            })
+            .collect();
+        let p = Presence {
+            instance: cluster.instance,
+            agents,
+        };
+        if let Ok(body) = serde_json::to_vec(&p) {
+            // A bus that is down drops it; the next one goes out when it is back.
+            let _ = cluster
+                .client
+                .publish(cluster.subjects.presence(), body.into())
+                .await;
+        }
+    }
+}
+
+/// Tells the other instances to drop their caches after each change made here.
+async fn forward_cache_changes(cluster: Arc<Cluster>, state: Shared) {
+    let mut changes = state.store.changes();
+    let mut stop = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                cluster.announce(Control::Caches).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
