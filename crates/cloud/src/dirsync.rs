@@ -76,6 +76,9 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
     }
     for (forest, (interval_s, candidates)) in forests {
         let interval = Duration::from_secs(interval_s.max(1));
+        if !holds_lease(state, tenant_id, &forest, interval).await {
+            continue;
+        }
         let mut grant: Option<(Holder, Option<Uuid>)> = None;
         let mut start: Option<Arc<AgentConn>> = None;
         {
@@ -163,6 +166,62 @@ async fn schedule(state: &Shared, tenant_id: Uuid) {
     }
 }
 
+/// How long an instance's lease on a forest lasts in the store: one sync interval (at least
+/// 2 s, at most 5 min), renewed when half is left. When the instance dies, another takes the
+/// forest over at most this long after.
+fn lease_ttl(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(2), Duration::from_secs(300))
+}
+
+/// Whether this instance may sync the tenant's forest: with other instances (`serve
+/// --bus`), only while it holds the forest's lease in the store; alone, always. Claims or
+/// renews the lease when due; losing it drops the local holder and run.
+async fn holds_lease(state: &Shared, tenant_id: Uuid, forest: &str, interval: Duration) -> bool {
+    let Some(cluster) = &state.cluster else {
+        return true;
+    };
+    let ttl = lease_ttl(interval);
+    let now = Instant::now();
+    let until = state.sync.slots().get(&key(tenant_id, forest)).and_then(|s| s.lease_until);
+    if until.is_some_and(|u| u.saturating_duration_since(now) > ttl / 2) {
+        return true;
+    }
+    let now_ms = unix_ms();
+    let claimed = state
+        .store
+        .claim_sync_lease(
+            tenant_id,
+            forest,
+            cluster.instance,
+            now_ms,
+            now_ms + ttl.as_millis() as i64,
+        )
+        .await;
+    let held = match claimed {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, tenant = %tenant_id, %forest, "could not renew the sync lease in the store");
+            until.is_some_and(|u| u > now)
+        }
+    };
+    let mut slots = state.sync.slots();
+    let slot = slots.entry(key(tenant_id, forest)).or_default();
+    if held {
+        if slot.lease_until.is_none() {
+            tracing::info!(tenant = %tenant_id, %forest, instance = %cluster.instance, "this instance holds the forest's sync lease");
+        }
+        slot.lease_until = Some(now + ttl);
+    } else {
+        if slot.holder.is_some() {
+            tracing::warn!(tenant = %tenant_id, %forest, "another instance holds the forest's sync lease: its agents sync it");
+        }
+        slot.lease_until = None;
+        slot.holder = None;
+        slot.run = None;
+    }
+    held
+}
+
 /// Leases whose holder is no longer connected, for forests no connected agent can take over:
 /// the holder is cleared (in the store too, so `sync status` says nobody syncs the forest).
 async fn release_orphans(state: &Shared) {
@@ -191,6 +250,16 @@ async fn release_orphans(state: &Shared) {
     };
     for (tenant, forest) in orphans {
         tracing::warn!(%tenant, %forest, "no connected agent can sync this forest");
+        if let Some(cluster) = &state.cluster {
+            // Another instance's agents may: the lease is theirs to take at once.
+            if let Some(slot) = state.sync.slots().get_mut(&key(tenant, &forest)) {
+                slot.lease_until = None;
+            }
+            let _ = state
+                .store
+                .release_sync_lease(tenant, &forest, cluster.instance)
+                .await;
+        }
         let _ = state
             .store
             .set_sync_holder(tenant, &forest, None, unix_now())

@@ -23,6 +23,9 @@ pub(crate) struct ForestSlot {
     pub(crate) full_requested: bool,
     /// When the last complete run (full, or reconciling) ended, and how long it took.
     pub(crate) last_complete: Option<(Instant, Duration)>,
+    /// Until when this instance holds the forest's lease in the store (several instances:
+    /// only the holder's agents sync the forest).
+    pub(crate) lease_until: Option<Instant>,
 }
 
 /// A reconciling run (every object's GUID listed, when the service account cannot read
@@ -185,6 +188,7 @@ mod tests {
                 interval: Duration::from_secs(60),
                 full_requested: false,
                 last_complete: None,
+                lease_until: None,
             },
         );
         // Another tenant's run is not shown.

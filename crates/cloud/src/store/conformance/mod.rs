@@ -102,6 +102,7 @@ mod admin;
 mod agents;
 mod directory;
 mod federation;
+mod instances;
 mod mfa;
 mod portal;
 mod sign_in_log;
@@ -162,6 +163,27 @@ mod tests {
         let beta = uuid::Uuid::new_v4();
         s.create_tenant(beta, "beta", 1).await?;
         super::signing_keys(s.backend(), t, beta).await?;
+        s.close().await;
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_keeps_the_instance_rules() -> anyhow::Result<()> {
+        let (s, dir, t) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
+        super::instances::instances(s.backend(), t).await?;
+        // One SQLite store, one instance: a second serve lock is refused, bus or not.
+        s.hold_serve_lock(false).await?;
+        let again = crate::store::Store::open(&dir.join("t.db"), false).await?;
+        for shared in [false, true] {
+            match again.hold_serve_lock(shared).await {
+                Err(crate::store::StoreError::InUse(m)) => {
+                    anyhow::ensure!(m.contains("another passthru-cloud instance"), "{m}")
+                }
+                other => anyhow::bail!("a second serve lock was not refused: {other:?}"),
+            }
+        }
+        again.close().await;
         s.close().await;
         std::fs::remove_dir_all(dir)?;
         Ok(())
