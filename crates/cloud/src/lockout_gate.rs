@@ -10,8 +10,10 @@
 //! never older than the places it sees free. Accounts with nothing in flight are forgotten
 //! in bulk when the table grows; a ticket older than that forgetting reads again.
 //!
-//! The gate is per process: with several cloud instances each has its own (see
-//! docs/architecture.md).
+//! The gate is per process. With several cloud instances (`serve --bus`) a check also takes
+//! a [`SharedPlace`] in the store, which counts the account's checks in flight at every
+//! instance together with its failures on record, in one atomic step (see
+//! [`crate::store::InstanceStore::take_check_place`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,4 +200,34 @@ mod tests {
         assert!(matches!(gate.enter(t, "n1", 3, before), Entry::Stale));
         assert!(entered(gate.enter(t, "new", 3, gate.ticket())).is_some());
     }
+}
+
+/// A place among an account's password checks in flight at every instance, kept in the
+/// store; given back when dropped (after the check's failure, if any, was recorded).
+#[derive(Debug)]
+pub struct SharedPlace {
+    pub(crate) store: crate::store::Store,
+    pub(crate) id: Uuid,
+}
+
+impl Drop for SharedPlace {
+    fn drop(&mut self) {
+        let (store, id) = (self.store.clone(), self.id);
+        // Best effort: a place not given back lapses at its expiry.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.give_back_check_place(id).await {
+                    tracing::warn!(error = %e, "could not give a smart lockout place back; it lapses at its expiry");
+                }
+            });
+        }
+    }
+}
+
+/// What an admitted password check holds until it is counted: its place here and, with
+/// several instances, its place in the store.
+#[derive(Debug)]
+pub struct Admission {
+    pub(crate) _local: Place,
+    pub(crate) _shared: Option<SharedPlace>,
 }

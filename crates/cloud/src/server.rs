@@ -418,6 +418,9 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                         if let Err(e) = store.purge_lockouts(crate::clock::unix_now()).await {
                             tracing::warn!(error = %e, "purging stale smart lockout counters failed");
                         }
+                        if let Err(e) = store.purge_check_places(crate::clock::unix_ms()).await {
+                            tracing::warn!(error = %e, "purging lapsed smart lockout places failed");
+                        }
                         if let Err(e) = store.purge_attempts(crate::clock::unix_now(), crate::password_reset::START_WINDOW).await {
                             tracing::warn!(error = %e, "purging attempt counters failed");
                         }

@@ -43,7 +43,7 @@ struct Trail {
     lockout_counted: bool,
     /// This check's place among the account's checks in flight, given back once its
     /// outcome is counted.
-    place: Option<crate::lockout_gate::Place>,
+    place: Option<crate::lockout_gate::Admission>,
     /// The agent answered a wrong password the user had just tried (not counted again).
     repeated: bool,
     /// Agents the request went to first that did not answer.
@@ -232,11 +232,11 @@ pub(crate) async fn admit(
     key: &str,
     mut lockout: Lockout,
     mut ticket: crate::lockout_gate::Ticket,
-) -> Result<(Lockout, crate::lockout_gate::Place), NotAdmitted> {
+) -> Result<(Lockout, crate::lockout_gate::Admission), NotAdmitted> {
     use crate::lockout_gate::Entry;
     let threshold = tenant.settings.lockout_threshold;
-    let wait_until = tokio::time::Instant::now()
-        + Duration::from_millis(tenant.settings.request_deadline_ms.max(100));
+    let deadline = Duration::from_millis(tenant.settings.request_deadline_ms.max(100));
+    let wait_until = tokio::time::Instant::now() + deadline;
     loop {
         if lockout.locked_until.is_some() {
             return Err(NotAdmitted::Locked);
@@ -245,7 +245,19 @@ pub(crate) async fn admit(
             .lockout_gate
             .enter(tenant.id, key, lockout.places(threshold), ticket)
         {
-            Entry::Entered(place) => return Ok((lockout, place)),
+            Entry::Entered(place) => {
+                let shared = match &state.cluster {
+                    Some(_) => Some(shared_place(state, tenant, key, deadline, wait_until).await?),
+                    None => None,
+                };
+                return Ok((
+                    lockout,
+                    crate::lockout_gate::Admission {
+                        _local: place,
+                        _shared: shared,
+                    },
+                ));
+            }
             Entry::Stale => {}
             Entry::Full(freed) => {
                 let notified = freed.notified();
@@ -268,6 +280,56 @@ pub(crate) async fn admit(
             .lockout(tenant.id, key, unix_now())
             .await
             .map_err(NotAdmitted::Store)?;
+    }
+}
+
+/// With several instances: a place among the account's checks in flight at all of them (see
+/// [`crate::store::InstanceStore::take_check_place`]), waiting for one until `wait_until`.
+async fn shared_place(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &str,
+    deadline: Duration,
+    wait_until: tokio::time::Instant,
+) -> Result<crate::lockout_gate::SharedPlace, NotAdmitted> {
+    /// How often a check waiting for a place at another instance looks again.
+    const RETRY: Duration = Duration::from_millis(20);
+    /// A place outlives its check's deadline by this much before it lapses.
+    const LAPSE_AFTER: Duration = Duration::from_secs(30);
+    loop {
+        let now_ms = crate::clock::unix_ms();
+        let expires = now_ms + (deadline + LAPSE_AFTER).as_millis() as i64;
+        let taken = state
+            .store
+            .take_check_place(
+                tenant.id,
+                key,
+                tenant.settings.lockout_threshold,
+                unix_now(),
+                now_ms,
+                expires,
+            )
+            .await
+            .map_err(NotAdmitted::Store)?;
+        if let Some(id) = taken {
+            return Ok(crate::lockout_gate::SharedPlace {
+                store: state.store.clone(),
+                id,
+            });
+        }
+        let lockout = state
+            .store
+            .lockout(tenant.id, key, unix_now())
+            .await
+            .map_err(NotAdmitted::Store)?;
+        if lockout.locked_until.is_some() || tokio::time::Instant::now() + RETRY >= wait_until {
+            if lockout.locked_until.is_none() {
+                tracing::warn!(tenant = %tenant.name, account = %key,
+                    "smart lockout: this account's password checks in flight at every instance stayed at the limit until the deadline");
+            }
+            return Err(NotAdmitted::Locked);
+        }
+        tokio::time::sleep(RETRY).await;
     }
 }
 

@@ -53,6 +53,7 @@ pub struct PtaSetup<'a> {
     agent: AgentStage,
     pta: bool,
     serve_args: Vec<String>,
+    init_args: Vec<String>,
 }
 
 impl<'a> PtaSetup<'a> {
@@ -69,12 +70,25 @@ impl<'a> PtaSetup<'a> {
             agent: AgentStage::Running,
             pta: true,
             serve_args: Vec::new(),
+            init_args: Vec::new(),
         }
     }
 
     /// Extra arguments for the cloud's `serve` (e.g. `--threads 1`).
     pub fn serve_args(mut self, args: &[&str]) -> Self {
         self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// The cloud keeps its state in the PostgreSQL database at `url` (`init --store`).
+    pub fn store(mut self, url: &str) -> Self {
+        self.init_args = vec!["--store".into(), url.to_string()];
+        self
+    }
+
+    /// The cloud's instances talk through the NATS server at `url` (`serve --bus`).
+    pub fn bus(mut self, url: &str) -> Self {
+        self.serve_args.extend(["--bus".to_string(), url.to_string()]);
         self
     }
 
@@ -135,7 +149,8 @@ impl<'a> PtaSetup<'a> {
             .admin_password
             .unwrap_or_else(|| recorded_secret("Adm1n"));
         let serve_args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
-        let cloud = Cloud::start_with(
+        let init_args: Vec<&str> = self.init_args.iter().map(String::as_str).collect();
+        let cloud = Cloud::start_full(
             &self.dir,
             TENANT,
             ADMIN_UPN,
@@ -143,6 +158,7 @@ impl<'a> PtaSetup<'a> {
             &self.listen,
             &[],
             &serve_args,
+            &init_args,
         )?;
         let mut tenant = PtaTenant {
             agent: None,

@@ -19,6 +19,7 @@
 
 pub mod agent_drive;
 pub mod bed;
+pub mod cluster;
 pub mod browser;
 pub mod dns;
 pub mod fixture;

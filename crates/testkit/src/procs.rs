@@ -178,11 +178,28 @@ impl Cloud {
         env: &[(&str, &str)],
         serve_args: &[&str],
     ) -> anyhow::Result<Cloud> {
+        Cloud::start_full(dir, tenant, admin_upn, admin_password, listen, env, serve_args, &[])
+    }
+
+    /// Like [`Cloud::start_with`], with extra arguments for `init` (e.g. `--store
+    /// postgres://...`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_full(
+        dir: &Path,
+        tenant: &str,
+        admin_upn: &str,
+        admin_password: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+        serve_args: &[&str],
+        init_args: &[&str],
+    ) -> anyhow::Result<Cloud> {
         let data_dir = dir.join("cloud");
         let out = Command::new(bin("passthru-cloud"))
             .args(["init", "--data-dir"])
             .arg(&data_dir)
             .args(["--tenant", tenant, "--admin", admin_upn])
+            .args(init_args)
             .env("PASSTHRU_ADMIN_PASSWORD", admin_password)
             .output()
             .context("running passthru-cloud init")?;
@@ -253,13 +270,28 @@ impl Cloud {
         Ok(())
     }
 
-    /// A second `serve` process on the same data dir (so the same store), on a free port of
-    /// its own, as a second instance behind a load balancer would be; its log is
-    /// `DIR/cloud.log` (give it its own `dir`).
+    /// Another instance of this deployment, as the operator makes one: a copy (`cp -a`) of
+    /// the data dir in `dir/cloud`, served with the same arguments (the same store and bus)
+    /// on a free port of its own; its log is `dir/cloud.log`.
     pub fn another_instance(&self, dir: &Path) -> anyhow::Result<Cloud> {
+        let mut other = self.copy_for_instance(dir)?;
+        other.serve()?;
+        Ok(other)
+    }
+
+    /// [`Cloud::another_instance`] without starting it ([`Cloud::serve`] does; or
+    /// [`Cloud::try_serve`] to see a refusal).
+    pub fn copy_for_instance(&self, dir: &Path) -> anyhow::Result<Cloud> {
         std::fs::create_dir_all(dir)?;
-        let mut other = Cloud {
-            data_dir: self.data_dir.clone(),
+        let data_dir = dir.join("cloud");
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&self.data_dir)
+            .arg(&data_dir)
+            .output()?;
+        stdout_of_success("cp -a DATA_DIR", &out)?;
+        Ok(Cloud {
+            data_dir,
             url: String::new(),
             tenant: self.tenant.clone(),
             admin_upn: self.admin_upn.clone(),
@@ -270,9 +302,50 @@ impl Cloud {
             serve_args: self.serve_args.clone(),
             child: None,
             log: dir.join("cloud.log"),
-        };
-        other.serve()?;
-        Ok(other)
+        })
+    }
+
+    /// Runs `serve` expecting it to refuse to start: its exit status must be a failure
+    /// within 30 s; returns what it printed on standard error.
+    pub fn try_serve(&self, extra: &[&str]) -> anyhow::Result<String> {
+        let mut child = Command::new(bin("passthru-cloud"))
+            .args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--listen", "127.0.0.1:0", "--dns-server"])
+            .arg(self.dns.addr().to_string())
+            .args(&self.serve_args)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read as _;
+                    e.read_to_string(&mut err)?;
+                }
+                if status.success() {
+                    bail!("serve exited successfully instead of refusing: {err}");
+                }
+                return Ok(err);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("serve started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server with SIGKILL (a crash: nothing is flushed, nobody is told).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Extra arguments for `serve` from the next [`Cloud::serve`] on (e.g.

@@ -48,6 +48,29 @@ pub trait InstanceStore: Send + Sync {
     async fn release_sync_lease(&self, tenant_id: Uuid, forest: &str, holder: Uuid)
         -> Result<()>;
 
+    /// Takes one of an account's places for a password check in flight, shared by every
+    /// instance: granted only while the account is not locked at `now` (seconds) and its
+    /// places not lapsed at `now_ms` plus its failures in the window stay under
+    /// `threshold`, all read in the one atomic step that takes it. A failing check records
+    /// its failure before it gives its place back, so checks in flight and failures on record
+    /// never pass the threshold together. A place not given back (its instance died) lapses
+    /// at `expires_ms`. Returns the place, or `None` (all taken, or locked).
+    async fn take_check_place(
+        &self,
+        tenant_id: Uuid,
+        account: &str,
+        threshold: u32,
+        now: i64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<Uuid>>;
+
+    /// Gives a place of [`InstanceStore::take_check_place`] back.
+    async fn give_back_check_place(&self, place: Uuid) -> Result<()>;
+
+    /// Removes places that lapsed at `now_ms`. Returns how many went.
+    async fn purge_check_places(&self, now_ms: i64) -> Result<u64>;
+
     /// The deployment's id: made (random) on first use, the same ever after.
     async fn deployment_id(&self) -> Result<String> {
         self.init_meta(DEPLOYMENT_ID, &Uuid::new_v4().simple().to_string())

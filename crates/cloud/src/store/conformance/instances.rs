@@ -56,3 +56,51 @@ pub(crate) async fn instances(b: &dyn Backend, tenant_id: Uuid) -> anyhow::Resul
     anyhow::ensure!(b.claim_sync_lease(tenant_id, "corp.test", holder, 22_000, 32_000).await?);
     Ok(())
 }
+
+/// Shared smart lockout places: of 100 concurrent takers, exactly `threshold - failures`
+/// get one; a place given back frees one; a lapsed one counts no more; a locked account
+/// gets none.
+pub(crate) async fn check_places(b: &dyn Backend, tenant_id: Uuid) -> anyhow::Result<()> {
+    let (now, now_ms) = (1_000_000, 1_000_000_000);
+    b.record_wrong_password(tenant_id, "user:a", 5, 60, now).await?;
+    let takes = join_all((0..100).map(|_| {
+        b.take_check_place(tenant_id, "user:a", 5, now, now_ms, now_ms + 10_000)
+    }))
+    .await;
+    let got: Vec<Uuid> = takes
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    ensure_eq!(got.len(), 4, "5 - 1 failure on record");
+    anyhow::ensure!(b
+        .take_check_place(tenant_id, "user:other", 5, now, now_ms, now_ms + 10_000)
+        .await?
+        .is_some());
+    b.give_back_check_place(got[0]).await?;
+    anyhow::ensure!(b
+        .take_check_place(tenant_id, "user:a", 5, now, now_ms, now_ms + 10_000)
+        .await?
+        .is_some());
+    anyhow::ensure!(b
+        .take_check_place(tenant_id, "user:a", 5, now, now_ms, now_ms + 10_000)
+        .await?
+        .is_none());
+    // Lapsed: free again (and purged).
+    let later = now_ms + 10_000;
+    anyhow::ensure!(b
+        .take_check_place(tenant_id, "user:a", 5, now, later, later + 10_000)
+        .await?
+        .is_some());
+    anyhow::ensure!(b.purge_check_places(later).await? >= 4);
+    // Locked: no place at all.
+    for _ in 0..5 {
+        b.record_wrong_password(tenant_id, "user:b", 5, 60, now).await?;
+    }
+    anyhow::ensure!(b
+        .take_check_place(tenant_id, "user:b", 5, now, now_ms, now_ms + 10_000)
+        .await?
+        .is_none());
+    Ok(())
+}

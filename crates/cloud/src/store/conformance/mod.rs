@@ -172,6 +172,7 @@ mod tests {
     async fn sqlite_keeps_the_instance_rules() -> anyhow::Result<()> {
         let (s, dir, t) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
         super::instances::instances(s.backend(), t).await?;
+        super::instances::check_places(s.backend(), t).await?;
         // One SQLite store, one instance: a second serve lock is refused, bus or not.
         s.hold_serve_lock(false).await?;
         let again = crate::store::Store::open(&dir.join("t.db"), false).await?;

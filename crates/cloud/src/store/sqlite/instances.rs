@@ -126,4 +126,55 @@ impl InstanceStore for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn take_check_place(
+        &self,
+        tenant_id: Uuid,
+        account: &str,
+        threshold: u32,
+        now: i64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<Uuid>> {
+        let id = Uuid::new_v4();
+        // One statement: SQLite's writer lock makes the read and the insert one step.
+        let done = sqlx::query(
+            "INSERT INTO lockout_places (id, tenant_id, account, expires_ms)
+             SELECT ?1, ?2, ?3, ?4
+             WHERE NOT EXISTS (SELECT 1 FROM sign_in_lockouts
+                               WHERE tenant_id = ?2 AND username = ?3 AND locked_until > ?5)
+               AND (SELECT COUNT(*) FROM lockout_places
+                    WHERE tenant_id = ?2 AND account = ?3 AND expires_ms > ?6)
+                 + COALESCE((SELECT CASE WHEN last_failure_at >= ?7 THEN failures ELSE 0 END
+                             FROM sign_in_lockouts WHERE tenant_id = ?2 AND username = ?3), 0)
+                 < ?8",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(account)
+        .bind(expires_ms)
+        .bind(now)
+        .bind(now_ms)
+        .bind(now - crate::store::lockout::FAILURE_WINDOW_SECS)
+        .bind(i64::from(threshold.max(1)))
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() == 1).then_some(id))
+    }
+
+    async fn give_back_check_place(&self, place: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM lockout_places WHERE id = ?")
+            .bind(place.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_check_places(&self, now_ms: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM lockout_places WHERE expires_ms <= ?")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
 }

@@ -1,0 +1,220 @@
+//! What several cloud instances need in tests: a PostgreSQL database of their own (on the
+//! server at `PASSTHRU_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! a nats-server of their own (a fresh process on a free port, without JetStream, so nothing
+//! can be durable), and a capture of every message on it for the password scan.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+
+/// The PostgreSQL server tests make their databases on.
+pub fn postgres_server() -> String {
+    std::env::var("PASSTHRU_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database of one test, dropped when this drops.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// `postgres://USER@HOST:PORT/NAME`
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+fn psql(server: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .args([server, "-v", "ON_ERROR_STOP=1", "-Atqc", sql])
+        .output()
+        .context("running psql (Debian package postgresql-client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql '{sql}' failed: {}. Is PostgreSQL running at {server} (scripts/deps.sh starts it)?",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl TestDatabase {
+    /// Creates an empty database `pt_<label>_<random>`.
+    pub fn create(label: &str) -> anyhow::Result<TestDatabase> {
+        let server = postgres_server();
+        let clean: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(24)
+            .collect();
+        let name = format!("pt_{clean}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        psql(&server, &format!("CREATE DATABASE {name}"))?;
+        let mut url = url::Url::parse(&server)?;
+        url.set_path(&format!("/{name}"));
+        Ok(TestDatabase {
+            url: url.to_string(),
+            name,
+            server,
+        })
+    }
+
+    /// Runs `sql` in this database (psql), returning its unaligned output.
+    pub fn query(&self, sql: &str) -> anyhow::Result<String> {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then let go).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A nats-server of one test, on 127.0.0.1; killed when this drops.
+#[derive(Debug)]
+pub struct NatsServer {
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts `nats-server` on a free port; its log is `dir/nats.log`.
+    pub fn start(dir: &Path) -> anyhow::Result<NatsServer> {
+        std::fs::create_dir_all(dir)?;
+        let mut n = NatsServer {
+            port: free_port()?,
+            child: None,
+            log: dir.join("nats.log"),
+        };
+        n.run()?;
+        Ok(n)
+    }
+
+    /// `nats://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting nats-server (Debian package nats-server)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nats-server did not start; see {}", self.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.run()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn nats_server_bin() -> PathBuf {
+    for p in ["/usr/sbin/nats-server", "/usr/bin/nats-server"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("nats-server")
+}
+
+/// Every message on a NATS server (subject `>`), written to a file as it arrives: subject,
+/// then payload, one message per line pair. Put the file under the runs root and the password
+/// scan reads it.
+#[derive(Debug)]
+pub struct Capture {
+    pub file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Capture {
+    /// Subscribes to everything on `nats_url` and appends it to `file`.
+    pub async fn start(nats_url: &str, file: &Path) -> anyhow::Result<Capture> {
+        use futures_util::StreamExt as _;
+        use std::io::Write as _;
+        let client = async_nats::connect(nats_url)
+            .await
+            .map_err(|e| anyhow!("capture: cannot connect to {nats_url}: {e}"))?;
+        let mut sub = client
+            .subscribe(">")
+            .await
+            .map_err(|e| anyhow!("capture: cannot subscribe: {e}"))?;
+        client.flush().await.map_err(|e| anyhow!("capture: {e}"))?;
+        let mut out = std::fs::File::create(file)?;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = count.clone();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            while let Some(msg) = sub.next().await {
+                let _ = writeln!(out, "{}", msg.subject);
+                let _ = out.write_all(&msg.payload);
+                let _ = writeln!(out);
+                let _ = out.flush();
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        Ok(Capture {
+            file: file.to_path_buf(),
+            task,
+            count,
+        })
+    }
+
+    /// Messages captured so far.
+    pub fn messages(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        std::fs::read(&self.file)
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
