@@ -25,6 +25,8 @@ pub const FAST_CAP: Duration = Duration::from_secs(4);
 pub struct Backoff {
     base: Duration,
     cap: Duration,
+    /// The largest ceiling during the first [`FAST_PHASE`] of an outage.
+    fast_cap: Duration,
     attempt: u32,
     /// When the first delay of this outage was drawn.
     outage_started: Option<Instant>,
@@ -42,9 +44,17 @@ impl Backoff {
         Backoff {
             base,
             cap,
+            fast_cap: FAST_CAP,
             attempt: 0,
             outage_started: None,
         }
+    }
+
+    /// The same backoff with another ceiling for the first [`FAST_PHASE`] of an outage
+    /// (instead of [`FAST_CAP`]).
+    pub fn with_fast_cap(mut self, fast_cap: Duration) -> Backoff {
+        self.fast_cap = fast_cap;
+        self
     }
 
     /// The ceiling of the next delay.
@@ -55,12 +65,12 @@ impl Backoff {
 
     /// The next delay at `now`, `unit` in [0, 1) being the random draw; moves to the next
     /// attempt. During the first [`FAST_PHASE`] of the outage the ceiling is at most
-    /// [`FAST_CAP`].
+    /// [`FAST_CAP`] (or the one given to [`Backoff::with_fast_cap`]).
     pub fn next_delay(&mut self, unit: f64, now: Instant) -> Duration {
         let started = *self.outage_started.get_or_insert(now);
         let mut ceiling = self.ceiling();
         if now.saturating_duration_since(started) < FAST_PHASE {
-            ceiling = ceiling.min(FAST_CAP);
+            ceiling = ceiling.min(self.fast_cap);
         }
         let delay = ceiling.mul_f64(unit.clamp(0.0, 1.0));
         self.attempt = self.attempt.saturating_add(1).min(32);
@@ -123,6 +133,18 @@ mod tests {
         b.reset();
         let again = t0 + Duration::from_secs(3600);
         assert!(b.next_delay(0.999_999, again) <= BASE);
+    }
+
+    #[test]
+    fn another_fast_cap() {
+        let mut b = Backoff::default().with_fast_cap(Duration::from_secs(2));
+        let t0 = Instant::now();
+        for i in 0..30 {
+            let at = t0 + Duration::from_secs(i);
+            assert!(b.next_delay(0.999_999, at) < Duration::from_secs(2));
+        }
+        let late = b.next_delay(0.999_999, t0 + FAST_PHASE + Duration::from_secs(1));
+        assert!(late > FAST_CAP && late <= CAP, "{late:?}");
     }
 
     #[test]

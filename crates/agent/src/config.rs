@@ -1,6 +1,7 @@
 //! The agent's configuration file (`--config`): one `[[forest]]` table per Active Directory
-//! forest and an optional `[agent]` table. The TOML is checked by hand so that every mistake
-//! is reported at once, each with the file and the key path (`forest[1].ca_file`).
+//! forest, an optional `[agent]` table and an optional `[cloud]` table (the cloud's
+//! addresses). The TOML is checked by hand so that every mistake is reported at once, each
+//! with the file and the key path (`forest[1].ca_file`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ pub const DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 300;
 /// Largest accepted `clock_skew_tolerance_seconds` (one day).
 pub const MAX_CLOCK_SKEW_TOLERANCE_SECONDS: i64 = 86_400;
 
-const TOP_KEYS: &[&str] = &["forest", "agent"];
+const TOP_KEYS: &[&str] = &["forest", "agent", "cloud"];
 const FOREST_KEYS: &[&str] = &[
     "name",
     "upn_suffixes",
@@ -39,6 +40,7 @@ pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
 /// Largest accepted `sync_interval_seconds` (one day).
 pub const MAX_SYNC_INTERVAL_SECONDS: i64 = 86_400;
 const AGENT_KEYS: &[&str] = &["max_concurrency", "clock_skew_tolerance_seconds"];
+const CLOUD_KEYS: &[&str] = &["urls"];
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,10 @@ pub struct AgentConfig {
     pub max_concurrency: usize,
     /// Largest accepted difference between a request's issue time and the agent's clock.
     pub clock_skew_tolerance: Duration,
+    /// `[cloud] urls`: the addresses of the cloud's instances (`https://host[:port]`, no
+    /// repeats), which the agent dials instead of the address recorded at registration.
+    /// `None` without a `[cloud]` table.
+    pub cloud_urls: Option<Vec<Url>>,
 }
 
 /// One `[[forest]]` table.
@@ -277,6 +283,27 @@ impl Checker {
                 (None, None)
             }
         };
+        let cloud_urls = match table.get("cloud") {
+            None => Some(None),
+            Some(Value::Table(cloud)) => self.cloud(cloud).map(Some),
+            Some(Value::Array(_)) => {
+                self.problem(
+                    "cloud",
+                    "must be one table: write [cloud] with urls = [...], not [[cloud]]",
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "cloud",
+                    format!(
+                        "must be a table ([cloud] with urls = [\"https://...\"]), not {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        };
         let forests = match table.get("forest") {
             None => {
                 self.problem(
@@ -316,7 +343,110 @@ impl Checker {
             forests: forests?,
             max_concurrency: max_concurrency?,
             clock_skew_tolerance: clock_skew_tolerance?,
+            cloud_urls: cloud_urls?,
         })
+    }
+
+    /// `[cloud]`: `urls`, the `https://HOST[:PORT]` addresses of the cloud's instances.
+    fn cloud(&mut self, cloud: &Table) -> Option<Vec<Url>> {
+        self.unknown_keys(cloud, "cloud.", CLOUD_KEYS);
+        let (items, mut ok) = self.string_array(
+            cloud,
+            "cloud",
+            "urls",
+            "the addresses of the cloud's instances, e.g. \
+             urls = [\"https://cloud1.contoso.example\", \"https://cloud2.contoso.example\"]",
+        )?;
+        // Each accepted URL with its key path, to name the first of a repeated pair.
+        let mut out: Vec<(String, Url)> = Vec::new();
+        for (path, raw) in items {
+            let Some(url) = self.cloud_url(&path, raw) else {
+                ok = false;
+                continue;
+            };
+            let same = out.iter().find(|(_, earlier)| {
+                earlier.host() == url.host()
+                    && earlier.port_or_known_default() == url.port_or_known_default()
+            });
+            if let Some((earlier_path, _)) = same {
+                let earlier_path = earlier_path.clone();
+                self.problem(
+                    path,
+                    format!("'{raw}' is the same address as {earlier_path}: list each once"),
+                );
+                ok = false;
+            } else {
+                out.push((path, url));
+            }
+        }
+        ok.then(|| out.into_iter().map(|(_, url)| url).collect())
+    }
+
+    /// One of `[cloud] urls`: `https://HOST[:PORT]`, nothing else. A user name or password
+    /// in it is not repeated in the message.
+    fn cloud_url(&mut self, path: &str, raw: &str) -> Option<Url> {
+        let trimmed = raw.trim();
+        if !trimmed.contains("://") {
+            self.problem(
+                path,
+                format!("'{raw}' is not a URL: write \"https://{trimmed}\""),
+            );
+            return None;
+        }
+        let url = match Url::parse(trimmed) {
+            Ok(url) => url,
+            Err(e) => {
+                self.problem(
+                    path,
+                    format!("'{raw}' is not a URL ({e}); expected https://HOST[:PORT]"),
+                );
+                return None;
+            }
+        };
+        let host = url.host_str().unwrap_or_default();
+        let plain = match url.port() {
+            Some(port) => format!("https://{host}:{port}"),
+            None => format!("https://{host}"),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            self.problem(
+                path,
+                format!(
+                    "must not carry a user name or password (the agent signs in with its \
+                     certificate): write \"{plain}\""
+                ),
+            );
+            None
+        } else if url.scheme() != "https" {
+            self.problem(
+                path,
+                format!(
+                    "'{raw}' must be an https:// URL, not {}://: write \"{plain}\"",
+                    url.scheme()
+                ),
+            );
+            None
+        } else if host.is_empty() {
+            self.problem(
+                path,
+                format!("'{raw}' has no host; expected https://HOST[:PORT]"),
+            );
+            None
+        } else if !(url.path().is_empty() || url.path() == "/")
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            self.problem(
+                path,
+                format!(
+                    "'{raw}' must be a plain https://HOST[:PORT] URL (no path, query or \
+                     fragment: the agent adds its own path): write \"{plain}\""
+                ),
+            );
+            None
+        } else {
+            Some(url)
+        }
     }
 
     fn agent(&mut self, agent: &Table) -> (Option<usize>, Option<Duration>) {
@@ -1198,6 +1328,186 @@ mod tests {
             ),
             "{p:?}"
         );
+        Ok(())
+    }
+
+    fn with_forest(dir: &Path, extra: &str) -> std::io::Result<String> {
+        std::fs::write(dir.join("dc-ca.pem"), CERT)?;
+        Ok(format!(
+            "{extra}\n[[forest]]\nname = \"corp.test\"\nupn_suffixes = [\"corp.test\"]\n\
+             domain_controllers = [\"ldaps://127.0.0.1\"]\nca_file = \"dc-ca.pem\"\n"
+        ))
+    }
+
+    #[test]
+    fn cloud_urls_are_optional_and_kept_in_order() -> std::io::Result<()> {
+        let dir = TempDir::new("config-cloud")?;
+        let plain = AgentConfig::parse(&with_forest(dir.path(), "")?, "a.toml", dir.path());
+        assert!(
+            matches!(&plain, Ok(c) if c.cloud_urls.is_none()),
+            "{plain:?}"
+        );
+        let text = with_forest(
+            dir.path(),
+            r#"[cloud]
+            urls = ["https://cloud1.contoso.example:8443", " https://Cloud2.Contoso.example/ ",
+                    "https://10.0.0.3", "https://[::1]:9443"]"#,
+        )?;
+        let config = AgentConfig::parse(&text, "a.toml", dir.path());
+        let urls: Vec<String> = config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.cloud_urls.as_ref())
+            .map(|u| u.iter().map(|u| u.as_str().to_string()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            urls,
+            vec![
+                "https://cloud1.contoso.example:8443/",
+                "https://cloud2.contoso.example/",
+                "https://10.0.0.3/",
+                "https://[::1]:9443/",
+            ],
+            "{config:?}"
+        );
+        // One address is fine too.
+        let one = with_forest(dir.path(), "[cloud]\nurls = [\"https://a.test\"]")?;
+        let config = AgentConfig::parse(&one, "a.toml", dir.path());
+        assert!(
+            matches!(&config, Ok(c) if c.cloud_urls.as_ref().map(Vec::len) == Some(1)),
+            "{config:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn cloud_url_mistakes_each_say_what_to_write() -> std::io::Result<()> {
+        let dir = TempDir::new("config-cloud-bad")?;
+        let text = with_forest(
+            dir.path(),
+            r#"[cloud]
+            urls = [
+                "http://a.test:8443",
+                "wss://b.test",
+                "https://c.test/passthru",
+                "https://d.test/?x=1",
+                "https://admin:s3cret@e.test",
+                "f.test:8443",
+                "https://",
+                7,
+                "https://g.test:8443",
+                "https://G.test:8443/",
+                "https://h.test",
+                "https://h.test:443",
+                "https://i.test#top",
+            ]
+            url = "https://x.test"
+            "#,
+        )?;
+        let result = AgentConfig::parse(&text, "agent.toml", dir.path());
+        let text_form = result
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let p = problems(result);
+        assert!(
+            has(
+                &p,
+                "cloud.urls[0]",
+                "must be an https:// URL, not http://: write \"https://a.test:8443\""
+            ),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[1]", "not wss://: write \"https://b.test\""),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[2]", "no path, query or fragment"),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[2]", "write \"https://c.test\""),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[3]", "write \"https://d.test\""),
+            "{p:#?}"
+        );
+        assert!(
+            has(
+                &p,
+                "cloud.urls[4]",
+                "must not carry a user name or password"
+            ),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[5]", "write \"https://f.test:8443\""),
+            "{p:#?}"
+        );
+        assert!(has(&p, "cloud.urls[6]", "is not a URL"), "{p:#?}");
+        assert!(
+            has(&p, "cloud.urls[7]", "must be a string, not an integer"),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[9]", "the same address as cloud.urls[8]"),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[11]", "the same address as cloud.urls[10]"),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.urls[12]", "write \"https://i.test\""),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "cloud.url", "unknown key (expected one of: urls)"),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 12, "{p:#?}");
+        // The password is not repeated.
+        assert!(!text_form.contains("s3cret"), "{text_form}");
+        assert!(
+            text_form.contains("\nagent.toml: cloud.urls[0]: "),
+            "{text_form}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn cloud_table_shapes() -> std::io::Result<()> {
+        let dir = TempDir::new("config-cloud-shape")?;
+        let check = |extra: &str, path: &str, needle: &str| -> std::io::Result<()> {
+            let p = problems(AgentConfig::parse(
+                &with_forest(dir.path(), extra)?,
+                "a.toml",
+                dir.path(),
+            ));
+            assert!(has(&p, path, needle), "{extra}: {p:#?}");
+            assert_eq!(p.len(), 1, "{extra}: {p:#?}");
+            Ok(())
+        };
+        check(
+            "[cloud]",
+            "cloud.urls",
+            "missing key: the addresses of the cloud's instances",
+        )?;
+        check("[cloud]\nurls = []", "cloud.urls", "must not be empty")?;
+        check(
+            "[cloud]\nurls = \"https://a.test\"",
+            "cloud.urls",
+            "must be an array of strings, not a string",
+        )?;
+        check(
+            "[[cloud]]\nurls = [\"https://a.test\"]",
+            "cloud",
+            "write [cloud] with urls = [...], not [[cloud]]",
+        )?;
+        check("cloud = \"https://a.test\"", "cloud", "must be a table")?;
         Ok(())
     }
 

@@ -84,6 +84,11 @@ impl Endpoint {
         }
     }
 
+    /// `https://host:port`: the address as logs and `status` show it.
+    pub fn address(&self) -> String {
+        format!("https://{}", self.authority())
+    }
+
     fn server_name(&self) -> Result<ServerName<'static>, LinkError> {
         match &self.host {
             Host::Domain(d) => {
@@ -206,8 +211,10 @@ mod tests {
         );
         let e = Endpoint::new("https://login.contoso.example", tenant)?;
         assert_eq!(e.authority(), "login.contoso.example:443");
+        assert_eq!(e.address(), "https://login.contoso.example:443");
         let e = Endpoint::new("https://[::1]:9443/", tenant)?;
         assert_eq!(e.authority(), "[::1]:9443");
+        assert_eq!(e.address(), "https://[::1]:9443");
         assert!(e.url().starts_with("wss://[::1]:9443/"));
         assert!(matches!(
             Endpoint::new("ftp://x", tenant),

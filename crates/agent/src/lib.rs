@@ -5,8 +5,8 @@
 //! Modules, in the order a request meets them: [`connect`] and [`session`] (the link),
 //! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
 //! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
-//! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`backoff`], [`helpmsg`],
-//! [`status`].
+//! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
+//! [`helpmsg`], [`status`].
 
 pub mod admission;
 pub mod backoff;
@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod directory_validator;
+pub mod failover;
 pub mod helpmsg;
 pub mod host;
 pub mod link_error;

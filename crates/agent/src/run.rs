@@ -1,6 +1,6 @@
 //! `passthru-agent run`: lock the state dir, check the configuration, load the registration,
-//! then keep one outbound connection to the cloud, reconnecting with backoff, until SIGTERM or
-//! SIGINT drains it.
+//! then keep one outbound connection to the cloud, to one of its addresses, moving to the next
+//! address when it fails (see [`crate::failover`]), until SIGTERM or SIGINT drains it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,14 +10,15 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::admission::{Admission, Identity};
-use crate::backoff::{random_unit, Backoff, STABLE_AFTER};
+use crate::backoff::random_unit;
 use crate::config::{AgentConfig, ConfigError};
 use crate::connect::{connect, Endpoint};
+use crate::failover::{NextDial, Rotation};
 use crate::link_error::LinkError;
 use crate::lock::{self, LockError};
 use crate::replay;
-use crate::session::{serve, AgentContext, HelloInfo, SessionEnd};
-use crate::state_dir::{StateDir, StateError, TRACE_LOG_FILE};
+use crate::session::{serve_reporting, AgentContext, HelloInfo, SessionEnd};
+use crate::state_dir::{StateDir, StateError, CONNECTION_FILE, TRACE_LOG_FILE};
 use crate::tls_config::{self, TlsConfigError};
 use crate::trace_log::TraceLog;
 use crate::validator::Validator;
@@ -48,7 +49,7 @@ pub enum RunError {
     /// The TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
-    /// The recorded endpoint is unusable.
+    /// The recorded endpoint (or one of `[cloud] urls`) is unusable.
     #[error(transparent)]
     Endpoint(#[from] LinkError),
     /// The directory could not be set up from the configuration.
@@ -100,7 +101,22 @@ where
     }
     let tls = tls_config::client_config(&agent)?;
     let registration = agent.registration.clone();
-    let endpoint = Endpoint::new(&registration.agent_endpoint, registration.tenant_id)?;
+    // `[cloud] urls` replaces the address the cloud gave at registration.
+    let (endpoints, from) = match &config.cloud_urls {
+        Some(urls) => (
+            urls.iter()
+                .map(|url| Endpoint::new(url.as_str(), registration.tenant_id))
+                .collect::<Result<Vec<_>, _>>()?,
+            "the configuration's [cloud] urls",
+        ),
+        None => (
+            vec![Endpoint::new(
+                &registration.agent_endpoint,
+                registration.tenant_id,
+            )?],
+            "the registration",
+        ),
+    };
     let validator = build_validator(&config).map_err(|e| RunError::Directory {
         file: options.config.display().to_string(),
         detail: e.to_string(),
@@ -143,10 +159,14 @@ where
         agent = %registration.agent_id,
         tenant = %registration.tenant_name,
         forests = config.forests.len(),
-        endpoint = %endpoint.authority(),
+        cloud = %endpoints.iter().map(Endpoint::address).collect::<Vec<_>>().join(", "),
+        from,
         "passthru-agent starting"
     );
-    stay_connected(ctx, &endpoint, tls, shutdown).await;
+    stay_connected(ctx, &endpoints, tls, shutdown, Some(&state)).await;
+    if let Err(e) = state.remove_file(CONNECTION_FILE) {
+        tracing::debug!(error = %e, "cannot remove the connection record");
+    }
     tracing::info!("passthru-agent stopped");
     Ok(())
 }
@@ -170,42 +190,104 @@ fn shutdown_on_signals() -> Result<watch::Receiver<bool>, RunError> {
     Ok(rx)
 }
 
-/// Connects, serves, and reconnects with exponential backoff and full jitter until
-/// `shutdown` turns `true`. Returns once drained (or at once when not connected).
+/// Records the connection in the state dir for `status` (nothing without a state dir); a
+/// failure is logged, never fatal.
+fn record_connection(state: Option<&StateDir>, address: Option<&str>) {
+    if let Some(state) = state {
+        if let Err(e) = state.write_connection(address) {
+            tracing::warn!(error = %e, "cannot record the connection for `passthru-agent status`");
+        }
+    }
+}
+
+/// Connects to one of `endpoints` (starting at a random one), serves, and when the dial fails
+/// or the connection is lost moves to the next address at once; after every address failed in
+/// a row, waits with exponential backoff and full jitter (see [`crate::failover`]). Runs until
+/// `shutdown` turns `true`; returns once drained (or at once when not connected). With a
+/// state dir, records there which address it is connected to (for `status`).
 pub async fn stay_connected<V: Validator>(
     ctx: Arc<AgentContext<V>>,
-    endpoint: &Endpoint,
+    endpoints: &[Endpoint],
     tls: Arc<ClientConfig>,
     mut shutdown: watch::Receiver<bool>,
+    state: Option<&StateDir>,
 ) {
-    let mut backoff = Backoff::default();
+    if endpoints.is_empty() {
+        tracing::error!("no cloud address to connect to");
+        return;
+    }
+    let mut rotation = Rotation::random_start(endpoints.len());
+    record_connection(state, None);
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let started = Instant::now();
-        tracing::debug!(endpoint = %endpoint.authority(), "connecting to the cloud");
+        let Some(endpoint) = endpoints.get(rotation.current()) else {
+            return;
+        };
+        let address = endpoint.address();
+        tracing::debug!(%address, "connecting to the cloud");
         let dialed = tokio::select! {
             dialed = connect(endpoint, Arc::clone(&tls)) => dialed,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        match dialed {
-            Err(e) => tracing::warn!(error = %e, "cannot connect to the cloud"),
+        let (why, next) = match dialed {
+            Err(e) => (
+                format!("cannot connect to the cloud at {address}: {e}"),
+                rotation.dial_failed(random_unit(), std::time::Instant::now()),
+            ),
             Ok(socket) => {
-                match serve(Arc::clone(&ctx), endpoint, socket, shutdown.clone()).await {
+                let opened = Instant::now();
+                let served =
+                    serve_reporting(Arc::clone(&ctx), endpoint, socket, shutdown.clone(), || {
+                        record_connection(state, Some(&address))
+                    })
+                    .await;
+                let held = opened.elapsed();
+                match served {
                     Ok(SessionEnd::Drained) => return,
-                    Err(e) => tracing::warn!(error = %e, "disconnected from the cloud"),
-                }
-                if started.elapsed() > STABLE_AFTER {
-                    backoff.reset();
+                    Err(e) => {
+                        record_connection(state, None);
+                        (
+                            format!(
+                                "lost the connection to the cloud at {address} after {} s: {e}",
+                                held.as_secs()
+                            ),
+                            rotation.connection_lost(
+                                held,
+                                random_unit(),
+                                std::time::Instant::now(),
+                            ),
+                        )
+                    }
                 }
             }
-        }
-        let delay = backoff.next_delay(random_unit(), std::time::Instant::now());
-        tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let following = endpoints
+            .get(next.index)
+            .map(Endpoint::address)
+            .unwrap_or_default();
+        match next {
+            NextDial { delay: None, .. } => {
+                tracing::warn!("{why}; moving to {following}");
+            }
+            NextDial {
+                delay: Some(delay), ..
+            } => {
+                tracing::warn!("{why}");
+                if endpoints.len() > 1 {
+                    tracing::info!(
+                        delay_ms = delay.as_millis() as u64,
+                        "every cloud address failed in a row: reconnecting, to {following}, after a delay"
+                    );
+                } else {
+                    tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
         }
     }
 }

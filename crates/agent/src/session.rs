@@ -275,7 +275,19 @@ pub async fn serve<V: Validator>(
     ctx: Arc<AgentContext<V>>,
     endpoint: &Endpoint,
     socket: AgentSocket,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SessionEnd, LinkError> {
+    serve_reporting(ctx, endpoint, socket, shutdown, || {}).await
+}
+
+/// [`serve`], calling `connected` once the link is up (the cloud's `Welcome` checked and
+/// `Hello` sent).
+pub async fn serve_reporting<V: Validator>(
+    ctx: Arc<AgentContext<V>>,
+    endpoint: &Endpoint,
+    socket: AgentSocket,
     mut shutdown: watch::Receiver<bool>,
+    connected: impl FnOnce(),
 ) -> Result<SessionEnd, LinkError> {
     let (mut sink, mut stream) = socket.split();
 
@@ -345,7 +357,12 @@ pub async fn serve<V: Validator>(
             })
         }
     }
-    tracing::info!(endpoint = %endpoint.authority(), heartbeat_s = heartbeat.as_secs(), "connected to the cloud");
+    tracing::info!(
+        heartbeat_s = heartbeat.as_secs(),
+        "connected to the cloud at {}",
+        endpoint.address()
+    );
+    connected();
 
     let (outbox, outbox_rx) = mpsc::channel::<Message>(OUTBOX);
     let mut writer = spawn_writer(sink, outbox_rx);

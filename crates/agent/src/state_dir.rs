@@ -1,5 +1,6 @@
 //! The agent's state dir: its registration (`agent.json`), TLS client certificate and key,
-//! HPKE private key, the cloud's CA, the trace log and the lock file. The directory is mode
+//! HPKE private key, the cloud's CA, the trace log, the lock file and the running agent's
+//! connection record (for `status`). The directory is mode
 //! 0700 and every file 0600; files are replaced atomically (temporary file, then rename).
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -28,6 +29,8 @@ pub const CLOUD_CA_FILE: &str = "cloud-ca.pem";
 pub const TRACE_LOG_FILE: &str = "trace.log";
 /// Held by the running agent.
 pub const LOCK_FILE: &str = "agent.lock";
+/// Which cloud address the running agent is connected to (see [`ConnectionRecord`]).
+pub const CONNECTION_FILE: &str = "connection.json";
 
 /// Mode of the state dir.
 pub const DIR_MODE: u32 = 0o700;
@@ -49,6 +52,20 @@ pub struct Registration {
     pub agent_endpoint: String,
     /// When the agent was registered (RFC 3339).
     pub registered_at: String,
+}
+
+/// What the running agent says about its connection to the cloud (`connection.json`,
+/// rewritten when it connects or loses the connection, removed when it stops), for
+/// `status`. It holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// The agent's process id.
+    pub pid: u32,
+    /// The cloud address it is connected to (`https://host:port`); `None` while it is
+    /// connecting.
+    pub address: Option<String>,
+    /// Since when (RFC 3339).
+    pub since: String,
 }
 
 /// Everything `run` needs from the state dir.
@@ -220,6 +237,53 @@ impl StateDir {
         self.write_file(REGISTRATION_FILE, &json)
     }
 
+    /// Records this process's connection: `address` connected since now, or connecting
+    /// (`None`). Not flushed to disk: the record only matters while the agent runs.
+    pub fn write_connection(&self, address: Option<&str>) -> Result<(), StateError> {
+        use time::format_description::well_known::Rfc3339;
+        let record = ConnectionRecord {
+            pid: std::process::id(),
+            address: address.map(str::to_string),
+            since: {
+                let now = crate::clock::now_utc();
+                now.replace_nanosecond(0)
+                    .unwrap_or(now)
+                    .format(&Rfc3339)
+                    .unwrap_or_default()
+            },
+        };
+        let target = self.file(CONNECTION_FILE);
+        let mut json = serde_json::to_vec(&record).map_err(|e| StateError::Damaged {
+            path: target.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        json.push(b'\n');
+        let temp = self.file(&format!(
+            ".{CONNECTION_FILE}.tmp-{}",
+            Uuid::new_v4().simple()
+        ));
+        let result = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(&json))
+            .map_err(io_err("cannot write", &temp))
+            .and_then(|()| {
+                std::fs::rename(&temp, &target).map_err(io_err("cannot replace", &target))
+            });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// The connection record, when there is a readable one.
+    pub fn connection(&self) -> Option<ConnectionRecord> {
+        let text = std::fs::read_to_string(self.file(CONNECTION_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     /// Files or the directory itself readable by others than the owner (to warn about).
     pub fn loose_permissions(&self) -> Vec<PathBuf> {
         let mut loose = Vec::new();
@@ -239,6 +303,7 @@ impl StateDir {
             CLOUD_CA_FILE,
             TRACE_LOG_FILE,
             LOCK_FILE,
+            CONNECTION_FILE,
         ] {
             check(self.file(name));
         }
@@ -322,6 +387,29 @@ mod tests {
         assert_eq!(dir.loose_permissions(), vec![dir.path().to_path_buf()]);
         dir.create()?;
         assert_eq!(mode(dir.path()), 0o700);
+        Ok(())
+    }
+
+    #[test]
+    fn connection_record_round_trip() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = TempDir::new("state-conn")?;
+        let dir = StateDir::new(tmp.path());
+        assert_eq!(dir.connection(), None);
+        dir.write_connection(None)?;
+        let record = dir.connection();
+        assert!(
+            matches!(&record, Some(ConnectionRecord { pid, address: None, since }) if *pid == std::process::id() && since.ends_with('Z')),
+            "{record:?}"
+        );
+        dir.write_connection(Some("https://b.test:8443"))?;
+        assert_eq!(
+            dir.connection().and_then(|r| r.address).as_deref(),
+            Some("https://b.test:8443")
+        );
+        assert_eq!(mode(&dir.file(CONNECTION_FILE)), 0o600);
+        assert!(!dir.loose_permissions().contains(&dir.file(CONNECTION_FILE)));
+        dir.remove_file(CONNECTION_FILE)?;
+        assert_eq!(dir.connection(), None);
         Ok(())
     }
 

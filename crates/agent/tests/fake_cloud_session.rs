@@ -1,7 +1,8 @@
 //! The agent's connection loop against a fake cloud on 127.0.0.1: mutual TLS, Welcome/Hello,
 //! sealed requests answered (success, denial, replay, expiry; each answer that opened its
 //! envelope authenticated with that envelope's key), a reconnect after the cloud drops the
-//! link, and the drain on shutdown.
+//! link, and the drain on shutdown; with several cloud addresses, a closed one skipped and a
+//! lost one left for another at once.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use passthru_agent::admission::{Admission, Identity};
 use passthru_agent::connect::Endpoint;
 use passthru_agent::run::stay_connected;
 use passthru_agent::session::{AgentContext, HelloInfo};
-use passthru_agent::state_dir::{AgentState, Registration};
+use passthru_agent::state_dir::{AgentState, Registration, StateDir};
 use passthru_agent::tls_config;
 use passthru_agent::trace_log::TraceLog;
 use passthru_agent::validator::{Validator, Verdict};
@@ -133,7 +134,8 @@ fn pki() -> Result<Pki, Box<dyn Error>> {
 }
 
 /// A fake cloud: each connection gets Welcome, then the frames the test sends on `to_agent`;
-/// everything the agent sends comes back on the returned receiver.
+/// everything the agent sends comes back on the returned receiver. `(n, None)` drops
+/// connection n; `(0, None)` stops the whole cloud, listener included (as if killed).
 async fn fake_cloud(
     server: rustls::ServerConfig,
     agent_id: Uuid,
@@ -189,6 +191,7 @@ async fn fake_cloud(
                             let Ok(text) = serde_json::to_string(&msg) else { break };
                             if sink.send(Message::text(text)).await.is_err() { break }
                         }
+                        Some((0, None)) => return,
                         Some((c, None)) if c == conn => break,
                         Some(_) => {}
                         None => return,
@@ -318,7 +321,9 @@ async fn validates_reconnects_and_drains() -> TestResult {
         .map_err(|_| "no random key")?,
     });
     let (stop, shutdown) = watch::channel(false);
-    let agent = tokio::spawn(async move { stay_connected(ctx, &endpoint, tls, shutdown).await });
+    let agent = tokio::spawn(async move {
+        stay_connected(ctx, std::slice::from_ref(&endpoint), tls, shutdown, None).await
+    });
 
     // First connection: the path, then Hello.
     let (c, path) = next_seen(&mut seen).await?;
@@ -477,5 +482,201 @@ async fn a_cloud_certificate_from_another_ca_is_refused_with_a_clear_error() -> 
         ),
         "{err:?}"
     );
+    Ok(())
+}
+
+/// The agent's TLS configuration and context (trace log in a directory), and its HPKE public
+/// key.
+type AgentSide = (
+    Arc<rustls::ClientConfig>,
+    Arc<AgentContext<FakeDirectory>>,
+    Vec<u8>,
+);
+
+/// An agent for `pki`'s cloud, its files in `dir`.
+fn agent_side(
+    dir: &std::path::Path,
+    pki: &Pki,
+    agent_id: Uuid,
+    tenant_id: Uuid,
+) -> Result<AgentSide, Box<dyn Error>> {
+    let ca_path = dir.join("cloud-ca.pem");
+    std::fs::write(&ca_path, &pki.server_ca_pem)?;
+    let state = AgentState {
+        registration: Registration {
+            agent_id,
+            tenant_id,
+            tenant_name: "contoso".into(),
+            cloud_url: "https://127.0.0.1:1".into(),
+            agent_endpoint: "https://127.0.0.1:1".into(),
+            registered_at: String::new(),
+        },
+        client_cert_chain: pki.client_chain.clone(),
+        client_key: pki.client_key.clone_key(),
+        hpke: AgentKeyPair::generate(),
+        cloud_ca: Some(ca_path),
+    };
+    let tls = tls_config::client_config(&state)?;
+    let public = state.hpke.public_bytes().to_vec();
+    let ctx = Arc::new(AgentContext {
+        admission: Admission::new(
+            Identity {
+                tenant_id,
+                agent_id,
+                keys: state.hpke,
+            },
+            Duration::from_secs(300),
+            1000,
+        ),
+        validator: FakeDirectory,
+        limit: Arc::new(Semaphore::new(4)),
+        trace: TraceLog::open(&dir.join("trace.log"))?,
+        hello: HelloInfo {
+            version: "9.9.9".into(),
+            host: "agent-host".into(),
+            upn_suffixes: vec!["corp.example.test".into()],
+            sync_forests: Vec::new(),
+        },
+        skew_tolerance: Duration::from_secs(300),
+        stats: Default::default(),
+        wrong_passwords: passthru_agent::wrong_passwords::WrongPasswords::new(
+            passthru_agent::wrong_passwords::WINDOW,
+        )
+        .map_err(|_| "no random key")?,
+    });
+    Ok((tls, ctx, public))
+}
+
+/// Waits (at most `limit`) for the agent's Hello on a fake cloud's connection.
+async fn hello_within(
+    seen: &mut mpsc::UnboundedReceiver<(usize, Seen)>,
+    limit: Duration,
+) -> Result<usize, Box<dyn Error>> {
+    tokio::time::timeout(limit, async {
+        while let Some((c, s)) = seen.recv().await {
+            if let Seen::FromAgent(AgentToCloud::Hello { .. }) = s {
+                return Ok(c);
+            }
+        }
+        Err("the fake cloud stopped".into())
+    })
+    .await
+    .map_err(|_| format!("no hello within {limit:?}"))?
+}
+
+/// Waits (at most 5 s) until the state dir records `address` as the connection.
+async fn recorded(state: &StateDir, address: Option<&str>) -> TestResult {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = state.connection().map(|r| r.address);
+        if now.as_ref().map(|a| a.as_deref()) == Some(address) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("recorded {now:?}, not {address:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_closed_cloud_address_is_skipped_at_once() -> TestResult {
+    let tmp = TempDir::new()?;
+    let pki = pki()?;
+    let (agent_id, tenant_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tls, ctx, _public) = agent_side(&tmp.0, &pki, agent_id, tenant_id)?;
+    let (addr, mut seen, _cloud) = fake_cloud(pki.server.clone(), agent_id, tenant_id).await?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let endpoints = vec![
+        Endpoint::new(&format!("https://{closed}"), tenant_id)?,
+        Endpoint::new(&format!("https://{addr}"), tenant_id)?,
+    ];
+    let state = StateDir::new(tmp.0.join("state"));
+    state.create()?;
+    let (stop, shutdown) = watch::channel(false);
+    let agent_state = state.clone();
+    let started = tokio::time::Instant::now();
+    let agent = tokio::spawn(async move {
+        stay_connected(ctx, &endpoints, tls, shutdown, Some(&agent_state)).await
+    });
+    // Whichever address the agent starts at, the live one is reached without a backoff
+    // delay (a refused dial moves on at once).
+    hello_within(&mut seen, Duration::from_secs(2)).await?;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    recorded(&state, Some(&format!("https://{addr}"))).await?;
+    stop.send(true)?;
+    tokio::time::timeout(Duration::from_secs(15), agent).await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn losing_one_cloud_instance_moves_to_another_at_once() -> TestResult {
+    let tmp = TempDir::new()?;
+    let pki = pki()?;
+    let (agent_id, tenant_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tls, ctx, public) = agent_side(&tmp.0, &pki, agent_id, tenant_id)?;
+    let (a, mut seen_a, cloud_a) = fake_cloud(pki.server.clone(), agent_id, tenant_id).await?;
+    let (b, mut seen_b, cloud_b) = fake_cloud(pki.server.clone(), agent_id, tenant_id).await?;
+    let endpoints = vec![
+        Endpoint::new(&format!("https://{a}"), tenant_id)?,
+        Endpoint::new(&format!("https://{b}"), tenant_id)?,
+    ];
+    let state = StateDir::new(tmp.0.join("state"));
+    state.create()?;
+    let (stop, shutdown) = watch::channel(false);
+    let agent_state = state.clone();
+    let agent = tokio::spawn(async move {
+        stay_connected(ctx, &endpoints, tls, shutdown, Some(&agent_state)).await
+    });
+
+    // The agent connects to one of the two (at random)...
+    let first_is_a = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            _ = hello_within(&mut seen_a, Duration::from_secs(10)) => true,
+            _ = hello_within(&mut seen_b, Duration::from_secs(10)) => false,
+        }
+    })
+    .await?;
+    let (first, killed, mut other_seen, other, other_cloud) = if first_is_a {
+        (a, cloud_a, seen_b, b, cloud_b)
+    } else {
+        (b, cloud_b, seen_a, a, cloud_a)
+    };
+    recorded(&state, Some(&format!("https://{first}"))).await?;
+
+    // ...which dies: the agent is on the other one at once (no backoff delay), and says so.
+    let lost = tokio::time::Instant::now();
+    killed.send((0, None))?;
+    let c = hello_within(&mut other_seen, Duration::from_secs(2)).await?;
+    assert!(
+        lost.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        lost.elapsed()
+    );
+    recorded(&state, Some(&format!("https://{other}"))).await?;
+
+    // It serves there, and drains there on shutdown.
+    let (ok, ok_key) = sealed(&public, tenant_id, agent_id, "right", 10_000)?;
+    other_cloud.send((c, Some(CloudToAgent::Validate(ok.clone()))))?;
+    let answer = loop {
+        let (_, s) = next_seen(&mut other_seen).await?;
+        if let Seen::FromAgent(AgentToCloud::Result { .. }) = s {
+            break s;
+        }
+    };
+    assert!(
+        matches!(answer, Seen::FromAgent(AgentToCloud::Result { request_id, outcome: Outcome::Success(_), .. }) if request_id == ok.request_id),
+        "{answer:?}"
+    );
+    assert_eq!(binding(&answer, &ok_key), Ok(Binding::Bound));
+    stop.send(true)?;
+    let draining = loop {
+        let (_, s) = next_seen(&mut other_seen).await?;
+        if let Seen::FromAgent(m) = s {
+            break m;
+        }
+    };
+    assert!(matches!(draining, AgentToCloud::Draining), "{draining:?}");
+    tokio::time::timeout(Duration::from_secs(15), agent).await??;
     Ok(())
 }
