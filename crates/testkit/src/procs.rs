@@ -758,6 +758,20 @@ impl Agent {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Lists the cloud's instances in the agent's config (`[cloud] urls`), replacing the
+    /// address it registered with, from its next start on.
+    pub fn set_cloud_urls(&self, urls: &[&str]) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let list = urls
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.config)?;
+        writeln!(f, "\n[cloud]\nurls = [{list}]")?;
+        Ok(())
+    }
+
     /// The agent's trace log (failed validations).
     pub fn trace(&self) -> String {
         std::fs::read_to_string(self.state_dir.join("trace.log")).unwrap_or_default()
