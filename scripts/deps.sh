@@ -100,3 +100,62 @@ if [ "${PASSTHRU_NEED_BROWSER:-0}" = 1 ]; then
       || python3 -m pip install -q --break-system-packages "${need_pip[@]}"
   fi
 fi
+
+# Several cloud instances (PASSTHRU_NEED_CLUSTER=1): PostgreSQL on 127.0.0.1:5432 that the
+# tests reach as postgres://postgres@127.0.0.1:5432/postgres (each test makes a database of
+# its own), psql, and the nats-server binary (each test starts a nats-server of its own; one
+# on 127.0.0.1:4222 is started too when none runs, for the benchmarks and the README's
+# two-instance setup). On a fresh test machine this installs Debian's packages, starts the
+# cluster and lets the postgres role in from 127.0.0.1 without a password (trust, loopback
+# only): never run it on a server whose PostgreSQL holds anything else.
+if [ "${PASSTHRU_NEED_CLUSTER:-0}" = 1 ]; then
+  need_cluster=()
+  command -v psql >/dev/null 2>&1 || need_cluster+=(postgresql-client)
+  command -v pg_ctlcluster >/dev/null 2>&1 || need_cluster+=(postgresql)
+  [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need_cluster+=(nats-server)
+  if [ ${#need_cluster[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "deps: missing ${need_cluster[*]}; run as root (or install them) first" >&2
+      exit 1
+    fi
+    echo "deps: installing ${need_cluster[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    if ! { apt-get install -y -qq --no-install-recommends "${need_cluster[@]}" \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_cluster[@]}"; }; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2; rm -f "$apt_log"; exit 1
+    fi
+    rm -f "$apt_log"
+  fi
+  pg_url="${PASSTHRU_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+  if ! psql "$pg_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "deps: PostgreSQL does not answer at $pg_url; start it (trust for 127.0.0.1) or set PASSTHRU_TEST_POSTGRES" >&2
+      exit 1
+    fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+      echo "deps: starting PostgreSQL" >&2
+      ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+      if ! pg_lsclusters -h 2>/dev/null | grep -q .; then pg_createcluster "$ver" main >/dev/null; fi
+      cluster=$(pg_lsclusters -h | awk 'NR==1 {print $1" "$2}')
+      # shellcheck disable=SC2086
+      pg_ctlcluster $cluster start || { command -v service >/dev/null 2>&1 && service postgresql start; }
+      for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    fi
+    if ! psql "$pg_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+      hba=$(runuser -u postgres -- psql -Atqc 'SHOW hba_file' 2>/dev/null || true)
+      if [ -n "$hba" ] && ! grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+        echo "deps: letting the postgres role in from 127.0.0.1 without a password ($hba)" >&2
+        sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+        runuser -u postgres -- psql -Atqc 'SELECT pg_reload_conf()' >/dev/null
+      fi
+    fi
+    psql "$pg_url" -Atqc 'SELECT 1' >/dev/null || { echo "deps: PostgreSQL still does not answer at $pg_url" >&2; exit 1; }
+  fi
+  if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+    echo "deps: starting nats-server on 127.0.0.1:4222" >&2
+    nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+    nohup "$nats_bin" -a 127.0.0.1 -p 4222 >/tmp/passthru-nats.log 2>&1 &
+    for _ in $(seq 1 40); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.25; done
+  fi
+fi

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 bash scripts/deps.sh
+PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 bash scripts/deps.sh
 
 # Reuse a build directory outside the clone, so a fresh clone does not rebuild every crate.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/passthru-target}"
