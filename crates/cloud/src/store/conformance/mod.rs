@@ -9,8 +9,10 @@
 //!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
 //!   with `store::test_store`, the one place a test picks its backend.
 //!
-//! SQLite runs all of it in `cargo test -p passthru-cloud --lib conformance`; a new backend
-//! opens itself in `test_store` and calls the area functions from its own tests.
+//! SQLite and PostgreSQL run all of it in `cargo test -p passthru-cloud --lib conformance`
+//! (`on_every_backend!` makes one test per backend; PostgreSQL at `PASSTHRU_TEST_POSTGRES`,
+//! skipped only with `PASSTHRU_SKIP_POSTGRES=1`); a new backend opens itself in
+//! `store::empty_test_store` and joins [`crate::store::TestBackend`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -109,72 +111,111 @@ mod sign_in_state;
 mod sync;
 mod tenants;
 
+/// Tests that run on every backend: each `async fn name(backend: TestBackend)` becomes
+/// `sqlite::name` and `postgres::name` (the latter fails when PostgreSQL is unreachable,
+/// unless `PASSTHRU_SKIP_POSTGRES=1`). Attributes before a function go to both tests (the
+/// tokio flavour).
+macro_rules! on_every_backend {
+    ($(
+        #[$attr:meta]
+        async fn $name:ident($backend:ident: TestBackend $(,)?) -> anyhow::Result<()> $body:block
+    )*) => {
+        $(
+            async fn $name($backend: crate::store::TestBackend) -> anyhow::Result<()> $body
+        )*
+        mod sqlite {
+            $(
+                #[$attr]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(crate::store::TestBackend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[$attr]
+                async fn $name() -> anyhow::Result<()> {
+                    if crate::store::postgres_skipped() {
+                        return Ok(());
+                    }
+                    super::$name(crate::store::TestBackend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
+
 #[cfg(test)]
 mod tests {
-    use crate::store::{test_store, DomainKind};
+    use crate::store::{empty_test_store, test_store_on, DomainKind};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_oidc_rules() -> anyhow::Result<()> {
-        let (s, dir, tenant_id) =
-            test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
-        super::oidc(s.backend(), tenant_id).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
+    super::on_every_backend! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_oidc_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, tenant_id) =
+                test_store_on(backend, "conformance", "contoso.example", DomainKind::Cloud).await?;
+            super::oidc(s.backend(), tenant_id).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_lockout_and_device_rules() -> anyhow::Result<()> {
-        let (s, dir, tenant_id) =
-            test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        let user = s
-            .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
-            .await?;
-        super::lockout(s.backend(), tenant_id, user).await?;
-        super::device(s.backend(), tenant_id, user).await?;
-        super::portal(s.backend(), tenant_id).await?;
-        super::federation(s.backend(), tenant_id).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_lockout_and_device_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, tenant_id) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            let user = s
+                .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
+                .await?;
+            super::lockout(s.backend(), tenant_id, user).await?;
+            super::device(s.backend(), tenant_id, user).await?;
+            super::portal(s.backend(), tenant_id).await?;
+            super::federation(s.backend(), tenant_id).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite_keeps_the_attempt_counter_rules() -> anyhow::Result<()> {
-        let (s, dir, _) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        super::attempts(s.backend()).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn keeps_the_attempt_counter_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, _) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            super::attempts(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_mfa_writeback_and_signing_key_rules() -> anyhow::Result<()> {
-        let (s, dir, t) = test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
-        let u = s
-            .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
-            .await?;
-        let other = s
-            .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
-            .await?;
-        super::mfa(s.backend(), t, u, other).await?;
-        super::writeback(s.backend(), t, other).await?;
-        let beta = uuid::Uuid::new_v4();
-        s.create_tenant(beta, "beta", 1).await?;
-        super::signing_keys(s.backend(), t, beta).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_mfa_writeback_and_signing_key_rules(
+            backend: TestBackend,
+        ) -> anyhow::Result<()> {
+            let (s, dir, t) =
+                test_store_on(backend, "conformance", "contoso.example", DomainKind::Cloud).await?;
+            let u = s
+                .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
+                .await?;
+            let other = s
+                .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
+                .await?;
+            super::mfa(s.backend(), t, u, other).await?;
+            super::writeback(s.backend(), t, other).await?;
+            let beta = uuid::Uuid::new_v4();
+            s.create_tenant(beta, "beta", 1).await?;
+            super::signing_keys(s.backend(), t, beta).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_directory_rules() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("passthru-conf-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        let s = crate::store::Store::open(&dir.join("t.db"), true).await?;
-        super::directory::directory(s.backend()).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_directory_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir) = empty_test_store(backend, "conf").await?;
+            super::directory::directory(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
     }
 }

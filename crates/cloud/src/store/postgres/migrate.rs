@@ -1,0 +1,74 @@
+//! Schema migrations of the PostgreSQL store: a numbered list, applied in order in one
+//! transaction and recorded in `schema_migrations` (with each one's SHA-256, so an edited
+//! migration is refused rather than half-applied). A transaction-scoped advisory lock keyed
+//! by the schema makes instances that start at once apply each migration once: the others
+//! wait, then find it recorded. Migration 1 is the schema as first released for PostgreSQL.
+//! Add a migration; never edit one that has shipped.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// The migrations: version, description, SQL.
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "baseline", super::schema::BASELINE)];
+
+/// Brings the store's schema (the first schema of the connection's `search_path`) up to date.
+pub(crate) async fn run(pool: &PgPool) -> Result<(), MigrateError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('passthru.migrate'), hashtext(current_schema()))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY,
+             description TEXT NOT NULL,
+             checksum TEXT NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await?;
+    let newest_known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some((v, _)) = applied.iter().find(|(v, _)| *v > newest_known) {
+        return Err(MigrateError::TooNew(*v));
+    }
+    for (version, description, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        match applied.iter().find(|(v, _)| v == version) {
+            Some((_, sum)) if *sum == checksum => continue,
+            Some(_) => return Err(MigrateError::Edited(*version)),
+            None => {}
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, checksum, applied_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(version)
+        .bind(description)
+        .bind(&checksum)
+        .bind(crate::clock::unix_now())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The store was migrated by a newer release.
+    #[error("the PostgreSQL store has migration {0}, newer than this release knows; run the newer release")]
+    TooNew(i64),
+    /// A recorded migration differs from this release's.
+    #[error("migration {0} of the PostgreSQL store differs from the one this release applied; the store was changed by another build")]
+    Edited(i64),
+}
