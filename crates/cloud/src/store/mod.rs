@@ -395,6 +395,7 @@ impl Store {
 /// tests: the store, its directory (remove it at the end) and the tenant id. SQLite; see
 /// [`test_store_on`] for the other backends.
 #[cfg(test)]
+#[allow(dead_code)] // The suite runs on every backend (`test_store_on`); other tests use this.
 pub(crate) async fn test_store(
     label: &str,
     domain: &str,

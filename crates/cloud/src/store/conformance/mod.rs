@@ -113,11 +113,11 @@ mod tenants;
 
 /// Tests that run on every backend: each `async fn name(backend: TestBackend)` becomes
 /// `sqlite::name` and `postgres::name` (the latter fails when PostgreSQL is unreachable,
-/// unless `PASSTHRU_SKIP_POSTGRES=1`). Attributes before a function go to both tests (the
-/// tokio flavour).
+/// unless `PASSTHRU_SKIP_POSTGRES=1`). Attributes before a function (the tokio flavour, its doc)
+/// go to both tests.
 macro_rules! on_every_backend {
     ($(
-        #[$attr:meta]
+        $(#[$attr:meta])*
         async fn $name:ident($backend:ident: TestBackend $(,)?) -> anyhow::Result<()> $body:block
     )*) => {
         $(
@@ -125,7 +125,7 @@ macro_rules! on_every_backend {
         )*
         mod sqlite {
             $(
-                #[$attr]
+                $(#[$attr])*
                 async fn $name() -> anyhow::Result<()> {
                     super::$name(crate::store::TestBackend::Sqlite).await
                 }
@@ -133,7 +133,7 @@ macro_rules! on_every_backend {
         }
         mod postgres {
             $(
-                #[$attr]
+                $(#[$attr])*
                 async fn $name() -> anyhow::Result<()> {
                     if crate::store::postgres_skipped() {
                         return Ok(());

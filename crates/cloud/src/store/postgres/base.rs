@@ -95,11 +95,16 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         sqlx::Connection::close(conn).await?;
-        let mut store =
-            PgStore::connect(url, opts.options([("search_path", format!("{schema},public"))]))
-                .await?;
+        let mut store = PgStore::open_schema(url, schema).await?;
         store.drop_schema_on_close = Some(schema.to_string());
         Ok(store)
+    }
+
+    /// A store in the existing schema `schema` (`search_path` `schema, public`).
+    #[cfg(test)]
+    pub(crate) async fn open_schema(url: &str, schema: &str) -> Result<PgStore> {
+        let opts = connect_options(url)?.options([("search_path", format!("{schema},public"))]);
+        PgStore::connect(url, opts).await
     }
 
     async fn connect(url: &str, opts: PgConnectOptions) -> Result<PgStore> {

@@ -60,6 +60,40 @@ pub(crate) async fn run(pool: &PgPool) -> Result<(), MigrateError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::super::PgStore;
+    use super::MIGRATIONS;
+    use crate::store::{HousekeepingStore, TenantStore};
+
+    /// Instances starting at once on one schema: each migration is applied once, the data
+    /// stays, and every instance opens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_starts_apply_each_migration_once() -> anyhow::Result<()> {
+        if crate::store::postgres_skipped() {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        let first = PgStore::open_in_schema(&url, &schema).await?;
+        let tid = uuid::Uuid::new_v4();
+        first.create_tenant(tid, "contoso", 1).await?;
+        let opens = (0..6).map(|_| PgStore::open_schema(&url, &schema));
+        let others = futures_util::future::try_join_all(opens).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(&first.pool)
+            .await?;
+        assert_eq!(n, i64::try_from(MIGRATIONS.len())?);
+        for o in &others {
+            assert!(o.tenant("CONTOSO").await?.is_some());
+            o.close().await;
+        }
+        first.close().await;
+        Ok(())
+    }
+}
+
 /// Why the schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MigrateError {
