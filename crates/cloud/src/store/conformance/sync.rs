@@ -7,7 +7,8 @@ use passthru_proto::sync::{SyncBatch, SyncDone, SyncGroup, SyncObject, SyncUser,
 use uuid::Uuid;
 
 async fn store(backend: TestBackend) -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
-    let (s, dir, tid) = crate::store::test_store_on(backend, "sync", "corp.test", DomainKind::Managed).await?;
+    let (s, dir, tid) =
+        crate::store::test_store_on(backend, "sync", "corp.test", DomainKind::Managed).await?;
     s.ensure_sync_forest(tid, "corp.test", 30).await?;
     Ok((s, dir, tid))
 }

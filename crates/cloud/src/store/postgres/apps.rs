@@ -40,10 +40,12 @@ impl AppStore for PgStore {
     }
 
     async fn apps(&self, tenant_id: Uuid) -> Result<Vec<App>> {
-        let rows = sqlx::query("SELECT * FROM apps WHERE tenant_id = $1 ORDER BY name COLLATE \"C\", client_id")
-            .bind(tenant_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM apps WHERE tenant_id = $1 ORDER BY name COLLATE \"C\", client_id",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .filter_map(|r| self.app_row(Some(r)).transpose())
             .collect()

@@ -58,13 +58,12 @@ fn first_64_bits(id: Uuid) -> i64 {
 }
 
 impl PgStore {
-    /// Connects to the PostgreSQL store at `url` and brings its schema up to date. `create`
-    /// is for symmetry with SQLite: the database must exist (an administrator creates it);
-    /// the tables are created when missing either way.
+    /// Connects to the PostgreSQL store at `url` and brings its schema up to date. The
+    /// database must exist (its administrator creates it); `create` creates the tables in
+    /// it, else a database without them is refused (as SQLite refuses a missing file).
     pub(crate) async fn open(url: &str, create: bool) -> Result<PgStore> {
-        let _ = create;
         let opts = connect_options(url)?;
-        PgStore::connect(url, opts).await
+        PgStore::connect(url, opts, create).await
     }
 
     /// A store in a fresh schema `schema` of the database at `url` (each test its own
@@ -72,17 +71,26 @@ impl PgStore {
     /// public` (`citext` lives in `public`, created there first).
     #[cfg(test)]
     pub(crate) async fn open_in_schema(url: &str, schema: &str) -> Result<PgStore> {
-        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        PgStore::create_schema(url, schema).await?;
+        let mut store = PgStore::open_schema(url, schema).await?;
+        store.drop_schema_on_close = Some(schema.to_string());
+        Ok(store)
+    }
+
+    /// Creates the empty schema `schema` (and `citext` in `public` if missing).
+    #[cfg(test)]
+    pub(crate) async fn create_schema(url: &str, schema: &str) -> Result<()> {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return Err(StoreError::Unavailable(format!("bad schema name {schema}")));
         }
         let opts = connect_options(url)?;
-        let mut conn = tokio::time::timeout(
-            ACQUIRE_TIMEOUT,
-            sqlx::ConnectOptions::connect(&opts),
-        )
-        .await
-        .map_err(|_| unreachable(url, "connecting timed out"))?
-        .map_err(|e| unreachable(url, &e.to_string()))?;
+        let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::ConnectOptions::connect(&opts))
+            .await
+            .map_err(|_| unreachable(url, "connecting timed out"))?
+            .map_err(|e| unreachable(url, &e.to_string()))?;
         let mut tx = sqlx::Connection::begin(&mut conn).await?;
         // Several tests at once: CREATE EXTENSION IF NOT EXISTS is not safe in parallel.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('passthru.migrate'), 0)")
@@ -95,19 +103,21 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         sqlx::Connection::close(conn).await?;
-        let mut store = PgStore::open_schema(url, schema).await?;
-        store.drop_schema_on_close = Some(schema.to_string());
-        Ok(store)
+        Ok(())
     }
 
     /// A store in the existing schema `schema` (`search_path` `schema, public`).
     #[cfg(test)]
     pub(crate) async fn open_schema(url: &str, schema: &str) -> Result<PgStore> {
         let opts = connect_options(url)?.options([("search_path", format!("{schema},public"))]);
-        PgStore::connect(url, opts).await
+        PgStore::connect(url, opts, true).await
     }
 
-    async fn connect(url: &str, opts: PgConnectOptions) -> Result<PgStore> {
+    pub(super) async fn connect(
+        url: &str,
+        opts: PgConnectOptions,
+        create: bool,
+    ) -> Result<PgStore> {
         let opts = opts.options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("lock_timeout", LOCK_TIMEOUT),
@@ -118,7 +128,7 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(|e| unreachable(url, &e.to_string()))?;
-        super::migrate::run(&pool).await.map_err(|e| {
+        super::migrate::run(&pool, create).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "the PostgreSQL store at {} could not be brought up to date: {e}",
                 redacted(url)
@@ -264,7 +274,7 @@ impl PgStore {
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// The connection options of `url` (a `postgres://` URL, or key=value pairs).
-fn connect_options(url: &str) -> Result<PgConnectOptions> {
+pub(super) fn connect_options(url: &str) -> Result<PgConnectOptions> {
     PgConnectOptions::from_str(url).map_err(|e| {
         StoreError::Unavailable(format!(
             "the PostgreSQL URL {} is not valid: {}",
@@ -327,7 +337,8 @@ pub(crate) fn redacted(url: &str) -> String {
 mod tests {
     #[test]
     fn urls_in_messages_hide_passwords() {
-        let url = "postgres://app:hunter2@db.example:5433/passthru?password=hunter2&sslmode=require";
+        let url =
+            "postgres://app:hunter2@db.example:5433/passthru?password=hunter2&sslmode=require";
         let r = super::redacted(url);
         assert!(!r.contains("hunter2"), "{r}");
         assert!(r.contains("db.example:5433"), "{r}");

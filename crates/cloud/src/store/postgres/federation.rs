@@ -123,12 +123,14 @@ impl FederationStore for PgStore {
             Some(DomainKind::Managed) => Conversion::AlreadyManaged,
             Some(DomainKind::Cloud) => Conversion::CloudDomain,
             Some(DomainKind::Federated) => {
-                sqlx::query("UPDATE domains SET kind = $1 WHERE name = $2::citext AND tenant_id = $3")
-                    .bind(DomainKind::Managed.as_str())
-                    .bind(&name)
-                    .bind(tenant_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE domains SET kind = $1 WHERE name = $2::citext AND tenant_id = $3",
+                )
+                .bind(DomainKind::Managed.as_str())
+                .bind(&name)
+                .bind(tenant_id.to_string())
+                .execute(&mut *tx)
+                .await?;
                 Conversion::Converted
             }
         };

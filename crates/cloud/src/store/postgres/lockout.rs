@@ -119,11 +119,13 @@ impl LockoutStore for PgStore {
     /// Forgets `username`'s failures and locks (a successful sign-in, or an administrator's
     /// unlock). Returns whether there was anything to forget.
     async fn clear_lockout(&self, tenant_id: Uuid, username: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM sign_in_lockouts WHERE tenant_id = $1 AND username = $2::citext")
-            .bind(tenant_id.to_string())
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "DELETE FROM sign_in_lockouts WHERE tenant_id = $1 AND username = $2::citext",
+        )
+        .bind(tenant_id.to_string())
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 

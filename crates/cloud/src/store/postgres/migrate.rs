@@ -11,14 +11,21 @@ use sqlx::PgPool;
 /// The migrations: version, description, SQL.
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "baseline", super::schema::BASELINE)];
 
-/// Brings the store's schema (the first schema of the connection's `search_path`) up to date.
-pub(crate) async fn run(pool: &PgPool) -> Result<(), MigrateError> {
+/// Brings the store's schema (the first schema of the connection's `search_path`) up to date;
+/// one never migrated is set up only when `create`.
+pub(crate) async fn run(pool: &PgPool, create: bool) -> Result<(), MigrateError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtext('passthru.migrate'), hashtext(current_schema()))",
     )
     .execute(&mut *tx)
     .await?;
+    let fresh: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    if fresh && !create {
+        return Err(MigrateError::NotCreated);
+    }
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version BIGINT PRIMARY KEY,
@@ -60,6 +67,22 @@ pub(crate) async fn run(pool: &PgPool) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The store was migrated by a newer release.
+    #[error("the PostgreSQL store has migration {0}, newer than this release knows; run the newer release")]
+    TooNew(i64),
+    /// The database has no store yet, and none was to be created.
+    #[error("the database holds no Passthru store yet; create one first (init)")]
+    NotCreated,
+    /// A recorded migration differs from this release's.
+    #[error("migration {0} of the PostgreSQL store differs from the one this release applied; the store was changed by another build")]
+    Edited(i64),
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::PgStore;
@@ -76,33 +99,36 @@ mod tests {
         let url = std::env::var("PASSTHRU_TEST_POSTGRES")
             .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
         let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
-        let first = PgStore::open_in_schema(&url, &schema).await?;
-        let tid = uuid::Uuid::new_v4();
-        first.create_tenant(tid, "contoso", 1).await?;
+        // Before the store is created (its schema is not there yet): refused.
+        let opts = super::super::base::connect_options(&url)?
+            .options([("search_path", format!("{schema},public"))]);
+        let refused = PgStore::connect(&url, opts, false).await;
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("no Passthru store")),
+            "{refused:?}"
+        );
+        // Six instances start at once on the empty schema.
+        PgStore::create_schema(&url, &schema).await?;
         let opens = (0..6).map(|_| PgStore::open_schema(&url, &schema));
-        let others = futures_util::future::try_join_all(opens).await?;
+        let mut stores = futures_util::future::try_join_all(opens).await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
-            .fetch_one(&first.pool)
+            .fetch_one(&stores[0].pool)
             .await?;
         assert_eq!(n, i64::try_from(MIGRATIONS.len())?);
-        for o in &others {
-            assert!(o.tenant("CONTOSO").await?.is_some());
-            o.close().await;
+        stores[0]
+            .create_tenant(uuid::Uuid::new_v4(), "contoso", 1)
+            .await?;
+        // Opening again applies nothing and keeps the data.
+        stores.push(PgStore::open_schema(&url, &schema).await?);
+        for s in &mut stores {
+            assert!(s.tenant("CONTOSO").await?.is_some());
         }
-        first.close().await;
+        if let Some(last) = stores.last_mut() {
+            last.drop_schema_on_close = Some(schema.clone());
+        }
+        for s in stores {
+            s.close().await;
+        }
         Ok(())
     }
-}
-
-/// Why the schema could not be brought up to date.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum MigrateError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    /// The store was migrated by a newer release.
-    #[error("the PostgreSQL store has migration {0}, newer than this release knows; run the newer release")]
-    TooNew(i64),
-    /// A recorded migration differs from this release's.
-    #[error("migration {0} of the PostgreSQL store differs from the one this release applied; the store was changed by another build")]
-    Edited(i64),
 }

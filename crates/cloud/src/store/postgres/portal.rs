@@ -84,11 +84,12 @@ impl PortalStore for PgStore {
 
     /// A live portal session by the SHA-256 of its cookie.
     async fn portal_session(&self, id_hash: &str, now: i64) -> Result<Option<PortalSession>> {
-        let row = sqlx::query("SELECT * FROM portal_sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(id_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM portal_sessions WHERE id_hash = $1 AND expires_at > $2")
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             Ok(PortalSession {
                 tenant_id: uuid_col(&row, "tenant_id")?,

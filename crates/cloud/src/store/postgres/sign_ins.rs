@@ -1,8 +1,8 @@
 //! PostgreSQL: sign ins.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::Postgres;
+use sqlx::Row;
 use uuid::Uuid;
 
 use super::*;

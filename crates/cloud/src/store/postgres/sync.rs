@@ -286,13 +286,14 @@ pub(super) async fn upsert_user(
         .unwrap_or_else(|| onprem_object_id(tenant_id, u.anchor()).to_string());
     // Another record holding the UPN: a stale on-premises one is released; a cloud-only or
     // federated user keeps it, and this object is reported.
-    let holder: Option<(String, String)> =
-        sqlx::query_as("SELECT id, source FROM users WHERE tenant_id = $1 AND upn = $2::citext AND id <> $3")
-            .bind(&tenant)
-            .bind(&upn)
-            .bind(&id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let holder: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, source FROM users WHERE tenant_id = $1 AND upn = $2::citext AND id <> $3",
+    )
+    .bind(&tenant)
+    .bind(&upn)
+    .bind(&id)
+    .fetch_optional(&mut **tx)
+    .await?;
     if let Some((holder_id, source)) = holder {
         if source != "onprem" {
             return Ok(Err(format!(
@@ -523,7 +524,6 @@ pub(super) async fn delete_object(tx: &mut Tx, tenant_id: Uuid, object_guid: Uui
     .await?;
     Ok(removed)
 }
-
 
 /// A user's record as sync finds it: id, ad_enabled, sync_attrs, upn, display_name, mail.
 pub(super) type Existing = (

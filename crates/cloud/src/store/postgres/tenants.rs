@@ -33,12 +33,14 @@ impl TenantStore for PgStore {
             .await?;
         for ((k, v), (_, d)) in settings.pairs().into_iter().zip(defaults) {
             if v != d {
-                sqlx::query("INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, $2, $3)")
-                    .bind(tenant_id.to_string())
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, $2, $3)",
+                )
+                .bind(tenant_id.to_string())
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;

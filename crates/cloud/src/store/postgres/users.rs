@@ -201,13 +201,15 @@ impl UserStore for PgStore {
     ) -> Result<()> {
         let mut tx = self.write_tx(Lock::Tenant(tenant_id)).await?;
         let before = global_admins(&mut tx, tenant_id).await?;
-        sqlx::query("UPDATE users SET enabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(enabled as i64)
-            .bind(now)
-            .bind(tenant_id.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET enabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(enabled as i64)
+        .bind(now)
+        .bind(tenant_id.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         if !enabled {
             keeps_a_global_admin(&mut tx, tenant_id, before).await?;
             Self::end_sessions(&mut tx, tenant_id, id).await?;
@@ -266,10 +268,7 @@ impl UserStore for PgStore {
 
 /// Enabled Global Administrators of the tenant, read inside a write transaction (which holds
 /// the tenant's lock, so no other change of its users runs meanwhile).
-pub(super) async fn global_admins(
-    tx: &mut Tx,
-    tenant_id: Uuid,
-) -> Result<i64> {
+pub(super) async fn global_admins(tx: &mut Tx, tenant_id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = $2 AND enabled = 1",
     )
@@ -282,11 +281,7 @@ pub(super) async fn global_admins(
 /// Refuses a change that took the tenant's last enabled Global Administrator away (`before`
 /// counted at the start of the same transaction). The caller's transaction is then dropped,
 /// so nothing is written.
-pub(super) async fn keeps_a_global_admin(
-    tx: &mut Tx,
-    tenant_id: Uuid,
-    before: i64,
-) -> Result<()> {
+pub(super) async fn keeps_a_global_admin(tx: &mut Tx, tenant_id: Uuid, before: i64) -> Result<()> {
     if before >= 1 && global_admins(tx, tenant_id).await? < 1 {
         return Err(StoreError::LastGlobalAdmin);
     }
