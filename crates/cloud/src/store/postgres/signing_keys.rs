@@ -61,7 +61,7 @@ impl SigningKeyStore for PgStore {
                 )
                 .map_err(seal_err)?;
             sqlx::query(
-                "UPDATE federation SET client_secret = '', client_secret_sealed = $1 WHERE domain = $2",
+                "UPDATE federation SET client_secret = '', client_secret_sealed = $1 WHERE domain = $2::citext",
             )
             .bind(sealed)
             .bind(&domain)
