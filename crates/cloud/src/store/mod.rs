@@ -5,7 +5,8 @@
 //! Three parts:
 //! - one trait per area (`TenantStore`, `OidcStore`, `SyncStore`, ...), combined in
 //!   [`Backend`]; each documents the rules a backend keeps, and `conformance` checks them;
-//! - `sqlite`, the backend over SQLite in the data dir;
+//! - `sqlite`, the backend over SQLite in the data dir, and `postgres`, the backend over a
+//!   PostgreSQL database;
 //! - [`Store`], the facade the rest of the cloud holds: a `dyn Backend` plus what no backend
 //!   should repeat (the read-through cache of tenants, apps and domains, and the batched
 //!   sign-in log writer). It dereferences to the backend, so `store.users(t)` calls the
@@ -33,6 +34,7 @@ pub mod lockout;
 pub mod mfa;
 pub mod oidc;
 pub mod portal;
+mod postgres;
 pub mod sign_in_state;
 pub mod sign_ins;
 mod signin_log;
@@ -75,9 +77,14 @@ pub use writeback::WritebackStore;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database could not be opened or answered with an error (disk full, corrupt, locked).
-    #[error("the store failed: {0}. Check the data dir's disk space and permissions.")]
+    /// The database could not be opened or answered with an error (disk full, corrupt, locked,
+    /// the server gone).
+    #[error("the store failed: {0}. Check the data dir's disk space and permissions, or, for a PostgreSQL store, that the server runs and accepts connections.")]
     Db(#[from] sqlx::Error),
+    /// The PostgreSQL store could not be reached or set up; the message names it by host
+    /// (never with the URL's password) and says what to check.
+    #[error("{0}")]
+    Unavailable(String),
     /// A name that must be unique is taken.
     #[error("{0} already exists")]
     Conflict(String),
@@ -165,13 +172,15 @@ impl Store {
         Ok(Store::over(Arc::new(backend)))
     }
 
-    /// The facade over `backend` (starts the sign-in log writer: call within a runtime).
-    /// Opens the PostgreSQL store at `url` (creating its schema with `create`).
+    /// Connects to the PostgreSQL store at `url` (`postgres://user@host/db`) and brings its
+    /// schema up to date. `create` as for [`Store::open`]: the database must exist, the
+    /// tables are created when missing.
     pub async fn open_postgres(url: &str, create: bool) -> Result<Store> {
-        let _ = (url, create);
-        Err(StoreError::NotFound("the PostgreSQL backend".into()))
+        let backend = postgres::PgStore::open(url, create).await?;
+        Ok(Store::over(Arc::new(backend)))
     }
 
+    /// The facade over `backend` (starts the sign-in log writer: call within a runtime).
     pub(crate) fn over(backend: Arc<dyn Backend>) -> Store {
         Store {
             sign_in_writer: signin_log::start(backend.clone()),
@@ -415,18 +424,80 @@ impl Store {
 }
 
 /// A new store in a temporary directory with the tenant `contoso` and one domain, for unit
-/// tests: the store, its directory (remove it at the end) and the tenant id.
+/// tests: the store, its directory (remove it at the end) and the tenant id. SQLite; see
+/// [`test_store_on`] for the other backends.
 #[cfg(test)]
+#[allow(dead_code)] // The suite runs on every backend (`test_store_on`); other tests use this.
 pub(crate) async fn test_store(
     label: &str,
     domain: &str,
     kind: DomainKind,
 ) -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
-    let dir = std::env::temp_dir().join(format!("passthru-{label}-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let s = Store::open(&dir.join("t.db"), true).await?;
+    test_store_on(TestBackend::Sqlite, label, domain, kind).await
+}
+
+/// The backends a test can run on.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestBackend {
+    /// A file in a temporary directory.
+    Sqlite,
+    /// A schema of its own (`pt_<uuid>`, dropped at [`Store::close`]) in the database at
+    /// `PASSTHRU_TEST_POSTGRES` (default [`DEFAULT_TEST_POSTGRES`]).
+    Postgres,
+}
+
+/// The PostgreSQL database the tests use unless `PASSTHRU_TEST_POSTGRES` names another.
+#[cfg(test)]
+pub(crate) const DEFAULT_TEST_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Whether the PostgreSQL tests are skipped (`PASSTHRU_SKIP_POSTGRES=1`); otherwise they
+/// fail when the database is unreachable.
+#[cfg(test)]
+pub(crate) fn postgres_skipped() -> bool {
+    std::env::var("PASSTHRU_SKIP_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// [`test_store`] on `backend`.
+#[cfg(test)]
+pub(crate) async fn test_store_on(
+    backend: TestBackend,
+    label: &str,
+    domain: &str,
+    kind: DomainKind,
+) -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
+    let (s, dir) = empty_test_store(backend, label).await?;
     let tid = Uuid::new_v4();
     s.create_tenant(tid, "contoso", 1).await?;
     s.add_domain(tid, domain, kind, None, 1).await?;
     Ok((s, dir, tid))
+}
+
+/// An empty store on `backend`, and a temporary directory (remove it at the end; a
+/// PostgreSQL store leaves it empty and drops its schema at [`Store::close`]).
+#[cfg(test)]
+pub(crate) async fn empty_test_store(
+    backend: TestBackend,
+    label: &str,
+) -> anyhow::Result<(Store, std::path::PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("passthru-{label}-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let s = match backend {
+        TestBackend::Sqlite => Store::open(&dir.join("t.db"), true).await?,
+        TestBackend::Postgres => {
+            let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+                .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES.to_string());
+            let schema = format!("pt_{}", Uuid::new_v4().simple());
+            let backend = postgres::PgStore::open_in_schema(&url, &schema)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}\n(the PostgreSQL tests use PASSTHRU_TEST_POSTGRES, default \
+                         {DEFAULT_TEST_POSTGRES}; set PASSTHRU_SKIP_POSTGRES=1 to skip them)"
+                    )
+                })?;
+            Store::over(Arc::new(backend))
+        }
+    };
+    Ok((s, dir))
 }

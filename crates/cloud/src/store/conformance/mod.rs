@@ -9,8 +9,10 @@
 //!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
 //!   with `store::test_store`, the one place a test picks its backend.
 //!
-//! SQLite runs all of it in `cargo test -p passthru-cloud --lib conformance`; a new backend
-//! opens itself in `test_store` and calls the area functions from its own tests.
+//! SQLite and PostgreSQL run all of it in `cargo test -p passthru-cloud --lib conformance`
+//! (`on_every_backend!` makes one test per backend; PostgreSQL at `PASSTHRU_TEST_POSTGRES`,
+//! skipped only with `PASSTHRU_SKIP_POSTGRES=1`); a new backend opens itself in
+//! `store::empty_test_store` and joins [`crate::store::TestBackend`].
 //!
 //! Rules that a limit or a one-time use depends on are checked with many calls at once, not
 //! one after another.
@@ -110,70 +112,129 @@ mod sign_in_state;
 mod sync;
 mod tenants;
 
+/// Tests that run on every backend: each `async fn name(backend: TestBackend)` becomes
+/// `sqlite::name` and `postgres::name` (the latter fails when PostgreSQL is unreachable,
+/// unless `PASSTHRU_SKIP_POSTGRES=1`). Attributes before a function (the tokio flavour, its doc)
+/// go to both tests.
+macro_rules! on_every_backend {
+    ($(
+        $(#[$attr:meta])*
+        async fn $name:ident($backend:ident: TestBackend $(,)?) -> anyhow::Result<()> $body:block
+    )*) => {
+        $(
+            async fn $name($backend: crate::store::TestBackend) -> anyhow::Result<()> $body
+        )*
+        mod sqlite {
+            $(
+                $(#[$attr])*
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(crate::store::TestBackend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                $(#[$attr])*
+                async fn $name() -> anyhow::Result<()> {
+                    if crate::store::postgres_skipped() {
+                        return Ok(());
+                    }
+                    super::$name(crate::store::TestBackend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_every_backend;
+
 #[cfg(test)]
 mod tests {
-    use crate::store::{test_store, DomainKind};
+    use crate::store::{empty_test_store, test_store_on, DomainKind};
 
+    super::on_every_backend! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_oidc_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, tenant_id) =
+                test_store_on(backend, "conformance", "contoso.example", DomainKind::Cloud).await?;
+            super::oidc(s.backend(), tenant_id).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_lockout_and_device_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, tenant_id) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            let user = s
+                .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
+                .await?;
+            super::lockout(s.backend(), tenant_id, user).await?;
+            super::device(s.backend(), tenant_id, user).await?;
+            super::portal(s.backend(), tenant_id).await?;
+            super::federation(s.backend(), tenant_id).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn keeps_the_attempt_counter_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, _) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            super::attempts(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_mfa_writeback_and_signing_key_rules(
+            backend: TestBackend,
+        ) -> anyhow::Result<()> {
+            let (s, dir, t) =
+                test_store_on(backend, "conformance", "contoso.example", DomainKind::Cloud).await?;
+            let u = s
+                .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
+                .await?;
+            let other = s
+                .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
+                .await?;
+            super::mfa(s.backend(), t, u, other).await?;
+            super::writeback(s.backend(), t, other).await?;
+            let beta = uuid::Uuid::new_v4();
+            s.create_tenant(beta, "beta", 1).await?;
+            super::signing_keys(s.backend(), t, beta).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_directory_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir) = empty_test_store(backend, "conf").await?;
+            super::directory::directory(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn keeps_the_instance_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, t) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            super::instances::instances(s.backend(), t).await?;
+            super::instances::check_places(s.backend(), t).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+    }
+
+    /// One SQLite store, one instance: a second serve lock is refused, bus or not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_oidc_rules() -> anyhow::Result<()> {
-        let (s, dir, tenant_id) =
-            test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
-        super::oidc(s.backend(), tenant_id).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_lockout_and_device_rules() -> anyhow::Result<()> {
-        let (s, dir, tenant_id) =
-            test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        let user = s
-            .add_cloud_user(tenant_id, "dana@corp.test", "h", "none", 1)
-            .await?;
-        super::lockout(s.backend(), tenant_id, user).await?;
-        super::device(s.backend(), tenant_id, user).await?;
-        super::portal(s.backend(), tenant_id).await?;
-        super::federation(s.backend(), tenant_id).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite_keeps_the_attempt_counter_rules() -> anyhow::Result<()> {
-        let (s, dir, _) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        super::attempts(s.backend()).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_mfa_writeback_and_signing_key_rules() -> anyhow::Result<()> {
-        let (s, dir, t) = test_store("conformance", "contoso.example", DomainKind::Cloud).await?;
-        let u = s
-            .add_cloud_user(t, "a@contoso.example", "x", "none", 1)
-            .await?;
-        let other = s
-            .add_cloud_user(t, "b@contoso.example", "x", "none", 1)
-            .await?;
-        super::mfa(s.backend(), t, u, other).await?;
-        super::writeback(s.backend(), t, other).await?;
-        let beta = uuid::Uuid::new_v4();
-        s.create_tenant(beta, "beta", 1).await?;
-        super::signing_keys(s.backend(), t, beta).await?;
-        s.close().await;
-        std::fs::remove_dir_all(dir)?;
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite_keeps_the_instance_rules() -> anyhow::Result<()> {
-        let (s, dir, t) = test_store("conformance", "corp.test", DomainKind::Managed).await?;
-        super::instances::instances(s.backend(), t).await?;
-        super::instances::check_places(s.backend(), t).await?;
-        // One SQLite store, one instance: a second serve lock is refused, bus or not.
+    async fn sqlite_refuses_a_second_serve_lock() -> anyhow::Result<()> {
+        let (s, dir) = empty_test_store(crate::store::TestBackend::Sqlite, "serve-lock").await?;
         s.hold_serve_lock(false).await?;
         let again = crate::store::Store::open(&dir.join("t.db"), false).await?;
         for shared in [false, true] {
@@ -190,14 +251,53 @@ mod tests {
         Ok(())
     }
 
+    /// PostgreSQL: instances with a bus share the store; one without a bus has it alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_keeps_the_directory_rules() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("passthru-conf-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir)?;
-        let s = crate::store::Store::open(&dir.join("t.db"), true).await?;
-        super::directory::directory(s.backend()).await?;
+    async fn postgres_serve_locks_are_shared_with_a_bus_and_exclusive_without() -> anyhow::Result<()> {
+        if std::env::var("PASSTHRU_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let open = |schema: String, fresh: bool| {
+            let url = url.clone();
+            async move {
+                let b = if fresh {
+                    crate::store::postgres::PgStore::open_in_schema(&url, &schema).await?
+                } else {
+                    crate::store::postgres::PgStore::open_schema(&url, &schema).await?
+                };
+                anyhow::Ok(crate::store::Store::over(std::sync::Arc::new(b)))
+            }
+        };
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        let s = open(schema.clone(), true).await?;
+        let other = || open(schema.clone(), false);
+        // With a bus: several at once; then one without a bus is refused, with what to do.
+        s.hold_serve_lock(true).await?;
+        let b = other().await?;
+        b.hold_serve_lock(true).await?;
+        let c = other().await?;
+        match c.hold_serve_lock(false).await {
+            Err(crate::store::StoreError::InUse(m)) => anyhow::ensure!(m.contains("--bus"), "{m}"),
+            other => anyhow::bail!("an instance without a bus was let in: {other:?}"),
+        }
+        b.close().await;
         s.close().await;
-        std::fs::remove_dir_all(dir)?;
+        // Without a bus: alone; one with a bus is refused too.
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        let s = open(schema.clone(), true).await?;
+        let d = open(schema.clone(), false).await?;
+        s.hold_serve_lock(false).await?;
+        for shared in [false, true] {
+            match d.hold_serve_lock(shared).await {
+                Err(crate::store::StoreError::InUse(m)) => anyhow::ensure!(m.contains("--bus"), "{m}"),
+                other => anyhow::bail!("a second instance was let in: {other:?}"),
+            }
+        }
+        c.close().await;
+        d.close().await;
+        s.close().await;
         Ok(())
     }
 }

@@ -1,0 +1,180 @@
+//! PostgreSQL: deployment settings, the serve lock (a session advisory lock on a connection
+//! of its own, held by the process: shared by instances with a bus, exclusive without), sync
+//! leases, and smart lockout's places shared by every instance.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::store::instances::InstanceStore;
+use crate::store::{Result, StoreError};
+
+/// The seed of the serve lock's advisory key (hashed with the database and schema).
+const SERVE_LOCK: i64 = 0x7074_7365_7276_6531;
+
+#[async_trait]
+impl InstanceStore for PgStore {
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("value")?),
+            None => None,
+        })
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn init_meta(&self, key: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    async fn hold_serve_lock(&self, shared: bool) -> Result<()> {
+        // A connection of its own, out of the pool, for the life of the process: the lock
+        // goes with it, at exit or kill -9 (the server sees the connection close).
+        let mut conn = self.pool.acquire().await?.detach();
+        // Keyed by the database and schema: deployments in other databases never collide.
+        let sql = if shared {
+            "SELECT pg_try_advisory_lock_shared(hashtextextended(current_database() || '/' || current_schema(), $1))"
+        } else {
+            "SELECT pg_try_advisory_lock(hashtextextended(current_database() || '/' || current_schema(), $1))"
+        };
+        let got: bool = sqlx::query_scalar(sql)
+            .bind(SERVE_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if !got {
+            let url = &self.url_redacted;
+            return Err(StoreError::InUse(if shared {
+                format!("an instance without --bus already serves the PostgreSQL store {url}: restart it with --bus nats://HOST:PORT (the bus this instance names) before starting more instances")
+            } else {
+                format!("another passthru-cloud instance already serves the PostgreSQL store {url}. Every instance of a deployment needs --bus nats://HOST:PORT (the same NATS server for all), so that sign-ins reach the agents connected to any of them: start this one, and restart the others, with --bus")
+            }));
+        }
+        *self.serve_conn.lock().await = Some(conn);
+        Ok(())
+    }
+
+    async fn claim_sync_lease(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        holder: Uuid,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        // One statement: the row's lock orders concurrent claimants; the WHERE is evaluated
+        // against the row as the winner left it.
+        let done = sqlx::query(
+            "INSERT INTO sync_leases (tenant_id, forest, holder, until_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, forest) DO UPDATE SET holder = $3, until_ms = $4
+             WHERE sync_leases.holder = $3 OR sync_leases.until_ms <= $5",
+        )
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .bind(holder.to_string())
+        .bind(until_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_sync_lease(
+        &self,
+        tenant_id: Uuid,
+        forest: &str,
+        holder: Uuid,
+    ) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM sync_leases WHERE tenant_id = $1 AND forest = $2 AND holder = $3",
+        )
+        .bind(tenant_id.to_string())
+        .bind(forest)
+        .bind(holder.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_check_place(
+        &self,
+        tenant_id: Uuid,
+        account: &str,
+        threshold: u32,
+        now: i64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<Uuid>> {
+        let id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        // The account's takers one after another (PostgreSQL would let two count the same
+        // places); a failure is committed before its place goes, so the count here is never
+        // behind the places it sees.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(format!("{tenant_id}/{account}"))
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO lockout_places (id, tenant_id, account, expires_ms)
+             SELECT $1, $2, $3, $4
+             WHERE NOT EXISTS (SELECT 1 FROM sign_in_lockouts
+                               WHERE tenant_id = $2 AND username = $3 AND locked_until > $5)
+               AND (SELECT COUNT(*) FROM lockout_places
+                    WHERE tenant_id = $2 AND account = $3 AND expires_ms > $6)
+                 + COALESCE((SELECT CASE WHEN last_failure_at >= $7 THEN failures ELSE 0 END
+                             FROM sign_in_lockouts WHERE tenant_id = $2 AND username = $3), 0)
+                 < $8",
+        )
+        .bind(id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(account)
+        .bind(expires_ms)
+        .bind(now)
+        .bind(now_ms)
+        .bind(now - crate::store::lockout::FAILURE_WINDOW_SECS)
+        .bind(i64::from(threshold.max(1)))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((done.rows_affected() == 1).then_some(id))
+    }
+
+    async fn give_back_check_place(&self, place: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM lockout_places WHERE id = $1")
+            .bind(place.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_check_places(&self, now_ms: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM lockout_places WHERE expires_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+}

@@ -1,0 +1,141 @@
+//! Schema migrations of the PostgreSQL store: a numbered list, applied in order in one
+//! transaction and recorded in `schema_migrations` (with each one's SHA-256, so an edited
+//! migration is refused rather than half-applied). A transaction-scoped advisory lock keyed
+//! by the schema makes instances that start at once apply each migration once: the others
+//! wait, then find it recorded. Migration 1 is the schema as first released for PostgreSQL.
+//! Add a migration; never edit one that has shipped.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// The migrations: version, description, SQL.
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "baseline", super::schema::BASELINE),
+    (
+        2,
+        "several instances: sync leases with an expiry, shared smart lockout places",
+        include_str!("../../../migrations/postgres/0002_instances.sql"),
+    ),
+];
+
+/// Brings the store's schema (the first schema of the connection's `search_path`) up to date;
+/// one never migrated is set up only when `create`.
+pub(crate) async fn run(pool: &PgPool, create: bool) -> Result<(), MigrateError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('passthru.migrate'), hashtext(current_schema()))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let fresh: bool = sqlx::query_scalar("SELECT to_regclass('schema_migrations') IS NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    if fresh && !create {
+        return Err(MigrateError::NotCreated);
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY,
+             description TEXT NOT NULL,
+             checksum TEXT NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await?;
+    let newest_known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some((v, _)) = applied.iter().find(|(v, _)| *v > newest_known) {
+        return Err(MigrateError::TooNew(*v));
+    }
+    for (version, description, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        match applied.iter().find(|(v, _)| v == version) {
+            Some((_, sum)) if *sum == checksum => continue,
+            Some(_) => return Err(MigrateError::Edited(*version)),
+            None => {}
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, checksum, applied_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(version)
+        .bind(description)
+        .bind(&checksum)
+        .bind(crate::clock::unix_now())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The store was migrated by a newer release.
+    #[error("the PostgreSQL store has migration {0}, newer than this release knows; run the newer release")]
+    TooNew(i64),
+    /// The database has no store yet, and none was to be created.
+    #[error("the database holds no Passthru store yet; create one first (init)")]
+    NotCreated,
+    /// A recorded migration differs from this release's.
+    #[error("migration {0} of the PostgreSQL store differs from the one this release applied; the store was changed by another build")]
+    Edited(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::PgStore;
+    use super::MIGRATIONS;
+    use crate::store::{HousekeepingStore, TenantStore};
+
+    /// Instances starting at once on one schema: each migration is applied once, the data
+    /// stays, and every instance opens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_starts_apply_each_migration_once() -> anyhow::Result<()> {
+        if crate::store::postgres_skipped() {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        // Before the store is created (its schema is not there yet): refused.
+        let opts = super::super::base::connect_options(&url)?
+            .options([("search_path", format!("{schema},public"))]);
+        let refused = PgStore::connect(&url, opts, false).await;
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("no Passthru store")),
+            "{refused:?}"
+        );
+        // Six instances start at once on the empty schema.
+        PgStore::create_schema(&url, &schema).await?;
+        let opens = (0..6).map(|_| PgStore::open_schema(&url, &schema));
+        let mut stores = futures_util::future::try_join_all(opens).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(&stores[0].pool)
+            .await?;
+        assert_eq!(n, i64::try_from(MIGRATIONS.len())?);
+        stores[0]
+            .create_tenant(uuid::Uuid::new_v4(), "contoso", 1)
+            .await?;
+        // Opening again applies nothing and keeps the data.
+        stores.push(PgStore::open_schema(&url, &schema).await?);
+        for s in &mut stores {
+            assert!(s.tenant("CONTOSO").await?.is_some());
+        }
+        if let Some(last) = stores.last_mut() {
+            last.drop_schema_on_close = Some(schema.clone());
+        }
+        for s in stores {
+            s.close().await;
+        }
+        Ok(())
+    }
+}
