@@ -182,7 +182,11 @@ async fn holds_lease(state: &Shared, tenant_id: Uuid, forest: &str, interval: Du
     };
     let ttl = lease_ttl(interval);
     let now = Instant::now();
-    let until = state.sync.slots().get(&key(tenant_id, forest)).and_then(|s| s.lease_until);
+    let until = state
+        .sync
+        .slots()
+        .get(&key(tenant_id, forest))
+        .and_then(|s| s.lease_until);
     if until.is_some_and(|u| u.saturating_duration_since(now) > ttl / 2) {
         return true;
     }

@@ -177,7 +177,8 @@ impl Bed {
             "contoso",
             "admin@contoso.example",
             Zeroizing::new("Admin-Passw0rd-1".into()),
-            &["localhost".to_string()], None,
+            &["localhost".to_string()],
+            None,
         )
         .await?;
         let (store, mfa_box) = crate::init::open_store(&data, false).await?;

@@ -53,9 +53,8 @@ pub fn redact_url(url: &str) -> String {
 
 /// Checks `--store`: a `postgres://` (or `postgresql://`) URL with a host and a database.
 pub fn parse_store_url(raw: &str) -> Result<String, String> {
-    let u = url::Url::parse(raw).map_err(|e| {
-        format!("--store must be postgres://USER@HOST[:PORT]/DB ({e})")
-    })?;
+    let u = url::Url::parse(raw)
+        .map_err(|e| format!("--store must be postgres://USER@HOST[:PORT]/DB ({e})"))?;
     if !matches!(u.scheme(), "postgres" | "postgresql")
         || u.host_str().is_none_or(str::is_empty)
         || u.path().trim_start_matches('/').is_empty()
@@ -204,9 +203,7 @@ pub async fn init(
         // Refused before the data dir is made: a database that already holds a deployment
         // is never initialised again.
         let store = Store::open_postgres(url, true).await?;
-        let existing = store
-            .meta(crate::store::instances::DEPLOYMENT_ID)
-            .await?;
+        let existing = store.meta(crate::store::instances::DEPLOYMENT_ID).await?;
         let tenants = store.count_rows("tenants").await?;
         store.close().await;
         if existing.is_some() || tenants > 0 {

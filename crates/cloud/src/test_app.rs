@@ -58,7 +58,8 @@ impl TestApp {
             "contoso",
             "admin@contoso.example",
             password,
-            &["localhost".to_string()], None,
+            &["localhost".to_string()],
+            None,
         )
         .await?;
         let (store, mfa_box) = crate::init::open_store(&dir, false).await?;

@@ -44,7 +44,8 @@ impl TestServer {
             TENANT,
             ADMIN,
             Zeroizing::new("Adm1n-password".into()),
-            &[], None,
+            &[],
+            None,
         )
         .await?;
         let (tx, rx) = watch::channel(false);

@@ -76,7 +76,12 @@ async fn code_flow(
             urlencode(REDIRECT)
         ))
         .await?;
-    anyhow::ensure!(first.status == 200, "authorize: {} {}", first.status, first.body);
+    anyhow::ensure!(
+        first.status == 200,
+        "authorize: {} {}",
+        first.status,
+        first.body
+    );
     let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
     let pw_page = b
         .post(
@@ -151,7 +156,9 @@ async fn sign_ins_at_any_instance_reach_the_agent_and_only_sealed_data_crosses_t
     let wrong = recorded_secret("Wrong");
     for inst in [&b, &c] {
         let client = client_at(inst, &client_id)?;
-        let r = client.password("contoso", &good.upn, &good.password).await?;
+        let r = client
+            .password("contoso", &good.upn, &good.password)
+            .await?;
         assert!(r.ok(), "a sign-in at {} failed: {:?}", inst.url, r.body);
         client.verify_id_token("contoso", &r).await?;
         let r = client.password("contoso", &good.upn, &wrong).await?;
@@ -165,7 +172,10 @@ async fn sign_ins_at_any_instance_reach_the_agent_and_only_sealed_data_crosses_t
     assert_eq!(replay["error"], "invalid_grant", "{replay}");
     // The refresh token works at A, and its reuse is caught at B.
     let http = passthru_testkit::http::client(&a.ca_file())?;
-    let refresh = token["refresh_token"].as_str().unwrap_or_default().to_string();
+    let refresh = token["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let form = [
         ("grant_type", "refresh_token"),
         ("client_id", client_id.as_str()),
@@ -182,7 +192,11 @@ async fn sign_ins_at_any_instance_reach_the_agent_and_only_sealed_data_crosses_t
         .form(&form)
         .send()
         .await?;
-    assert_eq!(reuse.status(), 400, "a reused refresh token is refused at another instance");
+    assert_eq!(
+        reuse.status(),
+        400,
+        "a reused refresh token is refused at another instance"
+    );
 
     // The sign-in log (one store) has every attempt, served by the agent at A.
     let log: Value = serde_json::from_str(&c.admin(&["--json", "signins", "--top", "20"])?)?;
@@ -193,10 +207,17 @@ async fn sign_ins_at_any_instance_reach_the_agent_and_only_sealed_data_crosses_t
     // used (the server has none: nothing is durable); no password is in any message.
     let text = capture.text();
     let relays = text.lines().filter(|l| l.contains(".relay.")).count();
-    assert!(relays >= 5, "{relays} relayed requests captured of {}", capture.messages());
+    assert!(
+        relays >= 5,
+        "{relays} relayed requests captured of {}",
+        capture.messages()
+    );
     assert!(!text.contains("$JS."), "no JetStream API call");
     for secret in [&good.password, &wrong] {
-        assert!(!text.contains(secret.as_str()), "a password crossed the bus");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a password crossed the bus"
+        );
     }
     assert!(text.contains("\"sealed\""), "requests cross sealed");
     Ok(())
@@ -223,18 +244,28 @@ async fn admin_changes_hold_at_every_instance_within_two_seconds() -> anyhow::Re
     let good = corp.user("good")?;
     let at_c = client_at(&c, &client_id)?;
     // Warm C's caches (tenant, app, domain) first.
-    assert!(at_c.password("contoso", &good.upn, &good.password).await?.ok());
+    assert!(at_c
+        .password("contoso", &good.upn, &good.password)
+        .await?
+        .ok());
 
     // PTA off at B: C refuses pass-through within 2 s; on again.
     b.admin(&["pta", "disable"])?;
     let took = within(PROPAGATION, "PTA disabled at C", || async {
-        Ok(at_c.password("contoso", &good.upn, &good.password).await?.code() == Some(50056))
+        Ok(at_c
+            .password("contoso", &good.upn, &good.password)
+            .await?
+            .code()
+            == Some(50056))
     })
     .await?;
     eprintln!("pta disable reached C in {took:?}");
     b.admin(&["pta", "enable"])?;
     within(PROPAGATION, "PTA enabled at C", || async {
-        Ok(at_c.password("contoso", &good.upn, &good.password).await?.ok())
+        Ok(at_c
+            .password("contoso", &good.upn, &good.password)
+            .await?
+            .ok())
     })
     .await?;
 
@@ -242,10 +273,17 @@ async fn admin_changes_hold_at_every_instance_within_two_seconds() -> anyhow::Re
     let pw = recorded_secret("Cl0ud");
     a.add_user("amy@contoso.example", &pw)?;
     let at_b = client_at(&b, &client_id)?;
-    assert!(at_b.password("contoso", "amy@contoso.example", &pw).await?.ok());
+    assert!(at_b
+        .password("contoso", "amy@contoso.example", &pw)
+        .await?
+        .ok());
     a.admin(&["user", "disable", "amy@contoso.example"])?;
     within(PROPAGATION, "user block at B", || async {
-        Ok(at_b.password("contoso", "amy@contoso.example", &pw).await?.code() == Some(50057))
+        Ok(at_b
+            .password("contoso", "amy@contoso.example", &pw)
+            .await?
+            .code()
+            == Some(50057))
     })
     .await?;
 
@@ -253,7 +291,10 @@ async fn admin_changes_hold_at_every_instance_within_two_seconds() -> anyhow::Re
     let new_app = t.add_public_app("Added at C")?;
     let at_a_new = client_at(a, &new_app)?;
     within(PROPAGATION, "new app at A", || async {
-        Ok(at_a_new.password("contoso", &good.upn, &good.password).await?.ok())
+        Ok(at_a_new
+            .password("contoso", &good.upn, &good.password)
+            .await?
+            .ok())
     })
     .await?;
 
@@ -312,7 +353,12 @@ async fn admin_changes_hold_at_every_instance_within_two_seconds() -> anyhow::Re
     })
     .await?;
     let r = at_c.password("contoso", &good.upn, &good.password).await?;
-    assert_eq!(r.code(), Some(80001), "no agent serves any more: {:?}", r.body);
+    assert_eq!(
+        r.code(),
+        Some(80001),
+        "no agent serves any more: {:?}",
+        r.body
+    );
     agent.stop_with(15);
     Ok(())
 }
@@ -385,12 +431,17 @@ async fn smart_lockout_counts_attempts_at_every_instance_as_one() -> anyhow::Res
         }
     }
     let bad = admin.bad_pwd_count(&dn).await?;
-    assert!(bad <= 3, "AD counted {bad} wrong passwords from three instances");
+    assert!(
+        bad <= 3,
+        "AD counted {bad} wrong passwords from three instances"
+    );
     assert!(wrong <= 3, "{wrong} answers of 50126");
     assert_eq!(locked, 300 - wrong);
     // Locked at every instance, the right password too.
     for client in &clients {
-        let r = client.password("contoso", &user.upn, &user.password).await?;
+        let r = client
+            .password("contoso", &user.upn, &user.password)
+            .await?;
         assert_eq!(r.code(), Some(50053), "{:?}", r.body);
     }
     admin.delete(&pso).await?;
@@ -460,11 +511,19 @@ async fn migrate_moves_a_sqlite_deployment_into_postgresql() -> anyhow::Result<(
     let app = cloud.admin(&["app", "add", "Moved app", "--public"])?;
     let client_id = app
         .split_whitespace()
-        .find(|w| uuid::Uuid::parse_str(w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-')).is_ok())
-        .map(|w| w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-').to_string())
+        .find(|w| {
+            uuid::Uuid::parse_str(w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-'))
+                .is_ok()
+        })
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != '-')
+                .to_string()
+        })
         .ok_or_else(|| anyhow::anyhow!("no client id in {app}"))?;
     let client = client_at(&cloud, &client_id)?;
-    let r = client.password("contoso", "amy@contoso.example", &pw).await?;
+    let r = client
+        .password("contoso", "amy@contoso.example", &pw)
+        .await?;
     assert!(r.ok(), "{:?}", r.body);
     let old_token = r.body["id_token"].as_str().unwrap_or_default().to_string();
     cloud.stop();
@@ -476,18 +535,33 @@ async fn migrate_moves_a_sqlite_deployment_into_postgresql() -> anyhow::Result<(
         .args(["--to", &db.url])
         .output()?;
     let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    for table in ["tenants: 1", "users: 2", "apps: 1", "signing_keys: 1", "signins: 1"] {
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in [
+        "tenants: 1",
+        "users: 2",
+        "apps: 1",
+        "signing_keys: 1",
+        "signins: 1",
+    ] {
         assert!(said.contains(table), "'{table}' in: {said}");
     }
     // The old data dir's store is refused from now on.
     let err = cloud.try_serve(&[])?;
-    assert!(err.contains("was moved to") && err.contains("--store"), "{err}");
+    assert!(
+        err.contains("was moved to") && err.contains("--store"),
+        "{err}"
+    );
     // Served from PostgreSQL: the same users, apps, keys and log.
     cloud.set_serve_args(&["--store", &db.url]);
     cloud.serve()?;
     let client = client_at(&cloud, &client_id)?;
-    let r = client.password("contoso", "amy@contoso.example", &pw).await?;
+    let r = client
+        .password("contoso", "amy@contoso.example", &pw)
+        .await?;
     assert!(r.ok(), "{:?}", r.body);
     let http = passthru_testkit::http::client(&cloud.ca_file())?;
     verify_with_jwks(&http, &cloud.url, "contoso", &old_token, &client_id).await?;

@@ -44,10 +44,19 @@ impl TestDatabase {
         let server = postgres_server();
         let clean: String = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(24)
             .collect();
-        let name = format!("pt_{clean}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "pt_{clean}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         psql(&server, &format!("CREATE DATABASE {name}"))?;
         let mut url = url::Url::parse(&server)?;
         url.set_path(&format!("/{name}"));

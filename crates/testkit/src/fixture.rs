@@ -88,7 +88,8 @@ impl<'a> PtaSetup<'a> {
 
     /// The cloud's instances talk through the NATS server at `url` (`serve --bus`).
     pub fn bus(mut self, url: &str) -> Self {
-        self.serve_args.extend(["--bus".to_string(), url.to_string()]);
+        self.serve_args
+            .extend(["--bus".to_string(), url.to_string()]);
         self
     }
 

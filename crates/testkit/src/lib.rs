@@ -19,8 +19,8 @@
 
 pub mod agent_drive;
 pub mod bed;
-pub mod cluster;
 pub mod browser;
+pub mod cluster;
 pub mod dns;
 pub mod fixture;
 pub mod forest;

@@ -178,7 +178,16 @@ impl Cloud {
         env: &[(&str, &str)],
         serve_args: &[&str],
     ) -> anyhow::Result<Cloud> {
-        Cloud::start_full(dir, tenant, admin_upn, admin_password, listen, env, serve_args, &[])
+        Cloud::start_full(
+            dir,
+            tenant,
+            admin_upn,
+            admin_password,
+            listen,
+            env,
+            serve_args,
+            &[],
+        )
     }
 
     /// Like [`Cloud::start_with`], with extra arguments for `init` (e.g. `--store
@@ -767,7 +776,9 @@ impl Agent {
             .map(|u| format!("\"{u}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.config)?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)?;
         writeln!(f, "\n[cloud]\nurls = [{list}]")?;
         Ok(())
     }

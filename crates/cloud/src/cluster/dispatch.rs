@@ -22,9 +22,11 @@ const BUS_MARGIN: Duration = Duration::from_millis(500);
 
 /// What one relay attempt gave.
 enum Attempt {
-    Done(Result<Reply, DispatchError>),
+    Done(Result<Box<Reply>, DispatchError>),
     /// Try another agent (this one went away, looked stuck, or its instance is gone).
-    Next { passed_over: bool },
+    Next {
+        passed_over: bool,
+    },
 }
 
 impl Cluster {
@@ -84,7 +86,7 @@ impl Cluster {
             {
                 Attempt::Done(Ok(mut reply)) => {
                     reply.passed_over = passed_over;
-                    return Ok(reply);
+                    return Ok(*reply);
                 }
                 Attempt::Done(Err(e)) => return Err(e),
                 Attempt::Next { passed_over: p } => {
@@ -184,7 +186,12 @@ impl Cluster {
                 if request_id != header.request_id {
                     return Attempt::Next { passed_over: true };
                 }
-                let repeated = match answer_key.check(request_id, &outcome, repeated, mac.as_deref()) {
+                let repeated = match answer_key.check(
+                    request_id,
+                    &outcome,
+                    repeated,
+                    mac.as_deref(),
+                ) {
                     Ok(Binding::Bound) => repeated,
                     Ok(Binding::Unbound) => false,
                     Err(refusal) => {
@@ -193,7 +200,7 @@ impl Cluster {
                         return Attempt::Done(Err(DispatchError::AnswerRefused(refusal)));
                     }
                 };
-                Attempt::Done(Ok(Reply {
+                Attempt::Done(Ok(Box::new(Reply {
                     request_id,
                     outcome,
                     agent_id: agent.agent_id,
@@ -201,7 +208,7 @@ impl Cluster {
                     agent_micros,
                     repeated,
                     passed_over: Vec::new(),
-                }))
+                })))
             }
             RelayAnswer::NoAgent | RelayAnswer::Refused => Attempt::Next { passed_over: false },
             RelayAnswer::Stuck => Attempt::Next { passed_over: true },

@@ -105,7 +105,7 @@ mod tests {
     /// The least busy agent serving the domain is picked; an instance silent for
     /// `STALE_AFTER` and one forgotten are not; tried agents are skipped.
     #[test]
-    fn picks_fresh_serving_least_busy_agents() {
+    fn picks_fresh_serving_least_busy_agents() -> anyhow::Result<()> {
         let r = Remote::default();
         let t = Uuid::new_v4();
         let (i1, i2, i3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -113,21 +113,50 @@ mod tests {
         let busy = agent(t, "corp.test", 5);
         let idle = agent(t, "corp.test", 0);
         let other_forest = agent(t, "fabrikam.test", 0);
-        r.heard(Presence { instance: i1, agents: vec![busy.clone(), other_forest] }, now);
-        r.heard(Presence { instance: i2, agents: vec![idle.clone()] }, now);
+        r.heard(
+            Presence {
+                instance: i1,
+                agents: vec![busy.clone(), other_forest],
+            },
+            now,
+        );
+        r.heard(
+            Presence {
+                instance: i2,
+                agents: vec![idle.clone()],
+            },
+            now,
+        );
         let old = agent(t, "corp.test", 0);
         r.heard(
-            Presence { instance: i3, agents: vec![old.clone()] },
+            Presence {
+                instance: i3,
+                agents: vec![old.clone()],
+            },
             now - STALE_AFTER - Duration::from_millis(1),
         );
-        let (inst, a) = r.pick(t, "corp.test", false, &[], now).expect("an agent");
+        let (inst, a) = r
+            .pick(t, "corp.test", false, &[], now)
+            .ok_or_else(|| anyhow::anyhow!("no agent"))?;
         assert_eq!((inst, a.agent_id), (i2, idle.agent_id));
-        let (_, a) = r.pick(t, "corp.test", false, &[idle.agent_id], now).expect("an agent");
+        let (_, a) = r
+            .pick(t, "corp.test", false, &[idle.agent_id], now)
+            .ok_or_else(|| anyhow::anyhow!("no agent"))?;
         assert_eq!(a.agent_id, busy.agent_id, "the tried one is skipped");
-        assert!(r.agents(t, now).iter().all(|(_, a)| a.agent_id != old.agent_id), "stale instance dropped");
+        assert!(
+            r.agents(t, now)
+                .iter()
+                .all(|(_, a)| a.agent_id != old.agent_id),
+            "stale instance dropped"
+        );
         r.forget(i2);
-        let (_, a) = r.pick(t, "corp.test", false, &[], now).expect("an agent");
+        let (_, a) = r
+            .pick(t, "corp.test", false, &[], now)
+            .ok_or_else(|| anyhow::anyhow!("no agent"))?;
         assert_eq!(a.agent_id, busy.agent_id);
-        assert!(r.pick(Uuid::new_v4(), "corp.test", false, &[], now).is_none());
+        assert!(r
+            .pick(Uuid::new_v4(), "corp.test", false, &[], now)
+            .is_none());
+        Ok(())
     }
 }

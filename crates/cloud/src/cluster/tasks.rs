@@ -58,14 +58,17 @@ async fn serve_relays(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats:
                         .relay(r.tenant_id, r.agent_id, r.sealed, timeout, r.may_move_on)
                         .await
                     {
-                        Relayed::Answered((reply, mac)) => RelayAnswer::Answered {
-                            request_id: reply.request_id,
-                            outcome: reply.outcome,
-                            agent_host: reply.agent_host,
-                            agent_micros: reply.agent_micros,
-                            repeated: reply.repeated,
-                            mac,
-                        },
+                        Relayed::Answered(answer) => {
+                            let (reply, mac) = *answer;
+                            RelayAnswer::Answered {
+                                request_id: reply.request_id,
+                                outcome: reply.outcome,
+                                agent_host: reply.agent_host,
+                                agent_micros: reply.agent_micros,
+                                repeated: reply.repeated,
+                                mac,
+                            }
+                        }
                         Relayed::NoAgent => RelayAnswer::NoAgent,
                         Relayed::Lost => RelayAnswer::Lost,
                         Relayed::Stuck => RelayAnswer::Stuck,
@@ -110,7 +113,11 @@ async fn hear_control(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats:
         match m.control {
             Control::Caches => state.store.clear_caches(),
             Control::KeysRotated { tenant_id } => {
-                if let Err(e) = state.signer.reload(tenant_id, crate::clock::unix_now()).await {
+                if let Err(e) = state
+                    .signer
+                    .reload(tenant_id, crate::clock::unix_now())
+                    .await
+                {
                     tracing::warn!(error = %e, tenant = %tenant_id, "could not load the tenant's rotated signing keys; the periodic refresh retries");
                 }
             }

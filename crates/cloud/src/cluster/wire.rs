@@ -51,7 +51,9 @@ pub(crate) struct RelayRequest {
     pub(crate) may_move_on: bool,
 }
 
-/// What became of a relayed request.
+/// What became of a relayed request. (Made, sent and dropped at once: its size does not
+/// matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum RelayAnswer {

@@ -12,7 +12,7 @@ use super::*;
 #[derive(Debug)]
 pub enum Relayed {
     /// The agent answered (the MAC is not checked here).
-    Answered(RawAnswer),
+    Answered(Box<RawAnswer>),
     /// The agent is not connected here (any more), or is draining or stuck.
     NoAgent,
     /// The agent's connection ended before it answered.
@@ -77,7 +77,7 @@ impl Gateway {
             Waited::Got((reply, mac)) => {
                 agent.served.fetch_add(1, Ordering::Relaxed);
                 self.count(tenant_id, agent_id, &reply.outcome, sent_at.elapsed());
-                Relayed::Answered((reply, mac))
+                Relayed::Answered(Box::new((reply, mac)))
             }
             Waited::Lost => Relayed::Lost,
             Waited::Stuck => Relayed::Stuck,

@@ -37,7 +37,8 @@ impl Cloud {
             TENANT,
             "admin@contoso.test",
             Zeroizing::new("Adm1n-Passw0rd!".into()),
-            &[], None,
+            &[],
+            None,
         )
         .await?;
         let (store, mfa_box) = crate::init::open_store(&dir, false).await?;

@@ -45,8 +45,7 @@ pub trait InstanceStore: Send + Sync {
     ) -> Result<bool>;
 
     /// Gives the lease back if `holder` holds it (its agent left, or it stops).
-    async fn release_sync_lease(&self, tenant_id: Uuid, forest: &str, holder: Uuid)
-        -> Result<()>;
+    async fn release_sync_lease(&self, tenant_id: Uuid, forest: &str, holder: Uuid) -> Result<()>;
 
     /// Takes one of an account's places for a password check in flight, shared by every
     /// instance: granted only while the account is not locked at `now` (seconds) and its

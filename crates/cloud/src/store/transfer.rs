@@ -14,7 +14,12 @@ use super::{Result, StoreError};
 
 /// Tables never copied: the migrators' own bookkeeping (each store has its own), and the
 /// deployment settings (the copy gets its own id; the SQLite store's marker stays there).
-const SKIPPED: &[&str] = &["_sqlx_migrations", "sqlite_sequence", "schema_migrations", "meta"];
+const SKIPPED: &[&str] = &[
+    "_sqlx_migrations",
+    "sqlite_sequence",
+    "schema_migrations",
+    "meta",
+];
 
 /// Copies every row of the SQLite store at `sqlite` into the PostgreSQL store at `pg_url`,
 /// whose schema must exist and hold no rows. Returns each table copied with its row count.
@@ -23,8 +28,7 @@ pub(crate) async fn copy_sqlite_to_postgres(
     pg_url: &str,
 ) -> Result<Vec<(String, u64)>> {
     let src = sqlx::SqlitePool::connect_with(
-        SqliteConnectOptions::from_str(&format!("sqlite://{}", sqlite.display()))?
-            .read_only(true),
+        SqliteConnectOptions::from_str(&format!("sqlite://{}", sqlite.display()))?.read_only(true),
     )
     .await?;
     let dst = sqlx::postgres::PgPoolOptions::new()
@@ -84,9 +88,8 @@ pub(crate) async fn copy_sqlite_to_postgres(
             .map(|(i, (_, _, udt))| format!("${}::{udt}", i + 1))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "INSERT INTO \"{table}\" ({names}) OVERRIDING SYSTEM VALUE VALUES ({params})"
-        );
+        let sql =
+            format!("INSERT INTO \"{table}\" ({names}) OVERRIDING SYSTEM VALUE VALUES ({params})");
         for row in &rows {
             let mut q = sqlx::query(&sql);
             for (i, _, udt) in &cols {
@@ -145,7 +148,10 @@ fn bind_value<'q>(
         _ if sqlite_type == "BLOB" => {
             // Text in PostgreSQL, a blob in SQLite: only if it is UTF-8.
             let bytes: Vec<u8> = row.try_get(i)?;
-            q.bind(String::from_utf8(bytes).map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?)
+            q.bind(
+                String::from_utf8(bytes)
+                    .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?,
+            )
         }
         _ if sqlite_type == "INTEGER" => q.bind(row.try_get::<i64, _>(i)?.to_string()),
         _ => q.bind(row.try_get::<String, _>(i)?),

@@ -253,7 +253,8 @@ mod tests {
 
     /// PostgreSQL: instances with a bus share the store; one without a bus has it alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_serve_locks_are_shared_with_a_bus_and_exclusive_without() -> anyhow::Result<()> {
+    async fn postgres_serve_locks_are_shared_with_a_bus_and_exclusive_without() -> anyhow::Result<()>
+    {
         if std::env::var("PASSTHRU_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
             return Ok(());
         }
@@ -291,7 +292,9 @@ mod tests {
         s.hold_serve_lock(false).await?;
         for shared in [false, true] {
             match d.hold_serve_lock(shared).await {
-                Err(crate::store::StoreError::InUse(m)) => anyhow::ensure!(m.contains("--bus"), "{m}"),
+                Err(crate::store::StoreError::InUse(m)) => {
+                    anyhow::ensure!(m.contains("--bus"), "{m}")
+                }
                 other => anyhow::bail!("a second instance was let in: {other:?}"),
             }
         }

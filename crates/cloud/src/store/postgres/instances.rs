@@ -102,20 +102,13 @@ impl InstanceStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn release_sync_lease(
-        &self,
-        tenant_id: Uuid,
-        forest: &str,
-        holder: Uuid,
-    ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM sync_leases WHERE tenant_id = $1 AND forest = $2 AND holder = $3",
-        )
-        .bind(tenant_id.to_string())
-        .bind(forest)
-        .bind(holder.to_string())
-        .execute(&self.pool)
-        .await?;
+    async fn release_sync_lease(&self, tenant_id: Uuid, forest: &str, holder: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM sync_leases WHERE tenant_id = $1 AND forest = $2 AND holder = $3")
+            .bind(tenant_id.to_string())
+            .bind(forest)
+            .bind(holder.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -112,12 +112,7 @@ impl InstanceStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn release_sync_lease(
-        &self,
-        tenant_id: Uuid,
-        forest: &str,
-        holder: Uuid,
-    ) -> Result<()> {
+    async fn release_sync_lease(&self, tenant_id: Uuid, forest: &str, holder: Uuid) -> Result<()> {
         sqlx::query("DELETE FROM sync_leases WHERE tenant_id = ? AND forest = ? AND holder = ?")
             .bind(tenant_id.to_string())
             .bind(forest)
