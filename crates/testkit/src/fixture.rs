@@ -74,9 +74,10 @@ impl<'a> PtaSetup<'a> {
         }
     }
 
-    /// Extra arguments for the cloud's `serve` (e.g. `--threads 1`).
+    /// Extra arguments for the cloud's `serve` (e.g. `--threads 1`), after those given
+    /// before.
     pub fn serve_args(mut self, args: &[&str]) -> Self {
-        self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self.serve_args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 

@@ -121,6 +121,9 @@ impl PgStore {
         let opts = opts.options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("lock_timeout", LOCK_TIMEOUT),
+            // The server's notices ("relation ... already exists, skipping" at each start)
+            // stay out of the log.
+            ("client_min_messages", "warning"),
         ]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
