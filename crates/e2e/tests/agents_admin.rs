@@ -341,26 +341,34 @@ async fn agents_list_inactive_revoke_and_metrics() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Two cloud processes share one store (two instances behind a load balancer). The agent is
-/// connected to the first; an administrator revokes it through the second, whose gateway
-/// has no connection to close. The first finds the revocation in the store at its next
-/// heartbeat and drops the agent within two heartbeat intervals.
+/// Two cloud instances share one PostgreSQL store and a bus. The agent is connected to the
+/// first; the bus is down (nats-server killed), so an administrator's revocation through the
+/// second cannot be announced: the first finds it in the store at its next heartbeat and
+/// drops the agent within two heartbeat intervals.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_revoked_by_another_cloud_process_is_dropped_at_a_heartbeat() -> anyhow::Result<()>
 {
     let corp = bed::corp()?;
     let dir = fresh_dir("agents-revoked-elsewhere")?;
-    let mut t = PtaSetup::new(&dir, &corp).start()?;
+    let db = passthru_testkit::cluster::TestDatabase::create("revoked_elsewhere")?;
+    let mut nats = passthru_testkit::cluster::NatsServer::start(&dir.join("nats"))?;
+    let mut t = PtaSetup::new(&dir, &corp)
+        .store(&db.url)
+        .bus(&nats.url())
+        .start()?;
     let mut agent = t.take_agent()?;
     let id = agent.id()?;
     let other = t.cloud.another_instance(&dir.join("second-instance"))?;
+    nats.kill();
+    // The instances notice the bus is gone (their connections to it were reset).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before = t.cloud.log();
     let revoked_at = Instant::now();
     let answer: Value =
         serde_json::from_str(&other.admin(&["--json", "agents", "revoke", &id, "--force"])?)?;
     assert_eq!(
         answer["connections_closed"], 0,
-        "the second instance has no connection of the agent to close: {answer}"
+        "the second instance has no connection of the agent to close, and cannot reach the first: {answer}"
     );
     // The agent is told why and its connection ends within two heartbeat intervals.
     while !agent

@@ -58,9 +58,16 @@ impl Cluster {
                 }
                 continue;
             }
-            let pick = self.remote.pick(tenant_id, &suffix, write, &tried, now);
+            // With the bus down, agents elsewhere are out of reach.
+            let pick = if self.bus_up() {
+                self.remote.pick(tenant_id, &suffix, write, &tried, now)
+            } else {
+                None
+            };
             let Some((instance, agent)) = pick else {
-                let anywhere = !self.remote.agents(tenant_id, now).is_empty();
+                // Agents elsewhere count only while the bus reaches them; while it is down a
+                // request waits (within its deadline) for it, or for an agent here.
+                let anywhere = self.bus_up() && !self.remote.agents(tenant_id, now).is_empty();
                 if anywhere {
                     self.saw(tenant_id, now);
                 }

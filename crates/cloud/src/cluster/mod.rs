@@ -163,6 +163,11 @@ impl Cluster {
             .is_some_and(|at| now.saturating_duration_since(*at) < AGENT_GRACE)
     }
 
+    /// Whether the bus is up (the other instances can be reached).
+    fn bus_up(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// The connected agents of a tenant at the other instances.
     fn remote_connected(&self, tenant_id: Uuid) -> Vec<ConnectedAgent> {
         self.remote
@@ -194,7 +199,11 @@ impl Dispatcher for Cluster {
 
     fn password_changed(&self, tenant_id: Uuid, upn: &str) -> usize {
         let here = Dispatcher::password_changed(&*self.gateway, tenant_id, upn);
-        let there = self.remote.agents(tenant_id, Instant::now()).len();
+        let there = if self.bus_up() {
+            self.remote.agents(tenant_id, Instant::now()).len()
+        } else {
+            0
+        };
         self.announce_later(Control::PasswordChanged {
             tenant_id,
             upn: upn.to_string(),
@@ -210,12 +219,16 @@ impl Dispatcher for Cluster {
 
     fn disconnect(&self, tenant_id: Uuid, agent_id: Uuid) -> usize {
         let here = self.gateway.disconnect(tenant_id, agent_id);
-        let there = self
-            .remote
-            .agents(tenant_id, Instant::now())
-            .iter()
-            .filter(|(_, a)| a.agent_id == agent_id)
-            .count();
+        // Without the bus the others learn it from the store at their next heartbeat.
+        let there = if self.bus_up() {
+            self.remote
+                .agents(tenant_id, Instant::now())
+                .iter()
+                .filter(|(_, a)| a.agent_id == agent_id)
+                .count()
+        } else {
+            0
+        };
         self.announce_later(Control::Revoked {
             tenant_id,
             agent_id,
