@@ -581,3 +581,149 @@ async fn migrate_moves_a_sqlite_deployment_into_postgresql() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// The text of the element with `id` on an HTML page (its first text, entities as sent).
+fn text_of(body: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    body.split_once(&marker)
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(t, _)| t.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// MFA across instances: a user enrols at A; later, wrong codes for one sign-in sent to A, B
+/// and C in turn count as one user's (the fifth locks the second factor everywhere, a right
+/// code included), and a code used at one instance is refused at another.
+#[tokio::test(flavor = "multi_thread")]
+async fn mfa_attempt_limits_and_one_time_codes_hold_across_instances() -> anyhow::Result<()> {
+    use passthru_e2e::chromium::{step_now, totp, usable_step};
+    const AMY: &str = "amy@contoso.example";
+    let dir = fresh_dir("cluster-mfa")?;
+    let db = TestDatabase::create("cluster_mfa")?;
+    let nats = NatsServer::start(&dir.join("nats"))?;
+    let pw = recorded_secret("Adm1n");
+    let a = Cloud::start_full(
+        &dir,
+        "contoso",
+        "admin@contoso.example",
+        &pw,
+        "127.0.0.1:0",
+        &[],
+        &["--bus", &nats.url()],
+        &["--store", &db.url],
+    )?;
+    let b = a.another_instance(&dir.join("b"))?;
+    let c = a.another_instance(&dir.join("c"))?;
+    let amy_pw = recorded_secret("Mfa");
+    a.add_user(AMY, &amy_pw)?;
+    a.admin(&["user", "mfa", AMY, "required"])?;
+    let app = a.admin(&[
+        "--json",
+        "app",
+        "add",
+        "MFA app",
+        "--public",
+        "--redirect-uri",
+        REDIRECT,
+    ])?;
+    let app: Value = serde_json::from_str(&app)?;
+    let client_id = app["client_id"].as_str().unwrap_or_default().to_string();
+    anyhow::ensure!(!client_id.is_empty(), "{app}");
+
+    // Password step at `at`, then the page it leads to, with the request's form fields.
+    let password_step = |at: String| {
+        let (ca, client_id, amy_pw) = (a.ca_file(), client_id.clone(), amy_pw.clone());
+        async move {
+            let mut fb = FormBrowser::new(&ca, &at)?;
+            let (_, challenge) = pkce();
+            let first = fb
+                .get(&format!(
+                    "/contoso/oauth2/v2.0/authorize?client_id={client_id}&response_type=code&redirect_uri={}&scope=openid&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
+                    urlencode(REDIRECT)
+                ))
+                .await?;
+            let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+            fb.post(
+                "/contoso/login",
+                &[("req", &req), ("csrf", &csrf), ("username", AMY)],
+            )
+            .await?;
+            let page = fb
+                .post(
+                    "/contoso/login/password",
+                    &[("req", &req), ("csrf", &csrf), ("password", &amy_pw)],
+                )
+                .await?;
+            anyhow::Ok((fb, page, req, csrf))
+        }
+    };
+
+    // Enrolment at A: the key from the page, the first code, the recovery codes, on.
+    let (mut fb, page, req, csrf) = password_step(a.url.clone()).await?;
+    let base32 = text_of(&page.body, "secret").replace(' ', "");
+    let secret = totp_rs::Secret::Encoded(base32.clone())
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("no key on the enrolment page ({e:?}): {}", page.body))?;
+    let enrolled_step = step_now();
+    let done = fb
+        .post(
+            "/contoso/login/mfa/enrol",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("code", &totp(&secret, enrolled_step)),
+            ],
+        )
+        .await?;
+    assert!(done.body.contains("recovery-codes"), "{}", done.body);
+
+    // A code used at one instance is refused at another (same step).
+    let step = usable_step(enrolled_step).await;
+    let code = totp(&secret, step);
+    let (_, page, req, csrf) = password_step(b.url.clone()).await?;
+    assert!(page.body.contains("id=\"code\""), "{}", page.body);
+    let http = passthru_testkit::browser::no_redirect_client(&a.ca_file())?;
+    let post_code = |at: &str, req: &str, csrf: &str, code: &str| {
+        let (http, url) = (http.clone(), format!("{at}/contoso/login/mfa"));
+        let form = [
+            ("req", req.to_string()),
+            ("csrf", csrf.to_string()),
+            ("code", code.to_string()),
+        ];
+        async move {
+            let r = http.post(url).form(&form).send().await?;
+            let status = r.status().as_u16();
+            anyhow::Ok((status, r.text().await?))
+        }
+    };
+    let (status, _) = post_code(&b.url, &req, &csrf, &code).await?;
+    assert!(matches!(status, 302 | 303), "the code at B: {status}");
+    let (_, _, req2, csrf2) = password_step(c.url.clone()).await?;
+    let (status, body) = post_code(&c.url, &req2, &csrf2, &code).await?;
+    assert_eq!(status, 401, "the same code again, at C: {body}");
+
+    // Five wrong codes spread over A, B and C lock the second factor at every instance.
+    let urls = [a.url.clone(), b.url.clone(), c.url.clone()];
+    for i in 0..5 {
+        let (status, body) = post_code(
+            &urls[i % 3],
+            &req2,
+            &csrf2,
+            &format!("{:06}", (i * 7919 + 13) % 1_000_000),
+        )
+        .await?;
+        assert_eq!(status, 401, "wrong code {i}");
+        if i == 4 {
+            assert!(body.contains("is locked until"), "{body}");
+        }
+    }
+    let right = totp(&secret, usable_step(step).await);
+    for url in &urls {
+        let (status, body) = post_code(url, &req2, &csrf2, &right).await?;
+        assert!(
+            status == 401 && body.contains("is locked until"),
+            "{url}: {status} {body}"
+        );
+    }
+    Ok(())
+}
