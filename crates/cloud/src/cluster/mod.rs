@@ -25,6 +25,8 @@ use crate::gateway::Gateway;
 mod dispatch;
 mod presence;
 mod tasks;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 pub(crate) use tasks::spawn;

@@ -14,46 +14,61 @@ use crate::state::Shared;
 /// Subscribes to the deployment's subjects and starts the instance's tasks on the bus. They
 /// end when the server shuts down (the instance says it leaves).
 pub(crate) async fn spawn(cluster: Arc<Cluster>, state: Shared) -> Result<(), BusError> {
-    let sub = |e: async_nats::SubscribeError| BusError::Subscribe {
-        url: cluster.client.server_info().client_ip.clone(),
-        detail: e.to_string(),
-    };
-    let relay = cluster
-        .client
-        .subscribe(cluster.subjects.relay(cluster.instance))
-        .await
-        .map_err(sub)?;
-    let presence = cluster
-        .client
-        .subscribe(cluster.subjects.presence())
-        .await
-        .map_err(sub)?;
+    start_relaying(cluster.clone(), state.shutdown.clone()).await?;
     let control = cluster
         .client
         .subscribe(cluster.subjects.control())
         .await
-        .map_err(sub)?;
-    tokio::spawn(serve_relays(cluster.clone(), state.clone(), relay));
-    tokio::spawn(hear_presence(cluster.clone(), presence));
+        .map_err(|e| subscribe_error(&cluster, e))?;
     tokio::spawn(hear_control(cluster.clone(), state.clone(), control));
-    tokio::spawn(announce(cluster.clone(), state.clone()));
     tokio::spawn(forward_cache_changes(cluster, state));
+    Ok(())
+}
+
+fn subscribe_error(cluster: &Cluster, e: async_nats::SubscribeError) -> BusError {
+    BusError::Subscribe {
+        url: cluster.client.server_info().client_ip.clone(),
+        detail: e.to_string(),
+    }
+}
+
+/// What an instance does on the bus for its agents, with no other state: relaying requests
+/// to them, announcing them, hearing the other instances' (until `shutdown` turns true).
+pub(crate) async fn start_relaying(
+    cluster: Arc<Cluster>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), BusError> {
+    let relay = cluster
+        .client
+        .subscribe(cluster.subjects.relay(cluster.instance))
+        .await
+        .map_err(|e| subscribe_error(&cluster, e))?;
+    let presence = cluster
+        .client
+        .subscribe(cluster.subjects.presence())
+        .await
+        .map_err(|e| subscribe_error(&cluster, e))?;
+    // Subscribed before anything is announced: a reply to our first request finds us.
+    let _ = cluster.client.flush().await;
+    tokio::spawn(serve_relays(cluster.clone(), relay));
+    tokio::spawn(hear_presence(cluster.clone(), presence));
+    tokio::spawn(announce(cluster, shutdown));
     Ok(())
 }
 
 /// Relays requests sealed by other instances to this instance's agents, each in a task of
 /// its own.
-async fn serve_relays(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats::Subscriber) {
+async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
         let Some(reply_to) = msg.reply.clone() else {
             continue;
         };
-        let (cluster, state) = (cluster.clone(), state.clone());
+        let cluster = cluster.clone();
         tokio::spawn(async move {
             let answer = match serde_json::from_slice::<RelayRequest>(&msg.payload) {
                 Ok(r) if r.sealed.tenant_id == r.tenant_id && r.sealed.agent_id == r.agent_id => {
                     let timeout = Duration::from_millis(r.timeout_ms.min(120_000));
-                    match state
+                    match cluster
                         .gateway
                         .relay(r.tenant_id, r.agent_id, r.sealed, timeout, r.may_move_on)
                         .await
@@ -144,20 +159,19 @@ async fn hear_control(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats:
 
 /// Announces this instance's agents every [`ANNOUNCE_EVERY`] and at each change; at
 /// shutdown, says it leaves.
-async fn announce(cluster: Arc<Cluster>, state: Shared) {
-    let mut stop = state.shutdown.clone();
+async fn announce(cluster: Arc<Cluster>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = state.gateway.changed.notified() => {}
+            _ = cluster.gateway.changed.notified() => {}
             _ = stop.changed() => {
                 cluster.announce(Control::Leaving).await;
                 let _ = cluster.client.flush().await;
                 return;
             }
         }
-        let agents: Vec<PresentAgent> = state
+        let agents: Vec<PresentAgent> = cluster
             .gateway
             .local_agents()
             .into_iter()
