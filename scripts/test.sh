@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every Passthru test: format and lint checks, unit tests, integration tests against real
 # Samba AD forests (CORP on 127.0.0.1, FABRIKAM on 127.0.0.2), MSAL for Python against the
-# cloud on 127.0.0.1:443, and finally a scan proving no test password reached the cloud store,
-# any log or any agent state dir. Installs what is missing first (needs root on a fresh machine).
+# cloud on 127.0.0.1:443, several cloud instances on PostgreSQL and NATS, and finally a scan
+# proving no test password reached the cloud store, any log, any agent state dir or the bus.
+# Installs and starts what is missing first (PostgreSQL, nats-server, Samba...; needs root on a
+# fresh machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
