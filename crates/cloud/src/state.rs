@@ -48,3 +48,24 @@ pub struct AppState {
 
 /// Handlers' view of the state.
 pub type Shared = Arc<AppState>;
+
+#[async_trait::async_trait]
+impl crate::cluster::Instance for AppState {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn keys_rotated(&self, tenant_id: uuid::Uuid) {
+        if let Err(e) = self
+            .signer
+            .reload(tenant_id, crate::clock::unix_now())
+            .await
+        {
+            tracing::warn!(error = %e, tenant = %tenant_id, "could not load the tenant's rotated signing keys; the periodic refresh retries");
+        }
+    }
+
+    fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}

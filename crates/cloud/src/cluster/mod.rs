@@ -30,6 +30,7 @@ mod tests;
 mod wire;
 
 pub(crate) use tasks::spawn;
+
 use wire::{Control, ControlMessage, Subjects};
 
 /// How often an instance announces its agents.
@@ -38,6 +39,18 @@ pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// connect (to this instance or another) before failing with "no agent": the time the
 /// agents of an instance that died take to reconnect elsewhere.
 pub(crate) const AGENT_GRACE: Duration = Duration::from_secs(15);
+
+/// What the bus's tasks need of the instance around them (the server's state implements it;
+/// the cluster does not import the state).
+#[async_trait::async_trait]
+pub(crate) trait Instance: Send + Sync + 'static {
+    /// The store facade, whose caches another instance's change invalidates.
+    fn store(&self) -> &crate::store::Store;
+    /// Reloads a tenant's signing keys (another instance rotated them).
+    async fn keys_rotated(&self, tenant_id: Uuid);
+    /// Turns `true` when the server shuts down.
+    fn shutdown(&self) -> tokio::sync::watch::Receiver<bool>;
+}
 
 /// Why the bus could not be joined.
 #[derive(Debug, thiserror::Error)]

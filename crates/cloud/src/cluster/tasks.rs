@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 
 use super::wire::{Control, ControlMessage, Presence, PresentAgent, RelayAnswer, RelayRequest};
-use super::{b64, BusError, Cluster, ANNOUNCE_EVERY};
+use super::{b64, BusError, Cluster, Instance, ANNOUNCE_EVERY};
 use crate::gateway::Relayed;
-use crate::state::Shared;
 
 /// Subscribes to the deployment's subjects and starts the instance's tasks on the bus. They
 /// end when the server shuts down (the instance says it leaves).
-pub(crate) async fn spawn(cluster: Arc<Cluster>, state: Shared) -> Result<(), BusError> {
-    start_relaying(cluster.clone(), state.shutdown.clone()).await?;
+pub(crate) async fn spawn(cluster: Arc<Cluster>, state: Arc<dyn Instance>) -> Result<(), BusError> {
+    start_relaying(cluster.clone(), state.shutdown()).await?;
     let control = cluster
         .client
         .subscribe(cluster.subjects.control())
@@ -115,7 +114,11 @@ async fn hear_presence(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
     }
 }
 
-async fn hear_control(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats::Subscriber) {
+async fn hear_control(
+    cluster: Arc<Cluster>,
+    state: Arc<dyn Instance>,
+    mut sub: async_nats::Subscriber,
+) {
     while let Some(msg) = sub.next().await {
         let m = match serde_json::from_slice::<ControlMessage>(&msg.payload) {
             Ok(m) if m.from != cluster.instance => m,
@@ -126,28 +129,22 @@ async fn hear_control(cluster: Arc<Cluster>, state: Shared, mut sub: async_nats:
             }
         };
         match m.control {
-            Control::Caches => state.store.clear_caches(),
+            Control::Caches => state.store().clear_caches(),
             Control::KeysRotated { tenant_id } => {
-                if let Err(e) = state
-                    .signer
-                    .reload(tenant_id, crate::clock::unix_now())
-                    .await
-                {
-                    tracing::warn!(error = %e, tenant = %tenant_id, "could not load the tenant's rotated signing keys; the periodic refresh retries");
-                }
+                state.keys_rotated(tenant_id).await;
             }
             Control::Revoked {
                 tenant_id,
                 agent_id,
             } => {
-                let n = state.gateway.disconnect(tenant_id, agent_id);
+                let n = cluster.gateway.disconnect(tenant_id, agent_id);
                 if n > 0 {
                     tracing::warn!(agent = %agent_id, connections = n, "agent revoked at another instance: its connections here close");
                 }
             }
             Control::PasswordChanged { tenant_id, upn } => {
                 let _ = crate::dispatcher::Dispatcher::password_changed(
-                    &*state.gateway,
+                    &*cluster.gateway,
                     tenant_id,
                     &upn,
                 );
@@ -204,9 +201,9 @@ async fn announce(cluster: Arc<Cluster>, mut stop: tokio::sync::watch::Receiver<
 }
 
 /// Tells the other instances to drop their caches after each change made here.
-async fn forward_cache_changes(cluster: Arc<Cluster>, state: Shared) {
-    let mut changes = state.store.changes();
-    let mut stop = state.shutdown.clone();
+async fn forward_cache_changes(cluster: Arc<Cluster>, state: Arc<dyn Instance>) {
+    let mut changes = state.store().changes();
+    let mut stop = state.shutdown();
     loop {
         tokio::select! {
             changed = changes.changed() => {
