@@ -10,11 +10,20 @@
 #   3. sign-ins per cloud CPU-second with 1, 2 and 3 instances (target: flat);
 # and per grant: PostgreSQL statements, round trips and bytes, NATS messages and bytes.
 # Every run's whole output is kept in the log directory printed at the start.
+#   bash scripts/bench-instances.sh --summarize DIR        # the medians again, from an earlier run's outputs
 #   bash scripts/bench-instances.sh [--passes 3] [signins options, e.g. --users 200 --duration 9s --rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The number after a line's label, e.g. `field "cloud CPU per grant" FILE`.
+field() { awk -v l="$1" 'index($0, l) == 1 {split(substr($0, length(l) + 1), a, " "); print a[1]; exit}' "$2" | tr -d '+,'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "?"; else if (NR%2) print a[(NR+1)/2]; else printf "%.4g\n", (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b>0) printf "%.3f\n", a/b; else print "?"}'; }
 passes=3
 if [ "${1:-}" = --passes ]; then passes=$2; shift 2; fi
+# --summarize DIR: only the medians, from the outputs of an earlier run in DIR.
+logs=
+if [ "${1:-}" = --summarize ]; then logs=$2; shift 2; fi
+if [ -z "$logs" ]; then
 export PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_SLAPD=1
 bash scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/passthru-target}"
@@ -26,10 +35,6 @@ opts=(--directory slapd --users 200 --duration 9s --warmup 3s --rounds 3)
 logs=$(mktemp -d /tmp/passthru-bench-instances.XXXXXX)
 echo "bench-instances: $(date -u +%FT%TZ), ${passes} passes, options: ${opts[*]}; outputs in $logs"
 
-# The number after a line's label, e.g. `field "cloud CPU per grant" FILE`.
-field() { grep -m1 "^$1" "$2" | sed -E "s/^$1 *//" | awk '{print $1}' | tr -d '+,'; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "?"; else if (NR%2) print a[(NR+1)/2]; else printf "%.4g\n", (a[NR/2]+a[NR/2+1])/2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b>0) printf "%.3f\n", a/b; else print "?"}'; }
 
 for pass in $(seq 1 "$passes"); do
   # 6 clients (spread evenly over 1, 2 or 3 instances); the cross-instance latency also with
@@ -44,6 +49,7 @@ for pass in $(seq 1 "$passes"); do
     grep -E "^(cloud CPU|  \+ PostgreSQL|added p50 cross|sign-ins per cloud|  with PostgreSQL|PostgreSQL|NATS|machine load)" "$out" | sed 's/^/    /'
   done
 done
+fi
 
 echo
 echo "medians of $passes passes ($(date -u +%F), load at the end $(cut -d' ' -f1-3 /proc/loadavg)):"
@@ -69,7 +75,17 @@ for n in 1 2 3; do
 done
 v=$(for pass in $(seq 1 "$passes"); do field "sign-ins per cloud core-s" "$logs/pass$pass-sqlite-1.txt"; done | median)
 echo "sign-ins per cloud core-s, SQLite          ${v}"
-for what in "PostgreSQL per grant" "NATS per cross grant"; do
-  v=$(for pass in $(seq 1 "$passes"); do field "$what" "$logs/pass$pass-postgres-2.txt"; done | median)
-  echo "$what (2 instances, at instance 1 / cross)   median ${v} (first line of each run; every line in $logs)"
+# PostgreSQL's line of the grants at instance 1 (or at instance 2): statements, round trips,
+# bytes to and from the server, its processes' CPU.
+pgline() { grep -m"$2" "^PostgreSQL per grant" "$1" | tail -1 | sed -E 's/^PostgreSQL per grant +([0-9.]+) statements.*; ([0-9.]+) round trips.*; ([0-9]+) bytes to and ([0-9]+) bytes from.*its processes ([0-9.]+) ms CPU.*/\1 \2 \3 \4 \5/'; }
+for shape in "1 1 instance 1, one instance" "2 1 instance 1, two instances" "2 2 instance 2 (cross), two instances" "3 1 instance 1, three instances"; do
+  set -- $shape
+  f() { for pass in $(seq 1 "$passes"); do pgline "$logs/pass$pass-postgres-$1.txt" "$2" | awk -v k="$3" '{print $k}'; done | median; }
+  echo "PostgreSQL per grant at ${*:3}: $(f "$1" "$2" 1) statements, $(f "$1" "$2" 2) round trips, $(f "$1" "$2" 3) bytes to / $(f "$1" "$2" 4) bytes from the server, $(f "$1" "$2" 5) ms of PostgreSQL CPU (medians)"
 done
+for n in 2 3; do
+  m=$(for pass in $(seq 1 "$passes"); do field "NATS per cross grant" "$logs/pass$pass-postgres-$n.txt"; done | median)
+  b=$(for pass in $(seq 1 "$passes"); do grep -m1 "^NATS per cross grant" "$logs/pass$pass-postgres-$n.txt" | sed -E 's/.*msgs in \(([0-9]+) bytes\).*/\1/'; done | median)
+  echo "NATS per cross-instance grant, $n instances: $m messages in, $b bytes in (medians; as many out)"
+done
+echo "every run's output: $logs"
