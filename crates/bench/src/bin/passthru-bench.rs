@@ -14,6 +14,15 @@
 //! By default the directory's processes get a core of their own (`--dc-cpus CPU|shared`,
 //! `taskset`), and the load generator, the cloud and the agent run on the others.
 //!
+//! `--store postgres` puts the cloud's state in a PostgreSQL database of the run's own,
+//! reached through a counting proxy ([`passthru_bench::pgcount`]: statements, round trips,
+//! bytes); `--instances N` (postgres only) adds instances 2..N on the same store and a
+//! nats-server of the bench's own, with the agent at instance 1, and each round then sends
+//! grants to every instance in turn and spread over all. The extra lines: cloud CPU per grant
+//! (with PostgreSQL's processes), the added p50 of a cross-instance grant, sign-ins per cloud
+//! CPU-second, PostgreSQL statements, round trips, bytes and rows per grant, NATS messages
+//! and bytes per cross-instance grant (docs/scale.md; `scripts/bench-instances.sh`).
+//!
 //! `passthru-bench agent [--users N] [--window W] [--duration 20s] [--max-rate R]
 //! [--directory slapd|samba]`: one agent's own ceiling. The real cloud registers the agent,
 //! then stops; the bench stands in for it ([`passthru_testkit::agent_drive`]: the cloud's TLS
