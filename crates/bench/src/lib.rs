@@ -2,6 +2,8 @@
 //! process CPU time and memory from /proc, latency percentiles, a progress line on stderr,
 //! and number formatting.
 
+pub mod pgcount;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -92,6 +92,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 #[derive(Debug)]
 pub struct NatsServer {
     pub port: u16,
+    /// The HTTP monitoring port (`-m`), if asked for ([`NatsServer::start_monitored`]).
+    pub monitor_port: Option<u16>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -102,11 +104,31 @@ impl NatsServer {
         std::fs::create_dir_all(dir)?;
         let mut n = NatsServer {
             port: free_port()?,
+            monitor_port: None,
             child: None,
             log: dir.join("nats.log"),
         };
         n.run()?;
         Ok(n)
+    }
+
+    /// Like [`NatsServer::start`], with the HTTP monitoring endpoint (`-m PORT`) on another
+    /// free port: `GET http://127.0.0.1:PORT/varz` gives the server's message and byte counts.
+    pub fn start_monitored(dir: &Path) -> anyhow::Result<NatsServer> {
+        std::fs::create_dir_all(dir)?;
+        let mut n = NatsServer {
+            port: free_port()?,
+            monitor_port: Some(free_port()?),
+            child: None,
+            log: dir.join("nats.log"),
+        };
+        n.run()?;
+        Ok(n)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `nats://127.0.0.1:PORT`
@@ -119,8 +141,13 @@ impl NatsServer {
             .create(true)
             .append(true)
             .open(&self.log)?;
+        let monitor: Vec<String> = self
+            .monitor_port
+            .map(|m| vec!["-m".to_string(), m.to_string()])
+            .unwrap_or_default();
         let child = Command::new(nats_server_bin())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&monitor)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
