@@ -125,9 +125,13 @@ impl PgStore {
             // stay out of the log.
             ("client_min_messages", "warning"),
         ]);
+        // No test round trip before each use: sqlx already checks a connection when it comes
+        // back to the pool (and closes a broken one), so a restarted server costs at most
+        // one failed statement per idle connection, not a round trip on every statement.
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(|e| unreachable(url, &e.to_string()))?;

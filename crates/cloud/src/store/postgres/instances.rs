@@ -122,24 +122,10 @@ impl InstanceStore for PgStore {
         expires_ms: i64,
     ) -> Result<Option<Uuid>> {
         let id = Uuid::new_v4();
-        let mut tx = self.pool.begin().await?;
-        // The account's takers one after another (PostgreSQL would let two count the same
-        // places); a failure is committed before its place goes, so the count here is never
-        // behind the places it sees.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-            .bind(format!("{tenant_id}/{account}"))
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query(
-            "INSERT INTO lockout_places (id, tenant_id, account, expires_ms)
-             SELECT $1, $2, $3, $4
-             WHERE NOT EXISTS (SELECT 1 FROM sign_in_lockouts
-                               WHERE tenant_id = $2 AND username = $3 AND locked_until > $5)
-               AND (SELECT COUNT(*) FROM lockout_places
-                    WHERE tenant_id = $2 AND account = $3 AND expires_ms > $6)
-                 + COALESCE((SELECT CASE WHEN last_failure_at >= $7 THEN failures ELSE 0 END
-                             FROM sign_in_lockouts WHERE tenant_id = $2 AND username = $3), 0)
-                 < $8",
+        // One round trip: the function takes the account's advisory lock, then inserts under
+        // the threshold with a snapshot taken after the lock (migration 2 explains why).
+        let taken: bool = sqlx::query_scalar(
+            "SELECT passthru_take_check_place($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id.to_string())
         .bind(tenant_id.to_string())
@@ -149,10 +135,9 @@ impl InstanceStore for PgStore {
         .bind(now_ms)
         .bind(now - crate::store::lockout::FAILURE_WINDOW_SECS)
         .bind(i64::from(threshold.max(1)))
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok((done.rows_affected() == 1).then_some(id))
+        Ok(taken.then_some(id))
     }
 
     async fn give_back_check_place(&self, place: Uuid) -> Result<()> {
