@@ -212,6 +212,14 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
     let mut ticker = tokio::time::interval(state.heartbeat);
     ticker.tick().await;
     let mut last_heard = Instant::now();
+    // The heartbeat's store work (the agent's standing, its statistics) runs in a task of
+    // its own and its answer comes back here: awaited in this loop, a slow or unreachable
+    // store (PostgreSQL restarting: each call waits for a connection for seconds) would hold
+    // up everything else of the session meanwhile (pings, requests to the agent, its
+    // answers), and the agent, hearing nothing for two heartbeats, would drop the connection
+    // and could not reconnect until the store is back.
+    let (standing_tx, mut standing_rx) = mpsc::channel::<AgentStanding>(1);
+    let checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reason = loop {
         tokio::select! {
             out = rx.recv() => {
@@ -254,16 +262,28 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 }
                 if !sent(WRITE_TIMEOUT, sink.send(Message::Ping(Vec::new().into()))).await { break "ping failed or timed out" }
                 // Revocation is read from the store at every heartbeat: another cloud process
-                // sharing the store (or an operator) may have revoked the agent.
-                let gone = match state.store.agent_heartbeat(conn.agent_id, unix_now()).await {
-                    Ok(AgentStanding::Admitted) => None,
-                    Ok(AgentStanding::Revoked) => Some(("this agent has been revoked by an administrator", "revoked (found at a heartbeat)")),
-                    Ok(AgentStanding::CertificateExpired) => Some(("this agent's certificate has expired; register the agent again", "certificate expired")),
-                    Ok(AgentStanding::Removed) => Some(("this agent is no longer registered; register it again", "no longer registered")),
-                    Err(e) => {
-                        tracing::warn!(agent = %conn.agent_id, error = %e, "could not record the agent's heartbeat or read its revocation");
-                        None
-                    }
+                // sharing the store (or an operator) may have revoked the agent. One check at
+                // a time; its answer comes back on `standing_rx`.
+                if !checking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    let (state, checking, tx, agent_id) = (state.clone(), checking.clone(), standing_tx.clone(), conn.agent_id);
+                    tokio::spawn(async move {
+                        match state.store.agent_heartbeat(agent_id, unix_now()).await {
+                            Ok(standing) => {
+                                let _ = tx.try_send(standing);
+                            }
+                            Err(e) => tracing::warn!(agent = %agent_id, error = %e, "could not record the agent's heartbeat or read its revocation"),
+                        }
+                        flush_stats(&state, agent_id).await;
+                        checking.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+            }
+            Some(standing) = standing_rx.recv() => {
+                let gone = match standing {
+                    AgentStanding::Admitted => None,
+                    AgentStanding::Revoked => Some(("this agent has been revoked by an administrator", "revoked (found at a heartbeat)")),
+                    AgentStanding::CertificateExpired => Some(("this agent's certificate has expired; register the agent again", "certificate expired")),
+                    AgentStanding::Removed => Some(("this agent is no longer registered; register it again", "no longer registered")),
                 };
                 if let Some((goodbye, reason)) = gone {
                     conn.set_draining();
@@ -273,7 +293,6 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                     sent(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
                     break reason;
                 }
-                flush_stats(&state, conn.agent_id).await;
             }
             _ = conn.ping_now.notified() => {
                 // A request of this agent looks stuck: is the agent alive?

@@ -254,3 +254,155 @@ impl Drop for Capture {
         self.task.abort();
     }
 }
+
+/// A PostgreSQL server of one test (its own cluster: `initdb` into a fresh directory owned
+/// by the `postgres` user, on a free port of 127.0.0.1), so that a test may stop and start it
+/// without disturbing the others. Stopped (immediately) and removed when this drops. Needs
+/// root (the server runs as `postgres` through `runuser`) and the Debian package
+/// `postgresql` (`/usr/lib/postgresql/VERSION/bin`).
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    running: bool,
+}
+
+/// The newest `/usr/lib/postgresql/VERSION/bin` that has `initdb`.
+fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("reading /usr/lib/postgresql (Debian package postgresql)")?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| anyhow!("no /usr/lib/postgresql/VERSION/bin/initdb"))
+}
+
+impl PrivatePostgres {
+    /// Makes a fresh cluster (trust authentication, superuser `postgres`) and starts it.
+    pub fn start() -> anyhow::Result<PrivatePostgres> {
+        let bin = postgres_bin_dir()?;
+        let dir = std::env::temp_dir().join(format!(
+            "passthru-pg-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        std::fs::create_dir_all(dir.join("data"))?;
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .output()?;
+        if !chown.status.success() {
+            bail!(
+                "chown postgres {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&chown.stderr)
+            );
+        }
+        let mut pg = PrivatePostgres {
+            port: free_port()?,
+            dir,
+            bin,
+            running: false,
+        };
+        pg.as_postgres(
+            "initdb",
+            &["--auth=trust", "-U", "postgres", "--no-sync", "-D"],
+            &[pg.data()],
+        )?;
+        pg.start_again()?;
+        Ok(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Runs `BIN/tool args... paths...` as the `postgres` user; its output on failure.
+    fn as_postgres(&self, tool: &str, args: &[&str], paths: &[String]) -> anyhow::Result<()> {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .args(paths)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {tool} as postgres"))?;
+        if !out.status.success() {
+            bail!(
+                "{tool} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn server_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Creates the database `name` and returns its URL.
+    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        psql(&self.server_url(), &format!("CREATE DATABASE {name}"))?;
+        Ok(format!(
+            "postgres://postgres@127.0.0.1:{}/{name}",
+            self.port
+        ))
+    }
+
+    /// Starts the server again (after [`PrivatePostgres::stop`]) on the same port and data;
+    /// returns once it accepts connections.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.as_postgres(
+            "pg_ctl",
+            &["-w", "-t", "30", "-o", &options, "-l", &log, "-D"],
+            &[self.data(), "start".to_string()],
+        )?;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, as in a restart).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        self.as_postgres(
+            "pg_ctl",
+            &["-w", "-t", "30", "-m", "fast", "-D"],
+            &[self.data(), "stop".to_string()],
+        )?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self.as_postgres(
+                "pg_ctl",
+                &["-w", "-m", "immediate", "-D"],
+                &[self.data(), "stop".to_string()],
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -2,7 +2,9 @@
 //! agent at another instance: sealed here to that agent's key, relayed there, and its
 //! answer's MAC checked here. While no agent of the tenant is connected anywhere but one was
 //! lately (an instance died and its agents are reconnecting), the request waits for one
-//! within its deadline.
+//! within its deadline, also after trying the agents of the instance that died: a
+//! validation relayed to an instance that stops announcing itself while it holds the request
+//! is given up there (its answer will never come) and sent to the agent where it reconnects.
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,9 @@ impl Cluster {
             .rsplit_once('@')
             .map(|(_, s)| s.to_ascii_lowercase())
             .unwrap_or_default();
-        let mut tried: Vec<Uuid> = Vec::new();
+        // (instance, agent) pairs tried: an agent tried at an instance that died is tried
+        // again where it reconnects.
+        let mut tried: Vec<(Uuid, Uuid)> = Vec::new();
         let mut passed_over: Vec<Uuid> = Vec::new();
         let mut local_failed = false;
         loop {
@@ -72,12 +76,11 @@ impl Cluster {
                     self.saw(tenant_id, now);
                 }
                 // Nobody left to try. If the tenant had agents lately and none is connected
-                // now, wait for one (they are reconnecting); else fail at once.
-                if !anywhere
-                    && self.seen_lately(tenant_id, now)
-                    && now + WAIT_STEP < deadline
-                    && tried.is_empty()
-                {
+                // now, wait for one (they are reconnecting); else fail at once. This holds
+                // after tries too: the agents tried were at an instance that died (no
+                // responders there, or it stopped announcing itself), and they reconnect to
+                // another within seconds.
+                if !anywhere && self.seen_lately(tenant_id, now) && now + WAIT_STEP < deadline {
                     tokio::time::sleep(WAIT_STEP).await;
                     local_failed = false;
                     continue;
@@ -85,7 +88,7 @@ impl Cluster {
                 return Err(DispatchError::NoAgent);
             };
             self.saw(tenant_id, now);
-            tried.push(agent.agent_id);
+            tried.push((instance, agent.agent_id));
             let _slot = self.gateway.enter_tenant(tenant_id)?;
             match self
                 .relay(instance, &agent, tenant_id, payload, deadline, write)
@@ -147,15 +150,37 @@ impl Cluster {
         let Ok(body) = serde_json::to_vec(&request) else {
             return Attempt::Done(Err(DispatchError::NoAgent));
         };
-        let sent = self
-            .client
-            .send_request(
-                self.subjects.relay(instance),
-                async_nats::Request::new()
-                    .payload(body.into())
-                    .timeout(Some(remaining + BUS_MARGIN)),
-            )
-            .await;
+        let request = self.client.send_request(
+            self.subjects.relay(instance),
+            async_nats::Request::new()
+                .payload(body.into())
+                .timeout(Some(remaining + BUS_MARGIN)),
+        );
+        tokio::pin!(request);
+        // The instance may die holding the request (kill -9, a crash): nobody answers then,
+        // and waiting for the bus's timeout would fail the sign-in at its deadline although
+        // the agent reconnects elsewhere within seconds. So the request is given up as soon
+        // as the instance stops announcing itself (within `STALE_AFTER` of its death).
+        let mut look = tokio::time::interval(WAIT_STEP);
+        let sent = loop {
+            tokio::select! {
+                sent = &mut request => break sent,
+                _ = look.tick() => {
+                    if self.remote.present(instance, Instant::now()) {
+                        continue;
+                    }
+                    if write {
+                        // It may or may not have been applied: not sent to another agent.
+                        tracing::warn!(%instance, agent = %agent.agent_id, request = %header.request_id,
+                            "the instance holding a relayed password write stopped announcing itself before it answered; the write is not sent to another agent (it may or may not have been applied)");
+                        return Attempt::Done(Err(DispatchError::Timeout));
+                    }
+                    tracing::warn!(%instance, agent = %agent.agent_id, request = %header.request_id,
+                        "the instance holding a relayed request stopped announcing itself before it answered (it died, or the bus to it is cut); trying another way to an agent");
+                    return Attempt::Next { passed_over: true };
+                }
+            }
+        };
         let msg = match sent {
             Ok(msg) => msg,
             Err(e) if e.kind() == RequestErrorKind::NoResponders => {

@@ -36,6 +36,14 @@ impl Remote {
         self.lock().remove(&instance);
     }
 
+    /// Whether `instance` announced itself within [`STALE_AFTER`] of `now` (and has not
+    /// been forgotten): while it does not, a request relayed to it gets no answer.
+    pub(crate) fn present(&self, instance: Uuid, now: Instant) -> bool {
+        self.lock()
+            .get(&instance)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < STALE_AFTER)
+    }
+
     /// The tenant's agents at other instances that announced within [`STALE_AFTER`] of
     /// `now`, with their instance.
     pub(crate) fn agents(&self, tenant_id: Uuid, now: Instant) -> Vec<(Uuid, PresentAgent)> {
@@ -50,21 +58,22 @@ impl Remote {
             .collect()
     }
 
-    /// Picks the agent a request goes to: not draining, not tried; for a write one that
-    /// writes for the user's domain first; else one serving the domain; else any (it
-    /// answers "not routable"). Least in flight first.
+    /// Picks the agent a request goes to: not draining, not tried at that instance (an
+    /// agent tried at an instance that died may have reconnected to another: there it is a
+    /// new way to the agent); for a write one that writes for the user's domain first; else
+    /// one serving the domain; else any (it answers "not routable"). Least in flight first.
     pub(crate) fn pick(
         &self,
         tenant_id: Uuid,
         suffix: &str,
         write: bool,
-        tried: &[Uuid],
+        tried: &[(Uuid, Uuid)],
         now: Instant,
     ) -> Option<(Uuid, PresentAgent)> {
         let all: Vec<(Uuid, PresentAgent)> = self
             .agents(tenant_id, now)
             .into_iter()
-            .filter(|(_, a)| !a.draining && !tried.contains(&a.agent_id))
+            .filter(|(i, a)| !a.draining && !tried.contains(&(*i, a.agent_id)))
             .collect();
         let least = |f: &dyn Fn(&PresentAgent) -> bool| {
             all.iter()
@@ -140,9 +149,11 @@ mod tests {
             .ok_or_else(|| anyhow::anyhow!("no agent"))?;
         assert_eq!((inst, a.agent_id), (i2, idle.agent_id));
         let (_, a) = r
-            .pick(t, "corp.test", false, &[idle.agent_id], now)
+            .pick(t, "corp.test", false, &[(i2, idle.agent_id)], now)
             .ok_or_else(|| anyhow::anyhow!("no agent"))?;
         assert_eq!(a.agent_id, busy.agent_id, "the tried one is skipped");
+        assert!(r.present(i1, now) && r.present(i2, now));
+        assert!(!r.present(i3, now), "silent for STALE_AFTER: not present");
         assert!(
             r.agents(t, now)
                 .iter()
@@ -150,6 +161,7 @@ mod tests {
             "stale instance dropped"
         );
         r.forget(i2);
+        assert!(!r.present(i2, now), "forgotten: not present");
         let (_, a) = r
             .pick(t, "corp.test", false, &[], now)
             .ok_or_else(|| anyhow::anyhow!("no agent"))?;
@@ -157,6 +169,39 @@ mod tests {
         assert!(r
             .pick(Uuid::new_v4(), "corp.test", false, &[], now)
             .is_none());
+        Ok(())
+    }
+
+    /// An agent tried at an instance that died and now announced by another (it reconnected
+    /// there) is picked at the new one.
+    #[test]
+    fn an_agent_tried_at_a_dead_instance_is_picked_where_it_reconnected() -> anyhow::Result<()> {
+        let r = Remote::default();
+        let t = Uuid::new_v4();
+        let (dead, alive) = (Uuid::new_v4(), Uuid::new_v4());
+        let now = Instant::now();
+        let a = agent(t, "corp.test", 0);
+        r.heard(
+            Presence {
+                instance: dead,
+                agents: vec![a.clone()],
+            },
+            now,
+        );
+        let tried = [(dead, a.agent_id)];
+        assert!(r.pick(t, "corp.test", false, &tried, now).is_none());
+        r.forget(dead);
+        r.heard(
+            Presence {
+                instance: alive,
+                agents: vec![a.clone()],
+            },
+            now,
+        );
+        let (inst, got) = r
+            .pick(t, "corp.test", false, &tried, now)
+            .ok_or_else(|| anyhow::anyhow!("the reconnected agent was not picked"))?;
+        assert_eq!((inst, got.agent_id), (alive, a.agent_id));
         Ok(())
     }
 }
