@@ -124,19 +124,18 @@ impl InstanceStore for PgStore {
         let id = Uuid::new_v4();
         // One round trip: the function takes the account's advisory lock, then inserts under
         // the threshold with a snapshot taken after the lock (migration 2 explains why).
-        let taken: bool = sqlx::query_scalar(
-            "SELECT passthru_take_check_place($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(account)
-        .bind(expires_ms)
-        .bind(now)
-        .bind(now_ms)
-        .bind(now - crate::store::lockout::FAILURE_WINDOW_SECS)
-        .bind(i64::from(threshold.max(1)))
-        .fetch_one(&self.pool)
-        .await?;
+        let taken: bool =
+            sqlx::query_scalar("SELECT passthru_take_check_place($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(id.to_string())
+                .bind(tenant_id.to_string())
+                .bind(account)
+                .bind(expires_ms)
+                .bind(now)
+                .bind(now_ms)
+                .bind(now - crate::store::lockout::FAILURE_WINDOW_SECS)
+                .bind(i64::from(threshold.max(1)))
+                .fetch_one(&self.pool)
+                .await?;
         Ok(taken.then_some(id))
     }
 
