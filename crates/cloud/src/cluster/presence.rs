@@ -14,33 +14,42 @@ use crate::gateway::suffix_matches;
 /// How long an instance's announcement counts (three announcement intervals).
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(3);
 
+/// Each instance's announced parts: (instance, part) -> when heard, and its agents.
+type Parts = HashMap<(Uuid, u32), (Instant, Vec<PresentAgent>)>;
+
 /// The other instances' agents.
 #[derive(Debug, Default)]
 pub(crate) struct Remote {
-    inner: Mutex<HashMap<Uuid, (Instant, Vec<PresentAgent>)>>,
+    inner: Mutex<Parts>,
 }
 
 impl Remote {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, (Instant, Vec<PresentAgent>)>> {
+    fn lock(&self) -> MutexGuard<'_, Parts> {
         // Each operation is one insert or remove: a poisoned map is consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes an instance's announcement, received `at`.
+    /// Takes one part of an instance's announcement, received `at`; parts the instance no
+    /// longer has go at once.
     pub(crate) fn heard(&self, p: Presence, at: Instant) {
-        self.lock().insert(p.instance, (at, p.agents));
+        let mut map = self.lock();
+        let (instance, parts) = (p.instance, p.parts.max(1));
+        map.retain(|(i, part), _| *i != instance || *part < parts);
+        if p.part < parts {
+            map.insert((instance, p.part), (at, p.agents));
+        }
     }
 
     /// Forgets an instance (it left, or nobody answers at its subject).
     pub(crate) fn forget(&self, instance: Uuid) {
-        self.lock().remove(&instance);
+        self.lock().retain(|(i, _), _| *i != instance);
     }
 
     /// Whether `instance` announced itself within [`STALE_AFTER`] of `now` (and has not
     /// been forgotten): while it does not, a request relayed to it gets no answer.
     pub(crate) fn present(&self, instance: Uuid, now: Instant) -> bool {
         self.lock()
-            .get(&instance)
+            .get(&(instance, 0))
             .is_some_and(|(at, _)| now.saturating_duration_since(*at) < STALE_AFTER)
     }
 
@@ -50,7 +59,7 @@ impl Remote {
         let mut map = self.lock();
         map.retain(|_, (at, _)| now.saturating_duration_since(*at) < STALE_AFTER);
         map.iter()
-            .flat_map(|(instance, (_, list))| {
+            .flat_map(|((instance, _), (_, list))| {
                 list.iter()
                     .filter(|a| a.tenant_id == tenant_id)
                     .map(|a| (*instance, a.clone()))
@@ -126,6 +135,8 @@ mod tests {
             Presence {
                 instance: i1,
                 agents: vec![busy.clone(), other_forest],
+                part: 0,
+                parts: 1,
             },
             now,
         );
@@ -133,6 +144,8 @@ mod tests {
             Presence {
                 instance: i2,
                 agents: vec![idle.clone()],
+                part: 0,
+                parts: 1,
             },
             now,
         );
@@ -141,6 +154,8 @@ mod tests {
             Presence {
                 instance: i3,
                 agents: vec![old.clone()],
+                part: 0,
+                parts: 1,
             },
             now - STALE_AFTER - Duration::from_millis(1),
         );
@@ -185,6 +200,8 @@ mod tests {
             Presence {
                 instance: dead,
                 agents: vec![a.clone()],
+                part: 0,
+                parts: 1,
             },
             now,
         );
@@ -195,6 +212,8 @@ mod tests {
             Presence {
                 instance: alive,
                 agents: vec![a.clone()],
+                part: 0,
+                parts: 1,
             },
             now,
         );
@@ -203,5 +222,44 @@ mod tests {
             .ok_or_else(|| anyhow::anyhow!("the reconnected agent was not picked"))?;
         assert_eq!((inst, got.agent_id), (alive, a.agent_id));
         Ok(())
+    }
+
+    /// An instance with more agents than one message takes announces them in parts: every
+    /// part counts; when its list shrinks to fewer parts, the parts it no longer has go at
+    /// once.
+    #[test]
+    fn a_list_in_parts_counts_whole_and_shrinks_at_once() {
+        let r = Remote::default();
+        let t = Uuid::new_v4();
+        let i = Uuid::new_v4();
+        let now = Instant::now();
+        let (a, b) = (agent(t, "corp.test", 0), agent(t, "corp.test", 0));
+        for (part, x) in [(0, &a), (1, &b)] {
+            r.heard(
+                Presence {
+                    instance: i,
+                    agents: vec![x.clone()],
+                    part,
+                    parts: 2,
+                },
+                now,
+            );
+        }
+        assert_eq!(r.agents(t, now).len(), 2);
+        r.heard(
+            Presence {
+                instance: i,
+                agents: vec![a.clone()],
+                part: 0,
+                parts: 1,
+            },
+            now,
+        );
+        let left: Vec<Uuid> = r
+            .agents(t, now)
+            .into_iter()
+            .map(|(_, x)| x.agent_id)
+            .collect();
+        assert_eq!(left, vec![a.agent_id]);
     }
 }

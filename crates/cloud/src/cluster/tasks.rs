@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 
-use super::wire::{Control, ControlMessage, Presence, PresentAgent, RelayAnswer, RelayRequest};
+use super::wire::{
+    Control, ControlMessage, Presence, PresentAgent, RelayAnswer, RelayRequest, PRESENCE_PART,
+};
 use super::{b64, BusError, Cluster, Instance, ANNOUNCE_EVERY};
 use crate::gateway::Relayed;
 
@@ -186,16 +188,26 @@ async fn announce(cluster: Arc<Cluster>, mut stop: tokio::sync::watch::Receiver<
                 last_heard_ms: l.agent.last_heard_ms,
             })
             .collect();
-        let p = Presence {
-            instance: cluster.instance,
-            agents,
-        };
-        if let Ok(body) = serde_json::to_vec(&p) {
-            // A bus that is down drops it; the next one goes out when it is back.
-            let _ = cluster
-                .client
-                .publish(cluster.subjects.presence(), body.into())
-                .await;
+        let parts = agents.len().div_ceil(PRESENCE_PART).max(1);
+        for part in 0..parts {
+            let p = Presence {
+                instance: cluster.instance,
+                agents: agents
+                    .iter()
+                    .skip(part * PRESENCE_PART)
+                    .take(PRESENCE_PART)
+                    .cloned()
+                    .collect(),
+                part: part as u32,
+                parts: parts as u32,
+            };
+            if let Ok(body) = serde_json::to_vec(&p) {
+                // A bus that is down drops it; the next one goes out when it is back.
+                let _ = cluster
+                    .client
+                    .publish(cluster.subjects.presence(), body.into())
+                    .await;
+            }
         }
     }
 }

@@ -73,11 +73,26 @@ pub(crate) enum RelayAnswer {
     Refused,
 }
 
-/// The agents connected to one instance, announced every second and at each change.
+/// Agents an announcement carries at most (about 330 bytes each): an instance holding more
+/// announces them in several parts, each well under nats-server's default 1 MB payload limit.
+pub(crate) const PRESENCE_PART: usize = 1_000;
+
+/// The agents connected to one instance, announced every second and at each change, in
+/// parts of at most [`PRESENCE_PART`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Presence {
     pub(crate) instance: Uuid,
     pub(crate) agents: Vec<PresentAgent>,
+    /// Which part of the instance's list this is (0 for a list in one part).
+    #[serde(default)]
+    pub(crate) part: u32,
+    /// How many parts the list has now (parts at or past it are gone).
+    #[serde(default = "one")]
+    pub(crate) parts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// One agent connected to an instance.
