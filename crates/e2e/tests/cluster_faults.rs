@@ -511,6 +511,16 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
             "after the outage: {s:?}"
         );
     }
+    // The instances took their serve locks again (checked every 5 s): an instance without
+    // --bus is still refused.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut third = t.cloud.copy_for_instance(&dir.join("c"))?;
+    third.set_serve_args(&[]);
+    let err = blocking(move || third.try_serve(&[]))?;
+    ensure!(
+        err.contains("already serves the PostgreSQL store") && err.contains("--bus"),
+        "{err}"
+    );
     Ok(())
 }
 

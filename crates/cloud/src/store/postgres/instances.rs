@@ -52,28 +52,35 @@ impl InstanceStore for PgStore {
     }
 
     async fn hold_serve_lock(&self, shared: bool) -> Result<()> {
-        // A connection of its own, out of the pool, for the life of the process: the lock
-        // goes with it, at exit or kill -9 (the server sees the connection close).
-        let mut conn = self.pool.acquire().await?.detach();
-        // Keyed by the database and schema: deployments in other databases never collide.
-        let sql = if shared {
-            "SELECT pg_try_advisory_lock_shared(hashtextextended(current_database() || '/' || current_schema(), $1))"
-        } else {
-            "SELECT pg_try_advisory_lock(hashtextextended(current_database() || '/' || current_schema(), $1))"
-        };
-        let got: bool = sqlx::query_scalar(sql)
-            .bind(SERVE_LOCK)
-            .fetch_one(&mut conn)
-            .await?;
-        if !got {
-            let url = &self.url_redacted;
-            return Err(StoreError::InUse(if shared {
-                format!("an instance without --bus already serves the PostgreSQL store {url}: restart it with --bus nats://HOST:PORT (the bus this instance names) before starting more instances")
-            } else {
-                format!("another passthru-cloud instance already serves the PostgreSQL store {url}. Every instance of a deployment needs --bus nats://HOST:PORT (the same NATS server for all), so that sign-ins reach the agents connected to any of them: start this one, and restart the others, with --bus")
-            }));
-        }
+        let conn = self.take_serve_lock(shared).await?;
         *self.serve_conn.lock().await = Some(conn);
+        // PostgreSQL restarted: the lock went with the connection. Take it again on a new
+        // one, so that an instance started meanwhile is still refused (and say so if one
+        // slipped in). Ends when the store is closed.
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOCK_CHECK).await;
+                let mut held = store.serve_conn.lock().await;
+                let Some(conn) = held.as_mut() else {
+                    return;
+                };
+                if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                    continue;
+                }
+                match store.take_serve_lock(shared).await {
+                    Ok(conn) => {
+                        tracing::info!("the PostgreSQL store came back: this instance holds its serve lock again");
+                        *held = Some(conn);
+                    }
+                    Err(StoreError::InUse(m)) => {
+                        tracing::error!("after PostgreSQL came back, the serve lock could not be taken again: {m}");
+                    }
+                    // Still down: the next check tries again.
+                    Err(_) => {}
+                }
+            }
+        });
         Ok(())
     }
 
@@ -153,5 +160,36 @@ impl InstanceStore for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
+    }
+}
+
+/// How often an instance checks that the connection holding its serve lock is alive.
+const RELOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PgStore {
+    /// Takes the serve lock on a connection of its own, out of the pool, for the life of the
+    /// process: the lock goes with it, at exit or kill -9 (the server sees the connection
+    /// close).
+    async fn take_serve_lock(&self, shared: bool) -> Result<sqlx::PgConnection> {
+        let mut conn = self.pool.acquire().await?.detach();
+        // Keyed by the database and schema: deployments in other databases never collide.
+        let sql = if shared {
+            "SELECT pg_try_advisory_lock_shared(hashtextextended(current_database() || '/' || current_schema(), $1))"
+        } else {
+            "SELECT pg_try_advisory_lock(hashtextextended(current_database() || '/' || current_schema(), $1))"
+        };
+        let got: bool = sqlx::query_scalar(sql)
+            .bind(SERVE_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if !got {
+            let url = &self.url_redacted;
+            return Err(StoreError::InUse(if shared {
+                format!("an instance without --bus already serves the PostgreSQL store {url}: restart it with --bus nats://HOST:PORT (the bus this instance names) before starting more instances")
+            } else {
+                format!("another passthru-cloud instance already serves the PostgreSQL store {url}. Every instance of a deployment needs --bus nats://HOST:PORT (the same NATS server for all), so that sign-ins reach the agents connected to any of them: start this one, and restart the others, with --bus")
+            }));
+        }
+        Ok(conn)
     }
 }
