@@ -20,6 +20,8 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 /// Bound with the user id, so these ciphertexts mean nothing anywhere else.
 const AD_LABEL: &[u8] = b"passthru mfa secret v1\0";
+/// What the bus key is derived with (a label no sealed secret's associated data starts with).
+const BUS_LABEL: &[u8] = b"passthru bus key v1\0";
 
 /// What a sealed value is, bound as associated data with the row it belongs to: a value
 /// sealed for one purpose (or row) never opens as another.
@@ -81,6 +83,10 @@ pub enum SealError {
 /// The sealing key. Its `Debug` shows nothing of it; the cipher wipes it when dropped.
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// The key that authenticates what instances of the deployment say to each other on the
+    /// bus (HMAC-SHA256, derived from the sealing key: every instance has the same data dir
+    /// key, nobody else does).
+    bus: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -96,9 +102,17 @@ fn ad(user_id: Uuid) -> Vec<u8> {
 impl SecretBox {
     /// A box with this key.
     pub fn from_key(key: &[u8; KEY_LEN]) -> SecretBox {
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+        let bus = ring::hmac::sign(&derive, BUS_LABEL);
         SecretBox {
             cipher: ChaCha20Poly1305::new(key.into()),
+            bus: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bus.as_ref()),
         }
+    }
+
+    /// The key of the deployment's bus messages (see the field).
+    pub(crate) fn bus_key(&self) -> ring::hmac::Key {
+        self.bus.clone()
     }
 
     /// Reads `DIR/mfa.key`, creating it (0600, 32 random bytes) when there is none.

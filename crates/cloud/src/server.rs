@@ -354,9 +354,10 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
                 .deployment_id()
                 .await
                 .map_err(|e| ServeError::DataDir(e.to_string()))?;
-            let c = crate::cluster::Cluster::join(url, &deployment, gateway.clone())
-                .await
-                .map_err(|e| ServeError::DataDir(e.to_string()))?;
+            let c =
+                crate::cluster::Cluster::join(url, &deployment, gateway.clone(), mfa_box.bus_key())
+                    .await
+                    .map_err(|e| ServeError::DataDir(e.to_string()))?;
             tracing::info!(bus = %url, instance = %c.instance, "joined the bus");
             Some(c)
         }

@@ -150,10 +150,12 @@ impl Cluster {
         let Ok(body) = serde_json::to_vec(&request) else {
             return Attempt::Done(Err(DispatchError::NoAgent));
         };
+        let subject = self.subjects.relay(instance);
+        let sealed_body = self.seal(&subject, &body);
         let request = self.client.send_request(
-            self.subjects.relay(instance),
+            subject,
             async_nats::Request::new()
-                .payload(body.into())
+                .payload(sealed_body.into())
                 .timeout(Some(remaining + BUS_MARGIN)),
         );
         tokio::pin!(request);
@@ -199,7 +201,10 @@ impl Cluster {
                 return Attempt::Next { passed_over: false };
             }
         };
-        let answer: RelayAnswer = match serde_json::from_slice(&msg.payload) {
+        let Some(body) = self.open(&msg.subject, &msg.payload) else {
+            return Attempt::Next { passed_over: false };
+        };
+        let answer: RelayAnswer = match serde_json::from_slice(body) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, %instance, "another instance's relay answer does not parse; check that every instance runs the same release");

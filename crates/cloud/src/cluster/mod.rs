@@ -33,6 +33,9 @@ pub(crate) use tasks::spawn;
 
 use wire::{Control, ControlMessage, Subjects};
 
+/// Bytes of a message's tag (HMAC-SHA256).
+const TAG_LEN: usize = 32;
+
 /// How often an instance announces its agents.
 pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// How long after a tenant's last agent was seen anywhere a sign-in waits for one to
@@ -69,6 +72,8 @@ pub struct Cluster {
     /// This instance (new at each start).
     pub(crate) instance: Uuid,
     client: async_nats::Client,
+    /// Authenticates every message (see [`Cluster::seal`]).
+    key: ring::hmac::Key,
     subjects: Subjects,
     gateway: Arc<Gateway>,
     remote: presence::Remote,
@@ -88,10 +93,11 @@ pub fn parse_bus_url(raw: &str) -> Result<String, BusError> {
 impl Cluster {
     /// Joins the bus at `url` for the deployment `deployment_id`, with the instance's
     /// `gateway`.
-    pub async fn join(
+    pub(crate) async fn join(
         url: &str,
         deployment_id: &str,
         gateway: Arc<Gateway>,
+        key: ring::hmac::Key,
     ) -> Result<Arc<Cluster>, BusError> {
         let url = parse_bus_url(url)?;
         let instance = Uuid::new_v4();
@@ -114,11 +120,50 @@ impl Cluster {
         Ok(Arc::new(Cluster {
             instance,
             client,
+            key,
             subjects: Subjects::new(deployment_id),
             gateway,
             remote: presence::Remote::default(),
             seen: Default::default(),
         }))
+    }
+
+    /// A message for `subject`: the HMAC-SHA256 (the deployment's bus key) of the subject
+    /// and the body, then the body. Only a holder of the data dir's key (an instance of this
+    /// deployment) can make one that [`Cluster::open`] takes: a stranger on the NATS server
+    /// can neither have a password checked through an agent nor announce an agent key of
+    /// its own to have passwords sealed to it.
+    pub(crate) fn seal(&self, subject: &str, body: &[u8]) -> Vec<u8> {
+        let tag = self.tag(subject, body);
+        let mut out = Vec::with_capacity(TAG_LEN + body.len());
+        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The body of a message for `subject` made by [`Cluster::seal`] with this deployment's
+    /// key; `None` (logged) for anything else.
+    pub(crate) fn open<'a>(&self, subject: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
+        let (tag, body) = payload.split_at_checked(TAG_LEN)?;
+        let mut signed = Vec::with_capacity(subject.len() + 1 + body.len());
+        signed.extend_from_slice(subject.as_bytes());
+        signed.push(0);
+        signed.extend_from_slice(body);
+        match ring::hmac::verify(&self.key, &signed, tag) {
+            Ok(()) => Some(body),
+            Err(_) => {
+                tracing::warn!(%subject, "a message on the bus is not authenticated with this deployment's key: dropped (is another deployment, or a stranger, publishing on these subjects?)");
+                None
+            }
+        }
+    }
+
+    fn tag(&self, subject: &str, body: &[u8]) -> ring::hmac::Tag {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        ctx.update(subject.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(body);
+        ctx.sign()
     }
 
     /// Tells every other instance about `control` (best effort: the bus may be down).
@@ -130,11 +175,9 @@ impl Cluster {
         let Ok(body) = serde_json::to_vec(&msg) else {
             return;
         };
-        if let Err(e) = self
-            .client
-            .publish(self.subjects.control(), body.into())
-            .await
-        {
+        let subject = self.subjects.control();
+        let sealed = self.seal(&subject, &body);
+        if let Err(e) = self.client.publish(subject, sealed.into()).await {
             tracing::warn!(error = %e, "could not tell the other instances about a change");
         }
     }
@@ -154,8 +197,9 @@ impl Cluster {
             return;
         };
         let (client, subject) = (self.client.clone(), self.subjects.control());
+        let sealed = self.seal(&subject, &body);
         tokio::spawn(async move {
-            if let Err(e) = client.publish(subject, body.into()).await {
+            if let Err(e) = client.publish(subject, sealed.into()).await {
                 tracing::warn!(error = %e, "could not tell the other instances about a change");
             }
         });

@@ -66,7 +66,10 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
         };
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let answer = match serde_json::from_slice::<RelayRequest>(&msg.payload) {
+            let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
+                return;
+            };
+            let answer = match serde_json::from_slice::<RelayRequest>(body) {
                 Ok(r) if r.sealed.tenant_id == r.tenant_id && r.sealed.agent_id == r.agent_id => {
                     let timeout = Duration::from_millis(r.timeout_ms.min(120_000));
                     match cluster
@@ -98,7 +101,8 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
                 }
             };
             if let Ok(body) = serde_json::to_vec(&answer) {
-                if let Err(e) = cluster.client.publish(reply_to, body.into()).await {
+                let sealed = cluster.seal(&reply_to, &body);
+                if let Err(e) = cluster.client.publish(reply_to, sealed.into()).await {
                     tracing::warn!(error = %e, "could not send a relayed answer back over the bus");
                 }
             }
@@ -108,7 +112,10 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
 
 async fn hear_presence(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
-        match serde_json::from_slice::<Presence>(&msg.payload) {
+        let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
+            continue;
+        };
+        match serde_json::from_slice::<Presence>(body) {
             Ok(p) if p.instance != cluster.instance => cluster.remote.heard(p, Instant::now()),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "another instance's presence does not parse"),
@@ -122,7 +129,10 @@ async fn hear_control(
     mut sub: async_nats::Subscriber,
 ) {
     while let Some(msg) = sub.next().await {
-        let m = match serde_json::from_slice::<ControlMessage>(&msg.payload) {
+        let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
+            continue;
+        };
+        let m = match serde_json::from_slice::<ControlMessage>(body) {
             Ok(m) if m.from != cluster.instance => m,
             Ok(_) => continue,
             Err(e) => {
@@ -203,10 +213,9 @@ async fn announce(cluster: Arc<Cluster>, mut stop: tokio::sync::watch::Receiver<
             };
             if let Ok(body) = serde_json::to_vec(&p) {
                 // A bus that is down drops it; the next one goes out when it is back.
-                let _ = cluster
-                    .client
-                    .publish(cluster.subjects.presence(), body.into())
-                    .await;
+                let subject = cluster.subjects.presence();
+                let sealed = cluster.seal(&subject, &body);
+                let _ = cluster.client.publish(subject, sealed.into()).await;
             }
         }
     }

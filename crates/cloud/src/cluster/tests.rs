@@ -68,8 +68,9 @@ async fn two_instances(
     let url = format!("nats://127.0.0.1:{port}");
     let deployment = Uuid::new_v4().simple().to_string();
     let (ga, gb) = (Arc::new(Gateway::default()), Arc::new(Gateway::default()));
-    let a = Cluster::join(&url, &deployment, ga).await?;
-    let b = Cluster::join(&url, &deployment, gb.clone()).await?;
+    let key = crate::secret_box::SecretBox::from_key(&[7u8; 32]).bus_key();
+    let a = Cluster::join(&url, &deployment, ga, key.clone()).await?;
+    let b = Cluster::join(&url, &deployment, gb.clone(), key).await?;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     std::mem::forget(_stop_tx);
     super::tasks::start_relaying(a.clone(), stop.clone()).await?;
@@ -238,6 +239,96 @@ async fn no_agent_anywhere_fails_at_once() -> anyhow::Result<()> {
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
         started.elapsed()
+    );
+    Ok(())
+}
+
+/// A stranger on the NATS server, without the deployment's key: its relayed request (a
+/// password it sealed to the agent's public key) gets no answer and never reaches the
+/// agent, and the agent it announces with a key of its own is never picked, so no
+/// password is ever sealed to that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_on_the_bus_can_neither_ask_an_agent_nor_announce_one() -> anyhow::Result<()> {
+    use super::wire::{Presence, PresentAgent, RelayRequest};
+    use passthru_proto::seal::{Encapsulation, RequestHeader};
+    let n = nats()?;
+    let (a, b, tenant, agent_id) = two_instances(n.1, Answer::Honest).await?;
+    let stranger = async_nats::connect(format!("nats://127.0.0.1:{}", n.1)).await?;
+    // The agent's public key, as B announces it (it is public), and B's relay subject.
+    let present = a.remote.agents(tenant, Instant::now());
+    let (_, agent) = present
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no agent announced"))?;
+    let key = super::unb64(&agent.hpke_public_key).ok_or_else(|| anyhow::anyhow!("key"))?;
+    let header = RequestHeader {
+        request_id: Uuid::new_v4(),
+        tenant_id: tenant,
+        agent_id,
+        issued_at_ms: crate::clock::unix_ms() as u64,
+        expires_at_ms: crate::clock::unix_ms() as u64 + 5_000,
+    };
+    let (sealed, _) = Encapsulation::new(&key)?.seal(header, &payload("guess-1"))?;
+    let forged = serde_json::to_vec(&RelayRequest {
+        tenant_id: tenant,
+        agent_id,
+        sealed,
+        timeout_ms: 2_000,
+        may_move_on: true,
+    })?;
+    // Without a tag, and with a tag made with another key.
+    let other_key = crate::secret_box::SecretBox::from_key(&[9u8; 32]).bus_key();
+    for body in [forged.clone(), {
+        let mut ctx = ring::hmac::Context::with_key(&other_key);
+        ctx.update(b"whatever");
+        let mut v = ctx.sign().as_ref().to_vec();
+        v.extend_from_slice(&forged);
+        v
+    }] {
+        let answer = stranger
+            .send_request(
+                b.subjects.relay(b.instance),
+                async_nats::Request::new()
+                    .payload(body.into())
+                    .timeout(Some(Duration::from_millis(700))),
+            )
+            .await;
+        assert!(answer.is_err(), "a stranger's request was answered");
+    }
+    assert_eq!(
+        b.gateway.connected(tenant)[0].served,
+        0,
+        "the agent was never asked"
+    );
+    // A forged presence: an agent of the tenant with the stranger's key.
+    let fake = PresentAgent {
+        tenant_id: tenant,
+        agent_id: Uuid::new_v4(),
+        host: "evil".into(),
+        version: "1".into(),
+        upn_suffixes: vec!["corp.example.test".into()],
+        write_suffixes: Vec::new(),
+        hpke_public_key: super::b64(AgentKeyPair::generate().public_bytes()),
+        in_flight: 0,
+        served: 0,
+        draining: false,
+        last_heard_ms: 0,
+    };
+    let p = serde_json::to_vec(&Presence {
+        instance: Uuid::new_v4(),
+        agents: vec![fake.clone()],
+        part: 0,
+        parts: 1,
+    })?;
+    stranger.publish(a.subjects.presence(), p.into()).await?;
+    stranger.flush().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        a.remote
+            .agents(tenant, Instant::now())
+            .iter()
+            .all(|(_, x)| x.agent_id != fake.agent_id),
+        "a forged announcement was taken"
     );
     Ok(())
 }
