@@ -246,6 +246,62 @@ mod tests {
         body["error_codes"][0].as_u64()
     }
 
+    /// A dispatcher whose agents never answer (the request stays with them).
+    #[derive(Debug)]
+    struct Hanging;
+
+    impl Dispatcher for Hanging {
+        fn dispatch<'a>(
+            &'a self,
+            _tenant_id: Uuid,
+            _payload: &'a ValidationPayload,
+            _timeout: Duration,
+        ) -> Dispatched<'a> {
+            Box::pin(std::future::pending())
+        }
+
+        fn password_changed(&self, _tenant_id: Uuid, _upn: &str) -> usize {
+            0
+        }
+
+        fn connected(&self, _tenant_id: Uuid) -> Vec<ConnectedAgent> {
+            Vec::new()
+        }
+
+        fn disconnect(&self, _tenant_id: Uuid, _agent_id: Uuid) -> usize {
+            0
+        }
+    }
+
+    /// A sign-in abandoned by its client while the agent has its password (an HTTP/2
+    /// stream reset drops the handler) is counted as a wrong password before its smart
+    /// lockout place goes back: cancelling requests lets no guess through uncounted.
+    #[tokio::test]
+    async fn an_abandoned_check_is_counted_as_a_wrong_password() -> anyhow::Result<()> {
+        let bed = Bed::with_dispatcher(Arc::new(Hanging)).await?;
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(300), password_grant(&bed, "mallory")).await;
+        assert!(
+            abandoned.is_err(),
+            "the agent never answers: the client gives up"
+        );
+        let key = crate::store::lockout::fold_name(&format!("mallory@{DOMAIN}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let l = bed
+                .state
+                .store
+                .lockout(bed.tenant.id, &key, crate::clock::unix_now())
+                .await?;
+            if l.failures == 1 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not counted: {l:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// Every answer of the seam, as the sign-in core turns it into what the client sees:
     /// each dispatcher error its AADSTS code, a denial its Win32 mapping, a success tokens,
     /// and a success naming another object than the synced user the answer is refused.

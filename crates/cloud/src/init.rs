@@ -38,12 +38,26 @@ impl std::fmt::Display for StoreLocation {
     }
 }
 
-/// `url` without its password, if it has one (for messages and logs).
+/// `url` without its password, if it has one, in the user info or in a `password` or
+/// `sslpassword` parameter (for messages, logs and the moved-store marker).
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = matches!(k.as_ref(), "password" | "sslpassword");
+                        (
+                            k.to_string(),
+                            if secret { "***".into() } else { v.to_string() },
+                        )
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
@@ -279,6 +293,30 @@ pub async fn add_tenant(
     let id = create_tenant(&store, &secrets, tenant, admin_upn, admin_password).await;
     store.close().await;
     id
+}
+
+#[cfg(test)]
+mod redact_tests {
+    /// No password survives, wherever the URL carries it.
+    #[test]
+    fn passwords_are_masked_in_user_info_and_parameters() {
+        for (raw, secret) in [
+            ("postgres://u:S3cret@h/db", "S3cret"),
+            (
+                "postgres://u@h/db?password=S3cret&sslmode=require",
+                "S3cret",
+            ),
+            ("postgres://u@h/db?sslpassword=S3cret", "S3cret"),
+        ] {
+            let shown = super::redact_url(raw);
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(
+                shown.contains("u@h") || shown.contains("u:***@h"),
+                "{shown}"
+            );
+        }
+        assert!(super::redact_url("postgres://u@h/db?sslmode=require").contains("sslmode=require"));
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,12 @@ impl SecretBox {
         }
     }
 
+    /// A value that tells this key from another, and nothing of it (hex of an HMAC of a
+    /// fixed label): kept in the store, so that an instance with another key is refused.
+    pub(crate) fn key_check(&self) -> String {
+        hex::encode(ring::hmac::sign(&self.bus, b"passthru key check v1").as_ref())
+    }
+
     /// The key of the deployment's bus messages (see the field).
     pub(crate) fn bus_key(&self) -> ring::hmac::Key {
         self.bus.clone()

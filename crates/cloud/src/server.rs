@@ -327,6 +327,18 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     crate::federation::init_http_client(opts.allow_private_federation)
         .map_err(|e| ServeError::Tls(e.to_string()))?;
     // The store, with what an earlier release kept in the clear sealed now.
+    // A deployment on PostgreSQL is served by copies of one data dir: one without the key
+    // that seals the deployment's secrets (and authenticates its bus) must not make a new
+    // one.
+    if matches!(location, crate::init::StoreLocation::Postgres(_))
+        && !data_dir.join(crate::secret_box::KEY_FILE).exists()
+    {
+        return Err(ServeError::DataDir(format!(
+            "{} has no {}: serve a PostgreSQL deployment from a copy (cp -a) of the data dir of one of its instances, which holds the key that seals its secrets",
+            data_dir.display(),
+            crate::secret_box::KEY_FILE
+        )));
+    }
     let (store, mfa_box) = crate::init::open_store_at(data_dir, &location, false)
         .await
         .map_err(|e| ServeError::DataDir(format!("{e:#}")))?;
@@ -337,6 +349,20 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     {
         return Err(ServeError::DataDir(format!(
             "the store {location} was moved to {to} by `passthru-cloud migrate`: serving it would split the deployment in two. Serve the moved deployment instead: passthru-cloud serve --data-dir {} --store {to} (give --store the URL with its password, if it has one)",
+            data_dir.display()
+        )));
+    }
+    // Every instance of a deployment has the same key: the first to serve records a check
+    // value of it, and one with another key (a data dir of another deployment) is refused.
+    let check = mfa_box.key_check();
+    let recorded = store
+        .init_meta(crate::store::instances::KEY_CHECK, &check)
+        .await
+        .map_err(|e| ServeError::DataDir(e.to_string()))?;
+    if recorded != check {
+        return Err(ServeError::DataDir(format!(
+            "the {} of {} is not the key of the deployment in {location}: copy the data dir (cp -a) of one of its instances instead",
+            crate::secret_box::KEY_FILE,
             data_dir.display()
         )));
     }

@@ -43,7 +43,7 @@ struct Trail {
     lockout_counted: bool,
     /// This check's place among the account's checks in flight, given back once its
     /// outcome is counted.
-    place: Option<crate::lockout_gate::Admission>,
+    place: Option<Uncounted>,
     /// The agent answered a wrong password the user had just tried (not counted again).
     repeated: bool,
     /// Agents the request went to first that did not answer.
@@ -84,7 +84,9 @@ pub async fn check_password_and_mfa(
     let result = decide(state, attempt, password, &mut trail).await;
     smart_lockout(state, attempt, &trail, &result).await;
     // Counted: the place goes back, and a check waiting for it reads the count again.
-    drop(trail.place.take());
+    if let Some(place) = trail.place.take() {
+        place.counted();
+    }
     let entry = SignIn {
         time_ms: unix_ms(),
         username: attempt.username.to_string(),
@@ -160,7 +162,14 @@ async fn decide(
     // have: parallel wrong passwords cannot pass the threshold in the directory.
     let lockout = match admit(state, tenant, &key, lockout, ticket).await {
         Ok((lockout, place)) => {
-            trail.place = Some(place);
+            trail.place = Some(Uncounted {
+                admission: Some(place),
+                store: state.store.clone(),
+                tenant_id: tenant.id,
+                key: key.clone(),
+                threshold: tenant.settings.lockout_threshold,
+                duration_secs: tenant.settings.lockout_duration_seconds,
+            });
             lockout
         }
         Err(NotAdmitted::Locked) => return Err(fail(Aadsts::AccountLocked).with_detail(
@@ -209,6 +218,52 @@ async fn decide(
             synced_state(attempt, existing.as_ref())?;
             pass_through(state, attempt, username, password, existing.as_ref(), trail).await
         }
+    }
+}
+
+/// A check's place, held until its outcome is counted. A check abandoned before that (its
+/// client went away: an HTTP/2 stream reset drops the handler mid-check) may still reach the
+/// directory (the agent has the request), so it is counted as a wrong password, in a task of
+/// its own, before its place goes back: cancelling requests must not let guesses through
+/// uncounted.
+#[derive(Debug)]
+struct Uncounted {
+    admission: Option<crate::lockout_gate::Admission>,
+    store: crate::store::Store,
+    tenant_id: Uuid,
+    key: String,
+    threshold: u32,
+    duration_secs: u64,
+}
+
+impl Uncounted {
+    /// The outcome was counted: the place goes back now.
+    fn counted(mut self) {
+        drop(self.admission.take());
+    }
+}
+
+impl Drop for Uncounted {
+    fn drop(&mut self) {
+        let Some(admission) = self.admission.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, tenant_id, key) = (self.store.clone(), self.tenant_id, self.key.clone());
+        let (threshold, duration) = (self.threshold, self.duration_secs);
+        rt.spawn(async move {
+            if let Err(e) = store
+                .record_wrong_password(tenant_id, &key, threshold, duration, unix_now())
+                .await
+            {
+                tracing::error!(error = %e, "smart lockout counter not updated for an abandoned check");
+            }
+            tracing::info!(tenant = %tenant_id, account = %key,
+                "smart lockout: a password check abandoned by its client was counted as a wrong password");
+            drop(admission);
+        });
     }
 }
 
@@ -292,8 +347,12 @@ async fn shared_place(
     deadline: Duration,
     wait_until: tokio::time::Instant,
 ) -> Result<crate::lockout_gate::SharedPlace, NotAdmitted> {
-    /// How often a check waiting for a place at another instance looks again.
+    /// How soon a check waiting for a place at another instance looks again: the first
+    /// time; each wait after doubles, up to [`RETRY_MAX`] (many waiting checks of many
+    /// accounts must not keep the store busy).
     const RETRY: Duration = Duration::from_millis(20);
+    const RETRY_MAX: Duration = Duration::from_millis(320);
+    let mut retry = RETRY;
     /// A place outlives its check's deadline by this much before it lapses.
     const LAPSE_AFTER: Duration = Duration::from_secs(30);
     loop {
@@ -322,14 +381,15 @@ async fn shared_place(
             .lockout(tenant.id, key, unix_now())
             .await
             .map_err(NotAdmitted::Store)?;
-        if lockout.locked_until.is_some() || tokio::time::Instant::now() + RETRY >= wait_until {
+        if lockout.locked_until.is_some() || tokio::time::Instant::now() + retry >= wait_until {
             if lockout.locked_until.is_none() {
                 tracing::warn!(tenant = %tenant.name, account = %key,
                     "smart lockout: this account's password checks in flight at every instance stayed at the limit until the deadline");
             }
             return Err(NotAdmitted::Locked);
         }
-        tokio::time::sleep(RETRY).await;
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RETRY_MAX);
     }
 }
 

@@ -196,19 +196,22 @@ impl Cluster {
             }
             Err(e) => {
                 // The bus itself failed (nats-server down): agents elsewhere are out of
-                // reach until it is back.
+                // reach until it is back. The request may have got there: a write is not
+                // sent again.
                 tracing::warn!(error = %e, %instance, "the bus failed while relaying a request");
-                return Attempt::Next { passed_over: false };
+                return unknown_fate(write);
             }
         };
-        let Some(body) = self.open(&msg.subject, &msg.payload) else {
-            return Attempt::Next { passed_over: false };
+        // From here on the request reached the other instance: whatever went wrong with the
+        // answer, a write may have been applied and is never sent again.
+        let Some((_, body)) = self.open(&msg.subject, &msg.payload) else {
+            return unknown_fate(write);
         };
         let answer: RelayAnswer = match serde_json::from_slice(body) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, %instance, "another instance's relay answer does not parse; check that every instance runs the same release");
-                return Attempt::Next { passed_over: false };
+                return unknown_fate(write);
             }
         };
         match answer {
@@ -221,7 +224,7 @@ impl Cluster {
                 mac,
             } => {
                 if request_id != header.request_id {
-                    return Attempt::Next { passed_over: true };
+                    return unknown_fate(write);
                 }
                 let repeated = match answer_key.check(
                     request_id,
@@ -257,5 +260,16 @@ impl Cluster {
             RelayAnswer::Lost => Attempt::Next { passed_over: true },
             RelayAnswer::Timeout => Attempt::Done(Err(DispatchError::Timeout)),
         }
+    }
+}
+
+/// After a relayed request may have reached an agent but no usable answer came back: a
+/// validation goes to another agent, a write fails as after a deadline (it may or may not
+/// have been applied, and is never sent twice).
+fn unknown_fate(write: bool) -> Attempt {
+    if write {
+        Attempt::Done(Err(DispatchError::Timeout))
+    } else {
+        Attempt::Next { passed_over: true }
     }
 }

@@ -35,6 +35,9 @@ use wire::{Control, ControlMessage, Subjects};
 
 /// Bytes of a message's tag (HMAC-SHA256).
 const TAG_LEN: usize = 32;
+/// How far from now a message's send time may be (replays older than this are refused;
+/// the instances' clocks must agree within it).
+const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// How often an instance announces its agents.
 pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
@@ -83,7 +86,15 @@ pub struct Cluster {
 
 /// Checks `--bus`: `nats://HOST:PORT`.
 pub fn parse_bus_url(raw: &str) -> Result<String, BusError> {
-    let url = url::Url::parse(raw).map_err(|_| BusError::Url(raw.to_string()))?;
+    let url =
+        url::Url::parse(raw).map_err(|_| BusError::Url("a URL that does not parse".into()))?;
+    // Credentials are not taken on the command line (they would show in `ps` and logs),
+    // and the URL is never echoed with them.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(BusError::Url(
+            "a URL with user info: --bus takes nats://HOST:PORT without credentials".into(),
+        ));
+    }
     if url.scheme() != "nats" || url.host_str().is_none_or(str::is_empty) {
         return Err(BusError::Url(raw.to_string()));
     }
@@ -128,40 +139,50 @@ impl Cluster {
         }))
     }
 
-    /// A message for `subject`: the HMAC-SHA256 (the deployment's bus key) of the subject
-    /// and the body, then the body. Only a holder of the data dir's key (an instance of this
-    /// deployment) can make one that [`Cluster::open`] takes: a stranger on the NATS server
-    /// can neither have a password checked through an agent nor announce an agent key of
-    /// its own to have passwords sealed to it.
+    /// A message for `subject`: the HMAC-SHA256 (the deployment's bus key) of the subject,
+    /// the time it is sent and the body, then that time (Unix ms, 8 bytes) and the body.
+    /// Only a holder of the data dir's key (an instance of this deployment) can make one
+    /// that [`Cluster::open`] takes: a stranger on the NATS server can neither have a
+    /// password checked through an agent nor announce an agent key of its own to have
+    /// passwords sealed to it; and a copy of an old message is refused once it is older
+    /// than [`MAX_AGE`].
     pub(crate) fn seal(&self, subject: &str, body: &[u8]) -> Vec<u8> {
-        let tag = self.tag(subject, body);
-        let mut out = Vec::with_capacity(TAG_LEN + body.len());
+        let sent = crate::clock::unix_ms().to_be_bytes();
+        let tag = self.tag(subject, &sent, body);
+        let mut out = Vec::with_capacity(TAG_LEN + sent.len() + body.len());
         out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(&sent);
         out.extend_from_slice(body);
         out
     }
 
-    /// The body of a message for `subject` made by [`Cluster::seal`] with this deployment's
-    /// key; `None` (logged) for anything else.
-    pub(crate) fn open<'a>(&self, subject: &str, payload: &'a [u8]) -> Option<&'a [u8]> {
-        let (tag, body) = payload.split_at_checked(TAG_LEN)?;
-        let mut signed = Vec::with_capacity(subject.len() + 1 + body.len());
+    /// When a message for `subject` made by [`Cluster::seal`] with this deployment's key was
+    /// sent, and its body; `None` (logged) for anything else, or a message sent more than
+    /// [`MAX_AGE`] away from now.
+    pub(crate) fn open<'a>(&self, subject: &str, payload: &'a [u8]) -> Option<(i64, &'a [u8])> {
+        let (tag, rest) = payload.split_at_checked(TAG_LEN)?;
+        let (sent, body) = rest.split_at_checked(8)?;
+        let mut signed = Vec::with_capacity(subject.len() + 1 + rest.len());
         signed.extend_from_slice(subject.as_bytes());
         signed.push(0);
-        signed.extend_from_slice(body);
-        match ring::hmac::verify(&self.key, &signed, tag) {
-            Ok(()) => Some(body),
-            Err(_) => {
-                tracing::warn!(%subject, "a message on the bus is not authenticated with this deployment's key: dropped (is another deployment, or a stranger, publishing on these subjects?)");
-                None
-            }
+        signed.extend_from_slice(rest);
+        if ring::hmac::verify(&self.key, &signed, tag).is_err() {
+            tracing::warn!(%subject, "a message on the bus is not authenticated with this deployment's key: dropped (is another deployment, or a stranger, publishing on these subjects?)");
+            return None;
         }
+        let sent_ms = i64::from_be_bytes(sent.try_into().ok()?);
+        if (crate::clock::unix_ms() - sent_ms).abs() > MAX_AGE.as_millis() as i64 {
+            tracing::warn!(%subject, "a message on the bus was sent more than 10 s away from this instance's clock: dropped (a replay, or the instances' clocks disagree: keep them in sync)");
+            return None;
+        }
+        Some((sent_ms, body))
     }
 
-    fn tag(&self, subject: &str, body: &[u8]) -> ring::hmac::Tag {
+    fn tag(&self, subject: &str, sent: &[u8], body: &[u8]) -> ring::hmac::Tag {
         let mut ctx = ring::hmac::Context::with_key(&self.key);
         ctx.update(subject.as_bytes());
         ctx.update(&[0]);
+        ctx.update(sent);
         ctx.update(body);
         ctx.sign()
     }

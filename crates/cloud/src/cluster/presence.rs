@@ -13,53 +13,100 @@ use crate::gateway::suffix_matches;
 
 /// How long an instance's announcement counts (three announcement intervals).
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(3);
+/// How long an instance that said it leaves is remembered (longer than a message may be
+/// replayed: see `cluster::MAX_AGE`).
+const LEFT_KEPT: Duration = Duration::from_secs(30);
 
-/// Each instance's announced parts: (instance, part) -> when heard, and its agents.
-type Parts = HashMap<(Uuid, u32), (Instant, Vec<PresentAgent>)>;
+/// Each instance's announced parts: (instance, part) -> when heard, when sent (its clock,
+/// Unix ms), and its agents.
+type Parts = HashMap<(Uuid, u32), (Instant, i64, Vec<PresentAgent>)>;
 
 /// The other instances' agents.
 #[derive(Debug, Default)]
 pub(crate) struct Remote {
-    inner: Mutex<Parts>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    parts: Parts,
+    /// Instances that said they leave: announcements they sent before are not taken again
+    /// (a copy replayed on the bus), until the entry lapses.
+    left: HashMap<Uuid, (Instant, i64)>,
 }
 
 impl Remote {
-    fn lock(&self) -> MutexGuard<'_, Parts> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // Each operation is one insert or remove: a poisoned map is consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes one part of an instance's announcement, received `at`; parts the instance no
-    /// longer has go at once.
-    pub(crate) fn heard(&self, p: Presence, at: Instant) {
-        let mut map = self.lock();
+    /// Takes one part of an instance's announcement sent at `sent_ms` (its clock), received
+    /// `at`; parts the instance no longer has go at once. An announcement no newer than the
+    /// one held (a copy replayed on the bus) changes nothing.
+    pub(crate) fn heard(&self, p: Presence, sent_ms: i64, at: Instant) {
+        let mut inner = self.lock();
         let (instance, parts) = (p.instance, p.parts.max(1));
-        map.retain(|(i, part), _| *i != instance || *part < parts);
+        inner
+            .left
+            .retain(|_, (when, _)| at.saturating_duration_since(*when) < LEFT_KEPT);
+        if inner
+            .left
+            .get(&instance)
+            .is_some_and(|(_, s)| *s >= sent_ms)
+        {
+            return;
+        }
+        if inner
+            .parts
+            .get(&(instance, p.part))
+            .is_some_and(|(_, s, _)| *s >= sent_ms)
+        {
+            return;
+        }
+        inner
+            .parts
+            .retain(|(i, part), _| *i != instance || *part < parts);
         if p.part < parts {
-            map.insert((instance, p.part), (at, p.agents));
+            inner
+                .parts
+                .insert((instance, p.part), (at, sent_ms, p.agents));
         }
     }
 
-    /// Forgets an instance (it left, or nobody answers at its subject).
+    /// Forgets an instance (nobody answers at its subject).
     pub(crate) fn forget(&self, instance: Uuid) {
-        self.lock().retain(|(i, _), _| *i != instance);
+        self.lock().parts.retain(|(i, _), _| *i != instance);
+    }
+
+    /// Forgets an instance that said, at `sent_ms`, that it leaves; its earlier
+    /// announcements are not taken again.
+    pub(crate) fn left(&self, instance: Uuid, sent_ms: i64) {
+        let mut inner = self.lock();
+        inner.parts.retain(|(i, _), _| *i != instance);
+        inner.left.insert(instance, (Instant::now(), sent_ms));
     }
 
     /// Whether `instance` announced itself within [`STALE_AFTER`] of `now` (and has not
     /// been forgotten): while it does not, a request relayed to it gets no answer.
     pub(crate) fn present(&self, instance: Uuid, now: Instant) -> bool {
         self.lock()
+            .parts
             .get(&(instance, 0))
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < STALE_AFTER)
+            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) < STALE_AFTER)
     }
 
     /// The tenant's agents at other instances that announced within [`STALE_AFTER`] of
     /// `now`, with their instance.
     pub(crate) fn agents(&self, tenant_id: Uuid, now: Instant) -> Vec<(Uuid, PresentAgent)> {
-        let mut map = self.lock();
-        map.retain(|_, (at, _)| now.saturating_duration_since(*at) < STALE_AFTER);
-        map.iter()
-            .flat_map(|((instance, _), (_, list))| {
+        let mut inner = self.lock();
+        inner
+            .parts
+            .retain(|_, (at, _, _)| now.saturating_duration_since(*at) < STALE_AFTER);
+        inner
+            .parts
+            .iter()
+            .flat_map(|((instance, _), (_, _, list))| {
                 list.iter()
                     .filter(|a| a.tenant_id == tenant_id)
                     .map(|a| (*instance, a.clone()))
@@ -138,6 +185,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            1000,
             now,
         );
         r.heard(
@@ -147,6 +195,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            2000,
             now,
         );
         let old = agent(t, "corp.test", 0);
@@ -157,6 +206,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            3000,
             now - STALE_AFTER - Duration::from_millis(1),
         );
         let (inst, a) = r
@@ -203,6 +253,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            4000,
             now,
         );
         let tried = [(dead, a.agent_id)];
@@ -215,6 +266,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            5000,
             now,
         );
         let (inst, got) = r
@@ -242,6 +294,7 @@ mod tests {
                     part,
                     parts: 2,
                 },
+                6000,
                 now,
             );
         }
@@ -253,6 +306,7 @@ mod tests {
                 part: 0,
                 parts: 1,
             },
+            7000,
             now,
         );
         let left: Vec<Uuid> = r
@@ -261,5 +315,41 @@ mod tests {
             .map(|(_, x)| x.agent_id)
             .collect();
         assert_eq!(left, vec![a.agent_id]);
+    }
+
+    /// A copy of an older announcement (replayed on the bus) changes nothing: not after a
+    /// newer one, and not after the instance said it leaves.
+    #[test]
+    fn replayed_announcements_change_nothing() {
+        let r = Remote::default();
+        let t = Uuid::new_v4();
+        let i = Uuid::new_v4();
+        let now = Instant::now();
+        let revoked = agent(t, "corp.test", 0);
+        let old = Presence {
+            instance: i,
+            agents: vec![revoked.clone()],
+            part: 0,
+            parts: 1,
+        };
+        r.heard(old.clone(), 1_000, now);
+        r.heard(
+            Presence {
+                instance: i,
+                agents: Vec::new(),
+                part: 0,
+                parts: 1,
+            },
+            2_000,
+            now,
+        );
+        r.heard(old.clone(), 1_000, now);
+        assert!(r.agents(t, now).is_empty(), "the older list came back");
+        r.left(i, 3_000);
+        r.heard(old, 2_500, now);
+        assert!(
+            r.agents(t, now).is_empty(),
+            "a list from before it left came back"
+        );
     }
 }

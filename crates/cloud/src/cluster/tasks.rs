@@ -64,12 +64,14 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
         let Some(reply_to) = msg.reply.clone() else {
             continue;
         };
+        // Checked before a task is spawned for it: a stranger's flood costs an HMAC each.
+        let Some((_, body)) = cluster.open(&msg.subject, &msg.payload) else {
+            continue;
+        };
+        let body = body.to_vec();
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
-                return;
-            };
-            let answer = match serde_json::from_slice::<RelayRequest>(body) {
+            let answer = match serde_json::from_slice::<RelayRequest>(&body) {
                 Ok(r) if r.sealed.tenant_id == r.tenant_id && r.sealed.agent_id == r.agent_id => {
                     let timeout = Duration::from_millis(r.timeout_ms.min(120_000));
                     match cluster
@@ -92,6 +94,7 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
                         Relayed::Lost => RelayAnswer::Lost,
                         Relayed::Stuck => RelayAnswer::Stuck,
                         Relayed::Timeout => RelayAnswer::Timeout,
+                        Relayed::Duplicate => RelayAnswer::Refused,
                     }
                 }
                 Ok(_) => RelayAnswer::Refused,
@@ -112,11 +115,13 @@ async fn serve_relays(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
 
 async fn hear_presence(cluster: Arc<Cluster>, mut sub: async_nats::Subscriber) {
     while let Some(msg) = sub.next().await {
-        let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
+        let Some((sent_ms, body)) = cluster.open(&msg.subject, &msg.payload) else {
             continue;
         };
         match serde_json::from_slice::<Presence>(body) {
-            Ok(p) if p.instance != cluster.instance => cluster.remote.heard(p, Instant::now()),
+            Ok(p) if p.instance != cluster.instance => {
+                cluster.remote.heard(p, sent_ms, Instant::now())
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "another instance's presence does not parse"),
         }
@@ -129,7 +134,7 @@ async fn hear_control(
     mut sub: async_nats::Subscriber,
 ) {
     while let Some(msg) = sub.next().await {
-        let Some(body) = cluster.open(&msg.subject, &msg.payload) else {
+        let Some((sent_ms, body)) = cluster.open(&msg.subject, &msg.payload) else {
             continue;
         };
         let m = match serde_json::from_slice::<ControlMessage>(body) {
@@ -161,7 +166,7 @@ async fn hear_control(
                     &upn,
                 );
             }
-            Control::Leaving => cluster.remote.forget(m.from),
+            Control::Leaving => cluster.remote.left(m.from, sent_ms),
         }
     }
 }

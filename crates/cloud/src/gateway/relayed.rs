@@ -22,6 +22,8 @@ pub enum Relayed {
     Stuck,
     /// No answer before the deadline.
     Timeout,
+    /// A request of that id already waits here: refused, not sent.
+    Duplicate,
 }
 
 impl Gateway {
@@ -53,14 +55,23 @@ impl Gateway {
             return Relayed::NoAgent;
         };
         let (tx, rx) = oneshot::channel();
-        self.lock().pending.insert(
-            request_id,
-            Pending {
-                agent_id,
-                conn_id: agent.conn_id,
-                awaiting: Awaiting::Relay { tx },
-            },
-        );
+        {
+            let mut inner = self.lock();
+            // A request id already waiting here is a replay (or a forgery): it must not take
+            // the first one's place (its answer would go astray and the password be checked
+            // twice). Once the first is answered, the agent refuses a replay itself.
+            if inner.pending.contains_key(&request_id) {
+                return Relayed::Duplicate;
+            }
+            inner.pending.insert(
+                request_id,
+                Pending {
+                    agent_id,
+                    conn_id: agent.conn_id,
+                    awaiting: Awaiting::Relay { tx },
+                },
+            );
+        }
         agent.in_flight.fetch_add(1, Ordering::Relaxed);
         let guard = InFlight {
             gateway: self,
@@ -69,7 +80,8 @@ impl Gateway {
         };
         let sent_at = Instant::now();
         if !agent.send(CloudToAgent::Validate(sealed)) {
-            return Relayed::Lost;
+            // Never sent: safe to send elsewhere, a write included.
+            return Relayed::NoAgent;
         }
         let waited = await_reply(&agent, rx, deadline, may_move_on).await;
         drop(guard);

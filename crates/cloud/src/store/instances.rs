@@ -12,6 +12,9 @@ pub const DEPLOYMENT_ID: &str = "deployment_id";
 /// The `meta` key `migrate` sets in a SQLite store it moved: the PostgreSQL store it went to
 /// (without any password).
 pub const MOVED_TO: &str = "moved_to";
+/// The `meta` key of the check value of the key that seals the deployment's secrets
+/// (`SecretBox::key_check`): instances with another key are refused.
+pub const KEY_CHECK: &str = "key_check";
 
 /// How the instances of one deployment share a store.
 #[async_trait]
