@@ -71,20 +71,38 @@ pub async fn migrate(data_dir: &Path, to: &str) -> anyhow::Result<Moved> {
     let deployment = source.deployment_id().await?;
     source.flush_sign_ins().await;
     let target = Store::open_postgres(to, true).await?;
+    // The target's serve lock, held for the whole copy: no instance serves it meanwhile
+    // (one started now is refused until the copy is done).
+    if let Err(e) = target.hold_serve_lock(false).await {
+        target.close().await;
+        source.close().await;
+        anyhow::bail!("{e}. Stop it: migrate into a database nobody serves");
+    }
     let held = target.meta(DEPLOYMENT_ID).await?;
     let tenants = target.count_rows("tenants").await?;
-    target.close().await;
     if held.is_some() || tenants > 0 {
+        target.close().await;
         source.close().await;
         anyhow::bail!(
             "{} already holds a Passthru deployment: migrate into an empty database",
             redact_url(to)
         );
     }
-    let tables = crate::store::transfer::copy_sqlite_to_postgres(&path, to).await?;
-    let target = Store::open_postgres(to, false).await?;
-    target.init_meta(DEPLOYMENT_ID, &deployment).await?;
+    let copied = crate::store::transfer::copy_sqlite_to_postgres(&path, to).await;
+    let tables = match copied {
+        Ok(t) => t,
+        Err(e) => {
+            target.close().await;
+            source.close().await;
+            return Err(e.into());
+        }
+    };
+    let id = target.init_meta(DEPLOYMENT_ID, &deployment).await?;
     target.close().await;
+    anyhow::ensure!(
+        id == deployment,
+        "the target database got another deployment id during the copy; check that nothing else writes to it"
+    );
     source.set_meta(MOVED_TO, &redact_url(to)).await?;
     source.close().await;
     tracing::info!(to = %redact_url(to), "store moved to PostgreSQL");
