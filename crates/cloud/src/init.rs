@@ -38,32 +38,7 @@ impl std::fmt::Display for StoreLocation {
     }
 }
 
-/// `url` without its password, if it has one, in the user info or in a `password` or
-/// `sslpassword` parameter (for messages, logs and the moved-store marker).
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            if u.query().is_some() {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let secret = matches!(k.as_ref(), "password" | "sslpassword");
-                        (
-                            k.to_string(),
-                            if secret { "***".into() } else { v.to_string() },
-                        )
-                    })
-                    .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string()
-        }
-        Err(_) => "(a URL that does not parse)".to_string(),
-    }
-}
+pub use crate::store::redact_url;
 
 /// Checks `--store`: a `postgres://` (or `postgresql://`) URL with a host and a database.
 pub fn parse_store_url(raw: &str) -> Result<String, String> {

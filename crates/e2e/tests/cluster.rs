@@ -717,7 +717,8 @@ async fn mfa_attempt_limits_and_one_time_codes_hold_across_instances() -> anyhow
             assert!(body.contains("is locked until"), "{body}");
         }
     }
-    let right = totp(&secret, usable_step(step).await);
+    let right_step = usable_step(step).await;
+    let right = totp(&secret, right_step);
     for url in &urls {
         let (status, body) = post_code(url, &req2, &csrf2, &right).await?;
         assert!(
@@ -725,5 +726,54 @@ async fn mfa_attempt_limits_and_one_time_codes_hold_across_instances() -> anyhow
             "{url}: {status} {body}"
         );
     }
+
+    // The same, many at once. Unlocked: one code posted at A, B and C together for three
+    // sign-ins is taken by exactly one.
+    a.admin(&["user", "unlock", AMY])?;
+    let code = totp(&secret, usable_step(right_step).await);
+    let mut reqs = Vec::new();
+    for url in &urls {
+        let (_, page, req, csrf) = password_step(url.clone()).await?;
+        assert!(page.body.contains("id=\"code\""), "{}", page.body);
+        reqs.push((url.clone(), req, csrf));
+    }
+    let taken = futures_util::future::join_all(
+        reqs.iter()
+            .map(|(url, req, csrf)| post_code(url, req, csrf, &code)),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for t in taken {
+        statuses.push(t?.0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| matches!(s, 302 | 303)).count(),
+        1,
+        "one code, three instances at once: {statuses:?}"
+    );
+    // 30 wrong codes at once over A, B and C: at most 4 are refused as merely wrong (the
+    // fifth locks), every other one finds the lock.
+    let (_, _, req3, csrf3) = password_step(c.url.clone()).await?;
+    let burst = futures_util::future::join_all((0..30).map(|i| {
+        post_code(
+            &urls[i % 3],
+            &req3,
+            &csrf3,
+            &format!("{:06}", (i * 104_729 + 7) % 1_000_000),
+        )
+    }))
+    .await;
+    let mut merely_wrong = 0;
+    for r in burst {
+        let (status, body) = r?;
+        assert_eq!(status, 401, "{body}");
+        if !body.contains("is locked until") {
+            merely_wrong += 1;
+        }
+    }
+    assert!(
+        merely_wrong <= 4,
+        "{merely_wrong} of 30 parallel wrong codes were checked past the limit"
+    );
     Ok(())
 }

@@ -52,7 +52,7 @@ impl Cluster {
         let mut local_failed = false;
         loop {
             let now = Instant::now();
-            if !local_failed && !self.gateway.connections(tenant_id).is_empty() {
+            if !local_failed && self.gateway.has_connections(tenant_id) {
                 self.saw(tenant_id, now);
                 let remaining = deadline.saturating_duration_since(now);
                 match self.gateway.validate(tenant_id, payload, remaining).await {

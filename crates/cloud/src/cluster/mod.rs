@@ -162,11 +162,9 @@ impl Cluster {
     pub(crate) fn open<'a>(&self, subject: &str, payload: &'a [u8]) -> Option<(i64, &'a [u8])> {
         let (tag, rest) = payload.split_at_checked(TAG_LEN)?;
         let (sent, body) = rest.split_at_checked(8)?;
-        let mut signed = Vec::with_capacity(subject.len() + 1 + rest.len());
-        signed.extend_from_slice(subject.as_bytes());
-        signed.push(0);
-        signed.extend_from_slice(rest);
-        if ring::hmac::verify(&self.key, &signed, tag).is_err() {
+        // The same tag as `seal` made, compared in constant time.
+        let expected = self.tag(subject, sent, body);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_ref(), tag)) {
             tracing::warn!(%subject, "a message on the bus is not authenticated with this deployment's key: dropped (is another deployment, or a stranger, publishing on these subjects?)");
             return None;
         }
@@ -189,17 +187,8 @@ impl Cluster {
 
     /// Tells every other instance about `control` (best effort: the bus may be down).
     pub(crate) async fn announce(&self, control: Control) {
-        let msg = ControlMessage {
-            from: self.instance,
-            control,
-        };
-        let Ok(body) = serde_json::to_vec(&msg) else {
-            return;
-        };
-        let subject = self.subjects.control();
-        let sealed = self.seal(&subject, &body);
-        if let Err(e) = self.client.publish(subject, sealed.into()).await {
-            tracing::warn!(error = %e, "could not tell the other instances about a change");
+        if let Some((subject, frame)) = self.control_frame(control) {
+            publish_control(self.client.clone(), subject, frame).await;
         }
     }
 
@@ -210,20 +199,21 @@ impl Cluster {
 
     /// [`Cluster::announce`] from synchronous code.
     pub(crate) fn announce_later(&self, control: Control) {
+        if let Some((subject, frame)) = self.control_frame(control) {
+            tokio::spawn(publish_control(self.client.clone(), subject, frame));
+        }
+    }
+
+    /// The subject and the sealed message of a control event from this instance.
+    fn control_frame(&self, control: Control) -> Option<(String, Vec<u8>)> {
         let msg = ControlMessage {
             from: self.instance,
             control,
         };
-        let Ok(body) = serde_json::to_vec(&msg) else {
-            return;
-        };
-        let (client, subject) = (self.client.clone(), self.subjects.control());
-        let sealed = self.seal(&subject, &body);
-        tokio::spawn(async move {
-            if let Err(e) = client.publish(subject, sealed.into()).await {
-                tracing::warn!(error = %e, "could not tell the other instances about a change");
-            }
-        });
+        let body = serde_json::to_vec(&msg).ok()?;
+        let subject = self.subjects.control();
+        let frame = self.seal(&subject, &body);
+        Some((subject, frame))
     }
 
     /// Notes that the tenant has agents now (somewhere).
@@ -323,4 +313,11 @@ fn b64(bytes: &[u8]) -> String {
 
 fn unb64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Publishes a control event (best effort: the bus may be down).
+async fn publish_control(client: async_nats::Client, subject: String, frame: Vec<u8>) {
+    if let Err(e) = client.publish(subject, frame.into()).await {
+        tracing::warn!(error = %e, "could not tell the other instances about a change");
+    }
 }

@@ -389,6 +389,14 @@ impl Gateway {
             .unwrap_or_default()
     }
 
+    /// Whether the tenant has an open connection here (no copy of the list).
+    pub fn has_connections(&self, tenant_id: Uuid) -> bool {
+        self.lock()
+            .agents
+            .get(&tenant_id)
+            .is_some_and(|list| !list.is_empty())
+    }
+
     /// The tenants with at least one agent that can sync a forest.
     pub fn tenants_with_sync(&self) -> Vec<Uuid> {
         self.lock()

@@ -111,6 +111,34 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// `url` without its password, whether in the user info or in a `password` or `sslpassword`
+/// parameter: what messages, logs and the moved-store marker show of a store's URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword");
+                        (
+                            k.to_string(),
+                            if secret { "***".into() } else { v.to_string() },
+                        )
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "(the URL given)".into(),
+    }
+}
+
 /// Pending rows (sign-ins in progress) a tenant may have in each table unless `serve` sets
 /// another cap (`--max-pending-per-tenant`).
 pub const DEFAULT_PENDING_ROWS_PER_TENANT: i64 = 100_000;
@@ -423,19 +451,6 @@ impl Store {
     }
 }
 
-/// A new store in a temporary directory with the tenant `contoso` and one domain, for unit
-/// tests: the store, its directory (remove it at the end) and the tenant id. SQLite; see
-/// [`test_store_on`] for the other backends.
-#[cfg(test)]
-#[allow(dead_code)] // The suite runs on every backend (`test_store_on`); other tests use this.
-pub(crate) async fn test_store(
-    label: &str,
-    domain: &str,
-    kind: DomainKind,
-) -> anyhow::Result<(Store, std::path::PathBuf, Uuid)> {
-    test_store_on(TestBackend::Sqlite, label, domain, kind).await
-}
-
 /// The backends a test can run on.
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,7 +473,8 @@ pub(crate) fn postgres_skipped() -> bool {
     std::env::var("PASSTHRU_SKIP_POSTGRES").is_ok_and(|v| v == "1")
 }
 
-/// [`test_store`] on `backend`.
+/// A new store on `backend` in a temporary directory with the tenant `contoso` and one
+/// domain, for unit tests: the store, its directory (remove it at the end) and the tenant id.
 #[cfg(test)]
 pub(crate) async fn test_store_on(
     backend: TestBackend,

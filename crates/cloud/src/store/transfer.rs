@@ -55,8 +55,8 @@ pub(crate) async fn copy_sqlite_to_postgres(
         .fetch_all(&mut *tx)
         .await?;
         if pg_cols.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "table {table} of the SQLite store has no counterpart in PostgreSQL (run the same release on both)"
+            return Err(StoreError::Unavailable(format!(
+                "table {table} of the SQLite store has no counterpart in the PostgreSQL store: run the same release of passthru-cloud on both"
             )));
         }
         let rows: Vec<SqliteRow> = sqlx::query(&format!("SELECT * FROM \"{table}\""))

@@ -7,7 +7,7 @@
 //! - `directory`: tenants, domains, users, apps, the sign-in log, sync state and purges;
 //! - one file per area for the rules that need a prepared store (`admin`, `agents`, `sync`,
 //!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
-//!   with `store::test_store`, the one place a test picks its backend.
+//!   with `store::test_store_on`, the one place a test picks its backend.
 //!
 //! SQLite and PostgreSQL run all of it in `cargo test -p passthru-cloud --lib conformance`
 //! (`on_every_backend!` makes one test per backend; PostgreSQL at `PASSTHRU_TEST_POSTGRES`,

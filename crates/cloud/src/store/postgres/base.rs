@@ -141,7 +141,7 @@ impl PgStore {
         super::migrate::run(&pool, create).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "the PostgreSQL store at {} could not be brought up to date: {e}",
-                redacted(url)
+                crate::store::redact_url(url)
             ))
         })?;
         Ok(PgStore {
@@ -150,7 +150,7 @@ impl PgStore {
                 DEFAULT_PENDING_ROWS_PER_TENANT,
             )),
             drop_schema_on_close: None,
-            url_redacted: redacted(url),
+            url_redacted: crate::store::redact_url(url),
             serve_conn: Default::default(),
         })
     }
@@ -290,8 +290,8 @@ pub(super) fn connect_options(url: &str) -> Result<PgConnectOptions> {
     PgConnectOptions::from_str(url).map_err(|e| {
         StoreError::Unavailable(format!(
             "the PostgreSQL URL {} is not valid: {}",
-            redacted(url),
-            e.to_string().replace(url, &redacted(url))
+            crate::store::redact_url(url),
+            e.to_string().replace(url, &crate::store::redact_url(url))
         ))
     })
 }
@@ -301,7 +301,7 @@ fn unreachable(url: &str, why: &str) -> StoreError {
     StoreError::Unavailable(format!(
         "the PostgreSQL store at {} is unreachable: {}; check that it runs and the URL",
         host_of(url),
-        why.replace(url, &redacted(url))
+        why.replace(url, &crate::store::redact_url(url))
     ))
 }
 
@@ -317,44 +317,16 @@ fn host_of(url: &str) -> String {
     }
 }
 
-/// `url` with its password replaced by `***`, for messages.
-pub(crate) fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            // A password may also come as a query parameter.
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k.eq_ignore_ascii_case("password") {
-                        "***".to_string()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            if !pairs.is_empty() {
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string()
-        }
-        Err(_) => "(the URL given)".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn urls_in_messages_hide_passwords() {
         let url =
             "postgres://app:hunter2@db.example:5433/passthru?password=hunter2&sslmode=require";
-        let r = super::redacted(url);
+        let r = crate::store::redact_url(url);
         assert!(!r.contains("hunter2"), "{r}");
         assert!(r.contains("db.example:5433"), "{r}");
         assert_eq!(super::host_of(url), "db.example:5433/passthru");
-        assert_eq!(super::redacted("not a url"), "(the URL given)");
+        assert_eq!(crate::store::redact_url("not a url"), "(the URL given)");
     }
 }
