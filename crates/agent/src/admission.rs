@@ -2,7 +2,7 @@
 //! clock skew, addressee and key, then opening the envelope. Pure but for the replay cache;
 //! the time is a parameter.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use passthru_proto::{AgentError, AgentKeyPair, AnswerKey, SealedRequest, ValidationPayload};
@@ -24,8 +24,12 @@ pub struct Identity {
 /// Admits or refuses sealed requests.
 #[derive(Debug)]
 pub struct Admission {
-    identity: Identity,
-    key_id: String,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    /// The HPKE keys requests may be sealed to, by key id: the agent's key, and during a
+    /// certificate renewal also the new one (until a connection made with the renewed
+    /// certificate works; then the old one is dropped).
+    keys: RwLock<Vec<(String, Arc<AgentKeyPair>)>>,
     skew_tolerance_ms: u64,
     replay: Mutex<ReplayCache>,
 }
@@ -36,8 +40,9 @@ impl Admission {
     pub fn new(identity: Identity, skew_tolerance: Duration, replay_capacity: usize) -> Admission {
         let key_id = identity.keys.key_id();
         Admission {
-            identity,
-            key_id,
+            tenant_id: identity.tenant_id,
+            agent_id: identity.agent_id,
+            keys: RwLock::new(vec![(key_id, Arc::new(identity.keys))]),
             skew_tolerance_ms: u64::try_from(skew_tolerance.as_millis()).unwrap_or(u64::MAX),
             replay: Mutex::new(ReplayCache::new(replay_capacity)),
         }
@@ -45,7 +50,41 @@ impl Admission {
 
     /// This agent's tenant and agent ids.
     pub fn identity(&self) -> (Uuid, Uuid) {
-        (self.identity.tenant_id, self.identity.agent_id)
+        (self.tenant_id, self.agent_id)
+    }
+
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, Arc<AgentKeyPair>)>> {
+        // Each operation replaces the list whole: a poisoned lock is usable.
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn keys_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<(String, Arc<AgentKeyPair>)>> {
+        self.keys.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Also accepts requests sealed to `keys` (a renewal's new key, before the connection
+    /// made with the renewed certificate is up).
+    pub fn add_key(&self, keys: Arc<AgentKeyPair>) {
+        let id = keys.key_id();
+        let mut all = self.keys_mut();
+        if !all.iter().any(|(k, _)| *k == id) {
+            all.push((id, keys));
+        }
+    }
+
+    /// From now on accepts only requests sealed to the key `key_id` (after a renewal: the
+    /// new key; after a renewal that failed: the old one). The others are dropped from
+    /// memory (their bytes are zeroed when the last holder lets go).
+    pub fn keep_only(&self, key_id: &str) {
+        let mut all = self.keys_mut();
+        if all.iter().any(|(k, _)| k == key_id) {
+            all.retain(|(k, _)| k == key_id);
+        }
+    }
+
+    /// The ids of the keys accepted now.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys().iter().map(|(k, _)| k.clone()).collect()
     }
 
     fn replay(&self) -> std::sync::MutexGuard<'_, ReplayCache> {
@@ -72,17 +111,18 @@ impl Admission {
         if self.replay().contains(request.request_id, now_ms) {
             return Err(AgentError::Replayed);
         }
-        if request.tenant_id != self.identity.tenant_id
-            || request.agent_id != self.identity.agent_id
-        {
+        if request.tenant_id != self.tenant_id || request.agent_id != self.agent_id {
             return Err(AgentError::NoKey);
         }
-        if request.key_id != self.key_id {
+        let Some(keys) = self
+            .keys()
+            .iter()
+            .find(|(k, _)| *k == request.key_id)
+            .map(|(_, keys)| Arc::clone(keys))
+        else {
             return Err(AgentError::NoKey);
-        }
-        let opened = self
-            .identity
-            .keys
+        };
+        let opened = keys
             .open_bound(request)
             .map_err(|_| AgentError::DecryptFailed)?;
         if !self
@@ -144,6 +184,32 @@ mod tests {
     }
 
     type R = Result<(), &'static str>;
+
+    /// During a renewal both keys open requests; once the renewed connection works only the
+    /// new one does: the old key opens nothing new.
+    #[test]
+    fn a_renewal_adds_a_key_then_drops_the_old_one() -> R {
+        let (adm, old_public, t, a) = setup();
+        let new_keys = Arc::new(AgentKeyPair::generate());
+        let new_public = new_keys.public_bytes().to_vec();
+        adm.add_key(Arc::clone(&new_keys));
+        adm.add_key(Arc::clone(&new_keys));
+        assert_eq!(adm.key_ids().len(), 2);
+        let to_old = request(&old_public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        let to_new = request(&new_public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert!(adm.admit(&to_old, NOW).is_ok());
+        assert!(adm.admit(&to_new, NOW).is_ok());
+        adm.keep_only(&new_keys.key_id());
+        assert_eq!(adm.key_ids(), vec![new_keys.key_id()]);
+        let to_old = request(&old_public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert_eq!(adm.admit(&to_old, NOW).err(), Some(AgentError::NoKey));
+        let to_new = request(&new_public, t, a, NOW, NOW + 10_000).ok_or("seal")?;
+        assert!(adm.admit(&to_new, NOW).is_ok());
+        // Keeping a key that is not there changes nothing.
+        adm.keep_only("no-such-key");
+        assert_eq!(adm.key_ids(), vec![new_keys.key_id()]);
+        Ok(())
+    }
 
     #[test]
     fn admits_a_fresh_request_once() -> R {

@@ -81,6 +81,9 @@ pub struct StatusArgs {
     /// The state dir written by `register`.
     #[arg(long)]
     pub state_dir: PathBuf,
+    /// Print the status as one JSON object (with `cert_not_after`, for monitoring).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

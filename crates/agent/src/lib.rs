@@ -21,6 +21,7 @@ pub mod host;
 pub mod link_error;
 pub mod lock;
 pub mod register;
+pub mod renewal;
 pub mod replay;
 pub mod run;
 pub mod session;

@@ -54,7 +54,14 @@ fn main() -> ExitCode {
         },
         Command::Status(args) => {
             let state = StateDir::new(&args.state_dir);
-            match passthru_agent::status::status(&state, time::OffsetDateTime::now_utc()) {
+            let now = time::OffsetDateTime::now_utc();
+            let text = if args.json {
+                passthru_agent::status::report(&state, now)
+                    .map(|r| serde_json::to_string_pretty(&r).unwrap_or_default() + "\n")
+            } else {
+                passthru_agent::status::status(&state, now)
+            };
+            match text {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

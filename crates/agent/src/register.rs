@@ -131,14 +131,14 @@ fn register_text(tenant: &str, source: &ClientError) -> String {
     }
 }
 
-/// The keys made for registration.
-struct NewKeys {
-    tls_key_pem: Zeroizing<String>,
-    csr_pem: String,
-    hpke: AgentKeyPair,
+/// The keys made for registration (and for each renewal).
+pub(crate) struct NewKeys {
+    pub(crate) tls_key_pem: Zeroizing<String>,
+    pub(crate) csr_pem: String,
+    pub(crate) hpke: AgentKeyPair,
 }
 
-fn make_keys() -> Result<NewKeys, RegisterError> {
+pub(crate) fn make_keys() -> Result<NewKeys, RegisterError> {
     let keys_err = |e: rcgen::Error| RegisterError::Keys(e.to_string());
     let tls_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(keys_err)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(keys_err)?;

@@ -16,13 +16,16 @@ use crate::connect::{connect, Endpoint};
 use crate::failover::{NextDial, Rotation};
 use crate::link_error::LinkError;
 use crate::lock::{self, LockError};
+use crate::renewal::{RenewError, Renewal};
 use crate::replay;
 use crate::session::{serve_reporting, AgentContext, HelloInfo, SessionEnd};
+use crate::state_dir::Credentials;
 use crate::state_dir::{StateDir, StateError, CONNECTION_FILE, TRACE_LOG_FILE};
-use crate::tls_config::{self, TlsConfigError};
+use crate::tls_config::TlsConfigError;
 use crate::trace_log::TraceLog;
 use crate::validator::Validator;
 use crate::wrong_passwords::{self, WrongPasswords};
+use passthru_proto::AgentKeyPair;
 
 /// What `run` was given.
 #[derive(Debug, Clone)]
@@ -75,6 +78,56 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("cannot listen for SIGTERM/SIGINT: {0}")]
     Signals(#[source] std::io::Error),
+    /// The credentials in the state dir cannot be used.
+    #[error(transparent)]
+    Renewal(#[from] RenewError),
+    /// The certificate expired while the agent was not running.
+    #[error(
+        "this agent's certificate expired at {expired_at} (a running agent renews it over its \
+         connection when a third of its lifetime is left, but this one was not running or not \
+         connected then). Register the agent again: passthru-agent register --cloud {cloud} \
+         --tenant {tenant} --ca-file CA.pem --state-dir {dir} --force"
+    )]
+    CertificateExpired {
+        /// When it expired (RFC 3339).
+        expired_at: String,
+        /// The cloud it was registered with.
+        cloud: String,
+        /// The tenant's name.
+        tenant: String,
+        /// The state dir.
+        dir: String,
+    },
+}
+
+/// Refuses to start with a certificate that has expired (and no renewed one to use): the
+/// cloud would refuse every connection.
+fn refuse_expired(
+    renewal: &Renewal,
+    state: &StateDir,
+    registration: &crate::state_dir::Registration,
+    now: time::OffsetDateTime,
+) -> Result<(), RunError> {
+    let not_after = renewal.current_validity().not_after;
+    let usable_renewed = renewal.dial_set().renewed
+        && renewal
+            .renewed_validity()
+            .is_some_and(|v| v.not_after > now.unix_timestamp());
+    if not_after > now.unix_timestamp() || usable_renewed {
+        return Ok(());
+    }
+    Err(RunError::CertificateExpired {
+        expired_at: time::OffsetDateTime::from_unix_timestamp(not_after)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| not_after.to_string()),
+        cloud: registration.cloud_url.clone(),
+        tenant: registration.tenant_name.clone(),
+        dir: state.path().display().to_string(),
+    })
 }
 
 /// Runs the agent until a signal drains it, validating with what `build_validator` makes
@@ -99,8 +152,28 @@ where
     for path in state.loose_permissions() {
         tracing::warn!(path = %path.display(), "readable by other users: the state dir should be 0700 and its files 0600");
     }
-    let tls = tls_config::client_config(&agent)?;
     let registration = agent.registration.clone();
+    let hpke = AgentKeyPair::from_private_bytes(agent.hpke.private_bytes()).map_err(|e| {
+        StateError::Damaged {
+            path: state
+                .file(crate::state_dir::HPKE_KEY_FILE)
+                .display()
+                .to_string(),
+            detail: e.to_string(),
+        }
+    })?;
+    let renewal = Renewal::new(
+        state.clone(),
+        agent.cloud_ca.clone(),
+        Credentials {
+            client_cert_chain: agent.client_cert_chain,
+            client_key: agent.client_key,
+            hpke: agent.hpke,
+        },
+        agent.renewed,
+    )?;
+    refuse_expired(&renewal, &state, &registration, crate::clock::now_utc())?;
+    let tls = renewal.dial_set().tls;
     // `[cloud] urls` replaces the address the cloud gave at registration.
     let (endpoints, from) = match &config.cloud_urls {
         Some(urls) => (
@@ -135,7 +208,7 @@ where
             Identity {
                 tenant_id: registration.tenant_id,
                 agent_id: registration.agent_id,
-                keys: agent.hpke,
+                keys: hpke,
             },
             config.clock_skew_tolerance,
             replay::DEFAULT_CAPACITY,
@@ -153,6 +226,7 @@ where
         stats: Default::default(),
         wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
             .map_err(|_| RunError::Random)?,
+        renewal: Some(renewal),
     });
     let shutdown = shutdown_on_signals()?;
     tracing::info!(
@@ -188,6 +262,37 @@ fn shutdown_on_signals() -> Result<watch::Receiver<bool>, RunError> {
         std::future::pending::<()>().await;
     });
     Ok(rx)
+}
+
+/// The first connection made with the renewed certificate works: it becomes current and the
+/// old HPKE key is dropped (it opens nothing sent from now on).
+fn renewed_works<V>(ctx: &AgentContext<V>) {
+    let Some(renewal) = &ctx.renewal else { return };
+    match renewal.renewed_works() {
+        Ok(keep) => {
+            ctx.admission.keep_only(&keep);
+            tracing::info!(
+                not_after = renewal.current_validity().not_after,
+                hpke_key = %keep,
+                "connected with the renewed certificate: it is now the agent's; the old certificate and keys are gone"
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "connected with the renewed certificate but cannot make it current in the state dir; the next start retries")
+        }
+    }
+}
+
+/// The cloud refused the renewed certificate: back to the current one.
+fn renewed_refused<V>(ctx: &AgentContext<V>, why: &LinkError) {
+    let Some(renewal) = &ctx.renewal else { return };
+    tracing::warn!(error = %why, "the cloud refused the renewed certificate: it is discarded and the current one used again");
+    match renewal.renewed_refused() {
+        Ok(keep) => ctx.admission.keep_only(&keep),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot discard the renewed certificate in the state dir")
+        }
+    }
 }
 
 /// Records the connection in the state dir for `status` (nothing without a state dir); a
@@ -226,26 +331,52 @@ pub async fn stay_connected<V: Validator>(
             return;
         };
         let address = endpoint.address();
-        tracing::debug!(%address, "connecting to the cloud");
+        // The renewed certificate while there is one not yet used, else the current one.
+        let (dial_tls, renewed) = match ctx.renewal.as_ref().map(|r| r.dial_set()) {
+            Some(set) => {
+                if set.renewed {
+                    // Requests sealed to the new key may come as soon as the cloud has the
+                    // connection; the old key stays until it works.
+                    ctx.admission.add_key(Arc::clone(&set.hpke));
+                }
+                (set.tls, set.renewed)
+            }
+            None => (Arc::clone(&tls), false),
+        };
+        tracing::debug!(%address, renewed, "connecting to the cloud");
         let dialed = tokio::select! {
-            dialed = connect(endpoint, Arc::clone(&tls)) => dialed,
+            dialed = connect(endpoint, dial_tls) => dialed,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let (why, next) = match dialed {
-            Err(e) => (
-                format!("cannot connect to the cloud at {address}: {e}"),
-                rotation.dial_failed(random_unit(), std::time::Instant::now()),
-            ),
+            Err(e) => {
+                if renewed && matches!(e, LinkError::Refused { status: 403, .. }) {
+                    renewed_refused(&ctx, &e);
+                }
+                (
+                    format!("cannot connect to the cloud at {address}: {e}"),
+                    rotation.dial_failed(random_unit(), std::time::Instant::now()),
+                )
+            }
             Ok(socket) => {
                 let opened = Instant::now();
                 let served =
                     serve_reporting(Arc::clone(&ctx), endpoint, socket, shutdown.clone(), || {
-                        record_connection(state, Some(&address))
+                        record_connection(state, Some(&address));
+                        if renewed {
+                            renewed_works(&ctx);
+                        }
                     })
                     .await;
                 let held = opened.elapsed();
                 match served {
                     Ok(SessionEnd::Drained) => return,
+                    Ok(SessionEnd::Renewed) => {
+                        // Drained; connect again at once, to the same address, with the
+                        // renewed certificate.
+                        record_connection(state, None);
+                        continue;
+                    }
                     Err(e) => {
                         record_connection(state, None);
                         (

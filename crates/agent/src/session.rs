@@ -70,6 +70,9 @@ pub struct AgentContext<V> {
     pub stats: AgentStats,
     /// Recent wrong passwords, by user (keyed digests, in memory only).
     pub wrong_passwords: crate::wrong_passwords::WrongPasswords,
+    /// The agent's credentials over time, when it renews its certificate (`None`: never,
+    /// as in tests that connect with fixed credentials).
+    pub renewal: Option<crate::renewal::Renewal>,
 }
 
 /// How a session ended without an error.
@@ -78,6 +81,9 @@ pub struct AgentContext<V> {
 pub enum SessionEnd {
     /// Shutdown was asked: the agent drained and closed the connection.
     Drained,
+    /// The certificate was renewed: the agent drained and closed the connection, to connect
+    /// again with the renewed certificate.
+    Renewed,
 }
 
 type Sink = SplitSink<AgentSocket, Message>;
@@ -372,8 +378,11 @@ pub async fn serve_reporting<V: Validator>(
     let mut ticker = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    // Whether this connection asked for a renewal (the cloud answers one per connection).
+    let mut renewal_asked = false;
+    ask_renewal(&ctx, &outbox, &mut renewal_asked);
 
-    let ended: Result<(), LinkError> = loop {
+    let ended: Result<SessionEnd, LinkError> = loop {
         tokio::select! {
             frame = stream.next() => {
                 let message = match frame {
@@ -393,6 +402,22 @@ pub async fn serve_reporting<V: Validator>(
                             ctx.wrong_passwords.forget(&user);
                         }
                         Ok(CloudToAgent::Goodbye { reason }) => break Err(LinkError::Goodbye { reason }),
+                        Ok(CloudToAgent::CertificateRenewed { certificate_pem, not_after }) => {
+                            let Some(renewal) = &ctx.renewal else { continue };
+                            match renewal.accept(&certificate_pem) {
+                                Ok(_) => {
+                                    tracing::info!(not_after, "certificate renewed: reconnecting with the renewed certificate");
+                                    break Ok(SessionEnd::Renewed);
+                                }
+                                Err(e) => tracing::error!(error = %e, "the renewed certificate was not taken; the current one stays in use"),
+                            }
+                        }
+                        Ok(CloudToAgent::RenewalRefused { reason }) => {
+                            tracing::warn!(%reason, "the cloud refused to renew the certificate; the current one stays in use");
+                            if let Some(renewal) = &ctx.renewal {
+                                renewal.forget_asked();
+                            }
+                        }
                         Ok(_) => tracing::debug!("unexpected message from the cloud ignored"),
                         Err(e) => tracing::warn!(error = %e, "unreadable message from the cloud ignored"),
                     },
@@ -413,6 +438,7 @@ pub async fn serve_reporting<V: Validator>(
                 if let Some(m) = text(&AgentToCloud::Stats(report)) {
                     let _ = outbox.try_send(m);
                 }
+                ask_renewal(&ctx, &outbox, &mut renewal_asked);
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             Some(_) = syncs.join_next(), if !syncs.is_empty() => {}
@@ -423,22 +449,49 @@ pub async fn serve_reporting<V: Validator>(
                 };
                 break Err(LinkError::Closed { detail });
             }
-            _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
+            _ = shutdown.wait_for(|stop| *stop) => break Ok(SessionEnd::Drained),
         }
     };
 
     match ended {
         Err(e) => {
+            if let Some(renewal) = &ctx.renewal {
+                renewal.forget_asked();
+            }
             // Let validations in flight finish on their own (their answers are dropped), so a
             // directory bind is never cut in the middle.
             tasks.detach_all();
             writer.abort();
             Err(e)
         }
-        Ok(()) => {
+        Ok(end) => {
             drain(&ctx, endpoint, &mut stream, &mut tasks, outbox, writer).await;
-            Ok(SessionEnd::Drained)
+            Ok(end)
         }
+    }
+}
+
+/// Asks the cloud to renew the certificate when it is time (once per connection).
+fn ask_renewal<V>(ctx: &AgentContext<V>, outbox: &mpsc::Sender<Message>, asked: &mut bool) {
+    let Some(renewal) = &ctx.renewal else { return };
+    let now = i64::try_from(clock::now_ms() / 1000).unwrap_or(i64::MAX);
+    if *asked || !renewal.due(now) {
+        return;
+    }
+    match renewal.ask() {
+        Ok(request) => {
+            let Some(m) = text(&request) else { return };
+            if outbox.try_send(m).is_ok() {
+                *asked = true;
+                tracing::info!(
+                    not_after = renewal.current_validity().not_after,
+                    "a third of the certificate's lifetime is left: asking the cloud to renew it"
+                );
+            } else {
+                renewal.forget_asked();
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot make keys for the certificate renewal"),
     }
 }
 

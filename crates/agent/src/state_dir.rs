@@ -31,6 +31,13 @@ pub const TRACE_LOG_FILE: &str = "trace.log";
 pub const LOCK_FILE: &str = "agent.lock";
 /// Which cloud address the running agent is connected to (see [`ConnectionRecord`]).
 pub const CONNECTION_FILE: &str = "connection.json";
+/// A renewed client certificate not yet used for a connection (written last: its presence
+/// marks a complete renewed set).
+pub const RENEWED_CERT_FILE: &str = "renewed-client-cert.pem";
+/// The renewed certificate's private key.
+pub const RENEWED_KEY_FILE: &str = "renewed-client-key.pem";
+/// The HPKE private key sent with the renewal.
+pub const RENEWED_HPKE_KEY_FILE: &str = "renewed-hpke-key";
 
 /// Mode of the state dir.
 pub const DIR_MODE: u32 = 0o700;
@@ -80,6 +87,53 @@ pub struct AgentState {
     pub hpke: AgentKeyPair,
     /// The cloud CA file, when `register` was given one.
     pub cloud_ca: Option<PathBuf>,
+    /// A renewed set (certificate, key, HPKE key) not yet used for a connection.
+    pub renewed: Option<Credentials>,
+}
+
+/// A client certificate with its key, and the HPKE key pair that goes with it.
+pub struct Credentials {
+    /// The client certificate (and any chain after it).
+    pub client_cert_chain: Vec<CertificateDer<'static>>,
+    /// The client certificate's private key.
+    pub client_key: PrivateKeyDer<'static>,
+    /// The HPKE key pair requests are sealed to.
+    pub hpke: AgentKeyPair,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("hpke", &self.hpke)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The validity of a certificate, Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// notBefore.
+    pub not_before: i64,
+    /// notAfter.
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// The validity of the first certificate of `chain`, if it parses.
+    pub fn of(chain: &[CertificateDer<'_>]) -> Option<Validity> {
+        let der = chain.first()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+        Some(Validity {
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+
+    /// When to renew: once a third of the lifetime is left.
+    pub fn renew_at(&self) -> i64 {
+        let lifetime = self.not_after.saturating_sub(self.not_before).max(0);
+        self.not_after.saturating_sub(lifetime / 3)
+    }
 }
 
 impl std::fmt::Debug for AgentState {
@@ -88,6 +142,7 @@ impl std::fmt::Debug for AgentState {
             .field("registration", &self.registration)
             .field("hpke", &self.hpke)
             .field("cloud_ca", &self.cloud_ca)
+            .field("renewed", &self.renewed)
             .finish_non_exhaustive()
     }
 }
@@ -304,6 +359,9 @@ impl StateDir {
             TRACE_LOG_FILE,
             LOCK_FILE,
             CONNECTION_FILE,
+            RENEWED_CERT_FILE,
+            RENEWED_KEY_FILE,
+            RENEWED_HPKE_KEY_FILE,
         ] {
             check(self.file(name));
         }
@@ -313,12 +371,88 @@ impl StateDir {
     /// Loads everything `run` needs.
     pub fn load(&self) -> Result<AgentState, StateError> {
         let registration = self.registration()?;
+        let current = self.credentials(CLIENT_CERT_FILE, CLIENT_KEY_FILE, HPKE_KEY_FILE)?;
+        let ca_path = self.file(CLOUD_CA_FILE);
+        let cloud_ca = ca_path.exists().then_some(ca_path);
+        Ok(AgentState {
+            registration,
+            client_cert_chain: current.client_cert_chain,
+            client_key: current.client_key,
+            hpke: current.hpke,
+            cloud_ca,
+            renewed: self.renewed()?,
+        })
+    }
+
+    /// The renewed set, when a complete one is there (its certificate is written last; an
+    /// incomplete set, left by a crash, is ignored).
+    pub fn renewed(&self) -> Result<Option<Credentials>, StateError> {
+        if !self.file(RENEWED_CERT_FILE).exists()
+            || !self.file(RENEWED_KEY_FILE).exists()
+            || !self.file(RENEWED_HPKE_KEY_FILE).exists()
+        {
+            return Ok(None);
+        }
+        self.credentials(RENEWED_CERT_FILE, RENEWED_KEY_FILE, RENEWED_HPKE_KEY_FILE)
+            .map(Some)
+    }
+
+    /// Writes a renewed set beside the current one, its certificate last.
+    pub fn write_renewed(
+        &self,
+        key_pem: &[u8],
+        hpke_private: &[u8],
+        cert_pem: &[u8],
+    ) -> Result<(), StateError> {
+        self.remove_file(RENEWED_CERT_FILE)?;
+        self.write_file(RENEWED_KEY_FILE, key_pem)?;
+        self.write_file(RENEWED_HPKE_KEY_FILE, hpke_private)?;
+        self.write_file(RENEWED_CERT_FILE, cert_pem)
+    }
+
+    /// Makes the renewed set current (after a connection made with it worked): each current
+    /// file is replaced atomically, then the renewed files go, certificate last, so that a
+    /// crash in between leaves a complete renewed set that the next start uses and promotes.
+    pub fn promote_renewed(&self) -> Result<(), StateError> {
+        let read = |name: &str| {
+            let path = self.file(name);
+            std::fs::read(&path)
+                .map(Zeroizing::new)
+                .map_err(io_err("cannot read", &path))
+        };
+        let (key, hpke, cert) = (
+            read(RENEWED_KEY_FILE)?,
+            read(RENEWED_HPKE_KEY_FILE)?,
+            read(RENEWED_CERT_FILE)?,
+        );
+        self.write_file(CLIENT_KEY_FILE, &key)?;
+        self.write_file(HPKE_KEY_FILE, &hpke)?;
+        self.write_file(CLIENT_CERT_FILE, &cert)?;
+        self.remove_file(RENEWED_KEY_FILE)?;
+        self.remove_file(RENEWED_HPKE_KEY_FILE)?;
+        self.remove_file(RENEWED_CERT_FILE)
+    }
+
+    /// Drops the renewed set (the cloud refused it), certificate first.
+    pub fn discard_renewed(&self) -> Result<(), StateError> {
+        self.remove_file(RENEWED_CERT_FILE)?;
+        self.remove_file(RENEWED_KEY_FILE)?;
+        self.remove_file(RENEWED_HPKE_KEY_FILE)
+    }
+
+    /// Reads a certificate, its key and an HPKE key.
+    fn credentials(
+        &self,
+        cert_file: &str,
+        key_file: &str,
+        hpke_file: &str,
+    ) -> Result<Credentials, StateError> {
         let damaged = |path: &Path, detail: String| StateError::Damaged {
             path: path.display().to_string(),
             detail,
         };
 
-        let cert_path = self.file(CLIENT_CERT_FILE);
+        let cert_path = self.file(cert_file);
         let cert_pem = std::fs::read(&cert_path).map_err(io_err("cannot read", &cert_path))?;
         let client_cert_chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(&cert_pem)
@@ -328,26 +462,22 @@ impl StateDir {
             return Err(damaged(&cert_path, "no certificate in it".into()));
         }
 
-        let key_path = self.file(CLIENT_KEY_FILE);
+        let key_path = self.file(key_file);
         let key_pem =
             Zeroizing::new(std::fs::read(&key_path).map_err(io_err("cannot read", &key_path))?);
         let client_key = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| damaged(&key_path, e.to_string()))?;
 
-        let hpke_path = self.file(HPKE_KEY_FILE);
+        let hpke_path = self.file(hpke_file);
         let hpke_bytes =
             Zeroizing::new(std::fs::read(&hpke_path).map_err(io_err("cannot read", &hpke_path))?);
         let hpke = AgentKeyPair::from_private_bytes(&hpke_bytes)
             .map_err(|e| damaged(&hpke_path, e.to_string()))?;
 
-        let ca_path = self.file(CLOUD_CA_FILE);
-        let cloud_ca = ca_path.exists().then_some(ca_path);
-        Ok(AgentState {
-            registration,
+        Ok(Credentials {
             client_cert_chain,
             client_key,
             hpke,
-            cloud_ca,
         })
     }
 }
@@ -388,6 +518,98 @@ mod tests {
         dir.create()?;
         assert_eq!(mode(dir.path()), 0o700);
         Ok(())
+    }
+
+    fn write_set(
+        dir: &StateDir,
+        names: [&str; 3],
+        label: &str,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let key = rcgen::KeyPair::generate()?;
+        let cert = rcgen::CertificateParams::new(vec![label.to_string()])?.self_signed(&key)?;
+        dir.write_file(names[1], key.serialize_pem().as_bytes())?;
+        dir.write_file(names[2], AgentKeyPair::generate().private_bytes())?;
+        dir.write_file(names[0], cert.pem().as_bytes())?;
+        Ok(())
+    }
+
+    /// The renewed set is used only when complete; promoting it replaces the current files
+    /// and leaves no renewed file; a crash in the middle of promoting leaves a complete
+    /// renewed set, promoted again at the next start.
+    #[test]
+    fn a_renewed_set_is_complete_or_ignored_and_promotes_safely(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = TempDir::new("state-renewed")?;
+        let dir = StateDir::new(tmp.path().join("state"));
+        dir.create()?;
+        write_set(
+            &dir,
+            [CLIENT_CERT_FILE, CLIENT_KEY_FILE, HPKE_KEY_FILE],
+            "old",
+        )?;
+        assert!(dir.renewed()?.is_none());
+        let key = rcgen::KeyPair::generate()?;
+        let cert = rcgen::CertificateParams::new(vec!["new".to_string()])?.self_signed(&key)?;
+        let hpke = AgentKeyPair::generate();
+        // Key and HPKE key written, the certificate not yet: incomplete, ignored.
+        dir.write_file(RENEWED_KEY_FILE, key.serialize_pem().as_bytes())?;
+        dir.write_file(RENEWED_HPKE_KEY_FILE, hpke.private_bytes())?;
+        assert!(dir.renewed()?.is_none());
+        dir.write_renewed(
+            key.serialize_pem().as_bytes(),
+            hpke.private_bytes(),
+            cert.pem().as_bytes(),
+        )?;
+        let renewed = dir.renewed()?.ok_or("no renewed set")?;
+        assert_eq!(renewed.hpke.key_id(), hpke.key_id());
+        assert_eq!(mode(&dir.file(RENEWED_KEY_FILE)), 0o600);
+        assert!(dir.loose_permissions().is_empty());
+        // A crash after the current files were replaced but before the renewed ones went:
+        // the renewed set is still complete and is promoted again.
+        let renewed_cert = std::fs::read(dir.file(RENEWED_CERT_FILE))?;
+        dir.write_file(CLIENT_CERT_FILE, &renewed_cert)?;
+        dir.promote_renewed()?;
+        assert!(dir.renewed()?.is_none());
+        for name in [RENEWED_CERT_FILE, RENEWED_KEY_FILE, RENEWED_HPKE_KEY_FILE] {
+            assert!(!dir.file(name).exists(), "{name} left behind");
+        }
+        assert_eq!(
+            std::fs::read(dir.file(CLIENT_CERT_FILE))?,
+            cert.pem().into_bytes()
+        );
+        assert_eq!(
+            std::fs::read(dir.file(HPKE_KEY_FILE))?,
+            hpke.private_bytes().to_vec()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.file(CLIENT_KEY_FILE))?,
+            key.serialize_pem()
+        );
+        // Discarding removes a renewed set whole.
+        write_set(
+            &dir,
+            [RENEWED_CERT_FILE, RENEWED_KEY_FILE, RENEWED_HPKE_KEY_FILE],
+            "x",
+        )?;
+        assert!(dir.renewed()?.is_some());
+        dir.discard_renewed()?;
+        assert!(dir.renewed()?.is_none());
+        assert!(!dir.file(RENEWED_KEY_FILE).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn renewal_is_due_with_a_third_of_the_lifetime_left() {
+        let v = Validity {
+            not_before: 1_000,
+            not_after: 1_000 + 132,
+        };
+        assert_eq!(v.renew_at(), 1_000 + 88);
+        let year = Validity {
+            not_before: 0,
+            not_after: 365 * 86_400,
+        };
+        assert_eq!(year.renew_at(), 365 * 86_400 - 365 * 86_400 / 3);
     }
 
     #[test]

@@ -12,17 +12,9 @@ use crate::state_dir::{ConnectionRecord, StateDir, StateError, CLIENT_CERT_FILE,
 
 /// The status report for the state dir, at `now`.
 pub fn status(state: &StateDir, now: OffsetDateTime) -> Result<String, StateError> {
-    let loaded = state.load()?;
-    let reg = &loaded.registration;
+    let report = report(state, now)?;
+    let reg = state.load()?.registration;
     let cert_path = state.file(CLIENT_CERT_FILE);
-    let expiry = CertificateDer::from_pem_file(&cert_path)
-        .ok()
-        .and_then(|der| {
-            x509_parser::parse_x509_certificate(der.as_ref())
-                .ok()
-                .map(|(_, cert)| cert.validity().not_after.timestamp())
-        })
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
     let mut out = String::new();
     let _ = writeln!(out, "Agent id:        {}", reg.agent_id);
     let _ = writeln!(
@@ -38,34 +30,119 @@ pub fn status(state: &StateDir, now: OffsetDateTime) -> Result<String, StateErro
         connection_text(state.connection(), process_runs)
     );
     let _ = writeln!(out, "Registered at:   {}", reg.registered_at);
-    match expiry {
-        Some(at) => {
-            let stamp = at.format(&Rfc3339).unwrap_or_default();
-            let note = if at <= now {
+    match (&report.cert_not_after, report.cert_days_left) {
+        (Some(stamp), Some(days)) => {
+            let note = if report.cert_expired {
                 " (EXPIRED: register the agent again with --force)".to_string()
             } else {
-                format!(" ({} days left)", (at - now).whole_days())
+                let renewal = match &report.cert_renew_at {
+                    Some(at) if report.renewed_waiting => {
+                        format!("; renewed, the renewed certificate is used at the next connection (renewal due {at})")
+                    }
+                    Some(at) => format!("; renewed over the connection from {at}"),
+                    None => String::new(),
+                };
+                format!(" ({days} days left{renewal})")
             };
             let _ = writeln!(out, "Certificate:     expires {stamp}{note}");
         }
-        None => {
+        _ => {
             let _ = writeln!(out, "Certificate:     unreadable ({})", cert_path.display());
         }
     }
-    let _ = writeln!(out, "HPKE key id:     {}", loaded.hpke.key_id());
+    let _ = writeln!(out, "HPKE key id:     {}", report.hpke_key_id);
     let _ = writeln!(
         out,
         "Cloud CA:        {}",
-        loaded
+        report
             .cloud_ca
-            .map(|p| p.display().to_string())
+            .clone()
             .unwrap_or_else(|| format!("system roots (no {CLOUD_CA_FILE})"))
     );
     Ok(out)
 }
 
-/// What `Connected to:` says, from the running agent's record and whether its process still
-/// runs (`None`: cannot tell).
+/// What `status --json` prints (no secret: ids, addresses, times).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    /// This agent's id.
+    pub agent_id: uuid::Uuid,
+    /// Its tenant's id and name.
+    pub tenant_id: uuid::Uuid,
+    /// Its tenant's name.
+    pub tenant_name: String,
+    /// The cloud URL given to `register`.
+    pub cloud_url: String,
+    /// The base URL the agent dials.
+    pub agent_endpoint: String,
+    /// Whether an agent process runs on this state dir (`None`: cannot tell).
+    pub running: Option<bool>,
+    /// The cloud address it is connected to, when it is.
+    pub connected_to: Option<String>,
+    /// When it was registered (RFC 3339).
+    pub registered_at: String,
+    /// When the client certificate expires (RFC 3339); `None` when it cannot be read.
+    pub cert_not_after: Option<String>,
+    /// The same, Unix seconds.
+    pub cert_not_after_unix: Option<i64>,
+    /// Whole days left.
+    pub cert_days_left: Option<i64>,
+    /// Whether it has expired.
+    pub cert_expired: bool,
+    /// From when the running agent renews it (a third of its lifetime left; RFC 3339).
+    pub cert_renew_at: Option<String>,
+    /// Whether a renewed certificate waits for the next connection.
+    pub renewed_waiting: bool,
+    /// The HPKE key id requests are sealed to.
+    pub hpke_key_id: String,
+    /// The CA file trusted for the cloud, besides the system roots.
+    pub cloud_ca: Option<String>,
+}
+
+fn rfc3339(unix: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+}
+
+/// The state dir's status as data (for `status --json`).
+pub fn report(state: &StateDir, now: OffsetDateTime) -> Result<StatusReport, StateError> {
+    let loaded = state.load()?;
+    let reg = &loaded.registration;
+    let validity = crate::state_dir::Validity::of(&loaded.client_cert_chain).or_else(|| {
+        CertificateDer::from_pem_file(state.file(CLIENT_CERT_FILE))
+            .ok()
+            .and_then(|der| crate::state_dir::Validity::of(std::slice::from_ref(&der)))
+    });
+    let record = state.connection();
+    let running = record.as_ref().and_then(|r| process_runs(r.pid));
+    let connected_to = record
+        .filter(|_| running != Some(false))
+        .and_then(|r| r.address);
+    Ok(StatusReport {
+        agent_id: reg.agent_id,
+        tenant_id: reg.tenant_id,
+        tenant_name: reg.tenant_name.clone(),
+        cloud_url: reg.cloud_url.clone(),
+        agent_endpoint: reg.agent_endpoint.clone(),
+        running: if state.connection().is_some() {
+            running
+        } else {
+            Some(false)
+        },
+        connected_to,
+        registered_at: reg.registered_at.clone(),
+        cert_not_after: validity.and_then(|v| rfc3339(v.not_after)),
+        cert_not_after_unix: validity.map(|v| v.not_after),
+        cert_days_left: validity.map(|v| (v.not_after - now.unix_timestamp()).max(0) / 86_400),
+        cert_expired: validity.is_some_and(|v| v.not_after <= now.unix_timestamp()),
+        cert_renew_at: validity.and_then(|v| rfc3339(v.renew_at())),
+        renewed_waiting: loaded.renewed.is_some(),
+        hpke_key_id: loaded.hpke.key_id(),
+        cloud_ca: loaded.cloud_ca.map(|p| p.display().to_string()),
+    })
+}
+
 fn connection_text(record: Option<ConnectionRecord>, runs: impl Fn(u32) -> Option<bool>) -> String {
     const NOT_RUNNING: &str = "none (the agent is not running)";
     let Some(record) = record else {
@@ -166,7 +243,24 @@ mod tests {
         })?;
         assert!(state.file(REGISTRATION_FILE).exists());
         let now = OffsetDateTime::now_utc();
+        let json = serde_json::to_value(report(&state, now)?)?;
+        let not_after = json["cert_not_after"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(not_after.len() >= 20 && not_after.ends_with('Z'), "{json}");
+        assert_eq!(json["cert_expired"], false);
+        assert_eq!(json["renewed_waiting"], false);
+        assert_eq!(json["running"], false);
+        assert!(
+            json["cert_days_left"].as_i64().is_some_and(|d| d > 300),
+            "{json}"
+        );
         let text = status(&state, now)?;
+        assert!(
+            text.contains(&format!("Certificate:     expires {not_after}")),
+            "{text}"
+        );
         let labels: Vec<&str> = text
             .lines()
             .filter_map(|l| l.split_once(':').map(|(label, _)| label))

@@ -25,16 +25,26 @@ pub enum TlsConfigError {
 
 /// Builds the configuration used for every connection to the cloud.
 pub fn client_config(state: &AgentState) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let roots = passthru_client::tls::root_store(state.cloud_ca.as_deref())
-        .map_err(TlsConfigError::Roots)?;
+    config_with(
+        state.cloud_ca.as_deref(),
+        state.client_cert_chain.clone(),
+        state.client_key.clone_key(),
+    )
+}
+
+/// The configuration for connections made with `chain` and `key` (the registered
+/// certificate, or a renewed one).
+pub fn config_with(
+    cloud_ca: Option<&std::path::Path>,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let roots = passthru_client::tls::root_store(cloud_ca).map_err(TlsConfigError::Roots)?;
     let mut config = ClientConfig::builder_with_provider(passthru_client::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsConfigError::ClientCertificate)?
         .with_root_certificates(roots)
-        .with_client_auth_cert(
-            state.client_cert_chain.clone(),
-            state.client_key.clone_key(),
-        )
+        .with_client_auth_cert(chain, key)
         .map_err(TlsConfigError::ClientCertificate)?;
     // WebSocket upgrades are HTTP/1.1.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -290,6 +290,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
         client_key: pki.client_key,
         hpke,
         cloud_ca: Some(ca_path),
+        renewed: None,
     };
     let tls = tls_config::client_config(&state)?;
     let endpoint = Endpoint::new(&state.registration.agent_endpoint, tenant_id)?;
@@ -319,6 +320,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
             passthru_agent::wrong_passwords::WINDOW,
         )
         .map_err(|_| "no random key")?,
+        renewal: None,
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move {
@@ -471,6 +473,7 @@ async fn a_cloud_certificate_from_another_ca_is_refused_with_a_clear_error() -> 
         client_key: cloud_pki.client_key,
         hpke: AgentKeyPair::generate(),
         cloud_ca: Some(ca_path),
+        renewed: None,
     };
     let tls = tls_config::client_config(&state)?;
     let endpoint = Endpoint::new(&state.registration.agent_endpoint, Uuid::new_v4())?;
@@ -515,6 +518,7 @@ fn agent_side(
         client_key: pki.client_key.clone_key(),
         hpke: AgentKeyPair::generate(),
         cloud_ca: Some(ca_path),
+        renewed: None,
     };
     let tls = tls_config::client_config(&state)?;
     let public = state.hpke.public_bytes().to_vec();
@@ -543,6 +547,7 @@ fn agent_side(
             passthru_agent::wrong_passwords::WINDOW,
         )
         .map_err(|_| "no random key")?,
+        renewal: None,
     });
     Ok((tls, ctx, public))
 }

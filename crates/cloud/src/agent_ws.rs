@@ -51,9 +51,10 @@ pub async fn connect(
             "The agent endpoint needs a client certificate issued at agent registration.",
         ));
     };
-    let Some(agent) = state.store.agent_by_fingerprint(fp).await? else {
+    let Some(mut agent) = state.store.agent_by_fingerprint(fp).await? else {
         return Err(forbidden(
-            "This certificate belongs to no registered agent. Register the agent again.",
+            "This certificate belongs to no registered agent: it was replaced by a renewed \
+             one, or the agent was removed. Register the agent again.",
         ));
     };
     let tenant_ok = Uuid::parse_str(&tenant).ok() == Some(agent.tenant_id);
@@ -66,6 +67,23 @@ pub async fn connect(
     if agent.revoked {
         return Err(forbidden("This agent has been revoked. Register it again."));
     }
+    // The first connection made with a renewed certificate makes it (and the HPKE key that
+    // came with it) current; the old ones are refused from then on.
+    let renewed = agent.cert_fingerprint != fp;
+    if renewed {
+        match state.store.promote_agent_cert(agent.id, fp).await? {
+            Some(now_current) => {
+                tracing::info!(agent = %agent.id, tenant = %agent.tenant_id, not_after = now_current.cert_expires_at, "agent connected with its renewed certificate: the old certificate and key are retired");
+                agent = now_current;
+            }
+            None => {
+                return Err(forbidden(
+                    "This renewed certificate is no longer the agent's (a later renewal \
+                     replaced it). Connect with the agent's current certificate.",
+                ))
+            }
+        }
+    }
     if agent.cert_expires_at < unix_now() {
         return Err(forbidden(
             "This agent's certificate has expired. Register it again.",
@@ -76,7 +94,7 @@ pub async fn connect(
         .max_message_size(MAX_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            serve(state, agent, ip, socket).await;
+            serve(state, agent, renewed, ip, socket).await;
         }))
 }
 
@@ -121,7 +139,13 @@ fn text(msg: &CloudToAgent) -> Option<Message> {
         .map(|s| Message::Text(s.into()))
 }
 
-async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSocket) {
+async fn serve(
+    state: Shared,
+    agent: AgentRecord,
+    renewed: bool,
+    ip: String,
+    mut socket: WebSocket,
+) {
     let welcome = CloudToAgent::Welcome {
         agent_id: agent.id,
         tenant_id: agent.tenant_id,
@@ -192,6 +216,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         })
         .collect();
     let (tx, mut rx) = mpsc::channel::<CloudToAgent>(1024);
+    let renewal_tx = tx.clone();
     let conn = Arc::new(
         AgentConn::new(
             agent.id,
@@ -205,7 +230,15 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         .with_sync_forests(sync_forests),
     );
     state.gateway.register(conn.clone());
+    if renewed {
+        state.gateway.retire_older(&conn);
+    }
+    state
+        .metrics
+        .agent_cert_expiry(agent.tenant_id, agent.id, agent.cert_expires_at);
     tracing::info!(agent = %agent.id, tenant = %agent.tenant_id, %host, %version, %ip, "agent connected");
+    // One renewal per connection: a renewed certificate comes with a new connection.
+    let mut renewal_asked = false;
 
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = state.shutdown.clone();
@@ -249,6 +282,16 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                         Ok(AgentToCloud::SyncBatch(batch)) => dirsync::on_batch(&state, &conn, batch).await,
                         Ok(AgentToCloud::SyncDone(done)) => dirsync::on_done(&state, &conn, done).await,
                         Ok(AgentToCloud::SyncFailed(failed)) => dirsync::on_failed(&state, &conn, failed).await,
+                        Ok(AgentToCloud::RenewCertificate { csr_pem, hpke_public_key }) => {
+                            if renewal_asked {
+                                let refused = CloudToAgent::RenewalRefused { reason: "one renewal per connection: connect with the renewed certificate first".into() };
+                                let _ = renewal_tx.try_send(refused);
+                            } else {
+                                renewal_asked = true;
+                                let renewal = crate::agent_renewal::Renewal { csr_pem, hpke_public_key };
+                                tokio::spawn(crate::agent_renewal::renew(state.clone(), conn.tenant_id, conn.agent_id, renewal, renewal_tx.clone()));
+                            }
+                        }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(agent = %conn.agent_id, error = %e, "malformed message from agent ignored"),
                     },
@@ -265,9 +308,9 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                 // sharing the store (or an operator) may have revoked the agent. One check at
                 // a time; its answer comes back on `standing_rx`.
                 if !checking.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                    let (state, checking, tx, agent_id) = (state.clone(), checking.clone(), standing_tx.clone(), conn.agent_id);
+                    let (state, checking, tx, agent_id, fingerprint) = (state.clone(), checking.clone(), standing_tx.clone(), conn.agent_id, agent.cert_fingerprint.clone());
                     tokio::spawn(async move {
-                        match state.store.agent_heartbeat(agent_id, unix_now()).await {
+                        match state.store.agent_heartbeat(agent_id, Some(&fingerprint), unix_now()).await {
                             Ok(standing) => {
                                 let _ = tx.try_send(standing);
                             }
@@ -284,6 +327,7 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
                     AgentStanding::Revoked => Some(("this agent has been revoked by an administrator", "revoked (found at a heartbeat)")),
                     AgentStanding::CertificateExpired => Some(("this agent's certificate has expired; register the agent again", "certificate expired")),
                     AgentStanding::Removed => Some(("this agent is no longer registered; register it again", "no longer registered")),
+                    AgentStanding::CertificateReplaced => Some(("this connection's certificate was replaced by a renewed one; connect with the renewed certificate", "certificate replaced by a renewed one")),
                 };
                 if let Some((goodbye, reason)) = gone {
                     conn.set_draining();
@@ -315,8 +359,14 @@ async fn serve(state: Shared, agent: AgentRecord, ip: String, mut socket: WebSoc
         }
     };
     state.gateway.unregister(&conn);
-    state.metrics.agent_gone(conn.tenant_id, conn.agent_id);
-    let _ = state.store.agent_heartbeat(conn.agent_id, unix_now()).await;
+    // After a renewal the agent's new connection is already up: its series stay.
+    if !state.gateway.is_connected(conn.tenant_id, conn.agent_id) {
+        state.metrics.agent_gone(conn.tenant_id, conn.agent_id);
+    }
+    let _ = state
+        .store
+        .agent_heartbeat(conn.agent_id, None, unix_now())
+        .await;
     flush_stats(&state, conn.agent_id).await;
     tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
 }

@@ -2,6 +2,7 @@
 //! v2.0 paths), the agent gateway and dispatcher, the admin API, and their store.
 
 pub(crate) mod admin_api;
+pub(crate) mod agent_renewal;
 pub(crate) mod agent_ws;
 pub(crate) mod authorize;
 pub(crate) mod browser_policy;

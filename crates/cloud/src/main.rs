@@ -81,6 +81,11 @@ enum Command {
         /// Authentication agents a tenant may register (not revoked), as Azure allows.
         #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         max_agents_per_tenant: u32,
+        /// How long the certificates issued to agents (at registration and at each renewal)
+        /// are valid: a number and a unit, s, m, h or d. Agents renew theirs over their
+        /// connection when a third of the lifetime is left.
+        #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = passthru_cloud::pki::parse_agent_cert_lifetime)]
+        agent_cert_lifetime: time::Duration,
         /// Threads serving requests and agent connections (default: one per CPU core). Fewer
         /// threads hand less work between them; on a host shared with other busy processes
         /// one or two do best.
@@ -288,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dns_server,
             metrics_listen,
             max_agents_per_tenant,
+            agent_cert_lifetime,
             threads: _,
             public_url,
             allow_private_federation,
@@ -300,6 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dns_server,
                 metrics_listen,
                 max_agents_per_tenant,
+                agent_cert_lifetime,
                 public_url,
                 allow_private_federation,
                 limits: limits.limits(),

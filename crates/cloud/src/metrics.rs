@@ -124,6 +124,7 @@ pub struct Metrics {
     sync_objects: Family<SyncObjectLabels, Counter>,
     sync_runs: Family<SyncRunLabels, Counter>,
     sync_last_success: Family<SyncLabels, Gauge>,
+    agent_cert_expiry: Family<AgentLabels, Gauge>,
     /// The last report of each agent, to turn cumulative reports into increments (a report
     /// below the last one means the agent restarted: its counters began again at zero).
     last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
@@ -219,8 +220,15 @@ impl Default for Metrics {
             "When a forest's last sync run succeeded, Unix seconds (alert when it is older than a few intervals)",
             sync_last_success.clone(),
         );
+        let agent_cert_expiry = Family::<AgentLabels, Gauge>::default();
+        registry.register(
+            "passthru_agent_cert_expiry_timestamp_seconds",
+            "When the client certificate of a connected agent expires, Unix seconds (agents renew it with a third of its lifetime left; alert when one is within 30 days)",
+            agent_cert_expiry.clone(),
+        );
         Metrics {
             registry,
+            agent_cert_expiry,
             dc_up,
             sync_objects,
             sync_runs,
@@ -432,8 +440,23 @@ impl Metrics {
     }
 
     /// An agent's connection ended: its reported gauges go (its counters stay).
+    /// Records when the certificate of a connected agent expires (at each connection: a
+    /// renewed certificate comes with a new connection).
+    pub fn agent_cert_expiry(&self, tenant_id: Uuid, agent_id: Uuid, not_after: i64) {
+        self.agent_cert_expiry
+            .get_or_create(&AgentLabels {
+                tenant: tenant_id.to_string(),
+                agent: agent_id.to_string(),
+            })
+            .set(not_after);
+    }
+
     pub fn agent_gone(&self, tenant_id: Uuid, agent_id: Uuid) {
         let (tenant, agent) = (tenant_id.to_string(), agent_id.to_string());
+        self.agent_cert_expiry.remove(&AgentLabels {
+            tenant: tenant.clone(),
+            agent: agent.clone(),
+        });
         for dc in self.domain_controllers(agent_id) {
             self.dc_up.remove(&dc_labels(&tenant, &agent, &dc));
         }
@@ -535,6 +558,27 @@ mod tests {
             !text.contains("kind=\"group\""),
             "nothing written, no series: {text}"
         );
+    }
+
+    #[test]
+    fn renders_agent_certificate_expiry_while_connected() {
+        let m = Metrics::default();
+        let (tid, aid) = (Uuid::new_v4(), Uuid::new_v4());
+        m.agent_cert_expiry(tid, aid, 1_900_000_000);
+        let line = format!(
+            r#"passthru_agent_cert_expiry_timestamp_seconds{{tenant="{tid}",agent="{aid}"}} 1900000000"#
+        );
+        let text = m.render(&[]);
+        assert!(text.contains(&line), "{text}");
+        // Renewed: the new connection sets the new expiry.
+        m.agent_cert_expiry(tid, aid, 1_930_000_000);
+        assert!(m
+            .render(&[])
+            .contains(&line.replace("1900000000", "1930000000")));
+        m.agent_gone(tid, aid);
+        assert!(!m
+            .render(&[])
+            .contains("passthru_agent_cert_expiry_timestamp_seconds{"));
     }
 
     #[test]

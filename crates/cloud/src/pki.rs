@@ -191,8 +191,53 @@ pub struct IssuedAgentCert {
     pub not_after: i64,
 }
 
-/// Validity of agent certificates.
+/// Validity of agent certificates unless `serve --agent-cert-lifetime` says otherwise.
 pub const AGENT_CERT_DAYS: i64 = 365;
+
+/// The default lifetime of agent certificates.
+pub fn default_agent_cert_lifetime() -> Duration {
+    Duration::days(AGENT_CERT_DAYS)
+}
+
+/// Shortest and longest `serve --agent-cert-lifetime` (the agent CA is valid ten years).
+const AGENT_CERT_LIFETIME_RANGE: (i64, i64) = (60, 3650 * 86_400);
+
+/// Parses `serve --agent-cert-lifetime`: a whole number followed by `s`, `m`, `h` or `d`
+/// (`365d`, `12h`, `2m`), from one minute to 3650 days.
+pub fn parse_agent_cert_lifetime(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "'{text}' is not a lifetime: write a number and a unit (s, m, h or d), as in 365d or 2m"
+            ))
+        }
+    };
+    let seconds = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_seconds))
+        .filter(|s| (AGENT_CERT_LIFETIME_RANGE.0..=AGENT_CERT_LIFETIME_RANGE.1).contains(s))
+        .ok_or_else(|| {
+            format!("'{text}' is out of range: an agent certificate lifetime is from 1m to 3650d")
+        })?;
+    Ok(Duration::seconds(seconds))
+}
+
+/// How far before its issue an agent certificate is valid (clock skew between the cloud and
+/// the agent): ten minutes, or a tenth of a shorter lifetime, so that the lifetime an agent
+/// reads from its certificate (notAfter - notBefore) stays close to the one configured.
+fn backdate(lifetime: Duration) -> Duration {
+    Duration::minutes(10).min(lifetime / 10)
+}
 
 impl AgentCa {
     pub fn load(paths: &PkiPaths) -> Result<AgentCa, PkiError> {
@@ -201,14 +246,16 @@ impl AgentCa {
         Ok(AgentCa { issuer })
     }
 
-    /// Issues a client certificate for `agent_id` of `tenant_id` from an agent's CSR. Only the
-    /// CSR's public key is used; the subject is set here.
+    /// Issues a client certificate valid for `lifetime` for `agent_id` of `tenant_id` from an
+    /// agent's CSR (at registration, and at each renewal). Only the CSR's public key is used;
+    /// the subject is set here.
     pub fn issue(
         &self,
         csr_pem: &str,
         agent_id: Uuid,
         tenant_id: Uuid,
         now: OffsetDateTime,
+        lifetime: Duration,
     ) -> Result<IssuedAgentCert, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| PkiError::BadCsr(e.to_string()))?;
@@ -226,8 +273,8 @@ impl AgentCa {
         )];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.not_before = now - Duration::minutes(10);
-        p.not_after = now + Duration::days(AGENT_CERT_DAYS);
+        p.not_before = now - backdate(lifetime);
+        p.not_after = now + lifetime;
         p.serial_number = Some(random_serial());
         let cert = p.signed_by(&csr.public_key, &self.issuer)?;
         Ok(IssuedAgentCert {
@@ -248,6 +295,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn agent_cert_lifetimes_parse_with_a_unit_and_a_range() {
+        assert_eq!(parse_agent_cert_lifetime("365d"), Ok(Duration::days(365)));
+        assert_eq!(parse_agent_cert_lifetime("2m"), Ok(Duration::minutes(2)));
+        assert_eq!(parse_agent_cert_lifetime("12h"), Ok(Duration::hours(12)));
+        assert_eq!(parse_agent_cert_lifetime("90s"), Ok(Duration::seconds(90)));
+        for bad in [
+            "",
+            "365",
+            "d",
+            "10x",
+            "-5m",
+            "59s",
+            "3651d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_agent_cert_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn creates_cas_and_issues_agent_cert() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("passthru-pki-{}", Uuid::new_v4()));
         let paths = PkiPaths::new(&dir);
@@ -259,11 +326,41 @@ mod tests {
         let ca = AgentCa::load(&paths)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let csr = CertificateParams::new(vec!["ignored".to_string()])?.serialize_request(&key)?;
-        let cert = ca.issue(&csr.pem()?, Uuid::new_v4(), Uuid::new_v4(), now)?;
+        let cert = ca.issue(
+            &csr.pem()?,
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            now,
+            default_agent_cert_lifetime(),
+        )?;
         assert!(cert.pem.contains("BEGIN CERTIFICATE"));
         assert_eq!(cert.fingerprint.len(), 64);
+        assert_eq!(
+            cert.not_after,
+            (now + Duration::days(AGENT_CERT_DAYS)).unix_timestamp()
+        );
+        // A short lifetime (`serve --agent-cert-lifetime 2m`) is backdated by a tenth of it.
+        let short = ca.issue(
+            &csr.pem()?,
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            now,
+            Duration::minutes(2),
+        )?;
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(short.pem.as_bytes())?;
+        let x509 = parsed.parse_x509()?;
+        assert_eq!(
+            x509.validity().not_after.timestamp() - x509.validity().not_before.timestamp(),
+            132
+        );
         assert!(ca
-            .issue("garbage", Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue(
+                "garbage",
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                now,
+                default_agent_cert_lifetime()
+            )
             .is_err());
         std::fs::remove_dir_all(&dir)?;
         Ok(())

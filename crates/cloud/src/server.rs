@@ -63,6 +63,8 @@ pub struct ServeOptions {
     pub metrics_listen: Option<String>,
     /// Agents a tenant may have registered and not revoked (40, as in Azure).
     pub max_agents_per_tenant: u32,
+    /// How long agent certificates are valid (`--agent-cert-lifetime`, 365 days).
+    pub agent_cert_lifetime: time::Duration,
     /// `--public-url`: the base of every absolute URL the cloud produces (issuer,
     /// discovery, device `verification_uri`, redirects), checked by
     /// [`crate::sts::parse_public_url`]. `None`: taken from each request's `Host`.
@@ -305,6 +307,7 @@ pub(crate) fn app_state_over(
         agent_ca,
         heartbeat: opts.heartbeat,
         max_agents_per_tenant: opts.max_agents_per_tenant,
+        agent_cert_lifetime: opts.agent_cert_lifetime,
         shutdown,
         domain_proof,
         sync: Default::default(),

@@ -24,6 +24,9 @@ pub struct AppState {
     /// Prometheus metrics (the same as `gateway.metrics`).
     pub metrics: Arc<Metrics>,
     pub agent_ca: AgentCa,
+    /// How long agent certificates are valid (`serve --agent-cert-lifetime`); agents renew
+    /// theirs with a third of it left.
+    pub agent_cert_lifetime: time::Duration,
     /// How often each side of an agent connection pings the other.
     pub heartbeat: Duration,
     /// Agents a tenant may have registered and not revoked.

@@ -30,6 +30,7 @@ pub(crate) fn test_options() -> ServeOptions {
         dns_server: "127.0.0.1:9".parse().ok(),
         metrics_listen: None,
         max_agents_per_tenant: 40,
+        agent_cert_lifetime: crate::pki::default_agent_cert_lifetime(),
         public_url: None,
         allow_private_federation: false,
         limits: crate::limits::Limits::default(),

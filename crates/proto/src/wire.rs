@@ -43,6 +43,16 @@ pub enum CloudToAgent {
     /// forget the wrong passwords remembered for them, or the new password, if the user
     /// had tried it before it was set, would be answered 1326 from memory.
     PasswordChanged { user: String },
+    /// The answer to [`AgentToCloud::RenewCertificate`]: the new client certificate (PEM),
+    /// issued for the key of the request's CSR. Until the agent connects with it, its current
+    /// certificate and HPKE key stay valid; the first connection made with it retires them.
+    CertificateRenewed {
+        certificate_pem: String,
+        /// The new certificate's notAfter, Unix seconds.
+        not_after: i64,
+    },
+    /// [`AgentToCloud::RenewCertificate`] was refused; the current certificate stays valid.
+    RenewalRefused { reason: String },
 }
 
 /// Agent -> cloud.
@@ -90,6 +100,14 @@ pub enum AgentToCloud {
     SyncDone(SyncDone),
     /// A sync run failed.
     SyncFailed(SyncFailed),
+    /// Renew this agent's credentials (sent on its live connection, so authenticated by its
+    /// current client certificate): a CSR for a new TLS key pair and a new HPKE public key.
+    RenewCertificate {
+        /// PKCS#10 request (PEM) for the new client certificate; only its key is used.
+        csr_pem: String,
+        /// The new X25519 public key requests will be sealed to, base64 (32 bytes).
+        hpke_public_key: String,
+    },
 }
 
 /// An agent's own counters, cumulative since its process started (they restart from zero

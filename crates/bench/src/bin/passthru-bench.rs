@@ -1552,6 +1552,7 @@ mod idle {
             client_key: key,
             hpke,
             cloud_ca: Some(cloud_ca.to_path_buf()),
+            renewed: None,
         };
         let tls = passthru_agent::tls_config::client_config(&state)?;
         let endpoint = Endpoint::new(&answer.agent_endpoint, answer.tenant_id)?;
@@ -1578,6 +1579,7 @@ mod idle {
             stats: Default::default(),
             wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
                 .map_err(|_| anyhow!("the random generator failed"))?,
+            renewal: None,
         };
         Ok(Registered {
             ctx: Arc::new(ctx),

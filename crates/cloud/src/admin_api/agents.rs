@@ -58,6 +58,7 @@ pub async fn register(
             agent_id,
             t.id,
             time::OffsetDateTime::now_utc(),
+            state.agent_cert_lifetime,
         )
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     state

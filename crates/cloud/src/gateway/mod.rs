@@ -371,6 +371,34 @@ impl Gateway {
         n
     }
 
+    /// Stops routing new requests to the other connections of `conn`'s agent: they were
+    /// made with the certificate and HPKE key that `conn`'s renewed ones just replaced.
+    /// Requests in flight on them finish there; the agent closes them once drained. Returns
+    /// how many there were.
+    pub fn retire_older(&self, conn: &AgentConn) -> usize {
+        let inner = self.lock();
+        let mut n = 0;
+        for c in inner.agents.get(&conn.tenant_id).into_iter().flatten() {
+            if c.agent_id == conn.agent_id && c.conn_id != conn.conn_id {
+                c.set_draining();
+                n += 1;
+            }
+        }
+        drop(inner);
+        if n > 0 {
+            self.changed.notify_one();
+        }
+        n
+    }
+
+    /// Whether `agent_id` has an open connection here.
+    pub fn is_connected(&self, tenant_id: Uuid, agent_id: Uuid) -> bool {
+        self.lock()
+            .agents
+            .get(&tenant_id)
+            .is_some_and(|list| list.iter().any(|c| c.agent_id == agent_id))
+    }
+
     /// Sends `message` to every connected agent of the tenant, without waiting (an agent
     /// whose queue is full misses it).
     pub fn tell_all(&self, tenant_id: Uuid, message: &CloudToAgent) -> usize {

@@ -146,6 +146,12 @@ pub struct AgentRecord {
     pub revoked: bool,
     /// The UPN suffixes the agent announced when it last connected.
     pub upn_suffixes: Vec<String>,
+    /// The certificate issued at a renewal, until the agent first connects with it.
+    #[serde(skip)]
+    pub next_cert_fingerprint: Option<String>,
+    /// That certificate's notAfter, Unix seconds.
+    #[serde(skip)]
+    pub next_cert_expires_at: Option<i64>,
 }
 
 /// One line of the sign-in log.

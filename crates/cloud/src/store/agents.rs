@@ -106,6 +106,8 @@ pub enum AgentStanding {
     Revoked,
     /// Its certificate has expired.
     CertificateExpired,
+    /// The certificate of this connection was replaced by a renewed one, now in use.
+    CertificateReplaced,
     /// No longer registered.
     Removed,
 }
@@ -132,7 +134,30 @@ pub trait AgentStore: Send + Sync {
         max_active: usize,
     ) -> Result<()>;
 
+    /// The agent whose current certificate, or whose renewed certificate not yet used, has
+    /// this fingerprint.
     async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>>;
+
+    /// Records the certificate and HPKE public key issued at a renewal of agent `id`: they
+    /// wait, beside the current ones, until the agent first connects with them
+    /// ([`AgentStore::promote_agent_cert`]). A later renewal replaces one not yet used.
+    /// Returns whether the agent exists and is not revoked (nothing is recorded otherwise).
+    async fn renew_agent_cert(
+        &self,
+        id: Uuid,
+        cert_fingerprint: &str,
+        cert_expires_at: i64,
+        hpke_public_key: &[u8],
+    ) -> Result<bool>;
+
+    /// Makes the renewed certificate `cert_fingerprint` of agent `id` (and the HPKE key that
+    /// came with it) current: the old ones are refused from then on. Returns the agent's
+    /// record as it is now, or `None` when that is not (or no longer) its renewed certificate.
+    async fn promote_agent_cert(
+        &self,
+        id: Uuid,
+        cert_fingerprint: &str,
+    ) -> Result<Option<AgentRecord>>;
 
     async fn agents(&self, tenant_id: Uuid) -> Result<Vec<AgentRecord>>;
 
@@ -158,8 +183,14 @@ pub trait AgentStore: Send + Sync {
 
     /// Records that a connected agent was heard from, and reads in the same statement
     /// whether it may stay connected: any cloud process sharing the store may have revoked
-    /// it meanwhile.
-    async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<AgentStanding>;
+    /// it meanwhile, or the agent may have renewed its certificate since this connection
+    /// (made with `fingerprint`; `None`: not checked) was opened.
+    async fn agent_heartbeat(
+        &self,
+        id: Uuid,
+        fingerprint: Option<&str>,
+        now: i64,
+    ) -> Result<AgentStanding>;
 
     /// Adds `delta` to the agent's stored statistics (one transaction).
     async fn add_agent_stats(&self, id: Uuid, delta: &AgentTally, now: i64) -> Result<()>;

@@ -120,24 +120,81 @@ super::on_every_backend! {
     async fn a_heartbeat_reads_the_agents_standing(backend: TestBackend) -> anyhow::Result<()> {
         let (s, tid) = store(backend).await?;
         let id = agent(&s, tid, 1).await?;
-        assert_eq!(s.agent_heartbeat(id, 10).await?, AgentStanding::Admitted);
+        assert_eq!(s.agent_heartbeat(id, None, 10).await?, AgentStanding::Admitted);
         assert!(s.revoke_agent(tid, id).await?);
-        assert_eq!(s.agent_heartbeat(id, 11).await?, AgentStanding::Revoked);
+        assert_eq!(s.agent_heartbeat(id, None, 11).await?, AgentStanding::Revoked);
         let expiring = Uuid::new_v4();
         s.add_agent(expiring, tid, "fp-expiring", 100, &[7; 32], "h", "1", 1, 40)
             .await?;
         assert_eq!(
-            s.agent_heartbeat(expiring, 100).await?,
+            s.agent_heartbeat(expiring, None, 100).await?,
             AgentStanding::Admitted
         );
         assert_eq!(
-            s.agent_heartbeat(expiring, 101).await?,
+            s.agent_heartbeat(expiring, None, 101).await?,
             AgentStanding::CertificateExpired
         );
         assert_eq!(
-            s.agent_heartbeat(Uuid::new_v4(), 10).await?,
+            s.agent_heartbeat(Uuid::new_v4(), None, 10).await?,
             AgentStanding::Removed
         );
+        s.close().await;
+        Ok(())
+    }
+
+    /// A renewal waits beside the current certificate until the agent connects with it; that
+    /// makes it current, and the old certificate and HPKE key are then refused.
+    #[tokio::test]
+    async fn a_renewed_certificate_replaces_the_old_one_once_used(
+        backend: TestBackend,
+    ) -> anyhow::Result<()> {
+        let (s, tid) = store(backend).await?;
+        let id = agent(&s, tid, 1).await?;
+        let old = id.to_string();
+        assert!(s.renew_agent_cert(id, "fp-first-try", 500, &[8; 32]).await?);
+        // A second renewal before the first was used replaces it.
+        assert!(s.renew_agent_cert(id, "fp-renewed", 1000, &[9; 32]).await?);
+        assert!(s.agent_by_fingerprint("fp-first-try").await?.is_none());
+        // Both certificates are accepted meanwhile; the old one is still current.
+        let by_new = s.agent_by_fingerprint("fp-renewed").await?;
+        assert_eq!(by_new.as_ref().map(|a| a.id), Some(id));
+        assert_eq!(
+            by_new.as_ref().and_then(|a| a.next_cert_expires_at),
+            Some(1000)
+        );
+        let by_old = s.agent_by_fingerprint(&old).await?;
+        assert_eq!(by_old.as_ref().map(|a| a.hpke_public_key.clone()), Some(vec![7; 32]));
+        assert_eq!(
+            s.agent_heartbeat(id, Some(&old), 10).await?,
+            AgentStanding::Admitted
+        );
+        // Promoting anything but the renewed certificate does nothing.
+        assert!(s.promote_agent_cert(id, &old).await?.is_none());
+        assert!(s.promote_agent_cert(Uuid::new_v4(), "fp-renewed").await?.is_none());
+        let now_current = s
+            .promote_agent_cert(id, "fp-renewed")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("not promoted"))?;
+        assert_eq!(now_current.cert_fingerprint, "fp-renewed");
+        assert_eq!(now_current.cert_expires_at, 1000);
+        assert_eq!(now_current.hpke_public_key, vec![9; 32]);
+        assert_eq!(now_current.next_cert_fingerprint, None);
+        // The old certificate belongs to no agent any more; its connection is told so.
+        assert!(s.agent_by_fingerprint(&old).await?.is_none());
+        assert_eq!(
+            s.agent_heartbeat(id, Some(&old), 11).await?,
+            AgentStanding::CertificateReplaced
+        );
+        assert_eq!(
+            s.agent_heartbeat(id, Some("fp-renewed"), 12).await?,
+            AgentStanding::Admitted
+        );
+        assert!(s.promote_agent_cert(id, "fp-renewed").await?.is_none());
+        // A revoked agent cannot renew.
+        assert!(s.revoke_agent(tid, id).await?);
+        assert!(!s.renew_agent_cert(id, "fp-after-revocation", 2000, &[1; 32]).await?);
+        assert!(s.agent_by_fingerprint("fp-after-revocation").await?.is_none());
+        assert!(!s.renew_agent_cert(Uuid::new_v4(), "fp-nobody", 2000, &[1; 32]).await?);
         s.close().await;
         Ok(())
     }
@@ -149,7 +206,7 @@ super::on_every_backend! {
         // The clock the test controls.
         let now = 100 * day;
         let stale = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(stale, now - (10 * day + 1)).await?;
+        s.agent_heartbeat(stale, None, now - (10 * day + 1)).await?;
         s.add_agent_stats(
             stale,
             &AgentTally {
@@ -160,20 +217,20 @@ super::on_every_backend! {
         )
         .await?;
         let recent = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(recent, now - 9 * day).await?;
+        s.agent_heartbeat(recent, None, now - 9 * day).await?;
         let never_connected = agent(&s, tid, now - 11 * day).await?;
         let revoked = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(revoked, now - 11 * day).await?;
+        s.agent_heartbeat(revoked, None, now - 11 * day).await?;
         assert!(s.revoke_agent(tid, revoked).await?);
         let revoked_recent = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(revoked_recent, now - day).await?;
+        s.agent_heartbeat(revoked_recent, None, now - day).await?;
         assert!(s.revoke_agent(tid, revoked_recent).await?);
         // Connected agents stay whatever their last_seen says.
         let connected = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(connected, now - 30 * day).await?;
+        s.agent_heartbeat(connected, None, now - 30 * day).await?;
         // Exactly 10 days: goes (the rule is "10 days or more").
         let exactly = agent(&s, tid, 0).await?;
-        s.agent_heartbeat(exactly, now - 10 * day).await?;
+        s.agent_heartbeat(exactly, None, now - 10 * day).await?;
 
         // Seven registered, two of them revoked.
         assert_eq!(s.active_agent_count(tid).await?, 5);

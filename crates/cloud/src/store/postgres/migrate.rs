@@ -16,6 +16,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "several instances: sync leases with an expiry, shared smart lockout places",
         include_str!("../../../migrations/postgres/0002_instances.sql"),
     ),
+    (
+        3,
+        "agent certificate renewal",
+        include_str!("../../../migrations/postgres/0003_agent_renewal.sql"),
+    ),
 ];
 
 /// Brings the store's schema (the first schema of the connection's `search_path`) up to date;

@@ -27,6 +27,8 @@ impl SqliteStore {
             upn_suffixes: suffixes
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default(),
+            next_cert_fingerprint: row.try_get("next_cert_fingerprint")?,
+            next_cert_expires_at: row.try_get("next_cert_expires_at")?,
         })
     }
 }
@@ -69,10 +71,54 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent_by_fingerprint(&self, fingerprint: &str) -> Result<Option<AgentRecord>> {
-        let row = sqlx::query("SELECT * FROM agents WHERE cert_fingerprint = ?")
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT * FROM agents WHERE cert_fingerprint = ?1 OR next_cert_fingerprint = ?1",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::agent_row).transpose()
+    }
+
+    async fn renew_agent_cert(
+        &self,
+        id: Uuid,
+        cert_fingerprint: &str,
+        cert_expires_at: i64,
+        hpke_public_key: &[u8],
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE agents SET next_cert_fingerprint = ?, next_cert_expires_at = ?,
+                 next_hpke_public_key = ?
+             WHERE id = ? AND revoked = 0",
+        )
+        .bind(cert_fingerprint)
+        .bind(cert_expires_at)
+        .bind(hpke_public_key)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("certificate {cert_fingerprint}")))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn promote_agent_cert(
+        &self,
+        id: Uuid,
+        cert_fingerprint: &str,
+    ) -> Result<Option<AgentRecord>> {
+        let row = sqlx::query(
+            "UPDATE agents SET cert_fingerprint = next_cert_fingerprint,
+                 cert_expires_at = next_cert_expires_at, hpke_public_key = next_hpke_public_key,
+                 next_cert_fingerprint = NULL, next_cert_expires_at = NULL,
+                 next_hpke_public_key = NULL
+             WHERE id = ? AND next_cert_fingerprint = ? AND revoked = 0
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(cert_fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(Self::agent_row).transpose()
     }
 
@@ -125,9 +171,15 @@ impl AgentStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn agent_heartbeat(&self, id: Uuid, now: i64) -> Result<AgentStanding> {
+    async fn agent_heartbeat(
+        &self,
+        id: Uuid,
+        fingerprint: Option<&str>,
+        now: i64,
+    ) -> Result<AgentStanding> {
         let row = sqlx::query(
-            "UPDATE agents SET last_seen = ? WHERE id = ? RETURNING revoked, cert_expires_at",
+            "UPDATE agents SET last_seen = ? WHERE id = ?
+             RETURNING revoked, cert_expires_at, cert_fingerprint, next_cert_fingerprint",
         )
         .bind(now)
         .bind(id.to_string())
@@ -140,6 +192,16 @@ impl AgentStore for SqliteStore {
             AgentStanding::Revoked
         } else if row.try_get::<i64, _>("cert_expires_at")? < now {
             AgentStanding::CertificateExpired
+        } else if fingerprint.is_some_and(|fp| {
+            row.try_get::<String, _>("cert_fingerprint").ok().as_deref() != Some(fp)
+                && row
+                    .try_get::<Option<String>, _>("next_cert_fingerprint")
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    != Some(fp)
+        }) {
+            AgentStanding::CertificateReplaced
         } else {
             AgentStanding::Admitted
         })

@@ -73,6 +73,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "several instances: deployment settings, sync leases with an expiry",
         include_str!("../../../migrations/0013_instances.sql"),
     ),
+    (
+        14,
+        "agent certificate renewal",
+        include_str!("../../../migrations/0014_agent_renewal.sql"),
+    ),
 ];
 
 #[derive(Debug)]
