@@ -100,3 +100,76 @@ pub(crate) async fn issue(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_state::TestServer;
+
+    fn csr() -> anyhow::Result<String> {
+        let key = rcgen::KeyPair::generate()?;
+        Ok(rcgen::CertificateParams::new(Vec::<String>::new())?
+            .serialize_request(&key)?
+            .pem()?)
+    }
+
+    /// A renewal issues a certificate for the configured lifetime and records it (with the
+    /// new HPKE key) beside the current one; a bad key, an oversized CSR or a revoked agent
+    /// is refused with a reason and records nothing.
+    #[tokio::test]
+    async fn a_renewal_is_issued_and_recorded_beside_the_current_certificate() -> anyhow::Result<()>
+    {
+        let server = TestServer::start(None).await?;
+        let state = &server.state;
+        let (tid, aid) = (server.tenant_id, Uuid::new_v4());
+        state
+            .store
+            .add_agent(aid, tid, "fp-current", i64::MAX, &[7; 32], "h", "1", 1, 40)
+            .await?;
+        let now = OffsetDateTime::now_utc();
+        let hpke = B64.encode([9u8; 32]);
+        let renewal = Renewal {
+            csr_pem: csr()?,
+            hpke_public_key: hpke.clone(),
+        };
+        let issued = issue(state, tid, aid, &renewal, now)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        assert_eq!(
+            issued.not_after,
+            (now + state.agent_cert_lifetime).unix_timestamp()
+        );
+        let record = state
+            .store
+            .agent_by_fingerprint(&issued.fingerprint)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the renewed certificate is not recorded"))?;
+        assert_eq!(record.id, aid);
+        assert_eq!(record.cert_fingerprint, "fp-current");
+        assert_eq!(record.next_cert_expires_at, Some(issued.not_after));
+
+        for (csr_pem, key, why) in [
+            (csr()?, B64.encode([1u8; 31]), "hpke_public_key"),
+            (csr()?, "not base64!".to_string(), "hpke_public_key"),
+            ("x".repeat(MAX_CSR + 1), hpke.clone(), "over"),
+            ("garbage".to_string(), hpke.clone(), "not valid"),
+        ] {
+            let bad = Renewal {
+                csr_pem,
+                hpke_public_key: key,
+            };
+            let refused = issue(state, tid, aid, &bad, now)
+                .await
+                .err()
+                .unwrap_or_default();
+            assert!(refused.contains(why), "{why}: {refused}");
+        }
+        assert!(state.store.revoke_agent(tid, aid).await?);
+        let refused = issue(state, tid, aid, &renewal, now)
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(refused.contains("revoked"), "{refused}");
+        server.done().await
+    }
+}

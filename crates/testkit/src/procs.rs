@@ -684,6 +684,39 @@ impl Agent {
         })
     }
 
+    /// A copy of this agent's state dir and config as they are now (not its lock or
+    /// connection record), to run later as the agent was: e.g. with a certificate since
+    /// renewed.
+    pub fn snapshot(&self, label: &str) -> anyhow::Result<Agent> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let state_dir = self.state_dir.with_file_name(format!(
+            "{}-{label}",
+            self.state_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("agent")
+        ));
+        std::fs::create_dir_all(&state_dir)?;
+        std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&self.state_dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "agent.lock" || name == "connection.json" || name.starts_with('.') {
+                continue;
+            }
+            std::fs::copy(entry.path(), state_dir.join(entry.file_name()))?;
+        }
+        let config = state_dir.with_extension("toml");
+        std::fs::copy(&self.config, &config)?;
+        Ok(Agent {
+            log: state_dir.with_extension("log"),
+            state_dir,
+            config,
+            child: None,
+        })
+    }
+
     /// Starts `passthru-agent run`.
     pub fn run(&mut self) -> anyhow::Result<()> {
         self.spawn(None)
