@@ -204,6 +204,7 @@ pub async fn agents(
         Ok(a) => a,
         Err(r) => return r,
     };
+    let now = crate::clock::unix_now();
     let rows: Vec<Vec<Markup>> = agents
         .iter()
         .map(|a| {
@@ -228,7 +229,7 @@ pub async fn agents(
                 }),
                 text(&a.last_seen.map(time_s).unwrap_or_else(|| "never".into())),
                 text(a.source_ip.as_deref().unwrap_or("")),
-                text(&time_s(a.cert_expires_at)),
+                cert_expiry(a.cert_expires_at, now),
                 text(&a.id),
             ]
         })
@@ -255,4 +256,22 @@ pub async fn agents(
         ))
     };
     layout::page(StatusCode::OK, &ctx, "agents", "Agents", body)
+}
+
+/// Agents whose certificate expires within this many days are highlighted: a running agent
+/// renews with a third of the lifetime left (about 120 days of 365), so one this close has
+/// not been connected for months, or cannot renew.
+pub(crate) const CERT_WARN_DAYS: i64 = 30;
+
+/// An agent's certificate expiry, highlighted within [`CERT_WARN_DAYS`] of it.
+pub(crate) fn cert_expiry(expires_at: i64, now: i64) -> Markup {
+    let left = expires_at - now;
+    if left <= 0 {
+        html! { strong class="bad cert-expiring" { (time_s(expires_at)) " (expired: register the agent again)" } }
+    } else if left < CERT_WARN_DAYS * 86_400 {
+        let days = left / 86_400;
+        html! { strong class="bad cert-expiring" { (time_s(expires_at)) " (" (days) " days left: check that the agent runs and renews)" } }
+    } else {
+        text(&time_s(expires_at))
+    }
 }

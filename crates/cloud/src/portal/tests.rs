@@ -214,3 +214,64 @@ async fn forms_need_the_sessions_csrf_token() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The agents page highlights agents whose certificate expires within 30 days (or has), and
+/// only those.
+#[tokio::test]
+async fn the_agents_page_highlights_certificates_near_expiry() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let ga = portal_session(&bed, "gail", GLOBAL_ADMIN).await?;
+    let now = crate::clock::unix_now();
+    let day = 86_400;
+    for (host, expires) in [
+        ("host-fine", now + 200 * day),
+        ("host-soon", now + 10 * day),
+        ("host-gone", now - day),
+    ] {
+        let id = uuid::Uuid::new_v4();
+        bed.state
+            .store
+            .add_agent(
+                id,
+                bed.tenant.id,
+                &id.to_string(),
+                expires,
+                &[7; 32],
+                host,
+                "1",
+                now,
+                40,
+            )
+            .await?;
+    }
+    let page = bed.get("/contoso/portal/agents", &ga).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let row = |host: &str| {
+        page.body
+            .split("<tr>")
+            .find(|r| r.contains(host))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        !row("host-fine").contains("cert-expiring"),
+        "{}",
+        row("host-fine")
+    );
+    assert!(
+        row("host-soon").contains("cert-expiring"),
+        "{}",
+        row("host-soon")
+    );
+    assert!(
+        row("host-soon").contains(" days left"),
+        "{}",
+        row("host-soon")
+    );
+    assert!(
+        row("host-gone").contains("expired: register the agent again"),
+        "{}",
+        row("host-gone")
+    );
+    Ok(())
+}
