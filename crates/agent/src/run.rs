@@ -422,3 +422,78 @@ pub async fn stay_connected<V: Validator>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_dir::{Credentials, Registration};
+    use crate::test_support::TempDir;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn credentials(
+        not_after: time::OffsetDateTime,
+    ) -> Result<Credentials, Box<dyn std::error::Error>> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(vec!["agent".to_string()])?;
+        params.not_before = not_after - time::Duration::days(365);
+        params.not_after = not_after;
+        let cert = params.self_signed(&key)?;
+        Ok(Credentials {
+            client_cert_chain: vec![CertificateDer::from_pem_slice(cert.pem().as_bytes())?],
+            client_key: PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())?,
+            hpke: AgentKeyPair::generate(),
+        })
+    }
+
+    /// An agent whose certificate expired while it was off refuses to start, saying when and
+    /// how to register again; a renewed certificate still valid lets it start.
+    #[test]
+    fn an_expired_certificate_is_refused_at_start_with_what_to_do(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = TempDir::new("run-expired")?;
+        let state = StateDir::new(tmp.path());
+        let registration = Registration {
+            agent_id: uuid::Uuid::new_v4(),
+            tenant_id: uuid::Uuid::new_v4(),
+            tenant_name: "contoso".into(),
+            cloud_url: "https://login.contoso.test".into(),
+            agent_endpoint: "https://login.contoso.test".into(),
+            registered_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let expired = Renewal::new(
+            state.clone(),
+            None,
+            credentials(now - time::Duration::days(2))?,
+            None,
+        )?;
+        let err = refuse_expired(&expired, &state, &registration, now)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for part in [
+            "certificate expired at",
+            "passthru-agent register --cloud https://login.contoso.test --tenant contoso",
+            "--force",
+            &state.path().display().to_string(),
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        let valid = Renewal::new(
+            state.clone(),
+            None,
+            credentials(now + time::Duration::days(2))?,
+            None,
+        )?;
+        assert!(refuse_expired(&valid, &state, &registration, now).is_ok());
+        let with_renewed = Renewal::new(
+            state.clone(),
+            None,
+            credentials(now - time::Duration::days(2))?,
+            Some(credentials(now + time::Duration::days(300))?),
+        )?;
+        assert!(refuse_expired(&with_renewed, &state, &registration, now).is_ok());
+        Ok(())
+    }
+}
