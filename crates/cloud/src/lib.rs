@@ -38,6 +38,7 @@ pub mod pki;
 pub(crate) mod portal;
 pub(crate) mod public_addr;
 pub(crate) mod secret_box;
+pub mod server_cert;
 pub mod server;
 pub(crate) mod signin;
 pub(crate) mod state;
