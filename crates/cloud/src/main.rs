@@ -349,10 +349,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tls {
-            command: TlsCommand::Renew {
-                data_dir,
-                hostnames,
-            },
+            command:
+                TlsCommand::Renew {
+                    data_dir,
+                    hostnames,
+                },
         } => {
             let renewed = passthru_cloud::pki::renew_server_cert(
                 &passthru_cloud::pki::PkiPaths::new(&data_dir),

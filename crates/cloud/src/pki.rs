@@ -477,12 +477,18 @@ mod tests {
             (now + Duration::days(SERVER_CERT_DAYS)).unix_timestamp()
         );
         let names = certificate_names(&paths.server_cert()).map_err(anyhow::Error::msg)?;
-        assert!(names.iter().any(|n| n == "login.contoso.example"), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "login.contoso.example"),
+            "{names:?}"
+        );
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(paths.server_key())?.permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let text = renewed.to_string();
-        assert!(text.contains("SIGHUP") && text.contains("systemctl reload passthru-cloud"), "{text}");
+        assert!(
+            text.contains("SIGHUP") && text.contains("systemctl reload passthru-cloud"),
+            "{text}"
+        );
         // What serve loads: the new pair, valid, chained to the deployment CA.
         let served = crate::server_cert::load(
             &crate::server_cert::TlsFiles {
@@ -494,7 +500,9 @@ mod tests {
         )?;
         assert_eq!(served.fingerprint, renewed.issued.fingerprint);
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls::pki_types::CertificateDer::from_pem_file(paths.ca_cert())?)?;
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(
+            paths.ca_cert(),
+        )?)?;
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             std::sync::Arc::new(roots),
             std::sync::Arc::new(rustls::crypto::ring::default_provider()),
@@ -512,8 +520,14 @@ mod tests {
         // Other names given: those (and localhost), not the old ones.
         renew_server_cert(&paths, &["new.contoso.example".into()], now)?;
         let names = certificate_names(&paths.server_cert()).map_err(anyhow::Error::msg)?;
-        assert!(names.iter().any(|n| n == "new.contoso.example"), "{names:?}");
-        assert!(!names.iter().any(|n| n == "login.contoso.example"), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "new.contoso.example"),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n == "login.contoso.example"),
+            "{names:?}"
+        );
         assert!(names.iter().any(|n| n == "localhost"), "{names:?}");
 
         // Without the CA key: refused, the files untouched.
@@ -523,7 +537,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("no deployment CA") && err.contains("ca-key.pem"), "{err}");
+        assert!(
+            err.contains("no deployment CA") && err.contains("ca-key.pem"),
+            "{err}"
+        );
         assert_eq!(before, std::fs::read_to_string(paths.server_cert())?);
         std::fs::remove_dir_all(&dir)?;
         Ok(())

@@ -314,8 +314,20 @@ mod tests {
         let ca = ca()?;
         let now = OffsetDateTime::now_utc();
         let t = now.unix_timestamp();
-        let (a, fp_a) = leaf(&ca, &dir, "a", now - Duration::hours(1), now + Duration::days(90))?;
-        let (b, fp_b) = leaf(&ca, &dir, "b", now - Duration::hours(1), now + Duration::days(400))?;
+        let (a, fp_a) = leaf(
+            &ca,
+            &dir,
+            "a",
+            now - Duration::hours(1),
+            now + Duration::days(90),
+        )?;
+        let (b, fp_b) = leaf(
+            &ca,
+            &dir,
+            "b",
+            now - Duration::hours(1),
+            now + Duration::days(400),
+        )?;
         let served = TlsFiles {
             cert: dir.join("served.pem"),
             key: dir.join("served-key.pem"),
@@ -325,12 +337,23 @@ mod tests {
         let cert = ReloadingCert::load(served.clone(), provider(), t)?;
         assert_eq!(resolved(&cert)?, fp_a);
         assert_eq!(cert.current().fingerprint, fp_a);
-        assert_eq!(cert.current().certified.cert.len(), 2, "the chain is served");
+        assert_eq!(
+            cert.current().certified.cert.len(),
+            2,
+            "the chain is served"
+        );
 
         // B's certificate with A's key: refused, A stays.
         std::fs::copy(&b.cert, &served.cert)?;
-        let err = cert.reload(t).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("does not belong") && err.contains("served-key.pem"), "{err}");
+        let err = cert
+            .reload(t)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("does not belong") && err.contains("served-key.pem"),
+            "{err}"
+        );
         assert_eq!(resolved(&cert)?, fp_a);
 
         // B whole: swapped.
@@ -348,7 +371,13 @@ mod tests {
         )));
 
         // An expired certificate, then a missing key: B stays, and so does its expiry.
-        let (old, _) = leaf(&ca, &dir, "old", now - Duration::days(30), now - Duration::days(1))?;
+        let (old, _) = leaf(
+            &ca,
+            &dir,
+            "old",
+            now - Duration::days(30),
+            now - Duration::days(1),
+        )?;
         std::fs::copy(&old.cert, &served.cert)?;
         std::fs::copy(&old.key, &served.key)?;
         assert!(!reload_and_record(&cert, &metrics, t));
@@ -370,10 +399,34 @@ mod tests {
         let ca = ca()?;
         let now = OffsetDateTime::now_utc();
         let t = now.unix_timestamp();
-        let (good, _) = leaf(&ca, &dir, "good", now - Duration::hours(1), now + Duration::days(9))?;
-        let (other, _) = leaf(&ca, &dir, "other", now - Duration::hours(1), now + Duration::days(9))?;
-        let (expired, _) = leaf(&ca, &dir, "exp", now - Duration::days(9), now - Duration::days(1))?;
-        let (future, _) = leaf(&ca, &dir, "fut", now + Duration::days(1), now + Duration::days(9))?;
+        let (good, _) = leaf(
+            &ca,
+            &dir,
+            "good",
+            now - Duration::hours(1),
+            now + Duration::days(9),
+        )?;
+        let (other, _) = leaf(
+            &ca,
+            &dir,
+            "other",
+            now - Duration::hours(1),
+            now + Duration::days(9),
+        )?;
+        let (expired, _) = leaf(
+            &ca,
+            &dir,
+            "exp",
+            now - Duration::days(9),
+            now - Duration::days(1),
+        )?;
+        let (future, _) = leaf(
+            &ca,
+            &dir,
+            "fut",
+            now + Duration::days(1),
+            now + Duration::days(9),
+        )?;
         let garbage = dir.join("garbage.pem");
         std::fs::write(&garbage, "not a PEM file")?;
         let p = provider();
@@ -387,19 +440,37 @@ mod tests {
         };
         assert!(load(&good, &p, t).is_ok());
         let e = err(with(&dir.join("missing.pem"), &good.key));
-        assert!(e.contains("cannot read") && e.contains("missing.pem"), "{e}");
+        assert!(
+            e.contains("cannot read") && e.contains("missing.pem"),
+            "{e}"
+        );
         let e = err(with(&garbage, &good.key));
-        assert!(e.contains("garbage.pem") && e.contains("no usable certificate"), "{e}");
+        assert!(
+            e.contains("garbage.pem") && e.contains("no usable certificate"),
+            "{e}"
+        );
         let e = err(with(&good.key, &good.key));
-        assert!(e.contains("good-key.pem") && e.contains("no usable certificate"), "{e}");
+        assert!(
+            e.contains("good-key.pem") && e.contains("no usable certificate"),
+            "{e}"
+        );
         let e = err(with(&good.cert, &garbage));
-        assert!(e.contains("garbage.pem") && e.contains("no usable private key"), "{e}");
+        assert!(
+            e.contains("garbage.pem") && e.contains("no usable private key"),
+            "{e}"
+        );
         let e = err(with(&good.cert, &other.key));
-        assert!(e.contains("does not belong") && e.contains("other-key.pem"), "{e}");
+        assert!(
+            e.contains("does not belong") && e.contains("other-key.pem"),
+            "{e}"
+        );
         let e = err(expired);
         assert!(e.contains("exp.pem") && e.contains("expired at"), "{e}");
         let e = err(future);
-        assert!(e.contains("fut.pem") && e.contains("not valid before"), "{e}");
+        assert!(
+            e.contains("fut.pem") && e.contains("not valid before"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

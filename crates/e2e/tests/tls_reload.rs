@@ -45,7 +45,10 @@ fn file_fingerprint(path: &Path) -> anyhow::Result<String> {
 
 /// A new TLS connection to the cloud trusting only `ca_file`, and the fingerprint of the
 /// certificate the cloud presented.
-async fn handshake(cloud: &Cloud, ca_file: &Path) -> anyhow::Result<(TlsStream<TcpStream>, String)> {
+async fn handshake(
+    cloud: &Cloud,
+    ca_file: &Path,
+) -> anyhow::Result<(TlsStream<TcpStream>, String)> {
     let config = passthru_testkit::tls::client_config(ca_file)?;
     let mut config = (*config).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -110,7 +113,9 @@ fn sighup(cloud: &Cloud) -> anyhow::Result<bool> {
     const FAILED: &str = "TLS certificate reload failed";
     let count = |log: &str| (log.matches(DONE).count(), log.matches(FAILED).count());
     let before = count(&cloud.log());
-    let pid = cloud.pid().ok_or_else(|| anyhow!("the cloud is not running"))?;
+    let pid = cloud
+        .pid()
+        .ok_or_else(|| anyhow!("the cloud is not running"))?;
     let status = Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()?;
@@ -135,14 +140,16 @@ fn sighup(cloud: &Cloud) -> anyhow::Result<bool> {
 
 /// `passthru_tls_cert_expiry_timestamp_seconds` from the metrics listener.
 async fn expiry_metric(metrics_addr: &str) -> anyhow::Result<i64> {
-    let text = reqwest::Client::builder()
-        .timeout(STEP)
-        .build()?
-        .get(format!("http://{metrics_addr}/metrics"))
-        .send()
-        .await?
-        .text()
+    let mut tcp = tokio::time::timeout(STEP, TcpStream::connect(metrics_addr))
+        .await
+        .context("connecting to the metrics listener timed out")??;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
         .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
+        .await
+        .context("reading the metrics timed out")??;
+    let text = String::from_utf8_lossy(&raw);
     text.lines()
         .find_map(|l| l.strip_prefix("passthru_tls_cert_expiry_timestamp_seconds "))
         .and_then(|v| v.trim().parse().ok())
@@ -181,7 +188,11 @@ impl OrgCa {
 
     /// A server certificate for localhost valid from `from_days` to `until_days` from now:
     /// (chain PEM, key PEM, fingerprint, notAfter).
-    fn issue(&self, from_days: i64, until_days: i64) -> anyhow::Result<(String, String, String, i64)> {
+    fn issue(
+        &self,
+        from_days: i64,
+        until_days: i64,
+    ) -> anyhow::Result<(String, String, String, i64)> {
         let now = unix_now()?;
         let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
         let at = |days: i64| rcgen::date_time_ymd(1970, 1, 1) + time_days(now, days);
@@ -257,9 +268,15 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
         .args(["--hostname", "login.contoso.example"])
         .output()?;
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        printed.contains("Valid until ") && printed.contains("SIGHUP") && printed.contains("login.contoso.example"),
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("Valid until ")
+            && printed.contains("SIGHUP")
+            && printed.contains("login.contoso.example"),
         "{printed}"
     );
     let renewed = file_fingerprint(&generated)?;
@@ -268,11 +285,20 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
     assert_eq!(handshake(&cloud, &deployment_ca).await?.1, first);
     assert!(sighup(&cloud)?, "{}", cloud.log());
     assert_eq!(handshake(&cloud, &deployment_ca).await?.1, renewed);
-    assert_eq!(healthz(&mut kept).await?, "ok", "the keep-alive connection answers");
-    ws.ping().await.context("the agent's WebSocket after the reload")?;
+    assert_eq!(
+        healthz(&mut kept).await?,
+        "ok",
+        "the keep-alive connection answers"
+    );
+    ws.ping()
+        .await
+        .context("the agent's WebSocket after the reload")?;
     let expiry = expiry_metric(&metrics_addr).await?;
     let want = unix_now()? + 825 * 86_400;
-    assert!(expiry > expiry_before && (want - expiry).abs() < 120, "{expiry} vs {want}");
+    assert!(
+        expiry > expiry_before && (want - expiry).abs() < 120,
+        "{expiry} vs {want}"
+    );
     drop(ws);
     agent.stop_with(15);
 
@@ -285,8 +311,16 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
     std::fs::write(&key_file, &a_key)?;
     cloud.stop();
     let mut args: Vec<&str> = base_args.to_vec();
-    let (cert_arg, key_arg) = (cert_file.display().to_string(), key_file.display().to_string());
-    args.extend(["--tls-cert", cert_arg.as_str(), "--tls-key", key_arg.as_str()]);
+    let (cert_arg, key_arg) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
+    args.extend([
+        "--tls-cert",
+        cert_arg.as_str(),
+        "--tls-key",
+        key_arg.as_str(),
+    ]);
     cloud.set_serve_args(&args);
     cloud.serve()?;
     let (mut kept, fp) = handshake(&cloud, &org.file).await?;
@@ -299,7 +333,11 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
     replace(&cert_file, &b_pem)?;
     assert!(sighup(&cloud)?, "{}", cloud.log());
     assert_eq!(handshake(&cloud, &org.file).await?.1, b_fp);
-    assert_eq!(healthz(&mut kept).await?, "ok", "the keep-alive connection answers");
+    assert_eq!(
+        healthz(&mut kept).await?,
+        "ok",
+        "the keep-alive connection answers"
+    );
     assert_eq!(expiry_metric(&metrics_addr).await?, b_until);
 
     // A new certificate without its key: the reload fails, B stays and says why.
@@ -321,7 +359,12 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
     cloud.set_serve_args(&[]);
     let err = cloud.try_serve(&["--tls-cert", cert_arg.as_str()])?;
     assert!(err.contains("--tls-key"), "{err}");
-    let err = cloud.try_serve(&["--tls-cert", cert_arg.as_str(), "--tls-key", key_arg.as_str()])?;
+    let err = cloud.try_serve(&[
+        "--tls-cert",
+        cert_arg.as_str(),
+        "--tls-key",
+        key_arg.as_str(),
+    ])?;
     assert!(
         err.contains("does not belong") && err.contains("org-key.pem"),
         "{err}"
@@ -329,10 +372,26 @@ async fn certificates_are_renewed_and_replaced_without_dropping_connections() ->
     let (old_pem, old_key, _, _) = org.issue(-30, -1)?;
     std::fs::write(&cert_file, &old_pem)?;
     std::fs::write(&key_file, &old_key)?;
-    let err = cloud.try_serve(&["--tls-cert", cert_arg.as_str(), "--tls-key", key_arg.as_str()])?;
-    assert!(err.contains("expired") && err.contains("org-cert.pem"), "{err}");
+    let err = cloud.try_serve(&[
+        "--tls-cert",
+        cert_arg.as_str(),
+        "--tls-key",
+        key_arg.as_str(),
+    ])?;
+    assert!(
+        err.contains("expired") && err.contains("org-cert.pem"),
+        "{err}"
+    );
     let missing = dir.join("missing.pem").display().to_string();
-    let err = cloud.try_serve(&["--tls-cert", missing.as_str(), "--tls-key", key_arg.as_str()])?;
-    assert!(err.contains("cannot read") && err.contains("missing.pem"), "{err}");
+    let err = cloud.try_serve(&[
+        "--tls-cert",
+        missing.as_str(),
+        "--tls-key",
+        key_arg.as_str(),
+    ])?;
+    assert!(
+        err.contains("cannot read") && err.contains("missing.pem"),
+        "{err}"
+    );
     Ok(())
 }
