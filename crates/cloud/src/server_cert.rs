@@ -474,4 +474,49 @@ mod tests {
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
+
+    /// A SEC1 key (`BEGIN EC PRIVATE KEY`, as `openssl ecparam -genkey` writes) is served
+    /// like a PKCS#8 one.
+    #[test]
+    fn a_sec1_key_is_accepted() -> anyhow::Result<()> {
+        let dir = temp_dir()?;
+        let ca = ca()?;
+        let now = OffsetDateTime::now_utc();
+        let (files, fp) = leaf(
+            &ca,
+            &dir,
+            "ec",
+            now - Duration::hours(1),
+            now + Duration::days(9),
+        )?;
+        // PKCS#8 is SEQUENCE { version, algorithm, OCTET STRING { SEC1 ECPrivateKey } }.
+        let pkcs8 = PrivateKeyDer::from_pem_file(&files.key)?;
+        let (_, info) = x509_parser::der_parser::parse_der(pkcs8.secret_der())?;
+        let fields = info.as_sequence()?;
+        let sec1 = fields
+            .get(2)
+            .ok_or_else(|| anyhow::anyhow!("no privateKey field"))?
+            .as_slice()?;
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sec1);
+        let mut text = String::from("-----BEGIN EC PRIVATE KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            text.push_str(std::str::from_utf8(line)?);
+            text.push('\n');
+        }
+        text.push_str("-----END EC PRIVATE KEY-----\n");
+        let sec1_file = dir.join("ec-sec1.pem");
+        std::fs::write(&sec1_file, text)?;
+        let served = load(
+            &TlsFiles {
+                cert: files.cert.clone(),
+                key: sec1_file,
+            },
+            &provider(),
+            now.unix_timestamp(),
+        )?;
+        assert_eq!(served.fingerprint, fp);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }
