@@ -40,8 +40,8 @@ pub struct RegisterArgs {
     /// Tenant name or id.
     #[arg(long)]
     pub tenant: String,
-    /// CA certificate to trust for the cloud's TLS (the cloud's DIR/tls/ca.pem); copied into
-    /// the state dir.
+    /// CA certificate to trust for the cloud's TLS (the cloud's DIR/tls/ca.pem), besides the
+    /// system's roots; copied into the state dir.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     /// Where to keep the agent's registration and keys (created 0700).

@@ -1,5 +1,6 @@
 //! The agent's TLS client configuration: its client certificate and key from the state dir,
-//! and the cloud's CA (`cloud-ca.pem`) or the system's roots.
+//! and the roots it trusts for the cloud: the system's, plus the CA it registered with
+//! (`cloud-ca.pem`) when it has one.
 
 use std::sync::Arc;
 

@@ -56,8 +56,19 @@ enum Command {
     Serve {
         #[arg(long)]
         data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8443")]
+        /// Address and port of the HTTPS listener (browsers, apps, administration and agents);
+        /// MSAL reaches the cloud on port 443.
+        #[arg(long, default_value = "0.0.0.0:443")]
         listen: String,
+        /// The certificate chain to serve (PEM: the server's certificate first, then
+        /// intermediates), from any CA, instead of the data dir's tls/server.pem; read again
+        /// on SIGHUP. Needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or RSA, unencrypted); read again
+        /// on SIGHUP. Needs --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// The NATS server the instances of one deployment talk through
         /// (nats://HOST:PORT); needed by every instance when several serve one PostgreSQL
         /// store.
@@ -106,8 +117,27 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// The generated server TLS certificate (offline, on the data dir).
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Administer a tenant through the running cloud's admin API.
     Admin(passthru_cloud_cli::AdminArgs),
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Issue a new server certificate (new key, 825 days) from the deployment CA into
+    /// tls/server.pem and tls/server-key.pem; a running serve uses it after SIGHUP.
+    Renew {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// DNS name (or IP address) for the certificate (repeatable); default: those of the
+        /// current certificate. localhost and 127.0.0.1 are always included.
+        #[arg(long = "hostname")]
+        hostnames: Vec<String>,
+    },
 }
 
 /// Rate limits, connection caps, time-outs and row caps of `serve` (docs/operations.md,
@@ -261,7 +291,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("Clients trust {}", data_dir.join("tls/ca.pem").display());
             println!(
-                "Next: passthru-cloud serve --data-dir {} --listen 127.0.0.1:443",
+                "Next: passthru-cloud serve --data-dir {} --listen 0.0.0.0:443",
                 data_dir.display()
             );
             Ok(())
@@ -287,6 +317,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             data_dir,
             listen,
+            tls_cert,
+            tls_key,
             bus,
             store,
             heartbeat_seconds,
@@ -312,8 +344,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 limits: limits.limits(),
                 bus,
                 store,
+                tls_files: match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => {
+                        Some(passthru_cloud::server_cert::TlsFiles { cert, key })
+                    }
+                    (None, None) => None,
+                    _ => anyhow::bail!("give both --tls-cert and --tls-key, or neither"),
+                },
             };
             passthru_cloud::server::serve(&data_dir, opts).await?;
+            Ok(())
+        }
+        Command::Tls {
+            command:
+                TlsCommand::Renew {
+                    data_dir,
+                    hostnames,
+                },
+        } => {
+            let renewed = passthru_cloud::pki::renew_server_cert(
+                &passthru_cloud::pki::PkiPaths::new(&data_dir),
+                &hostnames,
+                time::OffsetDateTime::now_utc(),
+            )?;
+            print!("{renewed}");
             Ok(())
         }
         Command::Admin(args) => passthru_admin::cli::run(args).await,

@@ -13,6 +13,9 @@
 //!   `passthru_agent_directory_requests_total` (sum and count of directory round trips), and the
 //!   gauge `passthru_agent_reported_in_flight`.
 //!
+//! - `passthru_tls_cert_expiry_timestamp_seconds`: the served TLS certificate's notAfter, Unix
+//!   seconds (set at start and on every reload).
+//!
 //! `tenant` is the tenant id (a GUID: stable, unlike a name), `agent` the agent id.
 
 use std::collections::{HashMap, HashSet};
@@ -125,6 +128,7 @@ pub struct Metrics {
     sync_runs: Family<SyncRunLabels, Counter>,
     sync_last_success: Family<SyncLabels, Gauge>,
     agent_cert_expiry: Family<AgentLabels, Gauge>,
+    tls_cert_expiry: Gauge,
     /// The last report of each agent, to turn cumulative reports into increments (a report
     /// below the last one means the agent restarted: its counters began again at zero).
     last_reports: Mutex<HashMap<Uuid, AgentStatsReport>>,
@@ -226,9 +230,16 @@ impl Default for Metrics {
             "When the client certificate of a connected agent expires, Unix seconds (agents renew it with a third of its lifetime left; alert when one is within 30 days)",
             agent_cert_expiry.clone(),
         );
+        let tls_cert_expiry = Gauge::default();
+        registry.register(
+            "passthru_tls_cert_expiry_timestamp_seconds",
+            "When the TLS certificate served now expires (its notAfter), Unix seconds (alert when it is less than a few weeks away)",
+            tls_cert_expiry.clone(),
+        );
         Metrics {
             registry,
             agent_cert_expiry,
+            tls_cert_expiry,
             dc_up,
             sync_objects,
             sync_runs,
@@ -320,6 +331,11 @@ impl Metrics {
                 })
                 .set(now);
         }
+    }
+
+    /// Sets the served TLS certificate's notAfter (Unix seconds).
+    pub fn tls_cert_expiry(&self, not_after: i64) {
+        self.tls_cert_expiry.set(not_after);
     }
 
     /// Records the round trip of one answered pass-through request.
@@ -530,6 +546,22 @@ mod tests {
         let text = m.render(&[]);
         assert!(!text.contains("not-a-code"), "{text}");
         assert!(!text.contains("win32=\"999\""), "{text}");
+    }
+
+    #[test]
+    fn renders_the_tls_certificate_expiry() {
+        let m = Metrics::default();
+        m.tls_cert_expiry(1_900_000_000);
+        m.tls_cert_expiry(1_950_000_000);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("# TYPE passthru_tls_cert_expiry_timestamp_seconds gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\npassthru_tls_cert_expiry_timestamp_seconds 1950000000\n"),
+            "{text}"
+        );
     }
 
     #[test]

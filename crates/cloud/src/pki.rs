@@ -71,6 +71,16 @@ impl PkiPaths {
 
 /// Writes `contents` to `path` with the given mode, atomically (temp file, then rename).
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+    write_file_owned(path, contents, mode, None)
+}
+
+/// [`write_file`], the new file owned by `owner` (uid, gid) before it replaces the old one.
+fn write_file_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), PkiError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| PkiError::Io {
@@ -87,7 +97,21 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiErro
         .map_err(io)?;
     f.write_all(contents).map_err(io)?;
     f.sync_all().map_err(io)?;
+    if let Some((uid, gid)) = owner {
+        use std::os::unix::fs::MetadataExt as _;
+        let new = f.metadata().map_err(io)?;
+        if (new.uid(), new.gid()) != (uid, gid) {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io)?;
+        }
+    }
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The owner (uid, gid) of `path`, if it exists: what a file written in its place keeps
+/// (`tls renew` run as root for a `serve` running as another user).
+fn owner_of(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -146,33 +170,166 @@ pub fn create(paths: &PkiPaths, hostnames: &[String], now: OffsetDateTime) -> Re
     Ok(())
 }
 
+/// The names of a server certificate: `localhost`, `127.0.0.1` and `hostnames`, once each.
+fn server_names(hostnames: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    for h in hostnames {
+        let h = h.trim().to_ascii_lowercase();
+        if !h.is_empty() && !names.contains(&h) {
+            names.push(h);
+        }
+    }
+    names
+}
+
+/// A server certificate just written.
+#[derive(Debug, Clone)]
+pub struct IssuedServerCert {
+    /// Its DNS names and IP addresses.
+    pub names: Vec<String>,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// SHA-256 of the DER, hex.
+    pub fingerprint: String,
+}
+
+/// Validity of generated server certificates (the most browsers accepted for a while).
+pub const SERVER_CERT_DAYS: i64 = 825;
+
 fn issue_server_cert(
     paths: &PkiPaths,
     issuer: &Issuer<'_, KeyPair>,
     hostnames: &[String],
     now: OffsetDateTime,
-) -> Result<(), PkiError> {
-    let mut names = vec!["localhost".to_string()];
-    for h in hostnames {
-        if !names.contains(h) {
-            names.push(h.clone());
-        }
-    }
-    let mut p = CertificateParams::new(names)?;
-    p.subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+) -> Result<IssuedServerCert, PkiError> {
+    let names = server_names(hostnames);
+    let mut p = CertificateParams::new(names.clone())?;
     p.distinguished_name
         .push(DnType::CommonName, "Passthru cloud");
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.not_before = now - Duration::hours(1);
-    p.not_after = now + Duration::days(825);
+    p.not_after = now + Duration::days(SERVER_CERT_DAYS);
     p.serial_number = Some(random_serial());
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let cert = p.signed_by(&key, issuer)?;
-    write_file(&paths.server_cert(), cert.pem().as_bytes(), 0o644)?;
-    write_file(&paths.server_key(), key.serialize_pem().as_bytes(), 0o600)?;
-    Ok(())
+    // The key first: a reload between the two renames sees a key that does not match the
+    // certificate and keeps the one it serves.
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+    write_file_owned(
+        &paths.server_key(),
+        key_pem.as_bytes(),
+        0o600,
+        owner_of(&paths.server_key()),
+    )?;
+    write_file_owned(
+        &paths.server_cert(),
+        cert.pem().as_bytes(),
+        0o644,
+        owner_of(&paths.server_cert()),
+    )?;
+    Ok(IssuedServerCert {
+        names,
+        not_after: p.not_after.unix_timestamp(),
+        fingerprint: fingerprint(cert.der()),
+    })
+}
+
+/// What `tls renew` did.
+#[derive(Debug, Clone)]
+pub struct RenewedServerCert {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub issued: IssuedServerCert,
+}
+
+impl std::fmt::Display for RenewedServerCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "Issued a new server certificate and key from the deployment CA: {} and {}.",
+            self.cert_file.display(),
+            self.key_file.display()
+        )?;
+        writeln!(f, "Names: {}", self.issued.names.join(", "))?;
+        writeln!(
+            f,
+            "Valid until {} (SHA-256 {}).",
+            crate::clock::rfc3339(self.issued.not_after),
+            self.issued.fingerprint
+        )?;
+        writeln!(
+            f,
+            "A running passthru-cloud serve keeps the old certificate until told: send it SIGHUP \
+             (systemctl reload passthru-cloud, or kill -HUP PID). Connections stay open; new \
+             ones get the new certificate."
+        )
+    }
+}
+
+/// The DNS names and IP addresses of the certificate in `path`.
+fn certificate_names(path: &Path) -> Result<Vec<String>, String> {
+    let pem = read(path).map_err(|e| e.to_string())?;
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map_err(|e: rustls::pki_types::pem::Error| format!("{}: {e}", path.display()))?;
+    let der: rustls::pki_types::CertificateDer<'static> = der;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(d) => names.push(d.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(ip) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                        names.push(std::net::IpAddr::from(v4).to_string());
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                        names.push(std::net::IpAddr::from(v6).to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// `tls renew`: a new key and server certificate ([`SERVER_CERT_DAYS`]) from the deployment
+/// CA, for `hostnames` or else the names of the current certificate, replacing
+/// `tls/server.pem` and `tls/server-key.pem` (each atomically, with their owners kept).
+pub fn renew_server_cert(
+    paths: &PkiPaths,
+    hostnames: &[String],
+    now: OffsetDateTime,
+) -> Result<RenewedServerCert, anyhow::Error> {
+    if !paths.ca_key().exists() || !paths.ca_cert().exists() {
+        anyhow::bail!(
+            "{} has no deployment CA ({} and {}), so it cannot issue a server certificate: give the data dir `passthru-cloud init` made, or, for a certificate from your own CA, serve it with --tls-cert and --tls-key",
+            paths.tls_dir.display(),
+            paths.ca_cert().display(),
+            paths.ca_key().display()
+        );
+    }
+    let names = if hostnames.is_empty() {
+        certificate_names(&paths.server_cert()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the names of the current certificate ({e}): give them with --hostname"
+            )
+        })?
+    } else {
+        hostnames.to_vec()
+    };
+    let key = zeroize::Zeroizing::new(read(&paths.ca_key())?);
+    let key = KeyPair::from_pem(&key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_key().display()))?;
+    let issuer = Issuer::from_ca_cert_pem(&read(&paths.ca_cert())?, key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_cert().display()))?;
+    let issued = issue_server_cert(paths, &issuer, &names, now)?;
+    Ok(RenewedServerCert {
+        cert_file: paths.server_cert(),
+        key_file: paths.server_key(),
+        issued,
+    })
 }
 
 /// The private agent CA, loaded for issuing agent certificates.
@@ -362,6 +519,126 @@ mod tests {
                 default_agent_cert_lifetime()
             )
             .is_err());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn temp_paths() -> (PathBuf, PkiPaths) {
+        let dir = std::env::temp_dir().join(format!("passthru-pki-{}", Uuid::new_v4()));
+        let paths = PkiPaths::new(&dir);
+        (dir, paths)
+    }
+
+    /// `init --hostname A --hostname B`: both names are in the certificate, with localhost
+    /// and 127.0.0.1.
+    #[test]
+    fn every_hostname_is_in_the_server_certificate() -> anyhow::Result<()> {
+        let (dir, paths) = temp_paths();
+        create(
+            &paths,
+            &["login.contoso.example".into(), "sso.contoso.example".into()],
+            OffsetDateTime::now_utc(),
+        )?;
+        let names = certificate_names(&paths.server_cert()).map_err(anyhow::Error::msg)?;
+        for want in [
+            "localhost",
+            "127.0.0.1",
+            "login.contoso.example",
+            "sso.contoso.example",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// `tls renew`: a new key and certificate from the same CA, 825 days from now, with the
+    /// current names unless others are given; refused without the deployment CA key.
+    #[test]
+    fn renew_reissues_from_the_deployment_ca() -> anyhow::Result<()> {
+        use rustls::client::danger::ServerCertVerifier as _;
+        use rustls::pki_types::pem::PemObject as _;
+        let (dir, paths) = temp_paths();
+        let then = OffsetDateTime::now_utc() - Duration::days(800);
+        create(&paths, &["login.contoso.example".into()], then)?;
+        let old_cert = std::fs::read_to_string(paths.server_cert())?;
+        let old_key = std::fs::read_to_string(paths.server_key())?;
+        let now = OffsetDateTime::now_utc();
+        let renewed = renew_server_cert(&paths, &[], now)?;
+        let new_cert = std::fs::read_to_string(paths.server_cert())?;
+        let new_key = std::fs::read_to_string(paths.server_key())?;
+        assert_ne!(old_cert, new_cert);
+        assert_ne!(old_key, new_key, "a new key");
+        assert_eq!(
+            renewed.issued.not_after,
+            (now + Duration::days(SERVER_CERT_DAYS)).unix_timestamp()
+        );
+        let names = certificate_names(&paths.server_cert()).map_err(anyhow::Error::msg)?;
+        assert!(
+            names.iter().any(|n| n == "login.contoso.example"),
+            "{names:?}"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(paths.server_key())?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = renewed.to_string();
+        assert!(
+            text.contains("SIGHUP") && text.contains("systemctl reload passthru-cloud"),
+            "{text}"
+        );
+        // What serve loads: the new pair, valid, chained to the deployment CA.
+        let served = crate::server_cert::load(
+            &crate::server_cert::TlsFiles {
+                cert: paths.server_cert(),
+                key: paths.server_key(),
+            },
+            &rustls::crypto::ring::default_provider(),
+            now.unix_timestamp(),
+        )?;
+        assert_eq!(served.fingerprint, renewed.issued.fingerprint);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(
+            paths.ca_cert(),
+        )?)?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()?;
+        let leaf = rustls::pki_types::CertificateDer::from_pem_file(paths.server_cert())?;
+        verifier.verify_server_cert(
+            &leaf,
+            &[],
+            &rustls::pki_types::ServerName::try_from("login.contoso.example")?,
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )?;
+
+        // Other names given: those (and localhost), not the old ones.
+        renew_server_cert(&paths, &["new.contoso.example".into()], now)?;
+        let names = certificate_names(&paths.server_cert()).map_err(anyhow::Error::msg)?;
+        assert!(
+            names.iter().any(|n| n == "new.contoso.example"),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n == "login.contoso.example"),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == "localhost"), "{names:?}");
+
+        // Without the CA key: refused, the files untouched.
+        std::fs::remove_file(paths.ca_key())?;
+        let before = std::fs::read_to_string(paths.server_cert())?;
+        let err = renew_server_cert(&paths, &[], now)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("no deployment CA") && err.contains("ca-key.pem"),
+            "{err}"
+        );
+        assert_eq!(before, std::fs::read_to_string(paths.server_cert())?);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

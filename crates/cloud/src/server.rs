@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpListener;
@@ -79,6 +79,21 @@ pub struct ServeOptions {
     /// `--store postgres://...`: serve this PostgreSQL store instead of the data dir's own
     /// (after `migrate`).
     pub store: Option<String>,
+    /// `--tls-cert FILE --tls-key FILE`: the operator's certificate chain and key, served
+    /// instead of the data dir's `tls/server.pem` and `tls/server-key.pem`.
+    pub tls_files: Option<crate::server_cert::TlsFiles>,
+}
+
+/// The certificate files `serve` reads (at start and on SIGHUP): the operator's, or the
+/// data dir's generated ones.
+pub fn served_tls_files(data_dir: &Path, opts: &ServeOptions) -> crate::server_cert::TlsFiles {
+    opts.tls_files.clone().unwrap_or_else(|| {
+        let paths = PkiPaths::new(data_dir);
+        crate::server_cert::TlsFiles {
+            cert: paths.server_cert(),
+            key: paths.server_key(),
+        }
+    })
 }
 
 /// Unverified domain claims are dropped after this long.
@@ -211,21 +226,20 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
+/// The server's TLS configuration: the certificate from `cert` (reloadable), client
+/// certificates asked for but not required, and checked against the private agent CA.
+fn tls_config(
+    paths: &PkiPaths,
+    cert: Arc<crate::server_cert::ReloadingCert>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<ServerConfig, ServeError> {
     let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(paths.server_cert())
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.server_cert().display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls(&e))?;
-    let key = PrivateKeyDer::from_pem_file(paths.server_key())
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.server_key().display())))?;
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(paths.agent_ca_cert())
         .map_err(|e| ServeError::Tls(format!("{}: {e}", paths.agent_ca_cert().display())))?
     {
         roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
@@ -234,8 +248,7 @@ fn tls_config(paths: &PkiPaths) -> Result<ServerConfig, ServeError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| tls(&e))?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -326,7 +339,16 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             .map_err(|e| ServeError::DataDir(format!("{e:#}")))?,
     };
     let paths = PkiPaths::new(data_dir);
-    let tls = tls_config(&paths)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_cert = Arc::new(
+        crate::server_cert::ReloadingCert::load(
+            served_tls_files(data_dir, &opts),
+            provider.clone(),
+            crate::clock::unix_now(),
+        )
+        .map_err(|e| ServeError::Tls(e.to_string()))?,
+    );
+    let tls = tls_config(&paths, server_cert.clone(), provider)?;
     crate::federation::init_http_client(opts.allow_private_federation)
         .map_err(|e| ServeError::Tls(e.to_string()))?;
     // The store, with what an earlier release kept in the clear sealed now.
@@ -410,6 +432,13 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     crate::dirsync::spawn(state.clone());
     spawn_key_refresh(state.clone());
+    crate::server_cert::record(
+        &server_cert,
+        &server_cert.current(),
+        &state.metrics,
+        crate::clock::unix_now(),
+    );
+    spawn_cert_reload(server_cert, state.clone())?;
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -655,6 +684,32 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Reads the TLS certificate files again on every SIGHUP until the server shuts down (the
+/// handler is installed before `serve` says it listens: SIGHUP never ends the process).
+fn spawn_cert_reload(
+    cert: Arc<crate::server_cert::ReloadingCert>,
+    state: Shared,
+) -> Result<(), ServeError> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| ServeError::Tls(format!("cannot handle SIGHUP: {e}")))?;
+    let mut stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = hangup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    tracing::info!(cert = %cert.files().cert.display(), "SIGHUP: reloading the TLS certificate");
+                    crate::server_cert::reload_and_record(&cert, &state.metrics, crate::clock::unix_now());
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Re-reads the token signing keys every [`crate::tokens::REFRESH_EVERY`] until the server

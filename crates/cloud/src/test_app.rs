@@ -36,6 +36,7 @@ pub(crate) fn test_options() -> ServeOptions {
         limits: crate::limits::Limits::default(),
         bus: None,
         store: None,
+        tls_files: None,
     }
 }
 

@@ -90,6 +90,30 @@ impl ScriptedAgent {
         }
     }
 
+    /// Sends a WebSocket ping and waits for the cloud's pong (skipping other messages): the
+    /// connection still carries traffic both ways.
+    pub async fn ping(&mut self) -> anyhow::Result<()> {
+        let payload = uuid::Uuid::new_v4().as_bytes().to_vec();
+        tokio::time::timeout(
+            STEP_TIMEOUT,
+            self.ws.send(Message::Ping(payload.clone().into())),
+        )
+        .await
+        .context("sending a ping to the cloud timed out")??;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let msg = tokio::time::timeout_at(deadline.into(), self.ws.next())
+                .await
+                .context("no pong from the cloud in time")?
+                .ok_or_else(|| anyhow!("the cloud closed the connection"))??;
+            if let Message::Pong(p) = msg {
+                if p[..] == payload[..] {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Sends `message` to the cloud.
     pub async fn send(&mut self, message: &AgentToCloud) -> anyhow::Result<()> {
         let text = serde_json::to_string(message)?;
