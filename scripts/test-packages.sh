@@ -218,7 +218,9 @@ wait_for_line() { # FILE LINE SECONDS
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- The cloud, as user passthru.
-as_user passthru passthru-cloud --version | grep -q '^passthru-cloud ' || fail "passthru-cloud --version"
+# (Outputs go to files: `grep -q` would close a pipe before the program finished writing.)
+as_user passthru passthru-cloud --version >"$work/out" || fail "passthru-cloud --version"
+grep -q '^passthru-cloud ' "$work/out" || fail "passthru-cloud --version printed $(cat "$work/out")"
 as_user passthru passthru-cloud --help >/dev/null || fail "passthru-cloud --help"
 # Not initialised: the unit's condition skips it, saying what to do.
 if exec_condition "$unit_cloud" passthru 2>"$work/cond"; then fail "the cloud's condition passed before init"; fi
@@ -255,8 +257,10 @@ wait_for_line "$work/cloud.notify" WATCHDOG=1 10 || fail "the cloud did not ping
 say "the cloud runs as passthru: READY=1, WATCHDOG=1, discovery over HTTPS"
 
 # --- The agent, as user passthru-agent.
-as_user passthru-agent passthru-agent --version | grep -q '^passthru-agent ' || fail "passthru-agent --version"
-as_user passthru-agent passthru-agent helpmsg 1909 | grep -q 'locked out' || fail "passthru-agent helpmsg"
+as_user passthru-agent passthru-agent --version >"$work/out" || fail "passthru-agent --version"
+grep -q '^passthru-agent ' "$work/out" || fail "passthru-agent --version printed $(cat "$work/out")"
+as_user passthru-agent passthru-agent helpmsg 1909 >"$work/out" || fail "passthru-agent helpmsg"
+grep -q 'locked out' "$work/out" || fail "passthru-agent helpmsg 1909 printed $(cat "$work/out")"
 as_user passthru-agent passthru-agent --help >/dev/null || fail "passthru-agent --help"
 if exec_condition "$unit_agent" passthru-agent 2>"$work/cond"; then fail "the agent's condition passed before register"; fi
 grep -q 'holds no registration yet: run sudo -u passthru-agent passthru-agent register' "$work/cond" \

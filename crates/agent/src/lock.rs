@@ -273,7 +273,10 @@ mod tests {
         let first = acquire_host(&lock, &first_state)?;
         assert_eq!(first.path(), lock.as_path());
         assert_eq!(
-            std::fs::metadata(tmp.path().join("run"))?.permissions().mode() & 0o777,
+            std::fs::metadata(tmp.path().join("run"))?
+                .permissions()
+                .mode()
+                & 0o777,
             HOST_LOCK_DIR_MODE
         );
         assert_eq!(
@@ -286,7 +289,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(matches!(second, Err(LockError::HostHeld { .. })), "{second:?}");
+        assert!(
+            matches!(second, Err(LockError::HostHeld { .. })),
+            "{second:?}"
+        );
         assert!(
             message.contains("already running on this host")
                 && message.contains(&format!(
@@ -305,8 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn a_host_lock_that_cannot_be_made_says_what_to_do() -> Result<(), Box<dyn std::error::Error>>
-    {
+    fn a_host_lock_that_cannot_be_made_says_what_to_do() -> Result<(), Box<dyn std::error::Error>> {
         let tmp = TempDir::new("host-lock-io")?;
         // Its directory's parent is a file: the directory cannot be made.
         std::fs::write(tmp.path().join("file"), b"")?;
@@ -332,6 +337,9 @@ mod tests {
         );
         assert_eq!(host_holder("pid 42\n"), " (pid 42)");
         assert_eq!(host_holder(""), "");
-        assert_eq!(host_holder("pid x\nstate-dir a\u{1b}b\n"), " (state dir a\\u{1b}b)");
+        assert_eq!(
+            host_holder("pid x\nstate-dir a\u{1b}b\n"),
+            " (state dir a\\u{1b}b)"
+        );
     }
 }

@@ -41,7 +41,10 @@ pub(crate) fn spawn_watchdog(mut stop: watch::Receiver<bool>) {
     let Some(every) = watchdog_interval() else {
         return;
     };
-    tracing::debug!(interval_ms = every.as_millis() as u64, "pinging the systemd watchdog");
+    tracing::debug!(
+        interval_ms = every.as_millis() as u64,
+        "pinging the systemd watchdog"
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
