@@ -98,7 +98,9 @@ where
         .into());
     }
     let _lock = lock::acquire(state.path())?;
-    let _host_lock = lock::acquire_host(&options.host_lock, state.path())?;
+    // The state dir as another agent's refusal will name it: absolute.
+    let state_path = std::fs::canonicalize(state.path()).unwrap_or_else(|_| state.path().into());
+    let _host_lock = lock::acquire_host(&options.host_lock, &state_path)?;
     // The registration first: registering is the first step, the configuration the next.
     let agent = state.load()?;
     let config = AgentConfig::load(&options.config)?;
