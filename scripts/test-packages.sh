@@ -158,8 +158,8 @@ for unit in "$unit_cloud" "$unit_agent"; do
   done
   [ "$(grep -c '^ReadWritePaths=' "$unit")" = 1 ] || fail "$unit: one ReadWritePaths= line expected"
 done
-grep -qx 'ReadWritePaths=/var/lib/passthru' "$unit_cloud" || fail "$unit_cloud writes elsewhere than its data dir"
-grep -qx 'ReadWritePaths=/var/lib/passthru-agent' "$unit_agent" || fail "$unit_agent writes elsewhere than its state dir"
+grep -qx 'ReadWritePaths=-/var/lib/passthru' "$unit_cloud" || fail "$unit_cloud writes elsewhere than its data dir"
+grep -qx 'ReadWritePaths=-/var/lib/passthru-agent' "$unit_agent" || fail "$unit_agent writes elsewhere than its state dir"
 grep -qx 'User=passthru' "$unit_cloud" && grep -qx 'User=passthru-agent' "$unit_agent" || fail "User="
 grep -qx 'AmbientCapabilities=CAP_NET_BIND_SERVICE' "$unit_cloud" || fail "the cloud cannot bind 443"
 grep -qx 'CapabilityBoundingSet=CAP_NET_BIND_SERVICE' "$unit_cloud" || fail "the cloud keeps capabilities"
