@@ -159,3 +159,32 @@ if [ "${PASSTHRU_NEED_CLUSTER:-0}" = 1 ]; then
     for _ in $(seq 1 40); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.25; done
   fi
 fi
+
+# The package tests (PASSTHRU_NEED_PACKAGING=1, scripts/test-packages.sh): cargo-deb builds
+# the Debian packages; systemd-analyze (Debian's systemd package) verifies their units
+# offline; adduser runs in their maintainer scripts; curl asks the packaged cloud.
+if [ "${PASSTHRU_NEED_PACKAGING:-0}" = 1 ]; then
+  need_pkg=()
+  command -v systemd-analyze >/dev/null 2>&1 || need_pkg+=(systemd)
+  [ -x /usr/sbin/adduser ] || need_pkg+=(adduser)
+  command -v curl >/dev/null 2>&1 || need_pkg+=(curl)
+  if [ ${#need_pkg[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "deps: missing ${need_pkg[*]}; run as root (or install them) first" >&2
+      exit 1
+    fi
+    echo "deps: installing ${need_pkg[*]} (apt-get)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    if ! { apt-get install -y -qq --no-install-recommends "${need_pkg[@]}" \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_pkg[@]}"; }; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2; rm -f "$apt_log"; exit 1
+    fi
+    rm -f "$apt_log"
+  fi
+  if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "deps: installing cargo-deb (cargo install --locked; a few minutes, once)" >&2
+    # Its own build dir, not the workspace's.
+    env -u CARGO_TARGET_DIR nice cargo install cargo-deb --locked --quiet
+  fi
+fi

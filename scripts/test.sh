@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs every Passthru test: format and lint checks, unit tests, integration tests against real
 # Samba AD forests (CORP on 127.0.0.1, FABRIKAM on 127.0.0.2), MSAL for Python against the
-# cloud on 127.0.0.1:443, several cloud instances on PostgreSQL and NATS, and finally a scan
-# proving no test password reached the cloud store, any log, any agent state dir or the bus.
+# cloud on 127.0.0.1:443, several cloud instances on PostgreSQL and NATS, the Debian packages
+# (installed, run and purged), and finally a scan proving no test password reached the cloud
+# store, any log, any agent state dir or the bus.
 # Installs and starts what is missing first (PostgreSQL, nats-server, Samba...; needs root on a
 # fresh machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 bash scripts/deps.sh
+PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_PACKAGING=1 bash scripts/deps.sh
 
 # Reuse a build directory outside the clone, so a fresh clone does not rebuild every crate.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/passthru-target}"
@@ -52,6 +53,10 @@ grep -q '^READY ' "$root/testbed.out" || { echo "the test bed did not become rea
 export PASSTHRU_TESTBED="$root/testbed/testbed.json"
 
 cargo test --workspace --no-fail-fast
+
+# The Debian packages, built from the debug build: installed, checked, run as their service
+# users, removed and purged (the machine is left as it was).
+bash scripts/test-packages.sh
 
 # No password, in any form, in the cloud store, logs or agent state dirs.
 touch "$root/secrets.txt"

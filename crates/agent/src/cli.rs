@@ -66,6 +66,15 @@ pub struct RunArgs {
     /// when one core is not enough.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// The host-wide lock that keeps a second agent from running on this host (one agent
+    /// per server). Only tests, which run several agents on one machine, give each its own.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PASSTHRU_AGENT_HOST_LOCK",
+        default_value = crate::lock::DEFAULT_HOST_LOCK
+    )]
+    pub host_lock: PathBuf,
 }
 
 /// `helpmsg` arguments.
@@ -140,8 +149,25 @@ mod tests {
         assert!(matches!(
             cli,
             Ok(Cli {
-                command: Command::Run(RunArgs { threads: 1, .. })
-            })
+                command: Command::Run(RunArgs { threads: 1, ref host_lock, .. })
+            }) if host_lock.as_os_str() == crate::lock::DEFAULT_HOST_LOCK
+                || std::env::var_os("PASSTHRU_AGENT_HOST_LOCK").is_some()
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "run",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c",
+            "--host-lock",
+            "/tmp/h.lock",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Run(RunArgs { ref host_lock, .. })
+            }) if host_lock.as_os_str() == "/tmp/h.lock"
         ));
         let run_with = |threads: &str| {
             Cli::try_parse_from([

@@ -6,7 +6,7 @@
 //! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
 //! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
 //! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
-//! [`helpmsg`], [`status`].
+//! [`helpmsg`], [`status`]; systemd's notifications (`service_notify`).
 
 pub mod admission;
 pub mod backoff;
@@ -24,6 +24,7 @@ pub mod register;
 pub mod renewal;
 pub mod replay;
 pub mod run;
+mod service_notify;
 pub mod session;
 pub mod state_dir;
 pub mod stats;

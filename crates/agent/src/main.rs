@@ -104,6 +104,7 @@ fn main() -> ExitCode {
             let options = RunOptions {
                 state_dir: args.state_dir,
                 config: args.config,
+                host_lock: args.host_lock,
             };
             let rt = match runtime(args.threads) {
                 Ok(rt) => rt,

@@ -1,6 +1,8 @@
-//! `passthru-agent run`: lock the state dir, check the configuration, load the registration,
-//! then keep one outbound connection to the cloud, to one of its addresses, moving to the next
-//! address when it fails (see [`crate::failover`]), until SIGTERM or SIGINT drains it.
+//! `passthru-agent run`: lock the state dir and the host (one agent per server, see
+//! [`crate::lock`]), load the registration, check the configuration, tell systemd it is ready
+//! (see `service_notify`), then keep one outbound connection to the cloud, to one of its
+//! addresses, moving to the next address when it fails (see [`crate::failover`]), until
+//! SIGTERM or SIGINT drains it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// The configuration file.
     pub config: PathBuf,
+    /// The host-wide lock ([`crate::lock::DEFAULT_HOST_LOCK`] but in tests).
+    pub host_lock: PathBuf,
 }
 
 /// Why the agent could not start.
@@ -147,8 +151,12 @@ where
         .into());
     }
     let _lock = lock::acquire(state.path())?;
-    let config = AgentConfig::load(&options.config)?;
+    // The state dir as another agent's refusal will name it: absolute.
+    let state_path = std::fs::canonicalize(state.path()).unwrap_or_else(|_| state.path().into());
+    let _host_lock = lock::acquire_host(&options.host_lock, &state_path)?;
+    // The registration first: registering is the first step, the configuration the next.
     let agent = state.load()?;
+    let config = AgentConfig::load(&options.config)?;
     for path in state.loose_permissions() {
         tracing::warn!(path = %path.display(), "readable by other users: the state dir should be 0700 and its files 0600");
     }
@@ -237,6 +245,8 @@ where
         from,
         "passthru-agent starting"
     );
+    crate::service_notify::spawn_watchdog(shutdown.clone());
+    crate::service_notify::ready();
     stay_connected(ctx, &endpoints, tls, shutdown, Some(&state)).await;
     if let Err(e) = state.remove_file(CONNECTION_FILE) {
         tracing::debug!(error = %e, "cannot remove the connection record");
@@ -257,6 +267,7 @@ fn shutdown_on_signals() -> Result<watch::Receiver<bool>, RunError> {
             _ = int.recv() => "SIGINT",
         };
         tracing::info!("{name} received: stopping");
+        crate::service_notify::stopping();
         let _ = tx.send(true);
         // Keep the sender (and so the receivers' state) alive until the process ends.
         std::future::pending::<()>().await;

@@ -536,6 +536,24 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     }
     println!("Passthru cloud listening on https://{local}");
     tracing::info!(%local, "listening");
+    // Ready for systemd: the store is open and every listener bound. The watchdog's pings
+    // follow a cheap read of the store.
+    {
+        let store = store.clone();
+        crate::service_notify::spawn_watchdog(
+            move || {
+                let store = store.clone();
+                async move {
+                    store
+                        .meta(crate::store::instances::KEY_CHECK)
+                        .await
+                        .map(|_| ())
+                }
+            },
+            state.shutdown.clone(),
+        );
+    }
+    crate::service_notify::ready();
     let app = crate::limits::protect(
         router(state.clone()),
         rate,
@@ -629,6 +647,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             _ = &mut stop => break,
         }
     }
+    crate::service_notify::stopping();
     // No new connections; the open ones finish the request in flight (HTTP/1 then closes,
     // HTTP/2 gets GOAWAY), within the longest default deadline and a little.
     tracing::info!(

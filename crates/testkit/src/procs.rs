@@ -107,6 +107,10 @@ pub(crate) fn stdout_of_success(what: &str, out: &Output) -> anyhow::Result<Stri
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
+/// The host lock each test agent takes, in its own state dir (`passthru-agent run
+/// --host-lock`; outside tests there is one per host).
+pub const HOST_LOCK_FILE: &str = "host.lock";
+
 /// `serve` arguments that lift the rate limits far above any load a bench or a test makes from
 /// its one address (the benches measure the relay and the OpenID Connect paths, not the
 /// limiter): give them to [`crate::fixture::PtaSetup::serve_args`] or [`Cloud::start_with`].
@@ -702,7 +706,9 @@ impl Agent {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name == "agent.lock" || name == "connection.json" || name.starts_with('.') {
+            if matches!(name.as_ref(), "agent.lock" | "host.lock" | "connection.json")
+                || name.starts_with('.')
+            {
                 continue;
             }
             std::fs::copy(entry.path(), state_dir.join(entry.file_name()))?;
@@ -717,7 +723,8 @@ impl Agent {
         })
     }
 
-    /// Starts `passthru-agent run`.
+    /// Starts `passthru-agent run` (with a host lock of its own, so that several agents can
+    /// run on the test machine).
     pub fn run(&mut self) -> anyhow::Result<()> {
         self.spawn(None)
     }
@@ -741,6 +748,11 @@ impl Agent {
             .arg(&self.state_dir)
             .arg("--config")
             .arg(&self.config)
+            // One agent per host is the rule (`run --host-lock`): the tests run several on one
+            // machine, so each takes a host lock of its own, in its state dir (which
+            // `hand_over` gives to the user of `run_as`).
+            .arg("--host-lock")
+            .arg(self.state_dir.join(HOST_LOCK_FILE))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .stdin(Stdio::null());
