@@ -4,6 +4,7 @@
 pub(crate) mod admin_api;
 pub(crate) mod agent_ws;
 pub(crate) mod authorize;
+pub mod backup;
 pub(crate) mod browser_policy;
 pub(crate) mod browser_session;
 pub(crate) mod clock;
@@ -17,6 +18,7 @@ pub mod federation;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub(crate) mod gateway;
+pub(crate) mod health;
 pub mod http;
 #[cfg(test)]
 pub(crate) mod in_process;

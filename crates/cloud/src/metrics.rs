@@ -13,6 +13,9 @@
 //!   `passthru_agent_directory_requests_total` (sum and count of directory round trips), and the
 //!   gauge `passthru_agent_reported_in_flight`.
 //!
+//! - `passthru_build_info{version,protocol}`: always 1; the binary's version and the agent
+//!   protocol version it speaks.
+//!
 //! `tenant` is the tenant id (a GUID: stable, unlike a name), `agent` the agent id.
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +41,12 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct AgentLoad {
     pub agent_id: Uuid,
     pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    protocol: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -219,6 +228,18 @@ impl Default for Metrics {
             "When a forest's last sync run succeeded, Unix seconds (alert when it is older than a few intervals)",
             sync_last_success.clone(),
         );
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "passthru_build_info",
+            "1, labelled with this binary's version and the agent protocol version it speaks",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                protocol: passthru_proto::wire::PROTOCOL_VERSION.to_string(),
+            })
+            .set(1);
         Metrics {
             registry,
             dc_up,
