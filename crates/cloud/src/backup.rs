@@ -274,7 +274,7 @@ mod tests {
     use zeroize::Zeroizing;
 
     use super::*;
-    use crate::store::{Store, TenantStore as _};
+    use crate::store::Store;
 
     fn mode(p: &Path) -> anyhow::Result<u32> {
         Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)

@@ -312,7 +312,6 @@ mod tests {
     /// refused with the versions named, and left as it was.
     #[tokio::test]
     async fn a_store_from_a_newer_release_is_refused() -> anyhow::Result<()> {
-        use crate::store::TenantStore as _;
         let dir = std::env::temp_dir().join(format!("passthru-newer-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("t.db");
