@@ -46,19 +46,28 @@ const RECONNECT: Duration = Duration::from_secs(5);
 const RECOVERY: Duration = Duration::from_secs(5);
 
 /// `GET http://ADDR/readyz` on an instance's management listener: the status and the body.
-async fn readyz(addr: &str) -> anyhow::Result<(u16, String)> {
-    let http = reqwest::Client::builder()
+/// (`ca`: the deployment's CA file; the tests' client is made with one, and used on plain
+/// HTTP here.)
+async fn readyz(ca: &std::path::Path, addr: &str) -> anyhow::Result<(u16, String)> {
+    let http = passthru_testkit::http::client(ca)?;
+    let r = http
+        .get(format!("http://{addr}/readyz"))
         .timeout(Duration::from_secs(5))
-        .build()?;
-    let r = http.get(format!("http://{addr}/readyz")).send().await?;
+        .send()
+        .await?;
     Ok((r.status().as_u16(), r.text().await?))
 }
 
 /// Polls `/readyz` at `addr` until it answers `status` (within `within`); returns the body.
-async fn wait_readyz(addr: &str, status: u16, within: Duration) -> anyhow::Result<String> {
+async fn wait_readyz(
+    ca: &std::path::Path,
+    addr: &str,
+    status: u16,
+    within: Duration,
+) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
-        let (got, body) = readyz(addr).await?;
+        let (got, body) = readyz(ca, addr).await?;
         if got == status {
             return Ok(body);
         }
@@ -484,7 +493,7 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let clients = [client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?];
-    assert_eq!(readyz(&b_metrics).await?, (200, "ready\n".to_string()));
+    assert_eq!(readyz(&b.ca_file(), &b_metrics).await?, (200, "ready\n".to_string()));
     let good = corp.user("good")?;
     for s in round(&clients, &good.upn, &good.password).await {
         ensure!(
@@ -522,7 +531,7 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
         "the cloud's log says nothing of the store"
     );
     // The instance says it is not ready, naming the store (and stays alive).
-    let body = wait_readyz(&b_metrics, 503, Duration::from_secs(10)).await?;
+    let body = wait_readyz(&b.ca_file(), &b_metrics, 503, Duration::from_secs(10)).await?;
     ensure!(body.starts_with("store: unreachable"), "{body:?}");
 
     blocking(|| pg.start_again())?;
@@ -541,7 +550,7 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("sign-ins at both instances work again {recovered:?} after PostgreSQL's return");
-    wait_readyz(&b_metrics, 200, RECOVERY).await?;
+    wait_readyz(&b.ca_file(), &b_metrics, 200, RECOVERY).await?;
     // The agent stayed connected all along: its session does not wait on the store.
     let agent = t.agent.as_ref().ok_or_else(|| anyhow!("no agent"))?;
     let made = connections(agent);
@@ -585,7 +594,7 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let (at_a, at_b) = (client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?);
-    assert_eq!(readyz(&b_metrics).await?, (200, "ready\n".to_string()));
+    assert_eq!(readyz(&b.ca_file(), &b_metrics).await?, (200, "ready\n".to_string()));
     let good = corp.user("good")?;
     for s in round(&[at_a.clone(), at_b.clone()], &good.upn, &good.password).await {
         ensure!(
@@ -617,7 +626,7 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
         );
     }
     // B is not ready without the bus, and says so.
-    let body = wait_readyz(&b_metrics, 503, Duration::from_secs(5)).await?;
+    let body = wait_readyz(&b.ca_file(), &b_metrics, 503, Duration::from_secs(5)).await?;
     ensure!(body == "bus: disconnected\n", "{body:?}");
 
     blocking(|| nats.restart())?;
@@ -637,7 +646,7 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("a sign-in at B worked {recovered:?} after the bus's return");
-    wait_readyz(&b_metrics, 200, RECOVERY).await?;
+    wait_readyz(&b.ca_file(), &b_metrics, 200, RECOVERY).await?;
     ensure!(recovered <= RECOVERY, "took {recovered:?}");
     for s in round(&[at_a, at_b], &good.upn, &good.password).await {
         ensure!(

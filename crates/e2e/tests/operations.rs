@@ -15,19 +15,26 @@ use passthru_testkit::fixture::PtaSetup;
 use passthru_testkit::load::{Credential, Load, LoadSpec};
 use passthru_testkit::procs::{bin, fresh_dir, recorded_secret};
 
-async fn get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let http = reqwest::Client::builder()
+async fn get(http: &reqwest::Client, addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let r = http
+        .get(format!("http://{addr}{path}"))
         .timeout(Duration::from_secs(5))
-        .build()?;
-    let r = http.get(format!("http://{addr}{path}")).send().await?;
+        .send()
+        .await?;
     Ok((r.status().as_u16(), r.text().await?))
 }
 
 /// Polls `GET path` until it answers `status` (within `within`).
-async fn wait_status(addr: &str, path: &str, status: u16, within: Duration) -> anyhow::Result<()> {
+async fn wait_status(
+    http: &reqwest::Client,
+    addr: &str,
+    path: &str,
+    status: u16,
+    within: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        match get(addr, path).await {
+        match get(http, addr, path).await {
             Ok((got, _)) if got == status => return Ok(()),
             Ok((got, body)) if started.elapsed() > within => {
                 bail!("{path} answers {got} ({body:?}), not {status}")
@@ -56,12 +63,13 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
     let mut t = PtaSetup::new(&dir, &corp)
         .serve_args(&["--metrics-listen", &metrics])
         .start()?;
+    let http = passthru_testkit::http::client(&t.cloud.ca_file())?;
 
     // Health of the real process.
-    assert_eq!(get(&metrics, "/healthz").await?, (200, "ok".to_string()));
-    wait_status(&metrics, "/readyz", 200, Duration::from_secs(10)).await?;
-    assert_eq!(get(&metrics, "/readyz").await?.1, "ready\n");
-    let (_, text) = get(&metrics, "/metrics").await?;
+    assert_eq!(get(&http, &metrics, "/healthz").await?, (200, "ok".to_string()));
+    wait_status(&http, &metrics, "/readyz", 200, Duration::from_secs(10)).await?;
+    assert_eq!(get(&http, &metrics, "/readyz").await?.1, "ready\n");
+    let (_, text) = get(&http, &metrics, "/metrics").await?;
     ensure!(
         text.lines()
             .any(|l| l.starts_with("passthru_build_info{version=\"") && l.ends_with(" 1")),
@@ -145,7 +153,7 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
     }
     t.cloud.serve()?;
     t.cloud.wait_active_agents(1, Duration::from_secs(30))?;
-    wait_status(&metrics, "/readyz", 200, Duration::from_secs(10)).await?;
+    wait_status(&http, &metrics, "/readyz", 200, Duration::from_secs(10)).await?;
 
     let client = t.sign_in()?;
     let r = client
