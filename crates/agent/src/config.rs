@@ -1627,12 +1627,36 @@ mod tests {
             })
         );
         for (extra, path, needle) in [
-            ("[trace]\nmax_bytes = 100", "trace.max_bytes", "must be between 1024 and"),
-            ("[trace]\nmax_bytes = \"10M\"", "trace.max_bytes", "must be an integer (bytes), not a string"),
-            ("[trace]\nkeep = 0", "trace.keep", "must be between 1 and 1000"),
-            ("[trace]\nkeep = 1.5", "trace.keep", "must be an integer, not a float"),
-            ("[trace]\nmax_size = 4096", "trace.max_size", "unknown key (expected one of: max_bytes, keep)"),
-            ("trace = 5", "trace", "must be a table ([trace] with max_bytes and keep)"),
+            (
+                "[trace]\nmax_bytes = 100",
+                "trace.max_bytes",
+                "must be between 1024 and",
+            ),
+            (
+                "[trace]\nmax_bytes = \"10M\"",
+                "trace.max_bytes",
+                "must be an integer (bytes), not a string",
+            ),
+            (
+                "[trace]\nkeep = 0",
+                "trace.keep",
+                "must be between 1 and 1000",
+            ),
+            (
+                "[trace]\nkeep = 1.5",
+                "trace.keep",
+                "must be an integer, not a float",
+            ),
+            (
+                "[trace]\nmax_size = 4096",
+                "trace.max_size",
+                "unknown key (expected one of: max_bytes, keep)",
+            ),
+            (
+                "trace = 5",
+                "trace",
+                "must be a table ([trace] with max_bytes and keep)",
+            ),
         ] {
             let p = problems(parse(extra)?);
             assert!(has(&p, path, needle), "{extra}: {p:#?}");

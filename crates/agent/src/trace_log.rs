@@ -184,7 +184,9 @@ pub fn reopen_on_sighup(trace: TraceLog) -> std::io::Result<()> {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match trace.reopen() {
-                Ok(()) => tracing::info!(path = %trace.path.display(), "SIGHUP: trace log reopened"),
+                Ok(()) => {
+                    tracing::info!(path = %trace.path.display(), "SIGHUP: trace log reopened")
+                }
                 Err(e) => {
                     tracing::error!(path = %trace.path.display(), error = %e, "SIGHUP: cannot reopen the trace log; still writing to the old file")
                 }
@@ -336,7 +338,11 @@ mod tests {
             }
         }
         // The files kept hold the newest lines, in order, without a gap.
-        assert!(kept.len() > 3 * 6 && kept.len() < ids.len(), "{}", kept.len());
+        assert!(
+            kept.len() > 3 * 6 && kept.len() < ids.len(),
+            "{}",
+            kept.len()
+        );
         let newest = &ids[ids.len() - kept.len()..];
         for (line, id) in kept.iter().zip(newest) {
             assert!(line.contains(&id.to_string()), "{line} is not {id}'s line");

@@ -239,8 +239,7 @@ fn add_dir(
     skip: &[PathBuf],
     entries: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let mut children: Vec<std::fs::DirEntry> =
-        std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    let mut children: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     children.sort_by_key(|e| e.file_name());
     for child in children {
         let path = child.path();
@@ -329,10 +328,19 @@ mod tests {
         assert_eq!(mode(&out)?, 0o600);
         assert!(matches!(done.store, StoreCopy::Sqlite { .. }));
         let shown = done.to_string();
-        for needle in ["mfa.key", "tls/ca-key.pem", "agent-ca/", "passthru.db", "tar -xpf"] {
+        for needle in [
+            "mfa.key",
+            "tls/ca-key.pem",
+            "agent-ca/",
+            "passthru.db",
+            "tar -xpf",
+        ] {
             assert!(shown.contains(needle), "{needle}: {shown}");
         }
-        assert!(!shown.contains("-wal") && !shown.contains("serve-lock"), "{shown}");
+        assert!(
+            !shown.contains("-wal") && !shown.contains("serve-lock"),
+            "{shown}"
+        );
         // Nothing left beside the archive.
         assert_eq!(std::fs::read_dir(&out_dir)?.count(), 1);
 
@@ -341,7 +349,12 @@ mod tests {
         let mut archive = tar::Archive::new(File::open(&out)?);
         archive.set_preserve_permissions(true);
         archive.unpack(&restored)?;
-        for rel in ["mfa.key", "passthru.db", "tls/ca-key.pem", "tls/server-key.pem"] {
+        for rel in [
+            "mfa.key",
+            "passthru.db",
+            "tls/ca-key.pem",
+            "tls/server-key.pem",
+        ] {
             assert_eq!(mode(&restored.join(rel))?, 0o600, "{rel}");
             assert_eq!(mode(&dir.join(rel))?, 0o600, "{rel}");
         }
@@ -378,7 +391,10 @@ mod tests {
         let before = std::fs::read(&out)?;
         let refused = backup(&dir, &out, false).await;
         let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&out)?, before);
         backup(&dir, &out, true).await?;
         assert_eq!(mode(&out)?, 0o600);
@@ -431,7 +447,10 @@ mod tests {
         assert!(!shown.contains("S3cret"), "{shown}");
         assert!(done.entries.contains(&"store.url".to_string()));
         assert!(done.entries.contains(&"mfa.key".to_string()));
-        assert!(!done.entries.iter().any(|e| e.starts_with("passthru.db") || e == "keys.tar"));
+        assert!(!done
+            .entries
+            .iter()
+            .any(|e| e.starts_with("passthru.db") || e == "keys.tar"));
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -81,10 +81,7 @@ async fn wait_readyz(
 /// Another instance of `cloud`'s deployment in `dir`, with its own management listener
 /// (returned: HOST:PORT).
 fn instance_with_metrics(cloud: &Cloud, dir: &std::path::Path) -> anyhow::Result<(Cloud, String)> {
-    let addr = format!(
-        "127.0.0.1:{}",
-        passthru_testkit::cluster::free_port()?
-    );
+    let addr = format!("127.0.0.1:{}", passthru_testkit::cluster::free_port()?);
     let mut b = cloud.copy_for_instance(dir)?;
     b.add_serve_args(&["--metrics-listen", &addr]);
     b.serve()?;
@@ -493,7 +490,10 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let clients = [client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?];
-    assert_eq!(readyz(&b.ca_file(), &b_metrics).await?, (200, "ready\n".to_string()));
+    assert_eq!(
+        readyz(&b.ca_file(), &b_metrics).await?,
+        (200, "ready\n".to_string())
+    );
     let good = corp.user("good")?;
     for s in round(&clients, &good.upn, &good.password).await {
         ensure!(
@@ -594,7 +594,10 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let (at_a, at_b) = (client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?);
-    assert_eq!(readyz(&b.ca_file(), &b_metrics).await?, (200, "ready\n".to_string()));
+    assert_eq!(
+        readyz(&b.ca_file(), &b_metrics).await?,
+        (200, "ready\n".to_string())
+    );
     let good = corp.user("good")?;
     for s in round(&[at_a.clone(), at_b.clone()], &good.upn, &good.password).await {
         ensure!(

@@ -45,7 +45,10 @@ async fn wait_status(
     }
 }
 
-fn backup(data_dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<std::process::Output> {
+fn backup(
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::Output> {
     Command::new(bin("passthru-cloud"))
         .args(["backup", "--data-dir"])
         .arg(data_dir)
@@ -66,7 +69,10 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
     let http = passthru_testkit::http::client(&t.cloud.ca_file())?;
 
     // Health of the real process.
-    assert_eq!(get(&http, &metrics, "/healthz").await?, (200, "ok".to_string()));
+    assert_eq!(
+        get(&http, &metrics, "/healthz").await?,
+        (200, "ok".to_string())
+    );
     wait_status(&http, &metrics, "/readyz", 200, Duration::from_secs(10)).await?;
     assert_eq!(get(&http, &metrics, "/readyz").await?.1, "ready\n");
     let (_, text) = get(&http, &metrics, "/metrics").await?;
@@ -111,7 +117,14 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
         "backup failed: {}",
         String::from_utf8_lossy(&taken.stderr)
     );
-    for needle in ["Backed up", "mfa.key", "agent-ca/", "tls/", "passthru.db", "tar -xpf"] {
+    for needle in [
+        "Backed up",
+        "mfa.key",
+        "agent-ca/",
+        "tls/",
+        "passthru.db",
+        "tar -xpf",
+    ] {
         ensure!(printed.contains(needle), "{needle}: {printed}");
     }
     ensure!(
@@ -119,9 +132,15 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
         "the archive is not 0600"
     );
     // A second run does not overwrite the archive.
-    ensure!(!again.status.success(), "a second backup overwrote the archive");
+    ensure!(
+        !again.status.success(),
+        "a second backup overwrote the archive"
+    );
     let err = String::from_utf8_lossy(&again.stderr);
-    ensure!(err.contains("already exists") && err.contains("--force"), "{err}");
+    ensure!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
 
     // Written after the backup: not in it.
     t.cloud
@@ -143,7 +162,12 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
         "tar: {}",
         String::from_utf8_lossy(&untar.stderr)
     );
-    for key in ["mfa.key", "tls/server-key.pem", "agent-ca/ca-key.pem", "passthru.db"] {
+    for key in [
+        "mfa.key",
+        "tls/server-key.pem",
+        "agent-ca/ca-key.pem",
+        "passthru.db",
+    ] {
         let path = data_dir.join(key);
         let mode = std::fs::metadata(&path)
             .with_context(|| format!("{key} restored"))?

@@ -179,10 +179,11 @@ mod tests {
             other => anyhow::bail!("expected a refusal, got {other:?}"),
         }
         // Nothing was changed: the newer migration and the data are still there.
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
-            .bind(newer)
-            .fetch_one(&store.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
+                .bind(newer)
+                .fetch_one(&store.pool)
+                .await?;
         assert_eq!(n, 1);
         assert!(store.tenant("contoso").await?.is_some());
         let mut store = store;

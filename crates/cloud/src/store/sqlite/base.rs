@@ -12,8 +12,7 @@ use super::{uuid_col, SqliteStore};
 #[allow(unused_imports)]
 use crate::store::HousekeepingStore;
 use crate::store::{
-    App, Domain, DomainKind, Result, SignIn, Tenant, User,
-    DEFAULT_PENDING_ROWS_PER_TENANT,
+    App, Domain, DomainKind, Result, SignIn, Tenant, User, DEFAULT_PENDING_ROWS_PER_TENANT,
 };
 
 impl SqliteStore {

@@ -59,6 +59,9 @@ async fn copy(pool: &sqlx::SqlitePool, dest: &Path) -> Result<Snapshot> {
             dest.display()
         ))
     })?;
-    sqlx::query("VACUUM INTO ?").bind(dest).execute(pool).await?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(dest)
+        .execute(pool)
+        .await?;
     Ok(Snapshot { schema, moved_to })
 }
