@@ -1,8 +1,8 @@
 //! Running the cloud for years, end to end with the real processes, the real agent and the
-//! Samba forest: the health endpoints of the management listener, and `backup` taken while
+//! Samba forest: the health endpoints of the management listener; `backup` taken while
 //! sign-ins run, restored into a new data dir (`tar -xpf`) and served: the agent comes back,
 //! pass-through and cloud-only sign-ins work, and what was written after the backup is not
-//! there.
+//! there; the agent's trace log rotated by size and reopened on SIGHUP.
 
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::process::Command;
@@ -193,5 +193,95 @@ async fn backup_under_load_restores_into_a_serving_deployment() -> anyhow::Resul
         users.contains("before@contoso.example") && !users.contains("after@contoso.example"),
         "{users}"
     );
+    Ok(())
+}
+
+/// The real agent with `[trace] max_bytes = 1024, keep = 2`: a stream of failed sign-ins
+/// leaves at most three trace files, each within the limit and 0600, the newest line in
+/// `trace.log`; after an outside rename, SIGHUP makes the agent write to a new `trace.log`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_rotates_its_trace_log_and_reopens_it_on_sighup() -> anyhow::Result<()> {
+    let corp = bed::corp()?;
+    let dir = fresh_dir("ops-trace")?;
+    let mut t = PtaSetup::new(&dir, &corp).start()?;
+    let mut agent = t.take_agent()?;
+    agent.stop_with(15);
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&agent.config)?;
+        writeln!(f, "\n[trace]\nmax_bytes = 1024\nkeep = 2")?;
+    }
+    agent.run()?;
+    t.cloud.wait_active_agents(1, Duration::from_secs(30))?;
+    let client = t.sign_in()?;
+    let good = corp.user("good")?;
+    let suffix = good
+        .upn
+        .split('@')
+        .nth(1)
+        .context("a UPN with a domain")?
+        .to_string();
+    // Accounts that do not exist: each wrong sign-in is a trace line, nobody is locked out.
+    for i in 0..30 {
+        let last = format!("ghost{i}-{}@{suffix}", std::process::id());
+        let r = client.password("contoso", &last, "Wrong-Passw0rd!").await?;
+        ensure!(!r.ok(), "{last} signed in");
+    }
+    let state = agent.state_dir.clone();
+    let file = |name: &str| state.join(name);
+    for name in ["trace.log", "trace.log.1", "trace.log.2"] {
+        let meta = std::fs::metadata(file(name)).with_context(|| format!("{name} exists"))?;
+        ensure!(
+            meta.len() > 0 && meta.len() <= 1024,
+            "{name}: {} bytes",
+            meta.len()
+        );
+        ensure!(
+            meta.permissions().mode() & 0o777 == 0o600,
+            "{name} is not 0600"
+        );
+    }
+    ensure!(!file("trace.log.3").exists(), "more files than keep + 1");
+    let newest = agent.trace();
+    ensure!(newest.lines().count() >= 1, "{newest}");
+    let lines = |name: &str| -> anyhow::Result<usize> {
+        Ok(std::fs::read_to_string(file(name))?.lines().count())
+    };
+    let kept = lines("trace.log")? + lines("trace.log.1")? + lines("trace.log.2")?;
+    ensure!(kept < 30, "nothing was dropped: {kept} lines kept");
+
+    // logrotate's way: rename, then SIGHUP.
+    std::fs::rename(file("trace.log"), file("trace.log-rotated"))?;
+    agent.signal("HUP")?;
+    let started = Instant::now();
+    while !file("trace.log").exists() {
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "no new trace.log after SIGHUP:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .password(
+            "contoso",
+            &format!("ghost-after-hup@{suffix}"),
+            "Wrong-Passw0rd!",
+        )
+        .await?;
+    ensure!(!r.ok());
+    let after = agent.trace();
+    ensure!(after.lines().count() == 1, "{after}");
+    ensure!(
+        std::fs::metadata(file("trace.log"))?.permissions().mode() & 0o777 == 0o600,
+        "the new trace.log is not 0600"
+    );
+    // The agent still serves.
+    let r = client
+        .password("contoso", &good.upn, &good.password)
+        .await?;
+    ensure!(r.ok(), "{:?}", r.body);
     Ok(())
 }
