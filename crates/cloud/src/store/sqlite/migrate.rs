@@ -314,7 +314,7 @@ mod tests {
     async fn a_store_from_a_newer_release_is_refused() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("passthru-newer-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join("t.db");
+        let path = dir.join(crate::init::STORE_FILE);
         let store = Store::open(&path, true).await?;
         store
             .create_tenant(uuid::Uuid::new_v4(), "contoso", 1)
@@ -346,7 +346,6 @@ mod tests {
             Ok(_) => anyhow::bail!("a newer store was opened"),
         }
         // `serve`'s way in (the data dir's store and its key) says the same.
-        std::fs::rename(&path, dir.join(crate::init::STORE_FILE))?;
         let via_init = crate::init::open_store(&dir, false).await.err();
         let shown = via_init.map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(shown.contains(&expected), "{shown}");
