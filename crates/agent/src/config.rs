@@ -1,6 +1,6 @@
 //! The agent's configuration file (`--config`): one `[[forest]]` table per Active Directory
-//! forest, an optional `[agent]` table and an optional `[cloud]` table (the cloud's
-//! addresses). The TOML is checked by hand so that every mistake is reported at once, each
+//! forest, an optional `[agent]` table, an optional `[cloud]` table (the cloud's
+//! addresses) and an optional `[trace]` table (the trace log's rotation). The TOML is checked by hand so that every mistake is reported at once, each
 //! with the file and the key path (`forest[1].ca_file`).
 
 use std::fmt;
@@ -22,7 +22,7 @@ pub const DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 300;
 /// Largest accepted `clock_skew_tolerance_seconds` (one day).
 pub const MAX_CLOCK_SKEW_TOLERANCE_SECONDS: i64 = 86_400;
 
-const TOP_KEYS: &[&str] = &["forest", "agent", "cloud"];
+const TOP_KEYS: &[&str] = &["forest", "agent", "cloud", "trace"];
 const FOREST_KEYS: &[&str] = &[
     "name",
     "upn_suffixes",
@@ -41,6 +41,13 @@ pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
 pub const MAX_SYNC_INTERVAL_SECONDS: i64 = 86_400;
 const AGENT_KEYS: &[&str] = &["max_concurrency", "clock_skew_tolerance_seconds"];
 const CLOUD_KEYS: &[&str] = &["urls"];
+const TRACE_KEYS: &[&str] = &["max_bytes", "keep"];
+/// Smallest accepted `[trace] max_bytes` (a few lines).
+pub const MIN_TRACE_MAX_BYTES: i64 = 1024;
+/// Largest accepted `[trace] max_bytes` (1 TiB).
+pub const MAX_TRACE_MAX_BYTES: i64 = 1 << 40;
+/// Largest accepted `[trace] keep`.
+pub const MAX_TRACE_KEEP: i64 = 1000;
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +62,9 @@ pub struct AgentConfig {
     /// repeats), which the agent dials instead of the address recorded at registration.
     /// `None` without a `[cloud]` table.
     pub cloud_urls: Option<Vec<Url>>,
+    /// `[trace] max_bytes` and `keep`: when the trace log is rotated and how many rotated
+    /// files stay.
+    pub trace: crate::trace_log::Rotation,
 }
 
 /// One `[[forest]]` table.
@@ -339,11 +349,80 @@ impl Checker {
                 None
             }
         };
+        let trace = match table.get("trace") {
+            None => Some(crate::trace_log::Rotation::default()),
+            Some(Value::Table(trace)) => self.trace(trace),
+            Some(other) => {
+                self.problem(
+                    "trace",
+                    format!(
+                        "must be a table ([trace] with max_bytes and keep), not {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        };
         Some(AgentConfig {
             forests: forests?,
             max_concurrency: max_concurrency?,
             clock_skew_tolerance: clock_skew_tolerance?,
             cloud_urls: cloud_urls?,
+            trace: trace?,
+        })
+    }
+
+    /// `[trace]`: `max_bytes` (size at which the trace log is rotated) and `keep` (rotated
+    /// files kept).
+    fn trace(&mut self, trace: &Table) -> Option<crate::trace_log::Rotation> {
+        self.unknown_keys(trace, "trace.", TRACE_KEYS);
+        let max_bytes = match trace.get("max_bytes") {
+            None => Some(crate::trace_log::DEFAULT_MAX_BYTES),
+            Some(Value::Integer(n)) if (MIN_TRACE_MAX_BYTES..=MAX_TRACE_MAX_BYTES).contains(n) => {
+                u64::try_from(*n).ok()
+            }
+            Some(Value::Integer(_)) => {
+                self.problem(
+                    "trace.max_bytes",
+                    format!(
+                        "must be between {MIN_TRACE_MAX_BYTES} and {MAX_TRACE_MAX_BYTES} (bytes; the default is {})",
+                        crate::trace_log::DEFAULT_MAX_BYTES
+                    ),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "trace.max_bytes",
+                    format!("must be an integer (bytes), not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        let keep = match trace.get("keep") {
+            None => Some(crate::trace_log::DEFAULT_KEEP),
+            Some(Value::Integer(n)) if (1..=MAX_TRACE_KEEP).contains(n) => u32::try_from(*n).ok(),
+            Some(Value::Integer(_)) => {
+                self.problem(
+                    "trace.keep",
+                    format!(
+                        "must be between 1 and {MAX_TRACE_KEEP} (rotated files kept; the default is {})",
+                        crate::trace_log::DEFAULT_KEEP
+                    ),
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "trace.keep",
+                    format!("must be an integer, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        Some(crate::trace_log::Rotation {
+            max_bytes: max_bytes?,
+            keep: keep?,
         })
     }
 
@@ -1508,6 +1587,81 @@ mod tests {
             "write [cloud] with urls = [...], not [[cloud]]",
         )?;
         check("cloud = \"https://a.test\"", "cloud", "must be a table")?;
+        Ok(())
+    }
+
+    #[test]
+    fn trace_rotation_defaults_values_and_mistakes() -> std::io::Result<()> {
+        let dir = TempDir::new("config-trace")?;
+        let parse = |extra: &str| -> std::io::Result<Result<AgentConfig, ConfigError>> {
+            Ok(AgentConfig::parse(
+                &with_forest(dir.path(), extra)?,
+                "a.toml",
+                dir.path(),
+            ))
+        };
+        let defaults = parse("")?.map(|c| c.trace).ok();
+        assert_eq!(
+            defaults,
+            Some(crate::trace_log::Rotation {
+                max_bytes: 10 * 1024 * 1024,
+                keep: 5
+            })
+        );
+        let set = parse("[trace]\nmax_bytes = 4096\nkeep = 2")?
+            .map(|c| c.trace)
+            .ok();
+        assert_eq!(
+            set,
+            Some(crate::trace_log::Rotation {
+                max_bytes: 4096,
+                keep: 2
+            })
+        );
+        let only_keep = parse("[trace]\nkeep = 9")?.map(|c| c.trace).ok();
+        assert_eq!(
+            only_keep,
+            Some(crate::trace_log::Rotation {
+                max_bytes: 10 * 1024 * 1024,
+                keep: 9
+            })
+        );
+        for (extra, path, needle) in [
+            (
+                "[trace]\nmax_bytes = 100",
+                "trace.max_bytes",
+                "must be between 1024 and",
+            ),
+            (
+                "[trace]\nmax_bytes = \"10M\"",
+                "trace.max_bytes",
+                "must be an integer (bytes), not a string",
+            ),
+            (
+                "[trace]\nkeep = 0",
+                "trace.keep",
+                "must be between 1 and 1000",
+            ),
+            (
+                "[trace]\nkeep = 1.5",
+                "trace.keep",
+                "must be an integer, not a float",
+            ),
+            (
+                "[trace]\nmax_size = 4096",
+                "trace.max_size",
+                "unknown key (expected one of: max_bytes, keep)",
+            ),
+            (
+                "trace = 5",
+                "trace",
+                "must be a table ([trace] with max_bytes and keep)",
+            ),
+        ] {
+            let p = problems(parse(extra)?);
+            assert!(has(&p, path, needle), "{extra}: {p:#?}");
+            assert_eq!(p.len(), 1, "{extra}: {p:#?}");
+        }
         Ok(())
     }
 

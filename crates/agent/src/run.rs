@@ -80,7 +80,7 @@ pub enum RunError {
     #[error("cannot make a random key: the operating system's random generator failed")]
     Random,
     /// Signal handlers could not be installed.
-    #[error("cannot listen for SIGTERM/SIGINT: {0}")]
+    #[error("cannot listen for SIGTERM/SIGINT/SIGHUP: {0}")]
     Signals(#[source] std::io::Error),
     /// The credentials in the state dir cannot be used.
     #[error(transparent)]
@@ -203,10 +203,12 @@ where
         detail: e.to_string(),
     })?;
     let trace_path = state.file(TRACE_LOG_FILE);
-    let trace = TraceLog::open(&trace_path).map_err(|source| RunError::TraceLog {
-        path: trace_path.display().to_string(),
-        source,
-    })?;
+    let trace =
+        TraceLog::open_with(&trace_path, config.trace).map_err(|source| RunError::TraceLog {
+            path: trace_path.display().to_string(),
+            source,
+        })?;
+    crate::trace_log::reopen_on_sighup(trace.clone()).map_err(RunError::Signals)?;
     let sync_forests = validator.sync_forests();
     for f in &sync_forests {
         tracing::info!(forest = %f.forest, interval_s = f.interval_seconds, "directory sync configured (the cloud picks one agent per forest)");

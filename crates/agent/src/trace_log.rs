@@ -1,12 +1,14 @@
 //! The trace log (`STATE_DIR/trace.log`, mode 0600): one line per failed validation, with the
-//! request id and the reason code, never a user name or a password.
+//! request id and the reason code, never a user name or a password. Rotated by size
+//! (`[trace] max_bytes` and `keep` in the configuration: `trace.log.1` ... `trace.log.KEEP`),
+//! and reopened on SIGHUP for an outside logrotate.
 //!
 //! `2026-11-29T03:01:02.123456Z Passthrough Authentication request failed. RequestId: '<uuid>'. Reason: '1328'.`
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use passthru_proto::Outcome;
@@ -40,23 +42,98 @@ pub fn trace_line(at: OffsetDateTime, request_id: Uuid, reason: &str) -> String 
     )
 }
 
+/// When the trace log is rotated: past `max_bytes`, `trace.log` becomes `trace.log.1`, the
+/// older copies move up one (`.1` to `.2`, ...), and the one past `keep` is deleted. So the
+/// log never takes more than `(keep + 1) * max_bytes` of the disk, whatever the rate of
+/// failures (a password spray).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Largest size of one file, in bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (`trace.log.1` to `trace.log.KEEP`).
+    pub keep: u32,
+}
+
+/// `[trace] max_bytes` when not set: 10 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// `[trace] keep` when not set.
+pub const DEFAULT_KEEP: u32 = 5;
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: DEFAULT_MAX_BYTES,
+            keep: DEFAULT_KEEP,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Open {
+    file: File,
+    /// Bytes in the file (as opened, plus what this process wrote since).
+    size: u64,
+}
+
 /// The open trace log. Clones share the open file (one descriptor).
 #[derive(Debug, Clone)]
 pub struct TraceLog {
-    file: Arc<Mutex<File>>,
+    path: PathBuf,
+    rotation: Rotation,
+    open: Arc<Mutex<Open>>,
+}
+
+fn open_append(path: &Path) -> std::io::Result<Open> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    let size = file.metadata()?.len();
+    Ok(Open { file, size })
+}
+
+/// `trace.log.N`.
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Renames `from` to `to`; a missing `from` is nothing to do.
+fn rename_if_there(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 impl TraceLog {
-    /// Opens (or creates, mode 0600) the trace log for appending.
+    /// Opens (or creates, mode 0600) the trace log for appending, rotated by the defaults.
     pub fn open(path: &Path) -> std::io::Result<TraceLog> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        TraceLog::open_with(path, Rotation::default())
+    }
+
+    /// Opens (or creates, mode 0600) the trace log for appending, rotated by `rotation`.
+    pub fn open_with(path: &Path, rotation: Rotation) -> std::io::Result<TraceLog> {
+        let rotation = Rotation {
+            max_bytes: rotation.max_bytes.max(1),
+            keep: rotation.keep.max(1),
+        };
         Ok(TraceLog {
-            file: Arc::new(Mutex::new(file)),
+            path: path.to_path_buf(),
+            rotation,
+            open: Arc::new(Mutex::new(open_append(path)?)),
         })
+    }
+
+    /// Opens the log's path again (after logrotate, or anyone, renamed the file): the lines
+    /// that follow go to a new `trace.log`.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        // Opened under the lock: a line recorded once the new file exists goes to it.
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        *open = open_append(&self.path)?;
+        Ok(())
     }
 
     /// Appends a line for `outcome` if it is a failure.
@@ -72,9 +149,51 @@ impl TraceLog {
         let mut line = trace_line(at, request_id, &reason);
         line.push('\n');
         // One write per line, so concurrent lines never interleave.
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(line.as_bytes())
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let len = u64::try_from(line.len()).unwrap_or(u64::MAX);
+        if open.size > 0 && open.size.saturating_add(len) > self.rotation.max_bytes {
+            // A rotation that fails drops the line rather than letting the file grow.
+            *open = self.rotate()?;
+        }
+        open.file.write_all(line.as_bytes())?;
+        open.size = open.size.saturating_add(len);
+        Ok(())
     }
+
+    /// Moves `trace.log.N` up one (the oldest goes), `trace.log` to `trace.log.1`, and opens
+    /// a new `trace.log`.
+    fn rotate(&self) -> std::io::Result<Open> {
+        let keep = self.rotation.keep;
+        match std::fs::remove_file(rotated(&self.path, keep)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for n in (1..keep).rev() {
+            rename_if_there(&rotated(&self.path, n), &rotated(&self.path, n + 1))?;
+        }
+        rename_if_there(&self.path, &rotated(&self.path, 1))?;
+        open_append(&self.path)
+    }
+}
+
+/// Reopens `trace` on every SIGHUP (for logrotate's `postrotate kill -HUP`), until the
+/// process ends. The handler is in place when this returns.
+pub fn reopen_on_sighup(trace: TraceLog) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match trace.reopen() {
+                Ok(()) => {
+                    tracing::info!(path = %trace.path.display(), "SIGHUP: trace log reopened")
+                }
+                Err(e) => {
+                    tracing::error!(path = %trace.path.display(), error = %e, "SIGHUP: cannot reopen the trace log; still writing to the old file")
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -165,6 +284,129 @@ mod tests {
             std::fs::metadata(&path)?.permissions().mode() & 0o777,
             0o600
         );
+        Ok(())
+    }
+
+    fn denied() -> Outcome {
+        Outcome::Denied {
+            win32: Win32::InvalidLogonHours,
+        }
+    }
+
+    fn mode(p: &Path) -> std::io::Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    }
+
+    /// Many failures with a small limit: at most `keep + 1` files, each within the limit and
+    /// 0600, the newest lines in `trace.log`, the oldest dropped, no line lost or cut in the
+    /// files kept.
+    #[test]
+    fn rotates_by_size_and_keeps_keep_files() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = TempDir::new("trace-rotate")?;
+        let path = dir.path().join("trace.log");
+        let rotation = Rotation {
+            max_bytes: 1024,
+            keep: 3,
+        };
+        let log = TraceLog::open_with(&path, rotation)?;
+        let at = datetime!(2026-01-02 03:04:05.000001 UTC);
+        let ids: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            log.record(at, *id, &denied())?;
+        }
+        drop(log);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        assert_eq!(
+            names,
+            ["trace.log", "trace.log.1", "trace.log.2", "trace.log.3"]
+        );
+        // Oldest first: .3, .2, .1, trace.log.
+        let mut kept = Vec::new();
+        for name in names.iter().rev() {
+            let p = dir.path().join(name);
+            let len = std::fs::metadata(&p)?.len();
+            assert!(len <= rotation.max_bytes, "{name}: {len} bytes");
+            assert_eq!(mode(&p)?, 0o600, "{name}");
+            let text = std::fs::read_to_string(&p)?;
+            assert!(text.ends_with('\n'), "{name} ends with a whole line");
+            for line in text.lines() {
+                assert!(line.contains("Reason: '1328'."), "{line}");
+                kept.push(line.to_string());
+            }
+        }
+        // The files kept hold the newest lines, in order, without a gap.
+        assert!(
+            kept.len() > 3 * 6 && kept.len() < ids.len(),
+            "{}",
+            kept.len()
+        );
+        let newest = &ids[ids.len() - kept.len()..];
+        for (line, id) in kept.iter().zip(newest) {
+            assert!(line.contains(&id.to_string()), "{line} is not {id}'s line");
+        }
+        let last = std::fs::read_to_string(&path)?;
+        assert!(last.contains(&ids[ids.len() - 1].to_string()));
+        Ok(())
+    }
+
+    /// An existing log is appended to, its size counted: the limit holds across restarts.
+    #[test]
+    fn a_reopened_log_counts_what_it_holds() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = TempDir::new("trace-restart")?;
+        let path = dir.path().join("trace.log");
+        let rotation = Rotation {
+            max_bytes: 1024,
+            keep: 1,
+        };
+        let at = datetime!(2026-01-02 03:04:05.000001 UTC);
+        for _ in 0..3 {
+            let log = TraceLog::open_with(&path, rotation)?;
+            for _ in 0..5 {
+                log.record(at, Uuid::new_v4(), &denied())?;
+            }
+        }
+        for p in [path.clone(), dir.path().join("trace.log.1")] {
+            let len = std::fs::metadata(&p)?.len();
+            assert!(len > 0 && len <= 1024, "{}: {len}", p.display());
+        }
+        assert!(!dir.path().join("trace.log.2").exists());
+        Ok(())
+    }
+
+    /// After an outside rename (logrotate), SIGHUP makes the agent write to a new
+    /// `trace.log` (0600); the renamed file keeps what was written before.
+    #[tokio::test]
+    async fn sighup_reopens_after_an_outside_rename() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = TempDir::new("trace-hup")?;
+        let path = dir.path().join("trace.log");
+        let log = TraceLog::open(&path)?;
+        reopen_on_sighup(log.clone())?;
+        let at = datetime!(2026-01-02 03:04:05.000001 UTC);
+        let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
+        log.record(at, before, &denied())?;
+        let moved = dir.path().join("trace.log-20260102");
+        std::fs::rename(&path, &moved)?;
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()?;
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no new trace.log after SIGHUP"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        log.record(at, after, &denied())?;
+        let old = std::fs::read_to_string(&moved)?;
+        let new = std::fs::read_to_string(&path)?;
+        assert!(old.contains(&before.to_string()) && !old.contains(&after.to_string()));
+        assert!(new.contains(&after.to_string()) && !new.contains(&before.to_string()));
+        assert_eq!(mode(&path)?, 0o600);
         Ok(())
     }
 }

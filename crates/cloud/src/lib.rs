@@ -5,6 +5,7 @@ pub(crate) mod admin_api;
 pub(crate) mod agent_renewal;
 pub(crate) mod agent_ws;
 pub(crate) mod authorize;
+pub mod backup;
 pub(crate) mod browser_policy;
 pub(crate) mod browser_session;
 pub(crate) mod clock;
@@ -18,6 +19,7 @@ pub mod federation;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub(crate) mod gateway;
+pub(crate) mod health;
 pub mod http;
 #[cfg(test)]
 pub(crate) mod in_process;

@@ -47,6 +47,20 @@ enum Command {
         #[arg(long, value_parser = parse_store_url)]
         to: String,
     },
+    /// Back up a data dir into one archive (mode 0600): a consistent copy of a SQLite store,
+    /// taken while serving, and the keys (mfa.key, tls/, agent-ca/). For a PostgreSQL store,
+    /// the keys only: back the database up with pg_dump.
+    Backup {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The archive to write (tar); restore with
+        /// `install -d -m 0700 NEW && tar -xpf FILE -C NEW`.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage tenants of an existing data dir (offline).
     Tenant {
         #[command(subcommand)]
@@ -307,6 +321,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pw = admin_password()?;
             let id = passthru_cloud::init::add_tenant(&data_dir, &tenant, &admin, pw).await?;
             println!("Added tenant '{tenant}' ({id}), Global Administrator {admin}.");
+            Ok(())
+        }
+        Command::Backup {
+            data_dir,
+            out,
+            force,
+        } => {
+            let done = passthru_cloud::backup::backup(&data_dir, &out, force).await?;
+            print!("{done}");
             Ok(())
         }
         Command::Migrate { data_dir, to } => {

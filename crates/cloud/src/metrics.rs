@@ -15,6 +15,8 @@
 //!
 //! - `passthru_tls_cert_expiry_timestamp_seconds`: the served TLS certificate's notAfter, Unix
 //!   seconds (set at start and on every reload).
+//! - `passthru_build_info{version,protocol}`: always 1; the binary's version and the agent
+//!   protocol version it speaks.
 //!
 //! `tenant` is the tenant id (a GUID: stable, unlike a name), `agent` the agent id.
 
@@ -41,6 +43,12 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct AgentLoad {
     pub agent_id: Uuid,
     pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    protocol: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -236,6 +244,18 @@ impl Default for Metrics {
             "When the TLS certificate served now expires (its notAfter), Unix seconds (alert when it is less than a few weeks away)",
             tls_cert_expiry.clone(),
         );
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "passthru_build_info",
+            "1, labelled with this binary's version and the agent protocol version it speaks",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                protocol: passthru_proto::wire::PROTOCOL_VERSION.to_string(),
+            })
+            .set(1);
         Metrics {
             registry,
             agent_cert_expiry,

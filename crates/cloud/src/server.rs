@@ -115,9 +115,12 @@ pub async fn purge_admin_rows(store: &Store, now_ms: i64) -> Result<(), crate::s
     Ok(())
 }
 
-/// The management listener's routes: `GET /metrics` only.
+/// The management listener's routes: `GET /metrics`, and `GET /healthz` and `GET /readyz`
+/// ([`crate::health`]).
 pub fn metrics_router(state: Shared) -> Router {
     Router::new()
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
         .route(
             "/metrics",
             get(

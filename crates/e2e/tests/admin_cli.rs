@@ -481,3 +481,50 @@ async fn domains_apps_settings_and_the_sign_in_log() -> anyhow::Result<()> {
     assert!(!out.status.success());
     Ok(())
 }
+
+/// `PASSTHRU_URL`, `PASSTHRU_TENANT` and `PASSTHRU_CA_FILE` replace `--url`, `--tenant` and
+/// `--ca-file`; a flag wins over its variable.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_replaces_url_tenant_and_ca_file() -> anyhow::Result<()> {
+    let dir = fresh_dir("admin-cli-env")?;
+    let cloud = contoso_cloud(&dir)?;
+    let admin = |flags: &[&str], url: &str| -> anyhow::Result<Output> {
+        Ok(
+            std::process::Command::new(passthru_testkit::procs::bin("passthru-cloud"))
+                .arg("admin")
+                .args(flags)
+                .args(["--json", "user", "list"])
+                .env("PASSTHRU_URL", url)
+                .env("PASSTHRU_TENANT", &cloud.tenant)
+                .env("PASSTHRU_CA_FILE", cloud.ca_file())
+                .env("PASSTHRU_ADMIN_UPN", &cloud.admin_upn)
+                .env("PASSTHRU_ADMIN_PASSWORD", &cloud.admin_password)
+                .stdin(std::process::Stdio::null())
+                .output()?,
+        )
+    };
+    let out = admin(&[], &cloud.url)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    assert!(
+        v.to_string().contains(&cloud.admin_upn),
+        "the Global Administrator is listed: {v}"
+    );
+    // A variable naming a port nobody listens on: the flag wins.
+    let out = admin(&["--url", &cloud.url], "https://127.0.0.1:9")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And without the flag, the variable is what is used (and fails there).
+    let out = admin(&[], "https://127.0.0.1:9")?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    Ok(())
+}

@@ -11,6 +11,9 @@
 //! - nats-server killed and started: sign-ins at the agent's instance keep working;
 //!   relayed ones at another instance work again within 5 s of its return.
 //!
+//! In both outages the other instance's `/readyz` answers 503 naming what is down (`store:
+//! unreachable`, `bus: disconnected`) and 200 again after.
+//!
 //! Every wait is bounded; everything is on loopback.
 
 use std::path::PathBuf;
@@ -41,6 +44,49 @@ const FAIL_FAST: Duration = Duration::from_secs(6);
 const RECONNECT: Duration = Duration::from_secs(5);
 /// How soon sign-ins work again after PostgreSQL or nats-server is back (issue bound).
 const RECOVERY: Duration = Duration::from_secs(5);
+
+/// `GET http://ADDR/readyz` on an instance's management listener: the status and the body.
+/// (`ca`: the deployment's CA file; the tests' client is made with one, and used on plain
+/// HTTP here.)
+async fn readyz(ca: &std::path::Path, addr: &str) -> anyhow::Result<(u16, String)> {
+    let http = passthru_testkit::http::client(ca)?;
+    let r = http
+        .get(format!("http://{addr}/readyz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.text().await?))
+}
+
+/// Polls `/readyz` at `addr` until it answers `status` (within `within`); returns the body.
+async fn wait_readyz(
+    ca: &std::path::Path,
+    addr: &str,
+    status: u16,
+    within: Duration,
+) -> anyhow::Result<String> {
+    let started = Instant::now();
+    loop {
+        let (got, body) = readyz(ca, addr).await?;
+        if got == status {
+            return Ok(body);
+        }
+        if started.elapsed() > within {
+            bail!("/readyz still answers {got} ({body:?}) after {within:?}, not {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Another instance of `cloud`'s deployment in `dir`, with its own management listener
+/// (returned: HOST:PORT).
+fn instance_with_metrics(cloud: &Cloud, dir: &std::path::Path) -> anyhow::Result<(Cloud, String)> {
+    let addr = format!("127.0.0.1:{}", passthru_testkit::cluster::free_port()?);
+    let mut b = cloud.copy_for_instance(dir)?;
+    b.add_serve_args(&["--metrics-listen", &addr]);
+    b.serve()?;
+    Ok((b, addr))
+}
 
 fn client_at(cloud: &Cloud, client_id: &str) -> anyhow::Result<SignInClient> {
     SignInClient::new(&cloud.ca_file(), &cloud.url, client_id)
@@ -440,10 +486,14 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
         .store(&db_url)
         .bus(&nats.url())
         .start()?;
-    let b = t.cloud.another_instance(&dir.join("b"))?;
+    let (b, b_metrics) = instance_with_metrics(&t.cloud, &dir.join("b"))?;
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let clients = [client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?];
+    assert_eq!(
+        readyz(&b.ca_file(), &b_metrics).await?,
+        (200, "ready\n".to_string())
+    );
     let good = corp.user("good")?;
     for s in round(&clients, &good.upn, &good.password).await {
         ensure!(
@@ -480,6 +530,9 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
         logs.contains("PostgreSQL") || logs.contains("store failed"),
         "the cloud's log says nothing of the store"
     );
+    // The instance says it is not ready, naming the store (and stays alive).
+    let body = wait_readyz(&b.ca_file(), &b_metrics, 503, Duration::from_secs(10)).await?;
+    ensure!(body.starts_with("store: unreachable"), "{body:?}");
 
     blocking(|| pg.start_again())?;
     let back = Instant::now();
@@ -497,6 +550,7 @@ async fn sign_ins_fail_fast_while_postgresql_is_down_and_work_again_after() -> a
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("sign-ins at both instances work again {recovered:?} after PostgreSQL's return");
+    wait_readyz(&b.ca_file(), &b_metrics, 200, RECOVERY).await?;
     // The agent stayed connected all along: its session does not wait on the store.
     let agent = t.agent.as_ref().ok_or_else(|| anyhow!("no agent"))?;
     let made = connections(agent);
@@ -536,10 +590,14 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
         .store(&db.url)
         .bus(&nats.url())
         .start()?;
-    let b = t.cloud.another_instance(&dir.join("b"))?;
+    let (b, b_metrics) = instance_with_metrics(&t.cloud, &dir.join("b"))?;
     b.wait_active_agents(1, Duration::from_secs(10))?;
     let client_id = t.client_id()?.to_string();
     let (at_a, at_b) = (client_at(&t.cloud, &client_id)?, client_at(&b, &client_id)?);
+    assert_eq!(
+        readyz(&b.ca_file(), &b_metrics).await?,
+        (200, "ready\n".to_string())
+    );
     let good = corp.user("good")?;
     for s in round(&[at_a.clone(), at_b.clone()], &good.upn, &good.password).await {
         ensure!(
@@ -570,6 +628,9 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
             "at A without the bus: {s:?}"
         );
     }
+    // B is not ready without the bus, and says so.
+    let body = wait_readyz(&b.ca_file(), &b_metrics, 503, Duration::from_secs(5)).await?;
+    ensure!(body == "bus: disconnected\n", "{body:?}");
 
     blocking(|| nats.restart())?;
     let back = Instant::now();
@@ -588,6 +649,7 @@ async fn sign_ins_at_the_agents_instance_survive_a_nats_restart() -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("a sign-in at B worked {recovered:?} after the bus's return");
+    wait_readyz(&b.ca_file(), &b_metrics, 200, RECOVERY).await?;
     ensure!(recovered <= RECOVERY, "took {recovered:?}");
     for s in round(&[at_a, at_b], &good.upn, &good.password).await {
         ensure!(

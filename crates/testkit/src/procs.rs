@@ -367,6 +367,12 @@ impl Cloud {
         self.serve_args = args.iter().map(|a| a.to_string()).collect();
     }
 
+    /// More arguments for `serve`, after those it has, from the next [`Cloud::serve`] on
+    /// (e.g. an instance's own `--metrics-listen 127.0.0.1:PORT`).
+    pub fn add_serve_args(&mut self, args: &[&str]) {
+        self.serve_args.extend(args.iter().map(|a| a.to_string()));
+    }
+
     /// Stops the server with SIGTERM (as Ctrl-C would).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -706,8 +712,10 @@ impl Agent {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if matches!(name.as_ref(), "agent.lock" | "host.lock" | "connection.json")
-                || name.starts_with('.')
+            if matches!(
+                name.as_ref(),
+                "agent.lock" | "host.lock" | "connection.json"
+            ) || name.starts_with('.')
             {
                 continue;
             }

@@ -20,13 +20,13 @@ use passthru_client::CloudClient;
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The cloud's URL, e.g. https://127.0.0.1:443
-    #[arg(long)]
+    #[arg(long, env = "PASSTHRU_URL")]
     url: String,
     /// Tenant name or id.
-    #[arg(long)]
+    #[arg(long, env = "PASSTHRU_TENANT")]
     tenant: String,
     /// CA certificate to trust for the cloud's TLS (DIR/tls/ca.pem).
-    #[arg(long)]
+    #[arg(long, env = "PASSTHRU_CA_FILE")]
     ca_file: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]

@@ -306,3 +306,50 @@ fn sign_ins() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `PASSTHRU_URL`, `PASSTHRU_TENANT` and `PASSTHRU_CA_FILE` stand in for `--url`, `--tenant`
+/// and `--ca-file`; a flag given wins over its variable. (The only test of this crate that
+/// sets these variables.)
+#[test]
+fn the_environment_supplies_url_tenant_and_ca_file() -> anyhow::Result<()> {
+    use clap::Parser as _;
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: super::AdminArgs,
+    }
+    std::env::set_var("PASSTHRU_URL", "https://env.example:8443");
+    std::env::set_var("PASSTHRU_TENANT", "from-env");
+    std::env::set_var("PASSTHRU_CA_FILE", "/etc/passthru/env-ca.pem");
+    let from_env = Cli::try_parse_from(["admin", "user", "list"])?;
+    let from_flags = Cli::try_parse_from([
+        "admin",
+        "--url",
+        "https://flag.example",
+        "--tenant",
+        "from-flag",
+        "--ca-file",
+        "/tmp/flag-ca.pem",
+        "user",
+        "list",
+    ])?;
+    std::env::remove_var("PASSTHRU_URL");
+    std::env::remove_var("PASSTHRU_TENANT");
+    std::env::remove_var("PASSTHRU_CA_FILE");
+    let missing = Cli::try_parse_from(["admin", "user", "list"]);
+    assert_eq!(from_env.admin.url, "https://env.example:8443");
+    assert_eq!(from_env.admin.tenant, "from-env");
+    assert_eq!(
+        from_env.admin.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/passthru/env-ca.pem"))
+    );
+    assert_eq!(from_flags.admin.url, "https://flag.example");
+    assert_eq!(from_flags.admin.tenant, "from-flag");
+    assert_eq!(
+        from_flags.admin.ca_file.as_deref(),
+        Some(std::path::Path::new("/tmp/flag-ca.pem"))
+    );
+    let err = missing.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("--url"), "{err}");
+    Ok(())
+}

@@ -234,7 +234,7 @@ impl Cluster {
     }
 
     /// Whether the bus is up (the other instances can be reached).
-    fn bus_up(&self) -> bool {
+    pub(crate) fn bus_up(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 

@@ -40,6 +40,7 @@ pub mod sign_ins;
 mod signin_log;
 pub mod signing_keys;
 mod sqlite;
+pub(crate) use sqlite::snapshot::snapshot as snapshot_sqlite;
 pub mod sync;
 pub mod tenants;
 pub(crate) mod transfer;
@@ -107,6 +108,10 @@ pub enum StoreError {
     /// says what to do).
     #[error("{0}")]
     InUse(String),
+    /// The store's schema was migrated by a newer release than this binary: serving it (or
+    /// migrating, or backing it up) could misread what the newer release wrote.
+    #[error("this store was upgraded by a newer passthru-cloud (schema {found}, this binary knows up to {known}): install that version or newer")]
+    SchemaTooNew { found: i64, known: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

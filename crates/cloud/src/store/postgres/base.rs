@@ -138,12 +138,19 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(|e| unreachable(url, &e.to_string()))?;
-        super::migrate::run(&pool, create).await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "the PostgreSQL store at {} could not be brought up to date: {e}",
-                crate::store::redact_url(url)
-            ))
-        })?;
+        if let Err(e) = super::migrate::run(&pool, create).await {
+            pool.close().await;
+            return Err(match e {
+                super::migrate::MigrateError::TooNew(found) => StoreError::SchemaTooNew {
+                    found,
+                    known: super::migrate::newest_known(),
+                },
+                e => StoreError::Unavailable(format!(
+                    "the PostgreSQL store at {} could not be brought up to date: {e}",
+                    crate::store::redact_url(url)
+                )),
+            });
+        }
         Ok(PgStore {
             pool,
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(

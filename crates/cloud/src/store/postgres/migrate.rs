@@ -23,6 +23,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The newest schema version this binary knows.
+pub(crate) fn newest_known() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
 /// Brings the store's schema (the first schema of the connection's `search_path`) up to date;
 /// one never migrated is set up only when `create`.
 pub(crate) async fn run(pool: &PgPool, create: bool) -> Result<(), MigrateError> {
@@ -52,9 +57,9 @@ pub(crate) async fn run(pool: &PgPool, create: bool) -> Result<(), MigrateError>
         sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
             .fetch_all(&mut *tx)
             .await?;
-    let newest_known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if let Some((v, _)) = applied.iter().find(|(v, _)| *v > newest_known) {
-        return Err(MigrateError::TooNew(*v));
+    let newest = applied.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if newest > newest_known() {
+        return Err(MigrateError::TooNew(newest));
     }
     for (version, description, sql) in MIGRATIONS {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
@@ -84,8 +89,8 @@ pub(crate) async fn run(pool: &PgPool, create: bool) -> Result<(), MigrateError>
 pub(crate) enum MigrateError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-    /// The store was migrated by a newer release.
-    #[error("the PostgreSQL store has migration {0}, newer than this release knows; run the newer release")]
+    /// The store was migrated by a newer release (its newest migration).
+    #[error("this store was upgraded by a newer passthru-cloud (schema {0}, this binary knows up to {known}): install that version or newer", known = newest_known())]
     TooNew(i64),
     /// The database has no store yet, and none was to be created.
     #[error("the database holds no Passthru store yet; create one first (init)")]
@@ -141,6 +146,54 @@ mod tests {
         for s in stores {
             s.close().await;
         }
+        Ok(())
+    }
+
+    /// A store migrated by a newer release (a migration past this binary's newest) is
+    /// refused with the versions named, and left as it was.
+    #[tokio::test]
+    async fn a_store_from_a_newer_release_is_refused() -> anyhow::Result<()> {
+        if crate::store::postgres_skipped() {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        PgStore::create_schema(&url, &schema).await?;
+        let store = PgStore::open_schema(&url, &schema).await?;
+        store
+            .create_tenant(uuid::Uuid::new_v4(), "contoso", 1)
+            .await?;
+        let newer = super::newest_known() + 1;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, checksum, applied_at)
+             VALUES ($1, 'from the future', 'x', 1)",
+        )
+        .bind(newer)
+        .execute(&store.pool)
+        .await?;
+        let refused = PgStore::open_schema(&url, &schema).await;
+        let expected = format!(
+            "this store was upgraded by a newer passthru-cloud (schema {newer}, this binary knows up to {}): install that version or newer",
+            super::newest_known()
+        );
+        match &refused {
+            Err(e @ crate::store::StoreError::SchemaTooNew { .. }) => {
+                assert_eq!(e.to_string(), expected)
+            }
+            other => anyhow::bail!("expected a refusal, got {other:?}"),
+        }
+        // Nothing was changed: the newer migration and the data are still there.
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
+                .bind(newer)
+                .fetch_one(&store.pool)
+                .await?;
+        assert_eq!(n, 1);
+        assert!(store.tenant("contoso").await?.is_some());
+        let mut store = store;
+        store.drop_schema_on_close = Some(schema);
+        store.close().await;
         Ok(())
     }
 }

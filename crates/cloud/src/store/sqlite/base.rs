@@ -12,8 +12,7 @@ use super::{uuid_col, SqliteStore};
 #[allow(unused_imports)]
 use crate::store::HousekeepingStore;
 use crate::store::{
-    App, Domain, DomainKind, Result, SignIn, StoreError, Tenant, User,
-    DEFAULT_PENDING_ROWS_PER_TENANT,
+    App, Domain, DomainKind, Result, SignIn, Tenant, User, DEFAULT_PENDING_ROWS_PER_TENANT,
 };
 
 impl SqliteStore {
@@ -36,9 +35,10 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        super::migrate::run(&pool)
-            .await
-            .map_err(|e| StoreError::Db(e.into()))?;
+        if let Err(e) = super::migrate::run(&pool).await {
+            pool.close().await;
+            return Err(e);
+        }
         Ok(SqliteStore {
             pool,
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(

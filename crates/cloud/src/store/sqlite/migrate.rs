@@ -113,9 +113,47 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-/// Brings the store's schema up to date.
-pub(crate) async fn run(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded).await?.run(pool).await
+/// The newest schema version this binary knows.
+pub(crate) fn newest_known() -> i64 {
+    FILES.last().map_or(1, |f| f.0)
+}
+
+/// The newest migration recorded in the store (0: none yet, a new or pre-migration store).
+pub(crate) async fn recorded_version(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    let has_table: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !has_table {
+        return Ok(0);
+    }
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// Refuses a store whose schema a newer release migrated ([`crate::store::StoreError::SchemaTooNew`]).
+pub(crate) async fn check_not_newer(pool: &SqlitePool) -> crate::store::Result<()> {
+    let found = recorded_version(pool).await?;
+    let known = newest_known();
+    if found > known {
+        return Err(crate::store::StoreError::SchemaTooNew { found, known });
+    }
+    Ok(())
+}
+
+/// Brings the store's schema up to date (a store migrated by a newer release is refused,
+/// untouched).
+pub(crate) async fn run(pool: &SqlitePool) -> crate::store::Result<()> {
+    check_not_newer(pool).await?;
+    Migrator::new(Embedded)
+        .await
+        .map_err(|e| crate::store::StoreError::Db(e.into()))?
+        .run(pool)
+        .await
+        .map_err(|e| crate::store::StoreError::Db(e.into()))
 }
 
 #[cfg(test)]
@@ -271,6 +309,51 @@ mod tests {
         let again = Store::open(&path, false).await?;
         assert!(again.tenant("old").await?.is_some());
         again.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// A store migrated by a newer release (a migration past this binary's newest) is
+    /// refused with the versions named, and left as it was.
+    #[tokio::test]
+    async fn a_store_from_a_newer_release_is_refused() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-newer-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(crate::init::STORE_FILE);
+        let store = Store::open(&path, true).await?;
+        store
+            .create_tenant(uuid::Uuid::new_v4(), "contoso", 1)
+            .await?;
+        store.close().await;
+        let newer = super::newest_known() + 1;
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?;
+            let pool = sqlx::SqlitePool::connect_with(opts).await?;
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+                 VALUES (?, 'from the future', 1, x'00', 0)",
+            )
+            .bind(newer)
+            .execute(&pool)
+            .await?;
+            pool.close().await;
+        }
+        let refused = Store::open(&path, false).await;
+        let expected = format!(
+            "this store was upgraded by a newer passthru-cloud (schema {newer}, this binary knows up to {}): install that version or newer",
+            super::newest_known()
+        );
+        match &refused {
+            Err(e @ crate::store::StoreError::SchemaTooNew { .. }) => {
+                assert_eq!(e.to_string(), expected)
+            }
+            Err(e) => anyhow::bail!("expected the schema refusal, got {e}"),
+            Ok(_) => anyhow::bail!("a newer store was opened"),
+        }
+        // `serve`'s way in (the data dir's store and its key) says the same.
+        let via_init = crate::init::open_store(&dir, false).await.err();
+        let shown = via_init.map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(shown.contains(&expected), "{shown}");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

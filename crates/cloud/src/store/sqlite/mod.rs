@@ -28,6 +28,7 @@ mod schema;
 mod sign_in_state;
 mod sign_ins;
 mod signing_keys;
+pub(crate) mod snapshot;
 mod sync;
 mod tenants;
 mod users;
