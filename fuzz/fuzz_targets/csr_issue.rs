@@ -41,7 +41,8 @@ fuzz_target!(|data: &[u8]| {
         )
     };
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a time");
-    let Ok(issued) = ca().issue(&pem, AGENT, TENANT, now) else {
+    let Ok(issued) = ca().issue(&pem, AGENT, TENANT, now, pki::default_agent_cert_lifetime())
+    else {
         return;
     };
     let der = rustls_pem(&issued.pem);

@@ -420,3 +420,61 @@ fn suffixes_match_themselves_and_subdomains_only() {
     assert!(!suffix_matches("example.test", "corp.example.test"));
     assert!(!suffix_matches("", "corp.example.test"));
 }
+
+/// After a renewal the agent's new connection (new HPKE key) takes every request and the old
+/// connection none: nothing new is sealed to the old key, which opens none of them.
+#[tokio::test]
+async fn after_a_renewal_requests_are_sealed_to_the_new_key_only() {
+    let (old_keys, new_keys) = (AgentKeyPair::generate(), AgentKeyPair::generate());
+    let (tenant_id, agent_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (old_tx, mut old_rx) = mpsc::channel(64);
+    let (new_tx, mut new_rx) = mpsc::channel(64);
+    let conn = |keys: &AgentKeyPair, tx| {
+        Arc::new(AgentConn::new(
+            agent_id,
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            vec!["corp.example.test".into()],
+            keys.public_bytes().to_vec(),
+            tx,
+        ))
+    };
+    let (old, new) = (conn(&old_keys, old_tx), conn(&new_keys, new_tx));
+    let gateway = Arc::new(Gateway::default());
+    gateway.register(old.clone());
+    gateway.register(new.clone());
+    assert_eq!(gateway.retire_older(&new), 1);
+    assert!(gateway.is_connected(tenant_id, agent_id));
+    let payload = ValidationPayload::validate(
+        "alice@corp.example.test",
+        zeroize::Zeroizing::new("not-a-secret".into()),
+    );
+    for _ in 0..20 {
+        // Nobody answers: each request times out quickly; what matters is where it went.
+        let _ = gateway
+            .validate(tenant_id, &payload, Duration::from_millis(20))
+            .await;
+    }
+    assert!(
+        old_rx.try_recv().is_err(),
+        "a request went to the retired connection"
+    );
+    let mut seen = 0;
+    while let Ok(message) = new_rx.try_recv() {
+        let CloudToAgent::Validate(sealed) = message else {
+            continue;
+        };
+        assert!(new_keys.open_bound(&sealed).is_ok());
+        assert!(
+            old_keys.open_bound(&sealed).is_err(),
+            "the old key opened a new request"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 20, "{seen} requests reached the renewed connection");
+    gateway.unregister(&new);
+    assert!(gateway.is_connected(tenant_id, agent_id));
+    gateway.unregister(&old);
+    assert!(!gateway.is_connected(tenant_id, agent_id));
+}
