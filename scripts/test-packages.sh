@@ -153,7 +153,7 @@ for unit in "$unit_cloud" "$unit_agent"; do
   for line in Type=notify WatchdogSec=30s Restart=on-failure NoNewPrivileges=yes \
     ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' SystemCallFilter=@system-service \
-    MemoryDenyWriteExecute=yes ExecCondition=; do
+    MemoryDenyWriteExecute=yes ExecCondition= 'ExecReload=/bin/kill -HUP $MAINPID'; do
     grep -q "^$line" "$unit" || fail "$unit lacks $line"
   done
   [ "$(grep -c '^ReadWritePaths=' "$unit")" = 1 ] || fail "$unit: one ReadWritePaths= line expected"
