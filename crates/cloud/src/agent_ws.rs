@@ -363,12 +363,13 @@ async fn serve(
     if !state.gateway.is_connected(conn.tenant_id, conn.agent_id) {
         state.metrics.agent_gone(conn.tenant_id, conn.agent_id);
     }
+    // Said before the store's bookkeeping, which may wait for a slow store.
+    tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
     let _ = state
         .store
         .agent_heartbeat(conn.agent_id, None, unix_now())
         .await;
     flush_stats(&state, conn.agent_id).await;
-    tracing::info!(agent = %conn.agent_id, reason, "agent disconnected");
 }
 
 /// Adds the agent's statistics gathered since the last flush to the store (kept in memory
