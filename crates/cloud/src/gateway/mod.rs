@@ -44,6 +44,9 @@ pub struct AgentConn {
     /// The forests the agent can sync (it has their service accounts).
     pub sync_forests: Vec<passthru_proto::sync::SyncForest>,
     hpke_public_key: Vec<u8>,
+    /// The id of that key ([`seal::key_id`]): a request relayed here sealed to another key
+    /// (by an instance that has not yet heard of a renewal) is not sent on this connection.
+    key_id: String,
     tx: mpsc::Sender<CloudToAgent>,
     in_flight: AtomicUsize,
     served: AtomicU64,
@@ -83,6 +86,7 @@ impl AgentConn {
             version,
             upn_suffixes,
             sync_forests: Vec::new(),
+            key_id: seal::key_id(&hpke_public_key),
             hpke_public_key,
             tx,
             in_flight: AtomicUsize::new(0),

@@ -13,7 +13,9 @@ use super::*;
 pub enum Relayed {
     /// The agent answered (the MAC is not checked here).
     Answered(Box<RawAnswer>),
-    /// The agent is not connected here (any more), or is draining or stuck.
+    /// The agent is not connected here (any more), is draining or stuck, or the request was
+    /// sealed to a key it no longer has (it renewed since the sealing instance last heard
+    /// of it): never sent, so the sealing instance may send it elsewhere.
     NoAgent,
     /// The agent's connection ended before it answered.
     Lost,
@@ -47,7 +49,12 @@ impl Gateway {
                 .get(&tenant_id)
                 .into_iter()
                 .flatten()
-                .filter(|c| c.agent_id == agent_id && !c.is_draining() && !c.is_stuck())
+                .filter(|c| {
+                    c.agent_id == agent_id
+                        && c.key_id == sealed.key_id
+                        && !c.is_draining()
+                        && !c.is_stuck()
+                })
                 .min_by_key(|c| c.in_flight())
                 .cloned()
         };

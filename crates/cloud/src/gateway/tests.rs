@@ -478,3 +478,51 @@ async fn after_a_renewal_requests_are_sealed_to_the_new_key_only() {
     gateway.unregister(&old);
     assert!(!gateway.is_connected(tenant_id, agent_id));
 }
+
+/// A request another instance sealed to the agent's old key (it had not yet heard of the
+/// renewal) is not sent on the renewed connection: it would open nothing there. The sealing
+/// instance is told no agent took it, so it may send it elsewhere.
+#[tokio::test]
+async fn a_relayed_request_sealed_to_a_retired_key_is_not_sent() -> anyhow::Result<()> {
+    let (old_keys, new_keys) = (AgentKeyPair::generate(), AgentKeyPair::generate());
+    let (tenant_id, agent_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tx, mut rx) = mpsc::channel(8);
+    let renewed = Arc::new(AgentConn::new(
+        agent_id,
+        tenant_id,
+        "host".into(),
+        "1".into(),
+        vec!["corp.example.test".into()],
+        new_keys.public_bytes().to_vec(),
+        tx,
+    ));
+    let gateway = Gateway::default();
+    gateway.register(renewed);
+    let sealed_to = |keys: &AgentKeyPair| {
+        let header = RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id,
+            agent_id,
+            issued_at_ms: 1,
+            expires_at_ms: u64::MAX,
+        };
+        let payload = ValidationPayload::validate(
+            "alice@corp.example.test",
+            zeroize::Zeroizing::new("not-a-secret".into()),
+        );
+        passthru_proto::seal::seal(keys.public_bytes(), header, &payload)
+    };
+    let stale = sealed_to(&old_keys)?;
+    let r = gateway
+        .relay(tenant_id, agent_id, stale, Duration::from_millis(50), true)
+        .await;
+    assert!(matches!(r, super::Relayed::NoAgent), "{r:?}");
+    assert!(rx.try_recv().is_err(), "the stale request was sent");
+    let fresh = sealed_to(&new_keys)?;
+    let r = gateway
+        .relay(tenant_id, agent_id, fresh, Duration::from_millis(50), true)
+        .await;
+    assert!(matches!(r, super::Relayed::Timeout), "{r:?}");
+    assert!(matches!(rx.try_recv(), Ok(CloudToAgent::Validate(_))));
+    Ok(())
+}
