@@ -171,3 +171,85 @@ async fn agents_renew_their_certificates_under_load_losing_no_sign_in() -> anyho
     t.cloud.wait_active_agents(2, Duration::from_secs(10))?;
     Ok(())
 }
+
+/// Two instances on PostgreSQL and NATS: both agents are connected to A and renew there while
+/// the sign-ins arrive at B, which seals to the agents' keys as A's presence announces them
+/// (so for up to a second after a renewal, to the old key). Not one sign-in fails: a request
+/// B sealed to a retired key is never sent on the renewed connection, and B moves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_renewing_at_one_instance_lose_no_sign_in_made_at_another() -> anyhow::Result<()> {
+    use passthru_testkit::cluster::{NatsServer, TestDatabase};
+    use passthru_testkit::http::SignInClient;
+    let corp = bed::corp()?;
+    let dir = fresh_dir("agent-renewal-cluster")?;
+    let db = TestDatabase::create("agent_renewal")?;
+    let nats = NatsServer::start(&dir.join("nats"))?;
+    let mut t = PtaSetup::new(&dir, &corp)
+        .store(&db.url)
+        .bus(&nats.url())
+        .serve_args(&["--agent-cert-lifetime", "2m", "--heartbeat-seconds", "2"])
+        .start()?;
+    let first = t.take_agent()?;
+    let second = t.start_agent(&[ForestEntry::for_forest(&corp)])?;
+    t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
+    let b = t.cloud.another_instance(&dir.join("b"))?;
+    b.wait_active_agents(2, Duration::from_secs(10))?;
+    let agents = [first, second];
+    let before = agents
+        .iter()
+        .map(|a| a.snapshot("before-renewal"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let good = corp.user("good")?;
+    let client_id = t.client_id()?.to_string();
+    let load = Load::start(
+        LoadSpec {
+            tenant: TENANT.to_string(),
+            clients: 4,
+            period: Duration::from_millis(150),
+            credentials: vec![Credential::right(&good.upn, &good.password)],
+            duration: None,
+        },
+        || SignInClient::new(&b.ca_file(), &b.url, &client_id),
+    )?;
+    let started = Instant::now();
+    let waited: anyhow::Result<()> = async {
+        loop {
+            let mut done = 0;
+            for (a, old) in agents.iter().zip(&before) {
+                if renewed(a, old)? {
+                    done += 1;
+                }
+            }
+            if done == agents.len() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(150) {
+                bail!("{done} of 2 agents renewed in 150 s");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(())
+    }
+    .await;
+    let report = load.stop().await?;
+    waited?;
+    let summary = report.print("sign-ins at B across the renewal of 2 agents connected to A");
+    ensure!(summary.attempted > 100, "too few sign-ins: {summary}");
+    report.check_served(&[])?;
+    ensure!(
+        summary.succeeded == summary.attempted,
+        "every sign-in succeeds across the renewals: {summary}"
+    );
+    ensure!(
+        t.cloud
+            .log()
+            .matches("the old certificate and key are retired")
+            .count()
+            >= 2,
+        "A retires both old certificates:\n{}",
+        t.cloud.log()
+    );
+    Ok(())
+}
