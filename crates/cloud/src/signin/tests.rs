@@ -160,7 +160,9 @@ async fn parallel_wrong_passwords_reach_the_directory_at_most_threshold_times() 
 async fn every_name_of_an_account_counts_toward_one_lock() -> anyhow::Result<()> {
     let app =
         crate::test_app::TestApp::new("lockout-names", "corp.test", DomainKind::Managed).await?;
-    let tenant = managed(&app, 3);
+    let mut tenant = managed(&app, 3);
+    // The lock must outlast the 200 attempts and the checks after them on a busy machine.
+    tenant.settings.lockout_duration_seconds = 60;
     let guid = Uuid::new_v4();
     let agent = one_account(&app, guid, "çarol@corp.test");
     // A first sign-in by the implicit UPN makes the account known (a sync would too).
