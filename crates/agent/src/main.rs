@@ -37,6 +37,20 @@ fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
+/// Writes `text` to standard output. A reader that went away (`| head`, `| grep -q`) is not
+/// an error worth a panic: the output is simply not read.
+fn out(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => fail(e),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
@@ -46,10 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Helpmsg(args) => match passthru_agent::helpmsg::helpmsg(&args.code) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => out(&format!("{text}\n")),
             Err(e) => fail(e),
         },
         Command::Status(args) => {
@@ -62,10 +73,7 @@ fn main() -> ExitCode {
                 passthru_agent::status::status(&state, now)
             };
             match text {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
+                Ok(text) => out(&text),
                 Err(e) => fail(e),
             }
         }

@@ -272,3 +272,23 @@ fn run_notifies_ready_watchdog_and_stopping() -> Result<(), Box<dyn Error>> {
     assert!(after.iter().any(|m| m == "STOPPING=1\n"), "{after:?}");
     Ok(())
 }
+
+/// A reader that goes away before the output is written (`passthru-agent helpmsg 1909 |
+/// grep -q ...`) ends the command quietly, not with a panic.
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(BIN)
+            .args(["helpmsg", "1909"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        // Close the read end at once: the agent writes into a pipe nobody reads.
+        drop(child.stdout.take());
+        let out = child.wait_with_output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(out.status.success(), "{:?} {stderr}", out.status);
+    }
+    Ok(())
+}
