@@ -6,7 +6,7 @@
 //! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
 //! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
 //! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
-//! [`helpmsg`], [`status`]; systemd's notifications (`service_notify`).
+//! [`helpmsg`], [`status`]; systemd's notifications (`passthru_client::service_notify`).
 
 pub mod admission;
 pub mod backoff;
@@ -24,7 +24,6 @@ pub mod register;
 pub mod renewal;
 pub mod replay;
 pub mod run;
-mod service_notify;
 pub mod session;
 pub mod state_dir;
 pub mod stats;

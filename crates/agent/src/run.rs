@@ -1,6 +1,6 @@
 //! `passthru-agent run`: lock the state dir and the host (one agent per server, see
 //! [`crate::lock`]), load the registration, check the configuration, tell systemd it is ready
-//! (see `service_notify`), then keep one outbound connection to the cloud, to one of its
+//! (see `passthru_client::service_notify`), then keep one outbound connection to the cloud, to one of its
 //! addresses, moving to the next address when it fails (see [`crate::failover`]), until
 //! SIGTERM or SIGINT drains it.
 
@@ -27,6 +27,7 @@ use crate::tls_config::TlsConfigError;
 use crate::trace_log::TraceLog;
 use crate::validator::Validator;
 use crate::wrong_passwords::{self, WrongPasswords};
+use passthru_client::service_notify;
 use passthru_proto::AgentKeyPair;
 
 /// What `run` was given.
@@ -113,10 +114,9 @@ fn refuse_expired(
     now: time::OffsetDateTime,
 ) -> Result<(), RunError> {
     let not_after = renewal.current_validity().not_after;
-    let usable_renewed = renewal.dial_set().renewed
-        && renewal
-            .renewed_validity()
-            .is_some_and(|v| v.not_after > now.unix_timestamp());
+    let usable_renewed = renewal
+        .renewed_validity()
+        .is_some_and(|v| v.not_after > now.unix_timestamp());
     if not_after > now.unix_timestamp() || usable_renewed {
         return Ok(());
     }
@@ -247,8 +247,12 @@ where
         from,
         "passthru-agent starting"
     );
-    crate::service_notify::spawn_watchdog(shutdown.clone());
-    crate::service_notify::ready();
+    // Nothing to check but that the runtime still runs the watchdog's task.
+    service_notify::spawn_watchdog(
+        || async { Ok::<(), std::convert::Infallible>(()) },
+        shutdown.clone(),
+    );
+    service_notify::ready();
     stay_connected(ctx, &endpoints, tls, shutdown, Some(&state)).await;
     if let Err(e) = state.remove_file(CONNECTION_FILE) {
         tracing::debug!(error = %e, "cannot remove the connection record");
@@ -269,7 +273,7 @@ fn shutdown_on_signals() -> Result<watch::Receiver<bool>, RunError> {
             _ = int.recv() => "SIGINT",
         };
         tracing::info!("{name} received: stopping");
-        crate::service_notify::stopping();
+        service_notify::stopping();
         let _ = tx.send(true);
         // Keep the sender (and so the receivers' state) alive until the process ends.
         std::future::pending::<()>().await;

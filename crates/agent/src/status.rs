@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::CertificateDer;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -12,24 +10,24 @@ use crate::state_dir::{ConnectionRecord, StateDir, StateError, CLIENT_CERT_FILE,
 
 /// The status report for the state dir, at `now`.
 pub fn status(state: &StateDir, now: OffsetDateTime) -> Result<String, StateError> {
-    let report = report(state, now)?;
-    let reg = state.load()?.registration;
+    let record = state.connection();
+    let report = report_of(state, record.as_ref(), now)?;
     let cert_path = state.file(CLIENT_CERT_FILE);
     let mut out = String::new();
-    let _ = writeln!(out, "Agent id:        {}", reg.agent_id);
+    let _ = writeln!(out, "Agent id:        {}", report.agent_id);
     let _ = writeln!(
         out,
         "Tenant:          {} ({})",
-        reg.tenant_name, reg.tenant_id
+        report.tenant_name, report.tenant_id
     );
-    let _ = writeln!(out, "Cloud:           {}", reg.cloud_url);
-    let _ = writeln!(out, "Agent endpoint:  {}", reg.agent_endpoint);
+    let _ = writeln!(out, "Cloud:           {}", report.cloud_url);
+    let _ = writeln!(out, "Agent endpoint:  {}", report.agent_endpoint);
     let _ = writeln!(
         out,
         "Connected to:    {}",
-        connection_text(state.connection(), process_runs)
+        connection_text(record, process_runs)
     );
-    let _ = writeln!(out, "Registered at:   {}", reg.registered_at);
+    let _ = writeln!(out, "Registered at:   {}", report.registered_at);
     match (&report.cert_not_after, report.cert_days_left) {
         (Some(stamp), Some(days)) => {
             let note = if report.cert_expired {
@@ -107,18 +105,22 @@ fn rfc3339(unix: i64) -> Option<String> {
 
 /// The state dir's status as data (for `status --json`).
 pub fn report(state: &StateDir, now: OffsetDateTime) -> Result<StatusReport, StateError> {
+    report_of(state, state.connection().as_ref(), now)
+}
+
+/// [`report`] with the connection record already read.
+fn report_of(
+    state: &StateDir,
+    record: Option<&ConnectionRecord>,
+    now: OffsetDateTime,
+) -> Result<StatusReport, StateError> {
     let loaded = state.load()?;
     let reg = &loaded.registration;
-    let validity = crate::state_dir::Validity::of(&loaded.client_cert_chain).or_else(|| {
-        CertificateDer::from_pem_file(state.file(CLIENT_CERT_FILE))
-            .ok()
-            .and_then(|der| crate::state_dir::Validity::of(std::slice::from_ref(&der)))
-    });
-    let record = state.connection();
-    let running = record.as_ref().and_then(|r| process_runs(r.pid));
+    let validity = crate::state_dir::Validity::of(&loaded.client_cert_chain);
+    let running = record.map_or(Some(false), |r| process_runs(r.pid));
     let connected_to = record
         .filter(|_| running != Some(false))
-        .and_then(|r| r.address);
+        .and_then(|r| r.address.clone());
     Ok(StatusReport {
         agent_id: reg.agent_id,
         tenant_id: reg.tenant_id,

@@ -3,12 +3,14 @@
 //! (password grant of the first-party admin client), JSON calls to the admin API, and errors
 //! that say what to do (unreachable cloud, untrusted certificate, refused sign-in, API refusal).
 //!
-//! TLS is rustls with the ring provider; the cloud's certificate is verified against one CA
-//! file or the system's roots, never skipped.
+//! TLS is rustls with the ring provider; the cloud's certificate is verified against the
+//! system's roots plus a CA file when one is given, never skipped. Both binaries also take
+//! systemd's service notifications from here ([`service_notify`]).
 
 mod cloud_client;
 mod credentials;
 mod error;
+pub mod service_notify;
 pub mod tls;
 
 pub use cloud_client::{CloudClient, CONNECT_TIMEOUT, REQUEST_TIMEOUT};

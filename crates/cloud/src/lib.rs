@@ -43,7 +43,6 @@ pub(crate) mod public_addr;
 pub(crate) mod secret_box;
 pub mod server;
 pub mod server_cert;
-pub(crate) mod service_notify;
 pub(crate) mod signin;
 pub(crate) mod state;
 pub(crate) mod store;

@@ -543,7 +543,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
     // follow a cheap read of the store.
     {
         let store = store.clone();
-        crate::service_notify::spawn_watchdog(
+        passthru_client::service_notify::spawn_watchdog(
             move || {
                 let store = store.clone();
                 async move {
@@ -556,7 +556,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             state.shutdown.clone(),
         );
     }
-    crate::service_notify::ready();
+    passthru_client::service_notify::ready();
     let app = crate::limits::protect(
         router(state.clone()),
         rate,
@@ -650,7 +650,7 @@ pub async fn serve(data_dir: &Path, opts: ServeOptions) -> Result<(), ServeError
             _ = &mut stop => break,
         }
     }
-    crate::service_notify::stopping();
+    passthru_client::service_notify::stopping();
     // No new connections; the open ones finish the request in flight (HTTP/1 then closes,
     // HTTP/2 gets GOAWAY), within the longest default deadline and a little.
     tracing::info!(

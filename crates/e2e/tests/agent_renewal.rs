@@ -44,6 +44,32 @@ fn renewed(agent: &Agent, before: &Agent) -> anyhow::Result<bool> {
     )
 }
 
+/// Waits (at most 150 s: renewal is due about 80 s after registration) until every agent has
+/// renewed since its copy in `before` was taken; returns how long it took.
+async fn wait_renewed(agents: &[Agent], before: &[&Agent]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut done = 0;
+        for (a, b) in agents.iter().zip(before) {
+            if renewed(a, b)? {
+                done += 1;
+            }
+        }
+        if done == agents.len() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(150) {
+            let logs: Vec<String> = agents.iter().map(Agent::log).collect();
+            bail!(
+                "{done} of {} agents renewed in 150 s; agent logs:\n{}",
+                agents.len(),
+                logs.join("\n---\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn agents_renew_their_certificates_under_load_losing_no_sign_in() -> anyhow::Result<()> {
     let corp = bed::corp()?;
@@ -84,29 +110,10 @@ async fn agents_renew_their_certificates_under_load_losing_no_sign_in() -> anyho
         },
         || t.sign_in(),
     )?;
-    // Renewal is due about 80 s after registration; give it up to 150 s.
-    let started = Instant::now();
     let outcome: anyhow::Result<()> = async {
-        loop {
-            let mut done = 0;
-            for (a, (b, _)) in agents.iter().zip(&before) {
-                if renewed(a, b)? {
-                    done += 1;
-                }
-            }
-            if done == agents.len() {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(150) {
-                bail!(
-                    "{done} of 2 agents renewed in 150 s; agent logs:\n{}\n---\n{}",
-                    agents[0].log(),
-                    agents[1].log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        eprintln!("renewal: both agents renewed after {:?}", started.elapsed());
+        let took =
+            wait_renewed(&agents, &before.iter().map(|(b, _)| b).collect::<Vec<_>>()).await?;
+        eprintln!("renewal: both agents renewed after {took:?}");
         t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
         // The old certificate is refused (well before it would expire): an agent run from
         // the copy taken before the renewal cannot connect.
@@ -211,23 +218,8 @@ async fn agents_renewing_at_one_instance_lose_no_sign_in_made_at_another() -> an
         },
         || SignInClient::new(&b.ca_file(), &b.url, &client_id),
     )?;
-    let started = Instant::now();
     let waited: anyhow::Result<()> = async {
-        loop {
-            let mut done = 0;
-            for (a, old) in agents.iter().zip(&before) {
-                if renewed(a, old)? {
-                    done += 1;
-                }
-            }
-            if done == agents.len() {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(150) {
-                bail!("{done} of 2 agents renewed in 150 s");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_renewed(&agents, &before.iter().collect::<Vec<_>>()).await?;
         t.cloud.wait_active_agents(2, Duration::from_secs(30))?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         Ok(())

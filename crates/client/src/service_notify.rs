@@ -1,10 +1,11 @@
-//! systemd's service notifications (`sd_notify`), for the package's `Type=notify` unit:
-//! `READY=1` once `serve` listens (its store open, every listener bound), `WATCHDOG=1` every
-//! half `WATCHDOG_USEC` from a task on the server's runtime, each time only after the store
-//! answered a cheap read (so a stuck runtime, or a store that stopped answering, gets the
-//! instance restarted), `STOPPING=1` when a signal starts the drain. Without `NOTIFY_SOCKET`
-//! (not run by systemd) each is a no-op; a notification that cannot be sent is logged, never
-//! fatal.
+//! systemd's service notifications (`sd_notify`), for the packages' `Type=notify` units, shared
+//! by both binaries: `READY=1`, `WATCHDOG=1` every half `WATCHDOG_USEC` from a task on the
+//! process's runtime, each time only after the caller's health check passed (the cloud: a
+//! cheap store read; the agent: none, so a runtime that no longer runs its tasks is what gets
+//! it restarted), and `STOPPING=1`. When each is sent is the binaries' business (`serve`: once
+//! its store is open and every listener bound; `run`: once its state dir and configuration
+//! are loaded). Without `NOTIFY_SOCKET` (not run by systemd) each is a no-op; a notification
+//! that cannot be sent is logged, never fatal.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio::sync::watch;
 
-/// Longest wait for the store's answer before a ping (a ping skipped is not yet a restart:
+/// Longest wait for the health check's answer before a ping (a ping skipped is not yet a restart:
 /// the watchdog allows twice the interval).
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -23,12 +24,12 @@ fn send(state: NotifyState<'_>) {
 }
 
 /// `READY=1`.
-pub(crate) fn ready() {
+pub fn ready() {
     send(NotifyState::Ready);
 }
 
 /// `STOPPING=1`.
-pub(crate) fn stopping() {
+pub fn stopping() {
     send(NotifyState::Stopping);
 }
 
@@ -41,9 +42,9 @@ fn watchdog_interval() -> Option<Duration> {
 }
 
 /// Pings the watchdog from a task on the current runtime, each time after `check` (the
-/// store's cheap read) succeeded within its time-out, until `stop` turns `true`. Nothing
+/// cloud: the store's cheap read) succeeded within its time-out, until `stop` turns `true`. Nothing
 /// when the service manager keeps no watchdog.
-pub(crate) fn spawn_watchdog<F, Fut, E>(check: F, mut stop: watch::Receiver<bool>)
+pub fn spawn_watchdog<F, Fut, E>(check: F, mut stop: watch::Receiver<bool>)
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), E>> + Send,
@@ -70,8 +71,13 @@ where
             }
             match tokio::time::timeout(timeout, check()).await {
                 Ok(Ok(())) => send(NotifyState::Watchdog),
-                Ok(Err(e)) => tracing::warn!(error = %e, "the store failed its check: the systemd watchdog is not pinged"),
-                Err(_) => tracing::warn!(timeout_ms = timeout.as_millis() as u64, "the store did not answer its check in time: the systemd watchdog is not pinged"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the health check failed: the systemd watchdog is not pinged")
+                }
+                Err(_) => tracing::warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "the health check did not answer in time: the systemd watchdog is not pinged"
+                ),
             }
         }
     });
