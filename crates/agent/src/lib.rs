@@ -8,6 +8,7 @@
 //! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
 //! [`helpmsg`], [`status`]; systemd's notifications (`passthru_client::service_notify`).
 
+pub mod admin_log;
 pub mod admission;
 pub mod backoff;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod helpmsg;
 pub mod host;
 pub mod link_error;
 pub mod lock;
+pub mod log_file;
 pub mod register;
 pub mod renewal;
 pub mod replay;

@@ -29,6 +29,12 @@ pub const CLOUD_CA_FILE: &str = "cloud-ca.pem";
 pub const TRACE_LOG_FILE: &str = "trace.log";
 /// Held by the running agent.
 pub const LOCK_FILE: &str = "agent.lock";
+/// The admin log: registration, renewal, connection changes, updates (always on).
+pub const ADMIN_LOG_FILE: &str = "admin.log";
+/// The session (debug) log, written while an administrator has it on.
+pub const SESSION_LOG_FILE: &str = "session.log";
+/// The level `passthru-agent log-level` asks the running agent for (read on SIGUSR1).
+pub const LOG_LEVEL_FILE: &str = "log-level";
 /// Which cloud address the running agent is connected to (see [`ConnectionRecord`]).
 pub const CONNECTION_FILE: &str = "connection.json";
 /// A renewed client certificate not yet used for a connection (written last: its presence

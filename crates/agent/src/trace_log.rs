@@ -5,18 +5,13 @@
 //!
 //! `2026-11-29T03:01:02.123456Z Passthrough Authentication request failed. RequestId: '<uuid>'. Reason: '1328'.`
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use passthru_proto::Outcome;
-use time::macros::format_description;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state_dir::FILE_MODE;
+use crate::log_file::LogFile;
 
 /// The `Reason` of a failed outcome: the Win32 code of a denial, or the AADSTS code of an
 /// agent error ([`passthru_proto::AgentError::trace_reason`]); `None` for a success.
@@ -31,12 +26,7 @@ pub fn failure_reason(outcome: &Outcome) -> Option<String> {
 
 /// One trace line (without the newline), at `at` in UTC with microseconds.
 pub fn trace_line(at: OffsetDateTime, request_id: Uuid, reason: &str) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    let stamp = at
-        .to_offset(UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_else(|_| "0000-00-00T00:00:00.000000Z".to_string());
+    let stamp = crate::log_file::stamp(at);
     format!(
         "{stamp} Passthrough Authentication request failed. RequestId: '{request_id}'. Reason: '{reason}'."
     )
@@ -46,13 +36,7 @@ pub fn trace_line(at: OffsetDateTime, request_id: Uuid, reason: &str) -> String 
 /// older copies move up one (`.1` to `.2`, ...), and the one past `keep` is deleted. So the
 /// log never takes more than `(keep + 1) * max_bytes` of the disk, whatever the rate of
 /// failures (a password spray).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
-    /// Largest size of one file, in bytes.
-    pub max_bytes: u64,
-    /// Rotated files kept (`trace.log.1` to `trace.log.KEEP`).
-    pub keep: u32,
-}
+pub use crate::log_file::Rotation;
 
 /// `[trace] max_bytes` when not set: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -68,44 +52,10 @@ impl Default for Rotation {
     }
 }
 
-#[derive(Debug)]
-struct Open {
-    file: File,
-    /// Bytes in the file (as opened, plus what this process wrote since).
-    size: u64,
-}
-
 /// The open trace log. Clones share the open file (one descriptor).
 #[derive(Debug, Clone)]
 pub struct TraceLog {
-    path: PathBuf,
-    rotation: Rotation,
-    open: Arc<Mutex<Open>>,
-}
-
-fn open_append(path: &Path) -> std::io::Result<Open> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(FILE_MODE)
-        .open(path)?;
-    let size = file.metadata()?.len();
-    Ok(Open { file, size })
-}
-
-/// `trace.log.N`.
-fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
-
-/// Renames `from` to `to`; a missing `from` is nothing to do.
-fn rename_if_there(from: &Path, to: &Path) -> std::io::Result<()> {
-    match std::fs::rename(from, to) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
+    file: LogFile,
 }
 
 impl TraceLog {
@@ -116,24 +66,15 @@ impl TraceLog {
 
     /// Opens (or creates, mode 0600) the trace log for appending, rotated by `rotation`.
     pub fn open_with(path: &Path, rotation: Rotation) -> std::io::Result<TraceLog> {
-        let rotation = Rotation {
-            max_bytes: rotation.max_bytes.max(1),
-            keep: rotation.keep.max(1),
-        };
         Ok(TraceLog {
-            path: path.to_path_buf(),
-            rotation,
-            open: Arc::new(Mutex::new(open_append(path)?)),
+            file: LogFile::open(path, rotation)?,
         })
     }
 
     /// Opens the log's path again (after logrotate, or anyone, renamed the file): the lines
     /// that follow go to a new `trace.log`.
     pub fn reopen(&self) -> std::io::Result<()> {
-        // Opened under the lock: a line recorded once the new file exists goes to it.
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        *open = open_append(&self.path)?;
-        Ok(())
+        self.file.reopen()
     }
 
     /// Appends a line for `outcome` if it is a failure.
@@ -146,33 +87,7 @@ impl TraceLog {
         let Some(reason) = failure_reason(outcome) else {
             return Ok(());
         };
-        let mut line = trace_line(at, request_id, &reason);
-        line.push('\n');
-        // One write per line, so concurrent lines never interleave.
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let len = u64::try_from(line.len()).unwrap_or(u64::MAX);
-        if open.size > 0 && open.size.saturating_add(len) > self.rotation.max_bytes {
-            // A rotation that fails drops the line rather than letting the file grow.
-            *open = self.rotate()?;
-        }
-        open.file.write_all(line.as_bytes())?;
-        open.size = open.size.saturating_add(len);
-        Ok(())
-    }
-
-    /// Moves `trace.log.N` up one (the oldest goes), `trace.log` to `trace.log.1`, and opens
-    /// a new `trace.log`.
-    fn rotate(&self) -> std::io::Result<Open> {
-        let keep = self.rotation.keep;
-        match std::fs::remove_file(rotated(&self.path, keep)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        for n in (1..keep).rev() {
-            rename_if_there(&rotated(&self.path, n), &rotated(&self.path, n + 1))?;
-        }
-        rename_if_there(&self.path, &rotated(&self.path, 1))?;
-        open_append(&self.path)
+        self.file.append_line(&trace_line(at, request_id, &reason))
     }
 }
 
@@ -185,10 +100,10 @@ pub fn reopen_on_sighup(trace: TraceLog) -> std::io::Result<()> {
         while hup.recv().await.is_some() {
             match trace.reopen() {
                 Ok(()) => {
-                    tracing::info!(path = %trace.path.display(), "SIGHUP: trace log reopened")
+                    tracing::info!(path = %trace.file.path().display(), "SIGHUP: trace log reopened")
                 }
                 Err(e) => {
-                    tracing::error!(path = %trace.path.display(), error = %e, "SIGHUP: cannot reopen the trace log; still writing to the old file")
+                    tracing::error!(path = %trace.file.path().display(), error = %e, "SIGHUP: cannot reopen the trace log; still writing to the old file")
                 }
             }
         }
