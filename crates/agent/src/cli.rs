@@ -29,6 +29,19 @@ pub enum Command {
     Helpmsg(HelpmsgArgs),
     /// Show this agent's registration and certificate expiry.
     Status(StatusArgs),
+    /// Switch the running agent's session (debug) log on (debug) or off (info), without a
+    /// restart (SIGUSR1 alone switches it too).
+    LogLevel(LogLevelArgs),
+}
+
+/// `log-level` arguments.
+#[derive(Debug, Args)]
+pub struct LogLevelArgs {
+    /// `debug` (the session log STATE_DIR/session.log on) or `info` (off).
+    pub level: String,
+    /// The state dir of the running agent.
+    #[arg(long)]
+    pub state_dir: PathBuf,
 }
 
 /// `register` arguments.

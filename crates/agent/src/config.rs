@@ -34,6 +34,7 @@ const FOREST_KEYS: &[&str] = &[
     "bind_dn_template",
     "writeback_protected_accounts",
     "writeback_base_dn",
+    "tls_server_name",
 ];
 /// How often a forest is synced when `sync_interval_seconds` is not set.
 pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
@@ -85,6 +86,9 @@ pub struct ForestSettings {
     /// (`uid={local},ou=people,dc=example,dc=com`); see
     /// [`passthru_directory::ForestConfig::bind_dn_template`].
     pub bind_dn_template: Option<String>,
+    /// `tls_server_name`: the name the DCs' certificates are checked against instead of
+    /// each DC's host (DCs addressed by IP address).
+    pub tls_server_name: Option<String>,
     /// Which accounts password writeback may write: protected accounts (`adminCount=1`) only
     /// with `writeback_protected_accounts = true`; only users under `writeback_base_dn` when
     /// it is set.
@@ -637,6 +641,7 @@ impl Checker {
         let sync = self.sync(t, prefix);
         let bind_dn_template = self.bind_dn_template(t, prefix);
         let writeback = self.writeback_scope(t, prefix);
+        let tls_server_name = self.tls_server_name(t, prefix);
         if matches!((&sync, &bind_dn_template), (Some(Some(_)), Some(Some(_)))) {
             self.problem(
                 format!("{prefix}.bind_dn_template"),
@@ -653,7 +658,30 @@ impl Checker {
             sync: sync?,
             bind_dn_template: bind_dn_template?,
             writeback: writeback?,
+            tls_server_name: tls_server_name?,
         })
+    }
+
+    /// `tls_server_name`: absent, or a DNS name (or IP address) the DCs' certificates hold.
+    fn tls_server_name(&mut self, t: &Table, prefix: &str) -> Option<Option<String>> {
+        if !t.contains_key("tls_server_name") {
+            return Some(None);
+        }
+        let raw = self.string(
+            t,
+            prefix,
+            "tls_server_name",
+            "the name the DCs' certificates hold, for DCs addressed by IP, e.g. \"dc1.corp.example.com\"",
+        )?;
+        let raw = raw.trim().to_ascii_lowercase();
+        if rustls::pki_types::ServerName::try_from(raw.clone()).is_err() {
+            self.problem(
+                format!("{prefix}.tls_server_name"),
+                format!("'{raw}' is not a DNS name or IP address"),
+            );
+            return None;
+        }
+        Some(Some(raw))
     }
 
     /// `writeback_protected_accounts` (a boolean, false when absent) and

@@ -27,6 +27,7 @@ pub mod renewal;
 pub mod replay;
 pub mod run;
 pub mod session;
+pub mod session_log;
 pub mod state_dir;
 pub mod stats;
 pub mod status;

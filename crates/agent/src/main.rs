@@ -1,13 +1,15 @@
-//! `passthru-agent`: register, run, helpmsg, status.
+//! `passthru-agent`: register, run, helpmsg, status, log-level, doctor, collect-logs.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser as _;
 use passthru_agent::cli::{Cli, Command};
 use passthru_agent::directory_validator::DirectoryValidator;
 use passthru_agent::register::{register, RegisterOptions};
 use passthru_agent::run::{run, RunOptions};
+use passthru_agent::session_log::{Level, MakeSessionWriter, SessionLog};
 use passthru_agent::state_dir::StateDir;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +21,33 @@ fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .init();
+}
+
+/// `run`'s logging: the process log on standard error (PASSTHRU_LOG, default info) and the
+/// session (debug) log, which writes the agent's debug events while it is switched on.
+fn init_run_logging(session: &Arc<SessionLog>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let filter = EnvFilter::try_from_env("PASSTHRU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_filter(filter);
+    let switch = Arc::clone(session);
+    let session_layer = tracing_subscriber::fmt::layer()
+        .with_writer(MakeSessionWriter(Arc::clone(session)))
+        .with_ansi(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+            switch.is_on()
+                && *meta.level() <= tracing::Level::DEBUG
+                && meta.target().starts_with("passthru")
+        }));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(session_layer)
         .init();
 }
 
@@ -107,12 +136,38 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::LogLevel(args) => {
+            let Some(level) = Level::parse(&args.level) else {
+                return fail(format!(
+                    "'{}' is not a level: give debug (session log on) or info (off)",
+                    args.level
+                ));
+            };
+            match passthru_agent::session_log::ask(&args.state_dir, level) {
+                Ok(pid) => out(&format!(
+                    "Asked the agent (pid {pid}) for log level {}: {}\n",
+                    level.name(),
+                    match level {
+                        Level::Debug => format!(
+                            "the session log is {}",
+                            args.state_dir
+                                .join(passthru_agent::state_dir::SESSION_LOG_FILE)
+                                .display()
+                        ),
+                        Level::Info => "the session log is off".to_string(),
+                    }
+                )),
+                Err(e) => fail(e),
+            }
+        }
         Command::Run(args) => {
-            init_logging("info");
+            let session_log = SessionLog::new(&args.state_dir);
+            init_run_logging(&session_log);
             let options = RunOptions {
                 state_dir: args.state_dir,
                 config: args.config,
                 host_lock: args.host_lock,
+                session_log: Some(session_log),
             };
             let rt = match runtime(args.threads) {
                 Ok(rt) => rt,

@@ -252,6 +252,24 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
     };
     // Last: agent.json marks a complete registration.
     state.write_registration(&registration)?;
+    match crate::admin_log::AdminLog::open(state.path()) {
+        Ok(admin) => admin.record(
+            "register",
+            &format!(
+                "registered as agent {} of tenant {} ({}) with the cloud {}{}",
+                registration.agent_id,
+                registration.tenant_name,
+                registration.tenant_id,
+                registration.cloud_url,
+                if options.force {
+                    " (replacing the previous registration)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot write the admin log"),
+    }
     Ok(registration)
 }
 

@@ -11,6 +11,7 @@ use rustls::ClientConfig;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
+use crate::admin_log::AdminLog;
 use crate::admission::{Admission, Identity};
 use crate::backoff::random_unit;
 use crate::config::{AgentConfig, ConfigError};
@@ -22,7 +23,7 @@ use crate::renewal::{RenewError, Renewal};
 use crate::replay;
 use crate::session::{serve_reporting, AgentContext, HelloInfo, SessionEnd};
 use crate::state_dir::Credentials;
-use crate::state_dir::{StateDir, StateError, CONNECTION_FILE, TRACE_LOG_FILE};
+use crate::state_dir::{StateDir, StateError, ADMIN_LOG_FILE, CONNECTION_FILE, TRACE_LOG_FILE};
 use crate::tls_config::TlsConfigError;
 use crate::trace_log::TraceLog;
 use crate::validator::Validator;
@@ -39,6 +40,9 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// The host-wide lock ([`crate::lock::DEFAULT_HOST_LOCK`] but in tests).
     pub host_lock: PathBuf,
+    /// The session (debug) log the process's tracing writes to while it is on; SIGUSR1
+    /// switches it (`None`: no session log, as in tests that run in-process).
+    pub session_log: Option<Arc<crate::session_log::SessionLog>>,
 }
 
 /// Why the agent could not start.
@@ -154,6 +158,30 @@ where
     // The state dir as another agent's refusal will name it: absolute.
     let state_path = std::fs::canonicalize(state.path()).unwrap_or_else(|_| state.path().into());
     let _host_lock = lock::acquire_host(&options.host_lock, &state_path)?;
+    let admin = AdminLog::open(state.path()).map_err(|source| RunError::TraceLog {
+        path: state.file(ADMIN_LOG_FILE).display().to_string(),
+        source,
+    })?;
+    let result = run_locked(options, build_validator, &state, admin.clone()).await;
+    match &result {
+        Ok(()) => admin.record("stop", "stopped (drained)"),
+        Err(e) => admin.record("start", &format!("cannot start: {e}")),
+    }
+    result
+}
+
+/// [`run`] once the locks are held.
+async fn run_locked<V, E, F>(
+    options: &RunOptions,
+    build_validator: F,
+    state: &StateDir,
+    admin: AdminLog,
+) -> Result<(), RunError>
+where
+    V: Validator,
+    E: std::fmt::Display,
+    F: FnOnce(&AgentConfig) -> Result<V, E>,
+{
     // The registration first: registering is the first step, the configuration the next.
     let agent = state.load()?;
     let config = AgentConfig::load(&options.config)?;
@@ -180,7 +208,7 @@ where
         },
         agent.renewed,
     )?;
-    refuse_expired(&renewal, &state, &registration, crate::clock::now_utc())?;
+    refuse_expired(&renewal, state, &registration, crate::clock::now_utc())?;
     let tls = renewal.dial_set().tls;
     // `[cloud] urls` replaces the address the cloud gave at registration.
     let (endpoints, from) = match &config.cloud_urls {
@@ -208,7 +236,14 @@ where
             path: trace_path.display().to_string(),
             source,
         })?;
-    crate::trace_log::reopen_on_sighup(trace.clone()).map_err(RunError::Signals)?;
+    let mut reopen = vec![trace.file().clone()];
+    reopen.extend(admin.file().cloned());
+    crate::trace_log::reopen_on_sighup(reopen, options.session_log.clone(), admin.clone())
+        .map_err(RunError::Signals)?;
+    if let Some(session) = &options.session_log {
+        crate::session_log::switch_on_sigusr1(Arc::clone(session), state.clone(), admin.clone())
+            .map_err(RunError::Signals)?;
+    }
     let sync_forests = validator.sync_forests();
     for f in &sync_forests {
         tracing::info!(forest = %f.forest, interval_s = f.interval_seconds, "directory sync configured (the cloud picks one agent per forest)");
@@ -237,6 +272,7 @@ where
         wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
             .map_err(|_| RunError::Random)?,
         renewal: Some(renewal),
+        admin_log: admin.clone(),
     });
     let shutdown = shutdown_on_signals()?;
     tracing::info!(
@@ -253,7 +289,20 @@ where
         shutdown.clone(),
     );
     service_notify::ready();
-    stay_connected(ctx, &endpoints, tls, shutdown, Some(&state)).await;
+    admin.record(
+        "start",
+        &format!(
+            "passthru-agent {} started: agent {} of tenant {}, configuration {} ({} forest(s): {}), cloud {} (from {from})",
+            env!("CARGO_PKG_VERSION"),
+            registration.agent_id,
+            registration.tenant_name,
+            options.config.display(),
+            config.forests.len(),
+            config.forests.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            endpoints.iter().map(Endpoint::address).collect::<Vec<_>>().join(", "),
+        ),
+    );
+    stay_connected(ctx, &endpoints, tls, shutdown, Some(state)).await;
     if let Err(e) = state.remove_file(CONNECTION_FILE) {
         tracing::debug!(error = %e, "cannot remove the connection record");
     }
@@ -288,6 +337,13 @@ fn renewed_works<V>(ctx: &AgentContext<V>) {
     match renewal.renewed_works() {
         Ok(keep) => {
             ctx.admission.keep_only(&keep);
+            ctx.admin_log.record(
+                "renewal",
+                &format!(
+                    "connected with the renewed certificate (valid until {}): it is now the agent's",
+                    unix_text(renewal.current_validity().not_after)
+                ),
+            );
             tracing::info!(
                 not_after = renewal.current_validity().not_after,
                 hpke_key = %keep,
@@ -304,12 +360,27 @@ fn renewed_works<V>(ctx: &AgentContext<V>) {
 fn renewed_refused<V>(ctx: &AgentContext<V>, why: &LinkError) {
     let Some(renewal) = &ctx.renewal else { return };
     tracing::warn!(error = %why, "the cloud refused the renewed certificate: it is discarded and the current one used again");
+    ctx.admin_log.record(
+        "renewal",
+        &format!("the cloud refused the renewed certificate ({why}): discarded, the current one is used again"),
+    );
     match renewal.renewed_refused() {
         Ok(keep) => ctx.admission.keep_only(&keep),
         Err(e) => {
             tracing::error!(error = %e, "cannot discard the renewed certificate in the state dir")
         }
     }
+}
+
+/// A Unix time as RFC 3339, for messages.
+fn unix_text(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// Records the connection in the state dir for `status` (nothing without a state dir); a
@@ -340,6 +411,8 @@ pub async fn stay_connected<V: Validator>(
     }
     let mut rotation = Rotation::random_start(endpoints.len());
     record_connection(state, None);
+    // The admin log says when the link changes state, not at every retry.
+    let mut link_failing = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -370,6 +443,13 @@ pub async fn stay_connected<V: Validator>(
                 if renewed && matches!(e, LinkError::Refused { status: 403, .. }) {
                     renewed_refused(&ctx, &e);
                 }
+                if !link_failing {
+                    link_failing = true;
+                    ctx.admin_log.record(
+                        "connection",
+                        &format!("cannot connect to the cloud at {address}: {e} (retrying; the next line says when it connects)"),
+                    );
+                }
                 (
                     format!("cannot connect to the cloud at {address}: {e}"),
                     rotation.dial_failed(random_unit(), std::time::Instant::now()),
@@ -380,6 +460,11 @@ pub async fn stay_connected<V: Validator>(
                 let served =
                     serve_reporting(Arc::clone(&ctx), endpoint, socket, shutdown.clone(), || {
                         record_connection(state, Some(&address));
+                        link_failing = false;
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("connected to the cloud at {address}"),
+                        );
                         if renewed {
                             renewed_works(&ctx);
                         }
@@ -387,8 +472,18 @@ pub async fn stay_connected<V: Validator>(
                     .await;
                 let held = opened.elapsed();
                 match served {
-                    Ok(SessionEnd::Drained) => return,
+                    Ok(SessionEnd::Drained) => {
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("disconnected from {address}: drained for shutdown"),
+                        );
+                        return;
+                    }
                     Ok(SessionEnd::Renewed) => {
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("disconnected from {address} to reconnect with the renewed certificate"),
+                        );
                         // Drained; connect again at once, to the same address, with the
                         // renewed certificate.
                         record_connection(state, None);
@@ -396,6 +491,14 @@ pub async fn stay_connected<V: Validator>(
                     }
                     Err(e) => {
                         record_connection(state, None);
+                        link_failing = true;
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!(
+                                "lost the connection to the cloud at {address} after {} s: {e}",
+                                held.as_secs()
+                            ),
+                        );
                         (
                             format!(
                                 "lost the connection to the cloud at {address} after {} s: {e}",

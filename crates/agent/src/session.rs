@@ -73,6 +73,8 @@ pub struct AgentContext<V> {
     /// The agent's credentials over time, when it renews its certificate (`None`: never,
     /// as in tests that connect with fixed credentials).
     pub renewal: Option<crate::renewal::Renewal>,
+    /// The admin log (connection changes, renewal).
+    pub admin_log: crate::admin_log::AdminLog,
 }
 
 /// How a session ended without an error.
@@ -407,6 +409,7 @@ pub async fn serve_reporting<V: Validator>(
                             match renewal.accept(&certificate_pem) {
                                 Ok(_) => {
                                     tracing::info!(not_after, "certificate renewed: reconnecting with the renewed certificate");
+                                    ctx.admin_log.record("renewal", &format!("the cloud issued a renewed certificate (not after {not_after}, Unix time): reconnecting with it"));
                                     break Ok(SessionEnd::Renewed);
                                 }
                                 Err(e) => tracing::error!(error = %e, "the renewed certificate was not taken; the current one stays in use"),
