@@ -32,6 +32,41 @@ pub enum Command {
     /// Switch the running agent's session (debug) log on (debug) or off (info), without a
     /// restart (SIGUSR1 alone switches it too).
     LogLevel(LogLevelArgs),
+    /// Check everything this agent needs (configuration, state dir, the way to the cloud,
+    /// each domain controller), each check with PASS or FAIL and what to do; exit status 0
+    /// only when all pass.
+    Doctor(DoctorArgs),
+    /// Write a support bundle (.tar.gz): version, status, doctor, the configuration with
+    /// secrets redacted, the logs, system facts. Never a key or a password.
+    CollectLogs(CollectLogsArgs),
+}
+
+/// `doctor` arguments.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Print the checks as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `collect-logs` arguments.
+#[derive(Debug, Args)]
+pub struct CollectLogsArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The bundle to write (FILE.tar.gz, created 0600).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `log-level` arguments.

@@ -89,7 +89,12 @@ impl Endpoint {
         format!("https://{}", self.authority())
     }
 
-    fn server_name(&self) -> Result<ServerName<'static>, LinkError> {
+    /// The host (a name or an address) and the port.
+    pub(crate) fn host_port(&self) -> (&Host<String>, u16) {
+        (&self.host, self.port)
+    }
+
+    pub(crate) fn server_name(&self) -> Result<ServerName<'static>, LinkError> {
         match &self.host {
             Host::Domain(d) => {
                 ServerName::try_from(d.clone()).map_err(|e| LinkError::BadEndpoint {
@@ -102,7 +107,7 @@ impl Endpoint {
         }
     }
 
-    async fn tcp(&self) -> std::io::Result<TcpStream> {
+    pub(crate) async fn tcp(&self) -> std::io::Result<TcpStream> {
         match &self.host {
             Host::Domain(d) => TcpStream::connect((d.as_str(), self.port)).await,
             Host::Ipv4(ip) => TcpStream::connect(SocketAddr::from((*ip, self.port))).await,

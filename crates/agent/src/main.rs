@@ -136,6 +136,43 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Doctor(args) => {
+            let rt = match runtime(1) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let options = passthru_agent::doctor::DoctorOptions::new(args.state_dir, args.config);
+            let report = rt.block_on(passthru_agent::doctor::doctor(&options));
+            let code = out(&if args.json {
+                report.json()
+            } else {
+                report.text()
+            });
+            if report.ok {
+                code
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::CollectLogs(args) => {
+            let rt = match runtime(1) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(passthru_agent::collect_logs::collect(
+                &args.state_dir,
+                &args.config,
+                &args.out,
+                time::OffsetDateTime::now_utc(),
+            )) {
+                Ok(bundle) => out(&format!(
+                    "Wrote the support bundle {} ({} files; no keys or passwords in it).\n",
+                    bundle.path.display(),
+                    bundle.entries.len()
+                )),
+                Err(e) => fail(e),
+            }
+        }
         Command::LogLevel(args) => {
             let Some(level) = Level::parse(&args.level) else {
                 return fail(format!(
