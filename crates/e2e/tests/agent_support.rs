@@ -435,7 +435,7 @@ async fn doctor_names_each_failure_and_the_support_bundle_holds_no_secret() -> a
 
     // A revoked agent: the cloud's check names it.
     let id = agent.id()?;
-    t.cloud.admin(&["agents", "revoke", &id])?;
+    t.cloud.admin(&["agents", "revoke", &id, "--force"])?;
     let report = text(&doctor(&agent.state_dir, &agent.config, false)?);
     let line = failure(&report, "cloud ", "agent").with_context(|| report.clone())?;
     ensure!(line.contains("revoked"), "{line}");
