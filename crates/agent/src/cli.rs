@@ -249,4 +249,53 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["passthru-agent", "run", "--state-dir", "/s"]).is_err());
     }
+
+    #[test]
+    fn the_operations_command_lines_parse() {
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "doctor",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c",
+            "--json",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Doctor(DoctorArgs { json: true, ref config, .. }) }) if config.as_os_str() == "/c"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "collect-logs",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c",
+            "--out",
+            "/tmp/b.tar.gz",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::CollectLogs(CollectLogsArgs { ref out, .. }) }) if out.as_os_str() == "/tmp/b.tar.gz"
+        ));
+        for level in ["debug", "info"] {
+            let cli =
+                Cli::try_parse_from(["passthru-agent", "log-level", level, "--state-dir", "/s"]);
+            assert!(matches!(
+                cli,
+                Ok(Cli { command: Command::LogLevel(LogLevelArgs { level: ref l, .. }) }) if l == level
+            ));
+        }
+        assert!(Cli::try_parse_from(["passthru-agent", "doctor", "--state-dir", "/s"]).is_err());
+        assert!(Cli::try_parse_from([
+            "passthru-agent",
+            "collect-logs",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c"
+        ])
+        .is_err());
+    }
 }

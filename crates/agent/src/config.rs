@@ -1192,6 +1192,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_server_names_for_dcs_addressed_by_ip() -> std::io::Result<()> {
+        let dir = TempDir::new("config-tls-name")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        let forest = |extra: &str| {
+            format!(
+                "[[forest]]\nname = \"corp.test\"\nupn_suffixes = [\"corp.test\"]\n\
+                 domain_controllers = [\"ldaps://10.0.0.5\"]\nca_file = \"dc-ca.pem\"\n{extra}"
+            )
+        };
+        let config = AgentConfig::parse(&forest(""), "agent.toml", dir.path());
+        assert!(matches!(&config, Ok(c) if c.forests[0].tls_server_name.is_none()));
+        let config = AgentConfig::parse(
+            &forest("tls_server_name = \"DC1.corp.test\"\n"),
+            "agent.toml",
+            dir.path(),
+        );
+        assert!(
+            matches!(&config, Ok(c) if c.forests[0].tls_server_name.as_deref() == Some("dc1.corp.test")),
+            "{config:?}"
+        );
+        for bad in [
+            "tls_server_name = \"not a name\"\n",
+            "tls_server_name = 5\n",
+        ] {
+            let p = problems(AgentConfig::parse(&forest(bad), "agent.toml", dir.path()));
+            assert!(has(&p, "forest[0].tls_server_name", ""), "{bad}: {p:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn bind_dn_templates_for_plain_ldap() -> std::io::Result<()> {
         let dir = TempDir::new("config-template")?;
         std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;

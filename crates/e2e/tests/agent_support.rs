@@ -42,14 +42,9 @@ fn text(out: &Output) -> String {
 
 /// The FAIL line of `subject_part` / `step` (and the fix under it).
 fn failure<'a>(report: &'a str, subject_part: &str, step: &str) -> Option<&'a str> {
-    let mut lines = report.lines();
-    while let Some(l) = lines.next() {
-        if l.starts_with("FAIL ") && l.contains(subject_part) && l.contains(&format!(": {step}: "))
-        {
-            return Some(l);
-        }
-    }
-    None
+    report.lines().find(|l| {
+        l.starts_with("FAIL ") && l.contains(subject_part) && l.contains(&format!(": {step}: "))
+    })
 }
 
 async fn service_account(

@@ -340,8 +340,8 @@ async fn check_endpoint(
         "agent",
         format!("the cloud accepts this agent's certificate (agent {agent_id}, not revoked)"),
     ));
-    let now_ms = i128::from((options.now)().unix_timestamp()) * 1000
-        + i128::from((options.now)().millisecond());
+    let now = (options.now)();
+    let now_ms = i128::from(now.unix_timestamp()) * 1000 + i128::from(now.millisecond());
     let skew_s = (now_ms - i128::from(server_time_ms)) / 1000;
     if skew_s.unsigned_abs() > u128::from(tolerance) {
         checks.push(Check::fail(

@@ -52,9 +52,7 @@ pub(super) fn check_config(path: &Path, checks: &mut Vec<Check>) -> Option<Agent
                 &subject,
                 "parse",
                 e.to_string(),
-                format!(
-                    "give --config the agent's configuration file (the package's is /etc/passthru-agent/agent.toml) and fix what the message names"
-                ),
+                "give --config the agent's configuration file (the package's is /etc/passthru-agent/agent.toml) and fix what the message names",
             ));
             None
         }
