@@ -17,7 +17,8 @@
 //! - [`scripted_agent`]: an agent connection the test scripts, with a registered agent's
 //!   certificate, against the real cloud;
 //! - [`connect_proxy`]: a real HTTP CONNECT proxy (`passthru-connect-proxy`), tunnelling or
-//!   TLS-inspecting.
+//!   TLS-inspecting;
+//! - [`netblock`]: one user's traffic to one port rejected (iptables), for route tests.
 
 pub mod agent_drive;
 pub mod bed;
@@ -29,6 +30,7 @@ pub mod fixture;
 pub mod forest;
 pub mod http;
 pub mod load;
+pub mod netblock;
 pub mod procs;
 pub mod scan;
 pub mod scripted_agent;

@@ -27,8 +27,9 @@ pub struct ProxyOptions {
     pub allow: Vec<String>,
     /// `NAME:PORT` → `IP:PORT` (names the proxy cannot resolve).
     pub map: Vec<(String, String)>,
-    /// Where its files go (log, CA, credentials); a fresh directory under the runs root when
-    /// `None`.
+    /// Where its log and CA go; a fresh directory under the runs root when `None`. (The
+    /// credentials file goes to a private directory outside the scanned runs root, removed
+    /// on drop.)
     pub dir: Option<PathBuf>,
 }
 
@@ -50,6 +51,8 @@ pub struct ConnectProxy {
     dir: PathBuf,
     log: PathBuf,
     ca_file: Option<PathBuf>,
+    /// The directory of the credentials file, when there is one.
+    secret_dir: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -66,11 +69,18 @@ impl ConnectProxy {
         command
             .args(["--listen", "127.0.0.1:0", "--mode", mode.name(), "--log"])
             .arg(&log);
-        if let Some((user, password)) = &options.credentials {
-            let file = dir.join("proxy-credentials");
-            write_private(&file, &format!("{user}:{password}\n"))?;
-            command.arg("--auth-file").arg(&file);
-        }
+        let secret_dir = match &options.credentials {
+            Some((user, password)) => {
+                let secret_dir = std::env::temp_dir()
+                    .join(format!("passthru-proxy-secret-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&secret_dir)?;
+                let file = secret_dir.join("credentials");
+                write_private(&file, &format!("{user}:{password}\n"))?;
+                command.arg("--auth-file").arg(&file);
+                Some(secret_dir)
+            }
+            None => None,
+        };
         for target in &options.allow {
             command.args(["--allow", target]);
         }
@@ -102,6 +112,7 @@ impl ConnectProxy {
             dir,
             log,
             ca_file,
+            secret_dir,
             child: Some(child),
         };
         let addr = listening.map_err(|_| anyhow!("passthru-connect-proxy did not start"))?;
@@ -174,6 +185,9 @@ impl ConnectProxy {
 impl Drop for ConnectProxy {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = self.secret_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
