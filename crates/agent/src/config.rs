@@ -505,27 +505,25 @@ impl Checker {
     fn proxy(&mut self, cloud: &Table) -> Option<Option<ProxyConfig>> {
         let address = match cloud.get("proxy") {
             None => None,
-            Some(Value::String(raw)) => {
-                match crate::proxy::settings::parse_proxy_url(raw, false) {
-                    Err(message) => {
-                        self.problem("cloud.proxy", message);
-                        return None;
-                    }
-                    Ok(parsed) if parsed.credentials.is_some() => {
-                        self.problem(
-                            "cloud.proxy",
-                            format!(
-                                "must not carry a user name or password (this file is \
+            Some(Value::String(raw)) => match crate::proxy::settings::parse_proxy_url(raw, false) {
+                Err(message) => {
+                    self.problem("cloud.proxy", message);
+                    return None;
+                }
+                Ok(parsed) if parsed.credentials.is_some() => {
+                    self.problem(
+                        "cloud.proxy",
+                        format!(
+                            "must not carry a user name or password (this file is \
                                  readable by others): write \"{}\" and put user:password \
                                  in a file (mode 0600) named by cloud.proxy_auth_file",
-                                parsed.address
-                            ),
-                        );
-                        return None;
-                    }
-                    Ok(parsed) => Some(parsed.address),
+                            parsed.address
+                        ),
+                    );
+                    return None;
                 }
-            }
+                Ok(parsed) => Some(parsed.address),
+            },
             Some(other) => {
                 self.problem(
                     "cloud.proxy",
@@ -1769,7 +1767,11 @@ mod tests {
 
         let check = |extra: &str, path: &str, needle: &str| -> std::io::Result<()> {
             let result = AgentConfig::parse(&with_forest(dir.path(), extra)?, "a.toml", dir.path());
-            let text = result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+            let text = result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             let p = problems(result);
             assert!(has(&p, path, needle), "{extra}: {p:#?}");
             assert_eq!(p.len(), 1, "{extra}: {p:#?}");
@@ -1781,7 +1783,11 @@ mod tests {
             "cloud.proxy",
             "TLS to the proxy is not supported: write \"http://proxy.test:3128\"",
         )?;
-        check("[cloud]\nproxy = \"http://proxy.test\"", "cloud.proxy", "has no port")?;
+        check(
+            "[cloud]\nproxy = \"http://proxy.test\"",
+            "cloud.proxy",
+            "has no port",
+        )?;
         check(
             "[cloud]\nproxy = \"socks5://proxy.test:1080\"",
             "cloud.proxy",

@@ -196,9 +196,12 @@ fn route(proxy: Option<&ProxySettings>) -> Route {
         None => Route::Direct,
         Some(proxy) => Route::Proxy(ProxyRoute {
             url: proxy.address().to_string(),
-            basic_auth: proxy
-                .credentials()
-                .map(|c| (c.user().to_string(), Zeroizing::new(c.password().to_string()))),
+            basic_auth: proxy.credentials().map(|c| {
+                (
+                    c.user().to_string(),
+                    Zeroizing::new(c.password().to_string()),
+                )
+            }),
             authentication_hint: proxy.authentication_hint(),
         }),
     }
@@ -380,7 +383,10 @@ mod tests {
         let e = register_proxy(Some(&config), cloud, env).err();
         assert!(matches!(e, Some(RegisterError::Config(_))), "{e:?}");
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("cloud.proxy") && text.contains("TLS to the proxy"), "{text}");
+        assert!(
+            text.contains("cloud.proxy") && text.contains("TLS to the proxy"),
+            "{text}"
+        );
         Ok(())
     }
 

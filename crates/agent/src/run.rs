@@ -210,7 +210,10 @@ where
         .collect();
     let proxied: Vec<String> = endpoints
         .iter()
-        .filter_map(|e| e.proxy().map(|p| format!("{} through {}", e.address(), p.describe())))
+        .filter_map(|e| {
+            e.proxy()
+                .map(|p| format!("{} through {}", e.address(), p.describe()))
+        })
         .collect();
     if !proxied.is_empty() {
         tracing::info!("reaching the cloud through a proxy: {}", proxied.join("; "));

@@ -264,10 +264,7 @@ impl CloudClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, String), ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let body = response
             .text()

@@ -112,9 +112,18 @@ pub enum ClientError {
 /// ...`), and what it means. Its error type is private, so its words are matched; the
 /// client's tests against real listeners keep them honest.
 const TUNNEL_FAILURES: [(&str, TunnelFailure); 6] = [
-    ("proxy authorization required", TunnelFailure::Authentication),
-    ("failed to create underlying connection", TunnelFailure::Unreachable),
-    ("unsuccessful", TunnelFailure::Refused("it answered CONNECT with an error")),
+    (
+        "proxy authorization required",
+        TunnelFailure::Authentication,
+    ),
+    (
+        "failed to create underlying connection",
+        TunnelFailure::Unreachable,
+    ),
+    (
+        "unsuccessful",
+        TunnelFailure::Refused("it answered CONNECT with an error"),
+    ),
     (
         "unexpected end of file",
         TunnelFailure::Refused("it closed the connection without answering CONNECT"),
@@ -148,8 +157,8 @@ impl ClientError {
         while let Some(e) = current {
             let text = e.to_string();
             let words = text.strip_prefix("tunnel error: ");
-            if let Some((_, failure)) = words
-                .and_then(|words| TUNNEL_FAILURES.iter().find(|(known, _)| words == *known))
+            if let Some((_, failure)) =
+                words.and_then(|words| TUNNEL_FAILURES.iter().find(|(known, _)| words == *known))
             {
                 let below = e.source().map(chain_text).unwrap_or_default();
                 return Some(match failure {

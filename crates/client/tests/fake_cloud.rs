@@ -300,14 +300,20 @@ async fn fake_proxy(
                 };
                 if status != 200 {
                     let _ = client
-                        .write_all(format!("HTTP/1.1 {status} No\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                        .write_all(
+                            format!("HTTP/1.1 {status} No\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+                        )
                         .await;
                     return;
                 }
                 let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
                     return;
                 };
-                if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -320,7 +326,8 @@ async fn fake_proxy(
 fn proxy_route(url: &str, basic_auth: Option<(&str, &str)>) -> passthru_client::Route {
     passthru_client::Route::Proxy(passthru_client::ProxyRoute {
         url: url.to_string(),
-        basic_auth: basic_auth.map(|(u, p)| (u.to_string(), zeroize::Zeroizing::new(p.to_string()))),
+        basic_auth: basic_auth
+            .map(|(u, p)| (u.to_string(), zeroize::Zeroizing::new(p.to_string()))),
         authentication_hint: "check the proxy credentials file".to_string(),
     })
 }
@@ -335,23 +342,35 @@ async fn through_a_proxy_tls_runs_end_to_end_and_refusals_name_the_proxy() -> Te
 
     // basic auth "u:p@ss" = "dTpwQHNz"
     let (proxy, mut heads) = fake_proxy(200, Some("Basic dTpwQHNz")).await?;
-    let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&proxy, Some(("u", "p@ss"))))?;
+    let client = CloudClient::with_route(
+        &cloud.url,
+        Some(&ca),
+        proxy_route(&proxy, Some(("u", "p@ss"))),
+    )?;
     let token = client
         .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
         .await?;
     assert_eq!(token, "tok-1");
     let head = heads.recv().await.unwrap_or_default();
-    assert!(head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")), "{head}");
+    assert!(
+        head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")),
+        "{head}"
+    );
     assert!(!format!("{client:?}").contains("p@ss"));
 
     // Wrong or missing credentials: 407, with the caller's hint.
     for auth in [Some(("u", "wrong")), None] {
         let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&proxy, auth))?;
         let err = client.admin_token("contoso", "a@b", "x").await;
-        assert!(matches!(err, Err(ClientError::ProxyAuthentication { .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(ClientError::ProxyAuthentication { .. })),
+            "{err:?}"
+        );
         let text = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            text.contains(&proxy) && text.contains("407") && text.contains("check the proxy credentials file"),
+            text.contains(&proxy)
+                && text.contains("407")
+                && text.contains("check the proxy credentials file"),
             "{text}"
         );
     }
@@ -360,9 +379,15 @@ async fn through_a_proxy_tls_runs_end_to_end_and_refusals_name_the_proxy() -> Te
     let (refusing, _heads) = fake_proxy(403, None).await?;
     let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&refusing, None))?;
     let err = client.admin_token("contoso", "a@b", "x").await;
-    assert!(matches!(err, Err(ClientError::ProxyRefused { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(ClientError::ProxyRefused { .. })),
+        "{err:?}"
+    );
     let text = err.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(text.contains(&refusing) && text.contains("allow CONNECT"), "{text}");
+    assert!(
+        text.contains(&refusing) && text.contains("allow CONNECT"),
+        "{text}"
+    );
 
     // No proxy there.
     let spare = TcpListener::bind("127.0.0.1:0").await?;
@@ -370,21 +395,39 @@ async fn through_a_proxy_tls_runs_end_to_end_and_refusals_name_the_proxy() -> Te
     drop(spare);
     let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&gone, None))?;
     let err = client.admin_token("contoso", "a@b", "x").await;
-    assert!(matches!(err, Err(ClientError::ProxyUnreachable { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(ClientError::ProxyUnreachable { .. })),
+        "{err:?}"
+    );
     let text = err.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(text.contains(&format!("cannot reach the proxy {gone}")), "{text}");
+    assert!(
+        text.contains(&format!("cannot reach the proxy {gone}")),
+        "{text}"
+    );
 
     // Through the proxy, the cloud's certificate is still checked: an untrusted one is
     // the cloud's problem, not the proxy's.
     let other = fake_cloud(handler).await?;
     let other_ca = dir.0.join("other-ca.pem");
     std::fs::write(&other_ca, &other.ca_pem)?;
-    let client = CloudClient::with_route(&cloud.url, Some(&other_ca), proxy_route(&proxy, Some(("u", "p@ss"))))?;
+    let client = CloudClient::with_route(
+        &cloud.url,
+        Some(&other_ca),
+        proxy_route(&proxy, Some(("u", "p@ss"))),
+    )?;
     let err = client.admin_token("contoso", "a@b", "x").await;
-    assert!(matches!(err, Err(ClientError::UntrustedCertificate { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(ClientError::UntrustedCertificate { .. })),
+        "{err:?}"
+    );
 
     // Direct: no proxy at all.
     let client = CloudClient::with_route(&cloud.url, Some(&ca), passthru_client::Route::Direct)?;
-    assert_eq!(client.admin_token("contoso", "admin@contoso.example", "Right p@ss&=").await?, "tok-1");
+    assert_eq!(
+        client
+            .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
+            .await?,
+        "tok-1"
+    );
     Ok(())
 }

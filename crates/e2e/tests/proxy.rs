@@ -60,10 +60,8 @@ struct Home {
 
 impl Home {
     fn new(uid: u32, gid: u32) -> anyhow::Result<Home> {
-        let root = std::env::temp_dir().join(format!(
-            "passthru-proxy-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("passthru-proxy-{}", uuid::Uuid::new_v4().simple()));
         let home = Home { root, uid, gid };
         for dir in [home.root.clone(), home.agent_dir(), home.secret_dir()] {
             std::fs::create_dir_all(&dir)?;
@@ -198,14 +196,12 @@ impl Setup {
     }
 
     /// `passthru-agent run` as the agent's user on state dir `name` with `config`.
-    fn run(
-        &self,
-        name: &str,
-        config: &Path,
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<RunningAgent> {
+    fn run(&self, name: &str, config: &Path, env: &[(&str, &str)]) -> anyhow::Result<RunningAgent> {
         let state = self.home.agent_dir().join(name);
-        let log = self.home.agent_dir().join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = self
+            .home
+            .agent_dir()
+            .join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log)?;
         let child = Command::new(bin("passthru-agent"))
             .args(["run", "--state-dir"])
@@ -248,10 +244,15 @@ impl Setup {
         let mut passwords = corp.passwords();
         passwords.push(self.t.cloud.admin_password.clone());
         passwords.extend(more.iter().cloned());
-        let (files, findings) =
-            passthru_testkit::scan::scan(&self.home.agent_dir(), &passwords)?;
-        eprintln!("scanned the agent's {files} files: {} finding(s)", findings.len());
-        ensure!(findings.is_empty(), "passwords in the agent's files: {findings:?}");
+        let (files, findings) = passthru_testkit::scan::scan(&self.home.agent_dir(), &passwords)?;
+        eprintln!(
+            "scanned the agent's {files} files: {} finding(s)",
+            findings.len()
+        );
+        ensure!(
+            findings.is_empty(),
+            "passwords in the agent's files: {findings:?}"
+        );
         Ok(())
     }
 }
@@ -319,7 +320,10 @@ fn wait_active(s: &Setup, n: usize, agents: &[&RunningAgent]) -> anyhow::Result<
         }
         if started.elapsed() > WAIT {
             let logs: Vec<String> = agents.iter().map(|a| a.log()).collect();
-            bail!("{n} agents did not become active within {WAIT:?}; logs:\n{}", logs.join("\n---\n"));
+            bail!(
+                "{n} agents did not become active within {WAIT:?}; logs:\n{}",
+                logs.join("\n---\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -344,24 +348,52 @@ fn register_and_run_through_a_proxy_with_the_direct_route_blocked() -> anyhow::R
 
     // (a) The block works: no way to the cloud without the proxy.
     let o = s.register("direct", None, &[])?;
-    ensure!(!o.status.success(), "registered without the proxy: {}", stderr(&o));
-    ensure!(stderr(&o).contains("cannot reach the cloud"), "{}", stderr(&o));
+    ensure!(
+        !o.status.success(),
+        "registered without the proxy: {}",
+        stderr(&o)
+    );
+    ensure!(
+        stderr(&o).contains("cannot reach the cloud"),
+        "{}",
+        stderr(&o)
+    );
     ensure!(!s.home.agent_dir().join("direct/agent.json").exists());
     ensure!(proxy.tunnels() == 0, "{:?}", proxy.connects());
 
     // (b) register through the proxy: from [cloud] proxy, then from HTTPS_PROXY.
     let o = s.register("from-config", Some(&with_proxy), &[])?;
-    ensure!(o.status.success(), "register --config failed: {}", stderr(&o));
+    ensure!(
+        o.status.success(),
+        "register --config failed: {}",
+        stderr(&o)
+    );
     let announced = format!(
         "Reaching the cloud through the proxy {} (from [cloud] proxy, no authentication).",
         proxy.url()
     );
     ensure!(stderr(&o).contains(&announced), "{}", stderr(&o));
-    ensure!(proxy.tunnels_to(&s.cloud_authority) == 1, "{:?}", proxy.connects());
+    ensure!(
+        proxy.tunnels_to(&s.cloud_authority) == 1,
+        "{:?}",
+        proxy.connects()
+    );
     let o = s.register("from-env", None, &[("HTTPS_PROXY", &proxy.url())])?;
-    ensure!(o.status.success(), "register with HTTPS_PROXY failed: {}", stderr(&o));
-    ensure!(stderr(&o).contains("(from HTTPS_PROXY, no authentication)"), "{}", stderr(&o));
-    ensure!(proxy.tunnels_to(&s.cloud_authority) == 2, "{:?}", proxy.connects());
+    ensure!(
+        o.status.success(),
+        "register with HTTPS_PROXY failed: {}",
+        stderr(&o)
+    );
+    ensure!(
+        stderr(&o).contains("(from HTTPS_PROXY, no authentication)"),
+        "{}",
+        stderr(&o)
+    );
+    ensure!(
+        proxy.tunnels_to(&s.cloud_authority) == 2,
+        "{:?}",
+        proxy.connects()
+    );
     // NO_PROXY naming the cloud's host: straight to the block.
     let o = s.register(
         "no-proxy",
@@ -373,7 +405,11 @@ fn register_and_run_through_a_proxy_with_the_direct_route_blocked() -> anyhow::R
         "{}",
         stderr(&o)
     );
-    ensure!(proxy.tunnels_to(&s.cloud_authority) == 2, "{:?}", proxy.connects());
+    ensure!(
+        proxy.tunnels_to(&s.cloud_authority) == 2,
+        "{:?}",
+        proxy.connects()
+    );
 
     // (a) run without a proxy: it cannot connect.
     let mut blocked = s.run("from-env", &without_proxy, &[])?;
@@ -399,18 +435,37 @@ fn register_and_run_through_a_proxy_with_the_direct_route_blocked() -> anyhow::R
     let spare = corp.user("spare8")?.clone();
     let (wrong, ok_again) = bed::block_on(async move {
         let ok = client.password(TENANT, &good.upn, &good.password).await?;
-        ensure!(ok.ok(), "the sign-in through the proxied agent failed: {:?}", ok.body);
+        ensure!(
+            ok.ok(),
+            "the sign-in through the proxied agent failed: {:?}",
+            ok.body
+        );
         let claims = client.verify_id_token(TENANT, &ok).await?;
-        ensure!(claims["preferred_username"] == good.upn.as_str(), "{claims}");
-        let wrong = client.password(TENANT, &spare.upn, "Wrong-Passw0rd!").await?;
+        ensure!(
+            claims["preferred_username"] == good.upn.as_str(),
+            "{claims}"
+        );
+        let wrong = client
+            .password(TENANT, &spare.upn, "Wrong-Passw0rd!")
+            .await?;
         let ok_again = client.password(TENANT, &spare.upn, &spare.password).await?;
         Ok((wrong, ok_again))
     })?;
     ensure!(wrong.code() == Some(50126), "{:?}", wrong.body);
     ensure!(ok_again.ok(), "{:?}", ok_again.body);
-    let stats: serde_json::Value =
+    // The cloud's count of what this agent answered (its only active agent).
+    let listed: serde_json::Value =
         serde_json::from_str(&s.t.cloud.admin(&["--json", "agents", "list"])?)?;
-    eprintln!("agents after the sign-ins: {stats}");
+    let served: Vec<u64> = listed["agents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["status"] == "Active")
+                .filter_map(|x| x["requests_served"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(served == [3], "{listed}");
 
     // (c) run through HTTPS_PROXY too: a second agent, active.
     let through_env = s.run("from-env", &without_proxy, &[("HTTPS_PROXY", &proxy.url())])?;
@@ -420,11 +475,17 @@ fn register_and_run_through_a_proxy_with_the_direct_route_blocked() -> anyhow::R
     // (d) The proxy saw each CONNECT, to the cloud: two registrations, two agents.
     let connects = proxy.connects();
     ensure!(
-        connects.iter().all(|c| c.target == s.cloud_authority && c.status == 200),
+        connects
+            .iter()
+            .all(|c| c.target == s.cloud_authority && c.status == 200),
         "{connects:?}"
     );
     ensure!(proxy.tunnels_to(&s.cloud_authority) >= 4, "{connects:?}");
-    eprintln!("the proxy opened {} tunnels to {}", connects.len(), s.cloud_authority);
+    eprintln!(
+        "the proxy opened {} tunnels to {}",
+        connects.len(),
+        s.cloud_authority
+    );
 
     drop(through_env);
     drop(through_config);
@@ -454,18 +515,29 @@ fn proxy_credentials_and_an_inspecting_proxy() -> anyhow::Result<()> {
     let no_credentials = s.config("no-credentials", std::slice::from_ref(&proxy_line))?;
     let wrong_credentials = s.config(
         "wrong-credentials",
-        &[proxy_line.clone(), format!("proxy_auth_file = {:?}", wrong.display().to_string())],
+        &[
+            proxy_line.clone(),
+            format!("proxy_auth_file = {:?}", wrong.display().to_string()),
+        ],
     )?;
     let right_credentials = s.config(
         "right-credentials",
-        &[proxy_line.clone(), format!("proxy_auth_file = {:?}", right.display().to_string())],
+        &[
+            proxy_line.clone(),
+            format!("proxy_auth_file = {:?}", right.display().to_string()),
+        ],
     )?;
 
     // register: missing, wrong, right.
     let o = s.register("a", Some(&no_credentials), &[])?;
     ensure!(!o.status.success(), "registered without credentials");
     let text = stderr(&o);
-    for part in ["407 Proxy Authentication Required", "none were sent", "proxy_auth_file", &proxy.url()] {
+    for part in [
+        "407 Proxy Authentication Required",
+        "none were sent",
+        "proxy_auth_file",
+        &proxy.url(),
+    ] {
         ensure!(text.contains(part), "{part}: {text}");
     }
     let o = s.register("a", Some(&wrong_credentials), &[])?;
@@ -476,7 +548,11 @@ fn proxy_credentials_and_an_inspecting_proxy() -> anyhow::Result<()> {
         "{text}"
     );
     let o = s.register("a", Some(&right_credentials), &[])?;
-    ensure!(o.status.success(), "register with the right credentials failed: {}", stderr(&o));
+    ensure!(
+        o.status.success(),
+        "register with the right credentials failed: {}",
+        stderr(&o)
+    );
     ensure!(
         stderr(&o).contains(&format!("(from [cloud] proxy, basic auth user '{user}')")),
         "{}",
@@ -485,7 +561,11 @@ fn proxy_credentials_and_an_inspecting_proxy() -> anyhow::Result<()> {
 
     // run: missing, wrong (each logged with what to do), right.
     let mut agent = s.run("a", &no_credentials, &[])?;
-    agent.wait_log(&["407 Proxy Authentication Required", "none were sent", "proxy_auth_file"])?;
+    agent.wait_log(&[
+        "407 Proxy Authentication Required",
+        "none were sent",
+        "proxy_auth_file",
+    ])?;
     agent.stop();
     let mut agent = s.run("a", &wrong_credentials, &[])?;
     agent.wait_log(&[
@@ -503,7 +583,9 @@ fn proxy_credentials_and_an_inspecting_proxy() -> anyhow::Result<()> {
         .collect();
     for seen in [(407, "missing"), (407, "wrong"), (200, "ok")] {
         ensure!(
-            auths.iter().any(|(status, auth)| *status == seen.0 && auth == seen.1),
+            auths
+                .iter()
+                .any(|(status, auth)| *status == seen.0 && auth == seen.1),
             "{seen:?} not in {auths:?}"
         );
     }
@@ -516,7 +598,11 @@ fn proxy_credentials_and_an_inspecting_proxy() -> anyhow::Result<()> {
     let agent = s.run("a", &inspected, &[])?;
     let log = agent.wait_log(&["the cloud's TLS certificate is not trusted"])?;
     ensure!(!log.contains("connected to the cloud at"), "{log}");
-    ensure!(inspecting.tunnels_to(&s.cloud_authority) >= 1, "{:?}", inspecting.connects());
+    ensure!(
+        inspecting.tunnels_to(&s.cloud_authority) >= 1,
+        "{:?}",
+        inspecting.connects()
+    );
     drop(agent);
 
     s.scan_agent_files(&corp, &[password])

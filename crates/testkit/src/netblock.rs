@@ -92,7 +92,10 @@ pub fn prerequisites(name: &str) -> Result<(u32, u32), String> {
     if !root {
         return Err("not running as root (iptables and a second uid need it)".into());
     }
-    match Command::new("iptables").args(["-w", "-S", "OUTPUT"]).output() {
+    match Command::new("iptables")
+        .args(["-w", "-S", "OUTPUT"])
+        .output()
+    {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
             return Err(format!(
@@ -100,7 +103,11 @@ pub fn prerequisites(name: &str) -> Result<(u32, u32), String> {
                 String::from_utf8_lossy(&o.stderr).trim()
             ))
         }
-        Err(e) => return Err(format!("iptables is not installed ({e}); run scripts/deps.sh")),
+        Err(e) => {
+            return Err(format!(
+                "iptables is not installed ({e}); run scripts/deps.sh"
+            ))
+        }
     }
     let lookup = || {
         Command::new("getent")

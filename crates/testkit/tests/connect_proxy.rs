@@ -66,12 +66,24 @@ async fn tunnel_mode_with_credentials_an_allow_list_and_a_map() -> TestResult {
     let port = proxy.addr().port();
     let host = "127.0.0.1";
 
-    let e = open_tunnel(&settings(&proxy.url())?, host, target.port()).await.err();
-    assert!(matches!(e, Some(LinkError::ProxyAuthentication { .. })), "{e:?}");
-    let e = open_tunnel(&settings(&format!("http://px:wrong@{host}:{port}"))?, host, target.port())
+    let e = open_tunnel(&settings(&proxy.url())?, host, target.port())
         .await
         .err();
-    assert!(matches!(e, Some(LinkError::ProxyAuthentication { .. })), "{e:?}");
+    assert!(
+        matches!(e, Some(LinkError::ProxyAuthentication { .. })),
+        "{e:?}"
+    );
+    let e = open_tunnel(
+        &settings(&format!("http://px:wrong@{host}:{port}"))?,
+        host,
+        target.port(),
+    )
+    .await
+    .err();
+    assert!(
+        matches!(e, Some(LinkError::ProxyAuthentication { .. })),
+        "{e:?}"
+    );
     let right = settings(&format!("http://px:Pr0xy-pw@{host}:{port}"))?;
     let mut tunnel = open_tunnel(&right, host, target.port()).await?;
     tunnel.write_all(b"through").await?;
@@ -81,7 +93,10 @@ async fn tunnel_mode_with_credentials_an_allow_list_and_a_map() -> TestResult {
 
     // A target not allowed.
     let e = open_tunnel(&right, host, 9).await.err();
-    assert!(matches!(e, Some(LinkError::ProxyRefused { status: 403, .. })), "{e:?}");
+    assert!(
+        matches!(e, Some(LinkError::ProxyRefused { status: 403, .. })),
+        "{e:?}"
+    );
     // A name the proxy maps.
     let mut tunnel = open_tunnel(&right, "cloud.test", 443).await?;
     tunnel.write_all(b"mapped").await?;
@@ -139,7 +154,11 @@ async fn intercept_mode_presents_its_own_ca_for_the_name_asked() -> TestResult {
         .and_then(|c| c.first())
         .ok_or("no certificate")?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())?;
-    assert!(cert.issuer().to_string().contains(INSPECTION_CA_NAME), "{}", cert.issuer());
+    assert!(
+        cert.issuer().to_string().contains(INSPECTION_CA_NAME),
+        "{}",
+        cert.issuer()
+    );
 
     // Trusting only the real cloud's CA (here: another one): refused, unknown issuer.
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;

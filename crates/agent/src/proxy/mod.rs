@@ -7,5 +7,7 @@
 pub mod settings;
 pub mod tunnel;
 
-pub use settings::{BasicCredentials, ProxyAddress, ProxyConfig, ProxyError, ProxySettings, ProxySource};
+pub use settings::{
+    BasicCredentials, ProxyAddress, ProxyConfig, ProxyError, ProxySettings, ProxySource,
+};
 pub use tunnel::{open_tunnel, MAX_ANSWER_BYTES, PROXY_ANSWER_TIMEOUT, PROXY_CONNECT_TIMEOUT};

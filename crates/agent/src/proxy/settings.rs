@@ -174,9 +174,9 @@ impl ProxySettings {
     ) -> Result<Option<ProxySettings>, ProxyError> {
         if let Some(config) = config {
             let credentials = match &config.auth_file {
-                Some(path) => Some(
-                    read_auth_file(path).map_err(|detail| ProxyError::AuthFile { detail })?,
-                ),
+                Some(path) => {
+                    Some(read_auth_file(path).map_err(|detail| ProxyError::AuthFile { detail })?)
+                }
                 None => None,
             };
             return Ok(Some(ProxySettings {
@@ -239,7 +239,10 @@ impl ProxySettings {
     /// through this proxy: always for `[cloud] proxy`; for a proxy from the environment,
     /// unless `NO_PROXY` names the host.
     pub fn applies_to(&self, host: &str) -> bool {
-        !self.no_proxy.iter().any(|entry| no_proxy_matches(entry, host))
+        !self
+            .no_proxy
+            .iter()
+            .any(|entry| no_proxy_matches(entry, host))
     }
 
     /// The proxy for messages and `doctor`, without the password, e.g.
@@ -354,9 +357,8 @@ pub(crate) fn parse_proxy_url(raw: &str, scheme_optional: bool) -> Result<Parsed
     } else {
         return Err(format!("'{shown}' is not a URL: write \"http://{shown}\""));
     };
-    let url = Url::parse(&text).map_err(|e| {
-        format!("'{shown}' is not a URL ({e}); expected http://HOST:PORT")
-    })?;
+    let url = Url::parse(&text)
+        .map_err(|e| format!("'{shown}' is not a URL ({e}); expected http://HOST:PORT"))?;
     let host = url.host_str().unwrap_or_default();
     let plain = |port: Option<u16>| match port {
         Some(port) => format!("http://{}:{port}", host),
@@ -386,7 +388,10 @@ pub(crate) fn parse_proxy_url(raw: &str, scheme_optional: bool) -> Result<Parsed
     if host.is_empty() {
         return Err(format!("'{shown}' has no host; expected http://HOST:PORT"));
     }
-    if !(url.path().is_empty() || url.path() == "/") || url.query().is_some() || url.fragment().is_some() {
+    if !(url.path().is_empty() || url.path() == "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(format!(
             "'{shown}' must be a plain http://HOST:PORT URL (no path, query or fragment): \
              write \"{}\"",
@@ -414,7 +419,10 @@ pub(crate) fn parse_proxy_url(raw: &str, scheme_optional: bool) -> Result<Parsed
             password: Zeroizing::new(decode(url.password().unwrap_or_default())?),
         })
     };
-    let host = url.host().map(|h| h.to_owned()).ok_or_else(|| format!("'{shown}' has no host"))?;
+    let host = url
+        .host()
+        .map(|h| h.to_owned())
+        .ok_or_else(|| format!("'{shown}' has no host"))?;
     Ok(ParsedProxyUrl {
         address: ProxyAddress { host, port },
         credentials,
@@ -496,7 +504,11 @@ mod tests {
         let ok = |raw: &str, shown: &str| {
             let parsed = parse_proxy_url(raw, false);
             assert_eq!(
-                parsed.as_ref().map(|p| p.address.to_string()).ok().as_deref(),
+                parsed
+                    .as_ref()
+                    .map(|p| p.address.to_string())
+                    .ok()
+                    .as_deref(),
                 Some(shown),
                 "{raw}: {parsed:?}"
             );
@@ -519,7 +531,10 @@ mod tests {
         err("socks5://proxy.example:1080", "only HTTP proxies");
         err("http://proxy.example", "has no port");
         err("http://proxy.example/", "has no port");
-        err("http://proxy.example:3128/path", "no path, query or fragment");
+        err(
+            "http://proxy.example:3128/path",
+            "no path, query or fragment",
+        );
         err("proxy.example:3128", "write \"http://proxy.example:3128\"");
         err("http://", "not a URL");
         err("", "empty");
@@ -531,7 +546,10 @@ mod tests {
         let e = parse_proxy_url("https://alice:s3cret@proxy.example:3128", false)
             .err()
             .unwrap_or_default();
-        assert!(!e.contains("s3cret") && e.contains("***@proxy.example"), "{e}");
+        assert!(
+            !e.contains("s3cret") && e.contains("***@proxy.example"),
+            "{e}"
+        );
         // Without a scheme, when allowed (HTTPS_PROXY).
         assert_eq!(
             parse_proxy_url("proxy.example:3128", true)
@@ -564,14 +582,14 @@ mod tests {
             p.as_ref().map(|p| p.address().to_string()).as_deref(),
             Some("http://env.example:8080")
         );
-        assert_eq!(p.map(|p| p.source()), Some(ProxySource::Environment("HTTPS_PROXY")));
+        assert_eq!(
+            p.map(|p| p.source()),
+            Some(ProxySource::Environment("HTTPS_PROXY"))
+        );
         assert!(ProxySettings::resolve(None, env(&[]))?.is_none());
         assert!(ProxySettings::resolve(None, env(&[("HTTPS_PROXY", " ")]))?.is_none());
         // The lower-case form, with credentials and no scheme.
-        let p = ProxySettings::resolve(
-            None,
-            env(&[("https_proxy", "bob:pw@proxy.example:3128")]),
-        )?;
+        let p = ProxySettings::resolve(None, env(&[("https_proxy", "bob:pw@proxy.example:3128")]))?;
         assert_eq!(
             p.as_ref().map(ProxySettings::describe).as_deref(),
             Some("http://proxy.example:3128 (from https_proxy, basic auth user 'bob')")
@@ -581,7 +599,10 @@ mod tests {
             env(&[("HTTPS_PROXY", "https://bob:pw@proxy.example:3128")]),
         );
         let text = bad.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("HTTPS_PROXY") && text.contains("TLS to the proxy"), "{text}");
+        assert!(
+            text.contains("HTTPS_PROXY") && text.contains("TLS to the proxy"),
+            "{text}"
+        );
         assert!(!text.contains(":pw@"), "{text}");
         Ok(())
     }
@@ -598,17 +619,29 @@ mod tests {
         let p = with("*")?;
         assert!(p.is_some_and(|p| !p.applies_to("login.contoso.example")));
         let p = with("intranet.example, Login.Contoso.Example")?;
-        assert!(p.as_ref().is_some_and(|p| !p.applies_to("login.contoso.example")));
-        assert!(p.as_ref().is_some_and(|p| !p.applies_to("LOGIN.contoso.example.")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| !p.applies_to("login.contoso.example")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| !p.applies_to("LOGIN.contoso.example.")));
         assert!(p.as_ref().is_some_and(|p| p.applies_to("contoso.example")));
         assert!(p.as_ref().is_some_and(|p| p.applies_to("other.example")));
         let p = with("contoso.example")?;
-        assert!(p.as_ref().is_some_and(|p| !p.applies_to("login.contoso.example")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| !p.applies_to("login.contoso.example")));
         assert!(p.as_ref().is_some_and(|p| !p.applies_to("contoso.example")));
-        assert!(p.as_ref().is_some_and(|p| p.applies_to("notcontoso.example")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| p.applies_to("notcontoso.example")));
         let p = with(".contoso.example,*.fabrikam.example")?;
-        assert!(p.as_ref().is_some_and(|p| !p.applies_to("login.contoso.example")));
-        assert!(p.as_ref().is_some_and(|p| !p.applies_to("login.fabrikam.example")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| !p.applies_to("login.contoso.example")));
+        assert!(p
+            .as_ref()
+            .is_some_and(|p| !p.applies_to("login.fabrikam.example")));
         let p = with("127.0.0.1,10.0.0.0/8,[::1],cloud.example:8443")?;
         assert!(p.as_ref().is_some_and(|p| !p.applies_to("127.0.0.1")));
         assert!(p.as_ref().is_some_and(|p| p.applies_to("127.0.0.3")));
@@ -671,7 +704,10 @@ mod tests {
         std::fs::remove_file(&file)?;
         let e = ProxySettings::resolve(Some(&config), env(&[]));
         let text = e.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("proxy_auth_file") && text.contains("does not exist"), "{text}");
+        assert!(
+            text.contains("proxy_auth_file") && text.contains("does not exist"),
+            "{text}"
+        );
         Ok(())
     }
 
@@ -689,7 +725,9 @@ mod tests {
             user: "u".into(),
             password: Zeroizing::new("s3cret".into()),
         });
-        assert!(p.authentication_hint().contains("refused the credentials of user 'u'"));
+        assert!(p
+            .authentication_hint()
+            .contains("refused the credentials of user 'u'"));
         assert!(!p.authentication_hint().contains("s3cret"));
         p.source = ProxySource::Environment("HTTPS_PROXY");
         assert!(p.authentication_hint().contains("given in HTTPS_PROXY"));

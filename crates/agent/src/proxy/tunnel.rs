@@ -35,14 +35,20 @@ fn authority(host: &str, port: u16) -> String {
 /// The `CONNECT` request; it holds the credentials, so it is zeroized.
 fn connect_request(target: &str, authorization: Option<&str>) -> Zeroizing<Vec<u8>> {
     let mut request = Zeroizing::new(Vec::with_capacity(256));
-    request.extend_from_slice(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").as_bytes());
+    request
+        .extend_from_slice(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").as_bytes());
     if let Some(value) = authorization {
         request.extend_from_slice(b"Proxy-Authorization: ");
         request.extend_from_slice(value.as_bytes());
         request.extend_from_slice(b"\r\n");
     }
     request.extend_from_slice(
-        concat!("User-Agent: passthru-agent/", env!("CARGO_PKG_VERSION"), "\r\n\r\n").as_bytes(),
+        concat!(
+            "User-Agent: passthru-agent/",
+            env!("CARGO_PKG_VERSION"),
+            "\r\n\r\n"
+        )
+        .as_bytes(),
     );
     request
 }
@@ -63,7 +69,9 @@ pub(crate) async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<
     let mut filled = 0;
     loop {
         let Some(space) = buf.get_mut(filled..) else {
-            return Err(format!("its answer's headers are longer than {MAX_ANSWER_BYTES} bytes"));
+            return Err(format!(
+                "its answer's headers are longer than {MAX_ANSWER_BYTES} bytes"
+            ));
         };
         let n = stream
             .read(space)
@@ -94,11 +102,15 @@ pub(crate) async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<
             }
             Ok(httparse::Status::Partial) => {}
             Err(e) => {
-                let start: String = String::from_utf8_lossy(buf.get(..filled.min(40)).unwrap_or_default())
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect();
-                return Err(format!("its answer is not HTTP ({e}; it starts '{}')", start.trim()));
+                let start: String =
+                    String::from_utf8_lossy(buf.get(..filled.min(40)).unwrap_or_default())
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
+                return Err(format!(
+                    "its answer is not HTTP ({e}; it starts '{}')",
+                    start.trim()
+                ));
             }
         }
     }
@@ -138,7 +150,14 @@ pub async fn open_tunnel(
     host: &str,
     port: u16,
 ) -> Result<TcpStream, LinkError> {
-    tunnel_within(proxy, host, port, PROXY_CONNECT_TIMEOUT, PROXY_ANSWER_TIMEOUT).await
+    tunnel_within(
+        proxy,
+        host,
+        port,
+        PROXY_CONNECT_TIMEOUT,
+        PROXY_ANSWER_TIMEOUT,
+    )
+    .await
 }
 
 /// [`open_tunnel`] with the given time-outs.
@@ -221,20 +240,39 @@ mod tests {
     async fn answers() {
         assert_eq!(
             answer_of(b"HTTP/1.1 200 Connection established\r\n\r\n").await,
-            Ok(Answer { status: 200, reason: "Connection established".into(), extra: 0 })
+            Ok(Answer {
+                status: 200,
+                reason: "Connection established".into(),
+                extra: 0
+            })
         );
         assert_eq!(
             answer_of(b"HTTP/1.0 403 Forbidden\r\nContent-Length: 5\r\n\r\nnope!").await,
-            Ok(Answer { status: 403, reason: "Forbidden".into(), extra: 5 })
+            Ok(Answer {
+                status: 403,
+                reason: "Forbidden".into(),
+                extra: 5
+            })
         );
-        let e = answer_of(b"SSH-2.0-OpenSSH_9.2\r\n").await.err().unwrap_or_default();
+        let e = answer_of(b"SSH-2.0-OpenSSH_9.2\r\n")
+            .await
+            .err()
+            .unwrap_or_default();
         assert!(e.contains("not HTTP") && e.contains("SSH-2.0"), "{e}");
         let e = answer_of(b"").await.err().unwrap_or_default();
         assert!(e.contains("without answering"), "{e}");
-        let e = answer_of(b"HTTP/1.1 200 OK\r\nVia: x\r\n").await.err().unwrap_or_default();
+        let e = answer_of(b"HTTP/1.1 200 OK\r\nVia: x\r\n")
+            .await
+            .err()
+            .unwrap_or_default();
         assert!(e.contains("in the middle of its answer"), "{e}");
         let long: &'static [u8] = Box::leak(
-            format!("HTTP/1.1 200 OK\r\nX-Pad: {}\r\n\r\n", "a".repeat(MAX_ANSWER_BYTES)).into_bytes().into_boxed_slice(),
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Pad: {}\r\n\r\n",
+                "a".repeat(MAX_ANSWER_BYTES)
+            )
+            .into_bytes()
+            .into_boxed_slice(),
         );
         let e = answer_of(long).await.err().unwrap_or_default();
         assert!(e.contains("longer than 8192 bytes"), "{e}");
@@ -245,7 +283,9 @@ mod tests {
             address: parse_proxy_url(url, false).ok()?.address,
             auth_file: None,
         };
-        ProxySettings::resolve(Some(&config), |_| None).ok().flatten()
+        ProxySettings::resolve(Some(&config), |_| None)
+            .ok()
+            .flatten()
     }
 
     /// A proxy that reads one request head, hands it over, and answers `answer`; after a 2xx
@@ -257,7 +297,9 @@ mod tests {
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let mut reader = tokio::io::BufReader::new(stream);
             let mut head = String::new();
             loop {
@@ -289,7 +331,9 @@ mod tests {
         let (url, head) = fake_proxy(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
         let proxy = settings(&url).ok_or("no settings")?;
         let mut tunnel = open_tunnel(&proxy, "cloud.example", 8443).await?;
-        assert!(head.await?.starts_with("CONNECT cloud.example:8443 HTTP/1.1\r\nHost: cloud.example:8443\r\n"));
+        assert!(head
+            .await?
+            .starts_with("CONNECT cloud.example:8443 HTTP/1.1\r\nHost: cloud.example:8443\r\n"));
         tunnel.write_all(b"hello").await?;
         let mut back = [0u8; 5];
         tunnel.read_exact(&mut back).await?;
@@ -298,23 +342,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refusals_name_the_proxy_and_say_what_to_do() -> Result<(), Box<dyn std::error::Error>> {
+    async fn refusals_name_the_proxy_and_say_what_to_do() -> Result<(), Box<dyn std::error::Error>>
+    {
         let (url, _head) = fake_proxy(
             b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n",
         )
         .await?;
         let proxy = settings(&url).ok_or("no settings")?;
         let e = open_tunnel(&proxy, "cloud.example", 443).await.err();
-        assert!(matches!(e, Some(LinkError::ProxyAuthentication { .. })), "{e:?}");
+        assert!(
+            matches!(e, Some(LinkError::ProxyAuthentication { .. })),
+            "{e:?}"
+        );
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains(&url) && text.contains("407") && text.contains("proxy_auth_file"), "{text}");
+        assert!(
+            text.contains(&url) && text.contains("407") && text.contains("proxy_auth_file"),
+            "{text}"
+        );
 
         let (url, _head) = fake_proxy(b"HTTP/1.1 403 Forbidden\r\n\r\n").await?;
         let proxy = settings(&url).ok_or("no settings")?;
         let e = open_tunnel(&proxy, "cloud.example", 8443).await.err();
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            text.contains(&url) && text.contains("HTTP 403 Forbidden") && text.contains("cloud.example:8443"),
+            text.contains(&url)
+                && text.contains("HTTP 403 Forbidden")
+                && text.contains("cloud.example:8443"),
             "{text}"
         );
 
@@ -330,9 +383,15 @@ mod tests {
         };
         let proxy = settings(&format!("http://127.0.0.1:{port}")).ok_or("no settings")?;
         let e = open_tunnel(&proxy, "cloud.example", 443).await.err();
-        assert!(matches!(e, Some(LinkError::ProxyUnreachable { .. })), "{e:?}");
+        assert!(
+            matches!(e, Some(LinkError::ProxyUnreachable { .. })),
+            "{e:?}"
+        );
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains(&format!("http://127.0.0.1:{port}")) && text.contains("[cloud] proxy"), "{text}");
+        assert!(
+            text.contains(&format!("http://127.0.0.1:{port}")) && text.contains("[cloud] proxy"),
+            "{text}"
+        );
         Ok(())
     }
 
@@ -343,9 +402,17 @@ mod tests {
         let held = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
         let proxy = settings(&url).ok_or("no settings")?;
         let short = Duration::from_millis(300);
-        let e = tunnel_within(&proxy, "cloud.example", 443, short, short).await.err();
+        let e = tunnel_within(&proxy, "cloud.example", 443, short, short)
+            .await
+            .err();
         assert!(
-            matches!(e, Some(LinkError::Timeout { stage: "waiting for the answer to CONNECT", .. })),
+            matches!(
+                e,
+                Some(LinkError::Timeout {
+                    stage: "waiting for the answer to CONNECT",
+                    ..
+                })
+            ),
             "{e:?}"
         );
         drop(held);

@@ -34,7 +34,10 @@ fn parse() -> anyhow::Result<(String, ServerSettings)> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow!("{arg} needs a value; {USAGE}"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow!("{arg} needs a value; {USAGE}"))
+        };
         match arg.as_str() {
             "--listen" => listen = value()?,
             "--mode" => {

@@ -71,8 +71,10 @@ impl ConnectProxy {
             .arg(&log);
         let secret_dir = match &options.credentials {
             Some((user, password)) => {
-                let secret_dir = std::env::temp_dir()
-                    .join(format!("passthru-proxy-secret-{}", uuid::Uuid::new_v4().simple()));
+                let secret_dir = std::env::temp_dir().join(format!(
+                    "passthru-proxy-secret-{}",
+                    uuid::Uuid::new_v4().simple()
+                ));
                 std::fs::create_dir_all(&secret_dir)?;
                 let file = secret_dir.join("credentials");
                 write_private(&file, &format!("{user}:{password}\n"))?;
@@ -116,7 +118,9 @@ impl ConnectProxy {
             child: Some(child),
         };
         let addr = listening.map_err(|_| anyhow!("passthru-connect-proxy did not start"))?;
-        proxy.addr = addr.parse().with_context(|| format!("bad address {addr}"))?;
+        proxy.addr = addr
+            .parse()
+            .with_context(|| format!("bad address {addr}"))?;
         Ok(proxy)
     }
 

@@ -211,7 +211,7 @@ async fn handle(shared: Arc<Shared>, mut client: TcpStream) {
         (405, "Method Not Allowed")
     } else if matches!(auth, "missing" | "wrong") {
         (407, "Proxy Authentication Required")
-    } else if !settings.allow.is_empty() && !settings.allow.iter().any(|a| *a == target) {
+    } else if !settings.allow.is_empty() && !settings.allow.contains(&target) {
         (403, "Forbidden")
     } else {
         (200, "Connection established")
@@ -231,7 +231,8 @@ async fn handle(shared: Arc<Shared>, mut client: TcpStream) {
                 .find(|(name, _)| *name == target)
                 .map_or(target.clone(), |(_, to)| to.clone());
             let upstream =
-                tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(upstream_addr.as_str())).await;
+                tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(upstream_addr.as_str()))
+                    .await;
             let Ok(Ok(mut upstream)) = upstream else {
                 shared
                     .log(format!("CONNECT {target} 502 auth={auth} mode={mode}"))
