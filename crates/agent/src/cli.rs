@@ -98,6 +98,11 @@ pub struct RegisterArgs {
     /// Replace an existing registration in the state dir.
     #[arg(long)]
     pub force: bool,
+    /// The agent's configuration file, for its [cloud] proxy settings only (proxy,
+    /// proxy_auth_file; the other tables may be missing yet). Without it, or without a
+    /// proxy in it, HTTPS_PROXY (and NO_PROXY) apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `run` arguments.
@@ -163,7 +168,24 @@ mod tests {
         ]);
         assert!(matches!(
             cli,
-            Ok(Cli { command: Command::Register(RegisterArgs { ref tenant, force: false, ca_file: Some(_), .. }) }) if tenant == "contoso"
+            Ok(Cli { command: Command::Register(RegisterArgs { ref tenant, force: false, ca_file: Some(_), config: None, .. }) }) if tenant == "contoso"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--cloud",
+            "https://x",
+            "--tenant",
+            "t",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/etc/passthru-agent/agent.toml",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Register(RegisterArgs { config: Some(ref c), .. }) })
+                if c.as_os_str() == "/etc/passthru-agent/agent.toml"
         ));
         let cli = Cli::try_parse_from([
             "passthru-agent",

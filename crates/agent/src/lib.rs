@@ -6,7 +6,7 @@
 //! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
 //! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
 //! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
-//! [`helpmsg`], [`status`]; systemd's notifications (`passthru_client::service_notify`).
+//! [`helpmsg`], [`status`], [`proxy`] (the way out through an HTTP proxy); systemd's notifications (`passthru_client::service_notify`).
 
 pub mod admin_log;
 pub mod admission;
@@ -24,6 +24,7 @@ pub mod host;
 pub mod link_error;
 pub mod lock;
 pub mod log_file;
+pub mod proxy;
 pub mod register;
 pub mod renewal;
 pub mod replay;

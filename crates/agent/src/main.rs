@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Parser as _;
 use passthru_agent::cli::{Cli, Command};
 use passthru_agent::directory_validator::DirectoryValidator;
-use passthru_agent::register::{register, RegisterOptions};
+use passthru_agent::register::{register, register_proxy, RegisterOptions};
 use passthru_agent::run::{run, RunOptions};
 use passthru_agent::session_log::{Level, MakeSessionWriter, SessionLog};
 use passthru_agent::state_dir::StateDir;
@@ -108,12 +108,22 @@ fn main() -> ExitCode {
         }
         Command::Register(args) => {
             init_logging("warn");
+            let proxy = match register_proxy(args.config.as_deref(), &args.cloud, |var| {
+                std::env::var(var).ok()
+            }) {
+                Ok(proxy) => proxy,
+                Err(e) => return fail(e),
+            };
+            if let Some(proxy) = &proxy {
+                eprintln!("Reaching the cloud through the proxy {}.", proxy.describe());
+            }
             let options = RegisterOptions {
                 cloud: args.cloud,
                 tenant: args.tenant,
                 ca_file: args.ca_file,
                 state_dir: args.state_dir,
                 force: args.force,
+                proxy,
             };
             let rt = match runtime(1) {
                 Ok(rt) => rt,

@@ -19,6 +19,7 @@ use crate::connect::{connect, Endpoint};
 use crate::failover::{NextDial, Rotation};
 use crate::link_error::LinkError;
 use crate::lock::{self, LockError};
+use crate::proxy::{ProxyError, ProxySettings};
 use crate::renewal::{RenewError, Renewal};
 use crate::replay;
 use crate::session::{serve_reporting, AgentContext, HelloInfo, SessionEnd};
@@ -64,6 +65,9 @@ pub enum RunError {
     /// The recorded endpoint (or one of `[cloud] urls`) is unusable.
     #[error(transparent)]
     Endpoint(#[from] LinkError),
+    /// The proxy settings (`[cloud] proxy_auth_file`, `HTTPS_PROXY`) cannot be used.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     /// The directory could not be set up from the configuration.
     #[error("{file}: cannot set up the directory connections: {detail}")]
     Directory {
@@ -226,6 +230,27 @@ where
             "the registration",
         ),
     };
+    // `[cloud] proxy`, else HTTPS_PROXY (unless NO_PROXY names the cloud's host).
+    let proxy = ProxySettings::from_environment(config.proxy.as_ref())?.map(Arc::new);
+    let endpoints: Vec<Endpoint> = endpoints
+        .into_iter()
+        .map(|e| e.through(proxy.as_ref()))
+        .collect();
+    let proxied: Vec<String> = endpoints
+        .iter()
+        .filter_map(|e| {
+            e.proxy()
+                .map(|p| format!("{} through {}", e.address(), p.describe()))
+        })
+        .collect();
+    if !proxied.is_empty() {
+        tracing::info!("reaching the cloud through a proxy: {}", proxied.join("; "));
+    } else if let Some(proxy) = &proxy {
+        tracing::info!(
+            "not using the proxy {}: NO_PROXY names every cloud address",
+            proxy.describe()
+        );
+    }
     let validator = build_validator(&config).map_err(|e| RunError::Directory {
         file: options.config.display().to_string(),
         detail: e.to_string(),

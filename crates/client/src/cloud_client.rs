@@ -16,11 +16,48 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of one Passthru cloud (one base URL, one trust setting).
+/// A client of one Passthru cloud (one base URL, one trust setting, one route).
 #[derive(Debug, Clone)]
 pub struct CloudClient {
     base: String,
     http: reqwest::Client,
+    /// The proxy of [`Route::Proxy`] (`http://HOST:PORT`), for messages.
+    proxy: Option<ProxyRoute>,
+}
+
+/// How a [`CloudClient`] reaches the cloud.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Route {
+    /// As the environment says (`HTTPS_PROXY`, `NO_PROXY`, as reqwest reads them): what
+    /// `passthru-cloud admin` does.
+    Environment,
+    /// Straight to the cloud, whatever the environment says.
+    Direct,
+    /// Through an HTTP CONNECT proxy; TLS to the cloud runs end to end inside the tunnel.
+    Proxy(ProxyRoute),
+}
+
+/// An HTTP CONNECT proxy for [`Route::Proxy`].
+#[derive(Clone)]
+pub struct ProxyRoute {
+    /// `http://HOST:PORT`.
+    pub url: String,
+    /// The user name and password sent in `Proxy-Authorization: Basic` (the password is
+    /// zeroized on drop and never shown).
+    pub basic_auth: Option<(String, Zeroizing<String>)>,
+    /// What to check when the proxy answers 407, in the caller's words (e.g. which setting
+    /// holds the credentials).
+    pub authentication_hint: String,
+}
+
+impl std::fmt::Debug for ProxyRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyRoute")
+            .field("url", &self.url)
+            .field("user", &self.basic_auth.as_ref().map(|(user, _)| user))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The success answer of the token endpoint (only what we use).
@@ -159,10 +196,36 @@ impl CloudClient {
     /// of `ca_file` (PEM), or the system's roots when `None`. Connecting times out after 10 s,
     /// a whole request after 30 s.
     pub fn new(base_url: &str, ca_file: Option<&Path>) -> Result<CloudClient, ClientError> {
+        CloudClient::with_route(base_url, ca_file, Route::Environment)
+    }
+
+    /// [`CloudClient::new`], reaching the cloud by `route`.
+    pub fn with_route(
+        base_url: &str,
+        ca_file: Option<&Path>,
+        route: Route,
+    ) -> Result<CloudClient, ClientError> {
         let base = normalize_base(base_url)?;
         let tls = tls::client_config(ca_file)?;
+        let builder = reqwest::Client::builder();
+        let (builder, proxy) = match route {
+            Route::Environment => (builder, None),
+            Route::Direct => (builder.no_proxy(), None),
+            Route::Proxy(route) => {
+                let mut proxy = reqwest::Proxy::all(route.url.as_str()).map_err(|e| {
+                    ClientError::Config(format!(
+                        "'{}' is not a usable proxy URL ({e}); expected http://HOST:PORT",
+                        route.url
+                    ))
+                })?;
+                if let Some((user, password)) = &route.basic_auth {
+                    proxy = proxy.basic_auth(user, password);
+                }
+                (builder.proxy(proxy), Some(route))
+            }
+        };
         // No redirects: a 307/308 would re-send the password form elsewhere.
-        let http = reqwest::Client::builder()
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(tls)
             .https_only(true)
@@ -171,7 +234,7 @@ impl CloudClient {
             .user_agent(concat!("passthru-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Config(format!("cannot set up the HTTPS client: {e}")))?;
-        Ok(CloudClient { base, http })
+        Ok(CloudClient { base, http, proxy })
     }
 
     /// The cloud's base URL, without a trailing slash.
@@ -187,20 +250,26 @@ impl CloudClient {
         }
     }
 
+    /// What a failed exchange means: the proxy's refusal when the client goes through one and
+    /// the tunnel failed, else unreachable or untrusted.
+    fn transport_error(&self, err: &reqwest::Error) -> ClientError {
+        self.proxy
+            .as_ref()
+            .and_then(|proxy| ClientError::from_tunnel(&self.base, proxy, err))
+            .unwrap_or_else(|| ClientError::from_transport(&self.base, err))
+    }
+
     /// Sends a request and reads the whole answer.
     async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, String), ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let body = response
             .text()
             .await
-            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
+            .map_err(|e| self.transport_error(&e))?;
         Ok((status, body))
     }
 

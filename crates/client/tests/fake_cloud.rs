@@ -263,3 +263,171 @@ async fn a_bad_ca_file_is_a_clear_error() -> TestResult {
     assert!(matches!(err, Some(ClientError::Config(_))), "{err:?}");
     Ok(())
 }
+
+/// A CONNECT proxy on 127.0.0.1 for one test: answers each CONNECT with `answer` unless it is
+/// 200, in which case it checks `Proxy-Authorization` against `authorization` (407 when it
+/// differs) and then relays bytes to the target. Sends each request head it read on `heads`.
+async fn fake_proxy(
+    answer: u16,
+    authorization: Option<&'static str>,
+) -> Result<(String, tokio::sync::mpsc::UnboundedReceiver<String>), Box<dyn Error>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match client.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let _ = tx.send(head.clone());
+                let target = head.split(' ').nth(1).unwrap_or_default().to_string();
+                let sent = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("proxy-authorization")
+                        .then(|| v.trim().to_string())
+                });
+                let status = match answer {
+                    200 if authorization.is_some() && sent.as_deref() != authorization => 407,
+                    other => other,
+                };
+                if status != 200 {
+                    let _ = client
+                        .write_all(
+                            format!("HTTP/1.1 {status} No\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+                        )
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    Ok((url, rx))
+}
+
+fn proxy_route(url: &str, basic_auth: Option<(&str, &str)>) -> passthru_client::Route {
+    passthru_client::Route::Proxy(passthru_client::ProxyRoute {
+        url: url.to_string(),
+        basic_auth: basic_auth
+            .map(|(u, p)| (u.to_string(), zeroize::Zeroizing::new(p.to_string()))),
+        authentication_hint: "check the proxy credentials file".to_string(),
+    })
+}
+
+#[tokio::test]
+async fn through_a_proxy_tls_runs_end_to_end_and_refusals_name_the_proxy() -> TestResult {
+    let cloud = fake_cloud(handler).await?;
+    let dir = TempDir::new("proxy")?;
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &cloud.ca_pem)?;
+    let authority = cloud.url.trim_start_matches("https://").to_string();
+
+    // basic auth "u:p@ss" = "dTpwQHNz"
+    let (proxy, mut heads) = fake_proxy(200, Some("Basic dTpwQHNz")).await?;
+    let client = CloudClient::with_route(
+        &cloud.url,
+        Some(&ca),
+        proxy_route(&proxy, Some(("u", "p@ss"))),
+    )?;
+    let token = client
+        .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
+        .await?;
+    assert_eq!(token, "tok-1");
+    let head = heads.recv().await.unwrap_or_default();
+    assert!(
+        head.starts_with(&format!("CONNECT {authority} HTTP/1.1\r\n")),
+        "{head}"
+    );
+    assert!(!format!("{client:?}").contains("p@ss"));
+
+    // Wrong or missing credentials: 407, with the caller's hint.
+    for auth in [Some(("u", "wrong")), None] {
+        let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&proxy, auth))?;
+        let err = client.admin_token("contoso", "a@b", "x").await;
+        assert!(
+            matches!(err, Err(ClientError::ProxyAuthentication { .. })),
+            "{err:?}"
+        );
+        let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains(&proxy)
+                && text.contains("407")
+                && text.contains("check the proxy credentials file"),
+            "{text}"
+        );
+    }
+
+    // Another refusal.
+    let (refusing, _heads) = fake_proxy(403, None).await?;
+    let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&refusing, None))?;
+    let err = client.admin_token("contoso", "a@b", "x").await;
+    assert!(
+        matches!(err, Err(ClientError::ProxyRefused { .. })),
+        "{err:?}"
+    );
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.contains(&refusing) && text.contains("allow CONNECT"),
+        "{text}"
+    );
+
+    // No proxy there.
+    let spare = TcpListener::bind("127.0.0.1:0").await?;
+    let gone = format!("http://{}", spare.local_addr()?);
+    drop(spare);
+    let client = CloudClient::with_route(&cloud.url, Some(&ca), proxy_route(&gone, None))?;
+    let err = client.admin_token("contoso", "a@b", "x").await;
+    assert!(
+        matches!(err, Err(ClientError::ProxyUnreachable { .. })),
+        "{err:?}"
+    );
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.contains(&format!("cannot reach the proxy {gone}")),
+        "{text}"
+    );
+
+    // Through the proxy, the cloud's certificate is still checked: an untrusted one is
+    // the cloud's problem, not the proxy's.
+    let other = fake_cloud(handler).await?;
+    let other_ca = dir.0.join("other-ca.pem");
+    std::fs::write(&other_ca, &other.ca_pem)?;
+    let client = CloudClient::with_route(
+        &cloud.url,
+        Some(&other_ca),
+        proxy_route(&proxy, Some(("u", "p@ss"))),
+    )?;
+    let err = client.admin_token("contoso", "a@b", "x").await;
+    assert!(
+        matches!(err, Err(ClientError::UntrustedCertificate { .. })),
+        "{err:?}"
+    );
+
+    // Direct: no proxy at all.
+    let client = CloudClient::with_route(&cloud.url, Some(&ca), passthru_client::Route::Direct)?;
+    assert_eq!(
+        client
+            .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
+            .await?,
+        "tok-1"
+    );
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Agent operations, end to end with the real cloud, the real agent and the Samba forest:
 //! `passthru-agent doctor` passes on a working agent and names each failure provoked for real
-//! (nothing listening where a DC should be, a wrong CA file, a TLS-inspecting middlebox in
-//! front of the cloud, a wrong service password, a skewed clock through the doctor's clock,
+//! (nothing listening where a DC should be, a wrong CA file, a TLS-inspecting proxy in the
+//! path, a proxy that is not there, a wrong service password, a skewed clock through the doctor's clock,
 //! a revoked agent); the admin log and the session (debug) log switched on and off without a
 //! restart (`log-level`, SIGUSR1); `collect-logs` writes a bundle with no key and no password.
 
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _};
 use passthru_testkit::bed::{self, BedForest};
 use passthru_testkit::cluster::free_port;
+use passthru_testkit::connect_proxy::{ConnectProxy, ProxyMode, ProxyOptions};
 use passthru_testkit::fixture::PtaSetup;
 use passthru_testkit::procs::{bin, fresh_dir, recorded_secret, secret_file, ForestEntry};
 use passthru_testkit::users::Admin;
@@ -62,45 +63,6 @@ async fn service_account(
     );
     admin.create_user(&user).await?;
     Ok((user.upn, secret_file(&user.password)?))
-}
-
-/// A TLS server presenting, for any name, a certificate from its own CA: what the agent
-/// meets when a TLS-inspecting firewall sits between it and the cloud.
-async fn inspecting_middlebox() -> anyhow::Result<(u16, tokio::task::JoinHandle<()>)> {
-    let mut ca_params = rcgen::CertificateParams::default();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Contoso Inspection CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate()?;
-
-    let leaf_key = rcgen::KeyPair::generate()?;
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    )?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let _ = acceptor.accept(tcp).await;
-            });
-        }
-    });
-    Ok((port, task))
 }
 
 /// Appends `lines` to a copy of `config` and returns the copy.
@@ -174,6 +136,7 @@ async fn doctor_names_each_failure_and_the_support_bundle_holds_no_secret() -> a
         ),
         ": rootdse: rootDSE read: ",
         &format!(": bind: the service account {account} signed in"),
+        "PASS proxy: settings: none",
         "All checks passed",
     ] {
         ensure!(report.contains(needle), "no {needle:?} in\n{report}");
@@ -247,23 +210,43 @@ async fn doctor_names_each_failure_and_the_support_bundle_holds_no_secret() -> a
     ensure!(line.contains("invalid credentials (LDAP 49"), "{line}");
     ensure!(report.contains("service_password_file"), "{report}");
 
-    // A TLS-inspecting middlebox in front of the cloud.
-    let (port, middlebox) = inspecting_middlebox().await?;
+    // A TLS-inspecting proxy in the path (a real CONNECT proxy that terminates TLS with its
+    // own CA).
+    let mut inspecting = ConnectProxy::start(ProxyMode::Intercept, ProxyOptions::default())?;
     let cfg = config_variant(
         &agent.config,
         "inspected",
         &[],
-        &format!("\n[cloud]\nurls = [\"https://127.0.0.1:{port}\"]\n"),
+        &format!("\n[cloud]\nproxy = \"{}\"\n", inspecting.url()),
     )?;
     let report = text(&doctor(&agent.state_dir, &cfg, false)?);
-    middlebox.abort();
-    let line = failure(&report, &format!("cloud https://127.0.0.1:{port}"), "tls")
-        .with_context(|| report.clone())?;
+    inspecting.stop();
+    ensure!(
+        report.contains(&format!("PASS proxy: settings: {}", inspecting.url())),
+        "{report}"
+    );
+    let line = failure(&report, "cloud ", "tls").with_context(|| report.clone())?;
     ensure!(
         line.contains("a TLS-inspecting proxy or firewall in the path"),
         "{line}"
     );
-    ensure!(line.contains("Contoso Inspection CA"), "{line}");
+    ensure!(line.contains("Passthru Test Inspection CA"), "{line}");
+    ensure!(line.contains("through the proxy"), "{line}");
+    // A proxy that is not there.
+    let gone = format!("http://127.0.0.1:{}", free_port()?);
+    let cfg = config_variant(
+        &agent.config,
+        "no-proxy",
+        &[],
+        &format!("\n[cloud]\nproxy = \"{gone}\"\n"),
+    )?;
+    let report = text(&doctor(&agent.state_dir, &cfg, false)?);
+    let line = failure(&report, "cloud ", "tcp").with_context(|| report.clone())?;
+    ensure!(line.contains("127.0.0.1"), "{line}");
+    ensure!(
+        report.contains("what to do: check that the proxy runs"),
+        "{report}"
+    );
 
     // A skewed clock, through the doctor's clock: the cloud's and the DC's checks say so.
     let mut options =

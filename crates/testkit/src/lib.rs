@@ -1,6 +1,6 @@
 //! Test bed: the fixtures the end-to-end tests (`crates/e2e`), the benchmarks (`crates/bench`)
 //! and the directory crate's tests build on, and the tools made of them (`passthru-testbed`,
-//! `passthru-scan`, `passthru-demo`).
+//! `passthru-scan`, `passthru-demo`, `passthru-connect-proxy`).
 //!
 //! - [`forest`]: throwaway Samba AD forests (provision, start, stop) on loopback addresses;
 //! - [`second_dc`]: a second DC joined to a forest, for failover tests;
@@ -15,17 +15,22 @@
 //! - [`slapd`]: a throwaway OpenLDAP slapd over LDAPS (for the relay benchmark);
 //! - [`agent_drive`]: the cloud's side of one real agent's connection (the agent benchmark);
 //! - [`scripted_agent`]: an agent connection the test scripts, with a registered agent's
-//!   certificate, against the real cloud.
+//!   certificate, against the real cloud;
+//! - [`connect_proxy`]: a real HTTP CONNECT proxy (`passthru-connect-proxy`), tunnelling or
+//!   TLS-inspecting;
+//! - [`netblock`]: one user's traffic to one port rejected (iptables), for route tests.
 
 pub mod agent_drive;
 pub mod bed;
 pub mod browser;
 pub mod cluster;
+pub mod connect_proxy;
 pub mod dns;
 pub mod fixture;
 pub mod forest;
 pub mod http;
 pub mod load;
+pub mod netblock;
 pub mod procs;
 pub mod scan;
 pub mod scripted_agent;

@@ -15,6 +15,7 @@ use super::{Check, DoctorOptions};
 use crate::config::{AgentConfig, DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS};
 use crate::connect::Endpoint;
 use crate::link_error::LinkError;
+use crate::proxy::ProxySettings;
 use crate::state_dir::AgentState;
 
 /// Checks each cloud address the agent dials.
@@ -40,9 +41,36 @@ pub(super) async fn check_cloud(
     let tolerance = config
         .map(|c| c.clock_skew_tolerance.as_secs())
         .unwrap_or(DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS);
+    // The proxy in use: `[cloud] proxy`, else HTTPS_PROXY (NO_PROXY aside).
+    let proxy = match ProxySettings::from_environment(config.and_then(|c| c.proxy.as_ref())) {
+        Ok(Some(p)) => {
+            checks.push(Check::pass("proxy", "settings", p.describe()));
+            Some(Arc::new(p))
+        }
+        Ok(None) => {
+            checks.push(Check::pass(
+                "proxy",
+                "settings",
+                "none: the agent dials the cloud directly ([cloud] proxy and HTTPS_PROXY are not set)",
+            ));
+            None
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "proxy",
+                "settings",
+                e.to_string(),
+                "fix [cloud] proxy / proxy_auth_file in the configuration, or HTTPS_PROXY",
+            ));
+            None
+        }
+    };
     for url in urls {
         match Endpoint::new(&url, tenant) {
-            Ok(endpoint) => check_endpoint(&endpoint, agent, tolerance, options, checks).await,
+            Ok(endpoint) => {
+                let endpoint = endpoint.through(proxy.as_ref());
+                check_endpoint(&endpoint, agent, tolerance, options, checks).await
+            }
             Err(e) => checks.push(Check::fail(
                 &format!("cloud {url}"),
                 "address",
@@ -69,8 +97,17 @@ async fn check_endpoint(
             checks.push(Check::skip(&subject, step, format!("not checked: {why}")));
         }
     };
-    // DNS.
+    // DNS (the proxy's job when there is one).
+    let via = endpoint
+        .proxy()
+        .map(|p| format!(" through the proxy {}", p.describe()))
+        .unwrap_or_default();
     match host {
+        Host::Domain(name) if endpoint.proxy().is_some() => checks.push(Check::pass(
+            &subject,
+            "dns",
+            format!("{name} is resolved by the proxy{via}"),
+        )),
         Host::Domain(name) => {
             match tokio::time::timeout(
                 options.timeout,
@@ -123,33 +160,25 @@ async fn check_endpoint(
             format!("{other} is an address (no lookup)"),
         )),
     }
-    // TCP.
-    let tcp = match tokio::time::timeout(options.timeout, endpoint.tcp()).await {
-        Ok(Ok(s)) => {
+    // TCP, or the proxy's tunnel.
+    let tcp = match crate::connect::dial(endpoint).await {
+        Ok(s) => {
             checks.push(Check::pass(
                 &subject,
                 "tcp",
-                format!("connected to {}", endpoint.authority()),
+                format!("connected to {}{via}", endpoint.authority()),
             ));
             s
         }
-        Ok(Err(e)) => {
-            checks.push(Check::fail(
-                &subject,
-                "tcp",
-                format!("cannot connect to {}: {e}", endpoint.authority()),
-                format!("check that the cloud is up and that the firewall lets this computer out to TCP port {port} (outbound only: the agent needs no inbound port); behind a proxy, set [cloud] proxy"),
-            ));
-            return skip_rest(checks, "tls", "no TCP connection");
-        }
-        Err(_) => {
-            checks.push(Check::fail(
-                &subject,
-                "tcp",
-                format!("no answer from {} within {} s", endpoint.authority(), options.timeout.as_secs()),
-                format!("a firewall probably drops outbound TCP port {port}; behind a proxy, set [cloud] proxy"),
-            ));
-            return skip_rest(checks, "tls", "no TCP connection");
+        Err(e) => {
+            let fix = match &e {
+                LinkError::ProxyUnreachable { .. } => "check that the proxy runs and its address in [cloud] proxy (or HTTPS_PROXY)".to_string(),
+                LinkError::ProxyAuthentication { .. } => "put the proxy account's user:password in the file [cloud] proxy_auth_file names (mode 0600)".to_string(),
+                LinkError::ProxyRefused { .. } => format!("ask the proxy's administrators to allow CONNECT to {}", endpoint.authority()),
+                _ => format!("check that the cloud is up and that the firewall lets this computer out to TCP port {port} (outbound only: the agent needs no inbound port); behind a proxy, set [cloud] proxy"),
+            };
+            checks.push(Check::fail(&subject, "tcp", e.to_string(), fix));
+            return skip_rest(checks, "tls", "no connection");
         }
     };
     // TLS, with the agent's client certificate, remembering what the server presented.
@@ -242,7 +271,7 @@ async fn check_endpoint(
             let (detail, fix) = match rustls_error {
                 Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => (
                     format!(
-                        "the certificate presented for {} was issued by '{}', not by {trusted}: a TLS-inspecting proxy or firewall in the path is intercepting the connection",
+                        "the certificate presented for {}{via} was issued by '{}', not by {trusted}: a TLS-inspecting proxy or firewall in the path is intercepting the connection",
                         endpoint.authority(),
                         issuer.unwrap_or_else(|| "an unknown issuer".to_string())
                     ),
