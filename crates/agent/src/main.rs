@@ -85,6 +85,7 @@ fn main() -> ExitCode {
                 ca_file: args.ca_file,
                 state_dir: args.state_dir,
                 force: args.force,
+                device_code: args.device_code,
             };
             let rt = match runtime(1) {
                 Ok(rt) => rt,
