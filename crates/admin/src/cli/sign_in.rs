@@ -49,7 +49,8 @@ pub(super) async fn admin_token(
     }
     let cache = TokenCache::from_env();
     let cloud = client.base_url();
-    if let Some(cache) = &cache {
+    // A cache that does not exist is not made (no directory, no lock file) just to read it.
+    if let Some(cache) = cache.as_ref().filter(|c| c.path().exists()) {
         let cached = cache
             .open()?
             .token(cloud, tenant, unix_now(), async |refresh_token: &str| {
@@ -104,7 +105,7 @@ pub(super) fn logout(cloud: &str, tenant: &str) -> anyhow::Result<String> {
 }
 
 fn logout_from(cache: &TokenCache, cloud: &str, tenant: &str) -> anyhow::Result<String> {
-    if cache.open()?.remove(cloud, tenant)? {
+    if cache.path().exists() && cache.open()?.remove(cloud, tenant)? {
         Ok(format!(
             "Signed out of tenant '{tenant}' at {cloud}: its cached tokens are deleted from {} \
              (the cloud has no revocation endpoint; the refresh token is unusable without the \
