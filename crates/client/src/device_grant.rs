@@ -159,6 +159,12 @@ enum Poll {
     SlowDown,
 }
 
+/// `text` without control characters: what the cloud says goes to a terminal, where escape
+/// sequences would act.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
 /// Whole minutes of `d`, at least one, for messages.
 fn minutes(d: Duration) -> u64 {
     d.as_secs().div_ceil(60).max(1)
@@ -227,16 +233,21 @@ impl CloudClient {
                 status,
                 detail: format!("the device code answer is not what RFC 8628 describes ({e})"),
             })?;
-        let message = answer.message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| {
-            format!(
-                "To sign in, use a web browser to open the page {} and enter the code {} to authenticate.",
-                answer.verification_uri, answer.user_code
-            )
-        });
+        let user_code = printable(&answer.user_code);
+        let verification_uri = printable(&answer.verification_uri);
+        let message = answer
+            .message
+            .map(|m| printable(&m))
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| {
+                format!(
+                    "To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."
+                )
+            });
         Ok(DeviceCode {
             device_code: answer.device_code,
-            user_code: answer.user_code,
-            verification_uri: answer.verification_uri,
+            user_code,
+            verification_uri,
             message,
             expires_in: Duration::from_secs(answer.expires_in).min(MAX_LIFETIME),
             interval: answer
@@ -366,6 +377,14 @@ mod tests {
         // Debug never shows a token.
         assert!(!format!("{t:?}").contains('"'), "{t:?}");
         Ok(())
+    }
+
+    #[test]
+    fn what_the_cloud_says_is_printed_without_control_characters() {
+        assert_eq!(
+            printable("open \u{1b}[2Jhttps://x\r\n and enter BCDF-GHJK"),
+            "open [2Jhttps://x and enter BCDF-GHJK"
+        );
     }
 
     #[test]

@@ -120,14 +120,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let client = CloudClient::new(&args.url, args.ca_file.as_deref())?;
-    let token = sign_in::admin_token(&client, &args.tenant, args.device_code).await?;
+    let signed_in = sign_in::admin_token(&client, &args.tenant, args.device_code).await?;
     let cx = Cx {
         client: &client,
         t: &args.tenant,
-        token: &token,
+        token: &signed_in.token,
         json: args.json,
     };
-    match args.command {
+    let done = match args.command {
         AdminCommand::Domain { command } => domains::run(&cx, command).await,
         AdminCommand::App { command } => apps::run(&cx, command).await,
         AdminCommand::User { command } => users::run(&cx, command).await,
@@ -139,7 +139,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Signins { command } => tenant::signins(&cx, command).await,
         AdminCommand::Settings { command } => tenant::settings(&cx, command).await,
         AdminCommand::Logout => Ok(()),
-    }
+    };
+    done.map_err(|e| sign_in::after_failure(e, &signed_in, client.base_url(), &args.tenant))
 }
 
 #[cfg(test)]

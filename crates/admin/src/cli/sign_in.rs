@@ -38,14 +38,25 @@ fn refused(e: ClientError) -> anyhow::Error {
     }
 }
 
+/// An access token, and the token cache it came from (if it did).
+#[derive(Debug)]
+pub(super) struct SignedIn {
+    pub token: Zeroizing<String>,
+    pub from_cache: Option<TokenCache>,
+}
+
 /// The admin access token for `tenant` at `client` (see the module's documentation).
 pub(super) async fn admin_token(
     client: &CloudClient,
     tenant: &str,
     device_code: bool,
-) -> anyhow::Result<Zeroizing<String>> {
+) -> anyhow::Result<SignedIn> {
+    let fresh = |token| SignedIn {
+        token,
+        from_cache: None,
+    };
     if !device_code && admin_credentials_in_env() {
-        return password_grant(client, tenant).await;
+        return password_grant(client, tenant).await.map(fresh);
     }
     let cache = TokenCache::from_env();
     let cloud = client.base_url();
@@ -58,11 +69,14 @@ pub(super) async fn admin_token(
             })
             .await?;
         if let Some(token) = cached {
-            return Ok(token);
+            return Ok(SignedIn {
+                token,
+                from_cache: Some(cache.clone()),
+            });
         }
     }
     if !device_code {
-        return password_grant(client, tenant).await;
+        return password_grant(client, tenant).await.map(fresh);
     }
     let code = client.admin_device_code(tenant, Refresh::Wanted).await?;
     eprintln!("{}", code.message);
@@ -79,7 +93,32 @@ pub(super) async fn admin_token(
              put the token cache in): the next command signs in again"
         ),
     }
-    Ok(access)
+    Ok(fresh(access))
+}
+
+/// A command that failed with a token from the cache: when the admin API did not accept the
+/// token (HTTP 401: the signing keys changed, the user is gone...), the cached sign-in is
+/// forgotten and the error says to sign in again.
+pub(super) fn after_failure(
+    err: anyhow::Error,
+    signed_in: &SignedIn,
+    cloud: &str,
+    tenant: &str,
+) -> anyhow::Error {
+    let rejected = matches!(
+        err.downcast_ref::<ClientError>(),
+        Some(ClientError::Api { status: 401, .. })
+    );
+    let Some(cache) = signed_in.from_cache.as_ref().filter(|_| rejected) else {
+        return err;
+    };
+    match cache.open().and_then(|mut l| l.remove(cloud, tenant)) {
+        Ok(true) => err.context(
+            "the cloud no longer accepts the cached sign-in, which is now forgotten: run the \
+             command again with --device-code to sign in",
+        ),
+        _ => err,
+    }
 }
 
 /// The password grant, with the credentials from the environment or the terminal.
@@ -139,6 +178,7 @@ mod tests {
             .open()?
             .put(Entry::new("https://x", "contoso", tokens, None, 0))?;
         let first = logout_from(&cache, "https://x", "contoso")?;
+        assert!(!cache.path().exists());
         let second = logout_from(&cache, "https://x", "contoso")?;
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
@@ -147,6 +187,60 @@ mod tests {
         );
         assert!(second.contains("nothing to forget"), "{second}");
         assert_eq!(first.lines().count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_cached_token_the_api_refuses_is_forgotten() -> anyhow::Result<()> {
+        let dir =
+            std::env::temp_dir().join(format!("passthru-stale-{}", uuid::Uuid::new_v4().simple()));
+        let cache = TokenCache::new(dir.join("admin-tokens.json"));
+        let put = || -> anyhow::Result<()> {
+            let tokens = AdminTokens {
+                access_token: Zeroizing::new("a".into()),
+                expires_in: 3600,
+                refresh_token: None,
+            };
+            cache
+                .open()?
+                .put(Entry::new("https://x", "contoso", tokens, None, 0))
+        };
+        let api = |status| {
+            anyhow::Error::new(ClientError::Api {
+                status,
+                error: "invalid_token".into(),
+                description: "The access token is invalid or expired. Sign in again.".into(),
+            })
+        };
+        let cached = SignedIn {
+            token: Zeroizing::new("a".into()),
+            from_cache: Some(cache.clone()),
+        };
+        put()?;
+        // A refusal for another reason (403: the role) keeps the sign-in.
+        let e = after_failure(api(403), &cached, "https://x", "contoso");
+        assert!(!format!("{e:#}").contains("forgotten"));
+        assert!(cache.open()?.get("https://x", "contoso").is_some());
+        // A token from elsewhere: nothing to forget.
+        let fresh = SignedIn {
+            token: Zeroizing::new("a".into()),
+            from_cache: None,
+        };
+        let e = after_failure(api(401), &fresh, "https://x", "contoso");
+        assert!(!format!("{e:#}").contains("forgotten"));
+        assert!(cache.open()?.get("https://x", "contoso").is_some());
+        // 401 for a cached token: forgotten, and the error says to sign in.
+        let e = after_failure(api(401), &cached, "https://x", "contoso");
+        let text = format!("{e:#}");
+        let gone = !cache.path().exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            text.contains("forgotten")
+                && text.contains("--device-code")
+                && text.contains("Sign in again"),
+            "{text}"
+        );
+        assert!(gone);
         Ok(())
     }
 
