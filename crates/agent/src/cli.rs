@@ -21,7 +21,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Register this agent with the cloud (once; as a Global or Hybrid Identity Administrator,
-    /// from PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD or prompted).
+    /// from PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD or prompted, or signed in through a
+    /// web browser with --device-code).
     Register(RegisterArgs),
     /// Run the agent until SIGTERM or SIGINT.
     Run(RunArgs),
@@ -103,6 +104,12 @@ pub struct RegisterArgs {
     /// proxy in it, HTTPS_PROXY (and NO_PROXY) apply.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Sign the administrator in through a web browser (on any device) with a code this
+    /// command prints, instead of the password grant: for administrators who must prove a
+    /// second factor (AADSTS50076). PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD are then
+    /// not used.
+    #[arg(long)]
+    pub device_code: bool,
 }
 
 /// `run` arguments.
@@ -204,6 +211,28 @@ mod tests {
                 command: Command::Register(RegisterArgs {
                     force: true,
                     ca_file: None,
+                    device_code: false,
+                    ..
+                })
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--device-code",
+            "--cloud",
+            "https://x",
+            "--tenant",
+            "t",
+            "--state-dir",
+            "/s",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Register(RegisterArgs {
+                    device_code: true,
+                    force: false,
                     ..
                 })
             })

@@ -124,6 +124,7 @@ fn main() -> ExitCode {
                 state_dir: args.state_dir,
                 force: args.force,
                 proxy,
+                device_code: args.device_code,
             };
             let rt = match runtime(1) {
                 Ok(rt) => rt,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use passthru_client::{ClientError, CloudClient, ProxyRoute, Route};
+use passthru_client::{ClientError, CloudClient, ProxyRoute, RealClock, Refresh, Route};
 use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
 use passthru_proto::AgentKeyPair;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
@@ -40,6 +40,9 @@ pub struct RegisterOptions {
     /// The HTTP CONNECT proxy to reach the cloud through ([`register_proxy`]); `None`:
     /// directly.
     pub proxy: Option<ProxySettings>,
+    /// Sign in through a browser (device authorization grant) rather than with the password
+    /// grant.
+    pub device_code: bool,
 }
 
 /// Why registration failed. Each message says what to do.
@@ -65,7 +68,7 @@ pub enum RegisterError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The cloud could not be used (bad URL or CA file, unreachable, untrusted, no
-    /// credentials).
+    /// credentials, a browser sign-in not completed in time or declined).
     #[error("{0}")]
     Cloud(#[source] ClientError),
     /// The administrator's sign-in was refused.
@@ -111,6 +114,10 @@ fn sign_in_text(tenant: &str, source: &ClientError) -> String {
              Hybrid Identity Administrator of tenant '{tenant}'."
         ),
         90002 => format!("There is no tenant '{tenant}' on this cloud: check --tenant."),
+        50076 | 50079 => "This administrator must prove a second factor, which the password \
+             grant cannot ask for: run register again with --device-code and sign in through a \
+             web browser."
+            .to_string(),
         50053 => "The administrator's account is locked: wait and try again.".to_string(),
         _ => format!(
             "Sign in as a Global Administrator or Hybrid Identity Administrator of tenant \
@@ -207,6 +214,28 @@ fn route(proxy: Option<&ProxySettings>) -> Route {
     }
 }
 
+/// The administrator's access token: through a browser with `--device-code` (the cloud's
+/// sentence with the page and the code goes to standard error), else with the password grant
+/// (credentials from the environment or the terminal).
+async fn sign_in(
+    client: &CloudClient,
+    options: &RegisterOptions,
+) -> Result<Zeroizing<String>, ClientError> {
+    if options.device_code {
+        let code = client
+            .admin_device_code(&options.tenant, Refresh::NotWanted)
+            .await?;
+        eprintln!("{}", code.message);
+        let tokens = client
+            .admin_device_token(&options.tenant, &code, &mut RealClock::new())
+            .await?;
+        return Ok(tokens.access_token);
+    }
+    let (upn, password) = passthru_client::admin_credentials_from_env_or_prompt()?;
+    let token = client.admin_token(&options.tenant, &upn, &password).await?;
+    Ok(Zeroizing::new(token))
+}
+
 /// Registers the agent and writes its state dir; returns what was recorded.
 pub async fn register(options: &RegisterOptions) -> Result<Registration, RegisterError> {
     let state = StateDir::new(&options.state_dir);
@@ -226,10 +255,7 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
         route(options.proxy.as_ref()),
     )
     .map_err(RegisterError::Cloud)?;
-    let (upn, password) =
-        passthru_client::admin_credentials_from_env_or_prompt().map_err(RegisterError::Cloud)?;
-    let token = client
-        .admin_token(&options.tenant, &upn, &password)
+    let token = sign_in(&client, options)
         .await
         .map_err(|source| match source {
             ClientError::Rejected { .. } => RegisterError::SignIn {
@@ -238,7 +264,6 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
             },
             other => RegisterError::Cloud(other),
         })?;
-    drop(password);
     // Only now touch the disk: a failed sign-in leaves nothing behind. The lock keeps a
     // running agent's state dir from being replaced under it.
     state.create()?;
@@ -359,6 +384,18 @@ mod tests {
         .to_string();
         assert!(wrong_password.contains("AADSTS50126"));
         assert!(wrong_password.contains("PASSTHRU_ADMIN_PASSWORD"));
+        let mfa = RegisterError::SignIn {
+            tenant: "contoso".into(),
+            source: ClientError::Rejected {
+                code: 50076,
+                description: "AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access 'passthru-admin'.".into(),
+            },
+        }
+        .to_string();
+        assert!(
+            mfa.contains("AADSTS50076") && mfa.contains("--device-code"),
+            "{mfa}"
+        );
         let not_admin = RegisterError::Refused {
             tenant: "contoso".into(),
             source: ClientError::Api {
@@ -428,6 +465,7 @@ mod tests {
             state_dir: tmp.path().to_path_buf(),
             force: false,
             proxy: None,
+            device_code: false,
         };
         let err = register(&options).await;
         assert!(

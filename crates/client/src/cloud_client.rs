@@ -68,16 +68,17 @@ struct TokenAnswer {
 
 /// The Microsoft-shaped error answer of the token endpoint.
 #[derive(Deserialize)]
-struct TokenErrorAnswer {
-    error: String,
+pub(crate) struct TokenErrorAnswer {
+    pub(crate) error: String,
     #[serde(default)]
-    error_description: String,
+    pub(crate) error_description: String,
     #[serde(default)]
-    error_codes: Vec<u32>,
+    pub(crate) error_codes: Vec<u32>,
 }
 
-/// Checks and normalises a base URL: `https://host[:port][/prefix]`, no trailing slash.
-pub(crate) fn normalize_base(base_url: &str) -> Result<String, ClientError> {
+/// Checks and normalises a base URL: `https://host[:port][/prefix]`, no trailing slash (what
+/// [`CloudClient::base_url`] gives for it).
+pub fn normalize_base(base_url: &str) -> Result<String, ClientError> {
     let parsed = url::Url::parse(base_url.trim()).map_err(|e| {
         ClientError::Config(format!(
             "'{base_url}' is not a URL ({e}); expected https://HOST[:PORT]"
@@ -102,7 +103,7 @@ pub(crate) fn normalize_base(base_url: &str) -> Result<String, ClientError> {
 }
 
 /// Refuses tenant names that would change the meaning of a URL path.
-fn check_tenant(tenant: &str) -> Result<(), ClientError> {
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), ClientError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 256
         && tenant
@@ -118,7 +119,7 @@ fn check_tenant(tenant: &str) -> Result<(), ClientError> {
 }
 
 /// The start of a body, for error messages (bodies are never secrets here, but may be long).
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let trimmed = body.trim();
     if trimmed.is_empty() {
         return "empty body".to_string();
@@ -169,26 +170,35 @@ pub(crate) fn token_result(status: u16, body: &str) -> Result<String, ClientErro
                 detail: format!("the token answer has no access_token ({e})"),
             });
     }
+    Err(token_error(status, body))
+}
+
+/// The error answer of the token endpoint as [`ClientError::Rejected`] (with the AADSTS code
+/// and the cloud's description), or [`ClientError::UnexpectedResponse`] when it is not one.
+pub(crate) fn token_error(status: u16, body: &str) -> ClientError {
     match serde_json::from_str::<TokenErrorAnswer>(body) {
-        Ok(err) => {
-            let code = err
-                .error_codes
-                .first()
-                .copied()
-                .or_else(|| aadsts_code_in(&err.error_description))
-                .unwrap_or(0);
-            let description = if err.error_description.is_empty() {
-                err.error
-            } else {
-                err.error_description
-            };
-            Err(ClientError::Rejected { code, description })
-        }
-        Err(_) => Err(ClientError::UnexpectedResponse {
+        Ok(err) => rejected(err),
+        Err(_) => ClientError::UnexpectedResponse {
             status,
             detail: excerpt(body),
-        }),
+        },
     }
+}
+
+/// A parsed error answer as [`ClientError::Rejected`].
+pub(crate) fn rejected(err: TokenErrorAnswer) -> ClientError {
+    let code = err
+        .error_codes
+        .first()
+        .copied()
+        .or_else(|| aadsts_code_in(&err.error_description))
+        .unwrap_or(0);
+    let description = if err.error_description.is_empty() {
+        err.error
+    } else {
+        err.error_description
+    };
+    ClientError::Rejected { code, description }
 }
 
 impl CloudClient {
@@ -242,7 +252,7 @@ impl CloudClient {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with('/') {
             format!("{}{path}", self.base)
         } else {
@@ -257,6 +267,23 @@ impl CloudClient {
             .as_ref()
             .and_then(|proxy| ClientError::from_tunnel(&self.base, proxy, err))
             .unwrap_or_else(|| ClientError::from_transport(&self.base, err))
+    }
+
+    /// `POST {base}{path}` of a form (`application/x-www-form-urlencoded`, which may hold
+    /// secrets: the caller zeroizes its copy) to the token service; status and body.
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        form: &Zeroizing<String>,
+    ) -> Result<(u16, Zeroizing<String>), ClientError> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form.as_bytes().to_vec());
+        let (status, body) = self.exchange(request).await?;
+        Ok((status, Zeroizing::new(body)))
     }
 
     /// Sends a request and reads the whole answer.

@@ -73,6 +73,21 @@ pub enum ClientError {
         /// The cloud's `error_description`, starting `AADSTS<code>: `.
         description: String,
     },
+    /// The device code expired before the administrator completed the sign-in in a browser.
+    #[error(
+        "the sign-in code expired before the sign-in was completed in a browser: run the \
+         command again and complete the sign-in at the page it shows within {minutes} minutes"
+    )]
+    DeviceCodeExpired {
+        /// How long the code was valid, in minutes.
+        minutes: u64,
+    },
+    /// The administrator (or someone with the code) declined the sign-in in the browser.
+    #[error(
+        "the sign-in was declined in the browser: run the command again and approve the \
+         sign-in, as an administrator of the tenant, at the page it shows"
+    )]
+    SignInDeclined,
     /// The admin API answered with an error (`{error, error_description}`).
     #[error("the cloud refused the request (HTTP {status}, {error}): {description}")]
     Api {

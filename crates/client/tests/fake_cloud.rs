@@ -2,9 +2,11 @@
 
 use std::error::Error;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use passthru_client::{ClientError, CloudClient};
+use passthru_client::{ClientError, CloudClient, PollClock, Refresh};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -41,10 +43,13 @@ struct FakeCloud {
     ca_pem: String,
 }
 
-type Handler = fn(&str, &str, &str, &str) -> (u16, String);
+type Handler = Arc<dyn Fn(&str, &str, &str, &str) -> (u16, String) + Send + Sync>;
 
 /// Serves `handler(method, path, authorization, body)` over TLS on 127.0.0.1.
-async fn fake_cloud(handler: Handler) -> Result<FakeCloud, Box<dyn Error>> {
+async fn fake_cloud(
+    handler: impl Fn(&str, &str, &str, &str) -> (u16, String) + Send + Sync + 'static,
+) -> Result<FakeCloud, Box<dyn Error>> {
+    let handler: Handler = Arc::new(handler);
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
@@ -64,6 +69,7 @@ async fn fake_cloud(handler: Handler) -> Result<FakeCloud, Box<dyn Error>> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let handler = handler.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
@@ -428,6 +434,226 @@ async fn through_a_proxy_tls_runs_end_to_end_and_refusals_name_the_proxy() -> Te
             .admin_token("contoso", "admin@contoso.example", "Right p@ss&=")
             .await?,
         "tok-1"
+    );
+    Ok(())
+}
+
+/// A clock that does not wait: each sleep moves the time on and is recorded.
+#[derive(Default)]
+struct FakeClock {
+    now: Duration,
+    slept: Vec<Duration>,
+}
+
+impl PollClock for FakeClock {
+    fn now(&self) -> Duration {
+        self.now
+    }
+    fn sleep(&mut self, d: Duration) -> impl std::future::Future<Output = ()> + Send {
+        self.now += d;
+        self.slept.push(d);
+        std::future::ready(())
+    }
+}
+
+/// The form fields of a request body.
+fn field(body: &str, key: &str) -> String {
+    url_pairs(body)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A fake device flow: the device code answer says `interval` and `expires_in`; the polls are
+/// answered in turn by `polls` (its last answer repeats).
+async fn device_cloud(
+    interval: u64,
+    expires_in: u64,
+    polls: Vec<(u16, &'static str)>,
+) -> Result<(FakeCloud, Arc<AtomicUsize>), Box<dyn Error>> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let cloud = fake_cloud(move |method, path, _, body| match (method, path) {
+        ("POST", "/contoso/oauth2/v2.0/devicecode") => {
+            let ok = field(body, "client_id") == passthru_proto::admin::ADMIN_CLIENT_ID
+                && field(body, "scope")
+                    == format!("{} offline_access", passthru_proto::admin::ADMIN_SCOPE);
+            if !ok {
+                return (400, r#"{"error":"invalid_client","error_description":"AADSTS700016: unknown client","error_codes":[700016]}"#.into());
+            }
+            (
+                200,
+                serde_json::json!({
+                    "device_code": "dev-secret",
+                    "user_code": "BCDF-GHJK",
+                    "verification_uri": "https://login.example/contoso/devicelogin",
+                    "expires_in": expires_in,
+                    "interval": interval,
+                    "message": "To sign in, open https://login.example/contoso/devicelogin and enter BCDF-GHJK.",
+                })
+                .to_string(),
+            )
+        }
+        ("POST", "/contoso/oauth2/v2.0/token") => {
+            if field(body, "grant_type") != DEVICE_GRANT
+                || field(body, "device_code") != "dev-secret"
+                || field(body, "client_id") != passthru_proto::admin::ADMIN_CLIENT_ID
+            {
+                return (400, r#"{"error":"invalid_grant","error_description":"AADSTS70000: wrong","error_codes":[70000]}"#.into());
+            }
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, answer) = polls[n.min(polls.len() - 1)];
+            (status, answer.to_string())
+        }
+        _ => (404, r#"{"error":"not_found","error_description":"no such route"}"#.into()),
+    })
+    .await?;
+    Ok((cloud, count))
+}
+
+fn client_of(cloud: &FakeCloud, dir: &TempDir) -> Result<CloudClient, Box<dyn Error>> {
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &cloud.ca_pem)?;
+    Ok(CloudClient::new(&cloud.url, Some(&ca))?)
+}
+
+const PENDING: (u16, &str) = (
+    400,
+    r#"{"error":"authorization_pending","error_description":"AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.","error_codes":[70016]}"#,
+);
+const SLOW_DOWN: (u16, &str) = (
+    400,
+    r#"{"error":"slow_down","error_description":"AADSTS70016: OAuth 2.0 device flow error. Slow down.","error_codes":[70016]}"#,
+);
+const TOKENS: (u16, &str) = (
+    200,
+    r#"{"token_type":"Bearer","access_token":"acc-1","expires_in":3600,"refresh_token":"ref-1"}"#,
+);
+
+#[tokio::test]
+async fn device_code_polls_at_the_interval_and_slows_down() -> TestResult {
+    let (cloud, polls) = device_cloud(2, 900, vec![PENDING, SLOW_DOWN, PENDING, TOKENS]).await?;
+    let dir = TempDir::new("device")?;
+    let client = client_of(&cloud, &dir)?;
+    let code = client.admin_device_code("contoso", Refresh::Wanted).await?;
+    assert_eq!(code.user_code, "BCDF-GHJK");
+    assert!(code.message.contains("BCDF-GHJK"), "{}", code.message);
+    assert_eq!(code.interval, Duration::from_secs(2));
+    assert_eq!(code.expires_in, Duration::from_secs(900));
+    // The device code is a secret: Debug does not show it.
+    assert!(!format!("{code:?}").contains("dev-secret"));
+    let mut clock = FakeClock::default();
+    let tokens = client
+        .admin_device_token("contoso", &code, &mut clock)
+        .await?;
+    assert_eq!(tokens.access_token.as_str(), "acc-1");
+    assert_eq!(
+        tokens.refresh_token.as_deref().map(String::as_str),
+        Some("ref-1")
+    );
+    assert_eq!(tokens.expires_in, 3600);
+    assert_eq!(polls.load(Ordering::SeqCst), 4);
+    // Waits the interval before each poll; after slow_down, 5 s longer from then on.
+    let s = |n| Duration::from_secs(n);
+    assert_eq!(clock.slept, vec![s(2), s(2), s(7), s(7)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn device_code_gives_up_when_the_code_expires() -> TestResult {
+    let (cloud, polls) = device_cloud(3, 10, vec![PENDING]).await?;
+    let dir = TempDir::new("device-expired")?;
+    let client = client_of(&cloud, &dir)?;
+    let code = client.admin_device_code("contoso", Refresh::Wanted).await?;
+    let mut clock = FakeClock::default();
+    let err = client
+        .admin_device_token("contoso", &code, &mut clock)
+        .await;
+    assert!(
+        matches!(err, Err(ClientError::DeviceCodeExpired { minutes: 1 })),
+        "{err:?}"
+    );
+    // Polled at 3, 6 and 9 s; stopped at the code's end, 10 s, without another poll.
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
+    assert_eq!(clock.now, Duration::from_secs(10));
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        text.contains("expired") && text.contains("run the command again"),
+        "{text}"
+    );
+
+    // The cloud saying so itself (expired_token) ends the polling too, as does a decline.
+    for (answer, declined) in [
+        (
+            (
+                400,
+                r#"{"error":"expired_token","error_description":"AADSTS70019: Verification code expired.","error_codes":[70019]}"#,
+            ),
+            false,
+        ),
+        (
+            (
+                400,
+                r#"{"error":"authorization_declined","error_description":"AADSTS70000: declined"}"#,
+            ),
+            true,
+        ),
+    ] {
+        let (cloud, polls) = device_cloud(1, 900, vec![PENDING, answer]).await?;
+        let client = client_of(&cloud, &dir)?;
+        let code = client.admin_device_code("contoso", Refresh::Wanted).await?;
+        let err = client
+            .admin_device_token("contoso", &code, &mut FakeClock::default())
+            .await;
+        if declined {
+            assert!(matches!(err, Err(ClientError::SignInDeclined)), "{err:?}");
+            let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                text.contains("declined") && text.contains("approve"),
+                "{text}"
+            );
+        } else {
+            assert!(
+                matches!(err, Err(ClientError::DeviceCodeExpired { minutes: 15 })),
+                "{err:?}"
+            );
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_redeemed_and_rotated() -> TestResult {
+    let cloud = fake_cloud(|method, path, _, body| match (method, path) {
+        ("POST", "/contoso/oauth2/v2.0/token")
+            if field(body, "grant_type") == "refresh_token"
+                && field(body, "client_id") == passthru_proto::admin::ADMIN_CLIENT_ID =>
+        {
+            if field(body, "refresh_token") == "ref-1" {
+                (200, r#"{"token_type":"Bearer","access_token":"acc-2","expires_in":3600,"refresh_token":"ref-2"}"#.into())
+            } else {
+                (400, r#"{"error":"invalid_grant","error_description":"AADSTS70008: The provided authorization code or refresh token has expired due to inactivity.","error_codes":[70008]}"#.into())
+            }
+        }
+        _ => (404, r#"{"error":"not_found","error_description":"no such route"}"#.into()),
+    })
+    .await?;
+    let dir = TempDir::new("refresh")?;
+    let client = client_of(&cloud, &dir)?;
+    let tokens = client.admin_refresh("contoso", "ref-1").await?;
+    assert_eq!(tokens.access_token.as_str(), "acc-2");
+    assert_eq!(
+        tokens.refresh_token.as_deref().map(String::as_str),
+        Some("ref-2")
+    );
+    let used = client.admin_refresh("contoso", "ref-0").await;
+    assert!(
+        matches!(used, Err(ClientError::Rejected { code: 70008, .. })),
+        "{used:?}"
     );
     Ok(())
 }

@@ -7,6 +7,8 @@
 //! - [`users`]: test users in every account state, created over LDAPS;
 //! - [`bed`]: the test bed as tests see it (`testbed.json`, `PASSTHRU_TESTBED`);
 //! - [`procs`]: the cloud and agents as real processes;
+//! - [`device_code`]: a command signing in with `--device-code`, its user code read from its
+//!   standard error;
 //! - [`fixture`]: a tenant with a managed domain, an app, an agent and PTA on, step by step;
 //! - [`browser`]: a browser-like client for the sign-in pages (no redirects, cookies per origin);
 //! - [`http`]: an HTTPS client for tests and a sign-in client;
@@ -25,6 +27,7 @@ pub mod bed;
 pub mod browser;
 pub mod cluster;
 pub mod connect_proxy;
+pub mod device_code;
 pub mod dns;
 pub mod fixture;
 pub mod forest;
