@@ -321,6 +321,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
         )
         .map_err(|_| "no random key")?,
         renewal: None,
+        updater: None,
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move {
@@ -548,6 +549,7 @@ fn agent_side(
         )
         .map_err(|_| "no random key")?,
         renewal: None,
+        updater: None,
     });
     Ok((tls, ctx, public))
 }
