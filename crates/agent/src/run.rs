@@ -400,8 +400,8 @@ fn updater_for(
         Ok(None) => {
             log.record(
                 UPDATE,
-                "refused: no key. No publisher key is pinned ([updates] public_key or \
-                 public_key_file in the configuration, or a build with \
+                "updates refused: no key is pinned to verify releases with ([updates] \
+                 public_key or public_key_file in the configuration, or a build with \
                  PASSTHRU_UPDATE_PUBLIC_KEY): this agent never updates itself",
             );
             return None;

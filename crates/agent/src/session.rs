@@ -424,10 +424,7 @@ pub async fn serve_reporting<V: Validator>(
                         Ok(CloudToAgent::UpdateOffer { signed_manifest }) => {
                             if let Some(updater) = &ctx.updater {
                                 let tls = ctx.renewal.as_ref().map(|r| r.dial_set().tls);
-                                match tls {
-                                    Some(tls) => updater.offer(signed_manifest, endpoint.address(), tls),
-                                    None => tracing::debug!("an update offer ignored: no client credentials to download it with"),
-                                }
+                                updater.offer(signed_manifest, endpoint.address(), tls);
                             }
                         }
                         Ok(CloudToAgent::NoUpdate { reason }) => tracing::debug!(%reason, "no update"),

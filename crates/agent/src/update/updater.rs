@@ -162,8 +162,15 @@ impl Updater {
     }
 
     /// An offer from the cloud, on the connection to `address`: verified at once; when it
-    /// is for this agent, downloaded (with `tls`), verified and staged in the background.
-    pub fn offer(self: &Arc<Self>, signed: String, address: String, tls: Arc<ClientConfig>) {
+    /// is for this agent, downloaded (with `tls`, the agent's client configuration: without
+    /// one, as in tests that connect with fixed credentials, nothing is downloaded), verified
+    /// and staged in the background.
+    pub fn offer(
+        self: &Arc<Self>,
+        signed: String,
+        address: String,
+        tls: Option<Arc<ClientConfig>>,
+    ) {
         let Some(judged) = self.judge(&signed) else {
             tracing::debug!(
                 "an update offer already refused (or while another is handled) ignored"
@@ -184,6 +191,14 @@ impl Updater {
             self.setup.key.from(),
             manifest.size
         ));
+        let Some(tls) = tls else {
+            self.inner().busy = false;
+            self.record(&format!(
+                "download of version {} failed: no client credentials to download it with",
+                manifest.version
+            ));
+            return;
+        };
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let staged = me.fetch(&doc, &manifest, &address, &tls).await;
@@ -346,9 +361,9 @@ mod tests {
         u.offer(
             other.replace("0.3.0", "0.3.1"),
             "https://x".into(),
-            test_tls()?,
+            Some(test_tls()?),
         );
-        u.offer(old.clone(), "https://x".into(), test_tls()?);
+        u.offer(old.clone(), "https://x".into(), None);
         let log = std::fs::read_to_string(dir.path().join(crate::state_dir::ADMIN_LOG_FILE))?;
         let lines: Vec<&str> = log.lines().collect();
         assert_eq!(lines.len(), 1, "the downgrade was refused before: {log}");
