@@ -31,6 +31,8 @@ export PASSTHRU_TEST_ROOT="$root"
 export PASSTHRU_BIN_DIR="$bin"
 # As root, the fault suite's network case (iptables on loopback) must run, not skip.
 if [ "$(id -u)" -eq 0 ]; then export PASSTHRU_FAULTS_REQUIRE_NET="${PASSTHRU_FAULTS_REQUIRE_NET:-1}"; fi
+# Likewise the proxy test, which blocks the agent's direct route to the cloud with iptables.
+if [ "$(id -u)" -eq 0 ]; then export PASSTHRU_PROXY_REQUIRE_NET="${PASSTHRU_PROXY_REQUIRE_NET:-1}"; fi
 testbed_pid=""
 cleanup() {
   if [ -n "$testbed_pid" ] && kill -0 "$testbed_pid" 2>/dev/null; then

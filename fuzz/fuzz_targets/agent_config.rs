@@ -1,6 +1,7 @@
-//! The agent's TOML configuration file, checked as `passthru-agent --config` checks it, in a
-//! directory that holds a CA file (`dc-ca.pem`) and a service password file (`svc.pw`, mode
-//! 0600), so relative paths can be right.
+//! The agent's TOML configuration file, checked as `passthru-agent --config` checks it (and
+//! as `register --config` reads its `[cloud]` proxy settings), in a directory that holds a CA
+//! file (`dc-ca.pem`), a service password file (`svc.pw`, mode 0600) and a proxy credentials
+//! file (`proxy.auth`, mode 0600), so relative paths can be right.
 #![no_main]
 
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ fn base_dir() -> &'static PathBuf {
         std::fs::write(&pw, "s3cret\n").expect("the password file");
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("mode 0600");
+        let auth = dir.join("proxy.auth");
+        std::fs::write(&auth, "px:s3cret\n").expect("the proxy credentials file");
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).expect("mode 0600");
         dir
     })
 }
@@ -46,6 +50,17 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!(config.forests.iter().all(|f| f.ca_file.is_absolute()));
         }
+        Err(ConfigError::Invalid { problems, .. }) => {
+            assert!(!problems.is_empty(), "refused without a reason");
+        }
+        Err(_) => {}
+    }
+    match AgentConfig::parse_proxy(text, "agent.toml", base_dir()) {
+        Ok(Some(proxy)) => {
+            assert!(proxy.address.to_string().starts_with("http://"));
+            assert!(proxy.auth_file.iter().all(|f| f.is_absolute()));
+        }
+        Ok(None) => {}
         Err(ConfigError::Invalid { problems, .. }) => {
             assert!(!problems.is_empty(), "refused without a reason");
         }

@@ -21,7 +21,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Register this agent with the cloud (once; as a Global or Hybrid Identity Administrator,
-    /// from PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD or prompted).
+    /// from PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD or prompted, or signed in through a
+    /// web browser with --device-code).
     Register(RegisterArgs),
     /// Run the agent until SIGTERM or SIGINT.
     Run(RunArgs),
@@ -31,6 +32,54 @@ pub enum Command {
     Status(StatusArgs),
     /// Publisher tools for signed auto-update: make a signing key, sign a release.
     Release(ReleaseArgs),
+    /// Switch the running agent's session (debug) log on (debug) or off (info), without a
+    /// restart (SIGUSR1 alone switches it too).
+    LogLevel(LogLevelArgs),
+    /// Check everything this agent needs (configuration, state dir, the way to the cloud,
+    /// each domain controller), each check with PASS or FAIL and what to do; exit status 0
+    /// only when all pass.
+    Doctor(DoctorArgs),
+    /// Write a support bundle (.tar.gz): version, status, doctor, the configuration with
+    /// secrets redacted, the logs, system facts. Never a key or a password.
+    CollectLogs(CollectLogsArgs),
+}
+
+/// `doctor` arguments.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Print the checks as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `collect-logs` arguments.
+#[derive(Debug, Args)]
+pub struct CollectLogsArgs {
+    /// The state dir written by `register`.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The bundle to write (FILE.tar.gz, created 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `log-level` arguments.
+#[derive(Debug, Args)]
+pub struct LogLevelArgs {
+    /// `debug` (the session log STATE_DIR/session.log on) or `info` (off).
+    pub level: String,
+    /// The state dir of the running agent.
+    #[arg(long)]
+    pub state_dir: PathBuf,
 }
 
 /// `release` arguments.
@@ -95,6 +144,17 @@ pub struct RegisterArgs {
     /// Replace an existing registration in the state dir.
     #[arg(long)]
     pub force: bool,
+    /// The agent's configuration file, for its [cloud] proxy settings only (proxy,
+    /// proxy_auth_file; the other tables may be missing yet). Without it, or without a
+    /// proxy in it, HTTPS_PROXY (and NO_PROXY) apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Sign the administrator in through a web browser (on any device) with a code this
+    /// command prints, instead of the password grant: for administrators who must prove a
+    /// second factor (AADSTS50076). PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD are then
+    /// not used.
+    #[arg(long)]
+    pub device_code: bool,
 }
 
 /// `run` arguments.
@@ -160,7 +220,24 @@ mod tests {
         ]);
         assert!(matches!(
             cli,
-            Ok(Cli { command: Command::Register(RegisterArgs { ref tenant, force: false, ca_file: Some(_), .. }) }) if tenant == "contoso"
+            Ok(Cli { command: Command::Register(RegisterArgs { ref tenant, force: false, ca_file: Some(_), config: None, .. }) }) if tenant == "contoso"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--cloud",
+            "https://x",
+            "--tenant",
+            "t",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/etc/passthru-agent/agent.toml",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Register(RegisterArgs { config: Some(ref c), .. }) })
+                if c.as_os_str() == "/etc/passthru-agent/agent.toml"
         ));
         let cli = Cli::try_parse_from([
             "passthru-agent",
@@ -179,6 +256,28 @@ mod tests {
                 command: Command::Register(RegisterArgs {
                     force: true,
                     ca_file: None,
+                    device_code: false,
+                    ..
+                })
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "register",
+            "--device-code",
+            "--cloud",
+            "https://x",
+            "--tenant",
+            "t",
+            "--state-dir",
+            "/s",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli {
+                command: Command::Register(RegisterArgs {
+                    device_code: true,
+                    force: false,
                     ..
                 })
             })
@@ -287,5 +386,54 @@ mod tests {
                 if v == "0.2.0" && min_cloud_version == "0.1.0"
         ));
         assert!(Cli::try_parse_from(["passthru-agent", "release", "sign", "--key", "k"]).is_err());
+    }
+
+    #[test]
+    fn the_operations_command_lines_parse() {
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "doctor",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c",
+            "--json",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Doctor(DoctorArgs { json: true, ref config, .. }) }) if config.as_os_str() == "/c"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "collect-logs",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c",
+            "--out",
+            "/tmp/b.tar.gz",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::CollectLogs(CollectLogsArgs { ref out, .. }) }) if out.as_os_str() == "/tmp/b.tar.gz"
+        ));
+        for level in ["debug", "info"] {
+            let cli =
+                Cli::try_parse_from(["passthru-agent", "log-level", level, "--state-dir", "/s"]);
+            assert!(matches!(
+                cli,
+                Ok(Cli { command: Command::LogLevel(LogLevelArgs { level: ref l, .. }) }) if l == level
+            ));
+        }
+        assert!(Cli::try_parse_from(["passthru-agent", "doctor", "--state-dir", "/s"]).is_err());
+        assert!(Cli::try_parse_from([
+            "passthru-agent",
+            "collect-logs",
+            "--state-dir",
+            "/s",
+            "--config",
+            "/c"
+        ])
+        .is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The agent's configuration file (`--config`): one `[[forest]]` table per Active Directory
 //! forest, an optional `[agent]` table, an optional `[cloud]` table (the cloud's
-//! addresses), an optional `[trace]` table (the trace log's rotation) and an optional
-//! `[updates]` table (signed auto-update, in [`updates`]). The TOML is checked by hand so that every mistake is reported at once, each
+//! addresses, the HTTP proxy to reach it through), an optional `[trace]` table (the trace
+//! log's rotation) and an optional `[updates]` table (signed auto-update, in [`updates`]).
+//! The TOML is checked by hand so that every mistake is reported at once, each
 //! with the file and the key path (`forest[1].ca_file`).
 
 use std::fmt;
@@ -12,6 +13,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use toml::{Table, Value};
 use url::Url;
+
+use crate::proxy::ProxyConfig;
 
 /// How many validations run at once when `[agent] max_concurrency` is not set.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
@@ -38,13 +41,14 @@ const FOREST_KEYS: &[&str] = &[
     "bind_dn_template",
     "writeback_protected_accounts",
     "writeback_base_dn",
+    "tls_server_name",
 ];
 /// How often a forest is synced when `sync_interval_seconds` is not set.
 pub const DEFAULT_SYNC_INTERVAL_SECONDS: u64 = 60;
 /// Largest accepted `sync_interval_seconds` (one day).
 pub const MAX_SYNC_INTERVAL_SECONDS: i64 = 86_400;
 const AGENT_KEYS: &[&str] = &["max_concurrency", "clock_skew_tolerance_seconds"];
-const CLOUD_KEYS: &[&str] = &["urls"];
+const CLOUD_KEYS: &[&str] = &["urls", "proxy", "proxy_auth_file"];
 const TRACE_KEYS: &[&str] = &["max_bytes", "keep"];
 /// Smallest accepted `[trace] max_bytes` (a few lines).
 pub const MIN_TRACE_MAX_BYTES: i64 = 1024;
@@ -66,6 +70,9 @@ pub struct AgentConfig {
     /// repeats), which the agent dials instead of the address recorded at registration.
     /// `None` without a `[cloud]` table.
     pub cloud_urls: Option<Vec<Url>>,
+    /// `[cloud] proxy` and `proxy_auth_file`: the HTTP CONNECT proxy to reach the cloud
+    /// through (resolved with the environment by [`crate::proxy::ProxySettings::resolve`]).
+    pub proxy: Option<ProxyConfig>,
     /// `[trace] max_bytes` and `keep`: when the trace log is rotated and how many rotated
     /// files stay.
     pub trace: crate::trace_log::Rotation,
@@ -91,6 +98,9 @@ pub struct ForestSettings {
     /// (`uid={local},ou=people,dc=example,dc=com`); see
     /// [`passthru_directory::ForestConfig::bind_dn_template`].
     pub bind_dn_template: Option<String>,
+    /// `tls_server_name`: the name the DCs' certificates are checked against instead of
+    /// each DC's host (DCs addressed by IP address).
+    pub tls_server_name: Option<String>,
     /// Which accounts password writeback may write: protected accounts (`adminCount=1`) only
     /// with `writeback_protected_accounts = true`; only users under `writeback_base_dn` when
     /// it is set.
@@ -221,6 +231,45 @@ impl AgentConfig {
         }
     }
 
+    /// Reads only the `[cloud]` table's proxy settings of a configuration file (for
+    /// `register --config`, before the rest of the file is written): every other table may
+    /// be absent or incomplete; the `[cloud]` table is checked as `run` checks it.
+    pub fn load_proxy(path: &Path) -> Result<Option<ProxyConfig>, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        AgentConfig::parse_proxy(&text, &file, &base)
+    }
+
+    /// [`AgentConfig::load_proxy`] on text.
+    pub fn parse_proxy(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+    ) -> Result<Option<ProxyConfig>, ConfigError> {
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                file: file.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
+        let mut checker = Checker {
+            problems: Vec::new(),
+            base_dir: base_dir.to_path_buf(),
+        };
+        let cloud = checker.cloud_value(table.get("cloud"));
+        match cloud {
+            Some(cloud) if checker.problems.is_empty() => Ok(cloud.proxy),
+            _ => Err(ConfigError::Invalid {
+                file: file.to_string(),
+                problems: checker.problems,
+            }),
+        }
+    }
+
     /// Every forest's UPN suffixes, lower case, without repeats (for the cloud's routing).
     pub fn upn_suffixes(&self) -> Vec<String> {
         let mut all: Vec<String> = Vec::new();
@@ -236,6 +285,13 @@ impl AgentConfig {
 struct Checker {
     problems: Vec<Problem>,
     base_dir: PathBuf,
+}
+
+/// The `[cloud]` table's settings.
+#[derive(Debug, Default)]
+struct CloudSettings {
+    urls: Option<Vec<Url>>,
+    proxy: Option<ProxyConfig>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -299,27 +355,7 @@ impl Checker {
                 (None, None)
             }
         };
-        let cloud_urls = match table.get("cloud") {
-            None => Some(None),
-            Some(Value::Table(cloud)) => self.cloud(cloud).map(Some),
-            Some(Value::Array(_)) => {
-                self.problem(
-                    "cloud",
-                    "must be one table: write [cloud] with urls = [...], not [[cloud]]",
-                );
-                None
-            }
-            Some(other) => {
-                self.problem(
-                    "cloud",
-                    format!(
-                        "must be a table ([cloud] with urls = [\"https://...\"]), not {}",
-                        type_name(other)
-                    ),
-                );
-                None
-            }
-        };
+        let cloud = self.cloud_value(table.get("cloud"));
         let forests = match table.get("forest") {
             None => {
                 self.problem(
@@ -375,7 +411,8 @@ impl Checker {
             forests: forests?,
             max_concurrency: max_concurrency?,
             clock_skew_tolerance: clock_skew_tolerance?,
-            cloud_urls: cloud_urls?,
+            cloud_urls: cloud.as_ref()?.urls.clone(),
+            proxy: cloud?.proxy,
             trace: trace?,
         })
     }
@@ -434,9 +471,117 @@ impl Checker {
         })
     }
 
-    /// `[cloud]`: `urls`, the `https://HOST[:PORT]` addresses of the cloud's instances.
-    fn cloud(&mut self, cloud: &Table) -> Option<Vec<Url>> {
+    /// The `[cloud]` table, if any.
+    fn cloud_value(&mut self, value: Option<&Value>) -> Option<CloudSettings> {
+        match value {
+            None => Some(CloudSettings::default()),
+            Some(Value::Table(cloud)) => self.cloud(cloud),
+            Some(Value::Array(_)) => {
+                self.problem(
+                    "cloud",
+                    "must be one table: write [cloud] with urls = [...], not [[cloud]]",
+                );
+                None
+            }
+            Some(other) => {
+                self.problem(
+                    "cloud",
+                    format!(
+                        "must be a table ([cloud] with urls = [\"https://...\"]), not {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[cloud]`: `urls` (the `https://HOST[:PORT]` addresses of the cloud's instances),
+    /// `proxy` and `proxy_auth_file`; `urls` may be left out when a proxy is set.
+    fn cloud(&mut self, cloud: &Table) -> Option<CloudSettings> {
         self.unknown_keys(cloud, "cloud.", CLOUD_KEYS);
+        let proxy = self.proxy(cloud);
+        let urls = if cloud.contains_key("urls")
+            || !(cloud.contains_key("proxy") || cloud.contains_key("proxy_auth_file"))
+        {
+            self.cloud_urls(cloud).map(Some)
+        } else {
+            Some(None)
+        };
+        Some(CloudSettings {
+            urls: urls?,
+            proxy: proxy?,
+        })
+    }
+
+    /// `[cloud] proxy` (`http://HOST:PORT`) and `proxy_auth_file` (set only with `proxy`).
+    fn proxy(&mut self, cloud: &Table) -> Option<Option<ProxyConfig>> {
+        let address = match cloud.get("proxy") {
+            None => None,
+            Some(Value::String(raw)) => match crate::proxy::settings::parse_proxy_url(raw, false) {
+                Err(message) => {
+                    self.problem("cloud.proxy", message);
+                    return None;
+                }
+                Ok(parsed) if parsed.credentials.is_some() => {
+                    self.problem(
+                        "cloud.proxy",
+                        format!(
+                            "must not carry a user name or password (this file is \
+                                 readable by others): write \"{}\" and put user:password \
+                                 in a file (mode 0600) named by cloud.proxy_auth_file",
+                            parsed.address
+                        ),
+                    );
+                    return None;
+                }
+                Ok(parsed) => Some(parsed.address),
+            },
+            Some(other) => {
+                self.problem(
+                    "cloud.proxy",
+                    format!(
+                        "must be a string (proxy = \"http://HOST:PORT\"), not {}",
+                        type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let auth_file = if cloud.contains_key("proxy_auth_file") {
+            let raw = self.string(
+                cloud,
+                "cloud",
+                "proxy_auth_file",
+                "the file holding the proxy's user:password (mode 0600)",
+            )?;
+            if raw.trim().is_empty() {
+                self.problem("cloud.proxy_auth_file", "must not be empty");
+                return None;
+            }
+            if address.is_none() {
+                self.problem(
+                    "cloud.proxy_auth_file",
+                    "set only with cloud.proxy (the proxy these credentials are for)",
+                );
+                return None;
+            }
+            let path = self.base_dir.join(raw.trim());
+            // The credentials are read to check them, then dropped (zeroized); the agent
+            // reads them again when it resolves the proxy.
+            if let Err(message) = crate::proxy::settings::read_auth_file(&path) {
+                self.problem("cloud.proxy_auth_file", message);
+                return None;
+            }
+            Some(path)
+        } else {
+            None
+        };
+        Some(address.map(|address| ProxyConfig { address, auth_file }))
+    }
+
+    /// `[cloud] urls`.
+    fn cloud_urls(&mut self, cloud: &Table) -> Option<Vec<Url>> {
         let (items, mut ok) = self.string_array(
             cloud,
             "cloud",
@@ -645,6 +790,7 @@ impl Checker {
         let sync = self.sync(t, prefix);
         let bind_dn_template = self.bind_dn_template(t, prefix);
         let writeback = self.writeback_scope(t, prefix);
+        let tls_server_name = self.tls_server_name(t, prefix);
         if matches!((&sync, &bind_dn_template), (Some(Some(_)), Some(Some(_)))) {
             self.problem(
                 format!("{prefix}.bind_dn_template"),
@@ -661,7 +807,30 @@ impl Checker {
             sync: sync?,
             bind_dn_template: bind_dn_template?,
             writeback: writeback?,
+            tls_server_name: tls_server_name?,
         })
+    }
+
+    /// `tls_server_name`: absent, or a DNS name (or IP address) the DCs' certificates hold.
+    fn tls_server_name(&mut self, t: &Table, prefix: &str) -> Option<Option<String>> {
+        if !t.contains_key("tls_server_name") {
+            return Some(None);
+        }
+        let raw = self.string(
+            t,
+            prefix,
+            "tls_server_name",
+            "the name the DCs' certificates hold, for DCs addressed by IP, e.g. \"dc1.corp.example.com\"",
+        )?;
+        let raw = raw.trim().to_ascii_lowercase();
+        if rustls::pki_types::ServerName::try_from(raw.clone()).is_err() {
+            self.problem(
+                format!("{prefix}.tls_server_name"),
+                format!("'{raw}' is not a DNS name or IP address"),
+            );
+            return None;
+        }
+        Some(Some(raw))
     }
 
     /// `writeback_protected_accounts` (a boolean, false when absent) and
@@ -1172,6 +1341,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_server_names_for_dcs_addressed_by_ip() -> std::io::Result<()> {
+        let dir = TempDir::new("config-tls-name")?;
+        std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
+        let forest = |extra: &str| {
+            format!(
+                "[[forest]]\nname = \"corp.test\"\nupn_suffixes = [\"corp.test\"]\n\
+                 domain_controllers = [\"ldaps://10.0.0.5\"]\nca_file = \"dc-ca.pem\"\n{extra}"
+            )
+        };
+        let config = AgentConfig::parse(&forest(""), "agent.toml", dir.path());
+        assert!(matches!(&config, Ok(c) if c.forests[0].tls_server_name.is_none()));
+        let config = AgentConfig::parse(
+            &forest("tls_server_name = \"DC1.corp.test\"\n"),
+            "agent.toml",
+            dir.path(),
+        );
+        assert!(
+            matches!(&config, Ok(c) if c.forests[0].tls_server_name.as_deref() == Some("dc1.corp.test")),
+            "{config:?}"
+        );
+        for bad in [
+            "tls_server_name = \"not a name\"\n",
+            "tls_server_name = 5\n",
+        ] {
+            let p = problems(AgentConfig::parse(&forest(bad), "agent.toml", dir.path()));
+            assert!(has(&p, "forest[0].tls_server_name", ""), "{bad}: {p:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn bind_dn_templates_for_plain_ldap() -> std::io::Result<()> {
         let dir = TempDir::new("config-template")?;
         std::fs::write(dir.path().join("dc-ca.pem"), CERT)?;
@@ -1552,7 +1752,11 @@ mod tests {
             "{p:#?}"
         );
         assert!(
-            has(&p, "cloud.url", "unknown key (expected one of: urls)"),
+            has(
+                &p,
+                "cloud.url",
+                "unknown key (expected one of: urls, proxy, proxy_auth_file)"
+            ),
             "{p:#?}"
         );
         assert_eq!(p.len(), 12, "{p:#?}");
@@ -1595,6 +1799,126 @@ mod tests {
             "write [cloud] with urls = [...], not [[cloud]]",
         )?;
         check("cloud = \"https://a.test\"", "cloud", "must be a table")?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_proxy_keys() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new("config-proxy")?;
+        let auth = dir.path().join("proxy.auth");
+        std::fs::write(&auth, "svc-proxy:s3cret\n")?;
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600))?;
+        // A proxy alone (no urls), with a relative auth file.
+        let text = with_forest(
+            dir.path(),
+            "[cloud]\nproxy = \"http://proxy.contoso.example:3128\"\nproxy_auth_file = \"proxy.auth\"",
+        )?;
+        let config = AgentConfig::parse(&text, "a.toml", dir.path())?;
+        assert_eq!(config.cloud_urls, None);
+        let proxy = config.proxy.ok_or("no proxy")?;
+        assert_eq!(
+            proxy.address.to_string(),
+            "http://proxy.contoso.example:3128"
+        );
+        assert_eq!(proxy.auth_file.as_deref(), Some(auth.as_path()));
+        // With urls; without a proxy there is none.
+        let text = with_forest(
+            dir.path(),
+            "[cloud]\nurls = [\"https://a.test\"]\nproxy = \"http://10.0.0.1:8080\"",
+        )?;
+        let config = AgentConfig::parse(&text, "a.toml", dir.path())?;
+        assert_eq!(config.cloud_urls.map(|u| u.len()), Some(1));
+        assert!(config.proxy.is_some_and(|p| p.auth_file.is_none()));
+        let config = AgentConfig::parse(&with_forest(dir.path(), "")?, "a.toml", dir.path())?;
+        assert_eq!(config.proxy, None);
+
+        let check = |extra: &str, path: &str, needle: &str| -> std::io::Result<()> {
+            let result = AgentConfig::parse(&with_forest(dir.path(), extra)?, "a.toml", dir.path());
+            let text = result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let p = problems(result);
+            assert!(has(&p, path, needle), "{extra}: {p:#?}");
+            assert_eq!(p.len(), 1, "{extra}: {p:#?}");
+            assert!(!text.contains("s3cret"), "{text}");
+            Ok(())
+        };
+        check(
+            "[cloud]\nproxy = \"https://proxy.test:3128\"",
+            "cloud.proxy",
+            "TLS to the proxy is not supported: write \"http://proxy.test:3128\"",
+        )?;
+        check(
+            "[cloud]\nproxy = \"http://proxy.test\"",
+            "cloud.proxy",
+            "has no port",
+        )?;
+        check(
+            "[cloud]\nproxy = \"socks5://proxy.test:1080\"",
+            "cloud.proxy",
+            "only HTTP proxies",
+        )?;
+        check(
+            "[cloud]\nproxy = \"http://u:s3cret@proxy.test:3128\"",
+            "cloud.proxy",
+            "must not carry a user name or password",
+        )?;
+        check("[cloud]\nproxy = 3128", "cloud.proxy", "must be a string")?;
+        check(
+            "[cloud]\nproxy_auth_file = \"proxy.auth\"",
+            "cloud.proxy_auth_file",
+            "set only with cloud.proxy",
+        )?;
+        check(
+            "[cloud]\nproxy = \"http://proxy.test:3128\"\nproxy_auth_file = \"missing.auth\"",
+            "cloud.proxy_auth_file",
+            "does not exist",
+        )?;
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644))?;
+        check(
+            "[cloud]\nproxy = \"http://proxy.test:3128\"\nproxy_auth_file = \"proxy.auth\"",
+            "cloud.proxy_auth_file",
+            "chmod 600",
+        )?;
+        std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::write(&auth, "s3cret\n")?;
+        check(
+            "[cloud]\nproxy = \"http://proxy.test:3128\"\nproxy_auth_file = \"proxy.auth\"",
+            "cloud.proxy_auth_file",
+            "user:password on one line",
+        )?;
+        Ok(())
+    }
+
+    #[test]
+    fn register_reads_only_the_proxy() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = TempDir::new("config-proxy-only")?;
+        // No forest yet: fine for register.
+        let proxy = AgentConfig::parse_proxy(
+            "[cloud]\nproxy = \"http://proxy.test:3128\"\n\n[[forest]]\nname = \"unfinished\"\n",
+            "a.toml",
+            dir.path(),
+        )?;
+        assert_eq!(
+            proxy.map(|p| p.address.to_string()).as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        assert_eq!(AgentConfig::parse_proxy("", "a.toml", dir.path())?, None);
+        let p = match AgentConfig::parse_proxy(
+            "[cloud]\nproxy = \"proxy.test:3128\"",
+            "a.toml",
+            dir.path(),
+        ) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => return Err(format!("not refused: {other:?}").into()),
+        };
+        assert!(
+            has(&p, "cloud.proxy", "write \"http://proxy.test:3128\""),
+            "{p:#?}"
+        );
         Ok(())
     }
 

@@ -1,5 +1,7 @@
-//! Dialing the cloud: TCP (with a time-out), TLS with the agent's client certificate, then the
-//! WebSocket upgrade on `/{tenant_id}/agent/v1/connect`. The agent only ever dials out.
+//! Dialing the cloud: TCP (with a time-out; through the HTTP CONNECT proxy of
+//! [`crate::proxy`] when one applies to the endpoint), TLS with the agent's client certificate,
+//! then the WebSocket upgrade on `/{tenant_id}/agent/v1/connect`. The agent only ever dials
+//! out.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use url::{Host, Url};
 use uuid::Uuid;
 
 use crate::link_error::LinkError;
+use crate::proxy::ProxySettings;
 
 /// Time-out of the TCP connection (name resolution included).
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,12 +38,13 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// The agent's WebSocket to the cloud.
 pub type AgentSocket = WebSocketStream<TlsStream<TcpStream>>;
 
-/// Where the agent dials.
+/// Where the agent dials, and through which proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     host: Host<String>,
     port: u16,
     url: String,
+    proxy: Option<Arc<ProxySettings>>,
 }
 
 impl Endpoint {
@@ -68,7 +72,35 @@ impl Endpoint {
             host,
             port,
             url: format!("wss://{authority}{}", connect_path(tenant_id)),
+            proxy: None,
         })
+    }
+
+    /// This endpoint, dialled through `proxy` when there is one and it applies to the
+    /// endpoint's host (see [`ProxySettings::applies_to`]), else directly.
+    pub fn through(mut self, proxy: Option<&Arc<ProxySettings>>) -> Endpoint {
+        self.proxy = proxy
+            .filter(|p| p.applies_to(&self.host_name()))
+            .map(Arc::clone);
+        self
+    }
+
+    /// The proxy this endpoint is dialled through, if any.
+    pub fn proxy(&self) -> Option<&ProxySettings> {
+        self.proxy.as_deref()
+    }
+
+    /// The host as a name or an address (an IPv6 address without brackets).
+    pub fn host_name(&self) -> String {
+        match &self.host {
+            Host::Ipv6(ip) => ip.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The `wss://` URL of the agent route.
@@ -89,7 +121,12 @@ impl Endpoint {
         format!("https://{}", self.authority())
     }
 
-    fn server_name(&self) -> Result<ServerName<'static>, LinkError> {
+    /// The host (a name or an address) and the port.
+    pub(crate) fn host_port(&self) -> (&Host<String>, u16) {
+        (&self.host, self.port)
+    }
+
+    pub(crate) fn server_name(&self) -> Result<ServerName<'static>, LinkError> {
         match &self.host {
             Host::Domain(d) => {
                 ServerName::try_from(d.clone()).map_err(|e| LinkError::BadEndpoint {
@@ -102,7 +139,8 @@ impl Endpoint {
         }
     }
 
-    async fn tcp(&self) -> std::io::Result<TcpStream> {
+    /// TCP to the endpoint, directly (no time-out here).
+    async fn direct_tcp(&self) -> std::io::Result<TcpStream> {
         match &self.host {
             Host::Domain(d) => TcpStream::connect((d.as_str(), self.port)).await,
             Host::Ipv4(ip) => TcpStream::connect(SocketAddr::from((*ip, self.port))).await,
@@ -151,6 +189,26 @@ pub fn classify_ws_error(endpoint: &Endpoint, err: WsError) -> LinkError {
     }
 }
 
+/// TCP to the endpoint, through its proxy when it has one, each step with its time-out.
+pub async fn dial(endpoint: &Endpoint) -> Result<TcpStream, LinkError> {
+    if let Some(proxy) = endpoint.proxy() {
+        return crate::proxy::open_tunnel(proxy, &endpoint.host_name(), endpoint.port).await;
+    }
+    let authority = endpoint.authority();
+    let tcp = tokio::time::timeout(TCP_TIMEOUT, endpoint.direct_tcp())
+        .await
+        .map_err(|_| LinkError::Timeout {
+            endpoint: authority.clone(),
+            stage: "connecting",
+        })?
+        .map_err(|e| LinkError::Unreachable {
+            endpoint: authority,
+            detail: e.to_string(),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 /// Dials the cloud and upgrades to the agent WebSocket, each step with its time-out.
 pub async fn connect(
     endpoint: &Endpoint,
@@ -161,14 +219,7 @@ pub async fn connect(
         endpoint: authority.clone(),
         stage,
     };
-    let tcp = tokio::time::timeout(TCP_TIMEOUT, endpoint.tcp())
-        .await
-        .map_err(|_| timeout("connecting"))?
-        .map_err(|e| LinkError::Unreachable {
-            endpoint: authority.clone(),
-            detail: e.to_string(),
-        })?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = dial(endpoint).await?;
     let server_name = endpoint.server_name()?;
     let stream = tokio::time::timeout(
         TLS_TIMEOUT,

@@ -37,6 +37,7 @@ impl DirectoryValidator {
                 domain_controllers: f.domain_controllers.clone(),
                 ca_file: f.ca_file.clone(),
                 bind_dn_template: f.bind_dn_template.clone(),
+                tls_server_name: f.tls_server_name.clone(),
             })
             .collect();
         let directory = Directory::new(forests)?;

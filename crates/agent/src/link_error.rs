@@ -29,6 +29,52 @@ pub enum LinkError {
         /// What the network stack said.
         detail: String,
     },
+    /// No TCP connection could be made to the proxy the agent reaches the cloud through.
+    #[error(
+        "cannot reach the proxy {proxy} ({detail}): check [cloud] proxy in the configuration \
+         file (or HTTPS_PROXY), and that the proxy runs and this computer may connect to it"
+    )]
+    ProxyUnreachable {
+        /// `http://host:port` of the proxy.
+        proxy: String,
+        /// What the network stack said.
+        detail: String,
+    },
+    /// The proxy answered `CONNECT` with 407 Proxy Authentication Required.
+    #[error("the proxy {proxy} answered 407 Proxy Authentication Required: {hint}")]
+    ProxyAuthentication {
+        /// `http://host:port` of the proxy.
+        proxy: String,
+        /// Whether credentials were sent, and where to check them.
+        hint: String,
+    },
+    /// The proxy refused to open the tunnel (any other status than 2xx and 407).
+    #[error(
+        "the proxy {proxy} refused to open a tunnel to the cloud at {target} (HTTP {status} \
+         {reason}): ask the proxy's administrator to allow CONNECT to {target}, or check \
+         [cloud] proxy"
+    )]
+    ProxyRefused {
+        /// `http://host:port` of the proxy.
+        proxy: String,
+        /// The `host:port` asked for.
+        target: String,
+        /// The proxy's status.
+        status: u16,
+        /// The proxy's reason phrase.
+        reason: String,
+    },
+    /// The proxy's answer to `CONNECT` is not a usable HTTP answer.
+    #[error(
+        "the proxy {proxy} did not answer CONNECT properly: {detail}. Check that [cloud] proxy \
+         (or HTTPS_PROXY) names an HTTP proxy's port"
+    )]
+    ProxyAnswer {
+        /// `http://host:port` of the proxy.
+        proxy: String,
+        /// What was wrong.
+        detail: String,
+    },
     /// A step took too long.
     #[error("timed out {stage} ({endpoint})")]
     Timeout {

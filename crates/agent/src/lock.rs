@@ -192,6 +192,16 @@ fn host_holder(content: &str) -> String {
     }
 }
 
+/// The pid the holder of the state dir's lock recorded, if any.
+pub fn holder_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join(LOCK_FILE))
+        .ok()?
+        .trim()
+        .strip_prefix("pid ")?
+        .parse()
+        .ok()
+}
+
 /// Takes the exclusive lock of the state dir `dir` (which must exist), without waiting.
 pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
     let path = dir.join(LOCK_FILE);

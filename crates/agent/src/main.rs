@@ -1,13 +1,15 @@
-//! `passthru-agent`: register, run, helpmsg, status, release.
+//! `passthru-agent`: register, run, helpmsg, status, log-level, doctor, collect-logs, release.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 use passthru_agent::cli::{Cli, Command, ReleaseCommand};
 use passthru_agent::directory_validator::DirectoryValidator;
-use passthru_agent::register::{register, RegisterOptions};
+use passthru_agent::register::{register, register_proxy, RegisterOptions};
 use passthru_agent::run::{run, RunOptions};
+use passthru_agent::session_log::{Level, MakeSessionWriter, SessionLog};
 use passthru_agent::state_dir::StateDir;
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +38,33 @@ fn init_logging(default: &str) {
         .init();
 }
 
+/// `run`'s logging: the process log on standard error (PASSTHRU_LOG, default info) and the
+/// session (debug) log, which writes the agent's debug events while it is switched on.
+fn init_run_logging(session: &Arc<SessionLog>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let filter = EnvFilter::try_from_env("PASSTHRU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_filter(filter);
+    let switch = Arc::clone(session);
+    let session_layer = tracing_subscriber::fmt::layer()
+        .with_writer(MakeSessionWriter(Arc::clone(session)))
+        .with_ansi(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+            switch.is_on()
+                && *meta.level() <= tracing::Level::DEBUG
+                && meta.target().starts_with("passthru")
+        }));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(session_layer)
+        .init();
+}
+
 /// The async runtime: one thread (no work handed between threads), or `threads` workers.
 fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
     let mut builder = if threads <= 1 {
@@ -53,7 +82,7 @@ fn runtime(threads: u16) -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// Writes `text` to standard output. A reader that went away (`| head`, `| grep -q`) is not
 /// an error worth a panic: the output is simply not read.
-fn out_text(text: &str) -> ExitCode {
+fn out(text: &str) -> ExitCode {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -83,17 +112,19 @@ fn main() -> ExitCode {
     let cli = parse();
     match cli.command {
         Command::Release(args) => match args.command {
-            ReleaseCommand::Keygen { out } => match passthru_agent::update::publish::keygen(&out) {
-                Ok(public) => {
-                    eprintln!(
-                        "Private key written to {} (mode 0600: keep it offline). Pin the \
+            ReleaseCommand::Keygen { out: key_file } => {
+                match passthru_agent::update::publish::keygen(&key_file) {
+                    Ok(public) => {
+                        eprintln!(
+                            "Private key written to {} (mode 0600: keep it offline). Pin the \
                          public key below in agents: [updates] public_key = \"...\"",
-                        out.display()
-                    );
-                    out_text(&format!("{public}\n"))
+                            key_file.display()
+                        );
+                        out(&format!("{public}\n"))
+                    }
+                    Err(e) => fail(e),
                 }
-                Err(e) => fail(e),
-            },
+            }
             ReleaseCommand::Sign {
                 key,
                 package,
@@ -132,7 +163,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Helpmsg(args) => match passthru_agent::helpmsg::helpmsg(&args.code) {
-            Ok(text) => out_text(&format!("{text}\n")),
+            Ok(text) => out(&format!("{text}\n")),
             Err(e) => fail(e),
         },
         Command::Status(args) => {
@@ -145,18 +176,29 @@ fn main() -> ExitCode {
                 passthru_agent::status::status(&state, now)
             };
             match text {
-                Ok(text) => out_text(&text),
+                Ok(text) => out(&text),
                 Err(e) => fail(e),
             }
         }
         Command::Register(args) => {
             init_logging("warn");
+            let proxy = match register_proxy(args.config.as_deref(), &args.cloud, |var| {
+                std::env::var(var).ok()
+            }) {
+                Ok(proxy) => proxy,
+                Err(e) => return fail(e),
+            };
+            if let Some(proxy) = &proxy {
+                eprintln!("Reaching the cloud through the proxy {}.", proxy.describe());
+            }
             let options = RegisterOptions {
                 cloud: args.cloud,
                 tenant: args.tenant,
                 ca_file: args.ca_file,
                 state_dir: args.state_dir,
                 force: args.force,
+                proxy,
+                device_code: args.device_code,
             };
             let rt = match runtime(1) {
                 Ok(rt) => rt,
@@ -179,8 +221,70 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Doctor(args) => {
+            let rt = match runtime(1) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let options = passthru_agent::doctor::DoctorOptions::new(args.state_dir, args.config);
+            let report = rt.block_on(passthru_agent::doctor::doctor(&options));
+            let code = out(&if args.json {
+                report.json()
+            } else {
+                report.text()
+            });
+            if report.ok {
+                code
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::CollectLogs(args) => {
+            let rt = match runtime(1) {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(passthru_agent::collect_logs::collect(
+                &args.state_dir,
+                &args.config,
+                &args.out,
+                time::OffsetDateTime::now_utc(),
+            )) {
+                Ok(bundle) => out(&format!(
+                    "Wrote the support bundle {} ({} files; no keys or passwords in it).\n",
+                    bundle.path.display(),
+                    bundle.entries.len()
+                )),
+                Err(e) => fail(e),
+            }
+        }
+        Command::LogLevel(args) => {
+            let Some(level) = Level::parse(&args.level) else {
+                return fail(format!(
+                    "'{}' is not a level: give debug (session log on) or info (off)",
+                    args.level
+                ));
+            };
+            match passthru_agent::session_log::ask(&args.state_dir, level) {
+                Ok(pid) => out(&format!(
+                    "Asked the agent (pid {pid}) for log level {}: {}\n",
+                    level.name(),
+                    match level {
+                        Level::Debug => format!(
+                            "the session log is {}",
+                            args.state_dir
+                                .join(passthru_agent::state_dir::SESSION_LOG_FILE)
+                                .display()
+                        ),
+                        Level::Info => "the session log is off".to_string(),
+                    }
+                )),
+                Err(e) => fail(e),
+            }
+        }
         Command::Run(args) => {
-            init_logging("info");
+            let session_log = SessionLog::new(&args.state_dir);
+            init_run_logging(&session_log);
             passthru_agent::update::launcher::start_staged_if_newer(
                 &args.state_dir,
                 &args.config,
@@ -191,6 +295,7 @@ fn main() -> ExitCode {
                 state_dir: args.state_dir,
                 config: args.config,
                 host_lock: args.host_lock,
+                session_log: Some(session_log),
                 version: VERSION.to_string(),
                 built_in_update_key: BUILT_IN_UPDATE_KEY.map(str::to_string),
             };

@@ -2,11 +2,11 @@
 //! the HPKE key here, have the cloud issue the agent's certificate, and write the state dir.
 //! No private key leaves this computer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use passthru_client::{ClientError, CloudClient};
+use passthru_client::{ClientError, CloudClient, ProxyRoute, RealClock, Refresh, Route};
 use passthru_proto::admin::{RegisterAgentRequest, RegisterAgentResponse};
 use passthru_proto::AgentKeyPair;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
@@ -15,8 +15,10 @@ use rustls::pki_types::CertificateDer;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
+use crate::config::{AgentConfig, ConfigError};
 use crate::connect::Endpoint;
 use crate::lock::{self, LockError};
+use crate::proxy::{ProxyError, ProxySettings};
 use crate::state_dir::{
     Registration, StateDir, StateError, CLIENT_CERT_FILE, CLIENT_KEY_FILE, CLOUD_CA_FILE,
     HPKE_KEY_FILE, REGISTRATION_FILE,
@@ -35,6 +37,12 @@ pub struct RegisterOptions {
     pub state_dir: PathBuf,
     /// Replace an existing registration.
     pub force: bool,
+    /// The HTTP CONNECT proxy to reach the cloud through ([`register_proxy`]); `None`:
+    /// directly.
+    pub proxy: Option<ProxySettings>,
+    /// Sign in through a browser (device authorization grant) rather than with the password
+    /// grant.
+    pub device_code: bool,
 }
 
 /// Why registration failed. Each message says what to do.
@@ -60,7 +68,7 @@ pub enum RegisterError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The cloud could not be used (bad URL or CA file, unreachable, untrusted, no
-    /// credentials).
+    /// credentials, a browser sign-in not completed in time or declined).
     #[error("{0}")]
     Cloud(#[source] ClientError),
     /// The administrator's sign-in was refused.
@@ -81,6 +89,12 @@ pub enum RegisterError {
         #[source]
         source: ClientError,
     },
+    /// The configuration file given with `--config` is wrong (its `[cloud]` table).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The proxy settings cannot be used.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     /// The keys or the CSR could not be made.
     #[error("cannot make the agent's keys: {0}")]
     Keys(String),
@@ -100,6 +114,10 @@ fn sign_in_text(tenant: &str, source: &ClientError) -> String {
              Hybrid Identity Administrator of tenant '{tenant}'."
         ),
         90002 => format!("There is no tenant '{tenant}' on this cloud: check --tenant."),
+        50076 | 50079 => "This administrator must prove a second factor, which the password \
+             grant cannot ask for: run register again with --device-code and sign in through a \
+             web browser."
+            .to_string(),
         50053 => "The administrator's account is locked: wait and try again.".to_string(),
         _ => format!(
             "Sign in as a Global Administrator or Hybrid Identity Administrator of tenant \
@@ -157,6 +175,67 @@ pub(crate) fn make_keys() -> Result<NewKeys, RegisterError> {
     })
 }
 
+/// The proxy `register` reaches `cloud` through: `[cloud] proxy` (and `proxy_auth_file`) of
+/// `config` when given (only its `[cloud]` table is read), else `HTTPS_PROXY` as `env` gives
+/// it, unless `NO_PROXY` names the cloud's host; `None` for a direct connection.
+pub fn register_proxy(
+    config: Option<&Path>,
+    cloud: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<ProxySettings>, RegisterError> {
+    let configured = match config {
+        Some(path) => AgentConfig::load_proxy(path)?,
+        None => None,
+    };
+    let Some(proxy) = ProxySettings::resolve(configured.as_ref(), env)? else {
+        return Ok(None);
+    };
+    // A URL that does not parse is reported by the client, with what to write.
+    let host = url::Url::parse(cloud.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    Ok(host.filter(|h| proxy.applies_to(h)).map(|_| proxy))
+}
+
+/// The client's route for `proxy`.
+fn route(proxy: Option<&ProxySettings>) -> Route {
+    match proxy {
+        None => Route::Direct,
+        Some(proxy) => Route::Proxy(ProxyRoute {
+            url: proxy.address().to_string(),
+            basic_auth: proxy.credentials().map(|c| {
+                (
+                    c.user().to_string(),
+                    Zeroizing::new(c.password().to_string()),
+                )
+            }),
+            authentication_hint: proxy.authentication_hint(),
+        }),
+    }
+}
+
+/// The administrator's access token: through a browser with `--device-code` (the cloud's
+/// sentence with the page and the code goes to standard error), else with the password grant
+/// (credentials from the environment or the terminal).
+async fn sign_in(
+    client: &CloudClient,
+    options: &RegisterOptions,
+) -> Result<Zeroizing<String>, ClientError> {
+    if options.device_code {
+        let code = client
+            .admin_device_code(&options.tenant, Refresh::NotWanted)
+            .await?;
+        eprintln!("{}", code.message);
+        let tokens = client
+            .admin_device_token(&options.tenant, &code, &mut RealClock::new())
+            .await?;
+        return Ok(tokens.access_token);
+    }
+    let (upn, password) = passthru_client::admin_credentials_from_env_or_prompt()?;
+    let token = client.admin_token(&options.tenant, &upn, &password).await?;
+    Ok(Zeroizing::new(token))
+}
+
 /// Registers the agent and writes its state dir; returns what was recorded.
 pub async fn register(options: &RegisterOptions) -> Result<Registration, RegisterError> {
     let state = StateDir::new(&options.state_dir);
@@ -170,12 +249,13 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
             agent,
         });
     }
-    let client = CloudClient::new(&options.cloud, options.ca_file.as_deref())
-        .map_err(RegisterError::Cloud)?;
-    let (upn, password) =
-        passthru_client::admin_credentials_from_env_or_prompt().map_err(RegisterError::Cloud)?;
-    let token = client
-        .admin_token(&options.tenant, &upn, &password)
+    let client = CloudClient::with_route(
+        &options.cloud,
+        options.ca_file.as_deref(),
+        route(options.proxy.as_ref()),
+    )
+    .map_err(RegisterError::Cloud)?;
+    let token = sign_in(&client, options)
         .await
         .map_err(|source| match source {
             ClientError::Rejected { .. } => RegisterError::SignIn {
@@ -184,7 +264,6 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
             },
             other => RegisterError::Cloud(other),
         })?;
-    drop(password);
     // Only now touch the disk: a failed sign-in leaves nothing behind. The lock keeps a
     // running agent's state dir from being replaced under it.
     state.create()?;
@@ -252,6 +331,24 @@ pub async fn register(options: &RegisterOptions) -> Result<Registration, Registe
     };
     // Last: agent.json marks a complete registration.
     state.write_registration(&registration)?;
+    match crate::admin_log::AdminLog::open(state.path()) {
+        Ok(admin) => admin.record(
+            "register",
+            &format!(
+                "registered as agent {} of tenant {} ({}) with the cloud {}{}",
+                registration.agent_id,
+                registration.tenant_name,
+                registration.tenant_id,
+                registration.cloud_url,
+                if options.force {
+                    " (replacing the previous registration)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot write the admin log"),
+    }
     Ok(registration)
 }
 
@@ -287,6 +384,18 @@ mod tests {
         .to_string();
         assert!(wrong_password.contains("AADSTS50126"));
         assert!(wrong_password.contains("PASSTHRU_ADMIN_PASSWORD"));
+        let mfa = RegisterError::SignIn {
+            tenant: "contoso".into(),
+            source: ClientError::Rejected {
+                code: 50076,
+                description: "AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access 'passthru-admin'.".into(),
+            },
+        }
+        .to_string();
+        assert!(
+            mfa.contains("AADSTS50076") && mfa.contains("--device-code"),
+            "{mfa}"
+        );
         let not_admin = RegisterError::Refused {
             tenant: "contoso".into(),
             source: ClientError::Api {
@@ -298,6 +407,42 @@ mod tests {
         .to_string();
         assert!(not_admin.contains("needs the role"));
         assert!(not_admin.contains("Sign in as a Global Administrator"));
+    }
+
+    #[test]
+    fn the_proxy_register_uses() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = crate::test_support::TempDir::new("register-proxy")?;
+        let config = tmp.path().join("agent.toml");
+        // Only [cloud] is read: no forest yet is fine.
+        std::fs::write(&config, "[cloud]\nproxy = \"http://proxy.test:3128\"\n")?;
+        let env = |var: &str| match var {
+            "HTTPS_PROXY" => Some("http://env-proxy.test:8080".to_string()),
+            "NO_PROXY" => Some("login.contoso.test".to_string()),
+            _ => None,
+        };
+        let cloud = "https://login.contoso.test:8443";
+        let p = register_proxy(Some(&config), cloud, env)?;
+        assert_eq!(
+            p.as_ref().map(|p| p.address().to_string()).as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        // The environment's proxy, but NO_PROXY names the cloud.
+        assert!(register_proxy(None, cloud, env)?.is_none());
+        let p = register_proxy(None, "https://other.test", env)?;
+        assert_eq!(
+            p.map(|p| p.describe()).as_deref(),
+            Some("http://env-proxy.test:8080 (from HTTPS_PROXY, no authentication)")
+        );
+        assert!(register_proxy(None, cloud, |_| None)?.is_none());
+        std::fs::write(&config, "[cloud]\nproxy = \"https://proxy.test:3128\"\n")?;
+        let e = register_proxy(Some(&config), cloud, env).err();
+        assert!(matches!(e, Some(RegisterError::Config(_))), "{e:?}");
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("cloud.proxy") && text.contains("TLS to the proxy"),
+            "{text}"
+        );
+        Ok(())
     }
 
     #[tokio::test]
@@ -319,6 +464,8 @@ mod tests {
             ca_file: None,
             state_dir: tmp.path().to_path_buf(),
             force: false,
+            proxy: None,
+            device_code: false,
         };
         let err = register(&options).await;
         assert!(

@@ -21,11 +21,12 @@ use crate::connect::{connect, Endpoint};
 use crate::failover::{NextDial, Rotation};
 use crate::link_error::LinkError;
 use crate::lock::{self, LockError};
+use crate::proxy::{ProxyError, ProxySettings};
 use crate::renewal::{RenewError, Renewal};
 use crate::replay;
 use crate::session::{serve_reporting, AgentContext, HelloInfo, SessionEnd};
 use crate::state_dir::Credentials;
-use crate::state_dir::{StateDir, StateError, CONNECTION_FILE, TRACE_LOG_FILE};
+use crate::state_dir::{StateDir, StateError, ADMIN_LOG_FILE, CONNECTION_FILE, TRACE_LOG_FILE};
 use crate::tls_config::TlsConfigError;
 use crate::trace_log::TraceLog;
 use crate::update::staging::Staging;
@@ -52,6 +53,9 @@ pub struct RunOptions {
     /// The update publisher key built into this binary (`PASSTHRU_UPDATE_PUBLIC_KEY` at
     /// build time), if any.
     pub built_in_update_key: Option<String>,
+    /// The session (debug) log the process's tracing writes to while it is on; SIGUSR1
+    /// switches it (`None`: no session log, as in tests that run in-process).
+    pub session_log: Option<Arc<crate::session_log::SessionLog>>,
 }
 
 /// Why the agent could not start.
@@ -73,6 +77,9 @@ pub enum RunError {
     /// The recorded endpoint (or one of `[cloud] urls`) is unusable.
     #[error(transparent)]
     Endpoint(#[from] LinkError),
+    /// The proxy settings (`[cloud] proxy_auth_file`, `HTTPS_PROXY`) cannot be used.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     /// The directory could not be set up from the configuration.
     #[error("{file}: cannot set up the directory connections: {detail}")]
     Directory {
@@ -165,7 +172,54 @@ where
     }
     // The state dir as another agent's refusal will name it: absolute.
     let state_path = std::fs::canonicalize(state.path()).unwrap_or_else(|_| state.path().into());
-    let mut locks = Some(Locks::take(&state, &state_path, &options.host_lock)?);
+    let locks = Locks::take(&state, &state_path, &options.host_lock)?;
+    let admin = AdminLog::open(state.path()).map_err(|source| RunError::TraceLog {
+        path: state.file(ADMIN_LOG_FILE).display().to_string(),
+        source,
+    })?;
+    let result = run_locked(
+        options,
+        build_validator,
+        &state,
+        &state_path,
+        locks,
+        admin.clone(),
+    )
+    .await;
+    match &result {
+        Ok(Ended::Drained) => admin.record("stop", "stopped (drained)"),
+        // The update's lines said it all.
+        Ok(Ended::HandedOver) => {}
+        Err(e) => admin.record("start", &format!("cannot start: {e}")),
+    }
+    result.map(|_| ())
+}
+
+/// How [`run_locked`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// A signal drained it.
+    Drained,
+    /// A new version took over (an update).
+    HandedOver,
+}
+
+/// [`run`] once the locks are held (let go of while a new version is on trial, taken back
+/// when it is rolled back).
+async fn run_locked<V, E, F>(
+    options: &RunOptions,
+    build_validator: F,
+    state: &StateDir,
+    state_path: &std::path::Path,
+    locks: Locks,
+    admin: AdminLog,
+) -> Result<Ended, RunError>
+where
+    V: Validator,
+    E: std::fmt::Display,
+    F: FnOnce(&AgentConfig) -> Result<V, E>,
+{
+    let mut locks = Some(locks);
     // The registration first: registering is the first step, the configuration the next.
     let agent = state.load()?;
     let config = AgentConfig::load(&options.config)?;
@@ -192,7 +246,7 @@ where
         },
         agent.renewed,
     )?;
-    refuse_expired(&renewal, &state, &registration, crate::clock::now_utc())?;
+    refuse_expired(&renewal, state, &registration, crate::clock::now_utc())?;
     let tls = renewal.dial_set().tls;
     // `[cloud] urls` replaces the address the cloud gave at registration.
     let (endpoints, from) = match &config.cloud_urls {
@@ -210,11 +264,28 @@ where
             "the registration",
         ),
     };
-    let admin_log = AdminLog::open(state.path()).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot open the admin log; its lines go to this log only");
-        AdminLog::disabled()
-    });
-    let updater = updater_for(options, &config, &registration, &state, &admin_log);
+    // `[cloud] proxy`, else HTTPS_PROXY (unless NO_PROXY names the cloud's host).
+    let proxy = ProxySettings::from_environment(config.proxy.as_ref())?.map(Arc::new);
+    let endpoints: Vec<Endpoint> = endpoints
+        .into_iter()
+        .map(|e| e.through(proxy.as_ref()))
+        .collect();
+    let proxied: Vec<String> = endpoints
+        .iter()
+        .filter_map(|e| {
+            e.proxy()
+                .map(|p| format!("{} through {}", e.address(), p.describe()))
+        })
+        .collect();
+    if !proxied.is_empty() {
+        tracing::info!("reaching the cloud through a proxy: {}", proxied.join("; "));
+    } else if let Some(proxy) = &proxy {
+        tracing::info!(
+            "not using the proxy {}: NO_PROXY names every cloud address",
+            proxy.describe()
+        );
+    }
+    let updater = updater_for(options, &config, &registration, state, &admin);
     let validator = build_validator(&config).map_err(|e| RunError::Directory {
         file: options.config.display().to_string(),
         detail: e.to_string(),
@@ -225,7 +296,14 @@ where
             path: trace_path.display().to_string(),
             source,
         })?;
-    crate::trace_log::reopen_on_sighup(trace.clone()).map_err(RunError::Signals)?;
+    let mut reopen = vec![trace.file().clone()];
+    reopen.extend(admin.file().cloned());
+    crate::trace_log::reopen_on_sighup(reopen, options.session_log.clone(), admin.clone())
+        .map_err(RunError::Signals)?;
+    if let Some(session) = &options.session_log {
+        crate::session_log::switch_on_sigusr1(Arc::clone(session), state.clone(), admin.clone())
+            .map_err(RunError::Signals)?;
+    }
     let sync_forests = validator.sync_forests();
     for f in &sync_forests {
         tracing::info!(forest = %f.forest, interval_s = f.interval_seconds, "directory sync configured (the cloud picks one agent per forest)");
@@ -255,6 +333,7 @@ where
             .map_err(|_| RunError::Random)?,
         renewal: Some(renewal),
         updater: updater.clone(),
+        admin_log: admin.clone(),
     });
     let shutdown = shutdown_on_signals()?;
     tracing::info!(
@@ -272,6 +351,19 @@ where
     } else {
         notify_service(shutdown.clone());
     }
+    admin.record(
+        "start",
+        &format!(
+            "passthru-agent {} started: agent {} of tenant {}, configuration {} ({} forest(s): {}), cloud {} (from {from})",
+            options.version,
+            registration.agent_id,
+            registration.tenant_name,
+            options.config.display(),
+            config.forests.len(),
+            config.forests.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            endpoints.iter().map(Endpoint::address).collect::<Vec<_>>().join(", "),
+        ),
+    );
     loop {
         let stop = session_stop(shutdown.clone(), updater.as_ref().map(|u| u.ready()));
         stay_connected(
@@ -279,7 +371,7 @@ where
             &endpoints,
             Arc::clone(&tls),
             stop,
-            Some(&state),
+            Some(state),
         )
         .await;
         if let Err(e) = state.remove_file(CONNECTION_FILE) {
@@ -294,16 +386,16 @@ where
         // The new version takes both locks: let go of them while it is on trial.
         drop(locks.take());
         let mut watching = shutdown.clone();
-        match apply_update(&staged, options, &config, &state, &admin_log, &mut watching).await {
-            Applied::HandedOver => return Ok(()),
+        match apply_update(&staged, options, &config, state, &admin, &mut watching).await {
+            Applied::HandedOver => return Ok(Ended::HandedOver),
             Applied::Stopped => break,
             Applied::RolledBack => {
-                locks = Some(Locks::take(&state, &state_path, &options.host_lock)?);
+                locks = Some(Locks::take(state, state_path, &options.host_lock)?);
             }
         }
     }
     tracing::info!("passthru-agent stopped");
-    Ok(())
+    Ok(Ended::Drained)
 }
 
 /// The state dir's lock and the host's, held together.
@@ -545,6 +637,13 @@ fn renewed_works<V>(ctx: &AgentContext<V>) {
     match renewal.renewed_works() {
         Ok(keep) => {
             ctx.admission.keep_only(&keep);
+            ctx.admin_log.record(
+                "renewal",
+                &format!(
+                    "connected with the renewed certificate (valid until {}): it is now the agent's",
+                    unix_text(renewal.current_validity().not_after)
+                ),
+            );
             tracing::info!(
                 not_after = renewal.current_validity().not_after,
                 hpke_key = %keep,
@@ -561,12 +660,27 @@ fn renewed_works<V>(ctx: &AgentContext<V>) {
 fn renewed_refused<V>(ctx: &AgentContext<V>, why: &LinkError) {
     let Some(renewal) = &ctx.renewal else { return };
     tracing::warn!(error = %why, "the cloud refused the renewed certificate: it is discarded and the current one used again");
+    ctx.admin_log.record(
+        "renewal",
+        &format!("the cloud refused the renewed certificate ({why}): discarded, the current one is used again"),
+    );
     match renewal.renewed_refused() {
         Ok(keep) => ctx.admission.keep_only(&keep),
         Err(e) => {
             tracing::error!(error = %e, "cannot discard the renewed certificate in the state dir")
         }
     }
+}
+
+/// A Unix time as RFC 3339, for messages.
+fn unix_text(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// Records the connection in the state dir for `status` (nothing without a state dir); a
@@ -597,6 +711,8 @@ pub async fn stay_connected<V: Validator>(
     }
     let mut rotation = Rotation::random_start(endpoints.len());
     record_connection(state, None);
+    // The admin log says when the link changes state, not at every retry.
+    let mut link_failing = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -627,6 +743,13 @@ pub async fn stay_connected<V: Validator>(
                 if renewed && matches!(e, LinkError::Refused { status: 403, .. }) {
                     renewed_refused(&ctx, &e);
                 }
+                if !link_failing {
+                    link_failing = true;
+                    ctx.admin_log.record(
+                        "connection",
+                        &format!("cannot connect to the cloud at {address}: {e} (retrying; the next line says when it connects)"),
+                    );
+                }
                 (
                     format!("cannot connect to the cloud at {address}: {e}"),
                     rotation.dial_failed(random_unit(), std::time::Instant::now()),
@@ -637,6 +760,11 @@ pub async fn stay_connected<V: Validator>(
                 let served =
                     serve_reporting(Arc::clone(&ctx), endpoint, socket, shutdown.clone(), || {
                         record_connection(state, Some(&address));
+                        link_failing = false;
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("connected to the cloud at {address}"),
+                        );
                         if renewed {
                             renewed_works(&ctx);
                         }
@@ -644,8 +772,18 @@ pub async fn stay_connected<V: Validator>(
                     .await;
                 let held = opened.elapsed();
                 match served {
-                    Ok(SessionEnd::Drained) => return,
+                    Ok(SessionEnd::Drained) => {
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("disconnected from {address}: drained for shutdown"),
+                        );
+                        return;
+                    }
                     Ok(SessionEnd::Renewed) => {
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!("disconnected from {address} to reconnect with the renewed certificate"),
+                        );
                         // Drained; connect again at once, to the same address, with the
                         // renewed certificate.
                         record_connection(state, None);
@@ -653,6 +791,14 @@ pub async fn stay_connected<V: Validator>(
                     }
                     Err(e) => {
                         record_connection(state, None);
+                        link_failing = true;
+                        ctx.admin_log.record(
+                            "connection",
+                            &format!(
+                                "lost the connection to the cloud at {address} after {} s: {e}",
+                                held.as_secs()
+                            ),
+                        );
                         (
                             format!(
                                 "lost the connection to the cloud at {address} after {} s: {e}",

@@ -75,6 +75,8 @@ pub struct AgentContext<V> {
     pub renewal: Option<crate::renewal::Renewal>,
     /// Signed auto-update, when on (`None`: the agent never asks for a release).
     pub updater: Option<Arc<crate::update::Updater>>,
+    /// The admin log (connection changes, renewal).
+    pub admin_log: crate::admin_log::AdminLog,
 }
 
 /// How a session ended without an error.
@@ -410,6 +412,7 @@ pub async fn serve_reporting<V: Validator>(
                             match renewal.accept(&certificate_pem) {
                                 Ok(_) => {
                                     tracing::info!(not_after, "certificate renewed: reconnecting with the renewed certificate");
+                                    ctx.admin_log.record("renewal", &format!("the cloud issued a renewed certificate (not after {not_after}, Unix time): reconnecting with it"));
                                     break Ok(SessionEnd::Renewed);
                                 }
                                 Err(e) => tracing::error!(error = %e, "the renewed certificate was not taken; the current one stays in use"),
@@ -424,7 +427,8 @@ pub async fn serve_reporting<V: Validator>(
                         Ok(CloudToAgent::UpdateOffer { signed_manifest }) => {
                             if let Some(updater) = &ctx.updater {
                                 let tls = ctx.renewal.as_ref().map(|r| r.dial_set().tls);
-                                updater.offer(signed_manifest, endpoint.address(), tls);
+                                // The download takes the connection's way out (its proxy).
+                                updater.offer(signed_manifest, endpoint.address(), tls, endpoint.proxy().cloned());
                             }
                         }
                         Ok(CloudToAgent::NoUpdate { reason }) => tracing::debug!(%reason, "no update"),

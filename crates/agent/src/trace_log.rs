@@ -71,6 +71,11 @@ impl TraceLog {
         })
     }
 
+    /// The rotated file underneath.
+    pub fn file(&self) -> &LogFile {
+        &self.file
+    }
+
     /// Opens the log's path again (after logrotate, or anyone, renamed the file): the lines
     /// that follow go to a new `trace.log`.
     pub fn reopen(&self) -> std::io::Result<()> {
@@ -91,20 +96,36 @@ impl TraceLog {
     }
 }
 
-/// Reopens `trace` on every SIGHUP (for logrotate's `postrotate kill -HUP`), until the
-/// process ends. The handler is in place when this returns.
-pub fn reopen_on_sighup(trace: TraceLog) -> std::io::Result<()> {
+/// Reopens the agent's log files on every SIGHUP (for logrotate's `postrotate kill -HUP`),
+/// until the process ends, and says so in the admin log. The handler is in place when this
+/// returns.
+pub fn reopen_on_sighup(
+    files: Vec<LogFile>,
+    session: Option<std::sync::Arc<crate::session_log::SessionLog>>,
+    admin: crate::admin_log::AdminLog,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match trace.reopen() {
-                Ok(()) => {
-                    tracing::info!(path = %trace.file.path().display(), "SIGHUP: trace log reopened")
+            let mut failed = Vec::new();
+            for file in &files {
+                if let Err(e) = file.reopen() {
+                    tracing::error!(path = %file.path().display(), error = %e, "SIGHUP: cannot reopen a log; still writing to the old file");
+                    failed.push(format!("{}: {e}", file.path().display()));
                 }
-                Err(e) => {
-                    tracing::error!(path = %trace.file.path().display(), error = %e, "SIGHUP: cannot reopen the trace log; still writing to the old file")
-                }
+            }
+            if let Some(Err(e)) = session.as_ref().map(|s| s.reopen()) {
+                failed.push(format!("session log: {e}"));
+            }
+            if failed.is_empty() {
+                tracing::info!("SIGHUP: logs reopened");
+                admin.record("log", "SIGHUP: logs reopened");
+            } else {
+                admin.record(
+                    "log",
+                    &format!("SIGHUP: cannot reopen {}", failed.join("; ")),
+                );
             }
         }
     });
@@ -298,7 +319,11 @@ mod tests {
         let dir = TempDir::new("trace-hup")?;
         let path = dir.path().join("trace.log");
         let log = TraceLog::open(&path)?;
-        reopen_on_sighup(log.clone())?;
+        reopen_on_sighup(
+            vec![log.file().clone()],
+            None,
+            crate::admin_log::AdminLog::disabled(),
+        )?;
         let at = datetime!(2026-01-02 03:04:05.000001 UTC);
         let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
         log.record(at, before, &denied())?;

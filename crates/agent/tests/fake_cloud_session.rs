@@ -322,6 +322,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
         .map_err(|_| "no random key")?,
         renewal: None,
         updater: None,
+        admin_log: passthru_agent::admin_log::AdminLog::disabled(),
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move {
@@ -550,6 +551,7 @@ fn agent_side(
         .map_err(|_| "no random key")?,
         renewal: None,
         updater: None,
+        admin_log: passthru_agent::admin_log::AdminLog::disabled(),
     });
     Ok((tls, ctx, public))
 }
@@ -764,6 +766,7 @@ async fn asks_for_updates_and_refuses_what_the_pinned_key_did_not_sign() -> Test
         .map_err(|_| "no random key")?,
         renewal: None,
         updater: Some(updater),
+        admin_log: AdminLog::disabled(),
     });
     let (stop, shutdown) = watch::channel(false);
     let agent = tokio::spawn(async move {

@@ -149,7 +149,7 @@ async fn the_package_arrives_whole_with_its_digest_over_mutual_tls() -> TestResu
     let (addr, served) = serve_once(pki.server, ok_response(&package, Some(package.len()))).await?;
     let (file, path) = temp_file()?;
     let url = format!("https://{addr}/t/agent/v1/releases/0.2.0/package");
-    let got = download(&url, &pki.client, package.len() as u64, file).await;
+    let got = download(&url, &pki.client, None, package.len() as u64, file).await;
     let written = std::fs::read(&path);
     let _ = std::fs::remove_file(&path);
     let got = got?;
@@ -172,7 +172,7 @@ async fn more_bytes_than_signed_are_refused_announced_or_not() -> TestResult {
         let (addr, _served) = serve_once(pki.server, ok_response(&package, length)).await?;
         let (file, path) = temp_file()?;
         let url = format!("https://{addr}/p");
-        let got = download(&url, &pki.client, 9_999, file).await;
+        let got = download(&url, &pki.client, None, 9_999, file).await;
         let _ = std::fs::remove_file(&path);
         assert!(
             matches!(got, Err(DownloadError::TooLarge { limit: 9_999 })),
@@ -194,7 +194,7 @@ async fn an_error_answer_carries_the_clouds_words() -> TestResult {
     response.extend_from_slice(body);
     let (addr, _served) = serve_once(pki.server, response).await?;
     let (file, path) = temp_file()?;
-    let got = download(&format!("https://{addr}/p"), &pki.client, 100, file).await;
+    let got = download(&format!("https://{addr}/p"), &pki.client, None, 100, file).await;
     let _ = std::fs::remove_file(&path);
     match got {
         Err(DownloadError::Http {
@@ -213,7 +213,7 @@ async fn a_certificate_the_server_does_not_trust_gets_nothing() -> TestResult {
     let pki = pki(false)?;
     let (addr, _served) = serve_once(pki.server, ok_response(b"package", Some(7))).await?;
     let (file, path) = temp_file()?;
-    let got = download(&format!("https://{addr}/p"), &pki.client, 7, file).await;
+    let got = download(&format!("https://{addr}/p"), &pki.client, None, 7, file).await;
     let _ = std::fs::remove_file(&path);
     assert!(matches!(got, Err(DownloadError::Transport(_))), "{got:?}");
     Ok(())

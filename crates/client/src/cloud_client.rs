@@ -16,11 +16,48 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of one Passthru cloud (one base URL, one trust setting).
+/// A client of one Passthru cloud (one base URL, one trust setting, one route).
 #[derive(Debug, Clone)]
 pub struct CloudClient {
     base: String,
     http: reqwest::Client,
+    /// The proxy of [`Route::Proxy`] (`http://HOST:PORT`), for messages.
+    proxy: Option<ProxyRoute>,
+}
+
+/// How a [`CloudClient`] reaches the cloud.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Route {
+    /// As the environment says (`HTTPS_PROXY`, `NO_PROXY`, as reqwest reads them): what
+    /// `passthru-cloud admin` does.
+    Environment,
+    /// Straight to the cloud, whatever the environment says.
+    Direct,
+    /// Through an HTTP CONNECT proxy; TLS to the cloud runs end to end inside the tunnel.
+    Proxy(ProxyRoute),
+}
+
+/// An HTTP CONNECT proxy for [`Route::Proxy`].
+#[derive(Clone)]
+pub struct ProxyRoute {
+    /// `http://HOST:PORT`.
+    pub url: String,
+    /// The user name and password sent in `Proxy-Authorization: Basic` (the password is
+    /// zeroized on drop and never shown).
+    pub basic_auth: Option<(String, Zeroizing<String>)>,
+    /// What to check when the proxy answers 407, in the caller's words (e.g. which setting
+    /// holds the credentials).
+    pub authentication_hint: String,
+}
+
+impl std::fmt::Debug for ProxyRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyRoute")
+            .field("url", &self.url)
+            .field("user", &self.basic_auth.as_ref().map(|(user, _)| user))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The success answer of the token endpoint (only what we use).
@@ -31,16 +68,17 @@ struct TokenAnswer {
 
 /// The Microsoft-shaped error answer of the token endpoint.
 #[derive(Deserialize)]
-struct TokenErrorAnswer {
-    error: String,
+pub(crate) struct TokenErrorAnswer {
+    pub(crate) error: String,
     #[serde(default)]
-    error_description: String,
+    pub(crate) error_description: String,
     #[serde(default)]
-    error_codes: Vec<u32>,
+    pub(crate) error_codes: Vec<u32>,
 }
 
-/// Checks and normalises a base URL: `https://host[:port][/prefix]`, no trailing slash.
-pub(crate) fn normalize_base(base_url: &str) -> Result<String, ClientError> {
+/// Checks and normalises a base URL: `https://host[:port][/prefix]`, no trailing slash (what
+/// [`CloudClient::base_url`] gives for it).
+pub fn normalize_base(base_url: &str) -> Result<String, ClientError> {
     let parsed = url::Url::parse(base_url.trim()).map_err(|e| {
         ClientError::Config(format!(
             "'{base_url}' is not a URL ({e}); expected https://HOST[:PORT]"
@@ -65,7 +103,7 @@ pub(crate) fn normalize_base(base_url: &str) -> Result<String, ClientError> {
 }
 
 /// Refuses tenant names that would change the meaning of a URL path.
-fn check_tenant(tenant: &str) -> Result<(), ClientError> {
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), ClientError> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 256
         && tenant
@@ -81,7 +119,7 @@ fn check_tenant(tenant: &str) -> Result<(), ClientError> {
 }
 
 /// The start of a body, for error messages (bodies are never secrets here, but may be long).
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let trimmed = body.trim();
     if trimmed.is_empty() {
         return "empty body".to_string();
@@ -132,26 +170,35 @@ pub(crate) fn token_result(status: u16, body: &str) -> Result<String, ClientErro
                 detail: format!("the token answer has no access_token ({e})"),
             });
     }
+    Err(token_error(status, body))
+}
+
+/// The error answer of the token endpoint as [`ClientError::Rejected`] (with the AADSTS code
+/// and the cloud's description), or [`ClientError::UnexpectedResponse`] when it is not one.
+pub(crate) fn token_error(status: u16, body: &str) -> ClientError {
     match serde_json::from_str::<TokenErrorAnswer>(body) {
-        Ok(err) => {
-            let code = err
-                .error_codes
-                .first()
-                .copied()
-                .or_else(|| aadsts_code_in(&err.error_description))
-                .unwrap_or(0);
-            let description = if err.error_description.is_empty() {
-                err.error
-            } else {
-                err.error_description
-            };
-            Err(ClientError::Rejected { code, description })
-        }
-        Err(_) => Err(ClientError::UnexpectedResponse {
+        Ok(err) => rejected(err),
+        Err(_) => ClientError::UnexpectedResponse {
             status,
             detail: excerpt(body),
-        }),
+        },
     }
+}
+
+/// A parsed error answer as [`ClientError::Rejected`].
+pub(crate) fn rejected(err: TokenErrorAnswer) -> ClientError {
+    let code = err
+        .error_codes
+        .first()
+        .copied()
+        .or_else(|| aadsts_code_in(&err.error_description))
+        .unwrap_or(0);
+    let description = if err.error_description.is_empty() {
+        err.error
+    } else {
+        err.error_description
+    };
+    ClientError::Rejected { code, description }
 }
 
 impl CloudClient {
@@ -159,10 +206,36 @@ impl CloudClient {
     /// of `ca_file` (PEM), or the system's roots when `None`. Connecting times out after 10 s,
     /// a whole request after 30 s.
     pub fn new(base_url: &str, ca_file: Option<&Path>) -> Result<CloudClient, ClientError> {
+        CloudClient::with_route(base_url, ca_file, Route::Environment)
+    }
+
+    /// [`CloudClient::new`], reaching the cloud by `route`.
+    pub fn with_route(
+        base_url: &str,
+        ca_file: Option<&Path>,
+        route: Route,
+    ) -> Result<CloudClient, ClientError> {
         let base = normalize_base(base_url)?;
         let tls = tls::client_config(ca_file)?;
+        let builder = reqwest::Client::builder();
+        let (builder, proxy) = match route {
+            Route::Environment => (builder, None),
+            Route::Direct => (builder.no_proxy(), None),
+            Route::Proxy(route) => {
+                let mut proxy = reqwest::Proxy::all(route.url.as_str()).map_err(|e| {
+                    ClientError::Config(format!(
+                        "'{}' is not a usable proxy URL ({e}); expected http://HOST:PORT",
+                        route.url
+                    ))
+                })?;
+                if let Some((user, password)) = &route.basic_auth {
+                    proxy = proxy.basic_auth(user, password);
+                }
+                (builder.proxy(proxy), Some(route))
+            }
+        };
         // No redirects: a 307/308 would re-send the password form elsewhere.
-        let http = reqwest::Client::builder()
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(tls)
             .https_only(true)
@@ -171,7 +244,7 @@ impl CloudClient {
             .user_agent(concat!("passthru-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Config(format!("cannot set up the HTTPS client: {e}")))?;
-        Ok(CloudClient { base, http })
+        Ok(CloudClient { base, http, proxy })
     }
 
     /// The cloud's base URL, without a trailing slash.
@@ -179,7 +252,7 @@ impl CloudClient {
         &self.base
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with('/') {
             format!("{}{path}", self.base)
         } else {
@@ -187,20 +260,43 @@ impl CloudClient {
         }
     }
 
+    /// What a failed exchange means: the proxy's refusal when the client goes through one and
+    /// the tunnel failed, else unreachable or untrusted.
+    fn transport_error(&self, err: &reqwest::Error) -> ClientError {
+        self.proxy
+            .as_ref()
+            .and_then(|proxy| ClientError::from_tunnel(&self.base, proxy, err))
+            .unwrap_or_else(|| ClientError::from_transport(&self.base, err))
+    }
+
+    /// `POST {base}{path}` of a form (`application/x-www-form-urlencoded`, which may hold
+    /// secrets: the caller zeroizes its copy) to the token service; status and body.
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        form: &Zeroizing<String>,
+    ) -> Result<(u16, Zeroizing<String>), ClientError> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form.as_bytes().to_vec());
+        let (status, body) = self.exchange(request).await?;
+        Ok((status, Zeroizing::new(body)))
+    }
+
     /// Sends a request and reads the whole answer.
     async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, String), ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
         let body = response
             .text()
             .await
-            .map_err(|e| ClientError::from_transport(&self.base, &e))?;
+            .map_err(|e| self.transport_error(&e))?;
         Ok((status, body))
     }
 

@@ -41,6 +41,12 @@ fn from_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Whether the environment names the administrator (`PASSTHRU_ADMIN_UPN` or
+/// `PASSTHRU_ADMIN_PASSWORD` set and not empty): the password grant is then what signs in.
+pub fn admin_credentials_in_env() -> bool {
+    from_env(ADMIN_UPN_ENV).is_some() || from_env(ADMIN_PASSWORD_ENV).is_some()
+}
+
 /// The administrator's UPN and password: `PASSTHRU_ADMIN_UPN` and `PASSTHRU_ADMIN_PASSWORD`,
 /// else asked on the terminal (the password without echo). Without a terminal and without
 /// those variables, an error that names the variables to set.
@@ -69,9 +75,11 @@ fn resolve(
         .filter_map(|(is_missing, name)| is_missing.then_some(name))
         .collect();
         return Err(ClientError::Config(format!(
-            "no terminal to ask for the administrator's credentials: set {} \
-             (the user principal name and cloud password of a Global Administrator or Hybrid \
-             Identity Administrator of the tenant)",
+            "no terminal to ask for the administrator's credentials: run the command again \
+             with --device-code to sign in through a web browser (needed when the \
+             administrator must prove a second factor), or set {} (the user principal name \
+             and cloud password of a Global Administrator or Hybrid Identity Administrator of \
+             the tenant)",
             missing.join(" and ")
         )));
     }
@@ -159,6 +167,7 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains(ADMIN_UPN_ENV) && err.contains(ADMIN_PASSWORD_ENV));
+        assert!(err.contains("--device-code"), "{err}");
     }
 
     #[test]

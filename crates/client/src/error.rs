@@ -19,6 +19,39 @@ pub enum ClientError {
         /// What the network stack said.
         detail: String,
     },
+    /// The proxy the client goes through could not be reached.
+    #[error(
+        "cannot reach the proxy {proxy} ({detail}). Check the proxy setting and that the \
+         proxy runs and this computer may connect to it."
+    )]
+    ProxyUnreachable {
+        /// `http://HOST:PORT` of the proxy.
+        proxy: String,
+        /// What the network stack said.
+        detail: String,
+    },
+    /// The proxy answered `CONNECT` with 407 Proxy Authentication Required.
+    #[error("the proxy {proxy} answered 407 Proxy Authentication Required: {hint}")]
+    ProxyAuthentication {
+        /// `http://HOST:PORT` of the proxy.
+        proxy: String,
+        /// What to check ([`crate::ProxyRoute::authentication_hint`]).
+        hint: String,
+    },
+    /// The proxy did not open the tunnel (another refusal, or an answer that is not HTTP).
+    #[error(
+        "the proxy {proxy} did not open a tunnel to {url} ({detail}): ask the proxy's \
+         administrator to allow CONNECT to the cloud's host and port, and check that the proxy \
+         setting names an HTTP proxy's port"
+    )]
+    ProxyRefused {
+        /// `http://HOST:PORT` of the proxy.
+        proxy: String,
+        /// The cloud's URL.
+        url: String,
+        /// What the tunnel said.
+        detail: String,
+    },
     /// The cloud answered, but its TLS certificate is not trusted (unknown CA, wrong name,
     /// expired).
     #[error(
@@ -40,6 +73,21 @@ pub enum ClientError {
         /// The cloud's `error_description`, starting `AADSTS<code>: `.
         description: String,
     },
+    /// The device code expired before the administrator completed the sign-in in a browser.
+    #[error(
+        "the sign-in code expired before the sign-in was completed in a browser: run the \
+         command again and complete the sign-in at the page it shows within {minutes} minutes"
+    )]
+    DeviceCodeExpired {
+        /// How long the code was valid, in minutes.
+        minutes: u64,
+    },
+    /// The administrator (or someone with the code) declined the sign-in in the browser.
+    #[error(
+        "the sign-in was declined in the browser: run the command again and approve the \
+         sign-in, as an administrator of the tenant, at the page it shows"
+    )]
+    SignInDeclined,
     /// The admin API answered with an error (`{error, error_description}`).
     #[error("the cloud refused the request (HTTP {status}, {error}): {description}")]
     Api {
@@ -75,7 +123,80 @@ pub enum ClientError {
     },
 }
 
+/// What hyper-util's CONNECT tunnel (which reqwest uses) says when it fails (`tunnel error:
+/// ...`), and what it means. Its error type is private, so its words are matched; the
+/// client's tests against real listeners keep them honest.
+const TUNNEL_FAILURES: [(&str, TunnelFailure); 6] = [
+    (
+        "proxy authorization required",
+        TunnelFailure::Authentication,
+    ),
+    (
+        "failed to create underlying connection",
+        TunnelFailure::Unreachable,
+    ),
+    (
+        "unsuccessful",
+        TunnelFailure::Refused("it answered CONNECT with an error"),
+    ),
+    (
+        "unexpected end of file",
+        TunnelFailure::Refused("it closed the connection without answering CONNECT"),
+    ),
+    (
+        "proxy response headers too long",
+        TunnelFailure::Refused("its answer to CONNECT is too long"),
+    ),
+    (
+        "io error establishing tunnel",
+        TunnelFailure::Refused("the connection to it broke during CONNECT"),
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum TunnelFailure {
+    Authentication,
+    Unreachable,
+    Refused(&'static str),
+}
+
 impl ClientError {
+    /// The proxy's failure to open a tunnel for a request to `url`, when that is what `err`
+    /// is; `None` otherwise (the tunnel worked: the failure is the cloud's).
+    pub(crate) fn from_tunnel(
+        url: &str,
+        proxy: &crate::ProxyRoute,
+        err: &reqwest::Error,
+    ) -> Option<ClientError> {
+        let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+        while let Some(e) = current {
+            let text = e.to_string();
+            let words = text.strip_prefix("tunnel error: ");
+            if let Some((_, failure)) =
+                words.and_then(|words| TUNNEL_FAILURES.iter().find(|(known, _)| words == *known))
+            {
+                let below = e.source().map(chain_text).unwrap_or_default();
+                return Some(match failure {
+                    TunnelFailure::Authentication => ClientError::ProxyAuthentication {
+                        proxy: proxy.url.clone(),
+                        hint: proxy.authentication_hint.clone(),
+                    },
+                    TunnelFailure::Unreachable => ClientError::ProxyUnreachable {
+                        proxy: proxy.url.clone(),
+                        detail: if below.is_empty() { text } else { below },
+                    },
+                    TunnelFailure::Refused(what) => ClientError::ProxyRefused {
+                        proxy: proxy.url.clone(),
+                        url: url.to_string(),
+                        detail: what.to_string(),
+                    },
+                });
+            }
+            current = e.source();
+        }
+        None
+    }
+
     /// Maps a failed HTTP exchange with `url` to `Unreachable` or `UntrustedCertificate`.
     pub(crate) fn from_transport(url: &str, err: &reqwest::Error) -> ClientError {
         if let Some(detail) = untrusted_certificate_reason(err) {

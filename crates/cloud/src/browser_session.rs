@@ -222,14 +222,18 @@ async fn approve_device(
         .await
     {
         Ok(true) => {
-            let app = state
-                .store
-                .app(req.tenant_id, &req.client_id)
-                .await
-                .ok()
-                .flatten()
-                .map(|a| a.name)
-                .unwrap_or_else(|| "the application".into());
+            let app = if req.client_id == passthru_proto::admin::ADMIN_CLIENT_ID {
+                passthru_proto::admin::ADMIN_CLIENT_NAME.to_string()
+            } else {
+                state
+                    .store
+                    .app(req.tenant_id, &req.client_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|a| a.name)
+                    .unwrap_or_else(|| "the application".into())
+            };
             info_page(
                 "You're signed in",
                 &format!(

@@ -2,7 +2,10 @@
 //! device a code to show; the user enters it at `/{tenant}/devicelogin`, signs in through the
 //! usual pages, and the device's polling of the token endpoint then gets the tokens (once).
 //! The device flow always asks for the password (no silent SSO) so that a code phished from a
-//! victim cannot be approved without the victim noticing.
+//! victim cannot be approved without the victim noticing. Besides the tenant's public apps,
+//! the first-party admin client (`ADMIN_CLIENT_ID`, no app of the store) may use it: that is
+//! how an administrator who must prove a second factor signs in to `passthru-cloud admin` and
+//! `passthru-agent register`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -10,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use maud::html;
+use passthru_proto::admin::ADMIN_CLIENT_ID;
 use passthru_proto::Aadsts;
 use serde::Deserialize;
 use serde_json::json;
@@ -80,14 +84,17 @@ pub async fn device_code(
         .ok_or_else(|| {
             OAuthError::new(Aadsts::MissingParameter, corr).with_detail("client_id is required.")
         })?;
-    match state.store.app(t.id, &client_id).await {
-        Ok(Some(app)) if app.public => {}
-        Ok(Some(_)) => {
-            return Err(OAuthError::new(Aadsts::UnauthorizedClient, corr)
-                .with_detail("The device code flow is for public client applications."))
+    // The admin client is first-party and public: no app of the store.
+    if client_id != ADMIN_CLIENT_ID {
+        match state.store.app(t.id, &client_id).await {
+            Ok(Some(app)) if app.public => {}
+            Ok(Some(_)) => {
+                return Err(OAuthError::new(Aadsts::UnauthorizedClient, corr)
+                    .with_detail("The device code flow is for public client applications."))
+            }
+            Ok(None) => return Err(OAuthError::new(Aadsts::UnknownClient, corr)),
+            Err(e) => return Err(OAuthError::fault(corr, e)),
         }
-        Ok(None) => return Err(OAuthError::new(Aadsts::UnknownClient, corr)),
-        Err(e) => return Err(OAuthError::fault(corr, e)),
     }
     let device = random_token();
     let now = unix_now();
@@ -423,6 +430,144 @@ mod tests {
         let again = approve(&bed, &user_code, "eve").await?;
         assert_ne!(again.status, 200, "{}", again.body);
         assert_eq!(bed.asked().len(), 1, "{:?}", bed.asked());
+        Ok(())
+    }
+
+    /// The tenant's Global Administrator (a cloud-only user) signs in on the device pages of
+    /// `user_code`: the answer to the password.
+    async fn admin_approves(bed: &Bed, user_code: &str) -> anyhow::Result<Answer> {
+        let entry = bed.get("/contoso/devicelogin", "").await?;
+        let first = bed
+            .post(
+                "/contoso/devicelogin",
+                &[("csrf", &entry.hidden("csrf")), ("user_code", user_code)],
+                &jar(&[&entry]),
+            )
+            .await?;
+        let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+        bed.post(
+            "/contoso/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("username", "admin@contoso.example"),
+            ],
+            "",
+        )
+        .await?;
+        bed.post(
+            "/contoso/login/password",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("password", "Admin-Passw0rd-1"),
+            ],
+            "",
+        )
+        .await
+    }
+
+    /// `GET /contoso/admin/agents` with `token`: the status.
+    async fn list_agents(bed: &Bed, token: &str) -> anyhow::Result<u16> {
+        let req = axum::http::Request::get("/contoso/admin/agents")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())?;
+        Ok(bed.send(req).await?.status.as_u16())
+    }
+
+    #[tokio::test]
+    async fn the_admin_client_signs_in_with_a_device_code_and_refreshes() -> anyhow::Result<()> {
+        use passthru_proto::admin::{ADMIN_AUDIENCE, ADMIN_CLIENT_NAME, ADMIN_SCOPE};
+        let mut bed = Bed::new(ad).await?;
+        let scope = format!("{ADMIN_SCOPE} offline_access");
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/devicecode",
+                &[("client_id", ADMIN_CLIENT_ID), ("scope", &scope)],
+                "",
+            )
+            .await?;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v: serde_json::Value = serde_json::from_str(&a.body)?;
+        let device = v["device_code"].as_str().unwrap_or_default().to_string();
+        let user_code = v["user_code"].as_str().unwrap_or_default().to_string();
+        let (_, pending) = poll(&bed, ADMIN_CLIENT_ID, &device).await?;
+        assert_eq!(pending["error"], "authorization_pending", "{pending}");
+
+        // The pages name the administration client.
+        let done = admin_approves(&bed, &user_code).await?;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(
+            done.body.contains(&format!(
+                "You have signed in to {ADMIN_CLIENT_NAME} on your device"
+            )),
+            "{}",
+            done.body
+        );
+        let (status, tokens) = poll(&bed, ADMIN_CLIENT_ID, &device).await?;
+        assert_eq!(status, 200, "{tokens}");
+        let access = tokens["access_token"].as_str().unwrap_or_default();
+        let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
+        assert!(!refresh.is_empty(), "{tokens}");
+        // An admin API token: its audience, its client, and the API takes it.
+        let keys = bed.state.signer.keys(bed.tenant.id).await?;
+        let claims = keys.verify_access(access, ADMIN_AUDIENCE)?;
+        assert_eq!(claims.azp, ADMIN_CLIENT_ID);
+        assert_eq!(claims.preferred_username, "admin@contoso.example");
+        assert_eq!(list_agents(&bed, access).await?, 200);
+
+        // The refresh token grant keeps the admin audience, and rotates.
+        let refreshed = bed
+            .post(
+                "/contoso/oauth2/v2.0/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", ADMIN_CLIENT_ID),
+                    ("scope", &scope),
+                    ("refresh_token", refresh),
+                ],
+                "",
+            )
+            .await?;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+        let r: serde_json::Value = serde_json::from_str(&refreshed.body)?;
+        let access2 = r["access_token"].as_str().unwrap_or_default();
+        let claims = keys.verify_access(access2, ADMIN_AUDIENCE)?;
+        assert_eq!(claims.azp, ADMIN_CLIENT_ID);
+        assert_eq!(list_agents(&bed, access2).await?, 200);
+        assert!(r["refresh_token"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty() && n != refresh));
+        let again = bed
+            .post(
+                "/contoso/oauth2/v2.0/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", ADMIN_CLIENT_ID),
+                    ("refresh_token", refresh),
+                ],
+                "",
+            )
+            .await?;
+        assert_eq!(again.status, 400, "{}", again.body);
+
+        // Under `mfa required` the administrator's device sign-in asks for the second factor
+        // (here: enrolment), and the device waits meanwhile.
+        bed.settings(|s| s.mfa = crate::model::mfa_policy::Policy::Required)
+            .await?;
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/devicecode",
+                &[("client_id", ADMIN_CLIENT_ID), ("scope", &scope)],
+                "",
+            )
+            .await?;
+        let v: serde_json::Value = serde_json::from_str(&a.body)?;
+        let device = v["device_code"].as_str().unwrap_or_default().to_string();
+        let page = admin_approves(&bed, v["user_code"].as_str().unwrap_or_default()).await?;
+        assert!(page.body.contains("id=\"secret\""), "{}", page.body);
+        let (_, pending) = poll(&bed, ADMIN_CLIENT_ID, &device).await?;
+        assert_eq!(pending["error"], "authorization_pending", "{pending}");
         Ok(())
     }
 

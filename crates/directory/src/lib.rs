@@ -38,6 +38,8 @@
 //! else.
 
 mod dc;
+pub mod dc_tls;
+pub mod diagnose;
 mod entry;
 #[cfg(test)]
 mod escaping_properties;
@@ -58,8 +60,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use passthru_proto::wire::DirectoryUser;
 use passthru_proto::{AgentError, Win32};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::dc::{DcFailure, DomainController};
@@ -105,6 +105,9 @@ pub struct ForestConfig {
     /// DN value); a refused bind (LDAP 49) is 1326; the user's identity is read from the
     /// bound entry (`entryUUID`, `uid`, `displayName` or `cn`, `mail`).
     pub bind_dn_template: Option<String>,
+    /// The name the DCs' certificates are checked against instead of each DC's host (for
+    /// DCs addressed by IP address); `None`: the host of each URL.
+    pub tls_server_name: Option<String>,
 }
 
 /// The bind DN for `upn` from a forest's `bind_dn_template`.
@@ -396,27 +399,6 @@ fn suffix_matches(domain: &str, suffix: &str) -> bool {
             .is_some_and(|head| head.ends_with('.'))
 }
 
-/// A rustls client configuration (ring) trusting only the certificates in `ca_file`.
-fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        DirectoryError::Config(format!("CA file {}: {e}", ca_file.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(&e))? {
-        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(bad(&"no certificate in it"));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| DirectoryError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 impl Directory {
     /// A directory for `forests` with the default [`Timeouts`].
     pub fn new(forests: Vec<ForestConfig>) -> Result<Directory, DirectoryError> {
@@ -477,7 +459,7 @@ impl Directory {
                 }
                 dcs.push(Arc::new(DomainController::new(&name, url, policy)));
             }
-            let tls = tls_config(&config.ca_file)?;
+            let tls = dc_tls::tls_config(&config.ca_file, config.tls_server_name.as_deref())?;
             let bind_dn_template = config.bind_dn_template.filter(|t| !t.trim().is_empty());
             if let Some(t) = &bind_dn_template {
                 if !t.contains("{local}") && !t.contains("{upn}") {
@@ -639,6 +621,7 @@ mod tests {
             domain_controllers: vec![Url::parse("ldaps://127.0.0.1:1")?],
             ca_file: ca.to_path_buf(),
             bind_dn_template: None,
+            tls_server_name: None,
         })
     }
 

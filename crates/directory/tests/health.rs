@@ -59,6 +59,7 @@ impl OwnForest {
                 .collect::<Result<_, _>>()?,
             ca_file: f.ca_file(),
             bind_dn_template: None,
+            tls_server_name: None,
         })
     }
 }

@@ -30,6 +30,7 @@ fn config(f: &BedForest, dcs: &[&str]) -> anyhow::Result<ForestConfig> {
             .collect::<Result<_, _>>()?,
         ca_file: f.ca_file.clone(),
         bind_dn_template: None,
+        tls_server_name: None,
     })
 }
 

@@ -152,6 +152,7 @@ async fn a_second_dc_of_the_domain_takes_over_and_the_first_is_used_again() -> a
         domain_controllers: vec![Url::parse(&url1)?, Url::parse(&url2)?],
         ca_file: ca_both,
         bind_dn_template: None,
+        tls_server_name: None,
     };
     let timeouts = Timeouts {
         connect: Duration::from_secs(1),

@@ -34,6 +34,7 @@ async fn plain_ldap_binds_by_template() -> anyhow::Result<()> {
         domain_controllers: vec![Url::parse(&server.ldaps_url())?],
         ca_file: server.ca_file(),
         bind_dn_template: Some(server.bind_dn_template()),
+        tls_server_name: None,
     }])?;
 
     let user = match d.validate(&ann.upn, &ann.password).await {

@@ -35,6 +35,7 @@ fn directory(f: &BedForest) -> anyhow::Result<Directory> {
         domain_controllers: vec![Url::parse(&f.ldaps_url)?],
         ca_file: f.ca_file.clone(),
         bind_dn_template: None,
+        tls_server_name: None,
     };
     Ok(Directory::new(vec![config])?.with_sync_page_size(PAGE))
 }
@@ -706,6 +707,7 @@ async fn refused_service_account_closed_receiver_and_unknown_forest() -> anyhow:
         ],
         ca_file: f.ca_file.clone(),
         bind_dn_template: None,
+        tls_server_name: None,
     };
     let two = Directory::new(vec![config])?;
     let out = sync(&two, &good, &r).await?;

@@ -21,6 +21,7 @@ fn directory(f: &BedForest) -> anyhow::Result<Directory> {
         domain_controllers: vec![Url::parse(&f.ldaps_url)?],
         ca_file: f.ca_file.clone(),
         bind_dn_template: None,
+        tls_server_name: None,
     }])?)
 }
 

@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Client id of the first-party public client that the admin CLI and the agent's `register`
-/// use to get an admin access token (password grant). Created in every tenant by `init`.
+/// use to get an admin access token (password grant, or device code grant and refresh token
+/// grant). Known to every tenant's token service without being one of its apps.
 pub const ADMIN_CLIENT_ID: &str = "5f6b2c1e-7a43-4d8e-9b0c-3e2f1a9d4c70";
+
+/// The name the sign-in pages show for [`ADMIN_CLIENT_ID`].
+pub const ADMIN_CLIENT_NAME: &str = "Passthru administration";
 
 /// Scope to ask for an access token to the admin API.
 pub const ADMIN_SCOPE: &str = "passthru-admin/.default";

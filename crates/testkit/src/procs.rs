@@ -449,6 +449,27 @@ impl Cloud {
         c
     }
 
+    /// `passthru-cloud admin ... ARGS` for the cloud's tenant with no credentials in the
+    /// environment (no `PASSTHRU_ADMIN_UPN`, `PASSTHRU_ADMIN_PASSWORD`) and no terminal: what
+    /// signs in is `--device-code` or the token cache (give it `PASSTHRU_TOKEN_CACHE`).
+    pub fn admin_without_credentials(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("passthru-cloud"));
+        c.args([
+            "admin",
+            "--url",
+            &self.url,
+            "--tenant",
+            &self.tenant,
+            "--ca-file",
+        ])
+        .arg(self.ca_file())
+        .args(args)
+        .env_remove("PASSTHRU_ADMIN_UPN")
+        .env_remove("PASSTHRU_ADMIN_PASSWORD")
+        .stdin(Stdio::null());
+        c
+    }
+
     /// Runs `passthru-cloud admin ... ARGS` for `tenant` as its admin.
     pub fn admin_as(
         &self,

@@ -1,15 +1,20 @@
 //! `passthru-cloud admin`: a thin client of the admin API. It signs the administrator in
-//! through the STS (password grant of the first-party admin client) and never opens the data
-//! dir. It sends the request types of [`crate::api`] and reads the answers as its answer types
-//! to print them as text; `--json` prints the answer as the cloud sent it.
+//! through the STS (password grant of the first-party admin client, or `--device-code`: a
+//! sign-in through a web browser, kept in a token cache; see [`sign_in`]) and never opens the
+//! data dir. It sends the request types of [`crate::api`] and reads the answers as its answer
+//! types to print them as text; `--json` prints the answer as the cloud sent it.
 
 mod agents;
 mod apps;
 mod directory;
 mod domains;
 mod output;
+mod sign_in;
 mod tenant;
+mod token_cache;
 mod users;
+
+pub use token_cache::TOKEN_CACHE_ENV;
 
 use std::path::PathBuf;
 
@@ -31,6 +36,12 @@ pub struct AdminArgs {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Sign in through a web browser (on any device) with a code printed here, when no cached
+    /// sign-in is left: for administrators who must prove a second factor. The tokens are
+    /// cached (PASSTHRU_TOKEN_CACHE, default ~/.cache/passthru/admin-tokens.json) until
+    /// `logout`. PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD are then not used.
+    #[arg(long)]
+    device_code: bool,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -87,6 +98,8 @@ enum AdminCommand {
         #[command(subcommand)]
         command: tenant::SettingsCommand,
     },
+    /// Forget the cached sign-in (from --device-code) for this cloud and tenant.
+    Logout,
 }
 
 /// What every command needs: the client, the tenant, the admin token, the output form.
@@ -100,17 +113,21 @@ pub(super) struct Cx<'a> {
 
 /// Runs one admin command.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    if let AdminCommand::Logout = args.command {
+        // No sign-in, and no need for the CA file: only the cache is touched.
+        let cloud = passthru_client::normalize_base_url(&args.url)?;
+        println!("{}", sign_in::logout(&cloud, &args.tenant)?);
+        return Ok(());
+    }
     let client = CloudClient::new(&args.url, args.ca_file.as_deref())?;
-    let (upn, password) = passthru_client::admin_credentials_from_env_or_prompt()?;
-    let token = client.admin_token(&args.tenant, &upn, &password).await?;
-    drop(password);
+    let signed_in = sign_in::admin_token(&client, &args.tenant, args.device_code).await?;
     let cx = Cx {
         client: &client,
         t: &args.tenant,
-        token: &token,
+        token: &signed_in.token,
         json: args.json,
     };
-    match args.command {
+    let done = match args.command {
         AdminCommand::Domain { command } => domains::run(&cx, command).await,
         AdminCommand::App { command } => apps::run(&cx, command).await,
         AdminCommand::User { command } => users::run(&cx, command).await,
@@ -121,7 +138,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Keys { command } => tenant::keys(&cx, command).await,
         AdminCommand::Signins { command } => tenant::signins(&cx, command).await,
         AdminCommand::Settings { command } => tenant::settings(&cx, command).await,
-    }
+        AdminCommand::Logout => Ok(()),
+    };
+    done.map_err(|e| sign_in::after_failure(e, &signed_in, client.base_url(), &args.tenant))
 }
 
 #[cfg(test)]

@@ -391,3 +391,23 @@ fn the_environment_supplies_url_tenant_and_ca_file() -> anyhow::Result<()> {
     assert!(err.contains("--url"), "{err}");
     Ok(())
 }
+
+#[test]
+fn device_code_is_a_flag_of_admin_and_logout_a_command() -> anyhow::Result<()> {
+    use clap::Parser as _;
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: super::AdminArgs,
+    }
+    let base = ["admin", "--url", "https://x", "--tenant", "contoso"];
+    let with = |rest: &[&'static str]| Cli::try_parse_from(base.iter().chain(rest.iter()).copied());
+    let device = with(&["--device-code", "agents", "list"])?;
+    assert!(device.admin.device_code);
+    assert!(!with(&["agents", "list"])?.admin.device_code);
+    let logout = with(&["logout"])?;
+    assert!(matches!(logout.admin.command, super::AdminCommand::Logout));
+    // A flag of `admin`, not of every subcommand.
+    assert!(with(&["agents", "list", "--device-code"]).is_err());
+    Ok(())
+}

@@ -1,8 +1,9 @@
 //! Downloading a release's package: an HTTPS GET of
 //! `/{tenant_id}/agent/v1/releases/{version}/package` on the address the agent is connected
-//! to, with the agent's client certificate (the cloud authenticates it as it authenticates
-//! the agent WebSocket), streamed to the staging file while it is hashed, never more than
-//! the signed size, each step with its time-out.
+//! to, through the proxy that connection goes through (if any), with the agent's client
+//! certificate (the cloud authenticates it as it authenticates the agent WebSocket), streamed
+//! to the staging file while it is hashed, never more than the signed size, each step with
+//! its time-out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::io::AsyncWriteExt as _;
 
+use crate::proxy::ProxySettings;
 use crate::update::verify::hex;
 
 /// Time-out of the TCP connection and TLS handshake.
@@ -70,21 +72,33 @@ fn transport(e: &reqwest::Error) -> DownloadError {
     DownloadError::Transport(text)
 }
 
-/// Downloads `url` with `tls` (the agent's client configuration) into `out`, at most
-/// `limit` bytes, hashing as it goes.
+/// Downloads `url` with `tls` (the agent's client configuration), through `proxy` (HTTP
+/// CONNECT; else directly), into `out`, at most `limit` bytes, hashing as it goes.
 pub async fn download(
     url: &str,
     tls: &Arc<ClientConfig>,
+    proxy: Option<&ProxySettings>,
     limit: u64,
     out: std::fs::File,
 ) -> Result<Downloaded, DownloadError> {
-    let client = reqwest::Client::builder()
+    // The same way out as the agent's WebSocket: its proxy, or none (never the environment's
+    // on its own: the connection's proxy already took HTTPS_PROXY and NO_PROXY into account).
+    let builder = match proxy {
+        None => reqwest::Client::builder().no_proxy(),
+        Some(p) => {
+            let mut via = reqwest::Proxy::all(p.address().to_string()).map_err(|e| {
+                DownloadError::Transport(format!("the proxy {} is not usable: {e}", p.describe()))
+            })?;
+            if let Some(c) = p.credentials() {
+                via = via.basic_auth(c.user(), c.password());
+            }
+            reqwest::Client::builder().proxy(via)
+        }
+    };
+    let client = builder
         .use_preconfigured_tls((**tls).clone())
         .https_only(true)
         .redirect(reqwest::redirect::Policy::none())
-        // The same route as the agent's WebSocket, which does not use the environment's
-        // proxy settings.
-        .no_proxy()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::admin_log::AdminLog;
+use crate::proxy::ProxySettings;
 use crate::update::download::download;
 use crate::update::staging::Staging;
 use crate::update::verify::{check_for_us, check_package, verify_signed, PublisherKey, Refusal};
@@ -170,6 +171,7 @@ impl Updater {
         signed: String,
         address: String,
         tls: Option<Arc<ClientConfig>>,
+        proxy: Option<ProxySettings>,
     ) {
         let Some(judged) = self.judge(&signed) else {
             tracing::debug!(
@@ -201,7 +203,9 @@ impl Updater {
         };
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let staged = me.fetch(&doc, &manifest, &address, &tls).await;
+            let staged = me
+                .fetch(&doc, &manifest, &address, &tls, proxy.as_ref())
+                .await;
             let mut inner = me.inner();
             inner.busy = false;
             match staged {
@@ -228,6 +232,7 @@ impl Updater {
         manifest: &Manifest,
         address: &str,
         tls: &Arc<ClientConfig>,
+        proxy: Option<&ProxySettings>,
     ) -> Result<Staged, Option<Refusal>> {
         let version = &manifest.version;
         let failed = |what: String| {
@@ -246,7 +251,7 @@ impl Updater {
             address.trim_end_matches('/'),
             release_package_path(self.setup.tenant_id, version)
         );
-        let got = download(&url, tls, manifest.size, file)
+        let got = download(&url, tls, proxy, manifest.size, file)
             .await
             .map_err(|e| failed(e.to_string()))?;
         self.record(&format!(
@@ -362,8 +367,9 @@ mod tests {
             other.replace("0.3.0", "0.3.1"),
             "https://x".into(),
             Some(test_tls()?),
+            None,
         );
-        u.offer(old.clone(), "https://x".into(), None);
+        u.offer(old.clone(), "https://x".into(), None, None);
         let log = std::fs::read_to_string(dir.path().join(crate::state_dir::ADMIN_LOG_FILE))?;
         let lines: Vec<&str> = log.lines().collect();
         assert_eq!(lines.len(), 1, "the downgrade was refused before: {log}");

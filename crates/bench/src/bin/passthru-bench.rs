@@ -1581,6 +1581,7 @@ mod idle {
                 .map_err(|_| anyhow!("the random generator failed"))?,
             renewal: None,
             updater: None,
+            admin_log: passthru_agent::admin_log::AdminLog::disabled(),
         };
         Ok(Registered {
             ctx: Arc::new(ctx),
