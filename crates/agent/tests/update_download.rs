@@ -218,3 +218,78 @@ async fn a_certificate_the_server_does_not_trust_gets_nothing() -> TestResult {
     assert!(matches!(got, Err(DownloadError::Transport(_))), "{got:?}");
     Ok(())
 }
+
+/// A one-shot HTTP CONNECT proxy: reads the request head, answers 200, then relays bytes
+/// both ways; returns its address and the request head it got.
+async fn connect_proxy() -> Result<
+    (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<Option<String>>,
+    ),
+    Box<dyn Error>,
+> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let (mut client, _) = listener.accept().await.ok()?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if client.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let target = head.lines().next()?.split_whitespace().nth(1)?.to_string();
+        let mut upstream = tokio::net::TcpStream::connect(target).await.ok()?;
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .ok()?;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        Some(head)
+    });
+    Ok((addr, task))
+}
+
+/// Behind a proxy, the package comes through it (CONNECT to the cloud's address, with the
+/// proxy's credentials), the agent's TLS running end to end inside.
+#[tokio::test]
+async fn the_package_comes_through_the_connections_proxy() -> TestResult {
+    use passthru_agent::proxy::ProxySettings;
+    let pki = pki(true)?;
+    let package = vec![42u8; 50_000];
+    let (server, served) =
+        serve_once(pki.server, ok_response(&package, Some(package.len()))).await?;
+    let (proxy_addr, proxy_saw) = connect_proxy().await?;
+    let proxy = ProxySettings::resolve(None, |var| {
+        (var == "HTTPS_PROXY").then(|| format!("http://agent:Pr0xy-pw@{proxy_addr}"))
+    })?
+    .ok_or("no proxy")?;
+    let (file, path) = temp_file()?;
+    let url = format!("https://{server}/t/agent/v1/releases/0.2.0/package");
+    let got = download(&url, &pki.client, Some(&proxy), package.len() as u64, file).await;
+    let _ = std::fs::remove_file(&path);
+    let got = got?;
+    assert_eq!(got.sha256, sha256_hex(&package));
+    let head = proxy_saw.await?.ok_or("the proxy saw nothing")?;
+    assert!(
+        head.starts_with(&format!("CONNECT {server} HTTP/1.1")),
+        "{head}"
+    );
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("agent:Pr0xy-pw");
+    assert!(
+        head.to_ascii_lowercase().contains(&format!(
+            "proxy-authorization: basic {}",
+            basic.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        served.await?.is_some(),
+        "the server got the request through the tunnel"
+    );
+    Ok(())
+}
