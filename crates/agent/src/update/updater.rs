@@ -24,6 +24,8 @@ use crate::update::verify::{check_for_us, check_package, verify_signed, Publishe
 
 /// The admin log's category of every update line.
 pub const CATEGORY: &str = "update";
+/// Offers refused that a process remembers (to refuse each quietly after the first time).
+const MAX_REMEMBERED_REFUSALS: usize = 1000;
 
 /// A verified version, staged, waiting to be started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +158,11 @@ impl Updater {
         match &judged {
             Ok(_) => inner.busy = true,
             Err(_) => {
+                // A cloud that offers a new bad manifest at every check is heard once each;
+                // the memory of them stays bounded.
+                if inner.refused.len() >= MAX_REMEMBERED_REFUSALS {
+                    inner.refused.clear();
+                }
                 inner.refused.insert(digest);
             }
         }
