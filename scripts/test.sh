@@ -23,6 +23,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # them here so that an API change that breaks one fails the tests, not the next fuzz run.
 cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 cargo build --workspace --bins --quiet
+# The agent update tests' second build of the agent, with a newer version.
+bash scripts/build-update-fixture.sh
 
 root=$(mktemp -d /tmp/passthru-test.XXXXXX)
 export PASSTHRU_TEST_ROOT="$root"

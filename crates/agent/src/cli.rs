@@ -30,6 +30,8 @@ pub enum Command {
     Helpmsg(HelpmsgArgs),
     /// Show this agent's registration and certificate expiry.
     Status(StatusArgs),
+    /// Publisher tools for signed auto-update: make a signing key, sign a release.
+    Release(ReleaseArgs),
     /// Switch the running agent's session (debug) log on (debug) or off (info), without a
     /// restart (SIGUSR1 alone switches it too).
     LogLevel(LogLevelArgs),
@@ -78,6 +80,49 @@ pub struct LogLevelArgs {
     /// The state dir of the running agent.
     #[arg(long)]
     pub state_dir: PathBuf,
+}
+
+/// `release` arguments.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReleaseCommand,
+}
+
+/// `release` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Make an Ed25519 signing key: the private key goes to KEYFILE (mode 0600, never
+    /// overwritten), the public key (base64, to pin in agents) to standard output.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, value_name = "KEYFILE")]
+        out: PathBuf,
+    },
+    /// Sign a release: write the package's signed manifest (version, SHA-256, size,
+    /// platform, oldest cloud version) to SIGFILE, for `passthru-cloud admin agents release
+    /// add FILE SIGFILE`.
+    Sign {
+        /// The private key `release keygen` wrote.
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// The package: the passthru-agent executable.
+        #[arg(long, value_name = "FILE")]
+        package: PathBuf,
+        /// The package's version (default: what `FILE --version` prints).
+        #[arg(long)]
+        version: Option<String>,
+        /// The oldest cloud version that may offer this release.
+        #[arg(long, default_value = "0.0.0")]
+        min_cloud_version: String,
+        /// The platform the package runs on (ARCH-OS).
+        #[arg(long, default_value_t = passthru_proto::release::this_target())]
+        target: String,
+        /// Where to write the signed manifest.
+        #[arg(long, value_name = "SIGFILE")]
+        out: PathBuf,
+    },
 }
 
 /// `register` arguments.
@@ -299,6 +344,48 @@ mod tests {
             })
         ));
         assert!(Cli::try_parse_from(["passthru-agent", "run", "--state-dir", "/s"]).is_err());
+        let cli = Cli::try_parse_from(["passthru-agent", "release", "keygen", "--out", "k"]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Release(ReleaseArgs { command: ReleaseCommand::Keygen { ref out } }) }) if out.as_os_str() == "k"
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "release",
+            "sign",
+            "--key",
+            "k",
+            "--package",
+            "p",
+            "--out",
+            "s",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Release(ReleaseArgs { command: ReleaseCommand::Sign { version: None, ref min_cloud_version, ref target, .. } }) })
+                if min_cloud_version == "0.0.0" && *target == passthru_proto::release::this_target()
+        ));
+        let cli = Cli::try_parse_from([
+            "passthru-agent",
+            "release",
+            "sign",
+            "--key",
+            "k",
+            "--package",
+            "p",
+            "--version",
+            "0.2.0",
+            "--min-cloud-version",
+            "0.1.0",
+            "--out",
+            "s",
+        ]);
+        assert!(matches!(
+            cli,
+            Ok(Cli { command: Command::Release(ReleaseArgs { command: ReleaseCommand::Sign { version: Some(ref v), ref min_cloud_version, .. } }) })
+                if v == "0.2.0" && min_cloud_version == "0.1.0"
+        ));
+        assert!(Cli::try_parse_from(["passthru-agent", "release", "sign", "--key", "k"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The agent's configuration file (`--config`): one `[[forest]]` table per Active Directory
 //! forest, an optional `[agent]` table, an optional `[cloud]` table (the cloud's
-//! addresses, the HTTP proxy to reach it through) and an optional `[trace]` table (the trace log's rotation). The TOML is checked by hand so that every mistake is reported at once, each
+//! addresses, the HTTP proxy to reach it through), an optional `[trace]` table (the trace
+//! log's rotation) and an optional `[updates]` table (signed auto-update, in [`updates`]).
+//! The TOML is checked by hand so that every mistake is reported at once, each
 //! with the file and the key path (`forest[1].ca_file`).
 
 use std::fmt;
@@ -24,7 +26,10 @@ pub const DEFAULT_CLOCK_SKEW_TOLERANCE_SECONDS: u64 = 300;
 /// Largest accepted `clock_skew_tolerance_seconds` (one day).
 pub const MAX_CLOCK_SKEW_TOLERANCE_SECONDS: i64 = 86_400;
 
-const TOP_KEYS: &[&str] = &["forest", "agent", "cloud", "trace"];
+const TOP_KEYS: &[&str] = &["forest", "agent", "cloud", "trace", "updates"];
+
+pub mod updates;
+pub use updates::UpdateSettings;
 const FOREST_KEYS: &[&str] = &[
     "name",
     "upn_suffixes",
@@ -71,6 +76,8 @@ pub struct AgentConfig {
     /// `[trace] max_bytes` and `keep`: when the trace log is rotated and how many rotated
     /// files stay.
     pub trace: crate::trace_log::Rotation,
+    /// `[updates]`: signed auto-update.
+    pub updates: UpdateSettings,
 }
 
 /// One `[[forest]]` table.
@@ -398,7 +405,9 @@ impl Checker {
                 None
             }
         };
+        let updates = self.updates_table(table.get("updates"));
         Some(AgentConfig {
+            updates: updates?,
             forests: forests?,
             max_concurrency: max_concurrency?,
             clock_skew_tolerance: clock_skew_tolerance?,

@@ -6,7 +6,9 @@
 //! [`admission`] and [`replay`] (checks), [`validation`] with [`validator`] and
 //! [`directory_validator`] (the directory), [`trace_log`] (failures). Around them: [`cli`],
 //! [`config`], [`state_dir`], [`lock`], [`register`], [`run`], [`failover`], [`backoff`],
-//! [`helpmsg`], [`status`], [`proxy`] (the way out through an HTTP proxy); systemd's notifications (`passthru_client::service_notify`).
+//! [`helpmsg`], [`status`], [`proxy`] (the way out through an HTTP proxy), [`update`] (signed
+//! auto-update and the publisher's tools); systemd's notifications
+//! (`passthru_client::service_notify`).
 
 pub mod admin_log;
 pub mod admission;
@@ -36,6 +38,7 @@ pub mod stats;
 pub mod status;
 pub mod tls_config;
 pub mod trace_log;
+pub mod update;
 pub mod validation;
 pub mod validator;
 pub mod wrong_passwords;

@@ -1,17 +1,31 @@
-//! `passthru-agent`: register, run, helpmsg, status, log-level, doctor, collect-logs.
+//! `passthru-agent`: register, run, helpmsg, status, log-level, doctor, collect-logs, release.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser as _;
-use passthru_agent::cli::{Cli, Command};
+use clap::{CommandFactory as _, FromArgMatches as _};
+use passthru_agent::cli::{Cli, Command, ReleaseCommand};
 use passthru_agent::directory_validator::DirectoryValidator;
 use passthru_agent::register::{register, register_proxy, RegisterOptions};
 use passthru_agent::run::{run, RunOptions};
 use passthru_agent::session_log::{Level, MakeSessionWriter, SessionLog};
 use passthru_agent::state_dir::StateDir;
 use tracing_subscriber::EnvFilter;
+
+/// The version this binary reports (`--version`, the cloud, update checks): the package's,
+/// unless the build set `PASSTHRU_AGENT_VERSION_OVERRIDE` (the update tests build a second
+/// agent that way). Read here, in the binary, so that building with another value rebuilds
+/// this file only.
+const VERSION: &str = match option_env!("PASSTHRU_AGENT_VERSION_OVERRIDE") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// The update publisher's public key built in (base64), if the build set
+/// `PASSTHRU_UPDATE_PUBLIC_KEY`; `[updates] public_key` in the configuration takes
+/// precedence.
+const BUILT_IN_UPDATE_KEY: Option<&str> = option_env!("PASSTHRU_UPDATE_PUBLIC_KEY");
 
 fn init_logging(default: &str) {
     let filter =
@@ -85,9 +99,69 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The command line, with this build's version.
+fn parse() -> Cli {
+    let matches = Cli::command().version(VERSION).get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     match cli.command {
+        Command::Release(args) => match args.command {
+            ReleaseCommand::Keygen { out: key_file } => {
+                match passthru_agent::update::publish::keygen(&key_file) {
+                    Ok(public) => {
+                        eprintln!(
+                            "Private key written to {} (mode 0600: keep it offline). Pin the \
+                         public key below in agents: [updates] public_key = \"...\"",
+                            key_file.display()
+                        );
+                        out(&format!("{public}\n"))
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            ReleaseCommand::Sign {
+                key,
+                package,
+                version,
+                min_cloud_version,
+                target,
+                out,
+            } => {
+                let options = passthru_agent::update::publish::SignOptions {
+                    key,
+                    package,
+                    version,
+                    min_cloud_version,
+                    target,
+                    out,
+                };
+                match passthru_agent::update::publish::sign(&options) {
+                    Ok((_, m)) => {
+                        eprintln!(
+                            "Signed {} {} for {} ({} bytes, SHA-256 {}, for clouds from {} on): \
+                             {}. Publish it with: passthru-cloud admin agents release add {} {}",
+                            m.product,
+                            m.version,
+                            m.target,
+                            m.size,
+                            m.sha256,
+                            m.min_cloud_version,
+                            options.out.display(),
+                            options.package.display(),
+                            options.out.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        },
         Command::Helpmsg(args) => match passthru_agent::helpmsg::helpmsg(&args.code) {
             Ok(text) => out(&format!("{text}\n")),
             Err(e) => fail(e),
@@ -211,11 +285,19 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let session_log = SessionLog::new(&args.state_dir);
             init_run_logging(&session_log);
+            passthru_agent::update::launcher::start_staged_if_newer(
+                &args.state_dir,
+                &args.config,
+                VERSION,
+                BUILT_IN_UPDATE_KEY,
+            );
             let options = RunOptions {
                 state_dir: args.state_dir,
                 config: args.config,
                 host_lock: args.host_lock,
                 session_log: Some(session_log),
+                version: VERSION.to_string(),
+                built_in_update_key: BUILT_IN_UPDATE_KEY.map(str::to_string),
             };
             let rt = match runtime(args.threads) {
                 Ok(rt) => rt,

@@ -2,7 +2,9 @@
 //! [`crate::lock`]), load the registration, check the configuration, tell systemd it is ready
 //! (see `passthru_client::service_notify`), then keep one outbound connection to the cloud, to one of its
 //! addresses, moving to the next address when it fails (see [`crate::failover`]), until
-//! SIGTERM or SIGINT drains it.
+//! SIGTERM or SIGINT drains it. When an update is staged ([`crate::update`]), it drains, lets
+//! go of its locks and tries the new version: handing over to it when it connects, serving
+//! again when it does not.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,11 @@ use crate::state_dir::Credentials;
 use crate::state_dir::{StateDir, StateError, ADMIN_LOG_FILE, CONNECTION_FILE, TRACE_LOG_FILE};
 use crate::tls_config::TlsConfigError;
 use crate::trace_log::TraceLog;
+use crate::update::staging::Staging;
+use crate::update::trial::{self, TrialEnd};
+use crate::update::updater::{Staged, CATEGORY as UPDATE};
+use crate::update::verify::PublisherKey;
+use crate::update::{Updater, UpdaterSetup};
 use crate::validator::Validator;
 use crate::wrong_passwords::{self, WrongPasswords};
 use passthru_client::service_notify;
@@ -41,6 +48,11 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// The host-wide lock ([`crate::lock::DEFAULT_HOST_LOCK`] but in tests).
     pub host_lock: PathBuf,
+    /// The version this binary reports (in `Hello` and update checks).
+    pub version: String,
+    /// The update publisher key built into this binary (`PASSTHRU_UPDATE_PUBLIC_KEY` at
+    /// build time), if any.
+    pub built_in_update_key: Option<String>,
     /// The session (debug) log the process's tracing writes to while it is on; SIGUSR1
     /// switches it (`None`: no session log, as in tests that run in-process).
     pub session_log: Option<Arc<crate::session_log::SessionLog>>,
@@ -158,34 +170,56 @@ where
         }
         .into());
     }
-    let _lock = lock::acquire(state.path())?;
     // The state dir as another agent's refusal will name it: absolute.
     let state_path = std::fs::canonicalize(state.path()).unwrap_or_else(|_| state.path().into());
-    let _host_lock = lock::acquire_host(&options.host_lock, &state_path)?;
+    let locks = Locks::take(&state, &state_path, &options.host_lock)?;
     let admin = AdminLog::open(state.path()).map_err(|source| RunError::TraceLog {
         path: state.file(ADMIN_LOG_FILE).display().to_string(),
         source,
     })?;
-    let result = run_locked(options, build_validator, &state, admin.clone()).await;
+    let result = run_locked(
+        options,
+        build_validator,
+        &state,
+        &state_path,
+        locks,
+        admin.clone(),
+    )
+    .await;
     match &result {
-        Ok(()) => admin.record("stop", "stopped (drained)"),
+        Ok(Ended::Drained) => admin.record("stop", "stopped (drained)"),
+        // The update's lines said it all.
+        Ok(Ended::HandedOver) => {}
         Err(e) => admin.record("start", &format!("cannot start: {e}")),
     }
-    result
+    result.map(|_| ())
 }
 
-/// [`run`] once the locks are held.
+/// How [`run_locked`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// A signal drained it.
+    Drained,
+    /// A new version took over (an update).
+    HandedOver,
+}
+
+/// [`run`] once the locks are held (let go of while a new version is on trial, taken back
+/// when it is rolled back).
 async fn run_locked<V, E, F>(
     options: &RunOptions,
     build_validator: F,
     state: &StateDir,
+    state_path: &std::path::Path,
+    locks: Locks,
     admin: AdminLog,
-) -> Result<(), RunError>
+) -> Result<Ended, RunError>
 where
     V: Validator,
     E: std::fmt::Display,
     F: FnOnce(&AgentConfig) -> Result<V, E>,
 {
+    let mut locks = Some(locks);
     // The registration first: registering is the first step, the configuration the next.
     let agent = state.load()?;
     let config = AgentConfig::load(&options.config)?;
@@ -251,6 +285,7 @@ where
             proxy.describe()
         );
     }
+    let updater = updater_for(options, &config, &registration, state, &admin);
     let validator = build_validator(&config).map_err(|e| RunError::Directory {
         file: options.config.display().to_string(),
         detail: e.to_string(),
@@ -287,7 +322,7 @@ where
         limit: Arc::new(Semaphore::new(config.max_concurrency)),
         trace,
         hello: HelloInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: options.version.clone(),
             host: crate::host::host_name(),
             upn_suffixes: config.upn_suffixes(),
             sync_forests,
@@ -297,6 +332,7 @@ where
         wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
             .map_err(|_| RunError::Random)?,
         renewal: Some(renewal),
+        updater: updater.clone(),
         admin_log: admin.clone(),
     });
     let shutdown = shutdown_on_signals()?;
@@ -308,17 +344,18 @@ where
         from,
         "passthru-agent starting"
     );
-    // Nothing to check but that the runtime still runs the watchdog's task.
-    service_notify::spawn_watchdog(
-        || async { Ok::<(), std::convert::Infallible>(()) },
-        shutdown.clone(),
-    );
-    service_notify::ready();
+    if trial::on_trial() {
+        // A new version on trial: the process that started it is still systemd's main
+        // process, and says so until it hands over (MAINPID) and exits.
+        notify_once_handed_over(shutdown.clone());
+    } else {
+        notify_service(shutdown.clone());
+    }
     admin.record(
         "start",
         &format!(
             "passthru-agent {} started: agent {} of tenant {}, configuration {} ({} forest(s): {}), cloud {} (from {from})",
-            env!("CARGO_PKG_VERSION"),
+            options.version,
             registration.agent_id,
             registration.tenant_name,
             options.config.display(),
@@ -327,12 +364,250 @@ where
             endpoints.iter().map(Endpoint::address).collect::<Vec<_>>().join(", "),
         ),
     );
-    stay_connected(ctx, &endpoints, tls, shutdown, Some(state)).await;
-    if let Err(e) = state.remove_file(CONNECTION_FILE) {
-        tracing::debug!(error = %e, "cannot remove the connection record");
+    loop {
+        let stop = session_stop(shutdown.clone(), updater.as_ref().map(|u| u.ready()));
+        stay_connected(
+            Arc::clone(&ctx),
+            &endpoints,
+            Arc::clone(&tls),
+            stop,
+            Some(state),
+        )
+        .await;
+        if let Err(e) = state.remove_file(CONNECTION_FILE) {
+            tracing::debug!(error = %e, "cannot remove the connection record");
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        let Some(staged) = updater.as_ref().and_then(|u| u.take_ready()) else {
+            break;
+        };
+        // The new version takes both locks: let go of them while it is on trial.
+        drop(locks.take());
+        let mut watching = shutdown.clone();
+        match apply_update(&staged, options, &config, state, &admin, &mut watching).await {
+            Applied::HandedOver => return Ok(Ended::HandedOver),
+            Applied::Stopped => break,
+            Applied::RolledBack => {
+                locks = Some(Locks::take(state, state_path, &options.host_lock)?);
+            }
+        }
     }
     tracing::info!("passthru-agent stopped");
-    Ok(())
+    Ok(Ended::Drained)
+}
+
+/// The state dir's lock and the host's, held together.
+#[derive(Debug)]
+struct Locks {
+    _state: lock::StateLock,
+    _host: lock::HostLock,
+}
+
+impl Locks {
+    fn take(
+        state: &StateDir,
+        state_path: &std::path::Path,
+        host_lock: &std::path::Path,
+    ) -> Result<Locks, RunError> {
+        let state_lock = lock::acquire(state.path())?;
+        let host = lock::acquire_host(host_lock, state_path)?;
+        Ok(Locks {
+            _state: state_lock,
+            _host: host,
+        })
+    }
+}
+
+/// Tells systemd the agent is ready and pings its watchdog from now on.
+fn notify_service(shutdown: watch::Receiver<bool>) {
+    // Nothing to check but that the runtime still runs the watchdog's task.
+    service_notify::spawn_watchdog(
+        || async { Ok::<(), std::convert::Infallible>(()) },
+        shutdown,
+    );
+    service_notify::ready();
+}
+
+/// [`notify_service`], once the process that started this one (the version it replaces)
+/// has exited.
+fn notify_once_handed_over(mut shutdown: watch::Receiver<bool>) {
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        while std::os::unix::process::parent_id() == parent {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+        notify_service(shutdown);
+    });
+}
+
+/// A receiver that turns `true` when `shutdown` does or an update is staged: either ends
+/// the connection's session (drained).
+fn session_stop(
+    mut shutdown: watch::Receiver<bool>,
+    ready: Option<watch::Receiver<Option<Staged>>>,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(*shutdown.borrow());
+    tokio::spawn(async move {
+        let staged = async move {
+            match ready {
+                Some(mut r) => {
+                    if r.wait_for(Option::is_some).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            () = staged => {}
+            () = tx.closed() => return,
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// The updater, when updates are on and a publisher key is pinned; says in the admin log
+/// when they are not.
+fn updater_for(
+    options: &RunOptions,
+    config: &AgentConfig,
+    registration: &crate::state_dir::Registration,
+    state: &StateDir,
+    log: &AdminLog,
+) -> Option<Arc<Updater>> {
+    let settings = &config.updates;
+    if !settings.enabled {
+        log.record(UPDATE, "updates are turned off ([updates] enabled = false)");
+        return None;
+    }
+    let key = match PublisherKey::pinned(settings, options.built_in_update_key.as_deref()) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            log.record(
+                UPDATE,
+                "updates refused: no key is pinned to verify releases with ([updates] \
+                 public_key or public_key_file in the configuration, or a build with \
+                 PASSTHRU_UPDATE_PUBLIC_KEY): this agent never updates itself",
+            );
+            return None;
+        }
+        Err(e) => {
+            log.record(UPDATE, &format!("{e}: this agent never updates itself"));
+            return None;
+        }
+    };
+    tracing::info!(key = %key.base64(), from = %key.from(), "updates on: releases must be signed by the pinned publisher key");
+    Some(Updater::new(
+        UpdaterSetup {
+            own_version: options.version.clone(),
+            target: passthru_proto::release::this_target(),
+            key,
+            check_interval: settings.check_interval,
+            tenant_id: registration.tenant_id,
+        },
+        Staging::new(state.path()),
+        log.clone(),
+    ))
+}
+
+/// How applying an update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// The new version connected and serves: this process exits.
+    HandedOver,
+    /// It did not: this process serves again.
+    RolledBack,
+    /// A shutdown was asked meanwhile.
+    Stopped,
+}
+
+/// Tries the staged version (this agent already drained and without its locks): see
+/// [`crate::update::trial`].
+async fn apply_update(
+    staged: &Staged,
+    options: &RunOptions,
+    config: &AgentConfig,
+    state: &StateDir,
+    log: &AdminLog,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Applied {
+    let own = &options.version;
+    let version = &staged.version;
+    let deadline = config.updates.rollback_after;
+    log.record(
+        UPDATE,
+        &format!(
+            "applying version {version}: this agent (version {own}) drained and disconnected; \
+             starting version {version} and waiting up to {} s for it to connect",
+            deadline.as_secs()
+        ),
+    );
+    let staging = Staging::new(state.path());
+    let args = crate::update::launcher::own_arguments();
+    match trial::try_version(&staged.path, &args, own, state, deadline, shutdown).await {
+        TrialEnd::Connected { child, address } => {
+            let previous = staging.current();
+            let pid = child.id();
+            match staging.set_current(version) {
+                Ok(()) => log.record(
+                    UPDATE,
+                    &format!(
+                        "swapped to version {version}: it connected to {address} (pid {pid}); \
+                         updates/current points to it; this process (version {own}, pid {}) \
+                         hands over and exits",
+                        std::process::id()
+                    ),
+                ),
+                Err(e) => log.record(
+                    UPDATE,
+                    &format!(
+                        "version {version} connected (pid {pid}) but updates/current cannot \
+                         point to it ({e}): it serves until it stops, then version {own} runs \
+                         again; this process hands over and exits"
+                    ),
+                ),
+            }
+            service_notify::main_pid(pid);
+            let keep: Vec<&str> = [Some(version.as_str()), previous.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            for old in staging.prune(&keep) {
+                tracing::info!(version = %old, "an older staged version removed");
+            }
+            Applied::HandedOver
+        }
+        TrialEnd::Failed { reason } => {
+            let at = crate::clock::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let recorded = match staging.refuse(version, &reason, &at) {
+                Ok(()) => "it is refused from now on (updates/refused.json)".to_string(),
+                Err(e) => format!("it cannot be recorded as refused ({e})"),
+            };
+            log.record(
+                UPDATE,
+                &format!(
+                    "rolled back version {version}: {reason}; {recorded}; version {own} serves again"
+                ),
+            );
+            Applied::RolledBack
+        }
+        TrialEnd::Stopped => {
+            log.record(
+                UPDATE,
+                &format!("update to version {version} abandoned: the agent is stopping"),
+            );
+            Applied::Stopped
+        }
+    }
 }
 
 /// A receiver that turns `true` on the first SIGTERM or SIGINT.

@@ -73,6 +73,8 @@ pub struct AgentContext<V> {
     /// The agent's credentials over time, when it renews its certificate (`None`: never,
     /// as in tests that connect with fixed credentials).
     pub renewal: Option<crate::renewal::Renewal>,
+    /// Signed auto-update, when on (`None`: the agent never asks for a release).
+    pub updater: Option<Arc<crate::update::Updater>>,
     /// The admin log (connection changes, renewal).
     pub admin_log: crate::admin_log::AdminLog,
 }
@@ -383,6 +385,7 @@ pub async fn serve_reporting<V: Validator>(
     // Whether this connection asked for a renewal (the cloud answers one per connection).
     let mut renewal_asked = false;
     ask_renewal(&ctx, &outbox, &mut renewal_asked);
+    ask_update(&ctx, &outbox);
 
     let ended: Result<SessionEnd, LinkError> = loop {
         tokio::select! {
@@ -421,6 +424,14 @@ pub async fn serve_reporting<V: Validator>(
                                 renewal.forget_asked();
                             }
                         }
+                        Ok(CloudToAgent::UpdateOffer { signed_manifest }) => {
+                            if let Some(updater) = &ctx.updater {
+                                let tls = ctx.renewal.as_ref().map(|r| r.dial_set().tls);
+                                // The download takes the connection's way out (its proxy).
+                                updater.offer(signed_manifest, endpoint.address(), tls, endpoint.proxy().cloned());
+                            }
+                        }
+                        Ok(CloudToAgent::NoUpdate { reason }) => tracing::debug!(%reason, "no update"),
                         Ok(_) => tracing::debug!("unexpected message from the cloud ignored"),
                         Err(e) => tracing::warn!(error = %e, "unreadable message from the cloud ignored"),
                     },
@@ -442,6 +453,7 @@ pub async fn serve_reporting<V: Validator>(
                     let _ = outbox.try_send(m);
                 }
                 ask_renewal(&ctx, &outbox, &mut renewal_asked);
+                ask_update(&ctx, &outbox);
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             Some(_) = syncs.join_next(), if !syncs.is_empty() => {}
@@ -495,6 +507,18 @@ fn ask_renewal<V>(ctx: &AgentContext<V>, outbox: &mpsc::Sender<Message>, asked: 
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot make keys for the certificate renewal"),
+    }
+}
+
+/// Asks the cloud for a release when a check is due.
+fn ask_update<V>(ctx: &AgentContext<V>, outbox: &mpsc::Sender<Message>) {
+    let Some(updater) = &ctx.updater else { return };
+    let Some(check) = updater.check_due(Instant::now()) else {
+        return;
+    };
+    if let Some(m) = text(&check) {
+        tracing::debug!("asking the cloud for a release");
+        let _ = outbox.try_send(m);
     }
 }
 

@@ -321,6 +321,7 @@ async fn validates_reconnects_and_drains() -> TestResult {
         )
         .map_err(|_| "no random key")?,
         renewal: None,
+        updater: None,
         admin_log: passthru_agent::admin_log::AdminLog::disabled(),
     });
     let (stop, shutdown) = watch::channel(false);
@@ -549,6 +550,7 @@ fn agent_side(
         )
         .map_err(|_| "no random key")?,
         renewal: None,
+        updater: None,
         admin_log: passthru_agent::admin_log::AdminLog::disabled(),
     });
     Ok((tls, ctx, public))
@@ -685,5 +687,150 @@ async fn losing_one_cloud_instance_moves_to_another_at_once() -> TestResult {
     };
     assert!(matches!(draining, AgentToCloud::Draining), "{draining:?}");
     tokio::time::timeout(Duration::from_secs(15), agent).await??;
+    Ok(())
+}
+
+/// With updates on, the agent asks for a release over its connection about every check
+/// interval (its version and platform), and judges what it is offered with its pinned key:
+/// a release signed with another key, and one older than itself, are refused, each with one
+/// admin log line; nothing is downloaded.
+#[tokio::test]
+async fn asks_for_updates_and_refuses_what_the_pinned_key_did_not_sign() -> TestResult {
+    use passthru_agent::admin_log::AdminLog;
+    use passthru_agent::update::publish::{sign_manifest, KeyPair};
+    use passthru_agent::update::staging::Staging;
+    use passthru_agent::update::verify::PublisherKey;
+    use passthru_agent::update::{Updater, UpdaterSetup};
+    use passthru_proto::release::{this_target, Manifest, PRODUCT};
+
+    let tmp = TempDir::new()?;
+    let pki = pki()?;
+    let agent_id = Uuid::new_v4();
+    let tenant_id = Uuid::new_v4();
+    let (addr, mut seen, cloud) = fake_cloud(pki.server, agent_id, tenant_id).await?;
+    let ca_path = tmp.0.join("cloud-ca.pem");
+    std::fs::write(&ca_path, &pki.server_ca_pem)?;
+    let state = AgentState {
+        registration: Registration {
+            agent_id,
+            tenant_id,
+            tenant_name: "contoso".into(),
+            cloud_url: format!("https://{addr}"),
+            agent_endpoint: format!("https://{addr}"),
+            registered_at: "2026-01-01T00:00:00Z".into(),
+        },
+        client_cert_chain: pki.client_chain,
+        client_key: pki.client_key,
+        hpke: AgentKeyPair::generate(),
+        cloud_ca: Some(ca_path),
+        renewed: None,
+    };
+    let tls = tls_config::client_config(&state)?;
+    let endpoint = Endpoint::new(&state.registration.agent_endpoint, tenant_id)?;
+    let publisher = KeyPair::generate()?;
+    let updater = Updater::new(
+        UpdaterSetup {
+            own_version: "0.2.0".into(),
+            target: this_target(),
+            key: PublisherKey::new(publisher.public_key(), "test"),
+            check_interval: Duration::from_secs(1),
+            tenant_id,
+        },
+        Staging::new(&tmp.0),
+        AdminLog::open(&tmp.0)?,
+    );
+    let ctx = Arc::new(AgentContext {
+        admission: Admission::new(
+            Identity {
+                tenant_id,
+                agent_id,
+                keys: state.hpke,
+            },
+            Duration::from_secs(300),
+            1000,
+        ),
+        validator: FakeDirectory,
+        limit: Arc::new(Semaphore::new(4)),
+        trace: TraceLog::open(&tmp.0.join("trace.log"))?,
+        hello: HelloInfo {
+            version: "0.2.0".into(),
+            host: "agent-host".into(),
+            upn_suffixes: vec!["corp.example.test".into()],
+            sync_forests: Vec::new(),
+        },
+        skew_tolerance: Duration::from_secs(300),
+        stats: Default::default(),
+        wrong_passwords: passthru_agent::wrong_passwords::WrongPasswords::new(
+            passthru_agent::wrong_passwords::WINDOW,
+        )
+        .map_err(|_| "no random key")?,
+        renewal: None,
+        updater: Some(updater),
+        admin_log: AdminLog::disabled(),
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let agent = tokio::spawn(async move {
+        stay_connected(ctx, std::slice::from_ref(&endpoint), tls, shutdown, None).await
+    });
+
+    // Hello, then a check within the interval (heartbeats tick every second here).
+    let mut checks = 0;
+    let started = std::time::Instant::now();
+    while checks < 2 {
+        let (c, s) = next_seen(&mut seen).await?;
+        if let Seen::FromAgent(AgentToCloud::UpdateCheck { version, target }) = &s {
+            assert_eq!(
+                (version.as_str(), target.as_str()),
+                ("0.2.0", this_target().as_str())
+            );
+            checks += 1;
+            let manifest = |version: &str| Manifest {
+                product: PRODUCT.into(),
+                version: version.into(),
+                target: this_target(),
+                sha256: "ab".repeat(32),
+                size: 10,
+                min_cloud_version: "0.0.0".into(),
+            };
+            let offer = if checks == 1 {
+                sign_manifest(&KeyPair::generate()?, &manifest("0.3.0"))
+            } else {
+                sign_manifest(&publisher, &manifest("0.1.0"))
+            };
+            cloud.send((
+                c,
+                Some(CloudToAgent::UpdateOffer {
+                    signed_manifest: offer.to_json(),
+                }),
+            ))?;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let log_path = tmp.0.join("admin.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("[update] refused an offered release: bad signature"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("[update] refused version 0.1.0: downgrade (it is not newer than this agent's version 0.2.0)"),
+        "{log}"
+    );
+    assert!(!tmp.0.join("updates").join("passthru-agent-0.3.0").exists());
+    stop.send(true)?;
+    agent.await?;
     Ok(())
 }

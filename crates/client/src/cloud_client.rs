@@ -357,6 +357,32 @@ impl CloudClient {
         api_result(status, &body)
     }
 
+    /// `POST {base}{path}` with a bearer token, `body` as `application/octet-stream` and the
+    /// extra `headers`; the JSON answer as `T`. The whole request may take `timeout` (a
+    /// large upload takes longer than [`REQUEST_TIMEOUT`]).
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut request = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .timeout(timeout)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (status, body) = self.exchange(request).await?;
+        api_result(status, &body)
+    }
+
     /// `PUT {base}{path}` with a bearer token and a JSON body; the JSON answer as `T`.
     pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

@@ -33,6 +33,12 @@ pub fn stopping() {
     send(NotifyState::Stopping);
 }
 
+/// `MAINPID=pid`: the service's main process is now `pid` (the agent's new version, which a
+/// self-update started, before the old process exits).
+pub fn main_pid(pid: u32) {
+    send(NotifyState::MainPid(pid));
+}
+
 /// How often to ping the watchdog: half the time the service manager allows
 /// (`WATCHDOG_USEC`, for this process), or `None` when it keeps no watchdog.
 fn watchdog_interval() -> Option<Duration> {

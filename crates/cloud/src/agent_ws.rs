@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -15,6 +14,7 @@ use passthru_proto::wire::{AgentToCloud, CloudToAgent, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::agent_auth::{calling_agent, forbidden};
 use crate::clock::{unix_ms, unix_now};
 use crate::dirsync;
 use crate::dispatcher::Reply;
@@ -45,31 +45,12 @@ pub async fn connect(
     Extension(client): Extension<ClientInfo>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let forbidden = |d: &str| ApiError::new(StatusCode::FORBIDDEN, "access_denied", d);
-    let Some(fp) = client.peer_cert_fingerprint.as_deref() else {
-        return Err(forbidden(
-            "The agent endpoint needs a client certificate issued at agent registration.",
-        ));
-    };
-    let Some(mut agent) = state.store.agent_by_fingerprint(fp).await? else {
-        return Err(forbidden(
-            "This certificate belongs to no registered agent: it was replaced by a renewed \
-             one, or the agent was removed. Register the agent again.",
-        ));
-    };
-    let tenant_ok = Uuid::parse_str(&tenant).ok() == Some(agent.tenant_id);
-    if !tenant_ok {
-        tracing::warn!(agent = %agent.id, path_tenant = %tenant, "an agent certificate was presented for another tenant; refused");
-        return Err(forbidden(
-            "This agent's certificate was issued for another tenant.",
-        ));
-    }
-    if agent.revoked {
-        return Err(forbidden("This agent has been revoked. Register it again."));
-    }
+    let caller = calling_agent(&state, &client, &tenant).await?;
+    let renewed = caller.renewed();
+    let fp = caller.fingerprint.as_str();
+    let mut agent = caller.agent;
     // The first connection made with a renewed certificate makes it (and the HPKE key that
     // came with it) current; the old ones are refused from then on.
-    let renewed = agent.cert_fingerprint != fp;
     if renewed {
         match state.store.promote_agent_cert(agent.id, fp).await? {
             Some(now_current) => {
@@ -259,6 +240,7 @@ async fn serve(
     // and could not reconnect until the store is back.
     let (standing_tx, mut standing_rx) = mpsc::channel::<AgentStanding>(1);
     let checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let update_checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reason = loop {
         tokio::select! {
             out = rx.recv() => {
@@ -296,6 +278,19 @@ async fn serve(
                                 renewal_asked = true;
                                 let renewal = crate::agent_renewal::Renewal { csr_pem, hpke_public_key };
                                 tokio::spawn(crate::agent_renewal::renew(state.clone(), conn.tenant_id, conn.agent_id, renewal, renewal_tx.clone()));
+                            }
+                        }
+                        Ok(AgentToCloud::UpdateCheck { version, target }) => {
+                            // One check at a time; its answer goes out like any message.
+                            if !update_checking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                                let (state, checking, tx, tenant_id, agent_id) = (state.clone(), update_checking.clone(), renewal_tx.clone(), conn.tenant_id, conn.agent_id);
+                                tokio::spawn(async move {
+                                    let version: String = version.chars().take(64).collect();
+                                    let target: String = target.chars().take(64).collect();
+                                    let answer = crate::agent_releases::answer_check(&state, tenant_id, agent_id, &version, &target).await;
+                                    let _ = tx.try_send(answer);
+                                    checking.store(false, std::sync::atomic::Ordering::Release);
+                                });
                             }
                         }
                         Ok(_) => {}

@@ -2,6 +2,8 @@
 //! v2.0 paths), the agent gateway and dispatcher, the admin API, and their store.
 
 pub(crate) mod admin_api;
+pub(crate) mod agent_auth;
+pub(crate) mod agent_releases;
 pub(crate) mod agent_renewal;
 pub(crate) mod agent_ws;
 pub(crate) mod authorize;

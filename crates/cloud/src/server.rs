@@ -27,7 +27,8 @@ use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::tokens::Signer;
 use crate::{
-    admin_api, agent_ws, authorize, device, federation, password_change, password_reset, sts, token,
+    admin_api, agent_releases, agent_ws, authorize, device, federation, password_change,
+    password_reset, sts, token,
 };
 
 /// Why the server could not start.
@@ -220,6 +221,10 @@ pub fn router(state: Shared) -> Router {
             get(authorize::userinfo).post(authorize::userinfo),
         )
         .route("/{tenant}/agent/v1/connect", get(agent_ws::connect))
+        .route(
+            "/{tenant}/agent/v1/releases/{version}/package",
+            get(agent_releases::package),
+        )
         .nest("/{tenant}/admin", admin_api::routes(state.clone()))
         .merge(crate::portal::routes())
         .merge(crate::mfa::routes())

@@ -52,6 +52,9 @@ const EXPECTED: &[(&str, bool)] = &[
     ("registerAgent", true),
     ("listAgents", true),
     ("revokeAgent", true),
+    ("listAgentReleases", true),
+    ("addAgentRelease", false),
+    ("removeAgentRelease", false),
     ("listSignIns", true),
     ("listKeys", false),
     ("rotateKeys", false),
@@ -90,6 +93,7 @@ fn concrete(path: &str) -> String {
         .replace("{id}", "00000000-0000-4000-8000-000000000001")
         .replace("{key}", "lockout_threshold")
         .replace("{forest}", "nothing.example")
+        .replace("{version}", "0.0.0-absent")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod answer;
 pub mod codes;
+pub mod release;
 pub mod seal;
 pub mod sync;
 pub mod wire;

@@ -19,6 +19,12 @@ pub fn connect_path(tenant_id: Uuid) -> String {
     format!("/{tenant_id}/agent/v1/connect")
 }
 
+/// Path of a release's package, which an agent downloads over HTTPS with its client
+/// certificate (authenticated as the agent WebSocket is), relative to the cloud URL.
+pub fn release_package_path(tenant_id: Uuid, version: &str) -> String {
+    format!("/{tenant_id}/agent/v1/releases/{version}/package")
+}
+
 /// Cloud -> agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -53,6 +59,14 @@ pub enum CloudToAgent {
     },
     /// [`AgentToCloud::RenewCertificate`] was refused; the current certificate stays valid.
     RenewalRefused { reason: String },
+    /// The answer to [`AgentToCloud::UpdateCheck`]: a release for this agent, as its signed
+    /// manifest (a [`crate::release::SignedManifest`] document, as the publisher signed it).
+    /// The agent verifies it with its pinned publisher key before it trusts any of it, then
+    /// downloads the package from [`release_package_path`].
+    UpdateOffer { signed_manifest: String },
+    /// The answer to [`AgentToCloud::UpdateCheck`] when there is nothing to offer; `reason`
+    /// says why (for the agent's log).
+    NoUpdate { reason: String },
 }
 
 /// Agent -> cloud.
@@ -107,6 +121,14 @@ pub enum AgentToCloud {
         csr_pem: String,
         /// The new X25519 public key requests will be sealed to, base64 (32 bytes).
         hpke_public_key: String,
+    },
+    /// Is there a release for this agent? Answered with [`CloudToAgent::UpdateOffer`] or
+    /// [`CloudToAgent::NoUpdate`].
+    UpdateCheck {
+        /// The version the agent runs.
+        version: String,
+        /// The platform it runs on ([`crate::release::this_target`]).
+        target: String,
     },
 }
 
@@ -324,6 +346,31 @@ mod tests {
     fn unknown_message_is_an_error_not_a_panic() {
         assert!(serde_json::from_str::<CloudToAgent>(r#"{"type":"nope"}"#).is_err());
         assert!(serde_json::from_str::<AgentToCloud>("not json").is_err());
+    }
+
+    #[test]
+    fn update_messages_round_trip() {
+        let check = AgentToCloud::UpdateCheck {
+            version: "0.1.0".into(),
+            target: "x86_64-linux".into(),
+        };
+        let j = serde_json::to_string(&check).unwrap_or_default();
+        assert_eq!(
+            j,
+            r#"{"type":"update_check","version":"0.1.0","target":"x86_64-linux"}"#
+        );
+        let offer = serde_json::from_str::<CloudToAgent>(
+            r#"{"type":"update_offer","signed_manifest":"{}"}"#,
+        );
+        assert!(
+            matches!(offer, Ok(CloudToAgent::UpdateOffer { signed_manifest }) if signed_manifest == "{}")
+        );
+        let none = serde_json::from_str::<CloudToAgent>(r#"{"type":"no_update","reason":"off"}"#);
+        assert!(matches!(none, Ok(CloudToAgent::NoUpdate { .. })));
+        assert_eq!(
+            release_package_path(Uuid::nil(), "0.2.0"),
+            "/00000000-0000-0000-0000-000000000000/agent/v1/releases/0.2.0/package"
+        );
     }
 
     #[test]

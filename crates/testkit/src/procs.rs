@@ -98,6 +98,58 @@ fn stop_child(child: &mut Child, signal: i32) {
     }
 }
 
+/// Stops a process this handle did not start (the version a self-updated agent handed over
+/// to): `signal`, then SIGKILL after 10 s; waits until it is gone.
+fn stop_pid(pid: u32, signal: i32) {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z'))
+    };
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive() {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    }
+}
+
+/// The second build of `passthru-agent` the update tests publish, with another (newer)
+/// version (`scripts/build-update-fixture.sh` builds it): `PASSTHRU_UPDATE_FIXTURE`, else
+/// `update-fixture/passthru-agent` beside the binaries' profile directory. Returns its path
+/// and the version it reports.
+pub fn update_fixture() -> anyhow::Result<(PathBuf, String)> {
+    let path = match std::env::var_os("PASSTHRU_UPDATE_FIXTURE") {
+        Some(p) => PathBuf::from(p),
+        None => bin_dir()
+            .parent()
+            .map(|p| p.join("update-fixture").join("passthru-agent"))
+            .unwrap_or_default(),
+    };
+    if !path.is_file() {
+        bail!(
+            "the update fixture (a second build of passthru-agent with a newer version) is \
+             missing at {}: build it with `bash scripts/build-update-fixture.sh` (scripts/test.sh \
+             does), or name it with PASSTHRU_UPDATE_FIXTURE",
+            path.display()
+        );
+    }
+    let out = Command::new(&path).arg("--version").output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .last()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{} --version printed no version", path.display()))?;
+    Ok((path, version))
+}
+
 /// The standard output of a command that must have succeeded; an error `WHAT failed: STDERR`
 /// otherwise.
 pub(crate) fn stdout_of_success(what: &str, out: &Output) -> anyhow::Result<String> {
@@ -829,11 +881,55 @@ impl Agent {
         Ok(())
     }
 
-    /// Stops the agent with a signal (15 = SIGTERM, 9 = SIGKILL).
+    /// Stops the agent with a signal (15 = SIGTERM, 9 = SIGKILL); and the version it
+    /// handed over to, after a self-update ([`Agent::lock_holder`]).
     pub fn stop_with(&mut self, signal: i32) {
+        let started = self.child.as_ref().map(Child::id);
         if let Some(mut c) = self.child.take() {
             stop_child(&mut c, signal);
         }
+        if let Some(pid) = self.lock_holder().filter(|p| Some(*p) != started) {
+            stop_pid(pid, signal);
+        }
+    }
+
+    /// The process running this agent (its state dir's lock names it, and its command line
+    /// names the state dir): after a self-update, the new version, not the process
+    /// [`Agent::run`] started. `None` when none runs.
+    pub fn lock_holder(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.state_dir.join("agent.lock")).ok()?;
+        let pid: u32 = text.trim().strip_prefix("pid ")?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let dir = self.state_dir.as_os_str().as_encoded_bytes();
+        let ours = cmdline.split(|b| *b == 0).any(|arg| arg == dir);
+        // A zombie (exited, not yet reaped by the test) runs nothing.
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z'));
+        (ours && running).then_some(pid)
+    }
+
+    /// Whether the process [`Agent::run`] started has exited, and how.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Appends `text` to the agent's configuration file (read at its next start).
+    pub fn append_config(&self, text: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)?;
+        writeln!(f, "\n{text}")?;
+        Ok(())
+    }
+
+    /// The agent's admin log (`STATE_DIR/admin.log`).
+    pub fn admin_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("admin.log")).unwrap_or_default()
     }
 
     /// Process id, when running.

@@ -79,3 +79,43 @@ pub struct AgentRevoked {
     pub revoked: bool,
     pub connections_closed: u64,
 }
+
+/// The header of `POST /agents/releases` that carries the release's signed manifest: the
+/// `SIGFILE` `passthru-agent release sign` wrote, base64 (the body is the package itself).
+pub const SIGNED_MANIFEST_HEADER: &str = "passthru-signed-manifest";
+
+/// An agent release the cloud offers (signed auto-update).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Release {
+    /// The release's version.
+    pub version: String,
+    /// The platform it runs on (`x86_64-linux`).
+    pub target: String,
+    /// The package's SHA-256, lower-case hex.
+    pub sha256: String,
+    /// The package's size in bytes.
+    pub size: u64,
+    /// The oldest cloud version that may offer it.
+    pub min_cloud_version: String,
+    /// When it was added, Unix seconds.
+    pub added_at: i64,
+    /// Who added it.
+    pub added_by: String,
+}
+
+/// `GET /agents/releases`, oldest added first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReleaseList {
+    pub releases: Vec<Release>,
+    /// The tenant's `agent_updates` setting (`auto` or `off`).
+    pub agent_updates: String,
+    /// The release an agent of this cloud's platform would be offered now, if any.
+    pub offered: Option<String>,
+}
+
+/// `DELETE /agents/releases/{version}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReleaseRemoved {
+    pub version: String,
+    pub removed: bool,
+}

@@ -12,7 +12,10 @@ mod domains;
 mod tenant;
 mod users;
 
-pub use agents::{Agent, AgentList, AgentRevoked, DomainController, RevokeAgent, RoundTrip};
+pub use agents::{
+    Agent, AgentList, AgentRevoked, DomainController, Release, ReleaseList, ReleaseRemoved,
+    RevokeAgent, RoundTrip, SIGNED_MANIFEST_HEADER,
+};
 pub use apps::{App, AppDeleted, AppList, NewApp, SetGroupsClaim, SetRedirectUris};
 pub use directory::{
     Group, GroupList, GroupMember, RunSync, SyncForest, SyncRequested, SyncRun, SyncStatus,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::agents::agent_lines;
+use super::agents::{agent_lines, release_lines};
 use super::directory::{group_lines, group_list_lines, status_lines};
 use super::output::{answer, json_number};
 use super::tenant::{setting_lines, sign_in_lines};
@@ -86,6 +86,44 @@ fn agents() -> anyhow::Result<()> {
             "  domain controller down: ldaps://dc2:636 (corp)".to_string(),
             format!("{B_TEXT}\tspare\t1.2\tInactive\tnever\t-\t\t2030-03-17T17:46:40Z\t0\t-\t-\t-\t-"),
         ]
+    );
+    Ok(())
+}
+
+#[test]
+fn releases() -> anyhow::Result<()> {
+    let list = wire(&api::ReleaseList {
+        releases: vec![api::Release {
+            version: "0.2.0".into(),
+            target: "x86_64-linux".into(),
+            sha256: "ab".repeat(32),
+            size: 1234,
+            min_cloud_version: "0.1.0".into(),
+            added_at: 1_800_000_000,
+            added_by: "admin@contoso.example".into(),
+        }],
+        agent_updates: "auto".into(),
+        offered: Some("0.2.0".into()),
+    })?;
+    assert_eq!(
+        release_lines(&list),
+        [
+            "VERSION\tTARGET\tSIZE\tSHA256\tMIN CLOUD\tADDED\tBY".to_string(),
+            format!(
+                "0.2.0\tx86_64-linux\t1234\t{}\t0.1.0\t2027-01-15T08:00:00Z\tadmin@contoso.example",
+                "ab".repeat(32)
+            ),
+            "agent_updates: auto; offered now: 0.2.0".to_string(),
+        ]
+    );
+    let none = wire(&api::ReleaseList {
+        releases: vec![],
+        agent_updates: "off".into(),
+        offered: None,
+    })?;
+    assert_eq!(
+        release_lines(&none).last().map(String::as_str),
+        Some("agent_updates: off; offered now: none")
     );
     Ok(())
 }

@@ -1580,6 +1580,7 @@ mod idle {
             wrong_passwords: WrongPasswords::new(wrong_passwords::WINDOW)
                 .map_err(|_| anyhow!("the random generator failed"))?,
             renewal: None,
+            updater: None,
             admin_log: passthru_agent::admin_log::AdminLog::disabled(),
         };
         Ok(Registered {

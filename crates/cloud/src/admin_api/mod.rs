@@ -32,6 +32,7 @@ pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod pta;
+pub mod releases;
 pub mod settings;
 pub mod signins;
 pub mod user_passwords;
@@ -218,6 +219,8 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(agents::register))
         .routes(routes!(agents::list))
         .routes(routes!(agents::revoke))
+        .routes(routes!(releases::list, releases::add))
+        .routes(routes!(releases::remove))
         .routes(routes!(signins::list))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))

@@ -343,6 +343,31 @@ op!(
 );
 
 op!(
+    LIST_RELEASES,
+    "listAgentReleases",
+    "GET",
+    "/agents/releases",
+    HYBRID,
+    "Lists the agent releases offered to the tenant's agents (signed auto-update), the `agent_updates` policy and the release offered now."
+);
+op!(
+    ADD_RELEASE,
+    "addAgentRelease",
+    "POST",
+    "/agents/releases",
+    GA,
+    "Adds an agent release: the package as the body, its signed manifest (base64) in the Passthru-Signed-Manifest header; refused when the package's SHA-256 or size is not the manifest's."
+);
+op!(
+    REMOVE_RELEASE,
+    "removeAgentRelease",
+    "DELETE",
+    "/agents/releases/{version}",
+    GA,
+    "Removes an agent release: it is offered no more."
+);
+
+op!(
     LIST_SIGNINS,
     "listSignIns",
     "GET",
@@ -407,6 +432,9 @@ pub const ALL: &[&Operation] = &[
     REGISTER_AGENT,
     LIST_AGENTS,
     REVOKE_AGENT,
+    LIST_RELEASES,
+    ADD_RELEASE,
+    REMOVE_RELEASE,
     LIST_SIGNINS,
     LIST_KEYS,
     ROTATE_KEYS,

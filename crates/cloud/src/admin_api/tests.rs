@@ -26,6 +26,7 @@ pub(super) fn path_of(op: &Operation) -> String {
             "{id}" => "00000000-0000-4000-8000-000000000001".to_string(),
             "{forest}" => "absent.example".to_string(),
             "{key}" => "lockout_threshold".to_string(),
+            "{version}" => "0.0.0-absent".to_string(),
             other => other.to_string(),
         })
         .collect();

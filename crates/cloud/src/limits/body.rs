@@ -14,10 +14,10 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::{refused, MAX_BODY_BYTES};
 
-fn too_large(corr: uuid::Uuid) -> Response {
+fn too_large(limit: usize, corr: uuid::Uuid) -> Response {
     refused(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("The request body is larger than the limit of {MAX_BODY_BYTES} bytes."),
+        format!("The request body is larger than the limit of {limit} bytes."),
         corr,
     )
 }
@@ -29,19 +29,30 @@ pub(crate) async fn read_whole(
     next: Next,
 ) -> Response {
     let corr = crate::http::correlation_id(req.headers());
+    // An agent release's package may be large and slow to arrive.
+    let (limit, deadline) = if super::is_release_upload(req.method(), req.uri().path()) {
+        (
+            super::MAX_RELEASE_BYTES,
+            deadline.max(super::RELEASE_UPLOAD_TIMEOUT),
+        )
+    } else {
+        (MAX_BODY_BYTES, deadline)
+    };
     let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large(corr);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit, corr);
     }
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(deadline, Limited::new(body, MAX_BODY_BYTES).collect()).await;
+    let read = tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await;
     let bytes = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(corr),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(limit, corr)
+        }
         Ok(Err(_)) => return refused(
             StatusCode::BAD_REQUEST,
             "The request body could not be read (the connection broke or the body is malformed).",

@@ -70,8 +70,27 @@ impl Default for Limits {
     }
 }
 
-/// The largest request body the cloud reads (every endpoint takes small forms or JSON).
+/// The largest request body the cloud reads (every endpoint takes small forms or JSON),
+/// but for an agent release's upload ([`MAX_RELEASE_BYTES`]).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest agent release package an administrator may upload
+/// (`POST /{tenant}/admin/agents/releases`).
+pub const MAX_RELEASE_BYTES: usize = 256 * 1024 * 1024;
+/// How long an administrator has to send a release package (at least; the body read
+/// deadline when longer).
+pub const RELEASE_UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether a request is an agent release upload (`POST /{tenant}/admin/agents/releases`),
+/// whose body may be [`MAX_RELEASE_BYTES`] and take [`RELEASE_UPLOAD_TIMEOUT`].
+pub(crate) fn is_release_upload(method: &axum::http::Method, path: &str) -> bool {
+    let mut segs = path.trim_start_matches('/').split('/');
+    method == axum::http::Method::POST
+        && segs.next().is_some_and(|t| !t.is_empty())
+        && segs.next() == Some("admin")
+        && segs.next() == Some("agents")
+        && segs.next() == Some("releases")
+        && segs.next().is_none()
+}
 
 /// HTTP 429 with `Retry-After` (whole seconds, at least 1) and Microsoft's error JSON
 /// (AADSTS90055).

@@ -202,7 +202,13 @@ pub(crate) fn limited_tenant(path: &str) -> Option<&str> {
     }
     match segs.next() {
         Some("admin") => None,
-        Some("agent") if segs.next() == Some("v1") && segs.next() == Some("connect") => None,
+        // The agent's routes, which authenticate it by its client certificate.
+        Some("agent")
+            if segs.next() == Some("v1")
+                && matches!(segs.next(), Some("connect") | Some("releases")) =>
+        {
+            None
+        }
         _ => Some(first),
     }
 }
@@ -365,6 +371,10 @@ mod tests {
         assert_eq!(limited_tenant("/contoso/login/password"), Some("contoso"));
         assert_eq!(limited_tenant("/contoso/admin/users"), None);
         assert_eq!(limited_tenant("/contoso/agent/v1/connect"), None);
+        assert_eq!(
+            limited_tenant("/contoso/agent/v1/releases/0.2.0/package"),
+            None
+        );
         assert_eq!(limited_tenant("/healthz"), None);
         assert_eq!(limited_tenant("/contoso/agent/v1/other"), Some("contoso"));
     }

@@ -355,6 +355,54 @@ async fn a_body_over_the_limit_gets_413() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An agent release's upload may be larger than every other body (its own limit): the
+/// body reader lets it through to the admin API (which refuses it here: no token); the same
+/// body elsewhere is 413.
+#[tokio::test]
+async fn a_release_upload_has_a_limit_of_its_own() -> anyhow::Result<()> {
+    let cloud = Cloud::new().await?;
+    let app = cloud.app(&Limits::default());
+    let big = vec![b'p'; 4 * super::MAX_BODY_BYTES];
+    let post = |path: &str| -> anyhow::Result<Request<Body>> {
+        let mut r = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", big.len().to_string())
+            .body(Body::from(big.clone()))?;
+        r.extensions_mut().insert(ClientInfo {
+            addr: "127.0.0.1:1".parse()?,
+            peer_cert_fingerprint: None,
+        });
+        Ok(r)
+    };
+    let (status, _, body) = send(&app, post(&format!("/{TENANT}/admin/agents/releases"))?).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, body) = send(&app, post(&format!("/{TENANT}/admin/users"))?).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let get = axum::http::Method::GET;
+    let post_m = axum::http::Method::POST;
+    assert!(super::is_release_upload(
+        &post_m,
+        "/contoso/admin/agents/releases"
+    ));
+    assert!(!super::is_release_upload(
+        &get,
+        "/contoso/admin/agents/releases"
+    ));
+    assert!(!super::is_release_upload(
+        &post_m,
+        "/contoso/admin/agents/releases/0.2.0"
+    ));
+    assert!(!super::is_release_upload(&post_m, "/contoso/admin/agents"));
+    assert!(!super::is_release_upload(
+        &post_m,
+        "//admin/agents/releases"
+    ));
+    cloud.close().await;
+    Ok(())
+}
+
 /// A flood of 10,000 unauthenticated starts (device codes, authorization requests, password
 /// reset flows), 200 at a time: rows pile up, then every one goes once they expire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

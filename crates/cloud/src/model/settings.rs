@@ -25,6 +25,26 @@ impl SignInAttribute {
     }
 }
 
+/// Whether the tenant's agents update themselves (`agent_updates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentUpdates {
+    /// The cloud offers the newest release to agents that ask (the default).
+    Auto,
+    /// The cloud offers none.
+    Off,
+}
+
+impl AgentUpdates {
+    /// The setting's value as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentUpdates::Auto => "auto",
+            AgentUpdates::Off => "off",
+        }
+    }
+}
+
 /// A tenant's settings, with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Settings {
@@ -44,6 +64,8 @@ pub struct Settings {
     pub signin_retention_days: u32,
     /// Who is asked for a second factor (a user's own policy takes precedence).
     pub mfa: crate::model::mfa_policy::Policy,
+    /// Whether the tenant's agents are offered releases.
+    pub agent_updates: AgentUpdates,
 }
 
 impl Default for Settings {
@@ -57,6 +79,7 @@ impl Default for Settings {
             writeback: false,
             signin_retention_days: 30,
             mfa: crate::model::mfa_policy::Policy::Optional,
+            agent_updates: AgentUpdates::Auto,
         }
     }
 }
@@ -103,6 +126,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "mfa",
         help: "multi-factor authentication (TOTP): off, optional (users who enrolled are asked for a code; others may enrol at /TENANT/mfa/setup) or required (everyone; users enrol at their next sign-in); a user's own policy (`user mfa`) takes precedence (default optional)",
+    },
+    Key {
+        name: "agent_updates",
+        help: "signed auto-update of the tenant's agents: auto (agents that ask are offered the newest release added with `agents release add`; each verifies it with its pinned publisher key) or off (none is offered) (default auto)",
     },
 ];
 
@@ -187,6 +214,13 @@ impl Settings {
                 self.mfa =
                     crate::model::mfa_policy::Policy::parse(value).ok_or_else(|| bad(k, value))?
             }
+            "agent_updates" => {
+                self.agent_updates = match value.trim().to_ascii_lowercase().as_str() {
+                    "auto" | "on" => AgentUpdates::Auto,
+                    "off" => AgentUpdates::Off,
+                    _ => return Err(bad(k, value)),
+                }
+            }
             _ => return Err(bad(k, value)),
         }
         Ok(())
@@ -204,6 +238,7 @@ impl Settings {
             "writeback" => self.writeback.to_string(),
             "signin_retention_days" => self.signin_retention_days.to_string(),
             "mfa" => self.mfa.as_str().to_string(),
+            "agent_updates" => self.agent_updates.as_str().to_string(),
             _ => return Err(bad(k, "")),
         })
     }
@@ -264,5 +299,32 @@ mod tests {
         assert_eq!(s.lockout_threshold, 3);
         s.set("mfa", "Required").ok();
         assert_eq!(s.mfa, crate::model::mfa_policy::Policy::Required);
+    }
+
+    #[test]
+    fn agent_updates_are_auto_or_off() {
+        let mut s = Settings::default();
+        assert_eq!(s.agent_updates, AgentUpdates::Auto);
+        assert_eq!(s.get("agent_updates").ok().as_deref(), Some("auto"));
+        assert!(s.set("agent_updates", " OFF ").is_ok());
+        assert_eq!(s.agent_updates, AgentUpdates::Off);
+        assert_eq!(s.get("agent_updates").ok().as_deref(), Some("off"));
+        let e = s
+            .set("agent_updates", "sometimes")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("agent_updates")
+                && e.contains("auto")
+                && e.contains("off")),
+            "{e:?}"
+        );
+        assert_eq!(
+            s.agent_updates,
+            AgentUpdates::Off,
+            "a refused value changes nothing"
+        );
+        assert!(s.set("agent_updates", "auto").is_ok());
+        assert_eq!(s.agent_updates, AgentUpdates::Auto);
     }
 }

@@ -35,6 +35,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod portal;
 mod postgres;
+pub mod releases;
 pub mod sign_in_state;
 pub mod sign_ins;
 mod signin_log;
@@ -66,6 +67,7 @@ pub use oidc::{
     AuthCode, AuthzRequest, ChangeSecondFactor, OidcStore, PasswordChangeGrant, SessionRecord,
 };
 pub use portal::PortalStore;
+pub use releases::ReleaseStore;
 pub use sign_in_state::SignInStateStore;
 pub use sign_ins::SignInLogStore;
 pub use signing_keys::SigningKeyStore;
@@ -171,6 +173,7 @@ pub trait Backend:
     + PortalStore
     + FederationStore
     + InstanceStore
+    + ReleaseStore
     + std::fmt::Debug
 {
 }

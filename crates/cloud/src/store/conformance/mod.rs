@@ -4,6 +4,7 @@
 //! - this file: one function per area whose rules are checked with many calls at once
 //!   (`oidc`, `lockout`, `device`, `mfa`, `attempts`, `writeback`, `signing_keys`, `portal`,
 //!   `federation`), called with `store.backend()`;
+//! - `releases`: agent releases (signed auto-update);
 //! - `directory`: tenants, domains, users, apps, the sign-in log, sync state and purges;
 //! - one file per area for the rules that need a prepared store (`admin`, `agents`, `sync`,
 //!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
@@ -107,6 +108,7 @@ mod federation;
 mod instances;
 mod mfa;
 mod portal;
+mod releases;
 mod sign_in_log;
 mod sign_in_state;
 mod sync;
@@ -214,6 +216,18 @@ mod tests {
         async fn keeps_the_directory_rules(backend: TestBackend) -> anyhow::Result<()> {
             let (s, dir) = empty_test_store(backend, "conf").await?;
             super::directory::directory(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn keeps_the_release_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir, t) =
+                test_store_on(backend, "conformance", "corp.test", DomainKind::Managed).await?;
+            let other = uuid::Uuid::new_v4();
+            s.create_tenant(other, "fabrikam", 1).await?;
+            super::releases::releases(s.backend(), t, other).await?;
             s.close().await;
             std::fs::remove_dir_all(dir)?;
             Ok(())

@@ -21,6 +21,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent certificate renewal",
         include_str!("../../../migrations/postgres/0003_agent_renewal.sql"),
     ),
+    (
+        4,
+        "signed agent releases",
+        include_str!("../../../migrations/postgres/0004_agent_releases.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -26,6 +26,7 @@ mod mfa;
 mod migrate;
 mod oidc;
 mod portal;
+mod releases;
 mod schema;
 mod sign_in_state;
 mod sign_ins;

@@ -78,6 +78,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "agent certificate renewal",
         include_str!("../../../migrations/0014_agent_renewal.sql"),
     ),
+    (
+        15,
+        "signed agent releases",
+        include_str!("../../../migrations/0015_agent_releases.sql"),
+    ),
 ];
 
 #[derive(Debug)]

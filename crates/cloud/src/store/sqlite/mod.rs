@@ -24,6 +24,7 @@ mod mfa;
 pub(super) mod migrate;
 mod oidc;
 mod portal;
+mod releases;
 mod schema;
 mod sign_in_state;
 mod sign_ins;
