@@ -791,140 +791,9 @@ async fn cloud_restart() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // The network between an agent and the cloud cut and healed
 
-/// An iptables rule dropping what `uid` sends to TCP port `port` on loopback; deleted on
-/// drop.
-struct Cut {
-    rule: Option<Vec<String>>,
-}
-
-fn iptables(action: &str, rule: &[String]) -> anyhow::Result<()> {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .arg(action)
-        .args(rule)
-        .output()
-        .context("running iptables")?;
-    if !out.status.success() {
-        bail!(
-            "iptables {action} {} failed: {}",
-            rule.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn drop_rule(uid: u32, port: u16) -> Vec<String> {
-    [
-        "OUTPUT",
-        "-o",
-        "lo",
-        "-p",
-        "tcp",
-        "--dport",
-        &port.to_string(),
-        "-m",
-        "owner",
-        "--uid-owner",
-        &uid.to_string(),
-        "-j",
-        "DROP",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-impl Cut {
-    fn start(uid: u32, port: u16) -> anyhow::Result<Cut> {
-        let rule = drop_rule(uid, port);
-        iptables("-I", &rule)?;
-        Ok(Cut { rule: Some(rule) })
-    }
-
-    fn heal(&mut self) -> anyhow::Result<()> {
-        match self.rule.take() {
-            Some(rule) => iptables("-D", &rule),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        let _ = self.heal();
-    }
-}
-
-/// The uid and gid to run the cut agent as, creating the user when missing; or why the case
-/// cannot run here.
-fn net_prerequisites() -> Result<(u32, u32), String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0");
-    if !root {
-        return Err("not running as root (iptables and a second uid need it)".into());
-    }
-    match Command::new("iptables")
-        .args(["-w", "-S", "OUTPUT"])
-        .output()
-    {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return Err(format!(
-                "iptables is not usable: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
-        }
-        Err(e) => {
-            return Err(format!(
-                "iptables is not installed ({e}); run scripts/deps.sh"
-            ))
-        }
-    }
-    let lookup = || {
-        Command::new("getent")
-            .args(["passwd", NET_USER])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-    };
-    let entry = match lookup() {
-        Some(e) => e,
-        None => {
-            let made = Command::new("useradd")
-                .args(["-r", "-M", "-s", "/usr/sbin/nologin", NET_USER])
-                .output()
-                .map_err(|e| format!("useradd: {e}"))?;
-            if !made.status.success() {
-                return Err(format!(
-                    "cannot create the user {NET_USER}: {}",
-                    String::from_utf8_lossy(&made.stderr).trim()
-                ));
-            }
-            lookup().ok_or_else(|| format!("the user {NET_USER} was created but is not found"))?
-        }
-    };
-    let fields: Vec<&str> = entry.trim().split(':').collect();
-    let id = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
-    let (Some(uid), Some(gid)) = (id(2), id(3)) else {
-        return Err(format!("cannot read the uid of {NET_USER}: {entry}"));
-    };
-    // The owner match must work in this kernel: insert and delete a rule for a port nothing
-    // uses.
-    let probe = drop_rule(uid, 9);
-    iptables("-I", &probe).map_err(|e| format!("{e:#}"))?;
-    iptables("-D", &probe).map_err(|e| format!("{e:#}"))?;
-    Ok((uid, gid))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_network_between_an_agent_and_the_cloud_cut_and_healed() -> anyhow::Result<()> {
-    let (uid, gid) = match net_prerequisites() {
+    let (uid, gid) = match passthru_testkit::netblock::prerequisites(NET_USER) {
         Ok(ids) => ids,
         Err(why) if std::env::var(REQUIRE_NET).as_deref() == Ok("1") => {
             bail!("the network case cannot run here ({REQUIRE_NET}=1): {why}")
@@ -992,11 +861,11 @@ async fn network_cut(uid: u32, gid: u32) -> anyhow::Result<()> {
     tokio::time::sleep(WARM_UP).await;
     let before_cut = served(&t)?;
     let cutting = Instant::now();
-    let mut cut = Cut::start(uid, port)?;
+    let mut cut = passthru_testkit::netblock::Blocked::tcp_dropped_from_uid(uid, port)?;
     // Four heartbeat intervals: the cloud takes the silent agent out after two.
     tokio::time::sleep(HEARTBEAT * 4).await;
     let healing = Instant::now();
-    cut.heal()?;
+    cut.lift()?;
     let active = wait_active(&t, 2, Duration::from_secs(40)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.stop().await?;

@@ -28,6 +28,14 @@ fn iptables(action: &str, rule: &[String]) -> anyhow::Result<()> {
 /// The rule rejecting (with a TCP reset: the connection is refused at once) what `uid` sends
 /// to TCP `port` on loopback.
 fn reject_rule(uid: u32, port: u16) -> Vec<String> {
+    let mut rule = owner_rule(uid, port, "REJECT");
+    rule.extend(["--reject-with".to_string(), "tcp-reset".to_string()]);
+    rule
+}
+
+/// The rule sending what `uid` sends to TCP `port` on loopback to `target` (`DROP`,
+/// `REJECT`).
+fn owner_rule(uid: u32, port: u16, target: &str) -> Vec<String> {
     [
         "OUTPUT",
         "-o",
@@ -41,9 +49,7 @@ fn reject_rule(uid: u32, port: u16) -> Vec<String> {
         "--uid-owner",
         &uid.to_string(),
         "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
+        target,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -60,6 +66,14 @@ impl Blocked {
     /// Inserts the rule.
     pub fn tcp_from_uid(uid: u32, port: u16) -> anyhow::Result<Blocked> {
         let rule = reject_rule(uid, port);
+        iptables("-I", &rule)?;
+        Ok(Blocked { rule: Some(rule) })
+    }
+
+    /// Drops (silently: a cable pulled, a firewall that does not answer) what `uid` sends to
+    /// TCP `port` on loopback.
+    pub fn tcp_dropped_from_uid(uid: u32, port: u16) -> anyhow::Result<Blocked> {
+        let rule = owner_rule(uid, port, "DROP");
         iptables("-I", &rule)?;
         Ok(Blocked { rule: Some(rule) })
     }
