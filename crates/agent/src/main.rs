@@ -50,15 +50,24 @@ fn init_run_logging(session: &Arc<SessionLog>) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
-    let switch = Arc::clone(session);
+    // The session layer's filter lets nothing through while the log is off, so that debug
+    // events on the validation path are not even looked at; a switch reloads it.
+    let targets = |on: bool| {
+        let t = tracing_subscriber::filter::Targets::new();
+        if on {
+            t.with_target("passthru", tracing::Level::DEBUG)
+        } else {
+            t
+        }
+    };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(targets(false));
+    session.on_switch(Box::new(move |on| {
+        let _ = handle.reload(targets(on));
+    }));
     let session_layer = tracing_subscriber::fmt::layer()
         .with_writer(MakeSessionWriter(Arc::clone(session)))
         .with_ansi(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
-            switch.is_on()
-                && *meta.level() <= tracing::Level::DEBUG
-                && meta.target().starts_with("passthru")
-        }));
+        .with_filter(filter);
     tracing_subscriber::registry()
         .with(stderr)
         .with(session_layer)

@@ -45,13 +45,26 @@ impl Level {
     }
 }
 
+/// What the tracing set-up does when the session log is switched (its layer's filter is
+/// changed, so that while the log is off no debug event is even looked at).
+type OnSwitch = Box<dyn Fn(bool) + Send + Sync>;
+
 /// The session log's switch and file. One per process; the tracing layer and the signal
 /// handler share it.
-#[derive(Debug)]
 pub struct SessionLog {
     path: PathBuf,
     on: AtomicBool,
     file: Mutex<Option<LogFile>>,
+    on_switch: Mutex<Option<OnSwitch>>,
+}
+
+impl std::fmt::Debug for SessionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLog")
+            .field("path", &self.path)
+            .field("on", &self.on)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionLog {
@@ -61,7 +74,24 @@ impl SessionLog {
             path: state_dir.join(SESSION_LOG_FILE),
             on: AtomicBool::new(false),
             file: Mutex::new(None),
+            on_switch: Mutex::new(None),
         })
+    }
+
+    /// Calls `f` with the new state at every switch (the tracing layer's filter).
+    pub fn on_switch(&self, f: OnSwitch) {
+        *self.on_switch.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    fn switched(&self, on: bool) {
+        if let Some(f) = self
+            .on_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            f(on);
+        }
     }
 
     /// Whether debug events are written now.
@@ -100,6 +130,8 @@ impl SessionLog {
                 *file = None;
             }
         }
+        drop(file);
+        self.switched(level == Level::Debug);
         Ok(())
     }
 

@@ -5,7 +5,6 @@
 //! key; the agent verifies with the one pinned in it.
 
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -34,8 +33,8 @@ const CHUNK: usize = 64 * 1024;
 /// What a refused download asks the agent to wait, seconds.
 const RETRY_AFTER_SECONDS: u64 = 60;
 
-/// Downloads in progress in this process.
-static DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
+/// Downloads in progress in this process: one permit each.
+static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DOWNLOADS);
 
 /// The release to offer an agent running `agent_version` on `agent_target`: among the
 /// tenant's releases for that platform that this cloud (`cloud_version`) may offer, the
@@ -124,33 +123,11 @@ pub(crate) async fn answer_check(
 }
 
 /// A download slot, given back when dropped.
-#[derive(Debug)]
-struct Slot;
+type Slot = tokio::sync::SemaphorePermit<'static>;
 
-impl Slot {
-    fn take() -> Option<Slot> {
-        let mut n = DOWNLOADS.load(AtomicOrdering::Acquire);
-        loop {
-            if n >= MAX_DOWNLOADS {
-                return None;
-            }
-            match DOWNLOADS.compare_exchange(
-                n,
-                n + 1,
-                AtomicOrdering::AcqRel,
-                AtomicOrdering::Acquire,
-            ) {
-                Ok(_) => return Some(Slot),
-                Err(now) => n = now,
-            }
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        DOWNLOADS.fetch_sub(1, AtomicOrdering::AcqRel);
-    }
+/// A slot when one is free, at once.
+fn take_slot() -> Option<Slot> {
+    DOWNLOADS.try_acquire().ok()
 }
 
 /// `GET /{tenant_id}/agent/v1/releases/{version}/package`: the package, to an agent of the
@@ -173,7 +150,7 @@ pub async fn package(
             "Agent updates are off for this tenant (settings agent_updates).",
         ));
     }
-    let Some(slot) = Slot::take() else {
+    let Some(slot) = take_slot() else {
         let mut r = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
@@ -275,14 +252,34 @@ mod tests {
         assert!(parse_version(CLOUD_VERSION).is_ok());
     }
 
+    /// 200 threads asking at once, each holding what it got until all have asked: exactly
+    /// MAX_DOWNLOADS get a slot; once they are given back, slots are free again.
     #[test]
-    fn downloads_are_bounded() {
-        let held: Vec<Slot> = std::iter::from_fn(Slot::take)
+    fn downloads_are_bounded_under_contention() {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let threads: Vec<_> = (0..200)
+            .map(|_| {
+                let (barrier, tx) = (std::sync::Arc::clone(&barrier), tx.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let slot = take_slot();
+                    let _ = tx.send(slot.is_some());
+                    // Hold it until every thread has asked.
+                    barrier.wait();
+                    drop(slot);
+                })
+            })
+            .collect();
+        drop(tx);
+        let granted = rx.iter().filter(|got| *got).count();
+        for t in threads {
+            assert!(t.join().is_ok());
+        }
+        assert_eq!(granted, MAX_DOWNLOADS);
+        let again: Vec<Slot> = std::iter::from_fn(take_slot)
             .take(MAX_DOWNLOADS + 2)
             .collect();
-        assert_eq!(held.len(), MAX_DOWNLOADS);
-        assert!(Slot::take().is_none());
-        drop(held);
-        assert!(Slot::take().is_some());
+        assert_eq!(again.len(), MAX_DOWNLOADS);
     }
 }

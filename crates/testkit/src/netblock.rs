@@ -7,8 +7,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+/// Serialises this process's iptables calls: iptables-nft does not honour `-w`, and two
+/// tests of one binary changing the ruleset at once can make a delete miss its rule.
+static IPTABLES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `iptables -w ACTION RULE...`.
 fn iptables(action: &str, rule: &[String]) -> anyhow::Result<()> {
+    let _one_at_a_time = IPTABLES.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new("iptables")
         .arg("-w")
         .arg(action)
