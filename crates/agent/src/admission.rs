@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use passthru_proto::{AgentError, AgentKeyPair, AnswerKey, SealedRequest, ValidationPayload};
+use passthru_proto::{
+    AgentError, AgentKeyPair, AnswerKey, OpenedSessions, SealedRequest, ValidationPayload,
+};
 use uuid::Uuid;
 
 use crate::replay::ReplayCache;
@@ -32,6 +34,9 @@ pub struct Admission {
     keys: RwLock<Vec<(String, Arc<AgentKeyPair>)>>,
     skew_tolerance_ms: u64,
     replay: Mutex<ReplayCache>,
+    /// The cloud's sealed sessions opened so far (a session's first envelope costs a
+    /// Diffie-Hellman, the next ones none).
+    sessions: OpenedSessions,
 }
 
 impl Admission {
@@ -45,6 +50,7 @@ impl Admission {
             keys: RwLock::new(vec![(key_id, Arc::new(identity.keys))]),
             skew_tolerance_ms: u64::try_from(skew_tolerance.as_millis()).unwrap_or(u64::MAX),
             replay: Mutex::new(ReplayCache::new(replay_capacity)),
+            sessions: OpenedSessions::default(),
         }
     }
 
@@ -79,6 +85,8 @@ impl Admission {
         let mut all = self.keys_mut();
         if all.iter().any(|(k, _)| k == key_id) {
             all.retain(|(k, _)| k == key_id);
+            // Sessions opened with a dropped key must not outlive it.
+            self.sessions.clear();
         }
     }
 
@@ -123,7 +131,7 @@ impl Admission {
             return Err(AgentError::NoKey);
         };
         let opened = keys
-            .open_bound(request)
+            .open_with(request, &self.sessions)
             .map_err(|_| AgentError::DecryptFailed)?;
         if !self
             .replay()
@@ -225,6 +233,49 @@ mod tests {
             Ok("S3cret!".into())
         );
         assert_eq!(adm.admit(&req, NOW + 6).err(), Some(AgentError::Replayed));
+        Ok(())
+    }
+
+    /// Envelopes of one sealed session: each admitted once, a replay refused, a tampered
+    /// one refused without spoiling the session; after a renewal's `keep_only` the session
+    /// of the dropped key no longer opens.
+    #[test]
+    fn sealed_sessions_are_admitted_once_each() -> R {
+        let (adm, public, t, a) = setup();
+        let sealer = passthru_proto::SessionSealer::new(&public).map_err(|_| "sealer")?;
+        let header = || RequestHeader {
+            request_id: Uuid::new_v4(),
+            tenant_id: t,
+            agent_id: a,
+            issued_at_ms: NOW,
+            expires_at_ms: NOW + 10_000,
+        };
+        let payload = ValidationPayload::validate(
+            "alice@corp.example.test",
+            Zeroizing::new("S3cret!".into()),
+        );
+        let now = std::time::Instant::now();
+        let first = sealer.seal(header(), &payload, now).map_err(|_| "seal")?.0;
+        let second = sealer.seal(header(), &payload, now).map_err(|_| "seal")?.0;
+        assert_eq!(first.enc, second.enc);
+        let (got, _) = adm.admit(&first, NOW).map_err(|_| "first")?;
+        assert_eq!(got.password.as_str(), "S3cret!");
+        assert_eq!(adm.admit(&first, NOW).err(), Some(AgentError::Replayed));
+        let mut tampered = second.clone();
+        tampered.tenant_id = Uuid::new_v4();
+        assert_eq!(adm.admit(&tampered, NOW).err(), Some(AgentError::NoKey));
+        let mut tampered = second.clone();
+        tampered.issued_at_ms += 1;
+        assert_eq!(
+            adm.admit(&tampered, NOW).err(),
+            Some(AgentError::DecryptFailed)
+        );
+        assert!(adm.admit(&second, NOW).is_ok());
+        let new_keys = Arc::new(AgentKeyPair::generate());
+        adm.add_key(Arc::clone(&new_keys));
+        adm.keep_only(&new_keys.key_id());
+        let third = sealer.seal(header(), &payload, now).map_err(|_| "seal")?.0;
+        assert_eq!(adm.admit(&third, NOW).err(), Some(AgentError::NoKey));
         Ok(())
     }
 

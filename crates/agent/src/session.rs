@@ -353,6 +353,7 @@ pub async fn serve_reporting<V: Validator>(
         upn_suffixes: ctx.hello.upn_suffixes.clone(),
         agent_time_ms: clock::now_ms(),
         sync_forests: ctx.hello.sync_forests.clone(),
+        sealed_sessions: true,
     };
     let hello = text(&hello).ok_or_else(|| LinkError::Protocol {
         detail: "cannot encode hello".into(),

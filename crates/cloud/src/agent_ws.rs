@@ -155,6 +155,7 @@ async fn serve(
         upn_suffixes,
         agent_time_ms,
         sync_forests,
+        sealed_sessions,
     })) = hello
     else {
         if closed_early {
@@ -214,7 +215,8 @@ async fn serve(
             agent.hpke_public_key.clone(),
             tx,
         )
-        .with_sync_forests(sync_forests),
+        .with_sync_forests(sync_forests)
+        .with_sealed_sessions(sealed_sessions),
     );
     state.gateway.register(conn.clone());
     if renewed {

@@ -49,6 +49,7 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
         &[good.clone(), wrong],
         6,
         Duration::from_secs(60),
+        true,
     )?;
     agent.run()?;
     let mut link = driver
@@ -99,6 +100,7 @@ async fn the_driver_drives_a_real_agent() -> anyhow::Result<()> {
         std::slice::from_ref(&good),
         2,
         Duration::from_secs(60),
+        false,
     )?;
     let other = fresh.pop().ok_or_else(|| anyhow::anyhow!("no frame"))?;
     fresh[0].answer_key = other.answer_key;

@@ -9,10 +9,12 @@ pub mod answer;
 pub mod codes;
 pub mod release;
 pub mod seal;
+pub mod session_seal;
 pub mod sync;
 pub mod wire;
 
 pub use answer::AnswerKey;
 pub use codes::{Aadsts, Win32};
 pub use seal::{AgentKeyPair, PasswordOperation, SealError, SealedRequest, ValidationPayload};
+pub use session_seal::{OpenedSessions, SessionSealer};
 pub use wire::{AgentError, AgentToCloud, CloudToAgent, Outcome, PasswordRefusal};

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::answer::AnswerKey;
 
 type KemT = X25519HkdfSha256;
-const INFO: &[u8] = b"passthru/v1/validate";
+pub(crate) const INFO: &[u8] = b"passthru/v1/validate";
 
 /// Why an envelope could not be made or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,12 +54,26 @@ pub struct SealedRequest {
     pub enc: String,
     /// HPKE ciphertext of the JSON [`ValidationPayload`], base64.
     pub ciphertext: String,
+    /// Sealed in a session ([`crate::session_seal`]): `enc` is the session's, shared by its
+    /// envelopes, and the ciphertext is under a key exported for this request. Absent
+    /// (false): the envelope has a context of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub session: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl SealedRequest {
-    fn aad(&self) -> Vec<u8> {
+    pub(crate) fn aad(&self) -> Vec<u8> {
         format!(
-            "passthru/v1|{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}",
+            if self.session {
+                "passthru/v2"
+            } else {
+                "passthru/v1"
+            },
             self.request_id,
             self.tenant_id,
             self.agent_id,
@@ -262,6 +276,7 @@ impl Encapsulation {
             expires_at_ms: header.expires_at_ms,
             enc: std::mem::take(&mut self.enc),
             ciphertext: String::new(),
+            session: false,
         };
         let ct = self
             .ctx

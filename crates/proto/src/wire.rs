@@ -86,6 +86,10 @@ pub enum AgentToCloud {
         /// The forests this agent can sync (those with a service account).
         #[serde(default)]
         sync_forests: Vec<SyncForest>,
+        /// The agent opens envelopes sealed in sessions ([`crate::session_seal`]); absent
+        /// from older agents, which get an HPKE context per envelope.
+        #[serde(default)]
+        sealed_sessions: bool,
     },
     /// The answer to a [`CloudToAgent::Validate`].
     Result {

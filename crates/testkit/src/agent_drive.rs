@@ -21,7 +21,7 @@ use passthru_agent::clock::now_ms;
 use passthru_agent::state_dir::StateDir;
 use passthru_proto::seal::{seal_bound, RequestHeader};
 use passthru_proto::wire::{AgentToCloud, CloudToAgent};
-use passthru_proto::{AnswerKey, Outcome, ValidationPayload};
+use passthru_proto::{AnswerKey, Outcome, SessionSealer, ValidationPayload};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,7 +49,9 @@ pub struct SealedFrame {
 }
 
 /// Seals `count` validation requests for `users` in rotation to the agent key `public_key`,
-/// on every core of this machine; each valid `lifetime` from now.
+/// on every core of this machine; each valid `lifetime` from now. With `sessions`, as the
+/// cloud seals to an agent that opens sealed sessions (one session per sealing thread,
+/// renewed by age and use as the cloud renews it); without, an HPKE context per envelope.
 pub fn seal_requests(
     public_key: &[u8],
     tenant_id: Uuid,
@@ -57,6 +59,7 @@ pub fn seal_requests(
     users: &[TestUser],
     count: usize,
     lifetime: Duration,
+    sessions: bool,
 ) -> anyhow::Result<Vec<SealedFrame>> {
     if users.is_empty() {
         bail!("no users to sign in");
@@ -71,6 +74,8 @@ pub fn seal_requests(
                 scope.spawn(move || -> anyhow::Result<Vec<SealedFrame>> {
                     let range = (t * per)..((t + 1) * per).min(count);
                     let mut out = Vec::with_capacity(range.len());
+                    let sealer = SessionSealer::new(public_key)
+                        .map_err(|e| anyhow!("the agent's key: {e}"))?;
                     for i in range {
                         let user = &users[i % users.len()];
                         let id = Uuid::new_v4();
@@ -85,8 +90,13 @@ pub fn seal_requests(
                             &user.upn,
                             Zeroizing::new(user.password.clone()),
                         );
-                        let (sealed, answer_key) = seal_bound(public_key, header, &payload)
-                            .map_err(|e| anyhow!("sealing a request: {e}"))?;
+                        let sealed = if sessions {
+                            sealer.seal(header, &payload, Instant::now())
+                        } else {
+                            seal_bound(public_key, header, &payload)
+                        };
+                        let (sealed, answer_key) =
+                            sealed.map_err(|e| anyhow!("sealing a request: {e}"))?;
                         let text = serde_json::to_string(&CloudToAgent::Validate(sealed))?;
                         out.push(SealedFrame {
                             id,

@@ -61,6 +61,7 @@ impl ScriptedAgent {
                 upn_suffixes: upn_suffixes.iter().map(|s| s.to_string()).collect(),
                 agent_time_ms: now_ms(),
                 sync_forests: Vec::new(),
+                sealed_sessions: false,
             })
             .await?;
         Ok((agent, state.hpke))

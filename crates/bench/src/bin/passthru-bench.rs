@@ -158,11 +158,15 @@ struct AgentArgs {
     #[arg(long, default_value = "3s", value_parser = duration)]
     warmup: Duration,
     /// The most requests a second the bench sends (100 to 100,000).
-    #[arg(long, default_value = "8000", value_parser = count)]
+    #[arg(long, default_value = "16000", value_parser = count)]
     max_rate: u64,
     /// The directory behind the agent.
     #[arg(long, default_value = "slapd", value_parser = ["samba", "slapd"])]
     directory: String,
+    /// How the requests are sealed: in sessions, as the cloud seals to agents that open them
+    /// (the default), or with an HPKE context per envelope, as before (and for older agents).
+    #[arg(long, default_value = "session", value_parser = ["session", "per-envelope"])]
+    seal: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -1883,6 +1887,7 @@ mod capacity {
         let (tenant_id, agent_id) = (registered.tenant_id, registered.agent_id);
         let public = registered.public_key;
         let seal_users = users.clone();
+        let sessions = args.seal == "session";
         let frames = tokio::task::spawn_blocking(move || {
             seal_requests(
                 &public,
@@ -1891,13 +1896,19 @@ mod capacity {
                 &seal_users,
                 count,
                 duration + warmup + Duration::from_secs(600),
+                sessions,
             )
         })
         .await??;
         println!(
-            "sealed {} requests to the agent's key beforehand in {:.1} s (--max-rate {max_rate}/s)",
+            "sealed {} requests to the agent's key beforehand in {:.1} s (--max-rate {max_rate}/s; {})",
             thousands(count as u64),
-            sealing.elapsed().as_secs_f64()
+            sealing.elapsed().as_secs_f64(),
+            if sessions {
+                "in sealed sessions, as the cloud seals to this agent"
+            } else {
+                "an HPKE context per envelope"
+            }
         );
 
         agent.run()?;

@@ -6,11 +6,13 @@
 //! validation relayed to an instance that stops announcing itself while it holds the request
 //! is given up there (its answer will never come) and sent to the agent where it reconnects.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::RequestErrorKind;
 use passthru_proto::answer::Binding;
 use passthru_proto::seal::{Encapsulation, RequestHeader, ValidationPayload};
+use passthru_proto::SessionSealer;
 use uuid::Uuid;
 
 use super::wire::{PresentAgent, RelayAnswer, RelayRequest};
@@ -22,6 +24,10 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 /// Extra time the bus gets beyond the agent's deadline for the answer to come back.
 const BUS_MARGIN: Duration = Duration::from_millis(500);
 
+/// Session sealers kept for agents at other instances; past this many (agent keys seen
+/// since the last clear) they are all dropped and made again as requests come.
+const MAX_SEALERS: usize = 10_000;
+
 /// What one relay attempt gave.
 enum Attempt {
     Done(Result<Box<Reply>, DispatchError>),
@@ -32,6 +38,21 @@ enum Attempt {
 }
 
 impl Cluster {
+    /// The session sealer to the agent key `key` (kept per key: requests to one agent from
+    /// this instance share a session, renewed by age and use).
+    fn sealer(&self, key: &[u8]) -> Result<Arc<SessionSealer>, passthru_proto::SealError> {
+        let mut sealers = self.sealers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sealers.get(key) {
+            return Ok(Arc::clone(s));
+        }
+        if sealers.len() >= MAX_SEALERS {
+            sealers.clear();
+        }
+        let sealer = Arc::new(SessionSealer::new(key)?);
+        sealers.insert(key.to_vec(), Arc::clone(&sealer));
+        Ok(sealer)
+    }
+
     pub(crate) async fn dispatch(
         &self,
         tenant_id: Uuid,
@@ -134,9 +155,13 @@ impl Cluster {
             issued_at_ms: issued,
             expires_at_ms: issued + remaining.as_millis() as u64,
         };
-        let Ok((sealed, answer_key)) =
+        let sealed = if agent.sealed_sessions {
+            self.sealer(&key)
+                .and_then(|s| s.seal(header, payload, Instant::now()))
+        } else {
             Encapsulation::new(&key).and_then(|e| e.seal(header, payload))
-        else {
+        };
+        let Ok((sealed, answer_key)) = sealed else {
             tracing::error!(agent = %agent.agent_id, "the agent's HPKE key is invalid; re-register the agent");
             return Attempt::Next { passed_over: false };
         };

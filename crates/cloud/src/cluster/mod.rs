@@ -82,6 +82,10 @@ pub struct Cluster {
     remote: presence::Remote,
     /// When each tenant last had an agent anywhere (for [`AGENT_GRACE`]).
     seen: std::sync::Mutex<std::collections::HashMap<Uuid, Instant>>,
+    /// Session sealers to agents at other instances, by HPKE public key (see
+    /// [`Cluster::sealer`]).
+    sealers:
+        std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<passthru_proto::SessionSealer>>>,
 }
 
 /// Checks `--bus`: `nats://HOST:PORT`.
@@ -136,6 +140,7 @@ impl Cluster {
             gateway,
             remote: presence::Remote::default(),
             seen: Default::default(),
+            sealers: Default::default(),
         }))
     }
 

@@ -160,6 +160,7 @@ mod tests {
             upn_suffixes: vec![suffix.into()],
             write_suffixes: Vec::new(),
             hpke_public_key: String::new(),
+            sealed_sessions: false,
             in_flight,
             served: 0,
             draining: false,

@@ -197,6 +197,7 @@ async fn announce(cluster: Arc<Cluster>, mut stop: tokio::sync::watch::Receiver<
                 upn_suffixes: l.agent.upn_suffixes,
                 write_suffixes: l.write_suffixes,
                 hpke_public_key: b64(&l.hpke_public_key),
+                sealed_sessions: l.sealed_sessions,
                 in_flight: l.agent.in_flight,
                 served: l.agent.served,
                 draining: l.agent.draining,

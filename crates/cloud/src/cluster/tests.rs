@@ -309,6 +309,7 @@ async fn a_stranger_on_the_bus_can_neither_ask_an_agent_nor_announce_one() -> an
         upn_suffixes: vec!["corp.example.test".into()],
         write_suffixes: Vec::new(),
         hpke_public_key: super::b64(AgentKeyPair::generate().public_bytes()),
+        sealed_sessions: false,
         in_flight: 0,
         served: 0,
         draining: false,

@@ -106,6 +106,9 @@ pub(crate) struct PresentAgent {
     pub(crate) write_suffixes: Vec<String>,
     /// The agent's HPKE public key (public), base64.
     pub(crate) hpke_public_key: String,
+    /// It opens envelopes sealed in sessions (absent from older instances: no).
+    #[serde(default)]
+    pub(crate) sealed_sessions: bool,
     pub(crate) in_flight: usize,
     pub(crate) served: u64,
     pub(crate) draining: bool,

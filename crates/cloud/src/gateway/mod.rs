@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use passthru_proto::answer::{AnswerKey, AnswerRefusal, Binding};
 use passthru_proto::seal::{self, Encapsulation, RequestHeader, ValidationPayload};
 use passthru_proto::wire::{AgentError, CloudToAgent, Outcome};
+use passthru_proto::SessionSealer;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -65,6 +66,9 @@ pub struct AgentConn {
     /// HPKE encapsulations to the agent's key made while earlier requests were waiting for
     /// the agent, so that a request's seal is only the AEAD (see [`AgentConn::refill`]).
     spare: Mutex<Vec<Encapsulation>>,
+    /// Seals in sessions (one HPKE context for many envelopes) when the agent said it opens
+    /// them; `None` for older agents (or a key that does not parse).
+    sessions: Option<SessionSealer>,
 }
 
 impl AgentConn {
@@ -98,6 +102,7 @@ impl AgentConn {
             stuck_since_ms: AtomicU64::new(0),
             no_dc_until_ms: AtomicU64::new(0),
             spare: Mutex::new(Vec::new()),
+            sessions: None,
         }
     }
 
@@ -118,7 +123,7 @@ impl AgentConn {
     /// while a request waits for this agent: the X25519 work of the next request's seal
     /// then happens while the agent and its DC work, not on the sign-in's path.
     fn refill(&self) {
-        if self.spare().len() >= SPARE_ENCAPSULATIONS {
+        if self.sessions.is_some() || self.spare().len() >= SPARE_ENCAPSULATIONS {
             return;
         }
         if let Ok(e) = Encapsulation::new(&self.hpke_public_key) {
@@ -144,6 +149,32 @@ impl AgentConn {
     pub fn with_sync_forests(mut self, forests: Vec<passthru_proto::sync::SyncForest>) -> Self {
         self.sync_forests = forests;
         self
+    }
+
+    /// Whether the agent opens envelopes sealed in sessions (it said so in its `Hello`).
+    pub fn with_sealed_sessions(mut self, yes: bool) -> Self {
+        self.sessions = yes
+            .then(|| SessionSealer::new(&self.hpke_public_key).ok())
+            .flatten();
+        self
+    }
+
+    /// Whether requests to it are sealed in sessions.
+    pub fn sealed_sessions(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    /// Seals `payload` to the agent: in its session when it opens them, else with a context
+    /// of its own (a spare one when ready).
+    fn seal(
+        &self,
+        header: RequestHeader,
+        payload: &ValidationPayload,
+    ) -> Result<(passthru_proto::SealedRequest, passthru_proto::AnswerKey), seal::SealError> {
+        match &self.sessions {
+            Some(sealer) => sealer.seal(header, payload, Instant::now()),
+            None => self.encapsulation().and_then(|e| e.seal(header, payload)),
+        }
     }
 
     /// Queues a message to the agent; false when its connection is closing or saturated.
@@ -252,6 +283,8 @@ pub struct LocalAgent {
     pub tenant_id: Uuid,
     pub agent: ConnectedAgent,
     pub hpke_public_key: Vec<u8>,
+    /// It opens envelopes sealed in sessions.
+    pub sealed_sessions: bool,
     /// The UPN suffixes of the forests it has a service account for (it can write
     /// passwords there).
     pub write_suffixes: Vec<String>,
@@ -340,6 +373,7 @@ impl Gateway {
                     tenant_id: *t,
                     agent: snapshot(c),
                     hpke_public_key: c.hpke_public_key.clone(),
+                    sealed_sessions: c.sealed_sessions(),
                     write_suffixes: c
                         .sync_forests
                         .iter()

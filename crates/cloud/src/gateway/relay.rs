@@ -143,9 +143,7 @@ impl Gateway {
                 issued_at_ms: issued,
                 expires_at_ms: issued + remaining.as_millis() as u64,
             };
-            let Ok((sealed, answer_key)) =
-                agent.encapsulation().and_then(|e| e.seal(header, payload))
-            else {
+            let Ok((sealed, answer_key)) = agent.seal(header, payload) else {
                 // A stored key that does not parse: this agent cannot be used.
                 tracing::error!(agent = %agent.agent_id, "the agent's stored HPKE key is invalid; re-register the agent");
                 continue;

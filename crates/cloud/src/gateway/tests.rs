@@ -526,3 +526,86 @@ async fn a_relayed_request_sealed_to_a_retired_key_is_not_sent() -> anyhow::Resu
     assert!(matches!(rx.try_recv(), Ok(CloudToAgent::Validate(_))));
     Ok(())
 }
+
+/// An agent that said it opens sealed sessions gets envelopes of one session (one
+/// encapsulation, no spares made); each opens, and its answer's MAC, made with that request's
+/// key, is accepted. An agent that did not say so keeps a context per envelope.
+#[tokio::test]
+async fn an_agent_that_opens_sessions_gets_envelopes_of_one_session() -> anyhow::Result<()> {
+    let keys = AgentKeyPair::generate();
+    let public = keys.public_bytes().to_vec();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let tenant_id = Uuid::new_v4();
+    let conn = Arc::new(
+        AgentConn::new(
+            Uuid::new_v4(),
+            tenant_id,
+            "host".into(),
+            "1".into(),
+            vec!["corp.example.test".into()],
+            keys.public_bytes().to_vec(),
+            tx,
+        )
+        .with_sealed_sessions(true),
+    );
+    assert!(conn.sealed_sessions());
+    let gateway = Arc::new(Gateway::default());
+    gateway.register(conn.clone());
+    const N: usize = 5;
+    let agent = {
+        let (gateway, conn) = (gateway.clone(), conn.clone());
+        tokio::spawn(async move {
+            let opened = passthru_proto::OpenedSessions::default();
+            let mut encs = std::collections::HashSet::new();
+            for _ in 0..N {
+                let Some(CloudToAgent::Validate(sealed)) = rx.recv().await else {
+                    return None;
+                };
+                assert!(sealed.session);
+                encs.insert(sealed.enc.clone());
+                let (_, key) = keys.open_with(&sealed, &opened).ok()?;
+                let o = success();
+                let mac = key.mac(sealed.request_id, &o, false);
+                let reply = Reply {
+                    request_id: sealed.request_id,
+                    outcome: o,
+                    agent_id: conn.agent_id,
+                    agent_host: conn.host.clone(),
+                    agent_micros: 1,
+                    repeated: false,
+                    passed_over: Vec::new(),
+                };
+                let done = gateway.complete(&conn, sealed.request_id, reply, Some(&mac));
+                assert_eq!(done, Completion::Delivered);
+            }
+            Some(encs.len())
+        })
+    };
+    let payload = ValidationPayload::validate(
+        "alice@corp.example.test",
+        zeroize::Zeroizing::new("not-a-secret".into()),
+    );
+    for _ in 0..N {
+        let reply = gateway
+            .validate(tenant_id, &payload, Duration::from_secs(5))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        assert!(matches!(reply.outcome, Outcome::Success(_)));
+    }
+    assert_eq!(agent.await?, Some(1), "one encapsulation for all");
+    assert_eq!(conn.spare().len(), 0, "no spare encapsulations are made");
+    // Without the agent's word: a context per envelope.
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let old = AgentConn::new(
+        Uuid::new_v4(),
+        tenant_id,
+        "old".into(),
+        "1".into(),
+        Vec::new(),
+        public,
+        tx,
+    )
+    .with_sealed_sessions(false);
+    assert!(!old.sealed_sessions());
+    Ok(())
+}
