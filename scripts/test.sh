@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_PACKAGING=1 bash scripts/deps.sh
+# slapd: the relay's regression guard (crates/e2e/tests/relay_guard.rs) runs the benchmark
+# against a throwaway slapd.
+PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_PACKAGING=1 PASSTHRU_NEED_SLAPD=1 bash scripts/deps.sh
 
 # Reuse a build directory outside the clone, so a fresh clone does not rebuild every crate.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/passthru-target}"

@@ -117,6 +117,11 @@ fn parse() -> Cli {
     }
 }
 
+/// mimalloc instead of glibc's malloc: allocation and freeing were 7-12% of the CPU per
+/// sign-in (docs/performance.md, issue 20).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = parse();
     match cli.command {

@@ -397,6 +397,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// mimalloc instead of glibc's malloc: allocation and freeing were 7-12% of the CPU per
+/// sign-in (docs/performance.md, issue 20).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -16,9 +16,11 @@ const QUEUE: usize = 10_000;
 /// Lines written in one transaction at most.
 const BATCH: usize = 512;
 /// How long the writer waits for more lines after the first of a batch: at a few hundred
-/// sign-ins a second, one write carries several, instead of each sign-in costing the store a
-/// statement and a commit.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// sign-ins a second, one write carries a dozen or more, instead of each sign-in costing
+/// the store a statement and a commit (and, with SQLite, every other connection its page
+/// cache: a commit makes them read their pages again). A reader of the log never waits for
+/// it (it flushes first); a crash loses at most this much of the log.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the writer task receives.
 #[derive(Debug)]
@@ -82,7 +84,7 @@ async fn gather(
 }
 
 impl Store {
-    /// Queues a line of the sign-in log (written within milliseconds, in a batch).
+    /// Queues a line of the sign-in log (written within [`LINGER`], in a batch).
     pub async fn log_sign_in(&self, tenant_id: Uuid, s: &SignIn) -> super::Result<()> {
         let line = Box::new(s.clone());
         match self
