@@ -1,6 +1,6 @@
-//! `passthru-oidc-bench`: the sign-in pages and token endpoint under load (issue targets:
-//! a full code + PKCE sign-in costs at most 2 ms of cloud CPU above the pass-through round
-//! trip; refresh grants at least 2,000/s).
+//! `passthru-oidc-bench`: the sign-in pages and token endpoint under load (targets of issue
+//! 20: a full code + PKCE sign-in costs at most 1 ms of cloud CPU; refresh grants at least
+//! 5,000/s; issue 3's were 2 ms and 2,000/s).
 //!
 //! It starts a cloud, a Samba forest and an agent (as the tests do), then:
 //! 1. runs `--signins` full browser sign-ins of an AD user (authorize, username page, password
@@ -219,10 +219,10 @@ async fn main() -> anyhow::Result<()> {
     let cpu = cpu_seconds(pid)? - cpu0;
     let per_signin_ms = cpu * 1000.0 / o.signins as f64;
     println!(
-        "sign-ins: {} in {wall:.2} s ({:.0}/s); cloud CPU {cpu:.2} s = {per_signin_ms:.2} ms per sign-in (target <= 2 ms: ratio {:.2}x of budget)",
+        "sign-ins: {} in {wall:.2} s ({:.0}/s); cloud CPU {cpu:.2} s = {per_signin_ms:.2} ms per sign-in (target <= 1 ms: ratio {:.2}x of budget)",
         o.signins,
         o.signins as f64 / wall,
-        per_signin_ms / 2.0
+        per_signin_ms / 1.0
     );
 
     println!(
@@ -257,8 +257,8 @@ async fn main() -> anyhow::Result<()> {
     let n = done.load(Ordering::Relaxed) as f64;
     let rate = n / secs;
     println!(
-        "refresh: {n:.0} grants in {secs:.2} s = {rate:.0}/s (target >= 2000/s: ratio {:.2}x); cloud CPU {:.2} ms per grant",
-        rate / 2000.0,
+        "refresh: {n:.0} grants in {secs:.2} s = {rate:.0}/s (target >= 5000/s: ratio {:.2}x); cloud CPU {:.2} ms per grant",
+        rate / 5000.0,
         (cpu_seconds(pid)? - cpu1) * 1000.0 / n.max(1.0)
     );
     drop(t);
