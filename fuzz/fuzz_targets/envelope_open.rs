@@ -1,8 +1,9 @@
 //! The agent's admission of a sealed request, with the envelope open behind it.
 //!
 //! Mode byte even: the rest is a plaintext that the cloud's sealing code seals, as it is, to
-//! the agent's key, so the fuzzer reaches the payload parser behind the envelope's
-//! authentication: the agent must admit it exactly when it is a valid payload, and only once.
+//! the agent's key (with bit 2 of the mode set, in a sealed session), so the fuzzer reaches
+//! the payload parser behind the envelope's authentication: the agent must admit it exactly
+//! when it is a valid payload, and only once.
 //! Mode byte odd: the rest is a `SealedRequest` (JSON) as a forger would send it; with bit 1
 //! of the mode set, its addressee and key id are made this agent's, so that the fuzzed `enc`
 //! and `ciphertext` reach the HPKE open. (Anyone who has the agent's public key can seal to
@@ -55,8 +56,12 @@ fuzz_target!(|data: &[u8]| {
             issued_at_ms: NOW,
             expires_at_ms: NOW + 60_000,
         };
-        let (sealed, cloud_key) =
-            fuzz_entry::seal_plaintext(public, header, rest).expect("sealing any bytes works");
+        let sealed = if mode & 4 != 0 {
+            fuzz_entry::seal_plaintext_in_session(public, header, rest)
+        } else {
+            fuzz_entry::seal_plaintext(public, header, rest)
+        };
+        let (sealed, cloud_key) = sealed.expect("sealing any bytes works");
         let expected = serde_json::from_slice::<ValidationPayload>(rest).ok();
         match (admission.admit(&sealed, NOW + 1), expected) {
             (Ok((payload, agent_key)), Some(want)) => {

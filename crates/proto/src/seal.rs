@@ -393,6 +393,20 @@ pub mod fuzz_entry {
     ) -> Result<(SealedRequest, AnswerKey), SealError> {
         Encapsulation::new(public_key)?.seal_bytes(header, plaintext)
     }
+
+    /// Like [`seal_plaintext`], in a sealed session (`crate::session_seal`), as the cloud
+    /// seals to agents that open sessions.
+    pub fn seal_plaintext_in_session(
+        public_key: &[u8],
+        header: RequestHeader,
+        plaintext: &[u8],
+    ) -> Result<(SealedRequest, AnswerKey), SealError> {
+        crate::session_seal::SessionSealer::new(public_key)?.seal_bytes(
+            header,
+            plaintext,
+            std::time::Instant::now(),
+        )
+    }
 }
 
 #[cfg(test)]
