@@ -54,46 +54,68 @@ fn number(v: &serde_json::Value, key: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("the summary has no {key}: {v}"))
 }
 
+/// Runs `passthru-bench ARGS` up to [`ATTEMPTS`] times, until its `figure` is `within` the
+/// bound; every run must have done work (`done`) without an error (`errors`). `Ok(None)` when
+/// a run was within, else the figures seen.
+fn best_of(
+    name: &str,
+    args: &[&str],
+    (done, errors): (&str, &str),
+    figure: &str,
+    within: impl Fn(f64) -> bool,
+) -> anyhow::Result<Option<Vec<f64>>> {
+    let dir = fresh_dir(name)?;
+    let summary = dir.join("summary.json");
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let v = run_bench(args, &summary)?;
+        anyhow::ensure!(
+            number(&v, errors)? == 0.0 && number(&v, done)? > 0.0,
+            "{name}: the run failed requests: {v}"
+        );
+        let x = number(&v, figure)?;
+        seen.push(x);
+        if within(x) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(seen))
+}
+
 /// Cloud CPU per password grant through the whole relay (HTTPS, the cloud, the agent, LDAPS
 /// to slapd), and that every grant succeeded.
 #[test]
 fn the_cloud_cost_per_grant_has_not_doubled() -> anyhow::Result<()> {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = fresh_dir("relay-guard-cloud")?;
-    let summary = dir.join("summary.json");
-    let mut seen = Vec::new();
-    for _ in 0..ATTEMPTS {
-        let v = run_bench(
-            &[
-                "signins",
-                "--directory",
-                "slapd",
-                "--users",
-                "50",
-                "--concurrency",
-                "4",
-                "--duration",
-                "4s",
-                "--warmup",
-                "1s",
-                "--rounds",
-                "1",
-            ],
-            &summary,
-        )?;
-        anyhow::ensure!(
-            number(&v, "relay_errors")? == 0.0 && number(&v, "relay_per_second")? > 0.0,
-            "the relay failed grants: {v}"
+    let args = [
+        "signins",
+        "--directory",
+        "slapd",
+        "--users",
+        "50",
+        "--concurrency",
+        "4",
+        "--duration",
+        "4s",
+        "--warmup",
+        "1s",
+        "--rounds",
+        "1",
+    ];
+    let done = ("relay_per_second", "relay_errors");
+    let within = |ms: f64| ms <= MAX_CLOUD_MS_PER_GRANT;
+    if let Some(seen) = best_of(
+        "relay-guard-cloud",
+        &args,
+        done,
+        "cloud_ms_per_grant",
+        within,
+    )? {
+        bail!(
+            "cloud CPU per password grant {seen:?} ms in {ATTEMPTS} runs, over the guard's {MAX_CLOUD_MS_PER_GRANT} ms (twice the recorded figure): profile the grant path (docs/performance.md)"
         );
-        let ms = number(&v, "cloud_ms_per_grant")?;
-        seen.push(ms);
-        if ms <= MAX_CLOUD_MS_PER_GRANT {
-            return Ok(());
-        }
     }
-    bail!(
-        "cloud CPU per password grant {seen:?} ms in {ATTEMPTS} runs, over the guard's {MAX_CLOUD_MS_PER_GRANT} ms (twice the recorded figure): profile the grant path (docs/performance.md)"
-    )
+    Ok(())
 }
 
 /// One agent's validations per CPU-second, driven at its ceiling by the bench's stand-in for
@@ -101,33 +123,27 @@ fn the_cloud_cost_per_grant_has_not_doubled() -> anyhow::Result<()> {
 #[test]
 fn the_agent_ceiling_has_not_halved() -> anyhow::Result<()> {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = fresh_dir("relay-guard-agent")?;
-    let summary = dir.join("summary.json");
-    let mut seen = Vec::new();
-    for _ in 0..ATTEMPTS {
-        let v = run_bench(
-            &[
-                "agent",
-                "--duration",
-                "3s",
-                "--warmup",
-                "1s",
-                "--max-rate",
-                "6000",
-            ],
-            &summary,
-        )?;
-        anyhow::ensure!(
-            number(&v, "errors")? == 0.0 && number(&v, "validations")? > 0.0,
-            "the agent failed validations: {v}"
+    let args = [
+        "agent",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--max-rate",
+        "6000",
+    ];
+    let figure = "validations_per_core_second";
+    let within = |n: f64| n >= MIN_AGENT_PER_CORE_SECOND;
+    if let Some(seen) = best_of(
+        "relay-guard-agent",
+        &args,
+        ("validations", "errors"),
+        figure,
+        within,
+    )? {
+        bail!(
+            "agent validations per core-second {seen:?} in {ATTEMPTS} runs, under the guard's {MIN_AGENT_PER_CORE_SECOND} (half the recorded figure): profile the agent (docs/performance.md)"
         );
-        let per_core = number(&v, "validations_per_core_second")?;
-        seen.push(per_core);
-        if per_core >= MIN_AGENT_PER_CORE_SECOND {
-            return Ok(());
-        }
     }
-    bail!(
-        "agent validations per core-second {seen:?} in {ATTEMPTS} runs, under the guard's {MIN_AGENT_PER_CORE_SECOND} (half the recorded figure): profile the agent (docs/performance.md)"
-    )
+    Ok(())
 }

@@ -19,6 +19,24 @@ use crate::answer::AnswerKey;
 
 type KemT = X25519HkdfSha256;
 pub(crate) const INFO: &[u8] = b"passthru/v1/validate";
+/// An HPKE sender context of this suite.
+pub(crate) type SenderCtx = hpke::aead::AeadCtxS<ChaCha20Poly1305, HkdfSha256, KemT>;
+/// An HPKE receiver context of this suite.
+pub(crate) type ReceiverCtx = hpke::aead::AeadCtxR<ChaCha20Poly1305, HkdfSha256, KemT>;
+
+/// RFC 9180 `SetupBaseS` to the agent public key `public_key`: the encapsulated key (base64)
+/// and the sender's context.
+pub(crate) fn sender_context(public_key: &[u8]) -> Result<(String, SenderCtx), SealError> {
+    let pk = <KemT as Kem>::PublicKey::from_bytes(public_key).map_err(|_| SealError::BadKey)?;
+    let (enc, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
+        &OpModeS::Base,
+        &pk,
+        INFO,
+        &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
+    )
+    .map_err(|_| SealError::BadKey)?;
+    Ok((B64.encode(enc.to_bytes()), ctx))
+}
 
 /// Why an envelope could not be made or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -211,7 +229,7 @@ pub fn seal_bound(
 pub struct Encapsulation {
     key_id: String,
     enc: String,
-    ctx: hpke::aead::AeadCtxS<ChaCha20Poly1305, HkdfSha256, KemT>,
+    ctx: SenderCtx,
     answer_key: AnswerKey,
 }
 
@@ -226,19 +244,12 @@ impl std::fmt::Debug for Encapsulation {
 impl Encapsulation {
     /// A new encapsulation to the agent public key `public_key` (32 bytes).
     pub fn new(public_key: &[u8]) -> Result<Encapsulation, SealError> {
-        let pk = <KemT as Kem>::PublicKey::from_bytes(public_key).map_err(|_| SealError::BadKey)?;
-        let (enc, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
-            &OpModeS::Base,
-            &pk,
-            INFO,
-            &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
-        )
-        .map_err(|_| SealError::BadKey)?;
+        let (enc, ctx) = sender_context(public_key)?;
         let answer_key = AnswerKey::export(|label, out| ctx.export(label, out))
             .map_err(|_| SealError::BadKey)?;
         Ok(Encapsulation {
             key_id: key_id(public_key),
-            enc: B64.encode(enc.to_bytes()),
+            enc,
             ctx,
             answer_key,
         })
@@ -348,24 +359,11 @@ impl AgentKeyPair {
         &self,
         sealed: &SealedRequest,
     ) -> Result<(ValidationPayload, AnswerKey), SealError> {
-        let sk =
-            <KemT as Kem>::PrivateKey::from_bytes(&self.private).map_err(|_| SealError::BadKey)?;
-        let enc_bytes = B64
-            .decode(sealed.enc.as_bytes())
-            .map_err(|_| SealError::Malformed)?;
-        let enc =
-            <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes).map_err(|_| SealError::Malformed)?;
         let ct = B64
             .decode(sealed.ciphertext.as_bytes())
             .map_err(|_| SealError::Malformed)?;
         // HPKE's single-shot open, in its two steps, to keep the context for the export.
-        let mut ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, KemT>(
-            &OpModeR::Base,
-            &sk,
-            &enc,
-            INFO,
-        )
-        .map_err(|_| SealError::OpenFailed)?;
+        let mut ctx = self.receiver(&sealed.enc)?;
         let plaintext = Zeroizing::new(
             ctx.open(&ct, &sealed.aad())
                 .map_err(|_| SealError::OpenFailed)?,
@@ -374,6 +372,19 @@ impl AgentKeyPair {
         let answer_key = AnswerKey::export(|label, out| ctx.export(label, out))
             .map_err(|_| SealError::OpenFailed)?;
         Ok((payload, answer_key))
+    }
+
+    /// RFC 9180 `SetupBaseR` for the encapsulated key `enc` (base64).
+    pub(crate) fn receiver(&self, enc: &str) -> Result<ReceiverCtx, SealError> {
+        let sk =
+            <KemT as Kem>::PrivateKey::from_bytes(&self.private).map_err(|_| SealError::BadKey)?;
+        let enc_bytes = B64
+            .decode(enc.as_bytes())
+            .map_err(|_| SealError::Malformed)?;
+        let enc =
+            <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes).map_err(|_| SealError::Malformed)?;
+        hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, KemT>(&OpModeR::Base, &sk, &enc, INFO)
+            .map_err(|_| SealError::OpenFailed)
     }
 }
 

@@ -36,20 +36,19 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305 as Cipher, Key, Nonce};
-use hpke::aead::ChaCha20Poly1305;
-use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, Kem};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::answer::AnswerKey;
-use crate::seal::{key_id, AgentKeyPair, RequestHeader, SealError, SealedRequest, INFO};
+use crate::seal::{
+    key_id, sender_context, AgentKeyPair, ReceiverCtx, RequestHeader, SealError, SealedRequest,
+    SenderCtx,
+};
 use crate::ValidationPayload;
 
 type KemT = X25519HkdfSha256;
-type SenderCtx = hpke::aead::AeadCtxS<ChaCha20Poly1305, HkdfSha256, KemT>;
-type ReceiverCtx = hpke::aead::AeadCtxR<ChaCha20Poly1305, HkdfSha256, KemT>;
 
 /// A sender's session is replaced after this long.
 pub const SESSION_MAX_AGE: Duration = Duration::from_secs(60);
@@ -153,17 +152,9 @@ impl SessionSealer {
                 return Ok(Arc::clone(s));
             }
         }
-        let pk = <KemT as Kem>::PublicKey::from_bytes(&self.public_key)
-            .map_err(|_| SealError::BadKey)?;
-        let (enc, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
-            &OpModeS::Base,
-            &pk,
-            INFO,
-            &mut hpke_rand::UnwrapErr(hpke_rand::OsRng),
-        )
-        .map_err(|_| SealError::BadKey)?;
+        let (enc, ctx) = sender_context(&self.public_key)?;
         let session = Arc::new(SenderSession {
-            enc: B64.encode(enc.to_bytes()),
+            enc,
             ctx,
             born: now,
             uses: AtomicU32::new(1),
@@ -340,19 +331,6 @@ impl AgentKeyPair {
             sessions.put(key, ctx);
         }
         Ok((payload, answer))
-    }
-
-    /// The receiver context of the encapsulated key `enc` (base64).
-    fn receiver(&self, enc: &str) -> Result<ReceiverCtx, SealError> {
-        let sk = <KemT as Kem>::PrivateKey::from_bytes(self.private_bytes())
-            .map_err(|_| SealError::BadKey)?;
-        let enc_bytes = B64
-            .decode(enc.as_bytes())
-            .map_err(|_| SealError::Malformed)?;
-        let enc =
-            <KemT as Kem>::EncappedKey::from_bytes(&enc_bytes).map_err(|_| SealError::Malformed)?;
-        hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, KemT>(&OpModeR::Base, &sk, &enc, INFO)
-            .map_err(|_| SealError::OpenFailed)
     }
 }
 

@@ -2,13 +2,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{uuid_col, SqliteStore};
+use super::{uuid_col, AbortOnDrop, SqliteStore};
 #[allow(unused_imports)]
 use crate::store::HousekeepingStore;
 use crate::store::{
@@ -48,7 +49,8 @@ async fn checkpoints(pool: sqlx::SqlitePool) {
 impl SqliteStore {
     /// Opens (creating if asked) the SQLite store at `path` and applies the schema. Inside a
     /// Tokio runtime it also starts the task that checkpoints the WAL every
-    /// [`CHECKPOINT_EVERY`] (it ends when the pool is closed).
+    /// [`CHECKPOINT_EVERY`] (it ends when the pool is closed or the last clone of the store
+    /// is dropped).
     pub(crate) async fn open(path: &Path, create: bool) -> Result<SqliteStore> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(create)
@@ -72,9 +74,9 @@ impl SqliteStore {
             pool.close().await;
             return Err(e);
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(checkpoints(pool.clone()));
-        }
+        let checkpoints = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|runtime| Arc::new(AbortOnDrop(runtime.spawn(checkpoints(pool.clone())))));
         Ok(SqliteStore {
             pool,
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
@@ -82,6 +84,7 @@ impl SqliteStore {
             )),
             path: Some(path.to_path_buf()),
             serve_lock: Default::default(),
+            _checkpoints: checkpoints,
         })
     }
 

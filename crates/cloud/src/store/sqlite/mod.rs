@@ -47,6 +47,20 @@ pub(crate) struct SqliteStore {
     /// The serve lock's file, held while this process serves the store
     /// ([`crate::store::instances::InstanceStore::hold_serve_lock`]).
     serve_lock: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// The background WAL checkpoints (`base::checkpoints`), stopped when the last clone of
+    /// the store is dropped: the task holds a pool handle, which would otherwise keep the
+    /// database open for the rest of the process.
+    _checkpoints: Option<std::sync::Arc<AbortOnDrop>>,
+}
+
+/// Aborts its task when dropped.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl super::Backend for SqliteStore {}
