@@ -21,8 +21,7 @@ use crate::tokens::TOKEN_LIFETIME_SECS;
 /// Lifetime of refresh tokens, seconds (90 days, as Azure's default).
 pub const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 3600;
 
-/// Scopes that are about the user's identity rather than a resource.
-pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+pub use crate::resource::OIDC_SCOPES;
 
 /// SHA-256 of a bearer secret (code, refresh token, session id, client secret), hex.
 pub fn hash_secret(token: &str) -> String {

@@ -10,10 +10,12 @@
 use passthru_proto::Aadsts;
 use uuid::Uuid;
 
-use crate::issue::OIDC_SCOPES;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::{App, PrincipalKind, Tenant, User};
+
+/// Scopes that are about the user's identity rather than a resource.
+pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// The pseudo-scope that asks for every scope (delegated) or every assigned role (app-only)
 /// of a resource.
