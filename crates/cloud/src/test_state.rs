@@ -130,7 +130,11 @@ pub(crate) async fn admin_token_of(
         ver: "2.0".into(),
     };
     let es256 = crate::tokens::SigningAlg::Es256;
-    Ok(state.signer.keys_for(tenant_id, es256).await?.sign(&claims)?)
+    Ok(state
+        .signer
+        .keys_for(tenant_id, es256)
+        .await?
+        .sign(&claims)?)
 }
 
 /// The state `serve` builds over `dir` (no listener, no background task).
