@@ -7,6 +7,7 @@
 
 mod agents;
 mod apps;
+mod credentials;
 mod directory;
 mod domains;
 mod tenant;
@@ -17,6 +18,10 @@ pub use agents::{
     RevokeAgent, RoundTrip, SIGNED_MANIFEST_HEADER,
 };
 pub use apps::{App, AppDeleted, AppList, NewApp, SetGroupsClaim, SetRedirectUris};
+pub use credentials::{
+    Credential, CredentialList, CredentialRemoved, NewCertificate, NewSecret, SecretAdded,
+    DEFAULT_SECRET_DAYS, MAX_SECRET_DAYS,
+};
 pub use directory::{
     Group, GroupList, GroupMember, RunSync, SyncForest, SyncRequested, SyncRun, SyncStatus,
     SyncedGroup,

@@ -24,6 +24,7 @@ use crate::store::{Tenant, User};
 pub use body::ApiJson;
 
 pub mod agents;
+pub mod app_credentials;
 pub mod apps;
 pub mod domains;
 pub mod federated_domains;
@@ -213,6 +214,11 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(apps::set_redirect_uris))
         .routes(routes!(apps::set_groups_claim))
         .routes(routes!(apps::rotate_secret))
+        .routes(routes!(app_credentials::list))
+        .routes(routes!(app_credentials::add_secret))
+        .routes(routes!(app_credentials::remove_secret))
+        .routes(routes!(app_credentials::add_certificate))
+        .routes(routes!(app_credentials::remove))
         .routes(routes!(pta::get, pta::set))
         .routes(routes!(settings::get))
         .routes(routes!(settings::set))

@@ -26,6 +26,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signed agent releases",
         include_str!("../../../migrations/postgres/0004_agent_releases.sql"),
     ),
+    (
+        6,
+        "app credentials: several secrets and certificates per app",
+        include_str!("../../../migrations/postgres/0006_app_credentials.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

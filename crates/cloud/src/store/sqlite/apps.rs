@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
+use crate::store::app_credentials::first_secret;
 use crate::store::apps::*;
 use crate::store::*;
 
@@ -12,20 +13,24 @@ impl AppStore for SqliteStore {
     async fn add_app(&self, app: &App, now: i64) -> Result<()> {
         let name = &app.name;
         let uris = serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
-            .bind(&app.client_id)
-            .bind(app.tenant_id.to_string())
-            .bind(name)
-            .bind(app.public as i64)
-            .bind(uris)
-            .bind(&app.secret_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, format!("app {name}")))?;
+        .bind(&app.client_id)
+        .bind(app.tenant_id.to_string())
+        .bind(name)
+        .bind(app.public as i64)
+        .bind(uris)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, format!("app {name}")))?;
+        if let Some(first) = first_secret(app, now) {
+            super::app_credentials::insert_credential(&mut tx, &first).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -76,27 +81,15 @@ impl AppStore for SqliteStore {
         Ok(())
     }
 
-    async fn set_app_secret_hash(
-        &self,
-        tenant_id: Uuid,
-        client_id: &str,
-        hash: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE apps SET secret_hash = ? WHERE tenant_id = ? AND client_id = ? AND public = 0",
-        )
-        .bind(hash)
-        .bind(tenant_id.to_string())
-        .bind(client_id.to_ascii_lowercase())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()> {
         let client_id = client_id.to_ascii_lowercase();
         let mut tx = self.write_tx().await?;
-        for table in ["refresh_tokens", "auth_codes", "device_codes"] {
+        for table in [
+            "refresh_tokens",
+            "auth_codes",
+            "device_codes",
+            "app_credentials",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = ? AND client_id = ?"
             ))

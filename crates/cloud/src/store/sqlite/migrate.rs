@@ -83,6 +83,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "signed agent releases",
         include_str!("../../../migrations/0015_agent_releases.sql"),
     ),
+    (
+        17,
+        "app credentials: several secrets and certificates per app",
+        include_str!("../../../migrations/0017_app_credentials.sql"),
+    ),
 ];
 
 #[derive(Debug)]

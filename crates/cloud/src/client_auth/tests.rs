@@ -1,0 +1,1 @@
+//! In-process tests of client authentication at the token endpoint.
