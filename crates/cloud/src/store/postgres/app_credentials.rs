@@ -70,13 +70,13 @@ pub(super) async fn insert_credential(
 
 /// Whether the tenant has the app (in `tx`).
 async fn has_app(tx: &mut sqlx::PgConnection, tenant_id: Uuid, client_id: &str) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM apps WHERE tenant_id = $1 AND client_id = $2")
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE tenant_id = $1 AND client_id = $2")
             .bind(tenant_id.to_string())
             .bind(client_id.to_ascii_lowercase())
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    Ok(found.is_some())
+    Ok(n > 0)
 }
 
 #[async_trait]

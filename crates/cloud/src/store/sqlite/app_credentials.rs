@@ -74,13 +74,13 @@ async fn has_app(
     tenant_id: Uuid,
     client_id: &str,
 ) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM apps WHERE tenant_id = ? AND client_id = ?")
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE tenant_id = ? AND client_id = ?")
             .bind(tenant_id.to_string())
             .bind(client_id.to_ascii_lowercase())
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    Ok(found.is_some())
+    Ok(n > 0)
 }
 
 #[async_trait]
