@@ -228,3 +228,7 @@ pub(super) async fn show_lines(cx: &Cx<'_>, client_id: &str) -> anyhow::Result<V
         .map(|l| format!("  credential {l}"))
         .collect())
 }
+
+#[cfg(test)]
+#[path = "credentials_tests.rs"]
+mod tests;
