@@ -101,7 +101,8 @@ fn what_is_not_a_current_usable_certificate_is_refused_saying_what_to_give() -> 
     let p384_cert =
         rcgen::CertificateParams::new(vec!["p384.example".to_string()])?.self_signed(&p384)?;
     let csr = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
-    let cases: Vec<(String, fn(&CertificateError) -> bool)> = vec![
+    type Expect = fn(&CertificateError) -> bool;
+    let cases: Vec<(String, Expect)> = vec![
         (cert.key_pem.clone(), |e| *e == CertificateError::PrivateKey),
         // A certificate with its key in one file: refused too (the key must not travel).
         (format!("{}{}", cert.pem, cert.key_pem), |e| {
