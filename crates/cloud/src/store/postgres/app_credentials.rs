@@ -167,3 +167,99 @@ impl AppCredentialStore for PgStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest as _, Sha256};
+
+    use crate::store::app_credentials::CredentialKey;
+    use crate::store::{AppCredentialStore as _, AppStore as _};
+
+    /// A store of the release before app credentials (migrations before 6) with a
+    /// confidential app's secret in `apps.secret_hash`: opening it makes that secret the app's
+    /// first credential, without an expiry, and clears the column.
+    #[tokio::test]
+    async fn the_migration_moves_each_apps_secret_into_its_credentials() -> anyhow::Result<()> {
+        if crate::store::postgres_skipped() {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        super::PgStore::create_schema(&url, &schema).await?;
+        let t = uuid::Uuid::new_v4();
+        {
+            let opts = super::super::base::connect_options(&url)?
+                .options([("search_path", format!("{schema},public"))]);
+            let mut conn: sqlx::PgConnection = sqlx::ConnectOptions::connect(&opts).await?;
+            sqlx::raw_sql(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                     checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut conn)
+            .await?;
+            for (version, description, sql) in super::super::migrate::MIGRATIONS {
+                if *version >= 6 {
+                    continue;
+                }
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                sqlx::query("INSERT INTO schema_migrations VALUES ($1, $2, $3, 1)")
+                    .bind(version)
+                    .bind(description)
+                    .bind(hex::encode(Sha256::digest(sql.as_bytes())))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, 'contoso', 1)")
+                .bind(t.to_string())
+                .execute(&mut conn)
+                .await?;
+            for (id, public, hash) in [
+                ("daemon", 0i64, Some("h-daemon")),
+                ("web", 0, Some("h-web")),
+                ("cli", 1, None),
+            ] {
+                sqlx::query(
+                    "INSERT INTO apps (client_id, tenant_id, name, public, secret_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5, 7)",
+                )
+                .bind(id)
+                .bind(t.to_string())
+                .bind(id)
+                .bind(public)
+                .bind(hash)
+                .execute(&mut conn)
+                .await?;
+            }
+            sqlx::Connection::close(conn).await?;
+        }
+        let mut store = super::PgStore::open_schema(&url, &schema).await?;
+        store.drop_schema_on_close = Some(schema.clone());
+        let checked = async {
+            for id in ["daemon", "web"] {
+                let creds = store.app_credentials(t, id).await?;
+                anyhow::ensure!(creds.len() == 1, "{creds:?}");
+                let c = &creds[0];
+                anyhow::ensure!(
+                    c.key
+                        == CredentialKey::Secret {
+                            hash: format!("h-{id}")
+                        }
+                        && c.expires_at.is_none()
+                        && c.hint.is_none()
+                        && c.created_at == 7,
+                    "{c:?}"
+                );
+                anyhow::ensure!(store
+                    .app(t, id)
+                    .await?
+                    .is_some_and(|a| a.secret_hash.is_none()));
+            }
+            anyhow::ensure!(store.app_credentials(t, "cli").await?.is_empty());
+            Ok(())
+        }
+        .await;
+        crate::store::HousekeepingStore::close(&store).await;
+        checked
+    }
+}

@@ -168,3 +168,91 @@ impl AppCredentialStore for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use crate::store::app_credentials::CredentialKey;
+    use crate::store::{AppCredentialStore as _, AppStore as _};
+
+    /// A store of the release before app credentials (migrations before 17) with a
+    /// confidential app's secret in `apps.secret_hash`: opening it makes that secret the app's
+    /// first credential, without an expiry, and clears the column.
+    #[tokio::test]
+    async fn the_migration_moves_each_apps_secret_into_its_credentials() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("passthru-migrate17-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("t.db");
+        let t = uuid::Uuid::new_v4();
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&format!(
+                "sqlite://{}",
+                path.display()
+            ))?
+            .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await?;
+            let mut m = sqlx::migrate::Migrator::new(super::super::migrate::Embedded).await?;
+            m.migrations = std::borrow::Cow::Owned(
+                m.migrations
+                    .iter()
+                    .filter(|x| x.version < 17)
+                    .cloned()
+                    .collect(),
+            );
+            m.run(&pool).await?;
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, 'contoso', 1)")
+                .bind(t.to_string())
+                .execute(&pool)
+                .await?;
+            for (id, public, hash) in [
+                ("daemon", 0, Some("h-daemon")),
+                ("web", 0, Some("h-web")),
+                ("cli", 1, None),
+            ] {
+                sqlx::query(
+                    "INSERT INTO apps (client_id, tenant_id, name, public, secret_hash, created_at)
+                     VALUES (?, ?, ?, ?, ?, 7)",
+                )
+                .bind(id)
+                .bind(t.to_string())
+                .bind(id)
+                .bind(public)
+                .bind(hash)
+                .execute(&pool)
+                .await?;
+            }
+            pool.close().await;
+        }
+        let store = super::SqliteStore::open(&path, false).await?;
+        for id in ["daemon", "web"] {
+            let creds = store.app_credentials(t, id).await?;
+            anyhow::ensure!(creds.len() == 1, "{creds:?}");
+            let c = &creds[0];
+            anyhow::ensure!(
+                c.key
+                    == CredentialKey::Secret {
+                        hash: format!("h-{id}")
+                    }
+                    && c.expires_at.is_none()
+                    && c.hint.is_none()
+                    && c.created_at == 7,
+                "{c:?}"
+            );
+            anyhow::ensure!(store
+                .app(t, id)
+                .await?
+                .is_some_and(|a| a.secret_hash.is_none()));
+        }
+        anyhow::ensure!(store.app_credentials(t, "cli").await?.is_empty());
+        let ids: std::collections::HashSet<uuid::Uuid> = [
+            store.app_credentials(t, "daemon").await?[0].id,
+            store.app_credentials(t, "web").await?[0].id,
+        ]
+        .into();
+        anyhow::ensure!(ids.len() == 2 && ids.iter().all(|i| i.get_version_num() == 4));
+        crate::store::HousekeepingStore::close(&store).await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}

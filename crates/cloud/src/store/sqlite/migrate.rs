@@ -91,7 +91,7 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
 ];
 
 #[derive(Debug)]
-struct Embedded;
+pub(super) struct Embedded;
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
