@@ -13,7 +13,7 @@ pub fn token_form(body: &[u8]) -> bool {
 pub fn basic_auth(value: HeaderValue) -> Option<(String, usize)> {
     let mut headers = HeaderMap::new();
     headers.insert("authorization", value);
-    crate::token::basic_auth(&headers).map(|(id, secret)| (id, secret.len()))
+    crate::client_auth::basic_auth(&headers).map(|(id, secret)| (id, secret.len()))
 }
 
 /// The value of the cookie `name` among the `Cookie` headers `values`, as the authorize

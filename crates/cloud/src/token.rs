@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use passthru_proto::Aadsts;
 use serde::Deserialize;
@@ -50,18 +50,6 @@ pub(crate) struct TokenForm {
 /// The token request form of a body, `None` when it is not a valid form.
 pub(crate) fn parse_token_form(body: &[u8]) -> Option<TokenForm> {
     serde_urlencoded::from_bytes(body).ok()
-}
-
-pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
-    let v = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Basic ")?;
-    let raw = Zeroizing::new(B64.decode(v.trim()).ok()?);
-    let text = std::str::from_utf8(&raw).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((id.to_string(), Zeroizing::new(secret.to_string())))
 }
 
 fn missing(name: &str, corr: Uuid) -> OAuthError {
@@ -330,26 +318,5 @@ mod tests {
             pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-    }
-
-    #[test]
-    fn basic_auth_parses_and_rejects() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "authorization",
-            "Basic YXBwOnNlY3JldA=="
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        let (id, secret) = basic_auth(&h).unwrap_or_default();
-        assert_eq!((id.as_str(), secret.as_str()), ("app", "secret"));
-        h.insert(
-            "authorization",
-            "Basic !!!".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        assert!(basic_auth(&h).is_none());
-        assert!(secrets_equal(b"abc", b"abc"));
-        assert!(!secrets_equal(b"abc", b"abd"));
-        assert!(!secrets_equal(b"abc", b"ab"));
     }
 }

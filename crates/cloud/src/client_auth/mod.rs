@@ -21,6 +21,8 @@ mod tests;
 mod unit_tests;
 
 use axum::http::HeaderMap;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use passthru_proto::admin::ADMIN_CLIENT_ID;
 use passthru_proto::Aadsts;
 use uuid::Uuid;
@@ -32,7 +34,6 @@ use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::store::app_credentials::{AppCredential, CredentialKey};
 use crate::store::Tenant;
-use crate::token::basic_auth;
 
 /// A client that proved who it is (or a public client, which has nothing to prove).
 #[derive(Debug, Clone)]
@@ -77,6 +78,19 @@ impl Endpoint<'_> {
         }
         out
     }
+}
+
+/// The client id and secret of an `Authorization: Basic` header (`client_secret_basic`).
+pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
+    let v = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let raw = Zeroizing::new(B64.decode(v.trim()).ok()?);
+    let text = std::str::from_utf8(&raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), Zeroizing::new(secret.to_string())))
 }
 
 fn missing(name: &str, corr: Uuid) -> OAuthError {

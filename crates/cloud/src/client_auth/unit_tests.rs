@@ -483,3 +483,24 @@ fn a_secret_matches_any_unexpired_secret_of_the_app() {
     assert_eq!(secret_check("d", &creds, NOW), SecretCheck::Wrong);
     assert_eq!(secret_check(&a, &[], NOW), SecretCheck::Wrong);
 }
+
+#[test]
+fn basic_auth_parses_and_rejects() {
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        "authorization",
+        "Basic YXBwOnNlY3JldA=="
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+    );
+    let (id, secret) = super::basic_auth(&h).unwrap_or_default();
+    assert_eq!((id.as_str(), secret.as_str()), ("app", "secret"));
+    h.insert(
+        "authorization",
+        "Basic !!!".parse().unwrap_or_else(|_| unreachable!()),
+    );
+    assert!(super::basic_auth(&h).is_none());
+    assert!(crate::issue::secrets_equal(b"abc", b"abc"));
+    assert!(!crate::issue::secrets_equal(b"abc", b"abd"));
+    assert!(!crate::issue::secrets_equal(b"abc", b"ab"));
+}
