@@ -222,7 +222,11 @@ fn named_certificate<'c>(
     match (sha256, sha1) {
         (Some(s256), sha1) => {
             let found = find(&|k| k.sha256 == s256).ok_or_else(|| {
-                AssertionError::UnknownCertificate("x5t#S256", s256.clone(), client_id.into())
+                AssertionError::UnknownCertificate(
+                    "x5t#S256",
+                    s256.to_ascii_uppercase(),
+                    client_id.into(),
+                )
             })?;
             match (&found.key, sha1) {
                 (CredentialKey::Certificate(k), Some(s1)) if k.sha1 != s1 => {
@@ -231,8 +235,9 @@ fn named_certificate<'c>(
                 _ => Ok(found),
             }
         }
-        (None, Some(s1)) => find(&|k| k.sha1 == s1)
-            .ok_or_else(|| AssertionError::UnknownCertificate("x5t", s1.clone(), client_id.into())),
+        (None, Some(s1)) => find(&|k| k.sha1 == s1).ok_or_else(|| {
+            AssertionError::UnknownCertificate("x5t", s1.to_ascii_uppercase(), client_id.into())
+        }),
         (None, None) => Err(AssertionError::NoThumbprint),
     }
 }
