@@ -17,7 +17,10 @@ pub use agents::{
     Agent, AgentList, AgentRevoked, DomainController, Release, ReleaseList, ReleaseRemoved,
     RevokeAgent, RoundTrip, SIGNED_MANIFEST_HEADER,
 };
-pub use apps::{App, AppDeleted, AppList, NewApp, SetGroupsClaim, SetRedirectUris};
+pub use apps::{
+    App, AppDeleted, AppList, AssignRole, ExposeApi, NewApp, RoleAssignment, RoleAssignmentList,
+    SetGroupsClaim, SetIdTokenAlg, SetRedirectUris,
+};
 pub use credentials::{
     Credential, CredentialList, CredentialRemoved, NewCertificate, NewSecret, SecretAdded,
     DEFAULT_SECRET_DAYS, MAX_SECRET_DAYS,

@@ -24,6 +24,7 @@ use crate::store::{Tenant, User};
 pub use body::ApiJson;
 
 pub mod agents;
+pub mod app_apis;
 pub mod app_credentials;
 pub mod apps;
 pub mod domains;
@@ -219,6 +220,10 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(app_credentials::remove_secret))
         .routes(routes!(app_credentials::add_certificate))
         .routes(routes!(app_credentials::remove))
+        .routes(routes!(app_apis::set_id_token_alg))
+        .routes(routes!(app_apis::expose))
+        .routes(routes!(app_apis::list, app_apis::assign))
+        .routes(routes!(app_apis::unassign))
         .routes(routes!(pta::get, pta::set))
         .routes(routes!(settings::get))
         .routes(routes!(settings::set))

@@ -21,6 +21,7 @@ fn app(t: Uuid, client_id: &str) -> App {
         redirect_uris: Vec::new(),
         secret_hash: None,
         groups_claim: false,
+        ..Default::default()
     }
 }
 

@@ -88,6 +88,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "app credentials: several secrets and certificates per app",
         include_str!("../../../migrations/0017_app_credentials.sql"),
     ),
+    (
+        18,
+        "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
+        include_str!("../../../migrations/0018_app_apis.sql"),
+    ),
 ];
 
 #[derive(Debug)]
