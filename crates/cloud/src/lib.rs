@@ -12,6 +12,7 @@ pub(crate) mod authorize;
 pub mod backup;
 pub(crate) mod browser_policy;
 pub(crate) mod browser_session;
+pub(crate) mod client_auth;
 pub(crate) mod clock;
 pub mod cluster;
 pub(crate) mod cors;

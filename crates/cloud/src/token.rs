@@ -1,21 +1,22 @@
 //! `POST /{tenant}/oauth2/v2.0/token`: the password, authorization code (+ PKCE), refresh
 //! token (rotation with reuse detection) and client credentials grants, with client
-//! authentication (`client_secret` in the form or HTTP Basic) for confidential apps.
+//! authentication for confidential apps (a secret in the form or HTTP Basic, or a client
+//! assertion signed with a certificate: [`crate::client_auth`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use passthru_proto::admin::ADMIN_CLIENT_ID;
 use passthru_proto::Aadsts;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::client_auth::{authenticate_client, basic_auth, Endpoint, Presented};
 use crate::clock::unix_now;
 use crate::http::correlation_id;
 use crate::http::ClientInfo;
@@ -34,6 +35,8 @@ pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Zeroizing<String>>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<Zeroizing<String>>,
     username: Option<String>,
     password: Option<Zeroizing<String>>,
     scope: Option<String>,
@@ -48,80 +51,6 @@ pub(crate) struct TokenForm {
 /// The token request form of a body, `None` when it is not a valid form.
 pub(crate) fn parse_token_form(body: &[u8]) -> Option<TokenForm> {
     serde_urlencoded::from_bytes(body).ok()
-}
-
-/// A client that proved who it is (or a public client, which has nothing to prove).
-struct Client {
-    id: String,
-    confidential: bool,
-}
-
-pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, Zeroizing<String>)> {
-    let v = headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Basic ")?;
-    let raw = Zeroizing::new(B64.decode(v.trim()).ok()?);
-    let text = std::str::from_utf8(&raw).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((id.to_string(), Zeroizing::new(secret.to_string())))
-}
-
-async fn authenticate_client(
-    state: &Shared,
-    tenant: &Tenant,
-    form: &TokenForm,
-    headers: &HeaderMap,
-    corr: Uuid,
-) -> Result<Client, OAuthError> {
-    let basic = basic_auth(headers);
-    let client_id = form
-        .client_id
-        .clone()
-        .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
-        .ok_or_else(|| missing("client_id", corr))?
-        .to_ascii_lowercase();
-    if client_id == ADMIN_CLIENT_ID {
-        return Ok(Client {
-            id: client_id,
-            confidential: false,
-        });
-    }
-    let app = match state.store.app(tenant.id, &client_id).await {
-        Ok(Some(app)) => app,
-        Ok(None) => {
-            return Err(
-                OAuthError::new(Aadsts::UnknownClient, corr).with_detail(format!(
-                    "Application '{client_id}' was not found in tenant '{}'.",
-                    tenant.name
-                )),
-            )
-        }
-        Err(e) => return Err(server_error(e, corr)),
-    };
-    if app.public {
-        return Ok(Client {
-            id: client_id,
-            confidential: false,
-        });
-    }
-    let secret = form
-        .client_secret
-        .clone()
-        .or_else(|| basic.map(|(_, s)| s))
-        .ok_or_else(|| OAuthError::new(Aadsts::ClientAuthMissing, corr))?;
-    let ok = app
-        .secret_hash
-        .as_deref()
-        .is_some_and(|h| secrets_equal(hash_secret(&secret).as_bytes(), h.as_bytes()));
-    if !ok {
-        return Err(OAuthError::new(Aadsts::InvalidClientSecret, corr));
-    }
-    Ok(Client {
-        id: client_id,
-        confidential: true,
-    })
 }
 
 fn missing(name: &str, corr: Uuid) -> OAuthError {
@@ -192,23 +121,40 @@ pub async fn token(
             .with_detail("The request body is not a valid form.")
     })?;
     drop(raw);
-    let tenant = if crate::sts::is_multi_tenant(&tenant) {
+    let tenant_in_path = tenant;
+    let tenant = if crate::sts::is_multi_tenant(&tenant_in_path) {
         let client_id = form
             .client_id
             .clone()
-            .or_else(|| basic_auth(&headers).map(|(id, _)| id));
+            .or_else(|| basic_auth(&headers).map(|(id, _)| id))
+            .or_else(|| {
+                form.client_assertion
+                    .as_deref()
+                    .and_then(|a| crate::client_auth::assertion::unverified_subject(a))
+            });
         let username = (form.grant_type.as_deref() == Some("password"))
             .then_some(form.username.as_deref())
             .flatten();
         crate::sts::resolve_multi_tenant(&state, client_id.as_deref(), username, corr).await?
     } else {
-        load_tenant(&state, &tenant, corr).await?
+        load_tenant(&state, &tenant_in_path, corr).await?
     };
     let grant = form
         .grant_type
         .clone()
         .ok_or_else(|| missing("grant_type", corr))?;
-    let client = authenticate_client(&state, &tenant, &form, &headers, corr).await?;
+    let endpoint = Endpoint {
+        base: &base,
+        tenant: &tenant,
+        tenant_in_path: &tenant_in_path,
+    };
+    let presented = Presented {
+        client_id: form.client_id.as_deref(),
+        client_secret: form.client_secret.as_ref(),
+        assertion_type: form.client_assertion_type.as_deref(),
+        assertion: form.client_assertion.as_deref().map(String::as_str),
+    };
+    let client = authenticate_client(&state, endpoint, presented, &headers, corr).await?;
     let want_client_info = form.client_info.as_deref() == Some("1");
     match grant.as_str() {
         "password" => {
@@ -410,26 +356,5 @@ mod tests {
             pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-    }
-
-    #[test]
-    fn basic_auth_parses_and_rejects() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "authorization",
-            "Basic YXBwOnNlY3JldA=="
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        let (id, secret) = basic_auth(&h).unwrap_or_default();
-        assert_eq!((id.as_str(), secret.as_str()), ("app", "secret"));
-        h.insert(
-            "authorization",
-            "Basic !!!".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        assert!(basic_auth(&h).is_none());
-        assert!(secrets_equal(b"abc", b"abc"));
-        assert!(!secrets_equal(b"abc", b"abd"));
-        assert!(!secrets_equal(b"abc", b"ab"));
     }
 }

@@ -337,6 +337,157 @@ async fn domains_apps_settings_and_the_sign_in_log() -> anyhow::Result<()> {
     );
     assert_eq!(credentials(new_secret.clone()).await?, 200);
     assert!(refused(&cloud, &["app", "rotate-secret", &web_id])?.contains("public"));
+
+    // Several secrets at once: a second one works beside the first; removing the first
+    // stops it only.
+    let added = cloud.admin(&[
+        "app",
+        "secret",
+        "add",
+        &daemon_id,
+        "--expires-in-days",
+        "30",
+    ])?;
+    let mut lines = added.lines();
+    let (second_id, second) = (
+        lines.next().unwrap_or_default().to_string(),
+        lines.next().unwrap_or_default().to_string(),
+    );
+    assert_eq!(credentials(second.clone()).await?, 200);
+    assert_eq!(credentials(new_secret.clone()).await?, 200);
+    let list = json(&cloud, &["app", "credential", "list", &daemon_id])?;
+    let first_id = list["credentials"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] != second_id.as_str()))
+        .and_then(|c| c["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!list.to_string().contains(&second), "{list}");
+    cloud.admin(&["app", "secret", "remove", &daemon_id, &first_id])?;
+    assert_eq!(credentials(new_secret.clone()).await?, 401);
+    assert_eq!(credentials(second.clone()).await?, 200);
+    let third = json(&cloud, &["app", "secret", "add", &daemon_id])?;
+    let mut keys: Vec<&str> = third
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(keys, ["expires_at", "hint", "id", "secret"], "{third}");
+    assert!(refused(
+        &cloud,
+        &[
+            "app",
+            "secret",
+            "add",
+            &daemon_id,
+            "--expires-in-days",
+            "731"
+        ]
+    )?
+    .contains("731"));
+
+    // A certificate (its key never given to the cloud) and a client assertion signed with it.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "daemon");
+    let cert = params.self_signed(&key)?;
+    let (cert_file, key_file) = (dir.join("daemon.pem"), dir.join("daemon.key"));
+    std::fs::write(&cert_file, cert.pem())?;
+    std::fs::write(&key_file, key.serialize_pem())?;
+    let e = refused(
+        &cloud,
+        &[
+            "app",
+            "credential",
+            "add",
+            &daemon_id,
+            "--cert",
+            &key_file.to_string_lossy(),
+        ],
+    )?;
+    assert!(
+        e.contains("private key") && e.contains("Nothing was sent"),
+        "{e}"
+    );
+    let registered = cloud.admin(&[
+        "app",
+        "credential",
+        "add",
+        &daemon_id,
+        "--cert",
+        &cert_file.to_string_lossy(),
+    ])?;
+    let cert_id = registered.lines().next().unwrap_or_default().to_string();
+    assert!(registered.contains("x5t#S256"), "{registered}");
+    let listed = cloud.admin(&["app", "credential", "list", &daemon_id])?;
+    assert!(
+        listed.contains(&format!("{cert_id}\tcertificate")),
+        "{listed}"
+    );
+    let discovery: Value = http
+        .get(format!(
+            "{}/contoso/v2.0/.well-known/openid-configuration",
+            cloud.url
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token_endpoint = discovery["token_endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let assertion = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.x5t_s256 = Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(cert.der())),
+        );
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "aud": token_endpoint, "iss": daemon_id, "sub": daemon_id,
+            "exp": now + 600, "nbf": now, "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der()),
+        )?
+    };
+    let with_assertion = || {
+        let http = http.clone();
+        let url = format!("{}/contoso/oauth2/v2.0/token", cloud.url);
+        let (daemon_id, api_id, assertion) = (daemon_id.clone(), api_id.clone(), assertion.clone());
+        async move {
+            let r = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", daemon_id.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                    ("scope", &format!("{api_id}/.default")),
+                ])
+                .send()
+                .await?;
+            Ok::<u16, anyhow::Error>(r.status().as_u16())
+        }
+    };
+    assert_eq!(with_assertion().await?, 200);
+    cloud.admin(&["app", "credential", "remove", &daemon_id, &cert_id])?;
+    assert_eq!(
+        with_assertion().await?,
+        401,
+        "a removed certificate stops at once"
+    );
+    assert_eq!(credentials(second.clone()).await?, 200);
     cloud.admin(&["app", "delete", &daemon_id])?;
     assert_ne!(credentials(new_secret).await?, 200);
     assert!(refused(&cloud, &["app", "show", &daemon_id])?.contains("No app"));

@@ -237,6 +237,17 @@ pub enum Aadsts {
     InvalidClientSecret,
     /// 7000218: a confidential client did not authenticate.
     ClientAuthMissing,
+    /// 7000222: the client secret is one of the app's, but expired.
+    ExpiredClientSecret,
+    /// 700027: the client assertion is malformed, names no registered certificate, or its
+    /// signature does not verify.
+    ClientAssertionInvalid,
+    /// 700021: the client assertion's `iss`/`sub` is not the client id.
+    ClientAssertionSubject,
+    /// 700023: the client assertion's audience is not the tenant's token endpoint.
+    ClientAssertionAudience,
+    /// 700024: the client assertion is expired, not yet valid, or valid for too long.
+    ClientAssertionTime,
     /// 50011: the redirect URI is not registered for the application.
     RedirectUriMismatch,
     /// 50058: prompt=none, but no one is signed in.
@@ -259,7 +270,7 @@ pub enum Aadsts {
 
 impl Aadsts {
     /// Every code the cloud emits, each once.
-    pub const ALL: [Aadsts; 40] = [
+    pub const ALL: [Aadsts; 45] = [
         Aadsts::UserNotFound,
         Aadsts::AccountLocked,
         Aadsts::NoPasswordInCloud,
@@ -292,6 +303,11 @@ impl Aadsts {
         Aadsts::PkceRequired,
         Aadsts::InvalidClientSecret,
         Aadsts::ClientAuthMissing,
+        Aadsts::ExpiredClientSecret,
+        Aadsts::ClientAssertionInvalid,
+        Aadsts::ClientAssertionSubject,
+        Aadsts::ClientAssertionAudience,
+        Aadsts::ClientAssertionTime,
         Aadsts::RedirectUriMismatch,
         Aadsts::LoginRequired,
         Aadsts::AuthorizationPending,
@@ -343,6 +359,11 @@ impl Aadsts {
             Aadsts::PkceRequired => 9002325,
             Aadsts::InvalidClientSecret => 7000215,
             Aadsts::ClientAuthMissing => 7000218,
+            Aadsts::ExpiredClientSecret => 7000222,
+            Aadsts::ClientAssertionInvalid => 700027,
+            Aadsts::ClientAssertionSubject => 700021,
+            Aadsts::ClientAssertionAudience => 700023,
+            Aadsts::ClientAssertionTime => 700024,
             Aadsts::RedirectUriMismatch => 50011,
             Aadsts::LoginRequired => 50058,
             Aadsts::AuthorizationPending | Aadsts::SlowDown => 70016,
@@ -357,7 +378,13 @@ impl Aadsts {
     pub fn oauth_error(self) -> &'static str {
         match self {
             Aadsts::UnknownClient => "unauthorized_client",
-            Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => "invalid_client",
+            Aadsts::InvalidClientSecret
+            | Aadsts::ClientAuthMissing
+            | Aadsts::ExpiredClientSecret
+            | Aadsts::ClientAssertionInvalid
+            | Aadsts::ClientAssertionSubject
+            | Aadsts::ClientAssertionAudience
+            | Aadsts::ClientAssertionTime => "invalid_client",
             Aadsts::LoginRequired => "login_required",
             Aadsts::AuthorizationPending => "authorization_pending",
             Aadsts::SlowDown => "slow_down",
@@ -418,7 +445,12 @@ impl Aadsts {
             Aadsts::PkceMismatch => "The code_verifier does not match the code_challenge supplied in the authorization request.",
             Aadsts::PkceRequired => "Proof Key for Code Exchange (S256) is required for this application.",
             Aadsts::InvalidClientSecret => "Invalid client secret provided.",
-            Aadsts::ClientAuthMissing => "The request body must contain client_secret (or use HTTP Basic authentication) for a confidential client.",
+            Aadsts::ClientAuthMissing => "The request body must contain client_secret (or use HTTP Basic authentication) or client_assertion for a confidential client.",
+            Aadsts::ExpiredClientSecret => "The provided client secret keys are expired. Create a new secret for the application and use it.",
+            Aadsts::ClientAssertionInvalid => "The client assertion failed validation: it must be a JWT signed with the private key of a certificate registered for the application.",
+            Aadsts::ClientAssertionSubject => "Client assertion application identifier doesn't match 'client_id' parameter.",
+            Aadsts::ClientAssertionAudience => "Client assertion audience claim does not match the token endpoint of the tenant.",
+            Aadsts::ClientAssertionTime => "Client assertion is not within its valid time range.",
             Aadsts::RedirectUriMismatch => "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
             Aadsts::LoginRequired => "The user is not signed in and prompt=none forbids a sign-in page.",
             Aadsts::AuthorizationPending => "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
@@ -435,7 +467,13 @@ impl Aadsts {
         match self {
             Aadsts::ServerError => 500,
             Aadsts::Throttled => 429,
-            Aadsts::InvalidClientSecret | Aadsts::ClientAuthMissing => 401,
+            Aadsts::InvalidClientSecret
+            | Aadsts::ClientAuthMissing
+            | Aadsts::ExpiredClientSecret
+            | Aadsts::ClientAssertionInvalid
+            | Aadsts::ClientAssertionSubject
+            | Aadsts::ClientAssertionAudience
+            | Aadsts::ClientAssertionTime => 401,
             _ => 400,
         }
     }
@@ -503,6 +541,11 @@ mod tests {
                 | Aadsts::PkceRequired
                 | Aadsts::InvalidClientSecret
                 | Aadsts::ClientAuthMissing
+                | Aadsts::ExpiredClientSecret
+                | Aadsts::ClientAssertionInvalid
+                | Aadsts::ClientAssertionSubject
+                | Aadsts::ClientAssertionAudience
+                | Aadsts::ClientAssertionTime
                 | Aadsts::RedirectUriMismatch
                 | Aadsts::LoginRequired
                 | Aadsts::AuthorizationPending

@@ -7,6 +7,7 @@
 
 mod agents;
 mod apps;
+mod credentials;
 mod directory;
 mod domains;
 mod tenant;
@@ -19,6 +20,10 @@ pub use agents::{
 pub use apps::{
     App, AppDeleted, AppList, AssignRole, ExposeApi, NewApp, RoleAssignment, RoleAssignmentList,
     SetGroupsClaim, SetIdTokenAlg, SetRedirectUris,
+};
+pub use credentials::{
+    Credential, CredentialList, CredentialRemoved, NewCertificate, NewSecret, SecretAdded,
+    DEFAULT_SECRET_DAYS, MAX_SECRET_DAYS,
 };
 pub use directory::{
     Group, GroupList, GroupMember, RunSync, SyncForest, SyncRequested, SyncRun, SyncStatus,

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use super::credentials;
 use super::output::*;
 use super::Cx;
 use crate::api;
@@ -76,8 +77,19 @@ pub(super) enum AppCommand {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
-    /// Give a confidential application a new secret (printed once); the old one stops working.
+    /// Give a confidential application a new secret (printed once, no expiry); its other
+    /// secrets stop working at once (`secret add` replaces one without an outage).
     RotateSecret { client_id: String },
+    /// Client secrets, several at once with their own expiry: add one, remove one.
+    Secret {
+        #[command(subcommand)]
+        command: credentials::SecretCommand,
+    },
+    /// Credentials (secrets and certificates): register a certificate, list, remove.
+    Credential {
+        #[command(subcommand)]
+        command: credentials::CredentialCommand,
+    },
     /// Delete an application and every token issued to it.
     Delete { client_id: String },
 }
@@ -252,6 +264,9 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                 .get_json(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)
                 .await?;
             emit_as(json, &v, print_app)?;
+            if !json && answer::<api::App>(&v).is_ok_and(|a| !a.public) {
+                print_lines(&credentials::show_lines(cx, &client_id).await?);
+            }
         }
         AppCommand::SetRedirectUris {
             client_id,
@@ -318,9 +333,11 @@ pub(super) async fn run(cx: &Cx<'_>, command: AppCommand) -> anyhow::Result<()> 
                 .await?;
             emit_as(json, &v, |a: &api::App| {
                 println!("{}", dash(a.client_secret.as_ref()));
-                eprintln!("Store the new client secret now: it is not shown again. The old one no longer works.");
+                eprintln!("Store the new client secret now: it is not shown again. The app's other secrets no longer work.");
             })?;
         }
+        AppCommand::Secret { command } => credentials::secret(cx, command).await?,
+        AppCommand::Credential { command } => credentials::credential(cx, command).await?,
         AppCommand::Delete { client_id } => {
             let v = client
                 .delete(&format!("/{t}/admin/apps/{}", seg(&client_id)), token)

@@ -6,6 +6,7 @@
 
 mod agents;
 mod apps;
+mod credentials;
 mod directory;
 mod domains;
 mod output;

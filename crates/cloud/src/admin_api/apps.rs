@@ -69,20 +69,33 @@ pub async fn add(
         check_spa_uris(&body.redirect_uris)?;
     }
     let client_id = Uuid::new_v4().to_string();
-    let secret = body.confidential.then(crate::issue::random_token);
     let app = App {
         client_id: client_id.clone(),
         tenant_id: t.id,
         name: name.to_string(),
         public,
         redirect_uris: body.redirect_uris.clone(),
-        secret_hash: secret.as_deref().map(crate::issue::hash_secret),
+        secret_hash: None,
         groups_claim: false,
         spa: body.spa,
         id_token_alg: alg,
         ..Default::default()
     };
-    state.store.add_app(&app, unix_now()).await?;
+    let now = unix_now();
+    state.store.add_app(&app, now).await?;
+    // A confidential app's first secret: a credential without an expiry (as `app add`'s
+    // secrets have always been); without it the app is not kept.
+    let secret = match body.confidential {
+        true => {
+            let (secret, c) = super::app_credentials::new_secret(&app, now, None);
+            if let Err(e) = state.store.add_app_credential(&c).await {
+                let _ = state.store.delete_app(t.id, &client_id).await;
+                return Err(e.into());
+            }
+            Some(secret)
+        }
+        false => None,
+    };
     let mut answer = app_json(&app);
     answer.confidential = None;
     answer.groups_claim = None;
@@ -247,7 +260,8 @@ pub async fn set_groups_claim(
 }
 
 /// `POST /{tenant}/admin/apps/{client_id}/secret`: a new secret, in this answer only; the
-/// old one stops working at once.
+/// app's other secrets stop working at once (its certificates stay). To replace a secret
+/// without an outage, see [`super::app_credentials`].
 #[utoipa::path(
     post,
     path = "/apps/{client_id}/secret",
@@ -268,12 +282,15 @@ pub async fn rotate_secret(
             app.name
         )));
     }
-    let secret = crate::issue::random_token();
+    // Every other secret stops working at once (as before credentials); the certificates
+    // stay. The new secret has no expiry, as before.
+    let (secret, c) = super::app_credentials::new_secret(&app, unix_now(), None);
     state
         .store
-        .set_app_secret_hash(t.id, &app.client_id, &crate::issue::hash_secret(&secret))
-        .await?;
-    tracing::warn!(tenant = %t.name, app = %app.client_id, by = %admin.upn, "client secret rotated");
+        .replace_app_secrets(&c)
+        .await
+        .map_err(super::app_credentials::refused)?;
+    tracing::warn!(tenant = %t.name, app = %app.client_id, credential = %c.id, by = %admin.upn, "client secret rotated");
     let mut v = app_json(&app);
     v.client_secret = Some(secret);
     Ok(Json(v))

@@ -26,6 +26,7 @@ pub use body::ApiJson;
 
 pub mod agents;
 pub mod app_apis;
+pub mod app_credentials;
 pub mod apps;
 pub mod domains;
 pub mod federated_domains;
@@ -215,6 +216,11 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(apps::set_redirect_uris))
         .routes(routes!(apps::set_groups_claim))
         .routes(routes!(apps::rotate_secret))
+        .routes(routes!(app_credentials::list))
+        .routes(routes!(app_credentials::add_secret))
+        .routes(routes!(app_credentials::remove_secret))
+        .routes(routes!(app_credentials::add_certificate))
+        .routes(routes!(app_credentials::remove))
         .routes(routes!(app_apis::set_id_token_alg))
         .routes(routes!(app_apis::expose))
         .routes(routes!(app_apis::list, app_apis::assign))

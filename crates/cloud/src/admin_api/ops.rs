@@ -312,7 +312,47 @@ op!(
     "POST",
     "/apps/{client_id}/secret",
     GA,
-    "Gives a confidential application a new secret (shown once); the old one stops working."
+    "Gives a confidential application a new secret (shown once, no expiry); its other secrets stop working at once, its certificates stay."
+);
+op!(
+    LIST_APP_CREDENTIALS,
+    "listAppCredentials",
+    "GET",
+    "/apps/{client_id}/credentials",
+    GA,
+    "Lists an application's credentials: secrets (by hint) and certificates (by thumbprint), with their expiry; never a secret."
+);
+op!(
+    ADD_APP_SECRET,
+    "addAppSecret",
+    "POST",
+    "/apps/{client_id}/credentials/secrets",
+    GA,
+    "Adds a client secret (shown once) beside the application's others; it expires after `expires_in_days` (default 180, at most 730)."
+);
+op!(
+    REMOVE_APP_SECRET,
+    "removeAppSecret",
+    "DELETE",
+    "/apps/{client_id}/credentials/secrets/{id}",
+    GA,
+    "Removes one client secret of an application; it stops working at once."
+);
+op!(
+    ADD_APP_CERTIFICATE,
+    "addAppCertificate",
+    "POST",
+    "/apps/{client_id}/credentials/certificates",
+    GA,
+    "Adds a certificate (PEM) whose private key the application signs client assertions with (private_key_jwt); it expires with the certificate."
+);
+op!(
+    REMOVE_APP_CREDENTIAL,
+    "removeAppCredential",
+    "DELETE",
+    "/apps/{client_id}/credentials/{id}",
+    GA,
+    "Removes one credential (secret or certificate) of an application; it stops working at once."
 );
 op!(
     DELETE_APP,
@@ -469,6 +509,11 @@ pub const ALL: &[&Operation] = &[
     ASSIGN_APP_ROLE,
     UNASSIGN_APP_ROLE,
     ROTATE_APP_SECRET,
+    LIST_APP_CREDENTIALS,
+    ADD_APP_SECRET,
+    REMOVE_APP_SECRET,
+    ADD_APP_CERTIFICATE,
+    REMOVE_APP_CREDENTIAL,
     DELETE_APP,
     GET_PTA,
     SET_PTA,

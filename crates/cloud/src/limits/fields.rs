@@ -39,6 +39,8 @@ pub(crate) const MAX_LEN: &[(&str, usize)] = &[
     ("refresh_token", 4096),
     ("device_code", 256),
     ("client_secret", 1024),
+    ("client_assertion_type", 128),
+    ("client_assertion", 16 * 1024),
     ("client_info", 16),
     ("error", 256),
     ("error_description", 4096),

@@ -118,7 +118,10 @@ pub struct App {
     pub name: String,
     pub public: bool,
     pub redirect_uris: Vec<String>,
-    /// argon2id hash of a confidential app's secret (never serialized).
+    /// When adding a confidential app: the SHA-256 of its first secret, which
+    /// [`crate::store::AppStore::add_app`] stores as its first credential. Apps read from the
+    /// store have none: their secrets are their credentials
+    /// ([`crate::store::AppCredentialStore`]). Never serialized.
     #[serde(skip)]
     pub secret_hash: Option<String>,
     /// Whether its tokens carry the user's groups (object ids of synced groups, nested

@@ -5,11 +5,13 @@ use uuid::Uuid;
 
 use super::*;
 
-/// Apps (OIDC clients) of a tenant: client ids unique in the tenant, redirect URIs, secret
-/// hashes, the groups claim.
+/// Apps (OIDC clients) of a tenant: client ids unique in the tenant, redirect URIs, the
+/// groups claim (their secrets and certificates are in [`super::AppCredentialStore`]).
 /// Every backend implements it and passes `store::conformance`.
 #[async_trait]
 pub trait AppStore: Send + Sync {
+    /// Adds an app; a confidential app's `secret_hash`, when given, becomes its first
+    /// credential (see [`super::AppCredentialStore`]), without an expiry.
     async fn add_app(&self, app: &App, now: i64) -> Result<()>;
 
     async fn app(&self, tenant_id: Uuid, client_id: &str) -> Result<Option<App>>;
@@ -28,12 +30,8 @@ pub trait AppStore: Send + Sync {
     /// Turns the groups claim of an app's tokens on or off.
     async fn set_app_groups_claim(&self, tenant_id: Uuid, client_id: &str, on: bool) -> Result<()>;
 
-    /// Replaces a confidential app's secret hash; the old secret stops working at once.
-    async fn set_app_secret_hash(&self, tenant_id: Uuid, client_id: &str, hash: &str)
-        -> Result<()>;
-
-    /// Deletes an app with its refresh tokens, codes, pending device codes and the app
-    /// role assignments it is the resource or the principal of.
+    /// Deletes an app with its credentials, refresh tokens, codes, pending device codes and
+    /// the app role assignments it is the resource or the principal of.
     async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()>;
 
     /// An app by client id, whatever its tenant (client ids are unique across the service):

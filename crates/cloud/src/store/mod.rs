@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub mod admin;
 pub mod agents;
+pub mod app_credentials;
 pub mod apps;
 pub mod attempts;
 mod cache;
@@ -54,6 +55,7 @@ pub use crate::model::records::{
 };
 pub use admin::{SignInFilter, UserPage};
 pub use agents::{AgentStore, AgentTally};
+pub use app_credentials::AppCredentialStore;
 pub use apps::AppStore;
 pub use attempts::AttemptStore;
 pub use device::DeviceStore;
@@ -103,6 +105,10 @@ pub enum StoreError {
     /// was added.
     #[error("this organization already has {max} authentication agents, the most it may have")]
     TooManyAgents { max: usize },
+    /// The app already has this many credentials (secrets and certificates, expired ones
+    /// included), the most it may have; nothing was added.
+    #[error("the app already has {max} credentials (secrets and certificates, expired ones included), the most it may have")]
+    TooManyCredentials { max: usize },
     /// The change would leave the tenant without an enabled Global Administrator; nothing
     /// was changed.
     #[error("the change would leave the tenant without an enabled Global Administrator")]
@@ -158,6 +164,7 @@ pub trait Backend:
     + DomainStore
     + UserStore
     + AppStore
+    + AppCredentialStore
     + SignInLogStore
     + AgentStore
     + GroupStore
@@ -390,21 +397,6 @@ impl Store {
         let r = self
             .backend
             .set_app_groups_claim(tenant_id, client_id, on)
-            .await;
-        self.changed();
-        r
-    }
-
-    /// Replaces a confidential app's secret hash.
-    pub async fn set_app_secret_hash(
-        &self,
-        tenant_id: Uuid,
-        client_id: &str,
-        hash: &str,
-    ) -> Result<()> {
-        let r = self
-            .backend
-            .set_app_secret_hash(tenant_id, client_id, hash)
             .await;
         self.changed();
         r

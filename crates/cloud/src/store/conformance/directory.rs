@@ -145,7 +145,6 @@ async fn apps<S: Backend + ?Sized>(s: &S, t: Uuid, other: Uuid) -> anyhow::Resul
     s.set_app_redirect_uris(t, "web", &["https://new.example/cb".into()])
         .await?;
     s.set_app_groups_claim(t, "web", true).await?;
-    s.set_app_secret_hash(t, "web", "secret-2").await?;
     let web = s
         .app(t, "WEB")
         .await?
@@ -155,12 +154,27 @@ async fn apps<S: Backend + ?Sized>(s: &S, t: Uuid, other: Uuid) -> anyhow::Resul
         vec!["https://new.example/cb".to_string()]
     );
     anyhow::ensure!(web.groups_claim);
-    ensure_eq!(web.secret_hash.as_deref(), Some("secret-2"));
-    let theirs = s
-        .app(other, "web-n")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the other tenant's web not found"))?;
-    ensure_eq!(theirs.secret_hash.as_deref(), Some("secret-1"));
+    // The secret it was added with is its first credential, without an expiry; the app
+    // itself keeps no secret.
+    ensure_eq!(web.secret_hash, None);
+    let first = s.app_credentials(t, "web").await?;
+    ensure_eq!(first.len(), 1);
+    ensure_eq!(
+        first
+            .first()
+            .map(|c| (&c.key, c.expires_at, c.hint.clone())),
+        Some((
+            &crate::store::app_credentials::CredentialKey::Secret {
+                hash: "secret-1".into()
+            },
+            None,
+            None
+        ))
+    );
+    anyhow::ensure!(
+        s.app_credentials(other, "web").await?.is_empty(),
+        "credentials stay in their tenant"
+    );
 
     // Deleting an app deletes its refresh tokens.
     let mut r = super::refresh(t, "fam-web");
@@ -168,6 +182,7 @@ async fn apps<S: Backend + ?Sized>(s: &S, t: Uuid, other: Uuid) -> anyhow::Resul
     s.add_refresh_token("rt-web", &r).await?;
     s.delete_app(t, "web").await?;
     anyhow::ensure!(s.app(t, "web").await?.is_none());
+    anyhow::ensure!(s.app_credentials(t, "web").await?.is_empty());
     anyhow::ensure!(s.app(other, "web-n").await?.is_some());
     anyhow::ensure!(!matches!(
         s.use_refresh_token("rt-web", 2).await?,

@@ -5,6 +5,7 @@
 //!   (`oidc`, `lockout`, `device`, `mfa`, `attempts`, `writeback`, `signing_keys`, `portal`,
 //!   `federation`), called with `store.backend()`;
 //! - `releases`: agent releases (signed auto-update);
+//! - `app_credentials`: apps' secrets and certificates (the cap under parallel adds);
 //! - `directory`: tenants, domains, users, apps, the sign-in log, sync state and purges;
 //! - one file per area for the rules that need a prepared store (`admin`, `agents`, `sync`,
 //!   `sign_in_state`, `federation`, `mfa`, `portal`, `sign_in_log`, `tenants`): they open it
@@ -106,6 +107,7 @@ pub(crate) use sign_in_flows::{device, lockout, mfa, oidc};
 mod admin;
 mod agents;
 mod app_apis;
+mod app_credentials;
 mod directory;
 mod federation;
 mod instances;

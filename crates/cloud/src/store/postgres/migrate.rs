@@ -32,6 +32,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0005_rs256_keys.sql"),
     ),
     (
+        6,
+        "app credentials: several secrets and certificates per app",
+        include_str!("../../../migrations/postgres/0006_app_credentials.sql"),
+    ),
+    (
         7,
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/postgres/0007_app_apis.sql"),

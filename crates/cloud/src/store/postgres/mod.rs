@@ -12,6 +12,7 @@ pub(crate) use base::{Lock, Tx};
 
 mod admin;
 mod agents;
+mod app_credentials;
 mod apps;
 mod attempts;
 mod base;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
+use crate::store::app_credentials::first_secret;
 use crate::store::apps::*;
 use crate::store::*;
 
@@ -14,16 +15,16 @@ impl AppStore for SqliteStore {
         let uris = serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into());
         let scopes = serde_json::to_string(&app.api_scopes).unwrap_or_else(|_| "[]".into());
         let roles = serde_json::to_string(&app.app_roles).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at, groups_claim, spa, id_token_alg, identifier_uri, api_scopes, app_roles)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, created_at, groups_claim, spa, id_token_alg, identifier_uri, api_scopes, app_roles)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&app.client_id)
         .bind(app.tenant_id.to_string())
         .bind(name)
         .bind(app.public as i64)
         .bind(uris)
-        .bind(&app.secret_hash)
         .bind(now)
         .bind(app.groups_claim as i64)
         .bind(app.spa as i64)
@@ -31,9 +32,13 @@ impl AppStore for SqliteStore {
         .bind(&app.identifier_uri)
         .bind(scopes)
         .bind(roles)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, format!("app {name}")))?;
+        if let Some(first) = first_secret(app, now) {
+            super::app_credentials::insert_credential(&mut tx, &first).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -84,27 +89,15 @@ impl AppStore for SqliteStore {
         Ok(())
     }
 
-    async fn set_app_secret_hash(
-        &self,
-        tenant_id: Uuid,
-        client_id: &str,
-        hash: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE apps SET secret_hash = ? WHERE tenant_id = ? AND client_id = ? AND public = 0",
-        )
-        .bind(hash)
-        .bind(tenant_id.to_string())
-        .bind(client_id.to_ascii_lowercase())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn delete_app(&self, tenant_id: Uuid, client_id: &str) -> Result<()> {
         let client_id = client_id.to_ascii_lowercase();
         let mut tx = self.write_tx().await?;
-        for table in ["refresh_tokens", "auth_codes", "device_codes"] {
+        for table in [
+            "refresh_tokens",
+            "auth_codes",
+            "device_codes",
+            "app_credentials",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = ? AND client_id = ?"
             ))

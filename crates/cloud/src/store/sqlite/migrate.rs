@@ -89,6 +89,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0016_rs256_keys.sql"),
     ),
     (
+        17,
+        "app credentials: several secrets and certificates per app",
+        include_str!("../../../migrations/0017_app_credentials.sql"),
+    ),
+    (
         18,
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/0018_app_apis.sql"),
@@ -96,7 +101,7 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
 ];
 
 #[derive(Debug)]
-struct Embedded;
+pub(super) struct Embedded;
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {

@@ -10,6 +10,7 @@ use super::{Result, StoreError};
 
 mod admin;
 mod agents;
+mod app_credentials;
 mod apps;
 mod attempts;
 mod base;
