@@ -791,3 +791,62 @@ async fn client_request_id_is_echoed() -> anyhow::Result<()> {
     assert!(a.headers.get("client-request-id").is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_app_may_have_rs256_id_tokens() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let app = admin(
+        &bed,
+        "PUT",
+        &format!("/apps/{}/id-token-alg", bed.client_id),
+        json!({"alg": "RS256"}),
+    )
+    .await?;
+    assert_eq!(app["id_token_alg"], "RS256", "{app}");
+    let v = body(&password_grant(&bed, "eve", "openid profile").await?);
+    let id_token = v["id_token"].as_str().unwrap_or_default();
+    let header = jsonwebtoken::decode_header(id_token)?;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    // It verifies against the RSA key the JWKS publishes under its kid.
+    let jwks = body(&bed.get("/contoso/discovery/v2.0/keys", "").await?);
+    let jwk = jwks["keys"]
+        .as_array()
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        })
+        .ok_or_else(|| anyhow::anyhow!("kid {:?} not in {jwks}", header.kid))?;
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["alg"].as_str()),
+        (Some("RSA"), Some("RS256"))
+    );
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap_or_default(),
+        jwk["e"].as_str().unwrap_or_default(),
+    )?;
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    check.set_audience(&[bed.client_id.as_str()]);
+    let got = jsonwebtoken::decode::<Value>(id_token, &key, &check)?;
+    assert_eq!(got.claims["tid"], bed.tenant.id.to_string());
+    // Access tokens stay ES256.
+    let at = jsonwebtoken::decode_header(v["access_token"].as_str().unwrap_or_default())?;
+    assert_eq!(at.alg, jsonwebtoken::Algorithm::ES256);
+    // An algorithm Passthru does not sign with is refused with what to give.
+    let token =
+        crate::test_state::admin_token_of(&bed.state, bed.tenant.id, "admin@contoso.example")
+            .await?;
+    let bad = bed
+        .send(
+            Request::put(format!(
+                "/contoso/admin/apps/{}/id-token-alg",
+                bed.client_id
+            ))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"alg": "HS256"}).to_string()))?,
+        )
+        .await?;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("RS256 or ES256"), "{}", bad.body);
+    Ok(())
+}

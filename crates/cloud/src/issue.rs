@@ -161,14 +161,14 @@ fn profile_claims(obj: &mut serde_json::Map<String, Value>, user: &User, scopes:
     }
 }
 
-/// Signs an ID token with the app's algorithm.
+/// Signs an ID token with the app's algorithm (ES256 for anything unknown).
 fn sign_id_token(
     keys: &crate::tokens::TenantKeys,
     alg: &str,
     claims: &Value,
 ) -> Result<String, crate::tokens::TokenError> {
-    let _ = alg;
-    keys.sign(claims)
+    let alg = alg.parse::<crate::tokens::SigningAlg>().unwrap_or_default();
+    keys.sign_with(alg, claims)
 }
 
 /// The token response for a user grant.
