@@ -64,12 +64,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.is_err(), "a forged assertion was accepted");
         }
         1 => {
-            let Ok(claims) = serde_json::from_slice::<Value>(f.first().copied().unwrap_or_default())
+            let Ok(claims) =
+                serde_json::from_slice::<Value>(f.first().copied().unwrap_or_default())
             else {
                 return;
             };
-            let mut header: Header =
-                serde_json::from_slice(f.get(1).copied().unwrap_or_default()).unwrap_or_else(|_| {
+            let mut header: Header = serde_json::from_slice(f.get(1).copied().unwrap_or_default())
+                .unwrap_or_else(|_| {
                     let mut h = Header::new(jsonwebtoken::Algorithm::ES256);
                     h.x5t_s256 = Some(app.x5t_s256.clone());
                     h
@@ -84,7 +85,10 @@ fuzz_target!(|data: &[u8]| {
                         .as_str()
                         .is_some_and(|v| v.eq_ignore_ascii_case(CLIENT))
                 };
-                assert!(same("iss") && same("sub"), "accepted for another client: {claims}");
+                assert!(
+                    same("iss") && same("sub"),
+                    "accepted for another client: {claims}"
+                );
                 let aud_ok = match &claims["aud"] {
                     Value::String(a) => a.trim_end_matches('/').eq_ignore_ascii_case(AUD),
                     Value::Array(v) => v.iter().any(|a| {
