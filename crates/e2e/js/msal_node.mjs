@@ -4,18 +4,22 @@
 // Spec (JSON on standard input): {"authority": "https://HOST:PORT/TENANT", "known_authority":
 // "HOST:PORT", "user": {"username", "password"}, "cases": [CASE...]}, a CASE being one of
 //   {"name", "kind": "auth_code", "client_id", CREDENTIAL, "redirect_uri", "scopes": [...],
-//    "refresh": bool}  ConfidentialClientApplication: getAuthCodeUrl (PKCE S256), the cloud's
-//    sign-in pages walked as a browser would, acquireTokenByCode, then (refresh) acquireTokenSilent
-//    with forceRefresh (the refresh token);
+//    "refresh": bool, "authority": optional (instead of the spec's)}
+//    ConfidentialClientApplication: getAuthCodeUrl (PKCE S256), the cloud's sign-in pages walked
+//    as a browser would, acquireTokenByCode, then (refresh) acquireTokenSilent with forceRefresh
+//    (the refresh token);
 //   {"name", "kind": "client_credentials", "client_id", CREDENTIAL, "scopes": ["API/.default"]}
 //    acquireTokenByClientCredential;
 //   {"name", "kind": "device_code", "client_id", "scopes": [...]}  PublicClientApplication
 //    acquireTokenByDeviceCode, the code entered on the cloud's /devicelogin pages meanwhile;
-// CREDENTIAL being "secret": "..." or "certificate": {"private_key_pem", "thumbprint_sha256"
-// or "thumbprint" (hex), "x5c": optional PEM}.
+// CREDENTIAL being "secret": "..." or "certificate": {"cert_pem", "private_key_pem",
+// "thumbprint": "sha256" (MSAL's thumbprintSha256: a PS256 assertion with x5t#S256) or "sha1"
+// (thumbprint: RS256 with x5t)}.
 //
 // Prints {"msal_node": VERSION, "results": [{"name", "ok", "error"?, ...}]}: for each token
 // the raw token and its decoded header and claims, for the Rust test to check.
+
+import { X509Certificate } from "node:crypto";
 
 import * as msal from "@azure/msal-node";
 
@@ -34,15 +38,17 @@ function system() {
 function auth(spec, c) {
   const a = {
     clientId: c.client_id,
-    authority: spec.authority,
+    authority: c.authority ?? spec.authority,
     knownAuthorities: [spec.known_authority],
   };
   if (c.secret) a.clientSecret = c.secret;
   if (c.certificate) {
+    // The thumbprint as the developer copies it from `openssl x509 -fingerprint`: hex.
+    const cert = new X509Certificate(c.certificate.cert_pem);
+    const hex = (f) => f.replaceAll(":", "").toLowerCase();
     a.clientCertificate = { privateKey: c.certificate.private_key_pem };
-    if (c.certificate.thumbprint_sha256) a.clientCertificate.thumbprintSha256 = c.certificate.thumbprint_sha256;
-    if (c.certificate.thumbprint) a.clientCertificate.thumbprint = c.certificate.thumbprint;
-    if (c.certificate.x5c) a.clientCertificate.x5c = c.certificate.x5c;
+    if (c.certificate.thumbprint === "sha256") a.clientCertificate.thumbprintSha256 = hex(cert.fingerprint256);
+    else a.clientCertificate.thumbprint = hex(cert.fingerprint);
   }
   return a;
 }
