@@ -28,7 +28,7 @@ import { callbackParams, completeDeviceCode, finish, log, peek, readSpec, runCas
 function system() {
   return {
     loggerOptions: {
-      logLevel: msal.LogLevel.Warning,
+      logLevel: msal.LogLevel.Info,
       piiLoggingEnabled: false,
       loggerCallback: (_level, message) => log(message),
     },

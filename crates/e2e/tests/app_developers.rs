@@ -212,6 +212,81 @@ fn add_confidential(t: &PtaTenant, name: &str, extra: &[&str]) -> anyhow::Result
     Ok((id, secret))
 }
 
+/// `admin --json ARGS...`, parsed.
+fn admin_json(t: &PtaTenant, args: &[&str]) -> anyhow::Result<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = t.cloud.admin(&all)?;
+    serde_json::from_str(&out).with_context(|| format!("`admin {}` printed {out}", args.join(" ")))
+}
+
+/// Secret rotation without an outage, with MSAL Node's client credentials: a second secret
+/// beside the first (`app secret add`), both work; the first removed (`app secret remove`),
+/// it is refused at once and the second still works.
+#[allow(clippy::too_many_arguments)]
+fn rotation(
+    o: &mut Outcomes,
+    t: &PtaTenant,
+    web_id: &str,
+    old_secret: &str,
+    base: &Value,
+    scope: &str,
+    results: &Path,
+) -> anyhow::Result<()> {
+    let added = admin_json(t, &["app", "secret", "add", web_id])?;
+    let (new_id, new_secret) = (s(&added, "/id"), s(&added, "/secret"));
+    ensure!(
+        !new_id.is_empty() && !new_secret.is_empty(),
+        "`app secret add` gave {}",
+        json!({"id": new_id})
+    );
+    let cc = |name: &str, secret: &str| {
+        json!({"name": name, "kind": "client_credentials",
+        "client_id": web_id, "secret": secret, "scopes": [scope]})
+    };
+    let mut spec = base.clone();
+    spec["cases"] = json!([cc("old secret", old_secret), cc("new secret", new_secret)]);
+    let both = node(
+        "msal_node.mjs",
+        "msal_rotation_both",
+        &spec,
+        &t.cloud.ca_file(),
+        results,
+    )?;
+    o.case("rotation, both secrets:", Some(&both), "old secret");
+    o.case("rotation, both secrets:", Some(&both), "new secret");
+    let list = admin_json(t, &["app", "credential", "list", web_id])?;
+    let old_id = list["credentials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["kind"] == "secret" && c["id"] != new_id)
+        .and_then(|c| c["id"].as_str())
+        .ok_or_else(|| anyhow!("`app credential list` shows no other secret: {list}"))?
+        .to_string();
+    t.cloud
+        .admin(&["app", "secret", "remove", web_id, &old_id])?;
+    let after = node(
+        "msal_node.mjs",
+        "msal_rotation_after",
+        &spec,
+        &t.cloud.ca_file(),
+        results,
+    )?;
+    let old = after["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["name"] == "old secret"))
+        .cloned()
+        .unwrap_or_default();
+    o.check(
+        "rotation: the removed secret is refused at once",
+        old["ok"] == false && s(&old, "/error").contains("7000215"),
+        || old.to_string(),
+    );
+    o.case("rotation, after the removal:", Some(&after), "new secret");
+    Ok(())
+}
+
 /// An RSA key and a self-signed certificate for it (what an app developer makes with
 /// openssl for a certificate credential): the certificate's and the key's PEM files.
 fn make_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -930,6 +1005,18 @@ async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
                     || format!("roles [{ROLE_APP}], no scp: {b}"),
                 );
             }
+        }
+    }
+
+    // Rotating the web app's secret (last: the old secret stops working).
+    if part("msal") {
+        if let Some((web_id, secret)) = &web {
+            let base = json!({"authority": authority, "known_authority": host, "user": user});
+            let r = rotation(&mut o, &t, web_id, secret, &base, &default_scope, &results);
+            o.step(
+                "secret rotation (app secret add, app credential list, app secret remove)",
+                r,
+            );
         }
     }
 
