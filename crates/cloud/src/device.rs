@@ -663,6 +663,7 @@ mod tests {
                     redirect_uris: vec!["https://web.example/cb".into()],
                     secret_hash: Some("x".into()),
                     groups_claim: false,
+                    ..Default::default()
                 },
                 unix_now(),
             )

@@ -211,6 +211,7 @@ impl Bed {
                     redirect_uris: vec![REDIRECT.into()],
                     secret_hash: None,
                     groups_claim: false,
+                    ..Default::default()
                 },
                 unix_now(),
             )

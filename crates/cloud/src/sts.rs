@@ -249,6 +249,7 @@ mod tests {
                     redirect_uris: Vec::new(),
                     secret_hash: None,
                     groups_claim: false,
+                    ..Default::default()
                 },
                 1,
             )

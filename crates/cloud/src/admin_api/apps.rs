@@ -69,6 +69,7 @@ pub async fn add(
         redirect_uris: body.redirect_uris.clone(),
         secret_hash: secret.as_deref().map(crate::issue::hash_secret),
         groups_claim: false,
+        ..Default::default()
     };
     state.store.add_app(&app, unix_now()).await?;
     let answer = api::App {

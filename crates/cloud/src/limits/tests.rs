@@ -52,6 +52,7 @@ impl Cloud {
                     redirect_uris: vec![REDIRECT.into()],
                     secret_hash: None,
                     groups_claim: false,
+                    ..Default::default()
                 },
                 crate::clock::unix_now(),
             )

@@ -110,7 +110,7 @@ pub struct OnpremUser<'a> {
 }
 
 /// A registered application.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct App {
     pub client_id: String,
     #[serde(skip)]
@@ -125,6 +125,69 @@ pub struct App {
     /// membership included), like Azure's `groupMembershipClaims`.
     #[serde(default)]
     pub groups_claim: bool,
+    /// A single-page app: a public client whose redirect URIs are browser origins (CORS on
+    /// the token endpoint, discovery and JWKS; refresh tokens that live 24 hours).
+    #[serde(default)]
+    pub spa: bool,
+    /// How its ID tokens are signed: `ES256` (the default) or `RS256`.
+    pub id_token_alg: String,
+    /// The API it exposes: `api://NAME` (unique in the tenant), when it exposes one.
+    pub identifier_uri: Option<String>,
+    /// The delegated scopes of its API (short names, as tokens carry them in `scp`).
+    pub api_scopes: Vec<String>,
+    /// The app roles it defines (assignable to users, groups and apps; tokens carry them in
+    /// `roles`).
+    pub app_roles: Vec<String>,
+}
+
+impl App {
+    /// The ID-token algorithm to use: what the app asked for, ES256 for anything unknown.
+    pub fn id_token_alg(&self) -> &str {
+        if self.id_token_alg == "RS256" {
+            "RS256"
+        } else {
+            "ES256"
+        }
+    }
+}
+
+/// Who an app role is assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    User,
+    Group,
+    App,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Group => "group",
+            PrincipalKind::App => "app",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PrincipalKind> {
+        match s {
+            "user" => Some(PrincipalKind::User),
+            "group" => Some(PrincipalKind::Group),
+            "app" => Some(PrincipalKind::App),
+            _ => None,
+        }
+    }
+}
+
+/// An app role of a resource app assigned to a user (object id), a synced group (object
+/// id) or an app (client id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleAssignment {
+    pub resource_client_id: String,
+    pub role: String,
+    pub principal_kind: PrincipalKind,
+    pub principal_id: String,
+    pub created_at: i64,
 }
 
 /// A registered authentication agent.

@@ -42,6 +42,7 @@ pub fn client_app(t: &Tenant, base: &str) -> App {
         redirect_uris: vec![callback_uri(t, base)],
         secret_hash: None,
         groups_claim: false,
+        ..Default::default()
     }
 }
 

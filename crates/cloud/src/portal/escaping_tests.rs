@@ -40,6 +40,7 @@ async fn names_typed_at_sign_in_and_app_names_are_escaped() -> anyhow::Result<()
                 redirect_uris: vec![format!("https://x.example.test/{HOSTILE}"), REDIRECT.into()],
                 secret_hash: None,
                 groups_claim: false,
+                ..Default::default()
             },
             unix_now(),
         )

@@ -49,7 +49,8 @@ pub mod users;
 pub mod writeback;
 
 pub use crate::model::records::{
-    AgentRecord, App, Domain, DomainKind, OnpremUser, RefreshRecord, SignIn, Tenant, User,
+    AgentRecord, App, Domain, DomainKind, OnpremUser, PrincipalKind, RefreshRecord, RoleAssignment,
+    SignIn, Tenant, User,
 };
 pub use admin::{SignInFilter, UserPage};
 pub use agents::{AgentStore, AgentTally};
@@ -178,6 +179,20 @@ pub trait Backend:
 {
 }
 
+/// A JSON array of strings stored in a text column (empty when it is not one).
+pub(crate) fn json_list(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+/// The origin of a URL (`scheme://host[:port]`, as browsers send it in `Origin`).
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    match u.origin() {
+        url::Origin::Tuple(..) => Some(u.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
 /// The store the cloud holds: a backend, with the read-through cache and the sign-in log
 /// writer in front of it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -185,6 +200,7 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     tenants: Arc<cache::TtlCache<Tenant>>,
     apps: Arc<cache::TtlCache<App>>,
+    spa_origins: Arc<cache::TtlCache<Arc<Vec<String>>>>,
     domains: Arc<cache::TtlCache<Domain>>,
     /// The sign-in log's writer task.
     sign_in_writer: signin_log::Writer,
@@ -223,6 +239,7 @@ impl Store {
             backend,
             tenants: Arc::new(cache::TtlCache::new()),
             apps: Arc::new(cache::TtlCache::new()),
+            spa_origins: Arc::new(cache::TtlCache::new()),
             domains: Arc::new(cache::TtlCache::new()),
             changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
@@ -240,6 +257,7 @@ impl Store {
     pub fn clear_caches(&self) {
         self.tenants.clear();
         self.apps.clear();
+        self.spa_origins.clear();
         self.domains.clear();
     }
 
@@ -397,6 +415,80 @@ impl Store {
         let r = self.backend.delete_app(tenant_id, client_id).await;
         self.changed();
         r
+    }
+
+    /// Marks an app as a single-page app (or not).
+    pub async fn set_app_spa(&self, tenant_id: Uuid, client_id: &str, spa: bool) -> Result<()> {
+        let r = self.backend.set_app_spa(tenant_id, client_id, spa).await;
+        self.changed();
+        r
+    }
+
+    /// Sets the algorithm of an app's ID tokens.
+    pub async fn set_app_id_token_alg(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        alg: &str,
+    ) -> Result<()> {
+        let r = self
+            .backend
+            .set_app_id_token_alg(tenant_id, client_id, alg)
+            .await;
+        self.changed();
+        r
+    }
+
+    /// Replaces the API an app exposes.
+    pub async fn set_app_api(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        identifier_uri: Option<&str>,
+        scopes: &[String],
+        roles: &[String],
+    ) -> Result<()> {
+        let r = self
+            .backend
+            .set_app_api(tenant_id, client_id, identifier_uri, scopes, roles)
+            .await;
+        self.changed();
+        r
+    }
+
+    /// The app whose API has this identifier URI (cached for a few seconds).
+    pub async fn app_by_identifier_uri(&self, tenant_id: Uuid, uri: &str) -> Result<Option<App>> {
+        let key = format!("{tenant_id}/uri/{uri}");
+        if let Some(a) = self.apps.get(&key) {
+            return Ok(Some(a));
+        }
+        let app = self.backend.app_by_identifier_uri(tenant_id, uri).await?;
+        if let Some(a) = &app {
+            self.apps.put(key, a.clone());
+        }
+        Ok(app)
+    }
+
+    /// The origins (`scheme://host[:port]`) of single-page apps' redirect URIs: of one
+    /// tenant, or of every tenant (`None`); cached for a few seconds (every CORS request
+    /// asks).
+    pub async fn spa_origins(&self, tenant_id: Option<Uuid>) -> Result<Arc<Vec<String>>> {
+        let key = tenant_id.map_or_else(|| "*".to_string(), |t| t.to_string());
+        if let Some(o) = self.spa_origins.get(&key) {
+            return Ok(o);
+        }
+        let mut origins: Vec<String> = self
+            .backend
+            .spa_redirect_uris(tenant_id)
+            .await?
+            .iter()
+            .filter_map(|u| origin_of(u))
+            .collect();
+        origins.sort();
+        origins.dedup();
+        let origins = Arc::new(origins);
+        self.spa_origins.put(key, origins.clone());
+        Ok(origins)
     }
 
     /// The newest `limit` lines of the sign-in log (after the queued ones are written).

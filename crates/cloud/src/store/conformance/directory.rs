@@ -116,6 +116,7 @@ fn app(t: Uuid, client_id: &str) -> App {
         redirect_uris: vec!["https://app.example/cb".into()],
         secret_hash: Some("secret-1".into()),
         groups_claim: false,
+        ..Default::default()
     }
 }
 

@@ -103,6 +103,7 @@ pub(crate) use sign_in_flows::{device, lockout, mfa, oidc};
 
 mod admin;
 mod agents;
+mod app_apis;
 mod directory;
 mod federation;
 mod instances;
@@ -216,6 +217,15 @@ mod tests {
         async fn keeps_the_directory_rules(backend: TestBackend) -> anyhow::Result<()> {
             let (s, dir) = empty_test_store(backend, "conf").await?;
             super::directory::directory(s.backend()).await?;
+            s.close().await;
+            std::fs::remove_dir_all(dir)?;
+            Ok(())
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keeps_the_app_api_rules(backend: TestBackend) -> anyhow::Result<()> {
+            let (s, dir) = empty_test_store(backend, "conf").await?;
+            super::app_apis::app_apis(s.backend()).await?;
             s.close().await;
             std::fs::remove_dir_all(dir)?;
             Ok(())

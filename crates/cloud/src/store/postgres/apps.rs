@@ -12,20 +12,28 @@ impl AppStore for PgStore {
     async fn add_app(&self, app: &App, now: i64) -> Result<()> {
         let name = &app.name;
         let uris = serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into());
+        let scopes = serde_json::to_string(&app.api_scopes).unwrap_or_else(|_| "[]".into());
+        let roles = serde_json::to_string(&app.app_roles).unwrap_or_else(|_| "[]".into());
         sqlx::query(
-            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO apps (client_id, tenant_id, name, public, redirect_uris, secret_hash, created_at, groups_claim, spa, id_token_alg, identifier_uri, api_scopes, app_roles)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
-            .bind(&app.client_id)
-            .bind(app.tenant_id.to_string())
-            .bind(name)
-            .bind(app.public as i64)
-            .bind(uris)
-            .bind(&app.secret_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, format!("app {name}")))?;
+        .bind(&app.client_id)
+        .bind(app.tenant_id.to_string())
+        .bind(name)
+        .bind(app.public as i64)
+        .bind(uris)
+        .bind(&app.secret_hash)
+        .bind(now)
+        .bind(app.groups_claim as i64)
+        .bind(app.spa as i64)
+        .bind(app.id_token_alg())
+        .bind(&app.identifier_uri)
+        .bind(scopes)
+        .bind(roles)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("app {name}")))?;
         Ok(())
     }
 
@@ -107,6 +115,11 @@ impl AppStore for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query("DELETE FROM app_role_assignments WHERE tenant_id = $1 AND (resource_client_id = $2 OR (principal_kind = 'app' AND principal_id = $2))")
+            .bind(tenant_id.to_string())
+            .bind(&client_id)
+            .execute(&mut *tx)
+            .await?;
         let r = sqlx::query("DELETE FROM apps WHERE tenant_id = $1 AND client_id = $2")
             .bind(tenant_id.to_string())
             .bind(&client_id)
@@ -119,4 +132,207 @@ impl AppStore for PgStore {
         tx.commit().await?;
         Ok(())
     }
+    async fn app_anywhere(&self, client_id: &str) -> Result<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE client_id = $1")
+            .bind(client_id.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        self.app_row(row)
+    }
+
+    async fn app_by_identifier_uri(&self, tenant_id: Uuid, uri: &str) -> Result<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE tenant_id = $1 AND identifier_uri = $2")
+            .bind(tenant_id.to_string())
+            .bind(uri)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.app_row(row)
+    }
+
+    async fn set_app_spa(&self, tenant_id: Uuid, client_id: &str, spa: bool) -> Result<()> {
+        let r = sqlx::query("UPDATE apps SET spa = $1 WHERE tenant_id = $2 AND client_id = $3")
+            .bind(spa as i64)
+            .bind(tenant_id.to_string())
+            .bind(client_id.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        found(r.rows_affected(), client_id)
+    }
+
+    async fn set_app_id_token_alg(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        alg: &str,
+    ) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE apps SET id_token_alg = $1 WHERE tenant_id = $2 AND client_id = $3",
+        )
+        .bind(alg)
+        .bind(tenant_id.to_string())
+        .bind(client_id.to_ascii_lowercase())
+        .execute(&self.pool)
+        .await?;
+        found(r.rows_affected(), client_id)
+    }
+
+    async fn set_app_api(
+        &self,
+        tenant_id: Uuid,
+        client_id: &str,
+        identifier_uri: Option<&str>,
+        scopes: &[String],
+        roles: &[String],
+    ) -> Result<()> {
+        let client_id = client_id.to_ascii_lowercase();
+        let scopes_json = serde_json::to_string(scopes).unwrap_or_else(|_| "[]".into());
+        let roles_json = serde_json::to_string(roles).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.write_tx(Lock::Tenant(tenant_id)).await?;
+        let r = sqlx::query(
+            "UPDATE apps SET identifier_uri = $1, api_scopes = $2, app_roles = $3 WHERE tenant_id = $4 AND client_id = $5",
+        )
+        .bind(identifier_uri)
+        .bind(scopes_json)
+        .bind(roles_json)
+        .bind(tenant_id.to_string())
+        .bind(&client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, format!("identifier URI {}", identifier_uri.unwrap_or(""))))?;
+        found(r.rows_affected(), &client_id)?;
+        let kept: Vec<String> = roles.to_vec();
+        let rows = sqlx::query(
+            "SELECT DISTINCT role FROM app_role_assignments WHERE tenant_id = $1 AND resource_client_id = $2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(&client_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let role: String = row.try_get("role")?;
+            if !kept.contains(&role) {
+                sqlx::query(
+                    "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND resource_client_id = $2 AND role = $3",
+                )
+                .bind(tenant_id.to_string())
+                .bind(&client_id)
+                .bind(&role)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn spa_redirect_uris(&self, tenant_id: Option<Uuid>) -> Result<Vec<String>> {
+        let rows = match tenant_id {
+            Some(t) => {
+                sqlx::query("SELECT redirect_uris FROM apps WHERE spa = 1 AND tenant_id = $1")
+                    .bind(t.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT redirect_uris FROM apps WHERE spa = 1")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut uris = Vec::new();
+        for row in rows {
+            uris.extend(json_list(row.try_get("redirect_uris")?));
+        }
+        Ok(uris)
+    }
+
+    async fn assign_app_role(&self, tenant_id: Uuid, a: &RoleAssignment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO app_role_assignments (tenant_id, resource_client_id, role, principal_kind, principal_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id.to_string())
+        .bind(a.resource_client_id.to_ascii_lowercase())
+        .bind(&a.role)
+        .bind(a.principal_kind.as_str())
+        .bind(&a.principal_id)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn unassign_app_role(&self, tenant_id: Uuid, a: &RoleAssignment) -> Result<()> {
+        let r = sqlx::query(
+            "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND resource_client_id = $2 AND role = $3 AND principal_kind = $4 AND principal_id = $5",
+        )
+        .bind(tenant_id.to_string())
+        .bind(a.resource_client_id.to_ascii_lowercase())
+        .bind(&a.role)
+        .bind(a.principal_kind.as_str())
+        .bind(&a.principal_id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "assignment of role {} to {} {}",
+                a.role,
+                a.principal_kind.as_str(),
+                a.principal_id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn app_role_assignments(
+        &self,
+        tenant_id: Uuid,
+        resource_client_id: &str,
+    ) -> Result<Vec<RoleAssignment>> {
+        let rows = sqlx::query(
+            "SELECT * FROM app_role_assignments WHERE tenant_id = $1 AND resource_client_id = $2
+             ORDER BY role COLLATE \"C\", principal_kind, principal_id COLLATE \"C\"",
+        )
+        .bind(tenant_id.to_string())
+        .bind(resource_client_id.to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::role_assignment_row).collect()
+    }
+
+    async fn roles_of(
+        &self,
+        tenant_id: Uuid,
+        resource_client_id: &str,
+        principals: &[(PrincipalKind, String)],
+    ) -> Result<Vec<String>> {
+        if principals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds: Vec<&str> = principals.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<&str> = principals.iter().map(|(_, id)| id.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT DISTINCT role COLLATE \"C\" AS role FROM app_role_assignments a
+             JOIN unnest($1::text[], $2::text[]) AS p(kind, id)
+               ON a.principal_kind = p.kind AND a.principal_id = p.id
+             WHERE a.tenant_id = $3 AND a.resource_client_id = $4 ORDER BY role COLLATE \"C\"",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(tenant_id.to_string())
+        .bind(resource_client_id.to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("role").map_err(StoreError::from))
+            .collect()
+    }
+}
+
+/// `NotFound` when an update touched no app.
+fn found(rows: u64, client_id: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(format!("app {client_id}")));
+    }
+    Ok(())
 }

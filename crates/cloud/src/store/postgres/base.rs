@@ -12,8 +12,8 @@ use super::{uuid_col, PgStore};
 #[allow(unused_imports)]
 use crate::store::HousekeepingStore;
 use crate::store::{
-    App, Domain, DomainKind, Result, SignIn, StoreError, Tenant, User,
-    DEFAULT_PENDING_ROWS_PER_TENANT,
+    json_list, App, Domain, DomainKind, PrincipalKind, Result, RoleAssignment, SignIn, StoreError,
+    Tenant, User, DEFAULT_PENDING_ROWS_PER_TENANT,
 };
 
 /// Connections in the pool.
@@ -246,6 +246,21 @@ impl PgStore {
         })
     }
 
+    pub(crate) fn role_assignment_row(row: &sqlx::postgres::PgRow) -> Result<RoleAssignment> {
+        let kind: String = row.try_get("principal_kind")?;
+        Ok(RoleAssignment {
+            resource_client_id: row.try_get("resource_client_id")?,
+            role: row.try_get("role")?,
+            principal_kind: PrincipalKind::parse(&kind).ok_or_else(|| {
+                StoreError::Db(sqlx::Error::Decode(
+                    format!("an app role assignment has the principal kind '{kind}'").into(),
+                ))
+            })?,
+            principal_id: row.try_get("principal_id")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
     pub(crate) fn app_row(&self, row: Option<sqlx::postgres::PgRow>) -> Result<Option<App>> {
         row.map(|row| {
             let uris: String = row.try_get("redirect_uris")?;
@@ -257,6 +272,11 @@ impl PgStore {
                 redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
                 secret_hash: row.try_get("secret_hash")?,
                 groups_claim: row.try_get::<i64, _>("groups_claim")? != 0,
+                spa: row.try_get::<i64, _>("spa")? != 0,
+                id_token_alg: row.try_get("id_token_alg")?,
+                identifier_uri: row.try_get("identifier_uri")?,
+                api_scopes: json_list(row.try_get("api_scopes")?),
+                app_roles: json_list(row.try_get("app_roles")?),
             })
         })
         .transpose()

@@ -26,6 +26,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signed agent releases",
         include_str!("../../../migrations/postgres/0004_agent_releases.sql"),
     ),
+    (
+        7,
+        "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
+        include_str!("../../../migrations/postgres/0007_app_apis.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

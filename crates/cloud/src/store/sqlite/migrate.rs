@@ -83,6 +83,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "signed agent releases",
         include_str!("../../../migrations/0015_agent_releases.sql"),
     ),
+    (
+        18,
+        "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
+        include_str!("../../../migrations/0018_app_apis.sql"),
+    ),
 ];
 
 #[derive(Debug)]
