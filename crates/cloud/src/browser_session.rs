@@ -58,7 +58,7 @@ pub(crate) fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
     crate::browser_policy::host_cookie(COOKIE, value, "Lax", max_age)
 }
 
-/// Sends the result to the app (query string or form_post).
+/// Sends the result to the app (query string, fragment or form_post).
 pub(crate) fn respond_to_app(req: &AuthzRequest, mut fields: Vec<(&str, String)>) -> Response {
     if let Some(s) = &req.state {
         fields.push(("state", s.clone()));
@@ -68,6 +68,16 @@ pub(crate) fn respond_to_app(req: &AuthzRequest, mut fields: Vec<(&str, String)>
         return form_post(&req.redirect_uri, &pairs);
     }
     match url::Url::parse(&req.redirect_uri) {
+        Ok(mut u) if req.response_mode == "fragment" => {
+            // Single-page apps read the answer from the fragment, which never reaches a
+            // server (nor its logs).
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &fields {
+                f.append_pair(k, v);
+            }
+            u.set_fragment(Some(&f.finish()));
+            Redirect::to(u.as_str()).into_response()
+        }
         Ok(mut u) => {
             {
                 let mut q = u.query_pairs_mut();

@@ -77,7 +77,11 @@ pub async fn device_code(
     let corr = correlation_id(&headers);
     let form: DeviceForm = serde_urlencoded::from_bytes(&body)
         .map_err(|_| OAuthError::new(Aadsts::InvalidRequest, corr))?;
-    let t = load_tenant(&state, &tenant, corr).await?;
+    let t = if crate::sts::is_multi_tenant(&tenant) {
+        crate::sts::resolve_multi_tenant(&state, form.client_id.as_deref(), None, corr).await?
+    } else {
+        load_tenant(&state, &tenant, corr).await?
+    };
     let client_id = form
         .client_id
         .map(|c| c.to_ascii_lowercase())
@@ -309,6 +313,7 @@ pub async fn redeem(
         auth_time,
         want_client_info,
         family: None,
+        refresh_expires_at: None,
         correlation_id: corr,
     };
     user_tokens(state, &g).await

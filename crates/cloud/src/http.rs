@@ -35,3 +35,27 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
+
+/// Echoes a request's `client-request-id` on its response, as the Microsoft identity
+/// platform does (MSAL logs it and matches answers to requests with it), when it is a short
+/// plain value.
+pub(crate) async fn echo_client_request_id(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = req
+        .headers()
+        .get("client-request-id")
+        .filter(|v| {
+            v.len() <= 128
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .cloned();
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().entry("client-request-id").or_insert(id);
+    }
+    resp
+}

@@ -230,6 +230,13 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::mfa::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::cors,
+        ))
+        .layer(axum::middleware::from_fn(
+            crate::http::echo_client_request_id,
+        ))
         .layer(axum::middleware::map_response(crate::browser_policy::hsts))
         .with_state(state)
 }

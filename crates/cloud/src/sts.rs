@@ -103,6 +103,55 @@ pub fn issuer(base: &str, tenant: &Tenant) -> String {
     format!("{base}/{}/v2.0", tenant.id)
 }
 
+/// Whether an authority's tenant segment is a multi-tenant one (`organizations`, or
+/// `common`, which work accounts only makes the same), resolved per request.
+pub fn is_multi_tenant(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case("organizations") || segment.eq_ignore_ascii_case("common")
+}
+
+/// The tenant a request to a multi-tenant authority is for: the tenant of the user's domain
+/// when a user name is given, else the tenant of the app (client ids are unique across the
+/// service). `TenantNotFound` when neither says.
+pub async fn resolve_multi_tenant(
+    state: &Shared,
+    client_id: Option<&str>,
+    username: Option<&str>,
+    corr: Uuid,
+) -> Result<Tenant, OAuthError> {
+    let not_found = |why: &str| {
+        OAuthError::new(Aadsts::TenantNotFound, corr).with_detail(format!(
+            "The organizations authority could not tell which organization this request is for: {why}. Use the organization's own authority (https://HOST/TENANT)."
+        ))
+    };
+    let tenant_id = if let Some(domain) = username.and_then(|u| u.rsplit_once('@')).map(|(_, d)| d)
+    {
+        match state.store.domain(domain).await {
+            Ok(Some(d)) => d.tenant_id,
+            Ok(None) => {
+                return Err(not_found(&format!(
+                    "no organization has the domain '{domain}'"
+                )))
+            }
+            Err(e) => return Err(OAuthError::fault(corr, e)),
+        }
+    } else if let Some(client_id) = client_id {
+        match state.store.app_anywhere(client_id).await {
+            Ok(Some(app)) => app.tenant_id,
+            Ok(None) => {
+                return Err(not_found(&format!(
+                    "no organization has the application '{client_id}'"
+                )))
+            }
+            Err(e) => return Err(OAuthError::fault(corr, e)),
+        }
+    } else {
+        return Err(not_found(
+            "the request names neither a user nor a registered application",
+        ));
+    };
+    load_tenant(state, &tenant_id.to_string(), corr).await
+}
+
 pub async fn load_tenant(state: &Shared, name: &str, corr: Uuid) -> Result<Tenant, OAuthError> {
     match state.store.tenant(name).await {
         Ok(Some(t)) => Ok(t),
@@ -119,10 +168,16 @@ pub async fn discovery(
     BaseUrl(base): BaseUrl,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let t = load_tenant(&state, &tenant, correlation_id(&headers)).await?;
-    let tid = t.id;
+    let (tid, iss) = if is_multi_tenant(&tenant) {
+        // As Entra's: the issuer is a template the client fills with the token's `tid`.
+        let segment = tenant.to_ascii_lowercase();
+        (segment, format!("{base}/{{tenantid}}/v2.0"))
+    } else {
+        let t = load_tenant(&state, &tenant, correlation_id(&headers)).await?;
+        (t.id.to_string(), issuer(&base, &t))
+    };
     let doc = json!({
-        "issuer": issuer(&base, &t),
+        "issuer": iss,
         "authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/authorize"),
         "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
         "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys"),
@@ -130,17 +185,19 @@ pub async fn discovery(
         "device_authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/devicecode"),
         "end_session_endpoint": format!("{base}/{tid}/oauth2/v2.0/logout"),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials",
             "urn:ietf:params:oauth:grant-type:device_code"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["login", "none", "select_account"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "oid", "tid",
-            "preferred_username", "name", "email", "ver"],
+            "preferred_username", "name", "given_name", "family_name", "email", "email_verified", "ver",
+            "sid", "login_hint", "roles", "groups"],
+        "request_uri_parameter_supported": false,
         "tenant_region_scope": null,
         "cloud_instance_name": "passthru",
     });

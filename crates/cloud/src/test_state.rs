@@ -72,28 +72,7 @@ impl TestServer {
 
     /// An admin API access token of `tenant_id`'s user `upn`, signed with the tenant's key.
     pub(crate) async fn admin_token(&self, tenant_id: Uuid, upn: &str) -> anyhow::Result<String> {
-        let user = self
-            .state
-            .store
-            .user_by_upn(tenant_id, upn)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no user {upn}"))?;
-        let now = crate::clock::unix_now();
-        let claims = crate::tokens::AccessClaims {
-            iss: format!("https://localhost/{tenant_id}/v2.0"),
-            aud: passthru_proto::admin::ADMIN_AUDIENCE.into(),
-            sub: user.id.to_string(),
-            oid: user.id,
-            tid: tenant_id,
-            exp: now + 600,
-            iat: now,
-            nbf: now,
-            scp: String::new(),
-            azp: passthru_proto::admin::ADMIN_CLIENT_ID.into(),
-            preferred_username: upn.into(),
-            ver: "2.0".into(),
-        };
-        Ok(self.state.signer.keys(tenant_id).await?.sign(&claims)?)
+        admin_token_of(&self.state, tenant_id, upn).await
     }
 
     /// Sends `req` through the router as from 127.0.0.1.
@@ -122,6 +101,35 @@ impl TestServer {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// An admin API access token of `tenant_id`'s user `upn`, signed with the tenant's key.
+pub(crate) async fn admin_token_of(
+    state: &Shared,
+    tenant_id: Uuid,
+    upn: &str,
+) -> anyhow::Result<String> {
+    let user = state
+        .store
+        .user_by_upn(tenant_id, upn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user {upn}"))?;
+    let now = crate::clock::unix_now();
+    let claims = crate::tokens::AccessClaims {
+        iss: format!("https://localhost/{tenant_id}/v2.0"),
+        aud: passthru_proto::admin::ADMIN_AUDIENCE.into(),
+        sub: user.id.to_string(),
+        oid: user.id,
+        tid: tenant_id,
+        exp: now + 600,
+        iat: now,
+        nbf: now,
+        scp: String::new(),
+        azp: passthru_proto::admin::ADMIN_CLIENT_ID.into(),
+        preferred_username: upn.into(),
+        ver: "2.0".into(),
+    };
+    Ok(state.signer.keys(tenant_id).await?.sign(&claims)?)
 }
 
 /// The state `serve` builds over `dir` (no listener, no background task).

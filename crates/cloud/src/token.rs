@@ -134,6 +134,41 @@ fn server_error(e: impl Into<crate::oauth_error::Fault>, corr: Uuid) -> OAuthErr
     OAuthError::fault(corr, e)
 }
 
+/// Codes and refresh tokens of a single-page app are redeemed by the browser, cross-origin
+/// (with an `Origin` among its redirect URIs' origins); those of any other app never are.
+async fn check_origin(
+    state: &Shared,
+    tenant: &Tenant,
+    client_id: &str,
+    headers: &HeaderMap,
+    corr: Uuid,
+) -> Result<(), OAuthError> {
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    let spa = match state.store.app(tenant.id, client_id).await {
+        Ok(app) => app.filter(|a| a.spa),
+        Err(e) => return Err(server_error(e, corr)),
+    };
+    match (spa, origin) {
+        (Some(app), Some(origin)) => {
+            let registered = app
+                .redirect_uris
+                .iter()
+                .filter_map(|u| crate::store::origin_of(u))
+                .any(|o| o == origin);
+            if registered {
+                Ok(())
+            } else {
+                Err(OAuthError::new(Aadsts::SpaCrossOriginOnly, corr).with_detail(format!(
+                    "The origin '{origin}' is not the origin of a redirect URI of this single-page app."
+                )))
+            }
+        }
+        (Some(_), None) => Err(OAuthError::new(Aadsts::SpaCrossOriginOnly, corr)),
+        (None, Some(_)) => Err(OAuthError::new(Aadsts::CrossOriginNotSpa, corr)),
+        (None, None) => Ok(()),
+    }
+}
+
 /// PKCE S256: BASE64URL(SHA256(verifier)) == challenge.
 pub fn pkce_s256(verifier: &str) -> String {
     B64URL.encode(Sha256::digest(verifier.as_bytes()))
@@ -157,7 +192,18 @@ pub async fn token(
             .with_detail("The request body is not a valid form.")
     })?;
     drop(raw);
-    let tenant = load_tenant(&state, &tenant, corr).await?;
+    let tenant = if crate::sts::is_multi_tenant(&tenant) {
+        let client_id = form
+            .client_id
+            .clone()
+            .or_else(|| basic_auth(&headers).map(|(id, _)| id));
+        let username = (form.grant_type.as_deref() == Some("password"))
+            .then_some(form.username.as_deref())
+            .flatten();
+        crate::sts::resolve_multi_tenant(&state, client_id.as_deref(), username, corr).await?
+    } else {
+        load_tenant(&state, &tenant, corr).await?
+    };
     let grant = form
         .grant_type
         .clone()
@@ -198,6 +244,7 @@ pub async fn token(
                 auth_time: unix_now(),
                 want_client_info,
                 family: None,
+                refresh_expires_at: None,
                 correlation_id: corr,
             };
             user_tokens(&state, &g).await
@@ -209,6 +256,7 @@ pub async fn token(
                 .as_deref()
                 .ok_or_else(|| missing("redirect_uri", corr))?;
             let used = || OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr);
+            check_origin(&state, &tenant, &client.id, &headers, corr).await?;
             let c = state
                 .store
                 .take_code(&hash_secret(code))
@@ -252,6 +300,7 @@ pub async fn token(
                 auth_time: c.auth_time,
                 want_client_info,
                 family: None,
+                refresh_expires_at: None,
                 correlation_id: corr,
             };
             user_tokens(&state, &g).await
@@ -262,6 +311,7 @@ pub async fn token(
                 .as_deref()
                 .ok_or_else(|| missing("refresh_token", corr))?;
             let invalid = || OAuthError::new(Aadsts::ExpiredOrUsedGrant, corr);
+            check_origin(&state, &tenant, &client.id, &headers, corr).await?;
             let rec = match state
                 .store
                 .use_refresh_token(&hash_secret(rt), unix_now())
@@ -308,6 +358,7 @@ pub async fn token(
                 auth_time: rec.auth_time,
                 want_client_info,
                 family: Some(rec.family.clone()),
+                refresh_expires_at: Some(rec.expires_at),
                 correlation_id: corr,
             };
             user_tokens(&state, &g).await
@@ -324,26 +375,7 @@ pub async fn token(
                 .scope
                 .as_deref()
                 .ok_or_else(|| missing("scope", corr))?;
-            let audience = scope
-                .split_whitespace()
-                .next()
-                .and_then(|s| s.strip_suffix("/.default"))
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| {
-                    OAuthError::new(Aadsts::InvalidScope, corr)
-                        .with_detail("The client credentials grant takes one scope of the form RESOURCE/.default.")
-                })?;
-            // Tokens only for a resource the tenant knows: one of its registered apps.
-            let resource = audience.to_ascii_lowercase();
-            match state.store.app(tenant.id, &resource).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err(OAuthError::new(Aadsts::InvalidScope, corr).with_detail(format!(
-                        "'{audience}' is not an application of this tenant: ask for CLIENT_ID/.default of a registered app."
-                    )))
-                }
-                Err(e) => return Err(server_error(e, corr)),
-            }
+            let resource = crate::resource::app_only(&state, &tenant, scope, corr).await?;
             app_token(&state, &base, &tenant, &client.id, &resource, corr).await
         }
         // MSAL sends the short form, which Entra accepts too.

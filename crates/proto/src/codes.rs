@@ -250,11 +250,16 @@ pub enum Aadsts {
     /// 90055: too many requests (from one client address, for one tenant, or sign-ins in
     /// progress): HTTP 429 with `Retry-After`, as Microsoft's `TenantThrottlingError`.
     Throttled,
+    /// 9002327: a single-page app's authorization code was redeemed without a cross-origin
+    /// request (no `Origin`): its tokens belong in a browser.
+    SpaCrossOriginOnly,
+    /// 9002326: a cross-origin token request from an app that is not a single-page app.
+    CrossOriginNotSpa,
 }
 
 impl Aadsts {
     /// Every code the cloud emits, each once.
-    pub const ALL: [Aadsts; 38] = [
+    pub const ALL: [Aadsts; 40] = [
         Aadsts::UserNotFound,
         Aadsts::AccountLocked,
         Aadsts::NoPasswordInCloud,
@@ -293,6 +298,8 @@ impl Aadsts {
         Aadsts::SlowDown,
         Aadsts::DeviceCodeExpired,
         Aadsts::Throttled,
+        Aadsts::SpaCrossOriginOnly,
+        Aadsts::CrossOriginNotSpa,
     ];
 
     /// The entry of a numeric code, as the sign-in log stores it. 70016 is both
@@ -341,6 +348,8 @@ impl Aadsts {
             Aadsts::AuthorizationPending | Aadsts::SlowDown => 70016,
             Aadsts::DeviceCodeExpired => 70019,
             Aadsts::Throttled => 90055,
+            Aadsts::SpaCrossOriginOnly => 9002327,
+            Aadsts::CrossOriginNotSpa => 9002326,
         }
     }
 
@@ -362,6 +371,7 @@ impl Aadsts {
             }
             Aadsts::ServerError => "server_error",
             Aadsts::Throttled => "temporarily_unavailable",
+            Aadsts::SpaCrossOriginOnly | Aadsts::CrossOriginNotSpa => "invalid_request",
             Aadsts::AgentUnavailable
             | Aadsts::AgentTimeout
             | Aadsts::DirectoryCommunication
@@ -415,6 +425,8 @@ impl Aadsts {
             Aadsts::SlowDown => "The device is polling too fast. Wait the interval between polls.",
             Aadsts::DeviceCodeExpired => "The device code has expired. Start the sign-in again.",
             Aadsts::Throttled => "There are too many incoming requests. Wait the number of seconds in the Retry-After header, then try again.",
+            Aadsts::SpaCrossOriginOnly => "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+            Aadsts::CrossOriginNotSpa => "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type.",
         }
     }
 
@@ -496,7 +508,9 @@ mod tests {
                 | Aadsts::AuthorizationPending
                 | Aadsts::SlowDown
                 | Aadsts::DeviceCodeExpired
-                | Aadsts::Throttled => {}
+                | Aadsts::Throttled
+                | Aadsts::SpaCrossOriginOnly
+                | Aadsts::CrossOriginNotSpa => {}
             }
         }
         let distinct: std::collections::HashSet<Aadsts> = Aadsts::ALL.into_iter().collect();

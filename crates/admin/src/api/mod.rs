@@ -16,7 +16,10 @@ pub use agents::{
     Agent, AgentList, AgentRevoked, DomainController, Release, ReleaseList, ReleaseRemoved,
     RevokeAgent, RoundTrip, SIGNED_MANIFEST_HEADER,
 };
-pub use apps::{App, AppDeleted, AppList, NewApp, SetGroupsClaim, SetRedirectUris};
+pub use apps::{
+    App, AppDeleted, AppList, AssignRole, ExposeApi, NewApp, RoleAssignment, RoleAssignmentList,
+    SetGroupsClaim, SetIdTokenAlg, SetRedirectUris,
+};
 pub use directory::{
     Group, GroupList, GroupMember, RunSync, SyncForest, SyncRequested, SyncRun, SyncStatus,
     SyncedGroup,

@@ -112,7 +112,11 @@ pub(super) fn print_app(a: &api::App) {
     println!(
         "{}\t{}\t{}",
         a.client_id,
-        if a.public { "public" } else { "confidential" },
+        match (a.spa, a.public) {
+            (true, _) => "spa",
+            (false, true) => "public",
+            (false, false) => "confidential",
+        },
         a.name
     );
     for u in &a.redirect_uris {
@@ -120,6 +124,18 @@ pub(super) fn print_app(a: &api::App) {
     }
     if a.groups_claim == Some(true) {
         println!("  tokens carry the groups claim");
+    }
+    if a.id_token_alg.as_deref() == Some("RS256") {
+        println!("  ID tokens signed with RS256");
+    }
+    if let Some(uri) = &a.identifier_uri {
+        println!("  identifier URI {uri}");
+    }
+    for s in &a.api_scopes {
+        println!("  scope {s}");
+    }
+    for r in &a.app_roles {
+        println!("  app role {r}");
     }
 }
 

@@ -53,38 +53,44 @@ pub async fn add(
             "The app name must be 1 to 120 characters.",
         ));
     }
-    if body.public == body.confidential {
+    // A single-page app is a public client (a browser keeps no secret).
+    let public = body.public || body.spa;
+    if public == body.confidential {
         return Err(ApiError::bad_request(
-            "Say whether the app is --public or --confidential (one of them).",
+            "Say whether the app is --public (or --spa) or --confidential (one of them).",
         ));
     }
+    let alg = match body.id_token_alg.as_deref() {
+        None => "ES256".to_string(),
+        Some(a) => id_token_alg(a)?.to_string(),
+    };
     check_uris(&body.redirect_uris)?;
+    if body.spa {
+        check_spa_uris(&body.redirect_uris)?;
+    }
     let client_id = Uuid::new_v4().to_string();
     let secret = body.confidential.then(crate::issue::random_token);
     let app = App {
         client_id: client_id.clone(),
         tenant_id: t.id,
         name: name.to_string(),
-        public: body.public,
+        public,
         redirect_uris: body.redirect_uris.clone(),
         secret_hash: secret.as_deref().map(crate::issue::hash_secret),
         groups_claim: false,
+        spa: body.spa,
+        id_token_alg: alg,
         ..Default::default()
     };
     state.store.add_app(&app, unix_now()).await?;
-    let answer = api::App {
-        client_id,
-        name: name.to_string(),
-        public: body.public,
-        confidential: None,
-        redirect_uris: body.redirect_uris,
-        groups_claim: None,
-        client_secret: secret,
-    };
+    let mut answer = app_json(&app);
+    answer.confidential = None;
+    answer.groups_claim = None;
+    answer.client_secret = secret;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-fn app_json(a: &App) -> api::App {
+pub(super) fn app_json(a: &App) -> api::App {
     api::App {
         client_id: a.client_id.clone(),
         name: a.name.clone(),
@@ -93,10 +99,40 @@ fn app_json(a: &App) -> api::App {
         redirect_uris: a.redirect_uris.clone(),
         groups_claim: Some(a.groups_claim),
         client_secret: None,
+        spa: a.spa,
+        id_token_alg: Some(a.id_token_alg().to_string()),
+        identifier_uri: a.identifier_uri.clone(),
+        api_scopes: a.api_scopes.clone(),
+        app_roles: a.app_roles.clone(),
     }
 }
 
-async fn find(state: &Shared, t: &Tenant, client_id: &str) -> Result<App, ApiError> {
+/// An ID-token algorithm an app may choose.
+pub(super) fn id_token_alg(raw: &str) -> Result<&'static str, ApiError> {
+    match raw.trim().to_ascii_uppercase().as_str() {
+        "ES256" => Ok("ES256"),
+        "RS256" => Ok("RS256"),
+        _ => Err(ApiError::bad_request(format!(
+            "'{}' is not an ID-token algorithm Passthru signs with: give RS256 or ES256.",
+            raw.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+/// A single-page app's redirect URIs are where a browser runs it: each names an origin
+/// (CORS answers that origin).
+fn check_spa_uris(uris: &[String]) -> Result<(), ApiError> {
+    for uri in uris {
+        if crate::store::origin_of(uri).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "'{uri}' has no web origin: a single-page app's redirect URI is an http(s) page address."
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn find(state: &Shared, t: &Tenant, client_id: &str) -> Result<App, ApiError> {
     state
         .store
         .app(t.id, client_id.trim())
@@ -174,6 +210,9 @@ pub async fn set_redirect_uris(
     let (t, admin) = authorize(&state, &tenant, &headers, ops::SET_APP_REDIRECT_URIS).await?;
     let app = find(&state, &t, &client_id).await?;
     check_uris(&body.redirect_uris)?;
+    if app.spa {
+        check_spa_uris(&body.redirect_uris)?;
+    }
     state
         .store
         .set_app_redirect_uris(t.id, &app.client_id, &body.redirect_uris)

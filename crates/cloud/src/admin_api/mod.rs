@@ -24,6 +24,7 @@ use crate::store::{Tenant, User};
 pub use body::ApiJson;
 
 pub mod agents;
+pub mod app_apis;
 pub mod apps;
 pub mod domains;
 pub mod federated_domains;
@@ -213,6 +214,10 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(apps::set_redirect_uris))
         .routes(routes!(apps::set_groups_claim))
         .routes(routes!(apps::rotate_secret))
+        .routes(routes!(app_apis::set_id_token_alg))
+        .routes(routes!(app_apis::expose))
+        .routes(routes!(app_apis::list, app_apis::assign))
+        .routes(routes!(app_apis::unassign))
         .routes(routes!(pta::get, pta::set))
         .routes(routes!(settings::get))
         .routes(routes!(settings::set))

@@ -267,6 +267,46 @@ op!(
     "Puts the user's synced groups (object ids, nested ones included) in the app's tokens, or stops."
 );
 op!(
+    SET_APP_ID_TOKEN_ALG,
+    "setAppIdTokenAlg",
+    "PUT",
+    "/apps/{client_id}/id-token-alg",
+    GA,
+    "Chooses how the app's ID tokens are signed: RS256 or ES256."
+);
+op!(
+    EXPOSE_APP_API,
+    "exposeAppApi",
+    "PUT",
+    "/apps/{client_id}/api",
+    GA,
+    "Replaces the API the app exposes: its identifier URI, delegated scopes and app roles."
+);
+op!(
+    LIST_APP_ROLE_ASSIGNMENTS,
+    "listAppRoleAssignments",
+    "GET",
+    "/apps/{client_id}/role-assignments",
+    GA,
+    "Lists who holds the app's roles (users, groups, apps)."
+);
+op!(
+    ASSIGN_APP_ROLE,
+    "assignAppRole",
+    "POST",
+    "/apps/{client_id}/role-assignments",
+    GA,
+    "Assigns one of the app's roles to a user, a synced group or an app."
+);
+op!(
+    UNASSIGN_APP_ROLE,
+    "unassignAppRole",
+    "DELETE",
+    "/apps/{client_id}/role-assignments/{role}/{kind}/{principal_id}",
+    GA,
+    "Removes an app role assignment."
+);
+op!(
     ROTATE_APP_SECRET,
     "rotateAppSecret",
     "POST",
@@ -423,6 +463,11 @@ pub const ALL: &[&Operation] = &[
     SHOW_APP,
     SET_APP_REDIRECT_URIS,
     SET_APP_GROUPS_CLAIM,
+    SET_APP_ID_TOKEN_ALG,
+    EXPOSE_APP_API,
+    LIST_APP_ROLE_ASSIGNMENTS,
+    ASSIGN_APP_ROLE,
+    UNASSIGN_APP_ROLE,
     ROTATE_APP_SECRET,
     DELETE_APP,
     GET_PTA,

@@ -1,5 +1,5 @@
 //! The browser flow: `/{tenant}/oauth2/v2.0/authorize` (response_type=code, PKCE S256,
-//! state, nonce, prompt, login_hint, max_age, response_mode query|form_post), the sign-in
+//! state, nonce, prompt, login_hint, max_age, response_mode query|fragment|form_post), the sign-in
 //! pages (username first, then home realm discovery, then password), the single sign-on
 //! session cookie, logout and userinfo.
 
@@ -67,7 +67,19 @@ pub async fn authorize(
             "The sign-in request is malformed.",
         );
     };
-    let t = match state.store.tenant(&tenant).await {
+    let found = if crate::sts::is_multi_tenant(&tenant) {
+        // The organizations authority: the app's tenant (the user signs in to it).
+        match p.client_id.as_deref() {
+            Some(client_id) => match state.store.app_anywhere(client_id).await {
+                Ok(Some(app)) => state.store.tenant(&app.tenant_id.to_string()).await,
+                other => other.map(|_| None),
+            },
+            None => Ok(None),
+        }
+    } else {
+        state.store.tenant(&tenant).await
+    };
+    let t = match found {
         Ok(Some(t)) => t,
         Ok(None) => {
             return error_page(
@@ -121,11 +133,12 @@ pub async fn authorize(
     let response_mode = match p.response_mode.as_deref() {
         None | Some("query") => "query",
         Some("form_post") => "form_post",
+        Some("fragment") => "fragment",
         Some(_) => {
             return error_page(
                 Aadsts::InvalidRequest,
                 corr,
-                "response_mode must be query or form_post.",
+                "response_mode must be query, fragment or form_post.",
             )
         }
     };
@@ -141,7 +154,10 @@ pub async fn authorize(
         response_mode: response_mode.into(),
         prompt: p.prompt.clone(),
         max_age: None,
-        login_hint: p.login_hint.clone(),
+        login_hint: p
+            .login_hint
+            .as_deref()
+            .map(crate::issue::login_hint_username),
         csrf: random_token(),
         username: None,
         device_user_code: None,
