@@ -602,14 +602,23 @@ async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
         }
     }
     // A daemon with a certificate credential (and a redirect URI, for its code flow).
-    let cert_app = o.step(
-        "app add --confidential (certificate app)",
-        add_confidential(&t, "Node daemon", &["--redirect-uri", WEB_REDIRECT]),
-    );
-    let certificate = o.step(
-        "an RSA key and certificate (openssl)",
-        make_certificate(&dir),
-    );
+    let msal_parts = part("msal") || part("api");
+    let cert_app = if msal_parts {
+        o.step(
+            "app add --confidential (certificate app)",
+            add_confidential(&t, "Node daemon", &["--redirect-uri", WEB_REDIRECT]),
+        )
+    } else {
+        None
+    };
+    let certificate = if msal_parts {
+        o.step(
+            "an RSA key and certificate (openssl)",
+            make_certificate(&dir),
+        )
+    } else {
+        None
+    };
     let cert_added = match (&cert_app, &certificate) {
         (Some((id, _)), Some((cert, _))) => {
             let r = cloud.admin(&[
@@ -642,7 +651,7 @@ async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
 
     // a, b: MSAL Node.
     let mut msal_out = None;
-    if part("msal") || part("api") {
+    if msal_parts {
         let mut cases = Vec::new();
         if let Some((web_id, secret)) = &web {
             cases.push(json!({"name": "secret-code", "kind": "auth_code", "client_id": web_id,
@@ -856,6 +865,21 @@ async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
                         || r["silent"].to_string(),
                     );
                     spa_token = Some(s(&r, "/silent/access_token").to_string());
+                }
+                // What a page may read: the SPA's origin reads discovery and the token
+                // endpoint's answers; another origin (the same page server as 127.0.0.1) none.
+                let cors = &r["cors"];
+                for (probe, want) in [
+                    ("registered discovery", "read 200"),
+                    ("registered token", "read 400"),
+                    ("unregistered discovery", "blocked"),
+                    ("unregistered token", "blocked"),
+                ] {
+                    o.check(
+                        &format!("SPA CORS: {probe}"),
+                        s(cors, &format!("/{probe}")).starts_with(want),
+                        || format!("expected {want}: {cors} {}", r["cors_error"]),
+                    );
                 }
             }
         }

@@ -17,7 +17,9 @@ Protocol (stdin and stdout, one JSON object per line): on start it prints {"redi
 "http://localhost:PORT/"} (register it); then it reads one spec: {"authority",
 "known_authority", "client_id", "scopes", "username", "password", "server_cert",
 "screenshot_dir", "chromium", "chromedriver"}, and prints the page's result plus
-"chromium", "final_url", "screenshot" and, when a step fails, "error" and the console.
+"chromium", "final_url", "screenshot" and, when a step fails, "error" and the console; then
+"cors": what a page could read with fetch from discovery and the token endpoint, from the
+SPA's registered origin and from an origin no app registered ("read STATUS" or "blocked ...").
 Diagnostics go to stderr.
 """
 import base64
@@ -46,6 +48,7 @@ FILES = {
     "/": ("spa/index.html", "text/html; charset=utf-8"),
     "/index.html": ("spa/index.html", "text/html; charset=utf-8"),
     "/app.js": ("spa/app.js", "text/javascript; charset=utf-8"),
+    "/probe.html": ("spa/probe.html", "text/html; charset=utf-8"),
     "/msal-browser.min.js": (
         "node_modules/@azure/msal-browser/lib/msal-browser.min.js",
         "text/javascript; charset=utf-8",
@@ -213,6 +216,39 @@ def run(spec, app, driver):
     return r
 
 
+PROBE = """
+const done = arguments[arguments.length - 1];
+const [url, method] = [arguments[0], arguments[1]];
+const init = method === "POST"
+  ? {method, body: new URLSearchParams({grant_type: "refresh_token", refresh_token: "x", client_id: "x"})}
+  : {};
+fetch(url, init).then((r) => done("read " + r.status), (e) => done("blocked " + e));
+"""
+
+
+def cors_probes(spec, app, driver):
+    """What a page may read from the cloud with fetch: from the SPA's registered origin
+    (http://localhost:PORT), and from an origin no app registered (http://127.0.0.1:PORT, the
+    same server under another name): discovery (GET) and the token endpoint (POST)."""
+    base = spec["authority"].rstrip("/")
+    targets = {
+        "discovery": (base + "/v2.0/.well-known/openid-configuration", "GET"),
+        "token": (base + "/oauth2/v2.0/token", "POST"),
+    }
+    out = {}
+    for origin_name, origin in [
+        ("registered", "http://localhost:%d" % app.port),
+        ("unregistered", "http://127.0.0.1:%d" % app.port),
+    ]:
+        driver.get(origin + "/probe.html")
+        for name, (url, method) in targets.items():
+            try:
+                out["%s %s" % (origin_name, name)] = driver.execute_async_script(PROBE, url, method)
+            except Exception as e:  # noqa: BLE001
+                out["%s %s" % (origin_name, name)] = "error %s" % e
+    return out
+
+
 def main():
     app = App()
     print(json.dumps({"redirect_uri": app.redirect_uri}), flush=True)
@@ -226,6 +262,11 @@ def main():
         driver = chromium(spec, profile)
         r = run(spec, app, driver)
         r["chromium"] = driver.capabilities.get("browserVersion", "?")
+        try:
+            driver.set_script_timeout(STEP_TIMEOUT)
+            r["cors"] = cors_probes(spec, app, driver)
+        except Exception as e:  # noqa: BLE001
+            r["cors_error"] = "%s: %s" % (type(e).__name__, e)
     except Exception as e:  # noqa: BLE001
         r = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
     finally:

@@ -69,6 +69,8 @@ try {
     });
     out.silent = summary(again);
     out.ok = true;
+    document.getElementById("who").textContent =
+      `Signed in as ${back.account.username}; token refreshed silently for ${again.scopes.join(" ")}.`;
     stage("done");
     done(out);
   }
