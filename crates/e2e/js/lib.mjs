@@ -30,7 +30,16 @@ export function finish(result) {
 
 /** An error as one line: MSAL's code and sub-error when it has them. */
 export function describe(e) {
-  if (!(e instanceof Error)) return String(e);
+  if (!(e instanceof Error)) {
+    if (e && typeof e === "object") {
+      try {
+        return JSON.stringify(e);
+      } catch {
+        // fall through
+      }
+    }
+    return String(e);
+  }
   const parts = [e.name];
   for (const k of ["errorCode", "subError", "code"]) {
     if (e[k] && typeof e[k] === "string") parts.push(`[${e[k]}]`);

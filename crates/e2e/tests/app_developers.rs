@@ -469,6 +469,658 @@ fn wait_group(t: &PtaTenant, name: &str, member: &str) -> anyhow::Result<String>
     }
 }
 
+/// What every part needs: the tenant, the user, where the cloud is and what it says of itself.
+struct Ctx<'a> {
+    t: &'a PtaTenant,
+    ad: &'a Directory,
+    /// `https://127.0.0.1:PORT/contoso`
+    authority: String,
+    /// `127.0.0.1:PORT`, MSAL's known authority.
+    host: String,
+    issuer: String,
+    jwks_uri: String,
+    tenant_id: String,
+    ca_file: PathBuf,
+    results: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn user(&self) -> Value {
+        json!({"username": self.ad.user.upn, "password": self.ad.user.password})
+    }
+
+    fn node(&self, script: &str, label: &str, spec: &Value) -> anyhow::Result<Value> {
+        node(script, label, spec, &self.ca_file, &self.results)
+    }
+}
+
+/// The registrations, each made as the admin CLI makes it (None where a step failed, recorded).
+struct Apps {
+    /// A confidential web app (client id, secret) with a redirect URI; it holds the API's
+    /// app role.
+    web: Option<(String, String)>,
+    /// A public app for the device code flow.
+    tv: Option<String>,
+    /// The API's client id, and whether `app expose` worked.
+    api: Option<String>,
+    exposed: bool,
+    /// Another API exposed.
+    other_api: bool,
+    /// A confidential app with a certificate credential, and the certificate and key files.
+    cert_app: Option<String>,
+    certificate: Option<(PathBuf, PathBuf)>,
+}
+
+impl Apps {
+    /// A delegated scope of the API, or a plain one when it is not exposed (so that the
+    /// flows themselves are still tried).
+    fn scope(&self, name: &str) -> String {
+        if self.exposed {
+            format!("{API_URI}/{name}")
+        } else {
+            "User.Read".to_string()
+        }
+    }
+
+    /// The API's `.default` scope (client credentials).
+    fn default_scope(&self) -> String {
+        if self.exposed {
+            format!("{API_URI}/.default")
+        } else {
+            format!("{}/.default", self.api.clone().unwrap_or_default())
+        }
+    }
+}
+
+fn register(o: &mut Outcomes, cx: &Ctx<'_>, group_id: Option<&str>, msal_parts: bool) -> Apps {
+    let cloud = &cx.t.cloud;
+    let web = o.step(
+        "app add --confidential (web app)",
+        add_confidential(cx.t, "Node web app", &["--redirect-uri", WEB_REDIRECT]),
+    );
+    let tv = o.step(
+        "app add --public (device)",
+        cloud
+            .admin(&["app", "add", "Node TV app", "--public"])
+            .map(|s| s.trim().to_string()),
+    );
+    let api = o
+        .step("app add (API)", add_confidential(cx.t, "Orders API", &[]))
+        .map(|(id, _)| id);
+    let exposed = api.as_ref().is_some_and(|id| {
+        let r = cloud.admin(&[
+            "app",
+            "expose",
+            id,
+            "--identifier-uri",
+            API_URI,
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--app-role",
+            ROLE_GROUP,
+            "--app-role",
+            ROLE_USER,
+            "--app-role",
+            ROLE_APP,
+        ]);
+        o.step("app expose --identifier-uri --scope --app-role", r)
+            .is_some()
+    });
+    let other_api = o
+        .step(
+            "app add (another API)",
+            add_confidential(cx.t, "Billing API", &[]),
+        )
+        .is_some_and(|(id, _)| {
+            let r = cloud.admin(&[
+                "app",
+                "expose",
+                &id,
+                "--identifier-uri",
+                OTHER_API_URI,
+                "--scope",
+                "read",
+            ]);
+            o.step("app expose (another API)", r).is_some()
+        });
+    if let (Some(api), true) = (&api, exposed) {
+        let mut assign = |what: &str, args: &[&str]| {
+            let mut all = vec!["app", "role", "assign", api.as_str()];
+            all.extend_from_slice(args);
+            o.step(what, cloud.admin(&all));
+        };
+        if let Some(group_id) = group_id {
+            assign(
+                "app role assign --group",
+                &[ROLE_GROUP, "--group", group_id],
+            );
+        }
+        assign(
+            "app role assign --user",
+            &[ROLE_USER, "--user", &cx.ad.user.upn],
+        );
+        if let Some((web_id, _)) = &web {
+            assign("app role assign --app", &[ROLE_APP, "--app", web_id]);
+        }
+    }
+    // A daemon with a certificate credential (and a redirect URI, for its code flow).
+    let (mut cert_app, mut certificate) = (None, None);
+    if msal_parts {
+        let app = o
+            .step(
+                "app add --confidential (certificate app)",
+                add_confidential(cx.t, "Node daemon", &["--redirect-uri", WEB_REDIRECT]),
+            )
+            .map(|(id, _)| id);
+        let made = o.step(
+            "an RSA key and certificate (openssl)",
+            make_certificate(&cx.results),
+        );
+        if let (Some(id), Some((cert, key))) = (app, made) {
+            let cert_arg = cert.display().to_string();
+            let r = cloud.admin(&["app", "credential", "add", &id, "--cert", &cert_arg]);
+            if o.step("app credential add --cert", r).is_some() {
+                cert_app = Some(id);
+                certificate = Some((cert, key));
+            }
+        }
+    }
+    Apps {
+        web,
+        tv,
+        api,
+        exposed,
+        other_api,
+        cert_app,
+        certificate,
+    }
+}
+
+/// a, b: MSAL Node's flows in one run of `msal_node.mjs`; its output.
+fn msal_node(o: &mut Outcomes, cx: &Ctx<'_>, apps: &Apps) -> Option<Value> {
+    let mut cases = Vec::new();
+    let code = |name: &str, client_id: &str, credential: (&str, Value), scope: String| {
+        let mut c = json!({"name": name, "kind": "auth_code", "client_id": client_id,
+            "redirect_uri": WEB_REDIRECT, "scopes": [scope]});
+        c[credential.0] = credential.1;
+        c
+    };
+    let app_only = |name: &str, client_id: &str, credential: (&str, Value)| {
+        let mut c = json!({"name": name, "kind": "client_credentials", "client_id": client_id,
+            "scopes": [apps.default_scope()]});
+        c[credential.0] = credential.1;
+        c
+    };
+    if let Some((web_id, secret)) = &apps.web {
+        let secret = || ("secret", json!(secret));
+        let mut first = code("secret-code", web_id, secret(), apps.scope("read"));
+        first["refresh"] = json!(true);
+        cases.push(first);
+        let mut orgs = code("organizations-code", web_id, secret(), apps.scope("read"));
+        orgs["authority"] = json!(format!("{}/organizations", cx.t.cloud.url));
+        cases.push(orgs);
+        cases.push(app_only("secret-client-credentials", web_id, secret()));
+        if apps.exposed {
+            cases.push(code(
+                "write-scope-code",
+                web_id,
+                secret(),
+                apps.scope("write"),
+            ));
+        }
+        if apps.other_api {
+            let other = format!("{OTHER_API_URI}/read");
+            cases.push(code("other-api-code", web_id, secret(), other));
+        }
+    }
+    if let (Some(id), Some((cert, key))) = (&apps.cert_app, &apps.certificate) {
+        let read = || -> anyhow::Result<(String, String)> {
+            Ok((
+                std::fs::read_to_string(cert)?,
+                std::fs::read_to_string(key)?,
+            ))
+        };
+        if let Some((cert_pem, key_pem)) = o.step("read the certificate", read()) {
+            let certificate = |sha: &str| {
+                let c =
+                    json!({"cert_pem": cert_pem, "private_key_pem": key_pem, "thumbprint": sha});
+                ("certificate", c)
+            };
+            cases.push(code(
+                "certificate-code",
+                id,
+                certificate("sha256"),
+                apps.scope("read"),
+            ));
+            cases.push(app_only(
+                "certificate-client-credentials",
+                id,
+                certificate("sha1"),
+            ));
+        }
+    } else {
+        o.fail(
+            "MSAL Node certificate cases",
+            "not run: no certificate credential",
+        );
+    }
+    if let Some(tv) = &apps.tv {
+        cases.push(
+            json!({"name": "device-code", "kind": "device_code", "client_id": tv,
+            "scopes": [apps.scope("read")]}),
+        );
+    }
+    let spec = json!({"authority": cx.authority, "known_authority": cx.host, "user": cx.user(),
+        "cases": cases});
+    o.step(
+        "node msal_node.mjs",
+        cx.node("msal_node.mjs", "msal_node", &spec),
+    )
+}
+
+/// What MSAL Node's results must show; the user's object id (from the first ID token).
+fn check_msal_node(o: &mut Outcomes, cx: &Ctx<'_>, apps: &Apps, msal: Option<&Value>) -> String {
+    let upn = &cx.ad.user.upn;
+    let tenant_id = cx.tenant_id.as_str();
+    let mut oid = String::new();
+    if let Some(r) = o.case("MSAL Node", msal, "secret-code") {
+        o.check(
+            "secret-code: code + PKCE S256",
+            s(r, "/request/code_challenge_method") == "S256" && r["state_matches"] == true,
+            || r["request"].to_string(),
+        );
+        let id = &r["code"]["id"]["claims"];
+        oid = s(id, "/oid").to_string();
+        o.check(
+            "secret-code: the ID token names the AD user",
+            same(s(id, "/preferred_username"), upn)
+                && s(id, "/iss") == cx.issuer
+                && s(id, "/tid") == tenant_id
+                && !oid.is_empty(),
+            || id.to_string(),
+        );
+        o.check(
+            "secret-code: MSAL's account",
+            same(s(r, "/code/account/username"), upn)
+                && s(r, "/code/account/tenant_id") == tenant_id,
+            || r["code"]["account"].to_string(),
+        );
+        o.check(
+            "secret-code: acquireTokenSilent(forceRefresh) redeemed the refresh token",
+            r["refreshed"]["from_cache"] == false
+                && !s(r, "/refreshed/access_token").is_empty()
+                && s(r, "/refreshed/access_token") != s(r, "/code/access_token")
+                && same(s(r, "/refreshed/account/username"), upn),
+            || r["refreshed"].to_string(),
+        );
+    }
+    if let Some(r) = o.case("MSAL Node", msal, "organizations-code") {
+        let id = &r["code"]["id"]["claims"];
+        o.check(
+            "organizations-code: the user's tenant",
+            s(id, "/tid") == tenant_id && same(s(id, "/preferred_username"), upn),
+            || id.to_string(),
+        );
+    }
+    let app_only_of = |a: &Value, client_id: &str| {
+        (s(a, "/azp") == client_id || s(a, "/appid") == client_id)
+            && a.get("scp").is_none()
+            && s(a, "/tid") == tenant_id
+    };
+    if let Some(r) = o.case("MSAL Node", msal, "secret-client-credentials") {
+        let a = &r["app"]["access"]["claims"];
+        let web_id = apps.web.as_ref().map(|w| w.0.as_str()).unwrap_or_default();
+        o.check(
+            "secret-client-credentials: an app-only token of the web app",
+            app_only_of(a, web_id),
+            || a.to_string(),
+        );
+    }
+    if let Some(cert_id) = &apps.cert_app {
+        if let Some(r) = o.case("MSAL Node", msal, "certificate-code") {
+            let id = &r["code"]["id"]["claims"];
+            o.check(
+                "certificate-code (thumbprintSha256, PS256 assertion): the user's tokens",
+                same(s(id, "/preferred_username"), upn) && s(id, "/aud") == cert_id,
+                || id.to_string(),
+            );
+        }
+        if let Some(r) = o.case("MSAL Node", msal, "certificate-client-credentials") {
+            let a = &r["app"]["access"]["claims"];
+            o.check(
+                "certificate-client-credentials (thumbprint, RS256 assertion): an app-only token",
+                app_only_of(a, cert_id),
+                || a.to_string(),
+            );
+        }
+    }
+    if let Some(r) = o.case("MSAL Node", msal, "device-code") {
+        let id = &r["device"]["id"]["claims"];
+        let page = format!("{}/{}/devicelogin", cx.t.cloud.url, cx.t.cloud.tenant);
+        o.check(
+            "device-code: the cloud's prompt",
+            s(r, "/prompt/verification_uri") == page
+                && s(r, "/prompt/message").contains(s(r, "/prompt/user_code")),
+            || r["prompt"].to_string(),
+        );
+        o.check(
+            "device-code: the browser side",
+            s(r, "/device_page").contains("signed in to Node TV app"),
+            || format!("{} {}", r["device_page"], r["device_page_error"]),
+        );
+        o.check(
+            "device-code: the user's tokens",
+            same(s(id, "/preferred_username"), upn) && Some(s(id, "/aud")) == apps.tv.as_deref(),
+            || id.to_string(),
+        );
+    }
+    oid
+}
+
+/// c: the single-page app in Chromium; its silently refreshed access token.
+fn spa(o: &mut Outcomes, cx: &Ctx<'_>, apps: &Apps, browser: SpaBrowser) -> Option<String> {
+    let cloud = &cx.t.cloud;
+    let redirect = browser.redirect_uri.clone();
+    let spa_id = o.step(
+        "app add --spa --redirect-uri",
+        cloud
+            .admin(&[
+                "app",
+                "add",
+                "MSAL.js SPA",
+                "--spa",
+                "--redirect-uri",
+                &redirect,
+            ])
+            .map(|s| s.trim().to_string()),
+    )?;
+    let spec = json!({
+        "authority": cx.authority, "known_authority": cx.host, "client_id": spa_id,
+        "scopes": [apps.scope("read")], "username": cx.ad.user.upn, "password": cx.ad.user.password,
+        "server_cert": cloud.data_dir.join("tls/server.pem"),
+        "screenshot_dir": cx.results.join("screenshots"),
+        "chromium": "/usr/bin/chromium", "chromedriver": "/usr/bin/chromedriver",
+    });
+    let r = o.step("the SPA in Chromium", browser.run(&spec))?;
+    if let Err(e) = std::fs::write(cx.results.join("spa.json"), format!("{r:#}")) {
+        o.fail("writing spa.json", e);
+    }
+    // What a page may read: the SPA's origin reads discovery and the token endpoint's
+    // answers; another origin (the same page server, as 127.0.0.1) neither.
+    let cors = &r["cors"];
+    for (probe, want) in [
+        ("registered discovery", "read 200"),
+        ("registered token", "read 400"),
+        ("unregistered discovery", "blocked"),
+        ("unregistered token", "blocked"),
+    ] {
+        o.check(
+            &format!("SPA CORS: {probe}"),
+            s(cors, &format!("/{probe}")).starts_with(want),
+            || format!("expected {want}: {cors} {}", r["cors_error"]),
+        );
+    }
+    if r["ok"] != true {
+        o.fail(
+            "SPA (MSAL Browser)",
+            format!(
+                "{} at {} (stage {}); MSAL said {}; console {}",
+                s(&r, "/error"),
+                s(&r, "/final_url"),
+                s(&r, "/stage"),
+                r["console"],
+                r["browser_console"]
+            ),
+        );
+        return None;
+    }
+    let c = &r["login"]["id_token_claims"];
+    o.check(
+        "SPA: loginRedirect signed the AD user in",
+        same(s(c, "/preferred_username"), &cx.ad.user.upn)
+            && s(c, "/aud") == spa_id
+            && s(c, "/tid") == cx.tenant_id,
+        || c.to_string(),
+    );
+    o.check(
+        "SPA: back at the app's own origin",
+        s(&r, "/final_url") == redirect && s(&r, "/authorize_url").starts_with(&cloud.url),
+        || format!("{} {}", r["final_url"], r["authorize_url"]),
+    );
+    o.check(
+        "SPA: acquireTokenSilent(forceRefresh) redeemed the refresh token",
+        r["silent"]["from_cache"] == false
+            && !s(&r, "/silent/access_token").is_empty()
+            && s(&r, "/silent/access_token") != s(&r, "/login/access_token"),
+        || r["silent"].to_string(),
+    );
+    Some(s(&r, "/silent/access_token").to_string())
+}
+
+/// d: the API (`api.mjs`), called with the tokens the libraries got.
+fn api(
+    o: &mut Outcomes,
+    cx: &Ctx<'_>,
+    apps: &Apps,
+    msal: Option<&Value>,
+    spa: Option<String>,
+    oid: &str,
+) {
+    let token = |case: &str, pointer: &str| -> Value {
+        msal.and_then(|m| m["results"].as_array())
+            .and_then(|r| r.iter().find(|c| c["name"] == case))
+            .and_then(|c| c.pointer(pointer))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let (code, refreshed) = ("/code/access_token", "/refreshed/access_token");
+    // (name, route, token, tampered, the status expected)
+    let calls = [
+        (
+            "delegated read",
+            "/me",
+            token("secret-code", code),
+            false,
+            200,
+        ),
+        (
+            "delegated read, refreshed",
+            "/me",
+            token("secret-code", refreshed),
+            false,
+            200,
+        ),
+        (
+            "delegated, role through the group",
+            "/admin",
+            token("secret-code", code),
+            false,
+            200,
+        ),
+        (
+            "device code token",
+            "/me",
+            token("device-code", "/device/access_token"),
+            false,
+            200,
+        ),
+        (
+            "SPA token",
+            "/me",
+            spa.map(Value::from).unwrap_or(Value::Null),
+            false,
+            200,
+        ),
+        (
+            "tampered payload",
+            "/me",
+            token("secret-code", code),
+            true,
+            401,
+        ),
+        (
+            "an ID token",
+            "/me",
+            token("secret-code", "/code/id_token"),
+            false,
+            401,
+        ),
+        (
+            "a token for another API",
+            "/me",
+            token("other-api-code", code),
+            false,
+            401,
+        ),
+        (
+            "delegated without the scope",
+            "/me",
+            token("write-scope-code", code),
+            false,
+            403,
+        ),
+        (
+            "app-only with the role",
+            "/jobs",
+            token("secret-client-credentials", "/app/access_token"),
+            false,
+            200,
+        ),
+        (
+            "app-only without the role",
+            "/jobs",
+            token("certificate-client-credentials", "/app/access_token"),
+            false,
+            403,
+        ),
+        (
+            "app-only on a user's route",
+            "/me",
+            token("secret-client-credentials", "/app/access_token"),
+            false,
+            403,
+        ),
+    ];
+    let api_id = apps.api.clone().unwrap_or_default();
+    let spec = json!({
+        "issuer": cx.issuer, "jwks_uri": cx.jwks_uri, "audiences": [api_id, API_URI],
+        "read_scope": "read", "admin_role": ROLE_GROUP, "app_role": ROLE_APP,
+        "calls": calls.iter().map(|(name, route, token, tamper, _)| json!({
+            "name": name, "route": route, "token": token, "tamper": tamper})).collect::<Vec<_>>(),
+    });
+    let out = o.step("node api.mjs", cx.node("api.mjs", "api", &spec));
+    for (name, _, _, _, want) in &calls {
+        let what = format!("API (jose): {name}");
+        let Some(r) = out
+            .as_ref()
+            .and_then(|v| v["results"].as_array())
+            .and_then(|r| r.iter().find(|c| c["name"] == *name))
+        else {
+            o.fail(&what, "no result");
+            continue;
+        };
+        o.check(&what, r["status"] == *want, || {
+            format!(
+                "expected {want}, got {} {} {}",
+                r["status"], r["body"], r["error"]
+            )
+        });
+        let b = &r["body"];
+        if *name == "delegated read" && r["status"] == 200 {
+            let roles: Vec<&str> = b["roles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            o.check(
+                "API: the delegated token's claims",
+                s(b, "/scp") == "read"
+                    && (s(b, "/aud") == api_id || s(b, "/aud") == API_URI)
+                    && s(b, "/tid") == cx.tenant_id
+                    && s(b, "/oid") == oid
+                    && roles.contains(&ROLE_GROUP)
+                    && roles.contains(&ROLE_USER)
+                    && !roles.contains(&ROLE_APP),
+                || format!("scp \"read\", aud the API, the user's oid {oid} and tid, roles {ROLE_GROUP} and {ROLE_USER}: {b}"),
+            );
+        }
+        if *name == "app-only with the role" && r["status"] == 200 {
+            o.check(
+                "API: the app-only token's claims",
+                b["roles"] == json!([ROLE_APP]) && b["scp"].is_null(),
+                || format!("roles [{ROLE_APP}], no scp: {b}"),
+            );
+        }
+    }
+}
+
+/// e: openid-client and an oauth2-proxy-style check of an RS256 ID token.
+fn oidc(o: &mut Outcomes, cx: &Ctx<'_>) {
+    let Some((rp_id, rp_secret)) = o.step(
+        "app add --confidential --id-token-alg RS256",
+        add_confidential(
+            cx.t,
+            "Generic OIDC app",
+            &["--redirect-uri", RP_REDIRECT, "--id-token-alg", "RS256"],
+        ),
+    ) else {
+        return;
+    };
+    let spec = json!({"issuer": cx.issuer, "client_id": rp_id, "client_secret": rp_secret,
+        "redirect_uri": RP_REDIRECT, "user": cx.user()});
+    let out = o.step(
+        "node oidc_client.mjs",
+        cx.node("oidc_client.mjs", "oidc_client", &spec),
+    );
+    if let Some(r) = o.case("openid-client", out.as_ref(), "openid-client") {
+        let c = &r["claims"];
+        o.check(
+            "openid-client: an RS256 ID token",
+            s(r, "/id/header/alg") == "RS256",
+            || r["id"]["header"].to_string(),
+        );
+        let algs = &r["discovery"]["id_token_signing_alg_values_supported"];
+        o.check(
+            "openid-client: discovery lists RS256 and ES256",
+            algs.as_array()
+                .is_some_and(|a| a.contains(&json!("RS256")) && a.contains(&json!("ES256"))),
+            || r["discovery"].to_string(),
+        );
+        o.check(
+            "openid-client: email and email_verified from the synced mail",
+            same(s(c, "/email"), &cx.ad.user.mail) && c["email_verified"] == true,
+            || c.to_string(),
+        );
+        o.check(
+            "openid-client: the profile claims",
+            s(c, "/given_name") == "Ada"
+                && s(c, "/family_name") == "Lovelace"
+                && s(c, "/name") == "Ada Lovelace"
+                && same(s(c, "/preferred_username"), &cx.ad.user.upn)
+                && s(c, "/ver") == "2.0"
+                && !s(c, "/sid").is_empty(),
+            || c.to_string(),
+        );
+        o.check(
+            "openid-client: refreshed, still RS256",
+            s(r, "/refreshed/id/header/alg") == "RS256",
+            || r["refreshed"].to_string(),
+        );
+    }
+    if let Some(r) = o.case("oauth2-proxy-style", out.as_ref(), "oauth2-proxy-style") {
+        o.check(
+            "oauth2-proxy-style: RS256, and the checks refuse another audience and issuer",
+            s(r, "/alg") == "RS256"
+                && r["other_audience_refused"].is_string()
+                && r["other_issuer_refused"].is_string(),
+            || r.to_string(),
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
     let started = Instant::now();
@@ -496,619 +1148,78 @@ async fn real_client_libraries_sign_in_and_call_apis() -> anyhow::Result<()> {
         .agent(AgentStage::None)
         .pta(false)
         .start()?;
-    let _agent = t.start_agent(&[ForestEntry::for_forest(&corp).with_sync(
-        &ad.sync_account,
-        &ad.sync_password_file,
-        3600,
-    )])?;
+    let sync =
+        ForestEntry::for_forest(&corp).with_sync(&ad.sync_account, &ad.sync_password_file, 3600);
+    let _agent = t.start_agent(&[sync])?;
     t.enable_pta()?;
     t.wait_synced(&ad.user.upn)?;
     let group_id = o.step("the group synced", wait_group(&t, &ad.group, &ad.user.upn));
-    let cloud = &t.cloud;
-    let ca_file = cloud.ca_file();
-    let authority = format!("{}/{}", cloud.url, cloud.tenant);
-    let host = cloud
-        .url
-        .strip_prefix("https://")
-        .ok_or_else(|| anyhow!("{}", cloud.url))?
-        .to_string();
-    let meta: Value = passthru_testkit::http::client(&ca_file)?
+    let authority = format!("{}/{}", t.cloud.url, t.cloud.tenant);
+    let meta: Value = passthru_testkit::http::client(&t.cloud.ca_file())?
         .get(format!("{authority}/v2.0/.well-known/openid-configuration"))
         .send()
         .await?
         .json()
         .await?;
     let issuer = s(&meta, "/issuer").to_string();
-    let jwks_uri = s(&meta, "/jwks_uri").to_string();
     let tenant_id = issuer
-        .strip_prefix(&format!("{}/", cloud.url))
+        .strip_prefix(&format!("{}/", t.cloud.url))
         .and_then(|r| r.strip_suffix("/v2.0"))
-        .ok_or_else(|| anyhow!("issuer {issuer} is not under {}", cloud.url))?
+        .ok_or_else(|| anyhow!("issuer {issuer} is not under {}", t.cloud.url))?
         .to_string();
-    let user = json!({"username": ad.user.upn, "password": ad.user.password});
+    let cx = Ctx {
+        t: &t,
+        ad: &ad,
+        host: t
+            .cloud
+            .url
+            .strip_prefix("https://")
+            .ok_or_else(|| anyhow!("{}", t.cloud.url))?
+            .to_string(),
+        authority,
+        jwks_uri: s(&meta, "/jwks_uri").to_string(),
+        issuer,
+        tenant_id,
+        ca_file: t.cloud.ca_file(),
+        results: results.clone(),
+    };
 
-    // Registrations, each as the admin CLI makes it.
-    let web = o.step(
-        "app add --confidential (web app)",
-        add_confidential(&t, "Node web app", &["--redirect-uri", WEB_REDIRECT]),
-    );
-    let tv = o.step(
-        "app add --public (device)",
-        cloud
-            .admin(&["app", "add", "Node TV app", "--public"])
-            .map(|s| s.trim().to_string()),
-    );
-    let api = o.step("app add (API)", add_confidential(&t, "Orders API", &[]));
-    let api_id = api.as_ref().map(|(id, _)| id.clone());
-    let exposed = api_id.as_ref().and_then(|id| {
-        let r = cloud.admin(&[
-            "app",
-            "expose",
-            id,
-            "--identifier-uri",
-            API_URI,
-            "--scope",
-            "read",
-            "--scope",
-            "write",
-            "--app-role",
-            ROLE_GROUP,
-            "--app-role",
-            ROLE_USER,
-            "--app-role",
-            ROLE_APP,
-        ]);
-        o.step("app expose --identifier-uri --scope --app-role", r)
-    });
-    let other_api = o
-        .step(
-            "app add (another API)",
-            add_confidential(&t, "Billing API", &[]),
-        )
-        .and_then(|(id, _)| {
-            let r = cloud.admin(&[
-                "app",
-                "expose",
-                &id,
-                "--identifier-uri",
-                OTHER_API_URI,
-                "--scope",
-                "read",
-            ]);
-            o.step("app expose (another API)", r)
-        });
-    if let Some(api_id) = &api_id {
-        if exposed.is_some() {
-            if let Some(group_id) = &group_id {
-                let r = cloud.admin(&[
-                    "app", "role", "assign", api_id, ROLE_GROUP, "--group", group_id,
-                ]);
-                o.step("app role assign --group", r);
-            }
-            let r = cloud.admin(&[
-                "app",
-                "role",
-                "assign",
-                api_id,
-                ROLE_USER,
-                "--user",
-                &ad.user.upn,
-            ]);
-            o.step("app role assign --user", r);
-            if let Some((web_id, _)) = &web {
-                let r = cloud.admin(&["app", "role", "assign", api_id, ROLE_APP, "--app", web_id]);
-                o.step("app role assign --app", r);
-            }
-        }
-    }
-    // A daemon with a certificate credential (and a redirect URI, for its code flow).
     let msal_parts = part("msal") || part("api");
-    let cert_app = if msal_parts {
-        o.step(
-            "app add --confidential (certificate app)",
-            add_confidential(&t, "Node daemon", &["--redirect-uri", WEB_REDIRECT]),
-        )
+    let apps = register(&mut o, &cx, group_id.as_deref(), msal_parts);
+    let msal = if msal_parts {
+        msal_node(&mut o, &cx, &apps)
     } else {
         None
     };
-    let certificate = if msal_parts {
-        o.step(
-            "an RSA key and certificate (openssl)",
-            make_certificate(&dir),
-        )
+    let oid = if part("msal") {
+        check_msal_node(&mut o, &cx, &apps, msal.as_ref())
     } else {
-        None
+        String::new()
     };
-    let cert_added = match (&cert_app, &certificate) {
-        (Some((id, _)), Some((cert, _))) => {
-            let r = cloud.admin(&[
-                "app",
-                "credential",
-                "add",
-                id,
-                "--cert",
-                &cert.display().to_string(),
-            ]);
-            o.step("app credential add --cert", r).is_some()
-        }
-        _ => false,
-    };
-
-    // Scopes: the API's when it is exposed, else a plain delegated scope so that the flows
-    // themselves are still tried.
-    let scope = |name: &str| -> String {
-        if exposed.is_some() {
-            format!("{API_URI}/{name}")
-        } else {
-            "User.Read".to_string()
-        }
-    };
-    let default_scope = if exposed.is_some() {
-        format!("{API_URI}/.default")
-    } else {
-        format!("{}/.default", api_id.clone().unwrap_or_default())
-    };
-
-    // a, b: MSAL Node.
-    let mut msal_out = None;
-    if msal_parts {
-        let mut cases = Vec::new();
-        if let Some((web_id, secret)) = &web {
-            cases.push(json!({"name": "secret-code", "kind": "auth_code", "client_id": web_id,
-                "secret": secret, "redirect_uri": WEB_REDIRECT, "scopes": [scope("read")], "refresh": true}));
-            cases.push(
-                json!({"name": "organizations-code", "kind": "auth_code", "client_id": web_id,
-                "secret": secret, "redirect_uri": WEB_REDIRECT, "scopes": [scope("read")],
-                "authority": format!("{}/organizations", cloud.url)}),
-            );
-            cases.push(
-                json!({"name": "secret-client-credentials", "kind": "client_credentials",
-                "client_id": web_id, "secret": secret, "scopes": [default_scope]}),
-            );
-            if exposed.is_some() {
-                cases.push(
-                    json!({"name": "write-scope-code", "kind": "auth_code", "client_id": web_id,
-                    "secret": secret, "redirect_uri": WEB_REDIRECT, "scopes": [scope("write")]}),
-                );
-            }
-            if other_api.is_some() {
-                cases.push(json!({"name": "other-api-code", "kind": "auth_code", "client_id": web_id,
-                    "secret": secret, "redirect_uri": WEB_REDIRECT, "scopes": [format!("{OTHER_API_URI}/read")]}));
-            }
-        }
-        if let (Some((id, _)), Some((cert, key)), true) = (&cert_app, &certificate, cert_added) {
-            let certificate = |sha: &str| -> anyhow::Result<Value> {
-                Ok(json!({"cert_pem": std::fs::read_to_string(cert)?,
-                    "private_key_pem": std::fs::read_to_string(key)?, "thumbprint": sha}))
-            };
-            if let Some(c) = o.step("read the certificate", certificate("sha256")) {
-                cases.push(
-                    json!({"name": "certificate-code", "kind": "auth_code", "client_id": id,
-                    "certificate": c, "redirect_uri": WEB_REDIRECT, "scopes": [scope("read")]}),
-                );
-            }
-            if let Some(c) = o.step("read the certificate", certificate("sha1")) {
-                cases.push(
-                    json!({"name": "certificate-client-credentials", "kind": "client_credentials",
-                    "client_id": id, "certificate": c, "scopes": [default_scope]}),
-                );
-            }
-        } else {
-            o.fail(
-                "MSAL Node certificate cases",
-                "not run: no certificate credential",
-            );
-        }
-        if let Some(tv) = &tv {
-            cases.push(
-                json!({"name": "device-code", "kind": "device_code", "client_id": tv,
-                "scopes": [scope("read")]}),
-            );
-        }
-        let spec =
-            json!({"authority": authority, "known_authority": host, "user": user, "cases": cases});
-        msal_out = o.step(
-            "node msal_node.mjs",
-            node("msal_node.mjs", "msal_node", &spec, &ca_file, &results),
-        );
-    }
-    let msal = msal_out.as_ref();
-    let mut ada_oid = String::new();
-    if part("msal") {
-        if let Some(r) = o.case("MSAL Node", msal, "secret-code") {
-            o.check(
-                "secret-code: code + PKCE S256",
-                s(r, "/request/code_challenge_method") == "S256" && r["state_matches"] == true,
-                || format!("{}", r["request"]),
-            );
-            let id = &r["code"]["id"]["claims"];
-            ada_oid = s(id, "/oid").to_string();
-            o.check(
-                "secret-code: the ID token names the AD user",
-                same(s(id, "/preferred_username"), &ad.user.upn)
-                    && s(id, "/iss") == issuer
-                    && s(id, "/tid") == tenant_id
-                    && !ada_oid.is_empty(),
-                || id.to_string(),
-            );
-            o.check(
-                "secret-code: MSAL's account",
-                same(s(r, "/code/account/username"), &ad.user.upn)
-                    && s(r, "/code/account/tenant_id") == tenant_id,
-                || r["code"]["account"].to_string(),
-            );
-            o.check(
-                "secret-code: acquireTokenSilent(forceRefresh) redeemed the refresh token",
-                r["refreshed"]["from_cache"] == false
-                    && !s(r, "/refreshed/access_token").is_empty()
-                    && s(r, "/refreshed/access_token") != s(r, "/code/access_token")
-                    && same(s(r, "/refreshed/account/username"), &ad.user.upn),
-                || format!("{}", r["refreshed"]),
-            );
-        }
-        if let Some(r) = o.case("MSAL Node", msal, "organizations-code") {
-            let id = &r["code"]["id"]["claims"];
-            o.check(
-                "organizations-code: the user's tenant",
-                s(id, "/tid") == tenant_id && same(s(id, "/preferred_username"), &ad.user.upn),
-                || id.to_string(),
-            );
-        }
-        if let Some(r) = o.case("MSAL Node", msal, "secret-client-credentials") {
-            let a = &r["app"]["access"]["claims"];
-            let web_id = web.as_ref().map(|w| w.0.as_str()).unwrap_or_default();
-            o.check(
-                "secret-client-credentials: an app-only token of the web app",
-                (s(a, "/azp") == web_id || s(a, "/appid") == web_id)
-                    && a.get("scp").is_none()
-                    && s(a, "/tid") == tenant_id,
-                || a.to_string(),
-            );
-        }
-        if let Some((cert_id, _)) = &cert_app {
-            if let Some(r) = o.case("MSAL Node", msal, "certificate-code") {
-                let id = &r["code"]["id"]["claims"];
-                o.check(
-                    "certificate-code (thumbprintSha256, PS256 assertion): the user's tokens",
-                    same(s(id, "/preferred_username"), &ad.user.upn) && s(id, "/aud") == cert_id,
-                    || id.to_string(),
-                );
-            }
-            if let Some(r) = o.case("MSAL Node", msal, "certificate-client-credentials") {
-                let a = &r["app"]["access"]["claims"];
-                o.check("certificate-client-credentials (thumbprint, RS256 assertion): an app-only token",
-                    s(a, "/azp") == cert_id || s(a, "/appid") == cert_id, || a.to_string());
-            }
-        }
-        if let Some(r) = o.case("MSAL Node", msal, "device-code") {
-            let id = &r["device"]["id"]["claims"];
-            o.check(
-                "device-code: the cloud's prompt",
-                s(r, "/prompt/verification_uri")
-                    == format!("{}/{}/devicelogin", cloud.url, cloud.tenant)
-                    && s(r, "/prompt/message").contains(s(r, "/prompt/user_code")),
-                || r["prompt"].to_string(),
-            );
-            o.check(
-                "device-code: the browser side",
-                s(r, "/device_page").contains("signed in to Node TV app"),
-                || format!("{:?} {:?}", r["device_page"], r["device_page_error"]),
-            );
-            o.check(
-                "device-code: the user's tokens",
-                same(s(id, "/preferred_username"), &ad.user.upn)
-                    && s(id, "/aud") == tv.clone().unwrap_or_default(),
-                || id.to_string(),
-            );
-        }
-    }
-
-    // c: the single-page app.
-    let mut spa_token = None;
-    if let Some(browser) = spa_browser {
-        let redirect = browser.redirect_uri.clone();
-        let registered = o.step(
-            "app add --spa --redirect-uri",
-            cloud
-                .admin(&[
-                    "app",
-                    "add",
-                    "MSAL.js SPA",
-                    "--spa",
-                    "--redirect-uri",
-                    &redirect,
-                ])
-                .map(|s| s.trim().to_string()),
-        );
-        if let Some(spa_id) = registered {
-            let spec = json!({
-                "authority": authority, "known_authority": host, "client_id": spa_id,
-                "scopes": [scope("read")], "username": ad.user.upn, "password": ad.user.password,
-                "server_cert": cloud.data_dir.join("tls/server.pem"),
-                "screenshot_dir": results.join("screenshots"),
-                "chromium": "/usr/bin/chromium", "chromedriver": "/usr/bin/chromedriver",
-            });
-            if let Some(r) = o.step("the SPA in Chromium", browser.run(&spec)) {
-                std::fs::write(results.join("spa.json"), format!("{r:#}"))?;
-                if r["ok"] != true {
-                    o.fail(
-                        "SPA (MSAL Browser)",
-                        format!(
-                            "{} at {} (stage {}); MSAL said {}; console {}",
-                            s(&r, "/error"),
-                            s(&r, "/final_url"),
-                            s(&r, "/stage"),
-                            r["console"],
-                            r["browser_console"]
-                        ),
-                    );
-                } else {
-                    let c = &r["login"]["id_token_claims"];
-                    o.check(
-                        "SPA: loginRedirect signed the AD user in",
-                        same(s(c, "/preferred_username"), &ad.user.upn)
-                            && s(c, "/aud") == spa_id
-                            && s(c, "/tid") == tenant_id,
-                        || c.to_string(),
-                    );
-                    o.check(
-                        "SPA: back at the app's own origin",
-                        s(&r, "/final_url") == redirect
-                            && s(&r, "/authorize_url").starts_with(&cloud.url),
-                        || format!("{} {}", r["final_url"], r["authorize_url"]),
-                    );
-                    o.check(
-                        "SPA: acquireTokenSilent(forceRefresh) redeemed the refresh token",
-                        r["silent"]["from_cache"] == false
-                            && !s(&r, "/silent/access_token").is_empty()
-                            && s(&r, "/silent/access_token") != s(&r, "/login/access_token"),
-                        || r["silent"].to_string(),
-                    );
-                    spa_token = Some(s(&r, "/silent/access_token").to_string());
-                }
-                // What a page may read: the SPA's origin reads discovery and the token
-                // endpoint's answers; another origin (the same page server as 127.0.0.1) none.
-                let cors = &r["cors"];
-                for (probe, want) in [
-                    ("registered discovery", "read 200"),
-                    ("registered token", "read 400"),
-                    ("unregistered discovery", "blocked"),
-                    ("unregistered token", "blocked"),
-                ] {
-                    o.check(
-                        &format!("SPA CORS: {probe}"),
-                        s(cors, &format!("/{probe}")).starts_with(want),
-                        || format!("expected {want}: {cors} {}", r["cors_error"]),
-                    );
-                }
-            }
-        }
-    }
-
-    // d: the API, with the tokens the libraries got.
+    let spa_token = spa_browser.and_then(|b| spa(&mut o, &cx, &apps, b));
     if part("api") {
-        let token = |case: &str, pointer: &str| -> Value {
-            msal.and_then(|m| m["results"].as_array())
-                .and_then(|r| r.iter().find(|c| c["name"] == case))
-                .and_then(|c| c.pointer(pointer))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        let calls = [
-            (
-                "delegated read",
-                "/me",
-                token("secret-code", "/code/access_token"),
-                false,
-                200,
-            ),
-            (
-                "delegated read, refreshed",
-                "/me",
-                token("secret-code", "/refreshed/access_token"),
-                false,
-                200,
-            ),
-            (
-                "delegated, role through the group",
-                "/admin",
-                token("secret-code", "/code/access_token"),
-                false,
-                200,
-            ),
-            (
-                "device code token",
-                "/me",
-                token("device-code", "/device/access_token"),
-                false,
-                200,
-            ),
-            (
-                "SPA token",
-                "/me",
-                spa_token.clone().map(Value::from).unwrap_or(Value::Null),
-                false,
-                200,
-            ),
-            (
-                "tampered payload",
-                "/me",
-                token("secret-code", "/code/access_token"),
-                true,
-                401,
-            ),
-            (
-                "an ID token",
-                "/me",
-                token("secret-code", "/code/id_token"),
-                false,
-                401,
-            ),
-            (
-                "a token for another API",
-                "/me",
-                token("other-api-code", "/code/access_token"),
-                false,
-                401,
-            ),
-            (
-                "delegated without the scope",
-                "/me",
-                token("write-scope-code", "/code/access_token"),
-                false,
-                403,
-            ),
-            (
-                "app-only with the role",
-                "/jobs",
-                token("secret-client-credentials", "/app/access_token"),
-                false,
-                200,
-            ),
-            (
-                "app-only without the role",
-                "/jobs",
-                token("certificate-client-credentials", "/app/access_token"),
-                false,
-                403,
-            ),
-            (
-                "app-only on a user's route",
-                "/me",
-                token("secret-client-credentials", "/app/access_token"),
-                false,
-                403,
-            ),
-        ];
-        let spec = json!({
-            "issuer": issuer, "jwks_uri": jwks_uri,
-            "audiences": [api_id.clone().unwrap_or_default(), API_URI],
-            "read_scope": "read", "admin_role": ROLE_GROUP, "app_role": ROLE_APP,
-            "calls": calls.iter().map(|(name, route, token, tamper, _)| json!({
-                "name": name, "route": route, "token": token, "tamper": tamper})).collect::<Vec<_>>(),
-        });
-        let out = o.step(
-            "node api.mjs",
-            node("api.mjs", "api", &spec, &ca_file, &results),
+        api(&mut o, &cx, &apps, msal.as_ref(), spa_token, &oid);
+    }
+    // Rotating the web app's secret (after the rest: the old secret stops working).
+    if let (true, Some((web_id, secret))) = (part("msal"), &apps.web) {
+        let base =
+            json!({"authority": cx.authority, "known_authority": cx.host, "user": cx.user()});
+        let r = rotation(
+            &mut o,
+            &t,
+            web_id,
+            secret,
+            &base,
+            &apps.default_scope(),
+            &results,
         );
-        for (name, _, _, _, want) in &calls {
-            let what = format!("API (jose): {name}");
-            let Some(r) = out
-                .as_ref()
-                .and_then(|v| v["results"].as_array())
-                .and_then(|r| r.iter().find(|c| c["name"] == *name))
-            else {
-                o.fail(&what, "no result");
-                continue;
-            };
-            o.check(&what, r["status"] == *want, || {
-                format!(
-                    "expected {want}, got {} {} {}",
-                    r["status"], r["body"], r["error"]
-                )
-            });
-            if *name == "delegated read" && r["status"] == 200 {
-                let b = &r["body"];
-                let roles: Vec<&str> = b["roles"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                o.check("API: the delegated token's claims", s(b, "/scp") == "read"
-                    && (s(b, "/aud") == api_id.clone().unwrap_or_default() || s(b, "/aud") == API_URI)
-                    && s(b, "/tid") == tenant_id && s(b, "/oid") == ada_oid
-                    && roles.contains(&ROLE_GROUP) && roles.contains(&ROLE_USER) && !roles.contains(&ROLE_APP),
-                    || format!("scp \"read\", aud the API, the user's oid {ada_oid} and tid, roles {ROLE_GROUP} and {ROLE_USER}: {b}"));
-            }
-            if *name == "app-only with the role" && r["status"] == 200 {
-                let b = &r["body"];
-                o.check(
-                    "API: the app-only token's claims",
-                    b["roles"] == json!([ROLE_APP]) && b["scp"].is_null(),
-                    || format!("roles [{ROLE_APP}], no scp: {b}"),
-                );
-            }
-        }
+        o.step(
+            "secret rotation (app secret add, app credential list, app secret remove)",
+            r,
+        );
     }
-
-    // Rotating the web app's secret (last: the old secret stops working).
-    if part("msal") {
-        if let Some((web_id, secret)) = &web {
-            let base = json!({"authority": authority, "known_authority": host, "user": user});
-            let r = rotation(&mut o, &t, web_id, secret, &base, &default_scope, &results);
-            o.step(
-                "secret rotation (app secret add, app credential list, app secret remove)",
-                r,
-            );
-        }
-    }
-
-    // e: openid-client and an oauth2-proxy-style check, RS256.
     if part("oidc") {
-        let rp = o.step(
-            "app add --confidential --id-token-alg RS256",
-            add_confidential(
-                &t,
-                "Generic OIDC app",
-                &["--redirect-uri", RP_REDIRECT, "--id-token-alg", "RS256"],
-            ),
-        );
-        if let Some((rp_id, rp_secret)) = rp {
-            let spec = json!({"issuer": issuer, "client_id": rp_id, "client_secret": rp_secret,
-                "redirect_uri": RP_REDIRECT, "user": user});
-            let out = o.step(
-                "node oidc_client.mjs",
-                node("oidc_client.mjs", "oidc_client", &spec, &ca_file, &results),
-            );
-            if let Some(r) = o.case("openid-client", out.as_ref(), "openid-client") {
-                let c = &r["claims"];
-                o.check(
-                    "openid-client: an RS256 ID token",
-                    s(r, "/id/header/alg") == "RS256",
-                    || r["id"]["header"].to_string(),
-                );
-                o.check(
-                    "openid-client: discovery lists RS256 and ES256",
-                    {
-                        let algs = &r["discovery"]["id_token_signing_alg_values_supported"];
-                        algs.as_array().is_some_and(|a| {
-                            a.contains(&json!("RS256")) && a.contains(&json!("ES256"))
-                        })
-                    },
-                    || r["discovery"].to_string(),
-                );
-                o.check(
-                    "openid-client: email and email_verified from the synced mail",
-                    same(s(c, "/email"), &ad.user.mail) && c["email_verified"] == true,
-                    || c.to_string(),
-                );
-                o.check(
-                    "openid-client: the profile claims",
-                    s(c, "/given_name") == "Ada"
-                        && s(c, "/family_name") == "Lovelace"
-                        && s(c, "/name") == "Ada Lovelace"
-                        && same(s(c, "/preferred_username"), &ad.user.upn)
-                        && s(c, "/ver") == "2.0"
-                        && !s(c, "/sid").is_empty(),
-                    || c.to_string(),
-                );
-                o.check(
-                    "openid-client: refreshed, still RS256",
-                    s(r, "/refreshed/id/header/alg") == "RS256",
-                    || r["refreshed"].to_string(),
-                );
-            }
-            if let Some(r) = o.case("oauth2-proxy-style", out.as_ref(), "oauth2-proxy-style") {
-                o.check(
-                    "oauth2-proxy-style: RS256, and the checks refuse another audience and issuer",
-                    s(r, "/alg") == "RS256"
-                        && r["other_audience_refused"].is_string()
-                        && r["other_issuer_refused"].is_string(),
-                    || r.to_string(),
-                );
-            }
-        }
+        oidc(&mut o, &cx);
     }
 
     eprintln!(
