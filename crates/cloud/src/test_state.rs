@@ -129,7 +129,8 @@ pub(crate) async fn admin_token_of(
         preferred_username: upn.into(),
         ver: "2.0".into(),
     };
-    Ok(state.signer.keys(tenant_id).await?.sign(&claims)?)
+    let es256 = crate::tokens::SigningAlg::Es256;
+    Ok(state.signer.keys_for(tenant_id, es256).await?.sign(&claims)?)
 }
 
 /// The state `serve` builds over `dir` (no listener, no background task).

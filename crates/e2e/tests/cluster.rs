@@ -545,7 +545,7 @@ async fn migrate_moves_a_sqlite_deployment_into_postgresql() -> anyhow::Result<(
         "tenants: 1",
         "users: 2",
         "apps: 1",
-        "signing_keys: 1",
+        "signing_keys: 2", // ES256 and RS256
         "signins: ",
     ] {
         assert!(said.contains(table), "'{table}' in: {said}");

@@ -524,12 +524,14 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         async move { anyhow::Ok(http.get(url).send().await?.json::<Value>().await?) }
     };
     let beta_before = jwks_of("beta").await?;
-    assert_eq!(beta_before["keys"].as_array().map(Vec::len), Some(1));
+    // An ES256 and an RS256 key.
+    assert_eq!(beta_before["keys"].as_array().map(Vec::len), Some(2));
     assert_ne!(beta_before["keys"][0]["kid"].as_str(), old_kid.as_deref());
 
     let out = cloud.admin(&["--json", "keys", "rotate"])?;
     let v: Value = serde_json::from_str(&out)?;
-    assert_eq!(v["published"].as_array().map(Vec::len), Some(2), "{v}");
+    // Both algorithms rotated: two current keys, two retired.
+    assert_eq!(v["published"].as_array().map(Vec::len), Some(4), "{v}");
 
     // The earlier token still verifies; new tokens carry the new key id.
     verify_with_jwks(&http, &cloud.url, "contoso", &old_token, &client_id).await?;
@@ -553,7 +555,7 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(4), "{jwks}");
     assert_eq!(jwks["keys"][0]["kid"].as_str(), new_kid.as_deref());
     assert_eq!(
         jwks_of("beta").await?,
@@ -561,12 +563,13 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
         "beta's keys did not move"
     );
 
-    // However often a tenant rotates, its JWKS lists the current key and two retired ones.
+    // However often a tenant rotates, its JWKS lists the current key and two retired ones of
+    // each algorithm.
     for _ in 0..4 {
         cloud.admin(&["keys", "rotate"])?;
     }
     let jwks = jwks_of("contoso").await?;
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(3), "{jwks}");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(6), "{jwks}");
     assert_eq!(jwks_of("beta").await?, beta_before);
     Ok(())
 }

@@ -86,7 +86,9 @@ pub async fn password_grant(
     Ok(TokenAnswer { status, body })
 }
 
-/// Verifies a JWT's ES256 signature against the tenant's JWKS and returns its claims.
+/// Verifies a JWT's signature against the tenant's JWKS (ES256 with an EC key, RS256 with an
+/// RSA key: the algorithm is the key's, as a relying party should pick it) and returns its
+/// claims.
 pub async fn verify_with_jwks(
     http: &reqwest::Client,
     url: &str,
@@ -106,11 +108,19 @@ pub async fn verify_with_jwks(
         .as_array()
         .and_then(|ks| ks.iter().find(|k| k["kid"] == kid.as_str()))
         .ok_or_else(|| anyhow!("kid {kid} is not in the JWKS"))?;
-    let dk = jsonwebtoken::DecodingKey::from_ec_components(
-        key["x"].as_str().unwrap_or_default(),
-        key["y"].as_str().unwrap_or_default(),
-    )?;
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    let part = |name: &str| key[name].as_str().unwrap_or_default();
+    let (dk, alg) = match part("kty") {
+        "EC" => (
+            jsonwebtoken::DecodingKey::from_ec_components(part("x"), part("y"))?,
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        "RSA" => (
+            jsonwebtoken::DecodingKey::from_rsa_components(part("n"), part("e"))?,
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        other => anyhow::bail!("kid {kid} is a key of type '{other}' in the JWKS"),
+    };
+    let mut v = jsonwebtoken::Validation::new(alg);
     v.set_audience(&[audience]);
     Ok(jsonwebtoken::decode::<Value>(jwt, &dk, &v)?.claims)
 }

@@ -119,9 +119,14 @@ pub struct SignIn {
 /// `GET /keys` and `POST /keys/rotate`: the token signing keys by key id.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SigningKeys {
-    /// The key tokens are signed with now.
+    /// The ES256 key tokens are signed with now (access tokens, and ID tokens unless the
+    /// app asks for RS256).
     pub current: Option<String>,
-    /// Every key in the tenant's JWKS.
+    /// The RS256 key ID tokens of the apps that ask for RS256 are signed with now (absent
+    /// from servers before RS256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_rs256: Option<String>,
+    /// Every key in the tenant's JWKS (both algorithms).
     pub published: Vec<String>,
     /// How many retired keys stay published.
     pub max_retired: i64,

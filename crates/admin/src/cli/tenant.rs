@@ -27,7 +27,8 @@ pub(super) enum SettingsCommand {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum KeysCommand {
-    /// Add a new signing key; older keys stay published until their tokens expire.
+    /// Add a new signing key of each algorithm (ES256, RS256); older keys stay published
+    /// until their tokens expire.
     Rotate,
     /// The current and published key ids.
     List,
@@ -162,6 +163,9 @@ pub(super) async fn keys(cx: &Cx<'_>, command: KeysCommand) -> anyhow::Result<()
     };
     emit_as(json, &v, |k: &api::SigningKeys| {
         println!("current: {}", dash(k.current.as_ref()));
+        if let Some(rs256) = &k.current_rs256 {
+            println!("current RS256: {rs256}");
+        }
         for kid in &k.published {
             println!("published: {kid}");
         }

@@ -1,6 +1,7 @@
 //! Token signing key rotation: `POST /{tenant}/admin/keys/rotate` gives the tenant a new
-//! signing key (it signs the tenant's tokens from now on) and keeps its previous keys in its
-//! JWKS until every token they signed has expired (at most [`MAX_RETIRED_KEYS`] of them).
+//! signing key of each algorithm, ES256 and RS256 (they sign the tenant's tokens from now on)
+//! and keeps its previous keys in its JWKS until every token they signed has expired (at most
+//! [`MAX_RETIRED_KEYS`] of them per algorithm).
 //! Keys are per tenant: a tenant's Global Administrator rotates that tenant's keys only.
 
 use axum::extract::{Path, State};
@@ -12,11 +13,12 @@ use super::{authorize, ops};
 use crate::clock::unix_now;
 use crate::oauth_error::ApiError;
 use crate::state::Shared;
-use crate::tokens::{TenantKeys, MAX_RETIRED_KEYS};
+use crate::tokens::{SigningAlg, TenantKeys, MAX_RETIRED_KEYS};
 
 fn summary(keys: &TenantKeys) -> api::SigningKeys {
     api::SigningKeys {
         current: keys.current_kid().map(str::to_string),
+        current_rs256: keys.current_kid_of(SigningAlg::Rs256).map(str::to_string),
         published: keys.jwks().into_iter().map(|k| k.kid).collect(),
         max_retired: MAX_RETIRED_KEYS,
     }
@@ -97,9 +99,9 @@ mod tests {
             .body(Body::from("{}"))?)
     }
 
-    /// Tenant A's Global Administrator rotates A's key: A's JWKS and signing key change,
-    /// tenant B's JWKS and signing key stay as they were, and B's administrator cannot rotate
-    /// A's keys. However often A rotates, its JWKS stays bounded.
+    /// Tenant A's Global Administrator rotates A's keys (ES256 and RS256 at once): A's JWKS
+    /// and signing keys change, tenant B's JWKS and signing keys stay as they were, and B's
+    /// administrator cannot rotate A's keys. However often A rotates, its JWKS stays bounded.
     #[tokio::test]
     async fn a_tenant_rotates_only_its_own_keys() -> anyhow::Result<()> {
         let s = TestServer::start(None).await?;
@@ -122,12 +124,24 @@ mod tests {
         let (_, a_after) = s
             .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
             .await?;
-        assert_eq!(kids(&a_after).len(), 2, "{a_after}");
         assert_eq!(
-            v["current"].as_str(),
-            kids(&a_after).first().map(String::as_str)
+            kids(&a_before).len(),
+            2,
+            "an ES256 and an RS256 key: {a_before}"
         );
-        assert_eq!(kids(&a_after)[1], kids(&a_before)[0]);
+        assert_eq!(kids(&a_after).len(), 4, "{a_after}");
+        // The new keys first (ES256, RS256), then the retired ones.
+        assert_eq!(v["current"].as_str(), Some(kids(&a_after)[0].as_str()));
+        assert_eq!(
+            v["current_rs256"].as_str(),
+            Some(kids(&a_after)[1].as_str())
+        );
+        assert_eq!(a_after["keys"][0]["alg"], "ES256");
+        assert_eq!(a_after["keys"][1]["alg"], "RS256");
+        for old in kids(&a_before) {
+            assert!(kids(&a_after)[2..].contains(&old), "{old} stays published");
+        }
+        assert_eq!(v["published"].as_array().map(Vec::len), Some(4), "{v}");
         let (_, b_after) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
         assert_eq!(b_after, b_before, "B's JWKS is unchanged");
         let b_signing = s.state.signer.keys(b).await?;
@@ -148,8 +162,8 @@ mod tests {
             .await?;
         assert_eq!(status, 200);
 
-        // Many rotations: the JWKS stays bounded.
-        for _ in 0..12 {
+        // More rotations than the bound (each makes an RSA key): the JWKS stays bounded.
+        for _ in 0..(MAX_RETIRED_KEYS + 1) {
             let a_token = s.admin_token(a, ADMIN).await?;
             let (status, v) = s.json(rotate(TENANT, &a_token)?).await?;
             assert_eq!(status, 200, "{v}");
@@ -157,7 +171,11 @@ mod tests {
         let (_, a_many) = s
             .json(get(&format!("/{TENANT}/discovery/v2.0/keys"))?)
             .await?;
-        assert_eq!(kids(&a_many).len() as i64, 1 + MAX_RETIRED_KEYS, "{a_many}");
+        assert_eq!(
+            kids(&a_many).len() as i64,
+            2 * (1 + MAX_RETIRED_KEYS),
+            "{a_many}"
+        );
         let (_, b_last) = s.json(get("/beta/discovery/v2.0/keys")?).await?;
         assert_eq!(b_last, b_before);
         s.done().await

@@ -21,6 +21,7 @@ use crate::oauth_error::ApiError;
 pub mod body;
 use crate::state::Shared;
 use crate::store::{Tenant, User};
+use crate::tokens::SigningAlg;
 pub use body::ApiJson;
 
 pub mod agents;
@@ -66,7 +67,7 @@ async fn issued_by_other_tenant(state: &Shared, token: &str, tenant_id: uuid::Uu
     let Ok(Some(other)) = state.store.tenant(&tid.to_string()).await else {
         return false;
     };
-    match state.signer.keys(other.id).await {
+    match state.signer.keys_for(other.id, SigningAlg::Es256).await {
         Ok(keys) => keys.verify_access(token, ADMIN_AUDIENCE).is_ok(),
         Err(_) => false,
     }
@@ -90,10 +91,10 @@ pub async fn authorize(
         .tenant(tenant)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Tenant '{tenant}' not found.")))?;
-    // Only the tenant's own keys verify (keys are per tenant).
+    // Only the tenant's own keys verify (keys are per tenant); admin API tokens are ES256.
     let verified = state
         .signer
-        .keys(t.id)
+        .keys_for(t.id, SigningAlg::Es256)
         .await
         .map_err(ApiError::internal)?
         .verify_access(token, ADMIN_AUDIENCE);

@@ -98,7 +98,9 @@ pub(super) fn refresh(tenant_id: Uuid, family: &str) -> RefreshRecord {
 
 mod more_areas;
 mod sign_in_flows;
-pub(crate) use more_areas::{attempts, federation, portal, signing_keys, writeback};
+pub(crate) use more_areas::{
+    attempts, federation, portal, signing_key_algorithms, signing_keys, writeback,
+};
 pub(crate) use sign_in_flows::{device, lockout, mfa, oidc};
 
 mod admin;
@@ -208,6 +210,9 @@ mod tests {
             let beta = uuid::Uuid::new_v4();
             s.create_tenant(beta, "beta", 1).await?;
             super::signing_keys(s.backend(), t, beta).await?;
+            let gamma = uuid::Uuid::new_v4();
+            s.create_tenant(gamma, "gamma", 1).await?;
+            super::signing_key_algorithms(s.backend(), gamma).await?;
             s.close().await;
             std::fs::remove_dir_all(dir)?;
             Ok(())

@@ -96,6 +96,7 @@ pub(crate) async fn signing_keys<S: SigningKeyStore + ?Sized>(
 ) -> anyhow::Result<()> {
     let key = |kid: &'static str| NewKey {
         kid,
+        alg: "ES256",
         sealed_private: b"sealed",
         public_raw: b"public",
     };
@@ -117,13 +118,13 @@ pub(crate) async fn signing_keys<S: SigningKeyStore + ?Sized>(
     );
     let first_kid = first[0].kid.clone();
     // Rotations: the new key is current, the old ones published newest first, at most two.
-    s.rotate_signing_key(t, key("r1"), 20, 100, 2).await?;
-    s.rotate_signing_key(t, key("r2"), 30, 100, 2).await?;
+    s.rotate_signing_keys(t, &[key("r1")], 20, 100, 2).await?;
+    s.rotate_signing_keys(t, &[key("r2")], 30, 100, 2).await?;
     ensure_eq!(
         kids(&s.signing_keys(t, 30, 100, 2).await?),
         vec!["r2", "r1", first_kid.as_str()]
     );
-    s.rotate_signing_key(t, key("r3"), 40, 100, 2).await?;
+    s.rotate_signing_keys(t, &[key("r3")], 40, 100, 2).await?;
     ensure_eq!(
         kids(&s.signing_keys(t, 40, 100, 2).await?),
         vec!["r3", "r2", "r1"],
@@ -141,11 +142,11 @@ pub(crate) async fn signing_keys<S: SigningKeyStore + ?Sized>(
     );
     // Another tenant: its own first key, untouched by this tenant's rotations.
     anyhow::ensure!(s.add_first_signing_key(other, key("o1"), 10).await?);
-    s.rotate_signing_key(t, key("r4"), 50, 100, 2).await?;
+    s.rotate_signing_keys(t, &[key("r4")], 50, 100, 2).await?;
     ensure_eq!(kids(&s.signing_keys(other, 50, 100, 2).await?), vec!["o1"]);
     // A kid is unique in its tenant; a refused rotation changes nothing.
     anyhow::ensure!(
-        s.rotate_signing_key(t, key("r4"), 60, 100, 2)
+        s.rotate_signing_keys(t, &[key("r4")], 60, 100, 2)
             .await
             .is_err(),
         "a tenant has two keys with one kid"
@@ -155,6 +156,106 @@ pub(crate) async fn signing_keys<S: SigningKeyStore + ?Sized>(
         vec!["r4", "r3", "r2"],
         "nothing changed"
     );
+    Ok(())
+}
+
+/// The rules of [`SigningKeyStore`] per algorithm, on a store where `t` is a tenant without
+/// keys: each algorithm has its own current key (a tenant with an ES256 key gets its first
+/// RS256 key, once among many at once), rotation, bound and prune; one rotation of both is
+/// one transaction; the algorithm reads back.
+pub(crate) async fn signing_key_algorithms<S: SigningKeyStore + ?Sized>(
+    s: &S,
+    t: Uuid,
+) -> anyhow::Result<()> {
+    let key = |kid: &'static str, alg: &'static str| NewKey {
+        kid,
+        alg,
+        sealed_private: b"sealed",
+        public_raw: b"public",
+    };
+    let es = |kid| key(kid, "ES256");
+    let rs = |kid| key(kid, "RS256");
+    // (kid, alg, current) in the published order.
+    let published = |now: i64| async move {
+        anyhow::Ok(
+            s.signing_keys(t, now, 100, 2)
+                .await?
+                .into_iter()
+                .map(|k| (k.kid, k.alg, k.retired_at.is_none()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let of = |keys: &[(String, String, bool)], alg: &str| {
+        keys.iter()
+            .filter(|k| k.1 == alg)
+            .map(|k| k.0.clone())
+            .collect::<Vec<_>>()
+    };
+    anyhow::ensure!(s.add_first_signing_key(t, es("e0"), 10).await?);
+    anyhow::ensure!(!s.add_first_signing_key(t, es("e1"), 10).await?);
+    // A tenant with an ES256 key (one from before RS256) gets its first RS256 key: once.
+    let names = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+    let firsts = join_all(names.iter().map(|n| s.add_first_signing_key(t, rs(n), 20))).await;
+    let mut won = Vec::new();
+    for (n, f) in names.iter().zip(firsts) {
+        if f? {
+            won.push(*n);
+        }
+    }
+    anyhow::ensure!(
+        won.len() == 1,
+        "{won:?}: RS256 first keys stored of 8 at once"
+    );
+    let s0 = won[0];
+    let keys = published(20).await?;
+    ensure_eq!(
+        keys,
+        vec![
+            (s0.to_string(), "RS256".to_string(), true),
+            ("e0".to_string(), "ES256".to_string(), true)
+        ],
+        "both current, newest first"
+    );
+    // One rotation of both: each algorithm's current key is retired.
+    s.rotate_signing_keys(t, &[es("e2"), rs("s8")], 30, 100, 2)
+        .await?;
+    let keys = published(30).await?;
+    ensure_eq!(of(&keys, "ES256"), vec!["e2", "e0"]);
+    ensure_eq!(of(&keys, "RS256"), vec!["s8", s0]);
+    ensure_eq!(
+        keys.iter().filter(|k| k.2).count(),
+        2,
+        "one current key per algorithm: {keys:?}"
+    );
+    anyhow::ensure!(keys[0].2 && keys[1].2, "current keys first: {keys:?}");
+    // Rotating one algorithm leaves the other's keys as they are, and each has its own bound.
+    for (i, kid) in ["e3", "e4", "e5"].into_iter().enumerate() {
+        s.rotate_signing_keys(t, &[es(kid)], 40 + i as i64, 100, 2)
+            .await?;
+    }
+    let keys = published(42).await?;
+    ensure_eq!(of(&keys, "ES256"), vec!["e5", "e4", "e3"], "ES256 bounded");
+    ensure_eq!(of(&keys, "RS256"), vec!["s8", s0], "RS256 untouched");
+    ensure_eq!(
+        s.signing_key_rows(t).await?,
+        5,
+        "old keys are deleted, not hidden"
+    );
+    // A kid taken refuses the whole rotation: neither algorithm moves.
+    anyhow::ensure!(
+        s.rotate_signing_keys(t, &[rs("s9"), es("e5")], 50, 100, 2)
+            .await
+            .is_err(),
+        "a tenant has two keys with one kid"
+    );
+    ensure_eq!(published(50).await?, keys, "nothing changed");
+    // Past the grace period only the current keys are published, and the prune deletes the
+    // retired ones of both algorithms.
+    let keys = published(42 + 101).await?;
+    ensure_eq!(of(&keys, "ES256"), vec!["e5"]);
+    ensure_eq!(of(&keys, "RS256"), vec!["s8"]);
+    anyhow::ensure!(s.prune_signing_keys(42 + 101, 100, 2).await? >= 3);
+    ensure_eq!(s.signing_key_rows(t).await?, 2);
     Ok(())
 }
 

@@ -27,6 +27,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0004_agent_releases.sql"),
     ),
     (
+        5,
+        "token signing keys per algorithm (RS256 beside ES256)",
+        include_str!("../../../migrations/postgres/0005_rs256_keys.sql"),
+    ),
+    (
         7,
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/postgres/0007_app_apis.sql"),
@@ -202,6 +207,58 @@ mod tests {
         assert_eq!(n, 1);
         assert!(store.tenant("contoso").await?.is_some());
         let mut store = store;
+        store.drop_schema_on_close = Some(schema);
+        store.close().await;
+        Ok(())
+    }
+
+    /// Migration 5 on a store holding keys from before it: every existing key is an ES256
+    /// one, and a tenant holding one can get its first RS256 key beside it.
+    #[tokio::test]
+    async fn keys_from_before_algorithms_are_es256_keys() -> anyhow::Result<()> {
+        use crate::store::signing_keys::NewKey;
+        use crate::store::SigningKeyStore as _;
+        if crate::store::postgres_skipped() {
+            return Ok(());
+        }
+        let url = std::env::var("PASSTHRU_TEST_POSTGRES")
+            .unwrap_or_else(|_| crate::store::DEFAULT_TEST_POSTGRES.to_string());
+        let schema = format!("pt_{}", uuid::Uuid::new_v4().simple());
+        PgStore::create_schema(&url, &schema).await?;
+        let store = PgStore::open_schema(&url, &schema).await?;
+        let t = uuid::Uuid::new_v4();
+        store.create_tenant(t, "contoso", 1).await?;
+        // The store as the release before migration 5 left it, with a key.
+        sqlx::raw_sql(
+            "ALTER TABLE tenant_signing_keys DROP COLUMN alg;
+             DELETE FROM schema_migrations WHERE version = 5;",
+        )
+        .execute(&store.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO tenant_signing_keys (tenant_id, kid, private_key, sealed, public_raw, created_at)
+             VALUES ($1, 'old', 'sealed', 1, 'public', 1)",
+        )
+        .bind(t.to_string())
+        .execute(&store.pool)
+        .await?;
+        store.close().await;
+        let mut store = PgStore::open_schema(&url, &schema).await?;
+        let keys = store.signing_keys(t, 10, 100, 2).await?;
+        assert_eq!(
+            keys.iter()
+                .map(|k| (k.kid.as_str(), k.alg.as_str()))
+                .collect::<Vec<_>>(),
+            [("old", "ES256")]
+        );
+        let rsa = NewKey {
+            kid: "rsa",
+            alg: "RS256",
+            sealed_private: b"sealed",
+            public_raw: b"public",
+        };
+        assert!(store.add_first_signing_key(t, rsa, 10).await?);
+        assert_eq!(store.signing_keys(t, 10, 100, 2).await?.len(), 2);
         store.drop_schema_on_close = Some(schema);
         store.close().await;
         Ok(())

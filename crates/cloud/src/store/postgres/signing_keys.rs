@@ -83,8 +83,8 @@ impl SigningKeyStore for PgStore {
         )
     }
 
-    /// Stores `key` as the tenant's signing key when it has none (a new tenant). Returns
-    /// whether it was stored (two processes creating a tenant's first key: one wins).
+    /// Stores `key` as the tenant's signing key of `key.alg` when it has no current key of
+    /// that algorithm. Returns whether it was stored.
     async fn add_first_signing_key(
         &self,
         tenant_id: Uuid,
@@ -94,12 +94,14 @@ impl SigningKeyStore for PgStore {
         // The check and the insert under the tenant's lock: of two processes, one wins.
         let mut tx = self.write_tx(Lock::Tenant(tenant_id)).await?;
         let done = sqlx::query(
-            "INSERT INTO tenant_signing_keys (tenant_id, kid, private_key, sealed, public_raw, created_at)
-             SELECT $1, $2, $3, 1, $4, $5
-             WHERE NOT EXISTS (SELECT 1 FROM tenant_signing_keys WHERE tenant_id = $1 AND retired_at IS NULL)",
+            "INSERT INTO tenant_signing_keys (tenant_id, kid, alg, private_key, sealed, public_raw, created_at)
+             SELECT $1, $2, $3, $4, 1, $5, $6
+             WHERE NOT EXISTS (SELECT 1 FROM tenant_signing_keys
+                               WHERE tenant_id = $1 AND alg = $3 AND retired_at IS NULL)",
         )
         .bind(tenant_id.to_string())
         .bind(key.kid)
+        .bind(key.alg)
         .bind(key.sealed_private)
         .bind(key.public_raw)
         .bind(now)
@@ -109,50 +111,57 @@ impl SigningKeyStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Makes `key` the tenant's signing key (one transaction): the current one is retired,
-    /// and retired keys past `keep_secs` or beyond the newest `max_retired` are deleted, so
-    /// the tenant's JWKS never lists more than `1 + max_retired` keys.
-    async fn rotate_signing_key(
+    /// Makes each of `keys` the tenant's signing key of its algorithm (one transaction): the
+    /// current one of that algorithm is retired, and its retired keys past `keep_secs` or
+    /// beyond the newest `max_retired` are deleted.
+    async fn rotate_signing_keys(
         &self,
         tenant_id: Uuid,
-        key: NewKey<'_>,
+        keys: &[NewKey<'_>],
         now: i64,
         keep_secs: i64,
         max_retired: i64,
     ) -> Result<()> {
         let tid = tenant_id.to_string();
         let mut tx = self.write_tx(Lock::Tenant(tenant_id)).await?;
-        sqlx::query(
-            "UPDATE tenant_signing_keys SET retired_at = $1 WHERE tenant_id = $2 AND retired_at IS NULL",
-        )
-        .bind(now)
-        .bind(&tid)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO tenant_signing_keys (tenant_id, kid, private_key, sealed, public_raw, created_at)
-             VALUES ($1, $2, $3, 1, $4, $5)",
-        )
-        .bind(&tid)
-        .bind(key.kid)
-        .bind(key.sealed_private)
-        .bind(key.public_raw)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| super::conflict(e, format!("signing key {}", key.kid)))?;
-        sqlx::query(PRUNE)
+        for key in keys {
+            sqlx::query(
+                "UPDATE tenant_signing_keys SET retired_at = $1
+                 WHERE tenant_id = $2 AND alg = $3 AND retired_at IS NULL",
+            )
+            .bind(now)
             .bind(&tid)
-            .bind(now - keep_secs)
-            .bind(max_retired)
+            .bind(key.alg)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO tenant_signing_keys (tenant_id, kid, alg, private_key, sealed, public_raw, created_at)
+                 VALUES ($1, $2, $3, $4, 1, $5, $6)",
+            )
+            .bind(&tid)
+            .bind(key.kid)
+            .bind(key.alg)
+            .bind(key.sealed_private)
+            .bind(key.public_raw)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| super::conflict(e, format!("signing key {}", key.kid)))?;
+            sqlx::query(PRUNE)
+                .bind(&tid)
+                .bind(now - keep_secs)
+                .bind(max_retired)
+                .bind(key.alg)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// The tenant's published keys, newest first: the current one, then at most
-    /// `max_retired` retired less than `keep_secs` ago.
+    /// The tenant's published keys: the current ones first, then the retired ones, newest
+    /// retirement first; of each algorithm at most `max_retired` retired less than
+    /// `keep_secs` ago.
     async fn signing_keys(
         &self,
         tenant_id: Uuid,
@@ -161,10 +170,13 @@ impl SigningKeyStore for PgStore {
         max_retired: i64,
     ) -> Result<Vec<StoredKey>> {
         let rows = sqlx::query(
-            "SELECT * FROM tenant_signing_keys
-             WHERE tenant_id = $1 AND (retired_at IS NULL OR retired_at > $2)
-             ORDER BY retired_at IS NOT NULL, retired_at DESC NULLS LAST, created_at DESC, seq DESC
-             LIMIT $3",
+            "SELECT * FROM (
+                 SELECT *, ROW_NUMBER() OVER (PARTITION BY alg
+                     ORDER BY retired_at IS NOT NULL, retired_at DESC NULLS LAST, created_at DESC, seq DESC) AS n
+                 FROM tenant_signing_keys
+                 WHERE tenant_id = $1 AND (retired_at IS NULL OR retired_at > $2)) published
+             WHERE n <= $3
+             ORDER BY retired_at IS NOT NULL, retired_at DESC NULLS LAST, created_at DESC, seq DESC",
         )
         .bind(tenant_id.to_string())
         .bind(now - keep_secs)
@@ -174,20 +186,21 @@ impl SigningKeyStore for PgStore {
         rows.iter().map(key_row).collect()
     }
 
-    /// Deletes every tenant's retired keys past the grace period or the count. Returns how
-    /// many went.
+    /// Deletes every tenant's retired keys past the grace period or the count (per
+    /// algorithm). Returns how many went.
     async fn prune_signing_keys(&self, now: i64, keep_secs: i64, max_retired: i64) -> Result<u64> {
-        let tenants: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT tenant_id FROM tenant_signing_keys WHERE retired_at IS NOT NULL",
+        let sets: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT tenant_id, alg FROM tenant_signing_keys WHERE retired_at IS NOT NULL",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut n = 0;
-        for tid in tenants {
+        for (tid, alg) in sets {
             n += sqlx::query(PRUNE)
                 .bind(&tid)
                 .bind(now - keep_secs)
                 .bind(max_retired)
+                .bind(&alg)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -201,6 +214,7 @@ pub(super) fn key_row(row: &sqlx::postgres::PgRow) -> Result<StoredKey> {
     let sealed = row.try_get::<i64, _>("sealed")? != 0;
     Ok(StoredKey {
         kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
         private_key: if sealed {
             PrivateKey::Sealed(raw)
         } else {
@@ -211,10 +225,10 @@ pub(super) fn key_row(row: &sqlx::postgres::PgRow) -> Result<StoredKey> {
     })
 }
 
-/// Retired keys that go: retired at or before `now - keep_secs`, and all but the newest
-/// `max_retired`.
+/// Retired keys of a tenant and algorithm (`$4`) that go: retired at or before
+/// `now - keep_secs`, and all but the newest `max_retired`.
 pub(super) const PRUNE: &str = "DELETE FROM tenant_signing_keys
-     WHERE tenant_id = $1 AND retired_at IS NOT NULL AND seq NOT IN (
+     WHERE tenant_id = $1 AND alg = $4 AND retired_at IS NOT NULL AND seq NOT IN (
          SELECT seq FROM tenant_signing_keys
-         WHERE tenant_id = $1 AND retired_at IS NOT NULL AND retired_at > $2
+         WHERE tenant_id = $1 AND alg = $4 AND retired_at IS NOT NULL AND retired_at > $2
          ORDER BY retired_at DESC, created_at DESC, seq DESC LIMIT $3)";

@@ -84,6 +84,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/0015_agent_releases.sql"),
     ),
     (
+        16,
+        "token signing keys per algorithm (RS256 beside ES256)",
+        include_str!("../../../migrations/0016_rs256_keys.sql"),
+    ),
+    (
         18,
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/0018_app_apis.sql"),
@@ -270,6 +275,103 @@ mod tests {
             .keys(t2)
             .await?
             .verify_access(&issued_before, "passthru-admin")?;
+        store.close().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// A store of the release before RS256 (migrations before 16): a tenant with its ES256
+    /// key only. Opening it (as `serve` does) makes that row an ES256 key; the tenant's first
+    /// key load gives it an RS256 key beside it, once (a second process finds it), while
+    /// the ES256 key stays current and the tokens it signed still verify.
+    #[tokio::test]
+    async fn a_store_with_es256_keys_only_gets_an_rs256_key_on_load() -> anyhow::Result<()> {
+        use crate::tokens::{SigningAlg, KEY_KEEP_SECS, MAX_RETIRED_KEYS};
+        let dir = std::env::temp_dir().join(format!("passthru-migrate16-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(crate::init::STORE_FILE);
+        let old = crate::tokens::generate_signing_key()?;
+        let t = uuid::Uuid::new_v4();
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await?;
+            let mut m = sqlx::migrate::Migrator::new(super::Embedded).await?;
+            m.migrations = std::borrow::Cow::Owned(
+                m.migrations
+                    .iter()
+                    .filter(|x| x.version < 16)
+                    .cloned()
+                    .collect(),
+            );
+            m.run(&pool).await?;
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, 'one', 1)")
+                .bind(t.to_string())
+                .execute(&pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO tenant_signing_keys (tenant_id, kid, private_key, sealed, public_raw, created_at)
+                 VALUES (?, ?, ?, 0, ?, 1)",
+            )
+            .bind(t.to_string())
+            .bind(&old.kid)
+            .bind(old.private_pem.as_bytes())
+            .bind(&old.public_raw)
+            .execute(&pool)
+            .await?;
+            pool.close().await;
+        }
+        let (store, secrets) = crate::init::open_store(&dir, false).await?;
+        let now = crate::clock::unix_now();
+        let rows = store
+            .signing_keys(t, now, KEY_KEEP_SECS, MAX_RETIRED_KEYS)
+            .await?;
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.kid.as_str(), r.alg.as_str()))
+                .collect::<Vec<_>>(),
+            [(old.kid.as_str(), "ES256")]
+        );
+        let claims = serde_json::json!({"iss": "i", "aud": "passthru-admin", "sub": "s",
+            "oid": uuid::Uuid::new_v4(), "tid": t, "exp": now + 60, "iat": now, "nbf": now, "ver": "2.0"});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(old.kid.clone());
+        let issued_before = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(old.private_pem.as_bytes())?,
+        )?;
+        let signer = crate::tokens::Signer::new(store.clone(), secrets.clone());
+        let keys = signer.keys(t).await?;
+        assert_eq!(keys.current_kid(), Some(old.kid.as_str()));
+        keys.verify_access(&issued_before, "passthru-admin")?;
+        let rsa_kid = keys
+            .current_kid_of(SigningAlg::Rs256)
+            .ok_or_else(|| anyhow::anyhow!("no RS256 key after the load"))?
+            .to_string();
+        let jwks = serde_json::to_value(keys.jwks())?;
+        assert_eq!(jwks.as_array().map(Vec::len), Some(2), "{jwks}");
+        assert!(
+            jwks.as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kty"] == "RSA" && k["kid"] == rsa_kid.as_str()),
+            "{jwks}"
+        );
+        let rs = keys.sign_with(SigningAlg::Rs256, &claims)?;
+        assert_eq!(
+            jsonwebtoken::decode_header(&rs)?.kid.as_deref(),
+            Some(rsa_kid.as_str())
+        );
+        // Another process (or the next start) finds the RS256 key rather than making one.
+        let again = crate::tokens::Signer::new(store.clone(), secrets);
+        let seen = again.keys(t).await?;
+        assert_eq!(
+            seen.current_kid_of(SigningAlg::Rs256),
+            Some(rsa_kid.as_str())
+        );
+        seen.verify_access(&rs, "passthru-admin")?;
+        assert_eq!(store.signing_key_rows(t).await?, 2);
         store.close().await;
         std::fs::remove_dir_all(&dir)?;
         Ok(())
