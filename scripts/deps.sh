@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Passthru's demo and tests need when it is missing (Debian, as root):
 # Samba AD DC and LDAP tools for the throwaway forests, dnsmasq for the tests' DNS zone, iptables for the
-# fault suite's network cut (crates/e2e/tests/faults.rs), MSAL for Python for the client test.
+# fault suite's network cut (crates/e2e/tests/faults.rs), MSAL for Python for the client test, and
+# (PASSTHRU_NEED_NODE=1) the Node packages of the client-library tests.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -98,6 +99,32 @@ if [ "${PASSTHRU_NEED_BROWSER:-0}" = 1 ]; then
     echo "deps: installing ${need_pip[*]} (pip)" >&2
     python3 -m pip install -q "${need_pip[@]}" 2>/dev/null \
       || python3 -m pip install -q --break-system-packages "${need_pip[@]}"
+  fi
+fi
+
+# The client-library tests (crates/e2e/tests/app_developers.rs, PASSTHRU_NEED_NODE=1): Node.js
+# (20 or later) and npm, and the packages of crates/e2e/js (MSAL Node, MSAL Browser,
+# openid-client, jose) installed from the npm registry exactly as its package-lock.json pins
+# them: `npm ci` when node_modules is missing or older than the lockfile.
+if [ "${PASSTHRU_NEED_NODE:-0}" = 1 ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "deps: Node.js and npm are missing: install Node.js 20 or later (e.g. apt-get install nodejs npm, or from nodejs.org)" >&2
+    exit 1
+  fi
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$node_major" -lt 20 ]; then
+    echo "deps: Node.js $(node --version) is too old: the client-library tests need 20 or later" >&2
+    exit 1
+  fi
+  js_dir="$(cd "$(dirname "$0")/.." && pwd)/crates/e2e/js"
+  if [ ! -d "$js_dir/node_modules" ] || [ "$js_dir/package-lock.json" -nt "$js_dir/node_modules" ]; then
+    echo "deps: installing the Node packages of crates/e2e/js (npm ci)" >&2
+    npm_log=$(mktemp)
+    if ! (cd "$js_dir" && npm ci --no-audit --no-fund) >"$npm_log" 2>&1; then
+      cat "$npm_log" >&2; rm -f "$npm_log"; exit 1
+    fi
+    rm -f "$npm_log"
+    touch "$js_dir/node_modules"
   fi
 fi
 

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 # slapd: the relay's regression guard (crates/e2e/tests/relay_guard.rs) runs the benchmark
-# against a throwaway slapd.
-PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_PACKAGING=1 PASSTHRU_NEED_SLAPD=1 bash scripts/deps.sh
+# against a throwaway slapd. Node: the client-library tests (crates/e2e/js, `npm ci`).
+PASSTHRU_NEED_MSAL=1 PASSTHRU_NEED_NODE=1 PASSTHRU_NEED_BROWSER=1 PASSTHRU_NEED_CLUSTER=1 PASSTHRU_NEED_PACKAGING=1 PASSTHRU_NEED_SLAPD=1 bash scripts/deps.sh
 
 # Reuse a build directory outside the clone, so a fresh clone does not rebuild every crate.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/passthru-target}"

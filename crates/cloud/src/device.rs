@@ -438,6 +438,33 @@ mod tests {
         Ok(())
     }
 
+    /// MSAL (Node, browser, Python) sends `grant_type=device_code`, the short form Entra
+    /// accepts beside the URN.
+    #[tokio::test]
+    async fn the_short_grant_type_msal_sends_redeems_a_device_code() -> anyhow::Result<()> {
+        let bed = Bed::new(ad).await?;
+        let (_, v) = start(&bed, &bed.client_id).await?;
+        let device = v["device_code"].as_str().unwrap_or_default().to_string();
+        let user_code = v["user_code"].as_str().unwrap_or_default().to_string();
+        let done = approve(&bed, &user_code, "dora").await?;
+        assert_eq!(done.status, 200, "{}", done.body);
+        let a = bed
+            .post(
+                "/contoso/oauth2/v2.0/token",
+                &[
+                    ("grant_type", "device_code"),
+                    ("client_id", &bed.client_id),
+                    ("device_code", &device),
+                ],
+                "",
+            )
+            .await?;
+        let v: serde_json::Value = serde_json::from_str(&a.body)?;
+        assert_eq!(a.status.as_u16(), 200, "{v}");
+        assert!(v["access_token"].is_string(), "{v}");
+        Ok(())
+    }
+
     /// The tenant's Global Administrator (a cloud-only user) signs in on the device pages of
     /// `user_code`: the answer to the password.
     async fn admin_approves(bed: &Bed, user_code: &str) -> anyhow::Result<Answer> {

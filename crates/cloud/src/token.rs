@@ -324,7 +324,8 @@ pub async fn token(
             let resource = crate::resource::app_only(&state, &tenant, scope, corr).await?;
             app_token(&state, &base, &tenant, &client.id, &resource, corr).await
         }
-        "urn:ietf:params:oauth:grant-type:device_code" => {
+        // MSAL sends the short form, which Entra accepts too.
+        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
             let device_code = form
                 .device_code
                 .as_deref()
