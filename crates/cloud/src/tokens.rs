@@ -406,17 +406,24 @@ impl Signer {
         self.keys_with(tenant_id, &SigningAlg::ALL).await
     }
 
-    /// The tenant's keys with a current key of `alg` (made when missing) and the keys of the
-    /// other algorithms it has, which may be none: for paths that sign or verify only tokens
-    /// of `alg` (ES256 access tokens, the admin API's). A tenant whose keys are only ever
-    /// used so never makes an RSA key (0.1-0.5 s of CPU; most tests' tenants). Never for the
-    /// JWKS, nor to verify a token that may be of another algorithm: use [`Signer::keys`].
+    /// The tenant's keys with a current key of ES256 (access tokens) and of `alg` (made when
+    /// missing), and the keys of the other algorithms it has, which may be none: for paths
+    /// that sign or verify only tokens of those (a grant whose app's ID tokens are `alg`, the
+    /// admin API's ES256 tokens). A tenant whose keys are only ever used for ES256 never makes
+    /// an RSA key (0.1-0.5 s of CPU; most tests' tenants). Never for the JWKS, nor to verify a
+    /// token that may be of another algorithm: use [`Signer::keys`].
     pub async fn keys_for(
         &self,
         tenant_id: Uuid,
         alg: SigningAlg,
     ) -> Result<Arc<TenantKeys>, TokenError> {
-        self.keys_with(tenant_id, &[alg]).await
+        let need = [SigningAlg::Es256, alg];
+        let need = if alg == SigningAlg::Es256 {
+            &need[..1]
+        } else {
+            &need[..]
+        };
+        self.keys_with(tenant_id, need).await
     }
 
     async fn keys_with(
