@@ -161,16 +161,6 @@ fn profile_claims(obj: &mut serde_json::Map<String, Value>, user: &User, scopes:
     }
 }
 
-/// Signs an ID token with the app's algorithm (ES256 for anything unknown).
-fn sign_id_token(
-    keys: &crate::tokens::TenantKeys,
-    alg: &str,
-    claims: &Value,
-) -> Result<String, crate::tokens::TokenError> {
-    let alg = alg.parse::<crate::tokens::SigningAlg>().unwrap_or_default();
-    keys.sign_with(alg, claims)
-}
-
 /// The token response for a user grant.
 pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAuthError> {
     let scopes: Vec<&str> = g.scope.split_whitespace().collect();
@@ -249,9 +239,15 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
     let groups = groups_claim(state, g, app.as_ref())
         .await
         .map_err(|e| server_error(&e))?;
+    // The keys this grant signs with: ES256 (access token) and the app's ID-token algorithm.
+    let id_alg = app
+        .as_ref()
+        .map_or("ES256", App::id_token_alg)
+        .parse::<crate::tokens::SigningAlg>()
+        .unwrap_or_default();
     let keys = state
         .signer
-        .keys(g.tenant.id)
+        .keys_for(g.tenant.id, id_alg)
         .await
         .map_err(|e| server_error(&e))?;
     let sid = session_id(g.tenant.id, user.id, g.auth_time);
@@ -300,8 +296,9 @@ pub async fn user_tokens(state: &Shared, g: &Grant<'_>) -> Result<Response, OAut
             profile_claims(obj, user, &scopes);
         }
         add_groups(&mut claims, groups.as_ref());
-        let alg = app.as_ref().map_or("ES256", App::id_token_alg);
-        let id_token = sign_id_token(&keys, alg, &claims).map_err(|e| server_error(&e))?;
+        let id_token = keys
+            .sign_with(id_alg, &claims)
+            .map_err(|e| server_error(&e))?;
         body["id_token"] = Value::String(id_token);
     }
     if scopes.contains(&"offline_access") {
@@ -358,7 +355,7 @@ pub async fn app_token(
     let roles = crate::resource::app_roles(state, tenant, &resource.app, client_id, corr).await?;
     let keys = state
         .signer
-        .keys(tenant.id)
+        .keys_for(tenant.id, crate::tokens::SigningAlg::Es256)
         .await
         .map_err(|e| server_error(&e))?;
     let mut claims = json!({
