@@ -44,6 +44,16 @@ const EXPECTED: &[(&str, bool)] = &[
     ("setAppRedirectUris", false),
     ("setAppGroupsClaim", false),
     ("rotateAppSecret", false),
+    ("setAppIdTokenAlg", false),
+    ("exposeAppApi", false),
+    ("listAppRoleAssignments", false),
+    ("assignAppRole", false),
+    ("unassignAppRole", false),
+    ("listAppCredentials", false),
+    ("addAppSecret", false),
+    ("removeAppSecret", false),
+    ("addAppCertificate", false),
+    ("removeAppCredential", false),
     ("deleteApp", false),
     ("getPta", true),
     ("setPta", true),
@@ -94,6 +104,9 @@ fn concrete(path: &str) -> String {
         .replace("{key}", "lockout_threshold")
         .replace("{forest}", "nothing.example")
         .replace("{version}", "0.0.0-absent")
+        .replace("{role}", "Reader")
+        .replace("{kind}", "user")
+        .replace("{principal_id}", "nobody@contoso.example")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -528,6 +528,9 @@ async fn key_rotation_keeps_earlier_tokens_verifiable() -> anyhow::Result<()> {
     assert_eq!(beta_before["keys"].as_array().map(Vec::len), Some(2));
     assert_ne!(beta_before["keys"][0]["kid"].as_str(), old_kid.as_deref());
 
+    // contoso's JWKS (its RS256 key is made at this first need), then a rotation.
+    let contoso_before = jwks_of("contoso").await?;
+    assert_eq!(contoso_before["keys"].as_array().map(Vec::len), Some(2));
     let out = cloud.admin(&["--json", "keys", "rotate"])?;
     let v: Value = serde_json::from_str(&out)?;
     // Both algorithms rotated: two current keys, two retired.
