@@ -32,7 +32,7 @@ fn code_of(v: &Value) -> u64 {
 }
 
 /// Sends a JSON admin API request as the bed's Global Administrator.
-async fn admin(bed: &Bed, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn admin(bed: &Bed, method: &str, path: &str, payload: Value) -> anyhow::Result<Value> {
     let token =
         crate::test_state::admin_token_of(&bed.state, bed.tenant.id, "admin@contoso.example")
             .await?;
@@ -41,7 +41,7 @@ async fn admin(bed: &Bed, method: &str, path: &str, body: Value) -> anyhow::Resu
         .uri(format!("/contoso/admin{path}"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))?;
+        .body(Body::from(payload.to_string()))?;
     let a = bed.send(req).await?;
     anyhow::ensure!(
         a.status.is_success(),
@@ -49,11 +49,7 @@ async fn admin(bed: &Bed, method: &str, path: &str, body: Value) -> anyhow::Resu
         a.status,
         a.body
     );
-    Ok(body_json(&a))
-}
-
-fn body_json(a: &Answer) -> Value {
-    body(a)
+    Ok(body(&a))
 }
 
 /// A password grant of `name` for `scope` by the bed's public app.
@@ -557,7 +553,6 @@ async fn single_page_apps_redeem_cross_origin_and_refresh_for_a_day() -> anyhow:
     )
     .await?;
     assert_eq!(code_of(&body(&a)), 9002326, "{}", a.body);
-    let _ = CHALLENGE;
     Ok(())
 }
 

@@ -256,6 +256,6 @@ mod openapi_tests;
 #[cfg(test)]
 mod records_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod users_tests;

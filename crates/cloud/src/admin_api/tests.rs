@@ -312,7 +312,7 @@ async fn parallel_changes_never_remove_the_last_global_administrator() -> anyhow
 }
 
 /// A JSON call of the admin API with `token`.
-pub(super) async fn call(
+pub(crate) async fn call(
     s: &TestServer,
     token: &str,
     method: &str,

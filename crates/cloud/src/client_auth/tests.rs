@@ -15,26 +15,7 @@ use crate::test_state::{TestServer, ADMIN, TENANT};
 
 const DAY: i64 = 86_400;
 
-/// An admin API call.
-async fn admin(
-    s: &TestServer,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let b = Request::builder()
-        .method(method)
-        .uri(format!("/{TENANT}/admin{path}"))
-        .header("authorization", format!("Bearer {token}"));
-    let req = match body {
-        Some(v) => b
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string()))?,
-        None => b.body(Body::empty())?,
-    };
-    s.json(req).await
-}
+use crate::admin_api::tests::call as admin;
 
 /// A client credentials request for the app's own `.default`, with `form` (and Basic
 /// `basic` when given), to the token endpoint of the tenant as `tenant` names it.
