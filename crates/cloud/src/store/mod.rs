@@ -87,6 +87,10 @@ pub enum StoreError {
     /// the server gone).
     #[error("the store failed: {0}. Check the data dir's disk space and permissions, or, for a PostgreSQL store, that the server runs and accepts connections.")]
     Db(#[from] sqlx::Error),
+    /// As [`StoreError::Db`], from the SQLite store's statements run on the request's
+    /// thread (`sqlite::inline`).
+    #[error("the store failed: {0}. Check the data dir's disk space and permissions.")]
+    Sqlite(#[from] rusqlite::Error),
     /// The PostgreSQL store could not be reached or set up; the message names it by host
     /// (never with the URL's password) and says what to check.
     #[error("{0}")]

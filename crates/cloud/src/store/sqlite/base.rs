@@ -17,16 +17,26 @@ use crate::store::{
     Tenant, User, DEFAULT_PENDING_ROWS_PER_TENANT,
 };
 
+/// How long a statement waits for the write lock.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the background task moves the WAL's pages into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The WAL size (pages of 4 KiB) at which a commit checkpoints on its own: only when the
 /// background task has fallen far behind. SQLite's default, 1,000 pages, made a busy cloud
 /// checkpoint (and fsync) on a request's path several times a second: 14% of the CPU of a
 /// refresh grant (docs/performance.md, issue 20).
-const AUTOCHECKPOINT_PAGES: &str = "16384";
+pub(super) const AUTOCHECKPOINT_PAGES: &str = "16384";
 
-/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] (PASSIVE: it never waits for readers or
-/// the writer; what it cannot copy now it copies next time), off the requests' paths.
+/// How long the background checkpoint waits for the writer and the readers of the moment.
+const CHECKPOINT_WAIT_MS: &str = "100";
+
+/// Checkpoints the WAL every [`CHECKPOINT_EVERY`], off the requests' paths, in RESTART
+/// mode: after copying the pages it waits (at most [`CHECKPOINT_WAIT_MS`]) until no reader
+/// uses the WAL, so that the next commit writes it from its start again. A PASSIVE
+/// checkpoint never waits, but under a steady flood of commits (refresh grants) the WAL then
+/// never restarts: it grew past [`AUTOCHECKPOINT_PAGES`], and from then on every commit ran a
+/// checkpoint of its own (15% of a refresh grant's CPU, docs/performance.md, issue 20).
+/// When the wait runs out, what was copied stays copied and the next tick tries again.
 async fn checkpoints(pool: sqlx::SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -35,16 +45,28 @@ async fn checkpoints(pool: sqlx::SqlitePool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = checkpoint_once(&pool).await {
             if pool.is_closed() {
                 return;
             }
             tracing::warn!(error = %e, "the store's WAL checkpoint failed; it is tried again in a second");
         }
     }
+}
+
+/// One RESTART checkpoint on a pooled connection whose busy timeout is short meanwhile.
+async fn checkpoint_once(pool: &sqlx::SqlitePool) -> std::result::Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query(&format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}"))
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .execute(&mut *conn)
+        .await;
+    sqlx::query(&format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()))
+        .execute(&mut *conn)
+        .await?;
+    done.map(|_| ())
 }
 
 impl SqliteStore {
@@ -57,7 +79,7 @@ impl SqliteStore {
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // Deleted and overwritten content (a key's plaintext before it was sealed, expired
             // secrets' hashes) is zeroed in the file, not left in free space.
@@ -79,6 +101,7 @@ impl SqliteStore {
             .ok()
             .map(|runtime| Arc::new(AbortOnDrop(runtime.spawn(checkpoints(pool.clone())))));
         Ok(SqliteStore {
+            inline: super::inline::Inline::new(path),
             pool,
             pending_cap: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
                 DEFAULT_PENDING_ROWS_PER_TENANT,

@@ -33,6 +33,7 @@ impl HousekeepingStore for SqliteStore {
     }
 
     async fn close(&self) {
+        self.inline.close();
         self.pool.close().await;
     }
 }

@@ -19,6 +19,7 @@ mod domains;
 mod federation;
 mod groups;
 mod housekeeping;
+pub(crate) mod inline;
 mod instances;
 mod lockout;
 mod mfa;
@@ -40,6 +41,9 @@ mod writeback;
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
     pool: sqlx::SqlitePool,
+    /// Connections of its own for the statements on every sign-in and grant, run on the
+    /// request's thread (`inline`).
+    inline: inline::Inline,
     /// Pending rows (sign-ins in progress) a tenant may have in each table
     /// (`serve --max-pending-per-tenant`).
     pending_cap: std::sync::Arc<std::sync::atomic::AtomicI64>,

@@ -36,21 +36,27 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")
-            .bind(tenant_id.to_string())
-            .bind(upn)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_row).transpose()
+        let (tenant_id, upn) = (tenant_id.to_string(), upn.to_string());
+        self.inline
+            .run(move |c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")?
+                    .query_row([&tenant_id, &upn], super::inline::user)
+                    .optional()
+            })
+            .await
     }
 
     async fn user_by_id(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND id = ?")
-            .bind(tenant_id.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_row).transpose()
+        let (tenant_id, id) = (tenant_id.to_string(), id.to_string());
+        self.inline
+            .run(move |c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND id = ?")?
+                    .query_row([&tenant_id, &id], super::inline::user)
+                    .optional()
+            })
+            .await
     }
 
     async fn upsert_onprem_user(&self, u: &OnpremUser<'_>, now: i64) -> Result<User> {
