@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::store::{Result, StoreError};
 
 /// Idle connections kept (more are opened when needed and closed when given back).
-const IDLE_KEPT: usize = 4;
+const IDLE_KEPT: usize = 16;
 /// Statements waiting for the write lock at once on the blocking pool (the rest queue).
 const WAITING_AT_MOST: usize = 8;
 /// Prepared statements each connection keeps.
@@ -41,6 +41,10 @@ pub(crate) struct Inline {
 struct Shared {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Taken by a writer on a request's thread for the length of its statement: the
+    /// process's own writers queue here for microseconds instead of failing on each other's
+    /// write lock and going to the blocking pool.
+    writer: Mutex<()>,
     waiting: tokio::sync::Semaphore,
     /// Set by [`Inline::close`]: no statement runs any more.
     closed: std::sync::atomic::AtomicBool,
@@ -70,6 +74,7 @@ impl Inline {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
+                writer: Mutex::new(()),
                 waiting: tokio::sync::Semaphore::new(WAITING_AT_MOST),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -126,9 +131,27 @@ impl Inline {
         }
     }
 
-    /// Runs `f` on this thread if it can run at once, else on the blocking pool, waiting
-    /// there for the write lock (module docs).
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f`, which only reads, on this thread (readers never wait for a lock in WAL
+    /// mode; should one still find the database busy, it runs on the blocking pool).
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.run(false, f).await
+    }
+
+    /// Runs `f`, which writes, on this thread when no other connection holds the write
+    /// lock, else on the blocking pool, waiting there for the lock (module docs).
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.run(true, f).await
+    }
+
+    async fn run<T, F>(&self, writes: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -137,7 +160,11 @@ impl Inline {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
         let mut conn = self.take()?;
-        match f(&mut conn) {
+        let now = {
+            let _writer = writes.then(|| self.shared.writer.lock());
+            f(&mut conn)
+        };
+        match now {
             Err(e) if is_busy(&e) => {}
             done => {
                 self.give_back(conn);
@@ -149,7 +176,7 @@ impl Inline {
             .waiting
             .acquire()
             .await
-            .map_err(|_| StoreError::Unavailable("the store is closing".into()))?;
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         let this = self.clone();
         let waited = tokio::task::spawn_blocking(move || {
             conn.busy_timeout(super::base::BUSY_TIMEOUT)?;
@@ -232,11 +259,11 @@ mod tests {
             .unwrap();
         let n: i64 = s
             .inline
-            .run(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
+            .read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
             .await
             .unwrap();
         assert_eq!(n, 1);
-        s.inline.run(|c| c.execute(ADD, ["b"])).await.unwrap();
+        s.inline.write(|c| c.execute(ADD, ["b"])).await.unwrap();
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
             .fetch_one(&s.pool)
             .await
@@ -255,7 +282,7 @@ mod tests {
             .await
             .unwrap();
         let inline = s.inline.clone();
-        let write = tokio::spawn(async move { inline.run(|c| c.execute(ADD, ["second"])).await });
+        let write = tokio::spawn(async move { inline.write(|c| c.execute(ADD, ["second"])).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!write.is_finished(), "the write must wait for the lock");
         tx.commit().await.unwrap();
@@ -271,9 +298,9 @@ mod tests {
     #[tokio::test]
     async fn a_closed_store_refuses() {
         let (_d, s) = store().await;
-        s.inline.run(|c| c.execute(ADD, ["k"])).await.unwrap();
+        s.inline.write(|c| c.execute(ADD, ["k"])).await.unwrap();
         s.inline.close();
-        let after = s.inline.run(|c| c.execute(ADD, ["l"])).await;
+        let after = s.inline.write(|c| c.execute(ADD, ["l"])).await;
         assert!(matches!(after, Err(StoreError::Unavailable(_))), "{after:?}");
     }
 
@@ -281,8 +308,8 @@ mod tests {
     #[tokio::test]
     async fn an_error_is_returned() {
         let (_d, s) = store().await;
-        s.inline.run(|c| c.execute(ADD, ["k"])).await.unwrap();
-        let again = s.inline.run(|c| c.execute(ADD, ["k"])).await;
+        s.inline.write(|c| c.execute(ADD, ["k"])).await.unwrap();
+        let again = s.inline.write(|c| c.execute(ADD, ["k"])).await;
         assert!(again.is_err(), "{again:?}");
     }
 }

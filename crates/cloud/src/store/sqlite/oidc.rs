@@ -23,7 +23,7 @@ impl OidcStore for SqliteStore {
         let (id, tenant) = (r.id.clone(), r.tenant_id.to_string());
         let written = self
             .inline
-            .run(move |c| {
+            .write(move |c| {
                 c.prepare_cached(
                     "INSERT OR REPLACE INTO authz_requests (id, tenant_id, data, expires_at)
                      SELECT ?1, ?2, ?3, ?4
@@ -47,7 +47,7 @@ impl OidcStore for SqliteStore {
         let (id, tenant) = (id.to_string(), tenant_id.to_string());
         let data = self
             .inline
-            .run(move |c| {
+            .read(move |c| {
                 c.prepare_cached(
                     "SELECT data FROM authz_requests WHERE id = ? AND tenant_id = ? AND expires_at > ?",
                 )?
@@ -61,7 +61,7 @@ impl OidcStore for SqliteStore {
     async fn delete_authz(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.inline
-            .run(move |c| {
+            .write(move |c| {
                 c.prepare_cached("DELETE FROM authz_requests WHERE id = ?")?
                     .execute([&id])
             })
@@ -88,7 +88,7 @@ impl OidcStore for SqliteStore {
     async fn add_code(&self, code_hash: &str, c: &AuthCode) -> Result<()> {
         let (hash, code) = (code_hash.to_string(), c.clone());
         self.inline
-            .run(move |db| {
+            .write(move |db| {
                 db.prepare_cached(
                     "INSERT INTO auth_codes (code_hash, tenant_id, client_id, redirect_uri, user_id, scope, nonce, code_challenge, auth_time, expires_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,7 +114,7 @@ impl OidcStore for SqliteStore {
     async fn take_code(&self, code_hash: &str) -> Result<Option<AuthCode>> {
         let hash = code_hash.to_string();
         self.inline
-            .run(move |c| {
+            .write(move |c| {
                 c.prepare_cached("DELETE FROM auth_codes WHERE code_hash = ? RETURNING *")?
                     .query_row([&hash], |row| {
                         Ok(AuthCode {
@@ -140,7 +140,7 @@ impl OidcStore for SqliteStore {
         let (hash, tenant, user) = (id_hash.to_string(), s.tenant_id.to_string(), s.user_id.to_string());
         let (auth_time, expires_at) = (s.auth_time, s.expires_at);
         self.inline
-            .run(move |c| {
+            .write(move |c| {
                 c.prepare_cached(
                     "INSERT INTO sessions (id_hash, tenant_id, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)",
                 )?
@@ -180,7 +180,7 @@ impl OidcStore for SqliteStore {
     async fn add_refresh_token(&self, token_hash: &str, rec: &RefreshRecord) -> Result<()> {
         let (hash, rec) = (token_hash.to_string(), rec.clone());
         self.inline
-            .run(move |c| {
+            .write(move |c| {
                 c.prepare_cached(
                     "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, client_id, scope, expires_at, family, auth_time)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -207,7 +207,7 @@ impl OidcStore for SqliteStore {
         // One atomic statement marks the token used and tells how often it was presented;
         // a second presentation deletes the family in the same transaction.
         self.inline
-            .run(move |c| {
+            .write(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let found = tx
                     .prepare_cached(

@@ -21,7 +21,7 @@ impl SignInStateStore for SqliteStore {
         let since = now - FAILURE_WINDOW_SECS;
         let (user, account, lockout, mfa) = self
             .inline
-            .run(move |c| {
+            .read(move |c| {
                 c.prepare_cached(
                     "SELECT u.*,
                             COALESCE(u.id, n.user_id) AS account_id,

@@ -38,7 +38,7 @@ impl UserStore for SqliteStore {
     async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> Result<Option<User>> {
         let (tenant_id, upn) = (tenant_id.to_string(), upn.to_string());
         self.inline
-            .run(move |c| {
+            .read(move |c| {
                 use rusqlite::OptionalExtension;
                 c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")?
                     .query_row([&tenant_id, &upn], super::inline::user)
@@ -50,7 +50,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>> {
         let (tenant_id, id) = (tenant_id.to_string(), id.to_string());
         self.inline
-            .run(move |c| {
+            .read(move |c| {
                 use rusqlite::OptionalExtension;
                 c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND id = ?")?
                     .query_row([&tenant_id, &id], super::inline::user)
