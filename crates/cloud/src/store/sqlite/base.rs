@@ -63,9 +63,12 @@ async fn checkpoint_once(pool: &sqlx::SqlitePool) -> std::result::Result<(), sql
     let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .execute(&mut *conn)
         .await;
-    sqlx::query(&format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(&format!(
+        "PRAGMA busy_timeout = {}",
+        BUSY_TIMEOUT.as_millis()
+    ))
+    .execute(&mut *conn)
+    .await?;
     done.map(|_| ())
 }
 

@@ -90,7 +90,11 @@ impl Inline {
         c.pragma_update(None, "foreign_keys", "ON")?;
         c.pragma_update(None, "secure_delete", "ON")?;
         c.pragma_update(None, "synchronous", "NORMAL")?;
-        c.pragma_update(None, "wal_autocheckpoint", super::base::AUTOCHECKPOINT_PAGES)?;
+        c.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            super::base::AUTOCHECKPOINT_PAGES,
+        )?;
         c.busy_timeout(Duration::ZERO)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(c)
@@ -235,81 +239,81 @@ mod tests {
         }
     }
 
-    async fn store() -> (Dir, super::super::SqliteStore) {
-        let dir = Dir(std::env::temp_dir().join(format!("passthru-inline-{}", uuid::Uuid::new_v4())));
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let s = super::super::SqliteStore::open(&dir.0.join("t.db"), true)
-            .await
-            .unwrap();
+    async fn store() -> anyhow::Result<(Dir, super::super::SqliteStore)> {
+        let dir =
+            Dir(std::env::temp_dir().join(format!("passthru-inline-{}", uuid::Uuid::new_v4())));
+        std::fs::create_dir_all(&dir.0)?;
+        let s = super::super::SqliteStore::open(&dir.0.join("t.db"), true).await?;
         sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
             .execute(&s.pool)
-            .await
-            .unwrap();
-        (dir, s)
+            .await?;
+        Ok((dir, s))
     }
 
     const ADD: &str = "INSERT INTO t (k) VALUES (?1)";
 
     #[tokio::test]
-    async fn runs_at_once_and_sees_what_sqlx_wrote() {
-        let (_d, s) = store().await;
+    async fn runs_at_once_and_sees_what_sqlx_wrote() -> anyhow::Result<()> {
+        let (_d, s) = store().await?;
         sqlx::query("INSERT INTO t (k) VALUES ('a')")
             .execute(&s.pool)
-            .await
-            .unwrap();
+            .await?;
         let n: i64 = s
             .inline
             .read(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
-            .await
-            .unwrap();
+            .await?;
         assert_eq!(n, 1);
-        s.inline.write(|c| c.execute(ADD, ["b"])).await.unwrap();
+        s.inline.write(|c| c.execute(ADD, ["b"])).await?;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
             .fetch_one(&s.pool)
-            .await
-            .unwrap();
+            .await?;
         assert_eq!(n, 2);
+        Ok(())
     }
 
     /// A write while another connection holds the write lock waits for it (on the blocking
     /// pool) instead of failing, and lands after the other transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_behind_a_held_lock_waits_and_lands() {
-        let (_d, s) = store().await;
-        let mut tx = s.write_tx().await.unwrap();
+    async fn a_write_behind_a_held_lock_waits_and_lands() -> anyhow::Result<()> {
+        let (_d, s) = store().await?;
+        let mut tx = s.write_tx().await?;
         sqlx::query("INSERT INTO t (k) VALUES ('first')")
             .execute(&mut *tx)
-            .await
-            .unwrap();
+            .await?;
         let inline = s.inline.clone();
         let write = tokio::spawn(async move { inline.write(|c| c.execute(ADD, ["second"])).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!write.is_finished(), "the write must wait for the lock");
-        tx.commit().await.unwrap();
-        assert_eq!(write.await.unwrap().unwrap(), 1);
+        tx.commit().await?;
+        assert_eq!(write.await??, 1);
         let keys: Vec<(String,)> = sqlx::query_as("SELECT k FROM t ORDER BY rowid")
             .fetch_all(&s.pool)
-            .await
-            .unwrap();
+            .await?;
         assert_eq!(keys, vec![("first".into(),), ("second".into(),)]);
+        Ok(())
     }
 
     /// A closed store runs nothing more.
     #[tokio::test]
-    async fn a_closed_store_refuses() {
-        let (_d, s) = store().await;
-        s.inline.write(|c| c.execute(ADD, ["k"])).await.unwrap();
+    async fn a_closed_store_refuses() -> anyhow::Result<()> {
+        let (_d, s) = store().await?;
+        s.inline.write(|c| c.execute(ADD, ["k"])).await?;
         s.inline.close();
         let after = s.inline.write(|c| c.execute(ADD, ["l"])).await;
-        assert!(matches!(after, Err(StoreError::Unavailable(_))), "{after:?}");
+        assert!(
+            matches!(after, Err(StoreError::Unavailable(_))),
+            "{after:?}"
+        );
+        Ok(())
     }
 
     /// A statement's own error (here a constraint) comes back as it is, not retried.
     #[tokio::test]
-    async fn an_error_is_returned() {
-        let (_d, s) = store().await;
-        s.inline.write(|c| c.execute(ADD, ["k"])).await.unwrap();
+    async fn an_error_is_returned() -> anyhow::Result<()> {
+        let (_d, s) = store().await?;
+        s.inline.write(|c| c.execute(ADD, ["k"])).await?;
         let again = s.inline.write(|c| c.execute(ADD, ["k"])).await;
         assert!(again.is_err(), "{again:?}");
+        Ok(())
     }
 }

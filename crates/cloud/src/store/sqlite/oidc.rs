@@ -137,7 +137,11 @@ impl OidcStore for SqliteStore {
     // ---- sessions
 
     async fn add_session(&self, id_hash: &str, s: &SessionRecord) -> Result<()> {
-        let (hash, tenant, user) = (id_hash.to_string(), s.tenant_id.to_string(), s.user_id.to_string());
+        let (hash, tenant, user) = (
+            id_hash.to_string(),
+            s.tenant_id.to_string(),
+            s.user_id.to_string(),
+        );
         let (auth_time, expires_at) = (s.auth_time, s.expires_at);
         self.inline
             .write(move |c| {

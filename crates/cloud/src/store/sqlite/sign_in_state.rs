@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
+use crate::model::mfa_policy::parse_user_policy;
 use crate::store::lockout::{account_key, fold_name};
 use crate::store::lockout::{Lockout, FAILURE_WINDOW_SECS};
-use crate::model::mfa_policy::parse_user_policy;
 use crate::store::mfa::MfaRecord;
 use crate::store::sign_in_state::*;
 
