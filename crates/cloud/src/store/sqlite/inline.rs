@@ -46,6 +46,8 @@ struct Shared {
     /// write lock and going to the blocking pool.
     writer: Mutex<()>,
     waiting: tokio::sync::Semaphore,
+    /// Statements that found the write lock held and ran on the blocking pool.
+    waited: std::sync::atomic::AtomicU64,
     /// Set by [`Inline::close`]: no statement runs any more.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -76,6 +78,7 @@ impl Inline {
                 idle: Mutex::new(Vec::new()),
                 writer: Mutex::new(()),
                 waiting: tokio::sync::Semaphore::new(WAITING_AT_MOST),
+                waited: std::sync::atomic::AtomicU64::new(0),
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -110,6 +113,14 @@ impl Inline {
         if let Ok(mut idle) = self.shared.idle.lock() {
             idle.clear();
         }
+    }
+
+    /// How many statements found the write lock held and waited on the blocking pool.
+    #[cfg(test)]
+    pub(crate) fn waited(&self) -> u64 {
+        self.shared
+            .waited
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn is_closed(&self) -> bool {
@@ -175,6 +186,9 @@ impl Inline {
                 return done.map_err(StoreError::from);
             }
         }
+        self.shared
+            .waited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _turn = self
             .shared
             .waiting
@@ -290,6 +304,81 @@ mod tests {
             .fetch_all(&s.pool)
             .await?;
         assert_eq!(keys, vec![("first".into(),), ("second".into(),)]);
+        Ok(())
+    }
+
+    /// Many presentations of one refresh token and of one code, on four threads, while
+    /// another connection takes the write lock again and again (so some statements run on
+    /// the request's thread and some wait on the blocking pool): the token is fresh for
+    /// exactly one of them, and the code is taken exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_winner_across_threads_and_both_paths() -> anyhow::Result<()> {
+        use crate::store::oidc::{OidcStore, RefreshUse};
+        let (_d, s) = store().await?;
+        let t = uuid::Uuid::new_v4();
+        let rec = crate::store::RefreshRecord {
+            tenant_id: t,
+            user_id: uuid::Uuid::new_v4(),
+            client_id: "client".into(),
+            scope: "openid".into(),
+            expires_at: 100,
+            family: "race".into(),
+            auth_time: 1,
+        };
+        s.add_refresh_token("rt", &rec).await?;
+        let code = crate::store::oidc::AuthCode {
+            tenant_id: t,
+            client_id: "client".into(),
+            redirect_uri: "https://app.test/cb".into(),
+            user_id: rec.user_id,
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            auth_time: 1,
+            expires_at: 100,
+        };
+        s.add_code("code", &code).await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let holder = {
+            let (s, stop) = (s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut held = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let tx = s.write_tx().await?;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tx.commit().await?;
+                    held += 1;
+                    // SQLite's lock is not fair: a writer that took it back at once would
+                    // starve the others' busy handlers (as no writer of the cloud does).
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+                anyhow::Ok(held)
+            })
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let used = s.use_refresh_token("rt", 10).await?;
+                let taken = s.take_code("code").await?;
+                anyhow::Ok((matches!(used, RefreshUse::Fresh(_)), taken.is_some()))
+            });
+        }
+        let (mut fresh, mut taken) = (0, 0);
+        while let Some(done) = tasks.join_next().await {
+            let (f, c) = done??;
+            fresh += usize::from(f);
+            taken += usize::from(c);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let held = holder.await??;
+        assert!(held > 0, "the other writer never held the lock");
+        assert!(
+            s.inline.waited() > 0,
+            "no statement waited on the blocking pool"
+        );
+        assert_eq!(fresh, 1, "fresh for {fresh} of 200");
+        assert_eq!(taken, 1, "the code was taken {taken} times");
         Ok(())
     }
 
