@@ -29,6 +29,8 @@ use crate::store::{Result, StoreError};
 const IDLE_KEPT: usize = 16;
 /// Statements waiting for the write lock at once on the blocking pool (the rest queue).
 const WAITING_AT_MOST: usize = 8;
+/// How long opening a connection waits for a lock (rusqlite's default is 5 s).
+const OPEN_WAIT: Duration = Duration::from_millis(100);
 /// Prepared statements each connection keeps.
 const STATEMENT_CACHE: usize = 64;
 
@@ -90,6 +92,9 @@ impl Inline {
             &self.shared.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        // Reading the schema (some pragmas do) waits briefly for a lock, never long: this
+        // runs on a request's thread.
+        c.busy_timeout(OPEN_WAIT)?;
         c.pragma_update(None, "foreign_keys", "ON")?;
         c.pragma_update(None, "secure_delete", "ON")?;
         c.pragma_update(None, "synchronous", "NORMAL")?;
