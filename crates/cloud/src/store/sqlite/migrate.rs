@@ -292,7 +292,17 @@ mod tests {
             .await?
             .verify_access(&issued_before, "passthru-admin")?;
         store.close().await;
-        std::fs::remove_dir_all(&dir)?;
+        // A connection closing in the background may still remove its -wal/-shm files while
+        // the directory is being removed ("Directory not empty"): try again a few times.
+        let mut removed = std::fs::remove_dir_all(&dir);
+        for _ in 0..20 {
+            if removed.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            removed = std::fs::remove_dir_all(&dir);
+        }
+        removed?;
         Ok(())
     }
 
