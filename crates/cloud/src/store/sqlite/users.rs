@@ -36,27 +36,21 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> Result<Option<User>> {
-        let (tenant_id, upn) = (tenant_id.to_string(), upn.to_string());
-        self.inline
-            .read(move |c| {
-                use rusqlite::OptionalExtension;
-                c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND upn = ?")?
-                    .query_row([&tenant_id, &upn], super::inline::user)
-                    .optional()
-            })
-            .await
+        self.user_where(
+            "SELECT * FROM users WHERE tenant_id = ? AND upn = ?",
+            tenant_id,
+            upn,
+        )
+        .await
     }
 
     async fn user_by_id(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        let (tenant_id, id) = (tenant_id.to_string(), id.to_string());
-        self.inline
-            .read(move |c| {
-                use rusqlite::OptionalExtension;
-                c.prepare_cached("SELECT * FROM users WHERE tenant_id = ? AND id = ?")?
-                    .query_row([&tenant_id, &id], super::inline::user)
-                    .optional()
-            })
-            .await
+        self.user_where(
+            "SELECT * FROM users WHERE tenant_id = ? AND id = ?",
+            tenant_id,
+            &id.to_string(),
+        )
+        .await
     }
 
     async fn upsert_onprem_user(&self, u: &OnpremUser<'_>, now: i64) -> Result<User> {
@@ -301,4 +295,25 @@ pub(super) async fn keeps_a_global_admin(
         return Err(StoreError::LastGlobalAdmin);
     }
     Ok(())
+}
+
+impl SqliteStore {
+    /// The tenant's user that `sql` (two parameters: the tenant id, then `key`) finds, read
+    /// on the request's thread (`inline`).
+    async fn user_where(
+        &self,
+        sql: &'static str,
+        tenant_id: Uuid,
+        key: &str,
+    ) -> Result<Option<User>> {
+        let (tenant_id, key) = (tenant_id.to_string(), key.to_string());
+        self.inline
+            .read(move |c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(sql)?
+                    .query_row([&tenant_id, &key], super::inline::user)
+                    .optional()
+            })
+            .await
+    }
 }
