@@ -155,6 +155,7 @@ pub async fn during_sign_in(
     // The sign-in log's line for this sign-in: the password was right (AD said 1330/1907
     // before) and is now changed.
     let entry = SignIn {
+        id: 0,
         time_ms: unix_ms(),
         username: upn.clone(),
         client_id: Some(req.client_id.clone()),

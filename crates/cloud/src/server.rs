@@ -100,17 +100,20 @@ pub fn served_tls_files(data_dir: &Path, opts: &ServeOptions) -> crate::server_c
 /// Unverified domain claims are dropped after this long.
 pub const UNVERIFIED_DOMAIN_SECS: i64 = 7 * 86_400;
 
-/// Sign-in log lines past each tenant's retention and domain claims never verified.
+/// Sign-in log lines and audit entries past each tenant's retention, and domain claims never
+/// verified.
 pub async fn purge_admin_rows(store: &Store, now_ms: i64) -> Result<(), crate::store::StoreError> {
     let lines = store.purge_sign_ins(now_ms).await?;
+    let audit = store.purge_audit(now_ms).await?;
     let domains = store
         .purge_unverified_domains(now_ms / 1000, UNVERIFIED_DOMAIN_SECS)
         .await?;
-    if lines + domains > 0 {
+    if lines + audit + domains > 0 {
         tracing::info!(
             lines,
+            audit,
             domains,
-            "sign-in log lines past retention and stale domain claims removed"
+            "sign-in log lines and audit entries past retention and stale domain claims removed"
         );
     }
     Ok(())

@@ -88,6 +88,7 @@ pub async fn check_password_and_mfa(
         place.counted();
     }
     let entry = SignIn {
+        id: 0,
         time_ms: unix_ms(),
         username: attempt.username.to_string(),
         client_id: attempt.client_id.map(str::to_string),

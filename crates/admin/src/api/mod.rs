@@ -35,8 +35,8 @@ pub use domains::{
 };
 pub use passthru_proto::admin::{ApiError, RegisterAgentRequest, RegisterAgentResponse};
 pub use tenant::{
-    PtaStatus, SetPta, SetSetting, Setting, SettingValue, Settings, SignIn, SignInList,
-    SignInQuery, SigningKeys,
+    AuditEntry, AuditList, AuditQuery, PtaStatus, SetPta, SetSetting, Setting, SettingValue,
+    Settings, SignIn, SignInDetail, SignInList, SignInQuery, SigningKeys,
 };
 pub use users::{
     ListQuery, MfaReset, MfaSet, NewUser, PasswordSet, ResetPassword, SetMfa, SetPassword, SetRole,

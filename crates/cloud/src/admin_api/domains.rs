@@ -49,7 +49,7 @@ pub fn proof_json(name: &str, code: &str, kind: DomainKind) -> api::Domain {
     }
 }
 
-fn domain_json(d: &Domain) -> api::Domain {
+pub(super) fn domain_json(d: &Domain) -> api::Domain {
     match (&d.verification_code, d.verified) {
         (Some(code), false) => proof_json(&d.name, code, d.kind),
         _ => api::Domain {

@@ -28,6 +28,8 @@ pub mod agents;
 pub mod app_apis;
 pub mod app_credentials;
 pub mod apps;
+pub mod audit;
+pub mod audit_log;
 pub mod domains;
 pub mod federated_domains;
 pub mod groups;
@@ -182,10 +184,14 @@ async fn guard(
         )
         .into_response();
     };
-    if let Err(e) = authorize(&state, tenant, request.headers(), op).await {
-        return e.into_response();
+    let (t, caller) = match authorize(&state, tenant, request.headers(), op).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    if op.method == "GET" {
+        return next.run(request).await;
     }
-    next.run(request).await
+    audit::recorded(&state, &t, &caller, op, &params, request, next).await
 }
 
 /// Every admin operation: each handler routed by its `#[utoipa::path]`, which also documents
@@ -234,6 +240,8 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(releases::list, releases::add))
         .routes(routes!(releases::remove))
         .routes(routes!(signins::list))
+        .routes(routes!(signins::show))
+        .routes(routes!(audit_log::list))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))
 }

@@ -453,7 +453,23 @@ op!(
     "GET",
     "/signins",
     HYBRID,
-    "The sign-in log, newest first; `format=csv` exports it."
+    "The sign-in log, newest first, a page at a time (`skiptoken`), with filters; `format=csv` exports it."
+);
+op!(
+    SHOW_SIGNIN,
+    "showSignIn",
+    "GET",
+    "/signins/{id}",
+    HYBRID,
+    "One sign-in of the log with what its codes mean and what to do."
+);
+op!(
+    LIST_AUDIT,
+    "listAudit",
+    "GET",
+    "/audit",
+    GA,
+    "The audit log: every administrative change (API, CLI, portal), newest first, a page at a time; `format=csv` exports it."
 );
 
 op!(
@@ -526,6 +542,8 @@ pub const ALL: &[&Operation] = &[
     ADD_RELEASE,
     REMOVE_RELEASE,
     LIST_SIGNINS,
+    SHOW_SIGNIN,
+    LIST_AUDIT,
     LIST_KEYS,
     ROTATE_KEYS,
 ];

@@ -114,6 +114,7 @@ fn forests_are_their_records_with_counts_and_the_run() -> R {
 #[test]
 fn sign_ins_are_their_records_with_the_time() -> R {
     let full = SignIn {
+        id: 0,
         time_ms: 1_795_946_400_123,
         username: "alice@corp.example".into(),
         client_id: Some("app".into()),

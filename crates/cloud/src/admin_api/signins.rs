@@ -73,7 +73,32 @@ pub fn filter(q: &SignInQuery, now_ms: i64) -> Result<SignInFilter, ApiError> {
             .transpose()
             .map_err(ApiError::bad_request)
     };
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let agent_id = match text(&q.agent) {
+        Some(a) => Some(
+            Uuid::parse_str(&a)
+                .map_err(|_| ApiError::bad_request("agent must be an agent id (`agents list`)."))?,
+        ),
+        None => None,
+    };
+    let after = match text(&q.skiptoken) {
+        Some(token) => Some(parse_skiptoken(&token).ok_or_else(|| {
+            ApiError::bad_request("skiptoken is not one this API gave: pass next_skiptoken as is.")
+        })?),
+        None => None,
+    };
     Ok(SignInFilter {
+        aadsts: q.aadsts.map(i64::from),
+        client_id: text(&q.app),
+        agent_id,
+        client_ip: text(&q.client_ip),
+        correlation_id: text(&q.correlation_id),
+        after,
         user: q
             .user
             .as_deref()
@@ -87,6 +112,63 @@ pub fn filter(q: &SignInQuery, now_ms: i64) -> Result<SignInFilter, ApiError> {
     })
 }
 
+/// The continuation token of a page whose last line is `s`.
+pub fn skiptoken(s: &SignIn) -> String {
+    format!("{}.{}", s.time_ms, s.id)
+}
+
+fn parse_skiptoken(token: &str) -> Option<(i64, i64)> {
+    let (t, id) = token.split_once('.')?;
+    Some((t.parse().ok()?, id.parse().ok()?))
+}
+
+/// Names of a tenant's apps and agents, for showing a line by name rather than by id.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub apps: std::collections::HashMap<String, String>,
+    pub agents: std::collections::HashMap<Uuid, String>,
+}
+
+impl Names {
+    /// The names of `t`'s apps (with the built-in clients) and agents.
+    pub async fn of(
+        state: &Shared,
+        t: &crate::store::Tenant,
+    ) -> Result<Names, crate::store::StoreError> {
+        let mut apps: std::collections::HashMap<String, String> = state
+            .store
+            .apps(t.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.client_id, a.name))
+            .collect();
+        apps.insert(
+            crate::portal::PORTAL_CLIENT_ID.into(),
+            "Passthru administration portal".into(),
+        );
+        apps.insert(
+            passthru_proto::admin::ADMIN_CLIENT_ID.into(),
+            passthru_proto::admin::ADMIN_CLIENT_NAME.into(),
+        );
+        let agents = state
+            .store
+            .agents(t.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.host))
+            .collect();
+        Ok(Names { apps, agents })
+    }
+
+    pub fn app(&self, client_id: Option<&str>) -> Option<String> {
+        client_id.and_then(|c| self.apps.get(c).cloned())
+    }
+
+    pub fn agent(&self, id: Option<Uuid>) -> Option<String> {
+        id.and_then(|a| self.agents.get(&a).cloned())
+    }
+}
+
 fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -98,8 +180,11 @@ fn iso(ms: i64) -> String {
 }
 
 /// A line of the sign-in log as the API shows it (with `time` in RFC 3339).
-pub(crate) fn sign_in_json(s: &SignIn) -> api::SignIn {
+pub(crate) fn sign_in_json(s: &SignIn, names: &Names) -> api::SignIn {
     api::SignIn {
+        id: s.id,
+        app_name: names.app(s.client_id.as_deref()),
+        agent_host: names.agent(s.agent_id),
         time_ms: s.time_ms,
         time: iso(s.time_ms),
         username: s.username.clone(),
@@ -182,10 +267,17 @@ pub async fn list(
     let (t, _) = authorize(&state, &tenant, &headers, ops::LIST_SIGNINS).await?;
     let f = filter(&q, crate::clock::unix_ms())?;
     let lines = state.store.sign_ins_filtered(t.id, &f).await?;
+    let next = (lines.len() as i64 == f.limit)
+        .then(|| lines.last().map(skiptoken))
+        .flatten();
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(api::SignInList {
-            signins: lines.iter().map(sign_in_json).collect(),
+            signins: {
+                let names = Names::of(&state, &t).await?;
+                lines.iter().map(|s| sign_in_json(s, &names)).collect()
+            },
             retention_days: t.settings.signin_retention_days,
+            next_skiptoken: next,
         })
         .into_response()),
         "csv" => Ok((
@@ -201,6 +293,44 @@ pub async fn list(
             .into_response()),
         _ => Err(ApiError::bad_request("format must be json or csv.")),
     }
+}
+
+/// The detail of a line: the line, and what its codes mean and what to do.
+pub fn detail(s: &SignIn, names: &Names) -> api::SignInDetail {
+    use passthru_proto::codes::Win32;
+    let win32 = s.win32.and_then(Win32::from_code);
+    api::SignInDetail {
+        signin: sign_in_json(s, names),
+        aadsts_text: s.aadsts.map(crate::portal::layout::aadsts_text),
+        win32_text: s.win32.map(crate::portal::layout::win32_text),
+        win32_action: win32.map(|w| w.admin_action().to_string()),
+    }
+}
+
+/// `GET /{tenant}/admin/signins/{id}`
+#[utoipa::path(
+    get,
+    path = "/signins/{id}",
+    operation_id = ops::SHOW_SIGNIN.id,
+    summary = ops::SHOW_SIGNIN.summary,
+    responses((status = 200, description = "Done.", body = api::SignInDetail))
+)]
+pub async fn show(
+    State(state): State<Shared>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<api::SignInDetail>, ApiError> {
+    let (t, _) = authorize(&state, &tenant, &headers, ops::SHOW_SIGNIN).await?;
+    let not_found = || {
+        ApiError::not_found(format!(
+            "No sign-in '{}' in this tenant's log (it may be past retention).",
+            id.chars().take(32).collect::<String>()
+        ))
+    };
+    let id: i64 = id.trim().parse().map_err(|_| not_found())?;
+    let line = state.store.sign_in(t.id, id).await?.ok_or_else(not_found)?;
+    let names = Names::of(&state, &t).await?;
+    Ok(Json(detail(&line, &names)))
 }
 
 #[cfg(test)]
@@ -236,6 +366,7 @@ mod tests {
     #[test]
     fn csv_has_a_header_and_one_line_per_sign_in() {
         let s = SignIn {
+            id: 0,
             time_ms: 0,
             username: "=cmd|' /C calc'!A0".into(),
             client_id: Some("app".into()),

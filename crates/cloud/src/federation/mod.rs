@@ -184,6 +184,7 @@ async fn log_sign_in(
     started: Instant,
 ) {
     let entry = SignIn {
+        id: 0,
         time_ms: unix_ms(),
         username: username.to_string(),
         client_id: client_id.map(str::to_string),

@@ -97,6 +97,7 @@ pub async fn log(
     corr: Uuid,
 ) {
     let entry = SignIn {
+        id: 0,
         time_ms: unix_ms(),
         username: username.to_string(),
         client_id: client_id.map(str::to_string),

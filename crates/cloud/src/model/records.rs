@@ -223,6 +223,8 @@ pub struct AgentRecord {
 /// One line of the sign-in log.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignIn {
+    /// Assigned by the store when the line is written (0 before), increasing.
+    pub id: i64,
     pub time_ms: i64,
     pub username: String,
     pub client_id: Option<String>,

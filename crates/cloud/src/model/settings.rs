@@ -62,6 +62,8 @@ pub struct Settings {
     pub writeback: bool,
     /// How long the sign-in log keeps a line.
     pub signin_retention_days: u32,
+    /// How long the audit log keeps an entry.
+    pub audit_retention_days: u32,
     /// Who is asked for a second factor (a user's own policy takes precedence).
     pub mfa: crate::model::mfa_policy::Policy,
     /// Whether the tenant's agents are offered releases.
@@ -78,6 +80,7 @@ impl Default for Settings {
             sign_in_attribute: SignInAttribute::UserPrincipalName,
             writeback: false,
             signin_retention_days: 30,
+            audit_retention_days: 365,
             mfa: crate::model::mfa_policy::Policy::Optional,
             agent_updates: AgentUpdates::Auto,
         }
@@ -122,6 +125,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "signin_retention_days",
         help: "days the sign-in log keeps a line (1 to 365, default 30)",
+    },
+    Key {
+        name: "audit_retention_days",
+        help: "days the audit log keeps an administrative change (30 to 3650, default 365)",
     },
     Key {
         name: "mfa",
@@ -210,6 +217,7 @@ impl Settings {
             }
             "writeback" => self.writeback = boolean(k, value)?,
             "signin_retention_days" => self.signin_retention_days = int(k, value, 1, 365)?,
+            "audit_retention_days" => self.audit_retention_days = int(k, value, 30, 3650)?,
             "mfa" => {
                 self.mfa =
                     crate::model::mfa_policy::Policy::parse(value).ok_or_else(|| bad(k, value))?
@@ -237,6 +245,7 @@ impl Settings {
             "sign_in_attribute" => self.sign_in_attribute.as_str().to_string(),
             "writeback" => self.writeback.to_string(),
             "signin_retention_days" => self.signin_retention_days.to_string(),
+            "audit_retention_days" => self.audit_retention_days.to_string(),
             "mfa" => self.mfa.as_str().to_string(),
             "agent_updates" => self.agent_updates.as_str().to_string(),
             _ => return Err(bad(k, "")),

@@ -44,6 +44,10 @@ pub struct AgentView {
     /// Domain controllers the agent reported, and those of them it skips (down).
     pub dcs: usize,
     pub dcs_down: Vec<String>,
+    /// Median round trip of its recent answers, ms.
+    pub latency_p50: Option<f64>,
+    /// Denials and errors it reported, in all.
+    pub failures: u64,
 }
 
 /// The tenant's agents with their live state (as `GET /admin/agents` reports it).
@@ -71,6 +75,8 @@ pub(crate) async fn agent_views(state: &Shared, ctx: &Ctx) -> Result<Vec<AgentVi
                 .map(|d| d.url.clone())
                 .collect(),
             dcs: a.domain_controllers.len(),
+            latency_p50: a.round_trip_ms.p50,
+            failures: a.failures.values().sum::<u64>() + a.errors.values().sum::<u64>(),
         })
         .collect())
 }

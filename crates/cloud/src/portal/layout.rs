@@ -112,6 +112,7 @@ pub const NAV: &[(&str, &str, &[&str])] = &[
     ("sync", "Sync", ops::GET_SYNC.roles),
     ("settings", "Settings", ops::GET_SETTINGS.roles),
     ("signins", "Sign-in log", ops::LIST_SIGNINS.roles),
+    ("audit", "Audit log", ops::LIST_AUDIT.roles),
 ];
 
 /// A portal page for the signed-in user: header (tenant, UPN, sign-out), navigation, `body`.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::auth::{server_error, signed_in, Ctx};
+use super::auth::{signed_in, Ctx};
 use super::layout;
 use crate::admin_api::ops;
 use crate::issue::secrets_equal;
@@ -97,11 +97,13 @@ pub struct SettingForm {
     value: String,
 }
 
-/// `POST /{tenant}/portal/settings`
+/// `POST /{tenant}/portal/settings`: sets one key through the admin API (in-process, so the
+/// change is checked and audited as the CLI's is).
 pub async fn save(
     State(state): State<Shared>,
     Path(tenant): Path<String>,
     BaseUrl(base): BaseUrl,
+    axum::Extension(client): axum::Extension<crate::http::ClientInfo>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<SettingForm>,
 ) -> Response {
@@ -116,9 +118,12 @@ pub async fn save(
             "This form was not ours or has expired (wrong CSRF token). Reload the page and try again.",
         );
     }
-    let mut settings: Settings = ctx.t.settings.clone();
-    if let Err(e) = settings.set(&f.key, &f.value) {
-        let error = crate::pages::alert(Some(&e.to_string()));
+    if !KEYS.iter().any(|k| k.name == f.key) {
+        let e = Settings::default()
+            .set(&f.key, &f.value)
+            .err()
+            .map(|e| e.to_string());
+        let error = crate::pages::alert(e.as_deref());
         return render(
             &ctx,
             StatusCode::BAD_REQUEST,
@@ -126,10 +131,26 @@ pub async fn save(
             Some((f.key.as_str(), f.value.as_str())),
         );
     }
-    if let Err(e) = state.store.save_settings(ctx.t.id, &settings).await {
-        return server_error(e);
+    let path = format!("/settings/{}", f.key);
+    let body = serde_json::json!({ "value": f.value });
+    let answer = match super::act::admin_call(&state, &ctx, &client, "PUT", &path, Some(body)).await
+    {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !answer.status.is_success() {
+        let error = crate::pages::alert(Some(&answer.error()));
+        return render(
+            &ctx,
+            if answer.status.is_client_error() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
+            error,
+            Some((f.key.as_str(), f.value.as_str())),
+        );
     }
-    tracing::info!(tenant = %ctx.t.name, by = %ctx.user.upn, key = %f.key, value = %settings.get(&f.key).unwrap_or_default(), "portal: setting changed");
     let key = url::form_urlencoded::byte_serialize(f.key.as_bytes()).collect::<String>();
     Redirect::to(&format!("/{}/portal/settings?saved={key}", ctx.t.name)).into_response()
 }

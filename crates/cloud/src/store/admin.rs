@@ -23,6 +23,19 @@ pub struct SignInFilter {
     pub since_ms: Option<i64>,
     /// Only lines before this time (Unix ms).
     pub until_ms: Option<i64>,
+    /// Only this AADSTS code.
+    pub aadsts: Option<i64>,
+    /// Only this app (client id).
+    pub client_id: Option<String>,
+    /// Only lines answered by this agent.
+    pub agent_id: Option<uuid::Uuid>,
+    /// Only this client address, exact.
+    pub client_ip: Option<String>,
+    /// Only this correlation id, exact (case-insensitive).
+    pub correlation_id: Option<String>,
+    /// Only lines after this one in the log's order (newest first): the `(time_ms, id)` of
+    /// the previous page's last line.
+    pub after: Option<(i64, i64)>,
     /// At most this many lines.
     pub limit: i64,
 }

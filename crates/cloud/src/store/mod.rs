@@ -22,6 +22,7 @@ pub mod agents;
 pub mod app_credentials;
 pub mod apps;
 pub mod attempts;
+pub mod audit;
 mod cache;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -58,6 +59,7 @@ pub use agents::{AgentStore, AgentTally};
 pub use app_credentials::AppCredentialStore;
 pub use apps::AppStore;
 pub use attempts::AttemptStore;
+pub use audit::{AuditEntry, AuditFilter, AuditStore};
 pub use device::DeviceStore;
 pub use domains::DomainStore;
 pub use federation::FederationStore;
@@ -186,6 +188,7 @@ pub trait Backend:
     + FederationStore
     + InstanceStore
     + ReleaseStore
+    + AuditStore
     + std::fmt::Debug
 {
 }
@@ -501,6 +504,12 @@ impl Store {
     ) -> Result<Vec<SignIn>> {
         self.flush_sign_ins().await;
         self.backend.sign_ins_filtered(tenant_id, f).await
+    }
+
+    /// One line of the sign-in log by its id.
+    pub async fn sign_in(&self, tenant_id: Uuid, id: i64) -> Result<Option<SignIn>> {
+        self.flush_sign_ins().await;
+        self.backend.sign_in(tenant_id, id).await
     }
 
     /// Deletes each tenant's sign-in log lines older than its retention setting.

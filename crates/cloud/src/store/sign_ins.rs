@@ -19,6 +19,9 @@ pub trait SignInLogStore: Send + Sync {
     /// Sign-in log lines matching `f`, newest first.
     async fn sign_ins_filtered(&self, tenant_id: Uuid, f: &SignInFilter) -> Result<Vec<SignIn>>;
 
+    /// One line of the log by its id.
+    async fn sign_in(&self, tenant_id: Uuid, id: i64) -> Result<Option<SignIn>>;
+
     /// Deletes each tenant's sign-in log lines older than its retention setting. Returns
     /// how many lines went.
     async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64>;

@@ -97,6 +97,7 @@ super::on_every_backend! {
             s.log_sign_in(
                 tid,
                 &SignIn {
+                    id: 0,
                     time_ms: now - age_days * day,
                     username: user.into(),
                     client_id: None,

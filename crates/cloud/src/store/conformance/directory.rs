@@ -193,6 +193,7 @@ async fn apps<S: Backend + ?Sized>(s: &S, t: Uuid, other: Uuid) -> anyhow::Resul
 
 fn line(i: i64) -> Box<SignIn> {
     Box::new(SignIn {
+        id: 0,
         time_ms: i,
         username: format!("u{i}@fabrikam.test"),
         client_id: None,

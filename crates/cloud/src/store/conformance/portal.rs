@@ -10,6 +10,7 @@ super::on_every_backend! {
         let (s, dir) = empty_test_store(backend, "portal").await?;
         let tid = Uuid::new_v4();
         let line = |t: i64, ok: bool, code: Option<u32>, agent: bool| SignIn {
+            id: 0,
             time_ms: t,
             username: "u@x".into(),
             client_id: None,

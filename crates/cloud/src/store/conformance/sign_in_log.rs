@@ -6,6 +6,7 @@ use crate::store::{test_store_on, DomainKind, SignIn};
 
 fn line(i: i64, other: Vec<Uuid>) -> SignIn {
     SignIn {
+        id: 0,
         time_ms: i,
         username: format!("u{i}@corp.test"),
         client_id: (i % 2 == 0).then(|| "app".to_string()),

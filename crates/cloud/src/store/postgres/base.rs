@@ -287,6 +287,7 @@ impl PgStore {
             {
                 let agent: Option<String> = row.try_get("agent_id")?;
                 Ok(SignIn {
+                    id: row.try_get("id")?,
                     time_ms: row.try_get("time_ms")?,
                     username: row.try_get("username")?,
                     client_id: row.try_get("client_id")?,

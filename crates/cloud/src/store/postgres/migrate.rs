@@ -41,6 +41,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/postgres/0007_app_apis.sql"),
     ),
+    (
+        8,
+        "the audit log; sign-in log paging",
+        include_str!("../../../migrations/postgres/0008_audit_log.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.

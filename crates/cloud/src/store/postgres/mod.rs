@@ -15,6 +15,7 @@ mod agents;
 mod app_credentials;
 mod apps;
 mod attempts;
+mod audit;
 mod base;
 mod device;
 mod domains;

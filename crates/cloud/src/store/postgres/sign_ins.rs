@@ -43,32 +43,53 @@ impl SignInLogStore for PgStore {
                 Ok(code) => (None, Some(code)),
                 Err(_) => (Some(r.to_ascii_lowercase()), None),
             },
+            None => (None, f.aadsts),
+        };
+        let aadsts = aadsts.or(f.aadsts);
+        let agent = f.agent_id.map(|a| a.to_string());
+        let (after_t, after_id) = match f.after {
+            Some((t, id)) => (Some(t), Some(id)),
             None => (None, None),
         };
         let rows = sqlx::query(
             "SELECT * FROM signins WHERE tenant_id = $1
-               AND ($2::text IS NULL OR lower(username) = lower($3))
-               AND ($4 IS NULL OR result = $5)
-               AND ($6 IS NULL OR aadsts = $7)
-               AND ($8 IS NULL OR time_ms >= $9)
-               AND ($10 IS NULL OR time_ms < $11)
-             ORDER BY time_ms DESC, id DESC LIMIT $12",
+               AND ($2::TEXT IS NULL OR lower(username) = lower($2))
+               AND ($3::TEXT IS NULL OR result = $3)
+               AND ($4::BIGINT IS NULL OR aadsts = $4)
+               AND ($5::BIGINT IS NULL OR time_ms >= $5)
+               AND ($6::BIGINT IS NULL OR time_ms < $6)
+               AND ($7::TEXT IS NULL OR client_id = $7)
+               AND ($8::TEXT IS NULL OR agent_id = $8)
+               AND ($9::TEXT IS NULL OR client_ip = $9)
+               AND ($10::TEXT IS NULL OR lower(correlation_id) = lower($10))
+               AND ($11::BIGINT IS NULL OR time_ms < $11 OR (time_ms = $11 AND id < $12))
+             ORDER BY time_ms DESC, id DESC LIMIT $13",
         )
         .bind(tenant_id.to_string())
         .bind(&f.user)
-        .bind(&f.user)
-        .bind(&result)
         .bind(&result)
         .bind(aadsts)
-        .bind(aadsts)
-        .bind(f.since_ms)
         .bind(f.since_ms)
         .bind(f.until_ms)
-        .bind(f.until_ms)
+        .bind(&f.client_id)
+        .bind(&agent)
+        .bind(&f.client_ip)
+        .bind(&f.correlation_id)
+        .bind(after_t)
+        .bind(after_id)
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(PgStore::sign_in_row).collect()
+        rows.iter().map(Self::sign_in_row).collect()
+    }
+
+    async fn sign_in(&self, tenant_id: Uuid, id: i64) -> Result<Option<SignIn>> {
+        let row = sqlx::query("SELECT * FROM signins WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.to_string())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::sign_in_row).transpose()
     }
 
     async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {

@@ -98,6 +98,11 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
         "application platforms and APIs: single-page apps, ID-token algorithm, exposed scopes and app roles",
         include_str!("../../../migrations/0018_app_apis.sql"),
     ),
+    (
+        19,
+        "the audit log; sign-in log paging",
+        include_str!("../../../migrations/0019_audit_log.sql"),
+    ),
 ];
 
 #[derive(Debug)]

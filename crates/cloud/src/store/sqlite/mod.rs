@@ -13,6 +13,7 @@ mod agents;
 mod app_credentials;
 mod apps;
 mod attempts;
+mod audit;
 mod base;
 mod device;
 mod domains;

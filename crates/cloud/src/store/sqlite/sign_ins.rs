@@ -43,6 +43,12 @@ impl SignInLogStore for SqliteStore {
                 Ok(code) => (None, Some(code)),
                 Err(_) => (Some(r.to_ascii_lowercase()), None),
             },
+            None => (None, f.aadsts),
+        };
+        let aadsts = aadsts.or(f.aadsts);
+        let agent = f.agent_id.map(|a| a.to_string());
+        let (after_t, after_id) = match f.after {
+            Some((t, id)) => (Some(t), Some(id)),
             None => (None, None),
         };
         let rows = sqlx::query(
@@ -52,6 +58,11 @@ impl SignInLogStore for SqliteStore {
                AND (? IS NULL OR aadsts = ?)
                AND (? IS NULL OR time_ms >= ?)
                AND (? IS NULL OR time_ms < ?)
+               AND (? IS NULL OR client_id = ?)
+               AND (? IS NULL OR agent_id = ?)
+               AND (? IS NULL OR client_ip = ?)
+               AND (? IS NULL OR correlation_id = ? COLLATE NOCASE)
+               AND (? IS NULL OR time_ms < ? OR (time_ms = ? AND id < ?))
              ORDER BY time_ms DESC, id DESC LIMIT ?",
         )
         .bind(tenant_id.to_string())
@@ -65,10 +76,31 @@ impl SignInLogStore for SqliteStore {
         .bind(f.since_ms)
         .bind(f.until_ms)
         .bind(f.until_ms)
+        .bind(&f.client_id)
+        .bind(&f.client_id)
+        .bind(&agent)
+        .bind(&agent)
+        .bind(&f.client_ip)
+        .bind(&f.client_ip)
+        .bind(&f.correlation_id)
+        .bind(&f.correlation_id)
+        .bind(after_t)
+        .bind(after_t)
+        .bind(after_t)
+        .bind(after_id)
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(SqliteStore::sign_in_row).collect()
+        rows.iter().map(Self::sign_in_row).collect()
+    }
+
+    async fn sign_in(&self, tenant_id: Uuid, id: i64) -> Result<Option<SignIn>> {
+        let row = sqlx::query("SELECT * FROM signins WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id.to_string())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::sign_in_row).transpose()
     }
 
     async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {

@@ -1,0 +1,108 @@
+//! SQLite: the audit log.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::*;
+use crate::store::audit::*;
+use crate::store::*;
+
+fn entry(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry> {
+    let actor_id: String = r.try_get("actor_id")?;
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        time_ms: r.try_get("time_ms")?,
+        actor_id: Uuid::parse_str(&actor_id).unwrap_or_default(),
+        actor: r.try_get("actor")?,
+        client_ip: r.try_get("client_ip")?,
+        via: r.try_get("via")?,
+        operation: r.try_get("operation")?,
+        target: r.try_get("target")?,
+        status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+        correlation_id: r.try_get("correlation_id")?,
+        request: r.try_get("request")?,
+        before: r.try_get("before_state")?,
+        after: r.try_get("after_state")?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn add_audit(&self, tenant_id: Uuid, e: &AuditEntry) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (tenant_id, time_ms, actor_id, actor, client_ip, via, operation,
+                 target, status, correlation_id, request, before_state, after_state)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(tenant_id.to_string())
+        .bind(e.time_ms)
+        .bind(e.actor_id.to_string())
+        .bind(&e.actor)
+        .bind(&e.client_ip)
+        .bind(&e.via)
+        .bind(&e.operation)
+        .bind(&e.target)
+        .bind(i64::from(e.status))
+        .bind(&e.correlation_id)
+        .bind(&e.request)
+        .bind(&e.before)
+        .bind(&e.after)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn audit_entries(&self, tenant_id: Uuid, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE tenant_id = ?
+               AND (? IS NULL OR time_ms >= ?)
+               AND (? IS NULL OR time_ms < ?)
+               AND (? IS NULL OR actor = ? COLLATE NOCASE)
+               AND (? IS NULL OR operation = ?)
+               AND (? IS NULL OR instr(lower(target), lower(?)) > 0)
+               AND (? IS NULL OR id < ?)
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant_id.to_string())
+        .bind(f.since_ms)
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(f.until_ms)
+        .bind(&f.actor)
+        .bind(&f.actor)
+        .bind(&f.operation)
+        .bind(&f.operation)
+        .bind(&f.target)
+        .bind(&f.target)
+        .bind(f.before_id)
+        .bind(f.before_id)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    async fn purge_audit(&self, now_ms: i64) -> Result<u64> {
+        let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut gone = 0;
+        for id in tenants {
+            let Some(t) = self.tenant(&id).await? else {
+                continue;
+            };
+            let keep_ms = i64::from(t.settings.audit_retention_days) * 86_400_000;
+            let r = sqlx::query("DELETE FROM audit_log WHERE tenant_id = ? AND time_ms < ?")
+                .bind(&id)
+                .bind(now_ms - keep_ms)
+                .execute(&self.pool)
+                .await?;
+            gone += r.rows_affected();
+        }
+        Ok(gone)
+    }
+}
