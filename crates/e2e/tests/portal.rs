@@ -171,6 +171,7 @@ async fn portal_in_chromium() -> anyhow::Result<()> {
                 "Download as CSV",
             ],
         ),
+        ("audit", &["Audit log", "Download as CSV", "Operation"]),
     ];
     let mut failures = Vec::new();
     for width in [1280u64, 390] {
@@ -204,6 +205,21 @@ async fn portal_in_chromium() -> anyhow::Result<()> {
         failures.len(),
         shots.display(),
         failures.join("\n")
+    );
+
+    // The setting changed through the portal's form is in the audit log, marked portal; a
+    // sign-in's page says what its codes mean and what to do.
+    let audit = out["audit_after_setting"].as_str().unwrap_or_default();
+    ensure!(
+        audit.contains("setSetting")
+            && audit.contains("portal")
+            && audit.contains("/settings/lockout_threshold"),
+        "{audit}"
+    );
+    let detail = out["signin_detail"].as_str().unwrap_or_default();
+    ensure!(
+        detail.contains("What to do") && detail.contains("Correlation id"),
+        "{detail}"
     );
 
     // The refused value shows the settings' own sentence; the good one is saved.

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_rp import Browser, log  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-PAGES = ["", "users", "domains", "apps", "agents", "sync", "settings", "signins"]
+PAGES = ["", "users", "domains", "apps", "agents", "sync", "settings", "signins", "audit"]
 WIDTHS = [1280, 390]
 
 
@@ -92,6 +92,17 @@ def main():
             )
             out["setting_" + label] = text(d)
             shot(d, shots, "setting-" + label)
+        # The change made through the form is in the audit log, marked portal.
+        d.get(portal + "/audit")
+        browser.wait(lambda x: x.find_elements(By.TAG_NAME, "main"), "the audit log")
+        out["audit_after_setting"] = text(d)
+        shot(d, shots, "audit-after-setting")
+        # A sign-in's own page, from the log's first line.
+        d.get(portal + "/signins")
+        d.find_element(By.CSS_SELECTOR, "#signins tbody tr a").click()
+        browser.wait(lambda x: x.find_elements(By.ID, "signin-detail"), "a sign-in's page")
+        out["signin_detail"] = text(d)
+        shot(d, shots, "signin-detail")
         # The CSV link carries the filters.
         d.get(portal + "/signins?result=failure&since=24h")
         out["signins_failure"] = text(d)

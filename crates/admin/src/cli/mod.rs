@@ -6,6 +6,7 @@
 
 mod agents;
 mod apps;
+mod confirm;
 mod credentials;
 mod directory;
 mod domains;
@@ -43,6 +44,11 @@ pub struct AdminArgs {
     /// `logout`. PASSTHRU_ADMIN_UPN / PASSTHRU_ADMIN_PASSWORD are then not used.
     #[arg(long)]
     device_code: bool,
+    /// Do not ask before a destructive change (block, delete, remove, revoke, reset, turn off
+    /// pass-through). Without it the CLI asks on a terminal; with no terminal to ask on (a
+    /// script) it goes on, as it always has.
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -99,8 +105,55 @@ enum AdminCommand {
         #[command(subcommand)]
         command: tenant::SettingsCommand,
     },
+    /// The audit log: every administrative change (API, CLI, portal).
+    Audit {
+        #[command(subcommand)]
+        command: tenant::AuditCommand,
+    },
     /// Forget the cached sign-in (from --device-code) for this cloud and tenant.
     Logout,
+}
+
+impl AdminCommand {
+    /// What a destructive command will do, in a sentence (asked before it runs), or `None`.
+    fn destructive(&self) -> Option<String> {
+        use agents::{AgentsCommand as Ag, ReleaseCommand as Rel};
+        use apps::{AppCommand as A, RoleCommand as R};
+        use credentials::{CredentialCommand as C, SecretCommand as S};
+        use domains::DomainCommand as D;
+        use users::UserCommand as U;
+        Some(match self {
+            AdminCommand::User { command } => match command {
+                U::Disable { upn } => format!("Block {upn}'s sign-in and end their sessions"),
+                U::Delete { upn } => format!("Delete the user {upn}"),
+                U::MfaReset { upn } => format!("Remove {upn}'s authenticator app and recovery codes and end their sessions"),
+                U::ResetPassword { upn, .. } => format!("Reset {upn}'s password and end their sessions"),
+                _ => return None,
+            },
+            AdminCommand::Domain { command } => match command {
+                D::Remove { name } => format!("Remove the domain {name}"),
+                D::Convert { name, .. } => format!("Convert the domain {name}"),
+                _ => return None,
+            },
+            AdminCommand::App { command } => match command {
+                A::Delete { client_id } => format!("Delete the app {client_id} and every token issued to it"),
+                A::RotateSecret { client_id } => format!("Replace every secret of the app {client_id} (the old ones stop working at once)"),
+                A::Secret { command: S::Remove { client_id, id } } => format!("Remove the secret {id} of the app {client_id}"),
+                A::Credential { command: C::Remove { client_id, id } } => format!("Remove the credential {id} of the app {client_id}"),
+                A::Role { command: R::Remove { client_id, role, .. } } => format!("Remove an assignment of the role {role} of the app {client_id}"),
+                _ => return None,
+            },
+            AdminCommand::Agents { command } => match command {
+                Ag::Revoke { id, .. } => format!("Revoke the agent {id}"),
+                Ag::Release { command: Rel::Remove { version } } => format!("Remove the agent release {version}"),
+                _ => return None,
+            },
+            AdminCommand::Pta { command: tenant::PtaCommand::Disable } => {
+                "Turn off pass-through authentication for the whole tenant".to_string()
+            }
+            _ => return None,
+        })
+    }
 }
 
 /// What every command needs: the client, the tenant, the admin token, the output form.
@@ -119,6 +172,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         let cloud = passthru_client::normalize_base_url(&args.url)?;
         println!("{}", sign_in::logout(&cloud, &args.tenant)?);
         return Ok(());
+    }
+    if let Some(what) = args.command.destructive() {
+        if !args.yes && !confirm::ask(&what)? {
+            anyhow::bail!(
+                "Nothing was changed (not confirmed). Add --yes to confirm without a question."
+            );
+        }
     }
     let client = CloudClient::new(&args.url, args.ca_file.as_deref())?;
     let signed_in = sign_in::admin_token(&client, &args.tenant, args.device_code).await?;
@@ -139,6 +199,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Keys { command } => tenant::keys(&cx, command).await,
         AdminCommand::Signins { command } => tenant::signins(&cx, command).await,
         AdminCommand::Settings { command } => tenant::settings(&cx, command).await,
+        AdminCommand::Audit { command } => tenant::audit(&cx, command).await,
         AdminCommand::Logout => Ok(()),
     };
     done.map_err(|e| sign_in::after_failure(e, &signed_in, client.base_url(), &args.tenant))

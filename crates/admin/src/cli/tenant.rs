@@ -50,13 +50,131 @@ pub(super) enum SigninsCommand {
         /// Before this time (same forms as --since).
         #[arg(long)]
         until: Option<String>,
+        /// Only this AADSTS code, such as 50126.
+        #[arg(long)]
+        aadsts: Option<u32>,
+        /// Only this app (client id).
+        #[arg(long)]
+        app: Option<String>,
+        /// Only lines answered by this agent (id).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only this client address.
+        #[arg(long)]
+        client_ip: Option<String>,
+        /// Only this correlation id.
+        #[arg(long)]
+        correlation_id: Option<String>,
         /// At most this many lines (1 to 10000).
         #[arg(long, default_value_t = 500)]
         top: u32,
+        /// The next page: the skiptoken printed after a full page.
+        #[arg(long)]
+        skiptoken: Option<String>,
         /// Print CSV (for a spreadsheet) instead of text.
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AuditCommand {
+    /// Administrative changes, newest first: who, when, from where, what, before and after.
+    List {
+        /// From this time on: RFC 3339, a date, or an age such as 30m, 2h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only changes made by this administrator (UPN).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this operation (disableUser, addDomain, ...).
+        #[arg(long)]
+        operation: Option<String>,
+        /// Only changes whose target path contains this text.
+        #[arg(long)]
+        target: Option<String>,
+        /// At most this many entries (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        top: u32,
+        /// The next page: the skiptoken printed after a full page.
+        #[arg(long)]
+        skiptoken: Option<String>,
+        /// Print CSV instead of text.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+}
+
+/// Runs an audit command.
+pub(super) async fn audit(cx: &Cx<'_>, command: AuditCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    let AuditCommand::List {
+        since,
+        until,
+        actor,
+        operation,
+        target,
+        top,
+        skiptoken,
+        csv,
+    } = command;
+    let q = |format: &str| {
+        query(&[
+            ("since", since.clone()),
+            ("until", until.clone()),
+            ("actor", actor.clone()),
+            ("operation", operation.clone()),
+            ("target", target.clone()),
+            ("top", Some(top.to_string())),
+            ("skiptoken", skiptoken.clone()),
+            ("format", Some(format.to_string())),
+        ])
+    };
+    if csv {
+        let text = client
+            .get_text(&format!("/{t}/admin/audit{}", q("csv")), token)
+            .await?;
+        print!("{text}");
+        return Ok(());
+    }
+    let v: Value = client
+        .get_json(&format!("/{t}/admin/audit{}", q("json")), token)
+        .await?;
+    emit_as(json, &v, |list: &api::AuditList| {
+        print_lines(&audit_lines(list));
+        if let Some(next) = &list.next_skiptoken {
+            eprintln!("More entries: repeat with --skiptoken {next}");
+        }
+    })?;
+    Ok(())
+}
+
+/// `audit list` as text: a line per change.
+pub(super) fn audit_lines(list: &api::AuditList) -> Vec<String> {
+    list.entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\t{}\t{}\t{}\t{} {}\t{}\t{}",
+                format_time(Some(e.time_ms / 1000)),
+                e.actor,
+                e.via,
+                e.client_ip.as_deref().unwrap_or("-"),
+                e.operation,
+                e.target,
+                e.status,
+                e.correlation_id
+            )
+        })
+        .collect()
 }
 
 /// Runs a pta command.
@@ -188,7 +306,13 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
             result,
             since,
             until,
+            aadsts,
+            app,
+            agent,
+            client_ip,
+            correlation_id,
             top,
+            skiptoken,
             csv,
         } => {
             let q = |format: &str| {
@@ -197,6 +321,12 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
                     ("result", result.clone()),
                     ("since", since.clone()),
                     ("until", until.clone()),
+                    ("aadsts", aadsts.map(|c| c.to_string())),
+                    ("app", app.clone()),
+                    ("agent", agent.clone()),
+                    ("client_ip", client_ip.clone()),
+                    ("correlation_id", correlation_id.clone()),
+                    ("skiptoken", skiptoken.clone()),
                     ("top", Some(top.to_string())),
                     ("format", Some(format.to_string())),
                 ])
@@ -213,6 +343,9 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
                 .await?;
             emit_as(json, &v, |list: &api::SignInList| {
                 print_lines(&sign_in_lines(list));
+                if let Some(next) = &list.next_skiptoken {
+                    eprintln!("More lines: repeat with --skiptoken {next}");
+                }
             })?;
         }
     }

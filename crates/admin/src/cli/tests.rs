@@ -309,6 +309,9 @@ fn settings() -> anyhow::Result<()> {
 #[test]
 fn sign_ins() -> anyhow::Result<()> {
     let line = |agent_id, other_agents: Vec<Uuid>| api::SignIn {
+        id: 7,
+        app_name: None,
+        agent_host: None,
         time_ms: 1_800_000_000_999,
         time: "2027-01-15T08:00:00.999Z".into(),
         username: "alice@corp.example".into(),
@@ -332,6 +335,7 @@ fn sign_ins() -> anyhow::Result<()> {
     let list = wire(&api::SignInList {
         signins: vec![line(Some(A), Vec::new()), line(Some(A), vec![B, B]), bare],
         retention_days: 30,
+        next_skiptoken: None,
     })?;
     let head = "2027-01-15T08:00:00Z\talice@corp.example";
     assert_eq!(

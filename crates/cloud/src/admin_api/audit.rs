@@ -24,8 +24,9 @@ use crate::oauth_error::ApiError;
 use crate::state::Shared;
 use crate::store::{AuditEntry, Tenant, User};
 
-/// The `User-Agent` the admin CLI sends (`passthru-admin/VERSION`): its entries say `cli`.
-pub const CLI_AGENT_PREFIX: &str = "passthru-admin/";
+/// The `User-Agent` the admin CLI (and `passthru-agent register`) sends
+/// (`passthru-client/VERSION`): its entries say `cli`.
+pub const CLI_AGENT_PREFIX: &str = "passthru-client/";
 
 /// A request the portal makes in-process for its signed-in administrator: its entries say
 /// `portal` and carry the browser's address.
@@ -175,11 +176,13 @@ pub(super) async fn recorded(
 ) -> Response {
     let (via, client_ip) = via(&request);
     let correlation_id = crate::http::correlation_id(request.headers()).to_string();
-    let target = request
-        .uri()
-        .path()
-        .split_once("/admin")
-        .map_or_else(|| op.path.to_string(), |(_, rest)| rest.to_string());
+    // Inside the admin router the path is already the part under `/{tenant}/admin`.
+    let raw = request.uri().path();
+    let raw = raw.split_once("/admin/").map_or(raw, |(_, rest)| rest);
+    let target = format!(
+        "/{}",
+        percent_encoding::percent_decode_str(raw.trim_start_matches('/')).decode_utf8_lossy()
+    );
     let is_json = request
         .headers()
         .get("content-type")

@@ -260,6 +260,8 @@ pub fn routes(state: Shared) -> Router<Shared> {
 }
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod openapi_tests;
 #[cfg(test)]
 mod records_tests;

@@ -54,7 +54,7 @@ async fn names_typed_at_sign_in_and_app_names_are_escaped() -> anyhow::Result<()
     assert_eq!(apps.status, 200, "{}", apps.body);
     apps.shows_escaped(&format!("<td>{HOSTILE_SHOWN}</td>"))?;
     apps.shows_escaped(&format!(
-        "<td>https://x.example.test/{HOSTILE_SHOWN}<br>{REDIRECT}</td>"
+        "\">https://x.example.test/{HOSTILE_SHOWN}\n{REDIRECT}</textarea>"
     ))?;
     Ok(())
 }
@@ -67,13 +67,16 @@ async fn what_a_browser_sends_comes_back_escaped() -> anyhow::Result<()> {
 
     // The sign-in log's filters: in their fields and in the CSV link.
     let log = bed
-        .get(&format!("/contoso/portal/signins?user={e}&result={e}"), &ga)
+        .get(
+            &format!("/contoso/portal/signins?user={e}&result={e}&correlation={e}"),
+            &ga,
+        )
         .await?;
     assert_eq!(log.status, 200, "{}", log.body);
     log.shows_escaped(&format!("id=\"user\" value=\"{HOSTILE_SHOWN}\""))?;
-    log.shows_escaped(&format!("id=\"result\" value=\"{HOSTILE_SHOWN}\""))?;
+    log.shows_escaped(&format!("id=\"correlation\" value=\"{HOSTILE_SHOWN}\""))?;
     log.shows_escaped(&format!(
-        "href=\"/contoso/portal/signins.csv?user={e}&amp;result={e}&amp;since=24h\""
+        "href=\"/contoso/portal/signins.csv?user={e}&amp;result={e}&amp;aadsts=&amp;app=&amp;agent=&amp;ip=&amp;correlation={e}&amp;since=24h"
     ))?;
 
     // The users page's search.
@@ -133,7 +136,7 @@ async fn a_directory_users_name_is_escaped_in_the_header_and_the_pages() -> anyh
 
     let users = bed.get("/contoso/portal/users", &ga).await?;
     assert_eq!(users.status, 200, "{}", users.body);
-    users.shows_escaped(&format!("<td>{upn}</td>"))?;
+    users.shows_escaped(&format!("\">{upn}</a></td>"))?;
     Ok(())
 }
 

@@ -275,3 +275,193 @@ async fn the_agents_page_highlights_certificates_near_expiry() -> anyhow::Result
     );
     Ok(())
 }
+
+/// A portal change: refused without the session's CSRF token or the role, asks again before
+/// a destructive one, then acts through the admin API and writes one audit entry marked
+/// `portal`; the audit log, the sign-in log's detail page and the pages' forms show it.
+#[tokio::test]
+async fn console_actions_ask_again_act_through_the_api_and_are_audited() -> anyhow::Result<()> {
+    use crate::store::AuditFilter;
+    let bed = Bed::new(ad).await?;
+    let ga = portal_session(&bed, "gail", GLOBAL_ADMIN).await?;
+    let hybrid = portal_session(&bed, "hank", HYBRID_ADMIN).await?;
+    let ursula = bed.onprem_user("ursula").await?;
+    let upn = ursula.upn.clone();
+    let audit = || async {
+        bed.state
+            .store
+            .audit_entries(
+                bed.tenant.id,
+                &AuditFilter {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+    };
+    let enabled = || async {
+        Ok::<_, anyhow::Error>(
+            bed.state
+                .store
+                .user_by_upn(bed.tenant.id, &upn)
+                .await?
+                .is_some_and(|u| u.enabled),
+        )
+    };
+    let page = bed
+        .get(&format!("/contoso/portal/users/{upn}"), &ga)
+        .await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Block sign-in") && page.body.contains("id=\"mfa-state\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.hidden("csrf");
+    let block = |csrf: &str, confirmed: &str| {
+        vec![
+            ("csrf".to_string(), csrf.to_string()),
+            ("action".to_string(), "block-user".to_string()),
+            ("upn".to_string(), upn.clone()),
+            ("confirmed".to_string(), confirmed.to_string()),
+        ]
+    };
+    let post = |fields: Vec<(String, String)>, cookie: String| {
+        let bed = &bed;
+        async move {
+            let f: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            bed.post("/contoso/portal/act", &f, &cookie).await
+        }
+    };
+    let forged = post(block("forged", "yes"), ga.clone()).await?;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let hank = post(block(&csrf, "yes"), hybrid.clone()).await?;
+    assert_eq!(
+        hank.status, 403,
+        "a hybrid administrator may not block users: {}",
+        hank.body
+    );
+    let asked = post(block(&csrf, ""), ga.clone()).await?;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.body.contains("Are you sure?") && asked.body.contains("name=\"confirmed\""),
+        "{}",
+        asked.body
+    );
+    assert!(enabled().await?, "asking changed something");
+    assert!(
+        audit().await?.is_empty(),
+        "refusals and questions write no entry"
+    );
+
+    let done = post(block(&csrf, "yes"), ga.clone()).await?;
+    assert!(
+        done.location().contains("done=block-user"),
+        "{} {}",
+        done.status,
+        done.body
+    );
+    assert!(!enabled().await?, "the user was not blocked");
+    let entries = audit().await?;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(
+        (e.via.as_str(), e.operation.as_str()),
+        ("portal", "disableUser")
+    );
+    assert!(e.actor.starts_with("gail@"), "{e:?}");
+    assert_eq!(e.target, format!("/users/{upn}/disable"));
+    assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
+    assert!(
+        e.before
+            .as_deref()
+            .is_some_and(|b| b.contains("\"enabled\":true")),
+        "{e:?}"
+    );
+    assert!(
+        e.after
+            .as_deref()
+            .is_some_and(|a| a.contains("\"enabled\":false")),
+        "{e:?}"
+    );
+
+    // A refusal of the API is shown with its sentence, and nothing else happens.
+    let bad_role = post(
+        vec![
+            ("csrf".into(), csrf.clone()),
+            ("action".into(), "set-role".into()),
+            ("upn".into(), upn.clone()),
+            ("role".into(), "Emperor".into()),
+            ("confirmed".into(), "yes".into()),
+        ],
+        ga.clone(),
+    )
+    .await?;
+    assert_eq!(bad_role.status, 400, "{}", bad_role.body);
+    assert!(bad_role.body.contains("id=\"error\""), "{}", bad_role.body);
+
+    // Adding a domain shows the TXT record to publish.
+    let added = post(
+        vec![
+            ("csrf".into(), csrf.clone()),
+            ("action".into(), "add-domain".into()),
+            ("name".into(), "fabrikam.example".into()),
+        ],
+        ga.clone(),
+    )
+    .await?;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert!(
+        added.body.contains("id=\"txt-record\"") && added.body.contains("passthru-verification="),
+        "{}",
+        added.body
+    );
+
+    // The audit page and its export, the sign-in log's pages and detail.
+    let a = bed.get("/contoso/portal/audit", &ga).await?;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body.contains("disableUser") && a.body.contains("addDomain"),
+        "{}",
+        a.body
+    );
+    assert_eq!(bed.get("/contoso/portal/audit", &hybrid).await?.status, 403);
+    let csv = bed
+        .get("/contoso/portal/audit.csv?operation=disableUser", &ga)
+        .await?;
+    assert!(
+        csv.body.starts_with("time,actor,via,client_ip,operation"),
+        "{}",
+        csv.body
+    );
+    assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
+    let log = bed
+        .get("/contoso/portal/signins?since=all", &ga)
+        .await?;
+    let link = log
+        .body
+        .split("href=\"/contoso/portal/signins/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(!link.is_empty(), "no detail link: {}", log.body);
+    let detail = bed
+        .get(&format!("/contoso/portal/signins/{link}"), &ga)
+        .await?;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    assert!(
+        detail.body.contains("id=\"what-to-do\"")
+            && detail.body.contains("Passthru administration portal"),
+        "{}",
+        detail.body
+    );
+    assert_eq!(
+        bed.get("/contoso/portal/signins/999999", &ga).await?.status,
+        404
+    );
+    Ok(())
+}

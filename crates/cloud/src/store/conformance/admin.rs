@@ -119,6 +119,7 @@ super::on_every_backend! {
             since_ms: since,
             until_ms: None,
             limit: 100,
+            ..Default::default()
         };
         assert_eq!(
             s.sign_ins_filtered(tid, &f(None, None, None)).await?.len(),

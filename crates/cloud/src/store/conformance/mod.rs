@@ -108,6 +108,7 @@ mod admin;
 mod agents;
 mod app_apis;
 mod app_credentials;
+mod audit;
 mod directory;
 mod federation;
 mod instances;
