@@ -179,6 +179,7 @@ pub(crate) fn password_page(
     username: &str,
     redirect_uri: &str,
     error: Option<(Aadsts, Uuid)>,
+    reset_available: bool,
 ) -> Response {
     let body = html! {
         h1 { "Enter password" }
@@ -192,6 +193,13 @@ pub(crate) fn password_page(
             input type="password" id="password" name="password" autocomplete="current-password" required autofocus;
             button type="submit" id="signin" { "Sign in" }
         }
+        p class="help" {
+            @if reset_available {
+                a id="forgot" href={ "/" (tenant) "/password/reset" } { "Forgot my password?" }
+            } @else {
+                a id="cant-access" href={ "/" (tenant) "/password/help" } { "Can't access your account?" }
+            }
+        }
     };
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -203,6 +211,14 @@ pub(crate) fn password_page(
         "Enter password",
         body,
         &redirect_form_action(redirect_uri),
+    )
+}
+
+/// `GET /{tenant}/password/help`: what a user without self-service reset does.
+pub async fn password_help() -> Response {
+    info_page(
+        "Can't access your account?",
+        "Your organization has not set up self-service password reset for your account. Contact your administrator or help desk: they can reset your password, or unlock your account if it is locked.",
     )
 }
 

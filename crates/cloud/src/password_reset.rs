@@ -116,6 +116,23 @@ fn with_cookie(mut r: Response, t: &Tenant, value: &str, max_age: i64) -> Respon
     r
 }
 
+/// Whether self-service reset is offered to the domain of `username`: the tenant writes
+/// passwords back and the domain is a managed one of the tenant (whether this user may reset
+/// is decided only when they try, so the sign-in page says nothing about the account).
+pub(crate) async fn available(state: &Shared, t: &Tenant, username: &str) -> bool {
+    if !t.settings.writeback {
+        return false;
+    }
+    let domain = username
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    matches!(
+        state.store.domain(domain).await,
+        Ok(Some(d)) if d.tenant_id == t.id && d.kind == crate::store::DomainKind::Managed
+    )
+}
+
 /// `GET /{tenant}/password/reset`: the account name.
 pub async fn start_page(State(state): State<Shared>, Path(tenant): Path<String>) -> Response {
     let Ok(Some(t)) = state.store.tenant(&tenant).await else {

@@ -198,6 +198,7 @@ pub fn router(state: Shared) -> Router {
             "/{tenant}/password/reset",
             get(password_reset::start_page).post(password_reset::start),
         )
+        .route("/{tenant}/password/help", get(crate::pages::password_help))
         .route(
             "/{tenant}/password/reset/verify",
             post(password_reset::verify),

@@ -123,6 +123,7 @@ async fn portal_in_chromium() -> anyhow::Result<()> {
         "admin": {"username": ADMIN_UPN, "password": cloud.admin_password},
         "none_user": {"username": NONE_UPN, "password": none_password},
         "setting": {"key": "lockout_threshold", "bad": "0", "good": "7"},
+        "axe": std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js/node_modules/axe-core/axe.min.js"),
     });
     let out = run_browser(&spec, &dir.join("portal-browser.log"))?;
     std::fs::write(dir.join("portal-results.json"), format!("{out:#}"))?;
@@ -220,6 +221,30 @@ async fn portal_in_chromium() -> anyhow::Result<()> {
     ensure!(
         detail.contains("What to do") && detail.contains("Correlation id"),
         "{detail}"
+    );
+
+    // axe-core (in Chromium) finds no serious or critical violation on any page it checked:
+    // the sign-in pages, every portal page, a user's page, the confirmation of a change.
+    let checked = out["axe_pages"].as_array().map_or(0, Vec::len);
+    ensure!(
+        checked >= 17,
+        "axe-core checked only {checked} pages: {}",
+        out["axe_pages"]
+    );
+    ensure!(
+        out["axe"].as_array().is_some_and(Vec::is_empty),
+        "accessibility violations (serious or critical): {:#}",
+        out["axe"]
+    );
+    let user_page = out["user_page"].as_str().unwrap_or_default();
+    ensure!(
+        user_page.contains("Multi-factor authentication") && user_page.contains("Recent sign-ins"),
+        "{user_page}"
+    );
+    let confirm = out["confirm_page"].as_str().unwrap_or_default();
+    ensure!(
+        confirm.contains("Are you sure?") && confirm.contains("recovery codes"),
+        "{confirm}"
     );
 
     // The refused value shows the settings' own sentence; the good one is saved.

@@ -294,6 +294,7 @@ pub async fn login_username(
         &username,
         &req.redirect_uri,
         None,
+        crate::password_reset::available(&state, &t, &username).await,
     )
 }
 
@@ -356,6 +357,7 @@ pub async fn login_password(
                 &username,
                 &req.redirect_uri,
                 Some((e.code, corr)),
+                crate::password_reset::available(&state, &t, &username).await,
             );
         }
         Err(e) => {
@@ -366,6 +368,7 @@ pub async fn login_password(
                 &username,
                 &req.redirect_uri,
                 Some((e.code, corr)),
+                crate::password_reset::available(&state, &t, &username).await,
             )
         }
     };

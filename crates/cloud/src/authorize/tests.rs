@@ -253,3 +253,57 @@ async fn the_sign_in_pages_refuse_a_request_that_is_not_ours() -> anyhow::Result
     assert!(a.body.contains("type=\"password\""), "{}", a.body);
     Ok(())
 }
+
+/// The password page links to self-service reset when the user's domain offers it (the
+/// tenant writes passwords back and the domain is managed), and to what to do otherwise;
+/// the link is the same for every account of the domain.
+#[tokio::test]
+async fn the_password_page_offers_reset_where_the_domain_has_it() -> anyhow::Result<()> {
+    async fn password_page(bed: &Bed, name: &str) -> anyhow::Result<Answer> {
+        let first = bed.authorize().await?;
+        let (req, csrf) = (first.hidden("req"), first.hidden("csrf"));
+        bed.post(
+            "/contoso/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("username", &format!("{name}@{DOMAIN}")),
+            ],
+            "",
+        )
+        .await
+    }
+    let mut bed = Bed::new(ad).await?;
+    let off = password_page(&bed, "erin").await?;
+    assert!(
+        off.body.contains("id=\"cant-access\"") && !off.body.contains("id=\"forgot\""),
+        "{}",
+        off.body
+    );
+    let help = bed.get("/contoso/password/help", "").await?;
+    assert_eq!(help.status, 200);
+    assert!(
+        help.body.contains("Contact your administrator"),
+        "{}",
+        help.body
+    );
+
+    bed.settings(|s| s.writeback = true).await?;
+    for name in ["erin", "nobody-at-all"] {
+        let on = password_page(&bed, name).await?;
+        assert!(
+            on.body
+                .contains("id=\"forgot\" href=\"/contoso/password/reset\""),
+            "{name}: {}",
+            on.body
+        );
+    }
+    let t = bed
+        .state
+        .store
+        .tenant("contoso")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+    assert!(!crate::password_reset::available(&bed.state, &t, "a@contoso.example").await);
+    Ok(())
+}

@@ -161,7 +161,7 @@ pub async fn page(
             &rows,
             "No change matches these filters.",
         ))
-        nav class="pager" aria-label="Pages" {
+        div class="pager" role="navigation" aria-label="Pages" {
             @if !f.after.trim().is_empty() {
                 a id="first-page" href={ "/" (t) "/portal/audit?" (f.query_string()) } { "First page" }
             }

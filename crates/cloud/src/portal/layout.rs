@@ -12,7 +12,7 @@ use crate::admin_api::ops;
 const STYLE: &str = "*{box-sizing:border-box}\
 body{font-family:system-ui,sans-serif;margin:0;background:#f3f2f1;color:#201f1e;font-size:15px}\
 header{background:#0f3b5f;color:#fff;display:flex;flex-wrap:wrap;align-items:center;gap:8px 16px;padding:10px 16px}\
-header .brand{font-weight:600;font-size:1.1rem}header .who{margin-left:auto;display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
+header .brand{font-weight:600;font-size:1.1rem}header .muted{color:#dbe6f0}header .who{margin-left:auto;display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
 header form{margin:0}header button{background:#fff;color:#0f3b5f;border:0;padding:4px 12px;cursor:pointer;font-size:.9rem}\
 nav{display:flex;flex-wrap:wrap;gap:4px;padding:6px 12px;background:#fff;border-bottom:1px solid #d2d0ce}\
 nav a{color:#0f3b5f;text-decoration:none;padding:6px 10px;border-radius:4px}nav a.on{background:#deecf9;font-weight:600}\

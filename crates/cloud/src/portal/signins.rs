@@ -258,7 +258,7 @@ pub async fn page(
             &rows,
             "No sign-in matches these filters.",
         ))
-        nav class="pager" aria-label="Pages" {
+        div class="pager" role="navigation" aria-label="Pages" {
             @if !q.after.trim().is_empty() {
                 a id="first-page" href={ "/" (t) "/portal/signins?" (q.query_string()) } { "First page" }
             }

@@ -438,9 +438,7 @@ async fn console_actions_ask_again_act_through_the_api_and_are_audited() -> anyh
         csv.body
     );
     assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
-    let log = bed
-        .get("/contoso/portal/signins?since=all", &ga)
-        .await?;
+    let log = bed.get("/contoso/portal/signins?since=all", &ga).await?;
     let link = log
         .body
         .split("href=\"/contoso/portal/signins/")
