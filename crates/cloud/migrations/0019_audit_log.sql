@@ -21,3 +21,11 @@ CREATE INDEX IF NOT EXISTS audit_log_by_tenant ON audit_log (tenant_id, id);
 CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (tenant_id, time_ms);
 -- Sign-in log paging and filters by app, agent and correlation id.
 CREATE INDEX IF NOT EXISTS signins_by_time_id ON signins (tenant_id, time_ms, id);
+-- Per-tenant branding (issue 22): the sign-in pages' logo, checked and size-limited when
+-- uploaded, served with the content type its bytes were recognised as.
+CREATE TABLE IF NOT EXISTS tenant_logos (
+    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
+    content_type TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);

@@ -47,7 +47,9 @@ button:focus,input:focus{outline:2px solid #000;outline-offset:2px}\
 .error{color:#a80000;border-left:4px solid #a80000;padding-left:8px}.meta{color:#555;font-size:.8rem;word-break:break-all}\
 .who{color:#333;margin-bottom:8px}\
 .secret{font-family:monospace;font-size:1.05rem;word-break:break-all;background:#f2f2f2;padding:6px}\
-.codes{font-family:monospace;font-size:1.05rem;columns:2;padding-left:24px}.qr{display:block;width:220px;height:220px;margin:8px 0}";
+.codes{font-family:monospace;font-size:1.05rem;columns:2;padding-left:24px}.qr{display:block;width:220px;height:220px;margin:8px 0}\
+.org{display:flex;align-items:center;gap:12px;margin:0 0 20px}.logo{max-height:36px;max-width:200px}.org-name{font-weight:600;color:#333}\
+.org-text{color:#333;font-size:.9rem;margin:24px 0 0;border-top:1px solid #ddd;padding-top:12px}.help{margin:16px 0 0}";
 
 /// SHA-256 of the inline style, base64, for the CSP (so no inline style is otherwise allowed).
 fn style_hash() -> &'static str {
@@ -79,9 +81,69 @@ pub fn security_headers(r: &mut Response, csp: &str) {
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
 }
 
+/// What a tenant's pages show of its branding (the `branding_*` settings and the logo).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Branding {
+    tenant: String,
+    name: String,
+    accent: String,
+    text: String,
+    /// When the logo was set (its URL carries it, so a new logo is fetched at once).
+    logo: Option<i64>,
+}
+
+tokio::task_local! {
+    /// The branding of the tenant whose page is being answered.
+    static BRANDING: Branding;
+}
+
+/// Middleware of the pages people see: reads the tenant's branding (its settings, cached
+/// with the tenant, and whether it has a logo) for [`page`] to show.
+pub(crate) async fn with_branding(
+    axum::extract::State(state): axum::extract::State<crate::state::Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let name = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let branding = match state.store.tenant(&name).await {
+        Ok(Some(t)) => Branding {
+            logo: state.store.logo_version(t.id).await.ok().flatten(),
+            name: t.settings.branding_name.clone(),
+            accent: t.settings.branding_accent_color.clone(),
+            text: t.settings.branding_sign_in_text.clone(),
+            tenant: t.name,
+        },
+        _ => Branding::default(),
+    };
+    BRANDING.scope(branding, next.run(req)).await
+}
+
+/// The branding of the page being answered (none outside [`with_branding`]).
+fn branding() -> Branding {
+    BRANDING.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The style a tenant's accent colour adds (validated `#rrggbb` only, see
+/// `model::settings`).
+fn accent_style(accent: &str) -> Option<String> {
+    let ok = accent.len() == 7
+        && accent.starts_with('#')
+        && accent[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| format!("button{{background:{accent}}}"))
+}
+
 /// A complete page with the security headers. `form_action` names where forms may post
 /// (`'self'`, or the app's redirect URI origin for the form_post answer).
 pub(crate) fn page(status: StatusCode, title: &str, body: Markup, form_action: &str) -> Response {
+    let b = branding();
+    let accent = accent_style(&b.accent);
     let html = html! {
         (DOCTYPE)
         html lang="en" {
@@ -92,13 +154,42 @@ pub(crate) fn page(status: StatusCode, title: &str, body: Markup, form_action: &
                 // A constant of ours, not input; the CSP allows it by the hash of these exact
                 // bytes, so it must not be altered by escaping.
                 style { (PreEscaped(STYLE)) }
+                // Built from a validated colour only; allowed by its own hash.
+                @if let Some(a) = &accent {
+                    style { (PreEscaped(a)) }
+                }
             }
-            body { main { (body) } }
+            body {
+                main {
+                    @if b.logo.is_some() || !b.name.is_empty() {
+                        div class="org" id="org" {
+                            @if let Some(v) = b.logo {
+                                img class="logo" id="logo" src={ "/" (b.tenant) "/branding/logo?v=" (v) } alt={ @if b.name.is_empty() { (b.tenant) } @else { (b.name) } " logo" } height="36";
+                            }
+                            @if !b.name.is_empty() {
+                                span class="org-name" id="org-name" { (b.name) }
+                            }
+                        }
+                    }
+                    (body)
+                    @if !b.text.is_empty() {
+                        p class="org-text" id="sign-in-text" { (b.text) }
+                    }
+                }
+            }
         }
     };
+    let styles = match &accent {
+        Some(a) => format!("'sha256-{}' 'sha256-{}'", style_hash(), csp_hash(a)),
+        None => format!("'sha256-{}'", style_hash()),
+    };
+    let img = if b.logo.is_some() {
+        "; img-src 'self'"
+    } else {
+        ""
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'sha256-{}'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
-        style_hash()
+        "default-src 'none'; style-src {styles}{img}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let mut r = (status, Html(html.into_string())).into_response();
     security_headers(&mut r, &csp);

@@ -172,14 +172,9 @@ async fn remove_inactive_agents(state: &Shared) {
 
 /// Builds the HTTP routes.
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(sts::discovery),
-        )
-        .route("/{tenant}/discovery/v2.0/keys", get(sts::keys))
-        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
-        .route("/common/userrealm/{username}", get(sts::user_realm))
+    // The pages people see (sign-in, password, device code, MFA, sign-out) carry the tenant's
+    // branding ([`crate::pages::with_branding`]); the protocol endpoints do not pay for it.
+    let pages = Router::new()
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
             get(authorize::authorize).post(authorize::authorize),
@@ -198,7 +193,6 @@ pub fn router(state: Shared) -> Router {
             "/{tenant}/password/reset",
             get(password_reset::start_page).post(password_reset::start),
         )
-        .route("/{tenant}/password/help", get(crate::pages::password_help))
         .route(
             "/{tenant}/password/reset/verify",
             post(password_reset::verify),
@@ -207,18 +201,34 @@ pub fn router(state: Shared) -> Router {
             "/{tenant}/password/reset/new",
             post(password_reset::set_new),
         )
+        .route("/{tenant}/password/help", get(crate::pages::password_help))
         .route("/{tenant}/federation/callback", get(federation::callback))
         .route(
             "/{tenant}/oauth2/v2.0/logout",
             get(authorize::logout).post(authorize::logout_confirmed),
         )
         .route(
-            "/{tenant}/oauth2/v2.0/devicecode",
-            post(device::device_code),
-        )
-        .route(
             "/{tenant}/devicelogin",
             get(device::code_entry).post(device::code_submit),
+        )
+        .merge(crate::mfa::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::pages::with_branding,
+        ));
+    Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(sts::discovery),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(sts::keys))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .route("/common/userrealm/{username}", get(sts::user_realm))
+        .merge(pages)
+        .route("/{tenant}/branding/logo", get(admin_api::branding::serve))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device::device_code),
         )
         .route(
             "/{tenant}/openid/userinfo",
@@ -231,7 +241,6 @@ pub fn router(state: Shared) -> Router {
         )
         .nest("/{tenant}/admin", admin_api::routes(state.clone()))
         .merge(crate::portal::routes())
-        .merge(crate::mfa::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn_with_state(

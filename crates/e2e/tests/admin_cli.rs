@@ -8,6 +8,9 @@ use passthru_testkit::http::{client, SignInClient};
 use passthru_testkit::procs::{fresh_dir, recorded_secret, Cloud};
 use serde_json::Value;
 
+/// A 1x1 PNG.
+const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
+
 fn json(cloud: &Cloud, args: &[&str]) -> anyhow::Result<Value> {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
@@ -538,6 +541,62 @@ async fn domains_apps_settings_and_the_sign_in_log() -> anyhow::Result<()> {
         json(&cloud, &["settings", "get", "lockout_threshold"])?["settings"][0]["value"],
         "5"
     );
+
+    // The audit log holds each change the CLI made, marked cli, with before and after.
+    let audit = json(
+        &cloud,
+        &["audit", "list", "--operation", "setSetting", "--top", "2"],
+    )?;
+    let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert_eq!(entries[0]["via"], "cli", "{audit}");
+    assert_eq!(
+        entries[0]["target"], "/settings/sign_in_attribute",
+        "{audit}"
+    );
+    assert_eq!(entries[0]["after"]["sign_in_attribute"], "mail", "{audit}");
+    assert!(
+        audit["next_skiptoken"].is_string(),
+        "more entries than the page: {audit}"
+    );
+    let refused_change = json(
+        &cloud,
+        &["audit", "list", "--operation", "setSetting", "--top", "20"],
+    )?;
+    assert!(
+        refused_change["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["status"] == 400),
+        "a refused change is recorded with its status: {refused_change}"
+    );
+    let text = cloud.admin(&["audit", "list", "--since", "1h"])?;
+    assert!(
+        text.contains("setSetting /settings/lockout_threshold"),
+        "{text}"
+    );
+    let csv = cloud.admin(&["audit", "list", "--csv"])?;
+    assert!(
+        csv.starts_with("time,actor,via,client_ip,operation"),
+        "{csv}"
+    );
+
+    // Branding: a logo file (an image, recognised by its bytes) and the name setting.
+    let logo = std::env::temp_dir().join(format!("logo-{}.png", uuid::Uuid::new_v4()));
+    std::fs::write(&logo, PNG_1X1)?;
+    let set = cloud.admin(&["branding", "logo", &logo.to_string_lossy()])?;
+    assert!(set.contains("Logo set (image/png"), "{set}");
+    std::fs::write(&logo, b"<svg/>")?;
+    let e = refused(&cloud, &["branding", "logo", &logo.to_string_lossy()])?;
+    assert!(e.contains("PNG, JPEG, GIF or WebP"), "{e}");
+    std::fs::remove_file(&logo)?;
+    cloud.admin(&["settings", "set", "branding_name", "Contoso Ltd"])?;
+    let e = refused(
+        &cloud,
+        &["settings", "set", "branding_accent_color", "#ffff00"],
+    )?;
+    assert!(e.contains("4.5:1"), "{e}");
 
     // The sign-in log: filters, text, JSON and CSV.
     cloud.add_user("=cmd@contoso.example", &pw)?;

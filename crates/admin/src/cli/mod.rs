@@ -105,6 +105,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: tenant::SettingsCommand,
     },
+    /// The sign-in pages' branding: the logo (name, colour and text are settings).
+    Branding {
+        #[command(subcommand)]
+        command: tenant::BrandingCommand,
+    },
     /// The audit log: every administrative change (API, CLI, portal).
     Audit {
         #[command(subcommand)]
@@ -200,6 +205,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Signins { command } => tenant::signins(&cx, command).await,
         AdminCommand::Settings { command } => tenant::settings(&cx, command).await,
         AdminCommand::Audit { command } => tenant::audit(&cx, command).await,
+        AdminCommand::Branding { command } => tenant::branding(&cx, command).await,
         AdminCommand::Logout => Ok(()),
     };
     done.map_err(|e| sign_in::after_failure(e, &signed_in, client.base_url(), &args.tenant))

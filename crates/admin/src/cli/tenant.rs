@@ -378,3 +378,68 @@ pub(super) fn sign_in_lines(list: &api::SignInList) -> Vec<String> {
         })
         .collect()
 }
+
+#[derive(Debug, Subcommand)]
+pub(super) enum BrandingCommand {
+    /// Set the sign-in pages' logo: a PNG, JPEG, GIF or WebP file of at most 48 KiB. The
+    /// organization's name, button colour and text are settings (`settings set branding_name
+    /// ...`, `branding_accent_color`, `branding_sign_in_text`).
+    Logo {
+        /// The image file.
+        file: std::path::PathBuf,
+    },
+    /// Remove the logo.
+    RemoveLogo,
+}
+
+/// The largest logo file read (the cloud takes 48 KiB).
+const MAX_LOGO_FILE: u64 = 64 * 1024;
+
+/// Runs a branding command.
+pub(super) async fn branding(cx: &Cx<'_>, command: BrandingCommand) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
+    let v: Value = match command {
+        BrandingCommand::Logo { file } => {
+            use std::io::Read as _;
+            let mut bytes = Vec::new();
+            std::fs::File::open(&file)
+                .and_then(|f| f.take(MAX_LOGO_FILE + 1).read_to_end(&mut bytes))
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            if bytes.len() as u64 > MAX_LOGO_FILE {
+                anyhow::bail!("{} is larger than the 48 KiB a logo may be", file.display());
+            }
+            client
+                .post_bytes(
+                    &format!("/{t}/admin/branding/logo"),
+                    token,
+                    bytes,
+                    &[],
+                    std::time::Duration::from_secs(30),
+                )
+                .await?
+        }
+        BrandingCommand::RemoveLogo => {
+            client
+                .delete(&format!("/{t}/admin/branding/logo"), token)
+                .await?
+        }
+    };
+    if json {
+        println!("{v:#}");
+    } else if v["present"] == true {
+        println!(
+            "Logo set ({}, {} bytes): {}",
+            v["content_type"].as_str().unwrap_or_default(),
+            v["bytes"],
+            v["url"].as_str().unwrap_or_default()
+        );
+    } else {
+        println!("Logo removed.");
+    }
+    Ok(())
+}

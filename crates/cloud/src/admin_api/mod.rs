@@ -30,6 +30,7 @@ pub mod app_credentials;
 pub mod apps;
 pub mod audit;
 pub mod audit_log;
+pub mod branding;
 pub mod domains;
 pub mod federated_domains;
 pub mod groups;
@@ -242,6 +243,7 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(signins::list))
         .routes(routes!(signins::show))
         .routes(routes!(audit_log::list))
+        .routes(routes!(branding::set, branding::remove))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))
 }

@@ -464,6 +464,22 @@ op!(
     "One sign-in of the log with what its codes mean and what to do."
 );
 op!(
+    SET_LOGO,
+    "setLogo",
+    "POST",
+    "/branding/logo",
+    GA,
+    "Sets the sign-in pages' logo (PNG, JPEG, GIF or WebP, at most 48 KiB); the name, colour and text are the `branding_*` settings."
+);
+op!(
+    REMOVE_LOGO,
+    "removeLogo",
+    "DELETE",
+    "/branding/logo",
+    GA,
+    "Removes the sign-in pages' logo."
+);
+op!(
     LIST_AUDIT,
     "listAudit",
     "GET",
@@ -543,6 +559,8 @@ pub const ALL: &[&Operation] = &[
     REMOVE_RELEASE,
     LIST_SIGNINS,
     SHOW_SIGNIN,
+    SET_LOGO,
+    REMOVE_LOGO,
     LIST_AUDIT,
     LIST_KEYS,
     ROTATE_KEYS,

@@ -68,6 +68,12 @@ pub struct Settings {
     pub mfa: crate::model::mfa_policy::Policy,
     /// Whether the tenant's agents are offered releases.
     pub agent_updates: AgentUpdates,
+    /// The organization's name on the sign-in pages (empty: the tenant's name).
+    pub branding_name: String,
+    /// The colour of the sign-in pages' buttons, `#rrggbb` (empty: the default blue).
+    pub branding_accent_color: String,
+    /// A sentence under the sign-in forms (empty: none).
+    pub branding_sign_in_text: String,
 }
 
 impl Default for Settings {
@@ -83,6 +89,9 @@ impl Default for Settings {
             audit_retention_days: 365,
             mfa: crate::model::mfa_policy::Policy::Optional,
             agent_updates: AgentUpdates::Auto,
+            branding_name: String::new(),
+            branding_accent_color: String::new(),
+            branding_sign_in_text: String::new(),
         }
     }
 }
@@ -138,6 +147,18 @@ pub const KEYS: &[Key] = &[
         name: "agent_updates",
         help: "signed auto-update of the tenant's agents: auto (agents that ask are offered the newest release added with `agents release add`; each verifies it with its pinned publisher key) or off (none is offered) (default auto)",
     },
+    Key {
+        name: "branding_name",
+        help: "the organization's name shown on the sign-in pages, at most 64 characters (default empty: the tenant's name)",
+    },
+    Key {
+        name: "branding_accent_color",
+        help: "the colour of the sign-in pages' buttons as #rrggbb, dark enough for white text (a contrast of at least 4.5:1) (default empty: blue)",
+    },
+    Key {
+        name: "branding_sign_in_text",
+        help: "a sentence shown under the sign-in forms, at most 500 characters (default empty: none)",
+    },
 ];
 
 /// Why a setting was refused. The text is shown to the administrator as is.
@@ -176,6 +197,47 @@ fn boolean(key: &Key, value: &str) -> Result<bool, SettingError> {
         "false" | "off" | "no" | "0" => Ok(false),
         _ => Err(bad(key, value)),
     }
+}
+
+/// Text of at most `max` characters without control characters, trimmed.
+fn plain_text(key: &Key, value: &str, max: usize) -> Result<String, SettingError> {
+    let v = value.trim();
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(bad(key, value));
+    }
+    Ok(v.to_string())
+}
+
+/// `#rrggbb` (lower-cased) whose contrast with white text is at least 4.5:1 (WCAG AA), or
+/// empty.
+fn accent(key: &Key, value: &str) -> Result<String, SettingError> {
+    let v = value.trim().to_ascii_lowercase();
+    if v.is_empty() {
+        return Ok(v);
+    }
+    let rgb = v
+        .strip_prefix('#')
+        .filter(|h| h.len() == 6 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or_else(|| bad(key, value))?;
+    if contrast_with_white(rgb) < 4.5 {
+        return Err(bad(key, value));
+    }
+    Ok(v)
+}
+
+/// The WCAG contrast ratio of white text on the colour `rgb` (0xRRGGBB).
+pub fn contrast_with_white(rgb: u32) -> f64 {
+    let channel = |c: u32| {
+        let c = f64::from(c & 0xff) / 255.0;
+        if c <= 0.039_28 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * channel(rgb >> 16) + 0.7152 * channel(rgb >> 8) + 0.0722 * channel(rgb);
+    1.05 / (l + 0.05)
 }
 
 fn bad(key: &Key, value: &str) -> SettingError {
@@ -229,6 +291,9 @@ impl Settings {
                     _ => return Err(bad(k, value)),
                 }
             }
+            "branding_name" => self.branding_name = plain_text(k, value, 64)?,
+            "branding_accent_color" => self.branding_accent_color = accent(k, value)?,
+            "branding_sign_in_text" => self.branding_sign_in_text = plain_text(k, value, 500)?,
             _ => return Err(bad(k, value)),
         }
         Ok(())
@@ -248,6 +313,9 @@ impl Settings {
             "audit_retention_days" => self.audit_retention_days.to_string(),
             "mfa" => self.mfa.as_str().to_string(),
             "agent_updates" => self.agent_updates.as_str().to_string(),
+            "branding_name" => self.branding_name.clone(),
+            "branding_accent_color" => self.branding_accent_color.clone(),
+            "branding_sign_in_text" => self.branding_sign_in_text.clone(),
             _ => return Err(bad(k, "")),
         })
     }
@@ -278,6 +346,27 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branding_values_are_checked() {
+        let mut s = Settings::default();
+        assert!(s.set("branding_accent_color", "#0B5CAD").is_ok());
+        assert_eq!(s.branding_accent_color, "#0b5cad");
+        for bad in ["#ffff00", "#fff", "blue", "#12345g", "#0b5cad;x"] {
+            assert!(s.set("branding_accent_color", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            s.branding_accent_color, "#0b5cad",
+            "a refused value changes nothing"
+        );
+        assert!(s.set("branding_name", &"x".repeat(65)).is_err());
+        assert!(s.set("branding_name", "Contoso\u{7}").is_err());
+        assert!(s.set("branding_name", " Contoso Ltd ").is_ok());
+        assert_eq!(s.branding_name, "Contoso Ltd");
+        assert!(s.set("branding_sign_in_text", &"y".repeat(501)).is_err());
+        assert!((contrast_with_white(0x000000) - 21.0).abs() < 0.01);
+        assert!((contrast_with_white(0xffffff) - 1.0).abs() < 0.01);
+    }
 
     #[test]
     fn every_key_round_trips() {

@@ -167,9 +167,11 @@ async fn the_page_functions_escape_every_value_they_are_given() -> anyhow::Resul
         HOSTILE,
         "https://app.example.test/cb",
         Some((Aadsts::InvalidCredentials, corr)),
+        false,
     ))
     .await?;
-    escaped_times(&page, 5)?;
+    // The tenant also in the "Can't access your account?" link.
+    escaped_times(&page, 6)?;
 
     // The second-factor pages: name, detail, action and hidden fields.
     let form = Form {

@@ -66,3 +66,26 @@ pub trait AuditStore: Send + Sync {
     /// went.
     async fn purge_audit(&self, now_ms: i64) -> Result<u64>;
 }
+
+/// A tenant's logo as uploaded (its content type recognised from its bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logo {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub updated_at: i64,
+}
+
+/// The sign-in pages' logo of each tenant. Every backend implements it and passes
+/// `store::conformance`.
+#[async_trait]
+pub trait BrandingStore: Send + Sync {
+    /// Sets (or replaces) the tenant's logo.
+    async fn set_logo(&self, tenant_id: Uuid, logo: &Logo) -> Result<()>;
+    /// The tenant's logo, if it has one.
+    async fn logo(&self, tenant_id: Uuid) -> Result<Option<Logo>>;
+    /// Removes the tenant's logo; whether it had one.
+    async fn remove_logo(&self, tenant_id: Uuid) -> Result<bool>;
+    /// When the tenant's logo was last set, if it has one (what a page needs to show it,
+    /// without reading its bytes).
+    async fn logo_version(&self, tenant_id: Uuid) -> Result<Option<i64>>;
+}

@@ -59,7 +59,7 @@ pub use agents::{AgentStore, AgentTally};
 pub use app_credentials::AppCredentialStore;
 pub use apps::AppStore;
 pub use attempts::AttemptStore;
-pub use audit::{AuditEntry, AuditFilter, AuditStore};
+pub use audit::{AuditEntry, AuditFilter, AuditStore, BrandingStore, Logo};
 pub use device::DeviceStore;
 pub use domains::DomainStore;
 pub use federation::FederationStore;
@@ -189,6 +189,7 @@ pub trait Backend:
     + InstanceStore
     + ReleaseStore
     + AuditStore
+    + BrandingStore
     + std::fmt::Debug
 {
 }

@@ -43,7 +43,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        "the audit log; sign-in log paging",
+        "the audit log; sign-in log paging; tenant logos",
         include_str!("../../../migrations/postgres/0008_audit_log.sql"),
     ),
 ];

@@ -106,3 +106,55 @@ impl AuditStore for SqliteStore {
         Ok(gone)
     }
 }
+
+#[async_trait]
+impl BrandingStore for SqliteStore {
+    async fn set_logo(&self, tenant_id: Uuid, logo: &Logo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_logos (tenant_id, content_type, bytes, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (tenant_id) DO UPDATE SET content_type = excluded.content_type,
+                 bytes = excluded.bytes, updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id.to_string())
+        .bind(&logo.content_type)
+        .bind(&logo.bytes)
+        .bind(logo.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn logo(&self, tenant_id: Uuid) -> Result<Option<Logo>> {
+        let row = sqlx::query(
+            "SELECT content_type, bytes, updated_at FROM tenant_logos WHERE tenant_id = ?",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r: sqlx::sqlite::SqliteRow| {
+            Ok(Logo {
+                content_type: r.try_get("content_type")?,
+                bytes: r.try_get("bytes")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn remove_logo(&self, tenant_id: Uuid) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM tenant_logos WHERE tenant_id = ?")
+            .bind(tenant_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn logo_version(&self, tenant_id: Uuid) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT updated_at FROM tenant_logos WHERE tenant_id = ?")
+                .bind(tenant_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}

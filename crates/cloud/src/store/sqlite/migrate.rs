@@ -100,7 +100,7 @@ pub(super) const FILES: &[(i64, &str, &str)] = &[
     ),
     (
         19,
-        "the audit log; sign-in log paging",
+        "the audit log; sign-in log paging; tenant logos",
         include_str!("../../../migrations/0019_audit_log.sql"),
     ),
 ];
