@@ -175,6 +175,31 @@ pub async fn page(
         })
         .collect();
     let labels: Vec<String> = (first_minute..=last_minute).map(hh_mm).collect();
+    // The chart's numbers as a table (for screen readers, and to read exact counts): the
+    // minutes that had sign-ins, one column per result.
+    let mut head: Vec<&str> = vec!["Minute (UTC)"];
+    head.extend(results.iter().map(String::as_str));
+    let minute_rows: Vec<Vec<maud::Markup>> = (0..labels.len())
+        .filter(|i| {
+            series
+                .iter()
+                .any(|s| s.values.get(*i).copied().unwrap_or(0) > 0)
+        })
+        .map(|i| {
+            let mut row = vec![layout::text(&labels[i])];
+            row.extend(series.iter().map(|s| {
+                let n = s.values.get(i).copied().unwrap_or(0);
+                maud::html! { (n) }
+            }));
+            row
+        })
+        .collect();
+    let minute_table = layout::table(
+        "signins-per-minute",
+        &head,
+        &minute_rows,
+        "No sign-ins in the last 60 minutes.",
+    );
     let chart = stacked_bars(
         "Sign-ins per minute by result, last 60 minutes (UTC)",
         "sign-ins",
@@ -240,6 +265,10 @@ pub async fn page(
                 h2 { "Sign-ins per minute by result" }
                 p class="muted" { "Last 60 minutes, UTC" }
                 (chart)
+                details id="signins-table" {
+                    summary { "The same as a table" }
+                    (minute_table)
+                }
             }
             section class="card" id="failures" {
                 h2 { "Failures by reason" }
