@@ -392,6 +392,24 @@ impl Bed {
             .await
     }
 
+    /// The path and query of the bed's usual authorization request (see
+    /// [`Bed::authorize_with`]) with `extra` parameters added.
+    pub fn authorize_uri(&self, extra: &[(&str, &str)]) -> String {
+        let mut params: Vec<(&str, &str)> = vec![
+            ("client_id", self.client_id.as_str()),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("nonce", "n"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend_from_slice(extra);
+        let q = serde_urlencoded::to_string(&params).unwrap_or_default();
+        format!("/contoso/oauth2/v2.0/authorize?{q}")
+    }
+
     /// The username and password pages of the sign-in whose username page is `page`, for
     /// `name` of [`DOMAIN`] with [`RIGHT`]: the answer to the password.
     pub async fn password_pages(&self, page: &Answer, name: &str) -> anyhow::Result<Answer> {

@@ -27,12 +27,14 @@ pub mod fuzz_entry;
 pub(crate) mod gateway;
 pub(crate) mod health;
 pub mod http;
+pub mod i18n;
 #[cfg(test)]
 pub(crate) mod in_process;
 pub mod init;
 pub(crate) mod issue;
 pub mod limits;
 pub(crate) mod lockout_gate;
+pub(crate) mod look;
 pub(crate) mod metrics;
 pub(crate) mod mfa;
 pub mod migrate;

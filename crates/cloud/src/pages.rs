@@ -14,28 +14,48 @@ use uuid::Uuid;
 
 /// A sentence a person understands for each code a sign-in can end with. It never says more
 /// about whether an account exists than the code itself does.
-pub fn user_message(code: Aadsts) -> &'static str {
+/// The sentences are in the catalogs (`locales/*/signin.ftl`, keys `msg-*`), in the page's
+/// language.
+pub fn user_message(code: Aadsts) -> String {
+    tr(user_message_key(code))
+}
+
+/// The catalog key of [`user_message`].
+fn user_message_key(code: Aadsts) -> &'static str {
     match code {
-        Aadsts::InvalidCredentials => "Your account or password is incorrect. If you don't remember your password, reset it now or ask your administrator.",
-        Aadsts::UserNotFound => "We couldn't find an account with that username. Check the name, or try another account.",
-        Aadsts::AccountLocked => "Your account is locked because of too many sign-in attempts with a wrong password. Try again later, or contact your administrator.",
-        Aadsts::AccountDisabled => "Your account has been disabled or has expired. Contact your administrator.",
+        Aadsts::InvalidCredentials => "msg-invalid-credentials",
+        Aadsts::UserNotFound => "msg-user-not-found",
+        Aadsts::AccountLocked => "msg-account-locked",
+        Aadsts::AccountDisabled => "msg-account-disabled",
         // The seed's words for a user who may not change the password here (no writeback).
-        Aadsts::PasswordChangeRequired => "Your organization doesn't allow you to update your password on this site. Please update it according to the method recommended by your organization, or ask your admin if you need help.",
-        Aadsts::NoPasswordInCloud => "This organization doesn't let you sign in with a password here yet. Contact your administrator.",
-        Aadsts::LogonHours => "You can't sign in at this time of day. Your organization limits the hours your account can be used.",
-        Aadsts::DirectoryCommunication => "Your organization's directory refused this sign-in. Contact your administrator (they may need to allow sign-in from the authentication agent's computer).",
-        Aadsts::AgentUnavailable => "We can't reach your organization's directory right now. Try again in a few minutes; if it keeps happening, contact your administrator.",
-        Aadsts::AgentTimeout => "Your organization's directory took too long to answer. Try again in a moment.",
-        Aadsts::InvalidUsernameForAgent => "Your organization can't check this username. Make sure you typed your full work account name.",
-        Aadsts::AgentDecryptFailed | Aadsts::AgentNoKey | Aadsts::AgentAnswerRefused | Aadsts::ClockSkew => "Something went wrong while checking your password with your organization. Try again; if it keeps happening, contact your administrator.",
-        Aadsts::RedirectUriMismatch => "The application asked to send you to an address it hasn't registered. Contact the application's owner.",
-        Aadsts::UnknownClient => "The application you are signing in to isn't known to this organization. Contact the application's owner.",
-        Aadsts::TenantNotFound => "This organization doesn't exist here. Check the address you used.",
-        Aadsts::StrongAuthFailed => "That code didn't work. Check the code in your authenticator app and try again (each code works once), or use one of your recovery codes.",
-        Aadsts::MfaRequired => "Your organization requires a second verification step that this application can't ask for. Sign in through your browser instead.",
-        _ => "Something went wrong while signing you in. Try again.",
+        Aadsts::PasswordChangeRequired => "msg-password-change-required",
+        Aadsts::NoPasswordInCloud => "msg-no-password-in-cloud",
+        Aadsts::LogonHours => "msg-logon-hours",
+        Aadsts::DirectoryCommunication => "msg-directory-communication",
+        Aadsts::AgentUnavailable => "msg-agent-unavailable",
+        Aadsts::AgentTimeout => "msg-agent-timeout",
+        Aadsts::InvalidUsernameForAgent => "msg-invalid-username-for-agent",
+        Aadsts::AgentDecryptFailed
+        | Aadsts::AgentNoKey
+        | Aadsts::AgentAnswerRefused
+        | Aadsts::ClockSkew => "msg-agent-failure",
+        Aadsts::RedirectUriMismatch => "msg-redirect-uri-mismatch",
+        Aadsts::UnknownClient => "msg-unknown-client",
+        Aadsts::TenantNotFound => "msg-tenant-not-found",
+        Aadsts::StrongAuthFailed => "msg-strong-auth-failed",
+        Aadsts::MfaRequired => "msg-mfa-required",
+        _ => "msg-other",
     }
+}
+
+/// The message `key` of the catalogs in the language of the page being answered.
+pub(crate) fn tr(key: &str) -> String {
+    crate::i18n::text(branding().locale, key, &[])
+}
+
+/// [`tr`] with arguments.
+pub(crate) fn tr_with(key: &str, args: &[(&str, &str)]) -> String {
+    crate::i18n::text(branding().locale, key, args)
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f2f2f2;margin:0}\
@@ -84,12 +104,14 @@ pub fn security_headers(r: &mut Response, csp: &str) {
 /// What a tenant's pages show of its branding (the `branding_*` settings and the logo).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Branding {
-    tenant: String,
-    name: String,
-    accent: String,
-    text: String,
+    pub tenant: String,
+    pub name: String,
+    pub accent: String,
+    pub text: String,
     /// When the logo was set (its URL carries it, so a new logo is fetched at once).
-    logo: Option<i64>,
+    pub logo: Option<i64>,
+    /// The page's language.
+    pub locale: crate::i18n::Locale,
 }
 
 tokio::task_local! {
@@ -97,35 +119,13 @@ tokio::task_local! {
     static BRANDING: Branding;
 }
 
-/// Middleware of the pages people see: reads the tenant's branding (its settings, cached
-/// with the tenant, and whether it has a logo) for [`page`] to show.
-pub(crate) async fn with_branding(
-    axum::extract::State(state): axum::extract::State<crate::state::Shared>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let name = req
-        .uri()
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let branding = match state.store.tenant(&name).await {
-        Ok(Some(t)) => Branding {
-            logo: state.store.logo_version(t.id).await.ok().flatten(),
-            name: t.settings.branding_name.clone(),
-            accent: t.settings.branding_accent_color.clone(),
-            text: t.settings.branding_sign_in_text.clone(),
-            tenant: t.name,
-        },
-        _ => Branding::default(),
-    };
-    BRANDING.scope(branding, next.run(req)).await
+/// Runs `f` (a page's handler) with `branding` for [`page`] to show
+/// (`crate::look::with_branding` calls it).
+pub(crate) async fn with<F: std::future::Future>(branding: Branding, f: F) -> F::Output {
+    BRANDING.scope(branding, f).await
 }
 
-/// The branding of the page being answered (none outside [`with_branding`]).
+/// The branding of the page being answered (none outside [`with`]).
 fn branding() -> Branding {
     BRANDING.try_with(Clone::clone).unwrap_or_default()
 }
@@ -146,7 +146,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: Markup, form_action: &
     let accent = accent_style(&b.accent);
     let html = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(b.locale.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -220,7 +220,7 @@ pub(crate) fn error_block(error: Option<(Aadsts, Uuid)>) -> Markup {
     html! {
         @if let Some((code, corr)) = error {
             p class="error" role="alert" id="error" { (user_message(code)) }
-            p class="meta" { "Error code: AADSTS" (code.code()) br; "Correlation ID: " (corr.to_string()) }
+            p class="meta" { (tr_with("error-code", &[("code", &format!("AADSTS{}", code.code()))])) br; (tr_with("correlation-id", &[("id", &corr.to_string())])) }
         }
     }
 }
@@ -239,14 +239,14 @@ pub(crate) fn username_page(
     error: Option<(Aadsts, Uuid)>,
 ) -> Response {
     let body = html! {
-        h1 { "Sign in" }
+        h1 { (tr("sign-in")) }
         (error_block(error))
         form method="post" action={ "/" (tenant) "/login" } {
             (hidden("req", req))
             (hidden("csrf", csrf))
-            label for="username" { "Email or username" }
+            label for="username" { (tr("username-label")) }
             input type="email" id="username" name="username" value=(hint) autocomplete="username" required autofocus;
-            button type="submit" id="next" { "Next" }
+            button type="submit" id="next" { (tr("next")) }
         }
     };
     let status = if error.is_some() {
@@ -257,7 +257,7 @@ pub(crate) fn username_page(
     // A federated name is answered with a redirect to the domain's identity provider, which
     // browsers check against form-action: allow https destinations (the page has no other
     // form and every value on it is escaped).
-    page(status, "Sign in", body, "'self' https:")
+    page(status, &tr("sign-in"), body, "'self' https:")
 }
 
 /// The second page: the password for a known name. A hidden username field lets password
@@ -273,22 +273,22 @@ pub(crate) fn password_page(
     reset_available: bool,
 ) -> Response {
     let body = html! {
-        h1 { "Enter password" }
+        h1 { (tr("enter-password")) }
         p class="who" id="who" { (username) }
         (error_block(error))
         form method="post" action={ "/" (tenant) "/login/password" } {
             (hidden("req", req))
             (hidden("csrf", csrf))
             input type="text" name="username" value=(username) autocomplete="username" hidden readonly;
-            label for="password" { "Password" }
+            label for="password" { (tr("password-label")) }
             input type="password" id="password" name="password" autocomplete="current-password" required autofocus;
-            button type="submit" id="signin" { "Sign in" }
+            button type="submit" id="signin" { (tr("sign-in")) }
         }
         p class="help" {
             @if reset_available {
-                a id="forgot" href={ "/" (tenant) "/password/reset" } { "Forgot my password?" }
+                a id="forgot" href={ "/" (tenant) "/password/reset" } { (tr("forgot-password")) }
             } @else {
-                a id="cant-access" href={ "/" (tenant) "/password/help" } { "Can't access your account?" }
+                a id="cant-access" href={ "/" (tenant) "/password/help" } { (tr("cant-access")) }
             }
         }
     };
@@ -299,7 +299,7 @@ pub(crate) fn password_page(
     };
     page(
         status,
-        "Enter password",
+        &tr("enter-password"),
         body,
         &redirect_form_action(redirect_uri),
     )
@@ -307,10 +307,7 @@ pub(crate) fn password_page(
 
 /// `GET /{tenant}/password/help`: what a user without self-service reset does.
 pub async fn password_help() -> Response {
-    info_page(
-        "Can't access your account?",
-        "Your organization has not set up self-service password reset for your account. Contact your administrator or help desk: they can reset your password, or unlock your account if it is locked.",
-    )
+    info_page(&tr("cant-access"), &tr("cant-access-text"))
 }
 
 /// The `form-action` of a page whose form may be answered with a redirect to the app's
@@ -329,35 +326,40 @@ pub(crate) fn redirect_form_action(redirect_uri: &str) -> String {
 pub(crate) fn fault_page(corr: Uuid, e: impl Into<crate::oauth_error::Fault>) -> Response {
     let f = e.into();
     f.log(corr);
-    error_page(f.aadsts(), corr, "The service failed; try again.")
+    error_page(f.aadsts(), corr, &tr("service-failed"))
 }
 
 /// A page for an error that cannot be sent back to the application.
 pub(crate) fn error_page(code: Aadsts, corr: Uuid, detail: &str) -> Response {
     let body = html! {
-        h1 { "Sorry, but we're having trouble signing you in." }
+        h1 { (tr("trouble-title")) }
         (error_block(Some((code, corr))))
         p class="meta" { (detail) }
     };
-    page(StatusCode::BAD_REQUEST, "Sign-in error", body, "'none'")
+    page(
+        StatusCode::BAD_REQUEST,
+        &tr("sign-in-error"),
+        body,
+        "'none'",
+    )
 }
 
 /// The `response_mode=form_post` answer: a form posting the result to the app (a button, so
 /// it works without JavaScript).
 pub(crate) fn form_post(redirect_uri: &str, fields: &[(&str, &str)]) -> Response {
     let body = html! {
-        h1 { "Signed in" }
+        h1 { (tr("signed-in")) }
         form method="post" action=(redirect_uri) {
             @for (k, v) in fields {
                 (hidden(k, v))
             }
-            button type="submit" id="continue" { "Continue to the application" }
+            button type="submit" id="continue" { (tr("continue-to-app")) }
         }
     };
     let origin = url::Url::parse(redirect_uri)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| "'none'".into());
-    page(StatusCode::OK, "Signed in", body, &origin)
+    page(StatusCode::OK, &tr("signed-in"), body, &origin)
 }
 
 /// A plain information page (signed out, and the like).

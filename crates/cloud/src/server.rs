@@ -173,7 +173,7 @@ async fn remove_inactive_agents(state: &Shared) {
 /// Builds the HTTP routes.
 pub fn router(state: Shared) -> Router {
     // The pages people see (sign-in, password, device code, MFA, sign-out) carry the tenant's
-    // branding ([`crate::pages::with_branding`]); the protocol endpoints do not pay for it.
+    // branding ([`crate::look::with_branding`]); the protocol endpoints do not pay for it.
     let pages = Router::new()
         .route(
             "/{tenant}/oauth2/v2.0/authorize",
@@ -214,7 +214,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::mfa::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::pages::with_branding,
+            crate::look::with_branding,
         ));
     Router::new()
         .route(

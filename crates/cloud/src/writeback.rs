@@ -70,11 +70,11 @@ impl WritebackError {
     pub fn user_sentence(&self) -> String {
         match self {
             WritebackError::Disabled | WritebackError::NotAllowed | WritebackError::NotOnPremises => {
-                crate::pages::user_message(passthru_proto::Aadsts::PasswordChangeRequired).into()
+                crate::pages::user_message(passthru_proto::Aadsts::PasswordChangeRequired)
             }
             WritebackError::WrongPassword => "Your current password is incorrect.".into(),
-            WritebackError::LockedInCloud => crate::pages::user_message(passthru_proto::Aadsts::AccountLocked).into(),
-            WritebackError::Denied(w) => crate::pages::user_message(w.aadsts()).into(),
+            WritebackError::LockedInCloud => crate::pages::user_message(passthru_proto::Aadsts::AccountLocked),
+            WritebackError::Denied(w) => crate::pages::user_message(w.aadsts()),
             WritebackError::Policy(r) => refusal_sentence(*r),
             WritebackError::NoAgent | WritebackError::Agent(AgentError::DirectoryUnreachable) => {
                 "We can't reach your organization's directory right now, so your password was not changed. Try again in a few minutes.".into()

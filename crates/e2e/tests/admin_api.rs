@@ -66,6 +66,10 @@ const EXPECTED: &[(&str, bool)] = &[
     ("addAgentRelease", false),
     ("removeAgentRelease", false),
     ("listSignIns", true),
+    ("showSignIn", true),
+    ("setLogo", false),
+    ("removeLogo", false),
+    ("listAudit", false),
     ("listKeys", false),
     ("rotateKeys", false),
 ];

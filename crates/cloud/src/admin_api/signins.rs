@@ -112,6 +112,22 @@ pub fn filter(q: &SignInQuery, now_ms: i64) -> Result<SignInFilter, ApiError> {
     })
 }
 
+/// The sentence of an AADSTS code the sign-in log holds.
+pub fn aadsts_text(code: u32) -> String {
+    match passthru_proto::Aadsts::from_code(code) {
+        Some(a) => format!("AADSTS{code}: {}", a.description()),
+        None => format!("AADSTS{code}"),
+    }
+}
+
+/// A Win32 code with its meaning, when known.
+pub fn win32_text(code: u32) -> String {
+    match passthru_proto::codes::Win32::from_code(code) {
+        Some(w) => format!("Win32 {code}: {}", w.message()),
+        None => format!("Win32 {code}"),
+    }
+}
+
 /// The continuation token of a page whose last line is `s`.
 pub fn skiptoken(s: &SignIn) -> String {
     format!("{}.{}", s.time_ms, s.id)
@@ -143,7 +159,7 @@ impl Names {
             .map(|a| (a.client_id, a.name))
             .collect();
         apps.insert(
-            crate::portal::PORTAL_CLIENT_ID.into(),
+            crate::model::PORTAL_CLIENT_ID.into(),
             "Passthru administration portal".into(),
         );
         apps.insert(
@@ -301,8 +317,8 @@ pub fn detail(s: &SignIn, names: &Names) -> api::SignInDetail {
     let win32 = s.win32.and_then(Win32::from_code);
     api::SignInDetail {
         signin: sign_in_json(s, names),
-        aadsts_text: s.aadsts.map(crate::portal::layout::aadsts_text),
-        win32_text: s.win32.map(crate::portal::layout::win32_text),
+        aadsts_text: s.aadsts.map(aadsts_text),
+        win32_text: s.win32.map(win32_text),
         win32_action: win32.map(|w| w.admin_action().to_string()),
     }
 }

@@ -307,3 +307,78 @@ async fn the_password_page_offers_reset_where_the_domain_has_it() -> anyhow::Res
     assert!(!crate::password_reset::available(&bed.state, &t, "a@contoso.example").await);
     Ok(())
 }
+
+/// The sign-in pages in the language the app asks for (`ui_locales`, kept for the rest of the
+/// sign-in by a cookie), else the browser's (`Accept-Language`), else English; the error
+/// sentences too.
+#[tokio::test]
+async fn the_sign_in_pages_speak_the_language_asked_for() -> anyhow::Result<()> {
+    let bed = Bed::new(ad).await?;
+    let de = bed
+        .authorize_with(&[("ui_locales", Some("de-CH en"))], "")
+        .await?;
+    assert!(
+        de.body.contains("<html lang=\"de\">") && de.body.contains(">Anmelden</h1>"),
+        "{}",
+        de.body
+    );
+    let cookie = de
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-passthru_lang.contoso=de"))
+        .ok_or_else(|| anyhow::anyhow!("no language cookie: {:?}", de.set_cookies()))?;
+    let jar = cookie.split(';').next().unwrap_or_default().to_string();
+    let (req, csrf) = (de.hidden("req"), de.hidden("csrf"));
+    let name = format!("erin@{DOMAIN}");
+    let password = bed
+        .post(
+            "/contoso/login",
+            &[("req", &req), ("csrf", &csrf), ("username", &name)],
+            &jar,
+        )
+        .await?;
+    assert!(
+        password.body.contains(">Kennwort eingeben</h1>"),
+        "{}",
+        password.body
+    );
+    let wrong = bed
+        .post(
+            "/contoso/login/password",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("password", "Not-Erins-Pa55"),
+            ],
+            &jar,
+        )
+        .await?;
+    assert!(
+        wrong.body.contains("Ihr Konto oder Kennwort ist falsch.")
+            && wrong.body.contains("Fehlercode: AADSTS50126"),
+        "{}",
+        wrong.body
+    );
+
+    // Without ui_locales: the browser's language; without either: English.
+    let fr = bed
+        .send(
+            axum::http::Request::builder()
+                .uri(bed.authorize_uri(&[]))
+                .header("accept-language", "en;q=0.5, fr-CA;q=0.9")
+                .body(axum::body::Body::empty())?,
+        )
+        .await?;
+    assert!(
+        fr.body.contains("<html lang=\"fr\">") && fr.body.contains(">Se connecter</h1>"),
+        "{}",
+        fr.body
+    );
+    let en = bed.authorize().await?;
+    assert!(
+        en.body.contains("<html lang=\"en\">") && en.body.contains(">Sign in</h1>"),
+        "{}",
+        en.body
+    );
+    Ok(())
+}

@@ -201,21 +201,8 @@ pub fn hh_mm(minute: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The sentence of an AADSTS code the sign-in log holds.
-pub fn aadsts_text(code: u32) -> String {
-    match passthru_proto::Aadsts::from_code(code) {
-        Some(a) => format!("AADSTS{code}: {}", a.description()),
-        None => format!("AADSTS{code}"),
-    }
-}
-
-/// A Win32 code with its meaning, when known.
-pub fn win32_text(code: u32) -> String {
-    match passthru_proto::codes::Win32::from_code(code) {
-        Some(w) => format!("Win32 {code}: {}", w.message()),
-        None => format!("Win32 {code}"),
-    }
-}
+/// The sentences of the codes the sign-in log holds (one definition, the admin API's).
+pub use crate::admin_api::signins::{aadsts_text, win32_text};
 
 #[cfg(test)]
 mod tests {

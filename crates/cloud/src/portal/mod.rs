@@ -21,10 +21,8 @@ mod signins;
 pub mod svg;
 mod sync;
 
-/// Client id of the built-in portal client. It has no row in `apps`: `/authorize` accepts it
-/// with exactly the redirect URI `{base}/{tenant}/portal/callback`, and its codes are redeemed
-/// only inside the cloud (the token endpoint does not know it).
-pub const PORTAL_CLIENT_ID: &str = "7c1d9e4a-2b6f-4f0e-8a35-d41c6e9b0f12";
+/// Client id of the built-in portal client (defined below the layers that name it).
+pub use crate::model::PORTAL_CLIENT_ID;
 
 /// The portal's routes (full paths under `/{tenant}/portal`, so that the dashboard answers
 /// both with and without the trailing slash), merged into the server's router.

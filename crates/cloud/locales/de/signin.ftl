@@ -1,0 +1,36 @@
+# Die Anmeldeseiten (Deutsch).
+sign-in = Anmelden
+username-label = E-Mail-Adresse oder Benutzername
+next = Weiter
+enter-password = Kennwort eingeben
+password-label = Kennwort
+forgot-password = Kennwort vergessen?
+cant-access = Sie können nicht auf Ihr Konto zugreifen?
+cant-access-text = Ihre Organisation hat die Self-Service-Kennwortzurücksetzung für Ihr Konto nicht eingerichtet. Wenden Sie sich an Ihren Administrator oder Helpdesk: Dort kann Ihr Kennwort zurückgesetzt oder Ihr gesperrtes Konto entsperrt werden.
+error-code = Fehlercode: { $code }
+correlation-id = Korrelations-ID: { $id }
+trouble-title = Leider können wir Sie nicht anmelden.
+sign-in-error = Anmeldefehler
+service-failed = Der Dienst ist fehlgeschlagen. Versuchen Sie es erneut.
+signed-in = Angemeldet
+continue-to-app = Weiter zur Anwendung
+language = Sprache
+
+msg-invalid-credentials = Ihr Konto oder Kennwort ist falsch. Wenn Sie Ihr Kennwort vergessen haben, setzen Sie es jetzt zurück oder wenden Sie sich an Ihren Administrator.
+msg-user-not-found = Wir konnten kein Konto mit diesem Benutzernamen finden. Prüfen Sie den Namen, oder verwenden Sie ein anderes Konto.
+msg-account-locked = Ihr Konto ist gesperrt, weil zu oft ein falsches Kennwort eingegeben wurde. Versuchen Sie es später erneut, oder wenden Sie sich an Ihren Administrator.
+msg-account-disabled = Ihr Konto wurde deaktiviert oder ist abgelaufen. Wenden Sie sich an Ihren Administrator.
+msg-password-change-required = Ihre Organisation lässt nicht zu, dass Sie Ihr Kennwort auf dieser Website ändern. Ändern Sie es auf dem Weg, den Ihre Organisation vorsieht, oder bitten Sie Ihren Administrator um Hilfe.
+msg-no-password-in-cloud = Diese Organisation lässt die Anmeldung mit einem Kennwort hier noch nicht zu. Wenden Sie sich an Ihren Administrator.
+msg-logon-hours = Sie können sich zu dieser Tageszeit nicht anmelden. Ihre Organisation beschränkt die Zeiten, zu denen Ihr Konto verwendet werden kann.
+msg-directory-communication = Das Verzeichnis Ihrer Organisation hat diese Anmeldung abgelehnt. Wenden Sie sich an Ihren Administrator (möglicherweise muss die Anmeldung vom Computer des Authentifizierungs-Agents erlaubt werden).
+msg-agent-unavailable = Das Verzeichnis Ihrer Organisation ist gerade nicht erreichbar. Versuchen Sie es in einigen Minuten erneut; wenn das Problem bleibt, wenden Sie sich an Ihren Administrator.
+msg-agent-timeout = Das Verzeichnis Ihrer Organisation hat zu lange für die Antwort gebraucht. Versuchen Sie es gleich noch einmal.
+msg-invalid-username-for-agent = Ihre Organisation kann diesen Benutzernamen nicht prüfen. Geben Sie den vollständigen Namen Ihres Geschäftskontos ein.
+msg-agent-failure = Beim Prüfen Ihres Kennworts bei Ihrer Organisation ist ein Fehler aufgetreten. Versuchen Sie es erneut; wenn das Problem bleibt, wenden Sie sich an Ihren Administrator.
+msg-redirect-uri-mismatch = Die Anwendung wollte Sie an eine Adresse weiterleiten, die sie nicht registriert hat. Wenden Sie sich an den Besitzer der Anwendung.
+msg-unknown-client = Die Anwendung, bei der Sie sich anmelden, ist dieser Organisation nicht bekannt. Wenden Sie sich an den Besitzer der Anwendung.
+msg-tenant-not-found = Diese Organisation gibt es hier nicht. Prüfen Sie die verwendete Adresse.
+msg-strong-auth-failed = Dieser Code hat nicht funktioniert. Prüfen Sie den Code in Ihrer Authentifizierungs-App und versuchen Sie es erneut (jeder Code gilt nur einmal), oder verwenden Sie einen Ihrer Wiederherstellungscodes.
+msg-mfa-required = Ihre Organisation verlangt einen zweiten Überprüfungsschritt, den diese Anwendung nicht anfordern kann. Melden Sie sich stattdessen im Browser an.
+msg-other = Bei Ihrer Anmeldung ist ein Fehler aufgetreten. Versuchen Sie es erneut.

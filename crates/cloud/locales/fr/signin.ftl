@@ -1,0 +1,36 @@
+# Les pages de connexion (français).
+sign-in = Se connecter
+username-label = Adresse e-mail ou nom d'utilisateur
+next = Suivant
+enter-password = Entrer le mot de passe
+password-label = Mot de passe
+forgot-password = Mot de passe oublié ?
+cant-access = Vous ne pouvez pas accéder à votre compte ?
+cant-access-text = Votre organisation n'a pas mis en place la réinitialisation de mot de passe en libre-service pour votre compte. Contactez votre administrateur ou votre support : il peut réinitialiser votre mot de passe, ou déverrouiller votre compte s'il est verrouillé.
+error-code = Code d'erreur : { $code }
+correlation-id = ID de corrélation : { $id }
+trouble-title = Désolé, nous ne parvenons pas à vous connecter.
+sign-in-error = Erreur de connexion
+service-failed = Le service a échoué ; réessayez.
+signed-in = Connecté
+continue-to-app = Continuer vers l'application
+language = Langue
+
+msg-invalid-credentials = Votre compte ou votre mot de passe est incorrect. Si vous ne vous souvenez plus de votre mot de passe, réinitialisez-le maintenant ou demandez à votre administrateur.
+msg-user-not-found = Nous n'avons trouvé aucun compte portant ce nom d'utilisateur. Vérifiez le nom, ou essayez un autre compte.
+msg-account-locked = Votre compte est verrouillé en raison d'un trop grand nombre de tentatives de connexion avec un mot de passe incorrect. Réessayez plus tard, ou contactez votre administrateur.
+msg-account-disabled = Votre compte a été désactivé ou a expiré. Contactez votre administrateur.
+msg-password-change-required = Votre organisation ne vous permet pas de modifier votre mot de passe sur ce site. Modifiez-le selon la méthode recommandée par votre organisation, ou demandez de l'aide à votre administrateur.
+msg-no-password-in-cloud = Cette organisation ne permet pas encore de se connecter ici avec un mot de passe. Contactez votre administrateur.
+msg-logon-hours = Vous ne pouvez pas vous connecter à cette heure de la journée. Votre organisation limite les heures d'utilisation de votre compte.
+msg-directory-communication = L'annuaire de votre organisation a refusé cette connexion. Contactez votre administrateur (il devra peut-être autoriser la connexion depuis l'ordinateur de l'agent d'authentification).
+msg-agent-unavailable = Nous ne parvenons pas à joindre l'annuaire de votre organisation pour le moment. Réessayez dans quelques minutes ; si le problème persiste, contactez votre administrateur.
+msg-agent-timeout = L'annuaire de votre organisation a mis trop de temps à répondre. Réessayez dans un instant.
+msg-invalid-username-for-agent = Votre organisation ne peut pas vérifier ce nom d'utilisateur. Vérifiez que vous avez saisi le nom complet de votre compte professionnel.
+msg-agent-failure = Une erreur s'est produite lors de la vérification de votre mot de passe auprès de votre organisation. Réessayez ; si le problème persiste, contactez votre administrateur.
+msg-redirect-uri-mismatch = L'application a demandé à vous envoyer vers une adresse qu'elle n'a pas enregistrée. Contactez le propriétaire de l'application.
+msg-unknown-client = L'application à laquelle vous vous connectez n'est pas connue de cette organisation. Contactez le propriétaire de l'application.
+msg-tenant-not-found = Cette organisation n'existe pas ici. Vérifiez l'adresse utilisée.
+msg-strong-auth-failed = Ce code n'a pas fonctionné. Vérifiez le code dans votre application d'authentification et réessayez (chaque code ne sert qu'une fois), ou utilisez l'un de vos codes de récupération.
+msg-mfa-required = Votre organisation exige une deuxième étape de vérification que cette application ne peut pas demander. Connectez-vous plutôt depuis votre navigateur.
+msg-other = Une erreur s'est produite lors de votre connexion. Réessayez.
