@@ -158,7 +158,9 @@ pub(crate) fn table(id: &str, head: &[&str], rows: &[Vec<Markup>], empty: &str) 
         @if rows.is_empty() {
             p class="empty" id=(id) { (empty) }
         } @else {
-            div class="scroll" {
+            // Focusable, so that a keyboard can scroll a table wider than the page (axe-core's
+            // scrollable-region-focusable), and named for screen readers.
+            div class="scroll" tabindex="0" role="region" aria-label={ "Table " (id) ", scrolls sideways" } {
                 table id=(id) {
                     thead { tr { @for h in head { th scope="col" { (h) } } } }
                     tbody {
