@@ -368,19 +368,11 @@ impl Bed {
         changes: &[(&str, Option<&str>)],
         cookie: &str,
     ) -> anyhow::Result<Answer> {
-        let mut params: Vec<(String, String)> = [
-            ("client_id", self.client_id.as_str()),
-            ("response_type", "code"),
-            ("redirect_uri", REDIRECT),
-            ("scope", "openid"),
-            ("state", "s"),
-            ("nonce", "n"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let mut params: Vec<(String, String)> = self
+            .authorize_params()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for (key, value) in changes {
             params.retain(|(k, _)| k != key);
             if let Some(v) = value {
@@ -392,10 +384,9 @@ impl Bed {
             .await
     }
 
-    /// The path and query of the bed's usual authorization request (see
-    /// [`Bed::authorize_with`]) with `extra` parameters added.
-    pub fn authorize_uri(&self, extra: &[(&str, &str)]) -> String {
-        let mut params: Vec<(&str, &str)> = vec![
+    /// The bed's usual authorization request's parameters.
+    fn authorize_params(&self) -> Vec<(&str, &str)> {
+        vec![
             ("client_id", self.client_id.as_str()),
             ("response_type", "code"),
             ("redirect_uri", REDIRECT),
@@ -404,7 +395,13 @@ impl Bed {
             ("nonce", "n"),
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
-        ];
+        ]
+    }
+
+    /// The path and query of the bed's usual authorization request (see
+    /// [`Bed::authorize_with`]) with `extra` parameters added.
+    pub fn authorize_uri(&self, extra: &[(&str, &str)]) -> String {
+        let mut params = self.authorize_params();
         params.extend_from_slice(extra);
         let q = serde_urlencoded::to_string(&params).unwrap_or_default();
         format!("/contoso/oauth2/v2.0/authorize?{q}")

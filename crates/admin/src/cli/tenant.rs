@@ -110,12 +110,6 @@ pub(super) enum AuditCommand {
 
 /// Runs an audit command.
 pub(super) async fn audit(cx: &Cx<'_>, command: AuditCommand) -> anyhow::Result<()> {
-    let Cx {
-        client,
-        t,
-        token,
-        json,
-    } = *cx;
     let AuditCommand::List {
         since,
         until,
@@ -138,23 +132,41 @@ pub(super) async fn audit(cx: &Cx<'_>, command: AuditCommand) -> anyhow::Result<
             ("format", Some(format.to_string())),
         ])
     };
+    listing(cx, "audit", q, csv, |list: &api::AuditList| {
+        print_lines(&audit_lines(list));
+        if let Some(next) = &list.next_skiptoken {
+            eprintln!("More entries: repeat with --skiptoken {next}");
+        }
+    })
+    .await
+}
+
+/// A listing of the admin API (`/{t}/admin/{path}` with the query `q(format)`): CSV printed
+/// as it comes, or JSON shown by `show` (as it came with `--json`).
+async fn listing<T: serde::de::DeserializeOwned + utoipa::ToSchema>(
+    cx: &Cx<'_>,
+    path: &str,
+    q: impl Fn(&str) -> String,
+    csv: bool,
+    show: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    let Cx {
+        client,
+        t,
+        token,
+        json,
+    } = *cx;
     if csv {
         let text = client
-            .get_text(&format!("/{t}/admin/audit{}", q("csv")), token)
+            .get_text(&format!("/{t}/admin/{path}{}", q("csv")), token)
             .await?;
         print!("{text}");
         return Ok(());
     }
     let v: Value = client
-        .get_json(&format!("/{t}/admin/audit{}", q("json")), token)
+        .get_json(&format!("/{t}/admin/{path}{}", q("json")), token)
         .await?;
-    emit_as(json, &v, |list: &api::AuditList| {
-        print_lines(&audit_lines(list));
-        if let Some(next) = &list.next_skiptoken {
-            eprintln!("More entries: repeat with --skiptoken {next}");
-        }
-    })?;
-    Ok(())
+    emit_as(json, &v, show)
 }
 
 /// `audit list` as text: a line per change.
@@ -294,12 +306,6 @@ pub(super) async fn keys(cx: &Cx<'_>, command: KeysCommand) -> anyhow::Result<()
 
 /// Runs a signins command.
 pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Result<()> {
-    let Cx {
-        client,
-        t,
-        token,
-        json,
-    } = *cx;
     match command {
         SigninsCommand::List {
             user,
@@ -331,22 +337,13 @@ pub(super) async fn signins(cx: &Cx<'_>, command: SigninsCommand) -> anyhow::Res
                     ("format", Some(format.to_string())),
                 ])
             };
-            if csv {
-                let text = client
-                    .get_text(&format!("/{t}/admin/signins{}", q("csv")), token)
-                    .await?;
-                print!("{text}");
-                return Ok(());
-            }
-            let v: Value = client
-                .get_json(&format!("/{t}/admin/signins{}", q("json")), token)
-                .await?;
-            emit_as(json, &v, |list: &api::SignInList| {
+            listing(cx, "signins", q, csv, |list: &api::SignInList| {
                 print_lines(&sign_in_lines(list));
                 if let Some(next) = &list.next_skiptoken {
                     eprintln!("More lines: repeat with --skiptoken {next}");
                 }
-            })?;
+            })
+            .await?;
         }
     }
     Ok(())

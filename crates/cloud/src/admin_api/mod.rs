@@ -248,17 +248,29 @@ pub fn operations() -> OpenApiRouter<Shared> {
         .routes(routes!(keys::rotate))
 }
 
+/// The operations behind the role guard (and the audit of changes).
+fn guarded(router: Router<Shared>, state: Shared) -> Router<Shared> {
+    router.route_layer(axum::middleware::from_fn_with_state(state, guard))
+}
+
+/// The operations alone, without their OpenAPI document, nested under `/{tenant}/admin`: what
+/// the portal calls in-process ([`crate::portal::act`]).
+pub(crate) fn operations_router(state: Shared) -> Router {
+    let (router, _) = operations().split_for_parts();
+    Router::new()
+        .nest("/{tenant}/admin", guarded(router, state.clone()))
+        .with_state(state)
+}
+
 /// The admin routes, nested under `/{tenant}/admin` by the server: the operations behind the
 /// role guard, and their document at `/openapi.json` (public).
 pub fn routes(state: Shared) -> Router<Shared> {
     let (router, derived) = operations().split_for_parts();
     let doc = Arc::new(openapi::finish(&derived));
-    router
-        .route_layer(axum::middleware::from_fn_with_state(state, guard))
-        .route(
-            "/openapi.json",
-            get(move |base: crate::sts::BaseUrl| openapi::document(base, doc.clone())),
-        )
+    guarded(router, state).route(
+        "/openapi.json",
+        get(move |base: crate::sts::BaseUrl| openapi::document(base, doc.clone())),
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Router};
+use axum::Extension;
 use maud::html;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -290,9 +290,7 @@ pub async fn admin_call(
 ) -> Result<Answer, Response> {
     let fault = |e: &dyn std::fmt::Display| server_error(crate::oauth_error::Fault::other(e));
     let token = mint(state, ctx).await.map_err(|e| fault(&e))?;
-    let router: Router = Router::new()
-        .nest("/{tenant}/admin", crate::admin_api::routes(state.clone()))
-        .with_state(state.clone());
+    let router = crate::admin_api::operations_router(state.clone());
     let uri = format!("/{}/admin{}", ctx.t.name, path);
     let method = Method::from_bytes(method.as_bytes()).map_err(|e| fault(&e))?;
     let mut req = Request::builder()

@@ -161,14 +161,11 @@ pub async fn page(
             &rows,
             "No change matches these filters.",
         ))
-        div class="pager" role="navigation" aria-label="Pages" {
-            @if !f.after.trim().is_empty() {
-                a id="first-page" href={ "/" (t) "/portal/audit?" (f.query_string()) } { "First page" }
-            }
-            @if let Some(next) = &next {
-                a id="next-page" href={ "/" (t) "/portal/audit?" (f.query_string()) "&after=" (next) } { "Next page (older)" }
-            }
-        }
+        (layout::pager(
+            &format!("/{t}/portal/audit?{}", f.query_string()),
+            f.after.trim().is_empty(),
+            next.as_deref(),
+        ))
     };
     layout::page(StatusCode::OK, &ctx, "audit", "Audit log", body)
 }

@@ -174,6 +174,22 @@ pub(crate) fn table(id: &str, head: &[&str], rows: &[Vec<Markup>], empty: &str) 
     }
 }
 
+/// The links between the pages of a list: to the first page when this is not it, and to the
+/// next one when there is one. `base` is the list's path and query (its filters), `next` the
+/// continuation of the page after this one.
+pub(crate) fn pager(base: &str, on_first: bool, next: Option<&str>) -> Markup {
+    html! {
+        div class="pager" role="navigation" aria-label="Pages" {
+            @if !on_first {
+                a id="first-page" href=(base) { "First page" }
+            }
+            @if let Some(next) = next {
+                a id="next-page" href={ (base) "&after=" (next) } { "Next page (older)" }
+            }
+        }
+    }
+}
+
 /// One table cell of plain text (escaped).
 pub(crate) fn text(s: &str) -> Markup {
     html! { (s) }

@@ -258,14 +258,11 @@ pub async fn page(
             &rows,
             "No sign-in matches these filters.",
         ))
-        div class="pager" role="navigation" aria-label="Pages" {
-            @if !q.after.trim().is_empty() {
-                a id="first-page" href={ "/" (t) "/portal/signins?" (q.query_string()) } { "First page" }
-            }
-            @if let Some(next) = &next {
-                a id="next-page" href={ "/" (t) "/portal/signins?" (q.query_string()) "&after=" (next) } { "Next page (older)" }
-            }
-        }
+        (layout::pager(
+            &format!("/{t}/portal/signins?{}", q.query_string()),
+            q.after.trim().is_empty(),
+            next.as_deref(),
+        ))
     };
     layout::page(StatusCode::OK, &ctx, "signins", "Sign-in log", body)
 }

@@ -217,6 +217,8 @@ pub struct Store {
     apps: Arc<cache::TtlCache<App>>,
     spa_origins: Arc<cache::TtlCache<Arc<Vec<String>>>>,
     domains: Arc<cache::TtlCache<Domain>>,
+    /// When each tenant's logo was set (`None`: no logo), read by every sign-in page.
+    logos: Arc<cache::TtlCache<Option<i64>>>,
     /// The sign-in log's writer task.
     sign_in_writer: signin_log::Writer,
     /// Counts the writes that invalidated the caches: another instance's caches must drop
@@ -256,6 +258,7 @@ impl Store {
             apps: Arc::new(cache::TtlCache::new()),
             spa_origins: Arc::new(cache::TtlCache::new()),
             domains: Arc::new(cache::TtlCache::new()),
+            logos: Arc::new(cache::TtlCache::new()),
             changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
@@ -274,6 +277,7 @@ impl Store {
         self.apps.clear();
         self.spa_origins.clear();
         self.domains.clear();
+        self.logos.clear();
     }
 
     /// Changes on every write through this facade that invalidated its caches.
@@ -309,6 +313,32 @@ impl Store {
             self.tenants.put(key, t.clone());
         }
         Ok(t)
+    }
+
+    /// When the tenant's logo was set, if it has one (cached for a few seconds, the absence
+    /// of a logo too: every sign-in page asks).
+    pub async fn logo_version(&self, tenant_id: Uuid) -> Result<Option<i64>> {
+        let key = tenant_id.to_string();
+        if let Some(v) = self.logos.get(&key) {
+            return Ok(v);
+        }
+        let v = self.backend.logo_version(tenant_id).await?;
+        self.logos.put(key, v);
+        Ok(v)
+    }
+
+    /// Sets the tenant's logo.
+    pub async fn set_logo(&self, tenant_id: Uuid, logo: &Logo) -> Result<()> {
+        let r = self.backend.set_logo(tenant_id, logo).await;
+        self.changed();
+        r
+    }
+
+    /// Removes the tenant's logo; whether it had one.
+    pub async fn remove_logo(&self, tenant_id: Uuid) -> Result<bool> {
+        let r = self.backend.remove_logo(tenant_id).await;
+        self.changed();
+        r
     }
 
     /// Stores a tenant's settings.

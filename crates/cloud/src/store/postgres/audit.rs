@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::*;
 use crate::store::audit::*;
-use crate::store::*;
 
 fn entry(r: &sqlx::postgres::PgRow) -> Result<AuditEntry> {
     let actor_id: String = r.try_get("actor_id")?;
@@ -78,26 +77,8 @@ impl AuditStore for PgStore {
     }
 
     async fn purge_audit(&self, now_ms: i64) -> Result<u64> {
-        let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut gone = 0;
-        for id in tenants {
-            let Some(t) = self.tenant(&id).await? else {
-                continue;
-            };
-            let keep_ms = i64::from(t.settings.audit_retention_days) * 86_400_000;
-            let r = sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND time_ms < $2")
-                .bind(&id)
-                .bind(now_ms - keep_ms)
-                .execute(&self.pool)
-                .await?;
-            gone += r.rows_affected();
-        }
-        Ok(gone)
+        self.purge_past_retention("audit_log", |s| s.audit_retention_days, now_ms)
+            .await
     }
 }
 

@@ -43,7 +43,7 @@ impl SignInLogStore for SqliteStore {
                 Ok(code) => (None, Some(code)),
                 Err(_) => (Some(r.to_ascii_lowercase()), None),
             },
-            None => (None, f.aadsts),
+            None => (None, None),
         };
         let aadsts = aadsts.or(f.aadsts);
         let agent = f.agent_id.map(|a| a.to_string());
@@ -104,26 +104,8 @@ impl SignInLogStore for SqliteStore {
     }
 
     async fn purge_sign_ins(&self, now_ms: i64) -> Result<u64> {
-        let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut gone = 0;
-        for id in tenants {
-            let Some(t) = self.tenant(&id).await? else {
-                continue;
-            };
-            let keep_ms = i64::from(t.settings.signin_retention_days) * 86_400_000;
-            let r = sqlx::query("DELETE FROM signins WHERE tenant_id = ? AND time_ms < ?")
-                .bind(&id)
-                .bind(now_ms - keep_ms)
-                .execute(&self.pool)
-                .await?;
-            gone += r.rows_affected();
-        }
-        Ok(gone)
+        self.purge_past_retention("signins", |s| s.signin_retention_days, now_ms)
+            .await
     }
 
     async fn sign_ins_per_minute(
@@ -232,4 +214,38 @@ pub(super) fn insert_sign_ins(lines: &[(Uuid, Box<SignIn>)]) -> sqlx::QueryBuild
             .push_bind(s.client_ip.as_deref());
     });
     q
+}
+
+impl SqliteStore {
+    /// Deletes each tenant's rows of `table` (which has `tenant_id` and `time_ms`) older than
+    /// the tenant's `days` setting before `now_ms`. Returns how many went.
+    pub(super) async fn purge_past_retention(
+        &self,
+        table: &'static str,
+        days: fn(&crate::model::settings::Settings) -> u32,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let tenants: Vec<String> = sqlx::query("SELECT id FROM tenants")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        // `table` is one of ours, never input.
+        let delete = format!("DELETE FROM {table} WHERE tenant_id = ? AND time_ms < ?");
+        let mut gone = 0;
+        for id in tenants {
+            let Some(t) = self.tenant(&id).await? else {
+                continue;
+            };
+            let keep_ms = i64::from(days(&t.settings)) * 86_400_000;
+            let r = sqlx::query(&delete)
+                .bind(&id)
+                .bind(now_ms - keep_ms)
+                .execute(&self.pool)
+                .await?;
+            gone += r.rows_affected();
+        }
+        Ok(gone)
+    }
 }
